@@ -3,6 +3,7 @@
 
 use crate::peers;
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -21,23 +22,39 @@ pub fn cmd(args: &[&str]) -> Result<()> {
     result
 }
 
-fn tour() -> Result<()> {
-    let endpoints: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(peers::endpoints_path())?)?;
-    let str_at = |ptr: &str| -> Result<String> {
-        endpoints
-            .pointer(ptr)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-            .with_context(|| format!("endpoints file lacks {ptr}"))
-    };
+/// The demo's sections, in order. Each area of the project adds one: a module under
+/// `xtask/src/demo/` with `pub fn tour(endpoints: &Value) -> Result<()>`, listed here.
+const SECTIONS: &[(&str, Section)] = &[("the peers answer", peers_answer)];
 
-    section("libvirtd answers");
+/// One section of the tour: given the peers' endpoints, show something and say what it showed.
+type Section = fn(&Value) -> Result<()>;
+
+fn tour() -> Result<()> {
+    let endpoints: Value =
+        serde_json::from_str(&std::fs::read_to_string(peers::endpoints_path())?)?;
+    for (title, section) in SECTIONS {
+        println!("\n== {title}");
+        section(&endpoints).with_context(|| format!("demo section `{title}`"))?;
+    }
+    println!();
+    Ok(())
+}
+
+/// Read a string from the endpoints file by JSON pointer (e.g. `/libvirt/socket`).
+pub fn endpoint(endpoints: &Value, ptr: &str) -> Result<String> {
+    endpoints
+        .pointer(ptr)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("endpoints file lacks {ptr}"))
+}
+
+fn peers_answer(endpoints: &Value) -> Result<()> {
+    let str_at = |ptr: &str| endpoint(endpoints, ptr);
     let socket = str_at("/libvirt/socket")?;
     let auth = libvirt_auth_list(&socket)?;
     println!("  {socket}: REMOTE_PROC_AUTH_LIST -> OK, auth types offered: {auth:?}");
 
-    section("QEMU answers over QMP");
     let qmp = str_at("/qemu/qmp_socket")?;
     let greeting = qmp_greeting(&qmp)?;
     let v = &greeting["QMP"]["version"]["qemu"];
@@ -45,12 +62,7 @@ fn tour() -> Result<()> {
         "  {qmp}: greeting from QEMU {}.{}.{}, capabilities {}",
         v["major"], v["minor"], v["micro"], greeting["QMP"]["capabilities"]
     );
-    println!();
     Ok(())
-}
-
-fn section(title: &str) {
-    println!("\n== {title}");
 }
 
 /// One hand-framed call (REMOTE_PROC_AUTH_LIST, no arguments) and its reply: enough to prove the
