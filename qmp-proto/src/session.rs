@@ -1,0 +1,796 @@
+//! The sans-IO QMP session: bytes in, messages and bytes out.
+//!
+//! A [`Session`] owns the protocol state (greeting, negotiation, ids, the in-flight window) and no
+//! IO and no clock. A driver feeds it what it reads ([`Session::handle_input`],
+//! [`Session::handle_eof`]), writes what [`Session::poll_transmit`] hands out, and delivers what
+//! [`Session::poll_output`] reports. Timeouts are the driver's: it calls [`Session::cancel`].
+
+use crate::framer::{Framer, FramerConfig};
+use crate::message::{Event, Greeting, Message, QmpError};
+use crate::Error;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+/// QEMU stops reading its monitor once this many in-band commands are unanswered.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+
+/// Session settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Framing limits.
+    pub framer: FramerConfig,
+    /// Ask for the `oob` capability when the server offers it.
+    pub want_oob: bool,
+    /// Most in-band commands written but unanswered; later ones wait in order. Clamped to 1..=8.
+    pub max_in_flight: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            framer: FramerConfig::default(),
+            want_oob: false,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+/// The id this session gave a command; QEMU echoes it in the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommandId(pub u64);
+
+impl fmt::Display for CommandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Where the session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for the server's greeting.
+    AwaitingGreeting,
+    /// `qmp_capabilities` sent, waiting for its return.
+    Negotiating,
+    /// Commands flow.
+    Ready,
+    /// The stream ended or the protocol broke; nothing more can be sent.
+    Closed,
+}
+
+/// Something the driver must deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// The server greeted (always the first output, events aside).
+    Greeting(Greeting),
+    /// Negotiation finished: commands flow.
+    Ready {
+        /// Whether out-of-band execution is enabled.
+        oob: bool,
+    },
+    /// A command finished, successfully or with QEMU's error.
+    Reply {
+        /// The command.
+        id: CommandId,
+        /// The return value, or QEMU's error.
+        result: Result<Value, QmpError>,
+    },
+    /// A command cannot finish (the connection closed).
+    Failed {
+        /// The command.
+        id: CommandId,
+        /// Why.
+        error: Error,
+    },
+    /// An asynchronous event.
+    Event(Event),
+    /// A reply whose id matches no command of this session.
+    Unmatched(Message),
+    /// Bad input from the peer. The session goes on unless it also reports `Closed`.
+    ProtocolError(Error),
+    /// The session is over; every pending command has been failed.
+    Closed,
+}
+
+/// Bytes of one command, ready to write. Commands come out in submission order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The command these bytes carry (fds to attach, if any, belong with its first byte).
+    pub id: CommandId,
+    /// The encoded command, newline-terminated.
+    pub bytes: Vec<u8>,
+}
+
+/// What [`Session::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The command was still queued: it will never be sent.
+    Unsent,
+    /// The command was sent; its reply will be dropped when it comes.
+    Abandoned,
+    /// No such pending command (already answered, cancelled, or unknown).
+    NotPending,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    oob: bool,
+    abandoned: bool,
+    negotiation: bool,
+}
+
+/// The QMP protocol state machine. See the module docs.
+///
+/// ```
+/// use qmp_proto::{Output, Session, State};
+/// let mut s = Session::default();
+/// let id = s.execute("query-status", None).unwrap(); // queued until negotiated
+/// s.handle_input(b"{\"QMP\": {\"version\": {\"qemu\": {\"major\": 7, \"minor\": 2, \"micro\": 0}, \"package\": \"\"}, \"capabilities\": [\"oob\"]}}\r\n");
+/// assert!(matches!(s.poll_output(), Some(Output::Greeting(_))));
+/// let neg = s.poll_transmit().unwrap();
+/// assert_eq!(neg.bytes, b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n");
+/// assert!(s.poll_transmit().is_none()); // query-status waits for the negotiation
+/// s.handle_input(b"{\"return\": {}, \"id\": 1}\n");
+/// assert_eq!(s.poll_output(), Some(Output::Ready { oob: false }));
+/// assert_eq!(s.state(), State::Ready);
+/// assert_eq!(s.poll_transmit().unwrap().id, id);
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    framer: Framer,
+    state: State,
+    greeting: Option<Greeting>,
+    oob: bool,
+    next_id: u64,
+    slots: HashMap<u64, Slot>,
+    /// In-band commands written and unanswered, oldest first (includes abandoned ones: QEMU still
+    /// counts them).
+    in_band: VecDeque<u64>,
+    /// In-band commands waiting for room in the window.
+    queue: VecDeque<Transmit>,
+    transmit: VecDeque<Transmit>,
+    outputs: VecDeque<Output>,
+    late_replies: u64,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new(SessionConfig::default())
+    }
+}
+
+#[derive(Serialize)]
+struct Wire<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execute: Option<&'a str>,
+    #[serde(rename = "exec-oob", skip_serializing_if = "Option::is_none")]
+    exec_oob: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<&'a Value>,
+    id: u64,
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Session {
+    /// A session waiting for the server's greeting.
+    pub fn new(mut config: SessionConfig) -> Self {
+        config.max_in_flight = config.max_in_flight.clamp(1, DEFAULT_MAX_IN_FLIGHT);
+        Self {
+            framer: Framer::new(config.framer),
+            config,
+            state: State::AwaitingGreeting,
+            greeting: None,
+            oob: false,
+            next_id: 0,
+            slots: HashMap::new(),
+            in_band: VecDeque::new(),
+            queue: VecDeque::new(),
+            transmit: VecDeque::new(),
+            outputs: VecDeque::new(),
+            late_replies: 0,
+        }
+    }
+
+    /// Where the session stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The server's greeting, once received.
+    pub fn greeting(&self) -> Option<&Greeting> {
+        self.greeting.as_ref()
+    }
+
+    /// Whether out-of-band execution was negotiated.
+    pub fn oob_enabled(&self) -> bool {
+        self.oob
+    }
+
+    /// In-band commands written and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_band.len()
+    }
+
+    /// In-band commands waiting for room in the window.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Replies dropped because their command had been cancelled.
+    pub fn late_replies_dropped(&self) -> u64 {
+        self.late_replies
+    }
+
+    /// Queue a command. It is written once negotiation is done and fewer than
+    /// [`SessionConfig::max_in_flight`] in-band commands are unanswered.
+    pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<CommandId, Error> {
+        self.submit(command, arguments, false)
+    }
+
+    /// Write a command for out-of-band execution right away (needs the negotiated `oob`
+    /// capability and a command that allows it, such as `migrate-pause` or `x-oob-test`).
+    pub fn execute_oob(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> Result<CommandId, Error> {
+        if self.state == State::Closed {
+            return Err(Error::Closed);
+        }
+        if !self.oob {
+            return Err(Error::OobNotNegotiated);
+        }
+        self.submit(command, arguments, true)
+    }
+
+    fn submit(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+        oob: bool,
+    ) -> Result<CommandId, Error> {
+        if self.state == State::Closed {
+            return Err(Error::Closed);
+        }
+        let arguments = match arguments {
+            Some(Value::Object(m)) if m.is_empty() => None,
+            Some(v @ Value::Object(_)) => Some(v),
+            None | Some(Value::Null) => None,
+            Some(other) => {
+                return Err(Error::ArgumentsNotObject {
+                    command: command.to_owned(),
+                    got: json_type(&other),
+                })
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let wire = Wire {
+            execute: (!oob).then_some(command),
+            exec_oob: oob.then_some(command),
+            arguments: arguments.as_ref(),
+            id,
+        };
+        let mut bytes = serde_json::to_vec(&wire).expect("a JSON value always serialises");
+        bytes.push(b'\n');
+        let t = Transmit {
+            id: CommandId(id),
+            bytes,
+        };
+        self.slots.insert(
+            id,
+            Slot {
+                oob,
+                abandoned: false,
+                negotiation: false,
+            },
+        );
+        if oob {
+            self.transmit.push_back(t);
+        } else {
+            self.queue.push_back(t);
+            self.fill_window();
+        }
+        Ok(CommandId(id))
+    }
+
+    fn fill_window(&mut self) {
+        if self.state != State::Ready {
+            return;
+        }
+        while self.in_band.len() < self.config.max_in_flight {
+            let Some(t) = self.queue.pop_front() else {
+                break;
+            };
+            self.in_band.push_back(t.id.0);
+            self.transmit.push_back(t);
+        }
+    }
+
+    /// Give up on a command. A queued command is never sent; a sent one has its reply dropped
+    /// when it arrives, so the stream stays in step.
+    pub fn cancel(&mut self, id: CommandId) -> Cancelled {
+        if let Some(pos) = self.queue.iter().position(|t| t.id == id) {
+            self.queue.remove(pos);
+            self.slots.remove(&id.0);
+            return Cancelled::Unsent;
+        }
+        if let Some(pos) = self.transmit.iter().position(|t| t.id == id) {
+            // Handed out for writing but not taken yet: drop it outright.
+            self.transmit.remove(pos);
+            self.slots.remove(&id.0);
+            self.in_band.retain(|&i| i != id.0);
+            self.fill_window();
+            return Cancelled::Unsent;
+        }
+        match self.slots.get_mut(&id.0) {
+            Some(slot) if !slot.abandoned && !slot.negotiation => {
+                slot.abandoned = true;
+                Cancelled::Abandoned
+            }
+            _ => Cancelled::NotPending,
+        }
+    }
+
+    /// Bytes to write next, one command at a time, in order.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit.pop_front()
+    }
+
+    /// The next thing to deliver.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Feed bytes read from the server.
+    pub fn handle_input(&mut self, bytes: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.framer.push(bytes);
+        loop {
+            let decoded = match self.framer.next_frame() {
+                None => break,
+                Some(Err(e)) => Err(e),
+                Some(Ok(frame)) => Message::decode(frame),
+            };
+            match decoded {
+                Ok(m) => self.handle_message(m),
+                Err(e) => self.outputs.push_back(Output::ProtocolError(e)),
+            }
+            if self.state == State::Closed {
+                break;
+            }
+        }
+    }
+
+    /// The stream ended (or broke): every pending command fails with [`Error::Closed`].
+    pub fn handle_eof(&mut self) {
+        if self.state == State::AwaitingGreeting {
+            let got = "end of stream".to_owned();
+            self.outputs
+                .push_back(Output::ProtocolError(Error::NoGreeting { got }));
+        }
+        self.close();
+    }
+
+    fn close(&mut self) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        let mut ids: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !s.abandoned && !s.negotiation)
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.outputs.push_back(Output::Failed {
+                id: CommandId(id),
+                error: Error::Closed,
+            });
+        }
+        self.slots.clear();
+        self.in_band.clear();
+        self.queue.clear();
+        self.transmit.clear();
+        self.outputs.push_back(Output::Closed);
+    }
+
+    fn handle_message(&mut self, m: Message) {
+        match (self.state, m) {
+            (_, Message::Event(e)) => self.outputs.push_back(Output::Event(e)),
+            (State::AwaitingGreeting, Message::Greeting(g)) => {
+                let oob = self.config.want_oob && g.offers_oob();
+                self.greeting = Some(g.clone());
+                self.outputs.push_back(Output::Greeting(g));
+                let id = self.next_id;
+                self.next_id += 1;
+                let arguments = oob.then(|| serde_json::json!({"enable": ["oob"]}));
+                let wire = Wire {
+                    execute: Some("qmp_capabilities"),
+                    exec_oob: None,
+                    arguments: arguments.as_ref(),
+                    id,
+                };
+                let mut bytes = serde_json::to_vec(&wire).expect("a JSON value always serialises");
+                bytes.push(b'\n');
+                self.slots.insert(
+                    id,
+                    Slot {
+                        oob: false,
+                        abandoned: false,
+                        negotiation: true,
+                    },
+                );
+                self.in_band.push_back(id);
+                self.transmit.push_front(Transmit {
+                    id: CommandId(id),
+                    bytes,
+                });
+                self.oob = oob;
+                self.state = State::Negotiating;
+            }
+            (State::AwaitingGreeting, other) => {
+                let got = format!("{other:?}");
+                self.outputs
+                    .push_back(Output::ProtocolError(Error::NoGreeting {
+                        got: crate::error::snippet(&got),
+                    }));
+                self.close();
+            }
+            (_, Message::Greeting(g)) => {
+                self.outputs
+                    .push_back(Output::Unmatched(Message::Greeting(g)));
+            }
+            (_, Message::Return { id, value }) => self.handle_reply(id, Ok(value)),
+            (_, Message::Error { id, error }) => self.handle_reply(id, Err(error)),
+        }
+    }
+
+    fn handle_reply(&mut self, wire_id: Option<Value>, result: Result<Value, QmpError>) {
+        // QEMU omits the id only when it could not parse the request; it still answers in-band
+        // requests in order, so such a reply belongs to the oldest in-band command.
+        let id = match &wire_id {
+            Some(v) => v.as_u64().filter(|id| self.slots.contains_key(id)),
+            None => self.in_band.front().copied(),
+        };
+        let Some(id) = id else {
+            let m = match result {
+                Ok(value) => Message::Return { id: wire_id, value },
+                Err(error) => Message::Error { id: wire_id, error },
+            };
+            self.outputs.push_back(Output::Unmatched(m));
+            return;
+        };
+        let slot = self.slots.remove(&id).expect("checked above");
+        if !slot.oob {
+            self.in_band.retain(|&i| i != id);
+        }
+        if slot.negotiation {
+            match result {
+                Ok(_) => {
+                    self.state = State::Ready;
+                    self.outputs.push_back(Output::Ready { oob: self.oob });
+                }
+                Err(e) => {
+                    self.outputs
+                        .push_back(Output::ProtocolError(Error::NegotiationFailed {
+                            class: e.class.to_string(),
+                            desc: e.desc,
+                        }));
+                    self.close();
+                    return;
+                }
+            }
+        } else if slot.abandoned {
+            self.late_replies += 1;
+        } else {
+            self.outputs.push_back(Output::Reply {
+                id: CommandId(id),
+                result,
+            });
+        }
+        self.fill_window();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorClass;
+    use serde_json::json;
+
+    const GREETING: &[u8] = b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": [\"oob\"]}}\r\n";
+
+    fn outputs(s: &mut Session) -> Vec<Output> {
+        std::iter::from_fn(|| s.poll_output()).collect()
+    }
+
+    fn sent(s: &mut Session) -> Vec<Value> {
+        std::iter::from_fn(|| s.poll_transmit())
+            .map(|t| {
+                let v: Value = serde_json::from_slice(&t.bytes).unwrap();
+                assert_eq!(v["id"], json!(t.id.0));
+                v
+            })
+            .collect()
+    }
+
+    fn ready(config: SessionConfig) -> Session {
+        let mut s = Session::new(config);
+        s.handle_input(
+            b"{\"event\": \"EARLY\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\n",
+        );
+        s.handle_input(GREETING);
+        let neg = sent(&mut s);
+        assert_eq!(neg[0]["execute"], "qmp_capabilities");
+        s.handle_input(format!("{{\"return\": {{}}, \"id\": {}}}\n", neg[0]["id"]).as_bytes());
+        let out = outputs(&mut s);
+        assert!(
+            matches!(&out[0], Output::Event(e) if e.event == "EARLY"),
+            "{out:?}"
+        );
+        assert!(matches!(out[1], Output::Greeting(_)));
+        assert!(matches!(out[2], Output::Ready { .. }));
+        s
+    }
+
+    #[test]
+    fn oob_negotiated_when_wanted_and_offered() {
+        let mut s = Session::new(SessionConfig {
+            want_oob: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            s.execute_oob("x-oob-test", None),
+            Err(Error::OobNotNegotiated)
+        );
+        s.handle_input(GREETING);
+        let neg = sent(&mut s);
+        assert_eq!(neg[0]["arguments"], json!({"enable": ["oob"]}));
+        s.handle_input(b"{\"return\": {}, \"id\": 0}");
+        assert!(s.oob_enabled());
+        let _ = outputs(&mut s);
+        // oob commands bypass the window
+        for _ in 0..8 {
+            s.execute("query-status", None).unwrap();
+        }
+        s.execute("query-status", None).unwrap();
+        let oob = s.execute_oob("migrate-pause", None).unwrap();
+        let wire = sent(&mut s);
+        assert_eq!(wire.len(), 9);
+        assert_eq!(wire[8]["exec-oob"], "migrate-pause");
+        assert_eq!(wire[8]["id"], json!(oob.0));
+        assert_eq!(s.queued(), 1);
+    }
+
+    #[test]
+    fn window_of_eight_then_fifo() {
+        let mut s = ready(SessionConfig::default());
+        let ids: Vec<CommandId> = (0..20)
+            .map(|i| s.execute("echo", Some(json!({"n": i}))).unwrap())
+            .collect();
+        let first = sent(&mut s);
+        assert_eq!(first.len(), 8);
+        assert_eq!(s.queued(), 12);
+        // Answer out of order (oob style); each answer lets one more command out, in order.
+        s.handle_input(format!("{{\"return\": 3, \"id\": {}}}", ids[3].0).as_bytes());
+        let next = sent(&mut s);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0]["arguments"]["n"], 8);
+        assert_eq!(
+            outputs(&mut s),
+            vec![Output::Reply {
+                id: ids[3],
+                result: Ok(json!(3))
+            }]
+        );
+    }
+
+    #[test]
+    fn cancel_queued_and_in_flight() {
+        let mut s = ready(SessionConfig {
+            max_in_flight: 1,
+            ..Default::default()
+        });
+        let a = s.execute("a", None).unwrap();
+        let b = s.execute("b", None).unwrap();
+        let c = s.execute("c", None).unwrap();
+        assert_eq!(sent(&mut s).len(), 1);
+        assert_eq!(s.cancel(b), Cancelled::Unsent);
+        assert_eq!(s.cancel(a), Cancelled::Abandoned);
+        assert_eq!(s.cancel(a), Cancelled::NotPending);
+        s.handle_input(format!("{{\"return\": {{}}, \"id\": {}}}\n", a.0).as_bytes());
+        assert_eq!(outputs(&mut s), vec![]);
+        assert_eq!(s.late_replies_dropped(), 1);
+        let wire = sent(&mut s);
+        assert_eq!(wire.len(), 1);
+        assert_eq!(wire[0]["execute"], "c");
+        s.handle_input(
+            format!(
+                "{{\"error\": {{\"class\": \"GenericError\", \"desc\": \"no\"}}, \"id\": {}}}\n",
+                c.0
+            )
+            .as_bytes(),
+        );
+        let out = outputs(&mut s);
+        let [Output::Reply { id, result: Err(e) }] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(*id, c);
+        assert_eq!(e.class, ErrorClass::GenericError);
+    }
+
+    #[test]
+    fn eof_fails_everything_pending() {
+        let mut s = ready(SessionConfig::default());
+        let ids: Vec<_> = (0..10).map(|_| s.execute("x", None).unwrap()).collect();
+        let _ = sent(&mut s);
+        s.handle_eof();
+        let out = outputs(&mut s);
+        assert_eq!(out.len(), 11);
+        for (o, id) in out.iter().zip(&ids) {
+            assert_eq!(
+                *o,
+                Output::Failed {
+                    id: *id,
+                    error: Error::Closed
+                }
+            );
+        }
+        assert_eq!(out[10], Output::Closed);
+        assert_eq!(s.execute("x", None), Err(Error::Closed));
+    }
+
+    #[test]
+    fn event_before_return_and_unmatched() {
+        let mut s = ready(SessionConfig::default());
+        let q = s.execute("quit", None).unwrap();
+        let _ = sent(&mut s);
+        s.handle_input(format!("{{\"timestamp\": {{\"seconds\": 5, \"microseconds\": 6}}, \"event\": \"SHUTDOWN\", \"data\": {{\"guest\": false}}}}\n{{\"return\": {{}}, \"id\": {}}}\n{{\"return\": 1, \"id\": \"stranger\"}}\ngarbage\n", q.0).as_bytes());
+        let out = outputs(&mut s);
+        assert!(matches!(&out[0], Output::Event(e) if e.event == "SHUTDOWN"));
+        assert_eq!(
+            out[1],
+            Output::Reply {
+                id: q,
+                result: Ok(json!({}))
+            }
+        );
+        assert!(matches!(out[2], Output::Unmatched(_)));
+        assert!(matches!(
+            out[3],
+            Output::ProtocolError(Error::Garbage { .. })
+        ));
+    }
+
+    #[test]
+    fn id_less_error_goes_to_oldest_in_band() {
+        let mut s = ready(SessionConfig::default());
+        let a = s.execute("a", None).unwrap();
+        let _b = s.execute("b", None).unwrap();
+        let _ = sent(&mut s);
+        s.handle_input(
+            b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n",
+        );
+        let out = outputs(&mut s);
+        assert!(matches!(&out[0], Output::Reply { id, result: Err(_) } if *id == a));
+    }
+
+    #[test]
+    fn no_greeting_closes() {
+        let mut s = Session::default();
+        let id = s.execute("x", None).unwrap();
+        s.handle_input(b"{\"return\": {}}\n");
+        let out = outputs(&mut s);
+        assert!(matches!(
+            out[0],
+            Output::ProtocolError(Error::NoGreeting { .. })
+        ));
+        assert_eq!(
+            out[1],
+            Output::Failed {
+                id,
+                error: Error::Closed
+            }
+        );
+        assert_eq!(s.state(), State::Closed);
+    }
+
+    #[test]
+    fn negotiation_refused() {
+        let mut s = Session::default();
+        s.handle_input(GREETING);
+        s.handle_input(
+            b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"nope\"}, \"id\": 0}\n",
+        );
+        let out = outputs(&mut s);
+        assert!(matches!(
+            out[1],
+            Output::ProtocolError(Error::NegotiationFailed { .. })
+        ));
+        assert_eq!(s.state(), State::Closed);
+    }
+
+    #[test]
+    fn arguments_must_be_objects() {
+        let mut s = Session::default();
+        assert!(matches!(
+            s.execute("x", Some(json!([1]))),
+            Err(Error::ArgumentsNotObject {
+                got: "an array",
+                ..
+            })
+        ));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever order replies come in and whichever commands are cancelled, every
+            /// command ends exactly once (reply or cancel), never more than the window is in
+            /// flight, and commands are written in submission order.
+            #[test]
+            fn every_command_ends_once(
+                n in 1usize..40,
+                window in 1usize..9,
+                picks in proptest::collection::vec(any::<proptest::sample::Index>(), 0..80),
+                cancels in proptest::collection::vec(any::<bool>(), 40),
+            ) {
+                let mut s = ready(SessionConfig { max_in_flight: window, ..Default::default() });
+                let ids: Vec<_> = (0..n).map(|_| s.execute("x", None).unwrap()).collect();
+                let mut written: Vec<u64> = Vec::new();
+                let mut outstanding: Vec<u64> = Vec::new();
+                let mut ended = std::collections::HashSet::new();
+                for (i, id) in ids.iter().enumerate() {
+                    if cancels[i] && i % 3 == 0 && s.cancel(*id) == Cancelled::Unsent {
+                        ended.insert(id.0);
+                    }
+                }
+                let mut picks = picks.into_iter();
+                loop {
+                    while let Some(t) = s.poll_transmit() {
+                        written.push(t.id.0);
+                        outstanding.push(t.id.0);
+                    }
+                    prop_assert!(s.in_flight() <= window);
+                    if outstanding.is_empty() {
+                        break;
+                    }
+                    let k = picks.next().map_or(0, |p| p.index(outstanding.len()));
+                    let o = outstanding.remove(k);
+                    if cancels[o as usize % 40] && s.cancel(CommandId(o)) == Cancelled::Abandoned {
+                        ended.insert(o);
+                    }
+                    s.handle_input(format!("{{\"return\": {o}, \"id\": {o}}}\n").as_bytes());
+                    while let Some(out) = s.poll_output() {
+                        let Output::Reply { id, result } = out else { panic!("{out:?}") };
+                        prop_assert_eq!(result, Ok(json!(id.0)));
+                        prop_assert!(ended.insert(id.0), "ended twice");
+                    }
+                }
+                prop_assert!(written.windows(2).all(|w| w[0] < w[1]));
+                prop_assert_eq!(ended.len(), n);
+                prop_assert_eq!(s.queued(), 0);
+            }
+        }
+    }
+}
