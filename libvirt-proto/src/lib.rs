@@ -8,3 +8,15 @@
 //! ```
 //! assert_eq!(2 + 2, 4);
 //! ```
+
+mod error;
+pub mod framer;
+pub mod header;
+pub mod packet;
+pub mod remote_error;
+
+pub use error::{CloseReason, Error};
+pub use framer::Framer;
+pub use header::{Header, MessageStatus, MessageType};
+pub use packet::Packet;
+pub use remote_error::RemoteError;
