@@ -1,9 +1,27 @@
 //! Pure-Rust libvirt client.
 //!
 //! The top of the libvirt side of the stack: thin async (tokio, feature `async`) and blocking
-//! (std only, feature `blocking`) drivers that move bytes between a transport (unix, tcp, tls, ssh)
-//! and the sans-IO connection in `libvirt-proto`, plus the typed API and helpers.
+//! (std only, feature `blocking`) drivers that move bytes between a transport (unix, tcp, tls, ssh,
+//! ext, or any byte stream) and the sans-IO connection in `libvirt-proto`, plus the typed API and
+//! helpers.
+//!
+//! - [`uri`]: libvirt connection URIs (`qemu+ssh://root@host/system?keyfile=...`), the daemon
+//!   socket a URI addresses and the name sent to the daemon when opening.
+//! - [`transport`]: connected byte streams built from a [`uri::Uri`].
 //!
 //! ```
-//! assert_eq!(2 + 2, 4);
+//! use libvirt_client::uri::{TransportKind, Uri};
+//!
+//! let uri: Uri = "test+tcp://127.0.0.1:16599/default".parse()?;
+//! assert_eq!(uri.transport(), TransportKind::Tcp);
+//! assert_eq!(uri.effective_port(), Some(16599));
+//! // What the client sends in REMOTE_PROC_CONNECT_OPEN:
+//! assert_eq!(uri.remote_name(), "test:///default");
+//! # Ok::<(), libvirt_client::Error>(())
 //! ```
+
+mod error;
+pub mod transport;
+pub mod uri;
+
+pub use error::Error;

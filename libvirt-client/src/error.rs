@@ -1,0 +1,168 @@
+//! The crate's single error type.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything that can go wrong in `libvirt-client`.
+///
+/// Each variant carries what a user needs to act on it: the offending URI or parameter, the
+/// socket path, host and port, the program that was run and what it wrote to stderr.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection URI is malformed.
+    #[error("invalid libvirt URI {uri:?}: {reason}")]
+    InvalidUri {
+        /// The URI as given.
+        uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The `+transport` part of the URI scheme names no transport libvirt knows.
+    #[error(
+        "unknown transport {transport:?} in URI {uri:?} \
+         (expected one of tls, unix, ssh, ext, tcp, libssh2, libssh)"
+    )]
+    UnknownTransport {
+        /// The URI as given.
+        uri: String,
+        /// The transport name found after `+`.
+        transport: String,
+    },
+
+    /// A URI query parameter has a value this crate (like libvirt) cannot accept.
+    #[error("invalid value {value:?} for URI parameter `{name}`: {reason}")]
+    InvalidParam {
+        /// Parameter name.
+        name: String,
+        /// Parameter value as decoded from the URI.
+        value: String,
+        /// What would be accepted.
+        reason: String,
+    },
+
+    /// The `LIBVIRT_DEFAULT_URI` environment variable is set but not usable.
+    #[error("environment variable LIBVIRT_DEFAULT_URI: {reason}")]
+    InvalidDefaultUri {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The URI asks for something this client cannot do (e.g. the `libssh` transport, or the
+    /// `direct` socket mode over ssh).
+    #[error("unsupported connection request: {reason}")]
+    Unsupported {
+        /// What is not supported and what to use instead.
+        reason: String,
+    },
+
+    /// Connecting to a unix socket failed.
+    #[error("cannot connect to unix socket {path}: {source} (is the daemon running, and may this user open the socket?)")]
+    ConnectUnix {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Resolving a host name failed.
+    #[error("cannot resolve host {host:?} (port {port}): {source}")]
+    Resolve {
+        /// Host name.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The resolver's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Every address of the host refused or failed the TCP connection.
+    #[error("cannot connect to {host}:{port}: {source}")]
+    ConnectTcp {
+        /// Host name as given in the URI.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The error from the last address tried.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A connection step did not finish in time.
+    #[error("{what} timed out after {timeout:?}")]
+    Timeout {
+        /// The step (connect to ..., TLS handshake with ...).
+        what: String,
+        /// The limit that was exceeded.
+        timeout: Duration,
+    },
+
+    /// A TLS credential file (CA, client certificate or key) could not be read.
+    #[error("cannot read TLS credential file {path}: {source} (set up libvirt's PKI files or pass `pkipath=`)")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A TLS credential file was read but does not hold what it should.
+    #[error("bad TLS credential file {path}: {reason}")]
+    TlsCredentials {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// rustls refused the TLS configuration or the server name.
+    #[error("TLS setup: {reason}")]
+    TlsConfig {
+        /// rustls' explanation.
+        reason: String,
+    },
+
+    /// The TLS handshake with the daemon failed (untrusted server certificate, wrong host name,
+    /// no common protocol version, the server refused our certificate...).
+    #[error("TLS handshake with {host} failed: {source}")]
+    TlsHandshake {
+        /// The server's host name.
+        host: String,
+        /// The error, usually wrapping a `rustls::Error`.
+        #[source]
+        source: io::Error,
+    },
+
+    /// After the TLS handshake the daemon did not confirm our client certificate. libvirtd sends
+    /// one byte, `1`, when it accepts the client; anything else means it rejected our
+    /// certificate's distinguished name or our IP address.
+    #[error(
+        "server {host} refused this client after the TLS handshake ({got}); \
+         check that the daemon's tls_allowed_dn_list admits our client certificate"
+    )]
+    TlsClientRefused {
+        /// The server's host name.
+        host: String,
+        /// What arrived instead of the byte `1`.
+        got: String,
+    },
+
+    /// Starting an external program (ssh, or the `ext` transport's command) failed.
+    #[error("cannot run {program:?}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Any other I/O error on an established transport.
+    #[error("transport I/O error: {0}")]
+    Io(#[from] io::Error),
+}
