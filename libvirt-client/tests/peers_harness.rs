@@ -56,7 +56,9 @@ fn libvirtd_answers_on_unix_socket() {
 #[test]
 fn libvirtd_answers_on_loopback_tcp() {
     let ep = endpoints();
-    let port = ep["libvirt"]["tcp_port"].as_u64().expect("libvirt.tcp_port") as u16;
+    let port = ep["libvirt"]["tcp_port"]
+        .as_u64()
+        .expect("libvirt.tcp_port") as u16;
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let (header, auth) = auth_list(&mut s);
