@@ -1,0 +1,836 @@
+//! Unit tests of the connection: bytes in, packets and events out.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::event::REMOTE_PROGRAM;
+use crate::packet::encode_packet;
+
+const PROC: ProcedureId = ProcedureId {
+    program: REMOTE_PROGRAM,
+    version: 1,
+    procedure: 4,
+};
+
+fn pkt(
+    kind: MessageType,
+    status: MessageStatus,
+    serial: u32,
+    procedure: i32,
+    body: &[u8],
+) -> Vec<u8> {
+    let program = REMOTE_PROGRAM;
+    let h = Header {
+        program,
+        version: 1,
+        procedure,
+        kind,
+        serial,
+        status,
+    };
+    let mut out = Vec::new();
+    encode_packet(&h, 0, body, &mut out).unwrap();
+    out
+}
+
+fn reply(serial: u32, body: &[u8]) -> Vec<u8> {
+    pkt(
+        MessageType::Reply,
+        MessageStatus::Ok,
+        serial,
+        PROC.procedure,
+        body,
+    )
+}
+
+fn error_reply(serial: u32, e: &RemoteError) -> Vec<u8> {
+    let mut b = Vec::new();
+    e.encode(&mut b);
+    pkt(
+        MessageType::Reply,
+        MessageStatus::Error,
+        serial,
+        PROC.procedure,
+        &b,
+    )
+}
+
+fn keepalive(procedure: i32) -> Vec<u8> {
+    let h = Header {
+        program: KEEPALIVE_PROGRAM,
+        version: 1,
+        procedure,
+        kind: MessageType::Message,
+        serial: 0,
+        status: MessageStatus::Ok,
+    };
+    let mut out = Vec::new();
+    encode_packet(&h, 0, &[], &mut out).unwrap();
+    out
+}
+
+/// Everything the connection wants to send, as packets.
+fn sent(c: &mut Connection) -> Vec<Packet> {
+    let mut f = Framer::new();
+    let mut out = Vec::new();
+    while let Some(t) = c.poll_transmit() {
+        f.push(&t.data);
+        f.push(&vec![0u8; t.fds.len()]);
+        while let Some(p) = f.next_packet().unwrap() {
+            out.push(p);
+        }
+    }
+    assert_eq!(f.buffered(), 0);
+    out
+}
+
+fn events(c: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+fn reply_of(e: &Event) -> (CallId, Result<&[u8], &Error>) {
+    match e {
+        Event::Reply { id, result } => (*id, result.as_ref().map(|r| &r.body[..])),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn pipelined_calls_answered_out_of_order() {
+    let mut c = Connection::default();
+    let a = c.start_call(PROC, b"aaaa").unwrap();
+    let b = c.start_call(PROC, b"bbbb").unwrap();
+    let d = c.start_call(PROC, b"").unwrap();
+    assert_eq!((a.serial(), b.serial(), d.serial()), (1, 2, 3));
+    let p = sent(&mut c);
+    assert_eq!(p.len(), 3);
+    assert_eq!(p[0].header.kind, MessageType::Call);
+    assert_eq!(p[1].header.serial, 2);
+    assert_eq!(&p[1].body[..], b"bbbb");
+    assert_eq!(c.pending_calls(), 3);
+
+    let mut wire = reply(3, b"r3r3");
+    wire.extend(reply(1, b"r1r1"));
+    wire.extend(reply(2, b""));
+    // One byte at a time.
+    for byte in &wire {
+        c.handle_input(&[*byte]).unwrap();
+    }
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 3);
+    assert_eq!(reply_of(&ev[0]), (d, Ok(&b"r3r3"[..])));
+    assert_eq!(reply_of(&ev[1]), (a, Ok(&b"r1r1"[..])));
+    assert_eq!(reply_of(&ev[2]), (b, Ok(&b""[..])));
+    assert_eq!(c.pending_calls(), 0);
+}
+
+#[test]
+fn abandoned_call_late_reply_is_dropped() {
+    let mut c = Connection::default();
+    let a = c.start_call(PROC, b"").unwrap();
+    let b = c.start_call(PROC, b"").unwrap();
+    c.abandon(a);
+    let mut wire = reply(a.serial(), b"late");
+    wire.extend(reply(b.serial(), b"ok!!"));
+    c.handle_input(&wire).unwrap();
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(reply_of(&ev[0]), (b, Ok(&b"ok!!"[..])));
+    assert_eq!(c.stats().discarded_replies, 1);
+    assert!(!c.is_closed());
+    // A second reply for the same serial is now a protocol violation.
+    let err = c.handle_input(&reply(a.serial(), b"")).unwrap_err();
+    assert!(matches!(err, Error::UnexpectedPacket { .. }), "{err}");
+}
+
+#[test]
+fn serials_skip_abandoned_ones_on_wrap() {
+    let mut c = Connection {
+        next_serial: u32::MAX,
+        ..Connection::default()
+    };
+    let a = c.start_call(PROC, b"").unwrap();
+    assert_eq!(a.serial(), u32::MAX);
+    let b = c.start_call(PROC, b"").unwrap();
+    assert_eq!(b.serial(), 1, "0 is skipped");
+}
+
+#[test]
+fn remote_error_is_typed() {
+    let mut c = Connection::default();
+    let a = c.start_call(PROC, b"").unwrap();
+    let e = RemoteError::new(
+        42,
+        10,
+        "Domain not found: no domain with matching name 'nope'",
+    );
+    c.handle_input(&error_reply(a.serial(), &e)).unwrap();
+    let ev = events(&mut c);
+    match &ev[0] {
+        Event::Reply {
+            id,
+            result: Err(Error::Remote(r)),
+        } => {
+            assert_eq!(*id, a);
+            assert_eq!(**r, e);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A malformed error body is a typed error for that call only.
+    let b = c.start_call(PROC, b"").unwrap();
+    c.handle_input(&pkt(
+        MessageType::Reply,
+        MessageStatus::Error,
+        b.serial(),
+        4,
+        &[0, 0],
+    ))
+    .unwrap();
+    match &events(&mut c)[0] {
+        Event::Reply {
+            result: Err(Error::Xdr { what, .. }),
+            ..
+        } => assert_eq!(what, "remote_error"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!c.is_closed());
+}
+
+#[test]
+fn keepalive_timing_with_fake_clock() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs(5);
+    let mut c = Connection::default();
+    assert_eq!(c.poll_timeout(), None);
+    c.enable_keepalive(
+        KeepaliveConfig {
+            interval: s,
+            count: 2,
+        },
+        t0,
+    );
+    let call = c.start_call(PROC, b"").unwrap();
+    sent(&mut c);
+    assert_eq!(c.poll_timeout(), Some(t0 + s));
+    c.handle_timeout(t0 + s - Duration::from_millis(1));
+    assert!(sent(&mut c).is_empty());
+    c.handle_timeout(t0 + s);
+    let p = sent(&mut c);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].header.program, KEEPALIVE_PROGRAM);
+    assert_eq!(p[0].header.procedure, KEEPALIVE_PROC_PING);
+    assert_eq!(p[0].header.kind, MessageType::Message);
+    assert_eq!(c.poll_timeout(), Some(t0 + 2 * s));
+    c.handle_timeout(t0 + 2 * s);
+    assert_eq!(sent(&mut c).len(), 1);
+    assert_eq!(c.stats().pings_sent, 2);
+    assert!(events(&mut c).is_empty());
+    c.handle_timeout(t0 + 3 * s);
+    assert!(c.is_closed());
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 2);
+    assert!(matches!(
+        &ev[0],
+        Event::Reply { id, result: Err(Error::Closed(CloseReason::KeepaliveTimeout { count: 2, .. })) } if *id == call
+    ));
+    assert!(matches!(
+        ev[1],
+        Event::Closed(CloseReason::KeepaliveTimeout { .. })
+    ));
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn keepalive_any_packet_resets_countdown() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let mut c = Connection::default();
+    c.enable_keepalive(
+        KeepaliveConfig {
+            interval: s,
+            count: 1,
+        },
+        t0,
+    );
+    for i in 1..10 {
+        c.handle_timeout(t0 + i * s);
+        assert_eq!(sent(&mut c).len(), usize::from(i % 2 == 1), "tick {i}");
+        if i % 2 == 1 {
+            c.handle_input(&keepalive(KEEPALIVE_PROC_PONG)).unwrap();
+        }
+    }
+    assert!(!c.is_closed());
+    assert!(
+        events(&mut c).is_empty(),
+        "PONGs are not application events"
+    );
+}
+
+#[test]
+fn server_pings_are_always_answered() {
+    let mut c = Connection::default();
+    c.handle_input(&keepalive(KEEPALIVE_PROC_PING)).unwrap();
+    c.handle_input(&keepalive(77)).unwrap();
+    let p = sent(&mut c);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].header.procedure, KEEPALIVE_PROC_PONG);
+    assert_eq!(p[0].header.serial, 0);
+    assert_eq!(c.stats().pongs_sent, 1);
+    assert_eq!(c.stats().ignored_keepalive, 1);
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn eof_fails_every_pending_call_and_stream() {
+    let mut c = Connection::default();
+    let a = c.start_call(PROC, b"").unwrap();
+    let s = c
+        .start_call_with(
+            PROC,
+            CallOptions {
+                stream: true,
+                ..Default::default()
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
+    let b = c.start_call(PROC, b"").unwrap();
+    c.handle_input(&reply(1, b"")[..10]).unwrap(); // partial packet pending
+    c.handle_eof();
+    let ev = events(&mut c);
+    let ids: Vec<CallId> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reply {
+                id,
+                result: Err(Error::Closed(CloseReason::Eof)),
+            } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![a, s, b]);
+    assert!(ev.iter().any(|e| matches!(e, Event::StreamFailed { id, error: Error::Closed(CloseReason::Eof) } if *id == s)));
+    assert!(matches!(ev.last(), Some(Event::Closed(CloseReason::Eof))));
+    assert_eq!(
+        c.start_call(PROC, b""),
+        Err(Error::Closed(CloseReason::Eof))
+    );
+    assert!(c.handle_input(b"x").is_err());
+    assert!(c.poll_transmit().is_none());
+    c.handle_io_error("again");
+    assert!(events(&mut c).is_empty(), "closing twice emits nothing");
+}
+
+fn stream_call(c: &mut Connection) -> CallId {
+    let id = c
+        .start_call_with(
+            PROC,
+            CallOptions {
+                stream: true,
+                ..Default::default()
+            },
+            |out| {
+                out.extend_from_slice(b"args");
+                Ok(())
+            },
+        )
+        .unwrap();
+    sent(c);
+    id
+}
+
+fn stream_pkt(serial: u32, status: MessageStatus, body: &[u8]) -> Vec<u8> {
+    pkt(MessageType::Stream, status, serial, PROC.procedure, body)
+}
+
+#[test]
+fn stream_download_data_hole_eof_finish() {
+    let mut c = Connection::default();
+    let id = stream_call(&mut c);
+    let s = id.serial();
+    let mut hole = Vec::new();
+    crate::stream::encode_hole(1 << 20, 0, &mut hole);
+    let mut wire = reply(s, b"");
+    wire.extend(stream_pkt(s, MessageStatus::Continue, b"hello"));
+    wire.extend(pkt(
+        MessageType::StreamHole,
+        MessageStatus::Continue,
+        s,
+        PROC.procedure,
+        &hole,
+    ));
+    wire.extend(stream_pkt(s, MessageStatus::Continue, b"world"));
+    wire.extend(stream_pkt(s, MessageStatus::Continue, b""));
+    c.handle_input(&wire).unwrap();
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(reply_of(&ev[0]), (id, Ok(&b""[..])));
+    assert!(
+        matches!(ev[1], Event::StreamReadable { id: i } if i == id),
+        "one readable notice"
+    );
+    assert_eq!(c.stream_buffered(id), 10);
+    assert_eq!(
+        c.stream_recv(id),
+        Ok(Some(StreamItem::Data(Bytes::from_static(b"hello"))))
+    );
+    assert_eq!(
+        c.stream_recv(id),
+        Ok(Some(StreamItem::Hole {
+            length: 1 << 20,
+            flags: 0
+        }))
+    );
+    assert_eq!(
+        c.stream_recv(id),
+        Ok(Some(StreamItem::Data(Bytes::from_static(b"world"))))
+    );
+    assert_eq!(c.stream_recv(id), Ok(Some(StreamItem::Eof)));
+    assert_eq!(c.stream_recv(id), Ok(None));
+    c.stream_finish(id).unwrap();
+    let p = sent(&mut c);
+    assert_eq!(p.len(), 1);
+    assert_eq!(
+        (p[0].header.kind, p[0].header.status, p[0].header.serial),
+        (MessageType::Stream, MessageStatus::Ok, s)
+    );
+    assert!(matches!(
+        c.stream_send(id, b"x"),
+        Err(Error::StreamState { .. })
+    ));
+    c.handle_input(&stream_pkt(s, MessageStatus::Ok, b""))
+        .unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(ev[..], [Event::StreamFinished { id: i }] if i == id));
+    assert_eq!(c.stream_recv(id), Err(Error::NoSuchStream { serial: s }));
+}
+
+#[test]
+fn stream_upload_chunks_holes_and_finish() {
+    let mut c = Connection::new(Config {
+        stream_chunk_size: 4,
+        ..Config::default()
+    });
+    let id = stream_call(&mut c);
+    c.stream_send(id, b"0123456789").unwrap();
+    c.stream_send(id, b"").unwrap();
+    c.stream_send_hole(id, 4096, 0).unwrap();
+    c.stream_finish(id).unwrap();
+    let p = sent(&mut c);
+    let bodies: Vec<&[u8]> = p.iter().map(|p| &p.body[..]).collect();
+    assert_eq!(bodies[..3], [&b"0123"[..], b"4567", b"89"]);
+    assert!(p[..3].iter().all(|p| p.header.kind == MessageType::Stream
+        && p.header.status == MessageStatus::Continue
+        && p.header.serial == id.serial()
+        && p.header.procedure == PROC.procedure));
+    assert_eq!(p[3].header.kind, MessageType::StreamHole);
+    assert_eq!(crate::stream::decode_hole(&p[3].body).unwrap(), (4096, 0));
+    assert_eq!(
+        (p[4].header.status, p[4].body.len()),
+        (MessageStatus::Ok, 0)
+    );
+    assert_eq!(p.len(), 5);
+}
+
+#[test]
+fn stream_abort_discards_late_packets() {
+    let mut c = Connection::default();
+    let id = stream_call(&mut c);
+    let other = c.start_call(PROC, b"").unwrap();
+    sent(&mut c);
+    c.handle_input(&reply(id.serial(), b"")).unwrap();
+    c.stream_abort(id).unwrap();
+    let p = sent(&mut c);
+    assert_eq!(
+        (p[0].header.kind, p[0].header.status, p[0].body.len()),
+        (MessageType::Stream, MessageStatus::Error, 0)
+    );
+    events(&mut c);
+    let mut wire = stream_pkt(id.serial(), MessageStatus::Continue, b"late data");
+    wire.extend(stream_pkt(id.serial(), MessageStatus::Ok, b""));
+    wire.extend(reply(other.serial(), b"fine"));
+    c.handle_input(&wire).unwrap();
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(reply_of(&ev[0]), (other, Ok(&b"fine"[..])));
+    assert_eq!(c.stats().discarded_stream_packets, 2);
+    assert_eq!(
+        c.stream_send(id, b"x"),
+        Err(Error::NoSuchStream {
+            serial: id.serial()
+        })
+    );
+}
+
+#[test]
+fn stream_abort_answered_by_reply_error_is_discarded() {
+    // Older daemons confirm an abort with a REPLY carrying an error.
+    let mut c = Connection::default();
+    let id = stream_call(&mut c);
+    c.handle_input(&reply(id.serial(), b"")).unwrap();
+    c.stream_abort(id).unwrap();
+    c.handle_input(&error_reply(
+        id.serial(),
+        &RemoteError::new(39, 7, "stream aborted at client request"),
+    ))
+    .unwrap();
+    assert!(!c.is_closed());
+    assert_eq!(c.stats().discarded_replies, 1);
+}
+
+#[test]
+fn stream_server_error_after_data() {
+    let mut c = Connection::default();
+    let id = stream_call(&mut c);
+    let e = RemoteError::new(38, 18, "cannot read: I/O error");
+    let mut b = Vec::new();
+    e.encode(&mut b);
+    let mut wire = reply(id.serial(), b"");
+    wire.extend(stream_pkt(id.serial(), MessageStatus::Continue, b"part"));
+    wire.extend(stream_pkt(id.serial(), MessageStatus::Error, &b));
+    c.handle_input(&wire).unwrap();
+    let ev = events(&mut c);
+    assert!(
+        matches!(&ev[2], Event::StreamFailed { id: i, error: Error::Remote(r) } if *i == id && **r == e)
+    );
+    assert_eq!(
+        c.stream_recv(id),
+        Ok(Some(StreamItem::Data(Bytes::from_static(b"part"))))
+    );
+    assert_eq!(c.stream_recv(id), Err(Error::Remote(Box::new(e))));
+    assert_eq!(
+        c.stream_recv(id),
+        Err(Error::NoSuchStream {
+            serial: id.serial()
+        })
+    );
+}
+
+#[test]
+fn stream_call_error_fails_stream() {
+    let mut c = Connection::default();
+    let id = stream_call(&mut c);
+    c.handle_input(&error_reply(id.serial(), &RemoteError::new(1, 2, "no")))
+        .unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(&ev[0], Event::StreamFailed { id: i, .. } if *i == id));
+    assert!(matches!(&ev[1], Event::Reply { id: i, result: Err(Error::Remote(_)) } if *i == id));
+    assert!(c.stream_send(id, b"x").is_err());
+}
+
+#[test]
+fn malformed_hole_fails_only_the_stream() {
+    let mut c = Connection::default();
+    let id = stream_call(&mut c);
+    let other = c.start_call(PROC, b"").unwrap();
+    sent(&mut c);
+    c.handle_input(&pkt(
+        MessageType::StreamHole,
+        MessageStatus::Continue,
+        id.serial(),
+        4,
+        b"abc",
+    ))
+    .unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(
+        &ev[0],
+        Event::StreamFailed {
+            error: Error::Xdr { .. },
+            ..
+        }
+    ));
+    assert_eq!(
+        sent(&mut c)[0].header.status,
+        MessageStatus::Error,
+        "abort sent"
+    );
+    c.handle_input(&reply(other.serial(), b"")).unwrap();
+    assert_eq!(events(&mut c).len(), 1);
+}
+
+#[test]
+fn stream_backpressure_signal() {
+    let mut c = Connection::new(Config {
+        stream_buffer_limit: 8,
+        ..Config::default()
+    });
+    let id = stream_call(&mut c);
+    c.handle_input(&stream_pkt(
+        id.serial(),
+        MessageStatus::Continue,
+        b"12345678",
+    ))
+    .unwrap();
+    assert!(!c.is_read_paused());
+    c.handle_input(&stream_pkt(id.serial(), MessageStatus::Continue, b"9"))
+        .unwrap();
+    assert!(c.is_read_paused());
+    c.stream_recv(id).unwrap();
+    assert!(!c.is_read_paused());
+    assert_eq!(c.stream_buffered(id), 1);
+}
+
+#[test]
+fn events_routed_by_callback_id() {
+    let mut c = Connection::default();
+    c.route_callback(EventFamily::Domain, 7, 99);
+    let mut body = 7i32.to_be_bytes().to_vec();
+    body.extend_from_slice(b"rest");
+    let mut wire = pkt(MessageType::Message, MessageStatus::Ok, 0, 318, &body);
+    // Same id, other family: not routed.
+    wire.extend(pkt(MessageType::Message, MessageStatus::Ok, 0, 315, &body));
+    // Legacy domain event without callback id (REMOTE_PROC_DOMAIN_EVENT_LIFECYCLE = 107).
+    wire.extend(pkt(MessageType::Message, MessageStatus::Ok, 0, 107, &body));
+    c.handle_input(&wire).unwrap();
+    let ev = events(&mut c);
+    let msgs: Vec<&ServerMessage> = ev
+        .iter()
+        .map(|e| match e {
+            Event::Message(m) => m,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        (msgs[0].callback_id, msgs[0].route, msgs[0].procedure),
+        (Some(7), Some(99), 318)
+    );
+    assert_eq!(&msgs[0].body[..], &body[..]);
+    assert_eq!((msgs[1].callback_id, msgs[1].route), (Some(7), None));
+    assert_eq!((msgs[2].callback_id, msgs[2].route), (None, None));
+    c.unroute_callback(EventFamily::Domain, 7);
+    c.handle_input(&pkt(MessageType::Message, MessageStatus::Ok, 0, 318, &body))
+        .unwrap();
+    assert!(matches!(&events(&mut c)[0], Event::Message(m) if m.route.is_none()));
+}
+
+#[test]
+fn message_queue_overflow_is_reported_and_replies_never_dropped() {
+    let mut c = Connection::new(Config {
+        message_queue_limit: 2,
+        ..Config::default()
+    });
+    let a = c.start_call(PROC, b"").unwrap();
+    let mut wire = Vec::new();
+    for _ in 0..5 {
+        wire.extend(pkt(MessageType::Message, MessageStatus::Ok, 0, 100, b""));
+    }
+    wire.extend(reply(a.serial(), b""));
+    c.handle_input(&wire).unwrap();
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 3);
+    assert!(matches!(ev[2], Event::Reply { .. }));
+    assert_eq!(c.stats().messages_dropped, 3);
+    c.handle_input(&pkt(MessageType::Message, MessageStatus::Ok, 0, 100, b""))
+        .unwrap();
+    let ev = events(&mut c);
+    assert!(matches!(
+        ev[..],
+        [Event::MessagesDropped { count: 3 }, Event::Message(_)]
+    ));
+}
+
+#[test]
+fn malformed_packets_are_fatal_typed_errors() {
+    type Check = fn(&Error) -> bool;
+    let cases: Vec<(Vec<u8>, Check)> = vec![
+        (pkt(MessageType::Call, MessageStatus::Ok, 1, 4, b""), |e| {
+            matches!(e, Error::UnexpectedPacket { .. })
+        }),
+        (
+            pkt(MessageType::Reply, MessageStatus::Continue, 1, 4, b""),
+            |e| matches!(e, Error::UnexpectedPacket { .. }),
+        ),
+        (reply(999, b""), |e| {
+            matches!(e, Error::UnexpectedPacket { .. })
+        }),
+        ((u32::MAX).to_be_bytes().to_vec(), |e| {
+            matches!(e, Error::PacketTooLarge { .. })
+        }),
+        (5u32.to_be_bytes().to_vec(), |e| {
+            matches!(e, Error::PacketTooShort { len: 5 })
+        }),
+        (
+            {
+                let mut p = reply(1, b"");
+                p[19] = 42;
+                p
+            },
+            |e| matches!(e, Error::UnknownMessageType { value: 42 }),
+        ),
+        (
+            {
+                let mut p = reply(1, b"");
+                p[27] = 3;
+                p
+            },
+            |e| matches!(e, Error::UnknownMessageStatus { value: 3 }),
+        ),
+    ];
+    for (wire, check) in cases {
+        let mut c = Connection::default();
+        let a = c.start_call(PROC, b"").unwrap();
+        let err = c.handle_input(&wire).unwrap_err();
+        assert!(check(&err), "{err:?}");
+        assert!(matches!(c.close_reason(), Some(CloseReason::Protocol(_))));
+        let ev = events(&mut c);
+        assert!(
+            matches!(&ev[0], Event::Reply { id, result: Err(Error::Closed(CloseReason::Protocol(_))) } if *id == a)
+        );
+        assert!(matches!(ev.last(), Some(Event::Closed(_))));
+    }
+}
+
+#[test]
+fn reply_program_mismatch_is_fatal() {
+    let mut c = Connection::default();
+    let a = c.start_call(PROC, b"").unwrap();
+    let h = Header {
+        program: 0x2000_8087,
+        version: 1,
+        procedure: 4,
+        kind: MessageType::Reply,
+        serial: a.serial(),
+        status: MessageStatus::Ok,
+    };
+    let mut wire = Vec::new();
+    encode_packet(&h, 0, &[], &mut wire).unwrap();
+    assert!(matches!(
+        c.handle_input(&wire),
+        Err(Error::UnexpectedPacket { .. })
+    ));
+}
+
+fn devnull() -> OwnedFd {
+    std::fs::File::open("/dev/null").unwrap().into()
+}
+
+#[test]
+fn fds_are_passed_both_ways() {
+    let mut c = Connection::default();
+    let id = c
+        .start_call_with(
+            PROC,
+            CallOptions {
+                fds: vec![devnull(), devnull()],
+                ..Default::default()
+            },
+            |o| {
+                o.extend_from_slice(b"args");
+                Ok(())
+            },
+        )
+        .unwrap();
+    let t = c.poll_transmit().unwrap();
+    assert_eq!(t.fds.len(), 2);
+    let mut f = Framer::new();
+    f.push(&t.data);
+    f.push(&[0, 0]);
+    let p = f.next_packet().unwrap().unwrap();
+    assert_eq!(
+        (p.header.kind, p.num_fds, &p.body[..]),
+        (MessageType::CallWithFds, 2, &b"args"[..])
+    );
+
+    let h = Header {
+        program: REMOTE_PROGRAM,
+        version: 1,
+        procedure: 4,
+        kind: MessageType::ReplyWithFds,
+        serial: id.serial(),
+        status: MessageStatus::Ok,
+    };
+    let mut wire = Vec::new();
+    encode_packet(&h, 1, b"ret!", &mut wire).unwrap();
+    wire.push(0); // carrier byte
+    c.handle_fds([devnull()]);
+    c.handle_input(&wire).unwrap();
+    match events(&mut c).remove(0) {
+        Event::Reply { result: Ok(r), .. } => {
+            assert_eq!(r.fds.len(), 1);
+            assert_eq!(&r.body[..], b"ret!");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without the descriptor: typed fatal error.
+    let id = c.start_call(PROC, b"").unwrap();
+    let mut wire = Vec::new();
+    encode_packet(
+        &Header {
+            serial: id.serial(),
+            ..h
+        },
+        1,
+        b"",
+        &mut wire,
+    )
+    .unwrap();
+    wire.push(0);
+    assert_eq!(
+        c.handle_input(&wire),
+        Err(Error::MissingFds {
+            serial: id.serial(),
+            expected: 1,
+            available: 0
+        })
+    );
+}
+
+#[test]
+fn call_deadline_times_out_and_late_reply_is_discarded() {
+    let t0 = Instant::now();
+    let mut c = Connection::default();
+    let a = c
+        .start_call_with(
+            PROC,
+            CallOptions {
+                deadline: Some(t0 + Duration::from_secs(2)),
+                ..Default::default()
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
+    let b = c.start_call(PROC, b"").unwrap();
+    assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+    c.handle_timeout(t0 + Duration::from_secs(1));
+    assert!(events(&mut c).is_empty());
+    c.handle_timeout(t0 + Duration::from_secs(2));
+    let ev = events(&mut c);
+    assert!(
+        matches!(&ev[..], [Event::Reply { id, result: Err(Error::TimedOut { .. }) }] if *id == a)
+    );
+    assert_eq!(c.poll_timeout(), None);
+    let mut wire = reply(a.serial(), b"");
+    wire.extend(reply(b.serial(), b""));
+    c.handle_input(&wire).unwrap();
+    assert_eq!(events(&mut c).len(), 1);
+    assert_eq!(c.stats().discarded_replies, 1);
+}
+
+#[test]
+fn small_packets_are_coalesced() {
+    let mut c = Connection::default();
+    for _ in 0..10 {
+        c.start_call(PROC, b"xxxx").unwrap();
+    }
+    assert_eq!(c.transmit_buffered(), 320);
+    let t = c.poll_transmit().unwrap();
+    assert_eq!(t.data.len(), 320);
+    assert!(c.poll_transmit().is_none());
+    assert_eq!(c.transmit_buffered(), 0);
+}
+
+#[test]
+fn encode_failure_leaves_no_trace() {
+    let mut c = Connection::default();
+    let err = c
+        .start_call_with(PROC, CallOptions::default(), |o| {
+            o.extend_from_slice(b"partial");
+            Err(Error::SerialsExhausted)
+        })
+        .unwrap_err();
+    assert_eq!(err, Error::SerialsExhausted);
+    assert!(c.poll_transmit().is_none());
+    assert_eq!(c.pending_calls(), 0);
+    assert_eq!(c.start_call(PROC, b"").unwrap().serial(), 1);
+}
