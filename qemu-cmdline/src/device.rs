@@ -1,0 +1,180 @@
+//! The device extension point: anything that turns into a few QEMU options, declares ids and
+//! refers to others. Built-in kinds live in [`crate::devices`]; a new kind is a new type
+//! implementing [`Device`] (and [`ParseDevice`] to be read back), registered with
+//! [`Parsers::register`] — the core does not change.
+
+use crate::config::QemuConfig;
+use crate::error::Result;
+use crate::opt::Opt;
+use std::any::Any;
+use std::fmt;
+
+/// The id namespaces QEMU keeps apart. A device may declare ids in some and refer to ids in
+/// others; [`QemuConfig::validate`] checks both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Namespace {
+    /// qdev ids (`-device id=`).
+    Device,
+    /// Block node names (`-blockdev node-name=`).
+    Node,
+    /// Character devices (`-chardev id=`).
+    Chardev,
+    /// Network backends (`-netdev id=`).
+    Netdev,
+    /// QOM objects (`-object id=`): memory backends, rng backends, iothreads, ...
+    Object,
+    /// 9p filesystem backends (`-fsdev id=`).
+    Fsdev,
+    /// Buses devices plug into (`bus=`): `pcie.0`, a root port's id, `scsi0.0`, ...
+    Bus,
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Namespace::Device => "device",
+            Namespace::Node => "block node",
+            Namespace::Chardev => "chardev",
+            Namespace::Netdev => "netdev",
+            Namespace::Object => "object",
+            Namespace::Fsdev => "fsdev",
+            Namespace::Bus => "bus",
+        })
+    }
+}
+
+/// A reference into a namespace.
+pub type IdRef = (Namespace, String);
+
+/// Object-safe plumbing every [`Device`] gets for free from `Clone + PartialEq`.
+pub trait DynDevice {
+    /// Clone into a box.
+    fn clone_box(&self) -> Box<dyn Device>;
+    /// For downcasting.
+    fn as_any(&self) -> &dyn Any;
+    /// Equality across trait objects (same concrete type and equal).
+    fn eq_dyn(&self, other: &dyn Device) -> bool;
+}
+
+impl<T: Device + Clone + PartialEq> DynDevice for T {
+    fn clone_box(&self) -> Box<dyn Device> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn eq_dyn(&self, other: &dyn Device) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+}
+
+/// A device (in the broad sense: anything added with `-device`, `-blockdev`, `-netdev`,
+/// `-object`, `-chardev`, `-fsdev`, `-fw_cfg`, usually several of them together).
+pub trait Device: DynDevice + fmt::Debug + Send + Sync + 'static {
+    /// A short description for errors, e.g. ``block device `disk0` ``.
+    fn describe(&self) -> String;
+    /// The options this device adds, in order. Ids are checked here (typed errors).
+    fn opts(&self) -> Result<Vec<Opt>>;
+    /// Ids this device declares.
+    fn declares(&self) -> Vec<IdRef>;
+    /// Ids of other things this device needs.
+    fn references(&self) -> Vec<IdRef> {
+        Vec::new()
+    }
+    /// File descriptor numbers (as the child sees them) this device uses.
+    fn fds(&self) -> Vec<i32> {
+        Vec::new()
+    }
+    /// Checks that need the whole configuration (e.g. NVDIMM needs memory slots).
+    fn check(&self, _config: &QemuConfig) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Clone for Box<dyn Device> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+impl PartialEq for Box<dyn Device> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_ref().eq_dyn(other.as_ref())
+    }
+}
+
+/// A device that can be read back from the options it writes.
+pub trait ParseDevice: Device + Sized {
+    /// If `opts` starts with exactly what this kind writes, the number of options consumed and
+    /// the device; otherwise `None` (the parser then tries other kinds, and finally keeps the
+    /// option as a [`crate::devices::Generic`]).
+    fn parse(opts: &[Opt]) -> Option<(usize, Self)>;
+}
+
+type ParseFn = fn(&[Opt]) -> Option<(usize, Box<dyn Device>)>;
+
+fn parse_boxed<T: ParseDevice>(opts: &[Opt]) -> Option<(usize, Box<dyn Device>)> {
+    T::parse(opts).map(|(n, d)| (n, Box::new(d) as Box<dyn Device>))
+}
+
+/// The device kinds the parser knows, tried in order.
+#[derive(Clone)]
+pub struct Parsers {
+    list: Vec<ParseFn>,
+}
+
+impl fmt::Debug for Parsers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Parsers({} kinds)", self.list.len())
+    }
+}
+
+impl Parsers {
+    /// No kinds at all: every option parses as a [`crate::devices::Generic`].
+    pub fn empty() -> Self {
+        Parsers { list: Vec::new() }
+    }
+
+    /// Add a kind, tried before the ones already registered.
+    pub fn register<T: ParseDevice>(&mut self) -> &mut Self {
+        self.list.insert(0, parse_boxed::<T>);
+        self
+    }
+
+    pub(crate) fn parse_one(&self, opts: &[Opt]) -> Option<(usize, Box<dyn Device>)> {
+        self.list
+            .iter()
+            .find_map(|f| f(opts).filter(|(n, _)| *n > 0 && *n <= opts.len()))
+    }
+}
+
+impl Default for Parsers {
+    /// Every built-in kind of [`crate::devices`].
+    fn default() -> Self {
+        use crate::devices::*;
+        let mut p = Parsers::empty();
+        // registered in reverse priority: later registrations are tried first
+        p.register::<Chardev>()
+            .register::<MemoryBackend>()
+            .register::<FwCfg>()
+            .register::<Nvdimm>()
+            .register::<Pvpanic>()
+            .register::<Iommu>()
+            .register::<Balloon>()
+            .register::<Rng>()
+            .register::<Vsock>()
+            .register::<ScsiController>()
+            .register::<PcieRootPort>()
+            .register::<PciBridge>()
+            .register::<Vfio>()
+            .register::<VhostUserDevice>()
+            .register::<VirtPort>()
+            .register::<VirtioSerial>()
+            .register::<Serial>()
+            .register::<VirtioFs>()
+            .register::<Virtio9p>()
+            .register::<Net>()
+            .register::<Block>();
+        p
+    }
+}

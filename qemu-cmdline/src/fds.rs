@@ -1,0 +1,117 @@
+//! The fd plan: open file descriptors the child inherits, each at a number chosen up front so the
+//! configuration can name it (`fds=3:4`, `vhostfd=5`, `-add-fd fd=6,set=1` then
+//! `/dev/fdset/1`).
+
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::process::Command;
+
+/// File descriptors to pass to QEMU, keyed by the number the child will see.
+#[derive(Debug, Default)]
+pub struct FdPlan {
+    fds: BTreeMap<i32, OwnedFd>,
+}
+
+impl FdPlan {
+    /// An empty plan.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Pass `fd` at the lowest free number from 3 up; returns that number.
+    pub fn add(&mut self, fd: impl Into<OwnedFd>) -> i32 {
+        let mut n = 3;
+        while self.fds.contains_key(&n) {
+            n += 1;
+        }
+        self.fds.insert(n, fd.into());
+        n
+    }
+
+    /// Pass `fd` at `child_fd` exactly.
+    pub fn add_at(&mut self, child_fd: i32, fd: impl Into<OwnedFd>) -> Result<()> {
+        if child_fd < 3 {
+            return Err(Error::FdPlan(format!(
+                "child fd {child_fd} would replace stdin/stdout/stderr"
+            )));
+        }
+        if self.fds.contains_key(&child_fd) {
+            return Err(Error::FdPlan(format!("child fd {child_fd} planned twice")));
+        }
+        self.fds.insert(child_fd, fd.into());
+        Ok(())
+    }
+
+    /// The numbers the child will see, ascending.
+    pub fn child_fds(&self) -> Vec<i32> {
+        self.fds.keys().copied().collect()
+    }
+
+    /// Check that every fd the configuration names is in the plan.
+    pub fn covers(&self, needed: &[i32]) -> Result<()> {
+        let missing: Vec<i32> = needed
+            .iter()
+            .copied()
+            .filter(|n| !self.fds.contains_key(n))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::FdPlan(format!(
+            "the configuration uses fds {missing:?} that the fd plan does not pass (planned: {:?})",
+            self.child_fds()
+        )))
+    }
+
+    /// Arrange for `cmd`'s child to receive the planned fds. The plan must outlive the spawn.
+    pub fn apply(&self, cmd: &mut Command) {
+        let pairs: Vec<(RawFd, RawFd)> = self
+            .fds
+            .iter()
+            .map(|(n, fd)| (fd.as_raw_fd(), *n))
+            .collect();
+        if !pairs.is_empty() {
+            inherit::install(cmd, pairs);
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+mod inherit {
+    //! The crate's only unsafe code: moving fds to fixed numbers in the child between fork and
+    //! exec.
+
+    use std::os::fd::RawFd;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    pub(super) fn install(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>) {
+        // Temporaries go above every target so no dup2 target can clobber a source not yet moved.
+        let base = pairs.iter().map(|p| p.1.max(p.0)).max().unwrap_or(2) + 1;
+        let mut tmp: Vec<RawFd> = vec![-1; pairs.len()];
+        // SAFETY: the closure runs in the forked child before exec. It only calls fcntl and dup2
+        // (async-signal-safe), allocates nothing (`tmp` is sized beforehand, indexed in place)
+        // and touches no locks. The source fds stay open in the parent until spawn returns
+        // because the FdPlan owning them is borrowed for the spawn. Temporaries are
+        // close-on-exec; dup2 clears close-on-exec on the targets, so exactly the planned
+        // numbers survive exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for (k, (src, _)) in pairs.iter().enumerate() {
+                    let t = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, base);
+                    if t < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    tmp[k] = t;
+                }
+                for (k, (_, dst)) in pairs.iter().enumerate() {
+                    if libc::dup2(tmp[k], *dst) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+}
