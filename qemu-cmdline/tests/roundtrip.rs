@@ -1,0 +1,724 @@
+//! parse ∘ build is the identity, for every kind and any string in paths, names and values; ids
+//! are either kept exactly or refused with a typed error; validation catches what QEMU would.
+
+use proptest::prelude::*;
+use qemu_cmdline::devices::Rng;
+use qemu_cmdline::devices::*;
+use qemu_cmdline::*;
+
+fn pci() -> Pci {
+    Pci {
+        bus: Some("rp1".into()),
+        addr: Some("0x0".into()),
+    }
+}
+
+/// A configuration holding every built-in kind, with `s` in every free-text field.
+fn every_kind(s: &str) -> QemuConfig {
+    let mut c = QemuConfig::new().qmp("qmp0", &format!("/run/{s}/qmp.sock"));
+    c.name = Some(Name {
+        guest: s.into(),
+        debug_threads: true,
+    });
+    c.uuid = Some("0b7d2b5c-4a4e-4e8e-9a53-2f1c9b1d0e7f".into());
+    c.machine = Some(
+        Machine::new("q35")
+            .accel("tcg")
+            .option("nvdimm", "on")
+            .option("kernel-irqchip", "split"),
+    );
+    c.cpu = Some(Cpu {
+        model: "qemu64".into(),
+        features: vec![("pmu".into(), "off".into())],
+    });
+    c.smp = Some(Smp {
+        cpus: 2,
+        sockets: Some(2),
+        dies: Some(1),
+        cores: Some(1),
+        threads: Some(2),
+        maxcpus: Some(4),
+    });
+    c.memory = Some(Memory {
+        size_mib: 256,
+        slots: Some(2),
+        maxmem_mib: Some(1024),
+    });
+    c.kernel = Some(Kernel {
+        path: format!("/k/{s}"),
+        initrd: Some(format!("/i/{s}")),
+        append: Some(format!("console=ttyS0 {s}")),
+    });
+    c.bios = Some(format!("/b/{s}"));
+    c.rtc = Some(Rtc {
+        base: "2006-06-17T16:01:21".into(),
+        clock: Some("vm".into()),
+        driftfix: Some("slew".into()),
+    });
+    c.vga = Some("std".into());
+    c.globals = vec![
+        Global {
+            driver: "virtio-blk-pci".into(),
+            property: "serial".into(),
+            value: s.into(),
+        },
+        Global {
+            driver: "virtio-rng-pci".into(),
+            property: "period".into(),
+            value: "2000".into(),
+        },
+    ];
+    c.knobs = Knobs {
+        no_user_config: true,
+        nodefaults: true,
+        display: Some(Display::None),
+        daemonize: false,
+        hugepages: Some(format!("/hp/{s}")),
+        mem_prealloc: true,
+        mem_lock: true,
+        paused: true,
+    };
+    c.add_fds = vec![AddFd {
+        fd: 3,
+        set: 1,
+        opaque: Some(s.into()),
+    }];
+    let rp = PcieRootPort {
+        id: "rp1".into(),
+        chassis: 1,
+        slot: 1,
+        port: Some(16),
+        pci: Pci::default(),
+    };
+    let mut disk = Block::virtio("disk0", &format!("/img/{s}.qcow2"), Format::Qcow2);
+    disk.read_only = true;
+    if let Some(d) = disk.device.as_mut() {
+        d.pci = pci();
+        d.serial = Some(s.into());
+        d.bootindex = Some(1);
+    }
+    let mut raw = Block::virtio("raw0", &format!("/img/{s}.raw"), Format::Raw);
+    raw.device = None;
+    let scsi_disk = Block {
+        device: Some(BlockDevice {
+            id: "sd0".into(),
+            kind: Frontend::ScsiHd,
+            pci: Pci::on("scsi0.0"),
+            serial: None,
+            bootindex: None,
+        }),
+        ..Block::virtio("sd0", &format!("/img/{s}"), Format::Raw)
+    };
+    let ide_disk = Block {
+        device: Some(BlockDevice {
+            id: "hd0".into(),
+            kind: Frontend::IdeHd,
+            pci: Pci::on("ide.0"),
+            serial: None,
+            bootindex: None,
+        }),
+        ..Block::virtio("hd0", s, Format::Raw)
+    };
+    let mut nic = Net::virtio(
+        "nic0",
+        NetBackend::TapFds {
+            fds: vec![4, 5],
+            vhost: true,
+            vhostfds: vec![6, 7],
+        },
+    );
+    if let Some(d) = nic.device.as_mut() {
+        d.mac = Some("52:54:00:12:34:56".into());
+        d.queues = Some(2);
+    }
+    c.add_fds.push(AddFd {
+        fd: 8,
+        set: 2,
+        opaque: None,
+    });
+    c.devices = vec![
+        Box::new(Generic::object(
+            "iothread",
+            "io0",
+            vec![("poll-max-ns".into(), Prop::Num(32))],
+        )),
+        Box::new(Iommu {
+            id: "iommu0".into(),
+            model: IommuModel::Intel {
+                caching_mode: true,
+                intremap: false,
+            },
+        }),
+        Box::new(rp),
+        Box::new(PciBridge {
+            id: "br0".into(),
+            chassis_nr: 2,
+            pci: Pci::default(),
+        }),
+        Box::new(disk),
+        Box::new(raw),
+        Box::new(ScsiController {
+            id: "scsi0".into(),
+            iothread: Some("io0".into()),
+            num_queues: Some(2),
+            pci: Pci::on("br0"),
+        }),
+        Box::new(scsi_disk),
+        Box::new(ide_disk),
+        Box::new(nic),
+        Box::new(Net::virtio("nic1", NetBackend::User)),
+        Box::new(Net::virtio(
+            "nic2",
+            NetBackend::TapIfname {
+                ifname: "tap0".into(),
+                queues: Some(2),
+            },
+        )),
+        Box::new(Net::virtio(
+            "nic3",
+            NetBackend::VhostUser {
+                chardev_id: "vu0".into(),
+                socket_path: format!("/s/{s}"),
+                queues: Some(2),
+            },
+        )),
+        Box::new(Virtio9p {
+            id: "fs0".into(),
+            fsdev_id: "fsdev0".into(),
+            path: format!("/share/{s}"),
+            mount_tag: s.into(),
+            security_model: "none".into(),
+            readonly: true,
+            pci: Pci::default(),
+        }),
+        Box::new(VirtioFs {
+            id: "vfs0".into(),
+            chardev_id: "vfsc0".into(),
+            socket_path: format!("/s/{s}"),
+            tag: s.into(),
+            queue_size: Some(1024),
+            pci: Pci::default(),
+        }),
+        Box::new(Chardev {
+            id: "ch0".into(),
+            backend: ChardevBackend::Socket {
+                path: format!("/s/{s}"),
+                server: true,
+            },
+        }),
+        Box::new(Chardev {
+            id: "ch1".into(),
+            backend: ChardevBackend::Socket {
+                path: format!("/s/{s}"),
+                server: false,
+            },
+        }),
+        Box::new(Chardev {
+            id: "ch2".into(),
+            backend: ChardevBackend::Pty,
+        }),
+        Box::new(Chardev {
+            id: "ch3".into(),
+            backend: ChardevBackend::File {
+                path: format!("/log/{s}"),
+            },
+        }),
+        Box::new(Chardev {
+            id: "ch4".into(),
+            backend: ChardevBackend::Null,
+        }),
+        Box::new(Serial {
+            id: "serial0".into(),
+            chardev: "ch2".into(),
+        }),
+        Box::new(VirtioSerial {
+            id: "vser0".into(),
+            pci: Pci::default(),
+        }),
+        Box::new(VirtPort {
+            id: "port0".into(),
+            chardev: "ch0".into(),
+            bus: "vser0.0".into(),
+            name: Some(s.into()),
+            console: false,
+        }),
+        Box::new(VirtPort {
+            id: "con0".into(),
+            chardev: "ch4".into(),
+            bus: "vser0.0".into(),
+            name: None,
+            console: true,
+        }),
+        Box::new(VhostUserDevice {
+            id: "vub0".into(),
+            driver: "vhost-user-blk-pci".into(),
+            chardev_id: "vubc0".into(),
+            socket_path: format!("/s/{s}"),
+            num_queues: Some(2),
+            pci: Pci::default(),
+        }),
+        Box::new(Vfio {
+            id: "gpu0".into(),
+            host: "0000:01:00.0".into(),
+            pci: Pci::default(),
+        }),
+        Box::new(Vsock {
+            id: "vsock0".into(),
+            guest_cid: 3,
+            vhostfd: Some(9),
+            pci: Pci::default(),
+        }),
+        Box::new(Rng {
+            id: "rng0".into(),
+            object_id: "rngb0".into(),
+            filename: Some(format!("/dev/{s}")),
+            max_bytes: Some(1024),
+            period: Some(1000),
+            pci: Pci::default(),
+        }),
+        Box::new(Rng {
+            id: "rng1".into(),
+            object_id: "rngb1".into(),
+            filename: None,
+            max_bytes: None,
+            period: None,
+            pci: Pci::default(),
+        }),
+        Box::new(Balloon {
+            id: "balloon0".into(),
+            deflate_on_oom: true,
+            pci: Pci::default(),
+        }),
+        Box::new(Iommu {
+            id: "viommu0".into(),
+            model: IommuModel::Virtio(Pci::default()),
+        }),
+        Box::new(Pvpanic {
+            id: "pvpanic0".into(),
+            ioport: Some(0x505),
+        }),
+        Box::new(FwCfg {
+            name: "opt/vmwire/a".into(),
+            source: FwCfgSource::String(s.into()),
+        }),
+        Box::new(FwCfg {
+            name: "opt/vmwire/b".into(),
+            source: FwCfgSource::File(format!("/f/{s}")),
+        }),
+        Box::new(MemoryBackend {
+            id: "mem0".into(),
+            kind: MemoryKind::Ram,
+            size: 64 << 20,
+            share: false,
+            prealloc: false,
+        }),
+        Box::new(MemoryBackend {
+            id: "mem1".into(),
+            kind: MemoryKind::File {
+                mem_path: format!("/m/{s}"),
+            },
+            size: 64 << 20,
+            share: true,
+            prealloc: true,
+        }),
+        Box::new(MemoryBackend {
+            id: "mem2".into(),
+            kind: MemoryKind::Memfd { hugetlb: false },
+            size: 64 << 20,
+            share: true,
+            prealloc: false,
+        }),
+        Box::new(Nvdimm {
+            id: "nv0".into(),
+            memdev: "mem1".into(),
+            label_size: Some(128 << 10),
+        }),
+        Box::new(Generic::device(
+            "virtio-keyboard-pci",
+            "kbd0",
+            vec![("addr".into(), Prop::Str("0x1f".into()))],
+        )),
+    ];
+    c
+}
+
+fn syntaxes() -> [Syntax; 3] {
+    [
+        Syntax::TEXT,
+        Syntax::json(QemuVersion::new(7, 2)),
+        Syntax::json(QemuVersion::new(6, 0)),
+    ]
+}
+
+fn assert_round_trip(c: &QemuConfig) {
+    for syntax in syntaxes() {
+        let argv = c
+            .build(&syntax)
+            .unwrap_or_else(|e| panic!("build {syntax:?}: {e}"));
+        let back = QemuConfig::parse(&argv).unwrap_or_else(|e| panic!("parse {argv:?}: {e}"));
+        assert_eq!(
+            back.build(&syntax).unwrap(),
+            argv,
+            "build(parse(build(c))) != build(c)"
+        );
+        assert_eq!(&back, c, "parse(build(c)) != c for {argv:?}");
+    }
+}
+
+#[test]
+fn every_kind_round_trips_in_every_syntax() {
+    let c = every_kind("plain");
+    assert_round_trip(&c);
+    // no option fell back to Generic except the two generic ones
+    let generic = c
+        .devices
+        .iter()
+        .filter(|d| d.as_any().is::<Generic>())
+        .count();
+    let back = QemuConfig::parse(&c.build(&Syntax::TEXT).unwrap()).unwrap();
+    assert_eq!(
+        back.devices
+            .iter()
+            .filter(|d| d.as_any().is::<Generic>())
+            .count(),
+        generic
+    );
+}
+
+#[test]
+fn json_is_used_only_where_the_version_reads_it() {
+    let c = every_kind("x");
+    let argv = c.build(&Syntax::json(QemuVersion::new(6, 2))).unwrap();
+    let json_flags: std::collections::BTreeSet<&str> = argv
+        .windows(2)
+        .filter(|w| w[1].starts_with('{'))
+        .map(|w| w[0].as_str())
+        .collect();
+    assert_eq!(
+        json_flags,
+        ["-blockdev", "-device", "-object"].into_iter().collect()
+    );
+    let argv = c.build(&Syntax::json(QemuVersion::new(7, 2))).unwrap();
+    assert!(argv
+        .windows(2)
+        .any(|w| w[0] == "-netdev" && w[1].starts_with('{')));
+}
+
+#[test]
+fn an_injection_attempt_stays_a_value() {
+    let c = every_kind("a,read-only=on,b");
+    let argv = c.build(&Syntax::TEXT).unwrap();
+    assert!(argv.contains(
+        &"driver=file,node-name=disk0-file,filename=/img/a,,read-only=on,,b.qcow2,read-only=on"
+            .to_string()
+    ));
+    assert_round_trip(&c);
+}
+
+fn nasty() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>().prop_map(|s| s.replace('\0', "")),
+        "[,=\"' a-zé€💥\\\\{}:/.\\-]{0,24}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn any_string_in_paths_and_values_survives(s in nasty()) {
+        let c = every_kind(&s);
+        match c.build(&Syntax::TEXT) {
+            Ok(_) => assert_round_trip(&c),
+            // the only refusal allowed: an empty path where one is required
+            Err(e) => prop_assert!(s.is_empty() && matches!(e, Error::Missing { .. }), "{s:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn any_id_is_kept_exactly_or_refused_typed(id in nasty()) {
+        let well_formed = id.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+        let c = QemuConfig::new()
+            .device(Chardev { id: id.clone(), backend: ChardevBackend::Null })
+            .device(Generic::object("iothread", &id, vec![]))
+            .device(Balloon { id: id.clone(), deflate_on_oom: false, pci: Pci::default() });
+        match c.build(&Syntax::TEXT) {
+            Ok(_) => { prop_assert!(well_formed); assert_round_trip(&c) }
+            Err(e) => prop_assert!(!well_formed && matches!(e, Error::InvalidId { .. }), "{id:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn nul_is_refused_typed(a in nasty(), b in nasty()) {
+        let c = QemuConfig::new().device(Block::virtio("d", &format!("{a}\0{b}"), Format::Raw));
+        let refused = matches!(c.build(&Syntax::TEXT), Err(Error::Unrepresentable { .. }));
+        prop_assert!(refused);
+    }
+
+    #[test]
+    fn parse_never_panics(argv in proptest::collection::vec(nasty(), 0..6)) {
+        let _ = QemuConfig::parse(&argv);
+    }
+}
+
+#[test]
+fn validation_errors_are_typed() {
+    let base = || {
+        let mut c = QemuConfig::new();
+        c.machine = Some(Machine::new("q35"));
+        c
+    };
+    let dup = base()
+        .device(Balloon {
+            id: "x".into(),
+            deflate_on_oom: false,
+            pci: Pci::default(),
+        })
+        .device(Pvpanic {
+            id: "x".into(),
+            ioport: None,
+        });
+    assert!(matches!(
+        dup.validate(),
+        Err(Error::DuplicateId {
+            namespace: Namespace::Device,
+            ..
+        })
+    ));
+
+    let cases: Vec<(QemuConfig, Namespace)> = vec![
+        (
+            base().device(Balloon {
+                id: "b".into(),
+                deflate_on_oom: false,
+                pci: Pci::on("nosuchbus"),
+            }),
+            Namespace::Bus,
+        ),
+        (
+            base().device(Serial {
+                id: "s".into(),
+                chardev: "nochar".into(),
+            }),
+            Namespace::Chardev,
+        ),
+        (
+            base().device(Nvdimm {
+                id: "n".into(),
+                memdev: "nomem".into(),
+                label_size: None,
+            }),
+            Namespace::Object,
+        ),
+        (
+            base().device(ScsiController {
+                id: "c".into(),
+                iothread: Some("noio".into()),
+                num_queues: None,
+                pci: Pci::default(),
+            }),
+            Namespace::Object,
+        ),
+        (
+            base().device(Block {
+                device: Some(BlockDevice {
+                    id: "d".into(),
+                    kind: Frontend::ScsiHd,
+                    pci: Pci::on("scsi9.0"),
+                    serial: None,
+                    bootindex: None,
+                }),
+                ..Block::virtio("d", "/x", Format::Raw)
+            }),
+            Namespace::Bus,
+        ),
+    ];
+    for (c, ns) in cases {
+        match c.validate() {
+            Err(Error::DanglingReference { namespace, .. }) => assert_eq!(namespace, ns),
+            other => panic!("expected a dangling {ns} reference, got {other:?}"),
+        }
+    }
+
+    let mut c = base();
+    c.smp = Some(Smp {
+        cpus: 4,
+        maxcpus: Some(2),
+        ..Smp::default()
+    });
+    assert!(matches!(c.validate(), Err(Error::Impossible(_))));
+    let mut c = base();
+    c.smp = Some(Smp {
+        cpus: 2,
+        sockets: Some(1),
+        dies: Some(1),
+        cores: Some(1),
+        threads: Some(1),
+        maxcpus: None,
+    });
+    assert!(matches!(c.validate(), Err(Error::Impossible(_))));
+
+    let nv = || {
+        base()
+            .device(MemoryBackend {
+                id: "m".into(),
+                kind: MemoryKind::Ram,
+                size: 1 << 20,
+                share: false,
+                prealloc: false,
+            })
+            .device(Nvdimm {
+                id: "n".into(),
+                memdev: "m".into(),
+                label_size: None,
+            })
+    };
+    assert!(matches!(nv().validate(), Err(Error::Impossible(m)) if m.contains("slots")));
+    let mut c = nv();
+    c.memory = Some(Memory {
+        size_mib: 128,
+        slots: Some(1),
+        maxmem_mib: Some(512),
+    });
+    assert!(matches!(c.validate(), Err(Error::Impossible(m)) if m.contains("nvdimm=on")));
+    c.machine = Some(Machine::new("q35").option("nvdimm", "on"));
+    assert!(c.validate().is_ok());
+
+    let mut pc = QemuConfig::new().device(PcieRootPort {
+        id: "rp".into(),
+        chassis: 1,
+        slot: 0,
+        port: None,
+        pci: Pci::default(),
+    });
+    pc.machine = Some(Machine::new("pc"));
+    assert!(matches!(pc.validate(), Err(Error::Impossible(m)) if m.contains("q35")));
+
+    let q = Net::virtio(
+        "n",
+        NetBackend::TapFds {
+            fds: vec![3],
+            vhost: false,
+            vhostfds: vec![],
+        },
+    );
+    let mut q2 = q.clone();
+    q2.device.as_mut().unwrap().queues = Some(2);
+    assert!(
+        matches!(base().device(q2).validate(), Err(Error::Impossible(m)) if m.contains("2 queues but 1 tap fds"))
+    );
+
+    // implied values and keys that cannot be escaped
+    let mut c = base();
+    c.machine = Some(Machine::new("q35,accel=kvm"));
+    assert!(matches!(
+        c.build(&Syntax::TEXT),
+        Err(Error::Unrepresentable { .. })
+    ));
+    let mut c = base();
+    c.machine = Some(Machine::new("q35").option("a=b", "c"));
+    assert!(matches!(
+        c.build(&Syntax::TEXT),
+        Err(Error::Unrepresentable { .. })
+    ));
+    let mut c = base();
+    c.cpu = Some(Cpu {
+        model: "max".into(),
+        features: vec![("x".into(), "a,b".into())],
+    });
+    assert!(matches!(
+        c.build(&Syntax::TEXT),
+        Err(Error::Unrepresentable { .. })
+    ));
+    let c = base().device(Generic::device("virtio-rng-pci,id=x", "r", vec![]));
+    assert!(matches!(
+        c.build(&Syntax::TEXT),
+        Err(Error::Unrepresentable { .. })
+    ));
+    let c = base().device(Generic::device("virtio-rng-pci", "r", vec![]).clone());
+    assert!(c.build(&Syntax::TEXT).is_ok());
+    let c = base().device(Block::virtio(
+        "thisnodenameislongerthan31bytes",
+        "/x",
+        Format::Raw,
+    ));
+    assert!(matches!(
+        c.build(&Syntax::TEXT),
+        Err(Error::InvalidId {
+            what: "node-name",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn parse_refuses_what_it_does_not_write() {
+    for argv in [
+        vec!["-drive", "file=x"],
+        vec!["-m"],
+        vec!["-m", "512"],
+        vec!["-smp", "cpus=x"],
+        vec!["-machine", "q35", "-machine", "pc"],
+        vec!["-mon", "chardev=x,mode=control"],
+        vec!["-object", "iothread"],
+        vec!["-device", "{\"id\": 1}"],
+    ] {
+        assert!(
+            matches!(QemuConfig::parse(&argv), Err(Error::Parse { .. })),
+            "{argv:?}"
+        );
+    }
+}
+
+/// A kind defined outside the crate plugs in without touching the core.
+#[derive(Clone, Debug, PartialEq)]
+struct Watchdog {
+    id: String,
+    action_reset: bool,
+}
+
+impl Device for Watchdog {
+    fn describe(&self) -> String {
+        format!("watchdog `{}`", self.id)
+    }
+    fn opts(&self) -> Result<Vec<Opt>> {
+        Ok(vec![Opt::new("-device", "i6300esb")
+            .prop("id", self.id.clone())
+            .flag_on("x-reset", self.action_reset)])
+    }
+    fn declares(&self) -> Vec<IdRef> {
+        vec![(Namespace::Device, self.id.clone())]
+    }
+}
+
+impl ParseDevice for Watchdog {
+    fn parse(opts: &[Opt]) -> Option<(usize, Self)> {
+        let o = opts
+            .first()
+            .filter(|o| o.flag == "-device" && o.implied.as_deref() == Some("i6300esb"))?;
+        let mut r = opt::PropReader::new(o);
+        let w = Watchdog {
+            id: r.str("id")?,
+            action_reset: r.bool("x-reset").ok()?.unwrap_or(false),
+        };
+        r.done().then_some((1, w))
+    }
+}
+
+#[test]
+fn a_new_kind_plugs_in() {
+    let c = QemuConfig::new().device(Watchdog {
+        id: "wd0".into(),
+        action_reset: true,
+    });
+    let argv = c.build(&Syntax::TEXT).unwrap();
+    assert_eq!(argv, ["-device", "i6300esb,id=wd0,x-reset=on"]);
+    let mut parsers = Parsers::default();
+    parsers.register::<Watchdog>();
+    assert_eq!(QemuConfig::parse_with(&argv, &parsers).unwrap(), c);
+    // without registration it is kept, as a generic device
+    let g = QemuConfig::parse(&argv).unwrap();
+    assert!(g.devices[0].as_any().is::<Generic>());
+    assert_eq!(g.build(&Syntax::TEXT).unwrap(), argv);
+}
