@@ -741,6 +741,8 @@ pub struct LocalEnv {
     /// libvirt's user runtime directory: `$XDG_RUNTIME_DIR/libvirt`, or when that variable is
     /// unset or empty, `$XDG_CACHE_HOME/libvirt`, or `$HOME/.cache/libvirt`.
     pub user_runtime_dir: PathBuf,
+    /// The user's home directory (`$HOME`), where `~/.pki/libvirt` TLS credentials live.
+    pub home: Option<PathBuf>,
 }
 
 impl LocalEnv {
@@ -749,7 +751,14 @@ impl LocalEnv {
         LocalEnv {
             euid_is_root,
             user_runtime_dir,
+            home: None,
         }
+    }
+
+    /// Set [`LocalEnv::home`].
+    pub fn with_home(mut self, home: Option<PathBuf>) -> LocalEnv {
+        self.home = home;
+        self
     }
 
     /// Read the process's effective uid and environment variables.
@@ -766,6 +775,7 @@ impl LocalEnv {
         LocalEnv {
             euid_is_root: effective_uid() == Some(0),
             user_runtime_dir: base.join("libvirt"),
+            home: var("HOME"),
         }
     }
 }

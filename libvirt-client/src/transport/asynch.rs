@@ -1,0 +1,307 @@
+//! The async (tokio) transport.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use super::child::ChildProcess;
+use super::{tcp, tls, unix, ConnectOptions, Endpoint};
+use crate::uri::{TransportKind, Uri};
+use crate::Error;
+
+/// Any tokio byte stream [`AsyncTransport::from_stream`] accepts.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
+
+/// A connected async transport: tokio `AsyncRead + AsyncWrite` over unix, tcp, tls, a child
+/// process (ssh, ext) or any stream given to [`AsyncTransport::from_stream`].
+///
+/// Split it with `tokio::io::split` for separate reader and writer tasks.
+pub struct AsyncTransport {
+    inner: Inner,
+    kind: Option<TransportKind>,
+}
+
+enum Inner {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Child(UnixStream, Arc<ChildProcess>),
+    Stream(Box<dyn AsyncStream>),
+}
+
+impl fmt::Debug for AsyncTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = match &self.inner {
+            Inner::Unix(_) => "unix",
+            Inner::Tcp(_) => "tcp",
+            Inner::Tls(_) => "tls",
+            Inner::Child(..) => "child process",
+            Inner::Stream(_) => "stream",
+        };
+        f.debug_struct("AsyncTransport")
+            .field("inner", &inner)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+async fn with_timeout<T>(
+    timeout: Option<Duration>,
+    what: impl FnOnce() -> String,
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .unwrap_or_else(|_| Err(super::timeout_error(what(), timeout))),
+        None => fut.await,
+    }
+}
+
+impl AsyncTransport {
+    /// Connect to the daemon `uri` addresses (see [`Endpoint::from_uri`]).
+    pub async fn connect(uri: &Uri, opts: &ConnectOptions) -> Result<AsyncTransport, Error> {
+        AsyncTransport::connect_endpoint(&Endpoint::from_uri(uri, opts)?, opts).await
+    }
+
+    /// Connect to an endpoint.
+    pub async fn connect_endpoint(
+        endpoint: &Endpoint,
+        opts: &ConnectOptions,
+    ) -> Result<AsyncTransport, Error> {
+        let inner = match endpoint {
+            Endpoint::Unix { path } => Inner::Unix(unix::connect_async(path).await?),
+            Endpoint::Tcp { host, port } => {
+                Inner::Tcp(tcp::connect_async(host, *port, opts.connect_timeout).await?)
+            }
+            Endpoint::Tls {
+                host,
+                port,
+                settings,
+            } => {
+                let config = tls::client_config(settings)?;
+                let sock = tcp::connect_async(host, *port, opts.connect_timeout).await?;
+                return AsyncTransport::tls_over(sock, host, config, opts.connect_timeout).await;
+            }
+            Endpoint::Command { spec, .. } => {
+                let (sock, child) = ChildProcess::spawn(spec)?;
+                sock.set_nonblocking(true)?;
+                Inner::Child(UnixStream::from_std(sock)?, child)
+            }
+        };
+        Ok(AsyncTransport {
+            inner,
+            kind: Some(endpoint.kind()),
+        })
+    }
+
+    /// Run the client side of TLS (with libvirt's certificate verdict byte) over an already
+    /// connected TCP stream; `timeout` bounds the handshake and the verdict.
+    pub async fn tls_over(
+        sock: TcpStream,
+        host: &str,
+        config: Arc<rustls::ClientConfig>,
+        timeout: Option<Duration>,
+    ) -> Result<AsyncTransport, Error> {
+        let name = tls::server_name(host)?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let mut stream = with_timeout(timeout, || format!("TLS handshake with {host}"), async {
+            connector
+                .connect(name, sock)
+                .await
+                .map_err(|source| Error::TlsHandshake {
+                    host: host.to_owned(),
+                    source,
+                })
+        })
+        .await?;
+        let verdict = with_timeout(
+            timeout,
+            || format!("waiting for {host} to accept our TLS client certificate"),
+            async {
+                match stream.read_u8().await {
+                    Ok(b) => Ok(Some(b)),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+                    Err(source) => Err(Error::TlsHandshake {
+                        host: host.to_owned(),
+                        source,
+                    }),
+                }
+            },
+        )
+        .await?;
+        tls::check_verdict(verdict, host)?;
+        Ok(AsyncTransport {
+            inner: Inner::Tls(Box::new(stream)),
+            kind: Some(TransportKind::Tls),
+        })
+    }
+
+    /// Wrap any tokio byte stream (a proxy, an in-memory duplex, another TLS stack...).
+    pub fn from_stream<S: AsyncStream + 'static>(stream: S) -> AsyncTransport {
+        AsyncTransport {
+            inner: Inner::Stream(Box::new(stream)),
+            kind: None,
+        }
+    }
+
+    /// The transport kind, `None` for caller-supplied streams.
+    pub fn kind(&self) -> Option<TransportKind> {
+        self.kind
+    }
+
+    /// The unix socket, for passing file descriptors (unix transport only).
+    pub fn as_unix(&self) -> Option<&UnixStream> {
+        match &self.inner {
+            Inner::Unix(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The child process id (ssh and ext transports).
+    pub fn child_id(&self) -> Option<u32> {
+        match &self.inner {
+            Inner::Child(_, c) => Some(c.id()),
+            _ => None,
+        }
+    }
+
+    /// What the child process (ssh, ext) has written to stderr so far.
+    pub fn child_stderr(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Child(_, c) => Some(c.stderr()),
+            _ => None,
+        }
+    }
+}
+
+impl AsyncRead for AsyncTransport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Inner::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Inner::Stream(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Inner::Child(s, child) => {
+                let before = buf.filled().len();
+                let wanted = buf.remaining() > 0;
+                match Pin::new(s).poll_read(cx, buf) {
+                    Poll::Ready(Ok(())) if wanted && buf.filled().len() == before => {
+                        Poll::Ready(child.eof())
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for AsyncTransport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            Inner::Unix(s) | Inner::Child(s, _) => Pin::new(s).poll_write(cx, buf),
+            Inner::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Inner::Stream(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            Inner::Unix(s) | Inner::Child(s, _) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Inner::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Inner::Stream(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.inner {
+            Inner::Unix(s) | Inner::Child(s, _) => s.is_write_vectored(),
+            Inner::Tcp(s) => s.is_write_vectored(),
+            Inner::Tls(s) => s.is_write_vectored(),
+            Inner::Stream(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Unix(s) | Inner::Child(s, _) => Pin::new(s).poll_flush(cx),
+            Inner::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Inner::Stream(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Unix(s) | Inner::Child(s, _) => Pin::new(s).poll_shutdown(cx),
+            Inner::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Inner::Stream(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn from_stream_duplex() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut t = AsyncTransport::from_stream(a);
+        assert_eq!(t.kind(), None);
+        t.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        b.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        b.write_all(b"pong").await.unwrap();
+        let (mut r, _w) = tokio::io::split(t);
+        r.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"pong");
+    }
+
+    #[tokio::test]
+    async fn child_stream_reports_stderr() {
+        let spec = super::super::CommandSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), "read x; echo \"got $x\"; echo oops >&2".into()],
+        };
+        let mut t = AsyncTransport::connect_endpoint(
+            &Endpoint::Command {
+                kind: TransportKind::Ext,
+                spec,
+            },
+            &ConnectOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert!(t.child_id().is_some());
+        t.write_all(b"hi\n").await.unwrap();
+        let mut out = Vec::new();
+        let err = t.read_to_end(&mut out).await.unwrap_err();
+        assert_eq!(out, b"got hi\n");
+        assert!(err.to_string().contains("oops"), "{err}");
+    }
+}
