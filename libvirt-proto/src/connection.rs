@@ -215,6 +215,20 @@ impl Connection {
         })
     }
 
+    /// Start a call whose arguments are any serde value (normally a generated `*_args` type,
+    /// or `()` for procedures without arguments), XDR-encoded straight into the send buffer.
+    pub fn start_call_args<T: serde::Serialize + ?Sized>(
+        &mut self,
+        target: ProcedureId,
+        args: &T,
+    ) -> Result<CallId, Error> {
+        self.start_call_with(target, CallOptions::default(), |out| {
+            xdr::to_writer_vec(args, out).map_err(|e| {
+                Error::encode(format!("arguments of procedure {}", target.procedure), e)
+            })
+        })
+    }
+
     /// Start a call, encoding the arguments straight into the send buffer with `encode`
     /// (e.g. `|out| xdr::to_writer_vec(&args, out)` mapped to [`Error`]).
     pub fn start_call_with(
@@ -856,9 +870,7 @@ impl Connection {
             });
         }
         let h = Self::stream_header(st, id.0, MessageType::StreamHole, MessageStatus::Continue);
-        let mut body = Vec::with_capacity(12);
-        encode_hole(length, flags, &mut body);
-        self.queue_packet(&h, &body)
+        self.queue_packet_with(&h, Vec::new(), |out| encode_hole(length, flags, out))
     }
 
     /// Finish the stream cleanly: sends `VIR_NET_OK`; the server's confirmation produces

@@ -75,16 +75,17 @@ pub enum Error {
         /// What was wrong with it.
         reason: &'static str,
     },
-    /// An XDR payload (error body, hole, callback id, call arguments, reply) failed to decode or
-    /// encode.
-    #[error("cannot {op} {what}: {detail}")]
+    /// An XDR payload (call arguments, reply, remote error, event, stream hole) failed to
+    /// encode or decode.
+    #[error("cannot {op} {what}: {source}")]
     Xdr {
         /// "decode" or "encode".
         op: &'static str,
-        /// Which payload.
+        /// Which payload (a type name).
         what: String,
-        /// The codec's message (with the field path).
-        detail: String,
+        /// The codec's error, with the field path.
+        #[source]
+        source: xdr::Error,
     },
     /// The call failed on the server; the remote error says why.
     #[error("{0}")]
@@ -145,6 +146,24 @@ pub enum CloseReason {
 }
 
 impl Error {
+    /// An XDR decode error of payload `what`.
+    pub fn decode(what: impl Into<String>, source: xdr::Error) -> Self {
+        Self::Xdr {
+            op: "decode",
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// An XDR encode error of payload `what`.
+    pub fn encode(what: impl Into<String>, source: xdr::Error) -> Self {
+        Self::Xdr {
+            op: "encode",
+            what: what.into(),
+            source,
+        }
+    }
+
     /// The remote error, when this is one.
     pub fn remote(&self) -> Option<&RemoteError> {
         match self {

@@ -20,6 +20,15 @@ pub struct Reply {
     pub fds: Vec<OwnedFd>,
 }
 
+impl Reply {
+    /// Decode the body as `T` (normally the procedure's generated `*_ret` type; `()` for none).
+    /// Strings and opaques are zero-copy slices of the body where `T` uses `xdr::Opaque`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        xdr::from_shared(&self.body)
+            .map_err(|e| Error::decode(format!("reply of procedure {}", self.header.procedure), e))
+    }
+}
+
 /// An asynchronous server message (`VIR_NET_MESSAGE`): an event of any program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerMessage {
@@ -37,6 +46,14 @@ pub struct ServerMessage {
     pub route: Option<u64>,
     /// The XDR-encoded event payload (the procedure's `*_msg`, `callbackID` included).
     pub body: Bytes,
+}
+
+impl ServerMessage {
+    /// Decode the body as `T` (the event's generated `*_msg` type).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        xdr::from_shared(&self.body)
+            .map_err(|e| Error::decode(format!("event of procedure {}", self.procedure), e))
+    }
 }
 
 /// One thing the application must know about; drain with `Connection::poll_event`.

@@ -61,94 +61,114 @@ pub const VIR_ERR_NO_DOMAIN: i32 = 42;
 /// `VIR_ERR_RPC`: an RPC-level failure.
 pub const VIR_ERR_RPC: i32 = 39;
 
+/// The wire form of `virNetMessageError` (temporary hand-written serde mirror until the
+/// generated `remote_error` type is available).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "remote_error")]
+struct Wire {
+    code: i32,
+    domain: i32,
+    #[serde(
+        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
+        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
+    )]
+    message: Option<String>,
+    level: i32,
+    dom: Option<WireDomain>,
+    #[serde(
+        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
+        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
+    )]
+    str1: Option<String>,
+    #[serde(
+        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
+        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
+    )]
+    str2: Option<String>,
+    #[serde(
+        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
+        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
+    )]
+    str3: Option<String>,
+    int1: i32,
+    int2: i32,
+    net: Option<WireNetwork>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireDomain {
+    #[serde(
+        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
+        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
+    )]
+    name: String,
+    #[serde(with = "xdr::opaque_fixed")]
+    uuid: [u8; 16],
+    id: i32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireNetwork {
+    #[serde(
+        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
+        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
+    )]
+    name: String,
+    #[serde(with = "xdr::opaque_fixed")]
+    uuid: [u8; 16],
+}
+
 impl RemoteError {
     /// Decode a `remote_error` body (the payload of a REPLY with status ERROR, or of a server
     /// STREAM packet with status ERROR). Trailing bytes are an error; every string is limited to
     /// `VIR_NET_MESSAGE_STRING_MAX`.
     pub fn decode(body: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader {
-            input: body,
-            pos: 0,
-        };
-        let e = Self {
-            code: r.int("code")?,
-            domain: r.int("domain")?,
-            message: r.opt_string("message")?,
-            level: r.int("level")?,
-            dom: if r.bool("dom")? {
-                Some(ErrorDomainRef {
-                    name: r.string("dom.name")?,
-                    uuid: r.uuid("dom.uuid")?,
-                    id: r.int("dom.id")?,
-                })
-            } else {
-                None
-            },
-            str1: r.opt_string("str1")?,
-            str2: r.opt_string("str2")?,
-            str3: r.opt_string("str3")?,
-            int1: r.int("int1")?,
-            int2: r.int("int2")?,
-            net: if r.bool("net")? {
-                Some(ErrorNetworkRef {
-                    name: r.string("net.name")?,
-                    uuid: r.uuid("net.uuid")?,
-                })
-            } else {
-                None
-            },
-        };
-        if r.pos != body.len() {
-            return Err(r.fail(format!("{} trailing bytes", body.len() - r.pos)));
-        }
-        Ok(e)
+        let w: Wire = xdr::from_bytes(body).map_err(|e| Error::decode("remote_error", e))?;
+        Ok(Self {
+            code: w.code,
+            domain: w.domain,
+            message: w.message,
+            level: w.level,
+            dom: w.dom.map(|d| ErrorDomainRef {
+                name: d.name,
+                uuid: d.uuid,
+                id: d.id,
+            }),
+            str1: w.str1,
+            str2: w.str2,
+            str3: w.str3,
+            int1: w.int1,
+            int2: w.int2,
+            net: w.net.map(|n| ErrorNetworkRef {
+                name: n.name,
+                uuid: n.uuid,
+            }),
+        })
     }
 
-    /// Encode as a `remote_error` body (what a server sends).
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        fn int(out: &mut Vec<u8>, v: i32) {
-            out.extend_from_slice(&v.to_be_bytes());
-        }
-        fn string(out: &mut Vec<u8>, s: &str) {
-            out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-            out.extend_from_slice(s.as_bytes());
-            out.resize(out.len() + (4 - s.len() % 4) % 4, 0);
-        }
-        fn opt(out: &mut Vec<u8>, s: &Option<String>) {
-            match s {
-                Some(s) => {
-                    int(out, 1);
-                    string(out, s);
-                }
-                None => int(out, 0),
-            }
-        }
-        int(out, self.code);
-        int(out, self.domain);
-        opt(out, &self.message);
-        int(out, self.level);
-        match &self.dom {
-            Some(d) => {
-                int(out, 1);
-                string(out, &d.name);
-                out.extend_from_slice(&d.uuid);
-                int(out, d.id);
-            }
-            None => int(out, 0),
-        }
-        opt(out, &self.str1);
-        opt(out, &self.str2);
-        opt(out, &self.str3);
-        int(out, self.int1);
-        int(out, self.int2);
-        match &self.net {
-            Some(n) => {
-                int(out, 1);
-                string(out, &n.name);
-                out.extend_from_slice(&n.uuid);
-            }
-            None => int(out, 0),
-        }
+    /// Encode as a `remote_error` body (what a server sends), appending to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), Error> {
+        let w = Wire {
+            code: self.code,
+            domain: self.domain,
+            message: self.message.clone(),
+            level: self.level,
+            dom: self.dom.as_ref().map(|d| WireDomain {
+                name: d.name.clone(),
+                uuid: d.uuid,
+                id: d.id,
+            }),
+            str1: self.str1.clone(),
+            str2: self.str2.clone(),
+            str3: self.str3.clone(),
+            int1: self.int1,
+            int2: self.int2,
+            net: self.net.as_ref().map(|n| WireNetwork {
+                name: n.name.clone(),
+                uuid: n.uuid,
+            }),
+        };
+        xdr::to_writer_vec(&w, out).map_err(|e| Error::encode("remote_error", e))
     }
 
     /// A plain error with only code, domain, level 2 (error) and message set.
@@ -186,80 +206,6 @@ impl fmt::Display for RemoteError {
 
 impl std::error::Error for RemoteError {}
 
-/// A minimal XDR reader for the handful of shapes in `virNetMessageError`.
-struct Reader<'a> {
-    input: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn fail(&self, detail: String) -> Error {
-        Error::Xdr {
-            op: "decode",
-            what: "remote_error".into(),
-            detail,
-        }
-    }
-
-    fn take(&mut self, n: usize, field: &str) -> Result<&[u8], Error> {
-        let rest = self.input.len() - self.pos;
-        if rest < n {
-            return Err(self.fail(format!("{field}: needed {n} bytes, {rest} remaining")));
-        }
-        let s = &self.input[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn u32(&mut self, field: &str) -> Result<u32, Error> {
-        let b = self.take(4, field)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn int(&mut self, field: &str) -> Result<i32, Error> {
-        Ok(self.u32(field)? as i32)
-    }
-
-    fn bool(&mut self, field: &str) -> Result<bool, Error> {
-        match self.u32(field)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            v => Err(self.fail(format!("{field}: invalid bool {v}"))),
-        }
-    }
-
-    fn uuid(&mut self, field: &str) -> Result<[u8; 16], Error> {
-        let b = self.take(16, field)?;
-        let mut u = [0u8; 16];
-        u.copy_from_slice(b);
-        Ok(u)
-    }
-
-    fn string(&mut self, field: &str) -> Result<String, Error> {
-        let len = self.u32(field)?;
-        if len > STRING_MAX {
-            return Err(self.fail(format!(
-                "{field}: string length {len} exceeds VIR_NET_MESSAGE_STRING_MAX {STRING_MAX}"
-            )));
-        }
-        let len = len as usize;
-        let bytes = self.take(len, field)?.to_vec();
-        let pad = (4 - len % 4) % 4;
-        if self.take(pad, field)?.iter().any(|b| *b != 0) {
-            return Err(self.fail(format!("{field}: non-zero padding")));
-        }
-        String::from_utf8(bytes).map_err(|_| self.fail(format!("{field}: invalid UTF-8")))
-    }
-
-    fn opt_string(&mut self, field: &str) -> Result<Option<String>, Error> {
-        if self.bool(field)? {
-            Ok(Some(self.string(field)?))
-        } else {
-            Ok(None)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,7 +233,7 @@ mod tests {
             }),
         };
         let mut b = Vec::new();
-        e.encode(&mut b);
+        e.encode(&mut b).unwrap();
         assert_eq!(RemoteError::decode(&b).unwrap(), e);
         assert_eq!(
             e.to_string(),
@@ -299,7 +245,7 @@ mod tests {
     fn malformed_bodies_are_typed_errors() {
         let e = RemoteError::new(1, 2, "m");
         let mut b = Vec::new();
-        e.encode(&mut b);
+        e.encode(&mut b).unwrap();
         for cut in 0..b.len() {
             assert!(matches!(
                 RemoteError::decode(&b[..cut]),
@@ -312,7 +258,16 @@ mod tests {
         let mut b = vec![0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 1];
         b.extend_from_slice(&(STRING_MAX + 1).to_be_bytes());
         let err = RemoteError::decode(&b).unwrap_err();
-        assert!(err.to_string().contains("STRING_MAX"), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Xdr {
+                    source: xdr::Error::LengthOverLimit { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

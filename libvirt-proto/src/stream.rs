@@ -24,27 +24,24 @@ pub enum StreamItem {
     Eof,
 }
 
-/// Encode a `virNetStreamHole` { hyper length; unsigned int flags; }.
-pub(crate) fn encode_hole(length: i64, flags: u32, out: &mut Vec<u8>) {
-    out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(&flags.to_be_bytes());
+/// `virNetStreamHole` { hyper length; unsigned int flags; } (wire mirror).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "virNetStreamHole")]
+struct Hole {
+    length: i64,
+    flags: u32,
+}
+
+/// Encode a `virNetStreamHole`.
+pub(crate) fn encode_hole(length: i64, flags: u32, out: &mut Vec<u8>) -> Result<(), Error> {
+    xdr::to_writer_vec(&Hole { length, flags }, out)
+        .map_err(|e| Error::encode("virNetStreamHole", e))
 }
 
 /// Decode a `virNetStreamHole`.
 pub(crate) fn decode_hole(body: &[u8]) -> Result<(i64, u32), Error> {
-    if body.len() != 12 {
-        return Err(Error::Xdr {
-            op: "decode",
-            what: "virNetStreamHole".into(),
-            detail: format!("expected 12 bytes, got {}", body.len()),
-        });
-    }
-    let mut l = [0u8; 8];
-    l.copy_from_slice(&body[..8]);
-    Ok((
-        i64::from_be_bytes(l),
-        u32::from_be_bytes([body[8], body[9], body[10], body[11]]),
-    ))
+    let h: Hole = xdr::from_bytes(body).map_err(|e| Error::decode("virNetStreamHole", e))?;
+    Ok((h.length, h.flags))
 }
 
 /// Our side of a stream.
@@ -103,7 +100,7 @@ mod tests {
     #[test]
     fn hole_round_trip_and_malformed() {
         let mut b = Vec::new();
-        encode_hole(-5, 7, &mut b);
+        encode_hole(-5, 7, &mut b).unwrap();
         assert_eq!(decode_hole(&b).unwrap(), (-5, 7));
         assert!(decode_hole(&b[..11]).is_err());
     }

@@ -45,7 +45,7 @@ fn reply(serial: u32, body: &[u8]) -> Vec<u8> {
 
 fn error_reply(serial: u32, e: &RemoteError) -> Vec<u8> {
     let mut b = Vec::new();
-    e.encode(&mut b);
+    e.encode(&mut b).unwrap();
     pkt(
         MessageType::Reply,
         MessageStatus::Error,
@@ -349,7 +349,7 @@ fn stream_download_data_hole_eof_finish() {
     let id = stream_call(&mut c);
     let s = id.serial();
     let mut hole = Vec::new();
-    crate::stream::encode_hole(1 << 20, 0, &mut hole);
+    crate::stream::encode_hole(1 << 20, 0, &mut hole).unwrap();
     let mut wire = reply(s, b"");
     wire.extend(stream_pkt(s, MessageStatus::Continue, b"hello"));
     wire.extend(pkt(
@@ -484,7 +484,7 @@ fn stream_server_error_after_data() {
     let id = stream_call(&mut c);
     let e = RemoteError::new(38, 18, "cannot read: I/O error");
     let mut b = Vec::new();
-    e.encode(&mut b);
+    e.encode(&mut b).unwrap();
     let mut wire = reply(id.serial(), b"");
     wire.extend(stream_pkt(id.serial(), MessageStatus::Continue, b"part"));
     wire.extend(stream_pkt(id.serial(), MessageStatus::Error, &b));
