@@ -226,6 +226,24 @@ impl Device for Block {
     fn references(&self) -> Vec<IdRef> {
         self.device.iter().flat_map(|d| d.pci.refs()).collect()
     }
+    fn check(&self, _: &QemuConfig) -> Result<()> {
+        match &self.device {
+            Some(d) if self.read_only && d.kind == Frontend::IdeHd => {
+                Err(Error::Impossible(format!(
+                    "{}: ide-hd cannot use a read-only node (QEMU refuses it)",
+                    self.describe()
+                )))
+            }
+            Some(d) if d.kind != Frontend::VirtioBlk && d.pci.addr.is_some() => {
+                Err(Error::Impossible(format!(
+                    "{}: {} is not a PCI device; it takes no addr",
+                    self.describe(),
+                    d.kind.driver()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl ParseDevice for Block {

@@ -5,7 +5,7 @@ use crate::config::QemuConfig;
 use crate::error::{Error, Result};
 use crate::fds::FdPlan;
 use crate::version::Syntax;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -116,6 +116,62 @@ impl Launcher {
     }
 }
 
+/// One QMP socket being probed for readiness.
+struct Probe {
+    path: PathBuf,
+    conn: Option<UnixStream>,
+    buf: Vec<u8>,
+    greeted: bool,
+}
+
+impl Probe {
+    /// Advance without blocking long; true once `qmp_capabilities` returned.
+    fn step(&mut self) -> Result<bool> {
+        if self.conn.is_none() {
+            let Ok(s) = UnixStream::connect(&self.path) else {
+                return Ok(false);
+            };
+            s.set_read_timeout(Some(Duration::from_millis(20)))
+                .map_err(|source| Error::Io {
+                    doing: "setting a QMP read timeout",
+                    source,
+                })?;
+            self.conn = Some(s);
+            self.buf.clear();
+            self.greeted = false;
+        }
+        let Some(s) = self.conn.as_mut() else {
+            return Ok(false);
+        };
+        let mut chunk = [0u8; 1024];
+        match s.read(&mut chunk) {
+            Ok(0) => {
+                self.conn = None; // closed under us; reconnect
+                return Ok(false);
+            }
+            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return Ok(false),
+        }
+        while let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=nl).collect();
+            let line = String::from_utf8_lossy(&line);
+            if !self.greeted {
+                if line.contains("\"QMP\"") {
+                    self.greeted = true;
+                    let sent = s.write_all(b"{\"execute\":\"qmp_capabilities\"}\n");
+                    if sent.is_err() {
+                        self.conn = None;
+                        return Ok(false);
+                    }
+                }
+            } else if line.contains("\"return\"") || line.contains("\"error\"") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// A running QEMU. Dropping it kills and reaps the process unless [`detach`](Self::detach)ed.
 #[derive(Debug)]
 pub struct QemuProcess {
@@ -127,9 +183,21 @@ pub struct QemuProcess {
 }
 
 impl QemuProcess {
+    /// Ready means: every QMP socket answered `qmp_capabilities`. QEMU listens and even greets
+    /// (from its monitor thread) before it creates the devices, but runs commands only from its
+    /// main loop, after the configuration was accepted. The probe connection is then closed.
     fn wait_qmp(&mut self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
-        let mut pending = self.qmp.clone();
+        let mut pending: Vec<Probe> = self
+            .qmp
+            .iter()
+            .map(|p| Probe {
+                path: p.clone(),
+                conn: None,
+                buf: Vec::new(),
+                greeted: false,
+            })
+            .collect();
         loop {
             if let Some(status) = self.try_wait()? {
                 self.join_reader();
@@ -138,7 +206,15 @@ impl QemuProcess {
                     stderr: self.stderr(),
                 });
             }
-            pending.retain(|p| UnixStream::connect(p).is_err());
+            let mut ready = Vec::new();
+            for (i, p) in pending.iter_mut().enumerate() {
+                if p.step()? {
+                    ready.push(i);
+                }
+            }
+            for i in ready.into_iter().rev() {
+                pending.remove(i);
+            }
             if pending.is_empty() {
                 return Ok(());
             }
@@ -146,12 +222,12 @@ impl QemuProcess {
                 let stderr = self.stderr();
                 self.kill_and_reap();
                 return Err(Error::QmpTimeout {
-                    path: pending.remove(0),
+                    path: pending.remove(0).path,
                     waited: timeout,
                     stderr,
                 });
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 

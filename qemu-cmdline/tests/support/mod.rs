@@ -11,11 +11,19 @@ use std::time::Duration;
 
 /// `qemu.binary` and `qemu.img` from the peers' endpoints file.
 pub fn qemu() -> (String, String) {
-    let path = std::env::var("VMWIRE_PEERS").unwrap_or_else(|_| "/var/tmp/vmwire-peers/endpoints.json".into());
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read the peers' endpoints file {path}: {e}; run `cargo xtask peers start`"));
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON ({e}); run `cargo xtask peers start`"));
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_else(|| panic!("{path} lacks {p}; run `cargo xtask peers start`")).to_owned();
+    let path = std::env::var("VMWIRE_PEERS")
+        .unwrap_or_else(|_| "/var/tmp/vmwire-peers/endpoints.json".into());
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("cannot read the peers' endpoints file {path}: {e}; run `cargo xtask peers start`")
+    });
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{path} is not JSON ({e}); run `cargo xtask peers start`"));
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{path} lacks {p}; run `cargo xtask peers start`"))
+            .to_owned()
+    };
     (s("/qemu/binary"), s("/qemu/img"))
 }
 
@@ -29,11 +37,19 @@ impl Qmp {
     /// Connect, read the greeting, negotiate capabilities.
     pub fn connect(path: &Path) -> Qmp {
         let s = UnixStream::connect(path).expect("connect to QMP");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        let mut q = Qmp { w: s.try_clone().expect("clone"), r: BufReader::new(s) };
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut q = Qmp {
+            w: s.try_clone().expect("clone"),
+            r: BufReader::new(s),
+        };
         let greeting = q.line();
-        assert!(greeting.get("QMP").is_some(), "not a QMP greeting: {greeting}");
-        q.execute("qmp_capabilities", json!({})).expect("qmp_capabilities");
+        assert!(
+            greeting.get("QMP").is_some(),
+            "not a QMP greeting: {greeting}"
+        );
+        q.execute("qmp_capabilities", json!({}))
+            .expect("qmp_capabilities");
         q
     }
 
@@ -64,7 +80,8 @@ impl Qmp {
 
     /// Run a command that must succeed.
     pub fn ok(&mut self, cmd: &str, args: Value) -> Value {
-        self.execute(cmd, args.clone()).unwrap_or_else(|e| panic!("{cmd} {args}: {e}"))
+        self.execute(cmd, args.clone())
+            .unwrap_or_else(|e| panic!("{cmd} {args}: {e}"))
     }
 
     /// `qom-get` that must succeed.
