@@ -1343,7 +1343,7 @@ impl ParseDevice for Vsock {
         let id = r.str("id")?;
         let guest_cid = r.num("guest-cid").ok()??;
         let vhostfd = match r.str("vhostfd") {
-            Some(s) => Some(*parse_fd_list(&s)?.first()?).filter(|f| f.to_string() == s),
+            Some(s) => Some(s.parse::<i32>().ok().filter(|f| f.to_string() == s)?),
             None => None,
         };
         let pci = Pci::read(&mut r);

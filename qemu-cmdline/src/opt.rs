@@ -396,6 +396,8 @@ pub fn check_implied(what: &str, v: &str) -> Result<()> {
         "contains '=' (QEMU would read it as a key)"
     } else if v.contains('\0') {
         "contains a NUL byte"
+    } else if v.starts_with('{') {
+        "starts with '{' (QEMU would read the whole argument as JSON)"
     } else if v == "help" || v == "?" {
         "is a help request"
     } else {

@@ -415,6 +415,45 @@ fn an_injection_attempt_stays_a_value() {
     assert_round_trip(&c);
 }
 
+/// argv made of the options this crate writes, with mutated arguments.
+fn plausible_argv() -> impl Strategy<Value = Vec<String>> {
+    let c = every_kind("p,q=r");
+    let mut pool = Vec::new();
+    for s in syntaxes() {
+        let a = c.build(&s).expect("build");
+        pool.extend(a.chunks(2).map(|w| w.to_vec()));
+    }
+    let piece = prop_oneof![
+        Just(String::new()),
+        Just(",".to_string()),
+        Just("=".to_string()),
+        Just(",,".to_string()),
+        "[a-z0-9]{1,3}",
+        Just("on".to_string())
+    ];
+    let item = (
+        proptest::sample::select(pool),
+        0usize..200,
+        piece,
+        any::<bool>(),
+    )
+        .prop_map(|(pair, at, piece, cut)| {
+            let mut pair = pair;
+            if let Some(arg) = pair.get_mut(1) {
+                let mut i = at.min(arg.len());
+                while !arg.is_char_boundary(i) {
+                    i -= 1;
+                }
+                if cut {
+                    arg.truncate(i);
+                }
+                arg.insert_str(i, &piece);
+            }
+            pair
+        });
+    proptest::collection::vec(item, 0..12).prop_map(|v| v.concat())
+}
+
 fn nasty() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<String>().prop_map(|s| s.replace('\0', "")),
@@ -454,6 +493,18 @@ proptest! {
         let c = QemuConfig::new().device(Block::virtio("d", &format!("{a}\0{b}"), Format::Raw));
         let refused = matches!(c.build(&Syntax::TEXT), Err(Error::Unrepresentable { .. }));
         prop_assert!(refused);
+    }
+
+    #[test]
+    fn whatever_parses_and_builds_is_a_fixed_point(argv in plausible_argv()) {
+        if let Ok(c) = QemuConfig::parse(&argv) {
+            for syntax in syntaxes() {
+                if let Ok(a) = c.build(&syntax) {
+                    let c2 = QemuConfig::parse(&a).unwrap_or_else(|e| panic!("{argv:?} -> {a:?}: {e}"));
+                    prop_assert_eq!(c2.build(&syntax).expect("rebuild"), a);
+                }
+            }
+        }
     }
 
     #[test]
