@@ -380,6 +380,9 @@ fn lifecycle_events_routed_by_callback_id() {
     let mut seen: Vec<i32> = Vec::new();
     let limit = Instant::now() + Duration::from_secs(10);
     while seen.len() < 2 {
+        while let Some(ev) = d.conn.poll_event() {
+            d.backlog.push(ev);
+        }
         for ev in std::mem::take(&mut d.backlog) {
             if let Event::Message(
                 m @ ServerMessage {
@@ -397,9 +400,6 @@ fn lifecycle_events_routed_by_callback_id() {
                     seen.push(msg.event);
                 }
             }
-        }
-        while let Some(ev) = d.conn.poll_event() {
-            d.backlog.push(ev);
         }
         if seen.len() < 2 {
             assert!(Instant::now() < limit, "events seen: {seen:?}");
