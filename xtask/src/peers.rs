@@ -28,6 +28,8 @@ const NEEDED: &[(&str, &str)] = &[
     ("virsh", "libvirt-clients"),
     ("qemu-system-x86_64", "qemu-system-x86"),
     ("qemu-img", "qemu-utils"),
+    // `nc -U`: libvirt-client's ext and ssh transport tests tunnel to libvirtd's socket with it.
+    ("nc", "netcat-openbsd"),
 ];
 
 pub fn cmd(args: &[&str]) -> Result<()> {

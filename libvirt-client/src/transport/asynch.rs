@@ -200,6 +200,7 @@ impl AsyncRead for AsyncTransport {
                     Poll::Ready(Ok(())) if wanted && buf.filled().len() == before => {
                         Poll::Ready(child.eof())
                     }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(child.explain(e))),
                     other => other,
                 }
             }
@@ -214,7 +215,11 @@ impl AsyncWrite for AsyncTransport {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().inner {
-            Inner::Unix(s) | Inner::Child(s, _) => Pin::new(s).poll_write(cx, buf),
+            Inner::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Inner::Child(s, c) => match Pin::new(s).poll_write(cx, buf) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(c.explain(e))),
+                other => other,
+            },
             Inner::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Inner::Stream(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

@@ -234,7 +234,11 @@ fn child_read(
     child: Option<&Arc<ChildProcess>>,
     buf: &mut [u8],
 ) -> io::Result<usize> {
-    let n = s.read(buf)?;
+    let n = match (s.read(buf), child) {
+        (Ok(n), _) => n,
+        (Err(e), Some(c)) => return Err(c.explain(e)),
+        (Err(e), None) => return Err(e),
+    };
     if n == 0 && !buf.is_empty() {
         if let Some(c) = child {
             c.eof()?;
@@ -259,7 +263,8 @@ impl Read for BlockingTransport {
 impl Write for BlockingTransport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.inner {
-            Inner::Unix(s) | Inner::Child(s, _) => s.write(buf),
+            Inner::Unix(s) => s.write(buf),
+            Inner::Child(s, c) => s.write(buf).map_err(|e| c.explain(e)),
             Inner::Tcp(s) => s.write(buf),
             Inner::Tls(_, w) => w.write(buf),
             Inner::Stream(s) => s.write(buf),
@@ -292,8 +297,8 @@ enum ReadHalf {
 }
 
 enum WriteHalf {
-    // The child handle keeps the process alive until both halves are gone.
-    Unix(UnixStream, #[allow(dead_code)] Option<Arc<ChildProcess>>),
+    // The child handle also keeps the process alive until both halves are gone.
+    Unix(UnixStream, Option<Arc<ChildProcess>>),
     Tcp(TcpStream),
     Tls(TlsWriter),
     Boxed(Box<dyn Write + Send>),
@@ -368,7 +373,8 @@ impl Read for BlockingReader {
 impl Write for BlockingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.0 {
-            WriteHalf::Unix(s, _) => s.write(buf),
+            WriteHalf::Unix(s, None) => s.write(buf),
+            WriteHalf::Unix(s, Some(c)) => s.write(buf).map_err(|e| c.explain(e)),
             WriteHalf::Tcp(s) => s.write(buf),
             WriteHalf::Tls(w) => w.write(buf),
             WriteHalf::Boxed(w) => w.write(buf),

@@ -97,6 +97,21 @@ impl ChildProcess {
     /// Called when the stream hit end-of-file: give the child a moment to finish its stderr,
     /// then turn the EOF into an error that carries it (and the exit status) if there is any.
     pub(crate) fn eof(&self) -> io::Result<()> {
+        self.report(io::ErrorKind::UnexpectedEof)
+    }
+
+    /// Called on a read or write error: when the child went away (reset, broken pipe), say
+    /// what it wrote to stderr.
+    pub(crate) fn explain(&self, e: io::Error) -> io::Error {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
+                self.report(e.kind()).err().unwrap_or(e)
+            }
+            _ => e,
+        }
+    }
+
+    fn report(&self, kind: io::ErrorKind) -> io::Result<()> {
         let deadline = Instant::now() + STDERR_GRACE;
         while !self.stderr.done.load(Ordering::Acquire) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -121,7 +136,7 @@ impl ChildProcess {
             }
         };
         Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
+            kind,
             format!(
                 "{} closed the connection{status}; its stderr: {stderr}",
                 self.program
