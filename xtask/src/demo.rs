@@ -1,6 +1,8 @@
 //! `cargo xtask demo`: the project's main job — start the real peers and tour what the crates do
 //! against them, with readable output. Each capability adds its own section here.
 
+mod cmdline;
+
 use crate::peers;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -24,7 +26,10 @@ pub fn cmd(args: &[&str]) -> Result<()> {
 
 /// The demo's sections, in order. Each area of the project adds one: a module under
 /// `xtask/src/demo/` with `pub fn tour(endpoints: &Value) -> Result<()>`, listed here.
-const SECTIONS: &[(&str, Section)] = &[("the peers answer", peers_answer)];
+const SECTIONS: &[(&str, Section)] = &[
+    ("the peers answer", peers_answer),
+    ("qemu-cmdline: a typed config launched in real QEMU", cmdline::tour),
+];
 
 /// One section of the tour: given the peers' endpoints, show something and say what it showed.
 type Section = fn(&Value) -> Result<()>;
