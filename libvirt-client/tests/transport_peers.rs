@@ -356,12 +356,7 @@ mod blocking {
 
     #[test]
     fn refused_tcp_port_is_typed() {
-        // bind then drop to find a port nobody listens on
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let u = Uri::parse(&format!("test+tcp://127.0.0.1:{port}/default")).unwrap();
         match BlockingTransport::connect(&u, &ConnectOptions::default()) {
             Err(libvirt_client::Error::ConnectTcp { port: p, .. }) => assert_eq!(p, port),
@@ -444,5 +439,193 @@ mod asynchronous {
             Endpoint::Unix { path } => assert_eq!(path, PathBuf::from(socket())),
             other => panic!("{other:?}"),
         }
+    }
+}
+
+/// A private sshd on 127.0.0.1 (run as this test's user, with its own host key and one
+/// authorized client key), killed on drop. The real `ssh` client reaches it through a
+/// `command=` wrapper that only adds `-F` with a private known-hosts file, so every argument
+/// libvirt-client builds goes to the real ssh unchanged.
+struct Sshd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        use std::process::{Command, Stdio};
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(
+            sshd.is_file(),
+            "/usr/sbin/sshd (Debian package openssh-server) is needed; run `cargo xtask peers install`"
+        );
+        need_nc();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["hostkey", "id", "stranger"] {
+            let st = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .status()
+                .expect("ssh-keygen runs");
+            assert!(st.success());
+        }
+        std::fs::copy(d.join("id.pub"), d.join("authorized_keys")).unwrap();
+        let port = free_port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {0}/hostkey\n\
+                 AuthorizedKeysFile {0}/authorized_keys\nPidFile {0}/sshd.pid\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel ERROR\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "UserKnownHostsFile {}/known_hosts\nGlobalKnownHostsFile /dev/null\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        script(
+            d,
+            "ssh",
+            &format!(
+                "#!/bin/sh\nexec ssh -F '{}/ssh_config' \"$@\"\n",
+                d.display()
+            ),
+        );
+        // sshd's privilege separation directory
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let mut child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sshd starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "sshd exited ({st}): {}",
+                    std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sshd did not listen in 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Sshd { child, dir, port }
+    }
+
+    /// An ssh URI to this sshd as the current user (`extra` appended to the query).
+    fn uri(&self, key: &str, extra: &str) -> Uri {
+        let d = self.dir.path();
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
+        Uri::parse(&format!(
+            "test+ssh://{user}@127.0.0.1:{}/default?command={}&keyfile={}&no_tty=1&socket={}{extra}",
+            self.port,
+            enc(d.join("ssh").to_str().unwrap()),
+            enc(d.join(key).to_str().unwrap()),
+            enc(&socket()),
+        ))
+        .unwrap()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[cfg(feature = "blocking")]
+mod real_ssh_blocking {
+    use super::*;
+    use libvirt_client::transport::BlockingTransport;
+    use std::time::Duration;
+
+    fn connect(uri: &Uri) -> BlockingTransport {
+        let t = BlockingTransport::connect(uri, &ConnectOptions::default())
+            .unwrap_or_else(|e| panic!("connect {uri}: {e}"));
+        t.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        t
+    }
+
+    #[test]
+    fn reaches_libvirtd_through_sshd() {
+        let sshd = Sshd::start();
+        let u = sshd.uri("id", "&no_verify=1");
+        let mut t = connect(&u);
+        exchange_blocking(&mut t, &u.remote_name());
+        // split halves work over the child process too
+        let (mut r, mut w) = t.into_split().unwrap();
+        w.write_all(&call(PROC_AUTH_LIST, 11, &[])).unwrap();
+        let (h, b) = read_packet(&mut r);
+        check_auth_list(h, &b, 11);
+    }
+
+    #[test]
+    fn unauthorized_key_reports_ssh_stderr() {
+        let sshd = Sshd::start();
+        let mut t = connect(&sshd.uri("stranger", "&no_verify=1"));
+        let _ = t.write_all(&call(PROC_AUTH_LIST, 1, &[]));
+        let mut buf = [0u8; 4];
+        let err = t.read_exact(&mut buf).unwrap_err();
+        assert!(err.to_string().contains("Permission denied"), "{err}");
+    }
+
+    #[test]
+    fn unknown_host_key_is_refused_without_no_verify() {
+        let sshd = Sshd::start();
+        let mut t = connect(&sshd.uri("id", ""));
+        let _ = t.write_all(&call(PROC_AUTH_LIST, 1, &[]));
+        let mut buf = [0u8; 4];
+        let err = t.read_exact(&mut buf).unwrap_err();
+        assert!(
+            err.to_string().contains("Host key verification failed"),
+            "{err}"
+        );
+    }
+}
+
+#[cfg(feature = "async")]
+mod real_ssh_async {
+    use super::*;
+    use libvirt_client::transport::AsyncTransport;
+
+    #[tokio::test]
+    async fn reaches_libvirtd_through_sshd() {
+        let sshd = Sshd::start();
+        let u = sshd.uri("id", "&no_verify=1");
+        let mut t = AsyncTransport::connect(&u, &ConnectOptions::default())
+            .await
+            .unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            exchange_async(&mut t, &u.remote_name()),
+        )
+        .await
+        .expect("answer through ssh within 20 s");
     }
 }

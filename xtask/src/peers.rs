@@ -30,6 +30,9 @@ const NEEDED: &[(&str, &str)] = &[
     ("qemu-img", "qemu-utils"),
     // `nc -U`: libvirt-client's ext and ssh transport tests tunnel to libvirtd's socket with it.
     ("nc", "netcat-openbsd"),
+    // libvirt-client's ssh transport tests run their own sshd on 127.0.0.1 (installing the
+    // package starts no service where policy-rc.d forbids it, as in containers).
+    ("sshd", "openssh-server"),
 ];
 
 pub fn cmd(args: &[&str]) -> Result<()> {
