@@ -92,6 +92,8 @@ enum Verdict {
     Refuse,
     /// Close without sending anything.
     Close,
+    /// Send 1, then echo everything until the client closes.
+    Echo,
 }
 
 /// Serve one connection on a fresh 127.0.0.1 port; the thread returns what happened.
@@ -141,6 +143,18 @@ fn serve_once(
             Verdict::Close => {
                 tls.conn.send_close_notify();
                 let _ = tls.conn.complete_io(&mut tls.sock);
+            }
+            Verdict::Echo => {
+                tls.write_all(&[1]).map_err(|e| e.to_string())?;
+                tls.flush().map_err(|e| e.to_string())?;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match tls.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => tls.write_all(&buf[..n]).map_err(|e| e.to_string())?,
+                        Err(e) => return Err(format!("echo read: {e}")),
+                    }
+                }
             }
         }
         Ok(())
@@ -229,6 +243,31 @@ mod blocking {
         });
         w.write_all(&auth_list_call()).unwrap();
         auth_list_reply_ok(&reader.join().unwrap());
+        w.shutdown().unwrap();
+        server.join().unwrap().unwrap();
+    }
+
+    /// Both directions full at once: a writer thread pushes 8 MiB while the reader thread
+    /// takes the echo back; neither half may stall the other.
+    #[test]
+    fn split_halves_stream_both_ways_at_once() {
+        let s = setup(&["127.0.0.1"], false, "");
+        let (t, server) = connect(&s, Verdict::Echo);
+        let (mut r, mut w) = t.unwrap().into_split().unwrap();
+        r.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        const TOTAL: usize = 8 << 20;
+        let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+        let expected = data.clone();
+        let writer = std::thread::spawn(move || {
+            for chunk in data.chunks(100_000) {
+                w.write_all(chunk).unwrap();
+            }
+            w
+        });
+        let mut got = vec![0u8; TOTAL];
+        r.read_exact(&mut got).unwrap();
+        assert!(got == expected, "echo differs");
+        let w = writer.join().unwrap();
         w.shutdown().unwrap();
         server.join().unwrap().unwrap();
     }

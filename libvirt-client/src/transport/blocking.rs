@@ -213,8 +213,7 @@ impl BlockingTransport {
             Inner::Unix(s) | Inner::Child(s, _) => s.shutdown(std::net::Shutdown::Both),
             Inner::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             Inner::Tls(r, _) => {
-                lock(&r.conn).send_close_notify();
-                let _ = r.flush_tls();
+                let _ = r.shared.close_notify(&r.sock);
                 r.sock.shutdown(std::net::Shutdown::Both)
             }
             Inner::Stream(_) | Inner::Halves(..) => Ok(()),
@@ -348,10 +347,7 @@ impl BlockingWriter {
             WriteHalf::Unix(s, _) => s.shutdown(std::net::Shutdown::Both),
             WriteHalf::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
             WriteHalf::Tls(w) => {
-                let mut conn = lock(&w.conn);
-                conn.send_close_notify();
-                let _ = write_pending(&mut conn, &w.sock);
-                drop(conn);
+                let _ = w.shared.close_notify(&w.sock);
                 w.sock.shutdown(std::net::Shutdown::Both)
             }
             WriteHalf::Boxed(_) => Ok(()),
@@ -393,31 +389,62 @@ impl Write for BlockingWriter {
 
 // ---- TLS over a std TcpStream, splittable ----
 //
-// The rustls connection sits behind a mutex shared by both halves; each half owns a clone of
-// the socket. The reader receives raw bytes WITHOUT holding the lock (so a writer is never
-// blocked by a reader waiting for the network), then feeds them to rustls under the lock.
-// Everything rustls wants to send is written to the socket under the lock, so TLS records
-// leave in order.
+// The rustls connection sits behind a mutex shared by both halves, held only while rustls
+// works, never across socket IO; each half owns a clone of the socket. The reader receives raw
+// bytes without any lock, then feeds them to rustls. Whoever sends TLS records holds the
+// separate `send` mutex from draining rustls' output until it is on the wire, so records leave
+// in order; a reader blocked in the network never stalls the writer and a writer blocked in
+// the network never stalls the reader (which would deadlock when both directions are full).
 
-type SharedConn = Arc<Mutex<ClientConnection>>;
+struct Shared {
+    conn: Mutex<ClientConnection>,
+    send: Mutex<()>,
+}
 
-fn lock(c: &SharedConn) -> MutexGuard<'_, ClientConnection> {
-    c.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn tls_err(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-fn write_pending(conn: &mut ClientConnection, mut sock: &TcpStream) -> io::Result<()> {
-    while conn.wants_write() {
-        conn.write_tls(&mut sock)?;
+impl Shared {
+    /// Take what rustls wants to send (caller holds `send`).
+    fn drain(&self) -> io::Result<Vec<u8>> {
+        let mut conn = lock(&self.conn);
+        let mut out = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut out)?;
+        }
+        Ok(out)
     }
-    Ok(())
+
+    /// Send everything rustls has queued.
+    fn flush_to(&self, mut sock: &TcpStream) -> io::Result<()> {
+        let _send = lock(&self.send);
+        let out = self.drain()?;
+        sock.write_all(&out)
+    }
+
+    /// Send what rustls has queued if no writer is busy (the reader's courtesy flush for
+    /// key-update replies and alerts; otherwise the next write carries them).
+    fn try_flush_to(&self, mut sock: &TcpStream) -> io::Result<()> {
+        if let Ok(_send) = self.send.try_lock() {
+            let out = self.drain()?;
+            sock.write_all(&out)?;
+        }
+        Ok(())
+    }
+
+    fn close_notify(&self, sock: &TcpStream) -> io::Result<()> {
+        lock(&self.conn).send_close_notify();
+        self.flush_to(sock)
+    }
 }
 
 struct TlsReader {
-    conn: SharedConn,
+    shared: Arc<Shared>,
     sock: TcpStream,
     /// Received bytes rustls has not taken yet.
     raw: Vec<u8>,
@@ -425,14 +452,8 @@ struct TlsReader {
 }
 
 struct TlsWriter {
-    conn: SharedConn,
+    shared: Arc<Shared>,
     sock: TcpStream,
-}
-
-impl TlsReader {
-    fn flush_tls(&self) -> io::Result<()> {
-        write_pending(&mut lock(&self.conn), &self.sock)
-    }
 }
 
 impl Read for TlsReader {
@@ -441,35 +462,38 @@ impl Read for TlsReader {
             return Ok(0);
         }
         loop {
-            {
-                let mut conn = lock(&self.conn);
-                match conn.reader().read(buf) {
-                    Ok(n) => return Ok(n), // n == 0: clean close_notify
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
-                if self.eof {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "peer closed the TLS connection without close_notify",
-                    ));
-                }
-                if !self.raw.is_empty() {
-                    let mut slice = &self.raw[..];
-                    let taken = conn.read_tls(&mut slice)?;
-                    self.raw.drain(..taken);
-                    let processed = conn.process_new_packets();
-                    // Send whatever rustls produced (alerts, key updates) even on error.
-                    write_pending(&mut conn, &self.sock)?;
-                    processed.map_err(tls_err)?;
-                    continue;
-                }
+            let mut conn = lock(&self.shared.conn);
+            match conn.reader().read(buf) {
+                Ok(n) => return Ok(n), // n == 0: clean close_notify
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
             }
+            if self.eof {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed the TLS connection without close_notify",
+                ));
+            }
+            if !self.raw.is_empty() {
+                let mut slice = &self.raw[..];
+                let taken = conn.read_tls(&mut slice)?;
+                self.raw.drain(..taken);
+                let processed = conn.process_new_packets();
+                let wants_write = conn.wants_write();
+                drop(conn);
+                if wants_write {
+                    // alerts, key-update replies: best effort, errors surface on the writer
+                    let _ = self.shared.try_flush_to(&self.sock);
+                }
+                processed.map_err(tls_err)?;
+                continue;
+            }
+            drop(conn);
             let mut tmp = [0u8; 16 * 1024];
             let n = (&self.sock).read(&mut tmp)?;
             if n == 0 {
                 self.eof = true;
-                let mut conn = lock(&self.conn);
+                let mut conn = lock(&self.shared.conn);
                 conn.read_tls(&mut &[][..])?;
                 conn.process_new_packets().map_err(tls_err)?;
                 continue;
@@ -481,16 +505,16 @@ impl Read for TlsReader {
 
 impl Write for TlsWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut conn = lock(&self.conn);
-        let n = conn.writer().write(buf)?;
-        write_pending(&mut conn, &self.sock)?;
+        let _send = lock(&self.shared.send);
+        let n = lock(&self.shared.conn).writer().write(buf)?;
+        let out = self.shared.drain()?;
+        (&self.sock).write_all(&out)?;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let mut conn = lock(&self.conn);
-        conn.writer().flush()?;
-        write_pending(&mut conn, &self.sock)
+        lock(&self.shared.conn).writer().flush()?;
+        self.shared.flush_to(&self.sock)
     }
 }
 
@@ -526,9 +550,12 @@ fn tls_handshake(
             });
         }
     }
-    let conn = Arc::new(Mutex::new(conn));
+    let shared = Arc::new(Shared {
+        conn: Mutex::new(conn),
+        send: Mutex::new(()),
+    });
     let mut reader = TlsReader {
-        conn: conn.clone(),
+        shared: shared.clone(),
         sock: sock.try_clone()?,
         raw: Vec::new(),
         eof: false,
@@ -556,7 +583,7 @@ fn tls_handshake(
     tls::check_verdict(verdict, host)?;
     sock.set_read_timeout(old_read)?;
     sock.set_write_timeout(old_write)?;
-    Ok(Inner::Tls(reader, TlsWriter { conn, sock }))
+    Ok(Inner::Tls(reader, TlsWriter { shared, sock }))
 }
 
 #[cfg(test)]
