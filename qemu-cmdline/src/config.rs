@@ -1,8 +1,8 @@
 //! The typed configuration: global options, knobs, QMP sockets and devices; `validate`, `build`
 //! (argv) and `parse` (argv back to a configuration).
 
-use crate::device::{Device, IdRef, Namespace, Parsers};
-use crate::devices::Generic;
+use crate::device::{BusKind, Device, IdRef, Namespace, Parsers};
+use crate::devices::{Generic, MemoryBackend};
 use crate::error::{Error, Result};
 use crate::opt::{check_id, check_implied, check_key, escape_value, Opt, PropReader};
 use crate::version::Syntax;
@@ -18,7 +18,10 @@ pub struct Name {
 }
 
 /// `-machine TYPE[,accel=...][,key=value...]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Equality ignores [`buses`](Self::buses): they are a validation aid, not part of the command
+/// line ([`QemuConfig::parse`] fills in the known ones).
+#[derive(Clone, Debug, Eq)]
 pub struct Machine {
     /// Machine type: `q35`, `pc`, `pc-q35-7.2`, `microvm`, `none`, ...
     pub kind: String,
@@ -28,7 +31,13 @@ pub struct Machine {
     pub options: Vec<(String, String)>,
     /// Buses the machine provides, for reference checking. Filled for known types by
     /// [`Machine::new`]; add your own for others.
-    pub buses: Vec<String>,
+    pub buses: Vec<(String, BusKind)>,
+}
+
+impl PartialEq for Machine {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.accel == other.accel && self.options == other.options
+    }
 }
 
 impl Machine {
@@ -54,19 +63,30 @@ impl Machine {
         self
     }
 
+    /// The value of a machine property, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Buses of the known machine types (`q35`: `pcie.0`, `ide.0`-`ide.5`; `pc`: `pci.0`,
-    /// `ide.0`, `ide.1`; both: `isa.0`).
-    pub fn known_buses(kind: &str) -> Vec<String> {
-        let v: &[&str] = if kind.starts_with("q35") || kind.starts_with("pc-q35") {
-            &[
-                "pcie.0", "isa.0", "ide.0", "ide.1", "ide.2", "ide.3", "ide.4", "ide.5",
-            ]
+    /// `ide.0`, `ide.1`; both: `isa.0`); none for other types.
+    pub fn known_buses(kind: &str) -> Vec<(String, BusKind)> {
+        let (pci, ides): (&str, u32) = if kind.starts_with("q35") || kind.starts_with("pc-q35") {
+            ("pcie.0", 6)
         } else if kind == "pc" || kind.starts_with("pc-i440fx") {
-            &["pci.0", "isa.0", "ide.0", "ide.1"]
+            ("pci.0", 2)
         } else {
-            &[]
+            return Vec::new();
         };
-        v.iter().map(|s| s.to_string()).collect()
+        let mut v = vec![
+            (pci.to_owned(), BusKind::Pci),
+            ("isa.0".to_owned(), BusKind::Isa),
+        ];
+        v.extend((0..ides).map(|i| (format!("ide.{i}"), BusKind::Ide)));
+        v
     }
 }
 
@@ -290,6 +310,15 @@ impl QemuConfig {
         self
     }
 
+    /// The memory backend named by the machine option `memory-backend=`, if any.
+    pub fn main_memory_backend(&self) -> Option<&MemoryBackend> {
+        let id = self.machine.as_ref()?.get("memory-backend")?;
+        self.devices
+            .iter()
+            .filter_map(|d| d.as_any().downcast_ref::<MemoryBackend>())
+            .find(|m| m.id == id)
+    }
+
     /// Every fd number (as the child sees it) the configuration refers to.
     pub fn fds(&self) -> Vec<i32> {
         let mut v: Vec<i32> = self.add_fds.iter().map(|a| a.fd).collect();
@@ -315,10 +344,13 @@ impl QemuConfig {
             declared.insert(r, who);
             Ok(())
         };
-        if let Some(m) = &self.machine {
-            for b in &m.buses {
-                declare((Namespace::Bus, b.clone()), format!("machine {}", m.kind))?;
-            }
+        // no -machine: QEMU's default machine (pc) and its buses
+        let (kind, buses) = match &self.machine {
+            Some(m) => (m.kind.as_str(), m.buses.clone()),
+            None => ("pc (default)", Machine::known_buses("pc")),
+        };
+        for (b, k) in buses {
+            declare((Namespace::Bus(k), b), format!("machine {kind}"))?;
         }
         for q in &self.qmp {
             check_id("chardev id", &q.id)?;
@@ -334,13 +366,28 @@ impl QemuConfig {
         }
         for d in &self.devices {
             for r in d.references() {
-                if !declared.contains_key(&r) {
-                    return Err(Error::DanglingReference {
-                        from: d.describe(),
-                        namespace: r.0,
-                        id: r.1,
-                    });
+                if declared.contains_key(&r) {
+                    continue;
                 }
+                if let Namespace::Bus(want) = r.0 {
+                    let other = declared
+                        .keys()
+                        .find(|(ns, id)| matches!(ns, Namespace::Bus(_)) && *id == r.1);
+                    if let Some((have, _)) = other {
+                        return Err(Error::Impossible(format!(
+                            "{} plugs into {} `{}`, which is a {have}, not a {}",
+                            d.describe(),
+                            Namespace::Bus(want),
+                            r.1,
+                            Namespace::Bus(want)
+                        )));
+                    }
+                }
+                return Err(Error::DanglingReference {
+                    from: d.describe(),
+                    namespace: r.0,
+                    id: r.1,
+                });
             }
             d.check(self)?;
         }
@@ -386,6 +433,24 @@ impl QemuConfig {
                     )))
                 }
                 _ => {}
+            }
+        }
+        if let Some(id) = self.machine.as_ref().and_then(|m| m.get("memory-backend")) {
+            let Some(b) = self.main_memory_backend() else {
+                return Err(Error::DanglingReference {
+                    from: "machine option memory-backend".into(),
+                    namespace: Namespace::Object,
+                    id: id.to_owned(),
+                });
+            };
+            let want = self.memory.as_ref().map(|m| m.size_mib << 20);
+            if want != Some(b.size) {
+                return Err(Error::Impossible(format!(
+                    "memory backend `{}` is {} bytes but -m is {:?} MiB: they must match",
+                    b.id,
+                    b.size,
+                    self.memory.as_ref().map(|m| m.size_mib)
+                )));
             }
         }
         if self.knobs.daemonize && self.knobs.display == Some(Display::Nographic) {

@@ -25,8 +25,24 @@ pub enum Namespace {
     Object,
     /// 9p filesystem backends (`-fsdev id=`).
     Fsdev,
-    /// Buses devices plug into (`bus=`): `pcie.0`, a root port's id, `scsi0.0`, ...
-    Bus,
+    /// Buses devices plug into (`bus=`), by kind: `pcie.0` or a root port's id (PCI),
+    /// `scsi0.0` (SCSI), `ide.0` (IDE), `vser0.0` (virtio-serial), `isa.0` (ISA).
+    Bus(BusKind),
+}
+
+/// What plugs into a bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BusKind {
+    /// PCI or PCI Express (root bus, bridges, root ports).
+    Pci,
+    /// SCSI (a controller's `ID.0`).
+    Scsi,
+    /// IDE (`ide.N`).
+    Ide,
+    /// virtio-serial ports (`ID.0`).
+    VirtioSerial,
+    /// ISA (`isa.0` on pc and q35).
+    Isa,
 }
 
 impl fmt::Display for Namespace {
@@ -38,7 +54,11 @@ impl fmt::Display for Namespace {
             Namespace::Netdev => "netdev",
             Namespace::Object => "object",
             Namespace::Fsdev => "fsdev",
-            Namespace::Bus => "bus",
+            Namespace::Bus(BusKind::Pci) => "PCI bus",
+            Namespace::Bus(BusKind::Scsi) => "SCSI bus",
+            Namespace::Bus(BusKind::Ide) => "IDE bus",
+            Namespace::Bus(BusKind::VirtioSerial) => "virtio-serial bus",
+            Namespace::Bus(BusKind::Isa) => "ISA bus",
         })
     }
 }

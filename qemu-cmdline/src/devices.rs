@@ -3,7 +3,7 @@
 //! write makes its parser decline, and the option is kept as a [`Generic`] instead of being lost.
 
 use crate::config::QemuConfig;
-use crate::device::{Device, IdRef, Namespace, ParseDevice};
+use crate::device::{BusKind, Device, IdRef, Namespace, ParseDevice};
 use crate::error::{Error, Result};
 use crate::opt::{check_id, check_node_name, Opt, Prop, PropReader};
 
@@ -71,9 +71,12 @@ impl Pci {
         }
     }
     fn refs(&self) -> Vec<IdRef> {
+        self.refs_as(BusKind::Pci)
+    }
+    fn refs_as(&self, kind: BusKind) -> Vec<IdRef> {
         self.bus
             .iter()
-            .map(|b| (Namespace::Bus, b.clone()))
+            .map(|b| (Namespace::Bus(kind), b.clone()))
             .collect()
     }
 }
@@ -224,7 +227,15 @@ impl Device for Block {
         v
     }
     fn references(&self) -> Vec<IdRef> {
-        self.device.iter().flat_map(|d| d.pci.refs()).collect()
+        let kind = |k: Frontend| match k {
+            Frontend::VirtioBlk => BusKind::Pci,
+            Frontend::ScsiHd => BusKind::Scsi,
+            Frontend::IdeHd => BusKind::Ide,
+        };
+        self.device
+            .iter()
+            .flat_map(|d| d.pci.refs_as(kind(d.kind)))
+            .collect()
     }
     fn check(&self, _: &QemuConfig) -> Result<()> {
         match &self.device {
@@ -330,6 +341,20 @@ pub enum NetBackend {
         /// Number of queue pairs.
         queues: Option<u64>,
     },
+}
+
+impl NetBackend {
+    /// A macvtap interface: open `/dev/tapN` (N = the macvtap's ifindex) once per queue, pass
+    /// the fds with a [`crate::FdPlan`], and give their child numbers here. QEMU drives macvtap
+    /// through the same `-netdev tap,fds=` as a tap; `vhostfds` are optional `/dev/vhost-net`
+    /// fds, one per queue.
+    pub fn macvtap(fds: Vec<i32>, vhostfds: Vec<i32>) -> Self {
+        NetBackend::TapFds {
+            fds,
+            vhost: !vhostfds.is_empty(),
+            vhostfds,
+        }
+    }
 }
 
 /// The guest NIC of a [`Net`] device.
@@ -464,13 +489,34 @@ impl Device for Net {
             _ => Vec::new(),
         }
     }
-    fn check(&self, _: &QemuConfig) -> Result<()> {
+    fn check(&self, config: &QemuConfig) -> Result<()> {
         let q = self.device.as_ref().and_then(|d| d.queues);
         if q == Some(0) {
             return Err(Error::Impossible(format!(
                 "{}: multiqueue with 0 queues",
                 self.describe()
             )));
+        }
+        match (&self.backend, q) {
+            (
+                NetBackend::TapIfname {
+                    queues: Some(b), ..
+                },
+                Some(d),
+            )
+            | (
+                NetBackend::VhostUser {
+                    queues: Some(b), ..
+                },
+                Some(d),
+            ) if *b != d => {
+                return Err(Error::Impossible(format!(
+                    "{}: backend has {b} queues, device {d}",
+                    self.describe()
+                )));
+            }
+            (NetBackend::VhostUser { .. }, _) => require_shared_memory(config, &self.describe())?,
+            _ => {}
         }
         if let NetBackend::TapFds {
             fds,
@@ -714,6 +760,9 @@ impl Device for VirtioFs {
     fn references(&self) -> Vec<IdRef> {
         self.pci.refs()
     }
+    fn check(&self, config: &QemuConfig) -> Result<()> {
+        require_shared_memory(config, &self.describe())
+    }
 }
 
 impl ParseDevice for VirtioFs {
@@ -856,7 +905,10 @@ impl Device for Serial {
         vec![(Namespace::Device, self.id.clone())]
     }
     fn references(&self) -> Vec<IdRef> {
-        vec![(Namespace::Chardev, self.chardev.clone())]
+        vec![
+            (Namespace::Chardev, self.chardev.clone()),
+            (Namespace::Bus(BusKind::Isa), "isa.0".into()),
+        ]
     }
 }
 
@@ -892,7 +944,10 @@ impl Device for VirtioSerial {
     fn declares(&self) -> Vec<IdRef> {
         vec![
             (Namespace::Device, self.id.clone()),
-            (Namespace::Bus, format!("{}.0", self.id)),
+            (
+                Namespace::Bus(BusKind::VirtioSerial),
+                format!("{}.0", self.id),
+            ),
         ]
     }
     fn references(&self) -> Vec<IdRef> {
@@ -946,7 +1001,7 @@ impl Device for VirtPort {
     fn references(&self) -> Vec<IdRef> {
         vec![
             (Namespace::Chardev, self.chardev.clone()),
-            (Namespace::Bus, self.bus.clone()),
+            (Namespace::Bus(BusKind::VirtioSerial), self.bus.clone()),
         ]
     }
 }
@@ -1025,6 +1080,9 @@ impl Device for VhostUserDevice {
     }
     fn references(&self) -> Vec<IdRef> {
         self.pci.refs()
+    }
+    fn check(&self, config: &QemuConfig) -> Result<()> {
+        require_shared_memory(config, &self.describe())
     }
 }
 
@@ -1133,7 +1191,7 @@ impl Device for PciBridge {
     fn declares(&self) -> Vec<IdRef> {
         vec![
             (Namespace::Device, self.id.clone()),
-            (Namespace::Bus, self.id.clone()),
+            (Namespace::Bus(BusKind::Pci), self.id.clone()),
         ]
     }
     fn references(&self) -> Vec<IdRef> {
@@ -1189,7 +1247,7 @@ impl Device for PcieRootPort {
     fn declares(&self) -> Vec<IdRef> {
         vec![
             (Namespace::Device, self.id.clone()),
-            (Namespace::Bus, self.id.clone()),
+            (Namespace::Bus(BusKind::Pci), self.id.clone()),
         ]
     }
     fn references(&self) -> Vec<IdRef> {
@@ -1197,6 +1255,22 @@ impl Device for PcieRootPort {
     }
     fn check(&self, config: &QemuConfig) -> Result<()> {
         require_q35(config, &self.describe())
+    }
+}
+
+/// vhost-user backends map guest RAM: it must come from a shared memory backend named by
+/// `-machine memory-backend=`.
+fn require_shared_memory(config: &QemuConfig, who: &str) -> Result<()> {
+    match config.main_memory_backend() {
+        Some(m) if m.share => Ok(()),
+        Some(m) => Err(Error::Impossible(format!(
+            "{who} needs shared guest memory, but memory backend `{}` has share off",
+            m.id
+        ))),
+        None => Err(Error::Impossible(format!(
+            "{who} needs shared guest memory: add a MemoryBackend with share=true and the \
+             machine option memory-backend=ID"
+        ))),
     }
 }
 
@@ -1263,7 +1337,7 @@ impl Device for ScsiController {
     fn declares(&self) -> Vec<IdRef> {
         vec![
             (Namespace::Device, self.id.clone()),
-            (Namespace::Bus, format!("{}.0", self.id)),
+            (Namespace::Bus(BusKind::Scsi), format!("{}.0", self.id)),
         ]
     }
     fn references(&self) -> Vec<IdRef> {
@@ -1585,6 +1659,9 @@ impl Device for Pvpanic {
     }
     fn declares(&self) -> Vec<IdRef> {
         vec![(Namespace::Device, self.id.clone())]
+    }
+    fn references(&self) -> Vec<IdRef> {
+        vec![(Namespace::Bus(BusKind::Isa), "isa.0".into())]
     }
 }
 

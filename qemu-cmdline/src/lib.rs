@@ -51,7 +51,7 @@ pub use config::{
     AddFd, Cpu, Display, Global, Kernel, Knobs, Machine, Memory, Name, QemuConfig, QmpSocket, Rtc,
     Smp,
 };
-pub use device::{Device, DynDevice, IdRef, Namespace, ParseDevice, Parsers};
+pub use device::{BusKind, Device, DynDevice, IdRef, Namespace, ParseDevice, Parsers};
 pub use error::{Error, Result};
 pub use fds::FdPlan;
 pub use launch::{Launcher, QemuProcess};

@@ -665,6 +665,9 @@ fn pc_machine_bridge_ide_virtio_iommu_and_memory_knobs() {
     });
     c.knobs.mem_prealloc = true;
     c.knobs.mem_lock = true;
+    let ram_dir = dir.path().join("huge,pages=dir");
+    std::fs::create_dir_all(&ram_dir).expect("dir");
+    c.knobs.hugepages = Some(ram_dir.to_string_lossy().into_owned());
     c.devices = vec![
         Box::new(Iommu {
             id: "viommu0".into(),
@@ -713,6 +716,12 @@ fn pc_machine_bridge_ide_virtio_iommu_and_memory_knobs() {
         32u64 << 20
     );
     assert_eq!(q.qom("/machine/peripheral/hd0", "drive"), "hd0");
+    // -mem-path: guest RAM is a file backend in that directory, preallocated
+    assert_eq!(
+        q.qom("/objects/pc.ram", "mem-path"),
+        ram_dir.to_string_lossy().as_ref()
+    );
+    assert_eq!(q.qom("/objects/pc.ram", "prealloc"), true);
     let overcommit = std::fs::read_to_string(format!("/proc/{}/status", _p.pid())).expect("status");
     let locked = overcommit
         .lines()
@@ -775,7 +784,21 @@ fn kinds_without_host_resources_fail_on_the_resource_not_the_argv() {
     let e = launch_err(base(dir.path(), "q35").device(nic), fds);
     assert!(e.contains(&format!("TUNGETIFF on FD {a}")), "{e}");
 
-    // vhost-user net, vhost-user-blk, virtio-fs: no backend listening at the (nasty) path
+    // vhost-user net, vhost-user-blk, virtio-fs (which need shared guest memory): no backend
+    // listening at the (nasty) path
+    let shared = || {
+        let mut c = base(dir.path(), "q35").device(MemoryBackend {
+            id: "ram".into(),
+            kind: MemoryKind::Memfd { hugetlb: false },
+            size: 128 << 20,
+            share: true,
+            prealloc: false,
+        });
+        if let Some(m) = c.machine.as_mut() {
+            m.options.push(("memory-backend".into(), "ram".into()));
+        }
+        c
+    };
     let vu = Net::virtio(
         "nic1",
         NetBackend::VhostUser {
@@ -801,9 +824,9 @@ fn kinds_without_host_resources_fail_on_the_resource_not_the_argv() {
         pci: Pci::default(),
     };
     for c in [
-        base(dir.path(), "q35").device(vu),
-        base(dir.path(), "q35").device(vub),
-        base(dir.path(), "q35").device(vfs),
+        shared().device(vu),
+        shared().device(vub),
+        shared().device(vfs),
     ] {
         let e = launch_err(c, FdPlan::new());
         assert!(

@@ -25,7 +25,8 @@ fn every_kind(s: &str) -> QemuConfig {
         Machine::new("q35")
             .accel("tcg")
             .option("nvdimm", "on")
-            .option("kernel-irqchip", "split"),
+            .option("kernel-irqchip", "split")
+            .option("memory-backend", "ram0"),
     );
     c.cpu = Some(Cpu {
         model: "qemu64".into(),
@@ -137,6 +138,13 @@ fn every_kind(s: &str) -> QemuConfig {
         opaque: None,
     });
     c.devices = vec![
+        Box::new(MemoryBackend {
+            id: "ram0".into(),
+            kind: MemoryKind::Memfd { hugetlb: false },
+            size: 256 << 20,
+            share: true,
+            prealloc: false,
+        }),
         Box::new(Generic::object(
             "iothread",
             "io0",
@@ -545,7 +553,7 @@ fn validation_errors_are_typed() {
                 deflate_on_oom: false,
                 pci: Pci::on("nosuchbus"),
             }),
-            Namespace::Bus,
+            Namespace::Bus(BusKind::Pci),
         ),
         (
             base().device(Serial {
@@ -582,7 +590,7 @@ fn validation_errors_are_typed() {
                 }),
                 ..Block::virtio("d", "/x", Format::Raw)
             }),
-            Namespace::Bus,
+            Namespace::Bus(BusKind::Scsi),
         ),
     ];
     for (c, ns) in cases {
@@ -635,6 +643,87 @@ fn validation_errors_are_typed() {
     assert!(matches!(c.validate(), Err(Error::Impossible(m)) if m.contains("nvdimm=on")));
     c.machine = Some(Machine::new("q35").option("nvdimm", "on"));
     assert!(c.validate().is_ok());
+
+    // a device on a bus of the wrong kind
+    let c = base()
+        .device(ScsiController {
+            id: "scsi0".into(),
+            iothread: None,
+            num_queues: None,
+            pci: Pci::default(),
+        })
+        .device(Balloon {
+            id: "b".into(),
+            deflate_on_oom: false,
+            pci: Pci::on("scsi0.0"),
+        });
+    assert!(
+        matches!(c.validate(), Err(Error::Impossible(m)) if m.contains("which is a SCSI bus, not a PCI bus"))
+    );
+
+    // vhost-user needs shared guest memory, named by memory-backend=, of the -m size
+    let vu = || {
+        Net::virtio(
+            "n",
+            NetBackend::VhostUser {
+                chardev_id: "c".into(),
+                socket_path: "/s".into(),
+                queues: None,
+            },
+        )
+    };
+    assert!(
+        matches!(base().device(vu()).validate(), Err(Error::Impossible(m)) if m.contains("shared guest memory"))
+    );
+    let shared = |share: bool, mib: u64| {
+        let mut c = base().device(MemoryBackend {
+            id: "ram".into(),
+            kind: MemoryKind::Memfd { hugetlb: false },
+            size: mib << 20,
+            share,
+            prealloc: false,
+        });
+        c.machine = Some(Machine::new("q35").option("memory-backend", "ram"));
+        c.memory = Some(Memory {
+            size_mib: 128,
+            ..Memory::default()
+        });
+        c.device(vu())
+    };
+    assert!(
+        matches!(shared(false, 128).validate(), Err(Error::Impossible(m)) if m.contains("share off"))
+    );
+    assert!(
+        matches!(shared(true, 64).validate(), Err(Error::Impossible(m)) if m.contains("must match"))
+    );
+    assert!(shared(true, 128).validate().is_ok());
+    let mut c = base();
+    c.machine = Some(Machine::new("q35").option("memory-backend", "nothing"));
+    assert!(matches!(
+        c.validate(),
+        Err(Error::DanglingReference {
+            namespace: Namespace::Object,
+            ..
+        })
+    ));
+
+    // isa devices need an ISA bus: a machine without known buses has none
+    let mut c = QemuConfig::new().device(Pvpanic {
+        id: "p".into(),
+        ioport: None,
+    });
+    assert!(
+        c.validate().is_ok(),
+        "no -machine means QEMU's default pc, which has isa.0"
+    );
+    c.machine = Some(Machine::new("microvm"));
+    assert!(matches!(
+        c.validate(),
+        Err(Error::DanglingReference {
+            namespace: Namespace::Bus(BusKind::Isa),
+            ..
+        })
+    ));
 
     let mut pc = QemuConfig::new().device(PcieRootPort {
         id: "rp".into(),
