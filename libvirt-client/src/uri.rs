@@ -470,9 +470,35 @@ impl Uri {
         Uri::parse("remote:///").expect("static URI parses")
     }
 
-    /// `LIBVIRT_DEFAULT_URI` if set, else [`Uri::local_probe`].
+    /// The default URI as libvirt chooses it: `LIBVIRT_DEFAULT_URI` if set, else `uri_default`
+    /// from the client configuration file ([`LocalEnv::client_config_file`]) if it has one,
+    /// else [`Uri::local_probe`]. URI aliases are not resolved.
     pub fn default_uri() -> Result<Uri, Error> {
-        Ok(Uri::from_env()?.unwrap_or_else(Uri::local_probe))
+        if let Some(u) = Uri::from_env()? {
+            return Ok(u);
+        }
+        if let Some(path) = LocalEnv::from_process().client_config_file() {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    if let Some(u) =
+                        uri_default_from_conf(&text).map_err(|reason| Error::InvalidDefaultUri {
+                            reason: format!("{}: {reason}", path.display()),
+                        })?
+                    {
+                        return Uri::parse(&u).map_err(|e| Error::InvalidDefaultUri {
+                            reason: format!("{}: uri_default: {e}", path.display()),
+                        });
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::InvalidDefaultUri {
+                        reason: format!("cannot read {}: {e}", path.display()),
+                    })
+                }
+            }
+        }
+        Ok(Uri::local_probe())
     }
 
     /// The hypervisor driver (`qemu`, `test`, `lxc`, `remote`, ...): the scheme before `+`.
@@ -761,6 +787,19 @@ impl LocalEnv {
         self
     }
 
+    /// libvirt's client configuration file: `/etc/libvirt/libvirt.conf` for root, else
+    /// `$XDG_CONFIG_HOME/libvirt/libvirt.conf` (`~/.config/libvirt/libvirt.conf`).
+    pub fn client_config_file(&self) -> Option<PathBuf> {
+        if self.euid_is_root {
+            return Some(PathBuf::from("/etc/libvirt/libvirt.conf"));
+        }
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| self.home.as_ref().map(|h| h.join(".config")))?;
+        Some(base.join("libvirt/libvirt.conf"))
+    }
+
     /// Read the process's effective uid and environment variables.
     pub fn from_process() -> LocalEnv {
         let var = |k: &str| {
@@ -778,6 +817,45 @@ impl LocalEnv {
             home: var("HOME"),
         }
     }
+}
+
+/// The `uri_default` setting of a libvirt client configuration file (`libvirt.conf`), if set.
+///
+/// Reads `uri_default = "..."` (or single-quoted) lines, ignoring comments and other settings;
+/// the last one wins. Any other form of the value is an error.
+pub fn uri_default_from_conf(text: &str) -> Result<Option<String>, String> {
+    let mut found = None;
+    for (no, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        let Some(rest) = line.strip_prefix("uri_default") else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let Some(value) = rest.strip_prefix('=') else {
+            if rest.is_empty() || rest.starts_with('#') {
+                return Err(format!("line {}: uri_default without a value", no + 1));
+            }
+            continue; // another key that starts with "uri_default"
+        };
+        let value = value.trim();
+        let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'');
+        let parsed = quote.and_then(|q| {
+            let inner = &value[1..];
+            let end = inner.find(q)?;
+            let after = inner[end + 1..].trim();
+            (after.is_empty() || after.starts_with('#')).then(|| inner[..end].to_owned())
+        });
+        match parsed {
+            Some(v) => found = Some(v),
+            None => {
+                return Err(format!(
+                    "line {}: uri_default must be a quoted string, got {value:?}",
+                    no + 1
+                ))
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The process's effective uid, read from `/proc/self/status` (no `unsafe`); `None` when that
@@ -1201,6 +1279,34 @@ mod tests {
         let u = Uri::local_probe();
         assert_eq!(u.remote_name(), "");
         assert_eq!(u.transport(), TransportKind::Unix);
+    }
+
+    #[test]
+    fn conf_uri_default() {
+        let conf = "# comment\nuri_aliases = [\n  \"h=qemu+ssh://h/system\",\n]\n\
+                    uri_default = \"qemu:///system\"  # trailing\nuri_default_x = 1\n";
+        assert_eq!(
+            uri_default_from_conf(conf).unwrap().as_deref(),
+            Some("qemu:///system")
+        );
+        assert_eq!(
+            uri_default_from_conf("uri_default='test:///default'")
+                .unwrap()
+                .as_deref(),
+            Some("test:///default")
+        );
+        assert_eq!(
+            uri_default_from_conf("# uri_default = \"x\"\n").unwrap(),
+            None
+        );
+        assert!(uri_default_from_conf("uri_default = qemu:///system").is_err());
+        assert!(uri_default_from_conf("uri_default = \"unterminated").is_err());
+        assert!(uri_default_from_conf("uri_default\n").is_err());
+        let env = LocalEnv::new(true, PathBuf::new());
+        assert_eq!(
+            env.client_config_file(),
+            Some(PathBuf::from("/etc/libvirt/libvirt.conf"))
+        );
     }
 
     #[test]

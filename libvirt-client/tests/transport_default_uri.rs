@@ -1,0 +1,22 @@
+//! `LIBVIRT_DEFAULT_URI` handling (its own test binary: it changes the process environment).
+
+use libvirt_client::uri::Uri;
+use libvirt_client::Error;
+
+#[test]
+fn default_uri_from_the_environment() {
+    std::env::set_var("LIBVIRT_DEFAULT_URI", "test+tcp://127.0.0.1:16599/default");
+    let u = Uri::from_env().unwrap().unwrap();
+    assert_eq!(u.remote_name(), "test:///default");
+    assert_eq!(Uri::default_uri().unwrap(), u);
+
+    std::env::set_var("LIBVIRT_DEFAULT_URI", "qemu+nosuch:///system");
+    assert!(matches!(Uri::from_env(), Err(Error::InvalidDefaultUri { .. })));
+    assert!(matches!(Uri::default_uri(), Err(Error::InvalidDefaultUri { .. })));
+
+    // empty means unset: libvirt then asks the local daemon to choose (remote:///, name "")
+    std::env::set_var("LIBVIRT_DEFAULT_URI", "");
+    assert_eq!(Uri::from_env().unwrap(), None);
+    std::env::remove_var("LIBVIRT_DEFAULT_URI");
+    assert_eq!(Uri::from_env().unwrap(), None);
+}
