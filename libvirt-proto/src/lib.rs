@@ -2,11 +2,49 @@
 //!
 //! Sits on `xdr` and under `libvirt-client`: packet header and framing, the generated types and
 //! procedures of the remote, qemu, lxc, admin and keepalive programs, and the connection state
-//! machine (serials, pending calls, events, streams, keepalive). It never does IO: a driver feeds it
-//! bytes and drains packets, events and timeouts.
+//! machine (serials, pending calls, events, streams, keepalive). It never does IO and has no
+//! clock: a driver feeds it bytes, descriptors, EOF and the time, and drains bytes to send,
+//! application events and the next deadline (the `quinn-proto` shape).
 //!
+//! # Modules
+//! - [`header`]: the 24-byte header, [`MessageType`] / [`MessageStatus`], libvirt's size limits.
+//! - [`packet`]: encoding a whole packet (length word, header, fd count, body).
+//! - [`framer`]: [`Framer`], the incremental decoder (any split in, whole packets out, zero-copy).
+//! - [`remote_error`]: [`RemoteError`], the typed `remote_error` of failed calls and streams.
+//! - [`connection`]: [`Connection`], the client state machine; [`event`]: what it reports;
+//!   [`stream`]: stream items; [`keepalive`]: keepalive settings and timing.
+//!
+//! # Example: one call, its reply in two pieces
 //! ```
-//! assert_eq!(2 + 2, 4);
+//! use libvirt_proto::packet::encode_packet;
+//! use libvirt_proto::{Connection, Event, Framer, Header, MessageType, ProcedureId};
+//!
+//! let mut conn = Connection::default();
+//! // REMOTE_PROC_CONNECT_GET_LIB_VERSION (157) takes no arguments.
+//! let call = conn.start_call_args(ProcedureId::remote(157), &())?;
+//! let sent = conn.poll_transmit().expect("a packet to send");
+//! // A driver writes `sent.data` to the socket; here we decode it as the server would.
+//! let mut framer = Framer::new();
+//! framer.push(&sent.data);
+//! let packet = framer.next_packet()?.expect("one whole packet");
+//! assert_eq!(packet.header.kind, MessageType::Call);
+//! assert_eq!(packet.header.serial, call.serial());
+//!
+//! // The server answers `remote_connect_get_lib_version_ret { unsigned hyper lib_ver; }`.
+//! let reply = Header { kind: MessageType::Reply, ..packet.header };
+//! let mut wire = Vec::new();
+//! encode_packet(&reply, 0, &11_003_000u64.to_be_bytes(), &mut wire)?;
+//! conn.handle_input(&wire[..5])?; // bytes may arrive in any split
+//! conn.handle_input(&wire[5..])?;
+//! match conn.poll_event() {
+//!     Some(Event::Reply { id, result }) => {
+//!         assert_eq!(id, call);
+//!         let lib_ver: u64 = result?.decode()?;
+//!         assert_eq!(lib_ver, 11_003_000);
+//!     }
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! # Ok::<(), libvirt_proto::Error>(())
 //! ```
 
 pub mod connection;
