@@ -835,21 +835,7 @@ fn kinds_without_host_resources_fail_on_the_resource_not_the_argv() {
         );
     }
 
-    // direct kernel boot, bios, hugepages: the whole path reaches QEMU
-    let kernel = dir.path().join("k,=ernel").to_string_lossy().into_owned();
-    let mut c = base(dir.path(), "q35");
-    c.kernel = Some(Kernel {
-        path: kernel.clone(),
-        initrd: None,
-        append: Some("console=ttyS0,115200 a=b".into()),
-    });
-    let e = launch_err(c, FdPlan::new());
-    assert!(e.contains(&kernel), "{e}");
-    let bios = dir.path().join("bi,os").to_string_lossy().into_owned();
-    let mut c = base(dir.path(), "q35");
-    c.bios = Some(bios.clone());
-    let e = launch_err(c, FdPlan::new());
-    assert!(e.contains(&bios), "{e}");
+    // a fw_cfg file that is not there: named in QEMU's error, commas and all
     let fw = dir.path().join("fw,missing").to_string_lossy().into_owned();
     let c = base(dir.path(), "q35").device(FwCfg {
         name: "opt/x".into(),
@@ -857,6 +843,44 @@ fn kinds_without_host_resources_fail_on_the_resource_not_the_argv() {
     });
     let e = launch_err(c, FdPlan::new());
     assert!(e.contains(&fw), "{e}");
+}
+
+/// A file QEMU's x86 loader accepts as a Linux kernel (boot protocol 2.12 header, nothing to
+/// run): enough for a `-S` guest to load it, initrd and command line included.
+fn fake_bzimage(path: &Path) {
+    let mut b = vec![0u8; 8192];
+    b[0x1f1] = 4; // setup sectors
+    b[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
+    b[0x202..0x206].copy_from_slice(b"HdrS");
+    b[0x206..0x208].copy_from_slice(&0x020cu16.to_le_bytes()); // protocol version
+    b[0x211] = 0x01; // loaded high
+    b[0x22c..0x230].copy_from_slice(&0x37ff_ffffu32.to_le_bytes()); // initrd_addr_max
+    b[0x238..0x23c].copy_from_slice(&2048u32.to_le_bytes()); // cmdline_size
+    std::fs::write(path, b).expect("fake kernel");
+}
+
+#[test]
+fn kernel_initrd_append_and_bios_reach_qemu_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let (kernel, initrd, bios) = (p("ker,nel=ü"), p("init,rd"), p("bi,os=.bin"));
+    fake_bzimage(Path::new(&kernel));
+    std::fs::write(&initrd, b"initrd").expect("initrd");
+    std::fs::copy("/usr/share/seabios/bios-256k.bin", &bios)
+        .expect("seabios (Debian package seabios, a dependency of qemu-system-x86)");
+    let append = "console=ttyS0,115200 root=/dev/vda quiet a=\"b, c\" ü";
+    let mut c = base(dir.path(), "q35");
+    c.kernel = Some(Kernel {
+        path: kernel.clone(),
+        initrd: Some(initrd.clone()),
+        append: Some(append.into()),
+    });
+    c.bios = Some(bios.clone());
+    let (_p, mut q) = launch(c, Syntax::TEXT, FdPlan::new());
+    assert_eq!(q.qom("/machine", "kernel"), kernel.as_str());
+    assert_eq!(q.qom("/machine", "initrd"), initrd.as_str());
+    assert_eq!(q.qom("/machine", "append"), append);
+    assert_eq!(q.qom("/machine", "firmware"), bios.as_str());
 }
 
 #[test]
