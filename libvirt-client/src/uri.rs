@@ -463,11 +463,12 @@ impl Uri {
         }
     }
 
-    /// The URI libvirt uses when none is given: `remote:///`, which connects to the local
-    /// daemon's socket (the session daemon for non-root users) and sends an empty name so the
-    /// daemon probes its drivers.
+    /// What libvirt does when no URI is given, as a URI: `remote:///session`. The `remote`
+    /// driver sends an empty name so the daemon picks a driver itself, and the `/session` path
+    /// selects the local socket libvirt picks for a URI-less open: the per-user daemon's for
+    /// non-root users, the system daemon's for root.
     pub fn local_probe() -> Uri {
-        Uri::parse("remote:///").expect("static URI parses")
+        Uri::parse("remote:///session").expect("static URI parses")
     }
 
     /// The default URI as libvirt chooses it: `LIBVIRT_DEFAULT_URI` if set, else `uri_default`
@@ -1279,6 +1280,15 @@ mod tests {
         let u = Uri::local_probe();
         assert_eq!(u.remote_name(), "");
         assert_eq!(u.transport(), TransportKind::Unix);
+        let none = |_: &Path| false;
+        let user = u.unix_socket_in(&env(false), false, none).unwrap();
+        assert_eq!(user.path, Path::new("/run/user/1000/libvirt/libvirt-sock"));
+        let root = u.unix_socket_in(&env(true), false, none).unwrap();
+        assert_eq!(root.path, Path::new("/var/run/libvirt/libvirt-sock"));
+        // direct mode for the probe is virtproxyd (socket libvirt-sock)
+        let d = u.with_param("mode", "direct").unwrap();
+        let c = d.unix_socket_in(&env(true), false, none).unwrap();
+        assert_eq!(c.daemon.as_deref(), Some("virtproxyd"));
     }
 
     #[test]
