@@ -665,6 +665,12 @@ fn pc_machine_bridge_ide_virtio_iommu_and_memory_knobs() {
     });
     c.knobs.mem_prealloc = true;
     c.knobs.mem_lock = true;
+    c.knobs.display = Some(Display::Nographic);
+    let second_qmp = dir.path().join("second, qmp=.sock");
+    c.qmp.push(QmpSocket {
+        id: "qmp1".into(),
+        path: second_qmp.to_string_lossy().into_owned(),
+    });
     let ram_dir = dir.path().join("huge,pages=dir");
     std::fs::create_dir_all(&ram_dir).expect("dir");
     c.knobs.hugepages = Some(ram_dir.to_string_lossy().into_owned());
@@ -716,6 +722,9 @@ fn pc_machine_bridge_ide_virtio_iommu_and_memory_knobs() {
         32u64 << 20
     );
     assert_eq!(q.qom("/machine/peripheral/hd0", "drive"), "hd0");
+    // the second QMP socket answers too
+    let mut q2 = Qmp::connect(&second_qmp);
+    assert_eq!(q2.ok("query-status", json!({}))["status"], "prelaunch");
     // -mem-path: guest RAM is a file backend in that directory, preallocated
     assert_eq!(
         q.qom("/objects/pc.ram", "mem-path"),
@@ -843,6 +852,31 @@ fn kinds_without_host_resources_fail_on_the_resource_not_the_argv() {
     });
     let e = launch_err(c, FdPlan::new());
     assert!(e.contains(&fw), "{e}");
+}
+
+#[test]
+fn daemonize_is_refused_by_the_launcher_and_works_from_argv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = base(dir.path(), "q35");
+    c.knobs.daemonize = true;
+    assert!(matches!(
+        Launcher::new(qemu().0, c.clone()).spawn(),
+        Err(Error::Launch(_))
+    ));
+    // the argv itself daemonizes: the foreground process exits 0 once QEMU is up
+    let argv = c.build(&Syntax::TEXT).expect("build");
+    let out = std::process::Command::new(qemu().0)
+        .args(&argv)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut q = Qmp::connect(&dir.path().join("qmp.sock"));
+    assert_eq!(q.ok("query-status", json!({}))["status"], "prelaunch");
+    let _ = q.execute("quit", json!({}));
 }
 
 /// A file QEMU's x86 loader accepts as a Linux kernel (boot protocol 2.12 header, nothing to
