@@ -51,9 +51,11 @@ pub mod connection;
 mod error;
 pub mod event;
 pub mod framer;
+pub mod generated;
 pub mod header;
 pub mod keepalive;
 pub mod packet;
+pub mod program;
 pub mod remote_error;
 pub mod stream;
 

@@ -44,6 +44,10 @@ pub fn cmd(args: &[&str]) -> Result<()> {
             run: |_| cargo(&["fmt", "--all", "--check"]),
         },
         Step {
+            name: "codegen --check",
+            run: |_| crate::codegen::cmd(&["--check"]),
+        },
+        Step {
             name: "clippy",
             run: |_| {
                 cargo(&[

@@ -5,6 +5,7 @@
 //! - `demo` — the project's main job: a tour of the crates against the real peers.
 
 mod ci;
+mod codegen;
 mod demo;
 mod peers;
 mod util;
@@ -19,6 +20,8 @@ commands:
   peers start          start the private libvirtd and a QEMU with QMP; writes the endpoints file
   peers stop           destroy guests, stop libvirtd and QEMU, leave nothing running
   peers status         show what is running and where
+  codegen [--check] [--protocol-dir DIR]
+                       generate libvirt-proto/src/generated from libvirt's .x and API XML
   ci                   the full gate: peers, fmt, clippy, tests, docs, freshness, fuzz smoke
   demo                 the main job: tour the crates against the real peers
 ";
@@ -36,6 +39,7 @@ fn run(args: &[String]) -> Result<()> {
     match words.as_slice() {
         ["peers", rest @ ..] => peers::cmd(rest),
         ["ci", rest @ ..] => ci::cmd(rest),
+        ["codegen", rest @ ..] => codegen::cmd(rest),
         ["demo", rest @ ..] => demo::cmd(rest),
         [] | ["help"] | ["--help"] | ["-h"] => {
             print!("{USAGE}");
