@@ -4,6 +4,12 @@
 //! transport. Each exchanges hand-framed packets: REMOTE_PROC_AUTH_LIST, then
 //! REMOTE_PROC_CONNECT_OPEN with the URI's `remote_name()`, which the daemon must accept.
 
+// The helpers serve the blocking and the async modules; with one feature off some go unused.
+#![cfg_attr(
+    not(all(feature = "blocking", feature = "async")),
+    allow(dead_code, unused_imports)
+)]
+
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

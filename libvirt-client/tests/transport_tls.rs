@@ -3,6 +3,12 @@
 //! byte (1 = client accepted). Certificates are generated per test with rcgen in libvirt's
 //! `pkipath` layout. (A TLS-enabled libvirtd peer comes later.)
 
+// The helpers serve the blocking and the async modules; with one feature off some go unused.
+#![cfg_attr(
+    not(all(feature = "blocking", feature = "async")),
+    allow(dead_code, unused_imports)
+)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
