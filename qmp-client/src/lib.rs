@@ -1,8 +1,57 @@
-//! QMP client.
+//! QMP client: async (tokio, feature `async`) and blocking (std only, feature `blocking`)
+//! drivers over the sans-IO [`qmp_proto::Session`].
 //!
-//! Thin async (tokio, feature `async`) and blocking (std only, feature `blocking`) drivers over the
-//! sans-IO session in `qmp-proto`: connect over unix/tcp, pipeline commands by id, fan out events.
+//! Where it sits: `qmp-proto` holds the protocol (framing, ids, the in-flight window, typed
+//! commands); this crate moves its bytes over unix/tcp sockets or any byte stream, pipelines
+//! calls from many tasks or threads, fans events out to subscribers, passes fds over unix
+//! sockets and adds helpers that wait for the events commands cause.
 //!
+//! ```no_run
+//! # #[cfg(feature = "async")]
+//! # async fn demo() -> qmp_client::Result<()> {
+//! use qmp_client::{Client, ConnectOptions, EventFilter};
+//! use serde_json::json;
+//! use std::time::Duration;
+//!
+//! let qmp = Client::connect("/run/vm/qmp.sock", ConnectOptions::default()).await?;
+//! println!("QEMU {}", qmp.greeting().version.qemu);
+//! let status = qmp.execute("query-status", None).await?;
+//! // Hot-unplug and wait for QEMU to confirm it (the `device`-carrying DEVICE_DELETED).
+//! qmp.execute_then_wait_event(
+//!     "device_del",
+//!     Some(json!({"id": "disk1"})),
+//!     EventFilter::name("DEVICE_DELETED").data_eq("/device", "disk1"),
+//!     Duration::from_secs(10),
+//! )
+//! .await?;
+//! # let _ = status; Ok(()) }
 //! ```
-//! assert_eq!(2 + 2, 4);
+//!
+//! The blocking driver has the same shape:
+//!
+//! ```no_run
+//! # #[cfg(feature = "blocking")]
+//! # fn demo() -> qmp_client::Result<()> {
+//! let qmp = qmp_client::blocking::Client::connect("/run/vm/qmp.sock", Default::default())?;
+//! let version = qmp.execute("query-version", None)?;
+//! # let _ = version; Ok(()) }
 //! ```
+
+#[cfg(feature = "async")]
+mod asynchronous;
+#[cfg(feature = "blocking")]
+pub mod blocking;
+mod core;
+mod error;
+mod events;
+#[cfg(unix)]
+mod fds;
+mod options;
+mod router;
+
+#[cfg(feature = "async")]
+pub use asynchronous::{AsyncStream, Client, Subscription};
+pub use error::{Error, Result};
+pub use events::{EventFilter, RecvError};
+pub use options::{ConnectOptions, Exec};
+pub use qmp_proto;

@@ -18,7 +18,10 @@ fn endpoints() -> serde_json::Value {
 fn next_reply(r: &mut impl BufRead) -> serde_json::Value {
     loop {
         let mut line = String::new();
-        assert!(r.read_line(&mut line).unwrap() > 0, "QEMU closed the socket");
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "QEMU closed the socket"
+        );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         if v.get("event").is_none() {
             return v;
@@ -37,12 +40,20 @@ fn qemu_greets_and_negotiates() {
 
     let greeting = next_reply(&mut r);
     let major = &greeting["QMP"]["version"]["qemu"]["major"];
-    assert!(major.as_u64().is_some_and(|m| m >= 7), "greeting: {greeting}");
+    assert!(
+        major.as_u64().is_some_and(|m| m >= 7),
+        "greeting: {greeting}"
+    );
 
-    w.write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n").unwrap();
-    assert_eq!(next_reply(&mut r), serde_json::json!({"return": {}, "id": 1}));
+    w.write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n")
+        .unwrap();
+    assert_eq!(
+        next_reply(&mut r),
+        serde_json::json!({"return": {}, "id": 1})
+    );
 
-    w.write_all(b"{\"execute\":\"query-version\",\"id\":\"v\"}\n").unwrap();
+    w.write_all(b"{\"execute\":\"query-version\",\"id\":\"v\"}\n")
+        .unwrap();
     let reply = next_reply(&mut r);
     assert_eq!(reply["id"], "v");
     assert_eq!(reply["return"]["qemu"]["major"], *major);

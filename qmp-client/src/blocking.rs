@@ -1,0 +1,479 @@
+//! The blocking driver on std only: callers write their own commands; one reader thread per
+//! connection reads replies and events and writes commands the in-flight window released.
+
+use crate::core::{Core, Fds, Outgoing};
+use crate::events::{EventFilter, Item, RecvError, Sink};
+use crate::options::{parse_target, ConnectOptions, Exec, Target};
+use crate::router::{Notice, Reply};
+use crate::{Error, Result};
+use qmp_proto::{Command, CommandId, Event, Greeting, Session};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+type ReplyTx = SyncSender<Result<Value>>;
+type EventTx = SyncSender<Item>;
+
+impl Reply for ReplyTx {
+    fn send(self, result: Result<Value>) {
+        let _ = self.try_send(result);
+    }
+}
+
+impl Sink for EventTx {
+    fn offer(&self, item: Item) -> Result<(), bool> {
+        self.try_send(item)
+            .map_err(|e| matches!(e, TrySendError::Full(_)))
+    }
+}
+
+enum Writer {
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+    Other(Box<dyn Write + Send>),
+}
+
+impl Writer {
+    fn write_all(&mut self, out: &mut VecDeque<Outgoing>) -> std::io::Result<()> {
+        while let Some(front) = out.front_mut() {
+            let rest = &front.bytes[front.written..];
+            let n = match self {
+                #[cfg(unix)]
+                Writer::Unix(s) if !front.fds.is_empty() => {
+                    let n = crate::fds::send_with_fds(&*s, rest, &front.fds)?;
+                    front.fds.clear();
+                    n
+                }
+                #[cfg(unix)]
+                Writer::Unix(s) => s.write(rest)?,
+                Writer::Other(w) => w.write(rest)?,
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            front.written += n;
+            if front.written == front.bytes.len() {
+                out.pop_front();
+            }
+        }
+        match self {
+            #[cfg(unix)]
+            Writer::Unix(_) => Ok(()),
+            Writer::Other(w) => w.flush(),
+        }
+    }
+}
+
+struct Inner {
+    core: Mutex<Core<ReplyTx, EventTx>>,
+    /// Lock order: `writer`, then `core`. Holding `writer` while taking the session's output
+    /// keeps commands in submission order on the wire.
+    writer: Mutex<Writer>,
+    shutdown: Box<dyn Fn() + Send + Sync>,
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
+    /// Write whatever the session has to send.
+    fn flush(&self) {
+        let mut w = relock(&self.writer);
+        let mut out = VecDeque::new();
+        relock(&self.core).take_outgoing(&mut out);
+        if out.is_empty() {
+            return;
+        }
+        if let Err(e) = w.write_all(&mut out) {
+            tracing::warn!(error = %e, "QMP write failed");
+            (self.shutdown)();
+        }
+    }
+}
+
+struct Handle(Arc<Inner>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        (self.0.shutdown)();
+    }
+}
+
+/// A blocking QMP connection; clone it to share it between threads (commands from many threads
+/// are pipelined).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+    _handle: Arc<Handle>,
+    greeting: Arc<Greeting>,
+    oob: bool,
+    fd_passing: bool,
+    options: Arc<ConnectOptions>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::Client")
+            .field("version", &self.greeting.version.qemu)
+            .finish_non_exhaustive()
+    }
+}
+
+fn reader_loop(
+    inner: Arc<Inner>,
+    mut reader: Box<dyn Read + Send>,
+    ready: SyncSender<Result<Greeting>>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut greeting = None;
+    let mut ready = Some(ready);
+    loop {
+        let notices = match reader.read(&mut buf) {
+            Ok(0) => relock(&inner.core).eof(),
+            Ok(n) => relock(&inner.core).input(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "QMP read failed");
+                relock(&inner.core).eof()
+            }
+        };
+        inner.flush();
+        let mut closed = false;
+        for n in notices {
+            match n {
+                Notice::Greeting(g) => greeting = Some(g),
+                Notice::Ready => {
+                    if let (Some(tx), Some(g)) = (ready.take(), greeting.take()) {
+                        let _ = tx.try_send(Ok(g));
+                    }
+                }
+                Notice::Failed(e) => {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.try_send(Err(e));
+                    }
+                }
+                Notice::Closed => closed = true,
+            }
+        }
+        if closed {
+            if let Some(tx) = ready.take() {
+                let _ = tx.try_send(Err(Error::Closed { command: None }));
+            }
+            return;
+        }
+    }
+}
+
+impl Client {
+    /// Connect to `unix:PATH`, `tcp:HOST:PORT` or a socket path, then greet and negotiate.
+    pub fn connect(target: &str, options: ConnectOptions) -> Result<Self> {
+        match parse_target(target) {
+            Target::Unix(p) => Self::connect_unix(p, options),
+            Target::Tcp(a) => Self::connect_tcp(a, options),
+        }
+    }
+
+    /// Connect to a unix socket (fd passing available). A unix connect does not wait, so only
+    /// the greeting timeout applies.
+    #[cfg(unix)]
+    pub fn connect_unix(
+        path: impl AsRef<std::path::Path>,
+        options: ConnectOptions,
+    ) -> Result<Self> {
+        use std::os::unix::net::UnixStream;
+        let target = path.as_ref().display().to_string();
+        let s = UnixStream::connect(path.as_ref()).map_err(|e| Error::Connect {
+            target,
+            source: Arc::new(e),
+        })?;
+        let r = s.try_clone()?;
+        let w = s.try_clone()?;
+        let shutdown = move || {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        };
+        Self::start(
+            Box::new(r),
+            Writer::Unix(w),
+            Box::new(shutdown),
+            true,
+            options,
+        )
+    }
+
+    /// Connect over TCP (`host:port`) within the connect timeout.
+    pub fn connect_tcp(addr: &str, options: ConnectOptions) -> Result<Self> {
+        use std::net::{TcpStream, ToSocketAddrs};
+        let err = |e: std::io::Error| Error::Connect {
+            target: addr.to_owned(),
+            source: Arc::new(e),
+        };
+        let sa = addr.to_socket_addrs().map_err(err)?.next().ok_or_else(|| {
+            err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "address resolves to nothing",
+            ))
+        })?;
+        let s = TcpStream::connect_timeout(&sa, options.connect_timeout).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                Error::ConnectTimeout {
+                    target: addr.to_owned(),
+                    after: options.connect_timeout,
+                }
+            } else {
+                err(e)
+            }
+        })?;
+        let _ = s.set_nodelay(true);
+        let r = s.try_clone()?;
+        let w = s.try_clone()?;
+        let shutdown = move || {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        };
+        Self::start(
+            Box::new(r),
+            Writer::Other(Box::new(w)),
+            Box::new(shutdown),
+            false,
+            options,
+        )
+    }
+
+    /// Run QMP over any reader/writer pair (no fd passing). The reader thread ends when the
+    /// reader reaches end of stream.
+    pub fn connect_io(
+        reader: impl Read + Send + 'static,
+        writer: impl Write + Send + 'static,
+        options: ConnectOptions,
+    ) -> Result<Self> {
+        Self::start(
+            Box::new(reader),
+            Writer::Other(Box::new(writer)),
+            Box::new(|| {}),
+            false,
+            options,
+        )
+    }
+
+    fn start(
+        reader: Box<dyn Read + Send>,
+        writer: Writer,
+        shutdown: Box<dyn Fn() + Send + Sync>,
+        fd_passing: bool,
+        options: ConnectOptions,
+    ) -> Result<Self> {
+        let inner = Arc::new(Inner {
+            core: Mutex::new(Core::new(Session::new(options.session))),
+            writer: Mutex::new(writer),
+            shutdown,
+        });
+        let handle = Arc::new(Handle(inner.clone()));
+        let (tx, rx) = sync_channel(1);
+        let thread_inner = inner.clone();
+        std::thread::Builder::new()
+            .name("qmp-reader".into())
+            .spawn(move || reader_loop(thread_inner, reader, tx))?;
+        let greeting = match rx.recv_timeout(options.greeting_timeout) {
+            Ok(r) => r?,
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(Error::GreetingTimeout {
+                    after: options.greeting_timeout,
+                })
+            }
+            Err(RecvTimeoutError::Disconnected) => return Err(Error::Closed { command: None }),
+        };
+        let oob = relock(&inner.core).session.oob_enabled();
+        Ok(Self {
+            inner,
+            _handle: handle,
+            greeting: Arc::new(greeting),
+            oob,
+            fd_passing,
+            options: Arc::new(options),
+        })
+    }
+
+    /// The server's greeting.
+    pub fn greeting(&self) -> &Greeting {
+        &self.greeting
+    }
+
+    /// Whether out-of-band execution was negotiated.
+    pub fn oob_enabled(&self) -> bool {
+        self.oob
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        relock(&self.inner.core).session.state() == qmp_proto::State::Closed
+    }
+
+    /// Send a command without waiting; wait on the returned [`Pending`]. Many submits in a row
+    /// are pipelined.
+    pub fn submit(&self, command: &str, arguments: Option<Value>, exec: Exec) -> Result<Pending> {
+        #[cfg(unix)]
+        let fds: Fds = exec.fds;
+        #[cfg(not(unix))]
+        let fds: Fds = Vec::new();
+        if !fds.is_empty() && !self.fd_passing {
+            return Err(Error::FdPassingUnsupported);
+        }
+        let (tx, rx) = sync_channel(1);
+        let id = relock(&self.inner.core).submit(command, arguments, exec.oob, fds, tx)?;
+        self.inner.flush();
+        Ok(Pending {
+            inner: self.inner.clone(),
+            id: Some(id),
+            rx,
+            command: command.to_owned(),
+            timeout: exec.timeout.or(self.options.command_timeout),
+        })
+    }
+
+    /// Run a command by name with JSON arguments, with the default timeout.
+    pub fn execute(&self, command: &str, arguments: Option<Value>) -> Result<Value> {
+        self.submit(command, arguments, Exec::default())?.wait()
+    }
+
+    /// Run a command with per-call settings (timeout, `exec-oob`, fds).
+    pub fn execute_with(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        exec: Exec,
+    ) -> Result<Value> {
+        self.submit(command, arguments, exec)?.wait()
+    }
+
+    /// Run a typed command.
+    pub fn call<C: Command>(&self, command: &C) -> Result<C::Returns> {
+        let value = self.execute(C::NAME, command.arguments()?)?;
+        Ok(C::decode_return(value)?)
+    }
+
+    /// Receive matching events from now on (bounded by [`ConnectOptions::event_queue`]).
+    pub fn subscribe(&self, filter: EventFilter) -> Subscription {
+        self.subscribe_with_capacity(filter, self.options.event_queue)
+    }
+
+    /// [`subscribe`](Self::subscribe) with an explicit queue bound.
+    pub fn subscribe_with_capacity(&self, filter: EventFilter, capacity: usize) -> Subscription {
+        let (tx, rx) = sync_channel(capacity.max(1));
+        let mut core = relock(&self.inner.core);
+        if core.session.state() != qmp_proto::State::Closed {
+            core.router.events.add(filter.clone(), tx);
+        }
+        Subscription { rx, filter }
+    }
+
+    /// Run a command and wait for the event it causes (subscribed before sending).
+    pub fn execute_then_wait_event(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        filter: EventFilter,
+        timeout: Duration,
+    ) -> Result<(Value, Event)> {
+        let sub = self.subscribe(filter);
+        let value = self.execute(command, arguments)?;
+        let event = sub.recv_timeout(timeout)?;
+        Ok((value, event))
+    }
+}
+
+/// A command sent by [`Client::submit`]. Dropping it without waiting cancels the command.
+#[derive(Debug)]
+pub struct Pending {
+    inner: Arc<Inner>,
+    id: Option<CommandId>,
+    rx: Receiver<Result<Value>>,
+    command: String,
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inner")
+    }
+}
+
+impl Pending {
+    /// The id the command carries on the wire.
+    pub fn id(&self) -> CommandId {
+        self.id.expect("set until waited")
+    }
+
+    /// Wait for the reply (within the command's timeout; on timeout it is cancelled).
+    pub fn wait(mut self) -> Result<Value> {
+        let r = match self.timeout {
+            Some(t) => match self.rx.recv_timeout(t) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(Error::Timeout {
+                        command: self.command.clone(),
+                        after: t,
+                    })
+                }
+                Err(RecvTimeoutError::Disconnected) => Err(Error::Closed {
+                    command: Some(self.command.clone()),
+                }),
+            },
+            None => self.rx.recv().unwrap_or_else(|_| {
+                Err(Error::Closed {
+                    command: Some(self.command.clone()),
+                })
+            }),
+        };
+        self.id = None;
+        r
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            relock(&self.inner.core).cancel(id);
+            self.inner.flush();
+        }
+    }
+}
+
+/// A stream of events matching a filter. See [`Client::subscribe`].
+#[derive(Debug)]
+pub struct Subscription {
+    rx: Receiver<Item>,
+    filter: EventFilter,
+}
+
+impl Subscription {
+    /// The next matching event (blocks).
+    pub fn recv(&self) -> Result<Event, RecvError> {
+        match self.rx.recv() {
+            Ok(Item::Event(e)) => Ok(e),
+            Ok(Item::Lost(n)) => Err(RecvError::Lagged(n)),
+            Err(_) => Err(RecvError::Closed),
+        }
+    }
+
+    /// The next matching event within `timeout` (lost events are skipped over).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Item::Event(e)) => return Ok(e),
+                Ok(Item::Lost(n)) => tracing::warn!(lost = n, "event subscriber lagged"),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(Error::EventTimeout {
+                        what: self.filter.describe(),
+                        after: timeout,
+                    })
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(Error::Closed { command: None }),
+            }
+        }
+    }
+}

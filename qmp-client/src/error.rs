@@ -1,0 +1,95 @@
+//! The crate's one error type.
+
+use qmp_proto::QmpError;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a QMP call can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Connecting failed (wrong path or port, QEMU not running, permissions).
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// Socket path or address.
+        target: String,
+        /// The OS error.
+        source: Arc<std::io::Error>,
+    },
+    /// Connecting took longer than the connect timeout.
+    #[error("connecting to {target} timed out after {after:?}")]
+    ConnectTimeout {
+        /// Socket path or address.
+        target: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The greeting and negotiation took longer than the greeting timeout: the peer is probably
+    /// not QMP, or another client holds the monitor.
+    #[error("no QMP greeting and negotiation within {after:?} (is another client connected?)")]
+    GreetingTimeout {
+        /// The timeout.
+        after: Duration,
+    },
+    /// Reading or writing the socket failed; the connection is unusable.
+    #[error("QMP connection IO error: {0}")]
+    Io(Arc<std::io::Error>),
+    /// QEMU answered the command with an error.
+    #[error("`{command}` failed: {error}")]
+    Qmp {
+        /// The command.
+        command: String,
+        /// QEMU's error class and description.
+        error: QmpError,
+    },
+    /// The command got no answer within its timeout; it was cancelled (a late reply is dropped).
+    #[error("`{command}` got no reply within {after:?} (cancelled)")]
+    Timeout {
+        /// The command.
+        command: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// Waiting for an event timed out.
+    #[error("no {what} within {after:?}")]
+    EventTimeout {
+        /// The awaited event, described.
+        what: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The connection closed (QEMU exited or the client shut down) before the command finished.
+    #[error("the QMP connection is closed{}", .command.as_ref().map(|c| format!(" (`{c}` cannot complete)")).unwrap_or_default())]
+    Closed {
+        /// The command that was pending, if any.
+        command: Option<String>,
+    },
+    /// The peer broke the protocol (or sent a value we could not decode).
+    #[error(transparent)]
+    Protocol(#[from] qmp_proto::Error),
+    /// Fds can only be passed over unix sockets.
+    #[error("file descriptors can only be passed over a unix socket")]
+    FdPassingUnsupported,
+    /// A helper was given an argument QEMU would refuse; nothing was sent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// QEMU's error class when QEMU refused the command.
+    pub fn qmp_class(&self) -> Option<&qmp_proto::ErrorClass> {
+        match self {
+            Self::Qmp { error, .. } => Some(&error.class),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(Arc::new(e))
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,129 @@
+//! Real QEMU processes for the tests: each in a fresh temp dir, killed on drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The peers' endpoints file (`cargo xtask peers start` writes it).
+pub fn endpoints() -> serde_json::Value {
+    let path = std::env::var("VMWIRE_PEERS")
+        .unwrap_or_else(|_| "/var/tmp/vmwire-peers/endpoints.json".to_owned());
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("cannot read peers endpoints {path}: {e}; run `cargo xtask peers start`")
+    });
+    serde_json::from_str(&text).expect("endpoints file is JSON")
+}
+
+fn tool(key: &str) -> String {
+    endpoints()["qemu"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("endpoints file lacks qemu.{key}; run `cargo xtask peers start`"))
+        .to_owned()
+}
+
+/// A QEMU this test started.
+pub struct Qemu {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub qmp: PathBuf,
+}
+
+/// A machine with no devices: fast, enough for protocol tests.
+pub const MACHINE_NONE: &[&str] = &["-machine", "none"];
+/// A stopped TCG PC with 64 MiB, with an SHPC bridge (`br1`) whose empty, powered-off slots
+/// let device_del complete without a guest OS.
+pub const MACHINE_PC: &[&str] = &[
+    "-machine",
+    "pc,accel=tcg",
+    "-m",
+    "64",
+    "-S",
+    "-global",
+    "PIIX4_PM.acpi-pci-hotplug-with-bridge-support=off",
+    "-device",
+    "pci-bridge,id=br1,chassis_nr=1,shpc=on,addr=5",
+];
+
+impl Qemu {
+    pub fn spawn(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let qmp = dir.path().join("qmp.sock");
+        let log = std::fs::File::create(dir.path().join("qemu.log")).unwrap();
+        let child = Command::new(tool("binary"))
+            .args(["-nodefaults", "-nographic", "-display", "none"])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn qemu");
+        let q = Self { child, dir, qmp };
+        let start = Instant::now();
+        while !q.qmp.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "QEMU made no QMP socket: {}",
+                q.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        q
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("qemu.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait for QEMU to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Make a qcow2 image with `qemu-img`.
+pub fn qcow2(path: &Path, size: &str) {
+    let ok = Command::new(tool("img"))
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(size)
+        .status()
+        .expect("run qemu-img");
+    assert!(ok.success(), "qemu-img create failed");
+}
