@@ -46,6 +46,8 @@ mod error;
 mod events;
 #[cfg(unix)]
 mod fds;
+#[cfg(feature = "async")]
+pub mod helpers;
 mod options;
 mod router;
 
