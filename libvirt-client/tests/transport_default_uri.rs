@@ -11,10 +11,16 @@ fn default_uri_from_the_environment() {
     assert_eq!(Uri::default_uri().unwrap(), u);
 
     std::env::set_var("LIBVIRT_DEFAULT_URI", "qemu+nosuch:///system");
-    assert!(matches!(Uri::from_env(), Err(Error::InvalidDefaultUri { .. })));
-    assert!(matches!(Uri::default_uri(), Err(Error::InvalidDefaultUri { .. })));
+    assert!(matches!(
+        Uri::from_env(),
+        Err(Error::InvalidDefaultUri { .. })
+    ));
+    assert!(matches!(
+        Uri::default_uri(),
+        Err(Error::InvalidDefaultUri { .. })
+    ));
 
-    // empty means unset: libvirt then asks the local daemon to choose (remote:///, name "")
+    // empty means unset: libvirt then asks the local daemon to choose (Uri::local_probe, name "")
     std::env::set_var("LIBVIRT_DEFAULT_URI", "");
     assert_eq!(Uri::from_env().unwrap(), None);
     std::env::remove_var("LIBVIRT_DEFAULT_URI");
