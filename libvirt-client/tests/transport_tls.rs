@@ -44,8 +44,18 @@ impl Ca {
     }
 
     fn issue(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> CertifiedKey {
+        self.issue_serial(names, purpose, 1)
+    }
+
+    fn issue_serial(
+        &self,
+        names: &[&str],
+        purpose: ExtendedKeyUsagePurpose,
+        serial: u64,
+    ) -> CertifiedKey {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.serial_number = Some(rcgen::SerialNumber::from(serial));
         for n in names {
             p.subject_alt_names.push(match n.parse() {
                 Ok(ip) => SanType::IpAddress(ip),
@@ -58,6 +68,27 @@ impl Ca {
             cert,
             key_pair: key,
         }
+    }
+
+    /// A CRL revoking the certificate with serial `revoked`.
+    fn crl_pem(&self, revoked: u64) -> String {
+        rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(2100, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: vec![rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(revoked),
+                revocation_time: rcgen::date_time_ymd(2021, 1, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            }],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.cert, &self.key)
+        .unwrap()
+        .pem()
+        .unwrap()
     }
 
     /// Write cacert.pem, clientcert.pem and clientkey.pem (libvirt's names) into `dir`.
@@ -319,6 +350,41 @@ mod blocking {
         auth_list_reply_ok(&reply);
         t.shutdown().unwrap();
         server.join().unwrap().unwrap();
+    }
+
+    /// `cacrl.pem` beside the CA is honoured: a revoked server certificate is refused, and a
+    /// CRL revoking another serial changes nothing.
+    #[test]
+    fn revoked_server_certificate_is_refused() {
+        let ca = Ca::new("libvirt");
+        let server = ca.issue_serial(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, 42);
+        let client = ca.issue(&["client.example"], ExtendedKeyUsagePurpose::ClientAuth);
+        let dir = tempfile::tempdir().unwrap();
+        ca.write_client_pki(dir.path(), &client);
+        let config = server_config(&server, &ca);
+        let uri = format!(
+            "test+tls://127.0.0.1:PORT/default?pkipath={}",
+            dir.path().display()
+        );
+
+        std::fs::write(dir.path().join("cacrl.pem"), ca.crl_pem(7)).unwrap();
+        let (port, srv) = serve_once(config.clone(), Verdict::Refuse);
+        let t = BlockingTransport::connect(&with_port(&uri, port), &opts());
+        assert!(matches!(t, Err(Error::TlsClientRefused { .. })), "{t:?}");
+        srv.join().unwrap().unwrap();
+
+        std::fs::write(dir.path().join("cacrl.pem"), ca.crl_pem(42)).unwrap();
+        let (port, srv) = serve_once(config, Verdict::Accept);
+        match BlockingTransport::connect(&with_port(&uri, port), &opts()) {
+            Err(Error::TlsHandshake { source, .. }) => {
+                assert!(
+                    source.to_string().to_lowercase().contains("revoked"),
+                    "{source}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let _ = srv.join().unwrap();
     }
 
     #[test]
