@@ -537,7 +537,10 @@ impl Sshd {
     /// An ssh URI to this sshd as the current user (`extra` appended to the query).
     fn uri(&self, key: &str, extra: &str) -> Uri {
         let d = self.dir.path();
-        let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
+        let user = match libvirt_client::uri::effective_uid() {
+            Some(0) => "root".to_owned(),
+            _ => std::env::var("USER").expect("USER names the current user"),
+        };
         Uri::parse(&format!(
             "test+ssh://{user}@127.0.0.1:{}/default?command={}&keyfile={}&no_tty=1&socket={}{extra}",
             self.port,
