@@ -77,6 +77,8 @@ pub mod opaque_fixed;
 mod ser;
 
 #[cfg(feature = "schema")]
+pub mod dynamic;
+#[cfg(feature = "schema")]
 pub mod schema;
 
 pub use de::Deserializer;

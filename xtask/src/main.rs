@@ -9,6 +9,7 @@ mod codegen;
 mod demo;
 mod peers;
 mod util;
+mod xdr_cmd;
 
 use anyhow::{bail, Result};
 
@@ -24,6 +25,10 @@ commands:
                        generate libvirt-proto/src/generated from libvirt's .x and API XML
   ci                   the full gate: peers, fmt, clippy, tests, docs, freshness, fuzz smoke
   demo                 the main job: tour the crates against the real peers
+  xdr decode|encode --spec FILE.x --type NAME
+                       XDR on stdin -> JSON on stdout, or JSON -> XDR (schema-driven)
+  xdr dissect [--spec-dir DIR]
+                       a raw libvirt byte stream on stdin -> one JSON line per packet
 ";
 
 fn main() {
@@ -41,6 +46,7 @@ fn run(args: &[String]) -> Result<()> {
         ["ci", rest @ ..] => ci::cmd(rest),
         ["codegen", rest @ ..] => codegen::cmd(rest),
         ["demo", rest @ ..] => demo::cmd(rest),
+        ["xdr", rest @ ..] => xdr_cmd::cmd(rest),
         [] | ["help"] | ["--help"] | ["-h"] => {
             print!("{USAGE}");
             Ok(())

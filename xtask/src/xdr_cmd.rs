@@ -1,0 +1,183 @@
+//! `cargo xtask xdr`: the schema-driven XDR codec and libvirt stream dissector on the command
+//! line (built on `xdr::dynamic`).
+//!
+//! - `xdr decode --spec FILE.x --type NAME`: raw XDR on stdin, one JSON value on stdout.
+//! - `xdr encode --spec FILE.x --type NAME`: that JSON on stdin, the XDR bytes on stdout.
+//! - `xdr dissect [--spec-dir DIR]`: a raw libvirt byte stream (one direction) on stdin, one JSON
+//!   line per packet on stdout.
+//!
+//! `--spec` also loads the `.x` files FILE.x includes (`%#include "remote_protocol.h"` loads
+//! `remote_protocol.x` from the same folder). The spec dir is DIR, else
+//! `$VMWIRE_LIBVIRT_PROTOCOL`, else `../shared/libvirt-protocol/11.3.0` next to the workspace.
+//! Errors are one line on stderr with a non-zero exit; stdout carries only the result.
+
+use crate::util;
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use xdr::dynamic::{self, dissect::Dissector};
+use xdr::schema::Schema;
+
+const USAGE: &str =
+    "usage: cargo xtask xdr decode --spec FILE.x --type NAME   (XDR on stdin -> JSON)
+       cargo xtask xdr encode --spec FILE.x --type NAME   (JSON on stdin -> XDR)
+       cargo xtask xdr dissect [--spec-dir DIR]           (libvirt stream on stdin -> JSON lines)";
+
+pub fn cmd(args: &[&str]) -> Result<()> {
+    one_line(run(args))
+}
+
+/// Errors must be one line: join the chain and any multi-line message.
+fn one_line(r: Result<()>) -> Result<()> {
+    r.map_err(|e| anyhow!("{}", format!("{e:#}").replace('\n', " ")))
+}
+
+fn run(args: &[&str]) -> Result<()> {
+    let (words, flags) = split_flags(args)?;
+    match words.as_slice() {
+        ["decode"] | ["encode"] => {
+            let spec = flag(&flags, "--spec")?;
+            let ty = flag(&flags, "--type")?;
+            only_flags(&flags, &["--spec", "--type"])?;
+            let schema = load_spec(Path::new(spec))?;
+            let input = read_stdin()?;
+            let out = if words[0] == "decode" {
+                let mut s = decode_to_json(&schema, ty, &input)?;
+                s.push('\n');
+                s.into_bytes()
+            } else {
+                encode_from_json(&schema, ty, &input)?
+            };
+            write_stdout(&out)
+        }
+        ["dissect"] => {
+            only_flags(&flags, &["--spec-dir"])?;
+            let dir = spec_dir(
+                flags
+                    .iter()
+                    .find(|(k, _)| *k == "--spec-dir")
+                    .map(|(_, v)| *v),
+            )?;
+            let dissector = load_dissector(&dir)?;
+            let input = read_stdin()?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let mut failure = None;
+            for packet in dissector.packets(&input) {
+                match packet {
+                    Ok(p) => {
+                        serde_json::to_writer(&mut out, &p)?;
+                        out.write_all(b"\n")?;
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+            out.flush()?;
+            match failure {
+                Some(e) => bail!("{e}"),
+                None => Ok(()),
+            }
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+/// Decode `input` as `ty` and render the JSON text (declaration order kept).
+pub fn decode_to_json(schema: &Schema, ty: &str, input: &[u8]) -> Result<String> {
+    let value = dynamic::decode(schema, ty, input)?;
+    Ok(serde_json::to_string(&value)?)
+}
+
+/// Parse JSON text and encode it as `ty`.
+pub fn encode_from_json(schema: &Schema, ty: &str, json: &[u8]) -> Result<Vec<u8>> {
+    let json: serde_json::Value =
+        serde_json::from_slice(json).context("stdin is not one JSON value")?;
+    let value = dynamic::from_json(schema, ty, &json)?;
+    Ok(dynamic::encode(schema, ty, &value)?)
+}
+
+/// Load FILE.x and the `.x` files it includes.
+pub fn load_spec(path: &Path) -> Result<Schema> {
+    Schema::load_with_includes(path).with_context(|| format!("loading {}", path.display()))
+}
+
+/// The protocol directory: the flag, `$VMWIRE_LIBVIRT_PROTOCOL`, or the shared default.
+pub fn spec_dir(flag: Option<&str>) -> Result<PathBuf> {
+    let dir = match flag {
+        Some(d) => PathBuf::from(d),
+        None => match std::env::var_os("VMWIRE_LIBVIRT_PROTOCOL") {
+            Some(d) => PathBuf::from(d),
+            None => util::workspace_root().join("../shared/libvirt-protocol/11.3.0"),
+        },
+    };
+    if !dir.is_dir() {
+        bail!(
+            "protocol directory {} not found; pass --spec-dir DIR or set VMWIRE_LIBVIRT_PROTOCOL",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// A dissector over every `.x` file of `dir`.
+pub fn load_dissector(dir: &Path) -> Result<Dissector> {
+    let files = Dissector::spec_files(dir)?;
+    if files.is_empty() {
+        bail!("no .x files in {}", dir.display());
+    }
+    let schema = Schema::load(&files).with_context(|| format!("loading {}", dir.display()))?;
+    Ok(Dissector::new(schema)?)
+}
+
+type Flags<'a> = Vec<(&'a str, &'a str)>;
+
+fn split_flags<'a>(args: &[&'a str]) -> Result<(Vec<&'a str>, Flags<'a>)> {
+    let mut words = Vec::new();
+    let mut flags = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some((k, v)) = a.split_once('=').filter(|_| a.starts_with("--")) {
+            flags.push((k, v));
+        } else if a.starts_with("--") {
+            let v = it
+                .next()
+                .with_context(|| format!("{a} needs a value\n{USAGE}"))?;
+            flags.push((*a, *v));
+        } else {
+            words.push(*a);
+        }
+    }
+    Ok((words, flags))
+}
+
+fn flag<'a>(flags: &Flags<'a>, name: &str) -> Result<&'a str> {
+    flags
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .with_context(|| format!("missing {name}\n{USAGE}"))
+}
+
+fn only_flags(flags: &Flags<'_>, allowed: &[&str]) -> Result<()> {
+    match flags.iter().find(|(k, _)| !allowed.contains(k)) {
+        Some((k, _)) => bail!("unknown option {k}\n{USAGE}"),
+        None => Ok(()),
+    }
+}
+
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut buf)
+        .context("reading stdin")?;
+    Ok(buf)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}
