@@ -4,7 +4,7 @@
 //! stopped at the end whatever happened. The closing line is `ci: N passed, N failed` (tests), then
 //! the verdict naming any failed step.
 
-use crate::{peers, util};
+use crate::{fuzz, peers, util};
 use anyhow::{bail, Result};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -68,6 +68,10 @@ pub fn cmd(args: &[&str]) -> Result<()> {
         Step {
             name: "docs",
             run: |_| docs(),
+        },
+        Step {
+            name: "fuzz smoke",
+            run: |_| fuzz::smoke(None),
         },
     ];
 

@@ -7,6 +7,7 @@
 mod ci;
 mod codegen;
 mod demo;
+mod fuzz;
 mod peers;
 mod util;
 mod xdr_cmd;
@@ -25,6 +26,7 @@ commands:
                        generate libvirt-proto/src/generated from libvirt's .x and API XML
   ci                   the full gate: peers, fmt, clippy, tests, docs, freshness, fuzz smoke
   demo                 the main job: tour the crates against the real peers
+  fuzz [SECONDS]       run every fuzz target (cargo-fuzz, stable) for a few seconds each
   xdr decode|encode --spec FILE.x --type NAME
                        XDR on stdin -> JSON on stdout, or JSON -> XDR (schema-driven)
   xdr dissect [--spec-dir DIR]
@@ -46,6 +48,7 @@ fn run(args: &[String]) -> Result<()> {
         ["ci", rest @ ..] => ci::cmd(rest),
         ["codegen", rest @ ..] => codegen::cmd(rest),
         ["demo", rest @ ..] => demo::cmd(rest),
+        ["fuzz", rest @ ..] => fuzz::cmd(rest),
         ["xdr", rest @ ..] => xdr_cmd::cmd(rest),
         [] | ["help"] | ["--help"] | ["-h"] => {
             print!("{USAGE}");
