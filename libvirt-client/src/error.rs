@@ -162,7 +162,86 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A protocol-level failure: the daemon's error for a call ([`libvirt_proto::Error::Remote`]),
+    /// a call timeout, the connection's end ([`libvirt_proto::Error::Closed`]), a malformed
+    /// packet. [`Error::remote`] gives the daemon's error when there is one.
+    #[error(transparent)]
+    Proto(#[from] libvirt_proto::Error),
+
+    /// The daemon requires an authentication method this client does not implement yet.
+    #[error("the daemon requires {method} authentication, which this client does not support yet (offered: {offered:?}); configure auth none or polkit for this socket")]
+    UnsupportedAuth {
+        /// The method (`sasl`).
+        method: String,
+        /// Every method the daemon offered.
+        offered: Vec<String>,
+    },
+
+    /// Authentication ran but did not succeed.
+    #[error("{method} authentication failed: {reason}")]
+    AuthFailed {
+        /// The method.
+        method: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// A server message (event) could not be decoded as its procedure's type.
+    #[error("cannot decode event (program {program:#x}, procedure {procedure}): {source}")]
+    EventDecode {
+        /// Program number.
+        program: u32,
+        /// Procedure number.
+        procedure: i32,
+        /// Why.
+        #[source]
+        source: libvirt_proto::Error,
+    },
+
+    /// A reply did not have the shape a helper expects (e.g. a version number out of range).
+    #[error("unexpected reply to {procedure}: {reason}")]
+    UnexpectedReply {
+        /// The C procedure name.
+        procedure: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A stream operation failed or the stream was used after its end.
+    #[error("stream: {reason}")]
+    Stream {
+        /// What happened.
+        reason: String,
+    },
+
     /// Any other I/O error on an established transport.
     #[error("transport I/O error: {0}")]
     Io(#[from] io::Error),
+}
+
+impl Error {
+    /// The daemon's error, when this is a failed call.
+    pub fn remote(&self) -> Option<&libvirt_proto::RemoteError> {
+        match self {
+            Error::Proto(e) => e.remote(),
+            _ => None,
+        }
+    }
+
+    /// The daemon's error code (`virErrorNumber`), when this is a failed call.
+    pub fn remote_code(&self) -> Option<libvirt_proto::generated::api::ErrorNumber> {
+        self.remote().map(|r| r.code.into())
+    }
+
+    /// True when the connection is gone (closed, EOF, keepalive timeout, IO error): retrying
+    /// needs a new connection.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::Proto(libvirt_proto::Error::Closed(_)))
+    }
+
+    /// True when the call timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Proto(libvirt_proto::Error::TimedOut { .. }))
+            || matches!(self, Error::Timeout { .. })
+    }
 }

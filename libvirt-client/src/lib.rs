@@ -20,8 +20,20 @@
 //! # Ok::<(), libvirt_client::Error>(())
 //! ```
 
+#[cfg(feature = "async")]
+mod async_client;
+#[cfg(feature = "blocking")]
+pub mod blocking;
+mod core;
 mod error;
+pub mod open;
+mod options;
+pub mod stream;
 pub mod transport;
 pub mod uri;
 
+#[cfg(feature = "async")]
+pub use async_client::Client;
 pub use error::Error;
+pub use libvirt_proto;
+pub use options::ClientOptions;

@@ -1,0 +1,479 @@
+//! The async driver: three small tokio tasks (reader, writer, timer) move bytes and time
+//! between an [`AsyncTransport`] and the sans-IO connection; callers await per-call slots.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
+use libvirt_proto::program::Call;
+use libvirt_proto::{CallId, Connection, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::core::{decode_ret, CallResult, Shared};
+use crate::open::{self, Features};
+use crate::options::ClientOptions;
+use crate::transport::AsyncTransport;
+use crate::uri::Uri;
+use crate::Error;
+
+#[derive(Default)]
+struct Notes {
+    write: Notify,
+    timer: Notify,
+    resume: Notify,
+    shutdown: Notify,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    notes: Arc<Notes>,
+    tasks: Vec<JoinHandle<()>>,
+    options: ClientOptions,
+    features: OnceLock<Features>,
+    uri: Option<Uri>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        {
+            let mut st = self.shared.lock();
+            st.conn.close();
+            st.dispatch();
+        }
+        self.shared.wake_waiters();
+        self.notes.shutdown.notify_one();
+        self.notes.write.notify_one();
+        self.notes.timer.notify_one();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// An open connection to a libvirt daemon (async, tokio).
+///
+/// Cheap to clone (`Clone + Send + Sync`); every clone shares one connection on which any
+/// number of calls run concurrently (pipelined). Dropping a call's future abandons the call
+/// (its late reply is discarded). The connection closes when the last clone (and the last
+/// event subscription or stream using it) is dropped, or with [`Client::close`].
+///
+/// Every procedure of the remote, qemu, lxc and admin programs is a method (generated; see
+/// the `*_` methods below, named after the C procedures), plus helpers such as
+/// [`Client::version`], [`Client::domains`] and [`Client::events`].
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("uri", &self.inner.uri.as_ref().map(|u| u.to_string()))
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connect to `uri` (e.g. `qemu+tcp://host/system`) and open it, with default options.
+    pub async fn connect(uri: &str) -> Result<Client, Error> {
+        Client::connect_with(uri, ClientOptions::default()).await
+    }
+
+    /// Connect to `uri` and open it.
+    pub async fn connect_with(uri: &str, options: ClientOptions) -> Result<Client, Error> {
+        let uri: Uri = uri.parse()?;
+        let topts = options.transport.clone().read_only(options.read_only);
+        let transport = AsyncTransport::connect(&uri, &topts).await?;
+        let name = uri.remote_name();
+        let client = Client::start(transport, options, Some(uri));
+        client.open(Some(&name)).await?;
+        Ok(client)
+    }
+
+    /// Run the driver over an already connected transport without opening anything (for the
+    /// admin program, or to run a custom open sequence); see [`Client::open`].
+    pub fn start(transport: AsyncTransport, options: ClientOptions, uri: Option<Uri>) -> Client {
+        let notes = Arc::new(Notes::default());
+        let n = notes.clone();
+        let shared = Arc::new(Shared::new(
+            Connection::new(options.connection.clone()),
+            Box::new(move || {
+                n.write.notify_one();
+                n.timer.notify_one();
+                n.resume.notify_one();
+            }),
+        ));
+        let (rd, wr) = tokio::io::split(transport);
+        let tasks = vec![
+            tokio::spawn(reader(shared.clone(), notes.clone(), rd)),
+            tokio::spawn(writer(shared.clone(), notes.clone(), wr)),
+            tokio::spawn(timer(shared.clone(), notes.clone())),
+        ];
+        Client {
+            inner: Arc::new(Inner {
+                shared,
+                notes,
+                tasks,
+                options,
+                features: OnceLock::new(),
+                uri,
+            }),
+        }
+    }
+
+    /// The open sequence: `AUTH_LIST`, authentication (none or polkit), `CONNECT_OPEN` with
+    /// `name` and the read-only flag, the keepalive opt-in and feature probes.
+    pub async fn open(&self, name: Option<&str>) -> Result<Features, Error> {
+        let auth = self.call::<procs::AuthList>(&()).await?;
+        if open::pick_auth(&auth.types)? == RemoteAuthType::Polkit {
+            let r = self.call::<procs::AuthPolkit>(&()).await?;
+            open::check_polkit(r.complete)?;
+        }
+        let flags = if self.inner.options.read_only {
+            open::CONNECT_RO
+        } else {
+            0
+        };
+        self.call::<procs::ConnectOpen>(&remote::RemoteConnectOpenArgs {
+            name: name.map(str::to_owned),
+            flags,
+        })
+        .await?;
+        let probe = |feature| async move {
+            self.call::<procs::ConnectSupportsFeature>(
+                &remote::RemoteConnectSupportsFeatureArgs { feature },
+            )
+            .await
+            .map(|r| r.supported != 0)
+        };
+        let features = Features {
+            keepalive: probe(open::FEATURE_PROGRAM_KEEPALIVE).await?,
+            event_callbacks: probe(open::FEATURE_REMOTE_EVENT_CALLBACK).await?,
+            close_callback: probe(open::FEATURE_REMOTE_CLOSE_CALLBACK).await?,
+            fd_passing: probe(open::FEATURE_FD_PASSING).await?,
+        };
+        if let (true, Some(ka)) = (features.keepalive, self.inner.options.keepalive) {
+            self.inner
+                .shared
+                .lock()
+                .conn
+                .enable_keepalive(ka, Instant::now());
+            self.inner.shared.wake_writer();
+        }
+        let _ = self.inner.features.set(features);
+        Ok(features)
+    }
+
+    /// What the daemon supports (after the open sequence).
+    pub fn features(&self) -> Features {
+        self.inner.features.get().copied().unwrap_or_default()
+    }
+
+    /// The URI this client connected to, if it was made from one.
+    pub fn uri(&self) -> Option<&Uri> {
+        self.inner.uri.as_ref()
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Call procedure `C` with the default timeout ([`ClientOptions::call_timeout`]).
+    pub async fn call<C: Call>(&self, args: &C::Args) -> Result<C::Ret, Error> {
+        self.call_with_timeout::<C>(args, self.inner.options.call_timeout)
+            .await
+    }
+
+    /// Call procedure `C` with its own timeout (`None`: none).
+    pub async fn call_with_timeout<C: Call>(
+        &self,
+        args: &C::Args,
+        timeout: Option<Duration>,
+    ) -> Result<C::Ret, Error> {
+        let id = self.inner.shared.start::<C>(args, timeout, false)?;
+        let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
+        decode_ret::<C>(&reply)
+    }
+
+    /// Start a stream-opening call of procedure `C` and wait for its reply; returns the reply
+    /// and the stream.
+    pub async fn call_stream<C: Call>(
+        &self,
+        args: &C::Args,
+    ) -> Result<(C::Ret, crate::stream::AsyncVirStream), Error> {
+        let id = self
+            .inner
+            .shared
+            .start::<C>(args, self.inner.options.call_timeout, true)?;
+        let stream = crate::stream::AsyncVirStream::new(self.clone(), id);
+        let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
+        Ok((decode_ret::<C>(&reply)?, stream))
+    }
+
+    /// Call a procedure by number with raw XDR arguments; returns the raw reply.
+    pub async fn call_raw(
+        &self,
+        target: libvirt_proto::ProcedureId,
+        args: &[u8],
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<Reply, Error> {
+        let id = self.inner.shared.start_raw(
+            target,
+            self.inner.options.call_timeout,
+            false,
+            fds,
+            |out| {
+                out.extend_from_slice(args);
+                Ok(())
+            },
+        )?;
+        Ok(CallFuture::new(self.inner.shared.clone(), id).await?)
+    }
+
+    /// Close politely (`CONNECT_CLOSE`), then locally: pending calls fail, streams and
+    /// subscriptions end.
+    pub async fn close(&self) -> Result<(), Error> {
+        let r = self
+            .call_with_timeout::<procs::ConnectClose>(&(), Some(Duration::from_secs(5)))
+            .await;
+        {
+            let mut st = self.inner.shared.lock();
+            st.conn.close();
+            st.dispatch();
+        }
+        self.inner.shared.wake_waiters();
+        self.inner.shared.wake_writer();
+        self.inner.notes.shutdown.notify_one();
+        r
+    }
+
+    /// Whether the connection is closed, and why.
+    pub fn close_reason(&self) -> Option<libvirt_proto::CloseReason> {
+        self.inner.shared.lock().conn.close_reason().cloned()
+    }
+
+    /// Whether the connection is still usable.
+    pub fn is_open(&self) -> bool {
+        !self.inner.shared.lock().conn.is_closed()
+    }
+
+    /// Connection counters (packets, pings, discarded late replies...).
+    pub fn stats(&self) -> libvirt_proto::Stats {
+        self.inner.shared.lock().conn.stats()
+    }
+
+    /// Calls waiting for a reply.
+    pub fn pending_calls(&self) -> usize {
+        self.inner.shared.lock().conn.pending_calls()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+}
+
+/// Waits for one call's result; abandons the call when dropped early.
+struct CallFuture {
+    shared: Arc<Shared>,
+    id: CallId,
+    done: bool,
+}
+
+impl CallFuture {
+    fn new(shared: Arc<Shared>, id: CallId) -> Self {
+        Self {
+            shared,
+            id,
+            done: false,
+        }
+    }
+}
+
+impl Future for CallFuture {
+    type Output = CallResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
+        let id = self.id;
+        let mut st = self.shared.lock();
+        let out = match st.calls.get_mut(&id.0) {
+            Some(slot) => match slot.result.take() {
+                Some(r) => {
+                    st.calls.remove(&id.0);
+                    Poll::Ready(r)
+                }
+                None => {
+                    slot.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            },
+            None => Poll::Ready(Err(libvirt_proto::Error::Closed(
+                st.conn
+                    .close_reason()
+                    .cloned()
+                    .unwrap_or(libvirt_proto::CloseReason::Local),
+            ))),
+        };
+        drop(st);
+        if out.is_ready() {
+            self.done = true;
+        }
+        out
+    }
+}
+
+impl Drop for CallFuture {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.abandon(self.id);
+        }
+    }
+}
+
+async fn reader(
+    shared: Arc<Shared>,
+    notes: Arc<Notes>,
+    mut rd: tokio::io::ReadHalf<AsyncTransport>,
+) {
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        loop {
+            let (paused, closed) = {
+                let st = shared.lock();
+                (st.conn.is_read_paused(), st.conn.is_closed())
+            };
+            if closed {
+                return;
+            }
+            if !paused {
+                break;
+            }
+            tokio::select! {
+                _ = notes.resume.notified() => {}
+                _ = notes.shutdown.notified() => return,
+            }
+        }
+        let r = tokio::select! {
+            r = rd.read(&mut buf) => r,
+            _ = notes.shutdown.notified() => return,
+        };
+        let closed = {
+            let mut st = shared.lock();
+            match r {
+                Ok(0) => st.conn.handle_eof(),
+                Ok(n) => {
+                    // A fatal input error closes the connection; dispatch reports it.
+                    let _ = st.conn.handle_input(&buf[..n]);
+                }
+                Err(e) => st.conn.handle_io_error(e),
+            }
+            st.dispatch();
+            st.conn.is_closed()
+        };
+        shared.wake_waiters();
+        notes.write.notify_one();
+        notes.timer.notify_one();
+        if closed {
+            return;
+        }
+    }
+}
+
+async fn writer(
+    shared: Arc<Shared>,
+    notes: Arc<Notes>,
+    mut wr: tokio::io::WriteHalf<AsyncTransport>,
+) {
+    loop {
+        let (batch, closed) = {
+            let mut st = shared.lock();
+            let mut v = Vec::new();
+            while let Some(t) = st.conn.poll_transmit() {
+                v.push(t);
+            }
+            (v, st.conn.is_closed())
+        };
+        if batch.is_empty() {
+            if closed {
+                let _ = wr.shutdown().await;
+                return;
+            }
+            notes.write.notified().await;
+            continue;
+        }
+        for t in batch {
+            let mut r = wr.write_all(&t.data).await;
+            if r.is_ok() && !t.fds.is_empty() {
+                r = Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "passing file descriptors needs the unix transport and the fd-capable driver",
+                ));
+            }
+            if let Err(e) = r {
+                {
+                    let mut st = shared.lock();
+                    st.conn.handle_io_error(e);
+                    st.dispatch();
+                }
+                shared.wake_waiters();
+                notes.shutdown.notify_one();
+                return;
+            }
+        }
+        let _ = wr.flush().await;
+        // Stream writers wait for the send queue to drain.
+        shared.wake_waiters();
+        wake_stream_writers(&shared);
+    }
+}
+
+fn wake_stream_writers(shared: &Shared) {
+    let mut st = shared.lock();
+    for s in st.streams.values_mut() {
+        if let Some(w) = s.write_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+async fn timer(shared: Arc<Shared>, notes: Arc<Notes>) {
+    loop {
+        let (deadline, closed) = {
+            let st = shared.lock();
+            (st.conn.poll_timeout(), st.conn.is_closed())
+        };
+        if closed {
+            return;
+        }
+        match deadline {
+            Some(d) => {
+                let d = tokio::time::Instant::from_std(d);
+                tokio::select! {
+                    _ = notes.timer.notified() => continue,
+                    _ = tokio::time::sleep_until(d) => {}
+                }
+            }
+            None => {
+                notes.timer.notified().await;
+                continue;
+            }
+        }
+        let closed = {
+            let mut st = shared.lock();
+            st.conn.handle_timeout(Instant::now());
+            st.dispatch();
+            st.conn.is_closed()
+        };
+        shared.wake_waiters();
+        notes.write.notify_one();
+        if closed {
+            notes.shutdown.notify_one();
+            return;
+        }
+    }
+}

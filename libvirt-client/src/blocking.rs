@@ -1,0 +1,344 @@
+//! The blocking driver (std only): a reader thread feeds the connection, a writer thread
+//! drains it and runs its timers; callers block on a condition variable.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
+use libvirt_proto::program::Call;
+use libvirt_proto::{Connection, Reply};
+
+use crate::core::{decode_ret, Shared};
+use crate::open::{self, Features};
+use crate::options::ClientOptions;
+use crate::transport::{BlockingReader, BlockingTransport, BlockingWriter};
+use crate::uri::Uri;
+use crate::Error;
+
+struct Inner {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    options: ClientOptions,
+    features: OnceLock<Features>,
+    uri: Option<Uri>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        {
+            let mut st = self.shared.lock();
+            st.conn.close();
+            st.dispatch();
+        }
+        self.shared.wake_waiters();
+        self.shared.wake_writer();
+        // The writer thread shuts the socket down on close, which ends the reader thread.
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An open connection to a libvirt daemon (blocking, std only).
+///
+/// `Clone + Send + Sync`: clones share one connection; calls from many threads are
+/// pipelined. The same generated methods and helpers as the async [`crate::Client`], without
+/// `.await`.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::Client")
+            .field("uri", &self.inner.uri.as_ref().map(|u| u.to_string()))
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connect to `uri` and open it, with default options.
+    pub fn connect(uri: &str) -> Result<Client, Error> {
+        Client::connect_with(uri, ClientOptions::default())
+    }
+
+    /// Connect to `uri` and open it.
+    pub fn connect_with(uri: &str, options: ClientOptions) -> Result<Client, Error> {
+        let uri: Uri = uri.parse()?;
+        let topts = options.transport.clone().read_only(options.read_only);
+        let transport = BlockingTransport::connect(&uri, &topts)?;
+        let name = uri.remote_name();
+        let client = Client::start(transport, options, Some(uri))?;
+        client.open(Some(&name))?;
+        Ok(client)
+    }
+
+    /// Run the driver over a connected transport without opening anything.
+    pub fn start(
+        transport: BlockingTransport,
+        options: ClientOptions,
+        uri: Option<Uri>,
+    ) -> Result<Client, Error> {
+        let (rd, wr) = transport.into_split()?;
+        let shared = Arc::new(Shared::new(
+            Connection::new(options.connection.clone()),
+            Box::new(|| {}),
+        ));
+        let s1 = shared.clone();
+        let s2 = shared.clone();
+        let threads = vec![
+            std::thread::Builder::new()
+                .name("libvirt-reader".into())
+                .spawn(move || reader(s1, rd))?,
+            std::thread::Builder::new()
+                .name("libvirt-writer".into())
+                .spawn(move || writer(s2, wr))?,
+        ];
+        Ok(Client {
+            inner: Arc::new(Inner {
+                shared,
+                threads,
+                options,
+                features: OnceLock::new(),
+                uri,
+            }),
+        })
+    }
+
+    /// The open sequence (see [`crate::Client::open`]).
+    pub fn open(&self, name: Option<&str>) -> Result<Features, Error> {
+        let auth = self.call::<procs::AuthList>(&())?;
+        if open::pick_auth(&auth.types)? == RemoteAuthType::Polkit {
+            let r = self.call::<procs::AuthPolkit>(&())?;
+            open::check_polkit(r.complete)?;
+        }
+        let flags = if self.inner.options.read_only {
+            open::CONNECT_RO
+        } else {
+            0
+        };
+        self.call::<procs::ConnectOpen>(&remote::RemoteConnectOpenArgs {
+            name: name.map(str::to_owned),
+            flags,
+        })?;
+        let probe = |feature| {
+            self.call::<procs::ConnectSupportsFeature>(
+                &remote::RemoteConnectSupportsFeatureArgs { feature },
+            )
+            .map(|r| r.supported != 0)
+        };
+        let features = Features {
+            keepalive: probe(open::FEATURE_PROGRAM_KEEPALIVE)?,
+            event_callbacks: probe(open::FEATURE_REMOTE_EVENT_CALLBACK)?,
+            close_callback: probe(open::FEATURE_REMOTE_CLOSE_CALLBACK)?,
+            fd_passing: probe(open::FEATURE_FD_PASSING)?,
+        };
+        if let (true, Some(ka)) = (features.keepalive, self.inner.options.keepalive) {
+            self.inner
+                .shared
+                .lock()
+                .conn
+                .enable_keepalive(ka, Instant::now());
+            self.inner.shared.wake_writer();
+        }
+        let _ = self.inner.features.set(features);
+        Ok(features)
+    }
+
+    /// What the daemon supports (after the open sequence).
+    pub fn features(&self) -> Features {
+        self.inner.features.get().copied().unwrap_or_default()
+    }
+
+    /// The URI this client connected to, if any.
+    pub fn uri(&self) -> Option<&Uri> {
+        self.inner.uri.as_ref()
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Call procedure `C` with the default timeout.
+    pub fn call<C: Call>(&self, args: &C::Args) -> Result<C::Ret, Error> {
+        self.call_with_timeout::<C>(args, self.inner.options.call_timeout)
+    }
+
+    /// Call procedure `C` with its own timeout (`None`: none).
+    pub fn call_with_timeout<C: Call>(
+        &self,
+        args: &C::Args,
+        timeout: Option<Duration>,
+    ) -> Result<C::Ret, Error> {
+        let id = self.inner.shared.start::<C>(args, timeout, false)?;
+        let reply = self.inner.shared.wait_blocking(id)?;
+        decode_ret::<C>(&reply)
+    }
+
+    /// Start a stream-opening call of procedure `C`; returns its reply and the stream.
+    pub fn call_stream<C: Call>(
+        &self,
+        args: &C::Args,
+    ) -> Result<(C::Ret, crate::stream::BlockingVirStream), Error> {
+        let id = self
+            .inner
+            .shared
+            .start::<C>(args, self.inner.options.call_timeout, true)?;
+        let stream = crate::stream::BlockingVirStream::new(self.clone(), id);
+        let reply = self.inner.shared.wait_blocking(id)?;
+        Ok((decode_ret::<C>(&reply)?, stream))
+    }
+
+    /// Call a procedure by number with raw XDR arguments; returns the raw reply.
+    pub fn call_raw(
+        &self,
+        target: libvirt_proto::ProcedureId,
+        args: &[u8],
+    ) -> Result<Reply, Error> {
+        let id = self.inner.shared.start_raw(
+            target,
+            self.inner.options.call_timeout,
+            false,
+            Vec::new(),
+            |out| {
+                out.extend_from_slice(args);
+                Ok(())
+            },
+        )?;
+        Ok(self.inner.shared.wait_blocking(id)?)
+    }
+
+    /// Close politely (`CONNECT_CLOSE`), then locally.
+    pub fn close(&self) -> Result<(), Error> {
+        let r = self.call_with_timeout::<procs::ConnectClose>(&(), Some(Duration::from_secs(5)));
+        {
+            let mut st = self.inner.shared.lock();
+            st.conn.close();
+            st.dispatch();
+        }
+        self.inner.shared.wake_waiters();
+        self.inner.shared.wake_writer();
+        r
+    }
+
+    /// Whether the connection is closed, and why.
+    pub fn close_reason(&self) -> Option<libvirt_proto::CloseReason> {
+        self.inner.shared.lock().conn.close_reason().cloned()
+    }
+
+    /// Whether the connection is still usable.
+    pub fn is_open(&self) -> bool {
+        !self.inner.shared.lock().conn.is_closed()
+    }
+
+    /// Connection counters.
+    pub fn stats(&self) -> libvirt_proto::Stats {
+        self.inner.shared.lock().conn.stats()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+}
+
+fn reader(shared: Arc<Shared>, mut rd: BlockingReader) {
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        {
+            let mut st = shared.lock();
+            while st.conn.is_read_paused() && !st.conn.is_closed() {
+                st = shared
+                    .write_cv
+                    .wait_timeout(st, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            if st.conn.is_closed() {
+                return;
+            }
+        }
+        let r = rd.read(&mut buf);
+        let closed = {
+            let mut st = shared.lock();
+            match r {
+                Ok(0) => st.conn.handle_eof(),
+                Ok(n) => {
+                    let _ = st.conn.handle_input(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => st.conn.handle_io_error(e),
+            }
+            st.dispatch();
+            st.conn.is_closed()
+        };
+        shared.wake_waiters();
+        shared.wake_writer();
+        if closed {
+            return;
+        }
+    }
+}
+
+fn writer(shared: Arc<Shared>, mut wr: BlockingWriter) {
+    loop {
+        let batch = {
+            let mut st = shared.lock();
+            loop {
+                let now = Instant::now();
+                if st.conn.poll_timeout().is_some_and(|d| d <= now) {
+                    st.conn.handle_timeout(now);
+                    st.dispatch();
+                    shared.wake_waiters();
+                }
+                let mut v = Vec::new();
+                while let Some(t) = st.conn.poll_transmit() {
+                    v.push(t);
+                }
+                if !v.is_empty() {
+                    break v;
+                }
+                if st.conn.is_closed() {
+                    drop(st);
+                    let _ = wr.shutdown();
+                    return;
+                }
+                st = match st.conn.poll_timeout() {
+                    Some(d) => {
+                        let wait = d.saturating_duration_since(Instant::now());
+                        shared
+                            .write_cv
+                            .wait_timeout(st, wait)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                    None => shared.write_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                };
+            }
+        };
+        for t in batch {
+            let mut r = wr.write_all(&t.data);
+            if r.is_ok() && !t.fds.is_empty() {
+                r = Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "file descriptor passing is not available on the blocking driver",
+                ));
+            }
+            if let Err(e) = r {
+                {
+                    let mut st = shared.lock();
+                    st.conn.handle_io_error(e);
+                    st.dispatch();
+                }
+                shared.wake_waiters();
+                let _ = wr.shutdown();
+                return;
+            }
+        }
+        let _ = wr.flush();
+        shared.wake_waiters();
+    }
+}

@@ -1,0 +1,298 @@
+//! What both drivers share: the sans-IO [`Connection`] behind one lock, plus the tables that
+//! connect its events to waiting callers, event subscribers and stream handles.
+//!
+//! Every mutation of the connection is followed by [`State::dispatch`], which drains
+//! `poll_event` under the same lock and records results where the waiters look for them; the
+//! driver then wakes them (tokio `Waker`s stored here, and a `Condvar` for blocking callers).
+//! Nothing here blocks on a consumer: replies go to per-call slots, events to bounded
+//! per-subscriber queues (overflow is counted and reported as a `Lagged` item).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use libvirt_proto::{
+    CallId, CallOptions, CloseReason, Connection, Event, ProcedureId, Reply, ServerMessage,
+};
+use libvirt_proto::program::Call;
+
+use crate::Error;
+
+/// A call's outcome as delivered to its waiter.
+pub(crate) type CallResult = Result<Reply, libvirt_proto::Error>;
+
+#[derive(Default)]
+pub(crate) struct CallSlot {
+    pub(crate) result: Option<CallResult>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// One subscriber's bounded queue of raw server messages.
+pub(crate) struct SubQueue {
+    pub(crate) items: VecDeque<ServerMessage>,
+    pub(crate) capacity: usize,
+    /// Messages dropped since the subscriber last saw a `Lagged` notice.
+    pub(crate) lagged: u64,
+    pub(crate) closed: Option<CloseReason>,
+    pub(crate) waker: Option<Waker>,
+}
+
+#[derive(Default)]
+pub(crate) struct StreamWait {
+    pub(crate) waker: Option<Waker>,
+    /// A writer waiting for the send queue to drain.
+    pub(crate) write_waker: Option<Waker>,
+    /// Set when the server confirmed our finish.
+    pub(crate) finished: bool,
+}
+
+/// Everything behind the lock.
+pub(crate) struct State {
+    pub(crate) conn: Connection,
+    pub(crate) calls: HashMap<u32, CallSlot>,
+    pub(crate) subs: HashMap<u64, SubQueue>,
+    pub(crate) streams: HashMap<u32, StreamWait>,
+    pub(crate) next_token: u64,
+    /// Server messages no subscriber claimed (e.g. after deregistration), for diagnostics.
+    pub(crate) unrouted_messages: u64,
+    /// The driver's writer waits for output when this is false.
+    pub(crate) writer_waiting: bool,
+}
+
+/// The state plus the two condition variables blocking code waits on.
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+    /// Callers (blocking driver): a reply, event or stream item arrived, or the connection
+    /// closed.
+    pub(crate) cv: Condvar,
+    /// The blocking driver's writer thread: output queued or a timer changed.
+    pub(crate) write_cv: Condvar,
+    /// Wakes the async driver's writer/timer task (no-op for the blocking driver).
+    pub(crate) kick: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(conn: Connection, kick: Box<dyn Fn() + Send + Sync>) -> Self {
+        Self {
+            state: Mutex::new(State {
+                conn,
+                calls: HashMap::new(),
+                subs: HashMap::new(),
+                streams: HashMap::new(),
+                next_token: 1,
+                unrouted_messages: 0,
+                writer_waiting: false,
+            }),
+            cv: Condvar::new(),
+            write_cv: Condvar::new(),
+            kick,
+        }
+    }
+
+    /// Lock the state (a poisoned lock is recovered: the state is consistent between calls).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After queueing output or changing timers: wake whichever driver writes.
+    pub(crate) fn wake_writer(&self) {
+        self.write_cv.notify_all();
+        (self.kick)();
+    }
+
+    /// After [`State::dispatch`]: wake blocking waiters.
+    pub(crate) fn wake_waiters(&self) {
+        self.cv.notify_all();
+    }
+
+    /// Start a call of procedure `C`; the result is collected by `take_result`.
+    pub(crate) fn start<C: Call>(
+        &self,
+        args: &C::Args,
+        timeout: Option<Duration>,
+        stream: bool,
+    ) -> Result<CallId, Error> {
+        let target = ProcedureId {
+            program: C::PROGRAM,
+            version: C::VERSION,
+            procedure: C::PROCEDURE as i32,
+        };
+        self.start_raw(target, timeout, stream, Vec::new(), |out| {
+            xdr::to_writer_vec(args, out)
+                .map_err(|e| libvirt_proto::Error::encode(format!("arguments of {}", C::NAME), e))
+        })
+    }
+
+    /// Start a call with explicit options and an encoder.
+    pub(crate) fn start_raw(
+        &self,
+        target: ProcedureId,
+        timeout: Option<Duration>,
+        stream: bool,
+        fds: Vec<std::os::fd::OwnedFd>,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), libvirt_proto::Error>,
+    ) -> Result<CallId, Error> {
+        let mut st = self.lock();
+        let options = CallOptions {
+            stream,
+            fds,
+            deadline: timeout.map(|t| Instant::now() + t),
+        };
+        let id = st.conn.start_call_with(target, options, encode)?;
+        st.calls.insert(id.0, CallSlot::default());
+        if stream {
+            st.streams.insert(id.0, StreamWait::default());
+        }
+        drop(st);
+        self.wake_writer();
+        Ok(id)
+    }
+
+    /// The caller gave up on a call (future dropped, or blocking wait interrupted).
+    pub(crate) fn abandon(&self, id: CallId) {
+        let mut st = self.lock();
+        if st.calls.remove(&id.0).is_some() {
+            st.conn.abandon(id);
+            st.streams.remove(&id.0);
+            st.dispatch();
+            drop(st);
+            self.wake_waiters();
+            self.wake_writer();
+        }
+    }
+
+    /// Block (std) until call `id` has its result.
+    pub(crate) fn wait_blocking(&self, id: CallId) -> CallResult {
+        let mut st = self.lock();
+        loop {
+            match st.calls.get_mut(&id.0) {
+                Some(slot) => {
+                    if let Some(r) = slot.result.take() {
+                        st.calls.remove(&id.0);
+                        return r;
+                    }
+                }
+                None => {
+                    return Err(libvirt_proto::Error::Closed(
+                        st.conn
+                            .close_reason()
+                            .cloned()
+                            .unwrap_or(CloseReason::Local),
+                    ))
+                }
+            }
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Register a subscriber queue; returns its routing token.
+    pub(crate) fn add_subscriber(&self, capacity: usize) -> u64 {
+        let mut st = self.lock();
+        let token = st.next_token;
+        st.next_token += 1;
+        let closed = st.conn.close_reason().cloned();
+        st.subs.insert(
+            token,
+            SubQueue {
+                items: VecDeque::new(),
+                capacity: capacity.max(1),
+                lagged: 0,
+                closed,
+                waker: None,
+            },
+        );
+        token
+    }
+}
+
+impl State {
+    /// Drain the connection's events into the waiters' tables. Returns nothing; callers wake
+    /// blocking waiters afterwards.
+    pub(crate) fn dispatch(&mut self) {
+        while let Some(ev) = self.conn.poll_event() {
+            match ev {
+                Event::Reply { id, result } => {
+                    if let Some(slot) = self.calls.get_mut(&id.0) {
+                        slot.result = Some(result);
+                        if let Some(w) = slot.waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
+                Event::Message(m) => {
+                    let Some(sub) = m.route.and_then(|t| self.subs.get_mut(&t)) else {
+                        self.unrouted_messages += 1;
+                        continue;
+                    };
+                    if sub.items.len() >= sub.capacity {
+                        // Overflow policy: the newest message is dropped and counted; the
+                        // subscriber sees `Lagged(n)` before its next item.
+                        sub.lagged += 1;
+                    } else {
+                        sub.items.push_back(m);
+                    }
+                    if let Some(w) = sub.waker.take() {
+                        w.wake();
+                    }
+                }
+                Event::MessagesDropped { count } => {
+                    // The connection's own queue overflowed (we drain it on every input, so
+                    // this needs a burst larger than its limit within one read): everyone
+                    // may have missed something.
+                    for sub in self.subs.values_mut() {
+                        sub.lagged += count;
+                    }
+                }
+                Event::StreamReadable { id } | Event::StreamFailed { id, .. } => {
+                    if let Some(s) = self.streams.get_mut(&id.0) {
+                        if let Some(w) = s.waker.take() {
+                            w.wake();
+                        }
+                        if let Some(w) = s.write_waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
+                Event::StreamFinished { id } => {
+                    if let Some(s) = self.streams.get_mut(&id.0) {
+                        s.finished = true;
+                        if let Some(w) = s.waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
+                Event::Closed(reason) => {
+                    for sub in self.subs.values_mut() {
+                        sub.closed = Some(reason.clone());
+                        if let Some(w) = sub.waker.take() {
+                            w.wake();
+                        }
+                    }
+                    for s in self.streams.values_mut() {
+                        if let Some(w) = s.waker.take() {
+                            w.wake();
+                        }
+                        if let Some(w) = s.write_waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Decode a reply body as a call's return type.
+pub(crate) fn decode_ret<C: Call>(reply: &Reply) -> Result<C::Ret, Error> {
+    xdr::from_shared(&reply.body).map_err(|e| {
+        Error::Proto(libvirt_proto::Error::decode(format!("reply of {}", C::NAME), e))
+    })
+}

@@ -1,0 +1,78 @@
+//! The open sequence, as libvirt's remote driver runs it: `AUTH_LIST`, authentication (none,
+//! polkit; SASL is refused with a typed error), `CONNECT_OPEN` with the URI's name and flags,
+//! then the keepalive opt-in (`CONNECT_SUPPORTS_FEATURE` for
+//! `VIR_DRV_FEATURE_PROGRAM_KEEPALIVE`) and feature probes.
+//!
+//! The decisions are pure functions here; the drivers run the calls.
+
+use libvirt_proto::generated::remote::RemoteAuthType;
+
+use crate::Error;
+
+/// `VIR_DRV_FEATURE_FD_PASSING` (libvirt's `libvirt_internal.h`).
+pub const FEATURE_FD_PASSING: i32 = 8;
+/// `VIR_DRV_FEATURE_PROGRAM_KEEPALIVE`.
+pub const FEATURE_PROGRAM_KEEPALIVE: i32 = 10;
+/// `VIR_DRV_FEATURE_REMOTE_EVENT_CALLBACK`.
+pub const FEATURE_REMOTE_EVENT_CALLBACK: i32 = 14;
+/// `VIR_DRV_FEATURE_REMOTE_CLOSE_CALLBACK`.
+pub const FEATURE_REMOTE_CLOSE_CALLBACK: i32 = 15;
+
+/// `VIR_CONNECT_RO`.
+pub(crate) const CONNECT_RO: u32 = 1;
+
+/// What the daemon supports, probed after `CONNECT_OPEN`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Features {
+    /// Keepalive program (and we enabled keepalive if the options asked for it).
+    pub keepalive: bool,
+    /// Callback-id event registration (`*_CALLBACK_REGISTER_ANY`).
+    pub event_callbacks: bool,
+    /// `CONNECT_EVENT_CONNECTION_CLOSED` notifications.
+    pub close_callback: bool,
+    /// File-descriptor passing.
+    pub fd_passing: bool,
+}
+
+/// The authentication step to run, from the daemon's `AUTH_LIST` answer (libvirt's order:
+/// the first type offered decides).
+pub(crate) fn pick_auth(types: &[RemoteAuthType]) -> Result<RemoteAuthType, Error> {
+    match types.first() {
+        None | Some(RemoteAuthType::None) => Ok(RemoteAuthType::None),
+        Some(RemoteAuthType::Polkit) => Ok(RemoteAuthType::Polkit),
+        Some(RemoteAuthType::Sasl) => Err(Error::UnsupportedAuth {
+            method: "sasl".into(),
+            offered: types.iter().map(|t| format!("{t:?}")).collect(),
+        }),
+    }
+}
+
+/// The result of `AUTH_POLKIT`: `complete` must be non-zero.
+pub(crate) fn check_polkit(complete: i32) -> Result<(), Error> {
+    if complete == 0 {
+        return Err(Error::AuthFailed {
+            method: "polkit".into(),
+            reason: "the daemon did not complete polkit authentication".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_choice() {
+        assert_eq!(pick_auth(&[]).unwrap(), RemoteAuthType::None);
+        assert_eq!(
+            pick_auth(&[RemoteAuthType::Polkit]).unwrap(),
+            RemoteAuthType::Polkit
+        );
+        let e = pick_auth(&[RemoteAuthType::Sasl, RemoteAuthType::None]).unwrap_err();
+        assert!(matches!(e, Error::UnsupportedAuth { .. }), "{e}");
+        assert!(check_polkit(0).is_err());
+        assert!(check_polkit(1).is_ok());
+    }
+}
