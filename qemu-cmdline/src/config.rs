@@ -128,7 +128,9 @@ pub struct Memory {
     pub maxmem_mib: Option<u64>,
 }
 
-/// Direct kernel boot: `-kernel`, `-initrd`, `-append`.
+/// Direct kernel boot: `-kernel`, `-initrd`, `-append`. QEMU takes these arguments whole, so
+/// any characters pass (checked against QEMU 7.2 for Linux kernels; a *multiboot* kernel's
+/// `-initrd` is a comma-separated module list, where commas do separate).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Kernel {
     /// Kernel image.
@@ -203,7 +205,9 @@ pub struct Knobs {
     pub display: Option<Display>,
     /// `-daemonize` (not supported by [`crate::Launcher`]).
     pub daemonize: bool,
-    /// `-mem-path DIR`: back guest RAM with hugepages from this hugetlbfs mount.
+    /// `-mem-path DIR`: back guest RAM with files in this directory (a hugetlbfs mount for
+    /// hugepages). The modern equivalent is a [`crate::devices::MemoryBackend`] named by the
+    /// machine option `memory-backend=`.
     pub hugepages: Option<String>,
     /// `-mem-prealloc`.
     pub mem_prealloc: bool,
