@@ -804,6 +804,14 @@ pub enum ChardevBackend {
         /// Listen instead of connecting.
         server: bool,
     },
+    /// An inherited socket fd (see [`crate::FdPlan`]): a listening socket when `server`,
+    /// otherwise a connected one.
+    SocketFd {
+        /// The fd number as the child sees it.
+        fd: i32,
+        /// The fd listens; QEMU accepts clients on it (without waiting for one).
+        server: bool,
+    },
     /// A pseudo-terminal.
     Pty,
     /// Output appended to a file.
@@ -842,6 +850,16 @@ impl Device for Chardev {
                     o
                 }
             }
+            ChardevBackend::SocketFd { fd, server } => {
+                let o = Opt::new("-chardev", "socket")
+                    .prop("id", cid)
+                    .prop("fd", fd.to_string());
+                if *server {
+                    o.prop("server", true).prop("wait", false)
+                } else {
+                    o
+                }
+            }
             ChardevBackend::Pty => Opt::new("-chardev", "pty").prop("id", cid),
             ChardevBackend::File { path } => {
                 nonempty(&self.describe(), "path", path)?;
@@ -855,6 +873,12 @@ impl Device for Chardev {
     fn declares(&self) -> Vec<IdRef> {
         vec![(Namespace::Chardev, self.id.clone())]
     }
+    fn fds(&self) -> Vec<i32> {
+        match self.backend {
+            ChardevBackend::SocketFd { fd, .. } => vec![fd],
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl ParseDevice for Chardev {
@@ -864,13 +888,19 @@ impl ParseDevice for Chardev {
         let id = r.str("id")?;
         let backend = match o.implied.as_deref()? {
             "socket" => {
-                let path = r.str("path")?;
                 let server = match (r.bool("server").ok()?, r.bool("wait").ok()?) {
                     (Some(true), Some(false)) => true,
                     (None, None) => false,
                     _ => return None,
                 };
-                ChardevBackend::Socket { path, server }
+                match (r.str("path"), r.str("fd")) {
+                    (Some(path), None) => ChardevBackend::Socket { path, server },
+                    (None, Some(fd)) => ChardevBackend::SocketFd {
+                        fd: fd.parse().ok().filter(|n: &i32| n.to_string() == fd)?,
+                        server,
+                    },
+                    _ => return None,
+                }
             }
             "pty" => ChardevBackend::Pty,
             "file" => ChardevBackend::File {

@@ -197,6 +197,9 @@ fn every_kind_q35(dir: &Path, fds: &mut FdPlan) -> QemuConfig {
         std::fs::write(s(f), vec![0u8; 4096]).expect("file");
     }
     std::fs::create_dir_all(s("share,=dir")).expect("dir");
+    // a listening socket QEMU inherits and serves a chardev on (fd=N)
+    let listener = std::os::unix::net::UnixListener::bind(s("listen,=fd.sock")).expect("bind");
+    let listen_fd = fds.add(std::os::fd::OwnedFd::from(listener));
     let fdset_file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -338,6 +341,13 @@ fn every_kind_q35(dir: &Path, fds: &mut FdPlan) -> QemuConfig {
             id: "ch0".into(),
             backend: ChardevBackend::Socket {
                 path: s("ch,0.sock"),
+                server: true,
+            },
+        }),
+        Box::new(Chardev {
+            id: "ch5".into(),
+            backend: ChardevBackend::SocketFd {
+                fd: listen_fd,
                 server: true,
             },
         }),
@@ -577,6 +587,12 @@ fn check_every_kind(q: &mut Qmp, dir: &Path, fd: i32) {
     assert!(chardevs["ch0"].contains(&s("ch,0.sock")), "{chardevs:?}");
     assert!(chardevs["ch2"].starts_with("pty:"), "{chardevs:?}");
     assert_eq!(chardevs["ch4"], "null");
+    assert!(
+        chardevs["ch5"].contains(&s("listen,=fd.sock")),
+        "{chardevs:?}"
+    );
+    let peer = std::os::unix::net::UnixStream::connect(s("listen,=fd.sock"));
+    assert!(peer.is_ok(), "QEMU listens on the inherited fd");
     assert!(chardevs.contains_key("ch3") && chardevs.contains_key("qmp0"));
     assert!(
         Path::new(&s("log,=file")).exists(),
@@ -639,7 +655,7 @@ fn every_kind_runs_in_real_qemu_text_and_json() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut fds = FdPlan::new();
         let c = every_kind_q35(dir.path(), &mut fds);
-        let fd = fds.child_fds()[0];
+        let fd = fds.child_fds()[1];
         let argv = c.build(&syntax).expect("build");
         assert_eq!(
             QemuConfig::parse(&argv).expect("parse"),

@@ -222,6 +222,13 @@ fn every_kind(s: &str) -> QemuConfig {
             },
         }),
         Box::new(Chardev {
+            id: "ch5".into(),
+            backend: ChardevBackend::SocketFd {
+                fd: 10,
+                server: true,
+            },
+        }),
+        Box::new(Chardev {
             id: "ch2".into(),
             backend: ChardevBackend::Pty,
         }),
