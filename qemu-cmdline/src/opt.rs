@@ -569,6 +569,60 @@ mod tests {
         assert_eq!(back.get("mq").and_then(Prop::as_bool), Some(true));
     }
 
+    use proptest::prelude::*;
+
+    fn prop_value() -> impl Strategy<Value = Prop> {
+        prop_oneof![
+            any::<String>().prop_map(|s| Prop::Str(s.replace('\0', ""))),
+            "[,=\"' {}a-z]{0,12}".prop_map(Prop::Str),
+            any::<bool>().prop_map(Prop::Bool),
+            any::<u64>().prop_map(Prop::Num),
+        ]
+    }
+
+    fn any_opt() -> impl Strategy<Value = Opt> {
+        let flag = prop_oneof![
+            Just("-device"),
+            Just("-blockdev"),
+            Just("-object"),
+            Just("-netdev"),
+            Just("-chardev")
+        ];
+        let props = proptest::collection::vec(("[a-z][a-z0-9._-]{0,8}", prop_value()), 1..6);
+        (flag, "[a-z][a-z0-9-]{0,12}", props).prop_map(|(flag, implied, props)| {
+            let mut seen = std::collections::BTreeSet::new();
+            let props = props
+                .into_iter()
+                .filter(|(k, _)| seen.insert(k.clone()))
+                .collect();
+            Opt {
+                flag: flag.into(),
+                implied: implied_key(flag).map(|_| implied),
+                props,
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn text_and_json_read_back(o in any_opt()) {
+            let t = o.render_text().unwrap();
+            prop_assert_eq!(&Opt::parse(&o.flag, &t).unwrap(), &o);
+            let j = o.render_json().unwrap();
+            let back = Opt::parse(&o.flag, &j).unwrap();
+            prop_assert_eq!(&back.implied, &o.implied);
+            for (k, v) in &o.props {
+                prop_assert_eq!(back.get(k), Some(v));
+            }
+            prop_assert_eq!(back.props.len(), o.props.len());
+        }
+
+        #[test]
+        fn text_parse_never_panics(flag in "-device|-blockdev", arg in any::<String>()) {
+            let _ = Opt::parse(&flag, &arg);
+        }
+    }
+
     #[test]
     fn ids_follow_qemu() {
         assert!(check_id("id", "a-b.c_9").is_ok());
