@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use qemu_cmdline::devices::{
     Balloon, Block, Chardev, ChardevBackend, Format, Net, NetBackend, Pci, Rng, Serial,
 };
-use qemu_cmdline::{Display, Launcher, Machine, Memory, Name, QemuConfig, Syntax};
+use qemu_cmdline::{Display, Launcher, Machine, Memory, Name, QemuConfig, QemuVersion, Syntax};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -85,6 +85,13 @@ fn run(qemu: &str, img: &str, dir: &Path) -> Result<()> {
         .filter(|w| w[0] == "-blockdev" || w[0] == "-name")
     {
         println!("    {} {}", w[0], w[1]);
+    }
+    let json = config.build(&Syntax::json(QemuVersion::new(7, 2)))?;
+    if let Some(w) = json.windows(2).find(|w| w[0] == "-blockdev") {
+        println!(
+            "  the same in JSON syntax (QEMU >= 2.9 for -blockdev):\n    {} {}",
+            w[0], w[1]
+        );
     }
     let back = QemuConfig::parse(&argv)?;
     println!("  parse(argv) == config: {}", back == config);
