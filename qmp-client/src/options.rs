@@ -12,7 +12,9 @@ pub struct ConnectOptions {
     pub greeting_timeout: Duration,
     /// Default per-command timeout (`None`: wait as long as the connection lives).
     pub command_timeout: Option<Duration>,
-    /// Protocol settings: framing limit, `oob`, in-flight window.
+    /// Protocol settings: framing limit, `oob`, in-flight window. The default asks for `oob`
+    /// when QEMU offers it: without it QEMU stops reading after each command until it has
+    /// answered, so pipelining gains little.
     pub session: SessionConfig,
     /// Events each subscriber may have queued before it starts losing them (and is told so).
     pub event_queue: usize,
@@ -24,7 +26,10 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(5),
             greeting_timeout: Duration::from_secs(5),
             command_timeout: Some(Duration::from_secs(60)),
-            session: SessionConfig::default(),
+            session: SessionConfig {
+                want_oob: true,
+                ..SessionConfig::default()
+            },
             event_queue: 1024,
         }
     }
