@@ -26,6 +26,7 @@ mod async_client;
 pub mod blocking;
 mod core;
 mod error;
+mod generated;
 pub mod open;
 mod options;
 pub mod stream;
@@ -35,5 +36,6 @@ pub mod uri;
 #[cfg(feature = "async")]
 pub use async_client::Client;
 pub use error::Error;
+pub use generated::events::TypedEvent;
 pub use libvirt_proto;
 pub use options::ClientOptions;

@@ -48,6 +48,10 @@ pub fn cmd(args: &[&str]) -> Result<()> {
             run: |_| crate::codegen::cmd(&["--check"]),
         },
         Step {
+            name: "codegen-client --check",
+            run: |_| crate::codegen_client::cmd(&["--check"]),
+        },
+        Step {
             name: "clippy",
             run: |_| {
                 cargo(&[

@@ -6,6 +6,7 @@
 
 mod ci;
 mod codegen;
+mod codegen_client;
 mod demo;
 mod fuzz;
 mod peers;
@@ -24,6 +25,8 @@ commands:
   peers status         show what is running and where
   codegen [--check] [--protocol-dir DIR]
                        generate libvirt-proto/src/generated from libvirt's .x and API XML
+  codegen-client [--check]
+                       generate libvirt-client/src/generated (typed methods, typed events)
   ci                   the full gate: peers, fmt, clippy, tests, docs, freshness, fuzz smoke
   demo                 the main job: tour the crates against the real peers
   fuzz [SECONDS]       run every fuzz target (cargo-fuzz, stable) for a few seconds each
@@ -47,6 +50,7 @@ fn run(args: &[String]) -> Result<()> {
         ["peers", rest @ ..] => peers::cmd(rest),
         ["ci", rest @ ..] => ci::cmd(rest),
         ["codegen", rest @ ..] => codegen::cmd(rest),
+        ["codegen-client", rest @ ..] => codegen_client::cmd(rest),
         ["demo", rest @ ..] => demo::cmd(rest),
         ["fuzz", rest @ ..] => fuzz::cmd(rest),
         ["xdr", rest @ ..] => xdr_cmd::cmd(rest),

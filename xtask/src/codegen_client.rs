@@ -1,0 +1,578 @@
+//! `cargo xtask codegen-client [--check]`: the typed API of `libvirt-client`, generated.
+//!
+//! Input: the generated bindings of `libvirt-proto` (`libvirt-proto/src/generated/{remote,
+//! qemu,lxc,admin}.rs`: procedure tables, marker types, the fields of every `*_args` / `*_ret`
+//! / `*_msg` struct; `api*.rs`: the flag types) and libvirt's API XML (which flags type each C
+//! function's `flags` argument takes). Output: `libvirt-client/src/generated/`:
+//! one file per program with a method per call on both clients, and `events.rs` with one
+//! typed variant per event message.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util;
+
+const OUT_DIR: &str = "libvirt-client/src/generated";
+const PROTO_DIR: &str = "libvirt-proto/src/generated";
+
+struct Program {
+    module: &'static str,
+    /// Method name prefix.
+    prefix: &'static str,
+    /// C function prefix candidates for `marker` (e.g. qemu: `virDomainQemu` + rest).
+    api_file: &'static str,
+}
+
+const PROGRAMS: &[Program] = &[
+    Program {
+        module: "remote",
+        prefix: "",
+        api_file: "libvirt-api.xml",
+    },
+    Program {
+        module: "qemu",
+        prefix: "qemu_",
+        api_file: "libvirt-qemu-api.xml",
+    },
+    Program {
+        module: "lxc",
+        prefix: "lxc_",
+        api_file: "libvirt-lxc-api.xml",
+    },
+    Program {
+        module: "admin",
+        prefix: "admin_",
+        api_file: "libvirt-admin-api.xml",
+    },
+];
+
+#[derive(Debug, Clone)]
+struct Row {
+    name: String,
+    number: u32,
+    message: bool,
+    stream: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Marker {
+    name: String,
+    args: Option<String>,
+    ret: Option<String>,
+    body: Option<String>,
+}
+
+/// Parse the proto crate's generated module: rows, markers, struct fields.
+struct ProtoModule {
+    rows: Vec<Row>,
+    markers: BTreeMap<String, Marker>,
+    structs: HashMap<String, Vec<(String, String)>>,
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = s.find(start)? + start.len();
+    let j = s[i..].find(end)? + i;
+    Some(&s[i..j])
+}
+
+fn parse_proto(text: &str) -> Result<ProtoModule> {
+    let mut rows = Vec::new();
+    let table = between(
+        text,
+        "pub const PROCEDURES: &[crate::program::ProcedureInfo] = &[",
+        "\n];",
+    )
+    .or_else(|| {
+        between(
+            text,
+            "pub const PROCEDURES: &[crate::program::ProcedureInfo] = &[",
+            "}];",
+        )
+    })
+    .context("no PROCEDURES table")?;
+    for chunk in table.split("crate::program::ProcedureInfo {").skip(1) {
+        let l = chunk.split_whitespace().collect::<Vec<_>>().join(" ");
+        let l = l.as_str();
+        let name = between(l, ", name: \"", "\"").context("row name")?.to_owned();
+        let number: u32 = between(l, "number: ", ",")
+            .context("row number")?
+            .parse()?;
+        let message = l.contains("kind: crate::program::ProcedureKind::Message");
+        let stream = if l.contains("stream: Some(crate::program::StreamDirection::Read)") {
+            Some("Read".to_owned())
+        } else if l.contains("stream: Some(crate::program::StreamDirection::Write)") {
+            Some("Write".to_owned())
+        } else {
+            None
+        };
+        rows.push(Row {
+            name,
+            number,
+            message,
+            stream,
+        });
+    }
+    let mut markers: BTreeMap<String, Marker> = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let l = line.trim();
+        let ty_of = |prefix: &str, k: usize| -> Option<String> {
+            let t = lines.get(i + k)?.trim().strip_prefix(prefix)?;
+            let t = t.trim_end_matches(';').trim();
+            if t == "()" {
+                None
+            } else {
+                Some(t.trim_start_matches("super::").to_owned())
+            }
+        };
+        if let Some(rest) = l.strip_prefix("impl crate::program::Call for ") {
+            let m = rest.trim_end_matches(" {").to_owned();
+            let e = markers.entry(m.clone()).or_insert(Marker {
+                name: m,
+                args: None,
+                ret: None,
+                body: None,
+            });
+            e.args = ty_of("type Args = ", 1);
+            e.ret = ty_of("type Ret = ", 2);
+        } else if let Some(rest) = l.strip_prefix("impl crate::program::Message for ") {
+            let m = rest.trim_end_matches(" {").to_owned();
+            let e = markers.entry(m.clone()).or_insert(Marker {
+                name: m,
+                args: None,
+                ret: None,
+                body: None,
+            });
+            e.body = ty_of("type Body = ", 1);
+        }
+    }
+    // Marker name per row: the doc line above `pub struct X;` names the C procedure.
+    let mut by_proc: HashMap<String, String> = HashMap::new();
+    for w in lines.windows(3) {
+        let doc = w[0].trim();
+        let st = w[2].trim();
+        if let (Some(d), Some(s)) = (
+            doc.strip_prefix("/// `"),
+            st.strip_prefix("pub struct ")
+                .and_then(|s| s.strip_suffix(';')),
+        ) {
+            if let Some(name) = d.split('`').next() {
+                by_proc.insert(name.to_owned(), s.to_owned());
+            }
+        }
+    }
+    let mut structs = HashMap::new();
+    let mut cur: Option<(String, Vec<(String, String)>)> = None;
+    for line in &lines {
+        if let Some(rest) = line.strip_prefix("pub struct ") {
+            if let Some(name) = rest.strip_suffix(" {") {
+                cur = Some((name.to_owned(), Vec::new()));
+                continue;
+            }
+        }
+        if let Some((name, fields)) = &mut cur {
+            if *line == "}" {
+                structs.insert(name.clone(), std::mem::take(fields));
+                cur = None;
+                continue;
+            }
+            if let Some(f) = line.trim().strip_prefix("pub ") {
+                if let Some((n, t)) = f.split_once(": ") {
+                    let t = t.trim_end_matches(',');
+                    fields.push((n.to_owned(), t.to_owned()));
+                }
+            }
+        }
+    }
+    // Keep markers keyed by procedure name.
+    let mut keyed = BTreeMap::new();
+    for r in &rows {
+        let m = by_proc
+            .get(&r.name)
+            .with_context(|| format!("no marker type for {}", r.name))?;
+        let mk = markers
+            .get(m)
+            .with_context(|| format!("no Call/Message impl for {m}"))?;
+        keyed.insert(r.name.clone(), mk.clone());
+    }
+    Ok(ProtoModule {
+        rows,
+        markers: keyed,
+        structs,
+    })
+}
+
+/// `DomainGetXmlDesc` -> `domain_get_xml_desc`.
+fn snake(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Flag types (u32 newtypes) of an api module.
+fn flag_types(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("pub struct ")?
+                .strip_suffix("(pub u32);")
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// C function name (lower case) -> the `info` of its `flags` argument.
+fn api_flag_infos(xml: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("<function name='") {
+        rest = &rest[i + 16..];
+        let Some(j) = rest.find('\'') else { break };
+        let name = rest[..j].to_ascii_lowercase();
+        let end = rest.find("</function>").unwrap_or(rest.len());
+        let body = &rest[..end];
+        if let Some(k) = body.find("<arg name='flags' type='unsigned int' info='") {
+            let info = &body[k + 44..];
+            if let Some(e) = info.find('\'') {
+                out.insert(name, info[..e].to_owned());
+            }
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// The typed flags for a procedure's `flags` argument, from the C function's documentation
+/// ("bitwise-OR of virDomainModificationImpact"), if it names a known flags type.
+fn flags_type(
+    prog: &Program,
+    marker: &str,
+    infos: &HashMap<String, String>,
+    flags: &BTreeMap<String, &'static str>,
+) -> Option<String> {
+    let mut candidates = vec![format!("vir{marker}")];
+    match prog.module {
+        "qemu" => candidates.push(format!(
+            "virDomainQemu{}",
+            marker.trim_start_matches("Domain")
+        )),
+        "lxc" => candidates.push(format!(
+            "virDomainLxc{}",
+            marker.trim_start_matches("Domain")
+        )),
+        "admin" => candidates.push(format!("virAdm{marker}")),
+        _ => {}
+    }
+    for c in candidates {
+        let Some(info) = infos.get(&c.to_ascii_lowercase()) else {
+            continue;
+        };
+        for word in info.split(|ch: char| !ch.is_ascii_alphanumeric()) {
+            if let Some(t) = word.strip_prefix("vir") {
+                if let Some(module) = flags.get(t) {
+                    return Some(format!("libvirt_proto::generated::{module}::{t}"));
+                }
+            }
+        }
+    }
+    None
+}
+
+struct Method {
+    doc: String,
+    name: String,
+    marker_path: String,
+    params: Vec<(String, String)>,
+    /// Expression building the args value.
+    args_expr: String,
+    ret_ty: String,
+    /// The single field of the reply returned instead of the struct.
+    ret_map: Option<String>,
+    stream: bool,
+}
+
+fn qualify(ty: &str, module: &str) -> String {
+    // Types in the proto module are bare names or paths through `super::`.
+    let t = ty.replace("super::", "libvirt_proto::generated::");
+    let _ = module;
+    t
+}
+
+fn methods(prog: &Program, m: &ProtoModule, infos: &HashMap<String, String>, flags: &BTreeMap<String, &'static str>) -> Vec<Method> {
+    let mut out = Vec::new();
+    for r in &m.rows {
+        if r.message {
+            continue;
+        }
+        let mk = &m.markers[&r.name];
+        let modpath = format!("libvirt_proto::generated::{}", prog.module);
+        let mut params = Vec::new();
+        let args_expr = match &mk.args {
+            None => "()".to_owned(),
+            Some(a) => match m.structs.get(a) {
+                Some(fields) => {
+                    let ft = flags_type(prog, &mk.name, infos, flags);
+                    let mut inits = Vec::new();
+                    for (n, t) in fields {
+                        if n == "flags" && t == "u32" {
+                            if let Some(ft) = &ft {
+                                params.push((n.clone(), ft.clone()));
+                                inits.push(format!("{n}: {n}.bits()"));
+                                continue;
+                            }
+                        }
+                        params.push((n.clone(), qualify(t, prog.module)));
+                        inits.push(n.clone());
+                    }
+                    format!("{modpath}::{a} {{ {} }}", inits.join(", "))
+                }
+                None => {
+                    params.push(("args".to_owned(), format!("{modpath}::{a}")));
+                    "args".to_owned()
+                }
+            },
+        };
+        let (ret_ty, ret_map) = match &mk.ret {
+            None => ("()".to_owned(), None),
+            Some(rt) => match m.structs.get(rt) {
+                Some(fields) if fields.len() == 1 => {
+                    let (n, t) = &fields[0];
+                    (qualify(t, prog.module), Some(n.clone()))
+                }
+                _ => (format!("{modpath}::{rt}"), None),
+            },
+        };
+        let stream = r.stream.is_some();
+        let mut doc = format!(
+            "`{}` ({}): calls the daemon's procedure of that name.",
+            r.name, r.number
+        );
+        if let Some(dir) = &r.stream {
+            let _ = write!(
+                doc,
+                "\n///\n/// Opens a stream ({}): returns it with the reply.",
+                if dir == "Read" {
+                    "the daemon sends data"
+                } else {
+                    "the client sends data"
+                }
+            );
+        }
+        out.push(Method {
+            doc,
+            name: format!("{}{}", prog.prefix, snake(&mk.name)),
+            marker_path: format!("{modpath}::procs::{}", mk.name),
+            params,
+            args_expr,
+            ret_ty,
+            ret_map,
+            stream,
+        });
+    }
+    out
+}
+
+fn emit_methods(out: &mut String, ms: &[Method], asynchronous: bool) {
+    let (client, stream_ty, aw) = if asynchronous {
+        ("crate::Client", "crate::stream::AsyncVirStream", ".await")
+    } else {
+        ("crate::blocking::Client", "crate::stream::BlockingVirStream", "")
+    };
+    let _ = writeln!(out, "impl {client} {{");
+    for m in ms {
+        let params: String = m
+            .params
+            .iter()
+            .map(|(n, t)| format!(", {n}: {t}"))
+            .collect();
+        let kw = if asynchronous { "async fn" } else { "fn" };
+        let _ = writeln!(out, "/// {}", m.doc);
+        if m.stream && m.ret_ty == "()" {
+            let _ = writeln!(out, "pub {kw} {}(&self{params}) -> Result<{stream_ty}, crate::Error> {{", m.name);
+            let _ = writeln!(out, "self.call_stream::<{}>(&{}){aw}.map(|((), s)| s)\n}}", m.marker_path, m.args_expr);
+        } else if m.stream {
+            let _ = writeln!(out, "pub {kw} {}(&self{params}) -> Result<({}, {stream_ty}), crate::Error> {{", m.name, m.ret_ty);
+            let map = match &m.ret_map {
+                Some(f) => format!(".map(|(r, s)| (r.{f}, s))"),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "self.call_stream::<{}>(&{}){aw}{map}\n}}", m.marker_path, m.args_expr);
+        } else {
+            let _ = writeln!(out, "pub {kw} {}(&self{params}) -> Result<{}, crate::Error> {{", m.name, m.ret_ty);
+            let map = match &m.ret_map {
+                Some(f) => format!(".map(|r| r.{f})"),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "self.call::<{}>(&{}){aw}{map}\n}}", m.marker_path, m.args_expr);
+        }
+    }
+    let _ = writeln!(out, "}}\n");
+}
+
+fn header(inputs: &str) -> String {
+    format!(
+        "// @generated by `cargo xtask codegen-client` (xtask/src/codegen_client.rs) from {inputs}.\n\
+         // Do not edit: change the generator or its input and run `cargo xtask codegen-client`.\n\n"
+    )
+}
+
+fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut files = BTreeMap::new();
+    let mut flags: BTreeMap<String, &'static str> = BTreeMap::new();
+    for module in ["api", "api_qemu", "api_lxc", "api_admin"] {
+        let text = std::fs::read_to_string(root.join(PROTO_DIR).join(format!("{module}.rs")))?;
+        for f in flag_types(&text) {
+            flags.entry(f).or_insert(module);
+        }
+    }
+    let mut events: Vec<(String, String, u32, String, String)> = Vec::new();
+    for prog in PROGRAMS {
+        let text = std::fs::read_to_string(root.join(PROTO_DIR).join(format!("{}.rs", prog.module)))
+            .with_context(|| format!("reading {PROTO_DIR}/{}.rs", prog.module))?;
+        let m = parse_proto(&text)?;
+        let xml = std::fs::read_to_string(protocol_dir.join("api").join(prog.api_file))
+            .with_context(|| format!("reading {}", prog.api_file))?;
+        let infos = api_flag_infos(&xml);
+        let ms = methods(prog, &m, &infos, &flags);
+        let mut s = header(&format!(
+            "{PROTO_DIR}/{}.rs and api/{}",
+            prog.module, prog.api_file
+        ));
+        let _ = writeln!(
+            s,
+            "//! Every call of the {} program as a method of both clients.\n",
+            prog.module
+        );
+        let _ = writeln!(
+            s,
+            "#[allow(unused_imports)]\nuse libvirt_proto::generated::{}::*;\n",
+            prog.module
+        );
+        s.push_str("#[cfg(feature = \"async\")]\n");
+        emit_methods(&mut s, &ms, true);
+        s.push_str("#[cfg(feature = \"blocking\")]\n");
+        emit_methods(&mut s, &ms, false);
+        files.insert(format!("{}.rs", prog.module), rustfmt(&s)?);
+        if prog.module == "remote" || prog.module == "qemu" {
+            for r in &m.rows {
+                let mk = &m.markers[&r.name];
+                if let (true, Some(body)) = (r.message, &mk.body) {
+                    let variant = if prog.module == "qemu" {
+                        format!("Qemu{}", mk.name)
+                    } else {
+                        mk.name.clone()
+                    };
+                    events.push((
+                        variant,
+                        prog.module.to_owned(),
+                        r.number,
+                        body.clone(),
+                        r.name.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    let mut s = header(&format!("{PROTO_DIR}/remote.rs and qemu.rs"));
+    s.push_str("//! Every event message of the remote and qemu programs as a typed value.\n\n");
+    s.push_str("/// A decoded event: one variant per event message (`VIR_NET_MESSAGE` procedure) of the remote and qemu programs, carrying the procedure's `*_msg` struct.\n");
+    s.push_str("#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\npub enum TypedEvent {\n");
+    for (v, module, number, body, name) in &events {
+        let _ = writeln!(
+            s,
+            "/// `{name}` ({number}).\n{v}(libvirt_proto::generated::{module}::{body}),"
+        );
+    }
+    s.push_str("}\n\nimpl TypedEvent {\n/// Decode a server message; `Ok(None)` for a procedure that is not an event of these programs.\npub fn decode(m: &libvirt_proto::ServerMessage) -> Result<Option<TypedEvent>, libvirt_proto::Error> {\n");
+    s.push_str("Ok(Some(match (m.program, m.procedure) {\n");
+    for (v, module, number, _, _) in &events {
+        let _ = writeln!(
+            s,
+            "(libvirt_proto::generated::{module}::PROGRAM, {number}) => TypedEvent::{v}(m.decode()?),"
+        );
+    }
+    s.push_str("_ => return Ok(None),\n}))\n}\n\n/// The C name of the event's procedure.\npub fn procedure_name(&self) -> &'static str {\nmatch self {\n");
+    for (v, _, _, _, name) in &events {
+        let _ = writeln!(s, "TypedEvent::{v}(_) => \"{name}\",");
+    }
+    s.push_str("}\n}\n}\n");
+    files.insert("events.rs".to_owned(), rustfmt(&s)?);
+    let mut m = header("the list of generated files");
+    m.push_str("//! Generated typed API: a method per procedure, typed events.\n\n");
+    m.push_str("mod admin;\npub mod events;\nmod lxc;\nmod qemu;\nmod remote;\n");
+    files.insert("mod.rs".to_owned(), rustfmt(&m)?);
+    Ok(files)
+}
+
+fn rustfmt(text: &str) -> Result<String> {
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2021"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running rustfmt")?;
+    let mut stdin = child.stdin.take().context("rustfmt stdin")?;
+    let input = text.to_owned();
+    let w = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output()?;
+    w.join()
+        .map_err(|_| anyhow::anyhow!("rustfmt writer panicked"))??;
+    if !out.status.success() {
+        let dump = std::env::temp_dir().join("xtask-codegen-client-unformatted.rs");
+        std::fs::write(&dump, text).ok();
+        bail!(
+            "rustfmt failed (input saved to {}): {}",
+            dump.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+pub fn cmd(args: &[&str]) -> Result<()> {
+    let check = match args {
+        [] => false,
+        ["--check"] => true,
+        _ => bail!("usage: cargo xtask codegen-client [--check]"),
+    };
+    let root = util::workspace_root();
+    let protocol_dir = crate::codegen::protocol_dir(None)?;
+    let files = generate(&root, &protocol_dir)?;
+    let out_dir = root.join(OUT_DIR);
+    let mut stale = Vec::new();
+    for (name, text) in &files {
+        let path = out_dir.join(name);
+        let old = std::fs::read_to_string(&path).ok();
+        if old.as_deref() != Some(text.as_str()) {
+            if check {
+                stale.push(name.clone());
+            } else {
+                std::fs::create_dir_all(&out_dir)?;
+                std::fs::write(&path, text)?;
+                println!("codegen-client: wrote {OUT_DIR}/{name}");
+            }
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "generated client code is stale ({}); run `cargo xtask codegen-client`",
+            stale.join(", ")
+        );
+    }
+    println!("codegen-client: {} files in {OUT_DIR} up to date", files.len());
+    Ok(())
+}
