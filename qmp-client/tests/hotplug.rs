@@ -121,6 +121,18 @@ async fn add_fd_backs_a_blockdev_and_getfd_names_one() {
     assert!(e.to_string().contains("mypipe"), "{e}");
 }
 
+/// Poll query-status for up to 5 s until it says `want`; returns the last status.
+async fn wait_status(c: &Client, want: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let s = c.status().await.unwrap();
+        if s == want || start.elapsed() > Duration::from_secs(5) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -191,8 +203,9 @@ async fn loopback_migration_with_progress() {
         .recv_timeout(Duration::from_secs(10))
         .await
         .unwrap();
-    assert_eq!(s.status().await.unwrap(), "postmigrate");
-    assert_eq!(d.status().await.unwrap(), "running");
+    // The source's run state changes just after its migration reports `completed`.
+    assert_eq!(wait_status(&s, "postmigrate").await, "postmigrate");
+    assert_eq!(wait_status(&d, "running").await, "running");
     let dm = d.execute("query-migrate", None).await.unwrap();
     assert_eq!(
         dm.get("status").and_then(Value::as_str),
