@@ -2,31 +2,32 @@
 //!
 //! `limit` and `opaque_fixed` must pass a compile-time number (the declared maximum, the fixed
 //! length) to our `Serializer`/`Deserializer` while staying transparent for every other format.
-//! They wrap the value in a newtype struct whose *name* is `"\0xdr:<kind>:<20 digits>"`: other
-//! formats treat newtype structs as their inner value (so the wrapper vanishes), ours recognise the
-//! leading NUL byte and parse the number. The names are built at compile time per `N`.
+//! They wrap the value in a newtype struct whose *name* is `"\0xd"`, a kind byte (`L`/`F`) and the
+//! number in ten 7-bit groups (bytes 0..=127, valid UTF-8): other formats treat newtype structs as
+//! their inner value (so the wrapper vanishes), ours recognise the name and read the number. The
+//! names are built at compile time per `N`.
 
-const DIGITS: usize = 20;
-const PREFIX_LEN: usize = 12;
-const LEN: usize = PREFIX_LEN + DIGITS;
+/// 7-bit groups of the number (each a byte 0..=127, so the name stays valid UTF-8).
+const GROUPS: usize = 10;
+const PREFIX_LEN: usize = 4;
+const LEN: usize = PREFIX_LEN + GROUPS;
 
 /// Name prefix for a declared maximum (`limit`).
-pub(crate) const LIMIT: &[u8; PREFIX_LEN] = b"\0xdr:limit_:";
+const LIMIT: &[u8; PREFIX_LEN] = b"\0xdL";
 /// Name prefix for a fixed-length opaque (`opaque_fixed`).
-pub(crate) const FIXED_OPAQUE: &[u8; PREFIX_LEN] = b"\0xdr:fixopq:";
+const FIXED_OPAQUE: &[u8; PREFIX_LEN] = b"\0xdF";
 
-const fn build(prefix: &[u8; PREFIX_LEN], mut n: u64) -> [u8; LEN] {
-    let mut out = [b'0'; LEN];
+const fn build(prefix: &[u8; PREFIX_LEN], n: u64) -> [u8; LEN] {
+    let mut out = [0u8; LEN];
     let mut i = 0;
     while i < PREFIX_LEN {
         out[i] = prefix[i];
         i += 1;
     }
-    let mut j = LEN;
-    while j > PREFIX_LEN {
-        j -= 1;
-        out[j] = b'0' + (n % 10) as u8;
-        n /= 10;
+    let mut g = 0;
+    while g < GROUPS {
+        out[PREFIX_LEN + g] = ((n >> (7 * (GROUPS - 1 - g))) & 0x7f) as u8;
+        g += 1;
     }
     out
 }
@@ -64,31 +65,20 @@ pub(crate) enum Magic {
     FixedOpaque(u64),
 }
 
+/// Recognise one of our names (cheap: called for every newtype struct, on the hot path).
 #[inline]
 pub(crate) fn parse(name: &str) -> Magic {
-    let b = name.as_bytes();
-    if b.first() != Some(&0) || b.len() != LEN {
+    let Ok(b) = <&[u8; LEN]>::try_from(name.as_bytes()) else {
         return Magic::None;
-    }
-    parse_cold(b)
-}
-
-#[cold]
-fn parse_cold(b: &[u8]) -> Magic {
-    let (prefix, digits) = b.split_at(PREFIX_LEN);
+    };
     let mut n: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return Magic::None;
-        }
-        n = n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+    for &g in &b[PREFIX_LEN..] {
+        n = (n << 7) | u64::from(g);
     }
-    if prefix == LIMIT {
-        Magic::Limit(n)
-    } else if prefix == FIXED_OPAQUE {
-        Magic::FixedOpaque(n)
-    } else {
-        Magic::None
+    match b[..PREFIX_LEN].try_into() {
+        Ok(LIMIT) => Magic::Limit(n),
+        Ok(FIXED_OPAQUE) => Magic::FixedOpaque(n),
+        _ => Magic::None,
     }
 }
 
@@ -107,6 +97,12 @@ mod tests {
             parse(FixedOpaqueName::<16>::NAME),
             Magic::FixedOpaque(16)
         ));
+        assert!(matches!(
+            parse(FixedOpaqueName::<{ usize::MAX }>::NAME),
+            Magic::FixedOpaque(n) if n == usize::MAX as u64
+        ));
         assert!(matches!(parse("remote_uuid"), Magic::None));
+        assert!(matches!(parse("fourteen_bytes"), Magic::None));
+        assert!(matches!(parse("\0xdX\0\0\0\0\0\0\0\0\0\0"), Magic::None));
     }
 }
