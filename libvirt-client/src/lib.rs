@@ -32,6 +32,8 @@ mod options;
 pub mod stream;
 pub mod transport;
 pub mod uri;
+#[cfg(feature = "xml")]
+pub mod xml;
 
 #[cfg(feature = "async")]
 pub use async_client::Client;
