@@ -439,3 +439,57 @@ fn rust_enums_use_the_variant_index() {
         Err(Error::InvalidValue { .. })
     ));
 }
+
+/// Typedefs as the codegen may emit them: newtype structs wrapping fixed forms and limits, used
+/// inside optional-data and arrays, and limits applied through a typedef.
+#[test]
+fn typedef_newtypes_compose_with_fixed_forms_and_limits() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct Uuid(#[serde(with = "xdr::opaque_fixed")] [u8; 4]);
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct NonnullString(
+        #[serde(
+            serialize_with = "xdr::limit::serialize::<3, _, _>",
+            deserialize_with = "xdr::limit::deserialize::<3, _, _>"
+        )]
+        String,
+    );
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct Names(Vec<NonnullString>);
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct S {
+        uuid: Option<Uuid>,
+        #[serde(
+            serialize_with = "xdr::limit::serialize::<2, _, _>",
+            deserialize_with = "xdr::limit::deserialize::<2, _, _>"
+        )]
+        names: Names,
+    }
+    let v = S {
+        uuid: Some(Uuid([1, 2, 3, 4])),
+        names: Names(vec![NonnullString("ab".into()), NonnullString("cde".into())]),
+    };
+    let b = to_bytes(&v).unwrap();
+    assert_eq!(
+        b,
+        hex("00000001 01020304 00000002 00000002 61620000 00000003 63646500")
+    );
+    assert_eq!(from_bytes::<S>(&b).unwrap(), v);
+    // The typedef's own limit applies to each element; the field's limit to the count.
+    let mut long = v.clone();
+    long.names.0[1] = NonnullString("cdef".into());
+    assert!(matches!(
+        to_bytes(&long),
+        Err(Error::LengthOverLimit { len: 4, max: 3, .. })
+    ));
+    let mut many = v.clone();
+    many.names.0.push(NonnullString("x".into()));
+    assert_eq!(
+        to_bytes(&many),
+        Err(Error::LengthOverLimit {
+            len: 3,
+            max: 2,
+            path: "S.names".into()
+        })
+    );
+}
