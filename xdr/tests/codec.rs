@@ -467,7 +467,10 @@ fn typedef_newtypes_compose_with_fixed_forms_and_limits() {
     }
     let v = S {
         uuid: Some(Uuid([1, 2, 3, 4])),
-        names: Names(vec![NonnullString("ab".into()), NonnullString("cde".into())]),
+        names: Names(vec![
+            NonnullString("ab".into()),
+            NonnullString("cde".into()),
+        ]),
     };
     let b = to_bytes(&v).unwrap();
     assert_eq!(
