@@ -90,14 +90,14 @@ impl Client {
         let topts = options.transport.clone().read_only(options.read_only);
         let transport = AsyncTransport::connect(&uri, &topts).await?;
         let name = uri.remote_name();
-        let client = Client::start(transport, options, Some(uri));
+        let client = Client::from_transport(transport, options, Some(uri));
         client.open(Some(&name)).await?;
         Ok(client)
     }
 
     /// Run the driver over an already connected transport without opening anything (for the
     /// admin program, or to run a custom open sequence); see [`Client::open`].
-    pub fn start(transport: AsyncTransport, options: ClientOptions, uri: Option<Uri>) -> Client {
+    pub fn from_transport(transport: AsyncTransport, options: ClientOptions, uri: Option<Uri>) -> Client {
         let notes = Arc::new(Notes::default());
         let n = notes.clone();
         let shared = Arc::new(Shared::new(
@@ -271,6 +271,11 @@ impl Client {
     /// Calls waiting for a reply.
     pub fn pending_calls(&self) -> usize {
         self.inner.shared.lock().conn.pending_calls()
+    }
+
+    /// Wait for a call started on the shared state.
+    pub(crate) async fn wait_call(&self, id: CallId) -> CallResult {
+        CallFuture::new(self.inner.shared.clone(), id).await
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

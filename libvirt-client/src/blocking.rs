@@ -71,13 +71,13 @@ impl Client {
         let topts = options.transport.clone().read_only(options.read_only);
         let transport = BlockingTransport::connect(&uri, &topts)?;
         let name = uri.remote_name();
-        let client = Client::start(transport, options, Some(uri))?;
+        let client = Client::from_transport(transport, options, Some(uri))?;
         client.open(Some(&name))?;
         Ok(client)
     }
 
     /// Run the driver over a connected transport without opening anything.
-    pub fn start(
+    pub fn from_transport(
         transport: BlockingTransport,
         options: ClientOptions,
         uri: Option<Uri>,

@@ -54,10 +54,10 @@ pub(crate) struct State {
     pub(crate) subs: HashMap<u64, SubQueue>,
     pub(crate) streams: HashMap<u32, StreamWait>,
     pub(crate) next_token: u64,
+    /// Subscribers of the daemon's connection-closed notifications.
+    pub(crate) close_subs: std::collections::HashSet<u64>,
     /// Server messages no subscriber claimed (e.g. after deregistration), for diagnostics.
     pub(crate) unrouted_messages: u64,
-    /// The driver's writer waits for output when this is false.
-    pub(crate) writer_waiting: bool,
 }
 
 /// The state plus the two condition variables blocking code waits on.
@@ -88,7 +88,7 @@ impl Shared {
                 streams: HashMap::new(),
                 next_token: 1,
                 unrouted_messages: 0,
-                writer_waiting: false,
+                close_subs: Default::default(),
             }),
             cv: Condvar::new(),
             write_cv: Condvar::new(),
@@ -227,19 +227,34 @@ impl State {
                     }
                 }
                 Event::Message(m) => {
-                    let Some(sub) = m.route.and_then(|t| self.subs.get_mut(&t)) else {
-                        self.unrouted_messages += 1;
-                        continue;
+                    let targets: Vec<u64> = match m.route {
+                        Some(t) => vec![t],
+                        None if m.program == libvirt_proto::event::REMOTE_PROGRAM
+                            && m.procedure == crate::events::CONNECTION_CLOSED_PROC =>
+                        {
+                            self.close_subs.iter().copied().collect()
+                        }
+                        None => Vec::new(),
                     };
-                    if sub.items.len() >= sub.capacity {
-                        // Overflow policy: the newest message is dropped and counted; the
-                        // subscriber sees `Lagged(n)` before its next item.
-                        sub.lagged += 1;
-                    } else {
-                        sub.items.push_back(m);
+                    let mut delivered = false;
+                    for t in targets {
+                        let Some(sub) = self.subs.get_mut(&t) else {
+                            continue;
+                        };
+                        delivered = true;
+                        if sub.items.len() >= sub.capacity {
+                            // Overflow policy: the newest message is dropped and counted; the
+                            // subscriber sees `Lagged(n)` before its next item.
+                            sub.lagged += 1;
+                        } else {
+                            sub.items.push_back(m.clone());
+                        }
+                        if let Some(w) = sub.waker.take() {
+                            w.wake();
+                        }
                     }
-                    if let Some(w) = sub.waker.take() {
-                        w.wake();
+                    if !delivered {
+                        self.unrouted_messages += 1;
                     }
                 }
                 Event::MessagesDropped { count } => {

@@ -26,7 +26,9 @@ mod async_client;
 pub mod blocking;
 mod core;
 mod error;
+pub mod events;
 mod generated;
+pub mod helpers;
 pub mod open;
 mod options;
 pub mod stream;
@@ -38,6 +40,7 @@ pub mod xml;
 #[cfg(feature = "async")]
 pub use async_client::Client;
 pub use error::Error;
+pub use helpers::{BlockIoTune, Domain, DomainStateInfo, Version};
 pub use generated::events::TypedEvent;
 pub use libvirt_proto;
 pub use options::ClientOptions;

@@ -18,3 +18,31 @@ pub fn uri(key: &str) -> String {
         .unwrap_or_else(|| panic!("endpoints file lacks libvirt.uris.{key}"))
         .to_owned()
 }
+
+/// Run virsh against `uri`; returns stdout (panics with stderr on failure).
+pub fn virsh(uri: &str, args: &[&str]) -> String {
+    let bin = endpoints()["virsh"].as_str().unwrap_or("virsh").to_owned();
+    let out = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(uri)
+        .args(args)
+        .output()
+        .expect("run virsh");
+    assert!(
+        out.status.success(),
+        "virsh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A name unique to this process and call.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "vmwire-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
