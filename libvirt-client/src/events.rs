@@ -8,8 +8,8 @@
 //!
 //! # Overflow policy
 //! Each subscription buffers at most [`ClientOptions::event_capacity`](crate::ClientOptions)
-//! events. When it is full, NEW events are dropped and counted; the subscriber then receives
-//! [`EventItem::Lagged`]`(n)` before the next event that fits. A slow or absent consumer
+//! events. When it is full, NEW events are dropped and counted; the subscriber's next item is
+//! then [`EventItem::Lagged`]`(n)` (followed by the buffered, older events). A slow or absent consumer
 //! never delays replies, streams or other subscriptions. When the connection ends the
 //! subscriber receives [`EventItem::Closed`] and then the end of the stream/iterator.
 

@@ -1,6 +1,8 @@
 //! Shared helpers for the real-peer integration tests.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 /// The endpoints file written by `cargo xtask peers start`.
 pub fn endpoints() -> serde_json::Value {
     let path = std::env::var("VMWIRE_PEERS")

@@ -1,0 +1,173 @@
+//! Faults: a daemon killed mid-call, a daemon that stops answering (keepalive), per-call
+//! timeouts, 10 000 concurrent calls on one connection, an event subscriber that never reads.
+//! The kill/stop tests run their own private libvirtd (tests/common/daemon.rs).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use libvirt_client::events::{EventItem, Subscription};
+use libvirt_client::libvirt_proto::{CloseReason, KeepaliveConfig};
+use libvirt_client::{Client, ClientOptions};
+
+use common::daemon::PrivateDaemon;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_killed_mid_call_fails_every_pending_call_within_1s() {
+    let d = PrivateDaemon::start();
+    {
+        let uri = d.test_unix();
+        let c = Client::connect_with(&uri, ClientOptions::default().keepalive(None))
+            .await
+            .unwrap();
+        assert_eq!(c.version().await.unwrap().to_string(), "0.0.2");
+        let mut ev = c.subscribe(Subscription::domain(None)).await.unwrap();
+        // Freeze the daemon so calls are surely pending, then kill it.
+        d.signal("STOP");
+        let calls: Vec<_> = (0..200)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.version().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(c.pending_calls(), 200);
+        let t0 = Instant::now();
+        d.signal("KILL");
+        for r in join_all(calls).await {
+            let e = r.unwrap().unwrap_err();
+            assert!(e.is_closed(), "{e}");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        // The subscriber sees the end too.
+        match tokio::time::timeout(Duration::from_secs(1), ev.next()).await.unwrap() {
+            Some(Ok(EventItem::Closed(_))) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(ev.next().await.is_none());
+        // New calls fail at once.
+        assert!(c.version().await.unwrap_err().is_closed());
+        // (tcp is covered by the keepalive test: the daemon is dead now.)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_daemon_keepalive_declares_it_dead_and_calls_time_out() {
+    let d = PrivateDaemon::start();
+    let interval = Duration::from_millis(200);
+    let opts = ClientOptions::default().keepalive(Some(KeepaliveConfig { interval, count: 2 }));
+    let unix = Client::connect_with(&d.test_unix(), opts.clone()).await.unwrap();
+    let tcp = Client::connect_with(&d.test_tcp(), opts).await.unwrap();
+    assert!(unix.features().keepalive);
+    // Idle through several intervals while the daemon answers PINGs: stays open.
+    tokio::time::sleep(interval * 5).await;
+    assert!(unix.is_open() && tcp.is_open());
+    assert!(unix.stats().pings_sent >= 2, "{:?}", unix.stats());
+
+    d.signal("STOP");
+    // A per-call timeout fires while the daemon is silent.
+    let e = unix
+        .call_with_timeout::<libvirt_client::libvirt_proto::generated::remote::procs::ConnectGetVersion>(
+            &(),
+            Some(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    let pending = tokio::spawn({
+        let tcp = tcp.clone();
+        async move { tcp.version().await }
+    });
+    let t0 = Instant::now();
+    while unix.is_open() || tcp.is_open() {
+        assert!(t0.elapsed() < Duration::from_secs(3), "keepalive did not fire");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for c in [&unix, &tcp] {
+        assert!(
+            matches!(c.close_reason(), Some(CloseReason::KeepaliveTimeout { count: 2, .. })),
+            "{:?}",
+            c.close_reason()
+        );
+    }
+    assert!(pending.await.unwrap().unwrap_err().is_closed());
+    d.signal("CONT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_calls_nothing_lost() {
+    let c = Client::connect(&common::uri("test_unix")).await.unwrap();
+    let t0 = Instant::now();
+    let calls = (0..10_000).map(|_| c.version());
+    let results = join_all(calls).await;
+    let ok = results
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|v| v.to_string() == "0.0.2"))
+        .count();
+    assert_eq!(ok, 10_000, "{:?}", results.iter().find(|r| r.is_err()));
+    eprintln!("10 000 pipelined calls in {:?}", t0.elapsed());
+    assert_eq!(c.pending_calls(), 0);
+    let st = c.stats();
+    assert!(st.packets_received >= 10_000, "{st:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_that_never_reads_does_not_block_calls() {
+    let uri = common::uri("test_tcp");
+    let c = Client::connect_with(&uri, ClientOptions::default().event_capacity(4))
+        .await
+        .unwrap();
+    let mut idle = c.subscribe(Subscription::domain(None)).await.unwrap();
+    let name = common::unique_name("lag");
+    let xml = format!(
+        "<domain type='test'><name>{name}</name><memory>65536</memory>\
+         <os><type>hvm</type></os></domain>"
+    );
+    // 20 define/undefine pairs = 40 events into a queue of 4, with calls in between.
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        let d = c.define_xml(&xml).await.unwrap();
+        c.undefine(&d, Default::default()).await.unwrap();
+        c.version().await.unwrap();
+    }
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Now read: the overflow is reported, then the 4 oldest events.
+    let mut lagged = 0;
+    let mut events = 0;
+    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_millis(300), idle.next()).await {
+        match item.unwrap() {
+            EventItem::Lagged(n) => lagged += n,
+            EventItem::Event(_) => events += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(events, 4);
+    assert!(lagged >= 36, "lagged {lagged}");
+}
+
+#[cfg(feature = "blocking")]
+#[test]
+fn blocking_daemon_killed_mid_call() {
+    let d = PrivateDaemon::start();
+    let c = libvirt_client::blocking::Client::connect_with(
+        &d.test_unix(),
+        ClientOptions::default().keepalive(None),
+    )
+    .unwrap();
+    d.signal("STOP");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let c = c.clone();
+            std::thread::spawn(move || c.version())
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    d.signal("KILL");
+    for h in handles {
+        assert!(h.join().unwrap().unwrap_err().is_closed());
+    }
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}
