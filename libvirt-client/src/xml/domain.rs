@@ -782,6 +782,172 @@ mod tests {
         );
     }
 
+    const HAND_WRITTEN: &str = r#"<?xml version="1.0"?>
+<!-- a comment before the root is not kept -->
+<domain type="kvm" xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0" future-attr="1">
+  <name>web &amp; db</name>
+  <title>A &lt;title&gt; with &#x263A; and &#9731;</title>
+  <description><![CDATA[raw <b>markup</b> & ampersands]]> plus text</description>
+  <metadata>
+    <app1:foo xmlns:app1="http://app1.org/app1/" x="&quot;q&quot;">fooish</app1:foo>
+    <app2:bar xmlns:app2="http://app1.org/app2/"><![CDATA[<x/>]]></app2:bar>
+  </metadata>
+  <memory unit="G" dumpCore="off">1</memory>
+  <vcpu placement="auto" current="2">4</vcpu>
+  <os firmware="efi">
+    <type arch="aarch64" machine="virt">hvm</type>
+    <kernel>/boot/vmlinuz</kernel>
+    <initrd>/boot/initrd.img</initrd>
+    <cmdline>console=ttyAMA0 root=/dev/vda1 quiet=&apos;yes&apos;</cmdline>
+    <future-os-thing enabled="yes"/>
+  </os>
+  <features><acpi/><gic version="3"/><hyperv mode="custom"><relaxed state="on"/></hyperv></features>
+  <cpu mode="host-passthrough"><topology sockets="1" cores="2" threads="2"/><cache mode="passthrough"/></cpu>
+  <on_crash>explode-gracefully</on_crash>
+  <devices>
+    <!-- devices follow -->
+    <emulator>/usr/bin/qemu-system-aarch64</emulator>
+    <disk type="network" device="disk" future="x">
+      <source protocol="rbd" name="pool/image"><host name="mon1" port="6789"/></source>
+      <target dev="vda" bus="virtio"/>
+      <unknown-child><deeper a="b">t</deeper></unknown-child>
+    </disk>
+    <shmem name="ivshmem"><size unit="M">4</size></shmem>
+  </devices>
+  <qemu:commandline><qemu:arg value="-newarg"/></qemu:commandline>
+</domain>
+"#;
+
+    #[test]
+    fn hand_written_domain_with_unknown_and_namespaced_content() {
+        let d = Domain::from_xml(HAND_WRITTEN).unwrap();
+        assert_eq!(d.domain_type(), Some(DomainType::Kvm));
+        assert_eq!(d.name().as_deref(), Some("web & db"));
+        assert_eq!(
+            d.title().as_deref(),
+            Some("A <title> with \u{263A} and \u{2603}")
+        );
+        assert_eq!(
+            d.description().as_deref(),
+            Some("raw <b>markup</b> & ampersands plus text")
+        );
+        let md = d.metadata().unwrap();
+        assert_eq!(md.child("app1:foo").unwrap().attr("x"), Some("\"q\""));
+        assert_eq!(
+            md.child("app1:foo").unwrap().attr("xmlns:app1"),
+            Some("http://app1.org/app1/")
+        );
+        assert_eq!(md.child("app2:bar").unwrap().text(), "<x/>");
+        assert_eq!(d.memory().unwrap(), Some(Memory::gib(1)));
+        let v = d.vcpu().unwrap().unwrap();
+        assert_eq!(
+            (v.count, v.current, v.placement),
+            (4, Some(2), Some(crate::xml::VcpuPlacement::Auto))
+        );
+        let os = d.os().unwrap().unwrap();
+        assert_eq!(
+            os.cmdline.as_deref(),
+            Some("console=ttyAMA0 root=/dev/vda1 quiet='yes'")
+        );
+        assert_eq!(os.firmware.as_deref(), Some("efi"));
+        assert_eq!(d.features(), vec!["acpi", "gic", "hyperv"]);
+        let cpu = d.cpu().unwrap().unwrap();
+        assert_eq!(cpu.mode, Some(crate::xml::CpuMode::HostPassthrough));
+        assert_eq!(cpu.topology.unwrap().threads, Some(2));
+        assert_eq!(
+            d.on_crash(),
+            Some(LifecycleAction::Other("explode-gracefully".into()))
+        );
+        assert_eq!(d.on_reboot(), None);
+        let devices = d.devices().unwrap();
+        assert_eq!(devices.len(), 3);
+        assert!(matches!(&devices[2], Device::Other(e) if e.name == "shmem"));
+        let disk = &d.disks().unwrap()[0];
+        assert_eq!(disk.kind, Some(crate::xml::DiskType::Network));
+        assert_eq!(
+            disk.source.as_ref().unwrap().protocol.as_deref(),
+            Some("rbd")
+        );
+
+        // Lossless: write -> parse gives the same tree; everything unknown is in the text.
+        let out = d.to_xml().unwrap();
+        assert_eq!(Domain::from_xml(&out).unwrap(), d);
+        for kept in [
+            "future-attr='1'",
+            "dumpCore='off'",
+            "<future-os-thing enabled='yes'/>",
+            "<gic version='3'/>",
+            "<relaxed state='on'/>",
+            "<cache mode='passthrough'/>",
+            "<!-- devices follow -->",
+            "future='x'",
+            "<host name='mon1' port='6789'/>",
+            "<unknown-child><deeper a='b'>t</deeper></unknown-child>",
+            "<qemu:commandline><qemu:arg value='-newarg'/></qemu:commandline>",
+            "<![CDATA[raw <b>markup</b> & ampersands]]> plus text",
+            "<title>A &lt;title&gt; with \u{263A} and \u{2603}</title>",
+            "x='&quot;q&quot;'",
+        ] {
+            assert!(out.contains(kept), "{kept} missing from {out}");
+        }
+        assert!(!out.contains("comment before the root"));
+
+        // Typed edits keep the unknown content of the edited parts.
+        let mut e = d.clone();
+        e.set_memory(Memory::mib(512));
+        let mut os2 = os.clone();
+        os2.kernel = None;
+        e.set_os(&os2);
+        let mut disk2 = disk.clone();
+        disk2.target_dev = Some("vdb".into());
+        assert!(e.set_device(1, &Device::Disk(disk2)));
+        let out = e.to_xml().unwrap();
+        assert!(
+            out.contains("<memory unit='MiB' dumpCore='off'>512</memory>"),
+            "{out}"
+        );
+        assert!(out.contains("<future-os-thing enabled='yes'/>") && !out.contains("<kernel>"));
+        assert!(out.contains("<host name='mon1' port='6789'/>") && out.contains("<unknown-child>"));
+        assert!(out.contains("<target dev='vdb' bus='virtio'/>"));
+    }
+
+    #[test]
+    fn malformed_domains_are_typed_errors() {
+        let cases: &[(&str, fn(&XmlError) -> bool)] = &[
+            ("<domain><name>x</domain>", |e| {
+                matches!(e, XmlError::Syntax { .. })
+            }),
+            ("<domain><name>x</name>", |e| {
+                matches!(e, XmlError::UnexpectedEof { .. })
+            }),
+            ("<domain><name>&bogus;</name></domain>", |e| {
+                matches!(e, XmlError::Syntax { .. })
+            }),
+            ("<domain type='a' type='b'/>", |e| {
+                matches!(e, XmlError::Syntax { .. })
+            }),
+            ("<domain/><domain/>", |e| {
+                matches!(e, XmlError::OutsideRoot { .. })
+            }),
+            ("<domain>\u{0}</domain>", |e| {
+                matches!(e, XmlError::InvalidChar { code: 0, .. })
+            }),
+            ("<domain><name>&#xFFFE;</name></domain>", |e| {
+                matches!(e, XmlError::InvalidChar { .. })
+            }),
+            ("<!DOCTYPE domain><domain/>", |e| {
+                matches!(e, XmlError::OutsideRoot { .. })
+            }),
+            ("<network/>", |e| matches!(e, XmlError::WrongRoot { .. })),
+            ("", |e| matches!(e, XmlError::UnexpectedEof { .. })),
+        ];
+        for (xml, check) in cases {
+            let err = Domain::from_xml(xml).unwrap_err();
+            assert!(check(&err), "{xml:?} gave {err:?}");
+            assert!(!err.to_string().is_empty());
+        }
+    }
+
     #[test]
     fn wrong_root_and_bad_values() {
         assert!(matches!(

@@ -100,10 +100,14 @@ impl Element {
         self
     }
 
-    /// Builder style: this element with a text node appended.
+    /// Builder style: this element with a text node appended (nothing for an empty string).
     #[must_use]
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
-        self.children.push(Node::Text(text.into()));
+        let text = text.into();
+        // An empty text node would not survive writing and parsing again.
+        if !text.is_empty() {
+            self.children.push(Node::Text(text));
+        }
         self
     }
 
@@ -259,7 +263,10 @@ impl Element {
     pub fn set_text(&mut self, text: impl Into<String>) {
         self.children
             .retain(|n| !matches!(n, Node::Text(_) | Node::CData(_)));
-        self.children.insert(0, Node::Text(text.into()));
+        let text = text.into();
+        if !text.is_empty() {
+            self.children.insert(0, Node::Text(text));
+        }
     }
 
     /// The text of the first child element called `name`.
