@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod extra;
+
 /// The unprivileged user libvirtd runs as when xtask runs as root.
 pub const PEER_USER: &str = "vmwire-peer";
 /// libvirtd's TCP port (loopback only).
@@ -138,6 +140,37 @@ pub fn install() -> Result<()> {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
     }
+    let extra_missing = extra::missing_packages();
+    if !extra_missing.is_empty() {
+        if !root || which("apt-get").is_none() {
+            bail!(
+                "missing Debian packages for the SASL/TLS peers: {} (as root: apt-get install {})",
+                extra_missing.join(" "),
+                extra_missing.join(" ")
+            );
+        }
+        println!("peers: installing {}", extra_missing.join(" "));
+        util::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&extra_missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    for u in extra::USERS.iter().filter(|_| root) {
+        if !user_exists(u) {
+            println!("peers: creating user {u}");
+            util::run(Command::new("useradd").args([
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                u,
+            ]))?;
+        }
+    }
     if root && !user_exists(PEER_USER) {
         println!("peers: creating user {PEER_USER}");
         util::run(Command::new("useradd").args([
@@ -170,7 +203,10 @@ fn user_exists(user: &str) -> bool {
 pub fn running() -> bool {
     let l = Layout::new();
     let alive = |p: &Path| read_pid(p).is_some_and(pid_alive);
-    alive(&l.libvirt_pid()) && alive(&l.qemu_pid()) && endpoints_path().is_file()
+    alive(&l.libvirt_pid())
+        && alive(&l.qemu_pid())
+        && extra::running(&l.root)
+        && endpoints_path().is_file()
 }
 
 /// `peers start`. Returns true when it started them, false when they were already running.
@@ -209,7 +245,15 @@ pub fn start() -> Result<bool> {
         stop_quietly()?;
         return Err(e);
     }
-    write_endpoints(&l, user)?;
+    // The second daemon (migration destination) and the SASL/TLS daemon.
+    let more = match extra::start(&l.root, root) {
+        Ok(more) => more,
+        Err(e) => {
+            stop_quietly()?;
+            return Err(e);
+        }
+    };
+    write_endpoints(&l, user, more)?;
     println!(
         "peers: libvirtd and QEMU running; endpoints in {}",
         endpoints_path().display()
@@ -356,9 +400,13 @@ fn start_qemu(l: &Layout) -> Result<()> {
     Ok(())
 }
 
-fn write_endpoints(l: &Layout, user: Option<&str>) -> Result<()> {
+fn write_endpoints(
+    l: &Layout,
+    user: Option<&str>,
+    more: Vec<(&str, serde_json::Value)>,
+) -> Result<()> {
     let tcp = format!("127.0.0.1:{LIBVIRT_TCP_PORT}");
-    let endpoints = json!({
+    let mut endpoints = json!({
         "dir": l.root,
         "libvirt": {
             "pid": read_pid(&l.libvirt_pid()),
@@ -385,6 +433,9 @@ fn write_endpoints(l: &Layout, user: Option<&str>) -> Result<()> {
         },
         "virsh": which("virsh"),
     });
+    for (key, value) in more {
+        endpoints[key] = value;
+    }
     let path = endpoints_path();
     fs::write(&path, serde_json::to_string_pretty(&endpoints)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
@@ -408,6 +459,7 @@ fn stop_quietly() -> Result<()> {
     if let Some(pid) = read_pid(&l.qemu_pid()) {
         terminate(pid, Duration::from_secs(5));
     }
+    extra::stop(&l.root, root);
     if root && user_exists(PEER_USER) {
         // Backstop: guests, helpers or a second daemon the tests started as the peer user.
         let _ = Command::new("pkill")
@@ -433,7 +485,27 @@ fn stop_quietly() -> Result<()> {
 
 /// Destroy every running QEMU guest of the session daemon (libvirtd leaves them running on exit).
 fn destroy_guests(l: &Layout) {
-    let uri = l.session_uri("qemu", "session");
+    destroy_guests_at(&l.session_uri("qemu", "session"));
+}
+
+/// SIGKILL every process of `user` and wait (5 s) until none is left.
+fn kill_user(user: &str) {
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-u", user])
+        .stderr(Stdio::null())
+        .status();
+    wait_until(Duration::from_secs(5), || {
+        !Command::new("pgrep")
+            .args(["-u", user])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+}
+
+/// Destroy every running guest of the daemon at `uri`.
+fn destroy_guests_at(uri: &str) {
+    let uri = uri.to_owned();
     let names = Command::new("virsh")
         .args(["-q", "-c", &uri, "list", "--name"])
         .stderr(Stdio::null())
@@ -462,6 +534,9 @@ pub fn status() -> Result<()> {
     };
     println!("libvirtd: {}", state(&l.libvirt_pid()));
     println!("qemu:     {}", state(&l.qemu_pid()));
+    for line in extra::status(&l.root) {
+        println!("{line}");
+    }
     match fs::read_to_string(endpoints_path()) {
         Ok(text) => println!("endpoints ({}):\n{text}", endpoints_path().display()),
         Err(_) => println!("endpoints: none (run `cargo xtask peers start`)"),
