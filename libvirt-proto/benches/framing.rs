@@ -5,6 +5,9 @@
 //! - `connection/64_pipelined_calls`: start 64 calls, feed their replies in one read, drain the
 //!   events: the per-call cost of the state machine without any IO.
 
+// `criterion_group!` generates an undocumented `pub fn benches`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -21,6 +21,7 @@ use crate::header::{
 };
 use crate::keepalive::{Keepalive, KeepaliveConfig, Tick};
 use crate::packet::{encode_packet_with, Packet};
+use crate::program::{Call, ProcedureInfo};
 use crate::remote_error::RemoteError;
 use crate::stream::{decode_hole, encode_hole, LocalState, StreamItem, StreamState};
 use crate::{CloseReason, Error, Event};
@@ -60,6 +61,17 @@ impl ProcedureId {
             program: crate::event::REMOTE_PROGRAM,
             version: 1,
             procedure,
+        }
+    }
+}
+
+impl From<&ProcedureInfo> for ProcedureId {
+    fn from(p: &ProcedureInfo) -> Self {
+        Self {
+            program: p.program,
+            version: p.version,
+            // Procedure numbers are small positive ints (`int proc` in the header).
+            procedure: p.number as i32,
         }
     }
 }
@@ -212,6 +224,29 @@ impl Connection {
         self.start_call_with(target, CallOptions::default(), |out| {
             out.extend_from_slice(args);
             Ok(())
+        })
+    }
+
+    /// Start a call of a generated procedure (a marker from `generated::<program>::procs`,
+    /// e.g. `procs::ConnectGetVersion`): program, version, number and whether it opens a
+    /// stream come from the generated table; `args` is its `Args` type (`()` for none). Decode
+    /// the reply with `reply.decode::<C::Ret>()`.
+    pub fn start<C: Call>(&mut self, procedure: C, args: &C::Args) -> Result<CallId, Error> {
+        self.start_with_options(procedure, args, CallOptions::default())
+    }
+
+    /// [`start`](Self::start) with options (descriptors, deadline). `options.stream` is set
+    /// automatically for stream procedures.
+    pub fn start_with_options<C: Call>(
+        &mut self,
+        _procedure: C,
+        args: &C::Args,
+        mut options: CallOptions,
+    ) -> Result<CallId, Error> {
+        let target = ProcedureId::from(C::INFO);
+        options.stream |= C::STREAM.is_some();
+        self.start_call_with(target, options, |out| {
+            xdr::to_writer_vec(args, out).map_err(|e| Error::encode(C::NAME, e))
         })
     }
 

@@ -16,19 +16,20 @@
 //!
 //! # Example: one call, its reply in two pieces
 //! ```
+//! use libvirt_proto::generated::remote::{procs, RemoteConnectGetLibVersionRet};
 //! use libvirt_proto::packet::encode_packet;
-//! use libvirt_proto::{Connection, Event, Framer, Header, MessageType, ProcedureId};
+//! use libvirt_proto::{Connection, Event, Framer, Header, MessageType};
 //!
 //! let mut conn = Connection::default();
-//! // REMOTE_PROC_CONNECT_GET_LIB_VERSION (157) takes no arguments.
-//! let call = conn.start_call_args(ProcedureId::remote(157), &())?;
+//! // REMOTE_PROC_CONNECT_GET_LIB_VERSION takes no arguments.
+//! let call = conn.start(procs::ConnectGetLibVersion, &())?;
 //! let sent = conn.poll_transmit().expect("a packet to send");
 //! // A driver writes `sent.data` to the socket; here we decode it as the server would.
 //! let mut framer = Framer::new();
 //! framer.push(&sent.data);
 //! let packet = framer.next_packet()?.expect("one whole packet");
 //! assert_eq!(packet.header.kind, MessageType::Call);
-//! assert_eq!(packet.header.serial, call.serial());
+//! assert_eq!((packet.header.procedure, packet.header.serial), (157, call.serial()));
 //!
 //! // The server answers `remote_connect_get_lib_version_ret { unsigned hyper lib_ver; }`.
 //! let reply = Header { kind: MessageType::Reply, ..packet.header };
@@ -39,8 +40,8 @@
 //! match conn.poll_event() {
 //!     Some(Event::Reply { id, result }) => {
 //!         assert_eq!(id, call);
-//!         let lib_ver: u64 = result?.decode()?;
-//!         assert_eq!(lib_ver, 11_003_000);
+//!         let ret: RemoteConnectGetLibVersionRet = result?.decode()?;
+//!         assert_eq!(ret.lib_ver, 11_003_000);
 //!     }
 //!     other => panic!("unexpected {other:?}"),
 //! }

@@ -3,45 +3,29 @@
 
 use std::fmt;
 
-use crate::header::STRING_MAX;
+use crate::generated::api::{ErrorDomain, ErrorLevel, ErrorNumber};
+use crate::generated::virnet::{
+    VirNetMessageError, VirNetMessageNonnullDomain, VirNetMessageNonnullNetwork,
+};
 use crate::Error;
 
-/// A domain reference inside an error (`virNetMessageNonnullDomain`; libvirt marks it unused).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorDomainRef {
-    /// Domain name.
-    pub name: String,
-    /// Domain UUID.
-    pub uuid: [u8; 16],
-    /// Domain id (-1 when inactive).
-    pub id: i32,
-}
-
-/// A network reference inside an error (`virNetMessageNonnullNetwork`; unused by libvirt).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorNetworkRef {
-    /// Network name.
-    pub name: String,
-    /// Network UUID.
-    pub uuid: [u8; 16],
-}
-
-/// A libvirt error as sent by the server (`virNetMessageError`, alias `remote_error`).
+/// A libvirt error as sent by the server (`virNetMessageError`, alias `remote_error`), with
+/// typed `code`, `domain` and `level` (values this libvirt version does not know are kept).
 ///
-/// `code`, `domain` and `level` are `virErrorNumber`, `virErrorDomain` and `virErrorLevel`
-/// values; unknown values are kept as they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Display` prints what libvirt prints after `error: `: the message the server formatted
+/// (e.g. `Domain not found: no domain with matching name 'x'`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct RemoteError {
-    /// `virErrorNumber` (e.g. 42 = `VIR_ERR_NO_DOMAIN`).
-    pub code: i32,
-    /// `virErrorDomain`: the subsystem that raised it (e.g. 10 = `VIR_FROM_DOM`).
-    pub domain: i32,
+    /// `virErrorNumber`, e.g. [`ErrorNumber::ERR_NO_DOMAIN`].
+    pub code: ErrorNumber,
+    /// `virErrorDomain`: the subsystem that raised it, e.g. [`ErrorDomain::DOM`].
+    pub domain: ErrorDomain,
     /// The full human readable message, already formatted by the server.
     pub message: Option<String>,
-    /// `virErrorLevel`: 1 = warning, 2 = error.
-    pub level: i32,
-    /// The domain concerned, if the server filled it (it normally does not).
-    pub dom: Option<ErrorDomainRef>,
+    /// `virErrorLevel`: warning or error.
+    pub level: ErrorLevel,
+    /// The domain concerned, if the server filled it (libvirt marks it unused).
+    pub dom: Option<VirNetMessageNonnullDomain>,
     /// Extra string information 1.
     pub str1: Option<String>,
     /// Extra string information 2.
@@ -52,132 +36,69 @@ pub struct RemoteError {
     pub int1: i32,
     /// Extra number information 2.
     pub int2: i32,
-    /// The network concerned, if the server filled it (it normally does not).
-    pub net: Option<ErrorNetworkRef>,
+    /// The network concerned, if the server filled it (libvirt marks it unused).
+    pub net: Option<VirNetMessageNonnullNetwork>,
 }
 
-/// `VIR_ERR_NO_DOMAIN`: the domain lookup failed.
-pub const VIR_ERR_NO_DOMAIN: i32 = 42;
-/// `VIR_ERR_RPC`: an RPC-level failure.
-pub const VIR_ERR_RPC: i32 = 39;
-
-/// The wire form of `virNetMessageError` (temporary hand-written serde mirror until the
-/// generated `remote_error` type is available).
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(rename = "remote_error")]
-struct Wire {
-    code: i32,
-    domain: i32,
-    #[serde(
-        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
-    )]
-    message: Option<String>,
-    level: i32,
-    dom: Option<WireDomain>,
-    #[serde(
-        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
-    )]
-    str1: Option<String>,
-    #[serde(
-        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
-    )]
-    str2: Option<String>,
-    #[serde(
-        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
-    )]
-    str3: Option<String>,
-    int1: i32,
-    int2: i32,
-    net: Option<WireNetwork>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct WireDomain {
-    #[serde(
-        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
-    )]
-    name: String,
-    #[serde(with = "xdr::opaque_fixed")]
-    uuid: [u8; 16],
-    id: i32,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct WireNetwork {
-    #[serde(
-        serialize_with = "xdr::limit::serialize::<STRING_MAX, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<STRING_MAX, _, _>"
-    )]
-    name: String,
-    #[serde(with = "xdr::opaque_fixed")]
-    uuid: [u8; 16],
-}
-
-impl RemoteError {
-    /// Decode a `remote_error` body (the payload of a REPLY with status ERROR, or of a server
-    /// STREAM packet with status ERROR). Trailing bytes are an error; every string is limited to
-    /// `VIR_NET_MESSAGE_STRING_MAX`.
-    pub fn decode(body: &[u8]) -> Result<Self, Error> {
-        let w: Wire = xdr::from_bytes(body).map_err(|e| Error::decode("remote_error", e))?;
-        Ok(Self {
-            code: w.code,
-            domain: w.domain,
+impl From<VirNetMessageError> for RemoteError {
+    fn from(w: VirNetMessageError) -> Self {
+        Self {
+            code: ErrorNumber(w.code),
+            domain: ErrorDomain(w.domain),
             message: w.message,
-            level: w.level,
-            dom: w.dom.map(|d| ErrorDomainRef {
-                name: d.name,
-                uuid: d.uuid,
-                id: d.id,
-            }),
+            level: ErrorLevel(w.level),
+            dom: w.dom,
             str1: w.str1,
             str2: w.str2,
             str3: w.str3,
             int1: w.int1,
             int2: w.int2,
-            net: w.net.map(|n| ErrorNetworkRef {
-                name: n.name,
-                uuid: n.uuid,
-            }),
-        })
+            net: w.net,
+        }
+    }
+}
+
+impl From<RemoteError> for VirNetMessageError {
+    fn from(e: RemoteError) -> Self {
+        Self {
+            code: e.code.0,
+            domain: e.domain.0,
+            message: e.message,
+            level: e.level.0,
+            dom: e.dom,
+            str1: e.str1,
+            str2: e.str2,
+            str3: e.str3,
+            int1: e.int1,
+            int2: e.int2,
+            net: e.net,
+        }
+    }
+}
+
+impl RemoteError {
+    /// Decode a `remote_error` body (the payload of a REPLY with status ERROR, or of a server
+    /// STREAM packet with status ERROR) with the generated `virNetMessageError` type. Trailing
+    /// bytes are an error; every string is limited to `VIR_NET_MESSAGE_STRING_MAX`.
+    pub fn decode(body: &[u8]) -> Result<Self, Error> {
+        let w: VirNetMessageError =
+            xdr::from_bytes(body).map_err(|e| Error::decode("remote_error", e))?;
+        Ok(w.into())
     }
 
     /// Encode as a `remote_error` body (what a server sends), appending to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), Error> {
-        let w = Wire {
-            code: self.code,
-            domain: self.domain,
-            message: self.message.clone(),
-            level: self.level,
-            dom: self.dom.as_ref().map(|d| WireDomain {
-                name: d.name.clone(),
-                uuid: d.uuid,
-                id: d.id,
-            }),
-            str1: self.str1.clone(),
-            str2: self.str2.clone(),
-            str3: self.str3.clone(),
-            int1: self.int1,
-            int2: self.int2,
-            net: self.net.as_ref().map(|n| WireNetwork {
-                name: n.name.clone(),
-                uuid: n.uuid,
-            }),
-        };
+        let w: VirNetMessageError = self.clone().into();
         xdr::to_writer_vec(&w, out).map_err(|e| Error::encode("remote_error", e))
     }
 
-    /// A plain error with only code, domain, level 2 (error) and message set.
-    pub fn new(code: i32, domain: i32, message: impl Into<String>) -> Self {
+    /// A plain error with only code, domain, level [`ErrorLevel::ERROR`] and message set.
+    pub fn new(code: ErrorNumber, domain: ErrorDomain, message: impl Into<String>) -> Self {
         Self {
             code,
             domain,
             message: Some(message.into()),
-            level: 2,
+            level: ErrorLevel::ERROR,
             dom: None,
             str1: None,
             str2: None,
@@ -190,14 +111,14 @@ impl RemoteError {
 }
 
 impl fmt::Display for RemoteError {
-    /// Like libvirt (`virsh` prints `error: <message>`): the server-formatted message; without one,
-    /// the code and domain numbers.
+    /// Like libvirt (`virsh` prints `error: <message>`): the server-formatted message; without
+    /// one, the code and domain names (numbers when unknown).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.message {
             Some(m) => f.write_str(m),
             None => write!(
                 f,
-                "libvirt error code {} (domain {}) without a message",
+                "libvirt error {} from {} without a message",
                 self.code, self.domain
             ),
         }
@@ -209,15 +130,16 @@ impl std::error::Error for RemoteError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::header::STRING_MAX;
 
     #[test]
     fn round_trip_full() {
         let e = RemoteError {
-            code: VIR_ERR_NO_DOMAIN,
-            domain: 10,
+            code: ErrorNumber::ERR_NO_DOMAIN,
+            domain: ErrorDomain::DOM,
             message: Some("Domain not found: no domain with matching name 'x'".into()),
-            level: 2,
-            dom: Some(ErrorDomainRef {
+            level: ErrorLevel::ERROR,
+            dom: Some(VirNetMessageNonnullDomain {
                 name: "x".into(),
                 uuid: [7; 16],
                 id: -1,
@@ -227,7 +149,7 @@ mod tests {
             str3: Some("ccc".into()),
             int1: 5,
             int2: -6,
-            net: Some(ErrorNetworkRef {
+            net: Some(VirNetMessageNonnullNetwork {
                 name: "default".into(),
                 uuid: [1; 16],
             }),
@@ -239,11 +161,24 @@ mod tests {
             e.to_string(),
             "Domain not found: no domain with matching name 'x'"
         );
+        assert_eq!(format!("{:?}", e.code), "VIR_ERR_NO_DOMAIN(42)");
+    }
+
+    #[test]
+    fn wire_layout_is_virnetmessageerror() {
+        // code 42, domain 6, message "m", level 2, no dom, 3 x no str, int1 1, int2 2, no net.
+        let words: [u32; 13] = [42, 6, 1, 1, 0x6d00_0000, 2, 0, 0, 0, 0, 1, 2, 0];
+        let b: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+        let e = RemoteError::decode(&b).unwrap();
+        assert_eq!(e.code, ErrorNumber::ERR_NO_DOMAIN);
+        assert_eq!(e.domain, ErrorDomain::DOM);
+        assert_eq!(e.level, ErrorLevel::ERROR);
+        assert_eq!((e.message.as_deref(), e.int1, e.int2), (Some("m"), 1, 2));
     }
 
     #[test]
     fn malformed_bodies_are_typed_errors() {
-        let e = RemoteError::new(1, 2, "m");
+        let e = RemoteError::new(ErrorNumber(1), ErrorDomain(2), "m");
         let mut b = Vec::new();
         e.encode(&mut b).unwrap();
         for cut in 0..b.len() {
@@ -262,7 +197,7 @@ mod tests {
             matches!(
                 err,
                 Error::Xdr {
-                    source: xdr::Error::LengthOverLimit { .. },
+                    source: xdr::Error::LengthOverLimit { .. } | xdr::Error::LengthOverInput { .. },
                     ..
                 }
             ),
@@ -271,12 +206,15 @@ mod tests {
     }
 
     #[test]
-    fn display_without_message() {
-        let mut e = RemoteError::new(1, 2, "");
+    fn unknown_codes_are_kept_and_displayed() {
+        let mut e = RemoteError::new(ErrorNumber(9999), ErrorDomain::DOM, "");
         e.message = None;
         assert_eq!(
             e.to_string(),
-            "libvirt error code 1 (domain 2) without a message"
+            "libvirt error 9999 from VIR_FROM_DOM without a message"
         );
+        let mut b = Vec::new();
+        e.encode(&mut b).unwrap();
+        assert_eq!(RemoteError::decode(&b).unwrap().code, ErrorNumber(9999));
     }
 }

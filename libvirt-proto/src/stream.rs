@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::generated::virnet::VirNetStreamHole;
 use crate::{Error, ProcedureId};
 
 /// One item read from a stream with `Connection::stream_recv`.
@@ -24,23 +25,16 @@ pub enum StreamItem {
     Eof,
 }
 
-/// `virNetStreamHole` { hyper length; unsigned int flags; } (wire mirror).
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(rename = "virNetStreamHole")]
-struct Hole {
-    length: i64,
-    flags: u32,
-}
-
 /// Encode a `virNetStreamHole`.
 pub(crate) fn encode_hole(length: i64, flags: u32, out: &mut Vec<u8>) -> Result<(), Error> {
-    xdr::to_writer_vec(&Hole { length, flags }, out)
+    xdr::to_writer_vec(&VirNetStreamHole { length, flags }, out)
         .map_err(|e| Error::encode("virNetStreamHole", e))
 }
 
 /// Decode a `virNetStreamHole`.
 pub(crate) fn decode_hole(body: &[u8]) -> Result<(i64, u32), Error> {
-    let h: Hole = xdr::from_bytes(body).map_err(|e| Error::decode("virNetStreamHole", e))?;
+    let h: VirNetStreamHole =
+        xdr::from_bytes(body).map_err(|e| Error::decode("virNetStreamHole", e))?;
     Ok((h.length, h.flags))
 }
 

@@ -6,11 +6,19 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use libvirt_proto::{
-    CallId, CallOptions, CloseReason, Connection, Error, Event, EventFamily, KeepaliveConfig,
-    ProcedureId, Reply, ServerMessage, StreamItem,
+use libvirt_proto::generated::api::{DomainEventID, DomainEventType, ErrorLevel, ErrorNumber};
+use libvirt_proto::generated::remote::{
+    procs, RemoteAuthType, RemoteConnectDomainEventCallbackDeregisterAnyArgs,
+    RemoteConnectDomainEventCallbackRegisterAnyArgs, RemoteConnectListAllDomainsArgs,
+    RemoteConnectOpenArgs, RemoteConnectSupportsFeatureArgs, RemoteDomainCreateXmlArgs,
+    RemoteDomainDestroyArgs, RemoteDomainEventCallbackLifecycleMsg, RemoteDomainLookupByNameArgs,
+    RemoteDomainScreenshotArgs,
 };
-use serde::{Deserialize, Serialize};
+use libvirt_proto::program::{Call, ProcedureMarker};
+use libvirt_proto::{
+    CallId, CloseReason, Connection, Error, Event, EventFamily, KeepaliveConfig, Reply,
+    ServerMessage, StreamItem,
+};
 
 fn endpoints() -> serde_json::Value {
     let path = std::env::var("VMWIRE_PEERS")
@@ -21,45 +29,9 @@ fn endpoints() -> serde_json::Value {
     serde_json::from_str(&text).expect("endpoints file is JSON")
 }
 
-// Procedure numbers (remote_protocol.x, libvirt 11.3.0).
-const CONNECT_OPEN: i32 = 1;
-const CONNECT_CLOSE: i32 = 2;
-const CONNECT_GET_VERSION: i32 = 4;
-const DOMAIN_LOOKUP_BY_NAME: i32 = 23;
-const CONNECT_SUPPORTS_FEATURE: i32 = 60;
-const AUTH_LIST: i32 = 66;
-const CONNECT_GET_LIB_VERSION: i32 = 157;
-const DOMAIN_SCREENSHOT: i32 = 211;
-const CONNECT_LIST_ALL_DOMAINS: i32 = 273;
-const CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: i32 = 316;
-const CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: i32 = 317;
-const DOMAIN_EVENT_CALLBACK_LIFECYCLE: i32 = 318;
-const DOMAIN_CREATE_XML: i32 = 10;
-const DOMAIN_DESTROY: i32 = 12;
-/// `VIR_DRV_FEATURE_PROGRAM_KEEPALIVE` (`virDrvFeature` in libvirt's `libvirt_internal.h`).
+/// `VIR_DRV_FEATURE_PROGRAM_KEEPALIVE` (`virDrvFeature` in libvirt's `libvirt_internal.h`,
+/// not part of the public API XML).
 const FEATURE_PROGRAM_KEEPALIVE: i32 = 10;
-/// `VIR_ERR_NO_DOMAIN`.
-const VIR_ERR_NO_DOMAIN: i32 = 42;
-
-#[derive(Serialize)]
-struct ConnectOpenArgs<'a> {
-    name: Option<&'a str>,
-    flags: u32,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct Domain {
-    name: String,
-    #[serde(with = "xdr::opaque_fixed")]
-    uuid: [u8; 16],
-    id: i32,
-}
-
-#[derive(Deserialize)]
-struct ListAllDomainsRet {
-    domains: Vec<Domain>,
-    ret: u32,
-}
 
 /// A tiny blocking driver: the whole "IO layer" a sans-IO connection needs.
 struct Driver {
@@ -134,27 +106,27 @@ impl Driver {
         }
     }
 
-    fn call<A: Serialize + ?Sized>(&mut self, procedure: i32, args: &A) -> Result<Reply, Error> {
-        let id = self
-            .conn
-            .start_call_args(ProcedureId::remote(procedure), args)
-            .expect("start call");
-        self.wait_reply(id)
+    fn call<C: Call>(&mut self, procedure: C, args: &C::Args) -> Result<C::Ret, Error> {
+        let id = self.conn.start(procedure, args).expect("start call");
+        self.wait_reply(id)?.decode::<C::Ret>()
     }
 
     fn open(&mut self) {
-        let auth: Vec<i32> = self.call(AUTH_LIST, &()).unwrap().decode().unwrap();
-        assert_eq!(auth, vec![0], "the peer daemon uses auth none");
-        let args = ConnectOpenArgs {
-            name: Some("test:///default"),
+        let auth = self.call(procs::AuthList, &()).unwrap();
+        assert_eq!(
+            auth.types,
+            vec![RemoteAuthType::None],
+            "the peer daemon uses auth none"
+        );
+        let args = RemoteConnectOpenArgs {
+            name: Some("test:///default".into()),
             flags: 0,
         };
-        let r = self.call(CONNECT_OPEN, &args).unwrap();
-        assert!(r.body.is_empty());
+        self.call(procs::ConnectOpen, &args).unwrap();
     }
 
     fn close(&mut self) {
-        self.call(CONNECT_CLOSE, &()).unwrap();
+        self.call(procs::ConnectClose, &()).unwrap();
         assert_eq!(self.conn.pending_calls(), 0);
     }
 }
@@ -164,26 +136,21 @@ fn open_version_list_error_close() {
     let mut d = Driver::connect();
     d.open();
 
-    let hv: u64 = d.call(CONNECT_GET_VERSION, &()).unwrap().decode().unwrap();
+    let hv = d.call(procs::ConnectGetVersion, &()).unwrap().hv_ver;
     // The test driver's hypervisor version is fixed at 2 (`virsh version`: "Running
     // hypervisor: TEST 0.0.2").
     assert_eq!(hv, 2);
-    let lib: u64 = d
-        .call(CONNECT_GET_LIB_VERSION, &())
-        .unwrap()
-        .decode()
-        .unwrap();
+    let lib = d.call(procs::ConnectGetLibVersion, &()).unwrap().lib_ver;
     assert!(
         (9_000_000..100_000_000).contains(&lib),
         "library version {lib}"
     );
 
-    // need_results = 1, flags = 0
-    let list: ListAllDomainsRet = d
-        .call(CONNECT_LIST_ALL_DOMAINS, &(1i32, 0u32))
-        .unwrap()
-        .decode()
-        .unwrap();
+    let args = RemoteConnectListAllDomainsArgs {
+        need_results: 1,
+        flags: 0,
+    };
+    let list = d.call(procs::ConnectListAllDomains, &args).unwrap();
     assert_eq!(list.ret as usize, list.domains.len());
     assert!(
         list.domains.iter().any(|dom| dom.name == "test"),
@@ -192,12 +159,13 @@ fn open_version_list_error_close() {
     );
 
     // A deliberate error: a typed remote error with VIR_ERR_NO_DOMAIN.
-    let err = d
-        .call(DOMAIN_LOOKUP_BY_NAME, "no-such-domain-vmwire")
-        .unwrap_err();
+    let args = RemoteDomainLookupByNameArgs {
+        name: "no-such-domain-vmwire".into(),
+    };
+    let err = d.call(procs::DomainLookupByName, &args).unwrap_err();
     let remote = err.remote().expect("a remote error");
-    assert_eq!(remote.code, VIR_ERR_NO_DOMAIN);
-    assert_eq!(remote.level, 2);
+    assert_eq!(remote.code, ErrorNumber::ERR_NO_DOMAIN);
+    assert_eq!(remote.level, ErrorLevel::ERROR);
     // libvirtd 9.0's test driver says just "Domain not found" (virsh prints the same).
     assert!(
         remote.to_string().starts_with("Domain not found"),
@@ -229,14 +197,11 @@ fn pipelined_calls_and_abandoned_call() {
     d.open();
     let ids: Vec<CallId> = (0..64)
         .map(|i| {
-            let proc = if i % 2 == 0 {
-                CONNECT_GET_VERSION
+            if i % 2 == 0 {
+                d.conn.start(procs::ConnectGetVersion, &()).unwrap()
             } else {
-                CONNECT_GET_LIB_VERSION
-            };
-            d.conn
-                .start_call_args(ProcedureId::remote(proc), &())
-                .unwrap()
+                d.conn.start(procs::ConnectGetLibVersion, &()).unwrap()
+            }
         })
         .collect();
     // Abandon a few: their replies must be dropped without disturbing the others.
@@ -248,16 +213,13 @@ fn pipelined_calls_and_abandoned_call() {
         if i % 7 == 0 {
             continue;
         }
+        // Both replies are one unsigned hyper.
         let v: u64 = d.wait_reply(*id).unwrap().decode().unwrap();
         assert!(v > 0);
         got += 1;
     }
     assert_eq!(got, 64 - 10);
-    let v: u64 = d
-        .call(CONNECT_GET_LIB_VERSION, &())
-        .unwrap()
-        .decode()
-        .unwrap();
+    let v = d.call(procs::ConnectGetLibVersion, &()).unwrap().lib_ver;
     assert!(v > 0);
     assert_eq!(d.conn.stats().discarded_replies, 10);
     assert!(d.backlog.is_empty());
@@ -268,12 +230,11 @@ fn pipelined_calls_and_abandoned_call() {
 fn keepalive_against_libvirtd() {
     let mut d = Driver::connect();
     d.open();
-    let supported: i32 = d
-        .call(CONNECT_SUPPORTS_FEATURE, &FEATURE_PROGRAM_KEEPALIVE)
-        .unwrap()
-        .decode()
-        .unwrap();
-    assert_eq!(supported, 1);
+    let args = RemoteConnectSupportsFeatureArgs {
+        feature: FEATURE_PROGRAM_KEEPALIVE,
+    };
+    let supported = d.call(procs::ConnectSupportsFeature, &args).unwrap();
+    assert_eq!(supported.supported, 1);
     let interval = Duration::from_millis(200);
     d.conn
         .enable_keepalive(KeepaliveConfig { interval, count: 2 }, Instant::now());
@@ -293,27 +254,20 @@ fn keepalive_against_libvirtd() {
 fn screenshot_stream_from_test_driver() {
     let mut d = Driver::connect();
     d.open();
-    let dom: Domain = d
-        .call(DOMAIN_LOOKUP_BY_NAME, "test")
-        .unwrap()
-        .decode()
-        .unwrap();
-    // remote_domain_screenshot_args { dom, screen, flags }, @readstream.
-    let id = d
-        .conn
-        .start_call_with(
-            ProcedureId::remote(DOMAIN_SCREENSHOT),
-            CallOptions {
-                stream: true,
-                ..Default::default()
-            },
-            |out| {
-                xdr::to_writer_vec(&(&dom, 0u32, 0u32), out).map_err(|e| Error::encode("args", e))
-            },
-        )
-        .unwrap();
-    let mime: Option<String> = d.wait_reply(id).unwrap().decode().unwrap();
-    assert!(mime.is_some_and(|m| m.starts_with("image/")));
+    let args = RemoteDomainLookupByNameArgs {
+        name: "test".into(),
+    };
+    let dom = d.call(procs::DomainLookupByName, &args).unwrap().dom;
+    // @readstream: the generated table marks it, so `start` opens the stream state.
+    assert!(procs::DomainScreenshot::STREAM.is_some());
+    let args = RemoteDomainScreenshotArgs {
+        dom,
+        screen: 0,
+        flags: 0,
+    };
+    let id = d.conn.start(procs::DomainScreenshot, &args).unwrap();
+    let ret: <procs::DomainScreenshot as Call>::Ret = d.wait_reply(id).unwrap().decode().unwrap();
+    assert!(ret.mime.is_some_and(|m| m.starts_with("image/")));
     let mut data = Vec::new();
     let limit = Instant::now() + Duration::from_secs(20);
     loop {
@@ -348,56 +302,45 @@ fn screenshot_stream_from_test_driver() {
 fn lifecycle_events_routed_by_callback_id() {
     let mut d = Driver::connect();
     d.open();
-    // eventID 0 = VIR_DOMAIN_EVENT_ID_LIFECYCLE, dom = NULL (all domains).
-    let cb: i32 = d
-        .call(
-            CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
-            &(0i32, None::<Domain>),
-        )
+    let args = RemoteConnectDomainEventCallbackRegisterAnyArgs {
+        event_id: DomainEventID::LIFECYCLE.0,
+        dom: None,
+    };
+    let cb = d
+        .call(procs::ConnectDomainEventCallbackRegisterAny, &args)
         .unwrap()
-        .decode()
-        .unwrap();
+        .callback_id;
     d.conn.route_callback(EventFamily::Domain, cb, 4242);
     let name = format!("vmwire-proto-ev-{}", std::process::id());
     let xml = format!(
         "<domain type='test'><name>{name}</name><memory>8192</memory><os><type>hvm</type></os></domain>"
     );
-    let dom: Domain = d
-        .call(DOMAIN_CREATE_XML, &(xml.as_str(), 0u32))
-        .unwrap()
-        .decode()
-        .unwrap();
+    let args = RemoteDomainCreateXmlArgs {
+        xml_desc: xml,
+        flags: 0,
+    };
+    let dom = d.call(procs::DomainCreateXml, &args).unwrap().dom;
     assert_eq!(dom.name, name);
-    d.call(DOMAIN_DESTROY, &dom).unwrap();
+    d.call(procs::DomainDestroy, &RemoteDomainDestroyArgs { dom })
+        .unwrap();
 
-    #[derive(Deserialize, Debug)]
-    struct LifecycleMsg {
-        callback_id: i32,
-        dom: Domain,
-        event: i32,
-        detail: i32,
-    }
-    let mut seen: Vec<i32> = Vec::new();
+    let mut seen = Vec::new();
     let limit = Instant::now() + Duration::from_secs(10);
     while seen.len() < 2 {
         while let Some(ev) = d.conn.poll_event() {
             d.backlog.push(ev);
         }
         for ev in std::mem::take(&mut d.backlog) {
-            if let Event::Message(
-                m @ ServerMessage {
-                    procedure: DOMAIN_EVENT_CALLBACK_LIFECYCLE,
-                    ..
-                },
-            ) = ev
-            {
+            if let Event::Message(m @ ServerMessage { .. }) = ev {
+                if m.procedure as u32 != procs::DomainEventCallbackLifecycle::PROCEDURE {
+                    continue;
+                }
                 assert_eq!(m.callback_id, Some(cb));
                 assert_eq!(m.route, Some(4242));
-                let msg: LifecycleMsg = m.decode().unwrap();
+                let msg: RemoteDomainEventCallbackLifecycleMsg = m.decode().unwrap();
                 assert_eq!(msg.callback_id, cb);
-                let _ = msg.detail;
-                if msg.dom.name == name {
-                    seen.push(msg.event);
+                if msg.msg.dom.name == name {
+                    seen.push(DomainEventType(msg.msg.event));
                 }
             }
         }
@@ -406,9 +349,12 @@ fn lifecycle_events_routed_by_callback_id() {
             d.turn(limit);
         }
     }
-    // VIR_DOMAIN_EVENT_STARTED = 2, VIR_DOMAIN_EVENT_STOPPED = 5
-    assert_eq!(seen, vec![2, 5]);
-    d.call(CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, &cb)
+    assert_eq!(
+        seen,
+        vec![DomainEventType::STARTED, DomainEventType::STOPPED]
+    );
+    let args = RemoteConnectDomainEventCallbackDeregisterAnyArgs { callback_id: cb };
+    d.call(procs::ConnectDomainEventCallbackDeregisterAny, &args)
         .unwrap();
     d.conn.unroute_callback(EventFamily::Domain, cb);
     d.backlog.clear();

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::event::REMOTE_PROGRAM;
+use crate::generated::api::{ErrorDomain, ErrorNumber};
 use crate::packet::encode_packet;
 
 const PROC: ProcedureId = ProcedureId {
@@ -160,8 +161,8 @@ fn remote_error_is_typed() {
     let mut c = Connection::default();
     let a = c.start_call(PROC, b"").unwrap();
     let e = RemoteError::new(
-        42,
-        10,
+        ErrorNumber(42),
+        ErrorDomain(10),
         "Domain not found: no domain with matching name 'nope'",
     );
     c.handle_input(&error_reply(a.serial(), &e)).unwrap();
@@ -471,7 +472,11 @@ fn stream_abort_answered_by_reply_error_is_discarded() {
     c.stream_abort(id).unwrap();
     c.handle_input(&error_reply(
         id.serial(),
-        &RemoteError::new(39, 7, "stream aborted at client request"),
+        &RemoteError::new(
+            ErrorNumber(39),
+            ErrorDomain(7),
+            "stream aborted at client request",
+        ),
     ))
     .unwrap();
     assert!(!c.is_closed());
@@ -482,7 +487,7 @@ fn stream_abort_answered_by_reply_error_is_discarded() {
 fn stream_server_error_after_data() {
     let mut c = Connection::default();
     let id = stream_call(&mut c);
-    let e = RemoteError::new(38, 18, "cannot read: I/O error");
+    let e = RemoteError::new(ErrorNumber(38), ErrorDomain(18), "cannot read: I/O error");
     let mut b = Vec::new();
     e.encode(&mut b).unwrap();
     let mut wire = reply(id.serial(), b"");
@@ -510,8 +515,11 @@ fn stream_server_error_after_data() {
 fn stream_call_error_fails_stream() {
     let mut c = Connection::default();
     let id = stream_call(&mut c);
-    c.handle_input(&error_reply(id.serial(), &RemoteError::new(1, 2, "no")))
-        .unwrap();
+    c.handle_input(&error_reply(
+        id.serial(),
+        &RemoteError::new(ErrorNumber(1), ErrorDomain(2), "no"),
+    ))
+    .unwrap();
     let ev = events(&mut c);
     assert!(matches!(&ev[0], Event::StreamFailed { id: i, .. } if *i == id));
     assert!(matches!(&ev[1], Event::Reply { id: i, result: Err(Error::Remote(_)) } if *i == id));
