@@ -2,6 +2,7 @@
 //! against them, with readable output. Each capability adds its own section here.
 
 mod cmdline;
+mod wire;
 
 use crate::peers;
 use anyhow::{bail, Context, Result};
@@ -29,6 +30,7 @@ pub fn cmd(args: &[&str]) -> Result<()> {
 const SECTIONS: &[(&str, Section)] = &[
     ("the peers answer", peers_answer),
     ("qemu-cmdline: a typed config launched in real QEMU", cmdline::tour),
+    ("libvirt wire: calls encoded by libvirt-proto, dissected by the schema", wire::tour),
 ];
 
 /// One section of the tour: given the peers' endpoints, show something and say what it showed.
