@@ -57,6 +57,7 @@ struct Row {
     number: u32,
     message: bool,
     stream: Option<String>,
+    acl: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,10 +99,10 @@ fn parse_proto(text: &str) -> Result<ProtoModule> {
     for chunk in table.split("crate::program::ProcedureInfo {").skip(1) {
         let l = chunk.split_whitespace().collect::<Vec<_>>().join(" ");
         let l = l.as_str();
-        let name = between(l, ", name: \"", "\"").context("row name")?.to_owned();
-        let number: u32 = between(l, "number: ", ",")
-            .context("row number")?
-            .parse()?;
+        let name = between(l, ", name: \"", "\"")
+            .context("row name")?
+            .to_owned();
+        let number: u32 = between(l, "number: ", ",").context("row number")?.parse()?;
         let message = l.contains("kind: crate::program::ProcedureKind::Message");
         let stream = if l.contains("stream: Some(crate::program::StreamDirection::Read)") {
             Some("Read".to_owned())
@@ -110,11 +111,18 @@ fn parse_proto(text: &str) -> Result<ProtoModule> {
         } else {
             None
         };
+        let acl = between(l, "acl: &[", "]")
+            .unwrap_or("")
+            .split(',')
+            .map(|a| a.trim().trim_matches('"').to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
         rows.push(Row {
             name,
             number,
             message,
             stream,
+            acl,
         });
     }
     let mut markers: BTreeMap<String, Marker> = BTreeMap::new();
@@ -311,7 +319,12 @@ fn qualify(ty: &str, module: &str) -> String {
     t
 }
 
-fn methods(prog: &Program, m: &ProtoModule, infos: &HashMap<String, String>, flags: &BTreeMap<String, &'static str>) -> Vec<Method> {
+fn methods(
+    prog: &Program,
+    m: &ProtoModule,
+    infos: &HashMap<String, String>,
+    flags: &BTreeMap<String, &'static str>,
+) -> Vec<Method> {
     let mut out = Vec::new();
     for r in &m.rows {
         if r.message {
@@ -389,7 +402,11 @@ fn emit_methods(out: &mut String, ms: &[Method], asynchronous: bool) {
     let (client, stream_ty, aw) = if asynchronous {
         ("crate::Client", "crate::stream::AsyncVirStream", ".await")
     } else {
-        ("crate::blocking::Client", "crate::stream::BlockingVirStream", "")
+        (
+            "crate::blocking::Client",
+            "crate::stream::BlockingVirStream",
+            "",
+        )
     };
     let _ = writeln!(out, "impl {client} {{");
     for m in ms {
@@ -401,22 +418,46 @@ fn emit_methods(out: &mut String, ms: &[Method], asynchronous: bool) {
         let kw = if asynchronous { "async fn" } else { "fn" };
         let _ = writeln!(out, "/// {}", m.doc);
         if m.stream && m.ret_ty == "()" {
-            let _ = writeln!(out, "pub {kw} {}(&self{params}) -> Result<{stream_ty}, crate::Error> {{", m.name);
-            let _ = writeln!(out, "self.call_stream::<{}>(&{}){aw}.map(|((), s)| s)\n}}", m.marker_path, m.args_expr);
+            let _ = writeln!(
+                out,
+                "pub {kw} {}(&self{params}) -> Result<{stream_ty}, crate::Error> {{",
+                m.name
+            );
+            let _ = writeln!(
+                out,
+                "self.call_stream::<{}>(&{}){aw}.map(|((), s)| s)\n}}",
+                m.marker_path, m.args_expr
+            );
         } else if m.stream {
-            let _ = writeln!(out, "pub {kw} {}(&self{params}) -> Result<({}, {stream_ty}), crate::Error> {{", m.name, m.ret_ty);
+            let _ = writeln!(
+                out,
+                "pub {kw} {}(&self{params}) -> Result<({}, {stream_ty}), crate::Error> {{",
+                m.name, m.ret_ty
+            );
             let map = match &m.ret_map {
                 Some(f) => format!(".map(|(r, s)| (r.{f}, s))"),
                 None => String::new(),
             };
-            let _ = writeln!(out, "self.call_stream::<{}>(&{}){aw}{map}\n}}", m.marker_path, m.args_expr);
+            let _ = writeln!(
+                out,
+                "self.call_stream::<{}>(&{}){aw}{map}\n}}",
+                m.marker_path, m.args_expr
+            );
         } else {
-            let _ = writeln!(out, "pub {kw} {}(&self{params}) -> Result<{}, crate::Error> {{", m.name, m.ret_ty);
+            let _ = writeln!(
+                out,
+                "pub {kw} {}(&self{params}) -> Result<{}, crate::Error> {{",
+                m.name, m.ret_ty
+            );
             let map = match &m.ret_map {
                 Some(f) => format!(".map(|r| r.{f})"),
                 None => String::new(),
             };
-            let _ = writeln!(out, "self.call::<{}>(&{}){aw}{map}\n}}", m.marker_path, m.args_expr);
+            let _ = writeln!(
+                out,
+                "self.call::<{}>(&{}){aw}{map}\n}}",
+                m.marker_path, m.args_expr
+            );
         }
     }
     let _ = writeln!(out, "}}\n");
@@ -440,8 +481,9 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
     }
     let mut events: Vec<(String, String, u32, String, String)> = Vec::new();
     for prog in PROGRAMS {
-        let text = std::fs::read_to_string(root.join(PROTO_DIR).join(format!("{}.rs", prog.module)))
-            .with_context(|| format!("reading {PROTO_DIR}/{}.rs", prog.module))?;
+        let text =
+            std::fs::read_to_string(root.join(PROTO_DIR).join(format!("{}.rs", prog.module)))
+                .with_context(|| format!("reading {PROTO_DIR}/{}.rs", prog.module))?;
         let m = parse_proto(&text)?;
         let xml = std::fs::read_to_string(protocol_dir.join("api").join(prog.api_file))
             .with_context(|| format!("reading {}", prog.api_file))?;
@@ -510,11 +552,103 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
     }
     s.push_str("}\n}\n}\n");
     files.insert("events.rs".to_owned(), rustfmt(&s)?);
+    let remote_text = std::fs::read_to_string(root.join(PROTO_DIR).join("remote.rs"))?;
+    let remote = parse_proto(&remote_text)?;
+    files.insert(
+        format!("../../tests/generated/{READ_ONLY_FILE}"),
+        rustfmt(&read_only_calls(&remote))?,
+    );
     let mut m = header("the list of generated files");
     m.push_str("//! Generated typed API: a method per procedure, typed events.\n\n");
     m.push_str("mod admin;\npub mod events;\nmod lxc;\nmod qemu;\nmod remote;\n");
     files.insert("mod.rs".to_owned(), rustfmt(&m)?);
     Ok(files)
+}
+
+const READ_ONLY_FILE: &str = "read_only_calls.rs";
+
+/// Whether a procedure only reads, judged by its `@acl` rules: every unconditional rule (and
+/// every rule that applies when no flag is set, `!FLAG`) needs `read`, `getattr` or a
+/// `search_*` permission.
+fn is_read_only(r: &Row) -> bool {
+    if r.acl.is_empty() || r.message || r.stream.is_some() {
+        return false;
+    }
+    let skip = [
+        "EVENT",
+        "REGISTER",
+        "CONNECT_OPEN",
+        "CONNECT_CLOSE",
+        "AUTH_",
+    ];
+    if skip.iter().any(|k| r.name.contains(k)) {
+        return false;
+    }
+    r.acl.iter().all(|rule| {
+        let parts: Vec<&str> = rule.split(':').collect();
+        let perm = parts.get(1).copied().unwrap_or("");
+        let applies = match parts.get(2) {
+            None => true,
+            Some(cond) => cond.starts_with('!'),
+        };
+        !applies || perm == "read" || perm == "getattr" || perm.starts_with("search_")
+    })
+}
+
+/// The test that calls every read-only procedure of the remote program once.
+fn read_only_calls(m: &ProtoModule) -> String {
+    let mut s = header(&format!("{PROTO_DIR}/remote.rs (PROCEDURES @acl rules)"));
+    s.push_str(
+        "//! Calls every read-only procedure of the remote program once (see `is_read_only` in the\n\
+         //! generator), with fixture objects for object arguments and defaults elsewhere.\n\n\
+         #![allow(clippy::needless_update)]\n\n\
+         use libvirt_client::libvirt_proto::generated::remote::{self, procs};\n\n",
+    );
+    let ro: Vec<&Row> = m.rows.iter().filter(|r| is_read_only(r)).collect();
+    s.push_str("/// The read-only procedures (C names).\npub const READ_ONLY: &[&str] = &[\n");
+    for r in &ro {
+        let _ = writeln!(s, "\"{}\",", r.name);
+    }
+    s.push_str("];\n\n/// Call each once; collect (name, outcome).\npub async fn call_all(c: &libvirt_client::Client, f: &super::Fixtures) -> Vec<(&'static str, Result<(), libvirt_client::Error>)> {\nlet mut out = Vec::new();\n");
+    for r in &ro {
+        let mk = &m.markers[&r.name];
+        let args = match &mk.args {
+            None => "()".to_owned(),
+            Some(a) => match m.structs.get(a) {
+                Some(fields) => {
+                    let mut inits = Vec::new();
+                    for (n, t) in fields {
+                        let e = match (n.as_str(), t.as_str()) {
+                            (_, "RemoteNonnullDomain") => "f.dom.clone()",
+                            (_, "RemoteDomain") => "Some(f.dom.clone())",
+                            (_, "RemoteNonnullNetwork") => "f.net.clone()",
+                            (_, "RemoteNonnullStoragePool") => "f.pool.clone()",
+                            (_, "RemoteNonnullInterface") => "f.iface.clone()",
+                            (_, "RemoteNonnullNodeDevice") => "f.dev.clone()",
+                            ("need_results", _) => "1",
+                            (n, "i32" | "u32")
+                                if n.starts_with("max") && !n.starts_with("maxlen") =>
+                            {
+                                "16"
+                            }
+                            _ => continue,
+                        };
+                        inits.push(format!("{n}: {e}"));
+                    }
+                    inits.push("..Default::default()".to_owned());
+                    format!("remote::{a} {{ {} }}", inits.join(", "))
+                }
+                None => "Default::default()".to_owned(),
+            },
+        };
+        let _ = writeln!(
+            s,
+            "out.push((\"{}\", c.call::<procs::{}>(&{args}).await.map(|_| ())));",
+            r.name, mk.name
+        );
+    }
+    s.push_str("out\n}\n");
+    s
 }
 
 fn rustfmt(text: &str) -> Result<String> {
@@ -561,7 +695,9 @@ pub fn cmd(args: &[&str]) -> Result<()> {
             if check {
                 stale.push(name.clone());
             } else {
-                std::fs::create_dir_all(&out_dir)?;
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
                 std::fs::write(&path, text)?;
                 println!("codegen-client: wrote {OUT_DIR}/{name}");
             }
@@ -573,6 +709,9 @@ pub fn cmd(args: &[&str]) -> Result<()> {
             stale.join(", ")
         );
     }
-    println!("codegen-client: {} files in {OUT_DIR} up to date", files.len());
+    println!(
+        "codegen-client: {} files in {OUT_DIR} up to date",
+        files.len()
+    );
     Ok(())
 }
