@@ -2,6 +2,7 @@
 //! against them, with readable output. Each capability adds its own section here.
 
 mod cmdline;
+mod qmp;
 mod wire;
 
 use crate::peers;
@@ -29,8 +30,18 @@ pub fn cmd(args: &[&str]) -> Result<()> {
 /// `xtask/src/demo/` with `pub fn tour(endpoints: &Value) -> Result<()>`, listed here.
 const SECTIONS: &[(&str, Section)] = &[
     ("the peers answer", peers_answer),
-    ("qemu-cmdline: a typed config launched in real QEMU", cmdline::tour),
-    ("libvirt wire: calls encoded by libvirt-proto, dissected by the schema", wire::tour),
+    (
+        "qemu-cmdline: a typed config launched in real QEMU",
+        cmdline::tour,
+    ),
+    (
+        "qmp-client: status, a hotplug round trip, a live migration",
+        qmp::tour,
+    ),
+    (
+        "libvirt wire: calls encoded by libvirt-proto, dissected by the schema",
+        wire::tour,
+    ),
 ];
 
 /// One section of the tour: given the peers' endpoints, show something and say what it showed.

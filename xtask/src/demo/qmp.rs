@@ -1,0 +1,281 @@
+//! Demo section for `qmp-client` (blocking driver, std only): the shared QEMU's status and a
+//! pipelined burst, a hotplug round trip on a TCG PC, and a live migration between two QEMUs
+//! with a progress bar.
+
+use super::endpoint;
+use anyhow::{bail, Context, Result};
+use qmp_client::blocking::Client;
+use qmp_client::{ConnectOptions, EventFilter, Exec};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn tour(endpoints: &Value) -> Result<()> {
+    let qemu = endpoint(endpoints, "/qemu/binary")?;
+    let img = endpoint(endpoints, "/qemu/img")?;
+    status(&endpoint(endpoints, "/qemu/qmp_socket")?)?;
+    let dir = std::env::temp_dir().join(format!("vmwire-demo-qmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = hotplug(&qemu, &img, &dir).and_then(|()| migration(&qemu, &dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn status(socket: &str) -> Result<()> {
+    let o = ConnectOptions {
+        greeting_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let c = Client::connect_unix(socket, o).context("connecting to the shared QEMU")?;
+    let g = c.greeting();
+    let s = c.execute("query-status", None)?;
+    println!(
+        "  shared QEMU {} (capabilities {:?}, oob {}): status {}",
+        g.version.qemu,
+        g.capabilities,
+        if c.oob_enabled() { "on" } else { "off" },
+        s["status"]
+    );
+    let t = Instant::now();
+    let pending: Vec<_> = (0..50)
+        .map(|i| {
+            c.submit(
+                "qom-list",
+                Some(json!({"path": format!("/no-such-{i}")})),
+                Exec::default(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let mut matched = 0;
+    for (i, p) in pending.into_iter().enumerate() {
+        match p.wait() {
+            Err(qmp_client::Error::Qmp { error, .. })
+                if error.desc.contains(&format!("/no-such-{i}")) =>
+            {
+                matched += 1
+            }
+            other => bail!("command {i} got the wrong reply: {other:?}"),
+        }
+    }
+    println!(
+        "  50 pipelined commands, each answered by id with its own error: {matched}/50 in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// A QEMU of this demo, killed on drop.
+struct Qemu {
+    child: Child,
+    qmp: PathBuf,
+}
+
+impl Qemu {
+    fn spawn(binary: &str, dir: &Path, name: &str, args: &[&str]) -> Result<Self> {
+        let qmp = dir.join(format!("{name}.sock"));
+        let child = Command::new(binary)
+            .args(["-nodefaults", "-nographic", "-display", "none", "-qmp"])
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {binary}"))?;
+        Ok(Self { child, qmp })
+    }
+
+    fn connect(&self) -> Result<Client> {
+        let start = Instant::now();
+        loop {
+            match Client::connect_unix(&self.qmp, ConnectOptions::default()) {
+                Ok(c) => return Ok(c),
+                Err(e) if start.elapsed() > Duration::from_secs(10) => return Err(e.into()),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hotplug(qemu: &str, img: &str, dir: &Path) -> Result<()> {
+    let disk = dir.join("hot.qcow2");
+    let out = Command::new(img)
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&disk)
+        .arg("32M")
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "qemu-img create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // An SHPC bridge: its slots stay powered off without a guest OS, so unplug completes at once.
+    let vm = Qemu::spawn(
+        qemu,
+        dir,
+        "hot",
+        &[
+            "-machine",
+            "pc,accel=tcg",
+            "-m",
+            "64",
+            "-S",
+            "-global",
+            "PIIX4_PM.acpi-pci-hotplug-with-bridge-support=off",
+            "-device",
+            "pci-bridge,id=br1,chassis_nr=1,shpc=on,addr=5",
+        ],
+    )?;
+    let c = vm.connect()?;
+    let t = Instant::now();
+    c.execute(
+        "blockdev-add",
+        Some(json!({"driver": "qcow2", "node-name": "hot0", "file": {"driver": "file", "filename": disk}})),
+    )?;
+    println!("  blockdev-add qcow2 node hot0 <- {}", disk.display());
+    c.execute("device_add", Some(json!({"driver": "virtio-blk-pci", "drive": "hot0", "id": "vblk-hot", "bus": "br1", "addr": "1"})))?;
+    let ids = |c: &Client| -> Result<Vec<String>> {
+        let v = c.execute("qom-list", Some(json!({"path": "/machine/peripheral"})))?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect())
+    };
+    println!(
+        "  device_add virtio-blk-pci id=vblk-hot on br1 slot 1: peripherals {:?}",
+        ids(&c)?
+    );
+    let every = c.subscribe(EventFilter::name("DEVICE_DELETED"));
+    c.execute_then_wait_event(
+        "device_del",
+        Some(json!({"id": "vblk-hot"})),
+        EventFilter::name("DEVICE_DELETED").data_eq("/device", "vblk-hot"),
+        Duration::from_secs(10),
+    )?;
+    while let Ok(e) = every.recv_timeout(Duration::from_millis(50)) {
+        let which = if e.data.get("device").is_some() {
+            "<- the one waited for"
+        } else {
+            "(path only: ignored)"
+        };
+        println!("  event DEVICE_DELETED {} {which}", e.data);
+    }
+    println!("  peripherals after device_del: {:?}", ids(&c)?);
+    c.execute("blockdev-del", Some(json!({"node-name": "hot0"})))?;
+    println!(
+        "  blockdev-del hot0; round trip took {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn migration(qemu: &str, dir: &Path) -> Result<()> {
+    let machine = ["-machine", "pc,accel=tcg", "-m", "128"];
+    let src = Qemu::spawn(qemu, dir, "src", &machine)?;
+    let mut dst_args = machine.to_vec();
+    dst_args.extend(["-incoming", "defer"]);
+    let dst = Qemu::spawn(qemu, dir, "dst", &dst_args)?;
+    let (s, d) = (src.connect()?, dst.connect()?);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let uri = format!("tcp:127.0.0.1:{port}");
+    d.execute("migrate-incoming", Some(json!({"uri": uri})))?;
+    s.execute(
+        "migrate-set-capabilities",
+        Some(json!({"capabilities": [{"capability": "events", "state": true}]})),
+    )?;
+    // Slow it down so the bar has something to show: 16 MiB/s.
+    s.execute(
+        "migrate-set-parameters",
+        Some(json!({"max-bandwidth": 16 << 20})),
+    )?;
+    let events = s.subscribe(EventFilter::name("MIGRATION"));
+    println!(
+        "  source {} -> destination {} over {uri}",
+        s.execute("query-status", None)?["status"],
+        d.execute("query-status", None)?["status"]
+    );
+    let t = Instant::now();
+    s.execute("migrate", Some(json!({"uri": uri})))?;
+    let mut out = std::io::stdout();
+    loop {
+        let m = s.execute("query-migrate", None)?;
+        let status = m["status"].as_str().unwrap_or("?").to_owned();
+        let done = m
+            .pointer("/ram/transferred")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let total = m.pointer("/ram/total").and_then(Value::as_u64).unwrap_or(0);
+        let remaining = m
+            .pointer("/ram/remaining")
+            .and_then(Value::as_u64)
+            .unwrap_or(total);
+        let frac = if status == "completed" {
+            1.0
+        } else if total == 0 {
+            0.0
+        } else {
+            1.0 - remaining as f64 / total as f64
+        };
+        let filled = (frac * 30.0).round() as usize;
+        write!(
+            out,
+            "\r  [{}{}] {:>5.1}% {:>10} sent  {status:<10}",
+            "#".repeat(filled),
+            ".".repeat(30 - filled),
+            frac * 100.0,
+            human(done)
+        )?;
+        out.flush()?;
+        match status.as_str() {
+            "completed" => break,
+            "failed" | "cancelled" => bail!("migration {status}: {}", m["error-desc"]),
+            _ if t.elapsed() > Duration::from_secs(120) => {
+                bail!("migration still {status} after 120 s")
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    println!();
+    let mut seen = Vec::new();
+    while let Ok(e) = events.recv_timeout(Duration::from_millis(100)) {
+        seen.push(e.data["status"].as_str().unwrap_or("?").to_owned());
+    }
+    let wait_state = |c: &Client, want: &str| -> Result<String> {
+        let start = Instant::now();
+        loop {
+            let st = c.execute("query-status", None)?["status"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned();
+            if st == want || start.elapsed() > Duration::from_secs(5) {
+                return Ok(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    println!("  MIGRATION events on the source: {}", seen.join(" -> "));
+    println!(
+        "  done in {:.2} s: source is {}, destination is {}",
+        t.elapsed().as_secs_f64(),
+        wait_state(&s, "postmigrate")?,
+        wait_state(&d, "running")?
+    );
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
