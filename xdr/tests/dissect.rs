@@ -17,7 +17,15 @@ fn dissector() -> Dissector {
 
 fn packet(proc_: u32, kind: u32, serial: u32, status: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    for w in [(28 + body.len()) as u32, PROG, 1, proc_, kind, serial, status] {
+    for w in [
+        (28 + body.len()) as u32,
+        PROG,
+        1,
+        proc_,
+        kind,
+        serial,
+        status,
+    ] {
         out.extend_from_slice(&w.to_be_bytes());
     }
     out.extend_from_slice(body);
@@ -81,7 +89,10 @@ fn every_message_kind() {
                "status": "VIR_NET_OK", "body_type": "demo_get_args",
                "body": {"key": "color", "flags": 0}})
     );
-    assert_eq!(got[1]["body"], json!({"values": ["red", "blue"], "cookie": "01020304"}));
+    assert_eq!(
+        got[1]["body"],
+        json!({"values": ["red", "blue"], "cookie": "01020304"})
+    );
     assert_eq!(got[1]["type"], "VIR_NET_REPLY");
     assert_eq!(
         got[2]["error"],
@@ -99,8 +110,14 @@ fn every_message_kind() {
     assert_eq!(got[7]["hole"], json!({"length": 1, "flags": 0}));
     assert_eq!(got[8]["data_len"], 0);
     assert_eq!(got[9]["procedure"], 99);
-    assert!(got[9]["decode_error"].as_str().unwrap().contains("unknown procedure"));
-    assert!(got[10]["decode_error"].as_str().unwrap().contains("demo_get_args.key"));
+    assert!(got[9]["decode_error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown procedure"));
+    assert!(got[10]["decode_error"]
+        .as_str()
+        .unwrap()
+        .contains("demo_get_args.key"));
 }
 
 #[test]
@@ -123,12 +140,22 @@ fn framing_errors_end_the_stream_with_a_typed_error() {
 
     // truncated: length word, then a partial packet
     let got = lines(&d, &[0, 0]);
-    assert!(matches!(got[0], Err(Error::UnexpectedEof { .. })), "{got:?}");
+    assert!(
+        matches!(got[0], Err(Error::UnexpectedEof { .. })),
+        "{got:?}"
+    );
     let mut s = packet(1, 0, 1, 0, &[]);
     s.truncate(20);
     let got = lines(&d, &s);
     assert!(
-        matches!(&got[0], Err(Error::UnexpectedEof { needed: 28, remaining: 20, .. })),
+        matches!(
+            &got[0],
+            Err(Error::UnexpectedEof {
+                needed: 28,
+                remaining: 20,
+                ..
+            })
+        ),
         "{got:?}"
     );
 }
