@@ -710,3 +710,26 @@ fn encode_checks_the_value_against_the_type() {
     .unwrap_err();
     assert!(matches!(e, Error::InvalidValue { .. }), "{e:?}");
 }
+
+#[test]
+fn huge_declared_sizes_fail_cleanly() {
+    let spec = xdr::schema::parse(
+        "huge.x",
+        "const BIG = 0x7fffffffffffffff;\n\
+         typedef opaque huge_opaque[BIG];\n\
+         typedef int huge_array[BIG];\n\
+         typedef a_loop b_loop;\n\
+         typedef b_loop a_loop;\n",
+    )
+    .unwrap();
+    let s = Schema::new(vec![spec]).unwrap();
+    let e = err(&s, "huge_opaque", &[0; 8]);
+    assert!(matches!(e, Error::UnexpectedEof { .. }), "{e:?}");
+    let e = err(&s, "huge_array", &[0; 8]);
+    assert!(matches!(e, Error::LengthOverInput { .. }), "{e:?}");
+    // a typedef cycle is bounded by the depth limit, not a stack overflow
+    let e = err(&s, "a_loop", &[0; 8]);
+    assert!(matches!(e, Error::DepthLimitExceeded { .. }), "{e:?}");
+    let e = encode(&s, "a_loop", &Value::Int(0)).unwrap_err();
+    assert!(matches!(e, Error::DepthLimitExceeded { .. }), "{e:?}");
+}

@@ -210,8 +210,15 @@ impl Dissector {
         }
     }
 
-    /// Decode one whole packet (starting with its length word).
+    /// Decode one whole packet (starting with its length word; `offset` is only reported).
     pub fn packet(&self, offset: usize, bytes: &[u8]) -> Result<Packet, Error> {
+        if bytes.len() < MIN_PACKET_LEN as usize {
+            return Err(Error::UnexpectedEof {
+                needed: MIN_PACKET_LEN as usize,
+                remaining: bytes.len(),
+                path: String::new(),
+            });
+        }
         let (header, used) = decode_prefix(&self.schema, "virNetMessageHeader", &bytes[4..])?;
         let get = |f: &str| header.field(f).cloned();
         let num = |v: Option<Value>| match v {

@@ -432,16 +432,16 @@ impl Decoder<'_, '_> {
     }
 
     fn padded(&mut self, len: usize) -> Result<Vec<u8>, Error> {
-        let pad = pad_len(len);
-        if self.remaining() < len + pad {
+        let total = len.saturating_add(pad_len(len));
+        if self.remaining() < total {
             return Err(Error::UnexpectedEof {
-                needed: len + pad,
+                needed: total,
                 remaining: self.remaining(),
                 path: String::new(),
             });
         }
         let data = self.take(len)?.to_vec();
-        if self.take(pad)?.iter().any(|b| *b != 0) {
+        if self.take(total - len)?.iter().any(|b| *b != 0) {
             return Err(Error::NonZeroPadding {
                 path: String::new(),
             });
