@@ -2,12 +2,42 @@
 //!
 //! The top of the libvirt side of the stack: thin async (tokio, feature `async`) and blocking
 //! (std only, feature `blocking`) drivers that move bytes between a transport (unix, tcp, tls, ssh,
-//! ext, or any byte stream) and the sans-IO connection in `libvirt-proto`, plus the typed API and
-//! helpers.
+//! ext, or any byte stream) and the sans-IO [`libvirt_proto::Connection`], plus the typed API and
+//! helpers. Nothing links libvirt.so.
 //!
-//! - [`uri`]: libvirt connection URIs (`qemu+ssh://root@host/system?keyfile=...`), the daemon
-//!   socket a URI addresses and the name sent to the daemon when opening.
-//! - [`transport`]: connected byte streams built from a [`uri::Uri`].
+//! - [`Client`] (async) and [`blocking::Client`]: `Clone + Send + Sync` handles to one
+//!   connection; calls are pipelined; dropping a call's future abandons it; per-call timeouts;
+//!   when the connection dies every pending call and stream fails at once with a closed error.
+//!   [`Client::connect`] runs libvirt's open sequence ([`open`]): auth list, auth (none,
+//!   polkit), `CONNECT_OPEN`, keepalive opt-in, feature probes.
+//! - Every procedure of the remote, qemu, lxc and admin programs is a generated method
+//!   (`domain_get_info`, `qemu_domain_monitor_command`, `admin_connect_list_servers`...), with
+//!   typed flags where libvirt documents them; [`helpers`] adds go-libvirt-style shortcuts.
+//! - [`events`]: subscriptions to every event family as a `Stream` / `Iterator` of
+//!   [`TypedEvent`]s with a bounded, reported overflow policy.
+//! - [`stream`]: libvirt streams as `AsyncRead`/`AsyncWrite` and `Read`/`Write` (sparse holes).
+//! - [`reconnect`]: a reconnecting wrapper; [`uri`], [`transport`]: URIs and byte transports.
+//!
+//! ```no_run
+//! use libvirt_client::events::{EventItem, Subscription};
+//! use libvirt_client::{Client, TypedEvent};
+//!
+//! # async fn demo() -> Result<(), libvirt_client::Error> {
+//! let c = Client::connect("qemu:///session").await?;
+//! println!("hypervisor {} on libvirt {}", c.version().await?, c.lib_version().await?);
+//! let mut events = c.subscribe(Subscription::domain(None)).await?;
+//! for dom in c.domains().await? {
+//!     println!("{} is {}", dom.name, c.domain_state(&dom).await?.state);
+//! }
+//! while let Some(item) = events.next().await {
+//!     if let EventItem::Event(TypedEvent::DomainEventCallbackLifecycle(e)) = item? {
+//!         println!("{}: event {}", e.msg.dom.name, e.msg.event);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! URIs are parsed without IO:
 //!
 //! ```
 //! use libvirt_client::uri::{TransportKind, Uri};
@@ -31,6 +61,7 @@ mod generated;
 pub mod helpers;
 pub mod open;
 mod options;
+pub mod reconnect;
 pub mod stream;
 pub mod transport;
 pub mod uri;

@@ -119,10 +119,10 @@ pub enum EventFamily {
     QemuMonitor,
 }
 
-/// `REMOTE_PROGRAM`.
-pub const REMOTE_PROGRAM: u32 = 0x2000_8086;
-/// `QEMU_PROGRAM`.
-pub const QEMU_PROGRAM: u32 = 0x2000_8087;
+/// `REMOTE_PROGRAM` (0x20008086).
+pub const REMOTE_PROGRAM: u32 = crate::generated::remote::PROGRAM;
+/// `QEMU_PROGRAM` (0x20008087).
+pub const QEMU_PROGRAM: u32 = crate::generated::qemu::PROGRAM;
 
 /// Which family a server message belongs to when its payload starts with `int callbackID`.
 ///

@@ -48,13 +48,13 @@ pub const STRING_MAX: u32 = 4_194_304;
 pub const NUM_FDS_MAX: u32 = 32;
 
 /// The keepalive program number (`KEEPALIVE_PROGRAM` in `virkeepaliveprotocol.x`, "keep").
-pub const KEEPALIVE_PROGRAM: u32 = 0x6b65_6570;
+pub const KEEPALIVE_PROGRAM: u32 = crate::generated::keepalive::PROGRAM;
 /// The keepalive program version (`KEEPALIVE_PROTOCOL_VERSION`).
-pub const KEEPALIVE_VERSION: u32 = 1;
+pub const KEEPALIVE_VERSION: u32 = crate::generated::keepalive::VERSION;
 /// `KEEPALIVE_PROC_PING`: a keepalive request; the receiver answers with a PONG.
-pub const KEEPALIVE_PROC_PING: i32 = 1;
+pub const KEEPALIVE_PROC_PING: i32 = crate::generated::keepalive::Procedure::Ping as i32;
 /// `KEEPALIVE_PROC_PONG`: a keepalive response.
-pub const KEEPALIVE_PROC_PONG: i32 = 2;
+pub const KEEPALIVE_PROC_PONG: i32 = crate::generated::keepalive::Procedure::Pong as i32;
 
 /// `virNetMessageType`: what a packet is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -213,6 +213,28 @@ mod tests {
         assert_eq!(PAYLOAD_MAX, MESSAGE_MAX - HEADER_LEN);
         assert_eq!(PACKET_MAX, 33_554_436);
         assert_eq!(PACKET_MIN, 28);
+        assert_eq!(KEEPALIVE_PROGRAM, 0x6b65_6570);
+        assert_eq!((KEEPALIVE_PROC_PING, KEEPALIVE_PROC_PONG), (1, 2));
+        // The generated virnetprotocol.x constants agree with ours.
+        use crate::generated::virnet as v;
+        assert_eq!(
+            (MESSAGE_MAX, MESSAGE_INITIAL, LEGACY_PAYLOAD_MAX, HEADER_LEN),
+            (
+                v::VIR_NET_MESSAGE_MAX,
+                v::VIR_NET_MESSAGE_INITIAL,
+                v::VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX,
+                v::VIR_NET_MESSAGE_HEADER_MAX
+            )
+        );
+        assert_eq!(
+            (PAYLOAD_MAX, LEN_WORD, STRING_MAX, NUM_FDS_MAX),
+            (
+                v::VIR_NET_MESSAGE_PAYLOAD_MAX,
+                v::VIR_NET_MESSAGE_LEN_MAX,
+                v::VIR_NET_MESSAGE_STRING_MAX,
+                v::VIR_NET_MESSAGE_NUM_FDS_MAX
+            )
+        );
     }
 
     #[test]
