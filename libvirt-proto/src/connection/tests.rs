@@ -918,3 +918,33 @@ mod props {
         }
     }
 }
+
+#[test]
+fn ten_thousand_pipelined_calls_nothing_lost() {
+    let mut c = Connection::default();
+    let ids: Vec<CallId> = (0..10_000)
+        .map(|_| c.start_call(PROC, b"").unwrap())
+        .collect();
+    assert_eq!(sent(&mut c).len(), 10_000);
+    let mut wire = Vec::new();
+    for id in ids.iter().rev() {
+        wire.extend(reply(id.serial(), &id.serial().to_be_bytes()));
+    }
+    for chunk in wire.chunks(4093) {
+        c.handle_input(chunk).unwrap();
+    }
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 10_000);
+    for (e, id) in ev.iter().zip(ids.iter().rev()) {
+        assert_eq!(reply_of(e), (*id, Ok(&id.serial().to_be_bytes()[..])));
+    }
+    assert_eq!(c.pending_calls(), 0);
+}
+
+#[test]
+fn connection_is_send() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Connection>();
+    assert_send::<Event>();
+    assert_send::<Error>();
+}
