@@ -171,3 +171,34 @@ fn blocking_daemon_killed_mid_call() {
     }
     assert!(t0.elapsed() < Duration::from_secs(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_wrapper_replaces_a_closed_connection() {
+    use libvirt_client::reconnect::Reconnecting;
+    let d = PrivateDaemon::start();
+    let r = Reconnecting::new(d.test_unix(), ClientOptions::default());
+    let c1 = r.client().await.unwrap();
+    assert_eq!(c1.version().await.unwrap().to_string(), "0.0.2");
+    // The connection closes (here: locally); run() gets a fresh one for the next operation.
+    c1.close().await.unwrap();
+    let v = r
+        .run(Duration::from_millis(10), |c| async move { c.version().await })
+        .await
+        .unwrap();
+    assert_eq!(v.to_string(), "0.0.2");
+    assert_eq!(r.reconnects(), 1);
+    // The daemon dies: the old connection fails closed, reconnecting fails with a typed
+    // connect error (no hang).
+    let c2 = r.client().await.unwrap();
+    drop(d);
+    let t0 = Instant::now();
+    while c2.is_open() {
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let e = r.client().await.unwrap_err();
+    assert!(
+        matches!(e, libvirt_client::Error::ConnectUnix { .. }),
+        "{e}"
+    );
+}
