@@ -214,6 +214,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A migration step failed for a reason the daemons did not report themselves (their own
+    /// errors are passed through unchanged).
+    #[error("migration ({phase}): {reason}")]
+    Migration {
+        /// The step: begin, prepare, perform, finish or confirm.
+        phase: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// Any other I/O error on an established transport.
     #[error("transport I/O error: {0}")]
     Io(#[from] io::Error),

@@ -59,6 +59,8 @@ mod error;
 pub mod events;
 mod generated;
 pub mod helpers;
+#[cfg(feature = "async")]
+pub mod migrate;
 pub mod open;
 mod options;
 pub mod reconnect;

@@ -1,0 +1,909 @@
+//! Live migration between two daemons, driven by this client (libvirt's v3 protocol) or by the
+//! source daemon (peer-to-peer, optionally tunnelled).
+//!
+//! # Client-driven (v3)
+//! [`Migration::run`] holds a source and a destination connection and runs the five steps as
+//! libvirt's `virDomainMigrateVersion3Full` does, passing each step's cookie to the next:
+//!
+//! 1. `Begin3` on the source: the domain XML for the destination (from `xmlin` if given) and a
+//!    cookie;
+//! 2. `Prepare3` on the destination: starts an incoming guest (paused, waiting for the
+//!    migration stream) and may choose the migration URI;
+//! 3. `Perform3` on the source: QEMU sends the guest (progress is polled meanwhile with job
+//!    stats);
+//! 4. `Finish3` on the destination, with `cancelled = 1` when Perform failed: resumes the new
+//!    guest, or kills it;
+//! 5. `Confirm3` on the source, with `cancelled = 1` when Finish returned no domain: stops the
+//!    old guest, or resumes it. Skipped when Perform failed (the source already knows).
+//!
+//! The `*_PARAMS` procedures are used when both daemons support
+//! `VIR_DRV_FEATURE_MIGRATION_PARAMS`, the plain ones otherwise ([`Protocol`]).
+//!
+//! Errors follow libvirt's rule: the FIRST failure is what the caller sees; a failing Finish or
+//! Confirm after a failed Perform does not overwrite it (with libvirt's one exception: when
+//! Perform failed with QEMU's generic "operation failed" and the destination's Finish reported
+//! a more specific QEMU error, the destination's error is kept).
+//!
+//! # AUTODESTROY
+//! The destination daemon ties the guest that `Prepare3` starts to the connection that
+//! prepared it: if that connection closes before `Finish3` (the controlling client died), the
+//! daemon destroys the half-migrated guest; the source daemon likewise cancels the outgoing job
+//! when the source connection closes. Keep both [`Client`]s alive for the whole migration.
+//!
+//! # Peer-to-peer
+//! [`peer_to_peer`] asks the source daemon to connect to the destination itself
+//! (`Perform3` with `VIR_MIGRATE_PEER2PEER`, plus `VIR_MIGRATE_TUNNELLED` to carry the data
+//! over the daemons' connection), as go-libvirt's `Migrate` does.
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use libvirt_proto::generated::api::{
+    DomainGetJobStatsFlags, DomainJobType, DomainMigrateFlags, DomainState, ErrorDomain,
+    ErrorNumber,
+};
+use libvirt_proto::generated::remote::{
+    procs, RemoteDomainGetJobStatsArgs, RemoteDomainMigrateGetMaxDowntimeArgs,
+    RemoteDomainMigrateGetMaxSpeedArgs, RemoteDomainMigrateSetCompressionCacheArgs,
+    RemoteDomainMigrateSetMaxDowntimeArgs, RemoteDomainMigrateSetMaxSpeedArgs, RemoteNonnullDomain,
+    RemoteTypedParam, RemoteTypedParamValue,
+};
+use xdr::Opaque;
+
+use crate::{Client, Error};
+
+/// `VIR_DRV_FEATURE_MIGRATION_V3`.
+pub const FEATURE_MIGRATION_V3: i32 = 6;
+/// `VIR_DRV_FEATURE_MIGRATE_CHANGE_PROTECTION`.
+pub const FEATURE_MIGRATE_CHANGE_PROTECTION: i32 = 7;
+/// `VIR_DRV_FEATURE_MIGRATION_P2P`.
+pub const FEATURE_MIGRATION_P2P: i32 = 4;
+/// `VIR_DRV_FEATURE_MIGRATION_PARAMS`.
+pub const FEATURE_MIGRATION_PARAMS: i32 = 13;
+
+/// Names of libvirt's migration parameters (`VIR_MIGRATE_PARAM_*`).
+pub mod param {
+    /// `VIR_MIGRATE_PARAM_URI`: where QEMU sends the migration stream.
+    pub const URI: &str = "migrate_uri";
+    /// `VIR_MIGRATE_PARAM_DEST_NAME`: the guest's name on the destination.
+    pub const DEST_NAME: &str = "destination_name";
+    /// `VIR_MIGRATE_PARAM_DEST_XML`: the guest's XML on the destination.
+    pub const DEST_XML: &str = "destination_xml";
+    /// `VIR_MIGRATE_PARAM_PERSIST_XML`: the persistent definition on the destination.
+    pub const PERSIST_XML: &str = "persistent_xml";
+    /// `VIR_MIGRATE_PARAM_BANDWIDTH`: MiB/s (ullong).
+    pub const BANDWIDTH: &str = "bandwidth";
+    /// `VIR_MIGRATE_PARAM_GRAPHICS_URI`.
+    pub const GRAPHICS_URI: &str = "graphics_uri";
+    /// `VIR_MIGRATE_PARAM_LISTEN_ADDRESS`.
+    pub const LISTEN_ADDRESS: &str = "listen_address";
+    /// `VIR_MIGRATE_PARAM_MIGRATE_DISKS` (may repeat).
+    pub const MIGRATE_DISKS: &str = "migrate_disks";
+    /// `VIR_MIGRATE_PARAM_DISKS_PORT`.
+    pub const DISKS_PORT: &str = "disks_port";
+    /// `VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS`.
+    pub const PARALLEL_CONNECTIONS: &str = "parallel.connections";
+    /// `VIR_MIGRATE_PARAM_TLS_DESTINATION`.
+    pub const TLS_DESTINATION: &str = "tls.destination";
+}
+
+/// Which procedure family to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// `*_PARAMS` when both daemons support migration parameters, plain v3 otherwise.
+    #[default]
+    Auto,
+    /// Always the `*_PARAMS` procedures.
+    Params,
+    /// Always the plain v3 procedures (no typed parameters beyond URI, name, XML, bandwidth).
+    Plain,
+}
+
+/// What to migrate how. Build with [`MigrateOptions::new`] and the setters.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct MigrateOptions {
+    /// `VIR_MIGRATE_*` flags (`LIVE`, `PERSIST_DEST`, `UNDEFINE_SOURCE`, ...).
+    pub flags: DomainMigrateFlags,
+    /// Migration URI for QEMU (e.g. `tcp:127.0.0.1:49152`); `None`: the destination picks.
+    pub uri: Option<String>,
+    /// The guest's name on the destination.
+    pub dname: Option<String>,
+    /// Domain XML to use for the destination (`xmlin` / `VIR_MIGRATE_PARAM_DEST_XML`).
+    pub xmlin: Option<String>,
+    /// Persistent XML on the destination (params protocol only).
+    pub persist_xml: Option<String>,
+    /// Bandwidth limit in MiB/s.
+    pub bandwidth_mib: Option<u64>,
+    /// Further typed parameters (params protocol only), see [`param`].
+    pub extra: Vec<RemoteTypedParam>,
+    /// Procedure family.
+    pub protocol: Protocol,
+    /// How often progress is polled during Perform (default 200 ms).
+    pub progress_interval: Option<Duration>,
+}
+
+impl MigrateOptions {
+    /// Options with `flags`.
+    pub fn new(flags: DomainMigrateFlags) -> Self {
+        Self {
+            flags,
+            ..Self::default()
+        }
+    }
+    /// Set [`MigrateOptions::uri`].
+    pub fn uri(mut self, uri: impl Into<String>) -> Self {
+        self.uri = Some(uri.into());
+        self
+    }
+    /// Set [`MigrateOptions::dname`].
+    pub fn dname(mut self, name: impl Into<String>) -> Self {
+        self.dname = Some(name.into());
+        self
+    }
+    /// Set [`MigrateOptions::xmlin`].
+    pub fn xmlin(mut self, xml: impl Into<String>) -> Self {
+        self.xmlin = Some(xml.into());
+        self
+    }
+    /// Set [`MigrateOptions::persist_xml`].
+    pub fn persist_xml(mut self, xml: impl Into<String>) -> Self {
+        self.persist_xml = Some(xml.into());
+        self
+    }
+    /// Set [`MigrateOptions::bandwidth_mib`].
+    pub fn bandwidth_mib(mut self, mib_per_s: u64) -> Self {
+        self.bandwidth_mib = Some(mib_per_s);
+        self
+    }
+    /// Add a typed parameter (see [`param`]).
+    pub fn param(mut self, field: &str, value: RemoteTypedParamValue) -> Self {
+        self.extra.push(RemoteTypedParam {
+            field: field.to_owned(),
+            value,
+        });
+        self
+    }
+    /// Set [`MigrateOptions::protocol`].
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+    /// Set [`MigrateOptions::progress_interval`].
+    pub fn progress_interval(mut self, every: Duration) -> Self {
+        self.progress_interval = Some(every);
+        self
+    }
+
+    /// The typed parameter list libvirt's params procedures take.
+    pub fn params(&self) -> Vec<RemoteTypedParam> {
+        let mut v = Vec::new();
+        let s = |f: &str, x: &String| RemoteTypedParam {
+            field: f.to_owned(),
+            value: RemoteTypedParamValue::String(x.clone()),
+        };
+        if let Some(x) = &self.uri {
+            v.push(s(param::URI, x));
+        }
+        if let Some(x) = &self.dname {
+            v.push(s(param::DEST_NAME, x));
+        }
+        if let Some(x) = &self.xmlin {
+            v.push(s(param::DEST_XML, x));
+        }
+        if let Some(x) = &self.persist_xml {
+            v.push(s(param::PERSIST_XML, x));
+        }
+        if let Some(b) = self.bandwidth_mib {
+            v.push(RemoteTypedParam {
+                field: param::BANDWIDTH.to_owned(),
+                value: RemoteTypedParamValue::Ullong(b),
+            });
+        }
+        v.extend(self.extra.iter().cloned());
+        v
+    }
+}
+
+/// Replace (or add) a string parameter.
+fn set_string(params: &mut Vec<RemoteTypedParam>, field: &str, value: &str) {
+    params.retain(|p| p.field != field);
+    params.push(RemoteTypedParam {
+        field: field.to_owned(),
+        value: RemoteTypedParamValue::String(value.to_owned()),
+    });
+}
+
+fn get_string<'a>(params: &'a [RemoteTypedParam], field: &str) -> Option<&'a str> {
+    params.iter().find_map(|p| match &p.value {
+        RemoteTypedParamValue::String(s) if p.field == field => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+/// A step of the v3 protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// `Begin3` on the source.
+    Begin,
+    /// `Prepare3` on the destination.
+    Prepare,
+    /// `Perform3` on the source.
+    Perform,
+    /// `Finish3` on the destination.
+    Finish,
+    /// `Confirm3` on the source.
+    Confirm,
+}
+
+/// Progress of a running migration job (from `DOMAIN_GET_JOB_STATS` on the source).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Job type (`VIR_DOMAIN_JOB_*`; `UNBOUNDED` while running).
+    pub job_type: DomainJobType,
+    /// Milliseconds since the job started.
+    pub time_elapsed_ms: Option<u64>,
+    /// Bytes to transfer in total (memory + disks), when known.
+    pub data_total: Option<u64>,
+    /// Bytes transferred.
+    pub data_processed: Option<u64>,
+    /// Bytes left.
+    pub data_remaining: Option<u64>,
+    /// Memory bytes transferred.
+    pub memory_processed: Option<u64>,
+    /// Memory transfer rate, bytes/s.
+    pub memory_bps: Option<u64>,
+    /// Every statistic the daemon sent.
+    pub raw: Vec<RemoteTypedParam>,
+}
+
+impl Progress {
+    /// Parse job statistics.
+    pub fn from_stats(job_type: i32, params: Vec<RemoteTypedParam>) -> Progress {
+        let u = |name: &str| {
+            params.iter().find_map(|p| match p.value {
+                RemoteTypedParamValue::Ullong(v) if p.field == name => Some(v),
+                RemoteTypedParamValue::Uint(v) if p.field == name => Some(u64::from(v)),
+                _ => None,
+            })
+        };
+        Progress {
+            job_type: DomainJobType(job_type),
+            time_elapsed_ms: u("time_elapsed"),
+            data_total: u("data_total"),
+            data_processed: u("data_processed"),
+            data_remaining: u("data_remaining"),
+            memory_processed: u("memory_processed"),
+            memory_bps: u("memory_bps"),
+            raw: params,
+        }
+    }
+
+    /// Fraction done in `0.0..=1.0`, when the totals are known.
+    pub fn fraction(&self) -> Option<f64> {
+        let total = self.data_total.filter(|t| *t > 0)?;
+        let done = self
+            .data_processed
+            .or_else(|| self.data_remaining.map(|r| total.saturating_sub(r)))?;
+        Some((done as f64 / total as f64).clamp(0.0, 1.0))
+    }
+}
+
+/// The migration job's statistics on `dom` (`DOMAIN_GET_JOB_STATS`).
+pub async fn job_progress(client: &Client, dom: &RemoteNonnullDomain) -> Result<Progress, Error> {
+    let r = client
+        .call::<procs::DomainGetJobStats>(&RemoteDomainGetJobStatsArgs {
+            dom: dom.clone(),
+            flags: DomainGetJobStatsFlags::empty().bits(),
+        })
+        .await?;
+    Ok(Progress::from_stats(r.r#type, r.params))
+}
+
+/// Cancel the running job of `dom` (`DOMAIN_ABORT_JOB`); a running migration fails with
+/// "operation aborted" and the guest stays on the source.
+pub async fn abort(client: &Client, dom: &RemoteNonnullDomain) -> Result<(), Error> {
+    client.domain_abort_job(dom.clone()).await
+}
+
+/// Set the bandwidth limit of `dom`'s migration (MiB/s), also while it runs.
+pub async fn set_max_speed(
+    client: &Client,
+    dom: &RemoteNonnullDomain,
+    mib_per_s: u64,
+) -> Result<(), Error> {
+    client
+        .call::<procs::DomainMigrateSetMaxSpeed>(&RemoteDomainMigrateSetMaxSpeedArgs {
+            dom: dom.clone(),
+            bandwidth: mib_per_s,
+            flags: 0,
+        })
+        .await
+}
+
+/// The bandwidth limit of `dom`'s migration (MiB/s).
+pub async fn max_speed(client: &Client, dom: &RemoteNonnullDomain) -> Result<u64, Error> {
+    Ok(client
+        .call::<procs::DomainMigrateGetMaxSpeed>(&RemoteDomainMigrateGetMaxSpeedArgs {
+            dom: dom.clone(),
+            flags: 0,
+        })
+        .await?
+        .bandwidth)
+}
+
+/// Set the tolerated downtime of `dom`'s live migration (milliseconds).
+pub async fn set_max_downtime(
+    client: &Client,
+    dom: &RemoteNonnullDomain,
+    ms: u64,
+) -> Result<(), Error> {
+    client
+        .call::<procs::DomainMigrateSetMaxDowntime>(&RemoteDomainMigrateSetMaxDowntimeArgs {
+            dom: dom.clone(),
+            downtime: ms,
+            flags: 0,
+        })
+        .await
+}
+
+/// The tolerated downtime of `dom`'s live migration (milliseconds).
+pub async fn max_downtime(client: &Client, dom: &RemoteNonnullDomain) -> Result<u64, Error> {
+    Ok(client
+        .call::<procs::DomainMigrateGetMaxDowntime>(&RemoteDomainMigrateGetMaxDowntimeArgs {
+            dom: dom.clone(),
+            flags: 0,
+        })
+        .await?
+        .downtime)
+}
+
+/// Set the XBZRLE compression cache size (bytes) of `dom`'s migration.
+pub async fn set_compression_cache(
+    client: &Client,
+    dom: &RemoteNonnullDomain,
+    bytes: u64,
+) -> Result<(), Error> {
+    client
+        .call::<procs::DomainMigrateSetCompressionCache>(
+            &RemoteDomainMigrateSetCompressionCacheArgs {
+                dom: dom.clone(),
+                cache_size: bytes,
+                flags: 0,
+            },
+        )
+        .await
+}
+
+async fn supports(client: &Client, feature: i32) -> Result<bool, Error> {
+    client
+        .connect_supports_feature(feature)
+        .await
+        .map(|r| r != 0)
+}
+
+/// Whether to use the params procedures for `protocol` with these two daemons.
+async fn use_params(src: &Client, dst: &Client, protocol: Protocol) -> Result<bool, Error> {
+    Ok(match protocol {
+        Protocol::Params => true,
+        Protocol::Plain => false,
+        Protocol::Auto => {
+            supports(src, FEATURE_MIGRATION_PARAMS).await?
+                && supports(dst, FEATURE_MIGRATION_PARAMS).await?
+        }
+    })
+}
+
+/// The state after `Prepare3`: what the next steps need. Returned by [`Migration::prepare`]
+/// so that callers (and tests) can run the steps one by one.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Whether the params procedures are in use.
+    pub use_params: bool,
+    /// Flags sent to the source (with `CHANGE_PROTECTION` when supported, `PAUSED` when the
+    /// guest was paused).
+    pub flags: DomainMigrateFlags,
+    /// Flags sent to the destination.
+    pub dest_flags: DomainMigrateFlags,
+    /// The parameters (with `destination_xml` and `migrate_uri` updated).
+    pub params: Vec<RemoteTypedParam>,
+    /// The migration URI (ours or the destination's).
+    pub uri: Option<String>,
+    /// The destination's cookie for Perform.
+    pub cookie: Opaque,
+}
+
+/// A client-driven migration: source and destination connections.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// Connection to the source daemon.
+    pub source: Client,
+    /// Connection to the destination daemon.
+    pub dest: Client,
+}
+
+impl Migration {
+    /// A migration from `source` to `dest`.
+    pub fn new(source: Client, dest: Client) -> Self {
+        Migration { source, dest }
+    }
+
+    /// Run all five steps; returns the guest on the destination. `progress` is called with
+    /// the source's job statistics while Perform runs; returning `ControlFlow::Break(())`
+    /// aborts the job (the migration then fails with the source's "operation aborted" error
+    /// and the guest keeps running on the source).
+    pub async fn run(
+        &self,
+        dom: &RemoteNonnullDomain,
+        opts: &MigrateOptions,
+        mut progress: impl FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<RemoteNonnullDomain, Error> {
+        let prepared = self.prepare(dom, opts).await?;
+        self.complete(dom, opts, prepared, &mut progress).await
+    }
+
+    /// Steps 1 and 2 (Begin3 on the source, Prepare3 on the destination). On a Prepare
+    /// failure the source's job is released (Confirm3 with cancelled when change protection
+    /// is in use) and Prepare's error returned.
+    pub async fn prepare(
+        &self,
+        dom: &RemoteNonnullDomain,
+        opts: &MigrateOptions,
+    ) -> Result<Prepared, Error> {
+        let src = &self.source;
+        let dst = &self.dest;
+        let use_params = use_params(src, dst, opts.protocol).await?;
+        let protection = if supports(src, FEATURE_MIGRATE_CHANGE_PROTECTION).await? {
+            DomainMigrateFlags::CHANGE_PROTECTION
+        } else {
+            DomainMigrateFlags::empty()
+        };
+        let mut params = opts.params();
+        let mut flags = opts.flags;
+
+        // 1. Begin3
+        let (cookie, dom_xml) = if use_params {
+            let r = src
+                .domain_migrate_begin3_params(dom.clone(), params.clone(), (flags | protection).0)
+                .await?;
+            (r.cookie_out, r.xml)
+        } else {
+            let r = src
+                .domain_migrate_begin3(
+                    dom.clone(),
+                    opts.xmlin.clone(),
+                    u64::from((flags | protection).0),
+                    opts.dname.clone(),
+                    opts.bandwidth_mib.unwrap_or(0),
+                )
+                .await?;
+            (r.cookie_out, r.xml)
+        };
+        if let Ok(st) = src.domain_get_state(dom.clone(), 0).await {
+            if DomainState(st.state) == DomainState::PAUSED {
+                flags |= DomainMigrateFlags::PAUSED;
+            }
+        }
+        let dest_flags =
+            flags & !(DomainMigrateFlags::ABORT_ON_ERROR | DomainMigrateFlags::AUTO_CONVERGE);
+
+        // 2. Prepare3
+        let prep = if use_params {
+            set_string(&mut params, param::DEST_XML, &dom_xml);
+            dst.domain_migrate_prepare3_params(params.clone(), cookie, dest_flags.0)
+                .await
+                .map(|r| (r.cookie_out, r.uri_out))
+        } else {
+            dst.domain_migrate_prepare3(
+                cookie,
+                opts.uri.clone(),
+                u64::from(dest_flags.0),
+                opts.dname.clone(),
+                opts.bandwidth_mib.unwrap_or(0),
+                dom_xml,
+            )
+            .await
+            .map(|r| (r.cookie_out, r.uri_out))
+        };
+        let (cookie, uri_out) = match prep {
+            Ok(x) => x,
+            Err(e) => {
+                // The source holds a migration job since Begin3 (change protection): end it.
+                if !protection.is_empty() {
+                    let _ = self
+                        .confirm(
+                            dom,
+                            use_params,
+                            &params,
+                            flags | protection,
+                            Opaque::default(),
+                            true,
+                        )
+                        .await;
+                }
+                return Err(e);
+            }
+        };
+        let uri = match uri_out {
+            Some(u) => {
+                if use_params {
+                    set_string(&mut params, param::URI, &u);
+                }
+                Some(u)
+            }
+            None => opts
+                .uri
+                .clone()
+                .or_else(|| get_string(&params, param::URI).map(str::to_owned)),
+        };
+        let prepared = Prepared {
+            use_params,
+            flags: flags | protection,
+            dest_flags,
+            params,
+            uri,
+            cookie,
+        };
+        if prepared.uri.is_none() && !flags.contains(DomainMigrateFlags::OFFLINE) {
+            let err = Error::Migration {
+                phase: "prepare".into(),
+                reason: "the destination's Prepare3 did not set a migration URI and none was given"
+                    .into(),
+            };
+            // Tell the destination to drop the prepared guest.
+            let _ = self
+                .finish(dom, opts, &prepared, Opaque::default(), true)
+                .await;
+            let _ = self
+                .confirm(
+                    dom,
+                    use_params,
+                    &prepared.params,
+                    prepared.flags,
+                    Opaque::default(),
+                    true,
+                )
+                .await;
+            return Err(err);
+        }
+        Ok(prepared)
+    }
+
+    /// Steps 3 to 5 (Perform3, Finish3, Confirm3) after [`Migration::prepare`].
+    pub async fn complete(
+        &self,
+        dom: &RemoteNonnullDomain,
+        opts: &MigrateOptions,
+        prepared: Prepared,
+        progress: &mut impl FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<RemoteNonnullDomain, Error> {
+        let mut orig_err: Option<Error> = None;
+        let mut notify_source = true;
+        let mut cookie = Opaque::default();
+        let cancelled;
+        if prepared.flags.contains(DomainMigrateFlags::OFFLINE) {
+            cancelled = false;
+        } else {
+            // 3. Perform3 (with progress polling on the side).
+            match self.perform(dom, &prepared, opts, progress).await {
+                Ok(c) => {
+                    cookie = c;
+                    cancelled = false;
+                }
+                Err(e) => {
+                    // Perform failed: keep its error; the source already knows (no Confirm).
+                    orig_err = Some(e);
+                    notify_source = false;
+                    cancelled = true;
+                }
+            }
+        }
+
+        // 4. Finish3
+        let finished = self.finish(dom, opts, &prepared, cookie, cancelled).await;
+        let (ddomain, cookie) = match finished {
+            Ok((d, c)) => (Some(d), c),
+            Err(finish_err) => {
+                if cancelled {
+                    // libvirt's exception: QEMU's generic failure on the source is less useful
+                    // than the destination's own QEMU error.
+                    let generic = orig_err.as_ref().and_then(Error::remote).is_some_and(|r| {
+                        r.domain == ErrorDomain::QEMU && r.code == ErrorNumber::ERR_OPERATION_FAILED
+                    });
+                    let specific = finish_err.remote().is_some_and(|r| {
+                        r.domain == ErrorDomain::QEMU
+                            && r.code != ErrorNumber::ERR_MIGRATE_FINISH_OK
+                    });
+                    if generic && specific {
+                        orig_err = Some(finish_err);
+                    }
+                } else if orig_err.is_none() {
+                    orig_err = Some(finish_err);
+                }
+                (None, Opaque::default())
+            }
+        };
+        // (A destination that returns a domain although cancelled ignored the cancel; libvirt
+        // only logs that. The error from Perform is still what the caller gets, below.)
+
+        // 5. Confirm3
+        if notify_source {
+            let r = self
+                .confirm(
+                    dom,
+                    prepared.use_params,
+                    &prepared.params,
+                    prepared.flags,
+                    cookie,
+                    ddomain.is_none(),
+                )
+                .await;
+            if let Err(e) = r {
+                if orig_err.is_none() && ddomain.is_none() {
+                    orig_err = Some(e);
+                }
+                // Otherwise the guest runs on the destination; the source copy may be left
+                // paused, as libvirt warns.
+            }
+        }
+        match (ddomain, orig_err) {
+            (_, Some(e)) if cancelled => Err(e),
+            (Some(d), _) => Ok(d),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(Error::Migration {
+                phase: "finish".into(),
+                reason: "the destination returned no domain".into(),
+            }),
+        }
+    }
+
+    async fn perform(
+        &self,
+        dom: &RemoteNonnullDomain,
+        prepared: &Prepared,
+        opts: &MigrateOptions,
+        progress: &mut impl FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<Opaque, Error> {
+        let src = self.source.clone();
+        let call = {
+            let dom = dom.clone();
+            let prepared = prepared.clone();
+            let opts = opts.clone();
+            async move {
+                if prepared.use_params {
+                    src.domain_migrate_perform3_params(
+                        dom,
+                        None,
+                        prepared.params,
+                        prepared.cookie,
+                        prepared.flags.0,
+                    )
+                    .await
+                } else {
+                    src.domain_migrate_perform3(
+                        dom,
+                        None,
+                        prepared.cookie,
+                        None,
+                        prepared.uri,
+                        u64::from(prepared.flags.0),
+                        opts.dname,
+                        opts.bandwidth_mib.unwrap_or(0),
+                    )
+                    .await
+                }
+            }
+        };
+        watch(&self.source, dom, call, opts.progress_interval, progress).await
+    }
+
+    /// Finish3 on the destination; returns the new guest and the cookie for Confirm3.
+    async fn finish(
+        &self,
+        dom: &RemoteNonnullDomain,
+        opts: &MigrateOptions,
+        prepared: &Prepared,
+        cookie: Opaque,
+        cancelled: bool,
+    ) -> Result<(RemoteNonnullDomain, Opaque), Error> {
+        let dst = &self.dest;
+        if prepared.use_params {
+            let mut params = prepared.params.clone();
+            if get_string(&params, param::DEST_NAME).is_none() {
+                set_string(&mut params, param::DEST_NAME, &dom.name);
+            }
+            let r = dst
+                .domain_migrate_finish3_params(
+                    params,
+                    cookie,
+                    prepared.dest_flags.0,
+                    i32::from(cancelled),
+                )
+                .await?;
+            Ok((r.dom, r.cookie_out))
+        } else {
+            let dname = opts.dname.clone().unwrap_or_else(|| dom.name.clone());
+            let r = dst
+                .domain_migrate_finish3(
+                    dname,
+                    cookie,
+                    None,
+                    prepared.uri.clone(),
+                    u64::from(prepared.dest_flags.0),
+                    i32::from(cancelled),
+                )
+                .await?;
+            Ok((r.dom, r.cookie_out))
+        }
+    }
+
+    async fn confirm(
+        &self,
+        dom: &RemoteNonnullDomain,
+        use_params: bool,
+        params: &[RemoteTypedParam],
+        flags: DomainMigrateFlags,
+        cookie: Opaque,
+        cancelled: bool,
+    ) -> Result<(), Error> {
+        let src = &self.source;
+        if use_params {
+            src.domain_migrate_confirm3_params(
+                dom.clone(),
+                params.to_vec(),
+                cookie,
+                flags.0,
+                i32::from(cancelled),
+            )
+            .await
+        } else {
+            src.domain_migrate_confirm3(
+                dom.clone(),
+                cookie,
+                u64::from(flags.0),
+                i32::from(cancelled),
+            )
+            .await
+        }
+    }
+}
+
+/// Run `call` while polling `dom`'s job statistics on `client`; a `Break` from `progress`
+/// aborts the job (the call then ends with the daemon's error).
+async fn watch<T>(
+    client: &Client,
+    dom: &RemoteNonnullDomain,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+    every: Option<Duration>,
+    progress: &mut impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<T, Error> {
+    let every = every.unwrap_or(Duration::from_millis(200));
+    tokio::pin!(call);
+    let mut aborted = false;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            r = &mut call => return r,
+            _ = tick.tick() => {
+                // Job stats may briefly fail (no job yet / job over): not an error of ours.
+                if let Ok(p) = job_progress(client, dom).await {
+                    if p.job_type != DomainJobType::NONE
+                        && progress(&p).is_break()
+                        && !aborted
+                    {
+                        aborted = true;
+                        let _ = abort(client, dom).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Peer-to-peer migration: the source daemon connects to `dest_uri` itself and runs the
+/// protocol (`Perform3` with params and `VIR_MIGRATE_PEER2PEER`, plus whatever flags are in
+/// `opts`, e.g. `TUNNELLED`). The source daemon must be able to open `dest_uri`.
+pub async fn peer_to_peer(
+    source: &Client,
+    dom: &RemoteNonnullDomain,
+    dest_uri: &str,
+    opts: &MigrateOptions,
+    mut progress: impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<(), Error> {
+    let flags = opts.flags | DomainMigrateFlags::PEER2PEER;
+    if flags.contains(DomainMigrateFlags::TUNNELLED) && opts.uri.is_some() {
+        return Err(Error::Migration {
+            phase: "perform".into(),
+            reason: "a migration URI cannot be used with VIR_MIGRATE_TUNNELLED (the data goes \
+                     through the daemons' connection)"
+                .into(),
+        });
+    }
+    let use_params = match opts.protocol {
+        Protocol::Params => true,
+        Protocol::Plain => false,
+        Protocol::Auto => supports(source, FEATURE_MIGRATION_PARAMS).await?,
+    };
+    let call = {
+        let source = source.clone();
+        let dom = dom.clone();
+        let opts = opts.clone();
+        let dest_uri = dest_uri.to_owned();
+        async move {
+            if use_params {
+                source
+                    .domain_migrate_perform3_params(
+                        dom,
+                        Some(dest_uri),
+                        opts.params(),
+                        Opaque::default(),
+                        flags.0,
+                    )
+                    .await
+            } else {
+                source
+                    .domain_migrate_perform3(
+                        dom,
+                        opts.xmlin,
+                        Opaque::default(),
+                        Some(dest_uri),
+                        opts.uri,
+                        u64::from(flags.0),
+                        opts.dname,
+                        opts.bandwidth_mib.unwrap_or(0),
+                    )
+                    .await
+            }
+        }
+    };
+    watch(source, dom, call, opts.progress_interval, &mut progress)
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_from_options() {
+        let o = MigrateOptions::new(DomainMigrateFlags::LIVE)
+            .uri("tcp:127.0.0.1:1")
+            .dname("b")
+            .bandwidth_mib(5)
+            .param(param::DISKS_PORT, RemoteTypedParamValue::Int(7));
+        let p = o.params();
+        assert_eq!(get_string(&p, param::URI), Some("tcp:127.0.0.1:1"));
+        assert_eq!(get_string(&p, param::DEST_NAME), Some("b"));
+        assert!(p
+            .iter()
+            .any(|x| x.field == "bandwidth" && x.value == RemoteTypedParamValue::Ullong(5)));
+        assert_eq!(p.len(), 4);
+        let mut p = p;
+        set_string(&mut p, param::URI, "tcp:x:2");
+        assert_eq!(get_string(&p, param::URI), Some("tcp:x:2"));
+        assert_eq!(p.len(), 4);
+    }
+
+    #[test]
+    fn progress_fraction() {
+        let p = Progress::from_stats(
+            2,
+            vec![
+                RemoteTypedParam {
+                    field: "data_total".into(),
+                    value: RemoteTypedParamValue::Ullong(200),
+                },
+                RemoteTypedParam {
+                    field: "data_remaining".into(),
+                    value: RemoteTypedParamValue::Ullong(50),
+                },
+            ],
+        );
+        assert_eq!(p.fraction(), Some(0.75));
+        assert_eq!(Progress::default().fraction(), None);
+    }
+}
