@@ -140,8 +140,8 @@ pub struct Stats {
     pub packets_sent: u64,
     /// Late replies to abandoned or timed-out calls, discarded.
     pub discarded_replies: u64,
-    /// Stream packets for streams no longer open (after abort or abandon), discarded like
-    /// libvirt's client does.
+    /// Stream packets (and REPLY-type abort confirmations) for streams no longer open (after
+    /// abort, abandon or failure), discarded like libvirt's client does.
     pub discarded_stream_packets: u64,
     /// Keepalive packets of unknown procedure, ignored like libvirt does.
     pub ignored_keepalive: u64,
@@ -170,6 +170,9 @@ pub struct Connection {
     deadlines: BTreeSet<(Instant, u32)>,
     /// Serials whose late replies / stream packets are discarded.
     abandoned: HashSet<u32>,
+    /// Streams we aborted: their packets (and a REPLY-type abort confirmation) are discarded
+    /// until the server's terminal packet for them arrives.
+    aborted_streams: HashSet<u32>,
     streams: HashMap<u32, StreamState>,
     routes: HashMap<(EventFamily, i32), u64>,
     events: VecDeque<Event>,
@@ -201,6 +204,7 @@ impl Connection {
             pending: HashMap::new(),
             deadlines: BTreeSet::new(),
             abandoned: HashSet::new(),
+            aborted_streams: HashSet::new(),
             streams: HashMap::new(),
             routes: HashMap::new(),
             events: VecDeque::new(),
@@ -336,6 +340,7 @@ impl Connection {
                 && !self.pending.contains_key(&s)
                 && !self.streams.contains_key(&s)
                 && !self.abandoned.contains(&s)
+                && !self.aborted_streams.contains(&s)
             {
                 return Ok(s);
             }
@@ -546,6 +551,26 @@ impl Connection {
                 self.stats.discarded_replies += 1;
                 return Ok(());
             }
+            if let Some(st) = self.streams.get(&h.serial) {
+                // libvirtd answers a failed stream finish (or abort) with a REPLY carrying the
+                // stream's serial (`daemonStreamHandleFinish` / `daemonStreamHandleAbort`).
+                if st.target.program != h.program || st.target.version != h.version {
+                    return Err(Error::UnexpectedPacket {
+                        header: h,
+                        reason: "reply program/version differ from the stream's",
+                    });
+                }
+                if st.end.is_some() {
+                    self.stats.discarded_stream_packets += 1;
+                } else {
+                    self.stream_terminal(h.serial, h.status, &packet.body);
+                }
+                return Ok(());
+            }
+            if self.aborted_streams.remove(&h.serial) {
+                self.stats.discarded_stream_packets += 1;
+                return Ok(());
+            }
             return Err(Error::UnexpectedPacket {
                 header: h,
                 reason: "no call is waiting for a reply with this serial",
@@ -620,7 +645,7 @@ impl Connection {
         let Some(st) = self.streams.get_mut(&serial) else {
             // Like libvirt's client: packets for a stream we shut down are expected; drop them.
             if h.status != MessageStatus::Continue {
-                self.abandoned.remove(&serial);
+                self.aborted_streams.remove(&serial);
             }
             self.stats.discarded_stream_packets += 1;
             return Ok(());
@@ -656,25 +681,32 @@ impl Connection {
                 Err(e) => {
                     // Like a local abort: tell the server, discard what follows, report.
                     self.queue_stream_control(serial, MessageStatus::Error)?;
-                    self.abandoned.insert(serial);
+                    self.aborted_streams.insert(serial);
                     self.fail_stream(serial, e);
                 }
             },
-            (_, MessageStatus::Ok) => {
-                // Finish confirmation (or the server ending the stream on its own).
-                st.end = Some(None);
-                self.events.push_back(Event::StreamFinished { id });
-                self.reap_stream(serial);
-            }
-            (_, MessageStatus::Error) => {
-                let err = match RemoteError::decode(&packet.body) {
-                    Ok(e) => Error::Remote(Box::new(e)),
-                    Err(e) => e,
-                };
-                self.fail_stream(serial, err);
-            }
+            (_, status) => self.stream_terminal(serial, status, &packet.body),
         }
         Ok(())
+    }
+
+    /// The server ended an open stream: OK is the finish confirmation (or the server ending the
+    /// stream on its own), ERROR carries a remote error.
+    fn stream_terminal(&mut self, serial: u32, status: MessageStatus, body: &[u8]) {
+        if status == MessageStatus::Ok {
+            if let Some(st) = self.streams.get_mut(&serial) {
+                st.end = Some(None);
+                self.events
+                    .push_back(Event::StreamFinished { id: CallId(serial) });
+                self.reap_stream(serial);
+            }
+        } else {
+            let err = match RemoteError::decode(body) {
+                Ok(e) => Error::Remote(Box::new(e)),
+                Err(e) => e,
+            };
+            self.fail_stream(serial, err);
+        }
     }
 
     fn fail_stream(&mut self, serial: u32, error: Error) {
@@ -721,6 +753,7 @@ impl Connection {
         }
         self.deadlines.clear();
         self.abandoned.clear();
+        self.aborted_streams.clear();
         self.transmit.clear();
         self.building.clear();
         self.transmit_bytes = 0;
@@ -928,7 +961,7 @@ impl Connection {
         self.open_stream(id)?;
         self.queue_stream_control(id.0, MessageStatus::Error)?;
         self.streams.remove(&id.0);
-        self.abandoned.insert(id.0);
+        self.aborted_streams.insert(id.0);
         Ok(())
     }
 

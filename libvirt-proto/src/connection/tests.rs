@@ -465,22 +465,65 @@ fn stream_abort_discards_late_packets() {
 
 #[test]
 fn stream_abort_answered_by_reply_error_is_discarded() {
-    // Older daemons confirm an abort with a REPLY carrying an error.
+    // libvirtd confirms an abort with a REPLY carrying an error when virStreamAbort fails
+    // (always, before 0.9): the stream's serial, type REPLY.
     let mut c = Connection::default();
     let id = stream_call(&mut c);
     c.handle_input(&reply(id.serial(), b"")).unwrap();
     c.stream_abort(id).unwrap();
-    c.handle_input(&error_reply(
-        id.serial(),
-        &RemoteError::new(
-            ErrorNumber(39),
-            ErrorDomain(7),
-            "stream aborted at client request",
-        ),
-    ))
-    .unwrap();
+    let e = RemoteError::new(
+        ErrorNumber(39),
+        ErrorDomain(7),
+        "stream aborted at client request",
+    );
+    c.handle_input(&error_reply(id.serial(), &e)).unwrap();
     assert!(!c.is_closed());
+    assert_eq!(c.stats().discarded_stream_packets, 1);
+    assert!(events(&mut c)
+        .iter()
+        .all(|e| matches!(e, Event::Reply { .. })));
+    // Only one terminal packet is expected; a second one is a violation.
+    assert!(c.handle_input(&error_reply(id.serial(), &e)).is_err());
+}
+
+#[test]
+fn stream_call_abandoned_before_its_reply() {
+    let mut c = Connection::default();
+    let id = stream_call(&mut c);
+    c.abandon(id);
+    let p = sent(&mut c);
+    assert_eq!(
+        p[0].header.status,
+        MessageStatus::Error,
+        "the stream is aborted"
+    );
+    let e = RemoteError::new(ErrorNumber(1), ErrorDomain(7), "abort failed");
+    let mut wire = reply(id.serial(), b"");
+    wire.extend(stream_pkt(id.serial(), MessageStatus::Continue, b"data"));
+    wire.extend(error_reply(id.serial(), &e));
+    c.handle_input(&wire).unwrap();
+    assert!(!c.is_closed());
+    assert!(events(&mut c).is_empty());
     assert_eq!(c.stats().discarded_replies, 1);
+    assert_eq!(c.stats().discarded_stream_packets, 2);
+}
+
+#[test]
+fn stream_finish_failure_reply_fails_the_stream() {
+    // daemonStreamHandleFinish answers a failed virStreamFinish with a REPLY error.
+    let mut c = Connection::default();
+    let id = stream_call(&mut c);
+    c.handle_input(&reply(id.serial(), b"")).unwrap();
+    events(&mut c);
+    c.stream_finish(id).unwrap();
+    let e = RemoteError::new(ErrorNumber(38), ErrorDomain(18), "write failed");
+    c.handle_input(&error_reply(id.serial(), &e)).unwrap();
+    let ev = events(&mut c);
+    assert!(
+        matches!(&ev[..], [Event::StreamFailed { id: i, error: Error::Remote(r) }] if *i == id && **r == e),
+        "{ev:?}"
+    );
+    assert!(!c.is_closed());
 }
 
 #[test]
