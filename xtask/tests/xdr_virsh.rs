@@ -2,7 +2,8 @@
 //! libvirtd through a recording unix-socket proxy; `cargo xtask xdr dissect` must decode both
 //! directions (procedures, arguments, replies), `xdr encode` must reproduce every body virsh and
 //! libvirtd sent byte for byte, and our own encoding of the same calls (plain serde structs
-//! through `xdr`, plus the packet header) must equal virsh's packets byte for byte.
+//! through `xdr`, and `libvirt-proto`'s generated types and packet encoder) must equal virsh's
+//! packets byte for byte.
 //!
 //! Needs the peers (`cargo xtask peers start`; endpoints file from `$VMWIRE_PEERS`, default
 //! `/var/tmp/vmwire-peers/endpoints.json`) and libvirt's `.x` files (`$VMWIRE_LIBVIRT_PROTOCOL`,
@@ -349,6 +350,70 @@ fn virsh_traffic_dissects_and_reencodes_byte_for_byte() {
     assert_eq!(our_call(16, serial(info), &body), packet_of(info));
 
     assert_eq!(our_call(2, serial(close), &[]), packet_of(close));
+
+    // (b3) the same calls through libvirt-proto: generated types and its packet encoder.
+    use libvirt_proto::generated::remote as r;
+    let proto_call = |procedure: i32, serial: u32, body: &[u8]| {
+        let header = libvirt_proto::Header {
+            program: r::PROGRAM,
+            version: 1,
+            procedure,
+            kind: libvirt_proto::MessageType::Call,
+            serial,
+            status: libvirt_proto::MessageStatus::Ok,
+        };
+        let mut out = Vec::new();
+        libvirt_proto::packet::encode_packet(&header, 0, body, &mut out).unwrap();
+        out
+    };
+    let open_args = r::RemoteConnectOpenArgs {
+        name: Some("test:///default".into()),
+        flags: 0,
+    };
+    assert_eq!(
+        proto_call(1, serial(open), &xdr::to_bytes(&open_args).unwrap()),
+        packet_of(open)
+    );
+    let list_args = r::RemoteConnectListAllDomainsArgs {
+        need_results: 1,
+        flags,
+    };
+    assert_eq!(
+        proto_call(273, serial(list), &xdr::to_bytes(&list_args).unwrap()),
+        packet_of(list)
+    );
+    let info_args = r::RemoteDomainGetInfoArgs {
+        dom: r::RemoteNonnullDomain {
+            name: "test".into(),
+            uuid,
+            id: test_dom["id"].as_i64().unwrap() as i32,
+        },
+    };
+    assert_eq!(
+        proto_call(16, serial(info), &xdr::to_bytes(&info_args).unwrap()),
+        packet_of(info)
+    );
+    // and the daemon's replies decode with the generated types to what the dissector showed
+    let raw_replies = split_packets(&s2c);
+    let reply_bytes = |call: &Json| {
+        let i = replies
+            .iter()
+            .position(|r| r["serial"] == call["serial"])
+            .unwrap();
+        &raw_replies[i][28..]
+    };
+    let got: r::RemoteConnectListAllDomainsRet = xdr::from_bytes(reply_bytes(list)).unwrap();
+    assert_eq!(got.ret as usize, domains.len());
+    assert_eq!(
+        got.domains.iter().find(|d| d.name == "test").unwrap().uuid,
+        uuid
+    );
+    let got: r::RemoteDomainGetInfoRet = xdr::from_bytes(reply_bytes(info)).unwrap();
+    assert_eq!(got.max_mem, info_ret["maxMem"].as_u64().unwrap());
+    assert_eq!(
+        u64::from(got.nr_virt_cpu),
+        info_ret["nrVirtCpu"].as_u64().unwrap()
+    );
 }
 
 fn hex_bytes(s: &str) -> Vec<u8> {
