@@ -258,7 +258,7 @@ macro_rules! impl_flags {
                 }
                 self.0 & !all
             }
-            /// The C names of the named flags fully contained in `self`, in declaration order.
+            /// The C names of the named flags fully contained in `self`, by value.
             pub fn names(self) -> impl Iterator<Item = &'static str> {
                 Self::known()
                     .iter()
@@ -340,6 +340,46 @@ pub(crate) use impl_flags;
 #[doc(hidden)]
 pub mod __private {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Checks decode(encode(x)) == x (and that decoding takes every byte) for `cases` random
+    /// values of `T`; the error names the type, the value and what went wrong.
+    #[cfg(feature = "arbitrary")]
+    pub fn roundtrip<T>(name: &str, cases: u32) -> Result<(), String>
+    where
+        T: proptest::arbitrary::Arbitrary
+            + Serialize
+            + serde::de::DeserializeOwned
+            + PartialEq
+            + std::fmt::Debug,
+    {
+        use proptest::test_runner::{Config, TestCaseError, TestRunner};
+        let config = Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let mut runner = TestRunner::new(config);
+        runner
+            .run(&proptest::arbitrary::any::<T>(), |value| {
+                let bytes = xdr::to_bytes(&value)
+                    .map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
+                if bytes.len() % 4 != 0 {
+                    return Err(TestCaseError::fail(format!(
+                        "encoding is {} bytes, not a multiple of 4",
+                        bytes.len()
+                    )));
+                }
+                let back: T = xdr::from_bytes(&bytes)
+                    .map_err(|e| TestCaseError::fail(format!("decode: {e}")))?;
+                if back != value {
+                    return Err(TestCaseError::fail(format!(
+                        "decoded {back:?} differs from {value:?}"
+                    )));
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("{name}: {e}"))
+    }
 
     /// Serializes `&T` with `xdr::limit::serialize::<N>`.
     pub struct LimitRef<'a, T: ?Sized, const N: u32>(pub &'a T);

@@ -153,6 +153,30 @@ impl<'de> serde::Deserialize<'de> for AdminTypedParamValue {
     }
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminTypedParamValue {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::strategy::Union::new(vec![
+            any::<i32>().prop_map(AdminTypedParamValue::Int).boxed(),
+            any::<u32>().prop_map(AdminTypedParamValue::Uint).boxed(),
+            any::<i64>().prop_map(AdminTypedParamValue::Llong).boxed(),
+            any::<u64>().prop_map(AdminTypedParamValue::Ullong).boxed(),
+            any::<i32>()
+                .prop_map(f64::from)
+                .prop_map(AdminTypedParamValue::Double)
+                .boxed(),
+            any::<i32>().prop_map(AdminTypedParamValue::Boolean).boxed(),
+            "[a-zA-Z0-9 _./:-]{0,8}"
+                .prop_map(AdminTypedParamValue::String)
+                .boxed(),
+        ])
+        .boxed()
+    }
+}
+
 /// XDR: `struct admin_typed_param` (admin_protocol.x:72)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename = "admin_typed_param")]
@@ -167,10 +191,22 @@ pub struct AdminTypedParam {
     pub value: AdminTypedParamValue,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminTypedParam {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<AdminTypedParamValue>()),)
+            .prop_map(|((field, value),)| AdminTypedParam { field, value })
+            .boxed()
+    }
+}
+
 /// A server which may NOT be NULL
 ///
 /// XDR: `struct admin_nonnull_server` (admin_protocol.x:78)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_nonnull_server")]
 pub struct AdminNonnullServer {
     /// XDR: `admin_nonnull_string name`
@@ -181,10 +217,22 @@ pub struct AdminNonnullServer {
     pub name: AdminNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminNonnullServer {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| AdminNonnullServer { name })
+            .boxed()
+    }
+}
+
 /// A client which may NOT be NULL
 ///
 /// XDR: `struct admin_nonnull_client` (admin_protocol.x:83)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_nonnull_client")]
 pub struct AdminNonnullClient {
     /// XDR: `admin_nonnull_server srv`
@@ -197,16 +245,50 @@ pub struct AdminNonnullClient {
     pub transport: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminNonnullClient {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<AdminNonnullServer>(),
+            any::<u64>(),
+            any::<i64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(|((srv, id, timestamp, transport),)| AdminNonnullClient {
+                srv,
+                id,
+                timestamp,
+                transport,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_open_args` (admin_protocol.x:92)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_open_args")]
 pub struct AdminConnectOpenArgs {
     /// XDR: `unsigned int flags`
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectOpenArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(),),)
+            .prop_map(|((flags,),)| AdminConnectOpenArgs { flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_get_lib_version_ret` (admin_protocol.x:96)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_get_lib_version_ret")]
 pub struct AdminConnectGetLibVersionRet {
     /// XDR: `unsigned hyper libVer`
@@ -214,8 +296,20 @@ pub struct AdminConnectGetLibVersionRet {
     pub lib_ver: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectGetLibVersionRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u64>(),),)
+            .prop_map(|((lib_ver,),)| AdminConnectGetLibVersionRet { lib_ver })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_list_servers_args` (admin_protocol.x:100)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_list_servers_args")]
 pub struct AdminConnectListServersArgs {
     /// XDR: `unsigned int need_results`
@@ -224,10 +318,25 @@ pub struct AdminConnectListServersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectListServersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(), any::<u32>()),)
+            .prop_map(|((need_results, flags),)| AdminConnectListServersArgs {
+                need_results,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct admin_connect_list_servers_ret` (admin_protocol.x:105)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_list_servers_ret")]
 pub struct AdminConnectListServersRet {
     /// XDR: `admin_nonnull_server servers<ADMIN_SERVER_LIST_MAX>`
@@ -240,8 +349,23 @@ pub struct AdminConnectListServersRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectListServersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<AdminNonnullServer>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((servers, ret),)| AdminConnectListServersRet { servers, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_lookup_server_args` (admin_protocol.x:110)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_lookup_server_args")]
 pub struct AdminConnectLookupServerArgs {
     /// XDR: `admin_nonnull_string name`
@@ -254,22 +378,58 @@ pub struct AdminConnectLookupServerArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectLookupServerArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((name, flags),)| AdminConnectLookupServerArgs { name, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_lookup_server_ret` (admin_protocol.x:115)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_lookup_server_ret")]
 pub struct AdminConnectLookupServerRet {
     /// XDR: `admin_nonnull_server srv`
     pub srv: AdminNonnullServer,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectLookupServerRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<AdminNonnullServer>(),),)
+            .prop_map(|((srv,),)| AdminConnectLookupServerRet { srv })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_server_get_threadpool_parameters_args` (admin_protocol.x:119)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_server_get_threadpool_parameters_args")]
 pub struct AdminServerGetThreadpoolParametersArgs {
     /// XDR: `admin_nonnull_server srv`
     pub srv: AdminNonnullServer,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerGetThreadpoolParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<AdminNonnullServer>(), any::<u32>()),)
+            .prop_map(|((srv, flags),)| AdminServerGetThreadpoolParametersArgs { srv, flags })
+            .boxed()
+    }
 }
 
 /// XDR: `struct admin_server_get_threadpool_parameters_ret` (admin_protocol.x:124)
@@ -282,6 +442,18 @@ pub struct AdminServerGetThreadpoolParametersRet {
         deserialize_with = "xdr::limit::deserialize::<32, _, _>"
     )]
     pub params: Vec<AdminTypedParam>,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerGetThreadpoolParametersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<AdminTypedParam>(), 0..=3),),)
+            .prop_map(|((params,),)| AdminServerGetThreadpoolParametersRet { params })
+            .boxed()
+    }
 }
 
 /// XDR: `struct admin_server_set_threadpool_parameters_args` (admin_protocol.x:128)
@@ -300,8 +472,30 @@ pub struct AdminServerSetThreadpoolParametersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerSetThreadpoolParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<AdminNonnullServer>(),
+            proptest::collection::vec(any::<AdminTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((srv, params, flags),)| AdminServerSetThreadpoolParametersArgs {
+                    srv,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_server_list_clients_args` (admin_protocol.x:134)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_server_list_clients_args")]
 pub struct AdminServerListClientsArgs {
     /// XDR: `admin_nonnull_server srv`
@@ -312,10 +506,26 @@ pub struct AdminServerListClientsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerListClientsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<AdminNonnullServer>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((srv, need_results, flags),)| AdminServerListClientsArgs {
+                srv,
+                need_results,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct admin_server_list_clients_ret` (admin_protocol.x:140)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_server_list_clients_ret")]
 pub struct AdminServerListClientsRet {
     /// XDR: `admin_nonnull_client clients<ADMIN_CLIENT_LIST_MAX>`
@@ -328,8 +538,23 @@ pub struct AdminServerListClientsRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerListClientsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<AdminNonnullClient>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((clients, ret),)| AdminServerListClientsRet { clients, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_server_lookup_client_args` (admin_protocol.x:145)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_server_lookup_client_args")]
 pub struct AdminServerLookupClientArgs {
     /// XDR: `admin_nonnull_server srv`
@@ -340,22 +565,58 @@ pub struct AdminServerLookupClientArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerLookupClientArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<AdminNonnullServer>(), any::<u64>(), any::<u32>()),)
+            .prop_map(|((srv, id, flags),)| AdminServerLookupClientArgs { srv, id, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_server_lookup_client_ret` (admin_protocol.x:151)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_server_lookup_client_ret")]
 pub struct AdminServerLookupClientRet {
     /// XDR: `admin_nonnull_client clnt`
     pub clnt: AdminNonnullClient,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerLookupClientRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<AdminNonnullClient>(),),)
+            .prop_map(|((clnt,),)| AdminServerLookupClientRet { clnt })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_client_get_info_args` (admin_protocol.x:155)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_client_get_info_args")]
 pub struct AdminClientGetInfoArgs {
     /// XDR: `admin_nonnull_client clnt`
     pub clnt: AdminNonnullClient,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminClientGetInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<AdminNonnullClient>(), any::<u32>()),)
+            .prop_map(|((clnt, flags),)| AdminClientGetInfoArgs { clnt, flags })
+            .boxed()
+    }
 }
 
 /// insert@1
@@ -372,8 +633,20 @@ pub struct AdminClientGetInfoRet {
     pub params: Vec<AdminTypedParam>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminClientGetInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<AdminTypedParam>(), 0..=3),),)
+            .prop_map(|((params,),)| AdminClientGetInfoRet { params })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_client_close_args` (admin_protocol.x:164)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_client_close_args")]
 pub struct AdminClientCloseArgs {
     /// XDR: `admin_nonnull_client clnt`
@@ -382,14 +655,38 @@ pub struct AdminClientCloseArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminClientCloseArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<AdminNonnullClient>(), any::<u32>()),)
+            .prop_map(|((clnt, flags),)| AdminClientCloseArgs { clnt, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_server_get_client_limits_args` (admin_protocol.x:169)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_server_get_client_limits_args")]
 pub struct AdminServerGetClientLimitsArgs {
     /// XDR: `admin_nonnull_server srv`
     pub srv: AdminNonnullServer,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerGetClientLimitsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<AdminNonnullServer>(), any::<u32>()),)
+            .prop_map(|((srv, flags),)| AdminServerGetClientLimitsArgs { srv, flags })
+            .boxed()
+    }
 }
 
 /// XDR: `struct admin_server_get_client_limits_ret` (admin_protocol.x:174)
@@ -402,6 +699,18 @@ pub struct AdminServerGetClientLimitsRet {
         deserialize_with = "xdr::limit::deserialize::<32, _, _>"
     )]
     pub params: Vec<AdminTypedParam>,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerGetClientLimitsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<AdminTypedParam>(), 0..=3),),)
+            .prop_map(|((params,),)| AdminServerGetClientLimitsRet { params })
+            .boxed()
+    }
 }
 
 /// XDR: `struct admin_server_set_client_limits_args` (admin_protocol.x:178)
@@ -420,8 +729,28 @@ pub struct AdminServerSetClientLimitsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerSetClientLimitsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<AdminNonnullServer>(),
+            proptest::collection::vec(any::<AdminTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((srv, params, flags),)| AdminServerSetClientLimitsArgs {
+                srv,
+                params,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_server_update_tls_files_args` (admin_protocol.x:184)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_server_update_tls_files_args")]
 pub struct AdminServerUpdateTlsFilesArgs {
     /// XDR: `admin_nonnull_server srv`
@@ -430,16 +759,40 @@ pub struct AdminServerUpdateTlsFilesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminServerUpdateTlsFilesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<AdminNonnullServer>(), any::<u32>()),)
+            .prop_map(|((srv, flags),)| AdminServerUpdateTlsFilesArgs { srv, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_get_logging_outputs_args` (admin_protocol.x:189)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_get_logging_outputs_args")]
 pub struct AdminConnectGetLoggingOutputsArgs {
     /// XDR: `unsigned int flags`
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectGetLoggingOutputsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(),),)
+            .prop_map(|((flags,),)| AdminConnectGetLoggingOutputsArgs { flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_get_logging_outputs_ret` (admin_protocol.x:193)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_get_logging_outputs_ret")]
 pub struct AdminConnectGetLoggingOutputsRet {
     /// XDR: `admin_nonnull_string outputs`
@@ -452,16 +805,43 @@ pub struct AdminConnectGetLoggingOutputsRet {
     pub noutputs: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectGetLoggingOutputsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((outputs, noutputs),)| AdminConnectGetLoggingOutputsRet {
+                outputs,
+                noutputs,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_get_logging_filters_args` (admin_protocol.x:198)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_get_logging_filters_args")]
 pub struct AdminConnectGetLoggingFiltersArgs {
     /// XDR: `unsigned int flags`
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectGetLoggingFiltersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(),),)
+            .prop_map(|((flags,),)| AdminConnectGetLoggingFiltersArgs { flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_get_logging_filters_ret` (admin_protocol.x:202)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_get_logging_filters_ret")]
 pub struct AdminConnectGetLoggingFiltersRet {
     /// XDR: `admin_string filters`
@@ -474,8 +854,23 @@ pub struct AdminConnectGetLoggingFiltersRet {
     pub nfilters: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectGetLoggingFiltersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+            .prop_map(|((filters, nfilters),)| AdminConnectGetLoggingFiltersRet {
+                filters,
+                nfilters,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_set_logging_outputs_args` (admin_protocol.x:207)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_set_logging_outputs_args")]
 pub struct AdminConnectSetLoggingOutputsArgs {
     /// XDR: `admin_string outputs`
@@ -488,8 +883,20 @@ pub struct AdminConnectSetLoggingOutputsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectSetLoggingOutputsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+            .prop_map(|((outputs, flags),)| AdminConnectSetLoggingOutputsArgs { outputs, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_set_logging_filters_args` (admin_protocol.x:212)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_set_logging_filters_args")]
 pub struct AdminConnectSetLoggingFiltersArgs {
     /// XDR: `admin_string filters`
@@ -502,8 +909,20 @@ pub struct AdminConnectSetLoggingFiltersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectSetLoggingFiltersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+            .prop_map(|((filters, flags),)| AdminConnectSetLoggingFiltersArgs { filters, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_set_daemon_timeout_args` (admin_protocol.x:217)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_set_daemon_timeout_args")]
 pub struct AdminConnectSetDaemonTimeoutArgs {
     /// XDR: `unsigned int timeout`
@@ -512,12 +931,36 @@ pub struct AdminConnectSetDaemonTimeoutArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectSetDaemonTimeoutArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(), any::<u32>()),)
+            .prop_map(|((timeout, flags),)| AdminConnectSetDaemonTimeoutArgs { timeout, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct admin_connect_daemon_shutdown_args` (admin_protocol.x:222)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_daemon_shutdown_args")]
 pub struct AdminConnectDaemonShutdownArgs {
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for AdminConnectDaemonShutdownArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(),),)
+            .prop_map(|((flags,),)| AdminConnectDaemonShutdownArgs { flags })
+            .boxed()
+    }
 }
 
 /// Define the program number, protocol version and procedure numbers here.
@@ -692,6 +1135,134 @@ impl<'de> serde::Deserialize<'de> for Procedure {
             )
         })
     }
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for Procedure {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::sample::select(Self::ALL).boxed()
+    }
+}
+
+/// Round-trips `cases` random values of every struct, enum and union of this module
+/// through XDR (decode(encode(x)) == x); returns how many types were checked.
+#[cfg(feature = "arbitrary")]
+pub fn roundtrip_all(cases: u32) -> Result<usize, String> {
+    crate::program::__private::roundtrip::<AdminTypedParamValue>("admin_typed_param_value", cases)?;
+    crate::program::__private::roundtrip::<AdminTypedParam>("admin_typed_param", cases)?;
+    crate::program::__private::roundtrip::<AdminNonnullServer>("admin_nonnull_server", cases)?;
+    crate::program::__private::roundtrip::<AdminNonnullClient>("admin_nonnull_client", cases)?;
+    crate::program::__private::roundtrip::<AdminConnectOpenArgs>("admin_connect_open_args", cases)?;
+    crate::program::__private::roundtrip::<AdminConnectGetLibVersionRet>(
+        "admin_connect_get_lib_version_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectListServersArgs>(
+        "admin_connect_list_servers_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectListServersRet>(
+        "admin_connect_list_servers_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectLookupServerArgs>(
+        "admin_connect_lookup_server_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectLookupServerRet>(
+        "admin_connect_lookup_server_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerGetThreadpoolParametersArgs>(
+        "admin_server_get_threadpool_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerGetThreadpoolParametersRet>(
+        "admin_server_get_threadpool_parameters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerSetThreadpoolParametersArgs>(
+        "admin_server_set_threadpool_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerListClientsArgs>(
+        "admin_server_list_clients_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerListClientsRet>(
+        "admin_server_list_clients_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerLookupClientArgs>(
+        "admin_server_lookup_client_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerLookupClientRet>(
+        "admin_server_lookup_client_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminClientGetInfoArgs>(
+        "admin_client_get_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminClientGetInfoRet>(
+        "admin_client_get_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminClientCloseArgs>("admin_client_close_args", cases)?;
+    crate::program::__private::roundtrip::<AdminServerGetClientLimitsArgs>(
+        "admin_server_get_client_limits_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerGetClientLimitsRet>(
+        "admin_server_get_client_limits_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerSetClientLimitsArgs>(
+        "admin_server_set_client_limits_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminServerUpdateTlsFilesArgs>(
+        "admin_server_update_tls_files_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectGetLoggingOutputsArgs>(
+        "admin_connect_get_logging_outputs_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectGetLoggingOutputsRet>(
+        "admin_connect_get_logging_outputs_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectGetLoggingFiltersArgs>(
+        "admin_connect_get_logging_filters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectGetLoggingFiltersRet>(
+        "admin_connect_get_logging_filters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectSetLoggingOutputsArgs>(
+        "admin_connect_set_logging_outputs_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectSetLoggingFiltersArgs>(
+        "admin_connect_set_logging_filters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectSetDaemonTimeoutArgs>(
+        "admin_connect_set_daemon_timeout_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<AdminConnectDaemonShutdownArgs>(
+        "admin_connect_daemon_shutdown_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<Procedure>("admin_procedure", cases)?;
+    Ok(33)
 }
 
 /// The program number of `admin` (`ADMIN_PROGRAM`).

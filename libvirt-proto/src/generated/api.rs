@@ -12,7 +12,7 @@ impl ConnectBaselineCPUFlags {
     pub const EXPAND_FEATURES: Self = Self(0x1);
     /// `VIR_CONNECT_BASELINE_CPU_MIGRATABLE` = 0x2: filter out non-migratable features (since 1.2.14)
     pub const MIGRATABLE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             (
@@ -31,31 +31,31 @@ crate::program::impl_flags!(ConnectBaselineCPUFlags);
 pub struct ConnectCloseReason(pub i32);
 
 impl ConnectCloseReason {
-    /// `VIR_CONNECT_CLOSE_REASON_CLIENT` = 3: Client requested it (since 0.10.0)
-    pub const CLIENT: Self = Self(3);
-    /// `VIR_CONNECT_CLOSE_REASON_EOF` = 1: End-of-file from server (since 0.10.0)
-    pub const EOF: Self = Self(1);
     /// `VIR_CONNECT_CLOSE_REASON_ERROR` = 0: Misc I/O error (since 0.10.0)
     pub const ERROR: Self = Self(0);
+    /// `VIR_CONNECT_CLOSE_REASON_EOF` = 1: End-of-file from server (since 0.10.0)
+    pub const EOF: Self = Self(1);
     /// `VIR_CONNECT_CLOSE_REASON_KEEPALIVE` = 2: Keepalive timer triggered (since 0.10.0)
     pub const KEEPALIVE: Self = Self(2);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_CONNECT_CLOSE_REASON_CLIENT` = 3: Client requested it (since 0.10.0)
+    pub const CLIENT: Self = Self(3);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_CONNECT_CLOSE_REASON_CLIENT", Self::CLIENT),
-            ("VIR_CONNECT_CLOSE_REASON_EOF", Self::EOF),
             ("VIR_CONNECT_CLOSE_REASON_ERROR", Self::ERROR),
+            ("VIR_CONNECT_CLOSE_REASON_EOF", Self::EOF),
             ("VIR_CONNECT_CLOSE_REASON_KEEPALIVE", Self::KEEPALIVE),
+            ("VIR_CONNECT_CLOSE_REASON_CLIENT", Self::CLIENT),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            3 => Some("VIR_CONNECT_CLOSE_REASON_CLIENT"),
-            1 => Some("VIR_CONNECT_CLOSE_REASON_EOF"),
             0 => Some("VIR_CONNECT_CLOSE_REASON_ERROR"),
+            1 => Some("VIR_CONNECT_CLOSE_REASON_EOF"),
             2 => Some("VIR_CONNECT_CLOSE_REASON_KEEPALIVE"),
+            3 => Some("VIR_CONNECT_CLOSE_REASON_CLIENT"),
             _ => None,
         }
     }
@@ -72,7 +72,7 @@ impl ConnectCompareCPUFlags {
     pub const FAIL_INCOMPATIBLE: Self = Self(0x1);
     /// `VIR_CONNECT_COMPARE_CPU_VALIDATE_XML` = 0x2: validate the xml document (since 6.9.0)
     pub const VALIDATE_XML: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             (
@@ -91,36 +91,36 @@ crate::program::impl_flags!(ConnectCompareCPUFlags);
 pub struct ConnectDomainEventAgentLifecycleReason(pub i32);
 
 impl ConnectDomainEventAgentLifecycleReason {
-    /// `VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL` = 2: channel state changed (since 1.2.11)
-    pub const CHANNEL: Self = Self(2);
-    /// `VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED` = 1: state changed due to domain start (since 1.2.11)
-    pub const DOMAIN_STARTED: Self = Self(1);
     /// `VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_UNKNOWN` = 0: unknown state change reason (since 1.2.11)
     pub const UNKNOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED` = 1: state changed due to domain start (since 1.2.11)
+    pub const DOMAIN_STARTED: Self = Self(1);
+    /// `VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL` = 2: channel state changed (since 1.2.11)
+    pub const CHANNEL: Self = Self(2);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             (
-                "VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL",
-                Self::CHANNEL,
+                "VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_UNKNOWN",
+                Self::UNKNOWN,
             ),
             (
                 "VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED",
                 Self::DOMAIN_STARTED,
             ),
             (
-                "VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_UNKNOWN",
-                Self::UNKNOWN,
+                "VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL",
+                Self::CHANNEL,
             ),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL"),
-            1 => Some("VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED"),
             0 => Some("VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_UNKNOWN"),
+            1 => Some("VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED"),
+            2 => Some("VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL"),
             _ => None,
         }
     }
@@ -137,7 +137,7 @@ impl ConnectDomainEventAgentLifecycleState {
     pub const CONNECTED: Self = Self(1);
     /// `VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_DISCONNECTED` = 2: agent disconnected (since 1.2.11)
     pub const DISCONNECTED: Self = Self(2);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             (
@@ -150,7 +150,7 @@ impl ConnectDomainEventAgentLifecycleState {
             ),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -170,48 +170,48 @@ pub struct ConnectGetAllDomainStatsFlags(pub u32);
 impl ConnectGetAllDomainStatsFlags {
     /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE` = 0x1 (= `VIR_CONNECT_LIST_DOMAINS_ACTIVE`) (since 1.2.8)
     pub const ACTIVE: Self = Self(0x1);
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE` = 0x2 (= `VIR_CONNECT_LIST_DOMAINS_INACTIVE`) (since 1.2.8)
+    pub const INACTIVE: Self = Self(0x2);
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_PERSISTENT` = 0x4 (= `VIR_CONNECT_LIST_DOMAINS_PERSISTENT`) (since 1.2.8)
+    pub const PERSISTENT: Self = Self(0x4);
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_TRANSIENT` = 0x8 (= `VIR_CONNECT_LIST_DOMAINS_TRANSIENT`) (since 1.2.8)
+    pub const TRANSIENT: Self = Self(0x8);
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING` = 0x10 (= `VIR_CONNECT_LIST_DOMAINS_RUNNING`) (since 1.2.8)
+    pub const RUNNING: Self = Self(0x10);
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_PAUSED` = 0x20 (= `VIR_CONNECT_LIST_DOMAINS_PAUSED`) (since 1.2.8)
+    pub const PAUSED: Self = Self(0x20);
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_SHUTOFF` = 0x40 (= `VIR_CONNECT_LIST_DOMAINS_SHUTOFF`) (since 1.2.8)
+    pub const SHUTOFF: Self = Self(0x40);
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_OTHER` = 0x80 (= `VIR_CONNECT_LIST_DOMAINS_OTHER`) (since 1.2.8)
+    pub const OTHER: Self = Self(0x80);
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT` = 0x20000000: report statistics that can be obtained immediately without any blocking (since 4.5.0)
+    pub const NOWAIT: Self = Self(0x20000000);
     /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_BACKING` = 0x40000000: include backing chain for block stats (since 1.2.12)
     pub const BACKING: Self = Self(0x40000000);
     /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS` = 0x80000000: enforce requested stats (since 1.2.8)
     pub const ENFORCE_STATS: Self = Self(0x80000000);
-    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE` = 0x2 (= `VIR_CONNECT_LIST_DOMAINS_INACTIVE`) (since 1.2.8)
-    pub const INACTIVE: Self = Self(0x2);
-    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT` = 0x20000000: report statistics that can be obtained immediately without any blocking (since 4.5.0)
-    pub const NOWAIT: Self = Self(0x20000000);
-    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_OTHER` = 0x80 (= `VIR_CONNECT_LIST_DOMAINS_OTHER`) (since 1.2.8)
-    pub const OTHER: Self = Self(0x80);
-    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_PAUSED` = 0x20 (= `VIR_CONNECT_LIST_DOMAINS_PAUSED`) (since 1.2.8)
-    pub const PAUSED: Self = Self(0x20);
-    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_PERSISTENT` = 0x4 (= `VIR_CONNECT_LIST_DOMAINS_PERSISTENT`) (since 1.2.8)
-    pub const PERSISTENT: Self = Self(0x4);
-    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING` = 0x10 (= `VIR_CONNECT_LIST_DOMAINS_RUNNING`) (since 1.2.8)
-    pub const RUNNING: Self = Self(0x10);
-    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_SHUTOFF` = 0x40 (= `VIR_CONNECT_LIST_DOMAINS_SHUTOFF`) (since 1.2.8)
-    pub const SHUTOFF: Self = Self(0x40);
-    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_TRANSIENT` = 0x8 (= `VIR_CONNECT_LIST_DOMAINS_TRANSIENT`) (since 1.2.8)
-    pub const TRANSIENT: Self = Self(0x8);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE", Self::ACTIVE),
-            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_BACKING", Self::BACKING),
-            (
-                "VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS",
-                Self::ENFORCE_STATS,
-            ),
             ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE", Self::INACTIVE),
-            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", Self::NOWAIT),
-            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_OTHER", Self::OTHER),
-            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_PAUSED", Self::PAUSED),
             (
                 "VIR_CONNECT_GET_ALL_DOMAINS_STATS_PERSISTENT",
                 Self::PERSISTENT,
             ),
-            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING", Self::RUNNING),
-            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_SHUTOFF", Self::SHUTOFF),
             (
                 "VIR_CONNECT_GET_ALL_DOMAINS_STATS_TRANSIENT",
                 Self::TRANSIENT,
+            ),
+            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING", Self::RUNNING),
+            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_PAUSED", Self::PAUSED),
+            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_SHUTOFF", Self::SHUTOFF),
+            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_OTHER", Self::OTHER),
+            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", Self::NOWAIT),
+            ("VIR_CONNECT_GET_ALL_DOMAINS_STATS_BACKING", Self::BACKING),
+            (
+                "VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS",
+                Self::ENFORCE_STATS,
             ),
         ]
     }
@@ -225,12 +225,12 @@ pub struct ConnectGetDomainCapabilitiesFlags(pub u32);
 
 impl ConnectGetDomainCapabilitiesFlags {
     /// `VIR_CONNECT_GET_DOMAIN_CAPABILITIES_DISABLE_DEPRECATED_FEATURES` = 0x1: Report host model with deprecated features disabled. (since 11.0.0)
-    pub const FEATURES: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const CONNECT_GET_DOMAIN_CAPABILITIES_DISABLE_DEPRECATED_FEATURES: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[(
             "VIR_CONNECT_GET_DOMAIN_CAPABILITIES_DISABLE_DEPRECATED_FEATURES",
-            Self::FEATURES,
+            Self::CONNECT_GET_DOMAIN_CAPABILITIES_DISABLE_DEPRECATED_FEATURES,
         )]
     }
 }
@@ -244,64 +244,64 @@ pub struct ConnectListAllDomainsFlags(pub u32);
 impl ConnectListAllDomainsFlags {
     /// `VIR_CONNECT_LIST_DOMAINS_ACTIVE` = 0x1 (since 0.9.13)
     pub const ACTIVE: Self = Self(0x1);
-    /// `VIR_CONNECT_LIST_DOMAINS_AUTOSTART` = 0x400 (since 0.9.13)
-    pub const AUTOSTART: Self = Self(0x400);
-    /// `VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT` = 0x4000 (since 5.6.0)
-    pub const HAS_CHECKPOINT: Self = Self(0x4000);
-    /// `VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT` = 0x1000 (since 0.9.13)
-    pub const HAS_SNAPSHOT: Self = Self(0x1000);
     /// `VIR_CONNECT_LIST_DOMAINS_INACTIVE` = 0x2 (since 0.9.13)
     pub const INACTIVE: Self = Self(0x2);
-    /// `VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE` = 0x100 (since 0.9.13)
-    pub const MANAGEDSAVE: Self = Self(0x100);
-    /// `VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART` = 0x800 (since 0.9.13)
-    pub const NO_AUTOSTART: Self = Self(0x800);
-    /// `VIR_CONNECT_LIST_DOMAINS_NO_CHECKPOINT` = 0x8000 (since 5.6.0)
-    pub const NO_CHECKPOINT: Self = Self(0x8000);
-    /// `VIR_CONNECT_LIST_DOMAINS_NO_MANAGEDSAVE` = 0x200 (since 0.9.13)
-    pub const NO_MANAGEDSAVE: Self = Self(0x200);
-    /// `VIR_CONNECT_LIST_DOMAINS_NO_SNAPSHOT` = 0x2000 (since 0.9.13)
-    pub const NO_SNAPSHOT: Self = Self(0x2000);
-    /// `VIR_CONNECT_LIST_DOMAINS_OTHER` = 0x80 (since 0.9.13)
-    pub const OTHER: Self = Self(0x80);
-    /// `VIR_CONNECT_LIST_DOMAINS_PAUSED` = 0x20 (since 0.9.13)
-    pub const PAUSED: Self = Self(0x20);
     /// `VIR_CONNECT_LIST_DOMAINS_PERSISTENT` = 0x4 (since 0.9.13)
     pub const PERSISTENT: Self = Self(0x4);
-    /// `VIR_CONNECT_LIST_DOMAINS_RUNNING` = 0x10 (since 0.9.13)
-    pub const RUNNING: Self = Self(0x10);
-    /// `VIR_CONNECT_LIST_DOMAINS_SHUTOFF` = 0x40 (since 0.9.13)
-    pub const SHUTOFF: Self = Self(0x40);
     /// `VIR_CONNECT_LIST_DOMAINS_TRANSIENT` = 0x8 (since 0.9.13)
     pub const TRANSIENT: Self = Self(0x8);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_CONNECT_LIST_DOMAINS_RUNNING` = 0x10 (since 0.9.13)
+    pub const RUNNING: Self = Self(0x10);
+    /// `VIR_CONNECT_LIST_DOMAINS_PAUSED` = 0x20 (since 0.9.13)
+    pub const PAUSED: Self = Self(0x20);
+    /// `VIR_CONNECT_LIST_DOMAINS_SHUTOFF` = 0x40 (since 0.9.13)
+    pub const SHUTOFF: Self = Self(0x40);
+    /// `VIR_CONNECT_LIST_DOMAINS_OTHER` = 0x80 (since 0.9.13)
+    pub const OTHER: Self = Self(0x80);
+    /// `VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE` = 0x100 (since 0.9.13)
+    pub const MANAGEDSAVE: Self = Self(0x100);
+    /// `VIR_CONNECT_LIST_DOMAINS_NO_MANAGEDSAVE` = 0x200 (since 0.9.13)
+    pub const NO_MANAGEDSAVE: Self = Self(0x200);
+    /// `VIR_CONNECT_LIST_DOMAINS_AUTOSTART` = 0x400 (since 0.9.13)
+    pub const AUTOSTART: Self = Self(0x400);
+    /// `VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART` = 0x800 (since 0.9.13)
+    pub const NO_AUTOSTART: Self = Self(0x800);
+    /// `VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT` = 0x1000 (since 0.9.13)
+    pub const HAS_SNAPSHOT: Self = Self(0x1000);
+    /// `VIR_CONNECT_LIST_DOMAINS_NO_SNAPSHOT` = 0x2000 (since 0.9.13)
+    pub const NO_SNAPSHOT: Self = Self(0x2000);
+    /// `VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT` = 0x4000 (since 5.6.0)
+    pub const HAS_CHECKPOINT: Self = Self(0x4000);
+    /// `VIR_CONNECT_LIST_DOMAINS_NO_CHECKPOINT` = 0x8000 (since 5.6.0)
+    pub const NO_CHECKPOINT: Self = Self(0x8000);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_CONNECT_LIST_DOMAINS_ACTIVE", Self::ACTIVE),
-            ("VIR_CONNECT_LIST_DOMAINS_AUTOSTART", Self::AUTOSTART),
-            (
-                "VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT",
-                Self::HAS_CHECKPOINT,
-            ),
-            ("VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT", Self::HAS_SNAPSHOT),
             ("VIR_CONNECT_LIST_DOMAINS_INACTIVE", Self::INACTIVE),
+            ("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", Self::PERSISTENT),
+            ("VIR_CONNECT_LIST_DOMAINS_TRANSIENT", Self::TRANSIENT),
+            ("VIR_CONNECT_LIST_DOMAINS_RUNNING", Self::RUNNING),
+            ("VIR_CONNECT_LIST_DOMAINS_PAUSED", Self::PAUSED),
+            ("VIR_CONNECT_LIST_DOMAINS_SHUTOFF", Self::SHUTOFF),
+            ("VIR_CONNECT_LIST_DOMAINS_OTHER", Self::OTHER),
             ("VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE", Self::MANAGEDSAVE),
-            ("VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART", Self::NO_AUTOSTART),
-            (
-                "VIR_CONNECT_LIST_DOMAINS_NO_CHECKPOINT",
-                Self::NO_CHECKPOINT,
-            ),
             (
                 "VIR_CONNECT_LIST_DOMAINS_NO_MANAGEDSAVE",
                 Self::NO_MANAGEDSAVE,
             ),
+            ("VIR_CONNECT_LIST_DOMAINS_AUTOSTART", Self::AUTOSTART),
+            ("VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART", Self::NO_AUTOSTART),
+            ("VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT", Self::HAS_SNAPSHOT),
             ("VIR_CONNECT_LIST_DOMAINS_NO_SNAPSHOT", Self::NO_SNAPSHOT),
-            ("VIR_CONNECT_LIST_DOMAINS_OTHER", Self::OTHER),
-            ("VIR_CONNECT_LIST_DOMAINS_PAUSED", Self::PAUSED),
-            ("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", Self::PERSISTENT),
-            ("VIR_CONNECT_LIST_DOMAINS_RUNNING", Self::RUNNING),
-            ("VIR_CONNECT_LIST_DOMAINS_SHUTOFF", Self::SHUTOFF),
-            ("VIR_CONNECT_LIST_DOMAINS_TRANSIENT", Self::TRANSIENT),
+            (
+                "VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT",
+                Self::HAS_CHECKPOINT,
+            ),
+            (
+                "VIR_CONNECT_LIST_DOMAINS_NO_CHECKPOINT",
+                Self::NO_CHECKPOINT,
+            ),
         ]
     }
 }
@@ -313,15 +313,15 @@ crate::program::impl_flags!(ConnectListAllDomainsFlags);
 pub struct ConnectListAllInterfacesFlags(pub u32);
 
 impl ConnectListAllInterfacesFlags {
-    /// `VIR_CONNECT_LIST_INTERFACES_ACTIVE` = 0x2 (since 0.10.2)
-    pub const ACTIVE: Self = Self(0x2);
     /// `VIR_CONNECT_LIST_INTERFACES_INACTIVE` = 0x1 (since 0.10.2)
     pub const INACTIVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_CONNECT_LIST_INTERFACES_ACTIVE` = 0x2 (since 0.10.2)
+    pub const ACTIVE: Self = Self(0x2);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_CONNECT_LIST_INTERFACES_ACTIVE", Self::ACTIVE),
             ("VIR_CONNECT_LIST_INTERFACES_INACTIVE", Self::INACTIVE),
+            ("VIR_CONNECT_LIST_INTERFACES_ACTIVE", Self::ACTIVE),
         ]
     }
 }
@@ -333,27 +333,27 @@ crate::program::impl_flags!(ConnectListAllInterfacesFlags);
 pub struct ConnectListAllNetworksFlags(pub u32);
 
 impl ConnectListAllNetworksFlags {
-    /// `VIR_CONNECT_LIST_NETWORKS_ACTIVE` = 0x2 (since 0.10.2)
-    pub const ACTIVE: Self = Self(0x2);
-    /// `VIR_CONNECT_LIST_NETWORKS_AUTOSTART` = 0x10 (since 0.10.2)
-    pub const AUTOSTART: Self = Self(0x10);
     /// `VIR_CONNECT_LIST_NETWORKS_INACTIVE` = 0x1 (since 0.10.2)
     pub const INACTIVE: Self = Self(0x1);
-    /// `VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART` = 0x20 (since 0.10.2)
-    pub const NO_AUTOSTART: Self = Self(0x20);
+    /// `VIR_CONNECT_LIST_NETWORKS_ACTIVE` = 0x2 (since 0.10.2)
+    pub const ACTIVE: Self = Self(0x2);
     /// `VIR_CONNECT_LIST_NETWORKS_PERSISTENT` = 0x4 (since 0.10.2)
     pub const PERSISTENT: Self = Self(0x4);
     /// `VIR_CONNECT_LIST_NETWORKS_TRANSIENT` = 0x8 (since 0.10.2)
     pub const TRANSIENT: Self = Self(0x8);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_CONNECT_LIST_NETWORKS_AUTOSTART` = 0x10 (since 0.10.2)
+    pub const AUTOSTART: Self = Self(0x10);
+    /// `VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART` = 0x20 (since 0.10.2)
+    pub const NO_AUTOSTART: Self = Self(0x20);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_CONNECT_LIST_NETWORKS_ACTIVE", Self::ACTIVE),
-            ("VIR_CONNECT_LIST_NETWORKS_AUTOSTART", Self::AUTOSTART),
             ("VIR_CONNECT_LIST_NETWORKS_INACTIVE", Self::INACTIVE),
-            ("VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART", Self::NO_AUTOSTART),
+            ("VIR_CONNECT_LIST_NETWORKS_ACTIVE", Self::ACTIVE),
             ("VIR_CONNECT_LIST_NETWORKS_PERSISTENT", Self::PERSISTENT),
             ("VIR_CONNECT_LIST_NETWORKS_TRANSIENT", Self::TRANSIENT),
+            ("VIR_CONNECT_LIST_NETWORKS_AUTOSTART", Self::AUTOSTART),
+            ("VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART", Self::NO_AUTOSTART),
         ]
     }
 }
@@ -365,127 +365,70 @@ crate::program::impl_flags!(ConnectListAllNetworksFlags);
 pub struct ConnectListAllNodeDeviceFlags(pub u32);
 
 impl ConnectListAllNodeDeviceFlags {
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE` = 0x80000000: Active devices (since 7.3.0)
-    pub const ACTIVE: Self = Self(0x80000000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_CARD` = 0x40000: s390 AP Card device (since 7.0.0)
-    pub const CAP_AP_CARD: Self = Self(0x40000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX` = 0x100000: s390 AP Matrix (since 7.0.0)
-    pub const CAP_AP_MATRIX: Self = Self(0x100000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_QUEUE` = 0x80000: s390 AP Queue (since 7.0.0)
-    pub const CAP_AP_QUEUE: Self = Self(0x80000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCWGROUP_DEV` = 0x400000: s390 CCWGROUP device (since 11.1.0)
-    pub const CAP_CCWGROUP_DEV: Self = Self(0x400000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCWGROUP_MEMBER` = 0x800000: s390 CCW device member of CCWGROUP device (since 11.1.0)
-    pub const CAP_CCWGROUP_MEMBER: Self = Self(0x800000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCW_DEV` = 0x8000: CCW device (since 3.4.0)
-    pub const CAP_CCW_DEV: Self = Self(0x8000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_CSS_DEV` = 0x10000: CSS device (since 6.8.0)
-    pub const CAP_CSS_DEV: Self = Self(0x10000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_DRM` = 0x1000: DRM device (since 3.1.0)
-    pub const CAP_DRM: Self = Self(0x1000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_FC_HOST` = 0x200: FC Host Bus Adapter (since 1.0.4)
-    pub const CAP_FC_HOST: Self = Self(0x200);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV` = 0x4000: Mediated device (since 3.4.0)
-    pub const CAP_MDEV: Self = Self(0x4000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES` = 0x2000: Capable of mediated devices (since 3.4.0)
-    pub const CAP_MDEV_TYPES: Self = Self(0x2000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET` = 0x10: Network device (since 0.10.2)
-    pub const CAP_NET: Self = Self(0x10);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV` = 0x2: PCI device (since 0.10.2)
-    pub const CAP_PCI_DEV: Self = Self(0x2);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI` = 0x80: SCSI device (since 0.10.2)
-    pub const CAP_SCSI: Self = Self(0x80);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_GENERIC` = 0x800: Capable of scsi_generic (since 1.1.0)
-    pub const CAP_SCSI_GENERIC: Self = Self(0x800);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_HOST` = 0x20: SCSI Host Bus Adapter (since 0.10.2)
-    pub const CAP_SCSI_HOST: Self = Self(0x20);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_TARGET` = 0x40: SCSI Target (since 0.10.2)
-    pub const CAP_SCSI_TARGET: Self = Self(0x40);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_STORAGE` = 0x100: Storage device (since 0.10.2)
-    pub const CAP_STORAGE: Self = Self(0x100);
     /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM` = 0x1: System capability (since 0.10.2)
     pub const CAP_SYSTEM: Self = Self(0x1);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV` = 0x2: PCI device (since 0.10.2)
+    pub const CAP_PCI_DEV: Self = Self(0x2);
     /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_DEV` = 0x4: USB device (since 0.10.2)
     pub const CAP_USB_DEV: Self = Self(0x4);
     /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_INTERFACE` = 0x8: USB interface (since 0.10.2)
     pub const CAP_USB_INTERFACE: Self = Self(0x8);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_VDPA` = 0x20000: vDPA device (since 6.9.0)
-    pub const CAP_VDPA: Self = Self(0x20000);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD` = 0x200000: Device with VPD (since 7.9.0)
-    pub const CAP_VPD: Self = Self(0x200000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET` = 0x10: Network device (since 0.10.2)
+    pub const CAP_NET: Self = Self(0x10);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_HOST` = 0x20: SCSI Host Bus Adapter (since 0.10.2)
+    pub const CAP_SCSI_HOST: Self = Self(0x20);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_TARGET` = 0x40: SCSI Target (since 0.10.2)
+    pub const CAP_SCSI_TARGET: Self = Self(0x40);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI` = 0x80: SCSI device (since 0.10.2)
+    pub const CAP_SCSI: Self = Self(0x80);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_STORAGE` = 0x100: Storage device (since 0.10.2)
+    pub const CAP_STORAGE: Self = Self(0x100);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_FC_HOST` = 0x200: FC Host Bus Adapter (since 1.0.4)
+    pub const CAP_FC_HOST: Self = Self(0x200);
     /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPORTS` = 0x400: Capable of vport (since 1.0.4)
     pub const CAP_VPORTS: Self = Self(0x400);
-    /// `VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE` = 0x40000000: Inactive devices (since 7.3.0)
-    pub const INACTIVE: Self = Self(0x40000000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_GENERIC` = 0x800: Capable of scsi_generic (since 1.1.0)
+    pub const CAP_SCSI_GENERIC: Self = Self(0x800);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_DRM` = 0x1000: DRM device (since 3.1.0)
+    pub const CAP_DRM: Self = Self(0x1000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES` = 0x2000: Capable of mediated devices (since 3.4.0)
+    pub const CAP_MDEV_TYPES: Self = Self(0x2000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV` = 0x4000: Mediated device (since 3.4.0)
+    pub const CAP_MDEV: Self = Self(0x4000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCW_DEV` = 0x8000: CCW device (since 3.4.0)
+    pub const CAP_CCW_DEV: Self = Self(0x8000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_CSS_DEV` = 0x10000: CSS device (since 6.8.0)
+    pub const CAP_CSS_DEV: Self = Self(0x10000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_VDPA` = 0x20000: vDPA device (since 6.9.0)
+    pub const CAP_VDPA: Self = Self(0x20000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_CARD` = 0x40000: s390 AP Card device (since 7.0.0)
+    pub const CAP_AP_CARD: Self = Self(0x40000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_QUEUE` = 0x80000: s390 AP Queue (since 7.0.0)
+    pub const CAP_AP_QUEUE: Self = Self(0x80000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX` = 0x100000: s390 AP Matrix (since 7.0.0)
+    pub const CAP_AP_MATRIX: Self = Self(0x100000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD` = 0x200000: Device with VPD (since 7.9.0)
+    pub const CAP_VPD: Self = Self(0x200000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCWGROUP_DEV` = 0x400000: s390 CCWGROUP device (since 11.1.0)
+    pub const CAP_CCWGROUP_DEV: Self = Self(0x400000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCWGROUP_MEMBER` = 0x800000: s390 CCW device member of CCWGROUP device (since 11.1.0)
+    pub const CAP_CCWGROUP_MEMBER: Self = Self(0x800000);
     /// `VIR_CONNECT_LIST_NODE_DEVICES_PERSISTENT` = 0x10000000: Persisted devices (since 10.1.0)
     pub const PERSISTENT: Self = Self(0x10000000);
     /// `VIR_CONNECT_LIST_NODE_DEVICES_TRANSIENT` = 0x20000000: Transient devices (since 10.1.0)
     pub const TRANSIENT: Self = Self(0x20000000);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE` = 0x40000000: Inactive devices (since 7.3.0)
+    pub const INACTIVE: Self = Self(0x40000000);
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE` = 0x80000000: Active devices (since 7.3.0)
+    pub const ACTIVE: Self = Self(0x80000000);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE", Self::ACTIVE),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_CARD",
-                Self::CAP_AP_CARD,
-            ),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX",
-                Self::CAP_AP_MATRIX,
-            ),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_QUEUE",
-                Self::CAP_AP_QUEUE,
-            ),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCWGROUP_DEV",
-                Self::CAP_CCWGROUP_DEV,
-            ),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCWGROUP_MEMBER",
-                Self::CAP_CCWGROUP_MEMBER,
-            ),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCW_DEV",
-                Self::CAP_CCW_DEV,
-            ),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_CSS_DEV",
-                Self::CAP_CSS_DEV,
-            ),
-            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_DRM", Self::CAP_DRM),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_FC_HOST",
-                Self::CAP_FC_HOST,
-            ),
-            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV", Self::CAP_MDEV),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES",
-                Self::CAP_MDEV_TYPES,
-            ),
-            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET", Self::CAP_NET),
+            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM", Self::CAP_SYSTEM),
             (
                 "VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV",
                 Self::CAP_PCI_DEV,
             ),
-            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI", Self::CAP_SCSI),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_GENERIC",
-                Self::CAP_SCSI_GENERIC,
-            ),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_HOST",
-                Self::CAP_SCSI_HOST,
-            ),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_TARGET",
-                Self::CAP_SCSI_TARGET,
-            ),
-            (
-                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_STORAGE",
-                Self::CAP_STORAGE,
-            ),
-            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM", Self::CAP_SYSTEM),
             (
                 "VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_DEV",
                 Self::CAP_USB_DEV,
@@ -494,12 +437,69 @@ impl ConnectListAllNodeDeviceFlags {
                 "VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_INTERFACE",
                 Self::CAP_USB_INTERFACE,
             ),
-            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_VDPA", Self::CAP_VDPA),
-            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD", Self::CAP_VPD),
+            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET", Self::CAP_NET),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_HOST",
+                Self::CAP_SCSI_HOST,
+            ),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_TARGET",
+                Self::CAP_SCSI_TARGET,
+            ),
+            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI", Self::CAP_SCSI),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_STORAGE",
+                Self::CAP_STORAGE,
+            ),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_FC_HOST",
+                Self::CAP_FC_HOST,
+            ),
             ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPORTS", Self::CAP_VPORTS),
-            ("VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE", Self::INACTIVE),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_SCSI_GENERIC",
+                Self::CAP_SCSI_GENERIC,
+            ),
+            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_DRM", Self::CAP_DRM),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES",
+                Self::CAP_MDEV_TYPES,
+            ),
+            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV", Self::CAP_MDEV),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCW_DEV",
+                Self::CAP_CCW_DEV,
+            ),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_CSS_DEV",
+                Self::CAP_CSS_DEV,
+            ),
+            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_VDPA", Self::CAP_VDPA),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_CARD",
+                Self::CAP_AP_CARD,
+            ),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_QUEUE",
+                Self::CAP_AP_QUEUE,
+            ),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_AP_MATRIX",
+                Self::CAP_AP_MATRIX,
+            ),
+            ("VIR_CONNECT_LIST_NODE_DEVICES_CAP_VPD", Self::CAP_VPD),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCWGROUP_DEV",
+                Self::CAP_CCWGROUP_DEV,
+            ),
+            (
+                "VIR_CONNECT_LIST_NODE_DEVICES_CAP_CCWGROUP_MEMBER",
+                Self::CAP_CCWGROUP_MEMBER,
+            ),
             ("VIR_CONNECT_LIST_NODE_DEVICES_PERSISTENT", Self::PERSISTENT),
             ("VIR_CONNECT_LIST_NODE_DEVICES_TRANSIENT", Self::TRANSIENT),
+            ("VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE", Self::INACTIVE),
+            ("VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE", Self::ACTIVE),
         ]
     }
 }
@@ -515,17 +515,17 @@ impl ConnectListAllSecretsFlags {
     pub const EPHEMERAL: Self = Self(0x1);
     /// `VIR_CONNECT_LIST_SECRETS_NO_EPHEMERAL` = 0x2 (since 0.10.2)
     pub const NO_EPHEMERAL: Self = Self(0x2);
-    /// `VIR_CONNECT_LIST_SECRETS_NO_PRIVATE` = 0x8 (since 0.10.2)
-    pub const NO_PRIVATE: Self = Self(0x8);
     /// `VIR_CONNECT_LIST_SECRETS_PRIVATE` = 0x4: not revealed to any caller of libvirt, nor to any other node (since 0.10.2)
     pub const PRIVATE: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_CONNECT_LIST_SECRETS_NO_PRIVATE` = 0x8 (since 0.10.2)
+    pub const NO_PRIVATE: Self = Self(0x8);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_CONNECT_LIST_SECRETS_EPHEMERAL", Self::EPHEMERAL),
             ("VIR_CONNECT_LIST_SECRETS_NO_EPHEMERAL", Self::NO_EPHEMERAL),
-            ("VIR_CONNECT_LIST_SECRETS_NO_PRIVATE", Self::NO_PRIVATE),
             ("VIR_CONNECT_LIST_SECRETS_PRIVATE", Self::PRIVATE),
+            ("VIR_CONNECT_LIST_SECRETS_NO_PRIVATE", Self::NO_PRIVATE),
         ]
     }
 }
@@ -537,78 +537,78 @@ crate::program::impl_flags!(ConnectListAllSecretsFlags);
 pub struct ConnectListAllStoragePoolsFlags(pub u32);
 
 impl ConnectListAllStoragePoolsFlags {
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE` = 0x2 (since 0.10.2)
-    pub const ACTIVE: Self = Self(0x2);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART` = 0x10 (since 0.10.2)
-    pub const AUTOSTART: Self = Self(0x10);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_DIR` = 0x40 (since 0.10.2)
-    pub const DIR: Self = Self(0x40);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_DISK` = 0x400 (since 0.10.2)
-    pub const DISK: Self = Self(0x400);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_FS` = 0x80 (since 0.10.2)
-    pub const FS: Self = Self(0x80);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_GLUSTER` = 0x10000 (since 1.2.1)
-    pub const GLUSTER: Self = Self(0x10000);
     /// `VIR_CONNECT_LIST_STORAGE_POOLS_INACTIVE` = 0x1 (since 0.10.2)
     pub const INACTIVE: Self = Self(0x1);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI` = 0x800 (since 0.10.2)
-    pub const ISCSI: Self = Self(0x800);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI_DIRECT` = 0x80000 (since 5.6.0)
-    pub const ISCSI_DIRECT: Self = Self(0x80000);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_LOGICAL` = 0x200 (since 0.10.2)
-    pub const LOGICAL: Self = Self(0x200);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_MPATH` = 0x2000 (since 0.10.2)
-    pub const MPATH: Self = Self(0x2000);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_NETFS` = 0x100 (since 0.10.2)
-    pub const NETFS: Self = Self(0x100);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_NO_AUTOSTART` = 0x20 (since 0.10.2)
-    pub const NO_AUTOSTART: Self = Self(0x20);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE` = 0x2 (since 0.10.2)
+    pub const ACTIVE: Self = Self(0x2);
     /// `VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT` = 0x4 (since 0.10.2)
     pub const PERSISTENT: Self = Self(0x4);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_RBD` = 0x4000 (since 0.10.2)
-    pub const RBD: Self = Self(0x4000);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_SCSI` = 0x1000 (since 0.10.2)
-    pub const SCSI: Self = Self(0x1000);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_SHEEPDOG` = 0x8000 (since 0.10.2)
-    pub const SHEEPDOG: Self = Self(0x8000);
     /// `VIR_CONNECT_LIST_STORAGE_POOLS_TRANSIENT` = 0x8 (since 0.10.2)
     pub const TRANSIENT: Self = Self(0x8);
-    /// `VIR_CONNECT_LIST_STORAGE_POOLS_VSTORAGE` = 0x40000 (since 3.1.0)
-    pub const VSTORAGE: Self = Self(0x40000);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART` = 0x10 (since 0.10.2)
+    pub const AUTOSTART: Self = Self(0x10);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_NO_AUTOSTART` = 0x20 (since 0.10.2)
+    pub const NO_AUTOSTART: Self = Self(0x20);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_DIR` = 0x40 (since 0.10.2)
+    pub const DIR: Self = Self(0x40);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_FS` = 0x80 (since 0.10.2)
+    pub const FS: Self = Self(0x80);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_NETFS` = 0x100 (since 0.10.2)
+    pub const NETFS: Self = Self(0x100);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_LOGICAL` = 0x200 (since 0.10.2)
+    pub const LOGICAL: Self = Self(0x200);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_DISK` = 0x400 (since 0.10.2)
+    pub const DISK: Self = Self(0x400);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI` = 0x800 (since 0.10.2)
+    pub const ISCSI: Self = Self(0x800);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_SCSI` = 0x1000 (since 0.10.2)
+    pub const SCSI: Self = Self(0x1000);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_MPATH` = 0x2000 (since 0.10.2)
+    pub const MPATH: Self = Self(0x2000);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_RBD` = 0x4000 (since 0.10.2)
+    pub const RBD: Self = Self(0x4000);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_SHEEPDOG` = 0x8000 (since 0.10.2)
+    pub const SHEEPDOG: Self = Self(0x8000);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_GLUSTER` = 0x10000 (since 1.2.1)
+    pub const GLUSTER: Self = Self(0x10000);
     /// `VIR_CONNECT_LIST_STORAGE_POOLS_ZFS` = 0x20000 (since 1.2.8)
     pub const ZFS: Self = Self(0x20000);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_VSTORAGE` = 0x40000 (since 3.1.0)
+    pub const VSTORAGE: Self = Self(0x40000);
+    /// `VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI_DIRECT` = 0x80000 (since 5.6.0)
+    pub const ISCSI_DIRECT: Self = Self(0x80000);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE", Self::ACTIVE),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART", Self::AUTOSTART),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_DIR", Self::DIR),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_DISK", Self::DISK),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_FS", Self::FS),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_GLUSTER", Self::GLUSTER),
             ("VIR_CONNECT_LIST_STORAGE_POOLS_INACTIVE", Self::INACTIVE),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI", Self::ISCSI),
-            (
-                "VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI_DIRECT",
-                Self::ISCSI_DIRECT,
-            ),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_LOGICAL", Self::LOGICAL),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_MPATH", Self::MPATH),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_NETFS", Self::NETFS),
-            (
-                "VIR_CONNECT_LIST_STORAGE_POOLS_NO_AUTOSTART",
-                Self::NO_AUTOSTART,
-            ),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE", Self::ACTIVE),
             (
                 "VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT",
                 Self::PERSISTENT,
             ),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_RBD", Self::RBD),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_SCSI", Self::SCSI),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_SHEEPDOG", Self::SHEEPDOG),
             ("VIR_CONNECT_LIST_STORAGE_POOLS_TRANSIENT", Self::TRANSIENT),
-            ("VIR_CONNECT_LIST_STORAGE_POOLS_VSTORAGE", Self::VSTORAGE),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART", Self::AUTOSTART),
+            (
+                "VIR_CONNECT_LIST_STORAGE_POOLS_NO_AUTOSTART",
+                Self::NO_AUTOSTART,
+            ),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_DIR", Self::DIR),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_FS", Self::FS),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_NETFS", Self::NETFS),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_LOGICAL", Self::LOGICAL),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_DISK", Self::DISK),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI", Self::ISCSI),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_SCSI", Self::SCSI),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_MPATH", Self::MPATH),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_RBD", Self::RBD),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_SHEEPDOG", Self::SHEEPDOG),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_GLUSTER", Self::GLUSTER),
             ("VIR_CONNECT_LIST_STORAGE_POOLS_ZFS", Self::ZFS),
+            ("VIR_CONNECT_LIST_STORAGE_POOLS_VSTORAGE", Self::VSTORAGE),
+            (
+                "VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI_DIRECT",
+                Self::ISCSI_DIRECT,
+            ),
         ]
     }
 }
@@ -620,15 +620,15 @@ crate::program::impl_flags!(ConnectListAllStoragePoolsFlags);
 pub struct ConnectFlags(pub u32);
 
 impl ConnectFlags {
-    /// `VIR_CONNECT_NO_ALIASES` = 0x2: Don't try to resolve URI aliases (since 0.9.7)
-    pub const NO_ALIASES: Self = Self(0x2);
     /// `VIR_CONNECT_RO` = 0x1: A readonly connection (since 0.4.1)
     pub const RO: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_CONNECT_NO_ALIASES` = 0x2: Don't try to resolve URI aliases (since 0.9.7)
+    pub const NO_ALIASES: Self = Self(0x2);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_CONNECT_NO_ALIASES", Self::NO_ALIASES),
             ("VIR_CONNECT_RO", Self::RO),
+            ("VIR_CONNECT_NO_ALIASES", Self::NO_ALIASES),
         ]
     }
 }
@@ -642,28 +642,28 @@ pub struct CPUCompareResult(pub i32);
 impl CPUCompareResult {
     /// `VIR_CPU_COMPARE_ERROR` = -1 (since 0.7.5)
     pub const ERROR: Self = Self(-1);
-    /// `VIR_CPU_COMPARE_IDENTICAL` = 1 (since 0.7.5)
-    pub const IDENTICAL: Self = Self(1);
     /// `VIR_CPU_COMPARE_INCOMPATIBLE` = 0 (since 0.7.5)
     pub const INCOMPATIBLE: Self = Self(0);
+    /// `VIR_CPU_COMPARE_IDENTICAL` = 1 (since 0.7.5)
+    pub const IDENTICAL: Self = Self(1);
     /// `VIR_CPU_COMPARE_SUPERSET` = 2 (since 0.7.5)
     pub const SUPERSET: Self = Self(2);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_CPU_COMPARE_ERROR", Self::ERROR),
-            ("VIR_CPU_COMPARE_IDENTICAL", Self::IDENTICAL),
             ("VIR_CPU_COMPARE_INCOMPATIBLE", Self::INCOMPATIBLE),
+            ("VIR_CPU_COMPARE_IDENTICAL", Self::IDENTICAL),
             ("VIR_CPU_COMPARE_SUPERSET", Self::SUPERSET),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
             -1 => Some("VIR_CPU_COMPARE_ERROR"),
-            1 => Some("VIR_CPU_COMPARE_IDENTICAL"),
             0 => Some("VIR_CPU_COMPARE_INCOMPATIBLE"),
+            1 => Some("VIR_CPU_COMPARE_IDENTICAL"),
             2 => Some("VIR_CPU_COMPARE_SUPERSET"),
             _ => None,
         }
@@ -677,51 +677,51 @@ crate::program::impl_enum!(CPUCompareResult);
 pub struct ConnectCredentialType(pub i32);
 
 impl ConnectCredentialType {
-    /// `VIR_CRED_AUTHNAME` = 2: Identify to authorize as (since 0.4.1)
-    pub const AUTHNAME: Self = Self(2);
-    /// `VIR_CRED_CNONCE` = 4: client supplies a nonce (since 0.4.1)
-    pub const CNONCE: Self = Self(4);
-    /// `VIR_CRED_ECHOPROMPT` = 6: Challenge response (since 0.4.1)
-    pub const ECHOPROMPT: Self = Self(6);
-    /// `VIR_CRED_EXTERNAL` = 9: Externally managed credential (since 0.4.1)
-    pub const EXTERNAL: Self = Self(9);
-    /// `VIR_CRED_LANGUAGE` = 3: RFC 1766 languages, comma separated (since 0.4.1)
-    pub const LANGUAGE: Self = Self(3);
-    /// `VIR_CRED_NOECHOPROMPT` = 7: Challenge response (since 0.4.1)
-    pub const NOECHOPROMPT: Self = Self(7);
-    /// `VIR_CRED_PASSPHRASE` = 5: Passphrase secret (since 0.4.1)
-    pub const PASSPHRASE: Self = Self(5);
-    /// `VIR_CRED_REALM` = 8: Authentication realm (since 0.4.1)
-    pub const REALM: Self = Self(8);
     /// `VIR_CRED_USERNAME` = 1: Identity to act as (since 0.4.1)
     pub const USERNAME: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_CRED_AUTHNAME` = 2: Identify to authorize as (since 0.4.1)
+    pub const AUTHNAME: Self = Self(2);
+    /// `VIR_CRED_LANGUAGE` = 3: RFC 1766 languages, comma separated (since 0.4.1)
+    pub const LANGUAGE: Self = Self(3);
+    /// `VIR_CRED_CNONCE` = 4: client supplies a nonce (since 0.4.1)
+    pub const CNONCE: Self = Self(4);
+    /// `VIR_CRED_PASSPHRASE` = 5: Passphrase secret (since 0.4.1)
+    pub const PASSPHRASE: Self = Self(5);
+    /// `VIR_CRED_ECHOPROMPT` = 6: Challenge response (since 0.4.1)
+    pub const ECHOPROMPT: Self = Self(6);
+    /// `VIR_CRED_NOECHOPROMPT` = 7: Challenge response (since 0.4.1)
+    pub const NOECHOPROMPT: Self = Self(7);
+    /// `VIR_CRED_REALM` = 8: Authentication realm (since 0.4.1)
+    pub const REALM: Self = Self(8);
+    /// `VIR_CRED_EXTERNAL` = 9: Externally managed credential (since 0.4.1)
+    pub const EXTERNAL: Self = Self(9);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_CRED_AUTHNAME", Self::AUTHNAME),
-            ("VIR_CRED_CNONCE", Self::CNONCE),
-            ("VIR_CRED_ECHOPROMPT", Self::ECHOPROMPT),
-            ("VIR_CRED_EXTERNAL", Self::EXTERNAL),
-            ("VIR_CRED_LANGUAGE", Self::LANGUAGE),
-            ("VIR_CRED_NOECHOPROMPT", Self::NOECHOPROMPT),
-            ("VIR_CRED_PASSPHRASE", Self::PASSPHRASE),
-            ("VIR_CRED_REALM", Self::REALM),
             ("VIR_CRED_USERNAME", Self::USERNAME),
+            ("VIR_CRED_AUTHNAME", Self::AUTHNAME),
+            ("VIR_CRED_LANGUAGE", Self::LANGUAGE),
+            ("VIR_CRED_CNONCE", Self::CNONCE),
+            ("VIR_CRED_PASSPHRASE", Self::PASSPHRASE),
+            ("VIR_CRED_ECHOPROMPT", Self::ECHOPROMPT),
+            ("VIR_CRED_NOECHOPROMPT", Self::NOECHOPROMPT),
+            ("VIR_CRED_REALM", Self::REALM),
+            ("VIR_CRED_EXTERNAL", Self::EXTERNAL),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_CRED_AUTHNAME"),
-            4 => Some("VIR_CRED_CNONCE"),
-            6 => Some("VIR_CRED_ECHOPROMPT"),
-            9 => Some("VIR_CRED_EXTERNAL"),
-            3 => Some("VIR_CRED_LANGUAGE"),
-            7 => Some("VIR_CRED_NOECHOPROMPT"),
-            5 => Some("VIR_CRED_PASSPHRASE"),
-            8 => Some("VIR_CRED_REALM"),
             1 => Some("VIR_CRED_USERNAME"),
+            2 => Some("VIR_CRED_AUTHNAME"),
+            3 => Some("VIR_CRED_LANGUAGE"),
+            4 => Some("VIR_CRED_CNONCE"),
+            5 => Some("VIR_CRED_PASSPHRASE"),
+            6 => Some("VIR_CRED_ECHOPROMPT"),
+            7 => Some("VIR_CRED_NOECHOPROMPT"),
+            8 => Some("VIR_CRED_REALM"),
+            9 => Some("VIR_CRED_EXTERNAL"),
             _ => None,
         }
     }
@@ -735,10 +735,13 @@ pub struct DomainAbortJobFlagsValues(pub u32);
 
 impl DomainAbortJobFlagsValues {
     /// `VIR_DOMAIN_ABORT_JOB_POSTCOPY` = 0x1: Interrupt post-copy migration. Since migration in a post-copy phase cannot be aborted without losing the domain (none of the hosts involved in migration has a complete state of the domain), the migration will be suspended and it can later be resumed using virDomainMigrate* APIs with VIR_MIGRATE_POSTCOPY_RESUME flag. (since 8.5.0)
-    pub const POSTCOPY: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_ABORT_JOB_POSTCOPY: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_ABORT_JOB_POSTCOPY", Self::POSTCOPY)]
+        &[(
+            "VIR_DOMAIN_ABORT_JOB_POSTCOPY",
+            Self::DOMAIN_ABORT_JOB_POSTCOPY,
+        )]
     }
 }
 
@@ -749,17 +752,17 @@ crate::program::impl_flags!(DomainAbortJobFlagsValues);
 pub struct DomainModificationImpact(pub u32);
 
 impl DomainModificationImpact {
-    /// `VIR_DOMAIN_AFFECT_CONFIG` = 0x2: Affect persistent domain state. 1 &lt;&lt; 2 is reserved for virTypedParameterFlags (since 0.9.2)
-    pub const CONFIG: Self = Self(0x2);
     /// `VIR_DOMAIN_AFFECT_CURRENT` = 0x0: Affect current domain state. (since 0.9.2)
     pub const CURRENT: Self = Self(0x0);
     /// `VIR_DOMAIN_AFFECT_LIVE` = 0x1: Affect running domain state. (since 0.9.2)
     pub const LIVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_AFFECT_CONFIG` = 0x2: Affect persistent domain state. 1 &lt;&lt; 2 is reserved for virTypedParameterFlags (since 0.9.2)
+    pub const CONFIG: Self = Self(0x2);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_AFFECT_CONFIG", Self::CONFIG),
             ("VIR_DOMAIN_AFFECT_LIVE", Self::LIVE),
+            ("VIR_DOMAIN_AFFECT_CONFIG", Self::CONFIG),
         ]
     }
 }
@@ -777,7 +780,7 @@ impl DomainAgentResponseTimeoutValues {
     pub const DEFAULT: Self = Self(-1);
     /// `VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_NOWAIT` = 0 (since 5.10.0)
     pub const NOWAIT: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_BLOCK", Self::BLOCK),
@@ -785,7 +788,7 @@ impl DomainAgentResponseTimeoutValues {
             ("VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_NOWAIT", Self::NOWAIT),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -808,7 +811,7 @@ impl DomainAuthorizedSSHKeysSetFlags {
     pub const APPEND: Self = Self(0x1);
     /// `VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_REMOVE` = 0x2: remove keys, instead of adding them (since 6.10.0)
     pub const REMOVE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_APPEND", Self::APPEND),
@@ -825,10 +828,13 @@ pub struct DomainBackupBeginFlags(pub u32);
 
 impl DomainBackupBeginFlags {
     /// `VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL` = 0x1: reuse separately provided images (since 6.0.0)
-    pub const EXTERNAL: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL", Self::EXTERNAL)]
+        &[(
+            "VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL",
+            Self::DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL,
+        )]
     }
 }
 
@@ -839,39 +845,39 @@ crate::program::impl_flags!(DomainBackupBeginFlags);
 pub struct BlkioParameterType(pub i32);
 
 impl BlkioParameterType {
-    /// `VIR_DOMAIN_BLKIO_PARAM_BOOLEAN` = 6 (= `VIR_TYPED_PARAM_BOOLEAN`) (since 0.9.0)
-    pub const BOOLEAN: Self = Self(6);
-    /// `VIR_DOMAIN_BLKIO_PARAM_DOUBLE` = 5 (= `VIR_TYPED_PARAM_DOUBLE`) (since 0.9.0)
-    pub const DOUBLE: Self = Self(5);
     /// `VIR_DOMAIN_BLKIO_PARAM_INT` = 1 (= `VIR_TYPED_PARAM_INT`) (since 0.9.0)
     pub const INT: Self = Self(1);
-    /// `VIR_DOMAIN_BLKIO_PARAM_LLONG` = 3 (= `VIR_TYPED_PARAM_LLONG`) (since 0.9.0)
-    pub const LLONG: Self = Self(3);
     /// `VIR_DOMAIN_BLKIO_PARAM_UINT` = 2 (= `VIR_TYPED_PARAM_UINT`) (since 0.9.0)
     pub const UINT: Self = Self(2);
+    /// `VIR_DOMAIN_BLKIO_PARAM_LLONG` = 3 (= `VIR_TYPED_PARAM_LLONG`) (since 0.9.0)
+    pub const LLONG: Self = Self(3);
     /// `VIR_DOMAIN_BLKIO_PARAM_ULLONG` = 4 (= `VIR_TYPED_PARAM_ULLONG`) (since 0.9.0)
     pub const ULLONG: Self = Self(4);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_BLKIO_PARAM_DOUBLE` = 5 (= `VIR_TYPED_PARAM_DOUBLE`) (since 0.9.0)
+    pub const DOUBLE: Self = Self(5);
+    /// `VIR_DOMAIN_BLKIO_PARAM_BOOLEAN` = 6 (= `VIR_TYPED_PARAM_BOOLEAN`) (since 0.9.0)
+    pub const BOOLEAN: Self = Self(6);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_BLKIO_PARAM_BOOLEAN", Self::BOOLEAN),
-            ("VIR_DOMAIN_BLKIO_PARAM_DOUBLE", Self::DOUBLE),
             ("VIR_DOMAIN_BLKIO_PARAM_INT", Self::INT),
-            ("VIR_DOMAIN_BLKIO_PARAM_LLONG", Self::LLONG),
             ("VIR_DOMAIN_BLKIO_PARAM_UINT", Self::UINT),
+            ("VIR_DOMAIN_BLKIO_PARAM_LLONG", Self::LLONG),
             ("VIR_DOMAIN_BLKIO_PARAM_ULLONG", Self::ULLONG),
+            ("VIR_DOMAIN_BLKIO_PARAM_DOUBLE", Self::DOUBLE),
+            ("VIR_DOMAIN_BLKIO_PARAM_BOOLEAN", Self::BOOLEAN),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            6 => Some("VIR_DOMAIN_BLKIO_PARAM_BOOLEAN"),
-            5 => Some("VIR_DOMAIN_BLKIO_PARAM_DOUBLE"),
             1 => Some("VIR_DOMAIN_BLKIO_PARAM_INT"),
-            3 => Some("VIR_DOMAIN_BLKIO_PARAM_LLONG"),
             2 => Some("VIR_DOMAIN_BLKIO_PARAM_UINT"),
+            3 => Some("VIR_DOMAIN_BLKIO_PARAM_LLONG"),
             4 => Some("VIR_DOMAIN_BLKIO_PARAM_ULLONG"),
+            5 => Some("VIR_DOMAIN_BLKIO_PARAM_DOUBLE"),
+            6 => Some("VIR_DOMAIN_BLKIO_PARAM_BOOLEAN"),
             _ => None,
         }
     }
@@ -884,47 +890,47 @@ crate::program::impl_enum!(BlkioParameterType);
 pub struct DomainState(pub i32);
 
 impl DomainState {
-    /// `VIR_DOMAIN_BLOCKED` = 2: the domain is blocked on resource (since 0.0.1)
-    pub const BLOCKED: Self = Self(2);
-    /// `VIR_DOMAIN_CRASHED` = 6: the domain is crashed (since 0.0.2)
-    pub const CRASHED: Self = Self(6);
     /// `VIR_DOMAIN_NOSTATE` = 0: no state (since 0.0.1)
     pub const NOSTATE: Self = Self(0);
-    /// `VIR_DOMAIN_PAUSED` = 3: the domain is paused by user (since 0.0.1)
-    pub const PAUSED: Self = Self(3);
-    /// `VIR_DOMAIN_PMSUSPENDED` = 7: the domain is suspended by guest power management (since 0.9.11)
-    pub const PMSUSPENDED: Self = Self(7);
     /// `VIR_DOMAIN_RUNNING` = 1: the domain is running (since 0.0.1)
     pub const RUNNING: Self = Self(1);
+    /// `VIR_DOMAIN_BLOCKED` = 2: the domain is blocked on resource (since 0.0.1)
+    pub const BLOCKED: Self = Self(2);
+    /// `VIR_DOMAIN_PAUSED` = 3: the domain is paused by user (since 0.0.1)
+    pub const PAUSED: Self = Self(3);
     /// `VIR_DOMAIN_SHUTDOWN` = 4: the domain is being shut down (since 0.0.1)
     pub const SHUTDOWN: Self = Self(4);
     /// `VIR_DOMAIN_SHUTOFF` = 5: the domain is shut off (since 0.0.1)
     pub const SHUTOFF: Self = Self(5);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_CRASHED` = 6: the domain is crashed (since 0.0.2)
+    pub const CRASHED: Self = Self(6);
+    /// `VIR_DOMAIN_PMSUSPENDED` = 7: the domain is suspended by guest power management (since 0.9.11)
+    pub const PMSUSPENDED: Self = Self(7);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_BLOCKED", Self::BLOCKED),
-            ("VIR_DOMAIN_CRASHED", Self::CRASHED),
             ("VIR_DOMAIN_NOSTATE", Self::NOSTATE),
-            ("VIR_DOMAIN_PAUSED", Self::PAUSED),
-            ("VIR_DOMAIN_PMSUSPENDED", Self::PMSUSPENDED),
             ("VIR_DOMAIN_RUNNING", Self::RUNNING),
+            ("VIR_DOMAIN_BLOCKED", Self::BLOCKED),
+            ("VIR_DOMAIN_PAUSED", Self::PAUSED),
             ("VIR_DOMAIN_SHUTDOWN", Self::SHUTDOWN),
             ("VIR_DOMAIN_SHUTOFF", Self::SHUTOFF),
+            ("VIR_DOMAIN_CRASHED", Self::CRASHED),
+            ("VIR_DOMAIN_PMSUSPENDED", Self::PMSUSPENDED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_DOMAIN_BLOCKED"),
-            6 => Some("VIR_DOMAIN_CRASHED"),
             0 => Some("VIR_DOMAIN_NOSTATE"),
-            3 => Some("VIR_DOMAIN_PAUSED"),
-            7 => Some("VIR_DOMAIN_PMSUSPENDED"),
             1 => Some("VIR_DOMAIN_RUNNING"),
+            2 => Some("VIR_DOMAIN_BLOCKED"),
+            3 => Some("VIR_DOMAIN_PAUSED"),
             4 => Some("VIR_DOMAIN_SHUTDOWN"),
             5 => Some("VIR_DOMAIN_SHUTOFF"),
+            6 => Some("VIR_DOMAIN_CRASHED"),
+            7 => Some("VIR_DOMAIN_PMSUSPENDED"),
             _ => None,
         }
     }
@@ -938,12 +944,12 @@ pub struct DomainBlockedReason(pub i32);
 
 impl DomainBlockedReason {
     /// `VIR_DOMAIN_BLOCKED_UNKNOWN` = 0: the reason is unknown (since 0.9.2)
-    pub const UNKNOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    pub const DOMAIN_BLOCKED_UNKNOWN: Self = Self(0);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_BLOCKED_UNKNOWN", Self::UNKNOWN)]
+        &[("VIR_DOMAIN_BLOCKED_UNKNOWN", Self::DOMAIN_BLOCKED_UNKNOWN)]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -960,27 +966,27 @@ crate::program::impl_enum!(DomainBlockedReason);
 pub struct DomainBlockCommitFlags(pub u32);
 
 impl DomainBlockCommitFlags {
-    /// `VIR_DOMAIN_BLOCK_COMMIT_ACTIVE` = 0x4: Allow a two-phase commit when top is the active layer (since 1.2.6)
-    pub const ACTIVE: Self = Self(0x4);
-    /// `VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES` = 0x10: bandwidth in bytes/s instead of MiB/s (since 1.2.9)
-    pub const BANDWIDTH_BYTES: Self = Self(0x10);
-    /// `VIR_DOMAIN_BLOCK_COMMIT_DELETE` = 0x2: Delete any files that are now invalid after their contents have been committed (since 0.10.2)
-    pub const DELETE: Self = Self(0x2);
-    /// `VIR_DOMAIN_BLOCK_COMMIT_RELATIVE` = 0x8: keep the backing chain referenced using relative names (since 1.2.7)
-    pub const RELATIVE: Self = Self(0x8);
     /// `VIR_DOMAIN_BLOCK_COMMIT_SHALLOW` = 0x1: NULL base means next backing file, not whole chain (since 0.10.2)
     pub const SHALLOW: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_BLOCK_COMMIT_DELETE` = 0x2: Delete any files that are now invalid after their contents have been committed (since 0.10.2)
+    pub const DELETE: Self = Self(0x2);
+    /// `VIR_DOMAIN_BLOCK_COMMIT_ACTIVE` = 0x4: Allow a two-phase commit when top is the active layer (since 1.2.6)
+    pub const ACTIVE: Self = Self(0x4);
+    /// `VIR_DOMAIN_BLOCK_COMMIT_RELATIVE` = 0x8: keep the backing chain referenced using relative names (since 1.2.7)
+    pub const RELATIVE: Self = Self(0x8);
+    /// `VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES` = 0x10: bandwidth in bytes/s instead of MiB/s (since 1.2.9)
+    pub const BANDWIDTH_BYTES: Self = Self(0x10);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_BLOCK_COMMIT_SHALLOW", Self::SHALLOW),
+            ("VIR_DOMAIN_BLOCK_COMMIT_DELETE", Self::DELETE),
             ("VIR_DOMAIN_BLOCK_COMMIT_ACTIVE", Self::ACTIVE),
+            ("VIR_DOMAIN_BLOCK_COMMIT_RELATIVE", Self::RELATIVE),
             (
                 "VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES",
                 Self::BANDWIDTH_BYTES,
             ),
-            ("VIR_DOMAIN_BLOCK_COMMIT_DELETE", Self::DELETE),
-            ("VIR_DOMAIN_BLOCK_COMMIT_RELATIVE", Self::RELATIVE),
-            ("VIR_DOMAIN_BLOCK_COMMIT_SHALLOW", Self::SHALLOW),
         ]
     }
 }
@@ -992,24 +998,24 @@ crate::program::impl_flags!(DomainBlockCommitFlags);
 pub struct DomainBlockCopyFlags(pub u32);
 
 impl DomainBlockCopyFlags {
-    /// `VIR_DOMAIN_BLOCK_COPY_REUSE_EXT` = 0x2: Reuse existing external file for a copy (since 1.2.8)
-    pub const REUSE_EXT: Self = Self(0x2);
     /// `VIR_DOMAIN_BLOCK_COPY_SHALLOW` = 0x1: Limit copy to top of source backing chain (since 1.2.8)
     pub const SHALLOW: Self = Self(0x1);
-    /// `VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES` = 0x8: Force the copy job to synchronously propagate guest writes into the destination image, so that the copy is guaranteed to converge (since 8.0.0)
-    pub const SYNCHRONOUS_WRITES: Self = Self(0x8);
+    /// `VIR_DOMAIN_BLOCK_COPY_REUSE_EXT` = 0x2: Reuse existing external file for a copy (since 1.2.8)
+    pub const REUSE_EXT: Self = Self(0x2);
     /// `VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB` = 0x4: Don't force usage of recoverable job for the copy operation (since 3.5.0)
     pub const TRANSIENT_JOB: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES` = 0x8: Force the copy job to synchronously propagate guest writes into the destination image, so that the copy is guaranteed to converge (since 8.0.0)
+    pub const SYNCHRONOUS_WRITES: Self = Self(0x8);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_BLOCK_COPY_REUSE_EXT", Self::REUSE_EXT),
             ("VIR_DOMAIN_BLOCK_COPY_SHALLOW", Self::SHALLOW),
+            ("VIR_DOMAIN_BLOCK_COPY_REUSE_EXT", Self::REUSE_EXT),
+            ("VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB", Self::TRANSIENT_JOB),
             (
                 "VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES",
                 Self::SYNCHRONOUS_WRITES,
             ),
-            ("VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB", Self::TRANSIENT_JOB),
         ]
     }
 }
@@ -1025,7 +1031,7 @@ impl DomainBlockJobAbortFlags {
     pub const ASYNC: Self = Self(0x1);
     /// `VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT` = 0x2 (since 0.9.12)
     pub const PIVOT: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC", Self::ASYNC),
@@ -1041,30 +1047,30 @@ crate::program::impl_flags!(DomainBlockJobAbortFlags);
 pub struct ConnectDomainEventBlockJobStatus(pub i32);
 
 impl ConnectDomainEventBlockJobStatus {
-    /// `VIR_DOMAIN_BLOCK_JOB_CANCELED` = 2 (since 0.9.12)
-    pub const CANCELED: Self = Self(2);
     /// `VIR_DOMAIN_BLOCK_JOB_COMPLETED` = 0 (since 0.9.4)
     pub const COMPLETED: Self = Self(0);
     /// `VIR_DOMAIN_BLOCK_JOB_FAILED` = 1 (since 0.9.4)
     pub const FAILED: Self = Self(1);
+    /// `VIR_DOMAIN_BLOCK_JOB_CANCELED` = 2 (since 0.9.12)
+    pub const CANCELED: Self = Self(2);
     /// `VIR_DOMAIN_BLOCK_JOB_READY` = 3 (since 1.0.0)
     pub const READY: Self = Self(3);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_BLOCK_JOB_CANCELED", Self::CANCELED),
             ("VIR_DOMAIN_BLOCK_JOB_COMPLETED", Self::COMPLETED),
             ("VIR_DOMAIN_BLOCK_JOB_FAILED", Self::FAILED),
+            ("VIR_DOMAIN_BLOCK_JOB_CANCELED", Self::CANCELED),
             ("VIR_DOMAIN_BLOCK_JOB_READY", Self::READY),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_DOMAIN_BLOCK_JOB_CANCELED"),
             0 => Some("VIR_DOMAIN_BLOCK_JOB_COMPLETED"),
             1 => Some("VIR_DOMAIN_BLOCK_JOB_FAILED"),
+            2 => Some("VIR_DOMAIN_BLOCK_JOB_CANCELED"),
             3 => Some("VIR_DOMAIN_BLOCK_JOB_READY"),
             _ => None,
         }
@@ -1079,10 +1085,13 @@ pub struct DomainBlockJobInfoFlags(pub u32);
 
 impl DomainBlockJobInfoFlags {
     /// `VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES` = 0x1: bandwidth in bytes/s instead of MiB/s (since 1.2.9)
-    pub const BYTES: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES", Self::BYTES)]
+        &[(
+            "VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES",
+            Self::DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES,
+        )]
     }
 }
 
@@ -1094,10 +1103,13 @@ pub struct DomainBlockJobSetSpeedFlags(pub u32);
 
 impl DomainBlockJobSetSpeedFlags {
     /// `VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES` = 0x1: bandwidth in bytes/s instead of MiB/s (since 1.2.9)
-    pub const BYTES: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES", Self::BYTES)]
+        &[(
+            "VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES",
+            Self::DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES,
+        )]
     }
 }
 
@@ -1108,42 +1120,42 @@ crate::program::impl_flags!(DomainBlockJobSetSpeedFlags);
 pub struct DomainBlockJobType(pub i32);
 
 impl DomainBlockJobType {
+    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_UNKNOWN` = 0: Placeholder (since 0.9.4)
+    pub const UNKNOWN: Self = Self(0);
+    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_PULL` = 1: Block Pull (virDomainBlockPull, or virDomainBlockRebase without flags), job ends on completion (since 0.9.4)
+    pub const PULL: Self = Self(1);
+    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_COPY` = 2: Block Copy (virDomainBlockCopy, or virDomainBlockRebase with flags), job exists as long as mirroring is active (since 0.9.12)
+    pub const COPY: Self = Self(2);
+    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT` = 3: Block Commit (virDomainBlockCommit without flags), job ends on completion (since 0.10.2)
+    pub const COMMIT: Self = Self(3);
     /// `VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT` = 4: Active Block Commit (virDomainBlockCommit with flags), job exists as long as sync is active (since 1.2.6)
     pub const ACTIVE_COMMIT: Self = Self(4);
     /// `VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP` = 5: Backup (virDomainBackupBegin) (since 6.0.0)
     pub const BACKUP: Self = Self(5);
-    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT` = 3: Block Commit (virDomainBlockCommit without flags), job ends on completion (since 0.10.2)
-    pub const COMMIT: Self = Self(3);
-    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_COPY` = 2: Block Copy (virDomainBlockCopy, or virDomainBlockRebase with flags), job exists as long as mirroring is active (since 0.9.12)
-    pub const COPY: Self = Self(2);
-    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_PULL` = 1: Block Pull (virDomainBlockPull, or virDomainBlockRebase without flags), job ends on completion (since 0.9.4)
-    pub const PULL: Self = Self(1);
-    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_UNKNOWN` = 0: Placeholder (since 0.9.4)
-    pub const UNKNOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_BLOCK_JOB_TYPE_UNKNOWN", Self::UNKNOWN),
+            ("VIR_DOMAIN_BLOCK_JOB_TYPE_PULL", Self::PULL),
+            ("VIR_DOMAIN_BLOCK_JOB_TYPE_COPY", Self::COPY),
+            ("VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT", Self::COMMIT),
             (
                 "VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT",
                 Self::ACTIVE_COMMIT,
             ),
             ("VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP", Self::BACKUP),
-            ("VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT", Self::COMMIT),
-            ("VIR_DOMAIN_BLOCK_JOB_TYPE_COPY", Self::COPY),
-            ("VIR_DOMAIN_BLOCK_JOB_TYPE_PULL", Self::PULL),
-            ("VIR_DOMAIN_BLOCK_JOB_TYPE_UNKNOWN", Self::UNKNOWN),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_UNKNOWN"),
+            1 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_PULL"),
+            2 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_COPY"),
+            3 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT"),
             4 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT"),
             5 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP"),
-            3 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT"),
-            2 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_COPY"),
-            1 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_PULL"),
-            0 => Some("VIR_DOMAIN_BLOCK_JOB_TYPE_UNKNOWN"),
             _ => None,
         }
     }
@@ -1157,10 +1169,13 @@ pub struct DomainBlockPullFlags(pub u32);
 
 impl DomainBlockPullFlags {
     /// `VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES` = 0x40: bandwidth in bytes/s instead of MiB/s (since 1.2.9)
-    pub const BYTES: Self = Self(0x40);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES: Self = Self(0x40);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES", Self::BYTES)]
+        &[(
+            "VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES",
+            Self::DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES,
+        )]
     }
 }
 
@@ -1171,33 +1186,33 @@ crate::program::impl_flags!(DomainBlockPullFlags);
 pub struct DomainBlockRebaseFlags(pub u32);
 
 impl DomainBlockRebaseFlags {
-    /// `VIR_DOMAIN_BLOCK_REBASE_BANDWIDTH_BYTES` = 0x40: bandwidth in bytes/s instead of MiB/s (since 1.2.9)
-    pub const BANDWIDTH_BYTES: Self = Self(0x40);
-    /// `VIR_DOMAIN_BLOCK_REBASE_COPY` = 0x8: Start a copy job (since 0.9.12)
-    pub const COPY: Self = Self(0x8);
-    /// `VIR_DOMAIN_BLOCK_REBASE_COPY_DEV` = 0x20: Treat destination as block device instead of file (since 1.2.9)
-    pub const COPY_DEV: Self = Self(0x20);
-    /// `VIR_DOMAIN_BLOCK_REBASE_COPY_RAW` = 0x4: Make destination file raw (since 0.9.12)
-    pub const COPY_RAW: Self = Self(0x4);
-    /// `VIR_DOMAIN_BLOCK_REBASE_RELATIVE` = 0x10: Keep backing chain referenced using relative names (since 1.2.7)
-    pub const RELATIVE: Self = Self(0x10);
-    /// `VIR_DOMAIN_BLOCK_REBASE_REUSE_EXT` = 0x2: Reuse existing external file for a copy (since 0.9.12)
-    pub const REUSE_EXT: Self = Self(0x2);
     /// `VIR_DOMAIN_BLOCK_REBASE_SHALLOW` = 0x1: Limit copy to top of source backing chain (since 0.9.12)
     pub const SHALLOW: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_BLOCK_REBASE_REUSE_EXT` = 0x2: Reuse existing external file for a copy (since 0.9.12)
+    pub const REUSE_EXT: Self = Self(0x2);
+    /// `VIR_DOMAIN_BLOCK_REBASE_COPY_RAW` = 0x4: Make destination file raw (since 0.9.12)
+    pub const COPY_RAW: Self = Self(0x4);
+    /// `VIR_DOMAIN_BLOCK_REBASE_COPY` = 0x8: Start a copy job (since 0.9.12)
+    pub const COPY: Self = Self(0x8);
+    /// `VIR_DOMAIN_BLOCK_REBASE_RELATIVE` = 0x10: Keep backing chain referenced using relative names (since 1.2.7)
+    pub const RELATIVE: Self = Self(0x10);
+    /// `VIR_DOMAIN_BLOCK_REBASE_COPY_DEV` = 0x20: Treat destination as block device instead of file (since 1.2.9)
+    pub const COPY_DEV: Self = Self(0x20);
+    /// `VIR_DOMAIN_BLOCK_REBASE_BANDWIDTH_BYTES` = 0x40: bandwidth in bytes/s instead of MiB/s (since 1.2.9)
+    pub const BANDWIDTH_BYTES: Self = Self(0x40);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_BLOCK_REBASE_SHALLOW", Self::SHALLOW),
+            ("VIR_DOMAIN_BLOCK_REBASE_REUSE_EXT", Self::REUSE_EXT),
+            ("VIR_DOMAIN_BLOCK_REBASE_COPY_RAW", Self::COPY_RAW),
+            ("VIR_DOMAIN_BLOCK_REBASE_COPY", Self::COPY),
+            ("VIR_DOMAIN_BLOCK_REBASE_RELATIVE", Self::RELATIVE),
+            ("VIR_DOMAIN_BLOCK_REBASE_COPY_DEV", Self::COPY_DEV),
             (
                 "VIR_DOMAIN_BLOCK_REBASE_BANDWIDTH_BYTES",
                 Self::BANDWIDTH_BYTES,
             ),
-            ("VIR_DOMAIN_BLOCK_REBASE_COPY", Self::COPY),
-            ("VIR_DOMAIN_BLOCK_REBASE_COPY_DEV", Self::COPY_DEV),
-            ("VIR_DOMAIN_BLOCK_REBASE_COPY_RAW", Self::COPY_RAW),
-            ("VIR_DOMAIN_BLOCK_REBASE_RELATIVE", Self::RELATIVE),
-            ("VIR_DOMAIN_BLOCK_REBASE_REUSE_EXT", Self::REUSE_EXT),
-            ("VIR_DOMAIN_BLOCK_REBASE_SHALLOW", Self::SHALLOW),
         ]
     }
 }
@@ -1213,7 +1228,7 @@ impl DomainBlockResizeFlags {
     pub const BYTES: Self = Self(0x1);
     /// `VIR_DOMAIN_BLOCK_RESIZE_CAPACITY` = 0x2: resize to full the capacity of the source (since 10.0.0)
     pub const CAPACITY: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_BLOCK_RESIZE_BYTES", Self::BYTES),
@@ -1230,10 +1245,10 @@ pub struct DomainChannelFlags(pub u32);
 
 impl DomainChannelFlags {
     /// `VIR_DOMAIN_CHANNEL_FORCE` = 0x1: abort a (possibly) active channel connection to force a new connection (since 1.0.2)
-    pub const FORCE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_CHANNEL_FORCE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_CHANNEL_FORCE", Self::FORCE)]
+        &[("VIR_DOMAIN_CHANNEL_FORCE", Self::DOMAIN_CHANNEL_FORCE)]
     }
 }
 
@@ -1244,17 +1259,17 @@ crate::program::impl_flags!(DomainChannelFlags);
 pub struct DomainCheckpointCreateFlags(pub u32);
 
 impl DomainCheckpointCreateFlags {
-    /// `VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE` = 0x2: use guest agent to quiesce all mounted file systems within the domain (since 5.6.0)
-    pub const QUIESCE: Self = Self(0x2);
     /// `VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE` = 0x1: Restore or alter metadata (since 5.6.0)
     pub const REDEFINE: Self = Self(0x1);
+    /// `VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE` = 0x2: use guest agent to quiesce all mounted file systems within the domain (since 5.6.0)
+    pub const QUIESCE: Self = Self(0x2);
     /// `VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE` = 0x4: validate disk data state when redefining a checkpoint (since 6.10.0)
     pub const REDEFINE_VALIDATE: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE", Self::QUIESCE),
             ("VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE", Self::REDEFINE),
+            ("VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE", Self::QUIESCE),
             (
                 "VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE",
                 Self::REDEFINE_VALIDATE,
@@ -1272,21 +1287,21 @@ pub struct DomainCheckpointDeleteFlags(pub u32);
 impl DomainCheckpointDeleteFlags {
     /// `VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN` = 0x1: Also delete children (since 5.6.0)
     pub const CHILDREN: Self = Self(0x1);
-    /// `VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY` = 0x4: Delete just children (since 5.6.0)
-    pub const CHILDREN_ONLY: Self = Self(0x4);
     /// `VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY` = 0x2: Delete just metadata (since 5.6.0)
     pub const METADATA_ONLY: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY` = 0x4: Delete just children (since 5.6.0)
+    pub const CHILDREN_ONLY: Self = Self(0x4);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN", Self::CHILDREN),
             (
-                "VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY",
-                Self::CHILDREN_ONLY,
-            ),
-            (
                 "VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY",
                 Self::METADATA_ONLY,
+            ),
+            (
+                "VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY",
+                Self::CHILDREN_ONLY,
             ),
         ]
     }
@@ -1301,22 +1316,22 @@ pub struct DomainCheckpointListFlags(pub u32);
 impl DomainCheckpointListFlags {
     /// `VIR_DOMAIN_CHECKPOINT_LIST_DESCENDANTS` = 0x1: List all descendants, not just children, when listing a checkpoint (since 5.6.0)
     pub const DESCENDANTS: Self = Self(0x1);
-    /// `VIR_DOMAIN_CHECKPOINT_LIST_LEAVES` = 0x4: Filter by checkpoints with no children (since 5.6.0)
-    pub const LEAVES: Self = Self(0x4);
-    /// `VIR_DOMAIN_CHECKPOINT_LIST_NO_LEAVES` = 0x8: Filter by checkpoints that have children (since 5.6.0)
-    pub const NO_LEAVES: Self = Self(0x8);
     /// `VIR_DOMAIN_CHECKPOINT_LIST_ROOTS` = 0x1: Filter by checkpoints with no parents, when listing a domain (since 5.6.0)
     pub const ROOTS: Self = Self(0x1);
     /// `VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL` = 0x2: Ensure parents occur before children in the resulting list (since 5.6.0)
     pub const TOPOLOGICAL: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_CHECKPOINT_LIST_LEAVES` = 0x4: Filter by checkpoints with no children (since 5.6.0)
+    pub const LEAVES: Self = Self(0x4);
+    /// `VIR_DOMAIN_CHECKPOINT_LIST_NO_LEAVES` = 0x8: Filter by checkpoints that have children (since 5.6.0)
+    pub const NO_LEAVES: Self = Self(0x8);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_CHECKPOINT_LIST_DESCENDANTS", Self::DESCENDANTS),
-            ("VIR_DOMAIN_CHECKPOINT_LIST_LEAVES", Self::LEAVES),
-            ("VIR_DOMAIN_CHECKPOINT_LIST_NO_LEAVES", Self::NO_LEAVES),
             ("VIR_DOMAIN_CHECKPOINT_LIST_ROOTS", Self::ROOTS),
             ("VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL", Self::TOPOLOGICAL),
+            ("VIR_DOMAIN_CHECKPOINT_LIST_LEAVES", Self::LEAVES),
+            ("VIR_DOMAIN_CHECKPOINT_LIST_NO_LEAVES", Self::NO_LEAVES),
         ]
     }
 }
@@ -1328,17 +1343,17 @@ crate::program::impl_flags!(DomainCheckpointListFlags);
 pub struct DomainCheckpointXMLFlags(pub u32);
 
 impl DomainCheckpointXMLFlags {
-    /// `VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN` = 0x2: Suppress &lt;domain&gt; subelement (since 5.6.0)
-    pub const NO_DOMAIN: Self = Self(0x2);
     /// `VIR_DOMAIN_CHECKPOINT_XML_SECURE` = 0x1: Include sensitive data (since 5.6.0)
     pub const SECURE: Self = Self(0x1);
+    /// `VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN` = 0x2: Suppress &lt;domain&gt; subelement (since 5.6.0)
+    pub const NO_DOMAIN: Self = Self(0x2);
     /// `VIR_DOMAIN_CHECKPOINT_XML_SIZE` = 0x4: Include dynamic per-&lt;disk&gt; size (since 5.6.0)
     pub const SIZE: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN", Self::NO_DOMAIN),
             ("VIR_DOMAIN_CHECKPOINT_XML_SECURE", Self::SECURE),
+            ("VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN", Self::NO_DOMAIN),
             ("VIR_DOMAIN_CHECKPOINT_XML_SIZE", Self::SIZE),
         ]
     }
@@ -1355,7 +1370,7 @@ impl DomainConsoleFlags {
     pub const FORCE: Self = Self(0x1);
     /// `VIR_DOMAIN_CONSOLE_SAFE` = 0x2: check if the console driver supports safe console operations (since 0.9.11)
     pub const SAFE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_CONSOLE_FORCE", Self::FORCE),
@@ -1371,31 +1386,31 @@ crate::program::impl_flags!(DomainConsoleFlags);
 pub struct DomainControlState(pub i32);
 
 impl DomainControlState {
-    /// `VIR_DOMAIN_CONTROL_ERROR` = 3: unusable, domain cannot be fully operated, possible reason is provided in the details field (since 0.9.3)
-    pub const ERROR: Self = Self(3);
+    /// `VIR_DOMAIN_CONTROL_OK` = 0: operational, ready to accept commands (since 0.9.3)
+    pub const OK: Self = Self(0);
     /// `VIR_DOMAIN_CONTROL_JOB` = 1: background job is running (can be monitored by virDomainGetJobInfo); only limited set of commands may be allowed (since 0.9.3)
     pub const JOB: Self = Self(1);
     /// `VIR_DOMAIN_CONTROL_OCCUPIED` = 2: occupied by a running command (since 0.9.3)
     pub const OCCUPIED: Self = Self(2);
-    /// `VIR_DOMAIN_CONTROL_OK` = 0: operational, ready to accept commands (since 0.9.3)
-    pub const OK: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_CONTROL_ERROR` = 3: unusable, domain cannot be fully operated, possible reason is provided in the details field (since 0.9.3)
+    pub const ERROR: Self = Self(3);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_CONTROL_ERROR", Self::ERROR),
+            ("VIR_DOMAIN_CONTROL_OK", Self::OK),
             ("VIR_DOMAIN_CONTROL_JOB", Self::JOB),
             ("VIR_DOMAIN_CONTROL_OCCUPIED", Self::OCCUPIED),
-            ("VIR_DOMAIN_CONTROL_OK", Self::OK),
+            ("VIR_DOMAIN_CONTROL_ERROR", Self::ERROR),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            3 => Some("VIR_DOMAIN_CONTROL_ERROR"),
+            0 => Some("VIR_DOMAIN_CONTROL_OK"),
             1 => Some("VIR_DOMAIN_CONTROL_JOB"),
             2 => Some("VIR_DOMAIN_CONTROL_OCCUPIED"),
-            0 => Some("VIR_DOMAIN_CONTROL_OK"),
+            3 => Some("VIR_DOMAIN_CONTROL_ERROR"),
             _ => None,
         }
     }
@@ -1408,31 +1423,31 @@ crate::program::impl_enum!(DomainControlState);
 pub struct DomainControlErrorReason(pub i32);
 
 impl DomainControlErrorReason {
-    /// `VIR_DOMAIN_CONTROL_ERROR_REASON_INTERNAL` = 3: error caused due to internal failure in libvirt (since 1.2.14)
-    pub const INTERNAL: Self = Self(3);
-    /// `VIR_DOMAIN_CONTROL_ERROR_REASON_MONITOR` = 2: monitor connection is broken (since 1.2.14)
-    pub const MONITOR: Self = Self(2);
     /// `VIR_DOMAIN_CONTROL_ERROR_REASON_NONE` = 0: server didn't provide a reason (since 1.2.14)
     pub const NONE: Self = Self(0);
     /// `VIR_DOMAIN_CONTROL_ERROR_REASON_UNKNOWN` = 1: unknown reason for the error (since 1.2.14)
     pub const UNKNOWN: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_CONTROL_ERROR_REASON_MONITOR` = 2: monitor connection is broken (since 1.2.14)
+    pub const MONITOR: Self = Self(2);
+    /// `VIR_DOMAIN_CONTROL_ERROR_REASON_INTERNAL` = 3: error caused due to internal failure in libvirt (since 1.2.14)
+    pub const INTERNAL: Self = Self(3);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_CONTROL_ERROR_REASON_INTERNAL", Self::INTERNAL),
-            ("VIR_DOMAIN_CONTROL_ERROR_REASON_MONITOR", Self::MONITOR),
             ("VIR_DOMAIN_CONTROL_ERROR_REASON_NONE", Self::NONE),
             ("VIR_DOMAIN_CONTROL_ERROR_REASON_UNKNOWN", Self::UNKNOWN),
+            ("VIR_DOMAIN_CONTROL_ERROR_REASON_MONITOR", Self::MONITOR),
+            ("VIR_DOMAIN_CONTROL_ERROR_REASON_INTERNAL", Self::INTERNAL),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            3 => Some("VIR_DOMAIN_CONTROL_ERROR_REASON_INTERNAL"),
-            2 => Some("VIR_DOMAIN_CONTROL_ERROR_REASON_MONITOR"),
             0 => Some("VIR_DOMAIN_CONTROL_ERROR_REASON_NONE"),
             1 => Some("VIR_DOMAIN_CONTROL_ERROR_REASON_UNKNOWN"),
+            2 => Some("VIR_DOMAIN_CONTROL_ERROR_REASON_MONITOR"),
+            3 => Some("VIR_DOMAIN_CONTROL_ERROR_REASON_INTERNAL"),
             _ => None,
         }
     }
@@ -1445,37 +1460,37 @@ crate::program::impl_enum!(DomainControlErrorReason);
 pub struct DomainCoreDumpFormat(pub i32);
 
 impl DomainCoreDumpFormat {
+    /// `VIR_DOMAIN_CORE_DUMP_FORMAT_RAW` = 0: dump guest memory in raw format (since 1.2.3)
+    pub const RAW: Self = Self(0);
+    /// `VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB` = 1: kdump-compressed format, with zlib compression (since 1.2.3)
+    pub const KDUMP_ZLIB: Self = Self(1);
     /// `VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_LZO` = 2: kdump-compressed format, with lzo compression (since 1.2.3)
     pub const KDUMP_LZO: Self = Self(2);
     /// `VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_SNAPPY` = 3: kdump-compressed format, with snappy compression (since 1.2.3)
     pub const KDUMP_SNAPPY: Self = Self(3);
-    /// `VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB` = 1: kdump-compressed format, with zlib compression (since 1.2.3)
-    pub const KDUMP_ZLIB: Self = Self(1);
-    /// `VIR_DOMAIN_CORE_DUMP_FORMAT_RAW` = 0: dump guest memory in raw format (since 1.2.3)
-    pub const RAW: Self = Self(0);
     /// `VIR_DOMAIN_CORE_DUMP_FORMAT_WIN_DMP` = 4: Windows full crashdump format (since 7.4.0)
     pub const WIN_DMP: Self = Self(4);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_CORE_DUMP_FORMAT_RAW", Self::RAW),
+            ("VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB", Self::KDUMP_ZLIB),
             ("VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_LZO", Self::KDUMP_LZO),
             (
                 "VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_SNAPPY",
                 Self::KDUMP_SNAPPY,
             ),
-            ("VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB", Self::KDUMP_ZLIB),
-            ("VIR_DOMAIN_CORE_DUMP_FORMAT_RAW", Self::RAW),
             ("VIR_DOMAIN_CORE_DUMP_FORMAT_WIN_DMP", Self::WIN_DMP),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_DOMAIN_CORE_DUMP_FORMAT_RAW"),
+            1 => Some("VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB"),
             2 => Some("VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_LZO"),
             3 => Some("VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_SNAPPY"),
-            1 => Some("VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB"),
-            0 => Some("VIR_DOMAIN_CORE_DUMP_FORMAT_RAW"),
             4 => Some("VIR_DOMAIN_CORE_DUMP_FORMAT_WIN_DMP"),
             _ => None,
         }
@@ -1489,23 +1504,23 @@ crate::program::impl_enum!(DomainCoreDumpFormat);
 pub struct DomainCrashedReason(pub i32);
 
 impl DomainCrashedReason {
-    /// `VIR_DOMAIN_CRASHED_PANICKED` = 1: domain panicked (since 1.1.1)
-    pub const PANICKED: Self = Self(1);
     /// `VIR_DOMAIN_CRASHED_UNKNOWN` = 0: crashed for unknown reason (since 0.9.2)
     pub const UNKNOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_CRASHED_PANICKED` = 1: domain panicked (since 1.1.1)
+    pub const PANICKED: Self = Self(1);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_CRASHED_PANICKED", Self::PANICKED),
             ("VIR_DOMAIN_CRASHED_UNKNOWN", Self::UNKNOWN),
+            ("VIR_DOMAIN_CRASHED_PANICKED", Self::PANICKED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            1 => Some("VIR_DOMAIN_CRASHED_PANICKED"),
             0 => Some("VIR_DOMAIN_CRASHED_UNKNOWN"),
+            1 => Some("VIR_DOMAIN_CRASHED_PANICKED"),
             _ => None,
         }
     }
@@ -1519,10 +1534,10 @@ pub struct DomainDefineFlags(pub u32);
 
 impl DomainDefineFlags {
     /// `VIR_DOMAIN_DEFINE_VALIDATE` = 0x1: Validate the XML document against schema (since 1.2.12)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_DEFINE_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_DEFINE_VALIDATE", Self::VALIDATE)]
+        &[("VIR_DOMAIN_DEFINE_VALIDATE", Self::DOMAIN_DEFINE_VALIDATE)]
     }
 }
 
@@ -1539,7 +1554,7 @@ impl DomainDestroyFlagsValues {
     pub const GRACEFUL: Self = Self(0x1);
     /// `VIR_DOMAIN_DESTROY_REMOVE_LOGS` = 0x2: remove VM logs on destroy (since 8.3.0)
     pub const REMOVE_LOGS: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_DESTROY_GRACEFUL", Self::GRACEFUL),
@@ -1555,20 +1570,20 @@ crate::program::impl_flags!(DomainDestroyFlagsValues);
 pub struct DomainDeviceModifyFlags(pub u32);
 
 impl DomainDeviceModifyFlags {
-    /// `VIR_DOMAIN_DEVICE_MODIFY_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See virDomainModificationImpact (since 0.7.7)
-    pub const CONFIG: Self = Self(0x2);
     /// `VIR_DOMAIN_DEVICE_MODIFY_CURRENT` = 0x0 (= `VIR_DOMAIN_AFFECT_CURRENT`): See virDomainModificationImpact (since 0.7.7)
     pub const CURRENT: Self = Self(0x0);
-    /// `VIR_DOMAIN_DEVICE_MODIFY_FORCE` = 0x4: Forcibly modify device (ex. force eject a cdrom) (since 0.8.6)
-    pub const FORCE: Self = Self(0x4);
     /// `VIR_DOMAIN_DEVICE_MODIFY_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See virDomainModificationImpact (since 0.7.7)
     pub const LIVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_DEVICE_MODIFY_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See virDomainModificationImpact (since 0.7.7)
+    pub const CONFIG: Self = Self(0x2);
+    /// `VIR_DOMAIN_DEVICE_MODIFY_FORCE` = 0x4: Forcibly modify device (ex. force eject a cdrom) (since 0.8.6)
+    pub const FORCE: Self = Self(0x4);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_DEVICE_MODIFY_LIVE", Self::LIVE),
             ("VIR_DOMAIN_DEVICE_MODIFY_CONFIG", Self::CONFIG),
             ("VIR_DOMAIN_DEVICE_MODIFY_FORCE", Self::FORCE),
-            ("VIR_DOMAIN_DEVICE_MODIFY_LIVE", Self::LIVE),
         ]
     }
 }
@@ -1580,27 +1595,27 @@ crate::program::impl_flags!(DomainDeviceModifyFlags);
 pub struct DomainDirtyRateStatus(pub i32);
 
 impl DomainDirtyRateStatus {
-    /// `VIR_DOMAIN_DIRTYRATE_MEASURED` = 2: the dirtyrate calculation is completed (since 7.2.0)
-    pub const MEASURED: Self = Self(2);
-    /// `VIR_DOMAIN_DIRTYRATE_MEASURING` = 1: the dirtyrate calculation is measuring (since 7.2.0)
-    pub const MEASURING: Self = Self(1);
     /// `VIR_DOMAIN_DIRTYRATE_UNSTARTED` = 0: the dirtyrate calculation has not been started (since 7.2.0)
     pub const UNSTARTED: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_DIRTYRATE_MEASURING` = 1: the dirtyrate calculation is measuring (since 7.2.0)
+    pub const MEASURING: Self = Self(1);
+    /// `VIR_DOMAIN_DIRTYRATE_MEASURED` = 2: the dirtyrate calculation is completed (since 7.2.0)
+    pub const MEASURED: Self = Self(2);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_DIRTYRATE_MEASURED", Self::MEASURED),
-            ("VIR_DOMAIN_DIRTYRATE_MEASURING", Self::MEASURING),
             ("VIR_DOMAIN_DIRTYRATE_UNSTARTED", Self::UNSTARTED),
+            ("VIR_DOMAIN_DIRTYRATE_MEASURING", Self::MEASURING),
+            ("VIR_DOMAIN_DIRTYRATE_MEASURED", Self::MEASURED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_DOMAIN_DIRTYRATE_MEASURED"),
-            1 => Some("VIR_DOMAIN_DIRTYRATE_MEASURING"),
             0 => Some("VIR_DOMAIN_DIRTYRATE_UNSTARTED"),
+            1 => Some("VIR_DOMAIN_DIRTYRATE_MEASURING"),
+            2 => Some("VIR_DOMAIN_DIRTYRATE_MEASURED"),
             _ => None,
         }
     }
@@ -1613,13 +1628,13 @@ crate::program::impl_enum!(DomainDirtyRateStatus);
 pub struct DomainDirtyRateCalcFlags(pub u32);
 
 impl DomainDirtyRateCalcFlags {
+    /// `VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING` = 0x0: default mode - page-sampling (since 8.1.0)
+    pub const PAGE_SAMPLING: Self = Self(0x0);
     /// `VIR_DOMAIN_DIRTYRATE_MODE_DIRTY_BITMAP` = 0x1: dirty-bitmap mode (since 8.1.0)
     pub const DIRTY_BITMAP: Self = Self(0x1);
     /// `VIR_DOMAIN_DIRTYRATE_MODE_DIRTY_RING` = 0x2: dirty-ring mode (since 8.1.0)
     pub const DIRTY_RING: Self = Self(0x2);
-    /// `VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING` = 0x0: default mode - page-sampling (since 8.1.0)
-    pub const PAGE_SAMPLING: Self = Self(0x0);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_DIRTYRATE_MODE_DIRTY_BITMAP", Self::DIRTY_BITMAP),
@@ -1637,25 +1652,25 @@ pub struct DomainDiskErrorCode(pub i32);
 impl DomainDiskErrorCode {
     /// `VIR_DOMAIN_DISK_ERROR_NONE` = 0: no error (since 0.9.10)
     pub const NONE: Self = Self(0);
-    /// `VIR_DOMAIN_DISK_ERROR_NO_SPACE` = 2: no space left on the device (since 0.9.10)
-    pub const NO_SPACE: Self = Self(2);
     /// `VIR_DOMAIN_DISK_ERROR_UNSPEC` = 1: unspecified I/O error (since 0.9.10)
     pub const UNSPEC: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_DISK_ERROR_NO_SPACE` = 2: no space left on the device (since 0.9.10)
+    pub const NO_SPACE: Self = Self(2);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_DISK_ERROR_NONE", Self::NONE),
-            ("VIR_DOMAIN_DISK_ERROR_NO_SPACE", Self::NO_SPACE),
             ("VIR_DOMAIN_DISK_ERROR_UNSPEC", Self::UNSPEC),
+            ("VIR_DOMAIN_DISK_ERROR_NO_SPACE", Self::NO_SPACE),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
             0 => Some("VIR_DOMAIN_DISK_ERROR_NONE"),
-            2 => Some("VIR_DOMAIN_DISK_ERROR_NO_SPACE"),
             1 => Some("VIR_DOMAIN_DISK_ERROR_UNSPEC"),
+            2 => Some("VIR_DOMAIN_DISK_ERROR_NO_SPACE"),
             _ => None,
         }
     }
@@ -1668,51 +1683,51 @@ crate::program::impl_enum!(DomainDiskErrorCode);
 pub struct DomainEventType(pub i32);
 
 impl DomainEventType {
-    /// `VIR_DOMAIN_EVENT_CRASHED` = 8 (since 1.1.1)
-    pub const CRASHED: Self = Self(8);
     /// `VIR_DOMAIN_EVENT_DEFINED` = 0 (since 0.5.0)
     pub const DEFINED: Self = Self(0);
-    /// `VIR_DOMAIN_EVENT_PMSUSPENDED` = 7 (since 0.10.2)
-    pub const PMSUSPENDED: Self = Self(7);
-    /// `VIR_DOMAIN_EVENT_RESUMED` = 4 (since 0.5.0)
-    pub const RESUMED: Self = Self(4);
-    /// `VIR_DOMAIN_EVENT_SHUTDOWN` = 6 (since 0.9.8)
-    pub const SHUTDOWN: Self = Self(6);
-    /// `VIR_DOMAIN_EVENT_STARTED` = 2 (since 0.5.0)
-    pub const STARTED: Self = Self(2);
-    /// `VIR_DOMAIN_EVENT_STOPPED` = 5 (since 0.5.0)
-    pub const STOPPED: Self = Self(5);
-    /// `VIR_DOMAIN_EVENT_SUSPENDED` = 3 (since 0.5.0)
-    pub const SUSPENDED: Self = Self(3);
     /// `VIR_DOMAIN_EVENT_UNDEFINED` = 1 (since 0.5.0)
     pub const UNDEFINED: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_STARTED` = 2 (since 0.5.0)
+    pub const STARTED: Self = Self(2);
+    /// `VIR_DOMAIN_EVENT_SUSPENDED` = 3 (since 0.5.0)
+    pub const SUSPENDED: Self = Self(3);
+    /// `VIR_DOMAIN_EVENT_RESUMED` = 4 (since 0.5.0)
+    pub const RESUMED: Self = Self(4);
+    /// `VIR_DOMAIN_EVENT_STOPPED` = 5 (since 0.5.0)
+    pub const STOPPED: Self = Self(5);
+    /// `VIR_DOMAIN_EVENT_SHUTDOWN` = 6 (since 0.9.8)
+    pub const SHUTDOWN: Self = Self(6);
+    /// `VIR_DOMAIN_EVENT_PMSUSPENDED` = 7 (since 0.10.2)
+    pub const PMSUSPENDED: Self = Self(7);
+    /// `VIR_DOMAIN_EVENT_CRASHED` = 8 (since 1.1.1)
+    pub const CRASHED: Self = Self(8);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_EVENT_CRASHED", Self::CRASHED),
             ("VIR_DOMAIN_EVENT_DEFINED", Self::DEFINED),
-            ("VIR_DOMAIN_EVENT_PMSUSPENDED", Self::PMSUSPENDED),
-            ("VIR_DOMAIN_EVENT_RESUMED", Self::RESUMED),
-            ("VIR_DOMAIN_EVENT_SHUTDOWN", Self::SHUTDOWN),
-            ("VIR_DOMAIN_EVENT_STARTED", Self::STARTED),
-            ("VIR_DOMAIN_EVENT_STOPPED", Self::STOPPED),
-            ("VIR_DOMAIN_EVENT_SUSPENDED", Self::SUSPENDED),
             ("VIR_DOMAIN_EVENT_UNDEFINED", Self::UNDEFINED),
+            ("VIR_DOMAIN_EVENT_STARTED", Self::STARTED),
+            ("VIR_DOMAIN_EVENT_SUSPENDED", Self::SUSPENDED),
+            ("VIR_DOMAIN_EVENT_RESUMED", Self::RESUMED),
+            ("VIR_DOMAIN_EVENT_STOPPED", Self::STOPPED),
+            ("VIR_DOMAIN_EVENT_SHUTDOWN", Self::SHUTDOWN),
+            ("VIR_DOMAIN_EVENT_PMSUSPENDED", Self::PMSUSPENDED),
+            ("VIR_DOMAIN_EVENT_CRASHED", Self::CRASHED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            8 => Some("VIR_DOMAIN_EVENT_CRASHED"),
             0 => Some("VIR_DOMAIN_EVENT_DEFINED"),
-            7 => Some("VIR_DOMAIN_EVENT_PMSUSPENDED"),
-            4 => Some("VIR_DOMAIN_EVENT_RESUMED"),
-            6 => Some("VIR_DOMAIN_EVENT_SHUTDOWN"),
-            2 => Some("VIR_DOMAIN_EVENT_STARTED"),
-            5 => Some("VIR_DOMAIN_EVENT_STOPPED"),
-            3 => Some("VIR_DOMAIN_EVENT_SUSPENDED"),
             1 => Some("VIR_DOMAIN_EVENT_UNDEFINED"),
+            2 => Some("VIR_DOMAIN_EVENT_STARTED"),
+            3 => Some("VIR_DOMAIN_EVENT_SUSPENDED"),
+            4 => Some("VIR_DOMAIN_EVENT_RESUMED"),
+            5 => Some("VIR_DOMAIN_EVENT_STOPPED"),
+            6 => Some("VIR_DOMAIN_EVENT_SHUTDOWN"),
+            7 => Some("VIR_DOMAIN_EVENT_PMSUSPENDED"),
+            8 => Some("VIR_DOMAIN_EVENT_CRASHED"),
             _ => None,
         }
     }
@@ -1725,23 +1740,23 @@ crate::program::impl_enum!(DomainEventType);
 pub struct DomainEventCrashedDetailType(pub i32);
 
 impl DomainEventCrashedDetailType {
-    /// `VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED` = 1: Guest was crashloaded (since 6.1.0)
-    pub const CRASHLOADED: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_CRASHED_PANICKED` = 0: Guest was panicked (since 1.1.1)
     pub const PANICKED: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED` = 1: Guest was crashloaded (since 6.1.0)
+    pub const CRASHLOADED: Self = Self(1);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED", Self::CRASHLOADED),
             ("VIR_DOMAIN_EVENT_CRASHED_PANICKED", Self::PANICKED),
+            ("VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED", Self::CRASHLOADED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            1 => Some("VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED"),
             0 => Some("VIR_DOMAIN_EVENT_CRASHED_PANICKED"),
+            1 => Some("VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED"),
             _ => None,
         }
     }
@@ -1756,32 +1771,32 @@ pub struct DomainEventDefinedDetailType(pub i32);
 impl DomainEventDefinedDetailType {
     /// `VIR_DOMAIN_EVENT_DEFINED_ADDED` = 0: Newly created config file (since 0.5.0)
     pub const ADDED: Self = Self(0);
-    /// `VIR_DOMAIN_EVENT_DEFINED_FROM_SNAPSHOT` = 3: Config was restored from a snapshot (since 1.3.3)
-    pub const FROM_SNAPSHOT: Self = Self(3);
-    /// `VIR_DOMAIN_EVENT_DEFINED_RENAMED` = 2: Domain was renamed (since 1.2.19)
-    pub const RENAMED: Self = Self(2);
     /// `VIR_DOMAIN_EVENT_DEFINED_UPDATED` = 1: Changed config file (since 0.5.0)
     pub const UPDATED: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_DEFINED_RENAMED` = 2: Domain was renamed (since 1.2.19)
+    pub const RENAMED: Self = Self(2);
+    /// `VIR_DOMAIN_EVENT_DEFINED_FROM_SNAPSHOT` = 3: Config was restored from a snapshot (since 1.3.3)
+    pub const FROM_SNAPSHOT: Self = Self(3);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_EVENT_DEFINED_ADDED", Self::ADDED),
+            ("VIR_DOMAIN_EVENT_DEFINED_UPDATED", Self::UPDATED),
+            ("VIR_DOMAIN_EVENT_DEFINED_RENAMED", Self::RENAMED),
             (
                 "VIR_DOMAIN_EVENT_DEFINED_FROM_SNAPSHOT",
                 Self::FROM_SNAPSHOT,
             ),
-            ("VIR_DOMAIN_EVENT_DEFINED_RENAMED", Self::RENAMED),
-            ("VIR_DOMAIN_EVENT_DEFINED_UPDATED", Self::UPDATED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
             0 => Some("VIR_DOMAIN_EVENT_DEFINED_ADDED"),
-            3 => Some("VIR_DOMAIN_EVENT_DEFINED_FROM_SNAPSHOT"),
-            2 => Some("VIR_DOMAIN_EVENT_DEFINED_RENAMED"),
             1 => Some("VIR_DOMAIN_EVENT_DEFINED_UPDATED"),
+            2 => Some("VIR_DOMAIN_EVENT_DEFINED_RENAMED"),
+            3 => Some("VIR_DOMAIN_EVENT_DEFINED_FROM_SNAPSHOT"),
             _ => None,
         }
     }
@@ -1798,7 +1813,7 @@ impl ConnectDomainEventDiskChangeReason {
     pub const CHANGE_MISSING_ON_START: Self = Self(0);
     /// `VIR_DOMAIN_EVENT_DISK_DROP_MISSING_ON_START` = 1: Disk was dropped from domain as source file was missing. oldSrcPath is set, newSrcPath is NULL (since 1.1.2)
     pub const DROP_MISSING_ON_START: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             (
@@ -1811,7 +1826,7 @@ impl ConnectDomainEventDiskChangeReason {
             ),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -1835,7 +1850,7 @@ impl DomainEventGraphicsAddressType {
     pub const IPV6: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_GRAPHICS_ADDRESS_UNIX` = 2: UNIX socket path (since 0.9.7)
     pub const UNIX: Self = Self(2);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_EVENT_GRAPHICS_ADDRESS_IPV4", Self::IPV4),
@@ -1843,7 +1858,7 @@ impl DomainEventGraphicsAddressType {
             ("VIR_DOMAIN_EVENT_GRAPHICS_ADDRESS_UNIX", Self::UNIX),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -1864,25 +1879,25 @@ pub struct DomainEventGraphicsPhase(pub i32);
 impl DomainEventGraphicsPhase {
     /// `VIR_DOMAIN_EVENT_GRAPHICS_CONNECT` = 0: Initial socket connection established (since 0.8.0)
     pub const CONNECT: Self = Self(0);
-    /// `VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT` = 2: Final socket disconnection (since 0.8.0)
-    pub const DISCONNECT: Self = Self(2);
     /// `VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE` = 1: Authentication & setup completed (since 0.8.0)
     pub const INITIALIZE: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT` = 2: Final socket disconnection (since 0.8.0)
+    pub const DISCONNECT: Self = Self(2);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_EVENT_GRAPHICS_CONNECT", Self::CONNECT),
-            ("VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT", Self::DISCONNECT),
             ("VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE", Self::INITIALIZE),
+            ("VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT", Self::DISCONNECT),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
             0 => Some("VIR_DOMAIN_EVENT_GRAPHICS_CONNECT"),
-            2 => Some("VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT"),
             1 => Some("VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE"),
+            2 => Some("VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT"),
             _ => None,
         }
     }
@@ -1895,136 +1910,136 @@ crate::program::impl_enum!(DomainEventGraphicsPhase);
 pub struct DomainEventID(pub i32);
 
 impl DomainEventID {
-    /// `VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE` = 18: virConnectDomainEventAgentLifecycleCallback (since 1.2.11)
-    pub const AGENT_LIFECYCLE: Self = Self(18);
-    /// `VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE` = 13: virConnectDomainEventBalloonChangeCallback (since 0.10.0)
-    pub const BALLOON_CHANGE: Self = Self(13);
-    /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB` = 8: virConnectDomainEventBlockJobCallback (since 0.9.4)
-    pub const BLOCK_JOB: Self = Self(8);
-    /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2` = 16: virConnectDomainEventBlockJobCallback (since 1.2.6)
-    pub const BLOCK_JOB_2: Self = Self(16);
-    /// `VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD` = 24: virConnectDomainEventBlockThresholdCallback (since 3.2.0)
-    pub const BLOCK_THRESHOLD: Self = Self(24);
-    /// `VIR_DOMAIN_EVENT_ID_CONTROL_ERROR` = 7: virConnectDomainEventGenericCallback (since 0.9.2)
-    pub const CONTROL_ERROR: Self = Self(7);
-    /// `VIR_DOMAIN_EVENT_ID_DEVICE_ADDED` = 19: virConnectDomainEventDeviceAddedCallback (since 1.2.15)
-    pub const DEVICE_ADDED: Self = Self(19);
-    /// `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED` = 22: virConnectDomainEventDeviceRemovalFailedCallback (since 1.3.4)
-    pub const DEVICE_REMOVAL_FAILED: Self = Self(22);
-    /// `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED` = 15: virConnectDomainEventDeviceRemovedCallback (since 1.1.1)
-    pub const DEVICE_REMOVED: Self = Self(15);
-    /// `VIR_DOMAIN_EVENT_ID_DISK_CHANGE` = 9: virConnectDomainEventDiskChangeCallback (since 0.9.7)
-    pub const DISK_CHANGE: Self = Self(9);
-    /// `VIR_DOMAIN_EVENT_ID_GRAPHICS` = 5: virConnectDomainEventGraphicsCallback (since 0.8.0)
-    pub const GRAPHICS: Self = Self(5);
-    /// `VIR_DOMAIN_EVENT_ID_IO_ERROR` = 4: virConnectDomainEventIOErrorCallback (since 0.8.0)
-    pub const IO_ERROR: Self = Self(4);
-    /// `VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON` = 6: virConnectDomainEventIOErrorReasonCallback (since 0.8.1)
-    pub const IO_ERROR_REASON: Self = Self(6);
-    /// `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` = 21: virConnectDomainEventJobCompletedCallback (since 1.3.3)
-    pub const JOB_COMPLETED: Self = Self(21);
     /// `VIR_DOMAIN_EVENT_ID_LIFECYCLE` = 0: virConnectDomainEventCallback (since 0.8.0)
     pub const LIFECYCLE: Self = Self(0);
-    /// `VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE` = 26: virConnectDomainEventMemoryDeviceSizeChangeCallback (since 7.9.0)
-    pub const MEMORY_DEVICE_SIZE_CHANGE: Self = Self(26);
-    /// `VIR_DOMAIN_EVENT_ID_MEMORY_FAILURE` = 25: virConnectDomainEventMemoryFailureCallback (since 6.9.0)
-    pub const MEMORY_FAILURE: Self = Self(25);
-    /// `VIR_DOMAIN_EVENT_ID_METADATA_CHANGE` = 23: virConnectDomainEventMetadataChangeCallback (since 3.0.0)
-    pub const METADATA_CHANGE: Self = Self(23);
-    /// `VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION` = 20: virConnectDomainEventMigrationIterationCallback (since 1.3.2)
-    pub const MIGRATION_ITERATION: Self = Self(20);
-    /// `VIR_DOMAIN_EVENT_ID_NIC_MAC_CHANGE` = 27: virConnectDomainEventNICMACChangeCallback (since 11.2.0)
-    pub const NIC_MAC_CHANGE: Self = Self(27);
-    /// `VIR_DOMAIN_EVENT_ID_PMSUSPEND` = 12: virConnectDomainEventPMSuspendCallback (since 0.9.11)
-    pub const PMSUSPEND: Self = Self(12);
-    /// `VIR_DOMAIN_EVENT_ID_PMSUSPEND_DISK` = 14: virConnectDomainEventPMSuspendDiskCallback (since 1.0.0)
-    pub const PMSUSPEND_DISK: Self = Self(14);
-    /// `VIR_DOMAIN_EVENT_ID_PMWAKEUP` = 11: virConnectDomainEventPMWakeupCallback (since 0.9.11)
-    pub const PMWAKEUP: Self = Self(11);
     /// `VIR_DOMAIN_EVENT_ID_REBOOT` = 1: virConnectDomainEventGenericCallback (since 0.8.0)
     pub const REBOOT: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_ID_RTC_CHANGE` = 2: virConnectDomainEventRTCChangeCallback (since 0.8.0)
     pub const RTC_CHANGE: Self = Self(2);
-    /// `VIR_DOMAIN_EVENT_ID_TRAY_CHANGE` = 10: virConnectDomainEventTrayChangeCallback (since 0.9.11)
-    pub const TRAY_CHANGE: Self = Self(10);
-    /// `VIR_DOMAIN_EVENT_ID_TUNABLE` = 17: virConnectDomainEventTunableCallback (since 1.2.9)
-    pub const TUNABLE: Self = Self(17);
     /// `VIR_DOMAIN_EVENT_ID_WATCHDOG` = 3: virConnectDomainEventWatchdogCallback (since 0.8.0)
     pub const WATCHDOG: Self = Self(3);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_ID_IO_ERROR` = 4: virConnectDomainEventIOErrorCallback (since 0.8.0)
+    pub const IO_ERROR: Self = Self(4);
+    /// `VIR_DOMAIN_EVENT_ID_GRAPHICS` = 5: virConnectDomainEventGraphicsCallback (since 0.8.0)
+    pub const GRAPHICS: Self = Self(5);
+    /// `VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON` = 6: virConnectDomainEventIOErrorReasonCallback (since 0.8.1)
+    pub const IO_ERROR_REASON: Self = Self(6);
+    /// `VIR_DOMAIN_EVENT_ID_CONTROL_ERROR` = 7: virConnectDomainEventGenericCallback (since 0.9.2)
+    pub const CONTROL_ERROR: Self = Self(7);
+    /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB` = 8: virConnectDomainEventBlockJobCallback (since 0.9.4)
+    pub const BLOCK_JOB: Self = Self(8);
+    /// `VIR_DOMAIN_EVENT_ID_DISK_CHANGE` = 9: virConnectDomainEventDiskChangeCallback (since 0.9.7)
+    pub const DISK_CHANGE: Self = Self(9);
+    /// `VIR_DOMAIN_EVENT_ID_TRAY_CHANGE` = 10: virConnectDomainEventTrayChangeCallback (since 0.9.11)
+    pub const TRAY_CHANGE: Self = Self(10);
+    /// `VIR_DOMAIN_EVENT_ID_PMWAKEUP` = 11: virConnectDomainEventPMWakeupCallback (since 0.9.11)
+    pub const PMWAKEUP: Self = Self(11);
+    /// `VIR_DOMAIN_EVENT_ID_PMSUSPEND` = 12: virConnectDomainEventPMSuspendCallback (since 0.9.11)
+    pub const PMSUSPEND: Self = Self(12);
+    /// `VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE` = 13: virConnectDomainEventBalloonChangeCallback (since 0.10.0)
+    pub const BALLOON_CHANGE: Self = Self(13);
+    /// `VIR_DOMAIN_EVENT_ID_PMSUSPEND_DISK` = 14: virConnectDomainEventPMSuspendDiskCallback (since 1.0.0)
+    pub const PMSUSPEND_DISK: Self = Self(14);
+    /// `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED` = 15: virConnectDomainEventDeviceRemovedCallback (since 1.1.1)
+    pub const DEVICE_REMOVED: Self = Self(15);
+    /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2` = 16: virConnectDomainEventBlockJobCallback (since 1.2.6)
+    pub const BLOCK_JOB_2: Self = Self(16);
+    /// `VIR_DOMAIN_EVENT_ID_TUNABLE` = 17: virConnectDomainEventTunableCallback (since 1.2.9)
+    pub const TUNABLE: Self = Self(17);
+    /// `VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE` = 18: virConnectDomainEventAgentLifecycleCallback (since 1.2.11)
+    pub const AGENT_LIFECYCLE: Self = Self(18);
+    /// `VIR_DOMAIN_EVENT_ID_DEVICE_ADDED` = 19: virConnectDomainEventDeviceAddedCallback (since 1.2.15)
+    pub const DEVICE_ADDED: Self = Self(19);
+    /// `VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION` = 20: virConnectDomainEventMigrationIterationCallback (since 1.3.2)
+    pub const MIGRATION_ITERATION: Self = Self(20);
+    /// `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` = 21: virConnectDomainEventJobCompletedCallback (since 1.3.3)
+    pub const JOB_COMPLETED: Self = Self(21);
+    /// `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED` = 22: virConnectDomainEventDeviceRemovalFailedCallback (since 1.3.4)
+    pub const DEVICE_REMOVAL_FAILED: Self = Self(22);
+    /// `VIR_DOMAIN_EVENT_ID_METADATA_CHANGE` = 23: virConnectDomainEventMetadataChangeCallback (since 3.0.0)
+    pub const METADATA_CHANGE: Self = Self(23);
+    /// `VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD` = 24: virConnectDomainEventBlockThresholdCallback (since 3.2.0)
+    pub const BLOCK_THRESHOLD: Self = Self(24);
+    /// `VIR_DOMAIN_EVENT_ID_MEMORY_FAILURE` = 25: virConnectDomainEventMemoryFailureCallback (since 6.9.0)
+    pub const MEMORY_FAILURE: Self = Self(25);
+    /// `VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE` = 26: virConnectDomainEventMemoryDeviceSizeChangeCallback (since 7.9.0)
+    pub const MEMORY_DEVICE_SIZE_CHANGE: Self = Self(26);
+    /// `VIR_DOMAIN_EVENT_ID_NIC_MAC_CHANGE` = 27: virConnectDomainEventNICMACChangeCallback (since 11.2.0)
+    pub const NIC_MAC_CHANGE: Self = Self(27);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE", Self::AGENT_LIFECYCLE),
-            ("VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE", Self::BALLOON_CHANGE),
-            ("VIR_DOMAIN_EVENT_ID_BLOCK_JOB", Self::BLOCK_JOB),
-            ("VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2", Self::BLOCK_JOB_2),
-            ("VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD", Self::BLOCK_THRESHOLD),
-            ("VIR_DOMAIN_EVENT_ID_CONTROL_ERROR", Self::CONTROL_ERROR),
-            ("VIR_DOMAIN_EVENT_ID_DEVICE_ADDED", Self::DEVICE_ADDED),
-            (
-                "VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED",
-                Self::DEVICE_REMOVAL_FAILED,
-            ),
-            ("VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED", Self::DEVICE_REMOVED),
-            ("VIR_DOMAIN_EVENT_ID_DISK_CHANGE", Self::DISK_CHANGE),
-            ("VIR_DOMAIN_EVENT_ID_GRAPHICS", Self::GRAPHICS),
-            ("VIR_DOMAIN_EVENT_ID_IO_ERROR", Self::IO_ERROR),
-            ("VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON", Self::IO_ERROR_REASON),
-            ("VIR_DOMAIN_EVENT_ID_JOB_COMPLETED", Self::JOB_COMPLETED),
             ("VIR_DOMAIN_EVENT_ID_LIFECYCLE", Self::LIFECYCLE),
-            (
-                "VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE",
-                Self::MEMORY_DEVICE_SIZE_CHANGE,
-            ),
-            ("VIR_DOMAIN_EVENT_ID_MEMORY_FAILURE", Self::MEMORY_FAILURE),
-            ("VIR_DOMAIN_EVENT_ID_METADATA_CHANGE", Self::METADATA_CHANGE),
+            ("VIR_DOMAIN_EVENT_ID_REBOOT", Self::REBOOT),
+            ("VIR_DOMAIN_EVENT_ID_RTC_CHANGE", Self::RTC_CHANGE),
+            ("VIR_DOMAIN_EVENT_ID_WATCHDOG", Self::WATCHDOG),
+            ("VIR_DOMAIN_EVENT_ID_IO_ERROR", Self::IO_ERROR),
+            ("VIR_DOMAIN_EVENT_ID_GRAPHICS", Self::GRAPHICS),
+            ("VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON", Self::IO_ERROR_REASON),
+            ("VIR_DOMAIN_EVENT_ID_CONTROL_ERROR", Self::CONTROL_ERROR),
+            ("VIR_DOMAIN_EVENT_ID_BLOCK_JOB", Self::BLOCK_JOB),
+            ("VIR_DOMAIN_EVENT_ID_DISK_CHANGE", Self::DISK_CHANGE),
+            ("VIR_DOMAIN_EVENT_ID_TRAY_CHANGE", Self::TRAY_CHANGE),
+            ("VIR_DOMAIN_EVENT_ID_PMWAKEUP", Self::PMWAKEUP),
+            ("VIR_DOMAIN_EVENT_ID_PMSUSPEND", Self::PMSUSPEND),
+            ("VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE", Self::BALLOON_CHANGE),
+            ("VIR_DOMAIN_EVENT_ID_PMSUSPEND_DISK", Self::PMSUSPEND_DISK),
+            ("VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED", Self::DEVICE_REMOVED),
+            ("VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2", Self::BLOCK_JOB_2),
+            ("VIR_DOMAIN_EVENT_ID_TUNABLE", Self::TUNABLE),
+            ("VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE", Self::AGENT_LIFECYCLE),
+            ("VIR_DOMAIN_EVENT_ID_DEVICE_ADDED", Self::DEVICE_ADDED),
             (
                 "VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION",
                 Self::MIGRATION_ITERATION,
             ),
+            ("VIR_DOMAIN_EVENT_ID_JOB_COMPLETED", Self::JOB_COMPLETED),
+            (
+                "VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED",
+                Self::DEVICE_REMOVAL_FAILED,
+            ),
+            ("VIR_DOMAIN_EVENT_ID_METADATA_CHANGE", Self::METADATA_CHANGE),
+            ("VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD", Self::BLOCK_THRESHOLD),
+            ("VIR_DOMAIN_EVENT_ID_MEMORY_FAILURE", Self::MEMORY_FAILURE),
+            (
+                "VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE",
+                Self::MEMORY_DEVICE_SIZE_CHANGE,
+            ),
             ("VIR_DOMAIN_EVENT_ID_NIC_MAC_CHANGE", Self::NIC_MAC_CHANGE),
-            ("VIR_DOMAIN_EVENT_ID_PMSUSPEND", Self::PMSUSPEND),
-            ("VIR_DOMAIN_EVENT_ID_PMSUSPEND_DISK", Self::PMSUSPEND_DISK),
-            ("VIR_DOMAIN_EVENT_ID_PMWAKEUP", Self::PMWAKEUP),
-            ("VIR_DOMAIN_EVENT_ID_REBOOT", Self::REBOOT),
-            ("VIR_DOMAIN_EVENT_ID_RTC_CHANGE", Self::RTC_CHANGE),
-            ("VIR_DOMAIN_EVENT_ID_TRAY_CHANGE", Self::TRAY_CHANGE),
-            ("VIR_DOMAIN_EVENT_ID_TUNABLE", Self::TUNABLE),
-            ("VIR_DOMAIN_EVENT_ID_WATCHDOG", Self::WATCHDOG),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            18 => Some("VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE"),
-            13 => Some("VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE"),
-            8 => Some("VIR_DOMAIN_EVENT_ID_BLOCK_JOB"),
-            16 => Some("VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2"),
-            24 => Some("VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD"),
-            7 => Some("VIR_DOMAIN_EVENT_ID_CONTROL_ERROR"),
-            19 => Some("VIR_DOMAIN_EVENT_ID_DEVICE_ADDED"),
-            22 => Some("VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED"),
-            15 => Some("VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED"),
-            9 => Some("VIR_DOMAIN_EVENT_ID_DISK_CHANGE"),
-            5 => Some("VIR_DOMAIN_EVENT_ID_GRAPHICS"),
-            4 => Some("VIR_DOMAIN_EVENT_ID_IO_ERROR"),
-            6 => Some("VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON"),
-            21 => Some("VIR_DOMAIN_EVENT_ID_JOB_COMPLETED"),
             0 => Some("VIR_DOMAIN_EVENT_ID_LIFECYCLE"),
-            26 => Some("VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE"),
-            25 => Some("VIR_DOMAIN_EVENT_ID_MEMORY_FAILURE"),
-            23 => Some("VIR_DOMAIN_EVENT_ID_METADATA_CHANGE"),
-            20 => Some("VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION"),
-            27 => Some("VIR_DOMAIN_EVENT_ID_NIC_MAC_CHANGE"),
-            12 => Some("VIR_DOMAIN_EVENT_ID_PMSUSPEND"),
-            14 => Some("VIR_DOMAIN_EVENT_ID_PMSUSPEND_DISK"),
-            11 => Some("VIR_DOMAIN_EVENT_ID_PMWAKEUP"),
             1 => Some("VIR_DOMAIN_EVENT_ID_REBOOT"),
             2 => Some("VIR_DOMAIN_EVENT_ID_RTC_CHANGE"),
-            10 => Some("VIR_DOMAIN_EVENT_ID_TRAY_CHANGE"),
-            17 => Some("VIR_DOMAIN_EVENT_ID_TUNABLE"),
             3 => Some("VIR_DOMAIN_EVENT_ID_WATCHDOG"),
+            4 => Some("VIR_DOMAIN_EVENT_ID_IO_ERROR"),
+            5 => Some("VIR_DOMAIN_EVENT_ID_GRAPHICS"),
+            6 => Some("VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON"),
+            7 => Some("VIR_DOMAIN_EVENT_ID_CONTROL_ERROR"),
+            8 => Some("VIR_DOMAIN_EVENT_ID_BLOCK_JOB"),
+            9 => Some("VIR_DOMAIN_EVENT_ID_DISK_CHANGE"),
+            10 => Some("VIR_DOMAIN_EVENT_ID_TRAY_CHANGE"),
+            11 => Some("VIR_DOMAIN_EVENT_ID_PMWAKEUP"),
+            12 => Some("VIR_DOMAIN_EVENT_ID_PMSUSPEND"),
+            13 => Some("VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE"),
+            14 => Some("VIR_DOMAIN_EVENT_ID_PMSUSPEND_DISK"),
+            15 => Some("VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED"),
+            16 => Some("VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2"),
+            17 => Some("VIR_DOMAIN_EVENT_ID_TUNABLE"),
+            18 => Some("VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE"),
+            19 => Some("VIR_DOMAIN_EVENT_ID_DEVICE_ADDED"),
+            20 => Some("VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION"),
+            21 => Some("VIR_DOMAIN_EVENT_ID_JOB_COMPLETED"),
+            22 => Some("VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED"),
+            23 => Some("VIR_DOMAIN_EVENT_ID_METADATA_CHANGE"),
+            24 => Some("VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD"),
+            25 => Some("VIR_DOMAIN_EVENT_ID_MEMORY_FAILURE"),
+            26 => Some("VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE"),
+            27 => Some("VIR_DOMAIN_EVENT_ID_NIC_MAC_CHANGE"),
             _ => None,
         }
     }
@@ -2043,7 +2058,7 @@ impl DomainEventIOErrorAction {
     pub const PAUSE: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_IO_ERROR_REPORT` = 2: IO error reported to guest OS (since 0.8.0)
     pub const REPORT: Self = Self(2);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_EVENT_IO_ERROR_NONE", Self::NONE),
@@ -2051,7 +2066,7 @@ impl DomainEventIOErrorAction {
             ("VIR_DOMAIN_EVENT_IO_ERROR_REPORT", Self::REPORT),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -2070,18 +2085,17 @@ crate::program::impl_enum!(DomainEventIOErrorAction);
 pub struct DomainMemoryFailureActionType(pub i32);
 
 impl DomainMemoryFailureActionType {
-    /// `VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_FATAL` = 2: the failure is unrecoverable. This occurs for action-required failures if the recipient is the hypervisor; hypervisor will exit. (since 6.9.0)
-    pub const FATAL: Self = Self(2);
     /// `VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_IGNORE` = 0: the memory failure could be ignored. This will only be the case for action-optional failures. (since 6.9.0)
     pub const IGNORE: Self = Self(0);
     /// `VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_INJECT` = 1: memory failure occurred in guest memory, the guest enabled MCE handling mechanism, and hypervisor could inject the MCE into the guest successfully. (since 6.9.0)
     pub const INJECT: Self = Self(1);
+    /// `VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_FATAL` = 2: the failure is unrecoverable. This occurs for action-required failures if the recipient is the hypervisor; hypervisor will exit. (since 6.9.0)
+    pub const FATAL: Self = Self(2);
     /// `VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_RESET` = 3: the failure is unrecoverable but confined to the guest. This occurs if the recipient is a guest which is not ready to handle memory failures. (since 6.9.0)
     pub const RESET: Self = Self(3);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_FATAL", Self::FATAL),
             (
                 "VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_IGNORE",
                 Self::IGNORE,
@@ -2090,16 +2104,17 @@ impl DomainMemoryFailureActionType {
                 "VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_INJECT",
                 Self::INJECT,
             ),
+            ("VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_FATAL", Self::FATAL),
             ("VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_RESET", Self::RESET),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_FATAL"),
             0 => Some("VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_IGNORE"),
             1 => Some("VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_INJECT"),
+            2 => Some("VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_FATAL"),
             3 => Some("VIR_DOMAIN_EVENT_MEMORY_FAILURE_ACTION_RESET"),
             _ => None,
         }
@@ -2113,29 +2128,29 @@ crate::program::impl_enum!(DomainMemoryFailureActionType);
 pub struct DomainMemoryFailureRecipientType(pub i32);
 
 impl DomainMemoryFailureRecipientType {
-    /// `VIR_DOMAIN_EVENT_MEMORY_FAILURE_RECIPIENT_GUEST` = 1: memory failure at guest memory address space (since 6.9.0)
-    pub const GUEST: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_MEMORY_FAILURE_RECIPIENT_HYPERVISOR` = 0: memory failure at hypersivor memory address space (since 6.9.0)
     pub const HYPERVISOR: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_MEMORY_FAILURE_RECIPIENT_GUEST` = 1: memory failure at guest memory address space (since 6.9.0)
+    pub const GUEST: Self = Self(1);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            (
-                "VIR_DOMAIN_EVENT_MEMORY_FAILURE_RECIPIENT_GUEST",
-                Self::GUEST,
-            ),
             (
                 "VIR_DOMAIN_EVENT_MEMORY_FAILURE_RECIPIENT_HYPERVISOR",
                 Self::HYPERVISOR,
             ),
+            (
+                "VIR_DOMAIN_EVENT_MEMORY_FAILURE_RECIPIENT_GUEST",
+                Self::GUEST,
+            ),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            1 => Some("VIR_DOMAIN_EVENT_MEMORY_FAILURE_RECIPIENT_GUEST"),
             0 => Some("VIR_DOMAIN_EVENT_MEMORY_FAILURE_RECIPIENT_HYPERVISOR"),
+            1 => Some("VIR_DOMAIN_EVENT_MEMORY_FAILURE_RECIPIENT_GUEST"),
             _ => None,
         }
     }
@@ -2148,23 +2163,23 @@ crate::program::impl_enum!(DomainMemoryFailureRecipientType);
 pub struct DomainEventPMSuspendedDetailType(pub i32);
 
 impl DomainEventPMSuspendedDetailType {
-    /// `VIR_DOMAIN_EVENT_PMSUSPENDED_DISK` = 1: Guest was PM suspended to disk (since 1.0.0)
-    pub const DISK: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_PMSUSPENDED_MEMORY` = 0: Guest was PM suspended to memory (since 0.10.2)
     pub const MEMORY: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_PMSUSPENDED_DISK` = 1: Guest was PM suspended to disk (since 1.0.0)
+    pub const DISK: Self = Self(1);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_EVENT_PMSUSPENDED_DISK", Self::DISK),
             ("VIR_DOMAIN_EVENT_PMSUSPENDED_MEMORY", Self::MEMORY),
+            ("VIR_DOMAIN_EVENT_PMSUSPENDED_DISK", Self::DISK),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            1 => Some("VIR_DOMAIN_EVENT_PMSUSPENDED_DISK"),
             0 => Some("VIR_DOMAIN_EVENT_PMSUSPENDED_MEMORY"),
+            1 => Some("VIR_DOMAIN_EVENT_PMSUSPENDED_DISK"),
             _ => None,
         }
     }
@@ -2177,41 +2192,41 @@ crate::program::impl_enum!(DomainEventPMSuspendedDetailType);
 pub struct DomainEventResumedDetailType(pub i32);
 
 impl DomainEventResumedDetailType {
-    /// `VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT` = 2: Resumed from snapshot (since 0.9.5)
-    pub const FROM_SNAPSHOT: Self = Self(2);
+    /// `VIR_DOMAIN_EVENT_RESUMED_UNPAUSED` = 0: Normal resume due to admin unpause (since 0.5.0)
+    pub const UNPAUSED: Self = Self(0);
     /// `VIR_DOMAIN_EVENT_RESUMED_MIGRATED` = 1: Resumed for completion of migration (since 0.5.0)
     pub const MIGRATED: Self = Self(1);
+    /// `VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT` = 2: Resumed from snapshot (since 0.9.5)
+    pub const FROM_SNAPSHOT: Self = Self(2);
     /// `VIR_DOMAIN_EVENT_RESUMED_POSTCOPY` = 3: Resumed, but migration is still running in post-copy mode (since 1.3.3)
     pub const POSTCOPY: Self = Self(3);
     /// `VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED` = 4: Running, but migration failed in post-copy (since 8.5.0)
     pub const POSTCOPY_FAILED: Self = Self(4);
-    /// `VIR_DOMAIN_EVENT_RESUMED_UNPAUSED` = 0: Normal resume due to admin unpause (since 0.5.0)
-    pub const UNPAUSED: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_EVENT_RESUMED_UNPAUSED", Self::UNPAUSED),
+            ("VIR_DOMAIN_EVENT_RESUMED_MIGRATED", Self::MIGRATED),
             (
                 "VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT",
                 Self::FROM_SNAPSHOT,
             ),
-            ("VIR_DOMAIN_EVENT_RESUMED_MIGRATED", Self::MIGRATED),
             ("VIR_DOMAIN_EVENT_RESUMED_POSTCOPY", Self::POSTCOPY),
             (
                 "VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED",
                 Self::POSTCOPY_FAILED,
             ),
-            ("VIR_DOMAIN_EVENT_RESUMED_UNPAUSED", Self::UNPAUSED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT"),
+            0 => Some("VIR_DOMAIN_EVENT_RESUMED_UNPAUSED"),
             1 => Some("VIR_DOMAIN_EVENT_RESUMED_MIGRATED"),
+            2 => Some("VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT"),
             3 => Some("VIR_DOMAIN_EVENT_RESUMED_POSTCOPY"),
             4 => Some("VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED"),
-            0 => Some("VIR_DOMAIN_EVENT_RESUMED_UNPAUSED"),
             _ => None,
         }
     }
@@ -2230,7 +2245,7 @@ impl DomainEventShutdownDetailType {
     pub const GUEST: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_SHUTDOWN_HOST` = 2: Domain finished shutting down after request from the host (e.g. killed by a signal) (since 3.4.0)
     pub const HOST: Self = Self(2);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_EVENT_SHUTDOWN_FINISHED", Self::FINISHED),
@@ -2238,7 +2253,7 @@ impl DomainEventShutdownDetailType {
             ("VIR_DOMAIN_EVENT_SHUTDOWN_HOST", Self::HOST),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -2259,35 +2274,35 @@ pub struct DomainEventStartedDetailType(pub i32);
 impl DomainEventStartedDetailType {
     /// `VIR_DOMAIN_EVENT_STARTED_BOOTED` = 0: Normal startup from boot (since 0.5.0)
     pub const BOOTED: Self = Self(0);
-    /// `VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT` = 3: Restored from snapshot (since 0.8.0)
-    pub const FROM_SNAPSHOT: Self = Self(3);
     /// `VIR_DOMAIN_EVENT_STARTED_MIGRATED` = 1: Incoming migration from another host (since 0.5.0)
     pub const MIGRATED: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_STARTED_RESTORED` = 2: Restored from a state file (since 0.5.0)
     pub const RESTORED: Self = Self(2);
+    /// `VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT` = 3: Restored from snapshot (since 0.8.0)
+    pub const FROM_SNAPSHOT: Self = Self(3);
     /// `VIR_DOMAIN_EVENT_STARTED_WAKEUP` = 4: Started due to wakeup event (since 0.9.11)
     pub const WAKEUP: Self = Self(4);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_EVENT_STARTED_BOOTED", Self::BOOTED),
+            ("VIR_DOMAIN_EVENT_STARTED_MIGRATED", Self::MIGRATED),
+            ("VIR_DOMAIN_EVENT_STARTED_RESTORED", Self::RESTORED),
             (
                 "VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT",
                 Self::FROM_SNAPSHOT,
             ),
-            ("VIR_DOMAIN_EVENT_STARTED_MIGRATED", Self::MIGRATED),
-            ("VIR_DOMAIN_EVENT_STARTED_RESTORED", Self::RESTORED),
             ("VIR_DOMAIN_EVENT_STARTED_WAKEUP", Self::WAKEUP),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
             0 => Some("VIR_DOMAIN_EVENT_STARTED_BOOTED"),
-            3 => Some("VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT"),
             1 => Some("VIR_DOMAIN_EVENT_STARTED_MIGRATED"),
             2 => Some("VIR_DOMAIN_EVENT_STARTED_RESTORED"),
+            3 => Some("VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT"),
             4 => Some("VIR_DOMAIN_EVENT_STARTED_WAKEUP"),
             _ => None,
         }
@@ -2301,46 +2316,46 @@ crate::program::impl_enum!(DomainEventStartedDetailType);
 pub struct DomainEventStoppedDetailType(pub i32);
 
 impl DomainEventStoppedDetailType {
-    /// `VIR_DOMAIN_EVENT_STOPPED_CRASHED` = 2: Guest crashed (since 0.5.0)
-    pub const CRASHED: Self = Self(2);
+    /// `VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN` = 0: Normal shutdown (since 0.5.0)
+    pub const SHUTDOWN: Self = Self(0);
     /// `VIR_DOMAIN_EVENT_STOPPED_DESTROYED` = 1: Forced poweroff from host (since 0.5.0)
     pub const DESTROYED: Self = Self(1);
-    /// `VIR_DOMAIN_EVENT_STOPPED_FAILED` = 5: Host emulator/mgmt failed (since 0.5.0)
-    pub const FAILED: Self = Self(5);
-    /// `VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT` = 6: offline snapshot loaded (since 0.8.0)
-    pub const FROM_SNAPSHOT: Self = Self(6);
+    /// `VIR_DOMAIN_EVENT_STOPPED_CRASHED` = 2: Guest crashed (since 0.5.0)
+    pub const CRASHED: Self = Self(2);
     /// `VIR_DOMAIN_EVENT_STOPPED_MIGRATED` = 3: Migrated off to another host (since 0.5.0)
     pub const MIGRATED: Self = Self(3);
     /// `VIR_DOMAIN_EVENT_STOPPED_SAVED` = 4: Saved to a state file (since 0.5.0)
     pub const SAVED: Self = Self(4);
-    /// `VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN` = 0: Normal shutdown (since 0.5.0)
-    pub const SHUTDOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_STOPPED_FAILED` = 5: Host emulator/mgmt failed (since 0.5.0)
+    pub const FAILED: Self = Self(5);
+    /// `VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT` = 6: offline snapshot loaded (since 0.8.0)
+    pub const FROM_SNAPSHOT: Self = Self(6);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_EVENT_STOPPED_CRASHED", Self::CRASHED),
+            ("VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN", Self::SHUTDOWN),
             ("VIR_DOMAIN_EVENT_STOPPED_DESTROYED", Self::DESTROYED),
+            ("VIR_DOMAIN_EVENT_STOPPED_CRASHED", Self::CRASHED),
+            ("VIR_DOMAIN_EVENT_STOPPED_MIGRATED", Self::MIGRATED),
+            ("VIR_DOMAIN_EVENT_STOPPED_SAVED", Self::SAVED),
             ("VIR_DOMAIN_EVENT_STOPPED_FAILED", Self::FAILED),
             (
                 "VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT",
                 Self::FROM_SNAPSHOT,
             ),
-            ("VIR_DOMAIN_EVENT_STOPPED_MIGRATED", Self::MIGRATED),
-            ("VIR_DOMAIN_EVENT_STOPPED_SAVED", Self::SAVED),
-            ("VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN", Self::SHUTDOWN),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_DOMAIN_EVENT_STOPPED_CRASHED"),
+            0 => Some("VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN"),
             1 => Some("VIR_DOMAIN_EVENT_STOPPED_DESTROYED"),
-            5 => Some("VIR_DOMAIN_EVENT_STOPPED_FAILED"),
-            6 => Some("VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT"),
+            2 => Some("VIR_DOMAIN_EVENT_STOPPED_CRASHED"),
             3 => Some("VIR_DOMAIN_EVENT_STOPPED_MIGRATED"),
             4 => Some("VIR_DOMAIN_EVENT_STOPPED_SAVED"),
-            0 => Some("VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN"),
+            5 => Some("VIR_DOMAIN_EVENT_STOPPED_FAILED"),
+            6 => Some("VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT"),
             _ => None,
         }
     }
@@ -2353,57 +2368,57 @@ crate::program::impl_enum!(DomainEventStoppedDetailType);
 pub struct DomainEventSuspendedDetailType(pub i32);
 
 impl DomainEventSuspendedDetailType {
-    /// `VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR` = 6: Some APIs (e.g., migration, snapshot) internally need to suspend a domain. This event detail is used when resume operation at the end of such API fails. (since 1.0.1)
-    pub const API_ERROR: Self = Self(6);
-    /// `VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT` = 5: Restored from paused snapshot (since 0.9.5)
-    pub const FROM_SNAPSHOT: Self = Self(5);
-    /// `VIR_DOMAIN_EVENT_SUSPENDED_IOERROR` = 2: Suspended due to a disk I/O error (since 0.8.0)
-    pub const IOERROR: Self = Self(2);
-    /// `VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED` = 1: Suspended for offline migration (since 0.5.0)
-    pub const MIGRATED: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_SUSPENDED_PAUSED` = 0: Normal suspend due to admin pause (since 0.5.0)
     pub const PAUSED: Self = Self(0);
+    /// `VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED` = 1: Suspended for offline migration (since 0.5.0)
+    pub const MIGRATED: Self = Self(1);
+    /// `VIR_DOMAIN_EVENT_SUSPENDED_IOERROR` = 2: Suspended due to a disk I/O error (since 0.8.0)
+    pub const IOERROR: Self = Self(2);
+    /// `VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG` = 3: Suspended due to a watchdog firing (since 0.8.0)
+    pub const WATCHDOG: Self = Self(3);
+    /// `VIR_DOMAIN_EVENT_SUSPENDED_RESTORED` = 4: Restored from paused state file (since 0.9.5)
+    pub const RESTORED: Self = Self(4);
+    /// `VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT` = 5: Restored from paused snapshot (since 0.9.5)
+    pub const FROM_SNAPSHOT: Self = Self(5);
+    /// `VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR` = 6: Some APIs (e.g., migration, snapshot) internally need to suspend a domain. This event detail is used when resume operation at the end of such API fails. (since 1.0.1)
+    pub const API_ERROR: Self = Self(6);
     /// `VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY` = 7: suspended for post-copy migration (since 1.3.3)
     pub const POSTCOPY: Self = Self(7);
     /// `VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED` = 8: suspended after failed post-copy (since 1.3.3)
     pub const POSTCOPY_FAILED: Self = Self(8);
-    /// `VIR_DOMAIN_EVENT_SUSPENDED_RESTORED` = 4: Restored from paused state file (since 0.9.5)
-    pub const RESTORED: Self = Self(4);
-    /// `VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG` = 3: Suspended due to a watchdog firing (since 0.8.0)
-    pub const WATCHDOG: Self = Self(3);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR", Self::API_ERROR),
+            ("VIR_DOMAIN_EVENT_SUSPENDED_PAUSED", Self::PAUSED),
+            ("VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED", Self::MIGRATED),
+            ("VIR_DOMAIN_EVENT_SUSPENDED_IOERROR", Self::IOERROR),
+            ("VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG", Self::WATCHDOG),
+            ("VIR_DOMAIN_EVENT_SUSPENDED_RESTORED", Self::RESTORED),
             (
                 "VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT",
                 Self::FROM_SNAPSHOT,
             ),
-            ("VIR_DOMAIN_EVENT_SUSPENDED_IOERROR", Self::IOERROR),
-            ("VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED", Self::MIGRATED),
-            ("VIR_DOMAIN_EVENT_SUSPENDED_PAUSED", Self::PAUSED),
+            ("VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR", Self::API_ERROR),
             ("VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY", Self::POSTCOPY),
             (
                 "VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED",
                 Self::POSTCOPY_FAILED,
             ),
-            ("VIR_DOMAIN_EVENT_SUSPENDED_RESTORED", Self::RESTORED),
-            ("VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG", Self::WATCHDOG),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            6 => Some("VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR"),
-            5 => Some("VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT"),
-            2 => Some("VIR_DOMAIN_EVENT_SUSPENDED_IOERROR"),
-            1 => Some("VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED"),
             0 => Some("VIR_DOMAIN_EVENT_SUSPENDED_PAUSED"),
+            1 => Some("VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED"),
+            2 => Some("VIR_DOMAIN_EVENT_SUSPENDED_IOERROR"),
+            3 => Some("VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG"),
+            4 => Some("VIR_DOMAIN_EVENT_SUSPENDED_RESTORED"),
+            5 => Some("VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT"),
+            6 => Some("VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR"),
             7 => Some("VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY"),
             8 => Some("VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED"),
-            4 => Some("VIR_DOMAIN_EVENT_SUSPENDED_RESTORED"),
-            3 => Some("VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG"),
             _ => None,
         }
     }
@@ -2416,23 +2431,23 @@ crate::program::impl_enum!(DomainEventSuspendedDetailType);
 pub struct DomainEventTrayChangeReason(pub i32);
 
 impl DomainEventTrayChangeReason {
-    /// `VIR_DOMAIN_EVENT_TRAY_CHANGE_CLOSE` = 1 (since 0.9.11)
-    pub const CLOSE: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN` = 0 (since 0.9.11)
     pub const OPEN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_TRAY_CHANGE_CLOSE` = 1 (since 0.9.11)
+    pub const CLOSE: Self = Self(1);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_EVENT_TRAY_CHANGE_CLOSE", Self::CLOSE),
             ("VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN", Self::OPEN),
+            ("VIR_DOMAIN_EVENT_TRAY_CHANGE_CLOSE", Self::CLOSE),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            1 => Some("VIR_DOMAIN_EVENT_TRAY_CHANGE_CLOSE"),
             0 => Some("VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN"),
+            1 => Some("VIR_DOMAIN_EVENT_TRAY_CHANGE_CLOSE"),
             _ => None,
         }
     }
@@ -2449,14 +2464,14 @@ impl DomainEventUndefinedDetailType {
     pub const REMOVED: Self = Self(0);
     /// `VIR_DOMAIN_EVENT_UNDEFINED_RENAMED` = 1: Domain was renamed (since 1.2.19)
     pub const RENAMED: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_EVENT_UNDEFINED_REMOVED", Self::REMOVED),
             ("VIR_DOMAIN_EVENT_UNDEFINED_RENAMED", Self::RENAMED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -2474,43 +2489,43 @@ crate::program::impl_enum!(DomainEventUndefinedDetailType);
 pub struct DomainEventWatchdogAction(pub i32);
 
 impl DomainEventWatchdogAction {
-    /// `VIR_DOMAIN_EVENT_WATCHDOG_DEBUG` = 5: No action, a debug message logged (since 0.8.0)
-    pub const DEBUG: Self = Self(5);
-    /// `VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI` = 6: Inject a non-maskable interrupt into guest (since 1.2.17)
-    pub const INJECTNMI: Self = Self(6);
     /// `VIR_DOMAIN_EVENT_WATCHDOG_NONE` = 0: No action, watchdog ignored (since 0.8.0)
     pub const NONE: Self = Self(0);
     /// `VIR_DOMAIN_EVENT_WATCHDOG_PAUSE` = 1: Guest CPUs are paused (since 0.8.0)
     pub const PAUSE: Self = Self(1);
-    /// `VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF` = 3: Guest is forcibly powered off (since 0.8.0)
-    pub const POWEROFF: Self = Self(3);
     /// `VIR_DOMAIN_EVENT_WATCHDOG_RESET` = 2: Guest CPUs are reset (since 0.8.0)
     pub const RESET: Self = Self(2);
+    /// `VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF` = 3: Guest is forcibly powered off (since 0.8.0)
+    pub const POWEROFF: Self = Self(3);
     /// `VIR_DOMAIN_EVENT_WATCHDOG_SHUTDOWN` = 4: Guest is requested to gracefully shutdown (since 0.8.0)
     pub const SHUTDOWN: Self = Self(4);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_EVENT_WATCHDOG_DEBUG` = 5: No action, a debug message logged (since 0.8.0)
+    pub const DEBUG: Self = Self(5);
+    /// `VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI` = 6: Inject a non-maskable interrupt into guest (since 1.2.17)
+    pub const INJECTNMI: Self = Self(6);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_EVENT_WATCHDOG_DEBUG", Self::DEBUG),
-            ("VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI", Self::INJECTNMI),
             ("VIR_DOMAIN_EVENT_WATCHDOG_NONE", Self::NONE),
             ("VIR_DOMAIN_EVENT_WATCHDOG_PAUSE", Self::PAUSE),
-            ("VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF", Self::POWEROFF),
             ("VIR_DOMAIN_EVENT_WATCHDOG_RESET", Self::RESET),
+            ("VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF", Self::POWEROFF),
             ("VIR_DOMAIN_EVENT_WATCHDOG_SHUTDOWN", Self::SHUTDOWN),
+            ("VIR_DOMAIN_EVENT_WATCHDOG_DEBUG", Self::DEBUG),
+            ("VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI", Self::INJECTNMI),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            5 => Some("VIR_DOMAIN_EVENT_WATCHDOG_DEBUG"),
-            6 => Some("VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI"),
             0 => Some("VIR_DOMAIN_EVENT_WATCHDOG_NONE"),
             1 => Some("VIR_DOMAIN_EVENT_WATCHDOG_PAUSE"),
-            3 => Some("VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF"),
             2 => Some("VIR_DOMAIN_EVENT_WATCHDOG_RESET"),
+            3 => Some("VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF"),
             4 => Some("VIR_DOMAIN_EVENT_WATCHDOG_SHUTDOWN"),
+            5 => Some("VIR_DOMAIN_EVENT_WATCHDOG_DEBUG"),
+            6 => Some("VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI"),
             _ => None,
         }
     }
@@ -2527,7 +2542,7 @@ impl DomainFDAssociateFlags {
     pub const RESTORE: Self = Self(0x1);
     /// `VIR_DOMAIN_FD_ASSOCIATE_SECLABEL_WRITABLE` = 0x2: Use a seclabel allowing writes for the FD even if usage implies read-only mode (since 9.0.0)
     pub const WRITABLE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_FD_ASSOCIATE_SECLABEL_RESTORE", Self::RESTORE),
@@ -2543,15 +2558,15 @@ crate::program::impl_flags!(DomainFDAssociateFlags);
 pub struct DomainGetHostnameFlags(pub u32);
 
 impl DomainGetHostnameFlags {
-    /// `VIR_DOMAIN_GET_HOSTNAME_AGENT` = 0x2: Query qemu guest agent (since 6.1.0)
-    pub const AGENT: Self = Self(0x2);
     /// `VIR_DOMAIN_GET_HOSTNAME_LEASE` = 0x1: Parse DHCP lease file (since 6.1.0)
     pub const LEASE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_GET_HOSTNAME_AGENT` = 0x2: Query qemu guest agent (since 6.1.0)
+    pub const AGENT: Self = Self(0x2);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_GET_HOSTNAME_AGENT", Self::AGENT),
             ("VIR_DOMAIN_GET_HOSTNAME_LEASE", Self::LEASE),
+            ("VIR_DOMAIN_GET_HOSTNAME_AGENT", Self::AGENT),
         ]
     }
 }
@@ -2567,14 +2582,14 @@ impl DomainGraphicsReloadType {
     pub const ANY: Self = Self(0);
     /// `VIR_DOMAIN_GRAPHICS_RELOAD_TYPE_VNC` = 1: reload vnc graphics (since 10.2.0)
     pub const VNC: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_GRAPHICS_RELOAD_TYPE_ANY", Self::ANY),
             ("VIR_DOMAIN_GRAPHICS_RELOAD_TYPE_VNC", Self::VNC),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -2592,33 +2607,33 @@ crate::program::impl_enum!(DomainGraphicsReloadType);
 pub struct DomainGuestInfoTypes(pub u32);
 
 impl DomainGuestInfoTypes {
-    /// `VIR_DOMAIN_GUEST_INFO_DISKS` = 0x20: return disks information (since 7.0.0)
-    pub const DISKS: Self = Self(0x20);
-    /// `VIR_DOMAIN_GUEST_INFO_FILESYSTEM` = 0x10: return filesystem information (since 5.7.0)
-    pub const FILESYSTEM: Self = Self(0x10);
-    /// `VIR_DOMAIN_GUEST_INFO_HOSTNAME` = 0x8: return hostname information (since 5.7.0)
-    pub const HOSTNAME: Self = Self(0x8);
-    /// `VIR_DOMAIN_GUEST_INFO_INTERFACES` = 0x40: return interfaces information (since 7.10.0)
-    pub const INTERFACES: Self = Self(0x40);
-    /// `VIR_DOMAIN_GUEST_INFO_LOAD` = 0x80: return load averages (since 11.2.0)
-    pub const LOAD: Self = Self(0x80);
+    /// `VIR_DOMAIN_GUEST_INFO_USERS` = 0x1: return active users (since 5.7.0)
+    pub const USERS: Self = Self(0x1);
     /// `VIR_DOMAIN_GUEST_INFO_OS` = 0x2: return OS information (since 5.7.0)
     pub const OS: Self = Self(0x2);
     /// `VIR_DOMAIN_GUEST_INFO_TIMEZONE` = 0x4: return timezone information (since 5.7.0)
     pub const TIMEZONE: Self = Self(0x4);
-    /// `VIR_DOMAIN_GUEST_INFO_USERS` = 0x1: return active users (since 5.7.0)
-    pub const USERS: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_GUEST_INFO_HOSTNAME` = 0x8: return hostname information (since 5.7.0)
+    pub const HOSTNAME: Self = Self(0x8);
+    /// `VIR_DOMAIN_GUEST_INFO_FILESYSTEM` = 0x10: return filesystem information (since 5.7.0)
+    pub const FILESYSTEM: Self = Self(0x10);
+    /// `VIR_DOMAIN_GUEST_INFO_DISKS` = 0x20: return disks information (since 7.0.0)
+    pub const DISKS: Self = Self(0x20);
+    /// `VIR_DOMAIN_GUEST_INFO_INTERFACES` = 0x40: return interfaces information (since 7.10.0)
+    pub const INTERFACES: Self = Self(0x40);
+    /// `VIR_DOMAIN_GUEST_INFO_LOAD` = 0x80: return load averages (since 11.2.0)
+    pub const LOAD: Self = Self(0x80);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_GUEST_INFO_DISKS", Self::DISKS),
-            ("VIR_DOMAIN_GUEST_INFO_FILESYSTEM", Self::FILESYSTEM),
-            ("VIR_DOMAIN_GUEST_INFO_HOSTNAME", Self::HOSTNAME),
-            ("VIR_DOMAIN_GUEST_INFO_INTERFACES", Self::INTERFACES),
-            ("VIR_DOMAIN_GUEST_INFO_LOAD", Self::LOAD),
+            ("VIR_DOMAIN_GUEST_INFO_USERS", Self::USERS),
             ("VIR_DOMAIN_GUEST_INFO_OS", Self::OS),
             ("VIR_DOMAIN_GUEST_INFO_TIMEZONE", Self::TIMEZONE),
-            ("VIR_DOMAIN_GUEST_INFO_USERS", Self::USERS),
+            ("VIR_DOMAIN_GUEST_INFO_HOSTNAME", Self::HOSTNAME),
+            ("VIR_DOMAIN_GUEST_INFO_FILESYSTEM", Self::FILESYSTEM),
+            ("VIR_DOMAIN_GUEST_INFO_DISKS", Self::DISKS),
+            ("VIR_DOMAIN_GUEST_INFO_INTERFACES", Self::INTERFACES),
+            ("VIR_DOMAIN_GUEST_INFO_LOAD", Self::LOAD),
         ]
     }
 }
@@ -2630,27 +2645,27 @@ crate::program::impl_flags!(DomainGuestInfoTypes);
 pub struct DomainInterfaceAddressesSource(pub i32);
 
 impl DomainInterfaceAddressesSource {
+    /// `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE` = 0: Parse DHCP lease file (since 1.2.14)
+    pub const LEASE: Self = Self(0);
     /// `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT` = 1: Query qemu guest agent (since 1.2.14)
     pub const AGENT: Self = Self(1);
     /// `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP` = 2: Query ARP tables (since 4.2.0)
     pub const ARP: Self = Self(2);
-    /// `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE` = 0: Parse DHCP lease file (since 1.2.14)
-    pub const LEASE: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE", Self::LEASE),
             ("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT", Self::AGENT),
             ("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP", Self::ARP),
-            ("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE", Self::LEASE),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE"),
             1 => Some("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT"),
             2 => Some("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP"),
-            0 => Some("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE"),
             _ => None,
         }
     }
@@ -2663,39 +2678,39 @@ crate::program::impl_enum!(DomainInterfaceAddressesSource);
 pub struct DomainJobType(pub i32);
 
 impl DomainJobType {
+    /// `VIR_DOMAIN_JOB_NONE` = 0: No job is active (since 0.7.7)
+    pub const NONE: Self = Self(0);
     /// `VIR_DOMAIN_JOB_BOUNDED` = 1: Job with a finite completion time (since 0.7.7)
     pub const BOUNDED: Self = Self(1);
-    /// `VIR_DOMAIN_JOB_CANCELLED` = 5: Job was aborted, but isn't cleaned up (since 0.7.7)
-    pub const CANCELLED: Self = Self(5);
+    /// `VIR_DOMAIN_JOB_UNBOUNDED` = 2: Job without a finite completion time (since 0.7.7)
+    pub const UNBOUNDED: Self = Self(2);
     /// `VIR_DOMAIN_JOB_COMPLETED` = 3: Job has finished, but isn't cleaned up (since 0.7.7)
     pub const COMPLETED: Self = Self(3);
     /// `VIR_DOMAIN_JOB_FAILED` = 4: Job hit error, but isn't cleaned up (since 0.7.7)
     pub const FAILED: Self = Self(4);
-    /// `VIR_DOMAIN_JOB_NONE` = 0: No job is active (since 0.7.7)
-    pub const NONE: Self = Self(0);
-    /// `VIR_DOMAIN_JOB_UNBOUNDED` = 2: Job without a finite completion time (since 0.7.7)
-    pub const UNBOUNDED: Self = Self(2);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_JOB_CANCELLED` = 5: Job was aborted, but isn't cleaned up (since 0.7.7)
+    pub const CANCELLED: Self = Self(5);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_JOB_NONE", Self::NONE),
             ("VIR_DOMAIN_JOB_BOUNDED", Self::BOUNDED),
-            ("VIR_DOMAIN_JOB_CANCELLED", Self::CANCELLED),
+            ("VIR_DOMAIN_JOB_UNBOUNDED", Self::UNBOUNDED),
             ("VIR_DOMAIN_JOB_COMPLETED", Self::COMPLETED),
             ("VIR_DOMAIN_JOB_FAILED", Self::FAILED),
-            ("VIR_DOMAIN_JOB_NONE", Self::NONE),
-            ("VIR_DOMAIN_JOB_UNBOUNDED", Self::UNBOUNDED),
+            ("VIR_DOMAIN_JOB_CANCELLED", Self::CANCELLED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_DOMAIN_JOB_NONE"),
             1 => Some("VIR_DOMAIN_JOB_BOUNDED"),
-            5 => Some("VIR_DOMAIN_JOB_CANCELLED"),
+            2 => Some("VIR_DOMAIN_JOB_UNBOUNDED"),
             3 => Some("VIR_DOMAIN_JOB_COMPLETED"),
             4 => Some("VIR_DOMAIN_JOB_FAILED"),
-            0 => Some("VIR_DOMAIN_JOB_NONE"),
-            2 => Some("VIR_DOMAIN_JOB_UNBOUNDED"),
+            5 => Some("VIR_DOMAIN_JOB_CANCELLED"),
             _ => None,
         }
     }
@@ -2708,68 +2723,68 @@ crate::program::impl_enum!(DomainJobType);
 pub struct DomainJobOperation(pub i32);
 
 impl DomainJobOperation {
-    /// `VIR_DOMAIN_JOB_OPERATION_BACKUP` = 9 (since 6.0.0)
-    pub const BACKUP: Self = Self(9);
-    /// `VIR_DOMAIN_JOB_OPERATION_DUMP` = 8 (since 3.3.0)
-    pub const DUMP: Self = Self(8);
+    /// `VIR_DOMAIN_JOB_OPERATION_UNKNOWN` = 0 (since 3.3.0)
+    pub const UNKNOWN: Self = Self(0);
+    /// `VIR_DOMAIN_JOB_OPERATION_START` = 1 (since 3.3.0)
+    pub const START: Self = Self(1);
+    /// `VIR_DOMAIN_JOB_OPERATION_SAVE` = 2 (since 3.3.0)
+    pub const SAVE: Self = Self(2);
+    /// `VIR_DOMAIN_JOB_OPERATION_RESTORE` = 3 (since 3.3.0)
+    pub const RESTORE: Self = Self(3);
     /// `VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN` = 4 (since 3.3.0)
     pub const MIGRATION_IN: Self = Self(4);
     /// `VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT` = 5 (since 3.3.0)
     pub const MIGRATION_OUT: Self = Self(5);
-    /// `VIR_DOMAIN_JOB_OPERATION_RESTORE` = 3 (since 3.3.0)
-    pub const RESTORE: Self = Self(3);
-    /// `VIR_DOMAIN_JOB_OPERATION_SAVE` = 2 (since 3.3.0)
-    pub const SAVE: Self = Self(2);
     /// `VIR_DOMAIN_JOB_OPERATION_SNAPSHOT` = 6 (since 3.3.0)
     pub const SNAPSHOT: Self = Self(6);
-    /// `VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_DELETE` = 10 (since 9.0.0)
-    pub const SNAPSHOT_DELETE: Self = Self(10);
     /// `VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_REVERT` = 7 (since 3.3.0)
     pub const SNAPSHOT_REVERT: Self = Self(7);
-    /// `VIR_DOMAIN_JOB_OPERATION_START` = 1 (since 3.3.0)
-    pub const START: Self = Self(1);
-    /// `VIR_DOMAIN_JOB_OPERATION_UNKNOWN` = 0 (since 3.3.0)
-    pub const UNKNOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_JOB_OPERATION_DUMP` = 8 (since 3.3.0)
+    pub const DUMP: Self = Self(8);
+    /// `VIR_DOMAIN_JOB_OPERATION_BACKUP` = 9 (since 6.0.0)
+    pub const BACKUP: Self = Self(9);
+    /// `VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_DELETE` = 10 (since 9.0.0)
+    pub const SNAPSHOT_DELETE: Self = Self(10);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_JOB_OPERATION_BACKUP", Self::BACKUP),
-            ("VIR_DOMAIN_JOB_OPERATION_DUMP", Self::DUMP),
+            ("VIR_DOMAIN_JOB_OPERATION_UNKNOWN", Self::UNKNOWN),
+            ("VIR_DOMAIN_JOB_OPERATION_START", Self::START),
+            ("VIR_DOMAIN_JOB_OPERATION_SAVE", Self::SAVE),
+            ("VIR_DOMAIN_JOB_OPERATION_RESTORE", Self::RESTORE),
             ("VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN", Self::MIGRATION_IN),
             (
                 "VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT",
                 Self::MIGRATION_OUT,
             ),
-            ("VIR_DOMAIN_JOB_OPERATION_RESTORE", Self::RESTORE),
-            ("VIR_DOMAIN_JOB_OPERATION_SAVE", Self::SAVE),
             ("VIR_DOMAIN_JOB_OPERATION_SNAPSHOT", Self::SNAPSHOT),
-            (
-                "VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_DELETE",
-                Self::SNAPSHOT_DELETE,
-            ),
             (
                 "VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_REVERT",
                 Self::SNAPSHOT_REVERT,
             ),
-            ("VIR_DOMAIN_JOB_OPERATION_START", Self::START),
-            ("VIR_DOMAIN_JOB_OPERATION_UNKNOWN", Self::UNKNOWN),
+            ("VIR_DOMAIN_JOB_OPERATION_DUMP", Self::DUMP),
+            ("VIR_DOMAIN_JOB_OPERATION_BACKUP", Self::BACKUP),
+            (
+                "VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_DELETE",
+                Self::SNAPSHOT_DELETE,
+            ),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            9 => Some("VIR_DOMAIN_JOB_OPERATION_BACKUP"),
-            8 => Some("VIR_DOMAIN_JOB_OPERATION_DUMP"),
+            0 => Some("VIR_DOMAIN_JOB_OPERATION_UNKNOWN"),
+            1 => Some("VIR_DOMAIN_JOB_OPERATION_START"),
+            2 => Some("VIR_DOMAIN_JOB_OPERATION_SAVE"),
+            3 => Some("VIR_DOMAIN_JOB_OPERATION_RESTORE"),
             4 => Some("VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN"),
             5 => Some("VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT"),
-            3 => Some("VIR_DOMAIN_JOB_OPERATION_RESTORE"),
-            2 => Some("VIR_DOMAIN_JOB_OPERATION_SAVE"),
             6 => Some("VIR_DOMAIN_JOB_OPERATION_SNAPSHOT"),
-            10 => Some("VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_DELETE"),
             7 => Some("VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_REVERT"),
-            1 => Some("VIR_DOMAIN_JOB_OPERATION_START"),
-            0 => Some("VIR_DOMAIN_JOB_OPERATION_UNKNOWN"),
+            8 => Some("VIR_DOMAIN_JOB_OPERATION_DUMP"),
+            9 => Some("VIR_DOMAIN_JOB_OPERATION_BACKUP"),
+            10 => Some("VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_DELETE"),
             _ => None,
         }
     }
@@ -2786,7 +2801,7 @@ impl DomainGetJobStatsFlags {
     pub const COMPLETED: Self = Self(0x1);
     /// `VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED` = 0x2: don't remove completed stats when reading them (since 6.0.0)
     pub const KEEP_COMPLETED: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_JOB_STATS_COMPLETED", Self::COMPLETED),
@@ -2802,21 +2817,28 @@ crate::program::impl_flags!(DomainGetJobStatsFlags);
 pub struct DomainLifecycleAction(pub i32);
 
 impl DomainLifecycleAction {
-    /// `VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_DESTROY` = 4 (since 3.9.0)
-    pub const COREDUMP_DESTROY: Self = Self(4);
-    /// `VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_RESTART` = 5 (since 3.9.0)
-    pub const COREDUMP_RESTART: Self = Self(5);
     /// `VIR_DOMAIN_LIFECYCLE_ACTION_DESTROY` = 0 (since 3.9.0)
     pub const DESTROY: Self = Self(0);
-    /// `VIR_DOMAIN_LIFECYCLE_ACTION_PRESERVE` = 3 (since 3.9.0)
-    pub const PRESERVE: Self = Self(3);
     /// `VIR_DOMAIN_LIFECYCLE_ACTION_RESTART` = 1 (since 3.9.0)
     pub const RESTART: Self = Self(1);
     /// `VIR_DOMAIN_LIFECYCLE_ACTION_RESTART_RENAME` = 2 (since 3.9.0)
     pub const RESTART_RENAME: Self = Self(2);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_LIFECYCLE_ACTION_PRESERVE` = 3 (since 3.9.0)
+    pub const PRESERVE: Self = Self(3);
+    /// `VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_DESTROY` = 4 (since 3.9.0)
+    pub const COREDUMP_DESTROY: Self = Self(4);
+    /// `VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_RESTART` = 5 (since 3.9.0)
+    pub const COREDUMP_RESTART: Self = Self(5);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_LIFECYCLE_ACTION_DESTROY", Self::DESTROY),
+            ("VIR_DOMAIN_LIFECYCLE_ACTION_RESTART", Self::RESTART),
+            (
+                "VIR_DOMAIN_LIFECYCLE_ACTION_RESTART_RENAME",
+                Self::RESTART_RENAME,
+            ),
+            ("VIR_DOMAIN_LIFECYCLE_ACTION_PRESERVE", Self::PRESERVE),
             (
                 "VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_DESTROY",
                 Self::COREDUMP_DESTROY,
@@ -2825,25 +2847,18 @@ impl DomainLifecycleAction {
                 "VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_RESTART",
                 Self::COREDUMP_RESTART,
             ),
-            ("VIR_DOMAIN_LIFECYCLE_ACTION_DESTROY", Self::DESTROY),
-            ("VIR_DOMAIN_LIFECYCLE_ACTION_PRESERVE", Self::PRESERVE),
-            ("VIR_DOMAIN_LIFECYCLE_ACTION_RESTART", Self::RESTART),
-            (
-                "VIR_DOMAIN_LIFECYCLE_ACTION_RESTART_RENAME",
-                Self::RESTART_RENAME,
-            ),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            4 => Some("VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_DESTROY"),
-            5 => Some("VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_RESTART"),
             0 => Some("VIR_DOMAIN_LIFECYCLE_ACTION_DESTROY"),
-            3 => Some("VIR_DOMAIN_LIFECYCLE_ACTION_PRESERVE"),
             1 => Some("VIR_DOMAIN_LIFECYCLE_ACTION_RESTART"),
             2 => Some("VIR_DOMAIN_LIFECYCLE_ACTION_RESTART_RENAME"),
+            3 => Some("VIR_DOMAIN_LIFECYCLE_ACTION_PRESERVE"),
+            4 => Some("VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_DESTROY"),
+            5 => Some("VIR_DOMAIN_LIFECYCLE_ACTION_COREDUMP_RESTART"),
             _ => None,
         }
     }
@@ -2856,27 +2871,27 @@ crate::program::impl_enum!(DomainLifecycleAction);
 pub struct DomainLifecycle(pub i32);
 
 impl DomainLifecycle {
-    /// `VIR_DOMAIN_LIFECYCLE_CRASH` = 2 (since 3.9.0)
-    pub const CRASH: Self = Self(2);
     /// `VIR_DOMAIN_LIFECYCLE_POWEROFF` = 0 (since 3.9.0)
     pub const POWEROFF: Self = Self(0);
     /// `VIR_DOMAIN_LIFECYCLE_REBOOT` = 1 (since 3.9.0)
     pub const REBOOT: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_LIFECYCLE_CRASH` = 2 (since 3.9.0)
+    pub const CRASH: Self = Self(2);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_LIFECYCLE_CRASH", Self::CRASH),
             ("VIR_DOMAIN_LIFECYCLE_POWEROFF", Self::POWEROFF),
             ("VIR_DOMAIN_LIFECYCLE_REBOOT", Self::REBOOT),
+            ("VIR_DOMAIN_LIFECYCLE_CRASH", Self::CRASH),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_DOMAIN_LIFECYCLE_CRASH"),
             0 => Some("VIR_DOMAIN_LIFECYCLE_POWEROFF"),
             1 => Some("VIR_DOMAIN_LIFECYCLE_REBOOT"),
+            2 => Some("VIR_DOMAIN_LIFECYCLE_CRASH"),
             _ => None,
         }
     }
@@ -2893,7 +2908,7 @@ impl DomainMemoryFailureFlags {
     pub const ACTION_REQUIRED: Self = Self(0x1);
     /// `VIR_DOMAIN_MEMORY_FAILURE_RECURSIVE` = 0x2: whether the failure occurred while the previous failure was still in progress. (since 6.9.0)
     pub const RECURSIVE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             (
@@ -2912,39 +2927,39 @@ crate::program::impl_flags!(DomainMemoryFailureFlags);
 pub struct MemoryParameterType(pub i32);
 
 impl MemoryParameterType {
-    /// `VIR_DOMAIN_MEMORY_PARAM_BOOLEAN` = 6 (= `VIR_TYPED_PARAM_BOOLEAN`) (since 0.8.5)
-    pub const BOOLEAN: Self = Self(6);
-    /// `VIR_DOMAIN_MEMORY_PARAM_DOUBLE` = 5 (= `VIR_TYPED_PARAM_DOUBLE`) (since 0.8.5)
-    pub const DOUBLE: Self = Self(5);
     /// `VIR_DOMAIN_MEMORY_PARAM_INT` = 1 (= `VIR_TYPED_PARAM_INT`) (since 0.8.5)
     pub const INT: Self = Self(1);
-    /// `VIR_DOMAIN_MEMORY_PARAM_LLONG` = 3 (= `VIR_TYPED_PARAM_LLONG`) (since 0.8.5)
-    pub const LLONG: Self = Self(3);
     /// `VIR_DOMAIN_MEMORY_PARAM_UINT` = 2 (= `VIR_TYPED_PARAM_UINT`) (since 0.8.5)
     pub const UINT: Self = Self(2);
+    /// `VIR_DOMAIN_MEMORY_PARAM_LLONG` = 3 (= `VIR_TYPED_PARAM_LLONG`) (since 0.8.5)
+    pub const LLONG: Self = Self(3);
     /// `VIR_DOMAIN_MEMORY_PARAM_ULLONG` = 4 (= `VIR_TYPED_PARAM_ULLONG`) (since 0.8.5)
     pub const ULLONG: Self = Self(4);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_MEMORY_PARAM_DOUBLE` = 5 (= `VIR_TYPED_PARAM_DOUBLE`) (since 0.8.5)
+    pub const DOUBLE: Self = Self(5);
+    /// `VIR_DOMAIN_MEMORY_PARAM_BOOLEAN` = 6 (= `VIR_TYPED_PARAM_BOOLEAN`) (since 0.8.5)
+    pub const BOOLEAN: Self = Self(6);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_MEMORY_PARAM_BOOLEAN", Self::BOOLEAN),
-            ("VIR_DOMAIN_MEMORY_PARAM_DOUBLE", Self::DOUBLE),
             ("VIR_DOMAIN_MEMORY_PARAM_INT", Self::INT),
-            ("VIR_DOMAIN_MEMORY_PARAM_LLONG", Self::LLONG),
             ("VIR_DOMAIN_MEMORY_PARAM_UINT", Self::UINT),
+            ("VIR_DOMAIN_MEMORY_PARAM_LLONG", Self::LLONG),
             ("VIR_DOMAIN_MEMORY_PARAM_ULLONG", Self::ULLONG),
+            ("VIR_DOMAIN_MEMORY_PARAM_DOUBLE", Self::DOUBLE),
+            ("VIR_DOMAIN_MEMORY_PARAM_BOOLEAN", Self::BOOLEAN),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            6 => Some("VIR_DOMAIN_MEMORY_PARAM_BOOLEAN"),
-            5 => Some("VIR_DOMAIN_MEMORY_PARAM_DOUBLE"),
             1 => Some("VIR_DOMAIN_MEMORY_PARAM_INT"),
-            3 => Some("VIR_DOMAIN_MEMORY_PARAM_LLONG"),
             2 => Some("VIR_DOMAIN_MEMORY_PARAM_UINT"),
+            3 => Some("VIR_DOMAIN_MEMORY_PARAM_LLONG"),
             4 => Some("VIR_DOMAIN_MEMORY_PARAM_ULLONG"),
+            5 => Some("VIR_DOMAIN_MEMORY_PARAM_DOUBLE"),
+            6 => Some("VIR_DOMAIN_MEMORY_PARAM_BOOLEAN"),
             _ => None,
         }
     }
@@ -2957,10 +2972,26 @@ crate::program::impl_enum!(MemoryParameterType);
 pub struct DomainMemoryStatTags(pub i32);
 
 impl DomainMemoryStatTags {
-    /// `VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON` = 6: Current balloon value (in KB). (since 0.9.3)
-    pub const ACTUAL_BALLOON: Self = Self(6);
+    /// `VIR_DOMAIN_MEMORY_STAT_SWAP_IN` = 0: The total amount of data read from swap space (in kB). (since 0.7.5)
+    pub const SWAP_IN: Self = Self(0);
+    /// `VIR_DOMAIN_MEMORY_STAT_SWAP_OUT` = 1: The total amount of memory written out to swap space (in kB). (since 0.7.5)
+    pub const SWAP_OUT: Self = Self(1);
+    /// `VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT` = 2: Page faults occur when a process makes a valid access to virtual memory that is not available. When servicing the page fault, if disk IO is required, it is considered a major fault. If not, it is a minor fault. These are expressed as the number of faults that have occurred. (since 0.7.5)
+    pub const MAJOR_FAULT: Self = Self(2);
+    /// `VIR_DOMAIN_MEMORY_STAT_MINOR_FAULT` = 3 (since 0.7.5)
+    pub const MINOR_FAULT: Self = Self(3);
+    /// `VIR_DOMAIN_MEMORY_STAT_UNUSED` = 4: The amount of memory left completely unused by the system. Memory that is available but used for reclaimable caches should NOT be reported as free. This value is expressed in kB. (since 0.7.5)
+    pub const UNUSED: Self = Self(4);
     /// `VIR_DOMAIN_MEMORY_STAT_AVAILABLE` = 5: The total amount of usable memory as seen by the domain. This value may be less than the amount of memory assigned to the domain if a balloon driver is in use or if the guest OS does not initialize all assigned pages. This value is expressed in kB. (since 0.7.5)
     pub const AVAILABLE: Self = Self(5);
+    /// `VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON` = 6: Current balloon value (in KB). (since 0.9.3)
+    pub const ACTUAL_BALLOON: Self = Self(6);
+    /// `VIR_DOMAIN_MEMORY_STAT_RSS` = 7: Resident Set Size of the process running the domain. This value is in kB (since 0.9.10)
+    pub const RSS: Self = Self(7);
+    /// `VIR_DOMAIN_MEMORY_STAT_USABLE` = 8: How much the balloon can be inflated without pushing the guest system to swap, corresponds to 'Available' in /proc/meminfo (since 2.1.0)
+    pub const USABLE: Self = Self(8);
+    /// `VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE` = 9: Timestamp of the last update of statistics, in seconds. (since 2.1.0)
+    pub const LAST_UPDATE: Self = Self(9);
     /// `VIR_DOMAIN_MEMORY_STAT_DISK_CACHES` = 10: The amount of memory, that can be quickly reclaimed without additional I/O (in kB). Typically these pages are used for caching files from disk. (since 4.6.0)
     pub const DISK_CACHES: Self = Self(10);
     /// `VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGALLOC` = 11: The number of successful huge page allocations from inside the domain via virtio balloon. (since 5.4.0)
@@ -2969,32 +3000,24 @@ impl DomainMemoryStatTags {
     pub const HUGETLB_PGFAIL: Self = Self(12);
     /// `VIR_DOMAIN_MEMORY_STAT_LAST` = 13 (= `VIR_DOMAIN_MEMORY_STAT_NR`) (since 0.9.10)
     pub const LAST: Self = Self(13);
-    /// `VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE` = 9: Timestamp of the last update of statistics, in seconds. (since 2.1.0)
-    pub const LAST_UPDATE: Self = Self(9);
-    /// `VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT` = 2: Page faults occur when a process makes a valid access to virtual memory that is not available. When servicing the page fault, if disk IO is required, it is considered a major fault. If not, it is a minor fault. These are expressed as the number of faults that have occurred. (since 0.7.5)
-    pub const MAJOR_FAULT: Self = Self(2);
-    /// `VIR_DOMAIN_MEMORY_STAT_MINOR_FAULT` = 3 (since 0.7.5)
-    pub const MINOR_FAULT: Self = Self(3);
     /// `VIR_DOMAIN_MEMORY_STAT_NR` = 13: The number of statistics supported by this version of the interface. To add new statistics, add them to the enum and increase this value. (since 0.7.5)
     pub const NR: Self = Self(13);
-    /// `VIR_DOMAIN_MEMORY_STAT_RSS` = 7: Resident Set Size of the process running the domain. This value is in kB (since 0.9.10)
-    pub const RSS: Self = Self(7);
-    /// `VIR_DOMAIN_MEMORY_STAT_SWAP_IN` = 0: The total amount of data read from swap space (in kB). (since 0.7.5)
-    pub const SWAP_IN: Self = Self(0);
-    /// `VIR_DOMAIN_MEMORY_STAT_SWAP_OUT` = 1: The total amount of memory written out to swap space (in kB). (since 0.7.5)
-    pub const SWAP_OUT: Self = Self(1);
-    /// `VIR_DOMAIN_MEMORY_STAT_UNUSED` = 4: The amount of memory left completely unused by the system. Memory that is available but used for reclaimable caches should NOT be reported as free. This value is expressed in kB. (since 0.7.5)
-    pub const UNUSED: Self = Self(4);
-    /// `VIR_DOMAIN_MEMORY_STAT_USABLE` = 8: How much the balloon can be inflated without pushing the guest system to swap, corresponds to 'Available' in /proc/meminfo (since 2.1.0)
-    pub const USABLE: Self = Self(8);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_MEMORY_STAT_SWAP_IN", Self::SWAP_IN),
+            ("VIR_DOMAIN_MEMORY_STAT_SWAP_OUT", Self::SWAP_OUT),
+            ("VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT", Self::MAJOR_FAULT),
+            ("VIR_DOMAIN_MEMORY_STAT_MINOR_FAULT", Self::MINOR_FAULT),
+            ("VIR_DOMAIN_MEMORY_STAT_UNUSED", Self::UNUSED),
+            ("VIR_DOMAIN_MEMORY_STAT_AVAILABLE", Self::AVAILABLE),
             (
                 "VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON",
                 Self::ACTUAL_BALLOON,
             ),
-            ("VIR_DOMAIN_MEMORY_STAT_AVAILABLE", Self::AVAILABLE),
+            ("VIR_DOMAIN_MEMORY_STAT_RSS", Self::RSS),
+            ("VIR_DOMAIN_MEMORY_STAT_USABLE", Self::USABLE),
+            ("VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE", Self::LAST_UPDATE),
             ("VIR_DOMAIN_MEMORY_STAT_DISK_CACHES", Self::DISK_CACHES),
             (
                 "VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGALLOC",
@@ -3005,35 +3028,27 @@ impl DomainMemoryStatTags {
                 Self::HUGETLB_PGFAIL,
             ),
             ("VIR_DOMAIN_MEMORY_STAT_LAST", Self::LAST),
-            ("VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE", Self::LAST_UPDATE),
-            ("VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT", Self::MAJOR_FAULT),
-            ("VIR_DOMAIN_MEMORY_STAT_MINOR_FAULT", Self::MINOR_FAULT),
             ("VIR_DOMAIN_MEMORY_STAT_NR", Self::NR),
-            ("VIR_DOMAIN_MEMORY_STAT_RSS", Self::RSS),
-            ("VIR_DOMAIN_MEMORY_STAT_SWAP_IN", Self::SWAP_IN),
-            ("VIR_DOMAIN_MEMORY_STAT_SWAP_OUT", Self::SWAP_OUT),
-            ("VIR_DOMAIN_MEMORY_STAT_UNUSED", Self::UNUSED),
-            ("VIR_DOMAIN_MEMORY_STAT_USABLE", Self::USABLE),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            6 => Some("VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON"),
+            0 => Some("VIR_DOMAIN_MEMORY_STAT_SWAP_IN"),
+            1 => Some("VIR_DOMAIN_MEMORY_STAT_SWAP_OUT"),
+            2 => Some("VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT"),
+            3 => Some("VIR_DOMAIN_MEMORY_STAT_MINOR_FAULT"),
+            4 => Some("VIR_DOMAIN_MEMORY_STAT_UNUSED"),
             5 => Some("VIR_DOMAIN_MEMORY_STAT_AVAILABLE"),
+            6 => Some("VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON"),
+            7 => Some("VIR_DOMAIN_MEMORY_STAT_RSS"),
+            8 => Some("VIR_DOMAIN_MEMORY_STAT_USABLE"),
+            9 => Some("VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE"),
             10 => Some("VIR_DOMAIN_MEMORY_STAT_DISK_CACHES"),
             11 => Some("VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGALLOC"),
             12 => Some("VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGFAIL"),
             13 => Some("VIR_DOMAIN_MEMORY_STAT_LAST"),
-            9 => Some("VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE"),
-            2 => Some("VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT"),
-            3 => Some("VIR_DOMAIN_MEMORY_STAT_MINOR_FAULT"),
-            7 => Some("VIR_DOMAIN_MEMORY_STAT_RSS"),
-            0 => Some("VIR_DOMAIN_MEMORY_STAT_SWAP_IN"),
-            1 => Some("VIR_DOMAIN_MEMORY_STAT_SWAP_OUT"),
-            4 => Some("VIR_DOMAIN_MEMORY_STAT_UNUSED"),
-            8 => Some("VIR_DOMAIN_MEMORY_STAT_USABLE"),
             _ => None,
         }
     }
@@ -3046,19 +3061,19 @@ crate::program::impl_enum!(DomainMemoryStatTags);
 pub struct DomainMemoryModFlags(pub u32);
 
 impl DomainMemoryModFlags {
-    /// `VIR_DOMAIN_MEM_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See virDomainModificationImpact (since 0.9.0)
-    pub const CONFIG: Self = Self(0x2);
     /// `VIR_DOMAIN_MEM_CURRENT` = 0x0 (= `VIR_DOMAIN_AFFECT_CURRENT`): See virDomainModificationImpact (since 0.9.1)
     pub const CURRENT: Self = Self(0x0);
     /// `VIR_DOMAIN_MEM_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See virDomainModificationImpact (since 0.9.0)
     pub const LIVE: Self = Self(0x1);
+    /// `VIR_DOMAIN_MEM_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See virDomainModificationImpact (since 0.9.0)
+    pub const CONFIG: Self = Self(0x2);
     /// `VIR_DOMAIN_MEM_MAXIMUM` = 0x4: affect Max rather than current (since 0.9.1)
     pub const MAXIMUM: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_MEM_CONFIG", Self::CONFIG),
             ("VIR_DOMAIN_MEM_LIVE", Self::LIVE),
+            ("VIR_DOMAIN_MEM_CONFIG", Self::CONFIG),
             ("VIR_DOMAIN_MEM_MAXIMUM", Self::MAXIMUM),
         ]
     }
@@ -3073,16 +3088,16 @@ pub struct DomainMessageType(pub u32);
 impl DomainMessageType {
     /// `VIR_DOMAIN_MESSAGE_DEPRECATION` = 0x1 (since 7.1.0)
     pub const DEPRECATION: Self = Self(0x1);
-    /// `VIR_DOMAIN_MESSAGE_IOERRORS` = 0x4: Report available stored I/O errors messages for disk images (since 11.1.0)
-    pub const IOERRORS: Self = Self(0x4);
     /// `VIR_DOMAIN_MESSAGE_TAINTING` = 0x2 (since 7.1.0)
     pub const TAINTING: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_MESSAGE_IOERRORS` = 0x4: Report available stored I/O errors messages for disk images (since 11.1.0)
+    pub const IOERRORS: Self = Self(0x4);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_MESSAGE_DEPRECATION", Self::DEPRECATION),
-            ("VIR_DOMAIN_MESSAGE_IOERRORS", Self::IOERRORS),
             ("VIR_DOMAIN_MESSAGE_TAINTING", Self::TAINTING),
+            ("VIR_DOMAIN_MESSAGE_IOERRORS", Self::IOERRORS),
         ]
     }
 }
@@ -3096,25 +3111,25 @@ pub struct DomainMetadataType(pub i32);
 impl DomainMetadataType {
     /// `VIR_DOMAIN_METADATA_DESCRIPTION` = 0: Operate on &lt;description&gt; (since 0.9.10)
     pub const DESCRIPTION: Self = Self(0);
-    /// `VIR_DOMAIN_METADATA_ELEMENT` = 2: Operate on &lt;metadata&gt; (since 0.9.10)
-    pub const ELEMENT: Self = Self(2);
     /// `VIR_DOMAIN_METADATA_TITLE` = 1: Operate on &lt;title&gt; (since 0.9.10)
     pub const TITLE: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_METADATA_ELEMENT` = 2: Operate on &lt;metadata&gt; (since 0.9.10)
+    pub const ELEMENT: Self = Self(2);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_METADATA_DESCRIPTION", Self::DESCRIPTION),
-            ("VIR_DOMAIN_METADATA_ELEMENT", Self::ELEMENT),
             ("VIR_DOMAIN_METADATA_TITLE", Self::TITLE),
+            ("VIR_DOMAIN_METADATA_ELEMENT", Self::ELEMENT),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
             0 => Some("VIR_DOMAIN_METADATA_DESCRIPTION"),
-            2 => Some("VIR_DOMAIN_METADATA_ELEMENT"),
             1 => Some("VIR_DOMAIN_METADATA_TITLE"),
+            2 => Some("VIR_DOMAIN_METADATA_ELEMENT"),
             _ => None,
         }
     }
@@ -3128,10 +3143,13 @@ pub struct DomainMigrateMaxSpeedFlags(pub u32);
 
 impl DomainMigrateMaxSpeedFlags {
     /// `VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY` = 0x1: Set or get maximum speed of post-copy migration. (since 5.1.0)
-    pub const POSTCOPY: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY", Self::POSTCOPY)]
+        &[(
+            "VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY",
+            Self::DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY,
+        )]
     }
 }
 
@@ -3144,27 +3162,27 @@ pub struct DomainCreateFlags(pub u32);
 impl DomainCreateFlags {
     /// `VIR_DOMAIN_NONE` = 0x0: Default behavior (since 0.0.1)
     pub const NONE: Self = Self(0x0);
+    /// `VIR_DOMAIN_START_PAUSED` = 0x1: Launch guest in paused state (since 0.8.2)
+    pub const START_PAUSED: Self = Self(0x1);
     /// `VIR_DOMAIN_START_AUTODESTROY` = 0x2: Automatically kill guest when virConnectPtr is closed (since 0.9.3)
     pub const START_AUTODESTROY: Self = Self(0x2);
     /// `VIR_DOMAIN_START_BYPASS_CACHE` = 0x4: Avoid file system cache pollution (since 0.9.4)
     pub const START_BYPASS_CACHE: Self = Self(0x4);
     /// `VIR_DOMAIN_START_FORCE_BOOT` = 0x8: Boot, discarding any managed save (since 0.9.5)
     pub const START_FORCE_BOOT: Self = Self(0x8);
-    /// `VIR_DOMAIN_START_PAUSED` = 0x1: Launch guest in paused state (since 0.8.2)
-    pub const START_PAUSED: Self = Self(0x1);
-    /// `VIR_DOMAIN_START_RESET_NVRAM` = 0x20: Re-initialize NVRAM from template (since 8.1.0)
-    pub const START_RESET_NVRAM: Self = Self(0x20);
     /// `VIR_DOMAIN_START_VALIDATE` = 0x10: Validate the XML document against schema (since 1.2.12)
     pub const START_VALIDATE: Self = Self(0x10);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_START_RESET_NVRAM` = 0x20: Re-initialize NVRAM from template (since 8.1.0)
+    pub const START_RESET_NVRAM: Self = Self(0x20);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_START_PAUSED", Self::START_PAUSED),
             ("VIR_DOMAIN_START_AUTODESTROY", Self::START_AUTODESTROY),
             ("VIR_DOMAIN_START_BYPASS_CACHE", Self::START_BYPASS_CACHE),
             ("VIR_DOMAIN_START_FORCE_BOOT", Self::START_FORCE_BOOT),
-            ("VIR_DOMAIN_START_PAUSED", Self::START_PAUSED),
-            ("VIR_DOMAIN_START_RESET_NVRAM", Self::START_RESET_NVRAM),
             ("VIR_DOMAIN_START_VALIDATE", Self::START_VALIDATE),
+            ("VIR_DOMAIN_START_RESET_NVRAM", Self::START_RESET_NVRAM),
         ]
     }
 }
@@ -3177,12 +3195,12 @@ pub struct DomainNostateReason(pub i32);
 
 impl DomainNostateReason {
     /// `VIR_DOMAIN_NOSTATE_UNKNOWN` = 0 (since 0.9.2)
-    pub const UNKNOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    pub const DOMAIN_NOSTATE_UNKNOWN: Self = Self(0);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_NOSTATE_UNKNOWN", Self::UNKNOWN)]
+        &[("VIR_DOMAIN_NOSTATE_UNKNOWN", Self::DOMAIN_NOSTATE_UNKNOWN)]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -3199,31 +3217,31 @@ crate::program::impl_enum!(DomainNostateReason);
 pub struct DomainNumatuneMemMode(pub i32);
 
 impl DomainNumatuneMemMode {
-    /// `VIR_DOMAIN_NUMATUNE_MEM_INTERLEAVE` = 2 (since 0.9.9)
-    pub const INTERLEAVE: Self = Self(2);
-    /// `VIR_DOMAIN_NUMATUNE_MEM_PREFERRED` = 1 (since 0.9.9)
-    pub const PREFERRED: Self = Self(1);
-    /// `VIR_DOMAIN_NUMATUNE_MEM_RESTRICTIVE` = 3 (since 7.3.0)
-    pub const RESTRICTIVE: Self = Self(3);
     /// `VIR_DOMAIN_NUMATUNE_MEM_STRICT` = 0 (since 0.9.9)
     pub const STRICT: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_NUMATUNE_MEM_PREFERRED` = 1 (since 0.9.9)
+    pub const PREFERRED: Self = Self(1);
+    /// `VIR_DOMAIN_NUMATUNE_MEM_INTERLEAVE` = 2 (since 0.9.9)
+    pub const INTERLEAVE: Self = Self(2);
+    /// `VIR_DOMAIN_NUMATUNE_MEM_RESTRICTIVE` = 3 (since 7.3.0)
+    pub const RESTRICTIVE: Self = Self(3);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_NUMATUNE_MEM_INTERLEAVE", Self::INTERLEAVE),
-            ("VIR_DOMAIN_NUMATUNE_MEM_PREFERRED", Self::PREFERRED),
-            ("VIR_DOMAIN_NUMATUNE_MEM_RESTRICTIVE", Self::RESTRICTIVE),
             ("VIR_DOMAIN_NUMATUNE_MEM_STRICT", Self::STRICT),
+            ("VIR_DOMAIN_NUMATUNE_MEM_PREFERRED", Self::PREFERRED),
+            ("VIR_DOMAIN_NUMATUNE_MEM_INTERLEAVE", Self::INTERLEAVE),
+            ("VIR_DOMAIN_NUMATUNE_MEM_RESTRICTIVE", Self::RESTRICTIVE),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_DOMAIN_NUMATUNE_MEM_INTERLEAVE"),
-            1 => Some("VIR_DOMAIN_NUMATUNE_MEM_PREFERRED"),
-            3 => Some("VIR_DOMAIN_NUMATUNE_MEM_RESTRICTIVE"),
             0 => Some("VIR_DOMAIN_NUMATUNE_MEM_STRICT"),
+            1 => Some("VIR_DOMAIN_NUMATUNE_MEM_PREFERRED"),
+            2 => Some("VIR_DOMAIN_NUMATUNE_MEM_INTERLEAVE"),
+            3 => Some("VIR_DOMAIN_NUMATUNE_MEM_RESTRICTIVE"),
             _ => None,
         }
     }
@@ -3237,10 +3255,13 @@ pub struct DomainOpenGraphicsFlags(pub u32);
 
 impl DomainOpenGraphicsFlags {
     /// `VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH` = 0x1 (since 0.9.7)
-    pub const SKIPAUTH: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_OPEN_GRAPHICS_SKIPAUTH: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH", Self::SKIPAUTH)]
+        &[(
+            "VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH",
+            Self::DOMAIN_OPEN_GRAPHICS_SKIPAUTH,
+        )]
     }
 }
 
@@ -3252,10 +3273,13 @@ pub struct DomainSetUserPasswordFlags(pub u32);
 
 impl DomainSetUserPasswordFlags {
     /// `VIR_DOMAIN_PASSWORD_ENCRYPTED` = 0x1: the password is already encrypted (since 1.2.16)
-    pub const ENCRYPTED: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_PASSWORD_ENCRYPTED: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_PASSWORD_ENCRYPTED", Self::ENCRYPTED)]
+        &[(
+            "VIR_DOMAIN_PASSWORD_ENCRYPTED",
+            Self::DOMAIN_PASSWORD_ENCRYPTED,
+        )]
     }
 }
 
@@ -3266,75 +3290,75 @@ crate::program::impl_flags!(DomainSetUserPasswordFlags);
 pub struct DomainPausedReason(pub i32);
 
 impl DomainPausedReason {
-    /// `VIR_DOMAIN_PAUSED_API_ERROR` = 14: Some APIs (e.g., migration, snapshot) internally need to suspend a domain. This paused state reason is used when resume operation at the end of such API fails. (since 9.2.0)
-    pub const API_ERROR: Self = Self(14);
-    /// `VIR_DOMAIN_PAUSED_CRASHED` = 10: paused due to a guest crash (since 1.1.1)
-    pub const CRASHED: Self = Self(10);
-    /// `VIR_DOMAIN_PAUSED_DUMP` = 4: paused for offline core dump (since 0.9.2)
-    pub const DUMP: Self = Self(4);
-    /// `VIR_DOMAIN_PAUSED_FROM_SNAPSHOT` = 7: paused after restoring from snapshot (since 0.9.2)
-    pub const FROM_SNAPSHOT: Self = Self(7);
-    /// `VIR_DOMAIN_PAUSED_IOERROR` = 5: paused due to a disk I/O error (since 0.9.2)
-    pub const IOERROR: Self = Self(5);
-    /// `VIR_DOMAIN_PAUSED_MIGRATION` = 2: paused for offline migration (since 0.9.2)
-    pub const MIGRATION: Self = Self(2);
-    /// `VIR_DOMAIN_PAUSED_POSTCOPY` = 12: paused for post-copy migration (since 1.3.3)
-    pub const POSTCOPY: Self = Self(12);
-    /// `VIR_DOMAIN_PAUSED_POSTCOPY_FAILED` = 13: paused after failed post-copy (since 1.3.3)
-    pub const POSTCOPY_FAILED: Self = Self(13);
-    /// `VIR_DOMAIN_PAUSED_SAVE` = 3: paused for save (since 0.9.2)
-    pub const SAVE: Self = Self(3);
-    /// `VIR_DOMAIN_PAUSED_SHUTTING_DOWN` = 8: paused during shutdown process (since 0.9.5)
-    pub const SHUTTING_DOWN: Self = Self(8);
-    /// `VIR_DOMAIN_PAUSED_SNAPSHOT` = 9: paused while creating a snapshot (since 1.0.1)
-    pub const SNAPSHOT: Self = Self(9);
-    /// `VIR_DOMAIN_PAUSED_STARTING_UP` = 11: the domain is being started (since 1.2.14)
-    pub const STARTING_UP: Self = Self(11);
     /// `VIR_DOMAIN_PAUSED_UNKNOWN` = 0: the reason is unknown (since 0.9.2)
     pub const UNKNOWN: Self = Self(0);
     /// `VIR_DOMAIN_PAUSED_USER` = 1: paused on user request (since 0.9.2)
     pub const USER: Self = Self(1);
+    /// `VIR_DOMAIN_PAUSED_MIGRATION` = 2: paused for offline migration (since 0.9.2)
+    pub const MIGRATION: Self = Self(2);
+    /// `VIR_DOMAIN_PAUSED_SAVE` = 3: paused for save (since 0.9.2)
+    pub const SAVE: Self = Self(3);
+    /// `VIR_DOMAIN_PAUSED_DUMP` = 4: paused for offline core dump (since 0.9.2)
+    pub const DUMP: Self = Self(4);
+    /// `VIR_DOMAIN_PAUSED_IOERROR` = 5: paused due to a disk I/O error (since 0.9.2)
+    pub const IOERROR: Self = Self(5);
     /// `VIR_DOMAIN_PAUSED_WATCHDOG` = 6: paused due to a watchdog event (since 0.9.2)
     pub const WATCHDOG: Self = Self(6);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_PAUSED_FROM_SNAPSHOT` = 7: paused after restoring from snapshot (since 0.9.2)
+    pub const FROM_SNAPSHOT: Self = Self(7);
+    /// `VIR_DOMAIN_PAUSED_SHUTTING_DOWN` = 8: paused during shutdown process (since 0.9.5)
+    pub const SHUTTING_DOWN: Self = Self(8);
+    /// `VIR_DOMAIN_PAUSED_SNAPSHOT` = 9: paused while creating a snapshot (since 1.0.1)
+    pub const SNAPSHOT: Self = Self(9);
+    /// `VIR_DOMAIN_PAUSED_CRASHED` = 10: paused due to a guest crash (since 1.1.1)
+    pub const CRASHED: Self = Self(10);
+    /// `VIR_DOMAIN_PAUSED_STARTING_UP` = 11: the domain is being started (since 1.2.14)
+    pub const STARTING_UP: Self = Self(11);
+    /// `VIR_DOMAIN_PAUSED_POSTCOPY` = 12: paused for post-copy migration (since 1.3.3)
+    pub const POSTCOPY: Self = Self(12);
+    /// `VIR_DOMAIN_PAUSED_POSTCOPY_FAILED` = 13: paused after failed post-copy (since 1.3.3)
+    pub const POSTCOPY_FAILED: Self = Self(13);
+    /// `VIR_DOMAIN_PAUSED_API_ERROR` = 14: Some APIs (e.g., migration, snapshot) internally need to suspend a domain. This paused state reason is used when resume operation at the end of such API fails. (since 9.2.0)
+    pub const API_ERROR: Self = Self(14);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_PAUSED_API_ERROR", Self::API_ERROR),
-            ("VIR_DOMAIN_PAUSED_CRASHED", Self::CRASHED),
-            ("VIR_DOMAIN_PAUSED_DUMP", Self::DUMP),
-            ("VIR_DOMAIN_PAUSED_FROM_SNAPSHOT", Self::FROM_SNAPSHOT),
-            ("VIR_DOMAIN_PAUSED_IOERROR", Self::IOERROR),
-            ("VIR_DOMAIN_PAUSED_MIGRATION", Self::MIGRATION),
-            ("VIR_DOMAIN_PAUSED_POSTCOPY", Self::POSTCOPY),
-            ("VIR_DOMAIN_PAUSED_POSTCOPY_FAILED", Self::POSTCOPY_FAILED),
-            ("VIR_DOMAIN_PAUSED_SAVE", Self::SAVE),
-            ("VIR_DOMAIN_PAUSED_SHUTTING_DOWN", Self::SHUTTING_DOWN),
-            ("VIR_DOMAIN_PAUSED_SNAPSHOT", Self::SNAPSHOT),
-            ("VIR_DOMAIN_PAUSED_STARTING_UP", Self::STARTING_UP),
             ("VIR_DOMAIN_PAUSED_UNKNOWN", Self::UNKNOWN),
             ("VIR_DOMAIN_PAUSED_USER", Self::USER),
+            ("VIR_DOMAIN_PAUSED_MIGRATION", Self::MIGRATION),
+            ("VIR_DOMAIN_PAUSED_SAVE", Self::SAVE),
+            ("VIR_DOMAIN_PAUSED_DUMP", Self::DUMP),
+            ("VIR_DOMAIN_PAUSED_IOERROR", Self::IOERROR),
             ("VIR_DOMAIN_PAUSED_WATCHDOG", Self::WATCHDOG),
+            ("VIR_DOMAIN_PAUSED_FROM_SNAPSHOT", Self::FROM_SNAPSHOT),
+            ("VIR_DOMAIN_PAUSED_SHUTTING_DOWN", Self::SHUTTING_DOWN),
+            ("VIR_DOMAIN_PAUSED_SNAPSHOT", Self::SNAPSHOT),
+            ("VIR_DOMAIN_PAUSED_CRASHED", Self::CRASHED),
+            ("VIR_DOMAIN_PAUSED_STARTING_UP", Self::STARTING_UP),
+            ("VIR_DOMAIN_PAUSED_POSTCOPY", Self::POSTCOPY),
+            ("VIR_DOMAIN_PAUSED_POSTCOPY_FAILED", Self::POSTCOPY_FAILED),
+            ("VIR_DOMAIN_PAUSED_API_ERROR", Self::API_ERROR),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            14 => Some("VIR_DOMAIN_PAUSED_API_ERROR"),
-            10 => Some("VIR_DOMAIN_PAUSED_CRASHED"),
-            4 => Some("VIR_DOMAIN_PAUSED_DUMP"),
-            7 => Some("VIR_DOMAIN_PAUSED_FROM_SNAPSHOT"),
-            5 => Some("VIR_DOMAIN_PAUSED_IOERROR"),
-            2 => Some("VIR_DOMAIN_PAUSED_MIGRATION"),
-            12 => Some("VIR_DOMAIN_PAUSED_POSTCOPY"),
-            13 => Some("VIR_DOMAIN_PAUSED_POSTCOPY_FAILED"),
-            3 => Some("VIR_DOMAIN_PAUSED_SAVE"),
-            8 => Some("VIR_DOMAIN_PAUSED_SHUTTING_DOWN"),
-            9 => Some("VIR_DOMAIN_PAUSED_SNAPSHOT"),
-            11 => Some("VIR_DOMAIN_PAUSED_STARTING_UP"),
             0 => Some("VIR_DOMAIN_PAUSED_UNKNOWN"),
             1 => Some("VIR_DOMAIN_PAUSED_USER"),
+            2 => Some("VIR_DOMAIN_PAUSED_MIGRATION"),
+            3 => Some("VIR_DOMAIN_PAUSED_SAVE"),
+            4 => Some("VIR_DOMAIN_PAUSED_DUMP"),
+            5 => Some("VIR_DOMAIN_PAUSED_IOERROR"),
             6 => Some("VIR_DOMAIN_PAUSED_WATCHDOG"),
+            7 => Some("VIR_DOMAIN_PAUSED_FROM_SNAPSHOT"),
+            8 => Some("VIR_DOMAIN_PAUSED_SHUTTING_DOWN"),
+            9 => Some("VIR_DOMAIN_PAUSED_SNAPSHOT"),
+            10 => Some("VIR_DOMAIN_PAUSED_CRASHED"),
+            11 => Some("VIR_DOMAIN_PAUSED_STARTING_UP"),
+            12 => Some("VIR_DOMAIN_PAUSED_POSTCOPY"),
+            13 => Some("VIR_DOMAIN_PAUSED_POSTCOPY_FAILED"),
+            14 => Some("VIR_DOMAIN_PAUSED_API_ERROR"),
             _ => None,
         }
     }
@@ -3348,12 +3372,15 @@ pub struct DomainPMSuspendedDiskReason(pub i32);
 
 impl DomainPMSuspendedDiskReason {
     /// `VIR_DOMAIN_PMSUSPENDED_DISK_UNKNOWN` = 0 (since 1.0.0)
-    pub const UNKNOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    pub const DOMAIN_PMSUSPENDED_DISK_UNKNOWN: Self = Self(0);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_PMSUSPENDED_DISK_UNKNOWN", Self::UNKNOWN)]
+        &[(
+            "VIR_DOMAIN_PMSUSPENDED_DISK_UNKNOWN",
+            Self::DOMAIN_PMSUSPENDED_DISK_UNKNOWN,
+        )]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -3371,12 +3398,15 @@ pub struct DomainPMSuspendedReason(pub i32);
 
 impl DomainPMSuspendedReason {
     /// `VIR_DOMAIN_PMSUSPENDED_UNKNOWN` = 0 (since 0.9.11)
-    pub const UNKNOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    pub const DOMAIN_PMSUSPENDED_UNKNOWN: Self = Self(0);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_PMSUSPENDED_UNKNOWN", Self::UNKNOWN)]
+        &[(
+            "VIR_DOMAIN_PMSUSPENDED_UNKNOWN",
+            Self::DOMAIN_PMSUSPENDED_UNKNOWN,
+        )]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -3393,42 +3423,90 @@ crate::program::impl_enum!(DomainPMSuspendedReason);
 pub struct DomainProcessSignal(pub i32);
 
 impl DomainProcessSignal {
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_NOP` = 0: No constant in POSIX/Linux (since 1.0.1)
+    pub const NOP: Self = Self(0);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_HUP` = 1: SIGHUP (since 1.0.1)
+    pub const HUP: Self = Self(1);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_INT` = 2: SIGINT (since 1.0.1)
+    pub const INT: Self = Self(2);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_QUIT` = 3: SIGQUIT (since 1.0.1)
+    pub const QUIT: Self = Self(3);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_ILL` = 4: SIGILL (since 1.0.1)
+    pub const ILL: Self = Self(4);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_TRAP` = 5: SIGTRAP (since 1.0.1)
+    pub const TRAP: Self = Self(5);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_ABRT` = 6: SIGABRT (since 1.0.1)
     pub const ABRT: Self = Self(6);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_ALRM` = 14: SIGALRM (since 1.0.1)
-    pub const ALRM: Self = Self(14);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_BUS` = 7: SIGBUS (since 1.0.1)
     pub const BUS: Self = Self(7);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_FPE` = 8: SIGFPE (since 1.0.1)
+    pub const FPE: Self = Self(8);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_KILL` = 9: SIGKILL (since 1.0.1)
+    pub const KILL: Self = Self(9);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_USR1` = 10: SIGUSR1 (since 1.0.1)
+    pub const USR1: Self = Self(10);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_SEGV` = 11: SIGSEGV (since 1.0.1)
+    pub const SEGV: Self = Self(11);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_USR2` = 12: SIGUSR2 (since 1.0.1)
+    pub const USR2: Self = Self(12);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_PIPE` = 13: SIGPIPE (since 1.0.1)
+    pub const PIPE: Self = Self(13);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_ALRM` = 14: SIGALRM (since 1.0.1)
+    pub const ALRM: Self = Self(14);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_TERM` = 15: SIGTERM (since 1.0.1)
+    pub const TERM: Self = Self(15);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_STKFLT` = 16: Not in POSIX (SIGSTKFLT on Linux (since 1.0.1)
+    pub const STKFLT: Self = Self(16);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_CHLD` = 17: SIGCHLD (since 1.0.1)
     pub const CHLD: Self = Self(17);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_CONT` = 18: SIGCONT (since 1.0.1)
     pub const CONT: Self = Self(18);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_FPE` = 8: SIGFPE (since 1.0.1)
-    pub const FPE: Self = Self(8);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_HUP` = 1: SIGHUP (since 1.0.1)
-    pub const HUP: Self = Self(1);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_ILL` = 4: SIGILL (since 1.0.1)
-    pub const ILL: Self = Self(4);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_INT` = 2: SIGINT (since 1.0.1)
-    pub const INT: Self = Self(2);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_KILL` = 9: SIGKILL (since 1.0.1)
-    pub const KILL: Self = Self(9);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_NOP` = 0: No constant in POSIX/Linux (since 1.0.1)
-    pub const NOP: Self = Self(0);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_PIPE` = 13: SIGPIPE (since 1.0.1)
-    pub const PIPE: Self = Self(13);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_POLL` = 29: SIGPOLL (also known as SIGIO on Linux) (since 1.0.1)
-    pub const POLL: Self = Self(29);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_STOP` = 19: SIGSTOP (since 1.0.1)
+    pub const STOP: Self = Self(19);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_TSTP` = 20: SIGTSTP (since 1.0.1)
+    pub const TSTP: Self = Self(20);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_TTIN` = 21: SIGTTIN (since 1.0.1)
+    pub const TTIN: Self = Self(21);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_TTOU` = 22: SIGTTOU (since 1.0.1)
+    pub const TTOU: Self = Self(22);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_URG` = 23: SIGURG (since 1.0.1)
+    pub const URG: Self = Self(23);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_XCPU` = 24: SIGXCPU (since 1.0.1)
+    pub const XCPU: Self = Self(24);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_XFSZ` = 25: SIGXFSZ (since 1.0.1)
+    pub const XFSZ: Self = Self(25);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_VTALRM` = 26: SIGVTALRM (since 1.0.1)
+    pub const VTALRM: Self = Self(26);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_PROF` = 27: SIGPROF (since 1.0.1)
     pub const PROF: Self = Self(27);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_WINCH` = 28: Not in POSIX (SIGWINCH on Linux) (since 1.0.1)
+    pub const WINCH: Self = Self(28);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_POLL` = 29: SIGPOLL (also known as SIGIO on Linux) (since 1.0.1)
+    pub const POLL: Self = Self(29);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_PWR` = 30: Not in POSIX (SIGPWR on Linux) (since 1.0.1)
     pub const PWR: Self = Self(30);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_QUIT` = 3: SIGQUIT (since 1.0.1)
-    pub const QUIT: Self = Self(3);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_SYS` = 31: SIGSYS (also known as SIGUNUSED on Linux) (since 1.0.1)
+    pub const SYS: Self = Self(31);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT0` = 32: SIGRTMIN (since 1.0.1)
     pub const RT0: Self = Self(32);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT1` = 33: SIGRTMIN + 1 (since 1.0.1)
     pub const RT1: Self = Self(33);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT2` = 34: SIGRTMIN + 2 (since 1.0.1)
+    pub const RT2: Self = Self(34);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT3` = 35: SIGRTMIN + 3 (since 1.0.1)
+    pub const RT3: Self = Self(35);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT4` = 36: SIGRTMIN + 4 (since 1.0.1)
+    pub const RT4: Self = Self(36);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT5` = 37: SIGRTMIN + 5 (since 1.0.1)
+    pub const RT5: Self = Self(37);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT6` = 38: SIGRTMIN + 6 (since 1.0.1)
+    pub const RT6: Self = Self(38);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT7` = 39: SIGRTMIN + 7 (since 1.0.1)
+    pub const RT7: Self = Self(39);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT8` = 40: SIGRTMIN + 8 (since 1.0.1)
+    pub const RT8: Self = Self(40);
+    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT9` = 41: SIGRTMIN + 9 (since 1.0.1)
+    pub const RT9: Self = Self(41);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT10` = 42: SIGRTMIN + 10 (since 1.0.1)
     pub const RT10: Self = Self(42);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT11` = 43: SIGRTMIN + 11 (since 1.0.1)
@@ -3449,8 +3527,6 @@ impl DomainProcessSignal {
     pub const RT18: Self = Self(50);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT19` = 51: SIGRTMIN + 19 (since 1.0.1)
     pub const RT19: Self = Self(51);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT2` = 34: SIGRTMIN + 2 (since 1.0.1)
-    pub const RT2: Self = Self(34);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT20` = 52: SIGRTMIN + 20 (since 1.0.1)
     pub const RT20: Self = Self(52);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT21` = 53: SIGRTMIN + 21 (since 1.0.1)
@@ -3471,79 +3547,57 @@ impl DomainProcessSignal {
     pub const RT28: Self = Self(60);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT29` = 61: SIGRTMIN + 29 (since 1.0.1)
     pub const RT29: Self = Self(61);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT3` = 35: SIGRTMIN + 3 (since 1.0.1)
-    pub const RT3: Self = Self(35);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT30` = 62: SIGRTMIN + 30 (since 1.0.1)
     pub const RT30: Self = Self(62);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT31` = 63: SIGRTMIN + 31 (since 1.0.1)
     pub const RT31: Self = Self(63);
     /// `VIR_DOMAIN_PROCESS_SIGNAL_RT32` = 64: SIGRTMIN + 32 / SIGRTMAX (since 1.0.1)
     pub const RT32: Self = Self(64);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT4` = 36: SIGRTMIN + 4 (since 1.0.1)
-    pub const RT4: Self = Self(36);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT5` = 37: SIGRTMIN + 5 (since 1.0.1)
-    pub const RT5: Self = Self(37);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT6` = 38: SIGRTMIN + 6 (since 1.0.1)
-    pub const RT6: Self = Self(38);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT7` = 39: SIGRTMIN + 7 (since 1.0.1)
-    pub const RT7: Self = Self(39);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT8` = 40: SIGRTMIN + 8 (since 1.0.1)
-    pub const RT8: Self = Self(40);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_RT9` = 41: SIGRTMIN + 9 (since 1.0.1)
-    pub const RT9: Self = Self(41);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_SEGV` = 11: SIGSEGV (since 1.0.1)
-    pub const SEGV: Self = Self(11);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_STKFLT` = 16: Not in POSIX (SIGSTKFLT on Linux (since 1.0.1)
-    pub const STKFLT: Self = Self(16);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_STOP` = 19: SIGSTOP (since 1.0.1)
-    pub const STOP: Self = Self(19);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_SYS` = 31: SIGSYS (also known as SIGUNUSED on Linux) (since 1.0.1)
-    pub const SYS: Self = Self(31);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_TERM` = 15: SIGTERM (since 1.0.1)
-    pub const TERM: Self = Self(15);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_TRAP` = 5: SIGTRAP (since 1.0.1)
-    pub const TRAP: Self = Self(5);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_TSTP` = 20: SIGTSTP (since 1.0.1)
-    pub const TSTP: Self = Self(20);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_TTIN` = 21: SIGTTIN (since 1.0.1)
-    pub const TTIN: Self = Self(21);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_TTOU` = 22: SIGTTOU (since 1.0.1)
-    pub const TTOU: Self = Self(22);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_URG` = 23: SIGURG (since 1.0.1)
-    pub const URG: Self = Self(23);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_USR1` = 10: SIGUSR1 (since 1.0.1)
-    pub const USR1: Self = Self(10);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_USR2` = 12: SIGUSR2 (since 1.0.1)
-    pub const USR2: Self = Self(12);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_VTALRM` = 26: SIGVTALRM (since 1.0.1)
-    pub const VTALRM: Self = Self(26);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_WINCH` = 28: Not in POSIX (SIGWINCH on Linux) (since 1.0.1)
-    pub const WINCH: Self = Self(28);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_XCPU` = 24: SIGXCPU (since 1.0.1)
-    pub const XCPU: Self = Self(24);
-    /// `VIR_DOMAIN_PROCESS_SIGNAL_XFSZ` = 25: SIGXFSZ (since 1.0.1)
-    pub const XFSZ: Self = Self(25);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_PROCESS_SIGNAL_NOP", Self::NOP),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_HUP", Self::HUP),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_INT", Self::INT),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_QUIT", Self::QUIT),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_ILL", Self::ILL),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_TRAP", Self::TRAP),
             ("VIR_DOMAIN_PROCESS_SIGNAL_ABRT", Self::ABRT),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_ALRM", Self::ALRM),
             ("VIR_DOMAIN_PROCESS_SIGNAL_BUS", Self::BUS),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_FPE", Self::FPE),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_KILL", Self::KILL),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_USR1", Self::USR1),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_SEGV", Self::SEGV),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_USR2", Self::USR2),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_PIPE", Self::PIPE),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_ALRM", Self::ALRM),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_TERM", Self::TERM),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_STKFLT", Self::STKFLT),
             ("VIR_DOMAIN_PROCESS_SIGNAL_CHLD", Self::CHLD),
             ("VIR_DOMAIN_PROCESS_SIGNAL_CONT", Self::CONT),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_FPE", Self::FPE),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_HUP", Self::HUP),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_ILL", Self::ILL),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_INT", Self::INT),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_KILL", Self::KILL),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_NOP", Self::NOP),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_PIPE", Self::PIPE),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_POLL", Self::POLL),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_STOP", Self::STOP),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_TSTP", Self::TSTP),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_TTIN", Self::TTIN),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_TTOU", Self::TTOU),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_URG", Self::URG),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_XCPU", Self::XCPU),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_XFSZ", Self::XFSZ),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_VTALRM", Self::VTALRM),
             ("VIR_DOMAIN_PROCESS_SIGNAL_PROF", Self::PROF),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_WINCH", Self::WINCH),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_POLL", Self::POLL),
             ("VIR_DOMAIN_PROCESS_SIGNAL_PWR", Self::PWR),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_QUIT", Self::QUIT),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_SYS", Self::SYS),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT0", Self::RT0),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT1", Self::RT1),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_RT2", Self::RT2),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_RT3", Self::RT3),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_RT4", Self::RT4),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_RT5", Self::RT5),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_RT6", Self::RT6),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_RT7", Self::RT7),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_RT8", Self::RT8),
+            ("VIR_DOMAIN_PROCESS_SIGNAL_RT9", Self::RT9),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT10", Self::RT10),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT11", Self::RT11),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT12", Self::RT12),
@@ -3554,7 +3608,6 @@ impl DomainProcessSignal {
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT17", Self::RT17),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT18", Self::RT18),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT19", Self::RT19),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_RT2", Self::RT2),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT20", Self::RT20),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT21", Self::RT21),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT22", Self::RT22),
@@ -3565,56 +3618,57 @@ impl DomainProcessSignal {
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT27", Self::RT27),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT28", Self::RT28),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT29", Self::RT29),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_RT3", Self::RT3),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT30", Self::RT30),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT31", Self::RT31),
             ("VIR_DOMAIN_PROCESS_SIGNAL_RT32", Self::RT32),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_RT4", Self::RT4),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_RT5", Self::RT5),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_RT6", Self::RT6),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_RT7", Self::RT7),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_RT8", Self::RT8),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_RT9", Self::RT9),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_SEGV", Self::SEGV),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_STKFLT", Self::STKFLT),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_STOP", Self::STOP),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_SYS", Self::SYS),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_TERM", Self::TERM),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_TRAP", Self::TRAP),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_TSTP", Self::TSTP),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_TTIN", Self::TTIN),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_TTOU", Self::TTOU),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_URG", Self::URG),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_USR1", Self::USR1),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_USR2", Self::USR2),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_VTALRM", Self::VTALRM),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_WINCH", Self::WINCH),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_XCPU", Self::XCPU),
-            ("VIR_DOMAIN_PROCESS_SIGNAL_XFSZ", Self::XFSZ),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_DOMAIN_PROCESS_SIGNAL_NOP"),
+            1 => Some("VIR_DOMAIN_PROCESS_SIGNAL_HUP"),
+            2 => Some("VIR_DOMAIN_PROCESS_SIGNAL_INT"),
+            3 => Some("VIR_DOMAIN_PROCESS_SIGNAL_QUIT"),
+            4 => Some("VIR_DOMAIN_PROCESS_SIGNAL_ILL"),
+            5 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TRAP"),
             6 => Some("VIR_DOMAIN_PROCESS_SIGNAL_ABRT"),
-            14 => Some("VIR_DOMAIN_PROCESS_SIGNAL_ALRM"),
             7 => Some("VIR_DOMAIN_PROCESS_SIGNAL_BUS"),
+            8 => Some("VIR_DOMAIN_PROCESS_SIGNAL_FPE"),
+            9 => Some("VIR_DOMAIN_PROCESS_SIGNAL_KILL"),
+            10 => Some("VIR_DOMAIN_PROCESS_SIGNAL_USR1"),
+            11 => Some("VIR_DOMAIN_PROCESS_SIGNAL_SEGV"),
+            12 => Some("VIR_DOMAIN_PROCESS_SIGNAL_USR2"),
+            13 => Some("VIR_DOMAIN_PROCESS_SIGNAL_PIPE"),
+            14 => Some("VIR_DOMAIN_PROCESS_SIGNAL_ALRM"),
+            15 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TERM"),
+            16 => Some("VIR_DOMAIN_PROCESS_SIGNAL_STKFLT"),
             17 => Some("VIR_DOMAIN_PROCESS_SIGNAL_CHLD"),
             18 => Some("VIR_DOMAIN_PROCESS_SIGNAL_CONT"),
-            8 => Some("VIR_DOMAIN_PROCESS_SIGNAL_FPE"),
-            1 => Some("VIR_DOMAIN_PROCESS_SIGNAL_HUP"),
-            4 => Some("VIR_DOMAIN_PROCESS_SIGNAL_ILL"),
-            2 => Some("VIR_DOMAIN_PROCESS_SIGNAL_INT"),
-            9 => Some("VIR_DOMAIN_PROCESS_SIGNAL_KILL"),
-            0 => Some("VIR_DOMAIN_PROCESS_SIGNAL_NOP"),
-            13 => Some("VIR_DOMAIN_PROCESS_SIGNAL_PIPE"),
-            29 => Some("VIR_DOMAIN_PROCESS_SIGNAL_POLL"),
+            19 => Some("VIR_DOMAIN_PROCESS_SIGNAL_STOP"),
+            20 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TSTP"),
+            21 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TTIN"),
+            22 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TTOU"),
+            23 => Some("VIR_DOMAIN_PROCESS_SIGNAL_URG"),
+            24 => Some("VIR_DOMAIN_PROCESS_SIGNAL_XCPU"),
+            25 => Some("VIR_DOMAIN_PROCESS_SIGNAL_XFSZ"),
+            26 => Some("VIR_DOMAIN_PROCESS_SIGNAL_VTALRM"),
             27 => Some("VIR_DOMAIN_PROCESS_SIGNAL_PROF"),
+            28 => Some("VIR_DOMAIN_PROCESS_SIGNAL_WINCH"),
+            29 => Some("VIR_DOMAIN_PROCESS_SIGNAL_POLL"),
             30 => Some("VIR_DOMAIN_PROCESS_SIGNAL_PWR"),
-            3 => Some("VIR_DOMAIN_PROCESS_SIGNAL_QUIT"),
+            31 => Some("VIR_DOMAIN_PROCESS_SIGNAL_SYS"),
             32 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT0"),
             33 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT1"),
+            34 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT2"),
+            35 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT3"),
+            36 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT4"),
+            37 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT5"),
+            38 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT6"),
+            39 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT7"),
+            40 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT8"),
+            41 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT9"),
             42 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT10"),
             43 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT11"),
             44 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT12"),
@@ -3625,7 +3679,6 @@ impl DomainProcessSignal {
             49 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT17"),
             50 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT18"),
             51 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT19"),
-            34 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT2"),
             52 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT20"),
             53 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT21"),
             54 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT22"),
@@ -3636,32 +3689,9 @@ impl DomainProcessSignal {
             59 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT27"),
             60 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT28"),
             61 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT29"),
-            35 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT3"),
             62 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT30"),
             63 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT31"),
             64 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT32"),
-            36 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT4"),
-            37 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT5"),
-            38 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT6"),
-            39 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT7"),
-            40 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT8"),
-            41 => Some("VIR_DOMAIN_PROCESS_SIGNAL_RT9"),
-            11 => Some("VIR_DOMAIN_PROCESS_SIGNAL_SEGV"),
-            16 => Some("VIR_DOMAIN_PROCESS_SIGNAL_STKFLT"),
-            19 => Some("VIR_DOMAIN_PROCESS_SIGNAL_STOP"),
-            31 => Some("VIR_DOMAIN_PROCESS_SIGNAL_SYS"),
-            15 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TERM"),
-            5 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TRAP"),
-            20 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TSTP"),
-            21 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TTIN"),
-            22 => Some("VIR_DOMAIN_PROCESS_SIGNAL_TTOU"),
-            23 => Some("VIR_DOMAIN_PROCESS_SIGNAL_URG"),
-            10 => Some("VIR_DOMAIN_PROCESS_SIGNAL_USR1"),
-            12 => Some("VIR_DOMAIN_PROCESS_SIGNAL_USR2"),
-            26 => Some("VIR_DOMAIN_PROCESS_SIGNAL_VTALRM"),
-            28 => Some("VIR_DOMAIN_PROCESS_SIGNAL_WINCH"),
-            24 => Some("VIR_DOMAIN_PROCESS_SIGNAL_XCPU"),
-            25 => Some("VIR_DOMAIN_PROCESS_SIGNAL_XFSZ"),
             _ => None,
         }
     }
@@ -3674,26 +3704,26 @@ crate::program::impl_enum!(DomainProcessSignal);
 pub struct DomainRebootFlagValues(pub u32);
 
 impl DomainRebootFlagValues {
-    /// `VIR_DOMAIN_REBOOT_ACPI_POWER_BTN` = 0x1: Send ACPI event (since 0.9.10)
-    pub const ACPI_POWER_BTN: Self = Self(0x1);
     /// `VIR_DOMAIN_REBOOT_DEFAULT` = 0x0: hypervisor choice (since 0.9.10)
     pub const DEFAULT: Self = Self(0x0);
+    /// `VIR_DOMAIN_REBOOT_ACPI_POWER_BTN` = 0x1: Send ACPI event (since 0.9.10)
+    pub const ACPI_POWER_BTN: Self = Self(0x1);
     /// `VIR_DOMAIN_REBOOT_GUEST_AGENT` = 0x2: Use guest agent (since 0.9.10)
     pub const GUEST_AGENT: Self = Self(0x2);
     /// `VIR_DOMAIN_REBOOT_INITCTL` = 0x4: Use initctl (since 1.0.1)
     pub const INITCTL: Self = Self(0x4);
-    /// `VIR_DOMAIN_REBOOT_PARAVIRT` = 0x10: Use paravirt guest control (since 1.2.5)
-    pub const PARAVIRT: Self = Self(0x10);
     /// `VIR_DOMAIN_REBOOT_SIGNAL` = 0x8: Send a signal (since 1.0.1)
     pub const SIGNAL: Self = Self(0x8);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_REBOOT_PARAVIRT` = 0x10: Use paravirt guest control (since 1.2.5)
+    pub const PARAVIRT: Self = Self(0x10);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_REBOOT_ACPI_POWER_BTN", Self::ACPI_POWER_BTN),
             ("VIR_DOMAIN_REBOOT_GUEST_AGENT", Self::GUEST_AGENT),
             ("VIR_DOMAIN_REBOOT_INITCTL", Self::INITCTL),
-            ("VIR_DOMAIN_REBOOT_PARAVIRT", Self::PARAVIRT),
             ("VIR_DOMAIN_REBOOT_SIGNAL", Self::SIGNAL),
+            ("VIR_DOMAIN_REBOOT_PARAVIRT", Self::PARAVIRT),
         ]
     }
 }
@@ -3705,66 +3735,66 @@ crate::program::impl_flags!(DomainRebootFlagValues);
 pub struct DomainRunningReason(pub i32);
 
 impl DomainRunningReason {
+    /// `VIR_DOMAIN_RUNNING_UNKNOWN` = 0 (since 0.9.2)
+    pub const UNKNOWN: Self = Self(0);
     /// `VIR_DOMAIN_RUNNING_BOOTED` = 1: normal startup from boot (since 0.9.2)
     pub const BOOTED: Self = Self(1);
-    /// `VIR_DOMAIN_RUNNING_CRASHED` = 9: resumed from crashed (since 1.1.1)
-    pub const CRASHED: Self = Self(9);
-    /// `VIR_DOMAIN_RUNNING_FROM_SNAPSHOT` = 4: restored from snapshot (since 0.9.2)
-    pub const FROM_SNAPSHOT: Self = Self(4);
     /// `VIR_DOMAIN_RUNNING_MIGRATED` = 2: migrated from another host (since 0.9.2)
     pub const MIGRATED: Self = Self(2);
+    /// `VIR_DOMAIN_RUNNING_RESTORED` = 3: restored from a state file (since 0.9.2)
+    pub const RESTORED: Self = Self(3);
+    /// `VIR_DOMAIN_RUNNING_FROM_SNAPSHOT` = 4: restored from snapshot (since 0.9.2)
+    pub const FROM_SNAPSHOT: Self = Self(4);
+    /// `VIR_DOMAIN_RUNNING_UNPAUSED` = 5: returned from paused state (since 0.9.2)
+    pub const UNPAUSED: Self = Self(5);
     /// `VIR_DOMAIN_RUNNING_MIGRATION_CANCELED` = 6: returned from migration (since 0.9.2)
     pub const MIGRATION_CANCELED: Self = Self(6);
+    /// `VIR_DOMAIN_RUNNING_SAVE_CANCELED` = 7: returned from failed save process (since 0.9.2)
+    pub const SAVE_CANCELED: Self = Self(7);
+    /// `VIR_DOMAIN_RUNNING_WAKEUP` = 8: returned from pmsuspended due to wakeup event (since 0.9.11)
+    pub const WAKEUP: Self = Self(8);
+    /// `VIR_DOMAIN_RUNNING_CRASHED` = 9: resumed from crashed (since 1.1.1)
+    pub const CRASHED: Self = Self(9);
     /// `VIR_DOMAIN_RUNNING_POSTCOPY` = 10: running in post-copy migration mode (since 1.3.3)
     pub const POSTCOPY: Self = Self(10);
     /// `VIR_DOMAIN_RUNNING_POSTCOPY_FAILED` = 11: running in failed post-copy migration (since 8.5.0)
     pub const POSTCOPY_FAILED: Self = Self(11);
-    /// `VIR_DOMAIN_RUNNING_RESTORED` = 3: restored from a state file (since 0.9.2)
-    pub const RESTORED: Self = Self(3);
-    /// `VIR_DOMAIN_RUNNING_SAVE_CANCELED` = 7: returned from failed save process (since 0.9.2)
-    pub const SAVE_CANCELED: Self = Self(7);
-    /// `VIR_DOMAIN_RUNNING_UNKNOWN` = 0 (since 0.9.2)
-    pub const UNKNOWN: Self = Self(0);
-    /// `VIR_DOMAIN_RUNNING_UNPAUSED` = 5: returned from paused state (since 0.9.2)
-    pub const UNPAUSED: Self = Self(5);
-    /// `VIR_DOMAIN_RUNNING_WAKEUP` = 8: returned from pmsuspended due to wakeup event (since 0.9.11)
-    pub const WAKEUP: Self = Self(8);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_RUNNING_UNKNOWN", Self::UNKNOWN),
             ("VIR_DOMAIN_RUNNING_BOOTED", Self::BOOTED),
-            ("VIR_DOMAIN_RUNNING_CRASHED", Self::CRASHED),
-            ("VIR_DOMAIN_RUNNING_FROM_SNAPSHOT", Self::FROM_SNAPSHOT),
             ("VIR_DOMAIN_RUNNING_MIGRATED", Self::MIGRATED),
+            ("VIR_DOMAIN_RUNNING_RESTORED", Self::RESTORED),
+            ("VIR_DOMAIN_RUNNING_FROM_SNAPSHOT", Self::FROM_SNAPSHOT),
+            ("VIR_DOMAIN_RUNNING_UNPAUSED", Self::UNPAUSED),
             (
                 "VIR_DOMAIN_RUNNING_MIGRATION_CANCELED",
                 Self::MIGRATION_CANCELED,
             ),
+            ("VIR_DOMAIN_RUNNING_SAVE_CANCELED", Self::SAVE_CANCELED),
+            ("VIR_DOMAIN_RUNNING_WAKEUP", Self::WAKEUP),
+            ("VIR_DOMAIN_RUNNING_CRASHED", Self::CRASHED),
             ("VIR_DOMAIN_RUNNING_POSTCOPY", Self::POSTCOPY),
             ("VIR_DOMAIN_RUNNING_POSTCOPY_FAILED", Self::POSTCOPY_FAILED),
-            ("VIR_DOMAIN_RUNNING_RESTORED", Self::RESTORED),
-            ("VIR_DOMAIN_RUNNING_SAVE_CANCELED", Self::SAVE_CANCELED),
-            ("VIR_DOMAIN_RUNNING_UNKNOWN", Self::UNKNOWN),
-            ("VIR_DOMAIN_RUNNING_UNPAUSED", Self::UNPAUSED),
-            ("VIR_DOMAIN_RUNNING_WAKEUP", Self::WAKEUP),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_DOMAIN_RUNNING_UNKNOWN"),
             1 => Some("VIR_DOMAIN_RUNNING_BOOTED"),
-            9 => Some("VIR_DOMAIN_RUNNING_CRASHED"),
-            4 => Some("VIR_DOMAIN_RUNNING_FROM_SNAPSHOT"),
             2 => Some("VIR_DOMAIN_RUNNING_MIGRATED"),
+            3 => Some("VIR_DOMAIN_RUNNING_RESTORED"),
+            4 => Some("VIR_DOMAIN_RUNNING_FROM_SNAPSHOT"),
+            5 => Some("VIR_DOMAIN_RUNNING_UNPAUSED"),
             6 => Some("VIR_DOMAIN_RUNNING_MIGRATION_CANCELED"),
+            7 => Some("VIR_DOMAIN_RUNNING_SAVE_CANCELED"),
+            8 => Some("VIR_DOMAIN_RUNNING_WAKEUP"),
+            9 => Some("VIR_DOMAIN_RUNNING_CRASHED"),
             10 => Some("VIR_DOMAIN_RUNNING_POSTCOPY"),
             11 => Some("VIR_DOMAIN_RUNNING_POSTCOPY_FAILED"),
-            3 => Some("VIR_DOMAIN_RUNNING_RESTORED"),
-            7 => Some("VIR_DOMAIN_RUNNING_SAVE_CANCELED"),
-            0 => Some("VIR_DOMAIN_RUNNING_UNKNOWN"),
-            5 => Some("VIR_DOMAIN_RUNNING_UNPAUSED"),
-            8 => Some("VIR_DOMAIN_RUNNING_WAKEUP"),
             _ => None,
         }
     }
@@ -3779,19 +3809,19 @@ pub struct DomainSaveRestoreFlags(pub u32);
 impl DomainSaveRestoreFlags {
     /// `VIR_DOMAIN_SAVE_BYPASS_CACHE` = 0x1: Avoid file system cache pollution (since 0.9.4)
     pub const BYPASS_CACHE: Self = Self(0x1);
+    /// `VIR_DOMAIN_SAVE_RUNNING` = 0x2: Favor running over paused (since 0.9.5)
+    pub const RUNNING: Self = Self(0x2);
     /// `VIR_DOMAIN_SAVE_PAUSED` = 0x4: Favor paused over running (since 0.9.5)
     pub const PAUSED: Self = Self(0x4);
     /// `VIR_DOMAIN_SAVE_RESET_NVRAM` = 0x8: Re-initialize NVRAM from template (since 8.1.0)
     pub const RESET_NVRAM: Self = Self(0x8);
-    /// `VIR_DOMAIN_SAVE_RUNNING` = 0x2: Favor running over paused (since 0.9.5)
-    pub const RUNNING: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_SAVE_BYPASS_CACHE", Self::BYPASS_CACHE),
+            ("VIR_DOMAIN_SAVE_RUNNING", Self::RUNNING),
             ("VIR_DOMAIN_SAVE_PAUSED", Self::PAUSED),
             ("VIR_DOMAIN_SAVE_RESET_NVRAM", Self::RESET_NVRAM),
-            ("VIR_DOMAIN_SAVE_RUNNING", Self::RUNNING),
         ]
     }
 }
@@ -3804,10 +3834,13 @@ pub struct DomainSaveImageXMLFlags(pub u32);
 
 impl DomainSaveImageXMLFlags {
     /// `VIR_DOMAIN_SAVE_IMAGE_XML_SECURE` = 0x1 (= `VIR_DOMAIN_XML_SECURE`): dump security sensitive information too (since 5.1.0)
-    pub const SECURE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_SAVE_IMAGE_XML_SECURE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_SAVE_IMAGE_XML_SECURE", Self::SECURE)]
+        &[(
+            "VIR_DOMAIN_SAVE_IMAGE_XML_SECURE",
+            Self::DOMAIN_SAVE_IMAGE_XML_SECURE,
+        )]
     }
 }
 
@@ -3818,39 +3851,39 @@ crate::program::impl_flags!(DomainSaveImageXMLFlags);
 pub struct SchedParameterType(pub i32);
 
 impl SchedParameterType {
-    /// `VIR_DOMAIN_SCHED_FIELD_BOOLEAN` = 6 (= `VIR_TYPED_PARAM_BOOLEAN`) (since 0.2.3)
-    pub const BOOLEAN: Self = Self(6);
-    /// `VIR_DOMAIN_SCHED_FIELD_DOUBLE` = 5 (= `VIR_TYPED_PARAM_DOUBLE`) (since 0.2.3)
-    pub const DOUBLE: Self = Self(5);
     /// `VIR_DOMAIN_SCHED_FIELD_INT` = 1 (= `VIR_TYPED_PARAM_INT`) (since 0.2.3)
     pub const INT: Self = Self(1);
-    /// `VIR_DOMAIN_SCHED_FIELD_LLONG` = 3 (= `VIR_TYPED_PARAM_LLONG`) (since 0.2.3)
-    pub const LLONG: Self = Self(3);
     /// `VIR_DOMAIN_SCHED_FIELD_UINT` = 2 (= `VIR_TYPED_PARAM_UINT`) (since 0.2.3)
     pub const UINT: Self = Self(2);
+    /// `VIR_DOMAIN_SCHED_FIELD_LLONG` = 3 (= `VIR_TYPED_PARAM_LLONG`) (since 0.2.3)
+    pub const LLONG: Self = Self(3);
     /// `VIR_DOMAIN_SCHED_FIELD_ULLONG` = 4 (= `VIR_TYPED_PARAM_ULLONG`) (since 0.2.3)
     pub const ULLONG: Self = Self(4);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_SCHED_FIELD_DOUBLE` = 5 (= `VIR_TYPED_PARAM_DOUBLE`) (since 0.2.3)
+    pub const DOUBLE: Self = Self(5);
+    /// `VIR_DOMAIN_SCHED_FIELD_BOOLEAN` = 6 (= `VIR_TYPED_PARAM_BOOLEAN`) (since 0.2.3)
+    pub const BOOLEAN: Self = Self(6);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_SCHED_FIELD_BOOLEAN", Self::BOOLEAN),
-            ("VIR_DOMAIN_SCHED_FIELD_DOUBLE", Self::DOUBLE),
             ("VIR_DOMAIN_SCHED_FIELD_INT", Self::INT),
-            ("VIR_DOMAIN_SCHED_FIELD_LLONG", Self::LLONG),
             ("VIR_DOMAIN_SCHED_FIELD_UINT", Self::UINT),
+            ("VIR_DOMAIN_SCHED_FIELD_LLONG", Self::LLONG),
             ("VIR_DOMAIN_SCHED_FIELD_ULLONG", Self::ULLONG),
+            ("VIR_DOMAIN_SCHED_FIELD_DOUBLE", Self::DOUBLE),
+            ("VIR_DOMAIN_SCHED_FIELD_BOOLEAN", Self::BOOLEAN),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            6 => Some("VIR_DOMAIN_SCHED_FIELD_BOOLEAN"),
-            5 => Some("VIR_DOMAIN_SCHED_FIELD_DOUBLE"),
             1 => Some("VIR_DOMAIN_SCHED_FIELD_INT"),
-            3 => Some("VIR_DOMAIN_SCHED_FIELD_LLONG"),
             2 => Some("VIR_DOMAIN_SCHED_FIELD_UINT"),
+            3 => Some("VIR_DOMAIN_SCHED_FIELD_LLONG"),
             4 => Some("VIR_DOMAIN_SCHED_FIELD_ULLONG"),
+            5 => Some("VIR_DOMAIN_SCHED_FIELD_DOUBLE"),
+            6 => Some("VIR_DOMAIN_SCHED_FIELD_BOOLEAN"),
             _ => None,
         }
     }
@@ -3863,26 +3896,26 @@ crate::program::impl_enum!(SchedParameterType);
 pub struct DomainShutdownFlagValues(pub u32);
 
 impl DomainShutdownFlagValues {
-    /// `VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN` = 0x1: Send ACPI event (since 0.9.10)
-    pub const ACPI_POWER_BTN: Self = Self(0x1);
     /// `VIR_DOMAIN_SHUTDOWN_DEFAULT` = 0x0: hypervisor choice (since 0.9.10)
     pub const DEFAULT: Self = Self(0x0);
+    /// `VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN` = 0x1: Send ACPI event (since 0.9.10)
+    pub const ACPI_POWER_BTN: Self = Self(0x1);
     /// `VIR_DOMAIN_SHUTDOWN_GUEST_AGENT` = 0x2: Use guest agent (since 0.9.10)
     pub const GUEST_AGENT: Self = Self(0x2);
     /// `VIR_DOMAIN_SHUTDOWN_INITCTL` = 0x4: Use initctl (since 1.0.1)
     pub const INITCTL: Self = Self(0x4);
-    /// `VIR_DOMAIN_SHUTDOWN_PARAVIRT` = 0x10: Use paravirt guest control (since 1.2.5)
-    pub const PARAVIRT: Self = Self(0x10);
     /// `VIR_DOMAIN_SHUTDOWN_SIGNAL` = 0x8: Send a signal (since 1.0.1)
     pub const SIGNAL: Self = Self(0x8);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_SHUTDOWN_PARAVIRT` = 0x10: Use paravirt guest control (since 1.2.5)
+    pub const PARAVIRT: Self = Self(0x10);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN", Self::ACPI_POWER_BTN),
             ("VIR_DOMAIN_SHUTDOWN_GUEST_AGENT", Self::GUEST_AGENT),
             ("VIR_DOMAIN_SHUTDOWN_INITCTL", Self::INITCTL),
-            ("VIR_DOMAIN_SHUTDOWN_PARAVIRT", Self::PARAVIRT),
             ("VIR_DOMAIN_SHUTDOWN_SIGNAL", Self::SIGNAL),
+            ("VIR_DOMAIN_SHUTDOWN_PARAVIRT", Self::PARAVIRT),
         ]
     }
 }
@@ -3898,14 +3931,14 @@ impl DomainShutdownReason {
     pub const UNKNOWN: Self = Self(0);
     /// `VIR_DOMAIN_SHUTDOWN_USER` = 1: shutting down on user request (since 0.9.2)
     pub const USER: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_SHUTDOWN_UNKNOWN", Self::UNKNOWN),
             ("VIR_DOMAIN_SHUTDOWN_USER", Self::USER),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -3923,51 +3956,51 @@ crate::program::impl_enum!(DomainShutdownReason);
 pub struct DomainShutoffReason(pub i32);
 
 impl DomainShutoffReason {
-    /// `VIR_DOMAIN_SHUTOFF_CRASHED` = 3: domain crashed (since 0.9.2)
-    pub const CRASHED: Self = Self(3);
-    /// `VIR_DOMAIN_SHUTOFF_DAEMON` = 8: daemon decides to kill domain during reconnection processing (since 4.10.0)
-    pub const DAEMON: Self = Self(8);
+    /// `VIR_DOMAIN_SHUTOFF_UNKNOWN` = 0: the reason is unknown (since 0.9.2)
+    pub const UNKNOWN: Self = Self(0);
+    /// `VIR_DOMAIN_SHUTOFF_SHUTDOWN` = 1: normal shutdown (since 0.9.2)
+    pub const SHUTDOWN: Self = Self(1);
     /// `VIR_DOMAIN_SHUTOFF_DESTROYED` = 2: forced poweroff (since 0.9.2)
     pub const DESTROYED: Self = Self(2);
-    /// `VIR_DOMAIN_SHUTOFF_FAILED` = 6: domain failed to start (since 0.9.2)
-    pub const FAILED: Self = Self(6);
-    /// `VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT` = 7: restored from a snapshot which was taken while domain was shutoff (since 0.9.2)
-    pub const FROM_SNAPSHOT: Self = Self(7);
+    /// `VIR_DOMAIN_SHUTOFF_CRASHED` = 3: domain crashed (since 0.9.2)
+    pub const CRASHED: Self = Self(3);
     /// `VIR_DOMAIN_SHUTOFF_MIGRATED` = 4: migrated to another host (since 0.9.2)
     pub const MIGRATED: Self = Self(4);
     /// `VIR_DOMAIN_SHUTOFF_SAVED` = 5: saved to a file (since 0.9.2)
     pub const SAVED: Self = Self(5);
-    /// `VIR_DOMAIN_SHUTOFF_SHUTDOWN` = 1: normal shutdown (since 0.9.2)
-    pub const SHUTDOWN: Self = Self(1);
-    /// `VIR_DOMAIN_SHUTOFF_UNKNOWN` = 0: the reason is unknown (since 0.9.2)
-    pub const UNKNOWN: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_DOMAIN_SHUTOFF_FAILED` = 6: domain failed to start (since 0.9.2)
+    pub const FAILED: Self = Self(6);
+    /// `VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT` = 7: restored from a snapshot which was taken while domain was shutoff (since 0.9.2)
+    pub const FROM_SNAPSHOT: Self = Self(7);
+    /// `VIR_DOMAIN_SHUTOFF_DAEMON` = 8: daemon decides to kill domain during reconnection processing (since 4.10.0)
+    pub const DAEMON: Self = Self(8);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_SHUTOFF_CRASHED", Self::CRASHED),
-            ("VIR_DOMAIN_SHUTOFF_DAEMON", Self::DAEMON),
+            ("VIR_DOMAIN_SHUTOFF_UNKNOWN", Self::UNKNOWN),
+            ("VIR_DOMAIN_SHUTOFF_SHUTDOWN", Self::SHUTDOWN),
             ("VIR_DOMAIN_SHUTOFF_DESTROYED", Self::DESTROYED),
-            ("VIR_DOMAIN_SHUTOFF_FAILED", Self::FAILED),
-            ("VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT", Self::FROM_SNAPSHOT),
+            ("VIR_DOMAIN_SHUTOFF_CRASHED", Self::CRASHED),
             ("VIR_DOMAIN_SHUTOFF_MIGRATED", Self::MIGRATED),
             ("VIR_DOMAIN_SHUTOFF_SAVED", Self::SAVED),
-            ("VIR_DOMAIN_SHUTOFF_SHUTDOWN", Self::SHUTDOWN),
-            ("VIR_DOMAIN_SHUTOFF_UNKNOWN", Self::UNKNOWN),
+            ("VIR_DOMAIN_SHUTOFF_FAILED", Self::FAILED),
+            ("VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT", Self::FROM_SNAPSHOT),
+            ("VIR_DOMAIN_SHUTOFF_DAEMON", Self::DAEMON),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            3 => Some("VIR_DOMAIN_SHUTOFF_CRASHED"),
-            8 => Some("VIR_DOMAIN_SHUTOFF_DAEMON"),
+            0 => Some("VIR_DOMAIN_SHUTOFF_UNKNOWN"),
+            1 => Some("VIR_DOMAIN_SHUTOFF_SHUTDOWN"),
             2 => Some("VIR_DOMAIN_SHUTOFF_DESTROYED"),
-            6 => Some("VIR_DOMAIN_SHUTOFF_FAILED"),
-            7 => Some("VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT"),
+            3 => Some("VIR_DOMAIN_SHUTOFF_CRASHED"),
             4 => Some("VIR_DOMAIN_SHUTOFF_MIGRATED"),
             5 => Some("VIR_DOMAIN_SHUTOFF_SAVED"),
-            1 => Some("VIR_DOMAIN_SHUTOFF_SHUTDOWN"),
-            0 => Some("VIR_DOMAIN_SHUTOFF_UNKNOWN"),
+            6 => Some("VIR_DOMAIN_SHUTOFF_FAILED"),
+            7 => Some("VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT"),
+            8 => Some("VIR_DOMAIN_SHUTOFF_DAEMON"),
             _ => None,
         }
     }
@@ -3980,38 +4013,38 @@ crate::program::impl_enum!(DomainShutoffReason);
 pub struct DomainSnapshotCreateFlags(pub u32);
 
 impl DomainSnapshotCreateFlags {
-    /// `VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC` = 0x80: atomically avoid partial changes (since 0.9.11)
-    pub const ATOMIC: Self = Self(0x80);
-    /// `VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT` = 0x2: With redefine, make snapshot current (since 0.9.5)
-    pub const CURRENT: Self = Self(0x2);
-    /// `VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY` = 0x10: disk snapshot, not full system (since 0.9.5)
-    pub const DISK_ONLY: Self = Self(0x10);
-    /// `VIR_DOMAIN_SNAPSHOT_CREATE_HALT` = 0x8: Stop running guest after snapshot (since 0.9.5)
-    pub const HALT: Self = Self(0x8);
-    /// `VIR_DOMAIN_SNAPSHOT_CREATE_LIVE` = 0x100: create the snapshot while the guest is running (since 1.0.1)
-    pub const LIVE: Self = Self(0x100);
-    /// `VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA` = 0x4: Make snapshot without remembering it (since 0.9.5)
-    pub const NO_METADATA: Self = Self(0x4);
-    /// `VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE` = 0x40: use guest agent to quiesce all mounted file systems within the domain (since 0.9.10)
-    pub const QUIESCE: Self = Self(0x40);
     /// `VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE` = 0x1: Restore or alter metadata (since 0.9.5)
     pub const REDEFINE: Self = Self(0x1);
+    /// `VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT` = 0x2: With redefine, make snapshot current (since 0.9.5)
+    pub const CURRENT: Self = Self(0x2);
+    /// `VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA` = 0x4: Make snapshot without remembering it (since 0.9.5)
+    pub const NO_METADATA: Self = Self(0x4);
+    /// `VIR_DOMAIN_SNAPSHOT_CREATE_HALT` = 0x8: Stop running guest after snapshot (since 0.9.5)
+    pub const HALT: Self = Self(0x8);
+    /// `VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY` = 0x10: disk snapshot, not full system (since 0.9.5)
+    pub const DISK_ONLY: Self = Self(0x10);
     /// `VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT` = 0x20: reuse any existing external files (since 0.9.10)
     pub const REUSE_EXT: Self = Self(0x20);
+    /// `VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE` = 0x40: use guest agent to quiesce all mounted file systems within the domain (since 0.9.10)
+    pub const QUIESCE: Self = Self(0x40);
+    /// `VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC` = 0x80: atomically avoid partial changes (since 0.9.11)
+    pub const ATOMIC: Self = Self(0x80);
+    /// `VIR_DOMAIN_SNAPSHOT_CREATE_LIVE` = 0x100: create the snapshot while the guest is running (since 1.0.1)
+    pub const LIVE: Self = Self(0x100);
     /// `VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE` = 0x200: validate the XML against the schema (since 5.6.0)
     pub const VALIDATE: Self = Self(0x200);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC", Self::ATOMIC),
-            ("VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT", Self::CURRENT),
-            ("VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY", Self::DISK_ONLY),
-            ("VIR_DOMAIN_SNAPSHOT_CREATE_HALT", Self::HALT),
-            ("VIR_DOMAIN_SNAPSHOT_CREATE_LIVE", Self::LIVE),
-            ("VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA", Self::NO_METADATA),
-            ("VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE", Self::QUIESCE),
             ("VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE", Self::REDEFINE),
+            ("VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT", Self::CURRENT),
+            ("VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA", Self::NO_METADATA),
+            ("VIR_DOMAIN_SNAPSHOT_CREATE_HALT", Self::HALT),
+            ("VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY", Self::DISK_ONLY),
             ("VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT", Self::REUSE_EXT),
+            ("VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE", Self::QUIESCE),
+            ("VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC", Self::ATOMIC),
+            ("VIR_DOMAIN_SNAPSHOT_CREATE_LIVE", Self::LIVE),
             ("VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE", Self::VALIDATE),
         ]
     }
@@ -4026,21 +4059,21 @@ pub struct DomainSnapshotDeleteFlags(pub u32);
 impl DomainSnapshotDeleteFlags {
     /// `VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN` = 0x1: Also delete children (since 0.8.0)
     pub const CHILDREN: Self = Self(0x1);
-    /// `VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY` = 0x4: Delete just children (since 0.9.5)
-    pub const CHILDREN_ONLY: Self = Self(0x4);
     /// `VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY` = 0x2: Delete just metadata (since 0.9.5)
     pub const METADATA_ONLY: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY` = 0x4: Delete just children (since 0.9.5)
+    pub const CHILDREN_ONLY: Self = Self(0x4);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN", Self::CHILDREN),
             (
-                "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY",
-                Self::CHILDREN_ONLY,
-            ),
-            (
                 "VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY",
                 Self::METADATA_ONLY,
+            ),
+            (
+                "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY",
+                Self::CHILDREN_ONLY,
             ),
         ]
     }
@@ -4053,44 +4086,44 @@ crate::program::impl_flags!(DomainSnapshotDeleteFlags);
 pub struct DomainSnapshotListFlags(pub u32);
 
 impl DomainSnapshotListFlags {
-    /// `VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE` = 0x40: Filter by snapshots taken while guest was active, and with memory state (since 1.0.1)
-    pub const ACTIVE: Self = Self(0x40);
     /// `VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS` = 0x1: List all descendants, not just children, when listing a snapshot (since 0.9.7)
     pub const DESCENDANTS: Self = Self(0x1);
-    /// `VIR_DOMAIN_SNAPSHOT_LIST_DISK_ONLY` = 0x80: Filter by snapshots taken while guest was active, but without memory state (since 1.0.1)
-    pub const DISK_ONLY: Self = Self(0x80);
-    /// `VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL` = 0x200: Filter by snapshots that use files external to disk images (since 1.0.1)
-    pub const EXTERNAL: Self = Self(0x200);
-    /// `VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE` = 0x20: Filter by snapshots taken while guest was shut off (since 1.0.1)
-    pub const INACTIVE: Self = Self(0x20);
-    /// `VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL` = 0x100: Filter by snapshots stored internal to disk images (since 1.0.1)
-    pub const INTERNAL: Self = Self(0x100);
-    /// `VIR_DOMAIN_SNAPSHOT_LIST_LEAVES` = 0x4: Filter by snapshots with no children (since 0.9.7)
-    pub const LEAVES: Self = Self(0x4);
+    /// `VIR_DOMAIN_SNAPSHOT_LIST_ROOTS` = 0x1: Filter by snapshots with no parents, when listing a domain (since 0.9.5)
+    pub const ROOTS: Self = Self(0x1);
     /// `VIR_DOMAIN_SNAPSHOT_LIST_METADATA` = 0x2: Filter by snapshots which have metadata (since 0.9.5)
     pub const METADATA: Self = Self(0x2);
+    /// `VIR_DOMAIN_SNAPSHOT_LIST_LEAVES` = 0x4: Filter by snapshots with no children (since 0.9.7)
+    pub const LEAVES: Self = Self(0x4);
     /// `VIR_DOMAIN_SNAPSHOT_LIST_NO_LEAVES` = 0x8: Filter by snapshots that have children (since 0.9.13)
     pub const NO_LEAVES: Self = Self(0x8);
     /// `VIR_DOMAIN_SNAPSHOT_LIST_NO_METADATA` = 0x10: Filter by snapshots with no metadata (since 0.9.13)
     pub const NO_METADATA: Self = Self(0x10);
-    /// `VIR_DOMAIN_SNAPSHOT_LIST_ROOTS` = 0x1: Filter by snapshots with no parents, when listing a domain (since 0.9.5)
-    pub const ROOTS: Self = Self(0x1);
+    /// `VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE` = 0x20: Filter by snapshots taken while guest was shut off (since 1.0.1)
+    pub const INACTIVE: Self = Self(0x20);
+    /// `VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE` = 0x40: Filter by snapshots taken while guest was active, and with memory state (since 1.0.1)
+    pub const ACTIVE: Self = Self(0x40);
+    /// `VIR_DOMAIN_SNAPSHOT_LIST_DISK_ONLY` = 0x80: Filter by snapshots taken while guest was active, but without memory state (since 1.0.1)
+    pub const DISK_ONLY: Self = Self(0x80);
+    /// `VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL` = 0x100: Filter by snapshots stored internal to disk images (since 1.0.1)
+    pub const INTERNAL: Self = Self(0x100);
+    /// `VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL` = 0x200: Filter by snapshots that use files external to disk images (since 1.0.1)
+    pub const EXTERNAL: Self = Self(0x200);
     /// `VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL` = 0x400: Ensure parents occur before children in the resulting list (since 5.2.0)
     pub const TOPOLOGICAL: Self = Self(0x400);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE", Self::ACTIVE),
             ("VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS", Self::DESCENDANTS),
-            ("VIR_DOMAIN_SNAPSHOT_LIST_DISK_ONLY", Self::DISK_ONLY),
-            ("VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL", Self::EXTERNAL),
-            ("VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE", Self::INACTIVE),
-            ("VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL", Self::INTERNAL),
-            ("VIR_DOMAIN_SNAPSHOT_LIST_LEAVES", Self::LEAVES),
+            ("VIR_DOMAIN_SNAPSHOT_LIST_ROOTS", Self::ROOTS),
             ("VIR_DOMAIN_SNAPSHOT_LIST_METADATA", Self::METADATA),
+            ("VIR_DOMAIN_SNAPSHOT_LIST_LEAVES", Self::LEAVES),
             ("VIR_DOMAIN_SNAPSHOT_LIST_NO_LEAVES", Self::NO_LEAVES),
             ("VIR_DOMAIN_SNAPSHOT_LIST_NO_METADATA", Self::NO_METADATA),
-            ("VIR_DOMAIN_SNAPSHOT_LIST_ROOTS", Self::ROOTS),
+            ("VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE", Self::INACTIVE),
+            ("VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE", Self::ACTIVE),
+            ("VIR_DOMAIN_SNAPSHOT_LIST_DISK_ONLY", Self::DISK_ONLY),
+            ("VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL", Self::INTERNAL),
+            ("VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL", Self::EXTERNAL),
             ("VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL", Self::TOPOLOGICAL),
         ]
     }
@@ -4103,21 +4136,21 @@ crate::program::impl_flags!(DomainSnapshotListFlags);
 pub struct DomainSnapshotRevertFlags(pub u32);
 
 impl DomainSnapshotRevertFlags {
-    /// `VIR_DOMAIN_SNAPSHOT_REVERT_FORCE` = 0x4: Allow risky reverts (since 0.9.7)
-    pub const FORCE: Self = Self(0x4);
-    /// `VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED` = 0x2: Pause after revert (since 0.9.5)
-    pub const PAUSED: Self = Self(0x2);
-    /// `VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM` = 0x8: Re-initialize NVRAM from template (since 8.1.0)
-    pub const RESET_NVRAM: Self = Self(0x8);
     /// `VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING` = 0x1: Run after revert (since 0.9.5)
     pub const RUNNING: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED` = 0x2: Pause after revert (since 0.9.5)
+    pub const PAUSED: Self = Self(0x2);
+    /// `VIR_DOMAIN_SNAPSHOT_REVERT_FORCE` = 0x4: Allow risky reverts (since 0.9.7)
+    pub const FORCE: Self = Self(0x4);
+    /// `VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM` = 0x8: Re-initialize NVRAM from template (since 8.1.0)
+    pub const RESET_NVRAM: Self = Self(0x8);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_SNAPSHOT_REVERT_FORCE", Self::FORCE),
-            ("VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED", Self::PAUSED),
-            ("VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM", Self::RESET_NVRAM),
             ("VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING", Self::RUNNING),
+            ("VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED", Self::PAUSED),
+            ("VIR_DOMAIN_SNAPSHOT_REVERT_FORCE", Self::FORCE),
+            ("VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM", Self::RESET_NVRAM),
         ]
     }
 }
@@ -4130,10 +4163,13 @@ pub struct DomainSnapshotXMLFlags(pub u32);
 
 impl DomainSnapshotXMLFlags {
     /// `VIR_DOMAIN_SNAPSHOT_XML_SECURE` = 0x1 (= `VIR_DOMAIN_XML_SECURE`): dump security sensitive information too (since 5.1.0)
-    pub const SECURE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_SNAPSHOT_XML_SECURE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_SNAPSHOT_XML_SECURE", Self::SECURE)]
+        &[(
+            "VIR_DOMAIN_SNAPSHOT_XML_SECURE",
+            Self::DOMAIN_SNAPSHOT_XML_SECURE,
+        )]
     }
 }
 
@@ -4144,41 +4180,41 @@ crate::program::impl_flags!(DomainSnapshotXMLFlags);
 pub struct DomainStatsTypes(pub u32);
 
 impl DomainStatsTypes {
-    /// `VIR_DOMAIN_STATS_BALLOON` = 0x4: return domain balloon info (since 1.2.9)
-    pub const BALLOON: Self = Self(0x4);
-    /// `VIR_DOMAIN_STATS_BLOCK` = 0x20: return domain block info (since 1.2.9)
-    pub const BLOCK: Self = Self(0x20);
+    /// `VIR_DOMAIN_STATS_STATE` = 0x1: return domain state (since 1.2.8)
+    pub const STATE: Self = Self(0x1);
     /// `VIR_DOMAIN_STATS_CPU_TOTAL` = 0x2: return domain CPU info (since 1.2.9)
     pub const CPU_TOTAL: Self = Self(0x2);
-    /// `VIR_DOMAIN_STATS_DIRTYRATE` = 0x200: return domain dirty rate info (since 7.2.0)
-    pub const DIRTYRATE: Self = Self(0x200);
+    /// `VIR_DOMAIN_STATS_BALLOON` = 0x4: return domain balloon info (since 1.2.9)
+    pub const BALLOON: Self = Self(0x4);
+    /// `VIR_DOMAIN_STATS_VCPU` = 0x8: return domain virtual CPU info (since 1.2.9)
+    pub const VCPU: Self = Self(0x8);
     /// `VIR_DOMAIN_STATS_INTERFACE` = 0x10: return domain interfaces info (since 1.2.9)
     pub const INTERFACE: Self = Self(0x10);
+    /// `VIR_DOMAIN_STATS_BLOCK` = 0x20: return domain block info (since 1.2.9)
+    pub const BLOCK: Self = Self(0x20);
+    /// `VIR_DOMAIN_STATS_PERF` = 0x40: return domain perf event info (since 1.3.3)
+    pub const PERF: Self = Self(0x40);
     /// `VIR_DOMAIN_STATS_IOTHREAD` = 0x80: return iothread poll info (since 4.10.0)
     pub const IOTHREAD: Self = Self(0x80);
     /// `VIR_DOMAIN_STATS_MEMORY` = 0x100: return domain memory info (since 6.0.0)
     pub const MEMORY: Self = Self(0x100);
-    /// `VIR_DOMAIN_STATS_PERF` = 0x40: return domain perf event info (since 1.3.3)
-    pub const PERF: Self = Self(0x40);
-    /// `VIR_DOMAIN_STATS_STATE` = 0x1: return domain state (since 1.2.8)
-    pub const STATE: Self = Self(0x1);
-    /// `VIR_DOMAIN_STATS_VCPU` = 0x8: return domain virtual CPU info (since 1.2.9)
-    pub const VCPU: Self = Self(0x8);
+    /// `VIR_DOMAIN_STATS_DIRTYRATE` = 0x200: return domain dirty rate info (since 7.2.0)
+    pub const DIRTYRATE: Self = Self(0x200);
     /// `VIR_DOMAIN_STATS_VM` = 0x400: return vm info (since 8.9.0)
     pub const VM: Self = Self(0x400);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_STATS_BALLOON", Self::BALLOON),
-            ("VIR_DOMAIN_STATS_BLOCK", Self::BLOCK),
+            ("VIR_DOMAIN_STATS_STATE", Self::STATE),
             ("VIR_DOMAIN_STATS_CPU_TOTAL", Self::CPU_TOTAL),
-            ("VIR_DOMAIN_STATS_DIRTYRATE", Self::DIRTYRATE),
+            ("VIR_DOMAIN_STATS_BALLOON", Self::BALLOON),
+            ("VIR_DOMAIN_STATS_VCPU", Self::VCPU),
             ("VIR_DOMAIN_STATS_INTERFACE", Self::INTERFACE),
+            ("VIR_DOMAIN_STATS_BLOCK", Self::BLOCK),
+            ("VIR_DOMAIN_STATS_PERF", Self::PERF),
             ("VIR_DOMAIN_STATS_IOTHREAD", Self::IOTHREAD),
             ("VIR_DOMAIN_STATS_MEMORY", Self::MEMORY),
-            ("VIR_DOMAIN_STATS_PERF", Self::PERF),
-            ("VIR_DOMAIN_STATS_STATE", Self::STATE),
-            ("VIR_DOMAIN_STATS_VCPU", Self::VCPU),
+            ("VIR_DOMAIN_STATS_DIRTYRATE", Self::DIRTYRATE),
             ("VIR_DOMAIN_STATS_VM", Self::VM),
         ]
     }
@@ -4192,10 +4228,10 @@ pub struct DomainSetTimeFlags(pub u32);
 
 impl DomainSetTimeFlags {
     /// `VIR_DOMAIN_TIME_SYNC` = 0x1: Re-sync domain time from domain's RTC (since 1.2.5)
-    pub const SYNC: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DOMAIN_TIME_SYNC: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DOMAIN_TIME_SYNC", Self::SYNC)]
+        &[("VIR_DOMAIN_TIME_SYNC", Self::DOMAIN_TIME_SYNC)]
     }
 }
 
@@ -4206,36 +4242,36 @@ crate::program::impl_flags!(DomainSetTimeFlags);
 pub struct DomainUndefineFlagsValues(pub u32);
 
 impl DomainUndefineFlagsValues {
-    /// `VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA` = 0x10: If last use of domain, then also remove any checkpoint metadata (since 5.6.0)
-    pub const CHECKPOINTS_METADATA: Self = Self(0x10);
-    /// `VIR_DOMAIN_UNDEFINE_KEEP_NVRAM` = 0x8: Keep nvram file (since 2.3.0)
-    pub const KEEP_NVRAM: Self = Self(0x8);
-    /// `VIR_DOMAIN_UNDEFINE_KEEP_TPM` = 0x40: Keep TPM state Future undefine control flags should come here. (since 8.9.0)
-    pub const KEEP_TPM: Self = Self(0x40);
     /// `VIR_DOMAIN_UNDEFINE_MANAGED_SAVE` = 0x1: Also remove any managed save (since 0.9.4)
     pub const MANAGED_SAVE: Self = Self(0x1);
-    /// `VIR_DOMAIN_UNDEFINE_NVRAM` = 0x4: Also remove any nvram file (since 1.2.9)
-    pub const NVRAM: Self = Self(0x4);
     /// `VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA` = 0x2: If last use of domain, then also remove any snapshot metadata (since 0.9.5)
     pub const SNAPSHOTS_METADATA: Self = Self(0x2);
+    /// `VIR_DOMAIN_UNDEFINE_NVRAM` = 0x4: Also remove any nvram file (since 1.2.9)
+    pub const NVRAM: Self = Self(0x4);
+    /// `VIR_DOMAIN_UNDEFINE_KEEP_NVRAM` = 0x8: Keep nvram file (since 2.3.0)
+    pub const KEEP_NVRAM: Self = Self(0x8);
+    /// `VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA` = 0x10: If last use of domain, then also remove any checkpoint metadata (since 5.6.0)
+    pub const CHECKPOINTS_METADATA: Self = Self(0x10);
     /// `VIR_DOMAIN_UNDEFINE_TPM` = 0x20: Also remove any TPM state (since 8.9.0)
     pub const TPM: Self = Self(0x20);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_UNDEFINE_KEEP_TPM` = 0x40: Keep TPM state Future undefine control flags should come here. (since 8.9.0)
+    pub const KEEP_TPM: Self = Self(0x40);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            (
-                "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA",
-                Self::CHECKPOINTS_METADATA,
-            ),
-            ("VIR_DOMAIN_UNDEFINE_KEEP_NVRAM", Self::KEEP_NVRAM),
-            ("VIR_DOMAIN_UNDEFINE_KEEP_TPM", Self::KEEP_TPM),
             ("VIR_DOMAIN_UNDEFINE_MANAGED_SAVE", Self::MANAGED_SAVE),
-            ("VIR_DOMAIN_UNDEFINE_NVRAM", Self::NVRAM),
             (
                 "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
                 Self::SNAPSHOTS_METADATA,
             ),
+            ("VIR_DOMAIN_UNDEFINE_NVRAM", Self::NVRAM),
+            ("VIR_DOMAIN_UNDEFINE_KEEP_NVRAM", Self::KEEP_NVRAM),
+            (
+                "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA",
+                Self::CHECKPOINTS_METADATA,
+            ),
             ("VIR_DOMAIN_UNDEFINE_TPM", Self::TPM),
+            ("VIR_DOMAIN_UNDEFINE_KEEP_TPM", Self::KEEP_TPM),
         ]
     }
 }
@@ -4247,26 +4283,26 @@ crate::program::impl_flags!(DomainUndefineFlagsValues);
 pub struct DomainVcpuFlags(pub u32);
 
 impl DomainVcpuFlags {
-    /// `VIR_DOMAIN_VCPU_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See virDomainModificationImpact (since 0.8.5)
-    pub const CONFIG: Self = Self(0x2);
     /// `VIR_DOMAIN_VCPU_CURRENT` = 0x0 (= `VIR_DOMAIN_AFFECT_CURRENT`): See virDomainModificationImpact (since 0.9.4)
     pub const CURRENT: Self = Self(0x0);
+    /// `VIR_DOMAIN_VCPU_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See virDomainModificationImpact (since 0.8.5)
+    pub const LIVE: Self = Self(0x1);
+    /// `VIR_DOMAIN_VCPU_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See virDomainModificationImpact (since 0.8.5)
+    pub const CONFIG: Self = Self(0x2);
+    /// `VIR_DOMAIN_VCPU_MAXIMUM` = 0x4: Max rather than current count (since 0.8.5)
+    pub const MAXIMUM: Self = Self(0x4);
     /// `VIR_DOMAIN_VCPU_GUEST` = 0x8: Modify state of the cpu in the guest (since 1.1.0)
     pub const GUEST: Self = Self(0x8);
     /// `VIR_DOMAIN_VCPU_HOTPLUGGABLE` = 0x10: Make vcpus added hot(un)pluggable (since 2.4.0)
     pub const HOTPLUGGABLE: Self = Self(0x10);
-    /// `VIR_DOMAIN_VCPU_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See virDomainModificationImpact (since 0.8.5)
-    pub const LIVE: Self = Self(0x1);
-    /// `VIR_DOMAIN_VCPU_MAXIMUM` = 0x4: Max rather than current count (since 0.8.5)
-    pub const MAXIMUM: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_DOMAIN_VCPU_LIVE", Self::LIVE),
             ("VIR_DOMAIN_VCPU_CONFIG", Self::CONFIG),
+            ("VIR_DOMAIN_VCPU_MAXIMUM", Self::MAXIMUM),
             ("VIR_DOMAIN_VCPU_GUEST", Self::GUEST),
             ("VIR_DOMAIN_VCPU_HOTPLUGGABLE", Self::HOTPLUGGABLE),
-            ("VIR_DOMAIN_VCPU_LIVE", Self::LIVE),
-            ("VIR_DOMAIN_VCPU_MAXIMUM", Self::MAXIMUM),
         ]
     }
 }
@@ -4278,21 +4314,21 @@ crate::program::impl_flags!(DomainVcpuFlags);
 pub struct DomainXMLFlags(pub u32);
 
 impl DomainXMLFlags {
-    /// `VIR_DOMAIN_XML_INACTIVE` = 0x2: dump inactive domain information (since 0.3.3)
-    pub const INACTIVE: Self = Self(0x2);
-    /// `VIR_DOMAIN_XML_MIGRATABLE` = 0x8: dump XML suitable for migration (since 1.0.0)
-    pub const MIGRATABLE: Self = Self(0x8);
     /// `VIR_DOMAIN_XML_SECURE` = 0x1: dump security sensitive information too (since 0.3.3)
     pub const SECURE: Self = Self(0x1);
+    /// `VIR_DOMAIN_XML_INACTIVE` = 0x2: dump inactive domain information (since 0.3.3)
+    pub const INACTIVE: Self = Self(0x2);
     /// `VIR_DOMAIN_XML_UPDATE_CPU` = 0x4: update guest CPU requirements according to host CPU (since 0.8.0)
     pub const UPDATE_CPU: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DOMAIN_XML_MIGRATABLE` = 0x8: dump XML suitable for migration (since 1.0.0)
+    pub const MIGRATABLE: Self = Self(0x8);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DOMAIN_XML_INACTIVE", Self::INACTIVE),
-            ("VIR_DOMAIN_XML_MIGRATABLE", Self::MIGRATABLE),
             ("VIR_DOMAIN_XML_SECURE", Self::SECURE),
+            ("VIR_DOMAIN_XML_INACTIVE", Self::INACTIVE),
             ("VIR_DOMAIN_XML_UPDATE_CPU", Self::UPDATE_CPU),
+            ("VIR_DOMAIN_XML_MIGRATABLE", Self::MIGRATABLE),
         ]
     }
 }
@@ -4304,24 +4340,24 @@ crate::program::impl_flags!(DomainXMLFlags);
 pub struct DomainCoreDumpFlags(pub u32);
 
 impl DomainCoreDumpFlags {
-    /// `VIR_DUMP_BYPASS_CACHE` = 0x4: avoid file system cache pollution (since 0.9.4)
-    pub const BYPASS_CACHE: Self = Self(0x4);
     /// `VIR_DUMP_CRASH` = 0x1: crash after dump (since 0.7.5)
     pub const CRASH: Self = Self(0x1);
     /// `VIR_DUMP_LIVE` = 0x2: live dump (since 0.7.5)
     pub const LIVE: Self = Self(0x2);
-    /// `VIR_DUMP_MEMORY_ONLY` = 0x10: use dump-guest-memory (since 0.9.13)
-    pub const MEMORY_ONLY: Self = Self(0x10);
+    /// `VIR_DUMP_BYPASS_CACHE` = 0x4: avoid file system cache pollution (since 0.9.4)
+    pub const BYPASS_CACHE: Self = Self(0x4);
     /// `VIR_DUMP_RESET` = 0x8: reset domain after dump finishes (since 0.9.7)
     pub const RESET: Self = Self(0x8);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_DUMP_MEMORY_ONLY` = 0x10: use dump-guest-memory (since 0.9.13)
+    pub const MEMORY_ONLY: Self = Self(0x10);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_DUMP_BYPASS_CACHE", Self::BYPASS_CACHE),
             ("VIR_DUMP_CRASH", Self::CRASH),
             ("VIR_DUMP_LIVE", Self::LIVE),
-            ("VIR_DUMP_MEMORY_ONLY", Self::MEMORY_ONLY),
+            ("VIR_DUMP_BYPASS_CACHE", Self::BYPASS_CACHE),
             ("VIR_DUMP_RESET", Self::RESET),
+            ("VIR_DUMP_MEMORY_ONLY", Self::MEMORY_ONLY),
         ]
     }
 }
@@ -4333,513 +4369,513 @@ crate::program::impl_flags!(DomainCoreDumpFlags);
 pub struct ErrorNumber(pub i32);
 
 impl ErrorNumber {
-    /// `VIR_ERR_ACCESS_DENIED` = 88: operation on the object/resource was denied (since 1.1.0)
-    pub const ERR_ACCESS_DENIED: Self = Self(88);
-    /// `VIR_ERR_AGENT_COMMAND_FAILED` = 113: guest agent responded with failure to a command (since 11.2.0)
-    pub const ERR_AGENT_COMMAND_FAILED: Self = Self(113);
-    /// `VIR_ERR_AGENT_COMMAND_TIMEOUT` = 112: guest agent didn't respond to a non-sync command within timeout (since 11.2.0)
-    pub const ERR_AGENT_COMMAND_TIMEOUT: Self = Self(112);
-    /// `VIR_ERR_AGENT_UNRESPONSIVE` = 86: guest agent is unresponsive, not running or not usable (since 0.10.0)
-    pub const ERR_AGENT_UNRESPONSIVE: Self = Self(86);
-    /// `VIR_ERR_AGENT_UNSYNCED` = 97: guest agent replies with wrong id to guest-sync command (DEPRECATED) (since 2.3.0)
-    pub const ERR_AGENT_UNSYNCED: Self = Self(97);
-    /// `VIR_ERR_ARGUMENT_UNSUPPORTED` = 74: valid API use but unsupported by the given driver (since 0.9.4)
-    pub const ERR_ARGUMENT_UNSUPPORTED: Self = Self(74);
-    /// `VIR_ERR_AUTH_CANCELLED` = 79: authentication cancelled (since 0.9.10)
-    pub const ERR_AUTH_CANCELLED: Self = Self(79);
-    /// `VIR_ERR_AUTH_FAILED` = 45: authentication failed (since 0.4.1)
-    pub const ERR_AUTH_FAILED: Self = Self(45);
-    /// `VIR_ERR_AUTH_UNAVAILABLE` = 94: authentication unavailable (since 1.3.3)
-    pub const ERR_AUTH_UNAVAILABLE: Self = Self(94);
-    /// `VIR_ERR_BLOCK_COPY_ACTIVE` = 83: action prevented by block copy job (since 0.9.12)
-    pub const ERR_BLOCK_COPY_ACTIVE: Self = Self(83);
-    /// `VIR_ERR_BUILD_FIREWALL` = 63: nw filter pool not found (since 0.8.0)
-    pub const ERR_BUILD_FIREWALL: Self = Self(63);
-    /// `VIR_ERR_CALL_FAILED` = 26: not supported by the drivers (DEPRECATED) (since 0.1.0)
-    pub const ERR_CALL_FAILED: Self = Self(26);
-    /// `VIR_ERR_CHECKPOINT_INCONSISTENT` = 109: checkpoint can't be used (since 6.10.0)
-    pub const ERR_CHECKPOINT_INCONSISTENT: Self = Self(109);
-    /// `VIR_ERR_CONFIG_UNSUPPORTED` = 67: unsupported configuration construct (since 0.7.3)
-    pub const ERR_CONFIG_UNSUPPORTED: Self = Self(67);
-    /// `VIR_ERR_CONF_SYNTAX` = 33: failed to parse the syntax of a conf file (since 0.1.6)
-    pub const ERR_CONF_SYNTAX: Self = Self(33);
-    /// `VIR_ERR_CPU_INCOMPATIBLE` = 91: given CPU is incompatible with host CPU (since 1.2.6)
-    pub const ERR_CPU_INCOMPATIBLE: Self = Self(91);
-    /// `VIR_ERR_DBUS_SERVICE` = 89: error from a dbus service (since 1.1.1)
-    pub const ERR_DBUS_SERVICE: Self = Self(89);
-    /// `VIR_ERR_DEVICE_MISSING` = 99: fail to find the desired device (since 4.1.0)
-    pub const ERR_DEVICE_MISSING: Self = Self(99);
-    /// `VIR_ERR_DOM_EXIST` = 28: the domain already exist (since 0.1.1)
-    pub const ERR_DOM_EXIST: Self = Self(28);
-    /// `VIR_ERR_DRIVER_FULL` = 25: too many drivers registered (since 0.1.0)
-    pub const ERR_DRIVER_FULL: Self = Self(25);
-    /// `VIR_ERR_GET_FAILED` = 10: a HTTP GET command to failed (since 0.1.0)
-    pub const ERR_GET_FAILED: Self = Self(10);
-    /// `VIR_ERR_GNUTLS_ERROR` = 40: error from a GNUTLS call (since 0.2.3)
-    pub const ERR_GNUTLS_ERROR: Self = Self(40);
-    /// `VIR_ERR_HOOK_SCRIPT_FAILED` = 70: a synchronous hook script failed (since 0.8.0)
-    pub const ERR_HOOK_SCRIPT_FAILED: Self = Self(70);
-    /// `VIR_ERR_HTTP_ERROR` = 12: unexpected HTTP error code (since 0.1.0)
-    pub const ERR_HTTP_ERROR: Self = Self(12);
+    /// `VIR_ERR_OK` = 0 (since 0.1.0)
+    pub const ERR_OK: Self = Self(0);
     /// `VIR_ERR_INTERNAL_ERROR` = 1: internal error (since 0.1.0)
     pub const ERR_INTERNAL_ERROR: Self = Self(1);
-    /// `VIR_ERR_INVALID_ARG` = 8: invalid function argument (since 0.1.0)
-    pub const ERR_INVALID_ARG: Self = Self(8);
+    /// `VIR_ERR_NO_MEMORY` = 2: memory allocation failure (since 0.1.0)
+    pub const ERR_NO_MEMORY: Self = Self(2);
+    /// `VIR_ERR_NO_SUPPORT` = 3: no support for this function (since 0.1.0)
+    pub const ERR_NO_SUPPORT: Self = Self(3);
+    /// `VIR_ERR_UNKNOWN_HOST` = 4: could not resolve hostname (since 0.1.0)
+    pub const ERR_UNKNOWN_HOST: Self = Self(4);
+    /// `VIR_ERR_NO_CONNECT` = 5: can't connect to hypervisor (since 0.1.0)
+    pub const ERR_NO_CONNECT: Self = Self(5);
     /// `VIR_ERR_INVALID_CONN` = 6: invalid connection object (since 0.1.0)
     pub const ERR_INVALID_CONN: Self = Self(6);
     /// `VIR_ERR_INVALID_DOMAIN` = 7: invalid domain object (since 0.1.0)
     pub const ERR_INVALID_DOMAIN: Self = Self(7);
-    /// `VIR_ERR_INVALID_DOMAIN_CHECKPOINT` = 102: invalid domain checkpoint (since 5.2.0)
-    pub const ERR_INVALID_DOMAIN_CHECKPOINT: Self = Self(102);
-    /// `VIR_ERR_INVALID_DOMAIN_SNAPSHOT` = 71: invalid domain snapshot (since 0.8.0)
-    pub const ERR_INVALID_DOMAIN_SNAPSHOT: Self = Self(71);
-    /// `VIR_ERR_INVALID_INTERFACE` = 58: invalid interface object (since 0.6.4)
-    pub const ERR_INVALID_INTERFACE: Self = Self(58);
-    /// `VIR_ERR_INVALID_MAC` = 44: invalid MAC address (since 0.3.1)
-    pub const ERR_INVALID_MAC: Self = Self(44);
+    /// `VIR_ERR_INVALID_ARG` = 8: invalid function argument (since 0.1.0)
+    pub const ERR_INVALID_ARG: Self = Self(8);
+    /// `VIR_ERR_OPERATION_FAILED` = 9: a command to hypervisor failed (since 0.1.0)
+    pub const ERR_OPERATION_FAILED: Self = Self(9);
+    /// `VIR_ERR_GET_FAILED` = 10: a HTTP GET command to failed (since 0.1.0)
+    pub const ERR_GET_FAILED: Self = Self(10);
+    /// `VIR_ERR_POST_FAILED` = 11: a HTTP POST command to failed (since 0.1.0)
+    pub const ERR_POST_FAILED: Self = Self(11);
+    /// `VIR_ERR_HTTP_ERROR` = 12: unexpected HTTP error code (since 0.1.0)
+    pub const ERR_HTTP_ERROR: Self = Self(12);
+    /// `VIR_ERR_SEXPR_SERIAL` = 13: failure to serialize an S-Expr (since 0.1.0)
+    pub const ERR_SEXPR_SERIAL: Self = Self(13);
+    /// `VIR_ERR_NO_XEN` = 14: could not open Xen hypervisor control (since 0.1.0)
+    pub const ERR_NO_XEN: Self = Self(14);
+    /// `VIR_ERR_XEN_CALL` = 15: failure doing an hypervisor call (since 0.1.0)
+    pub const ERR_XEN_CALL: Self = Self(15);
+    /// `VIR_ERR_OS_TYPE` = 16: unknown OS type (since 0.1.0)
+    pub const ERR_OS_TYPE: Self = Self(16);
+    /// `VIR_ERR_NO_KERNEL` = 17: missing kernel information (since 0.1.0)
+    pub const ERR_NO_KERNEL: Self = Self(17);
+    /// `VIR_ERR_NO_ROOT` = 18: missing root device information (since 0.1.0)
+    pub const ERR_NO_ROOT: Self = Self(18);
+    /// `VIR_ERR_NO_SOURCE` = 19: missing source device information (since 0.1.0)
+    pub const ERR_NO_SOURCE: Self = Self(19);
+    /// `VIR_ERR_NO_TARGET` = 20: missing target device information (since 0.1.0)
+    pub const ERR_NO_TARGET: Self = Self(20);
+    /// `VIR_ERR_NO_NAME` = 21: missing domain name information (since 0.1.0)
+    pub const ERR_NO_NAME: Self = Self(21);
+    /// `VIR_ERR_NO_OS` = 22: missing domain OS information (since 0.1.0)
+    pub const ERR_NO_OS: Self = Self(22);
+    /// `VIR_ERR_NO_DEVICE` = 23: missing domain devices information (since 0.1.0)
+    pub const ERR_NO_DEVICE: Self = Self(23);
+    /// `VIR_ERR_NO_XENSTORE` = 24: could not open Xen Store control (since 0.1.0)
+    pub const ERR_NO_XENSTORE: Self = Self(24);
+    /// `VIR_ERR_DRIVER_FULL` = 25: too many drivers registered (since 0.1.0)
+    pub const ERR_DRIVER_FULL: Self = Self(25);
+    /// `VIR_ERR_CALL_FAILED` = 26: not supported by the drivers (DEPRECATED) (since 0.1.0)
+    pub const ERR_CALL_FAILED: Self = Self(26);
+    /// `VIR_ERR_XML_ERROR` = 27: an XML description is not well formed or broken (since 0.1.1)
+    pub const ERR_XML_ERROR: Self = Self(27);
+    /// `VIR_ERR_DOM_EXIST` = 28: the domain already exist (since 0.1.1)
+    pub const ERR_DOM_EXIST: Self = Self(28);
+    /// `VIR_ERR_OPERATION_DENIED` = 29: operation forbidden on read-only connections (since 0.1.4)
+    pub const ERR_OPERATION_DENIED: Self = Self(29);
+    /// `VIR_ERR_OPEN_FAILED` = 30: failed to open a conf file (since 0.1.6)
+    pub const ERR_OPEN_FAILED: Self = Self(30);
+    /// `VIR_ERR_READ_FAILED` = 31: failed to read a conf file (since 0.1.6)
+    pub const ERR_READ_FAILED: Self = Self(31);
+    /// `VIR_ERR_PARSE_FAILED` = 32: failed to parse a conf file (since 0.1.6)
+    pub const ERR_PARSE_FAILED: Self = Self(32);
+    /// `VIR_ERR_CONF_SYNTAX` = 33: failed to parse the syntax of a conf file (since 0.1.6)
+    pub const ERR_CONF_SYNTAX: Self = Self(33);
+    /// `VIR_ERR_WRITE_FAILED` = 34: failed to write a conf file (since 0.1.6)
+    pub const ERR_WRITE_FAILED: Self = Self(34);
+    /// `VIR_ERR_XML_DETAIL` = 35: detail of an XML error (since 0.1.9)
+    pub const ERR_XML_DETAIL: Self = Self(35);
     /// `VIR_ERR_INVALID_NETWORK` = 36: invalid network object (since 0.2.0)
     pub const ERR_INVALID_NETWORK: Self = Self(36);
-    /// `VIR_ERR_INVALID_NETWORK_PORT` = 105: invalid network port object (since 5.5.0)
-    pub const ERR_INVALID_NETWORK_PORT: Self = Self(105);
-    /// `VIR_ERR_INVALID_NODE_DEVICE` = 52: invalid node device object (since 0.5.0)
-    pub const ERR_INVALID_NODE_DEVICE: Self = Self(52);
-    /// `VIR_ERR_INVALID_NWFILTER` = 61: invalid nwfilter object (since 0.8.0)
-    pub const ERR_INVALID_NWFILTER: Self = Self(61);
-    /// `VIR_ERR_INVALID_NWFILTER_BINDING` = 100: invalid nwfilter binding (since 4.5.0)
-    pub const ERR_INVALID_NWFILTER_BINDING: Self = Self(100);
-    /// `VIR_ERR_INVALID_SECRET` = 65: invalid secret (since 0.7.1)
-    pub const ERR_INVALID_SECRET: Self = Self(65);
+    /// `VIR_ERR_NETWORK_EXIST` = 37: the network already exist (since 0.2.0)
+    pub const ERR_NETWORK_EXIST: Self = Self(37);
+    /// `VIR_ERR_SYSTEM_ERROR` = 38: general system call failure (since 0.2.1)
+    pub const ERR_SYSTEM_ERROR: Self = Self(38);
+    /// `VIR_ERR_RPC` = 39: some sort of RPC error (since 0.2.3)
+    pub const ERR_RPC: Self = Self(39);
+    /// `VIR_ERR_GNUTLS_ERROR` = 40: error from a GNUTLS call (since 0.2.3)
+    pub const ERR_GNUTLS_ERROR: Self = Self(40);
+    /// `VIR_WAR_NO_NETWORK` = 41: failed to start network (since 0.2.3)
+    pub const WAR_NO_NETWORK: Self = Self(41);
+    /// `VIR_ERR_NO_DOMAIN` = 42: domain not found or unexpectedly disappeared (since 0.3.0)
+    pub const ERR_NO_DOMAIN: Self = Self(42);
+    /// `VIR_ERR_NO_NETWORK` = 43: network not found (since 0.3.0)
+    pub const ERR_NO_NETWORK: Self = Self(43);
+    /// `VIR_ERR_INVALID_MAC` = 44: invalid MAC address (since 0.3.1)
+    pub const ERR_INVALID_MAC: Self = Self(44);
+    /// `VIR_ERR_AUTH_FAILED` = 45: authentication failed (since 0.4.1)
+    pub const ERR_AUTH_FAILED: Self = Self(45);
     /// `VIR_ERR_INVALID_STORAGE_POOL` = 46: invalid storage pool object (since 0.4.1)
     pub const ERR_INVALID_STORAGE_POOL: Self = Self(46);
     /// `VIR_ERR_INVALID_STORAGE_VOL` = 47: invalid storage vol object (since 0.4.1)
     pub const ERR_INVALID_STORAGE_VOL: Self = Self(47);
-    /// `VIR_ERR_INVALID_STREAM` = 73: stream pointer not valid (since 0.9.0)
-    pub const ERR_INVALID_STREAM: Self = Self(73);
-    /// `VIR_ERR_LIBSSH` = 98: error in libssh transport driver (since 2.5.0)
-    pub const ERR_LIBSSH: Self = Self(98);
-    /// `VIR_ERR_MIGRATE_FINISH_OK` = 93: Finish API succeeded but it is expected to return NULL (since 1.2.18)
-    pub const ERR_MIGRATE_FINISH_OK: Self = Self(93);
-    /// `VIR_ERR_MIGRATE_PERSIST_FAILED` = 69: a migration worked, but making the VM persist on the dest host failed (since 0.7.3)
-    pub const ERR_MIGRATE_PERSIST_FAILED: Self = Self(69);
-    /// `VIR_ERR_MIGRATE_UNSAFE` = 81: Migration is not safe (since 0.9.11)
-    pub const ERR_MIGRATE_UNSAFE: Self = Self(81);
-    /// `VIR_ERR_MULTIPLE_DOMAINS` = 110: more than one matching domain found (since 7.1.0)
-    pub const ERR_MULTIPLE_DOMAINS: Self = Self(110);
-    /// `VIR_ERR_MULTIPLE_INTERFACES` = 59: more than one matching interface found (since 0.7.0)
-    pub const ERR_MULTIPLE_INTERFACES: Self = Self(59);
-    /// `VIR_ERR_NETWORK_EXIST` = 37: the network already exist (since 0.2.0)
-    pub const ERR_NETWORK_EXIST: Self = Self(37);
-    /// `VIR_ERR_NETWORK_PORT_EXIST` = 106: the network port already exist (since 5.5.0)
-    pub const ERR_NETWORK_PORT_EXIST: Self = Self(106);
-    /// `VIR_ERR_NO_CLIENT` = 96: Client was not found (since 1.3.5)
-    pub const ERR_NO_CLIENT: Self = Self(96);
-    /// `VIR_ERR_NO_CONNECT` = 5: can't connect to hypervisor (since 0.1.0)
-    pub const ERR_NO_CONNECT: Self = Self(5);
-    /// `VIR_ERR_NO_DEVICE` = 23: missing domain devices information (since 0.1.0)
-    pub const ERR_NO_DEVICE: Self = Self(23);
-    /// `VIR_ERR_NO_DOMAIN` = 42: domain not found or unexpectedly disappeared (since 0.3.0)
-    pub const ERR_NO_DOMAIN: Self = Self(42);
-    /// `VIR_ERR_NO_DOMAIN_BACKUP` = 104: domain backup job id not found (since 5.2.0)
-    pub const ERR_NO_DOMAIN_BACKUP: Self = Self(104);
-    /// `VIR_ERR_NO_DOMAIN_CHECKPOINT` = 103: domain checkpoint not found (since 5.2.0)
-    pub const ERR_NO_DOMAIN_CHECKPOINT: Self = Self(103);
-    /// `VIR_ERR_NO_DOMAIN_METADATA` = 80: The metadata is not present (since 0.9.10)
-    pub const ERR_NO_DOMAIN_METADATA: Self = Self(80);
-    /// `VIR_ERR_NO_DOMAIN_SNAPSHOT` = 72: domain snapshot not found (since 0.8.0)
-    pub const ERR_NO_DOMAIN_SNAPSHOT: Self = Self(72);
-    /// `VIR_ERR_NO_HOSTNAME` = 108: no domain's hostname found (since 6.1.0)
-    pub const ERR_NO_HOSTNAME: Self = Self(108);
-    /// `VIR_ERR_NO_INTERFACE` = 57: interface driver not running (since 0.6.4)
-    pub const ERR_NO_INTERFACE: Self = Self(57);
-    /// `VIR_ERR_NO_KERNEL` = 17: missing kernel information (since 0.1.0)
-    pub const ERR_NO_KERNEL: Self = Self(17);
-    /// `VIR_ERR_NO_MEMORY` = 2: memory allocation failure (since 0.1.0)
-    pub const ERR_NO_MEMORY: Self = Self(2);
-    /// `VIR_ERR_NO_NAME` = 21: missing domain name information (since 0.1.0)
-    pub const ERR_NO_NAME: Self = Self(21);
-    /// `VIR_ERR_NO_NETWORK` = 43: network not found (since 0.3.0)
-    pub const ERR_NO_NETWORK: Self = Self(43);
-    /// `VIR_ERR_NO_NETWORK_METADATA` = 111: Network metadata is not present (since 9.7.0)
-    pub const ERR_NO_NETWORK_METADATA: Self = Self(111);
-    /// `VIR_ERR_NO_NETWORK_PORT` = 107: network port not found (since 5.5.0)
-    pub const ERR_NO_NETWORK_PORT: Self = Self(107);
-    /// `VIR_ERR_NO_NODE_DEVICE` = 53: node device not found (since 0.5.0)
-    pub const ERR_NO_NODE_DEVICE: Self = Self(53);
-    /// `VIR_ERR_NO_NWFILTER` = 62: nw filter pool not found (since 0.8.0)
-    pub const ERR_NO_NWFILTER: Self = Self(62);
-    /// `VIR_ERR_NO_NWFILTER_BINDING` = 101: no nwfilter binding (since 4.5.0)
-    pub const ERR_NO_NWFILTER_BINDING: Self = Self(101);
-    /// `VIR_ERR_NO_OS` = 22: missing domain OS information (since 0.1.0)
-    pub const ERR_NO_OS: Self = Self(22);
-    /// `VIR_ERR_NO_ROOT` = 18: missing root device information (since 0.1.0)
-    pub const ERR_NO_ROOT: Self = Self(18);
-    /// `VIR_ERR_NO_SECRET` = 66: secret not found (since 0.7.1)
-    pub const ERR_NO_SECRET: Self = Self(66);
-    /// `VIR_ERR_NO_SECURITY_MODEL` = 54: security model not found (since 0.6.1)
-    pub const ERR_NO_SECURITY_MODEL: Self = Self(54);
-    /// `VIR_ERR_NO_SERVER` = 95: Server was not found (since 1.3.3)
-    pub const ERR_NO_SERVER: Self = Self(95);
-    /// `VIR_ERR_NO_SOURCE` = 19: missing source device information (since 0.1.0)
-    pub const ERR_NO_SOURCE: Self = Self(19);
+    /// `VIR_WAR_NO_STORAGE` = 48: failed to start storage (since 0.4.1)
+    pub const WAR_NO_STORAGE: Self = Self(48);
     /// `VIR_ERR_NO_STORAGE_POOL` = 49: storage pool not found (since 0.4.1)
     pub const ERR_NO_STORAGE_POOL: Self = Self(49);
     /// `VIR_ERR_NO_STORAGE_VOL` = 50: storage volume not found (since 0.4.1)
     pub const ERR_NO_STORAGE_VOL: Self = Self(50);
-    /// `VIR_ERR_NO_SUPPORT` = 3: no support for this function (since 0.1.0)
-    pub const ERR_NO_SUPPORT: Self = Self(3);
-    /// `VIR_ERR_NO_TARGET` = 20: missing target device information (since 0.1.0)
-    pub const ERR_NO_TARGET: Self = Self(20);
-    /// `VIR_ERR_NO_XEN` = 14: could not open Xen hypervisor control (since 0.1.0)
-    pub const ERR_NO_XEN: Self = Self(14);
-    /// `VIR_ERR_NO_XENSTORE` = 24: could not open Xen Store control (since 0.1.0)
-    pub const ERR_NO_XENSTORE: Self = Self(24);
-    /// `VIR_ERR_OK` = 0 (since 0.1.0)
-    pub const ERR_OK: Self = Self(0);
-    /// `VIR_ERR_OPEN_FAILED` = 30: failed to open a conf file (since 0.1.6)
-    pub const ERR_OPEN_FAILED: Self = Self(30);
-    /// `VIR_ERR_OPERATION_ABORTED` = 78: operation on a domain was canceled/aborted by user (since 0.9.9)
-    pub const ERR_OPERATION_ABORTED: Self = Self(78);
-    /// `VIR_ERR_OPERATION_DENIED` = 29: operation forbidden on read-only connections (since 0.1.4)
-    pub const ERR_OPERATION_DENIED: Self = Self(29);
-    /// `VIR_ERR_OPERATION_FAILED` = 9: a command to hypervisor failed (since 0.1.0)
-    pub const ERR_OPERATION_FAILED: Self = Self(9);
-    /// `VIR_ERR_OPERATION_INVALID` = 55: operation is not applicable at this time (since 0.6.4)
-    pub const ERR_OPERATION_INVALID: Self = Self(55);
-    /// `VIR_ERR_OPERATION_TIMEOUT` = 68: timeout occurred during operation (since 0.7.3)
-    pub const ERR_OPERATION_TIMEOUT: Self = Self(68);
-    /// `VIR_ERR_OPERATION_UNSUPPORTED` = 84: The requested operation is not supported (since 0.10.0)
-    pub const ERR_OPERATION_UNSUPPORTED: Self = Self(84);
-    /// `VIR_ERR_OS_TYPE` = 16: unknown OS type (since 0.1.0)
-    pub const ERR_OS_TYPE: Self = Self(16);
-    /// `VIR_ERR_OVERFLOW` = 82: integer overflow (since 0.9.11)
-    pub const ERR_OVERFLOW: Self = Self(82);
-    /// `VIR_ERR_PARSE_FAILED` = 32: failed to parse a conf file (since 0.1.6)
-    pub const ERR_PARSE_FAILED: Self = Self(32);
-    /// `VIR_ERR_POST_FAILED` = 11: a HTTP POST command to failed (since 0.1.0)
-    pub const ERR_POST_FAILED: Self = Self(11);
-    /// `VIR_ERR_READ_FAILED` = 31: failed to read a conf file (since 0.1.6)
-    pub const ERR_READ_FAILED: Self = Self(31);
-    /// `VIR_ERR_RESOURCE_BUSY` = 87: resource is already in use (since 1.0.0)
-    pub const ERR_RESOURCE_BUSY: Self = Self(87);
-    /// `VIR_ERR_RPC` = 39: some sort of RPC error (since 0.2.3)
-    pub const ERR_RPC: Self = Self(39);
-    /// `VIR_ERR_SEXPR_SERIAL` = 13: failure to serialize an S-Expr (since 0.1.0)
-    pub const ERR_SEXPR_SERIAL: Self = Self(13);
-    /// `VIR_ERR_SNAPSHOT_REVERT_RISKY` = 77: force was not requested for a risky domain snapshot revert (since 0.9.7)
-    pub const ERR_SNAPSHOT_REVERT_RISKY: Self = Self(77);
-    /// `VIR_ERR_SSH` = 85: error in ssh transport driver (since 0.10.0)
-    pub const ERR_SSH: Self = Self(85);
-    /// `VIR_ERR_STORAGE_POOL_BUILT` = 76: storage pool already built (since 0.9.5)
-    pub const ERR_STORAGE_POOL_BUILT: Self = Self(76);
-    /// `VIR_ERR_STORAGE_PROBE_FAILED` = 75: storage pool probe failed (since 0.9.5)
-    pub const ERR_STORAGE_PROBE_FAILED: Self = Self(75);
-    /// `VIR_ERR_STORAGE_VOL_EXIST` = 90: the storage vol already exists (since 1.1.4)
-    pub const ERR_STORAGE_VOL_EXIST: Self = Self(90);
-    /// `VIR_ERR_SYSTEM_ERROR` = 38: general system call failure (since 0.2.1)
-    pub const ERR_SYSTEM_ERROR: Self = Self(38);
-    /// `VIR_ERR_UNKNOWN_HOST` = 4: could not resolve hostname (since 0.1.0)
-    pub const ERR_UNKNOWN_HOST: Self = Self(4);
-    /// `VIR_ERR_WRITE_FAILED` = 34: failed to write a conf file (since 0.1.6)
-    pub const ERR_WRITE_FAILED: Self = Self(34);
-    /// `VIR_ERR_XEN_CALL` = 15: failure doing an hypervisor call (since 0.1.0)
-    pub const ERR_XEN_CALL: Self = Self(15);
-    /// `VIR_ERR_XML_DETAIL` = 35: detail of an XML error (since 0.1.9)
-    pub const ERR_XML_DETAIL: Self = Self(35);
-    /// `VIR_ERR_XML_ERROR` = 27: an XML description is not well formed or broken (since 0.1.1)
-    pub const ERR_XML_ERROR: Self = Self(27);
-    /// `VIR_ERR_XML_INVALID_SCHEMA` = 92: XML document doesn't validate against schema (since 1.2.12)
-    pub const ERR_XML_INVALID_SCHEMA: Self = Self(92);
-    /// `VIR_WAR_NO_INTERFACE` = 56: failed to start interface driver (since 0.6.4)
-    pub const WAR_NO_INTERFACE: Self = Self(56);
-    /// `VIR_WAR_NO_NETWORK` = 41: failed to start network (since 0.2.3)
-    pub const WAR_NO_NETWORK: Self = Self(41);
     /// `VIR_WAR_NO_NODE` = 51: failed to start node driver (since 0.5.0)
     pub const WAR_NO_NODE: Self = Self(51);
+    /// `VIR_ERR_INVALID_NODE_DEVICE` = 52: invalid node device object (since 0.5.0)
+    pub const ERR_INVALID_NODE_DEVICE: Self = Self(52);
+    /// `VIR_ERR_NO_NODE_DEVICE` = 53: node device not found (since 0.5.0)
+    pub const ERR_NO_NODE_DEVICE: Self = Self(53);
+    /// `VIR_ERR_NO_SECURITY_MODEL` = 54: security model not found (since 0.6.1)
+    pub const ERR_NO_SECURITY_MODEL: Self = Self(54);
+    /// `VIR_ERR_OPERATION_INVALID` = 55: operation is not applicable at this time (since 0.6.4)
+    pub const ERR_OPERATION_INVALID: Self = Self(55);
+    /// `VIR_WAR_NO_INTERFACE` = 56: failed to start interface driver (since 0.6.4)
+    pub const WAR_NO_INTERFACE: Self = Self(56);
+    /// `VIR_ERR_NO_INTERFACE` = 57: interface driver not running (since 0.6.4)
+    pub const ERR_NO_INTERFACE: Self = Self(57);
+    /// `VIR_ERR_INVALID_INTERFACE` = 58: invalid interface object (since 0.6.4)
+    pub const ERR_INVALID_INTERFACE: Self = Self(58);
+    /// `VIR_ERR_MULTIPLE_INTERFACES` = 59: more than one matching interface found (since 0.7.0)
+    pub const ERR_MULTIPLE_INTERFACES: Self = Self(59);
     /// `VIR_WAR_NO_NWFILTER` = 60: failed to start nwfilter driver (since 0.8.0)
     pub const WAR_NO_NWFILTER: Self = Self(60);
+    /// `VIR_ERR_INVALID_NWFILTER` = 61: invalid nwfilter object (since 0.8.0)
+    pub const ERR_INVALID_NWFILTER: Self = Self(61);
+    /// `VIR_ERR_NO_NWFILTER` = 62: nw filter pool not found (since 0.8.0)
+    pub const ERR_NO_NWFILTER: Self = Self(62);
+    /// `VIR_ERR_BUILD_FIREWALL` = 63: nw filter pool not found (since 0.8.0)
+    pub const ERR_BUILD_FIREWALL: Self = Self(63);
     /// `VIR_WAR_NO_SECRET` = 64: failed to start secret storage (since 0.7.1)
     pub const WAR_NO_SECRET: Self = Self(64);
-    /// `VIR_WAR_NO_STORAGE` = 48: failed to start storage (since 0.4.1)
-    pub const WAR_NO_STORAGE: Self = Self(48);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_ERR_INVALID_SECRET` = 65: invalid secret (since 0.7.1)
+    pub const ERR_INVALID_SECRET: Self = Self(65);
+    /// `VIR_ERR_NO_SECRET` = 66: secret not found (since 0.7.1)
+    pub const ERR_NO_SECRET: Self = Self(66);
+    /// `VIR_ERR_CONFIG_UNSUPPORTED` = 67: unsupported configuration construct (since 0.7.3)
+    pub const ERR_CONFIG_UNSUPPORTED: Self = Self(67);
+    /// `VIR_ERR_OPERATION_TIMEOUT` = 68: timeout occurred during operation (since 0.7.3)
+    pub const ERR_OPERATION_TIMEOUT: Self = Self(68);
+    /// `VIR_ERR_MIGRATE_PERSIST_FAILED` = 69: a migration worked, but making the VM persist on the dest host failed (since 0.7.3)
+    pub const ERR_MIGRATE_PERSIST_FAILED: Self = Self(69);
+    /// `VIR_ERR_HOOK_SCRIPT_FAILED` = 70: a synchronous hook script failed (since 0.8.0)
+    pub const ERR_HOOK_SCRIPT_FAILED: Self = Self(70);
+    /// `VIR_ERR_INVALID_DOMAIN_SNAPSHOT` = 71: invalid domain snapshot (since 0.8.0)
+    pub const ERR_INVALID_DOMAIN_SNAPSHOT: Self = Self(71);
+    /// `VIR_ERR_NO_DOMAIN_SNAPSHOT` = 72: domain snapshot not found (since 0.8.0)
+    pub const ERR_NO_DOMAIN_SNAPSHOT: Self = Self(72);
+    /// `VIR_ERR_INVALID_STREAM` = 73: stream pointer not valid (since 0.9.0)
+    pub const ERR_INVALID_STREAM: Self = Self(73);
+    /// `VIR_ERR_ARGUMENT_UNSUPPORTED` = 74: valid API use but unsupported by the given driver (since 0.9.4)
+    pub const ERR_ARGUMENT_UNSUPPORTED: Self = Self(74);
+    /// `VIR_ERR_STORAGE_PROBE_FAILED` = 75: storage pool probe failed (since 0.9.5)
+    pub const ERR_STORAGE_PROBE_FAILED: Self = Self(75);
+    /// `VIR_ERR_STORAGE_POOL_BUILT` = 76: storage pool already built (since 0.9.5)
+    pub const ERR_STORAGE_POOL_BUILT: Self = Self(76);
+    /// `VIR_ERR_SNAPSHOT_REVERT_RISKY` = 77: force was not requested for a risky domain snapshot revert (since 0.9.7)
+    pub const ERR_SNAPSHOT_REVERT_RISKY: Self = Self(77);
+    /// `VIR_ERR_OPERATION_ABORTED` = 78: operation on a domain was canceled/aborted by user (since 0.9.9)
+    pub const ERR_OPERATION_ABORTED: Self = Self(78);
+    /// `VIR_ERR_AUTH_CANCELLED` = 79: authentication cancelled (since 0.9.10)
+    pub const ERR_AUTH_CANCELLED: Self = Self(79);
+    /// `VIR_ERR_NO_DOMAIN_METADATA` = 80: The metadata is not present (since 0.9.10)
+    pub const ERR_NO_DOMAIN_METADATA: Self = Self(80);
+    /// `VIR_ERR_MIGRATE_UNSAFE` = 81: Migration is not safe (since 0.9.11)
+    pub const ERR_MIGRATE_UNSAFE: Self = Self(81);
+    /// `VIR_ERR_OVERFLOW` = 82: integer overflow (since 0.9.11)
+    pub const ERR_OVERFLOW: Self = Self(82);
+    /// `VIR_ERR_BLOCK_COPY_ACTIVE` = 83: action prevented by block copy job (since 0.9.12)
+    pub const ERR_BLOCK_COPY_ACTIVE: Self = Self(83);
+    /// `VIR_ERR_OPERATION_UNSUPPORTED` = 84: The requested operation is not supported (since 0.10.0)
+    pub const ERR_OPERATION_UNSUPPORTED: Self = Self(84);
+    /// `VIR_ERR_SSH` = 85: error in ssh transport driver (since 0.10.0)
+    pub const ERR_SSH: Self = Self(85);
+    /// `VIR_ERR_AGENT_UNRESPONSIVE` = 86: guest agent is unresponsive, not running or not usable (since 0.10.0)
+    pub const ERR_AGENT_UNRESPONSIVE: Self = Self(86);
+    /// `VIR_ERR_RESOURCE_BUSY` = 87: resource is already in use (since 1.0.0)
+    pub const ERR_RESOURCE_BUSY: Self = Self(87);
+    /// `VIR_ERR_ACCESS_DENIED` = 88: operation on the object/resource was denied (since 1.1.0)
+    pub const ERR_ACCESS_DENIED: Self = Self(88);
+    /// `VIR_ERR_DBUS_SERVICE` = 89: error from a dbus service (since 1.1.1)
+    pub const ERR_DBUS_SERVICE: Self = Self(89);
+    /// `VIR_ERR_STORAGE_VOL_EXIST` = 90: the storage vol already exists (since 1.1.4)
+    pub const ERR_STORAGE_VOL_EXIST: Self = Self(90);
+    /// `VIR_ERR_CPU_INCOMPATIBLE` = 91: given CPU is incompatible with host CPU (since 1.2.6)
+    pub const ERR_CPU_INCOMPATIBLE: Self = Self(91);
+    /// `VIR_ERR_XML_INVALID_SCHEMA` = 92: XML document doesn't validate against schema (since 1.2.12)
+    pub const ERR_XML_INVALID_SCHEMA: Self = Self(92);
+    /// `VIR_ERR_MIGRATE_FINISH_OK` = 93: Finish API succeeded but it is expected to return NULL (since 1.2.18)
+    pub const ERR_MIGRATE_FINISH_OK: Self = Self(93);
+    /// `VIR_ERR_AUTH_UNAVAILABLE` = 94: authentication unavailable (since 1.3.3)
+    pub const ERR_AUTH_UNAVAILABLE: Self = Self(94);
+    /// `VIR_ERR_NO_SERVER` = 95: Server was not found (since 1.3.3)
+    pub const ERR_NO_SERVER: Self = Self(95);
+    /// `VIR_ERR_NO_CLIENT` = 96: Client was not found (since 1.3.5)
+    pub const ERR_NO_CLIENT: Self = Self(96);
+    /// `VIR_ERR_AGENT_UNSYNCED` = 97: guest agent replies with wrong id to guest-sync command (DEPRECATED) (since 2.3.0)
+    pub const ERR_AGENT_UNSYNCED: Self = Self(97);
+    /// `VIR_ERR_LIBSSH` = 98: error in libssh transport driver (since 2.5.0)
+    pub const ERR_LIBSSH: Self = Self(98);
+    /// `VIR_ERR_DEVICE_MISSING` = 99: fail to find the desired device (since 4.1.0)
+    pub const ERR_DEVICE_MISSING: Self = Self(99);
+    /// `VIR_ERR_INVALID_NWFILTER_BINDING` = 100: invalid nwfilter binding (since 4.5.0)
+    pub const ERR_INVALID_NWFILTER_BINDING: Self = Self(100);
+    /// `VIR_ERR_NO_NWFILTER_BINDING` = 101: no nwfilter binding (since 4.5.0)
+    pub const ERR_NO_NWFILTER_BINDING: Self = Self(101);
+    /// `VIR_ERR_INVALID_DOMAIN_CHECKPOINT` = 102: invalid domain checkpoint (since 5.2.0)
+    pub const ERR_INVALID_DOMAIN_CHECKPOINT: Self = Self(102);
+    /// `VIR_ERR_NO_DOMAIN_CHECKPOINT` = 103: domain checkpoint not found (since 5.2.0)
+    pub const ERR_NO_DOMAIN_CHECKPOINT: Self = Self(103);
+    /// `VIR_ERR_NO_DOMAIN_BACKUP` = 104: domain backup job id not found (since 5.2.0)
+    pub const ERR_NO_DOMAIN_BACKUP: Self = Self(104);
+    /// `VIR_ERR_INVALID_NETWORK_PORT` = 105: invalid network port object (since 5.5.0)
+    pub const ERR_INVALID_NETWORK_PORT: Self = Self(105);
+    /// `VIR_ERR_NETWORK_PORT_EXIST` = 106: the network port already exist (since 5.5.0)
+    pub const ERR_NETWORK_PORT_EXIST: Self = Self(106);
+    /// `VIR_ERR_NO_NETWORK_PORT` = 107: network port not found (since 5.5.0)
+    pub const ERR_NO_NETWORK_PORT: Self = Self(107);
+    /// `VIR_ERR_NO_HOSTNAME` = 108: no domain's hostname found (since 6.1.0)
+    pub const ERR_NO_HOSTNAME: Self = Self(108);
+    /// `VIR_ERR_CHECKPOINT_INCONSISTENT` = 109: checkpoint can't be used (since 6.10.0)
+    pub const ERR_CHECKPOINT_INCONSISTENT: Self = Self(109);
+    /// `VIR_ERR_MULTIPLE_DOMAINS` = 110: more than one matching domain found (since 7.1.0)
+    pub const ERR_MULTIPLE_DOMAINS: Self = Self(110);
+    /// `VIR_ERR_NO_NETWORK_METADATA` = 111: Network metadata is not present (since 9.7.0)
+    pub const ERR_NO_NETWORK_METADATA: Self = Self(111);
+    /// `VIR_ERR_AGENT_COMMAND_TIMEOUT` = 112: guest agent didn't respond to a non-sync command within timeout (since 11.2.0)
+    pub const ERR_AGENT_COMMAND_TIMEOUT: Self = Self(112);
+    /// `VIR_ERR_AGENT_COMMAND_FAILED` = 113: guest agent responded with failure to a command (since 11.2.0)
+    pub const ERR_AGENT_COMMAND_FAILED: Self = Self(113);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_ERR_ACCESS_DENIED", Self::ERR_ACCESS_DENIED),
-            (
-                "VIR_ERR_AGENT_COMMAND_FAILED",
-                Self::ERR_AGENT_COMMAND_FAILED,
-            ),
-            (
-                "VIR_ERR_AGENT_COMMAND_TIMEOUT",
-                Self::ERR_AGENT_COMMAND_TIMEOUT,
-            ),
-            ("VIR_ERR_AGENT_UNRESPONSIVE", Self::ERR_AGENT_UNRESPONSIVE),
-            ("VIR_ERR_AGENT_UNSYNCED", Self::ERR_AGENT_UNSYNCED),
-            (
-                "VIR_ERR_ARGUMENT_UNSUPPORTED",
-                Self::ERR_ARGUMENT_UNSUPPORTED,
-            ),
-            ("VIR_ERR_AUTH_CANCELLED", Self::ERR_AUTH_CANCELLED),
-            ("VIR_ERR_AUTH_FAILED", Self::ERR_AUTH_FAILED),
-            ("VIR_ERR_AUTH_UNAVAILABLE", Self::ERR_AUTH_UNAVAILABLE),
-            ("VIR_ERR_BLOCK_COPY_ACTIVE", Self::ERR_BLOCK_COPY_ACTIVE),
-            ("VIR_ERR_BUILD_FIREWALL", Self::ERR_BUILD_FIREWALL),
-            ("VIR_ERR_CALL_FAILED", Self::ERR_CALL_FAILED),
-            (
-                "VIR_ERR_CHECKPOINT_INCONSISTENT",
-                Self::ERR_CHECKPOINT_INCONSISTENT,
-            ),
-            ("VIR_ERR_CONFIG_UNSUPPORTED", Self::ERR_CONFIG_UNSUPPORTED),
-            ("VIR_ERR_CONF_SYNTAX", Self::ERR_CONF_SYNTAX),
-            ("VIR_ERR_CPU_INCOMPATIBLE", Self::ERR_CPU_INCOMPATIBLE),
-            ("VIR_ERR_DBUS_SERVICE", Self::ERR_DBUS_SERVICE),
-            ("VIR_ERR_DEVICE_MISSING", Self::ERR_DEVICE_MISSING),
-            ("VIR_ERR_DOM_EXIST", Self::ERR_DOM_EXIST),
-            ("VIR_ERR_DRIVER_FULL", Self::ERR_DRIVER_FULL),
-            ("VIR_ERR_GET_FAILED", Self::ERR_GET_FAILED),
-            ("VIR_ERR_GNUTLS_ERROR", Self::ERR_GNUTLS_ERROR),
-            ("VIR_ERR_HOOK_SCRIPT_FAILED", Self::ERR_HOOK_SCRIPT_FAILED),
-            ("VIR_ERR_HTTP_ERROR", Self::ERR_HTTP_ERROR),
+            ("VIR_ERR_OK", Self::ERR_OK),
             ("VIR_ERR_INTERNAL_ERROR", Self::ERR_INTERNAL_ERROR),
-            ("VIR_ERR_INVALID_ARG", Self::ERR_INVALID_ARG),
+            ("VIR_ERR_NO_MEMORY", Self::ERR_NO_MEMORY),
+            ("VIR_ERR_NO_SUPPORT", Self::ERR_NO_SUPPORT),
+            ("VIR_ERR_UNKNOWN_HOST", Self::ERR_UNKNOWN_HOST),
+            ("VIR_ERR_NO_CONNECT", Self::ERR_NO_CONNECT),
             ("VIR_ERR_INVALID_CONN", Self::ERR_INVALID_CONN),
             ("VIR_ERR_INVALID_DOMAIN", Self::ERR_INVALID_DOMAIN),
-            (
-                "VIR_ERR_INVALID_DOMAIN_CHECKPOINT",
-                Self::ERR_INVALID_DOMAIN_CHECKPOINT,
-            ),
-            (
-                "VIR_ERR_INVALID_DOMAIN_SNAPSHOT",
-                Self::ERR_INVALID_DOMAIN_SNAPSHOT,
-            ),
-            ("VIR_ERR_INVALID_INTERFACE", Self::ERR_INVALID_INTERFACE),
-            ("VIR_ERR_INVALID_MAC", Self::ERR_INVALID_MAC),
+            ("VIR_ERR_INVALID_ARG", Self::ERR_INVALID_ARG),
+            ("VIR_ERR_OPERATION_FAILED", Self::ERR_OPERATION_FAILED),
+            ("VIR_ERR_GET_FAILED", Self::ERR_GET_FAILED),
+            ("VIR_ERR_POST_FAILED", Self::ERR_POST_FAILED),
+            ("VIR_ERR_HTTP_ERROR", Self::ERR_HTTP_ERROR),
+            ("VIR_ERR_SEXPR_SERIAL", Self::ERR_SEXPR_SERIAL),
+            ("VIR_ERR_NO_XEN", Self::ERR_NO_XEN),
+            ("VIR_ERR_XEN_CALL", Self::ERR_XEN_CALL),
+            ("VIR_ERR_OS_TYPE", Self::ERR_OS_TYPE),
+            ("VIR_ERR_NO_KERNEL", Self::ERR_NO_KERNEL),
+            ("VIR_ERR_NO_ROOT", Self::ERR_NO_ROOT),
+            ("VIR_ERR_NO_SOURCE", Self::ERR_NO_SOURCE),
+            ("VIR_ERR_NO_TARGET", Self::ERR_NO_TARGET),
+            ("VIR_ERR_NO_NAME", Self::ERR_NO_NAME),
+            ("VIR_ERR_NO_OS", Self::ERR_NO_OS),
+            ("VIR_ERR_NO_DEVICE", Self::ERR_NO_DEVICE),
+            ("VIR_ERR_NO_XENSTORE", Self::ERR_NO_XENSTORE),
+            ("VIR_ERR_DRIVER_FULL", Self::ERR_DRIVER_FULL),
+            ("VIR_ERR_CALL_FAILED", Self::ERR_CALL_FAILED),
+            ("VIR_ERR_XML_ERROR", Self::ERR_XML_ERROR),
+            ("VIR_ERR_DOM_EXIST", Self::ERR_DOM_EXIST),
+            ("VIR_ERR_OPERATION_DENIED", Self::ERR_OPERATION_DENIED),
+            ("VIR_ERR_OPEN_FAILED", Self::ERR_OPEN_FAILED),
+            ("VIR_ERR_READ_FAILED", Self::ERR_READ_FAILED),
+            ("VIR_ERR_PARSE_FAILED", Self::ERR_PARSE_FAILED),
+            ("VIR_ERR_CONF_SYNTAX", Self::ERR_CONF_SYNTAX),
+            ("VIR_ERR_WRITE_FAILED", Self::ERR_WRITE_FAILED),
+            ("VIR_ERR_XML_DETAIL", Self::ERR_XML_DETAIL),
             ("VIR_ERR_INVALID_NETWORK", Self::ERR_INVALID_NETWORK),
-            (
-                "VIR_ERR_INVALID_NETWORK_PORT",
-                Self::ERR_INVALID_NETWORK_PORT,
-            ),
-            ("VIR_ERR_INVALID_NODE_DEVICE", Self::ERR_INVALID_NODE_DEVICE),
-            ("VIR_ERR_INVALID_NWFILTER", Self::ERR_INVALID_NWFILTER),
-            (
-                "VIR_ERR_INVALID_NWFILTER_BINDING",
-                Self::ERR_INVALID_NWFILTER_BINDING,
-            ),
-            ("VIR_ERR_INVALID_SECRET", Self::ERR_INVALID_SECRET),
+            ("VIR_ERR_NETWORK_EXIST", Self::ERR_NETWORK_EXIST),
+            ("VIR_ERR_SYSTEM_ERROR", Self::ERR_SYSTEM_ERROR),
+            ("VIR_ERR_RPC", Self::ERR_RPC),
+            ("VIR_ERR_GNUTLS_ERROR", Self::ERR_GNUTLS_ERROR),
+            ("VIR_WAR_NO_NETWORK", Self::WAR_NO_NETWORK),
+            ("VIR_ERR_NO_DOMAIN", Self::ERR_NO_DOMAIN),
+            ("VIR_ERR_NO_NETWORK", Self::ERR_NO_NETWORK),
+            ("VIR_ERR_INVALID_MAC", Self::ERR_INVALID_MAC),
+            ("VIR_ERR_AUTH_FAILED", Self::ERR_AUTH_FAILED),
             (
                 "VIR_ERR_INVALID_STORAGE_POOL",
                 Self::ERR_INVALID_STORAGE_POOL,
             ),
             ("VIR_ERR_INVALID_STORAGE_VOL", Self::ERR_INVALID_STORAGE_VOL),
-            ("VIR_ERR_INVALID_STREAM", Self::ERR_INVALID_STREAM),
-            ("VIR_ERR_LIBSSH", Self::ERR_LIBSSH),
-            ("VIR_ERR_MIGRATE_FINISH_OK", Self::ERR_MIGRATE_FINISH_OK),
+            ("VIR_WAR_NO_STORAGE", Self::WAR_NO_STORAGE),
+            ("VIR_ERR_NO_STORAGE_POOL", Self::ERR_NO_STORAGE_POOL),
+            ("VIR_ERR_NO_STORAGE_VOL", Self::ERR_NO_STORAGE_VOL),
+            ("VIR_WAR_NO_NODE", Self::WAR_NO_NODE),
+            ("VIR_ERR_INVALID_NODE_DEVICE", Self::ERR_INVALID_NODE_DEVICE),
+            ("VIR_ERR_NO_NODE_DEVICE", Self::ERR_NO_NODE_DEVICE),
+            ("VIR_ERR_NO_SECURITY_MODEL", Self::ERR_NO_SECURITY_MODEL),
+            ("VIR_ERR_OPERATION_INVALID", Self::ERR_OPERATION_INVALID),
+            ("VIR_WAR_NO_INTERFACE", Self::WAR_NO_INTERFACE),
+            ("VIR_ERR_NO_INTERFACE", Self::ERR_NO_INTERFACE),
+            ("VIR_ERR_INVALID_INTERFACE", Self::ERR_INVALID_INTERFACE),
+            ("VIR_ERR_MULTIPLE_INTERFACES", Self::ERR_MULTIPLE_INTERFACES),
+            ("VIR_WAR_NO_NWFILTER", Self::WAR_NO_NWFILTER),
+            ("VIR_ERR_INVALID_NWFILTER", Self::ERR_INVALID_NWFILTER),
+            ("VIR_ERR_NO_NWFILTER", Self::ERR_NO_NWFILTER),
+            ("VIR_ERR_BUILD_FIREWALL", Self::ERR_BUILD_FIREWALL),
+            ("VIR_WAR_NO_SECRET", Self::WAR_NO_SECRET),
+            ("VIR_ERR_INVALID_SECRET", Self::ERR_INVALID_SECRET),
+            ("VIR_ERR_NO_SECRET", Self::ERR_NO_SECRET),
+            ("VIR_ERR_CONFIG_UNSUPPORTED", Self::ERR_CONFIG_UNSUPPORTED),
+            ("VIR_ERR_OPERATION_TIMEOUT", Self::ERR_OPERATION_TIMEOUT),
             (
                 "VIR_ERR_MIGRATE_PERSIST_FAILED",
                 Self::ERR_MIGRATE_PERSIST_FAILED,
             ),
-            ("VIR_ERR_MIGRATE_UNSAFE", Self::ERR_MIGRATE_UNSAFE),
-            ("VIR_ERR_MULTIPLE_DOMAINS", Self::ERR_MULTIPLE_DOMAINS),
-            ("VIR_ERR_MULTIPLE_INTERFACES", Self::ERR_MULTIPLE_INTERFACES),
-            ("VIR_ERR_NETWORK_EXIST", Self::ERR_NETWORK_EXIST),
-            ("VIR_ERR_NETWORK_PORT_EXIST", Self::ERR_NETWORK_PORT_EXIST),
-            ("VIR_ERR_NO_CLIENT", Self::ERR_NO_CLIENT),
-            ("VIR_ERR_NO_CONNECT", Self::ERR_NO_CONNECT),
-            ("VIR_ERR_NO_DEVICE", Self::ERR_NO_DEVICE),
-            ("VIR_ERR_NO_DOMAIN", Self::ERR_NO_DOMAIN),
-            ("VIR_ERR_NO_DOMAIN_BACKUP", Self::ERR_NO_DOMAIN_BACKUP),
+            ("VIR_ERR_HOOK_SCRIPT_FAILED", Self::ERR_HOOK_SCRIPT_FAILED),
             (
-                "VIR_ERR_NO_DOMAIN_CHECKPOINT",
-                Self::ERR_NO_DOMAIN_CHECKPOINT,
+                "VIR_ERR_INVALID_DOMAIN_SNAPSHOT",
+                Self::ERR_INVALID_DOMAIN_SNAPSHOT,
             ),
-            ("VIR_ERR_NO_DOMAIN_METADATA", Self::ERR_NO_DOMAIN_METADATA),
             ("VIR_ERR_NO_DOMAIN_SNAPSHOT", Self::ERR_NO_DOMAIN_SNAPSHOT),
-            ("VIR_ERR_NO_HOSTNAME", Self::ERR_NO_HOSTNAME),
-            ("VIR_ERR_NO_INTERFACE", Self::ERR_NO_INTERFACE),
-            ("VIR_ERR_NO_KERNEL", Self::ERR_NO_KERNEL),
-            ("VIR_ERR_NO_MEMORY", Self::ERR_NO_MEMORY),
-            ("VIR_ERR_NO_NAME", Self::ERR_NO_NAME),
-            ("VIR_ERR_NO_NETWORK", Self::ERR_NO_NETWORK),
-            ("VIR_ERR_NO_NETWORK_METADATA", Self::ERR_NO_NETWORK_METADATA),
-            ("VIR_ERR_NO_NETWORK_PORT", Self::ERR_NO_NETWORK_PORT),
-            ("VIR_ERR_NO_NODE_DEVICE", Self::ERR_NO_NODE_DEVICE),
-            ("VIR_ERR_NO_NWFILTER", Self::ERR_NO_NWFILTER),
-            ("VIR_ERR_NO_NWFILTER_BINDING", Self::ERR_NO_NWFILTER_BINDING),
-            ("VIR_ERR_NO_OS", Self::ERR_NO_OS),
-            ("VIR_ERR_NO_ROOT", Self::ERR_NO_ROOT),
-            ("VIR_ERR_NO_SECRET", Self::ERR_NO_SECRET),
-            ("VIR_ERR_NO_SECURITY_MODEL", Self::ERR_NO_SECURITY_MODEL),
-            ("VIR_ERR_NO_SERVER", Self::ERR_NO_SERVER),
-            ("VIR_ERR_NO_SOURCE", Self::ERR_NO_SOURCE),
-            ("VIR_ERR_NO_STORAGE_POOL", Self::ERR_NO_STORAGE_POOL),
-            ("VIR_ERR_NO_STORAGE_VOL", Self::ERR_NO_STORAGE_VOL),
-            ("VIR_ERR_NO_SUPPORT", Self::ERR_NO_SUPPORT),
-            ("VIR_ERR_NO_TARGET", Self::ERR_NO_TARGET),
-            ("VIR_ERR_NO_XEN", Self::ERR_NO_XEN),
-            ("VIR_ERR_NO_XENSTORE", Self::ERR_NO_XENSTORE),
-            ("VIR_ERR_OK", Self::ERR_OK),
-            ("VIR_ERR_OPEN_FAILED", Self::ERR_OPEN_FAILED),
-            ("VIR_ERR_OPERATION_ABORTED", Self::ERR_OPERATION_ABORTED),
-            ("VIR_ERR_OPERATION_DENIED", Self::ERR_OPERATION_DENIED),
-            ("VIR_ERR_OPERATION_FAILED", Self::ERR_OPERATION_FAILED),
-            ("VIR_ERR_OPERATION_INVALID", Self::ERR_OPERATION_INVALID),
-            ("VIR_ERR_OPERATION_TIMEOUT", Self::ERR_OPERATION_TIMEOUT),
+            ("VIR_ERR_INVALID_STREAM", Self::ERR_INVALID_STREAM),
             (
-                "VIR_ERR_OPERATION_UNSUPPORTED",
-                Self::ERR_OPERATION_UNSUPPORTED,
+                "VIR_ERR_ARGUMENT_UNSUPPORTED",
+                Self::ERR_ARGUMENT_UNSUPPORTED,
             ),
-            ("VIR_ERR_OS_TYPE", Self::ERR_OS_TYPE),
-            ("VIR_ERR_OVERFLOW", Self::ERR_OVERFLOW),
-            ("VIR_ERR_PARSE_FAILED", Self::ERR_PARSE_FAILED),
-            ("VIR_ERR_POST_FAILED", Self::ERR_POST_FAILED),
-            ("VIR_ERR_READ_FAILED", Self::ERR_READ_FAILED),
-            ("VIR_ERR_RESOURCE_BUSY", Self::ERR_RESOURCE_BUSY),
-            ("VIR_ERR_RPC", Self::ERR_RPC),
-            ("VIR_ERR_SEXPR_SERIAL", Self::ERR_SEXPR_SERIAL),
-            (
-                "VIR_ERR_SNAPSHOT_REVERT_RISKY",
-                Self::ERR_SNAPSHOT_REVERT_RISKY,
-            ),
-            ("VIR_ERR_SSH", Self::ERR_SSH),
-            ("VIR_ERR_STORAGE_POOL_BUILT", Self::ERR_STORAGE_POOL_BUILT),
             (
                 "VIR_ERR_STORAGE_PROBE_FAILED",
                 Self::ERR_STORAGE_PROBE_FAILED,
             ),
+            ("VIR_ERR_STORAGE_POOL_BUILT", Self::ERR_STORAGE_POOL_BUILT),
+            (
+                "VIR_ERR_SNAPSHOT_REVERT_RISKY",
+                Self::ERR_SNAPSHOT_REVERT_RISKY,
+            ),
+            ("VIR_ERR_OPERATION_ABORTED", Self::ERR_OPERATION_ABORTED),
+            ("VIR_ERR_AUTH_CANCELLED", Self::ERR_AUTH_CANCELLED),
+            ("VIR_ERR_NO_DOMAIN_METADATA", Self::ERR_NO_DOMAIN_METADATA),
+            ("VIR_ERR_MIGRATE_UNSAFE", Self::ERR_MIGRATE_UNSAFE),
+            ("VIR_ERR_OVERFLOW", Self::ERR_OVERFLOW),
+            ("VIR_ERR_BLOCK_COPY_ACTIVE", Self::ERR_BLOCK_COPY_ACTIVE),
+            (
+                "VIR_ERR_OPERATION_UNSUPPORTED",
+                Self::ERR_OPERATION_UNSUPPORTED,
+            ),
+            ("VIR_ERR_SSH", Self::ERR_SSH),
+            ("VIR_ERR_AGENT_UNRESPONSIVE", Self::ERR_AGENT_UNRESPONSIVE),
+            ("VIR_ERR_RESOURCE_BUSY", Self::ERR_RESOURCE_BUSY),
+            ("VIR_ERR_ACCESS_DENIED", Self::ERR_ACCESS_DENIED),
+            ("VIR_ERR_DBUS_SERVICE", Self::ERR_DBUS_SERVICE),
             ("VIR_ERR_STORAGE_VOL_EXIST", Self::ERR_STORAGE_VOL_EXIST),
-            ("VIR_ERR_SYSTEM_ERROR", Self::ERR_SYSTEM_ERROR),
-            ("VIR_ERR_UNKNOWN_HOST", Self::ERR_UNKNOWN_HOST),
-            ("VIR_ERR_WRITE_FAILED", Self::ERR_WRITE_FAILED),
-            ("VIR_ERR_XEN_CALL", Self::ERR_XEN_CALL),
-            ("VIR_ERR_XML_DETAIL", Self::ERR_XML_DETAIL),
-            ("VIR_ERR_XML_ERROR", Self::ERR_XML_ERROR),
+            ("VIR_ERR_CPU_INCOMPATIBLE", Self::ERR_CPU_INCOMPATIBLE),
             ("VIR_ERR_XML_INVALID_SCHEMA", Self::ERR_XML_INVALID_SCHEMA),
-            ("VIR_WAR_NO_INTERFACE", Self::WAR_NO_INTERFACE),
-            ("VIR_WAR_NO_NETWORK", Self::WAR_NO_NETWORK),
-            ("VIR_WAR_NO_NODE", Self::WAR_NO_NODE),
-            ("VIR_WAR_NO_NWFILTER", Self::WAR_NO_NWFILTER),
-            ("VIR_WAR_NO_SECRET", Self::WAR_NO_SECRET),
-            ("VIR_WAR_NO_STORAGE", Self::WAR_NO_STORAGE),
+            ("VIR_ERR_MIGRATE_FINISH_OK", Self::ERR_MIGRATE_FINISH_OK),
+            ("VIR_ERR_AUTH_UNAVAILABLE", Self::ERR_AUTH_UNAVAILABLE),
+            ("VIR_ERR_NO_SERVER", Self::ERR_NO_SERVER),
+            ("VIR_ERR_NO_CLIENT", Self::ERR_NO_CLIENT),
+            ("VIR_ERR_AGENT_UNSYNCED", Self::ERR_AGENT_UNSYNCED),
+            ("VIR_ERR_LIBSSH", Self::ERR_LIBSSH),
+            ("VIR_ERR_DEVICE_MISSING", Self::ERR_DEVICE_MISSING),
+            (
+                "VIR_ERR_INVALID_NWFILTER_BINDING",
+                Self::ERR_INVALID_NWFILTER_BINDING,
+            ),
+            ("VIR_ERR_NO_NWFILTER_BINDING", Self::ERR_NO_NWFILTER_BINDING),
+            (
+                "VIR_ERR_INVALID_DOMAIN_CHECKPOINT",
+                Self::ERR_INVALID_DOMAIN_CHECKPOINT,
+            ),
+            (
+                "VIR_ERR_NO_DOMAIN_CHECKPOINT",
+                Self::ERR_NO_DOMAIN_CHECKPOINT,
+            ),
+            ("VIR_ERR_NO_DOMAIN_BACKUP", Self::ERR_NO_DOMAIN_BACKUP),
+            (
+                "VIR_ERR_INVALID_NETWORK_PORT",
+                Self::ERR_INVALID_NETWORK_PORT,
+            ),
+            ("VIR_ERR_NETWORK_PORT_EXIST", Self::ERR_NETWORK_PORT_EXIST),
+            ("VIR_ERR_NO_NETWORK_PORT", Self::ERR_NO_NETWORK_PORT),
+            ("VIR_ERR_NO_HOSTNAME", Self::ERR_NO_HOSTNAME),
+            (
+                "VIR_ERR_CHECKPOINT_INCONSISTENT",
+                Self::ERR_CHECKPOINT_INCONSISTENT,
+            ),
+            ("VIR_ERR_MULTIPLE_DOMAINS", Self::ERR_MULTIPLE_DOMAINS),
+            ("VIR_ERR_NO_NETWORK_METADATA", Self::ERR_NO_NETWORK_METADATA),
+            (
+                "VIR_ERR_AGENT_COMMAND_TIMEOUT",
+                Self::ERR_AGENT_COMMAND_TIMEOUT,
+            ),
+            (
+                "VIR_ERR_AGENT_COMMAND_FAILED",
+                Self::ERR_AGENT_COMMAND_FAILED,
+            ),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            88 => Some("VIR_ERR_ACCESS_DENIED"),
-            113 => Some("VIR_ERR_AGENT_COMMAND_FAILED"),
-            112 => Some("VIR_ERR_AGENT_COMMAND_TIMEOUT"),
-            86 => Some("VIR_ERR_AGENT_UNRESPONSIVE"),
-            97 => Some("VIR_ERR_AGENT_UNSYNCED"),
-            74 => Some("VIR_ERR_ARGUMENT_UNSUPPORTED"),
-            79 => Some("VIR_ERR_AUTH_CANCELLED"),
-            45 => Some("VIR_ERR_AUTH_FAILED"),
-            94 => Some("VIR_ERR_AUTH_UNAVAILABLE"),
-            83 => Some("VIR_ERR_BLOCK_COPY_ACTIVE"),
-            63 => Some("VIR_ERR_BUILD_FIREWALL"),
-            26 => Some("VIR_ERR_CALL_FAILED"),
-            109 => Some("VIR_ERR_CHECKPOINT_INCONSISTENT"),
-            67 => Some("VIR_ERR_CONFIG_UNSUPPORTED"),
-            33 => Some("VIR_ERR_CONF_SYNTAX"),
-            91 => Some("VIR_ERR_CPU_INCOMPATIBLE"),
-            89 => Some("VIR_ERR_DBUS_SERVICE"),
-            99 => Some("VIR_ERR_DEVICE_MISSING"),
-            28 => Some("VIR_ERR_DOM_EXIST"),
-            25 => Some("VIR_ERR_DRIVER_FULL"),
-            10 => Some("VIR_ERR_GET_FAILED"),
-            40 => Some("VIR_ERR_GNUTLS_ERROR"),
-            70 => Some("VIR_ERR_HOOK_SCRIPT_FAILED"),
-            12 => Some("VIR_ERR_HTTP_ERROR"),
+            0 => Some("VIR_ERR_OK"),
             1 => Some("VIR_ERR_INTERNAL_ERROR"),
-            8 => Some("VIR_ERR_INVALID_ARG"),
+            2 => Some("VIR_ERR_NO_MEMORY"),
+            3 => Some("VIR_ERR_NO_SUPPORT"),
+            4 => Some("VIR_ERR_UNKNOWN_HOST"),
+            5 => Some("VIR_ERR_NO_CONNECT"),
             6 => Some("VIR_ERR_INVALID_CONN"),
             7 => Some("VIR_ERR_INVALID_DOMAIN"),
-            102 => Some("VIR_ERR_INVALID_DOMAIN_CHECKPOINT"),
-            71 => Some("VIR_ERR_INVALID_DOMAIN_SNAPSHOT"),
-            58 => Some("VIR_ERR_INVALID_INTERFACE"),
-            44 => Some("VIR_ERR_INVALID_MAC"),
+            8 => Some("VIR_ERR_INVALID_ARG"),
+            9 => Some("VIR_ERR_OPERATION_FAILED"),
+            10 => Some("VIR_ERR_GET_FAILED"),
+            11 => Some("VIR_ERR_POST_FAILED"),
+            12 => Some("VIR_ERR_HTTP_ERROR"),
+            13 => Some("VIR_ERR_SEXPR_SERIAL"),
+            14 => Some("VIR_ERR_NO_XEN"),
+            15 => Some("VIR_ERR_XEN_CALL"),
+            16 => Some("VIR_ERR_OS_TYPE"),
+            17 => Some("VIR_ERR_NO_KERNEL"),
+            18 => Some("VIR_ERR_NO_ROOT"),
+            19 => Some("VIR_ERR_NO_SOURCE"),
+            20 => Some("VIR_ERR_NO_TARGET"),
+            21 => Some("VIR_ERR_NO_NAME"),
+            22 => Some("VIR_ERR_NO_OS"),
+            23 => Some("VIR_ERR_NO_DEVICE"),
+            24 => Some("VIR_ERR_NO_XENSTORE"),
+            25 => Some("VIR_ERR_DRIVER_FULL"),
+            26 => Some("VIR_ERR_CALL_FAILED"),
+            27 => Some("VIR_ERR_XML_ERROR"),
+            28 => Some("VIR_ERR_DOM_EXIST"),
+            29 => Some("VIR_ERR_OPERATION_DENIED"),
+            30 => Some("VIR_ERR_OPEN_FAILED"),
+            31 => Some("VIR_ERR_READ_FAILED"),
+            32 => Some("VIR_ERR_PARSE_FAILED"),
+            33 => Some("VIR_ERR_CONF_SYNTAX"),
+            34 => Some("VIR_ERR_WRITE_FAILED"),
+            35 => Some("VIR_ERR_XML_DETAIL"),
             36 => Some("VIR_ERR_INVALID_NETWORK"),
-            105 => Some("VIR_ERR_INVALID_NETWORK_PORT"),
-            52 => Some("VIR_ERR_INVALID_NODE_DEVICE"),
-            61 => Some("VIR_ERR_INVALID_NWFILTER"),
-            100 => Some("VIR_ERR_INVALID_NWFILTER_BINDING"),
-            65 => Some("VIR_ERR_INVALID_SECRET"),
+            37 => Some("VIR_ERR_NETWORK_EXIST"),
+            38 => Some("VIR_ERR_SYSTEM_ERROR"),
+            39 => Some("VIR_ERR_RPC"),
+            40 => Some("VIR_ERR_GNUTLS_ERROR"),
+            41 => Some("VIR_WAR_NO_NETWORK"),
+            42 => Some("VIR_ERR_NO_DOMAIN"),
+            43 => Some("VIR_ERR_NO_NETWORK"),
+            44 => Some("VIR_ERR_INVALID_MAC"),
+            45 => Some("VIR_ERR_AUTH_FAILED"),
             46 => Some("VIR_ERR_INVALID_STORAGE_POOL"),
             47 => Some("VIR_ERR_INVALID_STORAGE_VOL"),
-            73 => Some("VIR_ERR_INVALID_STREAM"),
-            98 => Some("VIR_ERR_LIBSSH"),
-            93 => Some("VIR_ERR_MIGRATE_FINISH_OK"),
-            69 => Some("VIR_ERR_MIGRATE_PERSIST_FAILED"),
-            81 => Some("VIR_ERR_MIGRATE_UNSAFE"),
-            110 => Some("VIR_ERR_MULTIPLE_DOMAINS"),
-            59 => Some("VIR_ERR_MULTIPLE_INTERFACES"),
-            37 => Some("VIR_ERR_NETWORK_EXIST"),
-            106 => Some("VIR_ERR_NETWORK_PORT_EXIST"),
-            96 => Some("VIR_ERR_NO_CLIENT"),
-            5 => Some("VIR_ERR_NO_CONNECT"),
-            23 => Some("VIR_ERR_NO_DEVICE"),
-            42 => Some("VIR_ERR_NO_DOMAIN"),
-            104 => Some("VIR_ERR_NO_DOMAIN_BACKUP"),
-            103 => Some("VIR_ERR_NO_DOMAIN_CHECKPOINT"),
-            80 => Some("VIR_ERR_NO_DOMAIN_METADATA"),
-            72 => Some("VIR_ERR_NO_DOMAIN_SNAPSHOT"),
-            108 => Some("VIR_ERR_NO_HOSTNAME"),
-            57 => Some("VIR_ERR_NO_INTERFACE"),
-            17 => Some("VIR_ERR_NO_KERNEL"),
-            2 => Some("VIR_ERR_NO_MEMORY"),
-            21 => Some("VIR_ERR_NO_NAME"),
-            43 => Some("VIR_ERR_NO_NETWORK"),
-            111 => Some("VIR_ERR_NO_NETWORK_METADATA"),
-            107 => Some("VIR_ERR_NO_NETWORK_PORT"),
-            53 => Some("VIR_ERR_NO_NODE_DEVICE"),
-            62 => Some("VIR_ERR_NO_NWFILTER"),
-            101 => Some("VIR_ERR_NO_NWFILTER_BINDING"),
-            22 => Some("VIR_ERR_NO_OS"),
-            18 => Some("VIR_ERR_NO_ROOT"),
-            66 => Some("VIR_ERR_NO_SECRET"),
-            54 => Some("VIR_ERR_NO_SECURITY_MODEL"),
-            95 => Some("VIR_ERR_NO_SERVER"),
-            19 => Some("VIR_ERR_NO_SOURCE"),
+            48 => Some("VIR_WAR_NO_STORAGE"),
             49 => Some("VIR_ERR_NO_STORAGE_POOL"),
             50 => Some("VIR_ERR_NO_STORAGE_VOL"),
-            3 => Some("VIR_ERR_NO_SUPPORT"),
-            20 => Some("VIR_ERR_NO_TARGET"),
-            14 => Some("VIR_ERR_NO_XEN"),
-            24 => Some("VIR_ERR_NO_XENSTORE"),
-            0 => Some("VIR_ERR_OK"),
-            30 => Some("VIR_ERR_OPEN_FAILED"),
-            78 => Some("VIR_ERR_OPERATION_ABORTED"),
-            29 => Some("VIR_ERR_OPERATION_DENIED"),
-            9 => Some("VIR_ERR_OPERATION_FAILED"),
-            55 => Some("VIR_ERR_OPERATION_INVALID"),
-            68 => Some("VIR_ERR_OPERATION_TIMEOUT"),
-            84 => Some("VIR_ERR_OPERATION_UNSUPPORTED"),
-            16 => Some("VIR_ERR_OS_TYPE"),
-            82 => Some("VIR_ERR_OVERFLOW"),
-            32 => Some("VIR_ERR_PARSE_FAILED"),
-            11 => Some("VIR_ERR_POST_FAILED"),
-            31 => Some("VIR_ERR_READ_FAILED"),
-            87 => Some("VIR_ERR_RESOURCE_BUSY"),
-            39 => Some("VIR_ERR_RPC"),
-            13 => Some("VIR_ERR_SEXPR_SERIAL"),
-            77 => Some("VIR_ERR_SNAPSHOT_REVERT_RISKY"),
-            85 => Some("VIR_ERR_SSH"),
-            76 => Some("VIR_ERR_STORAGE_POOL_BUILT"),
-            75 => Some("VIR_ERR_STORAGE_PROBE_FAILED"),
-            90 => Some("VIR_ERR_STORAGE_VOL_EXIST"),
-            38 => Some("VIR_ERR_SYSTEM_ERROR"),
-            4 => Some("VIR_ERR_UNKNOWN_HOST"),
-            34 => Some("VIR_ERR_WRITE_FAILED"),
-            15 => Some("VIR_ERR_XEN_CALL"),
-            35 => Some("VIR_ERR_XML_DETAIL"),
-            27 => Some("VIR_ERR_XML_ERROR"),
-            92 => Some("VIR_ERR_XML_INVALID_SCHEMA"),
-            56 => Some("VIR_WAR_NO_INTERFACE"),
-            41 => Some("VIR_WAR_NO_NETWORK"),
             51 => Some("VIR_WAR_NO_NODE"),
+            52 => Some("VIR_ERR_INVALID_NODE_DEVICE"),
+            53 => Some("VIR_ERR_NO_NODE_DEVICE"),
+            54 => Some("VIR_ERR_NO_SECURITY_MODEL"),
+            55 => Some("VIR_ERR_OPERATION_INVALID"),
+            56 => Some("VIR_WAR_NO_INTERFACE"),
+            57 => Some("VIR_ERR_NO_INTERFACE"),
+            58 => Some("VIR_ERR_INVALID_INTERFACE"),
+            59 => Some("VIR_ERR_MULTIPLE_INTERFACES"),
             60 => Some("VIR_WAR_NO_NWFILTER"),
+            61 => Some("VIR_ERR_INVALID_NWFILTER"),
+            62 => Some("VIR_ERR_NO_NWFILTER"),
+            63 => Some("VIR_ERR_BUILD_FIREWALL"),
             64 => Some("VIR_WAR_NO_SECRET"),
-            48 => Some("VIR_WAR_NO_STORAGE"),
+            65 => Some("VIR_ERR_INVALID_SECRET"),
+            66 => Some("VIR_ERR_NO_SECRET"),
+            67 => Some("VIR_ERR_CONFIG_UNSUPPORTED"),
+            68 => Some("VIR_ERR_OPERATION_TIMEOUT"),
+            69 => Some("VIR_ERR_MIGRATE_PERSIST_FAILED"),
+            70 => Some("VIR_ERR_HOOK_SCRIPT_FAILED"),
+            71 => Some("VIR_ERR_INVALID_DOMAIN_SNAPSHOT"),
+            72 => Some("VIR_ERR_NO_DOMAIN_SNAPSHOT"),
+            73 => Some("VIR_ERR_INVALID_STREAM"),
+            74 => Some("VIR_ERR_ARGUMENT_UNSUPPORTED"),
+            75 => Some("VIR_ERR_STORAGE_PROBE_FAILED"),
+            76 => Some("VIR_ERR_STORAGE_POOL_BUILT"),
+            77 => Some("VIR_ERR_SNAPSHOT_REVERT_RISKY"),
+            78 => Some("VIR_ERR_OPERATION_ABORTED"),
+            79 => Some("VIR_ERR_AUTH_CANCELLED"),
+            80 => Some("VIR_ERR_NO_DOMAIN_METADATA"),
+            81 => Some("VIR_ERR_MIGRATE_UNSAFE"),
+            82 => Some("VIR_ERR_OVERFLOW"),
+            83 => Some("VIR_ERR_BLOCK_COPY_ACTIVE"),
+            84 => Some("VIR_ERR_OPERATION_UNSUPPORTED"),
+            85 => Some("VIR_ERR_SSH"),
+            86 => Some("VIR_ERR_AGENT_UNRESPONSIVE"),
+            87 => Some("VIR_ERR_RESOURCE_BUSY"),
+            88 => Some("VIR_ERR_ACCESS_DENIED"),
+            89 => Some("VIR_ERR_DBUS_SERVICE"),
+            90 => Some("VIR_ERR_STORAGE_VOL_EXIST"),
+            91 => Some("VIR_ERR_CPU_INCOMPATIBLE"),
+            92 => Some("VIR_ERR_XML_INVALID_SCHEMA"),
+            93 => Some("VIR_ERR_MIGRATE_FINISH_OK"),
+            94 => Some("VIR_ERR_AUTH_UNAVAILABLE"),
+            95 => Some("VIR_ERR_NO_SERVER"),
+            96 => Some("VIR_ERR_NO_CLIENT"),
+            97 => Some("VIR_ERR_AGENT_UNSYNCED"),
+            98 => Some("VIR_ERR_LIBSSH"),
+            99 => Some("VIR_ERR_DEVICE_MISSING"),
+            100 => Some("VIR_ERR_INVALID_NWFILTER_BINDING"),
+            101 => Some("VIR_ERR_NO_NWFILTER_BINDING"),
+            102 => Some("VIR_ERR_INVALID_DOMAIN_CHECKPOINT"),
+            103 => Some("VIR_ERR_NO_DOMAIN_CHECKPOINT"),
+            104 => Some("VIR_ERR_NO_DOMAIN_BACKUP"),
+            105 => Some("VIR_ERR_INVALID_NETWORK_PORT"),
+            106 => Some("VIR_ERR_NETWORK_PORT_EXIST"),
+            107 => Some("VIR_ERR_NO_NETWORK_PORT"),
+            108 => Some("VIR_ERR_NO_HOSTNAME"),
+            109 => Some("VIR_ERR_CHECKPOINT_INCONSISTENT"),
+            110 => Some("VIR_ERR_MULTIPLE_DOMAINS"),
+            111 => Some("VIR_ERR_NO_NETWORK_METADATA"),
+            112 => Some("VIR_ERR_AGENT_COMMAND_TIMEOUT"),
+            113 => Some("VIR_ERR_AGENT_COMMAND_FAILED"),
             _ => None,
         }
     }
@@ -4852,307 +4888,307 @@ crate::program::impl_enum!(ErrorNumber);
 pub struct ErrorDomain(pub i32);
 
 impl ErrorDomain {
-    /// `VIR_FROM_ACCESS` = 55: Error from access control manager (since 1.1.0)
-    pub const ACCESS: Self = Self(55);
-    /// `VIR_FROM_ADMIN` = 62: Error from admin backend (since 1.2.17)
-    pub const ADMIN: Self = Self(62);
-    /// `VIR_FROM_AUDIT` = 36: Error from auditing subsystem (since 0.8.5)
-    pub const AUDIT: Self = Self(36);
-    /// `VIR_FROM_AUTH` = 46: Error from auth handling (since 0.9.11)
-    pub const AUTH: Self = Self(46);
-    /// `VIR_FROM_BHYVE` = 57: Error from bhyve driver (since 1.2.2)
-    pub const BHYVE: Self = Self(57);
-    /// `VIR_FROM_BPF` = 71: Error from BPF code (since 5.10.0)
-    pub const BPF: Self = Self(71);
-    /// `VIR_FROM_CAPABILITIES` = 44: Error from capabilities (since 0.9.8)
-    pub const CAPABILITIES: Self = Self(44);
-    /// `VIR_FROM_CGROUP` = 54: Error from cgroups (since 1.0.5)
-    pub const CGROUP: Self = Self(54);
-    /// `VIR_FROM_CH` = 72: Error from Cloud-Hypervisor driver (since 7.5.0)
-    pub const CH: Self = Self(72);
-    /// `VIR_FROM_CONF` = 9: Error in the configuration file handling (since 0.1.6)
-    pub const CONF: Self = Self(9);
-    /// `VIR_FROM_CPU` = 31: Error from CPU driver (since 0.7.5)
-    pub const CPU: Self = Self(31);
-    /// `VIR_FROM_CRYPTO` = 58: Error from crypto code (since 1.2.3)
-    pub const CRYPTO: Self = Self(58);
-    /// `VIR_FROM_DBUS` = 47: Error from DBus (since 0.9.12)
-    pub const DBUS: Self = Self(47);
-    /// `VIR_FROM_DEVICE` = 49: Error from Device (since 0.10.0)
-    pub const DEVICE: Self = Self(49);
-    /// `VIR_FROM_DOM` = 6: Error when operating on a domain (since 0.1.0)
-    pub const DOM: Self = Self(6);
-    /// `VIR_FROM_DOMAIN` = 20: Error from domain config (since 0.4.6)
-    pub const DOMAIN: Self = Self(20);
-    /// `VIR_FROM_DOMAIN_CHECKPOINT` = 69: Error from domain checkpoint (since 5.2.0)
-    pub const DOMAIN_CHECKPOINT: Self = Self(69);
-    /// `VIR_FROM_DOMAIN_SNAPSHOT` = 35: Error from domain snapshot (since 0.8.0)
-    pub const DOMAIN_SNAPSHOT: Self = Self(35);
-    /// `VIR_FROM_ESX` = 28: Error from ESX driver (since 0.7.0)
-    pub const ESX: Self = Self(28);
-    /// `VIR_FROM_EVENT` = 40: Error from event loop impl (since 0.9.0)
-    pub const EVENT: Self = Self(40);
-    /// `VIR_FROM_FIREWALL` = 59: Error from firewall (since 1.2.4)
-    pub const FIREWALL: Self = Self(59);
-    /// `VIR_FROM_FIREWALLD` = 68: Error from firewalld (since 5.1.0)
-    pub const FIREWALLD: Self = Self(68);
-    /// `VIR_FROM_HOOK` = 34: Error from Synchronous hooks (since 0.8.0)
-    pub const HOOK: Self = Self(34);
-    /// `VIR_FROM_HYPERV` = 43: Error from Hyper-V driver (since 0.9.5)
-    pub const HYPERV: Self = Self(43);
-    /// `VIR_FROM_IDENTITY` = 53: Error from identity code (since 1.0.4)
-    pub const IDENTITY: Self = Self(53);
-    /// `VIR_FROM_INITCTL` = 52: Error from initctl device communication (since 1.0.1)
-    pub const INITCTL: Self = Self(52);
-    /// `VIR_FROM_INTERFACE` = 26: Error when operating on an interface (since 0.6.4)
-    pub const INTERFACE: Self = Self(26);
-    /// `VIR_FROM_LIBSSH` = 66: Error from libssh connection transport (since 2.5.0)
-    pub const LIBSSH: Self = Self(66);
-    /// `VIR_FROM_LIBXL` = 41: Error from libxenlight driver (since 0.9.0)
-    pub const LIBXL: Self = Self(41);
-    /// `VIR_FROM_LOCKING` = 42: Error from lock manager (since 0.9.2)
-    pub const LOCKING: Self = Self(42);
-    /// `VIR_FROM_LOCKSPACE` = 51: Error from lockspace (since 1.0.0)
-    pub const LOCKSPACE: Self = Self(51);
-    /// `VIR_FROM_LOGGING` = 63: Error from log manager (since 1.3.0)
-    pub const LOGGING: Self = Self(63);
-    /// `VIR_FROM_LXC` = 17: Error from Linux Container driver (since 0.4.2)
-    pub const LXC: Self = Self(17);
-    /// `VIR_FROM_NET` = 11: Error when operating on a network (since 0.2.0)
-    pub const NET: Self = Self(11);
-    /// `VIR_FROM_NETWORK` = 19: Error from network config (since 0.4.6)
-    pub const NETWORK: Self = Self(19);
-    /// `VIR_FROM_NODEDEV` = 22: Error from node device monitor (since 0.5.0)
-    pub const NODEDEV: Self = Self(22);
     /// `VIR_FROM_NONE` = 0 (since 0.1.0)
     pub const NONE: Self = Self(0);
-    /// `VIR_FROM_NWFILTER` = 33: Error from network filter driver (since 0.8.0)
-    pub const NWFILTER: Self = Self(33);
-    /// `VIR_FROM_ONE` = 27: The OpenNebula driver no longer exists. Retained for ABI/API compat only (since 0.6.4)
-    pub const ONE: Self = Self(27);
-    /// `VIR_FROM_OPENVZ` = 14: Error from OpenVZ driver (since 0.3.1)
-    pub const OPENVZ: Self = Self(14);
-    /// `VIR_FROM_PARALLELS` = 48: Error from Parallels (since 0.10.0)
-    pub const PARALLELS: Self = Self(48);
-    /// `VIR_FROM_PERF` = 65: Error from perf (since 1.3.3)
-    pub const PERF: Self = Self(65);
-    /// `VIR_FROM_PHYP` = 29: Error from the phyp driver, unused since 6.0.0 (since 0.7.0)
-    pub const PHYP: Self = Self(29);
-    /// `VIR_FROM_POLKIT` = 60: Error from polkit code (since 1.2.9)
-    pub const POLKIT: Self = Self(60);
-    /// `VIR_FROM_PROXY` = 8: Error in the proxy code; unused since 0.8.6 (since 0.1.3)
-    pub const PROXY: Self = Self(8);
-    /// `VIR_FROM_QEMU` = 10: Error at the QEMU daemon (since 0.2.0)
-    pub const QEMU: Self = Self(10);
-    /// `VIR_FROM_REMOTE` = 13: Error from remote driver (since 0.2.3)
-    pub const REMOTE: Self = Self(13);
-    /// `VIR_FROM_RESCTRL` = 67: Error from resource control (since 3.7.0)
-    pub const RESCTRL: Self = Self(67);
-    /// `VIR_FROM_RPC` = 7: Error in the XML-RPC code (since 0.1.1)
-    pub const RPC: Self = Self(7);
-    /// `VIR_FROM_SECRET` = 30: Error from secret storage (since 0.7.1)
-    pub const SECRET: Self = Self(30);
-    /// `VIR_FROM_SECURITY` = 24: Error from security framework (since 0.6.1)
-    pub const SECURITY: Self = Self(24);
-    /// `VIR_FROM_SEXPR` = 4: Error in the S-Expression code (since 0.1.0)
-    pub const SEXPR: Self = Self(4);
-    /// `VIR_FROM_SSH` = 50: Error from libssh2 connection transport (since 0.10.0)
-    pub const SSH: Self = Self(50);
-    /// `VIR_FROM_STATS_LINUX` = 16: Error in the Linux Stats code (since 0.4.1)
-    pub const STATS_LINUX: Self = Self(16);
-    /// `VIR_FROM_STORAGE` = 18: Error from storage driver (since 0.4.1)
-    pub const STORAGE: Self = Self(18);
-    /// `VIR_FROM_STREAMS` = 38: Error from I/O streams (since 0.8.6)
-    pub const STREAMS: Self = Self(38);
-    /// `VIR_FROM_SYSINFO` = 37: Error from sysinfo/SMBIOS (since 0.8.6)
-    pub const SYSINFO: Self = Self(37);
-    /// `VIR_FROM_SYSTEMD` = 56: Error from systemd code (since 1.1.1)
-    pub const SYSTEMD: Self = Self(56);
-    /// `VIR_FROM_TEST` = 12: Error from test driver (since 0.2.3)
-    pub const TEST: Self = Self(12);
-    /// `VIR_FROM_THREAD` = 61: Error from thread utils (since 1.2.14)
-    pub const THREAD: Self = Self(61);
-    /// `VIR_FROM_TPM` = 70: Error from TPM (since 5.6.0)
-    pub const TPM: Self = Self(70);
-    /// `VIR_FROM_UML` = 21: Error at the UML driver; unused since 5.0.0 (since 0.5.0)
-    pub const UML: Self = Self(21);
-    /// `VIR_FROM_URI` = 45: Error from URI handling (since 0.9.11)
-    pub const URI: Self = Self(45);
-    /// `VIR_FROM_VBOX` = 25: Error from VirtualBox driver (since 0.6.3)
-    pub const VBOX: Self = Self(25);
-    /// `VIR_FROM_VMWARE` = 39: Error from VMware driver (since 0.8.7)
-    pub const VMWARE: Self = Self(39);
     /// `VIR_FROM_XEN` = 1: Error at Xen hypervisor layer (since 0.1.0)
     pub const XEN: Self = Self(1);
-    /// `VIR_FROM_XENAPI` = 32: Error from XenAPI (since 0.8.0)
-    pub const XENAPI: Self = Self(32);
     /// `VIR_FROM_XEND` = 2: Error at connection with xend daemon (since 0.1.0)
     pub const XEND: Self = Self(2);
     /// `VIR_FROM_XENSTORE` = 3: Error at connection with xen store (since 0.1.0)
     pub const XENSTORE: Self = Self(3);
-    /// `VIR_FROM_XENXL` = 64: Error from Xen xl config code (since 1.3.2)
-    pub const XENXL: Self = Self(64);
-    /// `VIR_FROM_XENXM` = 15: Error at Xen XM layer (since 0.4.1)
-    pub const XENXM: Self = Self(15);
-    /// `VIR_FROM_XEN_INOTIFY` = 23: Error from xen inotify layer (since 0.5.0)
-    pub const XEN_INOTIFY: Self = Self(23);
+    /// `VIR_FROM_SEXPR` = 4: Error in the S-Expression code (since 0.1.0)
+    pub const SEXPR: Self = Self(4);
     /// `VIR_FROM_XML` = 5: Error in the XML code (since 0.1.0)
     pub const XML: Self = Self(5);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_FROM_DOM` = 6: Error when operating on a domain (since 0.1.0)
+    pub const DOM: Self = Self(6);
+    /// `VIR_FROM_RPC` = 7: Error in the XML-RPC code (since 0.1.1)
+    pub const RPC: Self = Self(7);
+    /// `VIR_FROM_PROXY` = 8: Error in the proxy code; unused since 0.8.6 (since 0.1.3)
+    pub const PROXY: Self = Self(8);
+    /// `VIR_FROM_CONF` = 9: Error in the configuration file handling (since 0.1.6)
+    pub const CONF: Self = Self(9);
+    /// `VIR_FROM_QEMU` = 10: Error at the QEMU daemon (since 0.2.0)
+    pub const QEMU: Self = Self(10);
+    /// `VIR_FROM_NET` = 11: Error when operating on a network (since 0.2.0)
+    pub const NET: Self = Self(11);
+    /// `VIR_FROM_TEST` = 12: Error from test driver (since 0.2.3)
+    pub const TEST: Self = Self(12);
+    /// `VIR_FROM_REMOTE` = 13: Error from remote driver (since 0.2.3)
+    pub const REMOTE: Self = Self(13);
+    /// `VIR_FROM_OPENVZ` = 14: Error from OpenVZ driver (since 0.3.1)
+    pub const OPENVZ: Self = Self(14);
+    /// `VIR_FROM_XENXM` = 15: Error at Xen XM layer (since 0.4.1)
+    pub const XENXM: Self = Self(15);
+    /// `VIR_FROM_STATS_LINUX` = 16: Error in the Linux Stats code (since 0.4.1)
+    pub const STATS_LINUX: Self = Self(16);
+    /// `VIR_FROM_LXC` = 17: Error from Linux Container driver (since 0.4.2)
+    pub const LXC: Self = Self(17);
+    /// `VIR_FROM_STORAGE` = 18: Error from storage driver (since 0.4.1)
+    pub const STORAGE: Self = Self(18);
+    /// `VIR_FROM_NETWORK` = 19: Error from network config (since 0.4.6)
+    pub const NETWORK: Self = Self(19);
+    /// `VIR_FROM_DOMAIN` = 20: Error from domain config (since 0.4.6)
+    pub const DOMAIN: Self = Self(20);
+    /// `VIR_FROM_UML` = 21: Error at the UML driver; unused since 5.0.0 (since 0.5.0)
+    pub const UML: Self = Self(21);
+    /// `VIR_FROM_NODEDEV` = 22: Error from node device monitor (since 0.5.0)
+    pub const NODEDEV: Self = Self(22);
+    /// `VIR_FROM_XEN_INOTIFY` = 23: Error from xen inotify layer (since 0.5.0)
+    pub const XEN_INOTIFY: Self = Self(23);
+    /// `VIR_FROM_SECURITY` = 24: Error from security framework (since 0.6.1)
+    pub const SECURITY: Self = Self(24);
+    /// `VIR_FROM_VBOX` = 25: Error from VirtualBox driver (since 0.6.3)
+    pub const VBOX: Self = Self(25);
+    /// `VIR_FROM_INTERFACE` = 26: Error when operating on an interface (since 0.6.4)
+    pub const INTERFACE: Self = Self(26);
+    /// `VIR_FROM_ONE` = 27: The OpenNebula driver no longer exists. Retained for ABI/API compat only (since 0.6.4)
+    pub const ONE: Self = Self(27);
+    /// `VIR_FROM_ESX` = 28: Error from ESX driver (since 0.7.0)
+    pub const ESX: Self = Self(28);
+    /// `VIR_FROM_PHYP` = 29: Error from the phyp driver, unused since 6.0.0 (since 0.7.0)
+    pub const PHYP: Self = Self(29);
+    /// `VIR_FROM_SECRET` = 30: Error from secret storage (since 0.7.1)
+    pub const SECRET: Self = Self(30);
+    /// `VIR_FROM_CPU` = 31: Error from CPU driver (since 0.7.5)
+    pub const CPU: Self = Self(31);
+    /// `VIR_FROM_XENAPI` = 32: Error from XenAPI (since 0.8.0)
+    pub const XENAPI: Self = Self(32);
+    /// `VIR_FROM_NWFILTER` = 33: Error from network filter driver (since 0.8.0)
+    pub const NWFILTER: Self = Self(33);
+    /// `VIR_FROM_HOOK` = 34: Error from Synchronous hooks (since 0.8.0)
+    pub const HOOK: Self = Self(34);
+    /// `VIR_FROM_DOMAIN_SNAPSHOT` = 35: Error from domain snapshot (since 0.8.0)
+    pub const DOMAIN_SNAPSHOT: Self = Self(35);
+    /// `VIR_FROM_AUDIT` = 36: Error from auditing subsystem (since 0.8.5)
+    pub const AUDIT: Self = Self(36);
+    /// `VIR_FROM_SYSINFO` = 37: Error from sysinfo/SMBIOS (since 0.8.6)
+    pub const SYSINFO: Self = Self(37);
+    /// `VIR_FROM_STREAMS` = 38: Error from I/O streams (since 0.8.6)
+    pub const STREAMS: Self = Self(38);
+    /// `VIR_FROM_VMWARE` = 39: Error from VMware driver (since 0.8.7)
+    pub const VMWARE: Self = Self(39);
+    /// `VIR_FROM_EVENT` = 40: Error from event loop impl (since 0.9.0)
+    pub const EVENT: Self = Self(40);
+    /// `VIR_FROM_LIBXL` = 41: Error from libxenlight driver (since 0.9.0)
+    pub const LIBXL: Self = Self(41);
+    /// `VIR_FROM_LOCKING` = 42: Error from lock manager (since 0.9.2)
+    pub const LOCKING: Self = Self(42);
+    /// `VIR_FROM_HYPERV` = 43: Error from Hyper-V driver (since 0.9.5)
+    pub const HYPERV: Self = Self(43);
+    /// `VIR_FROM_CAPABILITIES` = 44: Error from capabilities (since 0.9.8)
+    pub const CAPABILITIES: Self = Self(44);
+    /// `VIR_FROM_URI` = 45: Error from URI handling (since 0.9.11)
+    pub const URI: Self = Self(45);
+    /// `VIR_FROM_AUTH` = 46: Error from auth handling (since 0.9.11)
+    pub const AUTH: Self = Self(46);
+    /// `VIR_FROM_DBUS` = 47: Error from DBus (since 0.9.12)
+    pub const DBUS: Self = Self(47);
+    /// `VIR_FROM_PARALLELS` = 48: Error from Parallels (since 0.10.0)
+    pub const PARALLELS: Self = Self(48);
+    /// `VIR_FROM_DEVICE` = 49: Error from Device (since 0.10.0)
+    pub const DEVICE: Self = Self(49);
+    /// `VIR_FROM_SSH` = 50: Error from libssh2 connection transport (since 0.10.0)
+    pub const SSH: Self = Self(50);
+    /// `VIR_FROM_LOCKSPACE` = 51: Error from lockspace (since 1.0.0)
+    pub const LOCKSPACE: Self = Self(51);
+    /// `VIR_FROM_INITCTL` = 52: Error from initctl device communication (since 1.0.1)
+    pub const INITCTL: Self = Self(52);
+    /// `VIR_FROM_IDENTITY` = 53: Error from identity code (since 1.0.4)
+    pub const IDENTITY: Self = Self(53);
+    /// `VIR_FROM_CGROUP` = 54: Error from cgroups (since 1.0.5)
+    pub const CGROUP: Self = Self(54);
+    /// `VIR_FROM_ACCESS` = 55: Error from access control manager (since 1.1.0)
+    pub const ACCESS: Self = Self(55);
+    /// `VIR_FROM_SYSTEMD` = 56: Error from systemd code (since 1.1.1)
+    pub const SYSTEMD: Self = Self(56);
+    /// `VIR_FROM_BHYVE` = 57: Error from bhyve driver (since 1.2.2)
+    pub const BHYVE: Self = Self(57);
+    /// `VIR_FROM_CRYPTO` = 58: Error from crypto code (since 1.2.3)
+    pub const CRYPTO: Self = Self(58);
+    /// `VIR_FROM_FIREWALL` = 59: Error from firewall (since 1.2.4)
+    pub const FIREWALL: Self = Self(59);
+    /// `VIR_FROM_POLKIT` = 60: Error from polkit code (since 1.2.9)
+    pub const POLKIT: Self = Self(60);
+    /// `VIR_FROM_THREAD` = 61: Error from thread utils (since 1.2.14)
+    pub const THREAD: Self = Self(61);
+    /// `VIR_FROM_ADMIN` = 62: Error from admin backend (since 1.2.17)
+    pub const ADMIN: Self = Self(62);
+    /// `VIR_FROM_LOGGING` = 63: Error from log manager (since 1.3.0)
+    pub const LOGGING: Self = Self(63);
+    /// `VIR_FROM_XENXL` = 64: Error from Xen xl config code (since 1.3.2)
+    pub const XENXL: Self = Self(64);
+    /// `VIR_FROM_PERF` = 65: Error from perf (since 1.3.3)
+    pub const PERF: Self = Self(65);
+    /// `VIR_FROM_LIBSSH` = 66: Error from libssh connection transport (since 2.5.0)
+    pub const LIBSSH: Self = Self(66);
+    /// `VIR_FROM_RESCTRL` = 67: Error from resource control (since 3.7.0)
+    pub const RESCTRL: Self = Self(67);
+    /// `VIR_FROM_FIREWALLD` = 68: Error from firewalld (since 5.1.0)
+    pub const FIREWALLD: Self = Self(68);
+    /// `VIR_FROM_DOMAIN_CHECKPOINT` = 69: Error from domain checkpoint (since 5.2.0)
+    pub const DOMAIN_CHECKPOINT: Self = Self(69);
+    /// `VIR_FROM_TPM` = 70: Error from TPM (since 5.6.0)
+    pub const TPM: Self = Self(70);
+    /// `VIR_FROM_BPF` = 71: Error from BPF code (since 5.10.0)
+    pub const BPF: Self = Self(71);
+    /// `VIR_FROM_CH` = 72: Error from Cloud-Hypervisor driver (since 7.5.0)
+    pub const CH: Self = Self(72);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_FROM_ACCESS", Self::ACCESS),
-            ("VIR_FROM_ADMIN", Self::ADMIN),
-            ("VIR_FROM_AUDIT", Self::AUDIT),
-            ("VIR_FROM_AUTH", Self::AUTH),
-            ("VIR_FROM_BHYVE", Self::BHYVE),
-            ("VIR_FROM_BPF", Self::BPF),
-            ("VIR_FROM_CAPABILITIES", Self::CAPABILITIES),
-            ("VIR_FROM_CGROUP", Self::CGROUP),
-            ("VIR_FROM_CH", Self::CH),
-            ("VIR_FROM_CONF", Self::CONF),
-            ("VIR_FROM_CPU", Self::CPU),
-            ("VIR_FROM_CRYPTO", Self::CRYPTO),
-            ("VIR_FROM_DBUS", Self::DBUS),
-            ("VIR_FROM_DEVICE", Self::DEVICE),
-            ("VIR_FROM_DOM", Self::DOM),
-            ("VIR_FROM_DOMAIN", Self::DOMAIN),
-            ("VIR_FROM_DOMAIN_CHECKPOINT", Self::DOMAIN_CHECKPOINT),
-            ("VIR_FROM_DOMAIN_SNAPSHOT", Self::DOMAIN_SNAPSHOT),
-            ("VIR_FROM_ESX", Self::ESX),
-            ("VIR_FROM_EVENT", Self::EVENT),
-            ("VIR_FROM_FIREWALL", Self::FIREWALL),
-            ("VIR_FROM_FIREWALLD", Self::FIREWALLD),
-            ("VIR_FROM_HOOK", Self::HOOK),
-            ("VIR_FROM_HYPERV", Self::HYPERV),
-            ("VIR_FROM_IDENTITY", Self::IDENTITY),
-            ("VIR_FROM_INITCTL", Self::INITCTL),
-            ("VIR_FROM_INTERFACE", Self::INTERFACE),
-            ("VIR_FROM_LIBSSH", Self::LIBSSH),
-            ("VIR_FROM_LIBXL", Self::LIBXL),
-            ("VIR_FROM_LOCKING", Self::LOCKING),
-            ("VIR_FROM_LOCKSPACE", Self::LOCKSPACE),
-            ("VIR_FROM_LOGGING", Self::LOGGING),
-            ("VIR_FROM_LXC", Self::LXC),
-            ("VIR_FROM_NET", Self::NET),
-            ("VIR_FROM_NETWORK", Self::NETWORK),
-            ("VIR_FROM_NODEDEV", Self::NODEDEV),
             ("VIR_FROM_NONE", Self::NONE),
-            ("VIR_FROM_NWFILTER", Self::NWFILTER),
-            ("VIR_FROM_ONE", Self::ONE),
-            ("VIR_FROM_OPENVZ", Self::OPENVZ),
-            ("VIR_FROM_PARALLELS", Self::PARALLELS),
-            ("VIR_FROM_PERF", Self::PERF),
-            ("VIR_FROM_PHYP", Self::PHYP),
-            ("VIR_FROM_POLKIT", Self::POLKIT),
-            ("VIR_FROM_PROXY", Self::PROXY),
-            ("VIR_FROM_QEMU", Self::QEMU),
-            ("VIR_FROM_REMOTE", Self::REMOTE),
-            ("VIR_FROM_RESCTRL", Self::RESCTRL),
-            ("VIR_FROM_RPC", Self::RPC),
-            ("VIR_FROM_SECRET", Self::SECRET),
-            ("VIR_FROM_SECURITY", Self::SECURITY),
-            ("VIR_FROM_SEXPR", Self::SEXPR),
-            ("VIR_FROM_SSH", Self::SSH),
-            ("VIR_FROM_STATS_LINUX", Self::STATS_LINUX),
-            ("VIR_FROM_STORAGE", Self::STORAGE),
-            ("VIR_FROM_STREAMS", Self::STREAMS),
-            ("VIR_FROM_SYSINFO", Self::SYSINFO),
-            ("VIR_FROM_SYSTEMD", Self::SYSTEMD),
-            ("VIR_FROM_TEST", Self::TEST),
-            ("VIR_FROM_THREAD", Self::THREAD),
-            ("VIR_FROM_TPM", Self::TPM),
-            ("VIR_FROM_UML", Self::UML),
-            ("VIR_FROM_URI", Self::URI),
-            ("VIR_FROM_VBOX", Self::VBOX),
-            ("VIR_FROM_VMWARE", Self::VMWARE),
             ("VIR_FROM_XEN", Self::XEN),
-            ("VIR_FROM_XENAPI", Self::XENAPI),
             ("VIR_FROM_XEND", Self::XEND),
             ("VIR_FROM_XENSTORE", Self::XENSTORE),
-            ("VIR_FROM_XENXL", Self::XENXL),
-            ("VIR_FROM_XENXM", Self::XENXM),
-            ("VIR_FROM_XEN_INOTIFY", Self::XEN_INOTIFY),
+            ("VIR_FROM_SEXPR", Self::SEXPR),
             ("VIR_FROM_XML", Self::XML),
+            ("VIR_FROM_DOM", Self::DOM),
+            ("VIR_FROM_RPC", Self::RPC),
+            ("VIR_FROM_PROXY", Self::PROXY),
+            ("VIR_FROM_CONF", Self::CONF),
+            ("VIR_FROM_QEMU", Self::QEMU),
+            ("VIR_FROM_NET", Self::NET),
+            ("VIR_FROM_TEST", Self::TEST),
+            ("VIR_FROM_REMOTE", Self::REMOTE),
+            ("VIR_FROM_OPENVZ", Self::OPENVZ),
+            ("VIR_FROM_XENXM", Self::XENXM),
+            ("VIR_FROM_STATS_LINUX", Self::STATS_LINUX),
+            ("VIR_FROM_LXC", Self::LXC),
+            ("VIR_FROM_STORAGE", Self::STORAGE),
+            ("VIR_FROM_NETWORK", Self::NETWORK),
+            ("VIR_FROM_DOMAIN", Self::DOMAIN),
+            ("VIR_FROM_UML", Self::UML),
+            ("VIR_FROM_NODEDEV", Self::NODEDEV),
+            ("VIR_FROM_XEN_INOTIFY", Self::XEN_INOTIFY),
+            ("VIR_FROM_SECURITY", Self::SECURITY),
+            ("VIR_FROM_VBOX", Self::VBOX),
+            ("VIR_FROM_INTERFACE", Self::INTERFACE),
+            ("VIR_FROM_ONE", Self::ONE),
+            ("VIR_FROM_ESX", Self::ESX),
+            ("VIR_FROM_PHYP", Self::PHYP),
+            ("VIR_FROM_SECRET", Self::SECRET),
+            ("VIR_FROM_CPU", Self::CPU),
+            ("VIR_FROM_XENAPI", Self::XENAPI),
+            ("VIR_FROM_NWFILTER", Self::NWFILTER),
+            ("VIR_FROM_HOOK", Self::HOOK),
+            ("VIR_FROM_DOMAIN_SNAPSHOT", Self::DOMAIN_SNAPSHOT),
+            ("VIR_FROM_AUDIT", Self::AUDIT),
+            ("VIR_FROM_SYSINFO", Self::SYSINFO),
+            ("VIR_FROM_STREAMS", Self::STREAMS),
+            ("VIR_FROM_VMWARE", Self::VMWARE),
+            ("VIR_FROM_EVENT", Self::EVENT),
+            ("VIR_FROM_LIBXL", Self::LIBXL),
+            ("VIR_FROM_LOCKING", Self::LOCKING),
+            ("VIR_FROM_HYPERV", Self::HYPERV),
+            ("VIR_FROM_CAPABILITIES", Self::CAPABILITIES),
+            ("VIR_FROM_URI", Self::URI),
+            ("VIR_FROM_AUTH", Self::AUTH),
+            ("VIR_FROM_DBUS", Self::DBUS),
+            ("VIR_FROM_PARALLELS", Self::PARALLELS),
+            ("VIR_FROM_DEVICE", Self::DEVICE),
+            ("VIR_FROM_SSH", Self::SSH),
+            ("VIR_FROM_LOCKSPACE", Self::LOCKSPACE),
+            ("VIR_FROM_INITCTL", Self::INITCTL),
+            ("VIR_FROM_IDENTITY", Self::IDENTITY),
+            ("VIR_FROM_CGROUP", Self::CGROUP),
+            ("VIR_FROM_ACCESS", Self::ACCESS),
+            ("VIR_FROM_SYSTEMD", Self::SYSTEMD),
+            ("VIR_FROM_BHYVE", Self::BHYVE),
+            ("VIR_FROM_CRYPTO", Self::CRYPTO),
+            ("VIR_FROM_FIREWALL", Self::FIREWALL),
+            ("VIR_FROM_POLKIT", Self::POLKIT),
+            ("VIR_FROM_THREAD", Self::THREAD),
+            ("VIR_FROM_ADMIN", Self::ADMIN),
+            ("VIR_FROM_LOGGING", Self::LOGGING),
+            ("VIR_FROM_XENXL", Self::XENXL),
+            ("VIR_FROM_PERF", Self::PERF),
+            ("VIR_FROM_LIBSSH", Self::LIBSSH),
+            ("VIR_FROM_RESCTRL", Self::RESCTRL),
+            ("VIR_FROM_FIREWALLD", Self::FIREWALLD),
+            ("VIR_FROM_DOMAIN_CHECKPOINT", Self::DOMAIN_CHECKPOINT),
+            ("VIR_FROM_TPM", Self::TPM),
+            ("VIR_FROM_BPF", Self::BPF),
+            ("VIR_FROM_CH", Self::CH),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            55 => Some("VIR_FROM_ACCESS"),
-            62 => Some("VIR_FROM_ADMIN"),
-            36 => Some("VIR_FROM_AUDIT"),
-            46 => Some("VIR_FROM_AUTH"),
-            57 => Some("VIR_FROM_BHYVE"),
-            71 => Some("VIR_FROM_BPF"),
-            44 => Some("VIR_FROM_CAPABILITIES"),
-            54 => Some("VIR_FROM_CGROUP"),
-            72 => Some("VIR_FROM_CH"),
-            9 => Some("VIR_FROM_CONF"),
-            31 => Some("VIR_FROM_CPU"),
-            58 => Some("VIR_FROM_CRYPTO"),
-            47 => Some("VIR_FROM_DBUS"),
-            49 => Some("VIR_FROM_DEVICE"),
-            6 => Some("VIR_FROM_DOM"),
-            20 => Some("VIR_FROM_DOMAIN"),
-            69 => Some("VIR_FROM_DOMAIN_CHECKPOINT"),
-            35 => Some("VIR_FROM_DOMAIN_SNAPSHOT"),
-            28 => Some("VIR_FROM_ESX"),
-            40 => Some("VIR_FROM_EVENT"),
-            59 => Some("VIR_FROM_FIREWALL"),
-            68 => Some("VIR_FROM_FIREWALLD"),
-            34 => Some("VIR_FROM_HOOK"),
-            43 => Some("VIR_FROM_HYPERV"),
-            53 => Some("VIR_FROM_IDENTITY"),
-            52 => Some("VIR_FROM_INITCTL"),
-            26 => Some("VIR_FROM_INTERFACE"),
-            66 => Some("VIR_FROM_LIBSSH"),
-            41 => Some("VIR_FROM_LIBXL"),
-            42 => Some("VIR_FROM_LOCKING"),
-            51 => Some("VIR_FROM_LOCKSPACE"),
-            63 => Some("VIR_FROM_LOGGING"),
-            17 => Some("VIR_FROM_LXC"),
-            11 => Some("VIR_FROM_NET"),
-            19 => Some("VIR_FROM_NETWORK"),
-            22 => Some("VIR_FROM_NODEDEV"),
             0 => Some("VIR_FROM_NONE"),
-            33 => Some("VIR_FROM_NWFILTER"),
-            27 => Some("VIR_FROM_ONE"),
-            14 => Some("VIR_FROM_OPENVZ"),
-            48 => Some("VIR_FROM_PARALLELS"),
-            65 => Some("VIR_FROM_PERF"),
-            29 => Some("VIR_FROM_PHYP"),
-            60 => Some("VIR_FROM_POLKIT"),
-            8 => Some("VIR_FROM_PROXY"),
-            10 => Some("VIR_FROM_QEMU"),
-            13 => Some("VIR_FROM_REMOTE"),
-            67 => Some("VIR_FROM_RESCTRL"),
-            7 => Some("VIR_FROM_RPC"),
-            30 => Some("VIR_FROM_SECRET"),
-            24 => Some("VIR_FROM_SECURITY"),
-            4 => Some("VIR_FROM_SEXPR"),
-            50 => Some("VIR_FROM_SSH"),
-            16 => Some("VIR_FROM_STATS_LINUX"),
-            18 => Some("VIR_FROM_STORAGE"),
-            38 => Some("VIR_FROM_STREAMS"),
-            37 => Some("VIR_FROM_SYSINFO"),
-            56 => Some("VIR_FROM_SYSTEMD"),
-            12 => Some("VIR_FROM_TEST"),
-            61 => Some("VIR_FROM_THREAD"),
-            70 => Some("VIR_FROM_TPM"),
-            21 => Some("VIR_FROM_UML"),
-            45 => Some("VIR_FROM_URI"),
-            25 => Some("VIR_FROM_VBOX"),
-            39 => Some("VIR_FROM_VMWARE"),
             1 => Some("VIR_FROM_XEN"),
-            32 => Some("VIR_FROM_XENAPI"),
             2 => Some("VIR_FROM_XEND"),
             3 => Some("VIR_FROM_XENSTORE"),
-            64 => Some("VIR_FROM_XENXL"),
-            15 => Some("VIR_FROM_XENXM"),
-            23 => Some("VIR_FROM_XEN_INOTIFY"),
+            4 => Some("VIR_FROM_SEXPR"),
             5 => Some("VIR_FROM_XML"),
+            6 => Some("VIR_FROM_DOM"),
+            7 => Some("VIR_FROM_RPC"),
+            8 => Some("VIR_FROM_PROXY"),
+            9 => Some("VIR_FROM_CONF"),
+            10 => Some("VIR_FROM_QEMU"),
+            11 => Some("VIR_FROM_NET"),
+            12 => Some("VIR_FROM_TEST"),
+            13 => Some("VIR_FROM_REMOTE"),
+            14 => Some("VIR_FROM_OPENVZ"),
+            15 => Some("VIR_FROM_XENXM"),
+            16 => Some("VIR_FROM_STATS_LINUX"),
+            17 => Some("VIR_FROM_LXC"),
+            18 => Some("VIR_FROM_STORAGE"),
+            19 => Some("VIR_FROM_NETWORK"),
+            20 => Some("VIR_FROM_DOMAIN"),
+            21 => Some("VIR_FROM_UML"),
+            22 => Some("VIR_FROM_NODEDEV"),
+            23 => Some("VIR_FROM_XEN_INOTIFY"),
+            24 => Some("VIR_FROM_SECURITY"),
+            25 => Some("VIR_FROM_VBOX"),
+            26 => Some("VIR_FROM_INTERFACE"),
+            27 => Some("VIR_FROM_ONE"),
+            28 => Some("VIR_FROM_ESX"),
+            29 => Some("VIR_FROM_PHYP"),
+            30 => Some("VIR_FROM_SECRET"),
+            31 => Some("VIR_FROM_CPU"),
+            32 => Some("VIR_FROM_XENAPI"),
+            33 => Some("VIR_FROM_NWFILTER"),
+            34 => Some("VIR_FROM_HOOK"),
+            35 => Some("VIR_FROM_DOMAIN_SNAPSHOT"),
+            36 => Some("VIR_FROM_AUDIT"),
+            37 => Some("VIR_FROM_SYSINFO"),
+            38 => Some("VIR_FROM_STREAMS"),
+            39 => Some("VIR_FROM_VMWARE"),
+            40 => Some("VIR_FROM_EVENT"),
+            41 => Some("VIR_FROM_LIBXL"),
+            42 => Some("VIR_FROM_LOCKING"),
+            43 => Some("VIR_FROM_HYPERV"),
+            44 => Some("VIR_FROM_CAPABILITIES"),
+            45 => Some("VIR_FROM_URI"),
+            46 => Some("VIR_FROM_AUTH"),
+            47 => Some("VIR_FROM_DBUS"),
+            48 => Some("VIR_FROM_PARALLELS"),
+            49 => Some("VIR_FROM_DEVICE"),
+            50 => Some("VIR_FROM_SSH"),
+            51 => Some("VIR_FROM_LOCKSPACE"),
+            52 => Some("VIR_FROM_INITCTL"),
+            53 => Some("VIR_FROM_IDENTITY"),
+            54 => Some("VIR_FROM_CGROUP"),
+            55 => Some("VIR_FROM_ACCESS"),
+            56 => Some("VIR_FROM_SYSTEMD"),
+            57 => Some("VIR_FROM_BHYVE"),
+            58 => Some("VIR_FROM_CRYPTO"),
+            59 => Some("VIR_FROM_FIREWALL"),
+            60 => Some("VIR_FROM_POLKIT"),
+            61 => Some("VIR_FROM_THREAD"),
+            62 => Some("VIR_FROM_ADMIN"),
+            63 => Some("VIR_FROM_LOGGING"),
+            64 => Some("VIR_FROM_XENXL"),
+            65 => Some("VIR_FROM_PERF"),
+            66 => Some("VIR_FROM_LIBSSH"),
+            67 => Some("VIR_FROM_RESCTRL"),
+            68 => Some("VIR_FROM_FIREWALLD"),
+            69 => Some("VIR_FROM_DOMAIN_CHECKPOINT"),
+            70 => Some("VIR_FROM_TPM"),
+            71 => Some("VIR_FROM_BPF"),
+            72 => Some("VIR_FROM_CH"),
             _ => None,
         }
     }
@@ -5165,27 +5201,27 @@ crate::program::impl_enum!(ErrorDomain);
 pub struct ErrorLevel(pub i32);
 
 impl ErrorLevel {
-    /// `VIR_ERR_ERROR` = 2: An error (since 0.1.0)
-    pub const ERROR: Self = Self(2);
     /// `VIR_ERR_NONE` = 0 (since 0.1.0)
     pub const NONE: Self = Self(0);
     /// `VIR_ERR_WARNING` = 1: A simple warning (since 0.1.0)
     pub const WARNING: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_ERR_ERROR` = 2: An error (since 0.1.0)
+    pub const ERROR: Self = Self(2);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_ERR_ERROR", Self::ERROR),
             ("VIR_ERR_NONE", Self::NONE),
             ("VIR_ERR_WARNING", Self::WARNING),
+            ("VIR_ERR_ERROR", Self::ERROR),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_ERR_ERROR"),
             0 => Some("VIR_ERR_NONE"),
             1 => Some("VIR_ERR_WARNING"),
+            2 => Some("VIR_ERR_ERROR"),
             _ => None,
         }
     }
@@ -5198,21 +5234,21 @@ crate::program::impl_enum!(ErrorLevel);
 pub struct EventHandleType(pub u32);
 
 impl EventHandleType {
-    /// `VIR_EVENT_HANDLE_ERROR` = 0x4 (since 0.5.0)
-    pub const ERROR: Self = Self(0x4);
-    /// `VIR_EVENT_HANDLE_HANGUP` = 0x8 (since 0.5.0)
-    pub const HANGUP: Self = Self(0x8);
     /// `VIR_EVENT_HANDLE_READABLE` = 0x1 (since 0.5.0)
     pub const READABLE: Self = Self(0x1);
     /// `VIR_EVENT_HANDLE_WRITABLE` = 0x2 (since 0.5.0)
     pub const WRITABLE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_EVENT_HANDLE_ERROR` = 0x4 (since 0.5.0)
+    pub const ERROR: Self = Self(0x4);
+    /// `VIR_EVENT_HANDLE_HANGUP` = 0x8 (since 0.5.0)
+    pub const HANGUP: Self = Self(0x8);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_EVENT_HANDLE_ERROR", Self::ERROR),
-            ("VIR_EVENT_HANDLE_HANGUP", Self::HANGUP),
             ("VIR_EVENT_HANDLE_READABLE", Self::READABLE),
             ("VIR_EVENT_HANDLE_WRITABLE", Self::WRITABLE),
+            ("VIR_EVENT_HANDLE_ERROR", Self::ERROR),
+            ("VIR_EVENT_HANDLE_HANGUP", Self::HANGUP),
         ]
     }
 }
@@ -5225,10 +5261,13 @@ pub struct InterfaceDefineFlags(pub u32);
 
 impl InterfaceDefineFlags {
     /// `VIR_INTERFACE_DEFINE_VALIDATE` = 0x1: Validate the XML document against schema (since 7.7.0)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const INTERFACE_DEFINE_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_INTERFACE_DEFINE_VALIDATE", Self::VALIDATE)]
+        &[(
+            "VIR_INTERFACE_DEFINE_VALIDATE",
+            Self::INTERFACE_DEFINE_VALIDATE,
+        )]
     }
 }
 
@@ -5240,10 +5279,10 @@ pub struct InterfaceXMLFlags(pub u32);
 
 impl InterfaceXMLFlags {
     /// `VIR_INTERFACE_XML_INACTIVE` = 0x1: dump inactive interface information (since 0.7.3)
-    pub const INACTIVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const INTERFACE_XML_INACTIVE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_INTERFACE_XML_INACTIVE", Self::INACTIVE)]
+        &[("VIR_INTERFACE_XML_INACTIVE", Self::INTERFACE_XML_INACTIVE)]
     }
 }
 
@@ -5258,14 +5297,14 @@ impl IPAddrType {
     pub const IPV4: Self = Self(0);
     /// `VIR_IP_ADDR_TYPE_IPV6` = 1 (since 1.2.6)
     pub const IPV6: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_IP_ADDR_TYPE_IPV4", Self::IPV4),
             ("VIR_IP_ADDR_TYPE_IPV6", Self::IPV6),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -5283,55 +5322,55 @@ crate::program::impl_enum!(IPAddrType);
 pub struct KeycodeSet(pub i32);
 
 impl KeycodeSet {
+    /// `VIR_KEYCODE_SET_LINUX` = 0 (since 0.9.3)
+    pub const LINUX: Self = Self(0);
+    /// `VIR_KEYCODE_SET_XT` = 1 (since 0.9.3)
+    pub const XT: Self = Self(1);
     /// `VIR_KEYCODE_SET_ATSET1` = 2 (since 0.9.3)
     pub const ATSET1: Self = Self(2);
     /// `VIR_KEYCODE_SET_ATSET2` = 3 (since 0.9.3)
     pub const ATSET2: Self = Self(3);
     /// `VIR_KEYCODE_SET_ATSET3` = 4 (since 0.9.3)
     pub const ATSET3: Self = Self(4);
-    /// `VIR_KEYCODE_SET_LINUX` = 0 (since 0.9.3)
-    pub const LINUX: Self = Self(0);
     /// `VIR_KEYCODE_SET_OSX` = 5 (since 0.9.4)
     pub const OSX: Self = Self(5);
-    /// `VIR_KEYCODE_SET_QNUM` = 9 (since 4.2.0)
-    pub const QNUM: Self = Self(9);
+    /// `VIR_KEYCODE_SET_XT_KBD` = 6 (since 0.9.4)
+    pub const XT_KBD: Self = Self(6);
     /// `VIR_KEYCODE_SET_USB` = 7 (since 0.9.4)
     pub const USB: Self = Self(7);
     /// `VIR_KEYCODE_SET_WIN32` = 8 (since 0.9.4)
     pub const WIN32: Self = Self(8);
-    /// `VIR_KEYCODE_SET_XT` = 1 (since 0.9.3)
-    pub const XT: Self = Self(1);
-    /// `VIR_KEYCODE_SET_XT_KBD` = 6 (since 0.9.4)
-    pub const XT_KBD: Self = Self(6);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_KEYCODE_SET_QNUM` = 9 (since 4.2.0)
+    pub const QNUM: Self = Self(9);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_KEYCODE_SET_LINUX", Self::LINUX),
+            ("VIR_KEYCODE_SET_XT", Self::XT),
             ("VIR_KEYCODE_SET_ATSET1", Self::ATSET1),
             ("VIR_KEYCODE_SET_ATSET2", Self::ATSET2),
             ("VIR_KEYCODE_SET_ATSET3", Self::ATSET3),
-            ("VIR_KEYCODE_SET_LINUX", Self::LINUX),
             ("VIR_KEYCODE_SET_OSX", Self::OSX),
-            ("VIR_KEYCODE_SET_QNUM", Self::QNUM),
+            ("VIR_KEYCODE_SET_XT_KBD", Self::XT_KBD),
             ("VIR_KEYCODE_SET_USB", Self::USB),
             ("VIR_KEYCODE_SET_WIN32", Self::WIN32),
-            ("VIR_KEYCODE_SET_XT", Self::XT),
-            ("VIR_KEYCODE_SET_XT_KBD", Self::XT_KBD),
+            ("VIR_KEYCODE_SET_QNUM", Self::QNUM),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_KEYCODE_SET_LINUX"),
+            1 => Some("VIR_KEYCODE_SET_XT"),
             2 => Some("VIR_KEYCODE_SET_ATSET1"),
             3 => Some("VIR_KEYCODE_SET_ATSET2"),
             4 => Some("VIR_KEYCODE_SET_ATSET3"),
-            0 => Some("VIR_KEYCODE_SET_LINUX"),
             5 => Some("VIR_KEYCODE_SET_OSX"),
-            9 => Some("VIR_KEYCODE_SET_QNUM"),
+            6 => Some("VIR_KEYCODE_SET_XT_KBD"),
             7 => Some("VIR_KEYCODE_SET_USB"),
             8 => Some("VIR_KEYCODE_SET_WIN32"),
-            1 => Some("VIR_KEYCODE_SET_XT"),
-            6 => Some("VIR_KEYCODE_SET_XT_KBD"),
+            9 => Some("VIR_KEYCODE_SET_QNUM"),
             _ => None,
         }
     }
@@ -5344,15 +5383,15 @@ crate::program::impl_enum!(KeycodeSet);
 pub struct DomainMemoryFlags(pub u32);
 
 impl DomainMemoryFlags {
-    /// `VIR_MEMORY_PHYSICAL` = 0x2: addresses are physical addresses (since 0.7.0)
-    pub const PHYSICAL: Self = Self(0x2);
     /// `VIR_MEMORY_VIRTUAL` = 0x1: addresses are virtual addresses (since 0.4.4)
     pub const VIRTUAL: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_MEMORY_PHYSICAL` = 0x2: addresses are physical addresses (since 0.7.0)
+    pub const PHYSICAL: Self = Self(0x2);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_MEMORY_PHYSICAL", Self::PHYSICAL),
             ("VIR_MEMORY_VIRTUAL", Self::VIRTUAL),
+            ("VIR_MEMORY_PHYSICAL", Self::PHYSICAL),
         ]
     }
 }
@@ -5364,74 +5403,74 @@ crate::program::impl_flags!(DomainMemoryFlags);
 pub struct DomainMigrateFlags(pub u32);
 
 impl DomainMigrateFlags {
-    /// `VIR_MIGRATE_ABORT_ON_ERROR` = 0x1000: Cancel migration if a soft error (such as I/O error) happens during migration. (since 1.1.0)
-    pub const ABORT_ON_ERROR: Self = Self(0x1000);
-    /// `VIR_MIGRATE_AUTO_CONVERGE` = 0x2000: Enable algorithms that ensure a live migration will eventually converge. This usually means the domain will be slowed down to make sure it does not change its memory faster than a hypervisor can transfer the changed memory to the destination host. VIR_MIGRATE_PARAM_AUTO_CONVERGE_* parameters can be used to tune the algorithm. (since 1.2.3)
-    pub const AUTO_CONVERGE: Self = Self(0x2000);
-    /// `VIR_MIGRATE_CHANGE_PROTECTION` = 0x100: Protect against domain configuration changes during the migration process. This flag is used automatically when both sides support it. Explicitly setting this flag will cause migration to fail if either the source or the destination does not support it. (since 0.9.4)
-    pub const CHANGE_PROTECTION: Self = Self(0x100);
-    /// `VIR_MIGRATE_COMPRESSED` = 0x800: Compress migration data. The compression methods can be specified using VIR_MIGRATE_PARAM_COMPRESSION. A hypervisor default method will be used if this parameter is omitted. Individual compression methods can be tuned via their specific VIR_MIGRATE_PARAM_COMPRESSION_* parameters. (since 1.0.3)
-    pub const COMPRESSED: Self = Self(0x800);
     /// `VIR_MIGRATE_LIVE` = 0x1: Do not pause the domain during migration. The domain's memory will be transferred to the destination host while the domain is running. The migration may never converge if the domain is changing its memory faster then it can be transferred. The domain can be manually paused anytime during migration using virDomainSuspend. (since 0.3.2)
     pub const LIVE: Self = Self(0x1);
+    /// `VIR_MIGRATE_PEER2PEER` = 0x2: Tell the source libvirtd to connect directly to the destination host. Without this flag the client (e.g., virsh) connects to both hosts and controls the migration process. In peer-to-peer mode, the source libvirtd controls the migration by calling the destination daemon directly. (since 0.7.2)
+    pub const PEER2PEER: Self = Self(0x2);
+    /// `VIR_MIGRATE_TUNNELLED` = 0x4: Tunnel migration data over libvirtd connection. Without this flag the source hypervisor sends migration data directly to the destination hypervisor. This flag can only be used when VIR_MIGRATE_PEER2PEER is set as well. Note the less-common spelling that we're stuck with: VIR_MIGRATE_TUNNELLED should be VIR_MIGRATE_TUNNELED. (since 0.7.2)
+    pub const TUNNELLED: Self = Self(0x4);
+    /// `VIR_MIGRATE_PERSIST_DEST` = 0x8: Define the domain as persistent on the destination host after successful migration. If the domain was persistent on the source host and VIR_MIGRATE_UNDEFINE_SOURCE is not used, it will end up persistent on both hosts. Note: If VIR_MIGRATE_PERSIST_DEST flag is used together with the VIR_MIGRATE_PARAM_DEST_XML migration parameter which supplies an updated definition for the destination host it's required to supply also VIR_MIGRATE_PARAM_PERSIST_XML updated the same way. Otherwise the persistent definition on the destination will not contain the updates. The VIR_MIGRATE_PERSIST_DEST flag should not be used with the "xmlin" parameter of older APIs as that way an updated persistent XML can't be supplied and thus the persistent definition will likely be incorrect as it will be based on the persistent definition on the source of the migration. (since 0.7.3)
+    pub const PERSIST_DEST: Self = Self(0x8);
+    /// `VIR_MIGRATE_UNDEFINE_SOURCE` = 0x10: Undefine the domain on the source host once migration successfully finishes. (since 0.7.3)
+    pub const UNDEFINE_SOURCE: Self = Self(0x10);
+    /// `VIR_MIGRATE_PAUSED` = 0x20: Leave the domain suspended on the destination host. virDomainResume (on the virDomainPtr returned by the migration API) has to be called explicitly to resume domain's virtual CPUs. (since 0.7.5)
+    pub const PAUSED: Self = Self(0x20);
     /// `VIR_MIGRATE_NON_SHARED_DISK` = 0x40: Migrate full disk images in addition to domain's memory. By default only non-shared non-readonly disk images are transferred. The VIR_MIGRATE_PARAM_MIGRATE_DISKS parameter can be used to specify which disks should be migrated. This flag and VIR_MIGRATE_NON_SHARED_INC are mutually exclusive. (since 0.8.2)
     pub const NON_SHARED_DISK: Self = Self(0x40);
     /// `VIR_MIGRATE_NON_SHARED_INC` = 0x80: Migrate disk images in addition to domain's memory. This is similar to VIR_MIGRATE_NON_SHARED_DISK, but only the top level of each disk's backing chain is copied. That is, the rest of the backing chain is expected to be present on the destination and to be exactly the same as on the source host. This flag and VIR_MIGRATE_NON_SHARED_DISK are mutually exclusive. (since 0.8.2)
     pub const NON_SHARED_INC: Self = Self(0x80);
-    /// `VIR_MIGRATE_NON_SHARED_SYNCHRONOUS_WRITES` = 0x40000: Force the guest writes which happen when copying disk images for non-shared storage migration to be synchronously written to the destination. This ensures the storage migration converges for VMs doing heavy I/O on fast local storage and slow mirror. Requires one of VIR_MIGRATE_NON_SHARED_DISK, VIR_MIGRATE_NON_SHARED_INC to be present as well. (since 8.0.0)
-    pub const NON_SHARED_SYNCHRONOUS_WRITES: Self = Self(0x40000);
-    /// `VIR_MIGRATE_OFFLINE` = 0x400: Migrate a domain definition without starting the domain on the destination and without stopping it on the source host. Offline migration requires VIR_MIGRATE_PERSIST_DEST to be set. Offline migration may not copy disk storage or any other file based storage (such as UEFI variables). (since 1.0.1)
-    pub const OFFLINE: Self = Self(0x400);
-    /// `VIR_MIGRATE_PARALLEL` = 0x20000: Send memory pages to the destination host through several network connections. See VIR_MIGRATE_PARAM_PARALLEL_* parameters for configuring the parallel migration. (since 5.2.0)
-    pub const PARALLEL: Self = Self(0x20000);
-    /// `VIR_MIGRATE_PAUSED` = 0x20: Leave the domain suspended on the destination host. virDomainResume (on the virDomainPtr returned by the migration API) has to be called explicitly to resume domain's virtual CPUs. (since 0.7.5)
-    pub const PAUSED: Self = Self(0x20);
-    /// `VIR_MIGRATE_PEER2PEER` = 0x2: Tell the source libvirtd to connect directly to the destination host. Without this flag the client (e.g., virsh) connects to both hosts and controls the migration process. In peer-to-peer mode, the source libvirtd controls the migration by calling the destination daemon directly. (since 0.7.2)
-    pub const PEER2PEER: Self = Self(0x2);
-    /// `VIR_MIGRATE_PERSIST_DEST` = 0x8: Define the domain as persistent on the destination host after successful migration. If the domain was persistent on the source host and VIR_MIGRATE_UNDEFINE_SOURCE is not used, it will end up persistent on both hosts. Note: If VIR_MIGRATE_PERSIST_DEST flag is used together with the VIR_MIGRATE_PARAM_DEST_XML migration parameter which supplies an updated definition for the destination host it's required to supply also VIR_MIGRATE_PARAM_PERSIST_XML updated the same way. Otherwise the persistent definition on the destination will not contain the updates. The VIR_MIGRATE_PERSIST_DEST flag should not be used with the "xmlin" parameter of older APIs as that way an updated persistent XML can't be supplied and thus the persistent definition will likely be incorrect as it will be based on the persistent definition on the source of the migration. (since 0.7.3)
-    pub const PERSIST_DEST: Self = Self(0x8);
-    /// `VIR_MIGRATE_POSTCOPY` = 0x8000: Setting the VIR_MIGRATE_POSTCOPY flag tells libvirt to enable post-copy migration. However, the migration will start normally and virDomainMigrateStartPostCopy needs to be called to switch it into the post-copy mode. See virDomainMigrateStartPostCopy for more details. (since 1.3.3)
-    pub const POSTCOPY: Self = Self(0x8000);
-    /// `VIR_MIGRATE_POSTCOPY_RESUME` = 0x80000: Resume migration which failed in post-copy phase. (since 8.5.0)
-    pub const POSTCOPY_RESUME: Self = Self(0x80000);
-    /// `VIR_MIGRATE_RDMA_PIN_ALL` = 0x4000: This flag can be used with RDMA migration (i.e., when VIR_MIGRATE_PARAM_URI starts with "rdma://") to tell the hypervisor to pin all domain's memory at once before migration starts rather then letting it pin memory pages as needed. This means that all memory pages belonging to the domain will be locked in host's memory and the host will not be allowed to swap them out. For QEMU/KVM this requires hard_limit memory tuning element (in the domain XML) to be used and set to the maximum memory configured for the domain plus any memory consumed by the QEMU process itself. Beware of setting the memory limit too high (and thus allowing the domain to lock most of the host's memory). Doing so may be dangerous to both the domain and the host itself since the host's kernel may run out of memory. (since 1.2.9)
-    pub const RDMA_PIN_ALL: Self = Self(0x4000);
-    /// `VIR_MIGRATE_TLS` = 0x10000: Setting the VIR_MIGRATE_TLS flag will cause the migration to attempt to use the TLS environment configured by the hypervisor in order to perform the migration. If incorrectly configured on either source or destination, the migration will fail. (since 3.2.0)
-    pub const TLS: Self = Self(0x10000);
-    /// `VIR_MIGRATE_TUNNELLED` = 0x4: Tunnel migration data over libvirtd connection. Without this flag the source hypervisor sends migration data directly to the destination hypervisor. This flag can only be used when VIR_MIGRATE_PEER2PEER is set as well. Note the less-common spelling that we're stuck with: VIR_MIGRATE_TUNNELLED should be VIR_MIGRATE_TUNNELED. (since 0.7.2)
-    pub const TUNNELLED: Self = Self(0x4);
-    /// `VIR_MIGRATE_UNDEFINE_SOURCE` = 0x10: Undefine the domain on the source host once migration successfully finishes. (since 0.7.3)
-    pub const UNDEFINE_SOURCE: Self = Self(0x10);
+    /// `VIR_MIGRATE_CHANGE_PROTECTION` = 0x100: Protect against domain configuration changes during the migration process. This flag is used automatically when both sides support it. Explicitly setting this flag will cause migration to fail if either the source or the destination does not support it. (since 0.9.4)
+    pub const CHANGE_PROTECTION: Self = Self(0x100);
     /// `VIR_MIGRATE_UNSAFE` = 0x200: Force migration even if it is considered unsafe. In some cases libvirt may refuse to migrate the domain because doing so may lead to potential problems such as data corruption, and thus the migration is considered unsafe. For a QEMU domain this may happen if the domain uses disks without explicitly setting cache mode to "none". Migrating such domains is unsafe unless the disk images are stored on coherent clustered filesystem, such as GFS2 or GPFS. (since 0.9.11)
     pub const UNSAFE: Self = Self(0x200);
+    /// `VIR_MIGRATE_OFFLINE` = 0x400: Migrate a domain definition without starting the domain on the destination and without stopping it on the source host. Offline migration requires VIR_MIGRATE_PERSIST_DEST to be set. Offline migration may not copy disk storage or any other file based storage (such as UEFI variables). (since 1.0.1)
+    pub const OFFLINE: Self = Self(0x400);
+    /// `VIR_MIGRATE_COMPRESSED` = 0x800: Compress migration data. The compression methods can be specified using VIR_MIGRATE_PARAM_COMPRESSION. A hypervisor default method will be used if this parameter is omitted. Individual compression methods can be tuned via their specific VIR_MIGRATE_PARAM_COMPRESSION_* parameters. (since 1.0.3)
+    pub const COMPRESSED: Self = Self(0x800);
+    /// `VIR_MIGRATE_ABORT_ON_ERROR` = 0x1000: Cancel migration if a soft error (such as I/O error) happens during migration. (since 1.1.0)
+    pub const ABORT_ON_ERROR: Self = Self(0x1000);
+    /// `VIR_MIGRATE_AUTO_CONVERGE` = 0x2000: Enable algorithms that ensure a live migration will eventually converge. This usually means the domain will be slowed down to make sure it does not change its memory faster than a hypervisor can transfer the changed memory to the destination host. VIR_MIGRATE_PARAM_AUTO_CONVERGE_* parameters can be used to tune the algorithm. (since 1.2.3)
+    pub const AUTO_CONVERGE: Self = Self(0x2000);
+    /// `VIR_MIGRATE_RDMA_PIN_ALL` = 0x4000: This flag can be used with RDMA migration (i.e., when VIR_MIGRATE_PARAM_URI starts with "rdma://") to tell the hypervisor to pin all domain's memory at once before migration starts rather then letting it pin memory pages as needed. This means that all memory pages belonging to the domain will be locked in host's memory and the host will not be allowed to swap them out. For QEMU/KVM this requires hard_limit memory tuning element (in the domain XML) to be used and set to the maximum memory configured for the domain plus any memory consumed by the QEMU process itself. Beware of setting the memory limit too high (and thus allowing the domain to lock most of the host's memory). Doing so may be dangerous to both the domain and the host itself since the host's kernel may run out of memory. (since 1.2.9)
+    pub const RDMA_PIN_ALL: Self = Self(0x4000);
+    /// `VIR_MIGRATE_POSTCOPY` = 0x8000: Setting the VIR_MIGRATE_POSTCOPY flag tells libvirt to enable post-copy migration. However, the migration will start normally and virDomainMigrateStartPostCopy needs to be called to switch it into the post-copy mode. See virDomainMigrateStartPostCopy for more details. (since 1.3.3)
+    pub const POSTCOPY: Self = Self(0x8000);
+    /// `VIR_MIGRATE_TLS` = 0x10000: Setting the VIR_MIGRATE_TLS flag will cause the migration to attempt to use the TLS environment configured by the hypervisor in order to perform the migration. If incorrectly configured on either source or destination, the migration will fail. (since 3.2.0)
+    pub const TLS: Self = Self(0x10000);
+    /// `VIR_MIGRATE_PARALLEL` = 0x20000: Send memory pages to the destination host through several network connections. See VIR_MIGRATE_PARAM_PARALLEL_* parameters for configuring the parallel migration. (since 5.2.0)
+    pub const PARALLEL: Self = Self(0x20000);
+    /// `VIR_MIGRATE_NON_SHARED_SYNCHRONOUS_WRITES` = 0x40000: Force the guest writes which happen when copying disk images for non-shared storage migration to be synchronously written to the destination. This ensures the storage migration converges for VMs doing heavy I/O on fast local storage and slow mirror. Requires one of VIR_MIGRATE_NON_SHARED_DISK, VIR_MIGRATE_NON_SHARED_INC to be present as well. (since 8.0.0)
+    pub const NON_SHARED_SYNCHRONOUS_WRITES: Self = Self(0x40000);
+    /// `VIR_MIGRATE_POSTCOPY_RESUME` = 0x80000: Resume migration which failed in post-copy phase. (since 8.5.0)
+    pub const POSTCOPY_RESUME: Self = Self(0x80000);
     /// `VIR_MIGRATE_ZEROCOPY` = 0x100000: Use zero-copy mechanism for migrating memory pages. For QEMU/KVM this means QEMU will be temporarily allowed to lock all guest pages in host's memory, although only those that are queued for transfer will be locked at the same time. (since 8.5.0)
     pub const ZEROCOPY: Self = Self(0x100000);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_MIGRATE_ABORT_ON_ERROR", Self::ABORT_ON_ERROR),
-            ("VIR_MIGRATE_AUTO_CONVERGE", Self::AUTO_CONVERGE),
-            ("VIR_MIGRATE_CHANGE_PROTECTION", Self::CHANGE_PROTECTION),
-            ("VIR_MIGRATE_COMPRESSED", Self::COMPRESSED),
             ("VIR_MIGRATE_LIVE", Self::LIVE),
+            ("VIR_MIGRATE_PEER2PEER", Self::PEER2PEER),
+            ("VIR_MIGRATE_TUNNELLED", Self::TUNNELLED),
+            ("VIR_MIGRATE_PERSIST_DEST", Self::PERSIST_DEST),
+            ("VIR_MIGRATE_UNDEFINE_SOURCE", Self::UNDEFINE_SOURCE),
+            ("VIR_MIGRATE_PAUSED", Self::PAUSED),
             ("VIR_MIGRATE_NON_SHARED_DISK", Self::NON_SHARED_DISK),
             ("VIR_MIGRATE_NON_SHARED_INC", Self::NON_SHARED_INC),
+            ("VIR_MIGRATE_CHANGE_PROTECTION", Self::CHANGE_PROTECTION),
+            ("VIR_MIGRATE_UNSAFE", Self::UNSAFE),
+            ("VIR_MIGRATE_OFFLINE", Self::OFFLINE),
+            ("VIR_MIGRATE_COMPRESSED", Self::COMPRESSED),
+            ("VIR_MIGRATE_ABORT_ON_ERROR", Self::ABORT_ON_ERROR),
+            ("VIR_MIGRATE_AUTO_CONVERGE", Self::AUTO_CONVERGE),
+            ("VIR_MIGRATE_RDMA_PIN_ALL", Self::RDMA_PIN_ALL),
+            ("VIR_MIGRATE_POSTCOPY", Self::POSTCOPY),
+            ("VIR_MIGRATE_TLS", Self::TLS),
+            ("VIR_MIGRATE_PARALLEL", Self::PARALLEL),
             (
                 "VIR_MIGRATE_NON_SHARED_SYNCHRONOUS_WRITES",
                 Self::NON_SHARED_SYNCHRONOUS_WRITES,
             ),
-            ("VIR_MIGRATE_OFFLINE", Self::OFFLINE),
-            ("VIR_MIGRATE_PARALLEL", Self::PARALLEL),
-            ("VIR_MIGRATE_PAUSED", Self::PAUSED),
-            ("VIR_MIGRATE_PEER2PEER", Self::PEER2PEER),
-            ("VIR_MIGRATE_PERSIST_DEST", Self::PERSIST_DEST),
-            ("VIR_MIGRATE_POSTCOPY", Self::POSTCOPY),
             ("VIR_MIGRATE_POSTCOPY_RESUME", Self::POSTCOPY_RESUME),
-            ("VIR_MIGRATE_RDMA_PIN_ALL", Self::RDMA_PIN_ALL),
-            ("VIR_MIGRATE_TLS", Self::TLS),
-            ("VIR_MIGRATE_TUNNELLED", Self::TUNNELLED),
-            ("VIR_MIGRATE_UNDEFINE_SOURCE", Self::UNDEFINE_SOURCE),
-            ("VIR_MIGRATE_UNSAFE", Self::UNSAFE),
             ("VIR_MIGRATE_ZEROCOPY", Self::ZEROCOPY),
         ]
     }
@@ -5445,10 +5484,10 @@ pub struct NetworkCreateFlags(pub u32);
 
 impl NetworkCreateFlags {
     /// `VIR_NETWORK_CREATE_VALIDATE` = 0x1: Validate the XML document against schema (since 7.8.0)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const NETWORK_CREATE_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NETWORK_CREATE_VALIDATE", Self::VALIDATE)]
+        &[("VIR_NETWORK_CREATE_VALIDATE", Self::NETWORK_CREATE_VALIDATE)]
     }
 }
 
@@ -5460,10 +5499,10 @@ pub struct NetworkDefineFlags(pub u32);
 
 impl NetworkDefineFlags {
     /// `VIR_NETWORK_DEFINE_VALIDATE` = 0x1: Validate the XML document against schema (since 7.7.0)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const NETWORK_DEFINE_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NETWORK_DEFINE_VALIDATE", Self::VALIDATE)]
+        &[("VIR_NETWORK_DEFINE_VALIDATE", Self::NETWORK_DEFINE_VALIDATE)]
     }
 }
 
@@ -5476,29 +5515,29 @@ pub struct NetworkEventLifecycleType(pub i32);
 impl NetworkEventLifecycleType {
     /// `VIR_NETWORK_EVENT_DEFINED` = 0 (since 1.2.1)
     pub const DEFINED: Self = Self(0);
+    /// `VIR_NETWORK_EVENT_UNDEFINED` = 1 (since 1.2.1)
+    pub const UNDEFINED: Self = Self(1);
     /// `VIR_NETWORK_EVENT_STARTED` = 2 (since 1.2.1)
     pub const STARTED: Self = Self(2);
     /// `VIR_NETWORK_EVENT_STOPPED` = 3 (since 1.2.1)
     pub const STOPPED: Self = Self(3);
-    /// `VIR_NETWORK_EVENT_UNDEFINED` = 1 (since 1.2.1)
-    pub const UNDEFINED: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_NETWORK_EVENT_DEFINED", Self::DEFINED),
+            ("VIR_NETWORK_EVENT_UNDEFINED", Self::UNDEFINED),
             ("VIR_NETWORK_EVENT_STARTED", Self::STARTED),
             ("VIR_NETWORK_EVENT_STOPPED", Self::STOPPED),
-            ("VIR_NETWORK_EVENT_UNDEFINED", Self::UNDEFINED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
             0 => Some("VIR_NETWORK_EVENT_DEFINED"),
+            1 => Some("VIR_NETWORK_EVENT_UNDEFINED"),
             2 => Some("VIR_NETWORK_EVENT_STARTED"),
             3 => Some("VIR_NETWORK_EVENT_STOPPED"),
-            1 => Some("VIR_NETWORK_EVENT_UNDEFINED"),
             _ => None,
         }
     }
@@ -5515,7 +5554,7 @@ impl NetworkEventID {
     pub const LIFECYCLE: Self = Self(0);
     /// `VIR_NETWORK_EVENT_ID_METADATA_CHANGE` = 1: virConnectNetworkEventMetadataChangeCallback (since 9.8.0)
     pub const METADATA_CHANGE: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_NETWORK_EVENT_ID_LIFECYCLE", Self::LIFECYCLE),
@@ -5525,7 +5564,7 @@ impl NetworkEventID {
             ),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -5545,25 +5584,25 @@ pub struct NetworkMetadataType(pub i32);
 impl NetworkMetadataType {
     /// `VIR_NETWORK_METADATA_DESCRIPTION` = 0: Operate on &lt;description&gt; (since 9.7.0)
     pub const DESCRIPTION: Self = Self(0);
-    /// `VIR_NETWORK_METADATA_ELEMENT` = 2: Operate on &lt;metadata&gt; (since 9.7.0)
-    pub const ELEMENT: Self = Self(2);
     /// `VIR_NETWORK_METADATA_TITLE` = 1: Operate on &lt;title&gt; (since 9.7.0)
     pub const TITLE: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_NETWORK_METADATA_ELEMENT` = 2: Operate on &lt;metadata&gt; (since 9.7.0)
+    pub const ELEMENT: Self = Self(2);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_NETWORK_METADATA_DESCRIPTION", Self::DESCRIPTION),
-            ("VIR_NETWORK_METADATA_ELEMENT", Self::ELEMENT),
             ("VIR_NETWORK_METADATA_TITLE", Self::TITLE),
+            ("VIR_NETWORK_METADATA_ELEMENT", Self::ELEMENT),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
             0 => Some("VIR_NETWORK_METADATA_DESCRIPTION"),
-            2 => Some("VIR_NETWORK_METADATA_ELEMENT"),
             1 => Some("VIR_NETWORK_METADATA_TITLE"),
+            2 => Some("VIR_NETWORK_METADATA_ELEMENT"),
             _ => None,
         }
     }
@@ -5580,7 +5619,7 @@ impl NetworkPortCreateFlags {
     pub const RECLAIM: Self = Self(0x1);
     /// `VIR_NETWORK_PORT_CREATE_VALIDATE` = 0x2: Validate the XML document against schema (since 7.8.0)
     pub const VALIDATE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_NETWORK_PORT_CREATE_RECLAIM", Self::RECLAIM),
@@ -5596,70 +5635,70 @@ crate::program::impl_flags!(NetworkPortCreateFlags);
 pub struct NetworkUpdateSection(pub i32);
 
 impl NetworkUpdateSection {
+    /// `VIR_NETWORK_SECTION_NONE` = 0: invalid (since 0.10.2)
+    pub const NONE: Self = Self(0);
     /// `VIR_NETWORK_SECTION_BRIDGE` = 1: &lt;bridge&gt; (since 0.10.2)
     pub const BRIDGE: Self = Self(1);
-    /// `VIR_NETWORK_SECTION_DNS_HOST` = 10: &lt;dns&gt;/&lt;host&gt; (since 0.10.2)
-    pub const DNS_HOST: Self = Self(10);
-    /// `VIR_NETWORK_SECTION_DNS_SRV` = 12: &lt;dns&gt;/&lt;srv&gt; (since 0.10.2)
-    pub const DNS_SRV: Self = Self(12);
-    /// `VIR_NETWORK_SECTION_DNS_TXT` = 11: &lt;dns&gt;/&lt;txt&gt; (since 0.10.2)
-    pub const DNS_TXT: Self = Self(11);
     /// `VIR_NETWORK_SECTION_DOMAIN` = 2: &lt;domain&gt; (since 0.10.2)
     pub const DOMAIN: Self = Self(2);
-    /// `VIR_NETWORK_SECTION_FORWARD` = 6: &lt;forward&gt; (since 0.10.2)
-    pub const FORWARD: Self = Self(6);
-    /// `VIR_NETWORK_SECTION_FORWARD_INTERFACE` = 7: &lt;forward&gt;/&lt;interface&gt; (since 0.10.2)
-    pub const FORWARD_INTERFACE: Self = Self(7);
-    /// `VIR_NETWORK_SECTION_FORWARD_PF` = 8: &lt;forward&gt;/&lt;pf&gt; (since 0.10.2)
-    pub const FORWARD_PF: Self = Self(8);
     /// `VIR_NETWORK_SECTION_IP` = 3: &lt;ip&gt; (since 0.10.2)
     pub const IP: Self = Self(3);
     /// `VIR_NETWORK_SECTION_IP_DHCP_HOST` = 4: &lt;ip&gt;/&lt;dhcp&gt;/&lt;host&gt; (since 0.10.2)
     pub const IP_DHCP_HOST: Self = Self(4);
     /// `VIR_NETWORK_SECTION_IP_DHCP_RANGE` = 5: &lt;ip&gt;/&lt;dhcp&gt;/&lt;range&gt; (since 0.10.2)
     pub const IP_DHCP_RANGE: Self = Self(5);
-    /// `VIR_NETWORK_SECTION_NONE` = 0: invalid (since 0.10.2)
-    pub const NONE: Self = Self(0);
+    /// `VIR_NETWORK_SECTION_FORWARD` = 6: &lt;forward&gt; (since 0.10.2)
+    pub const FORWARD: Self = Self(6);
+    /// `VIR_NETWORK_SECTION_FORWARD_INTERFACE` = 7: &lt;forward&gt;/&lt;interface&gt; (since 0.10.2)
+    pub const FORWARD_INTERFACE: Self = Self(7);
+    /// `VIR_NETWORK_SECTION_FORWARD_PF` = 8: &lt;forward&gt;/&lt;pf&gt; (since 0.10.2)
+    pub const FORWARD_PF: Self = Self(8);
     /// `VIR_NETWORK_SECTION_PORTGROUP` = 9: &lt;portgroup&gt; (since 0.10.2)
     pub const PORTGROUP: Self = Self(9);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_NETWORK_SECTION_DNS_HOST` = 10: &lt;dns&gt;/&lt;host&gt; (since 0.10.2)
+    pub const DNS_HOST: Self = Self(10);
+    /// `VIR_NETWORK_SECTION_DNS_TXT` = 11: &lt;dns&gt;/&lt;txt&gt; (since 0.10.2)
+    pub const DNS_TXT: Self = Self(11);
+    /// `VIR_NETWORK_SECTION_DNS_SRV` = 12: &lt;dns&gt;/&lt;srv&gt; (since 0.10.2)
+    pub const DNS_SRV: Self = Self(12);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_NETWORK_SECTION_NONE", Self::NONE),
             ("VIR_NETWORK_SECTION_BRIDGE", Self::BRIDGE),
-            ("VIR_NETWORK_SECTION_DNS_HOST", Self::DNS_HOST),
-            ("VIR_NETWORK_SECTION_DNS_SRV", Self::DNS_SRV),
-            ("VIR_NETWORK_SECTION_DNS_TXT", Self::DNS_TXT),
             ("VIR_NETWORK_SECTION_DOMAIN", Self::DOMAIN),
+            ("VIR_NETWORK_SECTION_IP", Self::IP),
+            ("VIR_NETWORK_SECTION_IP_DHCP_HOST", Self::IP_DHCP_HOST),
+            ("VIR_NETWORK_SECTION_IP_DHCP_RANGE", Self::IP_DHCP_RANGE),
             ("VIR_NETWORK_SECTION_FORWARD", Self::FORWARD),
             (
                 "VIR_NETWORK_SECTION_FORWARD_INTERFACE",
                 Self::FORWARD_INTERFACE,
             ),
             ("VIR_NETWORK_SECTION_FORWARD_PF", Self::FORWARD_PF),
-            ("VIR_NETWORK_SECTION_IP", Self::IP),
-            ("VIR_NETWORK_SECTION_IP_DHCP_HOST", Self::IP_DHCP_HOST),
-            ("VIR_NETWORK_SECTION_IP_DHCP_RANGE", Self::IP_DHCP_RANGE),
-            ("VIR_NETWORK_SECTION_NONE", Self::NONE),
             ("VIR_NETWORK_SECTION_PORTGROUP", Self::PORTGROUP),
+            ("VIR_NETWORK_SECTION_DNS_HOST", Self::DNS_HOST),
+            ("VIR_NETWORK_SECTION_DNS_TXT", Self::DNS_TXT),
+            ("VIR_NETWORK_SECTION_DNS_SRV", Self::DNS_SRV),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_NETWORK_SECTION_NONE"),
             1 => Some("VIR_NETWORK_SECTION_BRIDGE"),
-            10 => Some("VIR_NETWORK_SECTION_DNS_HOST"),
-            12 => Some("VIR_NETWORK_SECTION_DNS_SRV"),
-            11 => Some("VIR_NETWORK_SECTION_DNS_TXT"),
             2 => Some("VIR_NETWORK_SECTION_DOMAIN"),
-            6 => Some("VIR_NETWORK_SECTION_FORWARD"),
-            7 => Some("VIR_NETWORK_SECTION_FORWARD_INTERFACE"),
-            8 => Some("VIR_NETWORK_SECTION_FORWARD_PF"),
             3 => Some("VIR_NETWORK_SECTION_IP"),
             4 => Some("VIR_NETWORK_SECTION_IP_DHCP_HOST"),
             5 => Some("VIR_NETWORK_SECTION_IP_DHCP_RANGE"),
-            0 => Some("VIR_NETWORK_SECTION_NONE"),
+            6 => Some("VIR_NETWORK_SECTION_FORWARD"),
+            7 => Some("VIR_NETWORK_SECTION_FORWARD_INTERFACE"),
+            8 => Some("VIR_NETWORK_SECTION_FORWARD_PF"),
             9 => Some("VIR_NETWORK_SECTION_PORTGROUP"),
+            10 => Some("VIR_NETWORK_SECTION_DNS_HOST"),
+            11 => Some("VIR_NETWORK_SECTION_DNS_TXT"),
+            12 => Some("VIR_NETWORK_SECTION_DNS_SRV"),
             _ => None,
         }
     }
@@ -5672,17 +5711,17 @@ crate::program::impl_enum!(NetworkUpdateSection);
 pub struct NetworkUpdateFlags(pub u32);
 
 impl NetworkUpdateFlags {
-    /// `VIR_NETWORK_UPDATE_AFFECT_CONFIG` = 0x2: affect persistent config only (since 0.10.2)
-    pub const CONFIG: Self = Self(0x2);
     /// `VIR_NETWORK_UPDATE_AFFECT_CURRENT` = 0x0: affect live if network is active, config if it's not active (since 0.10.2)
     pub const CURRENT: Self = Self(0x0);
     /// `VIR_NETWORK_UPDATE_AFFECT_LIVE` = 0x1: affect live state of network only (since 0.10.2)
     pub const LIVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_NETWORK_UPDATE_AFFECT_CONFIG` = 0x2: affect persistent config only (since 0.10.2)
+    pub const CONFIG: Self = Self(0x2);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_NETWORK_UPDATE_AFFECT_CONFIG", Self::CONFIG),
             ("VIR_NETWORK_UPDATE_AFFECT_LIVE", Self::LIVE),
+            ("VIR_NETWORK_UPDATE_AFFECT_CONFIG", Self::CONFIG),
         ]
     }
 }
@@ -5694,35 +5733,35 @@ crate::program::impl_flags!(NetworkUpdateFlags);
 pub struct NetworkUpdateCommand(pub i32);
 
 impl NetworkUpdateCommand {
-    /// `VIR_NETWORK_UPDATE_COMMAND_ADD_FIRST` = 4: add an element at start of list (since 0.10.2)
-    pub const ADD_FIRST: Self = Self(4);
-    /// `VIR_NETWORK_UPDATE_COMMAND_ADD_LAST` = 3: add an element at end of list (since 0.10.2)
-    pub const ADD_LAST: Self = Self(3);
-    /// `VIR_NETWORK_UPDATE_COMMAND_DELETE` = 2: delete an existing element (since 0.10.2)
-    pub const DELETE: Self = Self(2);
-    /// `VIR_NETWORK_UPDATE_COMMAND_MODIFY` = 1: modify an existing element (since 0.10.2)
-    pub const MODIFY: Self = Self(1);
     /// `VIR_NETWORK_UPDATE_COMMAND_NONE` = 0: invalid (since 0.10.2)
     pub const NONE: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_NETWORK_UPDATE_COMMAND_MODIFY` = 1: modify an existing element (since 0.10.2)
+    pub const MODIFY: Self = Self(1);
+    /// `VIR_NETWORK_UPDATE_COMMAND_DELETE` = 2: delete an existing element (since 0.10.2)
+    pub const DELETE: Self = Self(2);
+    /// `VIR_NETWORK_UPDATE_COMMAND_ADD_LAST` = 3: add an element at end of list (since 0.10.2)
+    pub const ADD_LAST: Self = Self(3);
+    /// `VIR_NETWORK_UPDATE_COMMAND_ADD_FIRST` = 4: add an element at start of list (since 0.10.2)
+    pub const ADD_FIRST: Self = Self(4);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_NETWORK_UPDATE_COMMAND_ADD_FIRST", Self::ADD_FIRST),
-            ("VIR_NETWORK_UPDATE_COMMAND_ADD_LAST", Self::ADD_LAST),
-            ("VIR_NETWORK_UPDATE_COMMAND_DELETE", Self::DELETE),
-            ("VIR_NETWORK_UPDATE_COMMAND_MODIFY", Self::MODIFY),
             ("VIR_NETWORK_UPDATE_COMMAND_NONE", Self::NONE),
+            ("VIR_NETWORK_UPDATE_COMMAND_MODIFY", Self::MODIFY),
+            ("VIR_NETWORK_UPDATE_COMMAND_DELETE", Self::DELETE),
+            ("VIR_NETWORK_UPDATE_COMMAND_ADD_LAST", Self::ADD_LAST),
+            ("VIR_NETWORK_UPDATE_COMMAND_ADD_FIRST", Self::ADD_FIRST),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            4 => Some("VIR_NETWORK_UPDATE_COMMAND_ADD_FIRST"),
-            3 => Some("VIR_NETWORK_UPDATE_COMMAND_ADD_LAST"),
-            2 => Some("VIR_NETWORK_UPDATE_COMMAND_DELETE"),
-            1 => Some("VIR_NETWORK_UPDATE_COMMAND_MODIFY"),
             0 => Some("VIR_NETWORK_UPDATE_COMMAND_NONE"),
+            1 => Some("VIR_NETWORK_UPDATE_COMMAND_MODIFY"),
+            2 => Some("VIR_NETWORK_UPDATE_COMMAND_DELETE"),
+            3 => Some("VIR_NETWORK_UPDATE_COMMAND_ADD_LAST"),
+            4 => Some("VIR_NETWORK_UPDATE_COMMAND_ADD_FIRST"),
             _ => None,
         }
     }
@@ -5736,10 +5775,10 @@ pub struct NetworkXMLFlags(pub u32);
 
 impl NetworkXMLFlags {
     /// `VIR_NETWORK_XML_INACTIVE` = 0x1: dump inactive network information (since 0.9.10)
-    pub const INACTIVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const NETWORK_XML_INACTIVE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NETWORK_XML_INACTIVE", Self::INACTIVE)]
+        &[("VIR_NETWORK_XML_INACTIVE", Self::NETWORK_XML_INACTIVE)]
     }
 }
 
@@ -5754,7 +5793,7 @@ impl NodeAllocPagesFlags {
     pub const ADD: Self = Self(0x0);
     /// `VIR_NODE_ALLOC_PAGES_SET` = 0x1: Don't add @pageCounts, instead set passed number of pages. This can be used to free allocated pages. (since 1.2.9)
     pub const SET: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[("VIR_NODE_ALLOC_PAGES_SET", Self::SET)]
     }
@@ -5768,12 +5807,12 @@ pub struct NodeGetCPUStatsAllCPUs(pub i32);
 
 impl NodeGetCPUStatsAllCPUs {
     /// `VIR_NODE_CPU_STATS_ALL_CPUS` = -1 (since 0.9.3)
-    pub const CPUS: Self = Self(-1);
-    /// Every named value, in declaration order (aliases included).
+    pub const NODE_CPU_STATS_ALL_CPUS: Self = Self(-1);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NODE_CPU_STATS_ALL_CPUS", Self::CPUS)]
+        &[("VIR_NODE_CPU_STATS_ALL_CPUS", Self::NODE_CPU_STATS_ALL_CPUS)]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -5791,10 +5830,13 @@ pub struct NodeDeviceCreateXMLFlags(pub u32);
 
 impl NodeDeviceCreateXMLFlags {
     /// `VIR_NODE_DEVICE_CREATE_XML_VALIDATE` = 0x1: Validate the XML document against schema (since 8.10.0)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const NODE_DEVICE_CREATE_XML_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NODE_DEVICE_CREATE_XML_VALIDATE", Self::VALIDATE)]
+        &[(
+            "VIR_NODE_DEVICE_CREATE_XML_VALIDATE",
+            Self::NODE_DEVICE_CREATE_XML_VALIDATE,
+        )]
     }
 }
 
@@ -5806,10 +5848,13 @@ pub struct NodeDeviceDefineXMLFlags(pub u32);
 
 impl NodeDeviceDefineXMLFlags {
     /// `VIR_NODE_DEVICE_DEFINE_XML_VALIDATE` = 0x1: Validate the XML document against schema (since 8.10.0)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const NODE_DEVICE_DEFINE_XML_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NODE_DEVICE_DEFINE_XML_VALIDATE", Self::VALIDATE)]
+        &[(
+            "VIR_NODE_DEVICE_DEFINE_XML_VALIDATE",
+            Self::NODE_DEVICE_DEFINE_XML_VALIDATE,
+        )]
     }
 }
 
@@ -5822,28 +5867,28 @@ pub struct NodeDeviceEventLifecycleType(pub i32);
 impl NodeDeviceEventLifecycleType {
     /// `VIR_NODE_DEVICE_EVENT_CREATED` = 0 (since 2.2.0)
     pub const CREATED: Self = Self(0);
-    /// `VIR_NODE_DEVICE_EVENT_DEFINED` = 2 (since 7.3.0)
-    pub const DEFINED: Self = Self(2);
     /// `VIR_NODE_DEVICE_EVENT_DELETED` = 1 (since 2.2.0)
     pub const DELETED: Self = Self(1);
+    /// `VIR_NODE_DEVICE_EVENT_DEFINED` = 2 (since 7.3.0)
+    pub const DEFINED: Self = Self(2);
     /// `VIR_NODE_DEVICE_EVENT_UNDEFINED` = 3 (since 7.3.0)
     pub const UNDEFINED: Self = Self(3);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_NODE_DEVICE_EVENT_CREATED", Self::CREATED),
-            ("VIR_NODE_DEVICE_EVENT_DEFINED", Self::DEFINED),
             ("VIR_NODE_DEVICE_EVENT_DELETED", Self::DELETED),
+            ("VIR_NODE_DEVICE_EVENT_DEFINED", Self::DEFINED),
             ("VIR_NODE_DEVICE_EVENT_UNDEFINED", Self::UNDEFINED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
             0 => Some("VIR_NODE_DEVICE_EVENT_CREATED"),
-            2 => Some("VIR_NODE_DEVICE_EVENT_DEFINED"),
             1 => Some("VIR_NODE_DEVICE_EVENT_DELETED"),
+            2 => Some("VIR_NODE_DEVICE_EVENT_DEFINED"),
             3 => Some("VIR_NODE_DEVICE_EVENT_UNDEFINED"),
             _ => None,
         }
@@ -5861,14 +5906,14 @@ impl NodeDeviceEventID {
     pub const LIFECYCLE: Self = Self(0);
     /// `VIR_NODE_DEVICE_EVENT_ID_UPDATE` = 1: virConnectNodeDeviceEventGenericCallback (since 2.2.0)
     pub const UPDATE: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE", Self::LIFECYCLE),
             ("VIR_NODE_DEVICE_EVENT_ID_UPDATE", Self::UPDATE),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -5886,17 +5931,17 @@ crate::program::impl_enum!(NodeDeviceEventID);
 pub struct NodeDeviceUpdateFlags(pub u32);
 
 impl NodeDeviceUpdateFlags {
-    /// `VIR_NODE_DEVICE_UPDATE_AFFECT_CONFIG` = 0x2: affect persistent config only (since 10.1.0)
-    pub const CONFIG: Self = Self(0x2);
     /// `VIR_NODE_DEVICE_UPDATE_AFFECT_CURRENT` = 0x0: affect live if node device is active, config if it's not active (since 10.1.0)
     pub const CURRENT: Self = Self(0x0);
     /// `VIR_NODE_DEVICE_UPDATE_AFFECT_LIVE` = 0x1: affect live state of node device only (since 10.1.0)
     pub const LIVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_NODE_DEVICE_UPDATE_AFFECT_CONFIG` = 0x2: affect persistent config only (since 10.1.0)
+    pub const CONFIG: Self = Self(0x2);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_NODE_DEVICE_UPDATE_AFFECT_CONFIG", Self::CONFIG),
             ("VIR_NODE_DEVICE_UPDATE_AFFECT_LIVE", Self::LIVE),
+            ("VIR_NODE_DEVICE_UPDATE_AFFECT_CONFIG", Self::CONFIG),
         ]
     }
 }
@@ -5909,10 +5954,13 @@ pub struct NodeDeviceXMLFlags(pub u32);
 
 impl NodeDeviceXMLFlags {
     /// `VIR_NODE_DEVICE_XML_INACTIVE` = 0x1: dump inactive device configuration (since 10.1.0)
-    pub const INACTIVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const NODE_DEVICE_XML_INACTIVE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NODE_DEVICE_XML_INACTIVE", Self::INACTIVE)]
+        &[(
+            "VIR_NODE_DEVICE_XML_INACTIVE",
+            Self::NODE_DEVICE_XML_INACTIVE,
+        )]
     }
 }
 
@@ -5924,12 +5972,15 @@ pub struct NodeGetMemoryStatsAllCells(pub i32);
 
 impl NodeGetMemoryStatsAllCells {
     /// `VIR_NODE_MEMORY_STATS_ALL_CELLS` = -1 (since 0.9.3)
-    pub const CELLS: Self = Self(-1);
-    /// Every named value, in declaration order (aliases included).
+    pub const NODE_MEMORY_STATS_ALL_CELLS: Self = Self(-1);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NODE_MEMORY_STATS_ALL_CELLS", Self::CELLS)]
+        &[(
+            "VIR_NODE_MEMORY_STATS_ALL_CELLS",
+            Self::NODE_MEMORY_STATS_ALL_CELLS,
+        )]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -5946,27 +5997,27 @@ crate::program::impl_enum!(NodeGetMemoryStatsAllCells);
 pub struct NodeSuspendTarget(pub i32);
 
 impl NodeSuspendTarget {
+    /// `VIR_NODE_SUSPEND_TARGET_MEM` = 0 (since 0.9.8)
+    pub const MEM: Self = Self(0);
     /// `VIR_NODE_SUSPEND_TARGET_DISK` = 1 (since 0.9.8)
     pub const DISK: Self = Self(1);
     /// `VIR_NODE_SUSPEND_TARGET_HYBRID` = 2 (since 0.9.8)
     pub const HYBRID: Self = Self(2);
-    /// `VIR_NODE_SUSPEND_TARGET_MEM` = 0 (since 0.9.8)
-    pub const MEM: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_NODE_SUSPEND_TARGET_MEM", Self::MEM),
             ("VIR_NODE_SUSPEND_TARGET_DISK", Self::DISK),
             ("VIR_NODE_SUSPEND_TARGET_HYBRID", Self::HYBRID),
-            ("VIR_NODE_SUSPEND_TARGET_MEM", Self::MEM),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_NODE_SUSPEND_TARGET_MEM"),
             1 => Some("VIR_NODE_SUSPEND_TARGET_DISK"),
             2 => Some("VIR_NODE_SUSPEND_TARGET_HYBRID"),
-            0 => Some("VIR_NODE_SUSPEND_TARGET_MEM"),
             _ => None,
         }
     }
@@ -5980,10 +6031,13 @@ pub struct NWFilterBindingCreateFlags(pub u32);
 
 impl NWFilterBindingCreateFlags {
     /// `VIR_NWFILTER_BINDING_CREATE_VALIDATE` = 0x1: Validate the XML document against schema (since 7.8.0)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const NWFILTER_BINDING_CREATE_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NWFILTER_BINDING_CREATE_VALIDATE", Self::VALIDATE)]
+        &[(
+            "VIR_NWFILTER_BINDING_CREATE_VALIDATE",
+            Self::NWFILTER_BINDING_CREATE_VALIDATE,
+        )]
     }
 }
 
@@ -5995,10 +6049,13 @@ pub struct NWFilterDefineFlags(pub u32);
 
 impl NWFilterDefineFlags {
     /// `VIR_NWFILTER_DEFINE_VALIDATE` = 0x1: Validate the XML document against schema (since 7.7.0)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const NWFILTER_DEFINE_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_NWFILTER_DEFINE_VALIDATE", Self::VALIDATE)]
+        &[(
+            "VIR_NWFILTER_DEFINE_VALIDATE",
+            Self::NWFILTER_DEFINE_VALIDATE,
+        )]
     }
 }
 
@@ -6010,10 +6067,10 @@ pub struct SecretDefineFlags(pub u32);
 
 impl SecretDefineFlags {
     /// `VIR_SECRET_DEFINE_VALIDATE` = 0x1: Validate the XML document against schema (since 7.7.0)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const SECRET_DEFINE_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_SECRET_DEFINE_VALIDATE", Self::VALIDATE)]
+        &[("VIR_SECRET_DEFINE_VALIDATE", Self::SECRET_DEFINE_VALIDATE)]
     }
 }
 
@@ -6028,14 +6085,14 @@ impl SecretEventLifecycleType {
     pub const DEFINED: Self = Self(0);
     /// `VIR_SECRET_EVENT_UNDEFINED` = 1 (since 3.0.0)
     pub const UNDEFINED: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_SECRET_EVENT_DEFINED", Self::DEFINED),
             ("VIR_SECRET_EVENT_UNDEFINED", Self::UNDEFINED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -6057,14 +6114,14 @@ impl SecretEventID {
     pub const LIFECYCLE: Self = Self(0);
     /// `VIR_SECRET_EVENT_ID_VALUE_CHANGED` = 1: virConnectSecretEventGenericCallback (since 3.0.0)
     pub const VALUE_CHANGED: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_SECRET_EVENT_ID_LIFECYCLE", Self::LIFECYCLE),
             ("VIR_SECRET_EVENT_ID_VALUE_CHANGED", Self::VALUE_CHANGED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -6082,38 +6139,38 @@ crate::program::impl_enum!(SecretEventID);
 pub struct SecretUsageType(pub i32);
 
 impl SecretUsageType {
+    /// `VIR_SECRET_USAGE_TYPE_NONE` = 0 (since 0.7.1)
+    pub const NONE: Self = Self(0);
+    /// `VIR_SECRET_USAGE_TYPE_VOLUME` = 1 (since 0.7.1)
+    pub const VOLUME: Self = Self(1);
     /// `VIR_SECRET_USAGE_TYPE_CEPH` = 2 (since 0.9.7)
     pub const CEPH: Self = Self(2);
     /// `VIR_SECRET_USAGE_TYPE_ISCSI` = 3 (since 1.0.4)
     pub const ISCSI: Self = Self(3);
-    /// `VIR_SECRET_USAGE_TYPE_NONE` = 0 (since 0.7.1)
-    pub const NONE: Self = Self(0);
     /// `VIR_SECRET_USAGE_TYPE_TLS` = 4 (since 2.3.0)
     pub const TLS: Self = Self(4);
-    /// `VIR_SECRET_USAGE_TYPE_VOLUME` = 1 (since 0.7.1)
-    pub const VOLUME: Self = Self(1);
     /// `VIR_SECRET_USAGE_TYPE_VTPM` = 5 (since 5.6.0)
     pub const VTPM: Self = Self(5);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_SECRET_USAGE_TYPE_NONE", Self::NONE),
+            ("VIR_SECRET_USAGE_TYPE_VOLUME", Self::VOLUME),
             ("VIR_SECRET_USAGE_TYPE_CEPH", Self::CEPH),
             ("VIR_SECRET_USAGE_TYPE_ISCSI", Self::ISCSI),
-            ("VIR_SECRET_USAGE_TYPE_NONE", Self::NONE),
             ("VIR_SECRET_USAGE_TYPE_TLS", Self::TLS),
-            ("VIR_SECRET_USAGE_TYPE_VOLUME", Self::VOLUME),
             ("VIR_SECRET_USAGE_TYPE_VTPM", Self::VTPM),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_SECRET_USAGE_TYPE_NONE"),
+            1 => Some("VIR_SECRET_USAGE_TYPE_VOLUME"),
             2 => Some("VIR_SECRET_USAGE_TYPE_CEPH"),
             3 => Some("VIR_SECRET_USAGE_TYPE_ISCSI"),
-            0 => Some("VIR_SECRET_USAGE_TYPE_NONE"),
             4 => Some("VIR_SECRET_USAGE_TYPE_TLS"),
-            1 => Some("VIR_SECRET_USAGE_TYPE_VOLUME"),
             5 => Some("VIR_SECRET_USAGE_TYPE_VTPM"),
             _ => None,
         }
@@ -6127,35 +6184,35 @@ crate::program::impl_enum!(SecretUsageType);
 pub struct StoragePoolState(pub i32);
 
 impl StoragePoolState {
+    /// `VIR_STORAGE_POOL_INACTIVE` = 0: Not running (since 0.4.1)
+    pub const INACTIVE: Self = Self(0);
     /// `VIR_STORAGE_POOL_BUILDING` = 1: Initializing pool, not available (since 0.4.1)
     pub const BUILDING: Self = Self(1);
+    /// `VIR_STORAGE_POOL_RUNNING` = 2: Running normally (since 0.4.1)
+    pub const RUNNING: Self = Self(2);
     /// `VIR_STORAGE_POOL_DEGRADED` = 3: Running degraded (since 0.4.1)
     pub const DEGRADED: Self = Self(3);
     /// `VIR_STORAGE_POOL_INACCESSIBLE` = 4: Running, but not accessible (since 0.8.2)
     pub const INACCESSIBLE: Self = Self(4);
-    /// `VIR_STORAGE_POOL_INACTIVE` = 0: Not running (since 0.4.1)
-    pub const INACTIVE: Self = Self(0);
-    /// `VIR_STORAGE_POOL_RUNNING` = 2: Running normally (since 0.4.1)
-    pub const RUNNING: Self = Self(2);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_STORAGE_POOL_INACTIVE", Self::INACTIVE),
             ("VIR_STORAGE_POOL_BUILDING", Self::BUILDING),
+            ("VIR_STORAGE_POOL_RUNNING", Self::RUNNING),
             ("VIR_STORAGE_POOL_DEGRADED", Self::DEGRADED),
             ("VIR_STORAGE_POOL_INACCESSIBLE", Self::INACCESSIBLE),
-            ("VIR_STORAGE_POOL_INACTIVE", Self::INACTIVE),
-            ("VIR_STORAGE_POOL_RUNNING", Self::RUNNING),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_STORAGE_POOL_INACTIVE"),
             1 => Some("VIR_STORAGE_POOL_BUILDING"),
+            2 => Some("VIR_STORAGE_POOL_RUNNING"),
             3 => Some("VIR_STORAGE_POOL_DEGRADED"),
             4 => Some("VIR_STORAGE_POOL_INACCESSIBLE"),
-            0 => Some("VIR_STORAGE_POOL_INACTIVE"),
-            2 => Some("VIR_STORAGE_POOL_RUNNING"),
             _ => None,
         }
     }
@@ -6170,21 +6227,21 @@ pub struct StoragePoolBuildFlags(pub u32);
 impl StoragePoolBuildFlags {
     /// `VIR_STORAGE_POOL_BUILD_NEW` = 0x0: Regular build from scratch (since 0.4.1)
     pub const NEW: Self = Self(0x0);
-    /// `VIR_STORAGE_POOL_BUILD_NO_OVERWRITE` = 0x4: Do not overwrite existing pool (since 0.9.5)
-    pub const NO_OVERWRITE: Self = Self(0x4);
-    /// `VIR_STORAGE_POOL_BUILD_OVERWRITE` = 0x8: Overwrite data (since 0.9.5)
-    pub const OVERWRITE: Self = Self(0x8);
     /// `VIR_STORAGE_POOL_BUILD_REPAIR` = 0x1: Repair / reinitialize (since 0.4.1)
     pub const REPAIR: Self = Self(0x1);
     /// `VIR_STORAGE_POOL_BUILD_RESIZE` = 0x2: Extend existing pool (since 0.4.1)
     pub const RESIZE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_STORAGE_POOL_BUILD_NO_OVERWRITE` = 0x4: Do not overwrite existing pool (since 0.9.5)
+    pub const NO_OVERWRITE: Self = Self(0x4);
+    /// `VIR_STORAGE_POOL_BUILD_OVERWRITE` = 0x8: Overwrite data (since 0.9.5)
+    pub const OVERWRITE: Self = Self(0x8);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_STORAGE_POOL_BUILD_NO_OVERWRITE", Self::NO_OVERWRITE),
-            ("VIR_STORAGE_POOL_BUILD_OVERWRITE", Self::OVERWRITE),
             ("VIR_STORAGE_POOL_BUILD_REPAIR", Self::REPAIR),
             ("VIR_STORAGE_POOL_BUILD_RESIZE", Self::RESIZE),
+            ("VIR_STORAGE_POOL_BUILD_NO_OVERWRITE", Self::NO_OVERWRITE),
+            ("VIR_STORAGE_POOL_BUILD_OVERWRITE", Self::OVERWRITE),
         ]
     }
 }
@@ -6200,21 +6257,21 @@ impl StoragePoolCreateFlags {
     pub const NORMAL: Self = Self(0x0);
     /// `VIR_STORAGE_POOL_CREATE_WITH_BUILD` = 0x1: Create the pool and perform pool build without any flags (since 1.3.1)
     pub const WITH_BUILD: Self = Self(0x1);
-    /// `VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE` = 0x4: Create the pool and perform pool build using the VIR_STORAGE_POOL_BUILD_NO_OVERWRITE flag. This is mutually exclusive to VIR_STORAGE_POOL_CREATE_WITH_BUILD_OVERWRITE (since 1.3.1)
-    pub const WITH_BUILD_NO_OVERWRITE: Self = Self(0x4);
     /// `VIR_STORAGE_POOL_CREATE_WITH_BUILD_OVERWRITE` = 0x2: Create the pool and perform pool build using the VIR_STORAGE_POOL_BUILD_OVERWRITE flag. This is mutually exclusive to VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE (since 1.3.1)
     pub const WITH_BUILD_OVERWRITE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE` = 0x4: Create the pool and perform pool build using the VIR_STORAGE_POOL_BUILD_NO_OVERWRITE flag. This is mutually exclusive to VIR_STORAGE_POOL_CREATE_WITH_BUILD_OVERWRITE (since 1.3.1)
+    pub const WITH_BUILD_NO_OVERWRITE: Self = Self(0x4);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_STORAGE_POOL_CREATE_WITH_BUILD", Self::WITH_BUILD),
             (
-                "VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE",
-                Self::WITH_BUILD_NO_OVERWRITE,
-            ),
-            (
                 "VIR_STORAGE_POOL_CREATE_WITH_BUILD_OVERWRITE",
                 Self::WITH_BUILD_OVERWRITE,
+            ),
+            (
+                "VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE",
+                Self::WITH_BUILD_NO_OVERWRITE,
             ),
         ]
     }
@@ -6228,10 +6285,13 @@ pub struct StoragePoolDefineFlags(pub u32);
 
 impl StoragePoolDefineFlags {
     /// `VIR_STORAGE_POOL_DEFINE_VALIDATE` = 0x1: Validate the XML document against schema (since 7.7.0)
-    pub const VALIDATE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const STORAGE_POOL_DEFINE_VALIDATE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_STORAGE_POOL_DEFINE_VALIDATE", Self::VALIDATE)]
+        &[(
+            "VIR_STORAGE_POOL_DEFINE_VALIDATE",
+            Self::STORAGE_POOL_DEFINE_VALIDATE,
+        )]
     }
 }
 
@@ -6246,7 +6306,7 @@ impl StoragePoolDeleteFlags {
     pub const NORMAL: Self = Self(0x0);
     /// `VIR_STORAGE_POOL_DELETE_ZEROED` = 0x1: Clear all data to zeros (slow) (since 0.4.1)
     pub const ZEROED: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[("VIR_STORAGE_POOL_DELETE_ZEROED", Self::ZEROED)]
     }
@@ -6259,39 +6319,39 @@ crate::program::impl_flags!(StoragePoolDeleteFlags);
 pub struct StoragePoolEventLifecycleType(pub i32);
 
 impl StoragePoolEventLifecycleType {
-    /// `VIR_STORAGE_POOL_EVENT_CREATED` = 4 (since 3.8.0)
-    pub const CREATED: Self = Self(4);
     /// `VIR_STORAGE_POOL_EVENT_DEFINED` = 0 (since 2.0.0)
     pub const DEFINED: Self = Self(0);
-    /// `VIR_STORAGE_POOL_EVENT_DELETED` = 5 (since 3.8.0)
-    pub const DELETED: Self = Self(5);
+    /// `VIR_STORAGE_POOL_EVENT_UNDEFINED` = 1 (since 2.0.0)
+    pub const UNDEFINED: Self = Self(1);
     /// `VIR_STORAGE_POOL_EVENT_STARTED` = 2 (since 2.0.0)
     pub const STARTED: Self = Self(2);
     /// `VIR_STORAGE_POOL_EVENT_STOPPED` = 3 (since 2.0.0)
     pub const STOPPED: Self = Self(3);
-    /// `VIR_STORAGE_POOL_EVENT_UNDEFINED` = 1 (since 2.0.0)
-    pub const UNDEFINED: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_STORAGE_POOL_EVENT_CREATED` = 4 (since 3.8.0)
+    pub const CREATED: Self = Self(4);
+    /// `VIR_STORAGE_POOL_EVENT_DELETED` = 5 (since 3.8.0)
+    pub const DELETED: Self = Self(5);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_STORAGE_POOL_EVENT_CREATED", Self::CREATED),
             ("VIR_STORAGE_POOL_EVENT_DEFINED", Self::DEFINED),
-            ("VIR_STORAGE_POOL_EVENT_DELETED", Self::DELETED),
+            ("VIR_STORAGE_POOL_EVENT_UNDEFINED", Self::UNDEFINED),
             ("VIR_STORAGE_POOL_EVENT_STARTED", Self::STARTED),
             ("VIR_STORAGE_POOL_EVENT_STOPPED", Self::STOPPED),
-            ("VIR_STORAGE_POOL_EVENT_UNDEFINED", Self::UNDEFINED),
+            ("VIR_STORAGE_POOL_EVENT_CREATED", Self::CREATED),
+            ("VIR_STORAGE_POOL_EVENT_DELETED", Self::DELETED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            4 => Some("VIR_STORAGE_POOL_EVENT_CREATED"),
             0 => Some("VIR_STORAGE_POOL_EVENT_DEFINED"),
-            5 => Some("VIR_STORAGE_POOL_EVENT_DELETED"),
+            1 => Some("VIR_STORAGE_POOL_EVENT_UNDEFINED"),
             2 => Some("VIR_STORAGE_POOL_EVENT_STARTED"),
             3 => Some("VIR_STORAGE_POOL_EVENT_STOPPED"),
-            1 => Some("VIR_STORAGE_POOL_EVENT_UNDEFINED"),
+            4 => Some("VIR_STORAGE_POOL_EVENT_CREATED"),
+            5 => Some("VIR_STORAGE_POOL_EVENT_DELETED"),
             _ => None,
         }
     }
@@ -6308,14 +6368,14 @@ impl StoragePoolEventID {
     pub const LIFECYCLE: Self = Self(0);
     /// `VIR_STORAGE_POOL_EVENT_ID_REFRESH` = 1: virConnectStoragePoolEventGenericCallback (since 2.0.0)
     pub const REFRESH: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE", Self::LIFECYCLE),
             ("VIR_STORAGE_POOL_EVENT_ID_REFRESH", Self::REFRESH),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -6333,38 +6393,38 @@ crate::program::impl_enum!(StoragePoolEventID);
 pub struct StorageVolType(pub i32);
 
 impl StorageVolType {
+    /// `VIR_STORAGE_VOL_FILE` = 0: Regular file based volumes (since 0.4.1)
+    pub const FILE: Self = Self(0);
     /// `VIR_STORAGE_VOL_BLOCK` = 1: Block based volumes (since 0.4.1)
     pub const BLOCK: Self = Self(1);
     /// `VIR_STORAGE_VOL_DIR` = 2: Directory-passthrough based volume (since 0.9.5)
     pub const DIR: Self = Self(2);
-    /// `VIR_STORAGE_VOL_FILE` = 0: Regular file based volumes (since 0.4.1)
-    pub const FILE: Self = Self(0);
-    /// `VIR_STORAGE_VOL_NETDIR` = 4: Network accessible directory that can contain other network volumes (since 1.2.0)
-    pub const NETDIR: Self = Self(4);
     /// `VIR_STORAGE_VOL_NETWORK` = 3: Network volumes like RBD (RADOS Block Device) (since 0.9.13)
     pub const NETWORK: Self = Self(3);
+    /// `VIR_STORAGE_VOL_NETDIR` = 4: Network accessible directory that can contain other network volumes (since 1.2.0)
+    pub const NETDIR: Self = Self(4);
     /// `VIR_STORAGE_VOL_PLOOP` = 5: Ploop based volumes (since 1.3.4)
     pub const PLOOP: Self = Self(5);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_STORAGE_VOL_FILE", Self::FILE),
             ("VIR_STORAGE_VOL_BLOCK", Self::BLOCK),
             ("VIR_STORAGE_VOL_DIR", Self::DIR),
-            ("VIR_STORAGE_VOL_FILE", Self::FILE),
-            ("VIR_STORAGE_VOL_NETDIR", Self::NETDIR),
             ("VIR_STORAGE_VOL_NETWORK", Self::NETWORK),
+            ("VIR_STORAGE_VOL_NETDIR", Self::NETDIR),
             ("VIR_STORAGE_VOL_PLOOP", Self::PLOOP),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_STORAGE_VOL_FILE"),
             1 => Some("VIR_STORAGE_VOL_BLOCK"),
             2 => Some("VIR_STORAGE_VOL_DIR"),
-            0 => Some("VIR_STORAGE_VOL_FILE"),
-            4 => Some("VIR_STORAGE_VOL_NETDIR"),
             3 => Some("VIR_STORAGE_VOL_NETWORK"),
+            4 => Some("VIR_STORAGE_VOL_NETDIR"),
             5 => Some("VIR_STORAGE_VOL_PLOOP"),
             _ => None,
         }
@@ -6384,7 +6444,7 @@ impl StorageVolCreateFlags {
     pub const REFLINK: Self = Self(0x2);
     /// `VIR_STORAGE_VOL_CREATE_VALIDATE` = 0x4: Validate the XML document against schema (since 8.10.0)
     pub const VALIDATE: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             (
@@ -6406,18 +6466,18 @@ pub struct StorageVolDeleteFlags(pub u32);
 impl StorageVolDeleteFlags {
     /// `VIR_STORAGE_VOL_DELETE_NORMAL` = 0x0: Delete metadata only (fast) (since 0.4.1)
     pub const NORMAL: Self = Self(0x0);
-    /// `VIR_STORAGE_VOL_DELETE_WITH_SNAPSHOTS` = 0x2: Force removal of volume, even if in use (since 1.2.21)
-    pub const WITH_SNAPSHOTS: Self = Self(0x2);
     /// `VIR_STORAGE_VOL_DELETE_ZEROED` = 0x1: Clear all data to zeros (slow) (since 0.4.1)
     pub const ZEROED: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_STORAGE_VOL_DELETE_WITH_SNAPSHOTS` = 0x2: Force removal of volume, even if in use (since 1.2.21)
+    pub const WITH_SNAPSHOTS: Self = Self(0x2);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_STORAGE_VOL_DELETE_ZEROED", Self::ZEROED),
             (
                 "VIR_STORAGE_VOL_DELETE_WITH_SNAPSHOTS",
                 Self::WITH_SNAPSHOTS,
             ),
-            ("VIR_STORAGE_VOL_DELETE_ZEROED", Self::ZEROED),
         ]
     }
 }
@@ -6430,10 +6490,13 @@ pub struct StorageVolDownloadFlags(pub u32);
 
 impl StorageVolDownloadFlags {
     /// `VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM` = 0x1: Use sparse stream (since 3.4.0)
-    pub const STREAM: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const STORAGE_VOL_DOWNLOAD_SPARSE_STREAM: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM", Self::STREAM)]
+        &[(
+            "VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM",
+            Self::STORAGE_VOL_DOWNLOAD_SPARSE_STREAM,
+        )]
     }
 }
 
@@ -6444,11 +6507,11 @@ crate::program::impl_flags!(StorageVolDownloadFlags);
 pub struct StorageVolInfoFlags(pub u32);
 
 impl StorageVolInfoFlags {
-    /// `VIR_STORAGE_VOL_GET_PHYSICAL` = 0x1: Return the physical size in allocation (since 3.0.0)
-    pub const GET_PHYSICAL: Self = Self(0x1);
     /// `VIR_STORAGE_VOL_USE_ALLOCATION` = 0x0 (since 3.0.0)
     pub const USE_ALLOCATION: Self = Self(0x0);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_STORAGE_VOL_GET_PHYSICAL` = 0x1: Return the physical size in allocation (since 3.0.0)
+    pub const GET_PHYSICAL: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[("VIR_STORAGE_VOL_GET_PHYSICAL", Self::GET_PHYSICAL)]
     }
@@ -6467,7 +6530,7 @@ impl StorageVolResizeFlags {
     pub const DELTA: Self = Self(0x2);
     /// `VIR_STORAGE_VOL_RESIZE_SHRINK` = 0x4: allow decrease in capacity (since 0.9.10)
     pub const SHRINK: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_STORAGE_VOL_RESIZE_ALLOCATE", Self::ALLOCATE),
@@ -6485,10 +6548,13 @@ pub struct StorageVolUploadFlags(pub u32);
 
 impl StorageVolUploadFlags {
     /// `VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM` = 0x1: Use sparse stream (since 3.4.0)
-    pub const STREAM: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const STORAGE_VOL_UPLOAD_SPARSE_STREAM: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM", Self::STREAM)]
+        &[(
+            "VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM",
+            Self::STORAGE_VOL_UPLOAD_SPARSE_STREAM,
+        )]
     }
 }
 
@@ -6499,55 +6565,55 @@ crate::program::impl_flags!(StorageVolUploadFlags);
 pub struct StorageVolWipeAlgorithm(pub i32);
 
 impl StorageVolWipeAlgorithm {
-    /// `VIR_STORAGE_VOL_WIPE_ALG_BSI` = 3: 9-pass method recommended by the German Center of Security in Information Technologies (since 0.9.10)
-    pub const BSI: Self = Self(3);
-    /// `VIR_STORAGE_VOL_WIPE_ALG_DOD` = 2: 4-pass DoD 5220.22-M section 8-306 procedure (since 0.9.10)
-    pub const DOD: Self = Self(2);
-    /// `VIR_STORAGE_VOL_WIPE_ALG_GUTMANN` = 4: The canonical 35-pass sequence (since 0.9.10)
-    pub const GUTMANN: Self = Self(4);
-    /// `VIR_STORAGE_VOL_WIPE_ALG_NNSA` = 1: 4-pass NNSA Policy Letter NAP-14.1-C (XVI-8) (since 0.9.10)
-    pub const NNSA: Self = Self(1);
-    /// `VIR_STORAGE_VOL_WIPE_ALG_PFITZNER33` = 7: 33-pass random data (since 0.9.10)
-    pub const PFITZNER33: Self = Self(7);
-    /// `VIR_STORAGE_VOL_WIPE_ALG_PFITZNER7` = 6: 7-pass random data (since 0.9.10)
-    pub const PFITZNER7: Self = Self(6);
-    /// `VIR_STORAGE_VOL_WIPE_ALG_RANDOM` = 8: 1-pass random data (since 0.9.10)
-    pub const RANDOM: Self = Self(8);
-    /// `VIR_STORAGE_VOL_WIPE_ALG_SCHNEIER` = 5: 7-pass method described by Bruce Schneier in "Applied Cryptography" (1996) (since 0.9.10)
-    pub const SCHNEIER: Self = Self(5);
-    /// `VIR_STORAGE_VOL_WIPE_ALG_TRIM` = 9: 1-pass, trim all data on the volume by using TRIM or DISCARD (since 1.3.2)
-    pub const TRIM: Self = Self(9);
     /// `VIR_STORAGE_VOL_WIPE_ALG_ZERO` = 0: 1-pass, all zeroes (since 0.9.10)
     pub const ZERO: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_STORAGE_VOL_WIPE_ALG_NNSA` = 1: 4-pass NNSA Policy Letter NAP-14.1-C (XVI-8) (since 0.9.10)
+    pub const NNSA: Self = Self(1);
+    /// `VIR_STORAGE_VOL_WIPE_ALG_DOD` = 2: 4-pass DoD 5220.22-M section 8-306 procedure (since 0.9.10)
+    pub const DOD: Self = Self(2);
+    /// `VIR_STORAGE_VOL_WIPE_ALG_BSI` = 3: 9-pass method recommended by the German Center of Security in Information Technologies (since 0.9.10)
+    pub const BSI: Self = Self(3);
+    /// `VIR_STORAGE_VOL_WIPE_ALG_GUTMANN` = 4: The canonical 35-pass sequence (since 0.9.10)
+    pub const GUTMANN: Self = Self(4);
+    /// `VIR_STORAGE_VOL_WIPE_ALG_SCHNEIER` = 5: 7-pass method described by Bruce Schneier in "Applied Cryptography" (1996) (since 0.9.10)
+    pub const SCHNEIER: Self = Self(5);
+    /// `VIR_STORAGE_VOL_WIPE_ALG_PFITZNER7` = 6: 7-pass random data (since 0.9.10)
+    pub const PFITZNER7: Self = Self(6);
+    /// `VIR_STORAGE_VOL_WIPE_ALG_PFITZNER33` = 7: 33-pass random data (since 0.9.10)
+    pub const PFITZNER33: Self = Self(7);
+    /// `VIR_STORAGE_VOL_WIPE_ALG_RANDOM` = 8: 1-pass random data (since 0.9.10)
+    pub const RANDOM: Self = Self(8);
+    /// `VIR_STORAGE_VOL_WIPE_ALG_TRIM` = 9: 1-pass, trim all data on the volume by using TRIM or DISCARD (since 1.3.2)
+    pub const TRIM: Self = Self(9);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_STORAGE_VOL_WIPE_ALG_BSI", Self::BSI),
-            ("VIR_STORAGE_VOL_WIPE_ALG_DOD", Self::DOD),
-            ("VIR_STORAGE_VOL_WIPE_ALG_GUTMANN", Self::GUTMANN),
-            ("VIR_STORAGE_VOL_WIPE_ALG_NNSA", Self::NNSA),
-            ("VIR_STORAGE_VOL_WIPE_ALG_PFITZNER33", Self::PFITZNER33),
-            ("VIR_STORAGE_VOL_WIPE_ALG_PFITZNER7", Self::PFITZNER7),
-            ("VIR_STORAGE_VOL_WIPE_ALG_RANDOM", Self::RANDOM),
-            ("VIR_STORAGE_VOL_WIPE_ALG_SCHNEIER", Self::SCHNEIER),
-            ("VIR_STORAGE_VOL_WIPE_ALG_TRIM", Self::TRIM),
             ("VIR_STORAGE_VOL_WIPE_ALG_ZERO", Self::ZERO),
+            ("VIR_STORAGE_VOL_WIPE_ALG_NNSA", Self::NNSA),
+            ("VIR_STORAGE_VOL_WIPE_ALG_DOD", Self::DOD),
+            ("VIR_STORAGE_VOL_WIPE_ALG_BSI", Self::BSI),
+            ("VIR_STORAGE_VOL_WIPE_ALG_GUTMANN", Self::GUTMANN),
+            ("VIR_STORAGE_VOL_WIPE_ALG_SCHNEIER", Self::SCHNEIER),
+            ("VIR_STORAGE_VOL_WIPE_ALG_PFITZNER7", Self::PFITZNER7),
+            ("VIR_STORAGE_VOL_WIPE_ALG_PFITZNER33", Self::PFITZNER33),
+            ("VIR_STORAGE_VOL_WIPE_ALG_RANDOM", Self::RANDOM),
+            ("VIR_STORAGE_VOL_WIPE_ALG_TRIM", Self::TRIM),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            3 => Some("VIR_STORAGE_VOL_WIPE_ALG_BSI"),
-            2 => Some("VIR_STORAGE_VOL_WIPE_ALG_DOD"),
-            4 => Some("VIR_STORAGE_VOL_WIPE_ALG_GUTMANN"),
-            1 => Some("VIR_STORAGE_VOL_WIPE_ALG_NNSA"),
-            7 => Some("VIR_STORAGE_VOL_WIPE_ALG_PFITZNER33"),
-            6 => Some("VIR_STORAGE_VOL_WIPE_ALG_PFITZNER7"),
-            8 => Some("VIR_STORAGE_VOL_WIPE_ALG_RANDOM"),
-            5 => Some("VIR_STORAGE_VOL_WIPE_ALG_SCHNEIER"),
-            9 => Some("VIR_STORAGE_VOL_WIPE_ALG_TRIM"),
             0 => Some("VIR_STORAGE_VOL_WIPE_ALG_ZERO"),
+            1 => Some("VIR_STORAGE_VOL_WIPE_ALG_NNSA"),
+            2 => Some("VIR_STORAGE_VOL_WIPE_ALG_DOD"),
+            3 => Some("VIR_STORAGE_VOL_WIPE_ALG_BSI"),
+            4 => Some("VIR_STORAGE_VOL_WIPE_ALG_GUTMANN"),
+            5 => Some("VIR_STORAGE_VOL_WIPE_ALG_SCHNEIER"),
+            6 => Some("VIR_STORAGE_VOL_WIPE_ALG_PFITZNER7"),
+            7 => Some("VIR_STORAGE_VOL_WIPE_ALG_PFITZNER33"),
+            8 => Some("VIR_STORAGE_VOL_WIPE_ALG_RANDOM"),
+            9 => Some("VIR_STORAGE_VOL_WIPE_ALG_TRIM"),
             _ => None,
         }
     }
@@ -6561,10 +6627,10 @@ pub struct StorageXMLFlags(pub u32);
 
 impl StorageXMLFlags {
     /// `VIR_STORAGE_XML_INACTIVE` = 0x1: dump inactive pool/volume information (since 0.9.13)
-    pub const INACTIVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const STORAGE_XML_INACTIVE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_STORAGE_XML_INACTIVE", Self::INACTIVE)]
+        &[("VIR_STORAGE_XML_INACTIVE", Self::STORAGE_XML_INACTIVE)]
     }
 }
 
@@ -6575,21 +6641,21 @@ crate::program::impl_flags!(StorageXMLFlags);
 pub struct StreamEventType(pub u32);
 
 impl StreamEventType {
-    /// `VIR_STREAM_EVENT_ERROR` = 0x4 (since 0.7.2)
-    pub const ERROR: Self = Self(0x4);
-    /// `VIR_STREAM_EVENT_HANGUP` = 0x8 (since 0.7.2)
-    pub const HANGUP: Self = Self(0x8);
     /// `VIR_STREAM_EVENT_READABLE` = 0x1 (since 0.7.2)
     pub const READABLE: Self = Self(0x1);
     /// `VIR_STREAM_EVENT_WRITABLE` = 0x2 (since 0.7.2)
     pub const WRITABLE: Self = Self(0x2);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_STREAM_EVENT_ERROR` = 0x4 (since 0.7.2)
+    pub const ERROR: Self = Self(0x4);
+    /// `VIR_STREAM_EVENT_HANGUP` = 0x8 (since 0.7.2)
+    pub const HANGUP: Self = Self(0x8);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_STREAM_EVENT_ERROR", Self::ERROR),
-            ("VIR_STREAM_EVENT_HANGUP", Self::HANGUP),
             ("VIR_STREAM_EVENT_READABLE", Self::READABLE),
             ("VIR_STREAM_EVENT_WRITABLE", Self::WRITABLE),
+            ("VIR_STREAM_EVENT_ERROR", Self::ERROR),
+            ("VIR_STREAM_EVENT_HANGUP", Self::HANGUP),
         ]
     }
 }
@@ -6602,10 +6668,10 @@ pub struct StreamFlags(pub u32);
 
 impl StreamFlags {
     /// `VIR_STREAM_NONBLOCK` = 0x1 (since 0.7.2)
-    pub const NONBLOCK: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const STREAM_NONBLOCK: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_STREAM_NONBLOCK", Self::NONBLOCK)]
+        &[("VIR_STREAM_NONBLOCK", Self::STREAM_NONBLOCK)]
     }
 }
 
@@ -6617,10 +6683,13 @@ pub struct StreamRecvFlagsValues(pub u32);
 
 impl StreamRecvFlagsValues {
     /// `VIR_STREAM_RECV_STOP_AT_HOLE` = 0x1 (since 3.4.0)
-    pub const HOLE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const STREAM_RECV_STOP_AT_HOLE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_STREAM_RECV_STOP_AT_HOLE", Self::HOLE)]
+        &[(
+            "VIR_STREAM_RECV_STOP_AT_HOLE",
+            Self::STREAM_RECV_STOP_AT_HOLE,
+        )]
     }
 }
 
@@ -6631,43 +6700,43 @@ crate::program::impl_flags!(StreamRecvFlagsValues);
 pub struct TypedParameterType(pub i32);
 
 impl TypedParameterType {
-    /// `VIR_TYPED_PARAM_BOOLEAN` = 6: boolean(character) case (since 0.9.2)
-    pub const BOOLEAN: Self = Self(6);
-    /// `VIR_TYPED_PARAM_DOUBLE` = 5: double case (since 0.9.2)
-    pub const DOUBLE: Self = Self(5);
     /// `VIR_TYPED_PARAM_INT` = 1: integer case (since 0.9.2)
     pub const INT: Self = Self(1);
-    /// `VIR_TYPED_PARAM_LLONG` = 3: long long case (since 0.9.2)
-    pub const LLONG: Self = Self(3);
-    /// `VIR_TYPED_PARAM_STRING` = 7: string case (since 0.9.8)
-    pub const STRING: Self = Self(7);
     /// `VIR_TYPED_PARAM_UINT` = 2: unsigned integer case (since 0.9.2)
     pub const UINT: Self = Self(2);
+    /// `VIR_TYPED_PARAM_LLONG` = 3: long long case (since 0.9.2)
+    pub const LLONG: Self = Self(3);
     /// `VIR_TYPED_PARAM_ULLONG` = 4: unsigned long long case (since 0.9.2)
     pub const ULLONG: Self = Self(4);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_TYPED_PARAM_DOUBLE` = 5: double case (since 0.9.2)
+    pub const DOUBLE: Self = Self(5);
+    /// `VIR_TYPED_PARAM_BOOLEAN` = 6: boolean(character) case (since 0.9.2)
+    pub const BOOLEAN: Self = Self(6);
+    /// `VIR_TYPED_PARAM_STRING` = 7: string case (since 0.9.8)
+    pub const STRING: Self = Self(7);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_TYPED_PARAM_BOOLEAN", Self::BOOLEAN),
-            ("VIR_TYPED_PARAM_DOUBLE", Self::DOUBLE),
             ("VIR_TYPED_PARAM_INT", Self::INT),
-            ("VIR_TYPED_PARAM_LLONG", Self::LLONG),
-            ("VIR_TYPED_PARAM_STRING", Self::STRING),
             ("VIR_TYPED_PARAM_UINT", Self::UINT),
+            ("VIR_TYPED_PARAM_LLONG", Self::LLONG),
             ("VIR_TYPED_PARAM_ULLONG", Self::ULLONG),
+            ("VIR_TYPED_PARAM_DOUBLE", Self::DOUBLE),
+            ("VIR_TYPED_PARAM_BOOLEAN", Self::BOOLEAN),
+            ("VIR_TYPED_PARAM_STRING", Self::STRING),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            6 => Some("VIR_TYPED_PARAM_BOOLEAN"),
-            5 => Some("VIR_TYPED_PARAM_DOUBLE"),
             1 => Some("VIR_TYPED_PARAM_INT"),
-            3 => Some("VIR_TYPED_PARAM_LLONG"),
-            7 => Some("VIR_TYPED_PARAM_STRING"),
             2 => Some("VIR_TYPED_PARAM_UINT"),
+            3 => Some("VIR_TYPED_PARAM_LLONG"),
             4 => Some("VIR_TYPED_PARAM_ULLONG"),
+            5 => Some("VIR_TYPED_PARAM_DOUBLE"),
+            6 => Some("VIR_TYPED_PARAM_BOOLEAN"),
+            7 => Some("VIR_TYPED_PARAM_STRING"),
             _ => None,
         }
     }
@@ -6681,10 +6750,10 @@ pub struct TypedParameterFlags(pub u32);
 
 impl TypedParameterFlags {
     /// `VIR_TYPED_PARAM_STRING_OKAY` = 0x4: 1 &lt;&lt; 0 is reserved for virDomainModificationImpact 1 &lt;&lt; 1 is reserved for virDomainModificationImpact Older servers lacked the ability to handle string typed parameters. Attempts to set a string parameter with an older server will fail at the client, but attempts to retrieve parameters must not return strings from a new server to an older client, so this flag exists to identify newer clients to newer servers. This flag is automatically set when needed, so the user does not have to worry about it; however, manually setting the flag can be used to reject servers that cannot return typed strings, even if no strings would be returned. (since 0.9.8)
-    pub const OKAY: Self = Self(0x4);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const TYPED_PARAM_STRING_OKAY: Self = Self(0x4);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_TYPED_PARAM_STRING_OKAY", Self::OKAY)]
+        &[("VIR_TYPED_PARAM_STRING_OKAY", Self::TYPED_PARAM_STRING_OKAY)]
     }
 }
 
@@ -6695,27 +6764,27 @@ crate::program::impl_flags!(TypedParameterFlags);
 pub struct VcpuState(pub i32);
 
 impl VcpuState {
-    /// `VIR_VCPU_BLOCKED` = 2: the virtual CPU is blocked on resource (since 0.1.4)
-    pub const BLOCKED: Self = Self(2);
     /// `VIR_VCPU_OFFLINE` = 0: the virtual CPU is offline (since 0.1.4)
     pub const OFFLINE: Self = Self(0);
     /// `VIR_VCPU_RUNNING` = 1: the virtual CPU is running (since 0.1.4)
     pub const RUNNING: Self = Self(1);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_VCPU_BLOCKED` = 2: the virtual CPU is blocked on resource (since 0.1.4)
+    pub const BLOCKED: Self = Self(2);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_VCPU_BLOCKED", Self::BLOCKED),
             ("VIR_VCPU_OFFLINE", Self::OFFLINE),
             ("VIR_VCPU_RUNNING", Self::RUNNING),
+            ("VIR_VCPU_BLOCKED", Self::BLOCKED),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            2 => Some("VIR_VCPU_BLOCKED"),
             0 => Some("VIR_VCPU_OFFLINE"),
             1 => Some("VIR_VCPU_RUNNING"),
+            2 => Some("VIR_VCPU_BLOCKED"),
             _ => None,
         }
     }
@@ -6728,23 +6797,23 @@ crate::program::impl_enum!(VcpuState);
 pub struct VcpuHostCpuState(pub i32);
 
 impl VcpuHostCpuState {
-    /// `VIR_VCPU_INFO_CPU_OFFLINE` = -1: the vCPU is offline (since 6.10.0)
-    pub const OFFLINE: Self = Self(-1);
     /// `VIR_VCPU_INFO_CPU_UNAVAILABLE` = -2: the hypervisor does not expose real CPU information (since 6.10.0)
     pub const UNAVAILABLE: Self = Self(-2);
-    /// Every named value, in declaration order (aliases included).
+    /// `VIR_VCPU_INFO_CPU_OFFLINE` = -1: the vCPU is offline (since 6.10.0)
+    pub const OFFLINE: Self = Self(-1);
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
-            ("VIR_VCPU_INFO_CPU_OFFLINE", Self::OFFLINE),
             ("VIR_VCPU_INFO_CPU_UNAVAILABLE", Self::UNAVAILABLE),
+            ("VIR_VCPU_INFO_CPU_OFFLINE", Self::OFFLINE),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
-            -1 => Some("VIR_VCPU_INFO_CPU_OFFLINE"),
             -2 => Some("VIR_VCPU_INFO_CPU_UNAVAILABLE"),
+            -1 => Some("VIR_VCPU_INFO_CPU_OFFLINE"),
             _ => None,
         }
     }

@@ -8,27 +8,27 @@
 pub struct ClientTransport(pub i32);
 
 impl ClientTransport {
+    /// `VIR_CLIENT_TRANS_UNIX` = 0: connection via UNIX socket (since 2.0.0)
+    pub const UNIX: Self = Self(0);
     /// `VIR_CLIENT_TRANS_TCP` = 1: connection via unencrypted TCP socket (since 2.0.0)
     pub const TCP: Self = Self(1);
     /// `VIR_CLIENT_TRANS_TLS` = 2: connection via encrypted TCP socket (since 2.0.0)
     pub const TLS: Self = Self(2);
-    /// `VIR_CLIENT_TRANS_UNIX` = 0: connection via UNIX socket (since 2.0.0)
-    pub const UNIX: Self = Self(0);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
+            ("VIR_CLIENT_TRANS_UNIX", Self::UNIX),
             ("VIR_CLIENT_TRANS_TCP", Self::TCP),
             ("VIR_CLIENT_TRANS_TLS", Self::TLS),
-            ("VIR_CLIENT_TRANS_UNIX", Self::UNIX),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
+            0 => Some("VIR_CLIENT_TRANS_UNIX"),
             1 => Some("VIR_CLIENT_TRANS_TCP"),
             2 => Some("VIR_CLIENT_TRANS_TLS"),
-            0 => Some("VIR_CLIENT_TRANS_UNIX"),
             _ => None,
         }
     }
@@ -42,10 +42,13 @@ pub struct AdmConnectDaemonShutdownFlags(pub u32);
 
 impl AdmConnectDaemonShutdownFlags {
     /// `VIR_DAEMON_SHUTDOWN_PRESERVE` = 0x1: Preserve state before shutting down daemon (since 11.2.0)
-    pub const PRESERVE: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    pub const DAEMON_SHUTDOWN_PRESERVE: Self = Self(0x1);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
-        &[("VIR_DAEMON_SHUTDOWN_PRESERVE", Self::PRESERVE)]
+        &[(
+            "VIR_DAEMON_SHUTDOWN_PRESERVE",
+            Self::DAEMON_SHUTDOWN_PRESERVE,
+        )]
     }
 }
 

@@ -8,20 +8,20 @@
 pub struct ConnectDomainQemuMonitorEventRegisterFlags(pub u32);
 
 impl ConnectDomainQemuMonitorEventRegisterFlags {
-    /// `VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE` = 0x2: Event filter is case insensitive (since 1.2.3)
-    pub const NOCASE: Self = Self(0x2);
     /// `VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_REGEX` = 0x1: Event filter is a regex rather than a literal string (since 1.2.3)
     pub const REGEX: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// `VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE` = 0x2: Event filter is case insensitive (since 1.2.3)
+    pub const NOCASE: Self = Self(0x2);
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             (
-                "VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE",
-                Self::NOCASE,
-            ),
-            (
                 "VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_REGEX",
                 Self::REGEX,
+            ),
+            (
+                "VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE",
+                Self::NOCASE,
             ),
         ]
     }
@@ -36,25 +36,25 @@ pub struct DomainQemuAgentCommandTimeoutValues(pub i32);
 impl DomainQemuAgentCommandTimeoutValues {
     /// `VIR_DOMAIN_QEMU_AGENT_COMMAND_BLOCK` = -2 (= `VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_BLOCK`) (since 0.10.0)
     pub const BLOCK: Self = Self(-2);
-    /// `VIR_DOMAIN_QEMU_AGENT_COMMAND_DEFAULT` = -1 (= `VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT`) (since 0.10.0)
-    pub const DEFAULT: Self = Self(-1);
     /// `VIR_DOMAIN_QEMU_AGENT_COMMAND_MIN` = -2 (= `VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_BLOCK`) (since 0.10.0)
     pub const MIN: Self = Self(-2);
+    /// `VIR_DOMAIN_QEMU_AGENT_COMMAND_DEFAULT` = -1 (= `VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT`) (since 0.10.0)
+    pub const DEFAULT: Self = Self(-1);
     /// `VIR_DOMAIN_QEMU_AGENT_COMMAND_NOWAIT` = 0 (= `VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_NOWAIT`) (since 0.10.0)
     pub const NOWAIT: Self = Self(0);
     /// `VIR_DOMAIN_QEMU_AGENT_COMMAND_SHUTDOWN` = 60 (since 1.2.15)
     pub const SHUTDOWN: Self = Self(60);
-    /// Every named value, in declaration order (aliases included).
+    /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[
             ("VIR_DOMAIN_QEMU_AGENT_COMMAND_BLOCK", Self::BLOCK),
-            ("VIR_DOMAIN_QEMU_AGENT_COMMAND_DEFAULT", Self::DEFAULT),
             ("VIR_DOMAIN_QEMU_AGENT_COMMAND_MIN", Self::MIN),
+            ("VIR_DOMAIN_QEMU_AGENT_COMMAND_DEFAULT", Self::DEFAULT),
             ("VIR_DOMAIN_QEMU_AGENT_COMMAND_NOWAIT", Self::NOWAIT),
             ("VIR_DOMAIN_QEMU_AGENT_COMMAND_SHUTDOWN", Self::SHUTDOWN),
         ]
     }
-    /// The C name of this value (the first declared one for aliases), or `None` for a
+    /// The C name of this value (for aliases, the first by name), or `None` for a
     /// value this libvirt version does not know.
     pub const fn name(self) -> Option<&'static str> {
         match self.0 {
@@ -78,7 +78,7 @@ impl DomainQemuMonitorCommandFlags {
     pub const DEFAULT: Self = Self(0x0);
     /// `VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP` = 0x1: cmd is in HMP (since 0.8.8)
     pub const HMP: Self = Self(0x1);
-    /// The named flags, in declaration order (zero-valued names excluded).
+    /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
         &[("VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP", Self::HMP)]
     }

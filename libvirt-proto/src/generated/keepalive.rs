@@ -82,6 +82,24 @@ impl<'de> serde::Deserialize<'de> for Procedure {
     }
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for Procedure {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::sample::select(Self::ALL).boxed()
+    }
+}
+
+/// Round-trips `cases` random values of every struct, enum and union of this module
+/// through XDR (decode(encode(x)) == x); returns how many types were checked.
+#[cfg(feature = "arbitrary")]
+pub fn roundtrip_all(cases: u32) -> Result<usize, String> {
+    crate::program::__private::roundtrip::<Procedure>("keepalive_procedure", cases)?;
+    Ok(1)
+}
+
 /// The program number of `keepalive` (`KEEPALIVE_PROGRAM`).
 pub const PROGRAM: u32 = 1801807216;
 /// The protocol version of `keepalive` (`KEEPALIVE_PROTOCOL_VERSION`).

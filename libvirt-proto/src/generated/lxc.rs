@@ -6,13 +6,25 @@
 /// ----- Protocol. -----
 ///
 /// XDR: `struct lxc_domain_open_namespace_args` (lxc_protocol.x:27)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "lxc_domain_open_namespace_args")]
 pub struct LxcDomainOpenNamespaceArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: super::remote::RemoteNonnullDomain,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for LxcDomainOpenNamespaceArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<super::remote::RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| LxcDomainOpenNamespaceArgs { dom, flags })
+            .boxed()
+    }
 }
 
 /// Define the program number, protocol version and procedure numbers here.
@@ -31,12 +43,12 @@ pub const LXC_PROTOCOL_VERSION: u32 = 1;
 pub enum Procedure {
     /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` = 1
     #[default]
-    Namespace = 1,
+    DomainOpenNamespace = 1,
 }
 
 impl Procedure {
     /// Every value, in declaration order.
-    pub const ALL: &'static [Self] = &[Self::Namespace];
+    pub const ALL: &'static [Self] = &[Self::DomainOpenNamespace];
     /// The XDR name of this enum.
     pub const XDR_NAME: &'static str = "lxc_procedure";
     /// The value on the wire.
@@ -46,14 +58,14 @@ impl Procedure {
     /// The member with this value, if any.
     pub const fn from_value(value: i32) -> Option<Self> {
         match value {
-            1 => Some(Self::Namespace),
+            1 => Some(Self::DomainOpenNamespace),
             _ => None,
         }
     }
     /// The member's name in the `.x` file (the C name).
     pub const fn name(self) -> &'static str {
         match self {
-            Self::Namespace => "LXC_PROC_DOMAIN_OPEN_NAMESPACE",
+            Self::DomainOpenNamespace => "LXC_PROC_DOMAIN_OPEN_NAMESPACE",
         }
     }
 }
@@ -92,6 +104,28 @@ impl<'de> serde::Deserialize<'de> for Procedure {
     }
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for Procedure {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::sample::select(Self::ALL).boxed()
+    }
+}
+
+/// Round-trips `cases` random values of every struct, enum and union of this module
+/// through XDR (decode(encode(x)) == x); returns how many types were checked.
+#[cfg(feature = "arbitrary")]
+pub fn roundtrip_all(cases: u32) -> Result<usize, String> {
+    crate::program::__private::roundtrip::<LxcDomainOpenNamespaceArgs>(
+        "lxc_domain_open_namespace_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<Procedure>("lxc_procedure", cases)?;
+    Ok(2)
+}
+
 /// The program number of `lxc` (`LXC_PROGRAM`).
 pub const PROGRAM: u32 = 425984;
 /// The protocol version of `lxc` (`LXC_PROTOCOL_VERSION`).
@@ -113,7 +147,7 @@ impl Procedure {
     /// The procedure's row in [`PROCEDURES`].
     pub const fn info(self) -> &'static crate::program::ProcedureInfo {
         match self {
-            Self::Namespace => &PROCEDURES[0],
+            Self::DomainOpenNamespace => &PROCEDURES[0],
         }
     }
 }
@@ -156,11 +190,11 @@ pub const PROCEDURES: &[crate::program::ProcedureInfo] = &[crate::program::Proce
 pub mod procs {
     /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): call: `lxc_domain_open_namespace_args` -> `void`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-    pub struct Namespace;
-    impl crate::program::ProcedureMarker for Namespace {
+    pub struct DomainOpenNamespace;
+    impl crate::program::ProcedureMarker for DomainOpenNamespace {
         const INFO: &'static crate::program::ProcedureInfo = &super::PROCEDURES[0];
     }
-    impl crate::program::Call for Namespace {
+    impl crate::program::Call for DomainOpenNamespace {
         type Args = super::LxcDomainOpenNamespaceArgs;
         type Ret = ();
     }

@@ -6,7 +6,7 @@
 /// ----- Protocol. -----
 ///
 /// XDR: `struct qemu_domain_monitor_command_args` (qemu_protocol.x:27)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_domain_monitor_command_args")]
 pub struct QemuDomainMonitorCommandArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -21,8 +21,24 @@ pub struct QemuDomainMonitorCommandArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuDomainMonitorCommandArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<super::remote::RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, cmd, flags),)| QemuDomainMonitorCommandArgs { dom, cmd, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_domain_monitor_command_ret` (qemu_protocol.x:33)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_domain_monitor_command_ret")]
 pub struct QemuDomainMonitorCommandRet {
     /// XDR: `remote_nonnull_string result`
@@ -33,8 +49,20 @@ pub struct QemuDomainMonitorCommandRet {
     pub result: super::remote::RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuDomainMonitorCommandRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((result,),)| QemuDomainMonitorCommandRet { result })
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_domain_attach_args` (qemu_protocol.x:38)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_domain_attach_args")]
 pub struct QemuDomainAttachArgs {
     /// XDR: `unsigned int pid_value`
@@ -43,16 +71,40 @@ pub struct QemuDomainAttachArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuDomainAttachArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(), any::<u32>()),)
+            .prop_map(|((pid_value, flags),)| QemuDomainAttachArgs { pid_value, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_domain_attach_ret` (qemu_protocol.x:43)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_domain_attach_ret")]
 pub struct QemuDomainAttachRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: super::remote::RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuDomainAttachRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<super::remote::RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| QemuDomainAttachRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_domain_agent_command_args` (qemu_protocol.x:47)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_domain_agent_command_args")]
 pub struct QemuDomainAgentCommandArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -69,8 +121,30 @@ pub struct QemuDomainAgentCommandArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuDomainAgentCommandArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<super::remote::RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, cmd, timeout, flags),)| QemuDomainAgentCommandArgs {
+                dom,
+                cmd,
+                timeout,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_domain_agent_command_ret` (qemu_protocol.x:54)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_domain_agent_command_ret")]
 pub struct QemuDomainAgentCommandRet {
     /// XDR: `remote_string result`
@@ -81,8 +155,20 @@ pub struct QemuDomainAgentCommandRet {
     pub result: super::remote::RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuDomainAgentCommandRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),)
+            .prop_map(|((result,),)| QemuDomainAgentCommandRet { result })
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_connect_domain_monitor_event_register_args` (qemu_protocol.x:59)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_connect_domain_monitor_event_register_args")]
 pub struct QemuConnectDomainMonitorEventRegisterArgs {
     /// XDR: `remote_domain dom`
@@ -97,8 +183,30 @@ pub struct QemuConnectDomainMonitorEventRegisterArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuConnectDomainMonitorEventRegisterArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::option::of(any::<super::remote::RemoteNonnullDomain>()),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, event, flags),)| QemuConnectDomainMonitorEventRegisterArgs {
+                    dom,
+                    event,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_connect_domain_monitor_event_register_ret` (qemu_protocol.x:65)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_connect_domain_monitor_event_register_ret")]
 pub struct QemuConnectDomainMonitorEventRegisterRet {
     /// XDR: `int callbackID`
@@ -106,8 +214,20 @@ pub struct QemuConnectDomainMonitorEventRegisterRet {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuConnectDomainMonitorEventRegisterRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((callback_id,),)| QemuConnectDomainMonitorEventRegisterRet { callback_id })
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_connect_domain_monitor_event_deregister_args` (qemu_protocol.x:69)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_connect_domain_monitor_event_deregister_args")]
 pub struct QemuConnectDomainMonitorEventDeregisterArgs {
     /// XDR: `int callbackID`
@@ -115,8 +235,22 @@ pub struct QemuConnectDomainMonitorEventDeregisterArgs {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuConnectDomainMonitorEventDeregisterArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(
+                |((callback_id,),)| QemuConnectDomainMonitorEventDeregisterArgs { callback_id },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_domain_monitor_event_msg` (qemu_protocol.x:73)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_domain_monitor_event_msg")]
 pub struct QemuDomainMonitorEventMsg {
     /// XDR: `int callbackID`
@@ -142,8 +276,36 @@ pub struct QemuDomainMonitorEventMsg {
     pub details: super::remote::RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuDomainMonitorEventMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<super::remote::RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i64>(),
+            any::<u32>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+        ),)
+            .prop_map(|((callback_id, dom, event, seconds, micros, details),)| {
+                QemuDomainMonitorEventMsg {
+                    callback_id,
+                    dom,
+                    event,
+                    seconds,
+                    micros,
+                    details,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_domain_monitor_command_with_files_args` (qemu_protocol.x:82)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_domain_monitor_command_with_files_args")]
 pub struct QemuDomainMonitorCommandWithFilesArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -158,8 +320,26 @@ pub struct QemuDomainMonitorCommandWithFilesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuDomainMonitorCommandWithFilesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<super::remote::RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, cmd, flags),)| QemuDomainMonitorCommandWithFilesArgs { dom, cmd, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct qemu_domain_monitor_command_with_files_ret` (qemu_protocol.x:88)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "qemu_domain_monitor_command_with_files_ret")]
 pub struct QemuDomainMonitorCommandWithFilesRet {
     /// XDR: `remote_nonnull_string result`
@@ -168,6 +348,18 @@ pub struct QemuDomainMonitorCommandWithFilesRet {
         deserialize_with = "xdr::limit::deserialize::<4194304, _, _>"
     )]
     pub result: super::remote::RemoteNonnullString,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for QemuDomainMonitorCommandWithFilesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((result,),)| QemuDomainMonitorCommandWithFilesRet { result })
+            .boxed()
+    }
 }
 
 /// Define the program number, protocol version and procedure numbers here.
@@ -281,6 +473,66 @@ impl<'de> serde::Deserialize<'de> for Procedure {
             )
         })
     }
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for Procedure {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::sample::select(Self::ALL).boxed()
+    }
+}
+
+/// Round-trips `cases` random values of every struct, enum and union of this module
+/// through XDR (decode(encode(x)) == x); returns how many types were checked.
+#[cfg(feature = "arbitrary")]
+pub fn roundtrip_all(cases: u32) -> Result<usize, String> {
+    crate::program::__private::roundtrip::<QemuDomainMonitorCommandArgs>(
+        "qemu_domain_monitor_command_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<QemuDomainMonitorCommandRet>(
+        "qemu_domain_monitor_command_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<QemuDomainAttachArgs>("qemu_domain_attach_args", cases)?;
+    crate::program::__private::roundtrip::<QemuDomainAttachRet>("qemu_domain_attach_ret", cases)?;
+    crate::program::__private::roundtrip::<QemuDomainAgentCommandArgs>(
+        "qemu_domain_agent_command_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<QemuDomainAgentCommandRet>(
+        "qemu_domain_agent_command_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<QemuConnectDomainMonitorEventRegisterArgs>(
+        "qemu_connect_domain_monitor_event_register_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<QemuConnectDomainMonitorEventRegisterRet>(
+        "qemu_connect_domain_monitor_event_register_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<QemuConnectDomainMonitorEventDeregisterArgs>(
+        "qemu_connect_domain_monitor_event_deregister_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<QemuDomainMonitorEventMsg>(
+        "qemu_domain_monitor_event_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<QemuDomainMonitorCommandWithFilesArgs>(
+        "qemu_domain_monitor_command_with_files_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<QemuDomainMonitorCommandWithFilesRet>(
+        "qemu_domain_monitor_command_with_files_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<Procedure>("qemu_procedure", cases)?;
+    Ok(13)
 }
 
 /// The program number of `qemu` (`QEMU_PROGRAM`).

@@ -387,7 +387,7 @@ pub type RemoteUuid = [u8; 16];
 /// A domain which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_domain` (remote_protocol.x:300)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_domain")]
 pub struct RemoteNonnullDomain {
     /// XDR: `remote_nonnull_string name`
@@ -403,10 +403,27 @@ pub struct RemoteNonnullDomain {
     pub id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullDomain {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<u8>(), 16)
+                .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
+            any::<i32>(),
+        ),)
+            .prop_map(|((name, uuid, id),)| RemoteNonnullDomain { name, uuid, id })
+            .boxed()
+    }
+}
+
 /// A network which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_network` (remote_protocol.x:307)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_network")]
 pub struct RemoteNonnullNetwork {
     /// XDR: `remote_nonnull_string name`
@@ -420,8 +437,24 @@ pub struct RemoteNonnullNetwork {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullNetwork {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<u8>(), 16)
+                .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
+        ),)
+            .prop_map(|((name, uuid),)| RemoteNonnullNetwork { name, uuid })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nonnull_network_port` (remote_protocol.x:312)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_network_port")]
 pub struct RemoteNonnullNetworkPort {
     /// XDR: `remote_nonnull_network net`
@@ -431,10 +464,26 @@ pub struct RemoteNonnullNetworkPort {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullNetworkPort {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullNetwork>(),
+            proptest::collection::vec(any::<u8>(), 16)
+                .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
+        ),)
+            .prop_map(|((net, uuid),)| RemoteNonnullNetworkPort { net, uuid })
+            .boxed()
+    }
+}
+
 /// A network filter which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_nwfilter` (remote_protocol.x:318)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_nwfilter")]
 pub struct RemoteNonnullNwfilter {
     /// XDR: `remote_nonnull_string name`
@@ -448,10 +497,26 @@ pub struct RemoteNonnullNwfilter {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullNwfilter {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<u8>(), 16)
+                .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
+        ),)
+            .prop_map(|((name, uuid),)| RemoteNonnullNwfilter { name, uuid })
+            .boxed()
+    }
+}
+
 /// A network filter binding which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_nwfilter_binding` (remote_protocol.x:324)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_nwfilter_binding")]
 pub struct RemoteNonnullNwfilterBinding {
     /// XDR: `remote_nonnull_string portdev`
@@ -468,10 +533,25 @@ pub struct RemoteNonnullNwfilterBinding {
     pub filtername: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullNwfilterBinding {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((portdev, filtername),)| RemoteNonnullNwfilterBinding {
+                portdev,
+                filtername,
+            })
+            .boxed()
+    }
+}
+
 /// An interface which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_interface` (remote_protocol.x:330)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_interface")]
 pub struct RemoteNonnullInterface {
     /// XDR: `remote_nonnull_string name`
@@ -488,10 +568,22 @@ pub struct RemoteNonnullInterface {
     pub mac: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullInterface {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((name, mac),)| RemoteNonnullInterface { name, mac })
+            .boxed()
+    }
+}
+
 /// A storage pool which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_storage_pool` (remote_protocol.x:336)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_storage_pool")]
 pub struct RemoteNonnullStoragePool {
     /// XDR: `remote_nonnull_string name`
@@ -505,10 +597,26 @@ pub struct RemoteNonnullStoragePool {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullStoragePool {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<u8>(), 16)
+                .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
+        ),)
+            .prop_map(|((name, uuid),)| RemoteNonnullStoragePool { name, uuid })
+            .boxed()
+    }
+}
+
 /// A storage vol which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_storage_vol` (remote_protocol.x:342)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_storage_vol")]
 pub struct RemoteNonnullStorageVol {
     /// XDR: `remote_nonnull_string pool`
@@ -531,10 +639,26 @@ pub struct RemoteNonnullStorageVol {
     pub key: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullStorageVol {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((pool, name, key),)| RemoteNonnullStorageVol { pool, name, key })
+            .boxed()
+    }
+}
+
 /// A node device which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_node_device` (remote_protocol.x:349)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_node_device")]
 pub struct RemoteNonnullNodeDevice {
     /// XDR: `remote_nonnull_string name`
@@ -545,10 +669,22 @@ pub struct RemoteNonnullNodeDevice {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullNodeDevice {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNonnullNodeDevice { name })
+            .boxed()
+    }
+}
+
 /// A secret which may not be null.
 ///
 /// XDR: `struct remote_nonnull_secret` (remote_protocol.x:354)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_secret")]
 pub struct RemoteNonnullSecret {
     /// XDR: `remote_uuid uuid`
@@ -566,10 +702,31 @@ pub struct RemoteNonnullSecret {
     pub usage_id: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullSecret {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 16)
+                .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
+            any::<i32>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((uuid, usage_type, usage_id),)| RemoteNonnullSecret {
+                uuid,
+                usage_type,
+                usage_id,
+            })
+            .boxed()
+    }
+}
+
 /// A checkpoint which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_domain_checkpoint` (remote_protocol.x:361)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_domain_checkpoint")]
 pub struct RemoteNonnullDomainCheckpoint {
     /// XDR: `remote_nonnull_string name`
@@ -582,10 +739,22 @@ pub struct RemoteNonnullDomainCheckpoint {
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullDomainCheckpoint {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<RemoteNonnullDomain>()),)
+            .prop_map(|((name, dom),)| RemoteNonnullDomainCheckpoint { name, dom })
+            .boxed()
+    }
+}
+
 /// A snapshot which may not be NULL.
 ///
 /// XDR: `struct remote_nonnull_domain_snapshot` (remote_protocol.x:367)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nonnull_domain_snapshot")]
 pub struct RemoteNonnullDomainSnapshot {
     /// XDR: `remote_nonnull_string name`
@@ -596,6 +765,18 @@ pub struct RemoteNonnullDomainSnapshot {
     pub name: RemoteNonnullString,
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNonnullDomainSnapshot {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<RemoteNonnullDomain>()),)
+            .prop_map(|((name, dom),)| RemoteNonnullDomainSnapshot { name, dom })
+            .boxed()
+    }
 }
 
 /// A domain or network which may be NULL.
@@ -636,7 +817,7 @@ pub type RemoteSecret = Option<RemoteNonnullSecret>;
 /// ```
 ///
 /// XDR: `struct remote_error` (remote_protocol.x:391)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_error")]
 pub struct RemoteError {
     /// XDR: `int code`
@@ -677,6 +858,50 @@ pub struct RemoteError {
     pub int2: i32,
     /// XDR: `remote_network net`
     pub net: RemoteNetwork,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteError {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (
+            (
+                any::<i32>(),
+                any::<i32>(),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                any::<i32>(),
+                proptest::option::of(any::<RemoteNonnullDomain>()),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            ),
+            (
+                any::<i32>(),
+                any::<i32>(),
+                proptest::option::of(any::<RemoteNonnullNetwork>()),
+            ),
+        )
+            .prop_map(
+                |((code, domain, message, level, dom, str1, str2, str3), (int1, int2, net))| {
+                    RemoteError {
+                        code,
+                        domain,
+                        message,
+                        level,
+                        dom,
+                        str1,
+                        str2,
+                        str3,
+                        int1,
+                        int2,
+                        net,
+                    }
+                },
+            )
+            .boxed()
+    }
 }
 
 /// Authentication types available thus far....
@@ -758,10 +983,20 @@ impl<'de> serde::Deserialize<'de> for RemoteAuthType {
     }
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteAuthType {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::sample::select(Self::ALL).boxed()
+    }
+}
+
 /// Wire encoding of virVcpuInfo.
 ///
 /// XDR: `struct remote_vcpu_info` (remote_protocol.x:414)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_vcpu_info")]
 pub struct RemoteVcpuInfo {
     /// XDR: `unsigned int number`
@@ -772,6 +1007,23 @@ pub struct RemoteVcpuInfo {
     pub cpu_time: u64,
     /// XDR: `int cpu`
     pub cpu: i32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteVcpuInfo {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(), any::<i32>(), any::<u64>(), any::<i32>()),)
+            .prop_map(|((number, state, cpu_time, cpu),)| RemoteVcpuInfo {
+                number,
+                state,
+                cpu_time,
+                cpu,
+            })
+            .boxed()
+    }
 }
 
 /// ```text
@@ -881,6 +1133,32 @@ impl<'de> serde::Deserialize<'de> for RemoteTypedParamValue {
     }
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteTypedParamValue {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::strategy::Union::new(vec![
+            any::<i32>().prop_map(RemoteTypedParamValue::Int).boxed(),
+            any::<u32>().prop_map(RemoteTypedParamValue::Uint).boxed(),
+            any::<i64>().prop_map(RemoteTypedParamValue::Llong).boxed(),
+            any::<u64>().prop_map(RemoteTypedParamValue::Ullong).boxed(),
+            any::<i32>()
+                .prop_map(f64::from)
+                .prop_map(RemoteTypedParamValue::Double)
+                .boxed(),
+            any::<i32>()
+                .prop_map(RemoteTypedParamValue::Boolean)
+                .boxed(),
+            "[a-zA-Z0-9 _./:-]{0,8}"
+                .prop_map(RemoteTypedParamValue::String)
+                .boxed(),
+        ])
+        .boxed()
+    }
+}
+
 /// XDR: `struct remote_typed_param` (remote_protocol.x:441)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename = "remote_typed_param")]
@@ -895,8 +1173,20 @@ pub struct RemoteTypedParam {
     pub value: RemoteTypedParamValue,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteTypedParam {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<RemoteTypedParamValue>()),)
+            .prop_map(|((field, value),)| RemoteTypedParam { field, value })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_cpu_stats` (remote_protocol.x:446)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_cpu_stats")]
 pub struct RemoteNodeGetCpuStats {
     /// XDR: `remote_nonnull_string field`
@@ -909,8 +1199,20 @@ pub struct RemoteNodeGetCpuStats {
     pub value: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetCpuStats {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u64>()),)
+            .prop_map(|((field, value),)| RemoteNodeGetCpuStats { field, value })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_memory_stats` (remote_protocol.x:451)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_memory_stats")]
 pub struct RemoteNodeGetMemoryStats {
     /// XDR: `remote_nonnull_string field`
@@ -923,8 +1225,20 @@ pub struct RemoteNodeGetMemoryStats {
     pub value: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetMemoryStats {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u64>()),)
+            .prop_map(|((field, value),)| RemoteNodeGetMemoryStats { field, value })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_disk_error` (remote_protocol.x:456)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_disk_error")]
 pub struct RemoteDomainDiskError {
     /// XDR: `remote_nonnull_string disk`
@@ -937,8 +1251,20 @@ pub struct RemoteDomainDiskError {
     pub error: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDiskError {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>()),)
+            .prop_map(|((disk, error),)| RemoteDomainDiskError { disk, error })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_open_args` (remote_protocol.x:488)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_open_args")]
 pub struct RemoteConnectOpenArgs {
     /// ```text
@@ -956,24 +1282,60 @@ pub struct RemoteConnectOpenArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectOpenArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+            .prop_map(|((name, flags),)| RemoteConnectOpenArgs { name, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_supports_feature_args` (remote_protocol.x:496)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_supports_feature_args")]
 pub struct RemoteConnectSupportsFeatureArgs {
     /// XDR: `int feature`
     pub feature: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectSupportsFeatureArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((feature,),)| RemoteConnectSupportsFeatureArgs { feature })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_supports_feature_ret` (remote_protocol.x:500)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_supports_feature_ret")]
 pub struct RemoteConnectSupportsFeatureRet {
     /// XDR: `int supported`
     pub supported: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectSupportsFeatureRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((supported,),)| RemoteConnectSupportsFeatureRet { supported })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_type_ret` (remote_protocol.x:504)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_type_ret")]
 pub struct RemoteConnectGetTypeRet {
     /// XDR: `remote_nonnull_string type`
@@ -984,24 +1346,60 @@ pub struct RemoteConnectGetTypeRet {
     pub r#type: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetTypeRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((r#type,),)| RemoteConnectGetTypeRet { r#type })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_version_ret` (remote_protocol.x:508)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_version_ret")]
 pub struct RemoteConnectGetVersionRet {
     /// XDR: `unsigned hyper hv_ver`
     pub hv_ver: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetVersionRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u64>(),),)
+            .prop_map(|((hv_ver,),)| RemoteConnectGetVersionRet { hv_ver })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_lib_version_ret` (remote_protocol.x:512)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_lib_version_ret")]
 pub struct RemoteConnectGetLibVersionRet {
     /// XDR: `unsigned hyper lib_ver`
     pub lib_ver: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetLibVersionRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u64>(),),)
+            .prop_map(|((lib_ver,),)| RemoteConnectGetLibVersionRet { lib_ver })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_hostname_ret` (remote_protocol.x:516)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_hostname_ret")]
 pub struct RemoteConnectGetHostnameRet {
     /// XDR: `remote_nonnull_string hostname`
@@ -1012,16 +1410,40 @@ pub struct RemoteConnectGetHostnameRet {
     pub hostname: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetHostnameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((hostname,),)| RemoteConnectGetHostnameRet { hostname })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_sysinfo_args` (remote_protocol.x:520)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_sysinfo_args")]
 pub struct RemoteConnectGetSysinfoArgs {
     /// XDR: `unsigned int flags`
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetSysinfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(),),)
+            .prop_map(|((flags,),)| RemoteConnectGetSysinfoArgs { flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_sysinfo_ret` (remote_protocol.x:524)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_sysinfo_ret")]
 pub struct RemoteConnectGetSysinfoRet {
     /// XDR: `remote_nonnull_string sysinfo`
@@ -1032,8 +1454,20 @@ pub struct RemoteConnectGetSysinfoRet {
     pub sysinfo: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetSysinfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((sysinfo,),)| RemoteConnectGetSysinfoRet { sysinfo })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_uri_ret` (remote_protocol.x:528)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_uri_ret")]
 pub struct RemoteConnectGetUriRet {
     /// XDR: `remote_nonnull_string uri`
@@ -1044,8 +1478,20 @@ pub struct RemoteConnectGetUriRet {
     pub uri: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetUriRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((uri,),)| RemoteConnectGetUriRet { uri })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_max_vcpus_args` (remote_protocol.x:532)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_max_vcpus_args")]
 pub struct RemoteConnectGetMaxVcpusArgs {
     /// ```text
@@ -1061,18 +1507,42 @@ pub struct RemoteConnectGetMaxVcpusArgs {
     pub r#type: RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetMaxVcpusArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),)
+            .prop_map(|((r#type,),)| RemoteConnectGetMaxVcpusArgs { r#type })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_max_vcpus_ret` (remote_protocol.x:539)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_max_vcpus_ret")]
 pub struct RemoteConnectGetMaxVcpusRet {
     /// XDR: `int max_vcpus`
     pub max_vcpus: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetMaxVcpusRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((max_vcpus,),)| RemoteConnectGetMaxVcpusRet { max_vcpus })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_node_get_info_ret` (remote_protocol.x:543)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_info_ret")]
 pub struct RemoteNodeGetInfoRet {
     /// XDR: `char model[32]`
@@ -1094,8 +1564,43 @@ pub struct RemoteNodeGetInfoRet {
     pub threads: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<i8>(), 32)
+                .prop_map(|v| <[i8; 32]>::try_from(v).expect("32 items")),
+            any::<u64>(),
+            any::<i32>(),
+            any::<i32>(),
+            any::<i32>(),
+            any::<i32>(),
+            any::<i32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((model, memory, cpus, mhz, nodes, sockets, cores, threads),)| {
+                    RemoteNodeGetInfoRet {
+                        model,
+                        memory,
+                        cpus,
+                        mhz,
+                        nodes,
+                        sockets,
+                        cores,
+                        threads,
+                    }
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_capabilities_ret` (remote_protocol.x:554)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_capabilities_ret")]
 pub struct RemoteConnectGetCapabilitiesRet {
     /// XDR: `remote_nonnull_string capabilities`
@@ -1106,8 +1611,20 @@ pub struct RemoteConnectGetCapabilitiesRet {
     pub capabilities: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetCapabilitiesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((capabilities,),)| RemoteConnectGetCapabilitiesRet { capabilities })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_domain_capabilities_args` (remote_protocol.x:558)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_domain_capabilities_args")]
 pub struct RemoteConnectGetDomainCapabilitiesArgs {
     /// XDR: `remote_string emulatorbin`
@@ -1138,8 +1655,34 @@ pub struct RemoteConnectGetDomainCapabilitiesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetDomainCapabilitiesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(|((emulatorbin, arch, machine, virttype, flags),)| {
+                RemoteConnectGetDomainCapabilitiesArgs {
+                    emulatorbin,
+                    arch,
+                    machine,
+                    virttype,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_domain_capabilities_ret` (remote_protocol.x:566)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_domain_capabilities_ret")]
 pub struct RemoteConnectGetDomainCapabilitiesRet {
     /// XDR: `remote_nonnull_string capabilities`
@@ -1150,8 +1693,20 @@ pub struct RemoteConnectGetDomainCapabilitiesRet {
     pub capabilities: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetDomainCapabilitiesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((capabilities,),)| RemoteConnectGetDomainCapabilitiesRet { capabilities })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_cpu_stats_args` (remote_protocol.x:570)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_cpu_stats_args")]
 pub struct RemoteNodeGetCpuStatsArgs {
     /// XDR: `int cpuNum`
@@ -1163,8 +1718,24 @@ pub struct RemoteNodeGetCpuStatsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetCpuStatsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<i32>(), any::<u32>()),)
+            .prop_map(|((cpu_num, nparams, flags),)| RemoteNodeGetCpuStatsArgs {
+                cpu_num,
+                nparams,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_cpu_stats_ret` (remote_protocol.x:576)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_cpu_stats_ret")]
 pub struct RemoteNodeGetCpuStatsRet {
     /// XDR: `remote_node_get_cpu_stats params<REMOTE_NODE_CPU_STATS_MAX>`
@@ -1177,8 +1748,23 @@ pub struct RemoteNodeGetCpuStatsRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetCpuStatsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNodeGetCpuStats>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteNodeGetCpuStatsRet { params, nparams })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_memory_stats_args` (remote_protocol.x:581)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_memory_stats_args")]
 pub struct RemoteNodeGetMemoryStatsArgs {
     /// XDR: `int nparams`
@@ -1190,8 +1776,26 @@ pub struct RemoteNodeGetMemoryStatsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetMemoryStatsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((nparams, cell_num, flags),)| RemoteNodeGetMemoryStatsArgs {
+                    nparams,
+                    cell_num,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_memory_stats_ret` (remote_protocol.x:587)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_memory_stats_ret")]
 pub struct RemoteNodeGetMemoryStatsRet {
     /// XDR: `remote_node_get_memory_stats params<REMOTE_NODE_MEMORY_STATS_MAX>`
@@ -1204,8 +1808,23 @@ pub struct RemoteNodeGetMemoryStatsRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetMemoryStatsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNodeGetMemoryStats>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteNodeGetMemoryStatsRet { params, nparams })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_cells_free_memory_args` (remote_protocol.x:592)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_cells_free_memory_args")]
 pub struct RemoteNodeGetCellsFreeMemoryArgs {
     /// XDR: `int startCell`
@@ -1215,8 +1834,25 @@ pub struct RemoteNodeGetCellsFreeMemoryArgs {
     pub maxcells: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetCellsFreeMemoryArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<i32>()),)
+            .prop_map(
+                |((start_cell, maxcells),)| RemoteNodeGetCellsFreeMemoryArgs {
+                    start_cell,
+                    maxcells,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_cells_free_memory_ret` (remote_protocol.x:597)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_cells_free_memory_ret")]
 pub struct RemoteNodeGetCellsFreeMemoryRet {
     /// insert@1
@@ -1229,8 +1865,20 @@ pub struct RemoteNodeGetCellsFreeMemoryRet {
     pub cells: Vec<u64>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetCellsFreeMemoryRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u64>(), 0..=3),),)
+            .prop_map(|((cells,),)| RemoteNodeGetCellsFreeMemoryRet { cells })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_free_memory_ret` (remote_protocol.x:601)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_free_memory_ret")]
 pub struct RemoteNodeGetFreeMemoryRet {
     /// XDR: `unsigned hyper freeMem`
@@ -1238,16 +1886,40 @@ pub struct RemoteNodeGetFreeMemoryRet {
     pub free_mem: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetFreeMemoryRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u64>(),),)
+            .prop_map(|((free_mem,),)| RemoteNodeGetFreeMemoryRet { free_mem })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_scheduler_type_args` (remote_protocol.x:605)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_scheduler_type_args")]
 pub struct RemoteDomainGetSchedulerTypeArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSchedulerTypeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetSchedulerTypeArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_scheduler_type_ret` (remote_protocol.x:609)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_scheduler_type_ret")]
 pub struct RemoteDomainGetSchedulerTypeRet {
     /// XDR: `remote_nonnull_string type`
@@ -1260,8 +1932,20 @@ pub struct RemoteDomainGetSchedulerTypeRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSchedulerTypeRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>()),)
+            .prop_map(|((r#type, nparams),)| RemoteDomainGetSchedulerTypeRet { r#type, nparams })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_scheduler_parameters_args` (remote_protocol.x:614)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_scheduler_parameters_args")]
 pub struct RemoteDomainGetSchedulerParametersArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1270,6 +1954,18 @@ pub struct RemoteDomainGetSchedulerParametersArgs {
     ///
     /// XDR: `int nparams`
     pub nparams: i32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSchedulerParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>()),)
+            .prop_map(|((dom, nparams),)| RemoteDomainGetSchedulerParametersArgs { dom, nparams })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_scheduler_parameters_ret` (remote_protocol.x:619)
@@ -1286,8 +1982,20 @@ pub struct RemoteDomainGetSchedulerParametersRet {
     pub params: Vec<RemoteTypedParam>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSchedulerParametersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),),)
+            .prop_map(|((params,),)| RemoteDomainGetSchedulerParametersRet { params })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_scheduler_parameters_flags_args` (remote_protocol.x:623)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_scheduler_parameters_flags_args")]
 pub struct RemoteDomainGetSchedulerParametersFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1298,6 +2006,24 @@ pub struct RemoteDomainGetSchedulerParametersFlagsArgs {
     pub nparams: i32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSchedulerParametersFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, nparams, flags),)| RemoteDomainGetSchedulerParametersFlagsArgs {
+                    dom,
+                    nparams,
+                    flags,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_scheduler_parameters_flags_ret` (remote_protocol.x:629)
@@ -1314,6 +2040,18 @@ pub struct RemoteDomainGetSchedulerParametersFlagsRet {
     pub params: Vec<RemoteTypedParam>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSchedulerParametersFlagsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),),)
+            .prop_map(|((params,),)| RemoteDomainGetSchedulerParametersFlagsRet { params })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_scheduler_parameters_args` (remote_protocol.x:633)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_scheduler_parameters_args")]
@@ -1326,6 +2064,21 @@ pub struct RemoteDomainSetSchedulerParametersArgs {
         deserialize_with = "xdr::limit::deserialize::<16, _, _>"
     )]
     pub params: Vec<RemoteTypedParam>,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetSchedulerParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+        ),)
+            .prop_map(|((dom, params),)| RemoteDomainSetSchedulerParametersArgs { dom, params })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_set_scheduler_parameters_flags_args` (remote_protocol.x:638)
@@ -1344,6 +2097,28 @@ pub struct RemoteDomainSetSchedulerParametersFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetSchedulerParametersFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, params, flags),)| RemoteDomainSetSchedulerParametersFlagsArgs {
+                    dom,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_blkio_parameters_args` (remote_protocol.x:644)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_blkio_parameters_args")]
@@ -1360,8 +2135,26 @@ pub struct RemoteDomainSetBlkioParametersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetBlkioParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, params, flags),)| RemoteDomainSetBlkioParametersArgs { dom, params, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_blkio_parameters_args` (remote_protocol.x:650)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_blkio_parameters_args")]
 pub struct RemoteDomainGetBlkioParametersArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1370,6 +2163,24 @@ pub struct RemoteDomainGetBlkioParametersArgs {
     pub nparams: i32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlkioParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, nparams, flags),)| RemoteDomainGetBlkioParametersArgs {
+                    dom,
+                    nparams,
+                    flags,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_blkio_parameters_ret` (remote_protocol.x:656)
@@ -1384,6 +2195,21 @@ pub struct RemoteDomainGetBlkioParametersRet {
     pub params: Vec<RemoteTypedParam>,
     /// XDR: `int nparams`
     pub nparams: i32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlkioParametersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteDomainGetBlkioParametersRet { params, nparams })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_set_memory_parameters_args` (remote_protocol.x:661)
@@ -1402,8 +2228,30 @@ pub struct RemoteDomainSetMemoryParametersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetMemoryParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, params, flags),)| RemoteDomainSetMemoryParametersArgs {
+                    dom,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_memory_parameters_args` (remote_protocol.x:667)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_memory_parameters_args")]
 pub struct RemoteDomainGetMemoryParametersArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1412,6 +2260,24 @@ pub struct RemoteDomainGetMemoryParametersArgs {
     pub nparams: i32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMemoryParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, nparams, flags),)| RemoteDomainGetMemoryParametersArgs {
+                    dom,
+                    nparams,
+                    flags,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_memory_parameters_ret` (remote_protocol.x:673)
@@ -1428,8 +2294,23 @@ pub struct RemoteDomainGetMemoryParametersRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMemoryParametersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteDomainGetMemoryParametersRet { params, nparams })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_resize_args` (remote_protocol.x:678)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_resize_args")]
 pub struct RemoteDomainBlockResizeArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1444,6 +2325,28 @@ pub struct RemoteDomainBlockResizeArgs {
     pub size: u64,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockResizeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, disk, size, flags),)| RemoteDomainBlockResizeArgs {
+                dom,
+                disk,
+                size,
+                flags,
+            })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_set_numa_parameters_args` (remote_protocol.x:685)
@@ -1462,8 +2365,26 @@ pub struct RemoteDomainSetNumaParametersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetNumaParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, params, flags),)| RemoteDomainSetNumaParametersArgs { dom, params, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_numa_parameters_args` (remote_protocol.x:691)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_numa_parameters_args")]
 pub struct RemoteDomainGetNumaParametersArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1472,6 +2393,24 @@ pub struct RemoteDomainGetNumaParametersArgs {
     pub nparams: i32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetNumaParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, nparams, flags),)| RemoteDomainGetNumaParametersArgs {
+                    dom,
+                    nparams,
+                    flags,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_numa_parameters_ret` (remote_protocol.x:697)
@@ -1486,6 +2425,21 @@ pub struct RemoteDomainGetNumaParametersRet {
     pub params: Vec<RemoteTypedParam>,
     /// XDR: `int nparams`
     pub nparams: i32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetNumaParametersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteDomainGetNumaParametersRet { params, nparams })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_set_perf_events_args` (remote_protocol.x:702)
@@ -1504,14 +2458,46 @@ pub struct RemoteDomainSetPerfEventsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetPerfEventsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, params, flags),)| RemoteDomainSetPerfEventsArgs {
+                dom,
+                params,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_perf_events_args` (remote_protocol.x:708)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_perf_events_args")]
 pub struct RemoteDomainGetPerfEventsArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetPerfEventsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetPerfEventsArgs { dom, flags })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_perf_events_ret` (remote_protocol.x:713)
@@ -1526,8 +2512,20 @@ pub struct RemoteDomainGetPerfEventsRet {
     pub params: Vec<RemoteTypedParam>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetPerfEventsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),),)
+            .prop_map(|((params,),)| RemoteDomainGetPerfEventsRet { params })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_stats_args` (remote_protocol.x:717)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_stats_args")]
 pub struct RemoteDomainBlockStatsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1540,10 +2538,22 @@ pub struct RemoteDomainBlockStatsArgs {
     pub path: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockStatsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((dom, path),)| RemoteDomainBlockStatsArgs { dom, path })
+            .boxed()
+    }
+}
+
 /// insert@2
 ///
 /// XDR: `struct remote_domain_block_stats_ret` (remote_protocol.x:722)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_stats_ret")]
 pub struct RemoteDomainBlockStatsRet {
     /// XDR: `hyper rd_req`
@@ -1558,8 +2568,34 @@ pub struct RemoteDomainBlockStatsRet {
     pub errs: i64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockStatsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+        ),)
+            .prop_map(
+                |((rd_req, rd_bytes, wr_req, wr_bytes, errs),)| RemoteDomainBlockStatsRet {
+                    rd_req,
+                    rd_bytes,
+                    wr_req,
+                    wr_bytes,
+                    errs,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_stats_flags_args` (remote_protocol.x:730)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_stats_flags_args")]
 pub struct RemoteDomainBlockStatsFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1576,6 +2612,30 @@ pub struct RemoteDomainBlockStatsFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockStatsFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, path, nparams, flags),)| RemoteDomainBlockStatsFlagsArgs {
+                    dom,
+                    path,
+                    nparams,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_stats_flags_ret` (remote_protocol.x:737)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_stats_flags_ret")]
@@ -1590,8 +2650,23 @@ pub struct RemoteDomainBlockStatsFlagsRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockStatsFlagsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteDomainBlockStatsFlagsRet { params, nparams })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_interface_stats_args` (remote_protocol.x:742)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_interface_stats_args")]
 pub struct RemoteDomainInterfaceStatsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1604,10 +2679,22 @@ pub struct RemoteDomainInterfaceStatsArgs {
     pub device: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainInterfaceStatsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((dom, device),)| RemoteDomainInterfaceStatsArgs { dom, device })
+            .boxed()
+    }
+}
+
 /// insert@2
 ///
 /// XDR: `struct remote_domain_interface_stats_ret` (remote_protocol.x:747)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_interface_stats_ret")]
 pub struct RemoteDomainInterfaceStatsRet {
     /// XDR: `hyper rx_bytes`
@@ -1626,6 +2713,47 @@ pub struct RemoteDomainInterfaceStatsRet {
     pub tx_errs: i64,
     /// XDR: `hyper tx_drop`
     pub tx_drop: i64,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainInterfaceStatsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+        ),)
+            .prop_map(
+                |((
+                    rx_bytes,
+                    rx_packets,
+                    rx_errs,
+                    rx_drop,
+                    tx_bytes,
+                    tx_packets,
+                    tx_errs,
+                    tx_drop,
+                ),)| RemoteDomainInterfaceStatsRet {
+                    rx_bytes,
+                    rx_packets,
+                    rx_errs,
+                    rx_drop,
+                    tx_bytes,
+                    tx_packets,
+                    tx_errs,
+                    tx_drop,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_set_interface_parameters_args` (remote_protocol.x:758)
@@ -1650,8 +2778,32 @@ pub struct RemoteDomainSetInterfaceParametersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetInterfaceParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, device, params, flags),)| RemoteDomainSetInterfaceParametersArgs {
+                    dom,
+                    device,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_interface_parameters_args` (remote_protocol.x:765)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_interface_parameters_args")]
 pub struct RemoteDomainGetInterfaceParametersArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1668,6 +2820,30 @@ pub struct RemoteDomainGetInterfaceParametersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetInterfaceParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, device, nparams, flags),)| RemoteDomainGetInterfaceParametersArgs {
+                    dom,
+                    device,
+                    nparams,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_interface_parameters_ret` (remote_protocol.x:772)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_interface_parameters_ret")]
@@ -1682,8 +2858,25 @@ pub struct RemoteDomainGetInterfaceParametersRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetInterfaceParametersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((params, nparams),)| RemoteDomainGetInterfaceParametersRet { params, nparams },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_memory_stats_args` (remote_protocol.x:777)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_memory_stats_args")]
 pub struct RemoteDomainMemoryStatsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1695,8 +2888,24 @@ pub struct RemoteDomainMemoryStatsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMemoryStatsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, max_stats, flags),)| RemoteDomainMemoryStatsArgs {
+                dom,
+                max_stats,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_memory_stat` (remote_protocol.x:783)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_memory_stat")]
 pub struct RemoteDomainMemoryStat {
     /// XDR: `int tag`
@@ -1705,8 +2914,20 @@ pub struct RemoteDomainMemoryStat {
     pub val: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMemoryStat {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u64>()),)
+            .prop_map(|((tag, val),)| RemoteDomainMemoryStat { tag, val })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_memory_stats_ret` (remote_protocol.x:788)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_memory_stats_ret")]
 pub struct RemoteDomainMemoryStatsRet {
     /// XDR: `remote_domain_memory_stat stats<REMOTE_DOMAIN_MEMORY_STATS_MAX>`
@@ -1717,8 +2938,23 @@ pub struct RemoteDomainMemoryStatsRet {
     pub stats: Vec<RemoteDomainMemoryStat>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMemoryStatsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(
+            any::<RemoteDomainMemoryStat>(),
+            0..=3,
+        ),),)
+            .prop_map(|((stats,),)| RemoteDomainMemoryStatsRet { stats })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_peek_args` (remote_protocol.x:792)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_peek_args")]
 pub struct RemoteDomainBlockPeekArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1737,8 +2973,34 @@ pub struct RemoteDomainBlockPeekArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockPeekArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, path, offset, size, flags),)| RemoteDomainBlockPeekArgs {
+                    dom,
+                    path,
+                    offset,
+                    size,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_peek_ret` (remote_protocol.x:800)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_peek_ret")]
 pub struct RemoteDomainBlockPeekRet {
     /// XDR: `opaque buffer<REMOTE_DOMAIN_BLOCK_PEEK_BUFFER_MAX>`
@@ -1749,8 +3011,20 @@ pub struct RemoteDomainBlockPeekRet {
     pub buffer: xdr::Opaque,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockPeekRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),),)
+            .prop_map(|((buffer,),)| RemoteDomainBlockPeekRet { buffer })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_memory_peek_args` (remote_protocol.x:804)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_memory_peek_args")]
 pub struct RemoteDomainMemoryPeekArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1763,8 +3037,30 @@ pub struct RemoteDomainMemoryPeekArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMemoryPeekArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, offset, size, flags),)| RemoteDomainMemoryPeekArgs {
+                dom,
+                offset,
+                size,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_memory_peek_ret` (remote_protocol.x:811)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_memory_peek_ret")]
 pub struct RemoteDomainMemoryPeekRet {
     /// XDR: `opaque buffer<REMOTE_DOMAIN_MEMORY_PEEK_BUFFER_MAX>`
@@ -1775,8 +3071,20 @@ pub struct RemoteDomainMemoryPeekRet {
     pub buffer: xdr::Opaque,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMemoryPeekRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),),)
+            .prop_map(|((buffer,),)| RemoteDomainMemoryPeekRet { buffer })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_block_info_args` (remote_protocol.x:815)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_block_info_args")]
 pub struct RemoteDomainGetBlockInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1791,10 +3099,26 @@ pub struct RemoteDomainGetBlockInfoArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, path, flags),)| RemoteDomainGetBlockInfoArgs { dom, path, flags })
+            .boxed()
+    }
+}
+
 /// insert@2
 ///
 /// XDR: `struct remote_domain_get_block_info_ret` (remote_protocol.x:821)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_block_info_ret")]
 pub struct RemoteDomainGetBlockInfoRet {
     /// XDR: `unsigned hyper allocation`
@@ -1805,16 +3129,46 @@ pub struct RemoteDomainGetBlockInfoRet {
     pub physical: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u64>(), any::<u64>(), any::<u64>()),)
+            .prop_map(
+                |((allocation, capacity, physical),)| RemoteDomainGetBlockInfoRet {
+                    allocation,
+                    capacity,
+                    physical,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_domains_args` (remote_protocol.x:827)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_domains_args")]
 pub struct RemoteConnectListDomainsArgs {
     /// XDR: `int maxids`
     pub maxids: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDomainsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxids,),)| RemoteConnectListDomainsArgs { maxids })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_domains_ret` (remote_protocol.x:831)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_domains_ret")]
 pub struct RemoteConnectListDomainsRet {
     /// insert@1
@@ -1827,16 +3181,40 @@ pub struct RemoteConnectListDomainsRet {
     pub ids: Vec<i32>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDomainsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<i32>(), 0..=3),),)
+            .prop_map(|((ids,),)| RemoteConnectListDomainsRet { ids })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_domains_ret` (remote_protocol.x:835)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_domains_ret")]
 pub struct RemoteConnectNumOfDomainsRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfDomainsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfDomainsRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_create_xml_args` (remote_protocol.x:839)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_create_xml_args")]
 pub struct RemoteDomainCreateXmlArgs {
     /// XDR: `remote_nonnull_string xml_desc`
@@ -1849,16 +3227,40 @@ pub struct RemoteDomainCreateXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCreateXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml_desc, flags),)| RemoteDomainCreateXmlArgs { xml_desc, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_create_xml_ret` (remote_protocol.x:844)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_create_xml_ret")]
 pub struct RemoteDomainCreateXmlRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCreateXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainCreateXmlRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_create_xml_with_files_args` (remote_protocol.x:848)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_create_xml_with_files_args")]
 pub struct RemoteDomainCreateXmlWithFilesArgs {
     /// XDR: `remote_nonnull_string xml_desc`
@@ -1871,32 +3273,80 @@ pub struct RemoteDomainCreateXmlWithFilesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCreateXmlWithFilesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml_desc, flags),)| RemoteDomainCreateXmlWithFilesArgs { xml_desc, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_create_xml_with_files_ret` (remote_protocol.x:853)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_create_xml_with_files_ret")]
 pub struct RemoteDomainCreateXmlWithFilesRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCreateXmlWithFilesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainCreateXmlWithFilesRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_lookup_by_id_args` (remote_protocol.x:857)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_lookup_by_id_args")]
 pub struct RemoteDomainLookupByIdArgs {
     /// XDR: `int id`
     pub id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainLookupByIdArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((id,),)| RemoteDomainLookupByIdArgs { id })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_lookup_by_id_ret` (remote_protocol.x:861)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_lookup_by_id_ret")]
 pub struct RemoteDomainLookupByIdRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainLookupByIdRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainLookupByIdRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_lookup_by_uuid_args` (remote_protocol.x:865)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_lookup_by_uuid_args")]
 pub struct RemoteDomainLookupByUuidArgs {
     /// XDR: `remote_uuid uuid`
@@ -1904,16 +3354,41 @@ pub struct RemoteDomainLookupByUuidArgs {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainLookupByUuidArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 16)
+            .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),),)
+            .prop_map(|((uuid,),)| RemoteDomainLookupByUuidArgs { uuid })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_lookup_by_uuid_ret` (remote_protocol.x:869)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_lookup_by_uuid_ret")]
 pub struct RemoteDomainLookupByUuidRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainLookupByUuidRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainLookupByUuidRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_lookup_by_name_args` (remote_protocol.x:873)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_lookup_by_name_args")]
 pub struct RemoteDomainLookupByNameArgs {
     /// XDR: `remote_nonnull_string name`
@@ -1924,32 +3399,80 @@ pub struct RemoteDomainLookupByNameArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainLookupByNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteDomainLookupByNameArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_lookup_by_name_ret` (remote_protocol.x:877)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_lookup_by_name_ret")]
 pub struct RemoteDomainLookupByNameRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainLookupByNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainLookupByNameRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_suspend_args` (remote_protocol.x:881)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_suspend_args")]
 pub struct RemoteDomainSuspendArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSuspendArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainSuspendArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_resume_args` (remote_protocol.x:885)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_resume_args")]
 pub struct RemoteDomainResumeArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainResumeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainResumeArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_pm_suspend_for_duration_args` (remote_protocol.x:889)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_pm_suspend_for_duration_args")]
 pub struct RemoteDomainPmSuspendForDurationArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1962,8 +3485,32 @@ pub struct RemoteDomainPmSuspendForDurationArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainPmSuspendForDurationArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, target, duration, flags),)| RemoteDomainPmSuspendForDurationArgs {
+                    dom,
+                    target,
+                    duration,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_pm_wakeup_args` (remote_protocol.x:896)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_pm_wakeup_args")]
 pub struct RemoteDomainPmWakeupArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1972,16 +3519,40 @@ pub struct RemoteDomainPmWakeupArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainPmWakeupArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainPmWakeupArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_shutdown_args` (remote_protocol.x:901)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_shutdown_args")]
 pub struct RemoteDomainShutdownArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainShutdownArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainShutdownArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_reboot_args` (remote_protocol.x:905)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_reboot_args")]
 pub struct RemoteDomainRebootArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -1990,8 +3561,20 @@ pub struct RemoteDomainRebootArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainRebootArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainRebootArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_reset_args` (remote_protocol.x:910)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_reset_args")]
 pub struct RemoteDomainResetArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2000,16 +3583,40 @@ pub struct RemoteDomainResetArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainResetArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainResetArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_destroy_args` (remote_protocol.x:915)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_destroy_args")]
 pub struct RemoteDomainDestroyArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDestroyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainDestroyArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_destroy_flags_args` (remote_protocol.x:919)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_destroy_flags_args")]
 pub struct RemoteDomainDestroyFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2018,16 +3625,40 @@ pub struct RemoteDomainDestroyFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDestroyFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainDestroyFlagsArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_os_type_args` (remote_protocol.x:924)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_os_type_args")]
 pub struct RemoteDomainGetOsTypeArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetOsTypeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetOsTypeArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_os_type_ret` (remote_protocol.x:928)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_os_type_ret")]
 pub struct RemoteDomainGetOsTypeRet {
     /// XDR: `remote_nonnull_string type`
@@ -2038,24 +3669,60 @@ pub struct RemoteDomainGetOsTypeRet {
     pub r#type: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetOsTypeRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((r#type,),)| RemoteDomainGetOsTypeRet { r#type })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_max_memory_args` (remote_protocol.x:932)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_max_memory_args")]
 pub struct RemoteDomainGetMaxMemoryArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMaxMemoryArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetMaxMemoryArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_max_memory_ret` (remote_protocol.x:936)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_max_memory_ret")]
 pub struct RemoteDomainGetMaxMemoryRet {
     /// XDR: `unsigned hyper memory`
     pub memory: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMaxMemoryRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u64>(),),)
+            .prop_map(|((memory,),)| RemoteDomainGetMaxMemoryRet { memory })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_max_memory_args` (remote_protocol.x:940)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_max_memory_args")]
 pub struct RemoteDomainSetMaxMemoryArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2064,8 +3731,20 @@ pub struct RemoteDomainSetMaxMemoryArgs {
     pub memory: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetMaxMemoryArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u64>()),)
+            .prop_map(|((dom, memory),)| RemoteDomainSetMaxMemoryArgs { dom, memory })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_memory_args` (remote_protocol.x:945)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_memory_args")]
 pub struct RemoteDomainSetMemoryArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2074,8 +3753,20 @@ pub struct RemoteDomainSetMemoryArgs {
     pub memory: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetMemoryArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u64>()),)
+            .prop_map(|((dom, memory),)| RemoteDomainSetMemoryArgs { dom, memory })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_memory_flags_args` (remote_protocol.x:950)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_memory_flags_args")]
 pub struct RemoteDomainSetMemoryFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2086,8 +3777,24 @@ pub struct RemoteDomainSetMemoryFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetMemoryFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u64>(), any::<u32>()),)
+            .prop_map(|((dom, memory, flags),)| RemoteDomainSetMemoryFlagsArgs {
+                dom,
+                memory,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_memory_stats_period_args` (remote_protocol.x:956)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_memory_stats_period_args")]
 pub struct RemoteDomainSetMemoryStatsPeriodArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2098,18 +3805,48 @@ pub struct RemoteDomainSetMemoryStatsPeriodArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetMemoryStatsPeriodArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, period, flags),)| RemoteDomainSetMemoryStatsPeriodArgs {
+                    dom,
+                    period,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_info_args` (remote_protocol.x:962)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_info_args")]
 pub struct RemoteDomainGetInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetInfoArgs { dom })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_domain_get_info_ret` (remote_protocol.x:966)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_info_ret")]
 pub struct RemoteDomainGetInfoRet {
     /// XDR: `unsigned char state`
@@ -2127,8 +3864,34 @@ pub struct RemoteDomainGetInfoRet {
     pub cpu_time: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<u8>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u16>(),
+            any::<u64>(),
+        ),)
+            .prop_map(
+                |((state, max_mem, memory, nr_virt_cpu, cpu_time),)| RemoteDomainGetInfoRet {
+                    state,
+                    max_mem,
+                    memory,
+                    nr_virt_cpu,
+                    cpu_time,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_save_args` (remote_protocol.x:974)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_save_args")]
 pub struct RemoteDomainSaveArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2141,8 +3904,20 @@ pub struct RemoteDomainSaveArgs {
     pub to: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSaveArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((dom, to),)| RemoteDomainSaveArgs { dom, to })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_save_flags_args` (remote_protocol.x:979)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_save_flags_args")]
 pub struct RemoteDomainSaveFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2163,6 +3938,28 @@ pub struct RemoteDomainSaveFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSaveFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, to, dxml, flags),)| RemoteDomainSaveFlagsArgs {
+                dom,
+                to,
+                dxml,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_save_params_args` (remote_protocol.x:986)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_save_params_args")]
@@ -2179,8 +3976,24 @@ pub struct RemoteDomainSaveParamsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSaveParamsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, params, flags),)| RemoteDomainSaveParamsArgs { dom, params, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_restore_args` (remote_protocol.x:992)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_restore_args")]
 pub struct RemoteDomainRestoreArgs {
     /// XDR: `remote_nonnull_string from`
@@ -2191,8 +4004,20 @@ pub struct RemoteDomainRestoreArgs {
     pub from: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainRestoreArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((from,),)| RemoteDomainRestoreArgs { from })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_restore_flags_args` (remote_protocol.x:996)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_restore_flags_args")]
 pub struct RemoteDomainRestoreFlagsArgs {
     /// XDR: `remote_nonnull_string from`
@@ -2211,6 +4036,22 @@ pub struct RemoteDomainRestoreFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainRestoreFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(|((from, dxml, flags),)| RemoteDomainRestoreFlagsArgs { from, dxml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_restore_params_args` (remote_protocol.x:1002)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_restore_params_args")]
@@ -2225,8 +4066,23 @@ pub struct RemoteDomainRestoreParamsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainRestoreParamsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((params, flags),)| RemoteDomainRestoreParamsArgs { params, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_save_image_get_xml_desc_args` (remote_protocol.x:1007)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_save_image_get_xml_desc_args")]
 pub struct RemoteDomainSaveImageGetXmlDescArgs {
     /// XDR: `remote_nonnull_string file`
@@ -2239,8 +4095,20 @@ pub struct RemoteDomainSaveImageGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSaveImageGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((file, flags),)| RemoteDomainSaveImageGetXmlDescArgs { file, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_save_image_get_xml_desc_ret` (remote_protocol.x:1012)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_save_image_get_xml_desc_ret")]
 pub struct RemoteDomainSaveImageGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -2251,8 +4119,20 @@ pub struct RemoteDomainSaveImageGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSaveImageGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteDomainSaveImageGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_save_image_define_xml_args` (remote_protocol.x:1016)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_save_image_define_xml_args")]
 pub struct RemoteDomainSaveImageDefineXmlArgs {
     /// XDR: `remote_nonnull_string file`
@@ -2271,8 +4151,26 @@ pub struct RemoteDomainSaveImageDefineXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSaveImageDefineXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((file, dxml, flags),)| RemoteDomainSaveImageDefineXmlArgs { file, dxml, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_core_dump_args` (remote_protocol.x:1022)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_core_dump_args")]
 pub struct RemoteDomainCoreDumpArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2287,8 +4185,24 @@ pub struct RemoteDomainCoreDumpArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCoreDumpArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, to, flags),)| RemoteDomainCoreDumpArgs { dom, to, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_core_dump_with_format_args` (remote_protocol.x:1028)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_core_dump_with_format_args")]
 pub struct RemoteDomainCoreDumpWithFormatArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2305,8 +4219,32 @@ pub struct RemoteDomainCoreDumpWithFormatArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCoreDumpWithFormatArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, to, dumpformat, flags),)| RemoteDomainCoreDumpWithFormatArgs {
+                    dom,
+                    to,
+                    dumpformat,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_screenshot_args` (remote_protocol.x:1035)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_screenshot_args")]
 pub struct RemoteDomainScreenshotArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2317,8 +4255,20 @@ pub struct RemoteDomainScreenshotArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainScreenshotArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, screen, flags),)| RemoteDomainScreenshotArgs { dom, screen, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_screenshot_ret` (remote_protocol.x:1041)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_screenshot_ret")]
 pub struct RemoteDomainScreenshotRet {
     /// XDR: `remote_string mime`
@@ -2329,8 +4279,20 @@ pub struct RemoteDomainScreenshotRet {
     pub mime: RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainScreenshotRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),)
+            .prop_map(|((mime,),)| RemoteDomainScreenshotRet { mime })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_xml_desc_args` (remote_protocol.x:1045)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_xml_desc_args")]
 pub struct RemoteDomainGetXmlDescArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2339,8 +4301,20 @@ pub struct RemoteDomainGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetXmlDescArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_xml_desc_ret` (remote_protocol.x:1050)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_xml_desc_ret")]
 pub struct RemoteDomainGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -2351,8 +4325,20 @@ pub struct RemoteDomainGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteDomainGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare_args` (remote_protocol.x:1054)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare_args")]
 pub struct RemoteDomainMigratePrepareArgs {
     /// XDR: `remote_string uri_in`
@@ -2373,8 +4359,32 @@ pub struct RemoteDomainMigratePrepareArgs {
     pub resource: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+        ),)
+            .prop_map(
+                |((uri_in, flags, dname, resource),)| RemoteDomainMigratePrepareArgs {
+                    uri_in,
+                    flags,
+                    dname,
+                    resource,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare_ret` (remote_protocol.x:1061)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare_ret")]
 pub struct RemoteDomainMigratePrepareRet {
     /// XDR: `opaque cookie<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -2391,8 +4401,23 @@ pub struct RemoteDomainMigratePrepareRet {
     pub uri_out: RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+        ),)
+            .prop_map(|((cookie, uri_out),)| RemoteDomainMigratePrepareRet { cookie, uri_out })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_perform_args` (remote_protocol.x:1066)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_perform_args")]
 pub struct RemoteDomainMigratePerformArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2421,8 +4446,36 @@ pub struct RemoteDomainMigratePerformArgs {
     pub resource: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePerformArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u64>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+        ),)
+            .prop_map(|((dom, cookie, uri, flags, dname, resource),)| {
+                RemoteDomainMigratePerformArgs {
+                    dom,
+                    cookie,
+                    uri,
+                    flags,
+                    dname,
+                    resource,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_finish_args` (remote_protocol.x:1075)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_finish_args")]
 pub struct RemoteDomainMigrateFinishArgs {
     /// XDR: `remote_nonnull_string dname`
@@ -2447,16 +4500,52 @@ pub struct RemoteDomainMigrateFinishArgs {
     pub flags: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinishArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u64>(),
+        ),)
+            .prop_map(
+                |((dname, cookie, uri, flags),)| RemoteDomainMigrateFinishArgs {
+                    dname,
+                    cookie,
+                    uri,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_finish_ret` (remote_protocol.x:1082)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_finish_ret")]
 pub struct RemoteDomainMigrateFinishRet {
     /// XDR: `remote_nonnull_domain ddom`
     pub ddom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinishRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((ddom,),)| RemoteDomainMigrateFinishRet { ddom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare2_args` (remote_protocol.x:1086)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare2_args")]
 pub struct RemoteDomainMigratePrepare2Args {
     /// XDR: `remote_string uri_in`
@@ -2483,8 +4572,34 @@ pub struct RemoteDomainMigratePrepare2Args {
     pub dom_xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare2Args {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((uri_in, flags, dname, resource, dom_xml),)| {
+                RemoteDomainMigratePrepare2Args {
+                    uri_in,
+                    flags,
+                    dname,
+                    resource,
+                    dom_xml,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare2_ret` (remote_protocol.x:1094)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare2_ret")]
 pub struct RemoteDomainMigratePrepare2Ret {
     /// XDR: `opaque cookie<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -2501,8 +4616,23 @@ pub struct RemoteDomainMigratePrepare2Ret {
     pub uri_out: RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare2Ret {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+        ),)
+            .prop_map(|((cookie, uri_out),)| RemoteDomainMigratePrepare2Ret { cookie, uri_out })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_finish2_args` (remote_protocol.x:1099)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_finish2_args")]
 pub struct RemoteDomainMigrateFinish2Args {
     /// XDR: `remote_nonnull_string dname`
@@ -2529,24 +4659,74 @@ pub struct RemoteDomainMigrateFinish2Args {
     pub retcode: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinish2Args {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u64>(),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((dname, cookie, uri, flags, retcode),)| RemoteDomainMigrateFinish2Args {
+                    dname,
+                    cookie,
+                    uri,
+                    flags,
+                    retcode,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_finish2_ret` (remote_protocol.x:1107)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_finish2_ret")]
 pub struct RemoteDomainMigrateFinish2Ret {
     /// XDR: `remote_nonnull_domain ddom`
     pub ddom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinish2Ret {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((ddom,),)| RemoteDomainMigrateFinish2Ret { ddom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_defined_domains_args` (remote_protocol.x:1111)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_domains_args")]
 pub struct RemoteConnectListDefinedDomainsArgs {
     /// XDR: `int maxnames`
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedDomainsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxnames,),)| RemoteConnectListDefinedDomainsArgs { maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_defined_domains_ret` (remote_protocol.x:1115)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_domains_ret")]
 pub struct RemoteConnectListDefinedDomainsRet {
     /// insert@1
@@ -2559,24 +4739,60 @@ pub struct RemoteConnectListDefinedDomainsRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedDomainsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteConnectListDefinedDomainsRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_defined_domains_ret` (remote_protocol.x:1119)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_defined_domains_ret")]
 pub struct RemoteConnectNumOfDefinedDomainsRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfDefinedDomainsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfDefinedDomainsRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_create_args` (remote_protocol.x:1123)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_create_args")]
 pub struct RemoteDomainCreateArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCreateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainCreateArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_create_with_flags_args` (remote_protocol.x:1127)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_create_with_flags_args")]
 pub struct RemoteDomainCreateWithFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2585,16 +4801,40 @@ pub struct RemoteDomainCreateWithFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCreateWithFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainCreateWithFlagsArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_create_with_flags_ret` (remote_protocol.x:1132)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_create_with_flags_ret")]
 pub struct RemoteDomainCreateWithFlagsRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCreateWithFlagsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainCreateWithFlagsRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_create_with_files_args` (remote_protocol.x:1136)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_create_with_files_args")]
 pub struct RemoteDomainCreateWithFilesArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2603,16 +4843,40 @@ pub struct RemoteDomainCreateWithFilesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCreateWithFilesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainCreateWithFilesArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_create_with_files_ret` (remote_protocol.x:1141)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_create_with_files_ret")]
 pub struct RemoteDomainCreateWithFilesRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCreateWithFilesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainCreateWithFilesRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_define_xml_args` (remote_protocol.x:1145)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_define_xml_args")]
 pub struct RemoteDomainDefineXmlArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -2623,16 +4887,40 @@ pub struct RemoteDomainDefineXmlArgs {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDefineXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteDomainDefineXmlArgs { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_define_xml_ret` (remote_protocol.x:1149)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_define_xml_ret")]
 pub struct RemoteDomainDefineXmlRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDefineXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainDefineXmlRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_define_xml_flags_args` (remote_protocol.x:1153)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_define_xml_flags_args")]
 pub struct RemoteDomainDefineXmlFlagsArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -2645,24 +4933,60 @@ pub struct RemoteDomainDefineXmlFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDefineXmlFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteDomainDefineXmlFlagsArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_define_xml_flags_ret` (remote_protocol.x:1158)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_define_xml_flags_ret")]
 pub struct RemoteDomainDefineXmlFlagsRet {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDefineXmlFlagsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainDefineXmlFlagsRet { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_undefine_args` (remote_protocol.x:1162)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_undefine_args")]
 pub struct RemoteDomainUndefineArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainUndefineArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainUndefineArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_undefine_flags_args` (remote_protocol.x:1166)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_undefine_flags_args")]
 pub struct RemoteDomainUndefineFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2671,8 +4995,20 @@ pub struct RemoteDomainUndefineFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainUndefineFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainUndefineFlagsArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_inject_nmi_args` (remote_protocol.x:1171)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_inject_nmi_args")]
 pub struct RemoteDomainInjectNmiArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2681,8 +5017,20 @@ pub struct RemoteDomainInjectNmiArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainInjectNmiArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainInjectNmiArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_send_key_args` (remote_protocol.x:1176)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_send_key_args")]
 pub struct RemoteDomainSendKeyArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2701,8 +5049,34 @@ pub struct RemoteDomainSendKeyArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSendKeyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<u32>(),
+            any::<u32>(),
+            proptest::collection::vec(any::<u32>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, codeset, holdtime, keycodes, flags),)| RemoteDomainSendKeyArgs {
+                    dom,
+                    codeset,
+                    holdtime,
+                    keycodes,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_send_process_signal_args` (remote_protocol.x:1184)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_send_process_signal_args")]
 pub struct RemoteDomainSendProcessSignalArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2715,8 +5089,32 @@ pub struct RemoteDomainSendProcessSignalArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSendProcessSignalArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<i64>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, pid_value, signum, flags),)| RemoteDomainSendProcessSignalArgs {
+                    dom,
+                    pid_value,
+                    signum,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_vcpus_args` (remote_protocol.x:1191)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_vcpus_args")]
 pub struct RemoteDomainSetVcpusArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2725,8 +5123,20 @@ pub struct RemoteDomainSetVcpusArgs {
     pub nvcpus: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetVcpusArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, nvcpus),)| RemoteDomainSetVcpusArgs { dom, nvcpus })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_vcpus_flags_args` (remote_protocol.x:1196)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_vcpus_flags_args")]
 pub struct RemoteDomainSetVcpusFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2737,8 +5147,24 @@ pub struct RemoteDomainSetVcpusFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetVcpusFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, nvcpus, flags),)| RemoteDomainSetVcpusFlagsArgs {
+                dom,
+                nvcpus,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_vcpus_flags_args` (remote_protocol.x:1202)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_vcpus_flags_args")]
 pub struct RemoteDomainGetVcpusFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2747,16 +5173,40 @@ pub struct RemoteDomainGetVcpusFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetVcpusFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetVcpusFlagsArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_vcpus_flags_ret` (remote_protocol.x:1207)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_vcpus_flags_ret")]
 pub struct RemoteDomainGetVcpusFlagsRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetVcpusFlagsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteDomainGetVcpusFlagsRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_pin_vcpu_args` (remote_protocol.x:1211)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_pin_vcpu_args")]
 pub struct RemoteDomainPinVcpuArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2773,8 +5223,24 @@ pub struct RemoteDomainPinVcpuArgs {
     pub cpumap: xdr::Opaque,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainPinVcpuArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+        ),)
+            .prop_map(|((dom, vcpu, cpumap),)| RemoteDomainPinVcpuArgs { dom, vcpu, cpumap })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_pin_vcpu_flags_args` (remote_protocol.x:1217)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_pin_vcpu_flags_args")]
 pub struct RemoteDomainPinVcpuFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2793,8 +5259,32 @@ pub struct RemoteDomainPinVcpuFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainPinVcpuFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, vcpu, cpumap, flags),)| RemoteDomainPinVcpuFlagsArgs {
+                    dom,
+                    vcpu,
+                    cpumap,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_vcpu_pin_info_args` (remote_protocol.x:1224)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_vcpu_pin_info_args")]
 pub struct RemoteDomainGetVcpuPinInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2807,8 +5297,32 @@ pub struct RemoteDomainGetVcpuPinInfoArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetVcpuPinInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<i32>(),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, ncpumaps, maplen, flags),)| RemoteDomainGetVcpuPinInfoArgs {
+                    dom,
+                    ncpumaps,
+                    maplen,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_vcpu_pin_info_ret` (remote_protocol.x:1231)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_vcpu_pin_info_ret")]
 pub struct RemoteDomainGetVcpuPinInfoRet {
     /// XDR: `opaque cpumaps<REMOTE_CPUMAPS_MAX>`
@@ -2821,8 +5335,23 @@ pub struct RemoteDomainGetVcpuPinInfoRet {
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetVcpuPinInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<i32>(),
+        ),)
+            .prop_map(|((cpumaps, num),)| RemoteDomainGetVcpuPinInfoRet { cpumaps, num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_pin_emulator_args` (remote_protocol.x:1236)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_pin_emulator_args")]
 pub struct RemoteDomainPinEmulatorArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2839,8 +5368,24 @@ pub struct RemoteDomainPinEmulatorArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainPinEmulatorArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, cpumap, flags),)| RemoteDomainPinEmulatorArgs { dom, cpumap, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_emulator_pin_info_args` (remote_protocol.x:1242)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_emulator_pin_info_args")]
 pub struct RemoteDomainGetEmulatorPinInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2851,8 +5396,22 @@ pub struct RemoteDomainGetEmulatorPinInfoArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetEmulatorPinInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, maplen, flags),)| RemoteDomainGetEmulatorPinInfoArgs { dom, maplen, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_emulator_pin_info_ret` (remote_protocol.x:1248)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_emulator_pin_info_ret")]
 pub struct RemoteDomainGetEmulatorPinInfoRet {
     /// XDR: `opaque cpumaps<REMOTE_CPUMAPS_MAX>`
@@ -2865,8 +5424,23 @@ pub struct RemoteDomainGetEmulatorPinInfoRet {
     pub ret: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetEmulatorPinInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<i32>(),
+        ),)
+            .prop_map(|((cpumaps, ret),)| RemoteDomainGetEmulatorPinInfoRet { cpumaps, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_vcpus_args` (remote_protocol.x:1253)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_vcpus_args")]
 pub struct RemoteDomainGetVcpusArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2877,8 +5451,24 @@ pub struct RemoteDomainGetVcpusArgs {
     pub maplen: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetVcpusArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<i32>()),)
+            .prop_map(|((dom, maxinfo, maplen),)| RemoteDomainGetVcpusArgs {
+                dom,
+                maxinfo,
+                maplen,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_vcpus_ret` (remote_protocol.x:1259)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_vcpus_ret")]
 pub struct RemoteDomainGetVcpusRet {
     /// XDR: `remote_vcpu_info info<REMOTE_VCPUINFO_MAX>`
@@ -2895,24 +5485,63 @@ pub struct RemoteDomainGetVcpusRet {
     pub cpumaps: xdr::Opaque,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetVcpusRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteVcpuInfo>(), 0..=3),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+        ),)
+            .prop_map(|((info, cpumaps),)| RemoteDomainGetVcpusRet { info, cpumaps })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_max_vcpus_args` (remote_protocol.x:1264)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_max_vcpus_args")]
 pub struct RemoteDomainGetMaxVcpusArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMaxVcpusArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetMaxVcpusArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_max_vcpus_ret` (remote_protocol.x:1268)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_max_vcpus_ret")]
 pub struct RemoteDomainGetMaxVcpusRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMaxVcpusRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteDomainGetMaxVcpusRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_iothread_info` (remote_protocol.x:1272)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_iothread_info")]
 pub struct RemoteDomainIothreadInfo {
     /// XDR: `unsigned int iothread_id`
@@ -2925,8 +5554,26 @@ pub struct RemoteDomainIothreadInfo {
     pub cpumap: xdr::Opaque,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainIothreadInfo {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+        ),)
+            .prop_map(|((iothread_id, cpumap),)| RemoteDomainIothreadInfo {
+                iothread_id,
+                cpumap,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_iothread_info_args` (remote_protocol.x:1277)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_iothread_info_args")]
 pub struct RemoteDomainGetIothreadInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2935,8 +5582,20 @@ pub struct RemoteDomainGetIothreadInfoArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetIothreadInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetIothreadInfoArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_iothread_info_ret` (remote_protocol.x:1282)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_iothread_info_ret")]
 pub struct RemoteDomainGetIothreadInfoRet {
     /// XDR: `remote_domain_iothread_info info<REMOTE_IOTHREAD_INFO_MAX>`
@@ -2949,8 +5608,23 @@ pub struct RemoteDomainGetIothreadInfoRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetIothreadInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteDomainIothreadInfo>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((info, ret),)| RemoteDomainGetIothreadInfoRet { info, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_pin_iothread_args` (remote_protocol.x:1287)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_pin_iothread_args")]
 pub struct RemoteDomainPinIothreadArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2969,8 +5643,32 @@ pub struct RemoteDomainPinIothreadArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainPinIothreadArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, iothreads_id, cpumap, flags),)| RemoteDomainPinIothreadArgs {
+                    dom,
+                    iothreads_id,
+                    cpumap,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_add_iothread_args` (remote_protocol.x:1294)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_add_iothread_args")]
 pub struct RemoteDomainAddIothreadArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2981,8 +5679,24 @@ pub struct RemoteDomainAddIothreadArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAddIothreadArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, iothread_id, flags),)| RemoteDomainAddIothreadArgs {
+                dom,
+                iothread_id,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_del_iothread_args` (remote_protocol.x:1300)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_del_iothread_args")]
 pub struct RemoteDomainDelIothreadArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -2991,6 +5705,22 @@ pub struct RemoteDomainDelIothreadArgs {
     pub iothread_id: u32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDelIothreadArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, iothread_id, flags),)| RemoteDomainDelIothreadArgs {
+                dom,
+                iothread_id,
+                flags,
+            })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_set_iothread_params_args` (remote_protocol.x:1306)
@@ -3011,16 +5741,52 @@ pub struct RemoteDomainSetIothreadParamsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetIothreadParamsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<u32>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, iothread_id, params, flags),)| RemoteDomainSetIothreadParamsArgs {
+                    dom,
+                    iothread_id,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_security_label_args` (remote_protocol.x:1313)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_security_label_args")]
 pub struct RemoteDomainGetSecurityLabelArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSecurityLabelArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetSecurityLabelArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_security_label_ret` (remote_protocol.x:1317)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_security_label_ret")]
 pub struct RemoteDomainGetSecurityLabelRet {
     /// XDR: `char label<REMOTE_SECURITY_LABEL_MAX>`
@@ -3033,16 +5799,40 @@ pub struct RemoteDomainGetSecurityLabelRet {
     pub enforcing: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSecurityLabelRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<i8>(), 0..=3), any::<i32>()),)
+            .prop_map(|((label, enforcing),)| RemoteDomainGetSecurityLabelRet { label, enforcing })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_security_label_list_args` (remote_protocol.x:1322)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_security_label_list_args")]
 pub struct RemoteDomainGetSecurityLabelListArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSecurityLabelListArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetSecurityLabelListArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_security_label_list_ret` (remote_protocol.x:1326)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_security_label_list_ret")]
 pub struct RemoteDomainGetSecurityLabelListRet {
     /// XDR: `remote_domain_get_security_label_ret labels<REMOTE_SECURITY_LABEL_LIST_MAX>`
@@ -3055,8 +5845,23 @@ pub struct RemoteDomainGetSecurityLabelListRet {
     pub ret: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetSecurityLabelListRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteDomainGetSecurityLabelRet>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((labels, ret),)| RemoteDomainGetSecurityLabelListRet { labels, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_security_model_ret` (remote_protocol.x:1331)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_security_model_ret")]
 pub struct RemoteNodeGetSecurityModelRet {
     /// XDR: `char model<REMOTE_SECURITY_MODEL_MAX>`
@@ -3073,8 +5878,23 @@ pub struct RemoteNodeGetSecurityModelRet {
     pub doi: Vec<i8>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetSecurityModelRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<i8>(), 0..=3),
+            proptest::collection::vec(any::<i8>(), 0..=3),
+        ),)
+            .prop_map(|((model, doi),)| RemoteNodeGetSecurityModelRet { model, doi })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_attach_device_args` (remote_protocol.x:1336)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_attach_device_args")]
 pub struct RemoteDomainAttachDeviceArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3087,8 +5907,20 @@ pub struct RemoteDomainAttachDeviceArgs {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAttachDeviceArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((dom, xml),)| RemoteDomainAttachDeviceArgs { dom, xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_attach_device_flags_args` (remote_protocol.x:1341)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_attach_device_flags_args")]
 pub struct RemoteDomainAttachDeviceFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3103,8 +5935,24 @@ pub struct RemoteDomainAttachDeviceFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAttachDeviceFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, xml, flags),)| RemoteDomainAttachDeviceFlagsArgs { dom, xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_detach_device_args` (remote_protocol.x:1347)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_detach_device_args")]
 pub struct RemoteDomainDetachDeviceArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3117,8 +5965,20 @@ pub struct RemoteDomainDetachDeviceArgs {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDetachDeviceArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((dom, xml),)| RemoteDomainDetachDeviceArgs { dom, xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_detach_device_flags_args` (remote_protocol.x:1352)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_detach_device_flags_args")]
 pub struct RemoteDomainDetachDeviceFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3133,8 +5993,24 @@ pub struct RemoteDomainDetachDeviceFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDetachDeviceFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, xml, flags),)| RemoteDomainDetachDeviceFlagsArgs { dom, xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_update_device_flags_args` (remote_protocol.x:1358)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_update_device_flags_args")]
 pub struct RemoteDomainUpdateDeviceFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3149,8 +6025,24 @@ pub struct RemoteDomainUpdateDeviceFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainUpdateDeviceFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, xml, flags),)| RemoteDomainUpdateDeviceFlagsArgs { dom, xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_detach_device_alias_args` (remote_protocol.x:1364)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_detach_device_alias_args")]
 pub struct RemoteDomainDetachDeviceAliasArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3165,24 +6057,68 @@ pub struct RemoteDomainDetachDeviceAliasArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDetachDeviceAliasArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, alias, flags),)| RemoteDomainDetachDeviceAliasArgs {
+                dom,
+                alias,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_autostart_args` (remote_protocol.x:1370)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_autostart_args")]
 pub struct RemoteDomainGetAutostartArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetAutostartArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetAutostartArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_autostart_ret` (remote_protocol.x:1374)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_autostart_ret")]
 pub struct RemoteDomainGetAutostartRet {
     /// XDR: `int autostart`
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetAutostartRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((autostart,),)| RemoteDomainGetAutostartRet { autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_autostart_args` (remote_protocol.x:1378)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_autostart_args")]
 pub struct RemoteDomainSetAutostartArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3191,8 +6127,20 @@ pub struct RemoteDomainSetAutostartArgs {
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetAutostartArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>()),)
+            .prop_map(|((dom, autostart),)| RemoteDomainSetAutostartArgs { dom, autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_metadata_args` (remote_protocol.x:1383)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_metadata_args")]
 pub struct RemoteDomainSetMetadataArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3221,8 +6169,36 @@ pub struct RemoteDomainSetMetadataArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetMetadataArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<i32>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, r#type, metadata, key, uri, flags),)| RemoteDomainSetMetadataArgs {
+                    dom,
+                    r#type,
+                    metadata,
+                    key,
+                    uri,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_metadata_args` (remote_protocol.x:1392)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_metadata_args")]
 pub struct RemoteDomainGetMetadataArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3239,8 +6215,30 @@ pub struct RemoteDomainGetMetadataArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMetadataArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<i32>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, r#type, uri, flags),)| RemoteDomainGetMetadataArgs {
+                dom,
+                r#type,
+                uri,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_metadata_ret` (remote_protocol.x:1399)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_metadata_ret")]
 pub struct RemoteDomainGetMetadataRet {
     /// XDR: `remote_nonnull_string metadata`
@@ -3251,8 +6249,20 @@ pub struct RemoteDomainGetMetadataRet {
     pub metadata: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMetadataRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((metadata,),)| RemoteDomainGetMetadataRet { metadata })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_job_abort_args` (remote_protocol.x:1403)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_job_abort_args")]
 pub struct RemoteDomainBlockJobAbortArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3267,8 +6277,24 @@ pub struct RemoteDomainBlockJobAbortArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockJobAbortArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, path, flags),)| RemoteDomainBlockJobAbortArgs { dom, path, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_block_job_info_args` (remote_protocol.x:1409)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_block_job_info_args")]
 pub struct RemoteDomainGetBlockJobInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3283,8 +6309,24 @@ pub struct RemoteDomainGetBlockJobInfoArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockJobInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, path, flags),)| RemoteDomainGetBlockJobInfoArgs { dom, path, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_block_job_info_ret` (remote_protocol.x:1415)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_block_job_info_ret")]
 pub struct RemoteDomainGetBlockJobInfoRet {
     /// XDR: `int found`
@@ -3299,8 +6341,34 @@ pub struct RemoteDomainGetBlockJobInfoRet {
     pub end: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockJobInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<i32>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+        ),)
+            .prop_map(
+                |((found, r#type, bandwidth, cur, end),)| RemoteDomainGetBlockJobInfoRet {
+                    found,
+                    r#type,
+                    bandwidth,
+                    cur,
+                    end,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_job_set_speed_args` (remote_protocol.x:1423)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_job_set_speed_args")]
 pub struct RemoteDomainBlockJobSetSpeedArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3317,8 +6385,32 @@ pub struct RemoteDomainBlockJobSetSpeedArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockJobSetSpeedArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, path, bandwidth, flags),)| RemoteDomainBlockJobSetSpeedArgs {
+                    dom,
+                    path,
+                    bandwidth,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_pull_args` (remote_protocol.x:1430)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_pull_args")]
 pub struct RemoteDomainBlockPullArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3335,8 +6427,32 @@ pub struct RemoteDomainBlockPullArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockPullArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, path, bandwidth, flags),)| RemoteDomainBlockPullArgs {
+                    dom,
+                    path,
+                    bandwidth,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_rebase_args` (remote_protocol.x:1436)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_rebase_args")]
 pub struct RemoteDomainBlockRebaseArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3357,6 +6473,32 @@ pub struct RemoteDomainBlockRebaseArgs {
     pub bandwidth: u64,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockRebaseArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, path, base, bandwidth, flags),)| RemoteDomainBlockRebaseArgs {
+                    dom,
+                    path,
+                    base,
+                    bandwidth,
+                    flags,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_block_copy_args` (remote_protocol.x:1443)
@@ -3387,8 +6529,34 @@ pub struct RemoteDomainBlockCopyArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockCopyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, path, destxml, params, flags),)| RemoteDomainBlockCopyArgs {
+                    dom,
+                    path,
+                    destxml,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_block_commit_args` (remote_protocol.x:1450)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_commit_args")]
 pub struct RemoteDomainBlockCommitArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3417,6 +6585,34 @@ pub struct RemoteDomainBlockCommitArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBlockCommitArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, disk, base, top, bandwidth, flags),)| RemoteDomainBlockCommitArgs {
+                    dom,
+                    disk,
+                    base,
+                    top,
+                    bandwidth,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_block_io_tune_args` (remote_protocol.x:1459)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_block_io_tune_args")]
@@ -3439,8 +6635,32 @@ pub struct RemoteDomainSetBlockIoTuneArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetBlockIoTuneArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, disk, params, flags),)| RemoteDomainSetBlockIoTuneArgs {
+                    dom,
+                    disk,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_block_io_tune_args` (remote_protocol.x:1466)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_block_io_tune_args")]
 pub struct RemoteDomainGetBlockIoTuneArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3457,6 +6677,30 @@ pub struct RemoteDomainGetBlockIoTuneArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockIoTuneArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, disk, nparams, flags),)| RemoteDomainGetBlockIoTuneArgs {
+                    dom,
+                    disk,
+                    nparams,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_block_io_tune_ret` (remote_protocol.x:1473)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_block_io_tune_ret")]
@@ -3469,6 +6713,21 @@ pub struct RemoteDomainGetBlockIoTuneRet {
     pub params: Vec<RemoteTypedParam>,
     /// XDR: `int nparams`
     pub nparams: i32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockIoTuneRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteDomainGetBlockIoTuneRet { params, nparams })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_set_throttle_group_args` (remote_protocol.x:1478)
@@ -3493,8 +6752,32 @@ pub struct RemoteDomainSetThrottleGroupArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetThrottleGroupArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, group, params, flags),)| RemoteDomainSetThrottleGroupArgs {
+                    dom,
+                    group,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_del_throttle_group_args` (remote_protocol.x:1485)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_del_throttle_group_args")]
 pub struct RemoteDomainDelThrottleGroupArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3509,8 +6792,28 @@ pub struct RemoteDomainDelThrottleGroupArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainDelThrottleGroupArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, group, flags),)| RemoteDomainDelThrottleGroupArgs {
+                dom,
+                group,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_cpu_stats_args` (remote_protocol.x:1491)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_cpu_stats_args")]
 pub struct RemoteDomainGetCpuStatsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3523,6 +6826,32 @@ pub struct RemoteDomainGetCpuStatsArgs {
     pub ncpus: u32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetCpuStatsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<u32>(),
+            any::<i32>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, nparams, start_cpu, ncpus, flags),)| RemoteDomainGetCpuStatsArgs {
+                    dom,
+                    nparams,
+                    start_cpu,
+                    ncpus,
+                    flags,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_cpu_stats_ret` (remote_protocol.x:1499)
@@ -3539,8 +6868,23 @@ pub struct RemoteDomainGetCpuStatsRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetCpuStatsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteDomainGetCpuStatsRet { params, nparams })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_hostname_args` (remote_protocol.x:1504)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_hostname_args")]
 pub struct RemoteDomainGetHostnameArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -3549,8 +6893,20 @@ pub struct RemoteDomainGetHostnameArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetHostnameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetHostnameArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_hostname_ret` (remote_protocol.x:1509)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_hostname_ret")]
 pub struct RemoteDomainGetHostnameRet {
     /// XDR: `remote_nonnull_string hostname`
@@ -3561,24 +6917,60 @@ pub struct RemoteDomainGetHostnameRet {
     pub hostname: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetHostnameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((hostname,),)| RemoteDomainGetHostnameRet { hostname })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_networks_ret` (remote_protocol.x:1515)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_networks_ret")]
 pub struct RemoteConnectNumOfNetworksRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfNetworksRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfNetworksRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_networks_args` (remote_protocol.x:1519)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_networks_args")]
 pub struct RemoteConnectListNetworksArgs {
     /// XDR: `int maxnames`
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListNetworksArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxnames,),)| RemoteConnectListNetworksArgs { maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_networks_ret` (remote_protocol.x:1523)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_networks_ret")]
 pub struct RemoteConnectListNetworksRet {
     /// insert@1
@@ -3591,24 +6983,60 @@ pub struct RemoteConnectListNetworksRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListNetworksRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteConnectListNetworksRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_defined_networks_ret` (remote_protocol.x:1527)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_defined_networks_ret")]
 pub struct RemoteConnectNumOfDefinedNetworksRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfDefinedNetworksRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfDefinedNetworksRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_defined_networks_args` (remote_protocol.x:1531)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_networks_args")]
 pub struct RemoteConnectListDefinedNetworksArgs {
     /// XDR: `int maxnames`
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedNetworksArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxnames,),)| RemoteConnectListDefinedNetworksArgs { maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_defined_networks_ret` (remote_protocol.x:1535)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_networks_ret")]
 pub struct RemoteConnectListDefinedNetworksRet {
     /// insert@1
@@ -3621,8 +7049,20 @@ pub struct RemoteConnectListDefinedNetworksRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedNetworksRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteConnectListDefinedNetworksRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_lookup_by_uuid_args` (remote_protocol.x:1539)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_lookup_by_uuid_args")]
 pub struct RemoteNetworkLookupByUuidArgs {
     /// XDR: `remote_uuid uuid`
@@ -3630,16 +7070,41 @@ pub struct RemoteNetworkLookupByUuidArgs {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkLookupByUuidArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 16)
+            .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),),)
+            .prop_map(|((uuid,),)| RemoteNetworkLookupByUuidArgs { uuid })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_lookup_by_uuid_ret` (remote_protocol.x:1543)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_lookup_by_uuid_ret")]
 pub struct RemoteNetworkLookupByUuidRet {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkLookupByUuidRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkLookupByUuidRet { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_lookup_by_name_args` (remote_protocol.x:1547)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_lookup_by_name_args")]
 pub struct RemoteNetworkLookupByNameArgs {
     /// XDR: `remote_nonnull_string name`
@@ -3650,16 +7115,40 @@ pub struct RemoteNetworkLookupByNameArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkLookupByNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNetworkLookupByNameArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_lookup_by_name_ret` (remote_protocol.x:1551)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_lookup_by_name_ret")]
 pub struct RemoteNetworkLookupByNameRet {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkLookupByNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkLookupByNameRet { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_create_xml_args` (remote_protocol.x:1555)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_create_xml_args")]
 pub struct RemoteNetworkCreateXmlArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -3670,16 +7159,40 @@ pub struct RemoteNetworkCreateXmlArgs {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkCreateXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteNetworkCreateXmlArgs { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_create_xml_ret` (remote_protocol.x:1559)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_create_xml_ret")]
 pub struct RemoteNetworkCreateXmlRet {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkCreateXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkCreateXmlRet { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_create_xml_flags_args` (remote_protocol.x:1563)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_create_xml_flags_args")]
 pub struct RemoteNetworkCreateXmlFlagsArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -3692,16 +7205,40 @@ pub struct RemoteNetworkCreateXmlFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkCreateXmlFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteNetworkCreateXmlFlagsArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_create_xml_flags_ret` (remote_protocol.x:1568)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_create_xml_flags_ret")]
 pub struct RemoteNetworkCreateXmlFlagsRet {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkCreateXmlFlagsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkCreateXmlFlagsRet { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_define_xml_args` (remote_protocol.x:1572)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_define_xml_args")]
 pub struct RemoteNetworkDefineXmlArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -3712,16 +7249,40 @@ pub struct RemoteNetworkDefineXmlArgs {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkDefineXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteNetworkDefineXmlArgs { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_define_xml_ret` (remote_protocol.x:1576)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_define_xml_ret")]
 pub struct RemoteNetworkDefineXmlRet {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkDefineXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkDefineXmlRet { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_define_xml_flags_args` (remote_protocol.x:1580)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_define_xml_flags_args")]
 pub struct RemoteNetworkDefineXmlFlagsArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -3734,24 +7295,60 @@ pub struct RemoteNetworkDefineXmlFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkDefineXmlFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteNetworkDefineXmlFlagsArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_define_xml_flags_ret` (remote_protocol.x:1585)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_define_xml_flags_ret")]
 pub struct RemoteNetworkDefineXmlFlagsRet {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkDefineXmlFlagsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkDefineXmlFlagsRet { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_undefine_args` (remote_protocol.x:1589)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_undefine_args")]
 pub struct RemoteNetworkUndefineArgs {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkUndefineArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkUndefineArgs { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_update_args` (remote_protocol.x:1593)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_update_args")]
 pub struct RemoteNetworkUpdateArgs {
     /// XDR: `remote_nonnull_network net`
@@ -3773,24 +7370,76 @@ pub struct RemoteNetworkUpdateArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkUpdateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullNetwork>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<i32>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((net, command, section, parent_index, xml, flags),)| {
+                RemoteNetworkUpdateArgs {
+                    net,
+                    command,
+                    section,
+                    parent_index,
+                    xml,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_create_args` (remote_protocol.x:1602)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_create_args")]
 pub struct RemoteNetworkCreateArgs {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkCreateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkCreateArgs { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_destroy_args` (remote_protocol.x:1606)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_destroy_args")]
 pub struct RemoteNetworkDestroyArgs {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkDestroyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkDestroyArgs { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_xml_desc_args` (remote_protocol.x:1610)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_xml_desc_args")]
 pub struct RemoteNetworkGetXmlDescArgs {
     /// XDR: `remote_nonnull_network net`
@@ -3799,8 +7448,20 @@ pub struct RemoteNetworkGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(), any::<u32>()),)
+            .prop_map(|((net, flags),)| RemoteNetworkGetXmlDescArgs { net, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_xml_desc_ret` (remote_protocol.x:1615)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_xml_desc_ret")]
 pub struct RemoteNetworkGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -3811,16 +7472,40 @@ pub struct RemoteNetworkGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteNetworkGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_bridge_name_args` (remote_protocol.x:1619)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_bridge_name_args")]
 pub struct RemoteNetworkGetBridgeNameArgs {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetBridgeNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkGetBridgeNameArgs { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_bridge_name_ret` (remote_protocol.x:1623)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_bridge_name_ret")]
 pub struct RemoteNetworkGetBridgeNameRet {
     /// XDR: `remote_nonnull_string name`
@@ -3831,24 +7516,60 @@ pub struct RemoteNetworkGetBridgeNameRet {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetBridgeNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNetworkGetBridgeNameRet { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_autostart_args` (remote_protocol.x:1627)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_autostart_args")]
 pub struct RemoteNetworkGetAutostartArgs {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetAutostartArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkGetAutostartArgs { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_autostart_ret` (remote_protocol.x:1631)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_autostart_ret")]
 pub struct RemoteNetworkGetAutostartRet {
     /// XDR: `int autostart`
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetAutostartRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((autostart,),)| RemoteNetworkGetAutostartRet { autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_set_autostart_args` (remote_protocol.x:1635)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_set_autostart_args")]
 pub struct RemoteNetworkSetAutostartArgs {
     /// XDR: `remote_nonnull_network net`
@@ -3857,24 +7578,60 @@ pub struct RemoteNetworkSetAutostartArgs {
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkSetAutostartArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(), any::<i32>()),)
+            .prop_map(|((net, autostart),)| RemoteNetworkSetAutostartArgs { net, autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_nwfilters_ret` (remote_protocol.x:1642)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_nwfilters_ret")]
 pub struct RemoteConnectNumOfNwfiltersRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfNwfiltersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfNwfiltersRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_nwfilters_args` (remote_protocol.x:1646)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_nwfilters_args")]
 pub struct RemoteConnectListNwfiltersArgs {
     /// XDR: `int maxnames`
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListNwfiltersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxnames,),)| RemoteConnectListNwfiltersArgs { maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_nwfilters_ret` (remote_protocol.x:1650)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_nwfilters_ret")]
 pub struct RemoteConnectListNwfiltersRet {
     /// insert@1
@@ -3887,8 +7644,20 @@ pub struct RemoteConnectListNwfiltersRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListNwfiltersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteConnectListNwfiltersRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_lookup_by_uuid_args` (remote_protocol.x:1654)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_lookup_by_uuid_args")]
 pub struct RemoteNwfilterLookupByUuidArgs {
     /// XDR: `remote_uuid uuid`
@@ -3896,16 +7665,41 @@ pub struct RemoteNwfilterLookupByUuidArgs {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterLookupByUuidArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 16)
+            .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),),)
+            .prop_map(|((uuid,),)| RemoteNwfilterLookupByUuidArgs { uuid })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_lookup_by_uuid_ret` (remote_protocol.x:1658)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_lookup_by_uuid_ret")]
 pub struct RemoteNwfilterLookupByUuidRet {
     /// XDR: `remote_nonnull_nwfilter nwfilter`
     pub nwfilter: RemoteNonnullNwfilter,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterLookupByUuidRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilter>(),),)
+            .prop_map(|((nwfilter,),)| RemoteNwfilterLookupByUuidRet { nwfilter })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_lookup_by_name_args` (remote_protocol.x:1662)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_lookup_by_name_args")]
 pub struct RemoteNwfilterLookupByNameArgs {
     /// XDR: `remote_nonnull_string name`
@@ -3916,16 +7710,40 @@ pub struct RemoteNwfilterLookupByNameArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterLookupByNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNwfilterLookupByNameArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_lookup_by_name_ret` (remote_protocol.x:1666)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_lookup_by_name_ret")]
 pub struct RemoteNwfilterLookupByNameRet {
     /// XDR: `remote_nonnull_nwfilter nwfilter`
     pub nwfilter: RemoteNonnullNwfilter,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterLookupByNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilter>(),),)
+            .prop_map(|((nwfilter,),)| RemoteNwfilterLookupByNameRet { nwfilter })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_define_xml_args` (remote_protocol.x:1670)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_define_xml_args")]
 pub struct RemoteNwfilterDefineXmlArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -3936,16 +7754,40 @@ pub struct RemoteNwfilterDefineXmlArgs {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterDefineXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteNwfilterDefineXmlArgs { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_define_xml_ret` (remote_protocol.x:1674)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_define_xml_ret")]
 pub struct RemoteNwfilterDefineXmlRet {
     /// XDR: `remote_nonnull_nwfilter nwfilter`
     pub nwfilter: RemoteNonnullNwfilter,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterDefineXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilter>(),),)
+            .prop_map(|((nwfilter,),)| RemoteNwfilterDefineXmlRet { nwfilter })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_define_xml_flags_args` (remote_protocol.x:1678)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_define_xml_flags_args")]
 pub struct RemoteNwfilterDefineXmlFlagsArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -3958,24 +7800,60 @@ pub struct RemoteNwfilterDefineXmlFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterDefineXmlFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteNwfilterDefineXmlFlagsArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_define_xml_flags_ret` (remote_protocol.x:1683)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_define_xml_flags_ret")]
 pub struct RemoteNwfilterDefineXmlFlagsRet {
     /// XDR: `remote_nonnull_nwfilter nwfilter`
     pub nwfilter: RemoteNonnullNwfilter,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterDefineXmlFlagsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilter>(),),)
+            .prop_map(|((nwfilter,),)| RemoteNwfilterDefineXmlFlagsRet { nwfilter })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_undefine_args` (remote_protocol.x:1687)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_undefine_args")]
 pub struct RemoteNwfilterUndefineArgs {
     /// XDR: `remote_nonnull_nwfilter nwfilter`
     pub nwfilter: RemoteNonnullNwfilter,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterUndefineArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilter>(),),)
+            .prop_map(|((nwfilter,),)| RemoteNwfilterUndefineArgs { nwfilter })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_get_xml_desc_args` (remote_protocol.x:1691)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_get_xml_desc_args")]
 pub struct RemoteNwfilterGetXmlDescArgs {
     /// XDR: `remote_nonnull_nwfilter nwfilter`
@@ -3984,8 +7862,20 @@ pub struct RemoteNwfilterGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilter>(), any::<u32>()),)
+            .prop_map(|((nwfilter, flags),)| RemoteNwfilterGetXmlDescArgs { nwfilter, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_get_xml_desc_ret` (remote_protocol.x:1696)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_get_xml_desc_ret")]
 pub struct RemoteNwfilterGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -3996,24 +7886,60 @@ pub struct RemoteNwfilterGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteNwfilterGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_interfaces_ret` (remote_protocol.x:1703)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_interfaces_ret")]
 pub struct RemoteConnectNumOfInterfacesRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfInterfacesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfInterfacesRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_interfaces_args` (remote_protocol.x:1707)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_interfaces_args")]
 pub struct RemoteConnectListInterfacesArgs {
     /// XDR: `int maxnames`
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListInterfacesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxnames,),)| RemoteConnectListInterfacesArgs { maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_interfaces_ret` (remote_protocol.x:1711)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_interfaces_ret")]
 pub struct RemoteConnectListInterfacesRet {
     /// insert@1
@@ -4026,24 +7952,60 @@ pub struct RemoteConnectListInterfacesRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListInterfacesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteConnectListInterfacesRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_defined_interfaces_ret` (remote_protocol.x:1715)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_defined_interfaces_ret")]
 pub struct RemoteConnectNumOfDefinedInterfacesRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfDefinedInterfacesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfDefinedInterfacesRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_defined_interfaces_args` (remote_protocol.x:1719)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_interfaces_args")]
 pub struct RemoteConnectListDefinedInterfacesArgs {
     /// XDR: `int maxnames`
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedInterfacesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxnames,),)| RemoteConnectListDefinedInterfacesArgs { maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_defined_interfaces_ret` (remote_protocol.x:1723)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_interfaces_ret")]
 pub struct RemoteConnectListDefinedInterfacesRet {
     /// insert@1
@@ -4056,8 +8018,20 @@ pub struct RemoteConnectListDefinedInterfacesRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedInterfacesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteConnectListDefinedInterfacesRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_lookup_by_name_args` (remote_protocol.x:1727)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_lookup_by_name_args")]
 pub struct RemoteInterfaceLookupByNameArgs {
     /// XDR: `remote_nonnull_string name`
@@ -4068,16 +8042,40 @@ pub struct RemoteInterfaceLookupByNameArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceLookupByNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteInterfaceLookupByNameArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_lookup_by_name_ret` (remote_protocol.x:1731)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_lookup_by_name_ret")]
 pub struct RemoteInterfaceLookupByNameRet {
     /// XDR: `remote_nonnull_interface iface`
     pub iface: RemoteNonnullInterface,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceLookupByNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullInterface>(),),)
+            .prop_map(|((iface,),)| RemoteInterfaceLookupByNameRet { iface })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_lookup_by_mac_string_args` (remote_protocol.x:1735)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_lookup_by_mac_string_args")]
 pub struct RemoteInterfaceLookupByMacStringArgs {
     /// XDR: `remote_nonnull_string mac`
@@ -4088,16 +8086,40 @@ pub struct RemoteInterfaceLookupByMacStringArgs {
     pub mac: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceLookupByMacStringArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((mac,),)| RemoteInterfaceLookupByMacStringArgs { mac })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_lookup_by_mac_string_ret` (remote_protocol.x:1739)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_lookup_by_mac_string_ret")]
 pub struct RemoteInterfaceLookupByMacStringRet {
     /// XDR: `remote_nonnull_interface iface`
     pub iface: RemoteNonnullInterface,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceLookupByMacStringRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullInterface>(),),)
+            .prop_map(|((iface,),)| RemoteInterfaceLookupByMacStringRet { iface })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_get_xml_desc_args` (remote_protocol.x:1743)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_get_xml_desc_args")]
 pub struct RemoteInterfaceGetXmlDescArgs {
     /// XDR: `remote_nonnull_interface iface`
@@ -4106,8 +8128,20 @@ pub struct RemoteInterfaceGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullInterface>(), any::<u32>()),)
+            .prop_map(|((iface, flags),)| RemoteInterfaceGetXmlDescArgs { iface, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_get_xml_desc_ret` (remote_protocol.x:1748)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_get_xml_desc_ret")]
 pub struct RemoteInterfaceGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -4118,8 +8152,20 @@ pub struct RemoteInterfaceGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteInterfaceGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_define_xml_args` (remote_protocol.x:1752)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_define_xml_args")]
 pub struct RemoteInterfaceDefineXmlArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -4132,24 +8178,60 @@ pub struct RemoteInterfaceDefineXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceDefineXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteInterfaceDefineXmlArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_define_xml_ret` (remote_protocol.x:1757)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_define_xml_ret")]
 pub struct RemoteInterfaceDefineXmlRet {
     /// XDR: `remote_nonnull_interface iface`
     pub iface: RemoteNonnullInterface,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceDefineXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullInterface>(),),)
+            .prop_map(|((iface,),)| RemoteInterfaceDefineXmlRet { iface })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_undefine_args` (remote_protocol.x:1761)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_undefine_args")]
 pub struct RemoteInterfaceUndefineArgs {
     /// XDR: `remote_nonnull_interface iface`
     pub iface: RemoteNonnullInterface,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceUndefineArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullInterface>(),),)
+            .prop_map(|((iface,),)| RemoteInterfaceUndefineArgs { iface })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_create_args` (remote_protocol.x:1765)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_create_args")]
 pub struct RemoteInterfaceCreateArgs {
     /// XDR: `remote_nonnull_interface iface`
@@ -4158,8 +8240,20 @@ pub struct RemoteInterfaceCreateArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceCreateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullInterface>(), any::<u32>()),)
+            .prop_map(|((iface, flags),)| RemoteInterfaceCreateArgs { iface, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_destroy_args` (remote_protocol.x:1770)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_destroy_args")]
 pub struct RemoteInterfaceDestroyArgs {
     /// XDR: `remote_nonnull_interface iface`
@@ -4168,32 +8262,80 @@ pub struct RemoteInterfaceDestroyArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceDestroyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullInterface>(), any::<u32>()),)
+            .prop_map(|((iface, flags),)| RemoteInterfaceDestroyArgs { iface, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_change_begin_args` (remote_protocol.x:1775)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_change_begin_args")]
 pub struct RemoteInterfaceChangeBeginArgs {
     /// XDR: `unsigned int flags`
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceChangeBeginArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(),),)
+            .prop_map(|((flags,),)| RemoteInterfaceChangeBeginArgs { flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_change_commit_args` (remote_protocol.x:1779)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_change_commit_args")]
 pub struct RemoteInterfaceChangeCommitArgs {
     /// XDR: `unsigned int flags`
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceChangeCommitArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(),),)
+            .prop_map(|((flags,),)| RemoteInterfaceChangeCommitArgs { flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_change_rollback_args` (remote_protocol.x:1783)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_change_rollback_args")]
 pub struct RemoteInterfaceChangeRollbackArgs {
     /// XDR: `unsigned int flags`
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceChangeRollbackArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(),),)
+            .prop_map(|((flags,),)| RemoteInterfaceChangeRollbackArgs { flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_auth_list_ret` (remote_protocol.x:1790)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_auth_list_ret")]
 pub struct RemoteAuthListRet {
     /// XDR: `remote_auth_type types<REMOTE_AUTH_TYPE_LIST_MAX>`
@@ -4204,8 +8346,20 @@ pub struct RemoteAuthListRet {
     pub types: Vec<RemoteAuthType>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteAuthListRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<RemoteAuthType>(), 0..=3),),)
+            .prop_map(|((types,),)| RemoteAuthListRet { types })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_auth_sasl_init_ret` (remote_protocol.x:1794)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_auth_sasl_init_ret")]
 pub struct RemoteAuthSaslInitRet {
     /// XDR: `remote_nonnull_string mechlist`
@@ -4216,8 +8370,20 @@ pub struct RemoteAuthSaslInitRet {
     pub mechlist: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteAuthSaslInitRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((mechlist,),)| RemoteAuthSaslInitRet { mechlist })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_auth_sasl_start_args` (remote_protocol.x:1798)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_auth_sasl_start_args")]
 pub struct RemoteAuthSaslStartArgs {
     /// XDR: `remote_nonnull_string mech`
@@ -4236,8 +8402,24 @@ pub struct RemoteAuthSaslStartArgs {
     pub data: Vec<i8>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteAuthSaslStartArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+            proptest::collection::vec(any::<i8>(), 0..=3),
+        ),)
+            .prop_map(|((mech, nil, data),)| RemoteAuthSaslStartArgs { mech, nil, data })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_auth_sasl_start_ret` (remote_protocol.x:1804)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_auth_sasl_start_ret")]
 pub struct RemoteAuthSaslStartRet {
     /// XDR: `int complete`
@@ -4252,8 +8434,28 @@ pub struct RemoteAuthSaslStartRet {
     pub data: Vec<i8>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteAuthSaslStartRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<i32>(),
+            proptest::collection::vec(any::<i8>(), 0..=3),
+        ),)
+            .prop_map(|((complete, nil, data),)| RemoteAuthSaslStartRet {
+                complete,
+                nil,
+                data,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_auth_sasl_step_args` (remote_protocol.x:1810)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_auth_sasl_step_args")]
 pub struct RemoteAuthSaslStepArgs {
     /// XDR: `int nil`
@@ -4266,8 +8468,20 @@ pub struct RemoteAuthSaslStepArgs {
     pub data: Vec<i8>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteAuthSaslStepArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), proptest::collection::vec(any::<i8>(), 0..=3)),)
+            .prop_map(|((nil, data),)| RemoteAuthSaslStepArgs { nil, data })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_auth_sasl_step_ret` (remote_protocol.x:1815)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_auth_sasl_step_ret")]
 pub struct RemoteAuthSaslStepRet {
     /// XDR: `int complete`
@@ -4282,32 +8496,88 @@ pub struct RemoteAuthSaslStepRet {
     pub data: Vec<i8>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteAuthSaslStepRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<i32>(),
+            proptest::collection::vec(any::<i8>(), 0..=3),
+        ),)
+            .prop_map(|((complete, nil, data),)| RemoteAuthSaslStepRet {
+                complete,
+                nil,
+                data,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_auth_polkit_ret` (remote_protocol.x:1821)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_auth_polkit_ret")]
 pub struct RemoteAuthPolkitRet {
     /// XDR: `int complete`
     pub complete: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteAuthPolkitRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((complete,),)| RemoteAuthPolkitRet { complete })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_storage_pools_ret` (remote_protocol.x:1829)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_storage_pools_ret")]
 pub struct RemoteConnectNumOfStoragePoolsRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfStoragePoolsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfStoragePoolsRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_storage_pools_args` (remote_protocol.x:1833)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_storage_pools_args")]
 pub struct RemoteConnectListStoragePoolsArgs {
     /// XDR: `int maxnames`
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListStoragePoolsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxnames,),)| RemoteConnectListStoragePoolsArgs { maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_storage_pools_ret` (remote_protocol.x:1837)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_storage_pools_ret")]
 pub struct RemoteConnectListStoragePoolsRet {
     /// insert@1
@@ -4320,24 +8590,60 @@ pub struct RemoteConnectListStoragePoolsRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListStoragePoolsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteConnectListStoragePoolsRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_defined_storage_pools_ret` (remote_protocol.x:1841)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_defined_storage_pools_ret")]
 pub struct RemoteConnectNumOfDefinedStoragePoolsRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfDefinedStoragePoolsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfDefinedStoragePoolsRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_defined_storage_pools_args` (remote_protocol.x:1845)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_storage_pools_args")]
 pub struct RemoteConnectListDefinedStoragePoolsArgs {
     /// XDR: `int maxnames`
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedStoragePoolsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxnames,),)| RemoteConnectListDefinedStoragePoolsArgs { maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_defined_storage_pools_ret` (remote_protocol.x:1849)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_storage_pools_ret")]
 pub struct RemoteConnectListDefinedStoragePoolsRet {
     /// insert@1
@@ -4350,8 +8656,20 @@ pub struct RemoteConnectListDefinedStoragePoolsRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedStoragePoolsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteConnectListDefinedStoragePoolsRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_find_storage_pool_sources_args` (remote_protocol.x:1853)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_find_storage_pool_sources_args")]
 pub struct RemoteConnectFindStoragePoolSourcesArgs {
     /// XDR: `remote_nonnull_string type`
@@ -4371,8 +8689,30 @@ pub struct RemoteConnectFindStoragePoolSourcesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectFindStoragePoolSourcesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((r#type, src_spec, flags),)| RemoteConnectFindStoragePoolSourcesArgs {
+                    r#type,
+                    src_spec,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_find_storage_pool_sources_ret` (remote_protocol.x:1859)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_find_storage_pool_sources_ret")]
 pub struct RemoteConnectFindStoragePoolSourcesRet {
     /// XDR: `remote_nonnull_string xml`
@@ -4383,8 +8723,20 @@ pub struct RemoteConnectFindStoragePoolSourcesRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectFindStoragePoolSourcesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteConnectFindStoragePoolSourcesRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_lookup_by_uuid_args` (remote_protocol.x:1863)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_lookup_by_uuid_args")]
 pub struct RemoteStoragePoolLookupByUuidArgs {
     /// XDR: `remote_uuid uuid`
@@ -4392,16 +8744,41 @@ pub struct RemoteStoragePoolLookupByUuidArgs {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByUuidArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 16)
+            .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),),)
+            .prop_map(|((uuid,),)| RemoteStoragePoolLookupByUuidArgs { uuid })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_lookup_by_uuid_ret` (remote_protocol.x:1867)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_lookup_by_uuid_ret")]
 pub struct RemoteStoragePoolLookupByUuidRet {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByUuidRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolLookupByUuidRet { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_lookup_by_name_args` (remote_protocol.x:1871)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_lookup_by_name_args")]
 pub struct RemoteStoragePoolLookupByNameArgs {
     /// XDR: `remote_nonnull_string name`
@@ -4412,32 +8789,80 @@ pub struct RemoteStoragePoolLookupByNameArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteStoragePoolLookupByNameArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_lookup_by_name_ret` (remote_protocol.x:1875)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_lookup_by_name_ret")]
 pub struct RemoteStoragePoolLookupByNameRet {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolLookupByNameRet { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_lookup_by_volume_args` (remote_protocol.x:1879)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_lookup_by_volume_args")]
 pub struct RemoteStoragePoolLookupByVolumeArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
     pub vol: RemoteNonnullStorageVol,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByVolumeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(),),)
+            .prop_map(|((vol,),)| RemoteStoragePoolLookupByVolumeArgs { vol })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_lookup_by_volume_ret` (remote_protocol.x:1883)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_lookup_by_volume_ret")]
 pub struct RemoteStoragePoolLookupByVolumeRet {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByVolumeRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolLookupByVolumeRet { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_lookup_by_target_path_args` (remote_protocol.x:1887)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_lookup_by_target_path_args")]
 pub struct RemoteStoragePoolLookupByTargetPathArgs {
     /// XDR: `remote_nonnull_string path`
@@ -4448,16 +8873,40 @@ pub struct RemoteStoragePoolLookupByTargetPathArgs {
     pub path: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByTargetPathArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((path,),)| RemoteStoragePoolLookupByTargetPathArgs { path })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_lookup_by_target_path_ret` (remote_protocol.x:1891)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_lookup_by_target_path_ret")]
 pub struct RemoteStoragePoolLookupByTargetPathRet {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByTargetPathRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolLookupByTargetPathRet { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_create_xml_args` (remote_protocol.x:1895)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_create_xml_args")]
 pub struct RemoteStoragePoolCreateXmlArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -4470,16 +8919,40 @@ pub struct RemoteStoragePoolCreateXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolCreateXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteStoragePoolCreateXmlArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_create_xml_ret` (remote_protocol.x:1900)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_create_xml_ret")]
 pub struct RemoteStoragePoolCreateXmlRet {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolCreateXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolCreateXmlRet { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_define_xml_args` (remote_protocol.x:1904)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_define_xml_args")]
 pub struct RemoteStoragePoolDefineXmlArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -4492,16 +8965,40 @@ pub struct RemoteStoragePoolDefineXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolDefineXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteStoragePoolDefineXmlArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_define_xml_ret` (remote_protocol.x:1909)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_define_xml_ret")]
 pub struct RemoteStoragePoolDefineXmlRet {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolDefineXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolDefineXmlRet { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_build_args` (remote_protocol.x:1913)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_build_args")]
 pub struct RemoteStoragePoolBuildArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4510,16 +9007,40 @@ pub struct RemoteStoragePoolBuildArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolBuildArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(), any::<u32>()),)
+            .prop_map(|((pool, flags),)| RemoteStoragePoolBuildArgs { pool, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_undefine_args` (remote_protocol.x:1918)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_undefine_args")]
 pub struct RemoteStoragePoolUndefineArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolUndefineArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolUndefineArgs { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_create_args` (remote_protocol.x:1922)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_create_args")]
 pub struct RemoteStoragePoolCreateArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4528,16 +9049,40 @@ pub struct RemoteStoragePoolCreateArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolCreateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(), any::<u32>()),)
+            .prop_map(|((pool, flags),)| RemoteStoragePoolCreateArgs { pool, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_destroy_args` (remote_protocol.x:1927)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_destroy_args")]
 pub struct RemoteStoragePoolDestroyArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolDestroyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolDestroyArgs { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_delete_args` (remote_protocol.x:1931)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_delete_args")]
 pub struct RemoteStoragePoolDeleteArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4546,8 +9091,20 @@ pub struct RemoteStoragePoolDeleteArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolDeleteArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(), any::<u32>()),)
+            .prop_map(|((pool, flags),)| RemoteStoragePoolDeleteArgs { pool, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_refresh_args` (remote_protocol.x:1936)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_refresh_args")]
 pub struct RemoteStoragePoolRefreshArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4556,8 +9113,20 @@ pub struct RemoteStoragePoolRefreshArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolRefreshArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(), any::<u32>()),)
+            .prop_map(|((pool, flags),)| RemoteStoragePoolRefreshArgs { pool, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_get_xml_desc_args` (remote_protocol.x:1941)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_get_xml_desc_args")]
 pub struct RemoteStoragePoolGetXmlDescArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4566,8 +9135,20 @@ pub struct RemoteStoragePoolGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(), any::<u32>()),)
+            .prop_map(|((pool, flags),)| RemoteStoragePoolGetXmlDescArgs { pool, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_get_xml_desc_ret` (remote_protocol.x:1946)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_get_xml_desc_ret")]
 pub struct RemoteStoragePoolGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -4578,18 +9159,42 @@ pub struct RemoteStoragePoolGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteStoragePoolGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_get_info_args` (remote_protocol.x:1950)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_get_info_args")]
 pub struct RemoteStoragePoolGetInfoArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolGetInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolGetInfoArgs { pool })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_storage_pool_get_info_ret` (remote_protocol.x:1954)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_get_info_ret")]
 pub struct RemoteStoragePoolGetInfoRet {
     /// XDR: `unsigned char state`
@@ -4602,24 +9207,67 @@ pub struct RemoteStoragePoolGetInfoRet {
     pub available: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolGetInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u8>(), any::<u64>(), any::<u64>(), any::<u64>()),)
+            .prop_map(
+                |((state, capacity, allocation, available),)| RemoteStoragePoolGetInfoRet {
+                    state,
+                    capacity,
+                    allocation,
+                    available,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_get_autostart_args` (remote_protocol.x:1961)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_get_autostart_args")]
 pub struct RemoteStoragePoolGetAutostartArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolGetAutostartArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolGetAutostartArgs { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_get_autostart_ret` (remote_protocol.x:1965)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_get_autostart_ret")]
 pub struct RemoteStoragePoolGetAutostartRet {
     /// XDR: `int autostart`
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolGetAutostartRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((autostart,),)| RemoteStoragePoolGetAutostartRet { autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_set_autostart_args` (remote_protocol.x:1969)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_set_autostart_args")]
 pub struct RemoteStoragePoolSetAutostartArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4628,24 +9276,60 @@ pub struct RemoteStoragePoolSetAutostartArgs {
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolSetAutostartArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(), any::<i32>()),)
+            .prop_map(|((pool, autostart),)| RemoteStoragePoolSetAutostartArgs { pool, autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_num_of_volumes_args` (remote_protocol.x:1974)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_num_of_volumes_args")]
 pub struct RemoteStoragePoolNumOfVolumesArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolNumOfVolumesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolNumOfVolumesArgs { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_num_of_volumes_ret` (remote_protocol.x:1978)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_num_of_volumes_ret")]
 pub struct RemoteStoragePoolNumOfVolumesRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolNumOfVolumesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteStoragePoolNumOfVolumesRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_list_volumes_args` (remote_protocol.x:1982)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_list_volumes_args")]
 pub struct RemoteStoragePoolListVolumesArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4654,8 +9338,20 @@ pub struct RemoteStoragePoolListVolumesArgs {
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolListVolumesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(), any::<i32>()),)
+            .prop_map(|((pool, maxnames),)| RemoteStoragePoolListVolumesArgs { pool, maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_list_volumes_ret` (remote_protocol.x:1987)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_list_volumes_ret")]
 pub struct RemoteStoragePoolListVolumesRet {
     /// insert@1
@@ -4668,8 +9364,20 @@ pub struct RemoteStoragePoolListVolumesRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolListVolumesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteStoragePoolListVolumesRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_lookup_by_name_args` (remote_protocol.x:1995)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_lookup_by_name_args")]
 pub struct RemoteStorageVolLookupByNameArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4682,16 +9390,40 @@ pub struct RemoteStorageVolLookupByNameArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolLookupByNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((pool, name),)| RemoteStorageVolLookupByNameArgs { pool, name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_lookup_by_name_ret` (remote_protocol.x:2000)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_lookup_by_name_ret")]
 pub struct RemoteStorageVolLookupByNameRet {
     /// XDR: `remote_nonnull_storage_vol vol`
     pub vol: RemoteNonnullStorageVol,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolLookupByNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(),),)
+            .prop_map(|((vol,),)| RemoteStorageVolLookupByNameRet { vol })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_lookup_by_key_args` (remote_protocol.x:2004)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_lookup_by_key_args")]
 pub struct RemoteStorageVolLookupByKeyArgs {
     /// XDR: `remote_nonnull_string key`
@@ -4702,16 +9434,40 @@ pub struct RemoteStorageVolLookupByKeyArgs {
     pub key: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolLookupByKeyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((key,),)| RemoteStorageVolLookupByKeyArgs { key })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_lookup_by_key_ret` (remote_protocol.x:2008)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_lookup_by_key_ret")]
 pub struct RemoteStorageVolLookupByKeyRet {
     /// XDR: `remote_nonnull_storage_vol vol`
     pub vol: RemoteNonnullStorageVol,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolLookupByKeyRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(),),)
+            .prop_map(|((vol,),)| RemoteStorageVolLookupByKeyRet { vol })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_lookup_by_path_args` (remote_protocol.x:2012)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_lookup_by_path_args")]
 pub struct RemoteStorageVolLookupByPathArgs {
     /// XDR: `remote_nonnull_string path`
@@ -4722,16 +9478,40 @@ pub struct RemoteStorageVolLookupByPathArgs {
     pub path: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolLookupByPathArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((path,),)| RemoteStorageVolLookupByPathArgs { path })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_lookup_by_path_ret` (remote_protocol.x:2016)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_lookup_by_path_ret")]
 pub struct RemoteStorageVolLookupByPathRet {
     /// XDR: `remote_nonnull_storage_vol vol`
     pub vol: RemoteNonnullStorageVol,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolLookupByPathRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(),),)
+            .prop_map(|((vol,),)| RemoteStorageVolLookupByPathRet { vol })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_create_xml_args` (remote_protocol.x:2020)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_create_xml_args")]
 pub struct RemoteStorageVolCreateXmlArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4746,16 +9526,44 @@ pub struct RemoteStorageVolCreateXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolCreateXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullStoragePool>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((pool, xml, flags),)| RemoteStorageVolCreateXmlArgs { pool, xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_create_xml_ret` (remote_protocol.x:2026)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_create_xml_ret")]
 pub struct RemoteStorageVolCreateXmlRet {
     /// XDR: `remote_nonnull_storage_vol vol`
     pub vol: RemoteNonnullStorageVol,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolCreateXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(),),)
+            .prop_map(|((vol,),)| RemoteStorageVolCreateXmlRet { vol })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_create_xml_from_args` (remote_protocol.x:2030)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_create_xml_from_args")]
 pub struct RemoteStorageVolCreateXmlFromArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -4772,16 +9580,52 @@ pub struct RemoteStorageVolCreateXmlFromArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolCreateXmlFromArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullStoragePool>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<RemoteNonnullStorageVol>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((pool, xml, clonevol, flags),)| RemoteStorageVolCreateXmlFromArgs {
+                    pool,
+                    xml,
+                    clonevol,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_create_xml_from_ret` (remote_protocol.x:2037)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_create_xml_from_ret")]
 pub struct RemoteStorageVolCreateXmlFromRet {
     /// XDR: `remote_nonnull_storage_vol vol`
     pub vol: RemoteNonnullStorageVol,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolCreateXmlFromRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(),),)
+            .prop_map(|((vol,),)| RemoteStorageVolCreateXmlFromRet { vol })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_delete_args` (remote_protocol.x:2041)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_delete_args")]
 pub struct RemoteStorageVolDeleteArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
@@ -4790,8 +9634,20 @@ pub struct RemoteStorageVolDeleteArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolDeleteArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(), any::<u32>()),)
+            .prop_map(|((vol, flags),)| RemoteStorageVolDeleteArgs { vol, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_wipe_args` (remote_protocol.x:2046)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_wipe_args")]
 pub struct RemoteStorageVolWipeArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
@@ -4800,8 +9656,20 @@ pub struct RemoteStorageVolWipeArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolWipeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(), any::<u32>()),)
+            .prop_map(|((vol, flags),)| RemoteStorageVolWipeArgs { vol, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_wipe_pattern_args` (remote_protocol.x:2051)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_wipe_pattern_args")]
 pub struct RemoteStorageVolWipePatternArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
@@ -4812,8 +9680,26 @@ pub struct RemoteStorageVolWipePatternArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolWipePatternArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(), any::<u32>(), any::<u32>()),)
+            .prop_map(
+                |((vol, algorithm, flags),)| RemoteStorageVolWipePatternArgs {
+                    vol,
+                    algorithm,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_get_xml_desc_args` (remote_protocol.x:2057)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_xml_desc_args")]
 pub struct RemoteStorageVolGetXmlDescArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
@@ -4822,8 +9708,20 @@ pub struct RemoteStorageVolGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(), any::<u32>()),)
+            .prop_map(|((vol, flags),)| RemoteStorageVolGetXmlDescArgs { vol, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_get_xml_desc_ret` (remote_protocol.x:2062)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_xml_desc_ret")]
 pub struct RemoteStorageVolGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -4834,18 +9732,42 @@ pub struct RemoteStorageVolGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteStorageVolGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_get_info_args` (remote_protocol.x:2066)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_info_args")]
 pub struct RemoteStorageVolGetInfoArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
     pub vol: RemoteNonnullStorageVol,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(),),)
+            .prop_map(|((vol,),)| RemoteStorageVolGetInfoArgs { vol })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_storage_vol_get_info_ret` (remote_protocol.x:2070)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_info_ret")]
 pub struct RemoteStorageVolGetInfoRet {
     /// XDR: `char type`
@@ -4856,8 +9778,26 @@ pub struct RemoteStorageVolGetInfoRet {
     pub allocation: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i8>(), any::<u64>(), any::<u64>()),)
+            .prop_map(
+                |((r#type, capacity, allocation),)| RemoteStorageVolGetInfoRet {
+                    r#type,
+                    capacity,
+                    allocation,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_get_info_flags_args` (remote_protocol.x:2076)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_info_flags_args")]
 pub struct RemoteStorageVolGetInfoFlagsArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
@@ -4866,10 +9806,22 @@ pub struct RemoteStorageVolGetInfoFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetInfoFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(), any::<u32>()),)
+            .prop_map(|((vol, flags),)| RemoteStorageVolGetInfoFlagsArgs { vol, flags })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_storage_vol_get_info_flags_ret` (remote_protocol.x:2081)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_info_flags_ret")]
 pub struct RemoteStorageVolGetInfoFlagsRet {
     /// XDR: `char type`
@@ -4880,16 +9832,46 @@ pub struct RemoteStorageVolGetInfoFlagsRet {
     pub allocation: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetInfoFlagsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i8>(), any::<u64>(), any::<u64>()),)
+            .prop_map(
+                |((r#type, capacity, allocation),)| RemoteStorageVolGetInfoFlagsRet {
+                    r#type,
+                    capacity,
+                    allocation,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_get_path_args` (remote_protocol.x:2087)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_path_args")]
 pub struct RemoteStorageVolGetPathArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
     pub vol: RemoteNonnullStorageVol,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetPathArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(),),)
+            .prop_map(|((vol,),)| RemoteStorageVolGetPathArgs { vol })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_get_path_ret` (remote_protocol.x:2091)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_path_ret")]
 pub struct RemoteStorageVolGetPathRet {
     /// XDR: `remote_nonnull_string name`
@@ -4900,8 +9882,20 @@ pub struct RemoteStorageVolGetPathRet {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetPathRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteStorageVolGetPathRet { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_resize_args` (remote_protocol.x:2095)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_resize_args")]
 pub struct RemoteStorageVolResizeArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
@@ -4912,8 +9906,24 @@ pub struct RemoteStorageVolResizeArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolResizeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStorageVol>(), any::<u64>(), any::<u32>()),)
+            .prop_map(|((vol, capacity, flags),)| RemoteStorageVolResizeArgs {
+                vol,
+                capacity,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_num_of_devices_args` (remote_protocol.x:2103)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_num_of_devices_args")]
 pub struct RemoteNodeNumOfDevicesArgs {
     /// XDR: `remote_string cap`
@@ -4926,16 +9936,40 @@ pub struct RemoteNodeNumOfDevicesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeNumOfDevicesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+            .prop_map(|((cap, flags),)| RemoteNodeNumOfDevicesArgs { cap, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_num_of_devices_ret` (remote_protocol.x:2108)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_num_of_devices_ret")]
 pub struct RemoteNodeNumOfDevicesRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeNumOfDevicesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteNodeNumOfDevicesRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_list_devices_args` (remote_protocol.x:2112)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_list_devices_args")]
 pub struct RemoteNodeListDevicesArgs {
     /// XDR: `remote_string cap`
@@ -4950,8 +9984,28 @@ pub struct RemoteNodeListDevicesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeListDevicesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(|((cap, maxnames, flags),)| RemoteNodeListDevicesArgs {
+                cap,
+                maxnames,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_list_devices_ret` (remote_protocol.x:2118)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_list_devices_ret")]
 pub struct RemoteNodeListDevicesRet {
     /// insert@2
@@ -4964,8 +10018,20 @@ pub struct RemoteNodeListDevicesRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeListDevicesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteNodeListDevicesRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_lookup_by_name_args` (remote_protocol.x:2122)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_lookup_by_name_args")]
 pub struct RemoteNodeDeviceLookupByNameArgs {
     /// XDR: `remote_nonnull_string name`
@@ -4976,16 +10042,40 @@ pub struct RemoteNodeDeviceLookupByNameArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceLookupByNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceLookupByNameArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_lookup_by_name_ret` (remote_protocol.x:2126)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_lookup_by_name_ret")]
 pub struct RemoteNodeDeviceLookupByNameRet {
     /// XDR: `remote_nonnull_node_device dev`
     pub dev: RemoteNonnullNodeDevice,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceLookupByNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNodeDevice>(),),)
+            .prop_map(|((dev,),)| RemoteNodeDeviceLookupByNameRet { dev })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_lookup_scsi_host_by_wwn_args` (remote_protocol.x:2130)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_lookup_scsi_host_by_wwn_args")]
 pub struct RemoteNodeDeviceLookupScsiHostByWwnArgs {
     /// XDR: `remote_nonnull_string wwnn`
@@ -5004,16 +10094,50 @@ pub struct RemoteNodeDeviceLookupScsiHostByWwnArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceLookupScsiHostByWwnArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((wwnn, wwpn, flags),)| RemoteNodeDeviceLookupScsiHostByWwnArgs {
+                    wwnn,
+                    wwpn,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_lookup_scsi_host_by_wwn_ret` (remote_protocol.x:2136)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_lookup_scsi_host_by_wwn_ret")]
 pub struct RemoteNodeDeviceLookupScsiHostByWwnRet {
     /// XDR: `remote_nonnull_node_device dev`
     pub dev: RemoteNonnullNodeDevice,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceLookupScsiHostByWwnRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNodeDevice>(),),)
+            .prop_map(|((dev,),)| RemoteNodeDeviceLookupScsiHostByWwnRet { dev })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_get_xml_desc_args` (remote_protocol.x:2140)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_get_xml_desc_args")]
 pub struct RemoteNodeDeviceGetXmlDescArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5026,8 +10150,20 @@ pub struct RemoteNodeDeviceGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((name, flags),)| RemoteNodeDeviceGetXmlDescArgs { name, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_get_xml_desc_ret` (remote_protocol.x:2145)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_get_xml_desc_ret")]
 pub struct RemoteNodeDeviceGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -5038,8 +10174,20 @@ pub struct RemoteNodeDeviceGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteNodeDeviceGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_get_parent_args` (remote_protocol.x:2149)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_get_parent_args")]
 pub struct RemoteNodeDeviceGetParentArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5050,8 +10198,20 @@ pub struct RemoteNodeDeviceGetParentArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetParentArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceGetParentArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_get_parent_ret` (remote_protocol.x:2153)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_get_parent_ret")]
 pub struct RemoteNodeDeviceGetParentRet {
     /// XDR: `remote_string parentName`
@@ -5063,8 +10223,20 @@ pub struct RemoteNodeDeviceGetParentRet {
     pub parent_name: RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetParentRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),)
+            .prop_map(|((parent_name,),)| RemoteNodeDeviceGetParentRet { parent_name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_num_of_caps_args` (remote_protocol.x:2157)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_num_of_caps_args")]
 pub struct RemoteNodeDeviceNumOfCapsArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5075,16 +10247,40 @@ pub struct RemoteNodeDeviceNumOfCapsArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceNumOfCapsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceNumOfCapsArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_num_of_caps_ret` (remote_protocol.x:2161)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_num_of_caps_ret")]
 pub struct RemoteNodeDeviceNumOfCapsRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceNumOfCapsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteNodeDeviceNumOfCapsRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_list_caps_args` (remote_protocol.x:2165)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_list_caps_args")]
 pub struct RemoteNodeDeviceListCapsArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5097,8 +10293,20 @@ pub struct RemoteNodeDeviceListCapsArgs {
     pub maxnames: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceListCapsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>()),)
+            .prop_map(|((name, maxnames),)| RemoteNodeDeviceListCapsArgs { name, maxnames })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_list_caps_ret` (remote_protocol.x:2170)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_list_caps_ret")]
 pub struct RemoteNodeDeviceListCapsRet {
     /// insert@1
@@ -5111,8 +10319,20 @@ pub struct RemoteNodeDeviceListCapsRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceListCapsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteNodeDeviceListCapsRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_dettach_args` (remote_protocol.x:2174)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_dettach_args")]
 pub struct RemoteNodeDeviceDettachArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5123,8 +10343,20 @@ pub struct RemoteNodeDeviceDettachArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceDettachArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceDettachArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_detach_flags_args` (remote_protocol.x:2178)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_detach_flags_args")]
 pub struct RemoteNodeDeviceDetachFlagsArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5144,8 +10376,30 @@ pub struct RemoteNodeDeviceDetachFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceDetachFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((name, driver_name, flags),)| RemoteNodeDeviceDetachFlagsArgs {
+                    name,
+                    driver_name,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_re_attach_args` (remote_protocol.x:2184)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_re_attach_args")]
 pub struct RemoteNodeDeviceReAttachArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5156,8 +10410,20 @@ pub struct RemoteNodeDeviceReAttachArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceReAttachArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceReAttachArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_reset_args` (remote_protocol.x:2188)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_reset_args")]
 pub struct RemoteNodeDeviceResetArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5168,8 +10434,20 @@ pub struct RemoteNodeDeviceResetArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceResetArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceResetArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_create_xml_args` (remote_protocol.x:2192)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_create_xml_args")]
 pub struct RemoteNodeDeviceCreateXmlArgs {
     /// XDR: `remote_nonnull_string xml_desc`
@@ -5182,16 +10460,40 @@ pub struct RemoteNodeDeviceCreateXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceCreateXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml_desc, flags),)| RemoteNodeDeviceCreateXmlArgs { xml_desc, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_create_xml_ret` (remote_protocol.x:2197)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_create_xml_ret")]
 pub struct RemoteNodeDeviceCreateXmlRet {
     /// XDR: `remote_nonnull_node_device dev`
     pub dev: RemoteNonnullNodeDevice,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceCreateXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNodeDevice>(),),)
+            .prop_map(|((dev,),)| RemoteNodeDeviceCreateXmlRet { dev })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_destroy_args` (remote_protocol.x:2201)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_destroy_args")]
 pub struct RemoteNodeDeviceDestroyArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5202,8 +10504,20 @@ pub struct RemoteNodeDeviceDestroyArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceDestroyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceDestroyArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_define_xml_args` (remote_protocol.x:2205)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_define_xml_args")]
 pub struct RemoteNodeDeviceDefineXmlArgs {
     /// XDR: `remote_nonnull_string xml_desc`
@@ -5216,16 +10530,40 @@ pub struct RemoteNodeDeviceDefineXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceDefineXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml_desc, flags),)| RemoteNodeDeviceDefineXmlArgs { xml_desc, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_define_xml_ret` (remote_protocol.x:2210)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_define_xml_ret")]
 pub struct RemoteNodeDeviceDefineXmlRet {
     /// XDR: `remote_nonnull_node_device dev`
     pub dev: RemoteNonnullNodeDevice,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceDefineXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNodeDevice>(),),)
+            .prop_map(|((dev,),)| RemoteNodeDeviceDefineXmlRet { dev })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_undefine_args` (remote_protocol.x:2214)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_undefine_args")]
 pub struct RemoteNodeDeviceUndefineArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5238,8 +10576,20 @@ pub struct RemoteNodeDeviceUndefineArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceUndefineArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((name, flags),)| RemoteNodeDeviceUndefineArgs { name, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_create_args` (remote_protocol.x:2219)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_create_args")]
 pub struct RemoteNodeDeviceCreateArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5252,8 +10602,20 @@ pub struct RemoteNodeDeviceCreateArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceCreateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((name, flags),)| RemoteNodeDeviceCreateArgs { name, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_get_autostart_args` (remote_protocol.x:2224)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_get_autostart_args")]
 pub struct RemoteNodeDeviceGetAutostartArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5264,16 +10626,40 @@ pub struct RemoteNodeDeviceGetAutostartArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetAutostartArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceGetAutostartArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_get_autostart_ret` (remote_protocol.x:2228)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_get_autostart_ret")]
 pub struct RemoteNodeDeviceGetAutostartRet {
     /// XDR: `int autostart`
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetAutostartRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((autostart,),)| RemoteNodeDeviceGetAutostartRet { autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_set_autostart_args` (remote_protocol.x:2232)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_set_autostart_args")]
 pub struct RemoteNodeDeviceSetAutostartArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5286,8 +10672,20 @@ pub struct RemoteNodeDeviceSetAutostartArgs {
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceSetAutostartArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>()),)
+            .prop_map(|((name, autostart),)| RemoteNodeDeviceSetAutostartArgs { name, autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_is_persistent_args` (remote_protocol.x:2237)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_is_persistent_args")]
 pub struct RemoteNodeDeviceIsPersistentArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5298,16 +10696,40 @@ pub struct RemoteNodeDeviceIsPersistentArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceIsPersistentArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceIsPersistentArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_is_persistent_ret` (remote_protocol.x:2241)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_is_persistent_ret")]
 pub struct RemoteNodeDeviceIsPersistentRet {
     /// XDR: `int persistent`
     pub persistent: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceIsPersistentRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((persistent,),)| RemoteNodeDeviceIsPersistentRet { persistent })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_is_active_args` (remote_protocol.x:2245)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_is_active_args")]
 pub struct RemoteNodeDeviceIsActiveArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5318,16 +10740,40 @@ pub struct RemoteNodeDeviceIsActiveArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceIsActiveArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNodeDeviceIsActiveArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_is_active_ret` (remote_protocol.x:2249)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_is_active_ret")]
 pub struct RemoteNodeDeviceIsActiveRet {
     /// XDR: `int active`
     pub active: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceIsActiveRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((active,),)| RemoteNodeDeviceIsActiveRet { active })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_update_args` (remote_protocol.x:2253)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_update_args")]
 pub struct RemoteNodeDeviceUpdateArgs {
     /// XDR: `remote_nonnull_string name`
@@ -5346,6 +10792,26 @@ pub struct RemoteNodeDeviceUpdateArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceUpdateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((name, xml_desc, flags),)| RemoteNodeDeviceUpdateArgs {
+                name,
+                xml_desc,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// ```text
 /// Events Register/Deregister:
 /// It would seem rpcgen does not like both args and ret
@@ -5354,23 +10820,47 @@ pub struct RemoteNodeDeviceUpdateArgs {
 /// ```
 ///
 /// XDR: `struct remote_connect_domain_event_register_ret` (remote_protocol.x:2266)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_event_register_ret")]
 pub struct RemoteConnectDomainEventRegisterRet {
     /// XDR: `int cb_registered`
     pub cb_registered: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainEventRegisterRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((cb_registered,),)| RemoteConnectDomainEventRegisterRet { cb_registered })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_event_deregister_ret` (remote_protocol.x:2270)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_event_deregister_ret")]
 pub struct RemoteConnectDomainEventDeregisterRet {
     /// XDR: `int cb_registered`
     pub cb_registered: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainEventDeregisterRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((cb_registered,),)| RemoteConnectDomainEventDeregisterRet { cb_registered })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_lifecycle_msg` (remote_protocol.x:2274)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_lifecycle_msg")]
 pub struct RemoteDomainEventLifecycleMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -5381,8 +10871,24 @@ pub struct RemoteDomainEventLifecycleMsg {
     pub detail: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventLifecycleMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<i32>()),)
+            .prop_map(|((dom, event, detail),)| RemoteDomainEventLifecycleMsg {
+                dom,
+                event,
+                detail,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_lifecycle_msg` (remote_protocol.x:2279)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_lifecycle_msg")]
 pub struct RemoteDomainEventCallbackLifecycleMsg {
     /// XDR: `int callbackID`
@@ -5392,8 +10898,22 @@ pub struct RemoteDomainEventCallbackLifecycleMsg {
     pub msg: RemoteDomainEventLifecycleMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackLifecycleMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventLifecycleMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackLifecycleMsg { callback_id, msg },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_xml_from_native_args` (remote_protocol.x:2285)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_xml_from_native_args")]
 pub struct RemoteConnectDomainXmlFromNativeArgs {
     /// XDR: `remote_nonnull_string nativeFormat`
@@ -5414,8 +10934,30 @@ pub struct RemoteConnectDomainXmlFromNativeArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainXmlFromNativeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((native_format, native_config, flags),)| {
+                RemoteConnectDomainXmlFromNativeArgs {
+                    native_format,
+                    native_config,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_xml_from_native_ret` (remote_protocol.x:2291)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_xml_from_native_ret")]
 pub struct RemoteConnectDomainXmlFromNativeRet {
     /// XDR: `remote_nonnull_string domainXml`
@@ -5427,8 +10969,20 @@ pub struct RemoteConnectDomainXmlFromNativeRet {
     pub domain_xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainXmlFromNativeRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((domain_xml,),)| RemoteConnectDomainXmlFromNativeRet { domain_xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_xml_to_native_args` (remote_protocol.x:2296)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_xml_to_native_args")]
 pub struct RemoteConnectDomainXmlToNativeArgs {
     /// XDR: `remote_nonnull_string nativeFormat`
@@ -5449,8 +11003,30 @@ pub struct RemoteConnectDomainXmlToNativeArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainXmlToNativeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((native_format, domain_xml, flags),)| RemoteConnectDomainXmlToNativeArgs {
+                    native_format,
+                    domain_xml,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_xml_to_native_ret` (remote_protocol.x:2302)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_xml_to_native_ret")]
 pub struct RemoteConnectDomainXmlToNativeRet {
     /// XDR: `remote_nonnull_string nativeConfig`
@@ -5462,24 +11038,60 @@ pub struct RemoteConnectDomainXmlToNativeRet {
     pub native_config: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainXmlToNativeRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((native_config,),)| RemoteConnectDomainXmlToNativeRet { native_config })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_num_of_secrets_ret` (remote_protocol.x:2307)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_num_of_secrets_ret")]
 pub struct RemoteConnectNumOfSecretsRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNumOfSecretsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteConnectNumOfSecretsRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_secrets_args` (remote_protocol.x:2311)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_secrets_args")]
 pub struct RemoteConnectListSecretsArgs {
     /// XDR: `int maxuuids`
     pub maxuuids: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListSecretsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((maxuuids,),)| RemoteConnectListSecretsArgs { maxuuids })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_secrets_ret` (remote_protocol.x:2315)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_secrets_ret")]
 pub struct RemoteConnectListSecretsRet {
     /// insert@1
@@ -5492,8 +11104,20 @@ pub struct RemoteConnectListSecretsRet {
     pub uuids: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListSecretsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((uuids,),)| RemoteConnectListSecretsRet { uuids })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_lookup_by_uuid_args` (remote_protocol.x:2319)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_lookup_by_uuid_args")]
 pub struct RemoteSecretLookupByUuidArgs {
     /// XDR: `remote_uuid uuid`
@@ -5501,16 +11125,41 @@ pub struct RemoteSecretLookupByUuidArgs {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretLookupByUuidArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 16)
+            .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),),)
+            .prop_map(|((uuid,),)| RemoteSecretLookupByUuidArgs { uuid })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_lookup_by_uuid_ret` (remote_protocol.x:2323)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_lookup_by_uuid_ret")]
 pub struct RemoteSecretLookupByUuidRet {
     /// XDR: `remote_nonnull_secret secret`
     pub secret: RemoteNonnullSecret,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretLookupByUuidRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullSecret>(),),)
+            .prop_map(|((secret,),)| RemoteSecretLookupByUuidRet { secret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_define_xml_args` (remote_protocol.x:2327)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_define_xml_args")]
 pub struct RemoteSecretDefineXmlArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -5523,16 +11172,40 @@ pub struct RemoteSecretDefineXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretDefineXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteSecretDefineXmlArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_define_xml_ret` (remote_protocol.x:2332)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_define_xml_ret")]
 pub struct RemoteSecretDefineXmlRet {
     /// XDR: `remote_nonnull_secret secret`
     pub secret: RemoteNonnullSecret,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretDefineXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullSecret>(),),)
+            .prop_map(|((secret,),)| RemoteSecretDefineXmlRet { secret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_get_xml_desc_args` (remote_protocol.x:2336)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_get_xml_desc_args")]
 pub struct RemoteSecretGetXmlDescArgs {
     /// XDR: `remote_nonnull_secret secret`
@@ -5541,8 +11214,20 @@ pub struct RemoteSecretGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullSecret>(), any::<u32>()),)
+            .prop_map(|((secret, flags),)| RemoteSecretGetXmlDescArgs { secret, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_get_xml_desc_ret` (remote_protocol.x:2341)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_get_xml_desc_ret")]
 pub struct RemoteSecretGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -5553,8 +11238,20 @@ pub struct RemoteSecretGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteSecretGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_set_value_args` (remote_protocol.x:2345)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_set_value_args")]
 pub struct RemoteSecretSetValueArgs {
     /// XDR: `remote_nonnull_secret secret`
@@ -5571,8 +11268,28 @@ pub struct RemoteSecretSetValueArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretSetValueArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullSecret>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+        ),)
+            .prop_map(|((secret, value, flags),)| RemoteSecretSetValueArgs {
+                secret,
+                value,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_get_value_args` (remote_protocol.x:2351)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_get_value_args")]
 pub struct RemoteSecretGetValueArgs {
     /// XDR: `remote_nonnull_secret secret`
@@ -5581,8 +11298,20 @@ pub struct RemoteSecretGetValueArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretGetValueArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullSecret>(), any::<u32>()),)
+            .prop_map(|((secret, flags),)| RemoteSecretGetValueArgs { secret, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_get_value_ret` (remote_protocol.x:2356)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_get_value_ret")]
 pub struct RemoteSecretGetValueRet {
     /// XDR: `opaque value<REMOTE_SECRET_VALUE_MAX>`
@@ -5593,16 +11322,40 @@ pub struct RemoteSecretGetValueRet {
     pub value: xdr::Opaque,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretGetValueRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),),)
+            .prop_map(|((value,),)| RemoteSecretGetValueRet { value })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_undefine_args` (remote_protocol.x:2360)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_undefine_args")]
 pub struct RemoteSecretUndefineArgs {
     /// XDR: `remote_nonnull_secret secret`
     pub secret: RemoteNonnullSecret,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretUndefineArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullSecret>(),),)
+            .prop_map(|((secret,),)| RemoteSecretUndefineArgs { secret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_lookup_by_usage_args` (remote_protocol.x:2364)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_lookup_by_usage_args")]
 pub struct RemoteSecretLookupByUsageArgs {
     /// XDR: `int usageType`
@@ -5617,16 +11370,43 @@ pub struct RemoteSecretLookupByUsageArgs {
     pub usage_id: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretLookupByUsageArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((usage_type, usage_id),)| RemoteSecretLookupByUsageArgs {
+                usage_type,
+                usage_id,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_lookup_by_usage_ret` (remote_protocol.x:2369)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_lookup_by_usage_ret")]
 pub struct RemoteSecretLookupByUsageRet {
     /// XDR: `remote_nonnull_secret secret`
     pub secret: RemoteNonnullSecret,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretLookupByUsageRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullSecret>(),),)
+            .prop_map(|((secret,),)| RemoteSecretLookupByUsageRet { secret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare_tunnel_args` (remote_protocol.x:2373)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare_tunnel_args")]
 pub struct RemoteDomainMigratePrepareTunnelArgs {
     /// XDR: `unsigned hyper flags`
@@ -5647,144 +11427,372 @@ pub struct RemoteDomainMigratePrepareTunnelArgs {
     pub dom_xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareTunnelArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<u64>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(
+                |((flags, dname, resource, dom_xml),)| RemoteDomainMigratePrepareTunnelArgs {
+                    flags,
+                    dname,
+                    resource,
+                    dom_xml,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_is_secure_ret` (remote_protocol.x:2381)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_is_secure_ret")]
 pub struct RemoteConnectIsSecureRet {
     /// XDR: `int secure`
     pub secure: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectIsSecureRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((secure,),)| RemoteConnectIsSecureRet { secure })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_is_active_args` (remote_protocol.x:2386)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_is_active_args")]
 pub struct RemoteDomainIsActiveArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainIsActiveArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainIsActiveArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_is_active_ret` (remote_protocol.x:2390)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_is_active_ret")]
 pub struct RemoteDomainIsActiveRet {
     /// XDR: `int active`
     pub active: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainIsActiveRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((active,),)| RemoteDomainIsActiveRet { active })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_is_persistent_args` (remote_protocol.x:2395)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_is_persistent_args")]
 pub struct RemoteDomainIsPersistentArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainIsPersistentArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainIsPersistentArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_is_persistent_ret` (remote_protocol.x:2399)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_is_persistent_ret")]
 pub struct RemoteDomainIsPersistentRet {
     /// XDR: `int persistent`
     pub persistent: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainIsPersistentRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((persistent,),)| RemoteDomainIsPersistentRet { persistent })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_is_updated_args` (remote_protocol.x:2403)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_is_updated_args")]
 pub struct RemoteDomainIsUpdatedArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainIsUpdatedArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainIsUpdatedArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_is_updated_ret` (remote_protocol.x:2407)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_is_updated_ret")]
 pub struct RemoteDomainIsUpdatedRet {
     /// XDR: `int updated`
     pub updated: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainIsUpdatedRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((updated,),)| RemoteDomainIsUpdatedRet { updated })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_is_active_args` (remote_protocol.x:2411)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_is_active_args")]
 pub struct RemoteNetworkIsActiveArgs {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkIsActiveArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkIsActiveArgs { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_is_active_ret` (remote_protocol.x:2415)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_is_active_ret")]
 pub struct RemoteNetworkIsActiveRet {
     /// XDR: `int active`
     pub active: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkIsActiveRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((active,),)| RemoteNetworkIsActiveRet { active })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_is_persistent_args` (remote_protocol.x:2419)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_is_persistent_args")]
 pub struct RemoteNetworkIsPersistentArgs {
     /// XDR: `remote_nonnull_network net`
     pub net: RemoteNonnullNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkIsPersistentArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(),),)
+            .prop_map(|((net,),)| RemoteNetworkIsPersistentArgs { net })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_is_persistent_ret` (remote_protocol.x:2423)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_is_persistent_ret")]
 pub struct RemoteNetworkIsPersistentRet {
     /// XDR: `int persistent`
     pub persistent: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkIsPersistentRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((persistent,),)| RemoteNetworkIsPersistentRet { persistent })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_is_active_args` (remote_protocol.x:2428)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_is_active_args")]
 pub struct RemoteStoragePoolIsActiveArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolIsActiveArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolIsActiveArgs { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_is_active_ret` (remote_protocol.x:2432)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_is_active_ret")]
 pub struct RemoteStoragePoolIsActiveRet {
     /// XDR: `int active`
     pub active: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolIsActiveRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((active,),)| RemoteStoragePoolIsActiveRet { active })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_is_persistent_args` (remote_protocol.x:2436)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_is_persistent_args")]
 pub struct RemoteStoragePoolIsPersistentArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolIsPersistentArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullStoragePool>(),),)
+            .prop_map(|((pool,),)| RemoteStoragePoolIsPersistentArgs { pool })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_is_persistent_ret` (remote_protocol.x:2440)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_is_persistent_ret")]
 pub struct RemoteStoragePoolIsPersistentRet {
     /// XDR: `int persistent`
     pub persistent: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolIsPersistentRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((persistent,),)| RemoteStoragePoolIsPersistentRet { persistent })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_is_active_args` (remote_protocol.x:2445)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_is_active_args")]
 pub struct RemoteInterfaceIsActiveArgs {
     /// XDR: `remote_nonnull_interface iface`
     pub iface: RemoteNonnullInterface,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceIsActiveArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullInterface>(),),)
+            .prop_map(|((iface,),)| RemoteInterfaceIsActiveArgs { iface })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_interface_is_active_ret` (remote_protocol.x:2449)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_interface_is_active_ret")]
 pub struct RemoteInterfaceIsActiveRet {
     /// XDR: `int active`
     pub active: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteInterfaceIsActiveRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((active,),)| RemoteInterfaceIsActiveRet { active })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_compare_cpu_args` (remote_protocol.x:2454)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_compare_cpu_args")]
 pub struct RemoteConnectCompareCpuArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -5797,16 +11805,40 @@ pub struct RemoteConnectCompareCpuArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectCompareCpuArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteConnectCompareCpuArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_compare_cpu_ret` (remote_protocol.x:2459)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_compare_cpu_ret")]
 pub struct RemoteConnectCompareCpuRet {
     /// XDR: `int result`
     pub result: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectCompareCpuRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((result,),)| RemoteConnectCompareCpuRet { result })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_baseline_cpu_args` (remote_protocol.x:2464)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_baseline_cpu_args")]
 pub struct RemoteConnectBaselineCpuArgs {
     /// (const char **)
@@ -5822,8 +11854,23 @@ pub struct RemoteConnectBaselineCpuArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectBaselineCpuArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((xml_cp_us, flags),)| RemoteConnectBaselineCpuArgs { xml_cp_us, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_baseline_cpu_ret` (remote_protocol.x:2469)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_baseline_cpu_ret")]
 pub struct RemoteConnectBaselineCpuRet {
     /// XDR: `remote_nonnull_string cpu`
@@ -5834,18 +11881,42 @@ pub struct RemoteConnectBaselineCpuRet {
     pub cpu: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectBaselineCpuRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((cpu,),)| RemoteConnectBaselineCpuRet { cpu })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_job_info_args` (remote_protocol.x:2474)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_job_info_args")]
 pub struct RemoteDomainGetJobInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetJobInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetJobInfoArgs { dom })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_domain_get_job_info_ret` (remote_protocol.x:2478)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_job_info_ret")]
 pub struct RemoteDomainGetJobInfoRet {
     /// XDR: `int type`
@@ -5885,14 +11956,77 @@ pub struct RemoteDomainGetJobInfoRet {
     pub file_remaining: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetJobInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (
+            (
+                any::<i32>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+            ),
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+        )
+            .prop_map(
+                |(
+                    (
+                        r#type,
+                        time_elapsed,
+                        time_remaining,
+                        data_total,
+                        data_processed,
+                        data_remaining,
+                        mem_total,
+                        mem_processed,
+                    ),
+                    (mem_remaining, file_total, file_processed, file_remaining),
+                )| RemoteDomainGetJobInfoRet {
+                    r#type,
+                    time_elapsed,
+                    time_remaining,
+                    data_total,
+                    data_processed,
+                    data_remaining,
+                    mem_total,
+                    mem_processed,
+                    mem_remaining,
+                    file_total,
+                    file_processed,
+                    file_remaining,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_job_stats_args` (remote_protocol.x:2498)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_job_stats_args")]
 pub struct RemoteDomainGetJobStatsArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetJobStatsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetJobStatsArgs { dom, flags })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_job_stats_ret` (remote_protocol.x:2503)
@@ -5909,16 +12043,43 @@ pub struct RemoteDomainGetJobStatsRet {
     pub params: Vec<RemoteTypedParam>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetJobStatsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+        ),)
+            .prop_map(|((r#type, params),)| RemoteDomainGetJobStatsRet { r#type, params })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_abort_job_args` (remote_protocol.x:2509)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_abort_job_args")]
 pub struct RemoteDomainAbortJobArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAbortJobArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainAbortJobArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_abort_job_flags_args` (remote_protocol.x:2514)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_abort_job_flags_args")]
 pub struct RemoteDomainAbortJobFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -5927,8 +12088,20 @@ pub struct RemoteDomainAbortJobFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAbortJobFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainAbortJobFlagsArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_get_max_downtime_args` (remote_protocol.x:2520)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_get_max_downtime_args")]
 pub struct RemoteDomainMigrateGetMaxDowntimeArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -5937,8 +12110,20 @@ pub struct RemoteDomainMigrateGetMaxDowntimeArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateGetMaxDowntimeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainMigrateGetMaxDowntimeArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_get_max_downtime_ret` (remote_protocol.x:2525)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_get_max_downtime_ret")]
 pub struct RemoteDomainMigrateGetMaxDowntimeRet {
     /// insert@1
@@ -5947,8 +12132,20 @@ pub struct RemoteDomainMigrateGetMaxDowntimeRet {
     pub downtime: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateGetMaxDowntimeRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u64>(),),)
+            .prop_map(|((downtime,),)| RemoteDomainMigrateGetMaxDowntimeRet { downtime })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_set_max_downtime_args` (remote_protocol.x:2529)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_set_max_downtime_args")]
 pub struct RemoteDomainMigrateSetMaxDowntimeArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -5959,8 +12156,26 @@ pub struct RemoteDomainMigrateSetMaxDowntimeArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateSetMaxDowntimeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u64>(), any::<u32>()),)
+            .prop_map(
+                |((dom, downtime, flags),)| RemoteDomainMigrateSetMaxDowntimeArgs {
+                    dom,
+                    downtime,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_get_compression_cache_args` (remote_protocol.x:2535)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_get_compression_cache_args")]
 pub struct RemoteDomainMigrateGetCompressionCacheArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -5969,8 +12184,20 @@ pub struct RemoteDomainMigrateGetCompressionCacheArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateGetCompressionCacheArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainMigrateGetCompressionCacheArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_get_compression_cache_ret` (remote_protocol.x:2540)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_get_compression_cache_ret")]
 pub struct RemoteDomainMigrateGetCompressionCacheRet {
     /// insert@1
@@ -5980,8 +12207,20 @@ pub struct RemoteDomainMigrateGetCompressionCacheRet {
     pub cache_size: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateGetCompressionCacheRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u64>(),),)
+            .prop_map(|((cache_size,),)| RemoteDomainMigrateGetCompressionCacheRet { cache_size })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_set_compression_cache_args` (remote_protocol.x:2544)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_set_compression_cache_args")]
 pub struct RemoteDomainMigrateSetCompressionCacheArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -5993,8 +12232,26 @@ pub struct RemoteDomainMigrateSetCompressionCacheArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateSetCompressionCacheArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u64>(), any::<u32>()),)
+            .prop_map(
+                |((dom, cache_size, flags),)| RemoteDomainMigrateSetCompressionCacheArgs {
+                    dom,
+                    cache_size,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_set_max_speed_args` (remote_protocol.x:2550)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_set_max_speed_args")]
 pub struct RemoteDomainMigrateSetMaxSpeedArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6005,8 +12262,26 @@ pub struct RemoteDomainMigrateSetMaxSpeedArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateSetMaxSpeedArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u64>(), any::<u32>()),)
+            .prop_map(
+                |((dom, bandwidth, flags),)| RemoteDomainMigrateSetMaxSpeedArgs {
+                    dom,
+                    bandwidth,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_get_max_speed_args` (remote_protocol.x:2556)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_get_max_speed_args")]
 pub struct RemoteDomainMigrateGetMaxSpeedArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6015,8 +12290,20 @@ pub struct RemoteDomainMigrateGetMaxSpeedArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateGetMaxSpeedArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainMigrateGetMaxSpeedArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_get_max_speed_ret` (remote_protocol.x:2561)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_get_max_speed_ret")]
 pub struct RemoteDomainMigrateGetMaxSpeedRet {
     /// insert@1
@@ -6025,8 +12312,20 @@ pub struct RemoteDomainMigrateGetMaxSpeedRet {
     pub bandwidth: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateGetMaxSpeedRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u64>(),),)
+            .prop_map(|((bandwidth,),)| RemoteDomainMigrateGetMaxSpeedRet { bandwidth })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_event_register_any_args` (remote_protocol.x:2566)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_event_register_any_args")]
 pub struct RemoteConnectDomainEventRegisterAnyArgs {
     /// XDR: `int eventID`
@@ -6034,8 +12333,20 @@ pub struct RemoteConnectDomainEventRegisterAnyArgs {
     pub event_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainEventRegisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((event_id,),)| RemoteConnectDomainEventRegisterAnyArgs { event_id })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_event_deregister_any_args` (remote_protocol.x:2570)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_event_deregister_any_args")]
 pub struct RemoteConnectDomainEventDeregisterAnyArgs {
     /// XDR: `int eventID`
@@ -6043,8 +12354,20 @@ pub struct RemoteConnectDomainEventDeregisterAnyArgs {
     pub event_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainEventDeregisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((event_id,),)| RemoteConnectDomainEventDeregisterAnyArgs { event_id })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_event_callback_register_any_args` (remote_protocol.x:2574)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_event_callback_register_any_args")]
 pub struct RemoteConnectDomainEventCallbackRegisterAnyArgs {
     /// XDR: `int eventID`
@@ -6054,8 +12377,28 @@ pub struct RemoteConnectDomainEventCallbackRegisterAnyArgs {
     pub dom: RemoteDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainEventCallbackRegisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            proptest::option::of(any::<RemoteNonnullDomain>()),
+        ),)
+            .prop_map(
+                |((event_id, dom),)| RemoteConnectDomainEventCallbackRegisterAnyArgs {
+                    event_id,
+                    dom,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_event_callback_register_any_ret` (remote_protocol.x:2579)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_event_callback_register_any_ret")]
 pub struct RemoteConnectDomainEventCallbackRegisterAnyRet {
     /// XDR: `int callbackID`
@@ -6063,8 +12406,22 @@ pub struct RemoteConnectDomainEventCallbackRegisterAnyRet {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainEventCallbackRegisterAnyRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(
+                |((callback_id,),)| RemoteConnectDomainEventCallbackRegisterAnyRet { callback_id },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_domain_event_callback_deregister_any_args` (remote_protocol.x:2583)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_domain_event_callback_deregister_any_args")]
 pub struct RemoteConnectDomainEventCallbackDeregisterAnyArgs {
     /// XDR: `int callbackID`
@@ -6072,16 +12429,44 @@ pub struct RemoteConnectDomainEventCallbackDeregisterAnyArgs {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectDomainEventCallbackDeregisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(
+                |((callback_id,),)| RemoteConnectDomainEventCallbackDeregisterAnyArgs {
+                    callback_id,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_reboot_msg` (remote_protocol.x:2587)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_reboot_msg")]
 pub struct RemoteDomainEventRebootMsg {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventRebootMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainEventRebootMsg { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_reboot_msg` (remote_protocol.x:2590)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_reboot_msg")]
 pub struct RemoteDomainEventCallbackRebootMsg {
     /// XDR: `int callbackID`
@@ -6091,8 +12476,23 @@ pub struct RemoteDomainEventCallbackRebootMsg {
     pub msg: RemoteDomainEventRebootMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackRebootMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventRebootMsg>()),)
+            .prop_map(|((callback_id, msg),)| RemoteDomainEventCallbackRebootMsg {
+                callback_id,
+                msg,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_rtc_change_msg` (remote_protocol.x:2595)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_rtc_change_msg")]
 pub struct RemoteDomainEventRtcChangeMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -6101,8 +12501,20 @@ pub struct RemoteDomainEventRtcChangeMsg {
     pub offset: i64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventRtcChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i64>()),)
+            .prop_map(|((dom, offset),)| RemoteDomainEventRtcChangeMsg { dom, offset })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_rtc_change_msg` (remote_protocol.x:2599)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_rtc_change_msg")]
 pub struct RemoteDomainEventCallbackRtcChangeMsg {
     /// XDR: `int callbackID`
@@ -6112,8 +12524,22 @@ pub struct RemoteDomainEventCallbackRtcChangeMsg {
     pub msg: RemoteDomainEventRtcChangeMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackRtcChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventRtcChangeMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackRtcChangeMsg { callback_id, msg },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_watchdog_msg` (remote_protocol.x:2604)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_watchdog_msg")]
 pub struct RemoteDomainEventWatchdogMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -6122,8 +12548,20 @@ pub struct RemoteDomainEventWatchdogMsg {
     pub action: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventWatchdogMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>()),)
+            .prop_map(|((dom, action),)| RemoteDomainEventWatchdogMsg { dom, action })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_watchdog_msg` (remote_protocol.x:2608)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_watchdog_msg")]
 pub struct RemoteDomainEventCallbackWatchdogMsg {
     /// XDR: `int callbackID`
@@ -6133,8 +12571,22 @@ pub struct RemoteDomainEventCallbackWatchdogMsg {
     pub msg: RemoteDomainEventWatchdogMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackWatchdogMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventWatchdogMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackWatchdogMsg { callback_id, msg },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_io_error_msg` (remote_protocol.x:2613)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_io_error_msg")]
 pub struct RemoteDomainEventIoErrorMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -6157,8 +12609,32 @@ pub struct RemoteDomainEventIoErrorMsg {
     pub action: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventIoErrorMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((dom, src_path, dev_alias, action),)| RemoteDomainEventIoErrorMsg {
+                    dom,
+                    src_path,
+                    dev_alias,
+                    action,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_io_error_msg` (remote_protocol.x:2619)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_io_error_msg")]
 pub struct RemoteDomainEventCallbackIoErrorMsg {
     /// XDR: `int callbackID`
@@ -6168,8 +12644,22 @@ pub struct RemoteDomainEventCallbackIoErrorMsg {
     pub msg: RemoteDomainEventIoErrorMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackIoErrorMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventIoErrorMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackIoErrorMsg { callback_id, msg },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_io_error_reason_msg` (remote_protocol.x:2624)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_io_error_reason_msg")]
 pub struct RemoteDomainEventIoErrorReasonMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -6198,8 +12688,34 @@ pub struct RemoteDomainEventIoErrorReasonMsg {
     pub reason: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventIoErrorReasonMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((dom, src_path, dev_alias, action, reason),)| {
+                RemoteDomainEventIoErrorReasonMsg {
+                    dom,
+                    src_path,
+                    dev_alias,
+                    action,
+                    reason,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_io_error_reason_msg` (remote_protocol.x:2631)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_io_error_reason_msg")]
 pub struct RemoteDomainEventCallbackIoErrorReasonMsg {
     /// XDR: `int callbackID`
@@ -6209,8 +12725,25 @@ pub struct RemoteDomainEventCallbackIoErrorReasonMsg {
     pub msg: RemoteDomainEventIoErrorReasonMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackIoErrorReasonMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventIoErrorReasonMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackIoErrorReasonMsg {
+                    callback_id,
+                    msg,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_graphics_address` (remote_protocol.x:2636)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_graphics_address")]
 pub struct RemoteDomainEventGraphicsAddress {
     /// XDR: `int family`
@@ -6229,11 +12762,33 @@ pub struct RemoteDomainEventGraphicsAddress {
     pub service: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventGraphicsAddress {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(
+                |((family, node, service),)| RemoteDomainEventGraphicsAddress {
+                    family,
+                    node,
+                    service,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `const REMOTE_DOMAIN_EVENT_GRAPHICS_IDENTITY_MAX` (remote_protocol.x:2642)
 pub const REMOTE_DOMAIN_EVENT_GRAPHICS_IDENTITY_MAX: u32 = 20;
 
 /// XDR: `struct remote_domain_event_graphics_identity` (remote_protocol.x:2644)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_graphics_identity")]
 pub struct RemoteDomainEventGraphicsIdentity {
     /// XDR: `remote_nonnull_string type`
@@ -6250,8 +12805,20 @@ pub struct RemoteDomainEventGraphicsIdentity {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventGraphicsIdentity {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((r#type, name),)| RemoteDomainEventGraphicsIdentity { r#type, name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_graphics_msg` (remote_protocol.x:2649)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_graphics_msg")]
 pub struct RemoteDomainEventGraphicsMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -6277,8 +12844,36 @@ pub struct RemoteDomainEventGraphicsMsg {
     pub subject: Vec<RemoteDomainEventGraphicsIdentity>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventGraphicsMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<i32>(),
+            any::<RemoteDomainEventGraphicsAddress>(),
+            any::<RemoteDomainEventGraphicsAddress>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<RemoteDomainEventGraphicsIdentity>(), 0..=3),
+        ),)
+            .prop_map(|((dom, phase, local, remote, auth_scheme, subject),)| {
+                RemoteDomainEventGraphicsMsg {
+                    dom,
+                    phase,
+                    local,
+                    remote,
+                    auth_scheme,
+                    subject,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_graphics_msg` (remote_protocol.x:2657)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_graphics_msg")]
 pub struct RemoteDomainEventCallbackGraphicsMsg {
     /// XDR: `int callbackID`
@@ -6288,8 +12883,22 @@ pub struct RemoteDomainEventCallbackGraphicsMsg {
     pub msg: RemoteDomainEventGraphicsMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackGraphicsMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventGraphicsMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackGraphicsMsg { callback_id, msg },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_block_job_msg` (remote_protocol.x:2662)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_block_job_msg")]
 pub struct RemoteDomainEventBlockJobMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -6306,8 +12915,32 @@ pub struct RemoteDomainEventBlockJobMsg {
     pub status: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventBlockJobMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((dom, path, r#type, status),)| RemoteDomainEventBlockJobMsg {
+                    dom,
+                    path,
+                    r#type,
+                    status,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_block_job_msg` (remote_protocol.x:2668)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_block_job_msg")]
 pub struct RemoteDomainEventCallbackBlockJobMsg {
     /// XDR: `int callbackID`
@@ -6317,8 +12950,22 @@ pub struct RemoteDomainEventCallbackBlockJobMsg {
     pub msg: RemoteDomainEventBlockJobMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackBlockJobMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventBlockJobMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackBlockJobMsg { callback_id, msg },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_disk_change_msg` (remote_protocol.x:2673)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_disk_change_msg")]
 pub struct RemoteDomainEventDiskChangeMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -6348,8 +12995,34 @@ pub struct RemoteDomainEventDiskChangeMsg {
     pub reason: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventDiskChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+        ),)
+            .prop_map(|((dom, old_src_path, new_src_path, dev_alias, reason),)| {
+                RemoteDomainEventDiskChangeMsg {
+                    dom,
+                    old_src_path,
+                    new_src_path,
+                    dev_alias,
+                    reason,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_disk_change_msg` (remote_protocol.x:2680)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_disk_change_msg")]
 pub struct RemoteDomainEventCallbackDiskChangeMsg {
     /// XDR: `int callbackID`
@@ -6359,8 +13032,22 @@ pub struct RemoteDomainEventCallbackDiskChangeMsg {
     pub msg: RemoteDomainEventDiskChangeMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackDiskChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventDiskChangeMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackDiskChangeMsg { callback_id, msg },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_tray_change_msg` (remote_protocol.x:2685)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_tray_change_msg")]
 pub struct RemoteDomainEventTrayChangeMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -6376,8 +13063,30 @@ pub struct RemoteDomainEventTrayChangeMsg {
     pub reason: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventTrayChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((dom, dev_alias, reason),)| RemoteDomainEventTrayChangeMsg {
+                    dom,
+                    dev_alias,
+                    reason,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_tray_change_msg` (remote_protocol.x:2690)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_tray_change_msg")]
 pub struct RemoteDomainEventCallbackTrayChangeMsg {
     /// XDR: `int callbackID`
@@ -6387,16 +13096,42 @@ pub struct RemoteDomainEventCallbackTrayChangeMsg {
     pub msg: RemoteDomainEventTrayChangeMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackTrayChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventTrayChangeMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackTrayChangeMsg { callback_id, msg },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_pmwakeup_msg` (remote_protocol.x:2695)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_pmwakeup_msg")]
 pub struct RemoteDomainEventPmwakeupMsg {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventPmwakeupMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainEventPmwakeupMsg { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_pmwakeup_msg` (remote_protocol.x:2698)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_pmwakeup_msg")]
 pub struct RemoteDomainEventCallbackPmwakeupMsg {
     /// XDR: `int callbackID`
@@ -6408,16 +13143,50 @@ pub struct RemoteDomainEventCallbackPmwakeupMsg {
     pub msg: RemoteDomainEventPmwakeupMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackPmwakeupMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<i32>(),
+            any::<RemoteDomainEventPmwakeupMsg>(),
+        ),)
+            .prop_map(
+                |((callback_id, reason, msg),)| RemoteDomainEventCallbackPmwakeupMsg {
+                    callback_id,
+                    reason,
+                    msg,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_pmsuspend_msg` (remote_protocol.x:2704)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_pmsuspend_msg")]
 pub struct RemoteDomainEventPmsuspendMsg {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventPmsuspendMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainEventPmsuspendMsg { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_pmsuspend_msg` (remote_protocol.x:2707)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_pmsuspend_msg")]
 pub struct RemoteDomainEventCallbackPmsuspendMsg {
     /// XDR: `int callbackID`
@@ -6429,8 +13198,30 @@ pub struct RemoteDomainEventCallbackPmsuspendMsg {
     pub msg: RemoteDomainEventPmsuspendMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackPmsuspendMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<i32>(),
+            any::<RemoteDomainEventPmsuspendMsg>(),
+        ),)
+            .prop_map(
+                |((callback_id, reason, msg),)| RemoteDomainEventCallbackPmsuspendMsg {
+                    callback_id,
+                    reason,
+                    msg,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_balloon_change_msg` (remote_protocol.x:2713)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_balloon_change_msg")]
 pub struct RemoteDomainEventBalloonChangeMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -6439,8 +13230,20 @@ pub struct RemoteDomainEventBalloonChangeMsg {
     pub actual: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventBalloonChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u64>()),)
+            .prop_map(|((dom, actual),)| RemoteDomainEventBalloonChangeMsg { dom, actual })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_balloon_change_msg` (remote_protocol.x:2717)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_balloon_change_msg")]
 pub struct RemoteDomainEventCallbackBalloonChangeMsg {
     /// XDR: `int callbackID`
@@ -6450,16 +13253,45 @@ pub struct RemoteDomainEventCallbackBalloonChangeMsg {
     pub msg: RemoteDomainEventBalloonChangeMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackBalloonChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventBalloonChangeMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackBalloonChangeMsg {
+                    callback_id,
+                    msg,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_pmsuspend_disk_msg` (remote_protocol.x:2722)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_pmsuspend_disk_msg")]
 pub struct RemoteDomainEventPmsuspendDiskMsg {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventPmsuspendDiskMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainEventPmsuspendDiskMsg { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_pmsuspend_disk_msg` (remote_protocol.x:2725)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_pmsuspend_disk_msg")]
 pub struct RemoteDomainEventCallbackPmsuspendDiskMsg {
     /// XDR: `int callbackID`
@@ -6471,8 +13303,30 @@ pub struct RemoteDomainEventCallbackPmsuspendDiskMsg {
     pub msg: RemoteDomainEventPmsuspendDiskMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackPmsuspendDiskMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<i32>(),
+            any::<RemoteDomainEventPmsuspendDiskMsg>(),
+        ),)
+            .prop_map(
+                |((callback_id, reason, msg),)| RemoteDomainEventCallbackPmsuspendDiskMsg {
+                    callback_id,
+                    reason,
+                    msg,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_managed_save_args` (remote_protocol.x:2731)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_managed_save_args")]
 pub struct RemoteDomainManagedSaveArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6481,8 +13335,20 @@ pub struct RemoteDomainManagedSaveArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainManagedSaveArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainManagedSaveArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_has_managed_save_image_args` (remote_protocol.x:2736)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_has_managed_save_image_args")]
 pub struct RemoteDomainHasManagedSaveImageArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6491,16 +13357,40 @@ pub struct RemoteDomainHasManagedSaveImageArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainHasManagedSaveImageArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainHasManagedSaveImageArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_has_managed_save_image_ret` (remote_protocol.x:2741)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_has_managed_save_image_ret")]
 pub struct RemoteDomainHasManagedSaveImageRet {
     /// XDR: `int result`
     pub result: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainHasManagedSaveImageRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((result,),)| RemoteDomainHasManagedSaveImageRet { result })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_managed_save_remove_args` (remote_protocol.x:2745)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_managed_save_remove_args")]
 pub struct RemoteDomainManagedSaveRemoveArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6509,8 +13399,20 @@ pub struct RemoteDomainManagedSaveRemoveArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainManagedSaveRemoveArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainManagedSaveRemoveArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_managed_save_get_xml_desc_args` (remote_protocol.x:2750)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_managed_save_get_xml_desc_args")]
 pub struct RemoteDomainManagedSaveGetXmlDescArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6519,8 +13421,20 @@ pub struct RemoteDomainManagedSaveGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainManagedSaveGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainManagedSaveGetXmlDescArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_managed_save_get_xml_desc_ret` (remote_protocol.x:2755)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_managed_save_get_xml_desc_ret")]
 pub struct RemoteDomainManagedSaveGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -6531,8 +13445,20 @@ pub struct RemoteDomainManagedSaveGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainManagedSaveGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteDomainManagedSaveGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_managed_save_define_xml_args` (remote_protocol.x:2759)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_managed_save_define_xml_args")]
 pub struct RemoteDomainManagedSaveDefineXmlArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6547,8 +13473,26 @@ pub struct RemoteDomainManagedSaveDefineXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainManagedSaveDefineXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, dxml, flags),)| RemoteDomainManagedSaveDefineXmlArgs { dom, dxml, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_create_xml_args` (remote_protocol.x:2765)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_create_xml_args")]
 pub struct RemoteDomainSnapshotCreateXmlArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6563,16 +13507,50 @@ pub struct RemoteDomainSnapshotCreateXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotCreateXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, xml_desc, flags),)| RemoteDomainSnapshotCreateXmlArgs {
+                    dom,
+                    xml_desc,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_create_xml_ret` (remote_protocol.x:2771)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_create_xml_ret")]
 pub struct RemoteDomainSnapshotCreateXmlRet {
     /// XDR: `remote_nonnull_domain_snapshot snap`
     pub snap: RemoteNonnullDomainSnapshot,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotCreateXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(),),)
+            .prop_map(|((snap,),)| RemoteDomainSnapshotCreateXmlRet { snap })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_get_xml_desc_args` (remote_protocol.x:2775)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_get_xml_desc_args")]
 pub struct RemoteDomainSnapshotGetXmlDescArgs {
     /// XDR: `remote_nonnull_domain_snapshot snap`
@@ -6581,8 +13559,20 @@ pub struct RemoteDomainSnapshotGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(), any::<u32>()),)
+            .prop_map(|((snap, flags),)| RemoteDomainSnapshotGetXmlDescArgs { snap, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_get_xml_desc_ret` (remote_protocol.x:2780)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_get_xml_desc_ret")]
 pub struct RemoteDomainSnapshotGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -6593,8 +13583,20 @@ pub struct RemoteDomainSnapshotGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteDomainSnapshotGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_num_args` (remote_protocol.x:2784)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_num_args")]
 pub struct RemoteDomainSnapshotNumArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6603,16 +13605,40 @@ pub struct RemoteDomainSnapshotNumArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotNumArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainSnapshotNumArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_num_ret` (remote_protocol.x:2789)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_num_ret")]
 pub struct RemoteDomainSnapshotNumRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotNumRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteDomainSnapshotNumRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_list_names_args` (remote_protocol.x:2793)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_list_names_args")]
 pub struct RemoteDomainSnapshotListNamesArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6623,8 +13649,26 @@ pub struct RemoteDomainSnapshotListNamesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListNamesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, maxnames, flags),)| RemoteDomainSnapshotListNamesArgs {
+                    dom,
+                    maxnames,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_list_names_ret` (remote_protocol.x:2799)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_list_names_ret")]
 pub struct RemoteDomainSnapshotListNamesRet {
     /// insert@1
@@ -6637,8 +13681,20 @@ pub struct RemoteDomainSnapshotListNamesRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListNamesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteDomainSnapshotListNamesRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_list_all_snapshots_args` (remote_protocol.x:2803)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_list_all_snapshots_args")]
 pub struct RemoteDomainListAllSnapshotsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6649,10 +13705,28 @@ pub struct RemoteDomainListAllSnapshotsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainListAllSnapshotsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, need_results, flags),)| RemoteDomainListAllSnapshotsArgs {
+                    dom,
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_domain_list_all_snapshots_ret` (remote_protocol.x:2809)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_list_all_snapshots_ret")]
 pub struct RemoteDomainListAllSnapshotsRet {
     /// XDR: `remote_nonnull_domain_snapshot snapshots<REMOTE_DOMAIN_SNAPSHOT_LIST_MAX>`
@@ -6665,8 +13739,23 @@ pub struct RemoteDomainListAllSnapshotsRet {
     pub ret: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainListAllSnapshotsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullDomainSnapshot>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((snapshots, ret),)| RemoteDomainListAllSnapshotsRet { snapshots, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_num_children_args` (remote_protocol.x:2814)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_num_children_args")]
 pub struct RemoteDomainSnapshotNumChildrenArgs {
     /// XDR: `remote_nonnull_domain_snapshot snap`
@@ -6675,16 +13764,40 @@ pub struct RemoteDomainSnapshotNumChildrenArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotNumChildrenArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(), any::<u32>()),)
+            .prop_map(|((snap, flags),)| RemoteDomainSnapshotNumChildrenArgs { snap, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_num_children_ret` (remote_protocol.x:2819)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_num_children_ret")]
 pub struct RemoteDomainSnapshotNumChildrenRet {
     /// XDR: `int num`
     pub num: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotNumChildrenRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((num,),)| RemoteDomainSnapshotNumChildrenRet { num })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_list_children_names_args` (remote_protocol.x:2823)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_list_children_names_args")]
 pub struct RemoteDomainSnapshotListChildrenNamesArgs {
     /// XDR: `remote_nonnull_domain_snapshot snap`
@@ -6695,8 +13808,30 @@ pub struct RemoteDomainSnapshotListChildrenNamesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListChildrenNamesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomainSnapshot>(),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((snap, maxnames, flags),)| RemoteDomainSnapshotListChildrenNamesArgs {
+                    snap,
+                    maxnames,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_list_children_names_ret` (remote_protocol.x:2829)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_list_children_names_ret")]
 pub struct RemoteDomainSnapshotListChildrenNamesRet {
     /// insert@1
@@ -6709,8 +13844,20 @@ pub struct RemoteDomainSnapshotListChildrenNamesRet {
     pub names: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListChildrenNamesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((names,),)| RemoteDomainSnapshotListChildrenNamesRet { names })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_list_all_children_args` (remote_protocol.x:2833)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_list_all_children_args")]
 pub struct RemoteDomainSnapshotListAllChildrenArgs {
     /// XDR: `remote_nonnull_domain_snapshot snapshot`
@@ -6721,10 +13868,32 @@ pub struct RemoteDomainSnapshotListAllChildrenArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListAllChildrenArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomainSnapshot>(),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(|((snapshot, need_results, flags),)| {
+                RemoteDomainSnapshotListAllChildrenArgs {
+                    snapshot,
+                    need_results,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_domain_snapshot_list_all_children_ret` (remote_protocol.x:2839)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_list_all_children_ret")]
 pub struct RemoteDomainSnapshotListAllChildrenRet {
     /// XDR: `remote_nonnull_domain_snapshot snapshots<REMOTE_DOMAIN_SNAPSHOT_LIST_MAX>`
@@ -6737,8 +13906,25 @@ pub struct RemoteDomainSnapshotListAllChildrenRet {
     pub ret: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListAllChildrenRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullDomainSnapshot>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((snapshots, ret),)| RemoteDomainSnapshotListAllChildrenRet { snapshots, ret },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_lookup_by_name_args` (remote_protocol.x:2844)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_lookup_by_name_args")]
 pub struct RemoteDomainSnapshotLookupByNameArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6753,16 +13939,46 @@ pub struct RemoteDomainSnapshotLookupByNameArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotLookupByNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, name, flags),)| RemoteDomainSnapshotLookupByNameArgs { dom, name, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_lookup_by_name_ret` (remote_protocol.x:2850)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_lookup_by_name_ret")]
 pub struct RemoteDomainSnapshotLookupByNameRet {
     /// XDR: `remote_nonnull_domain_snapshot snap`
     pub snap: RemoteNonnullDomainSnapshot,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotLookupByNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(),),)
+            .prop_map(|((snap,),)| RemoteDomainSnapshotLookupByNameRet { snap })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_has_current_snapshot_args` (remote_protocol.x:2854)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_has_current_snapshot_args")]
 pub struct RemoteDomainHasCurrentSnapshotArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6771,16 +13987,40 @@ pub struct RemoteDomainHasCurrentSnapshotArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainHasCurrentSnapshotArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainHasCurrentSnapshotArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_has_current_snapshot_ret` (remote_protocol.x:2859)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_has_current_snapshot_ret")]
 pub struct RemoteDomainHasCurrentSnapshotRet {
     /// XDR: `int result`
     pub result: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainHasCurrentSnapshotRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((result,),)| RemoteDomainHasCurrentSnapshotRet { result })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_get_parent_args` (remote_protocol.x:2863)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_get_parent_args")]
 pub struct RemoteDomainSnapshotGetParentArgs {
     /// XDR: `remote_nonnull_domain_snapshot snap`
@@ -6789,16 +14029,40 @@ pub struct RemoteDomainSnapshotGetParentArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotGetParentArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(), any::<u32>()),)
+            .prop_map(|((snap, flags),)| RemoteDomainSnapshotGetParentArgs { snap, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_get_parent_ret` (remote_protocol.x:2868)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_get_parent_ret")]
 pub struct RemoteDomainSnapshotGetParentRet {
     /// XDR: `remote_nonnull_domain_snapshot snap`
     pub snap: RemoteNonnullDomainSnapshot,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotGetParentRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(),),)
+            .prop_map(|((snap,),)| RemoteDomainSnapshotGetParentRet { snap })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_current_args` (remote_protocol.x:2872)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_current_args")]
 pub struct RemoteDomainSnapshotCurrentArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6807,16 +14071,40 @@ pub struct RemoteDomainSnapshotCurrentArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotCurrentArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainSnapshotCurrentArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_current_ret` (remote_protocol.x:2877)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_current_ret")]
 pub struct RemoteDomainSnapshotCurrentRet {
     /// XDR: `remote_nonnull_domain_snapshot snap`
     pub snap: RemoteNonnullDomainSnapshot,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotCurrentRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(),),)
+            .prop_map(|((snap,),)| RemoteDomainSnapshotCurrentRet { snap })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_is_current_args` (remote_protocol.x:2881)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_is_current_args")]
 pub struct RemoteDomainSnapshotIsCurrentArgs {
     /// XDR: `remote_nonnull_domain_snapshot snap`
@@ -6825,16 +14113,40 @@ pub struct RemoteDomainSnapshotIsCurrentArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotIsCurrentArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(), any::<u32>()),)
+            .prop_map(|((snap, flags),)| RemoteDomainSnapshotIsCurrentArgs { snap, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_is_current_ret` (remote_protocol.x:2886)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_is_current_ret")]
 pub struct RemoteDomainSnapshotIsCurrentRet {
     /// XDR: `int current`
     pub current: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotIsCurrentRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((current,),)| RemoteDomainSnapshotIsCurrentRet { current })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_has_metadata_args` (remote_protocol.x:2890)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_has_metadata_args")]
 pub struct RemoteDomainSnapshotHasMetadataArgs {
     /// XDR: `remote_nonnull_domain_snapshot snap`
@@ -6843,16 +14155,40 @@ pub struct RemoteDomainSnapshotHasMetadataArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotHasMetadataArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(), any::<u32>()),)
+            .prop_map(|((snap, flags),)| RemoteDomainSnapshotHasMetadataArgs { snap, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_has_metadata_ret` (remote_protocol.x:2895)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_has_metadata_ret")]
 pub struct RemoteDomainSnapshotHasMetadataRet {
     /// XDR: `int metadata`
     pub metadata: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotHasMetadataRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((metadata,),)| RemoteDomainSnapshotHasMetadataRet { metadata })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_revert_to_snapshot_args` (remote_protocol.x:2899)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_revert_to_snapshot_args")]
 pub struct RemoteDomainRevertToSnapshotArgs {
     /// XDR: `remote_nonnull_domain_snapshot snap`
@@ -6861,8 +14197,20 @@ pub struct RemoteDomainRevertToSnapshotArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainRevertToSnapshotArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(), any::<u32>()),)
+            .prop_map(|((snap, flags),)| RemoteDomainRevertToSnapshotArgs { snap, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_snapshot_delete_args` (remote_protocol.x:2904)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_delete_args")]
 pub struct RemoteDomainSnapshotDeleteArgs {
     /// XDR: `remote_nonnull_domain_snapshot snap`
@@ -6871,8 +14219,20 @@ pub struct RemoteDomainSnapshotDeleteArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotDeleteArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainSnapshot>(), any::<u32>()),)
+            .prop_map(|((snap, flags),)| RemoteDomainSnapshotDeleteArgs { snap, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_open_console_args` (remote_protocol.x:2909)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_open_console_args")]
 pub struct RemoteDomainOpenConsoleArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6887,8 +14247,28 @@ pub struct RemoteDomainOpenConsoleArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainOpenConsoleArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, dev_name, flags),)| RemoteDomainOpenConsoleArgs {
+                dom,
+                dev_name,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_open_channel_args` (remote_protocol.x:2915)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_open_channel_args")]
 pub struct RemoteDomainOpenChannelArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6903,8 +14283,24 @@ pub struct RemoteDomainOpenChannelArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainOpenChannelArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, name, flags),)| RemoteDomainOpenChannelArgs { dom, name, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_upload_args` (remote_protocol.x:2921)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_upload_args")]
 pub struct RemoteStorageVolUploadArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
@@ -6917,8 +14313,32 @@ pub struct RemoteStorageVolUploadArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolUploadArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullStorageVol>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((vol, offset, length, flags),)| RemoteStorageVolUploadArgs {
+                    vol,
+                    offset,
+                    length,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_vol_download_args` (remote_protocol.x:2928)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_download_args")]
 pub struct RemoteStorageVolDownloadArgs {
     /// XDR: `remote_nonnull_storage_vol vol`
@@ -6931,8 +14351,32 @@ pub struct RemoteStorageVolDownloadArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStorageVolDownloadArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullStorageVol>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((vol, offset, length, flags),)| RemoteStorageVolDownloadArgs {
+                    vol,
+                    offset,
+                    length,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_state_args` (remote_protocol.x:2935)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_state_args")]
 pub struct RemoteDomainGetStateArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -6941,8 +14385,20 @@ pub struct RemoteDomainGetStateArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetStateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetStateArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_state_ret` (remote_protocol.x:2940)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_state_ret")]
 pub struct RemoteDomainGetStateRet {
     /// XDR: `int state`
@@ -6951,8 +14407,20 @@ pub struct RemoteDomainGetStateRet {
     pub reason: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetStateRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<i32>()),)
+            .prop_map(|((state, reason),)| RemoteDomainGetStateRet { state, reason })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_begin3_args` (remote_protocol.x:2945)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_begin3_args")]
 pub struct RemoteDomainMigrateBegin3Args {
     /// XDR: `remote_nonnull_domain dom`
@@ -6975,8 +14443,34 @@ pub struct RemoteDomainMigrateBegin3Args {
     pub resource: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateBegin3Args {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+        ),)
+            .prop_map(
+                |((dom, xmlin, flags, dname, resource),)| RemoteDomainMigrateBegin3Args {
+                    dom,
+                    xmlin,
+                    flags,
+                    dname,
+                    resource,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_begin3_ret` (remote_protocol.x:2953)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_begin3_ret")]
 pub struct RemoteDomainMigrateBegin3Ret {
     /// XDR: `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -6993,8 +14487,23 @@ pub struct RemoteDomainMigrateBegin3Ret {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateBegin3Ret {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((cookie_out, xml),)| RemoteDomainMigrateBegin3Ret { cookie_out, xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare3_args` (remote_protocol.x:2958)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare3_args")]
 pub struct RemoteDomainMigratePrepare3Args {
     /// XDR: `opaque cookie_in<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -7027,8 +14536,36 @@ pub struct RemoteDomainMigratePrepare3Args {
     pub dom_xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare3Args {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((cookie_in, uri_in, flags, dname, resource, dom_xml),)| {
+                RemoteDomainMigratePrepare3Args {
+                    cookie_in,
+                    uri_in,
+                    flags,
+                    dname,
+                    resource,
+                    dom_xml,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare3_ret` (remote_protocol.x:2967)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare3_ret")]
 pub struct RemoteDomainMigratePrepare3Ret {
     /// XDR: `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -7045,8 +14582,26 @@ pub struct RemoteDomainMigratePrepare3Ret {
     pub uri_out: RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare3Ret {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+        ),)
+            .prop_map(|((cookie_out, uri_out),)| RemoteDomainMigratePrepare3Ret {
+                cookie_out,
+                uri_out,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare_tunnel3_args` (remote_protocol.x:2972)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare_tunnel3_args")]
 pub struct RemoteDomainMigratePrepareTunnel3Args {
     /// XDR: `opaque cookie_in<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -7073,8 +14628,34 @@ pub struct RemoteDomainMigratePrepareTunnel3Args {
     pub dom_xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareTunnel3Args {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u64>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((cookie_in, flags, dname, resource, dom_xml),)| {
+                RemoteDomainMigratePrepareTunnel3Args {
+                    cookie_in,
+                    flags,
+                    dname,
+                    resource,
+                    dom_xml,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare_tunnel3_ret` (remote_protocol.x:2980)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare_tunnel3_ret")]
 pub struct RemoteDomainMigratePrepareTunnel3Ret {
     /// insert@3
@@ -7087,8 +14668,20 @@ pub struct RemoteDomainMigratePrepareTunnel3Ret {
     pub cookie_out: xdr::Opaque,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareTunnel3Ret {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),),)
+            .prop_map(|((cookie_out,),)| RemoteDomainMigratePrepareTunnel3Ret { cookie_out })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_perform3_args` (remote_protocol.x:2984)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_perform3_args")]
 pub struct RemoteDomainMigratePerform3Args {
     /// XDR: `remote_nonnull_domain dom`
@@ -7129,8 +14722,42 @@ pub struct RemoteDomainMigratePerform3Args {
     pub resource: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePerform3Args {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+        ),)
+            .prop_map(
+                |((dom, xmlin, cookie_in, dconnuri, uri, flags, dname, resource),)| {
+                    RemoteDomainMigratePerform3Args {
+                        dom,
+                        xmlin,
+                        cookie_in,
+                        dconnuri,
+                        uri,
+                        flags,
+                        dname,
+                        resource,
+                    }
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_perform3_ret` (remote_protocol.x:2995)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_perform3_ret")]
 pub struct RemoteDomainMigratePerform3Ret {
     /// XDR: `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -7141,8 +14768,20 @@ pub struct RemoteDomainMigratePerform3Ret {
     pub cookie_out: xdr::Opaque,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePerform3Ret {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),),)
+            .prop_map(|((cookie_out,),)| RemoteDomainMigratePerform3Ret { cookie_out })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_finish3_args` (remote_protocol.x:2999)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_finish3_args")]
 pub struct RemoteDomainMigrateFinish3Args {
     /// XDR: `remote_nonnull_string dname`
@@ -7175,8 +14814,36 @@ pub struct RemoteDomainMigrateFinish3Args {
     pub cancelled: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinish3Args {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            any::<i32>(),
+        ),)
+            .prop_map(|((dname, cookie_in, dconnuri, uri, flags, cancelled),)| {
+                RemoteDomainMigrateFinish3Args {
+                    dname,
+                    cookie_in,
+                    dconnuri,
+                    uri,
+                    flags,
+                    cancelled,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_finish3_ret` (remote_protocol.x:3008)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_finish3_ret")]
 pub struct RemoteDomainMigrateFinish3Ret {
     /// XDR: `remote_nonnull_domain dom`
@@ -7189,8 +14856,23 @@ pub struct RemoteDomainMigrateFinish3Ret {
     pub cookie_out: xdr::Opaque,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinish3Ret {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+        ),)
+            .prop_map(|((dom, cookie_out),)| RemoteDomainMigrateFinish3Ret { dom, cookie_out })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_confirm3_args` (remote_protocol.x:3013)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_confirm3_args")]
 pub struct RemoteDomainMigrateConfirm3Args {
     /// XDR: `remote_nonnull_domain dom`
@@ -7207,16 +14889,52 @@ pub struct RemoteDomainMigrateConfirm3Args {
     pub cancelled: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateConfirm3Args {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u64>(),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((dom, cookie_in, flags, cancelled),)| RemoteDomainMigrateConfirm3Args {
+                    dom,
+                    cookie_in,
+                    flags,
+                    cancelled,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_control_error_msg` (remote_protocol.x:3020)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_control_error_msg")]
 pub struct RemoteDomainEventControlErrorMsg {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventControlErrorMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainEventControlErrorMsg { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_control_error_msg` (remote_protocol.x:3023)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_control_error_msg")]
 pub struct RemoteDomainEventCallbackControlErrorMsg {
     /// XDR: `int callbackID`
@@ -7226,8 +14944,25 @@ pub struct RemoteDomainEventCallbackControlErrorMsg {
     pub msg: RemoteDomainEventControlErrorMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackControlErrorMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventControlErrorMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackControlErrorMsg {
+                    callback_id,
+                    msg,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_control_info_args` (remote_protocol.x:3028)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_control_info_args")]
 pub struct RemoteDomainGetControlInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -7236,10 +14971,22 @@ pub struct RemoteDomainGetControlInfoArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetControlInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetControlInfoArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_domain_get_control_info_ret` (remote_protocol.x:3033)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_control_info_ret")]
 pub struct RemoteDomainGetControlInfoRet {
     /// XDR: `unsigned int state`
@@ -7251,8 +14998,26 @@ pub struct RemoteDomainGetControlInfoRet {
     pub state_time: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetControlInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(), any::<u32>(), any::<u64>()),)
+            .prop_map(
+                |((state, details, state_time),)| RemoteDomainGetControlInfoRet {
+                    state,
+                    details,
+                    state_time,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_open_graphics_args` (remote_protocol.x:3039)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_open_graphics_args")]
 pub struct RemoteDomainOpenGraphicsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -7263,8 +15028,20 @@ pub struct RemoteDomainOpenGraphicsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainOpenGraphicsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, idx, flags),)| RemoteDomainOpenGraphicsArgs { dom, idx, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_open_graphics_fd_args` (remote_protocol.x:3045)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_open_graphics_fd_args")]
 pub struct RemoteDomainOpenGraphicsFdArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -7275,8 +15052,20 @@ pub struct RemoteDomainOpenGraphicsFdArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainOpenGraphicsFdArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, idx, flags),)| RemoteDomainOpenGraphicsFdArgs { dom, idx, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_suspend_for_duration_args` (remote_protocol.x:3051)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_suspend_for_duration_args")]
 pub struct RemoteNodeSuspendForDurationArgs {
     /// XDR: `unsigned int target`
@@ -7287,8 +15076,26 @@ pub struct RemoteNodeSuspendForDurationArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeSuspendForDurationArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(), any::<u64>(), any::<u32>()),)
+            .prop_map(
+                |((target, duration, flags),)| RemoteNodeSuspendForDurationArgs {
+                    target,
+                    duration,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_shutdown_flags_args` (remote_protocol.x:3057)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_shutdown_flags_args")]
 pub struct RemoteDomainShutdownFlagsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -7297,8 +15104,20 @@ pub struct RemoteDomainShutdownFlagsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainShutdownFlagsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainShutdownFlagsArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_disk_errors_args` (remote_protocol.x:3062)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_disk_errors_args")]
 pub struct RemoteDomainGetDiskErrorsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -7309,8 +15128,24 @@ pub struct RemoteDomainGetDiskErrorsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetDiskErrorsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, maxerrors, flags),)| RemoteDomainGetDiskErrorsArgs {
+                dom,
+                maxerrors,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_disk_errors_ret` (remote_protocol.x:3068)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_disk_errors_ret")]
 pub struct RemoteDomainGetDiskErrorsRet {
     /// XDR: `remote_domain_disk_error errors<REMOTE_DOMAIN_DISK_ERRORS_MAX>`
@@ -7323,8 +15158,23 @@ pub struct RemoteDomainGetDiskErrorsRet {
     pub nerrors: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetDiskErrorsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteDomainDiskError>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((errors, nerrors),)| RemoteDomainGetDiskErrorsRet { errors, nerrors })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_all_domains_args` (remote_protocol.x:3073)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_domains_args")]
 pub struct RemoteConnectListAllDomainsArgs {
     /// XDR: `int need_results`
@@ -7333,10 +15183,25 @@ pub struct RemoteConnectListAllDomainsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllDomainsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(|((need_results, flags),)| RemoteConnectListAllDomainsArgs {
+                need_results,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_connect_list_all_domains_ret` (remote_protocol.x:3078)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_domains_ret")]
 pub struct RemoteConnectListAllDomainsRet {
     /// XDR: `remote_nonnull_domain domains<REMOTE_DOMAIN_LIST_MAX>`
@@ -7349,8 +15214,23 @@ pub struct RemoteConnectListAllDomainsRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllDomainsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullDomain>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((domains, ret),)| RemoteConnectListAllDomainsRet { domains, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_all_storage_pools_args` (remote_protocol.x:3083)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_storage_pools_args")]
 pub struct RemoteConnectListAllStoragePoolsArgs {
     /// XDR: `int need_results`
@@ -7359,10 +15239,27 @@ pub struct RemoteConnectListAllStoragePoolsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllStoragePoolsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((need_results, flags),)| RemoteConnectListAllStoragePoolsArgs {
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_connect_list_all_storage_pools_ret` (remote_protocol.x:3088)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_storage_pools_ret")]
 pub struct RemoteConnectListAllStoragePoolsRet {
     /// XDR: `remote_nonnull_storage_pool pools<REMOTE_STORAGE_POOL_LIST_MAX>`
@@ -7375,8 +15272,23 @@ pub struct RemoteConnectListAllStoragePoolsRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllStoragePoolsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullStoragePool>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((pools, ret),)| RemoteConnectListAllStoragePoolsRet { pools, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_list_all_volumes_args` (remote_protocol.x:3093)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_list_all_volumes_args")]
 pub struct RemoteStoragePoolListAllVolumesArgs {
     /// XDR: `remote_nonnull_storage_pool pool`
@@ -7387,10 +15299,32 @@ pub struct RemoteStoragePoolListAllVolumesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolListAllVolumesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullStoragePool>(),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((pool, need_results, flags),)| RemoteStoragePoolListAllVolumesArgs {
+                    pool,
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_storage_pool_list_all_volumes_ret` (remote_protocol.x:3099)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_list_all_volumes_ret")]
 pub struct RemoteStoragePoolListAllVolumesRet {
     /// XDR: `remote_nonnull_storage_vol vols<REMOTE_STORAGE_VOL_LIST_MAX>`
@@ -7403,8 +15337,23 @@ pub struct RemoteStoragePoolListAllVolumesRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolListAllVolumesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullStorageVol>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((vols, ret),)| RemoteStoragePoolListAllVolumesRet { vols, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_all_networks_args` (remote_protocol.x:3104)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_networks_args")]
 pub struct RemoteConnectListAllNetworksArgs {
     /// XDR: `int need_results`
@@ -7413,10 +15362,27 @@ pub struct RemoteConnectListAllNetworksArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNetworksArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((need_results, flags),)| RemoteConnectListAllNetworksArgs {
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_connect_list_all_networks_ret` (remote_protocol.x:3109)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_networks_ret")]
 pub struct RemoteConnectListAllNetworksRet {
     /// XDR: `remote_nonnull_network nets<REMOTE_NETWORK_LIST_MAX>`
@@ -7429,8 +15395,23 @@ pub struct RemoteConnectListAllNetworksRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNetworksRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullNetwork>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((nets, ret),)| RemoteConnectListAllNetworksRet { nets, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_all_interfaces_args` (remote_protocol.x:3114)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_interfaces_args")]
 pub struct RemoteConnectListAllInterfacesArgs {
     /// XDR: `int need_results`
@@ -7439,10 +15420,27 @@ pub struct RemoteConnectListAllInterfacesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllInterfacesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((need_results, flags),)| RemoteConnectListAllInterfacesArgs {
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_connect_list_all_interfaces_ret` (remote_protocol.x:3119)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_interfaces_ret")]
 pub struct RemoteConnectListAllInterfacesRet {
     /// XDR: `remote_nonnull_interface ifaces<REMOTE_INTERFACE_LIST_MAX>`
@@ -7455,8 +15453,23 @@ pub struct RemoteConnectListAllInterfacesRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllInterfacesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullInterface>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((ifaces, ret),)| RemoteConnectListAllInterfacesRet { ifaces, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_all_node_devices_args` (remote_protocol.x:3124)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_node_devices_args")]
 pub struct RemoteConnectListAllNodeDevicesArgs {
     /// XDR: `int need_results`
@@ -7465,10 +15478,27 @@ pub struct RemoteConnectListAllNodeDevicesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNodeDevicesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((need_results, flags),)| RemoteConnectListAllNodeDevicesArgs {
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_connect_list_all_node_devices_ret` (remote_protocol.x:3129)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_node_devices_ret")]
 pub struct RemoteConnectListAllNodeDevicesRet {
     /// XDR: `remote_nonnull_node_device devices<REMOTE_NODE_DEVICE_LIST_MAX>`
@@ -7481,8 +15511,23 @@ pub struct RemoteConnectListAllNodeDevicesRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNodeDevicesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullNodeDevice>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((devices, ret),)| RemoteConnectListAllNodeDevicesRet { devices, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_all_nwfilters_args` (remote_protocol.x:3134)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_nwfilters_args")]
 pub struct RemoteConnectListAllNwfiltersArgs {
     /// XDR: `int need_results`
@@ -7491,10 +15536,27 @@ pub struct RemoteConnectListAllNwfiltersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNwfiltersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((need_results, flags),)| RemoteConnectListAllNwfiltersArgs {
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_connect_list_all_nwfilters_ret` (remote_protocol.x:3139)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_nwfilters_ret")]
 pub struct RemoteConnectListAllNwfiltersRet {
     /// XDR: `remote_nonnull_nwfilter filters<REMOTE_NWFILTER_LIST_MAX>`
@@ -7507,8 +15569,23 @@ pub struct RemoteConnectListAllNwfiltersRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNwfiltersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullNwfilter>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((filters, ret),)| RemoteConnectListAllNwfiltersRet { filters, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_all_secrets_args` (remote_protocol.x:3144)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_secrets_args")]
 pub struct RemoteConnectListAllSecretsArgs {
     /// XDR: `int need_results`
@@ -7517,10 +15594,25 @@ pub struct RemoteConnectListAllSecretsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllSecretsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(|((need_results, flags),)| RemoteConnectListAllSecretsArgs {
+                need_results,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_connect_list_all_secrets_ret` (remote_protocol.x:3149)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_secrets_ret")]
 pub struct RemoteConnectListAllSecretsRet {
     /// XDR: `remote_nonnull_secret secrets<REMOTE_SECRET_LIST_MAX>`
@@ -7531,6 +15623,21 @@ pub struct RemoteConnectListAllSecretsRet {
     pub secrets: Vec<RemoteNonnullSecret>,
     /// XDR: `unsigned int ret`
     pub ret: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllSecretsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullSecret>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((secrets, ret),)| RemoteConnectListAllSecretsRet { secrets, ret })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_node_set_memory_parameters_args` (remote_protocol.x:3154)
@@ -7547,14 +15654,41 @@ pub struct RemoteNodeSetMemoryParametersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeSetMemoryParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((params, flags),)| RemoteNodeSetMemoryParametersArgs { params, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_memory_parameters_args` (remote_protocol.x:3159)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_memory_parameters_args")]
 pub struct RemoteNodeGetMemoryParametersArgs {
     /// XDR: `int nparams`
     pub nparams: i32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetMemoryParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(|((nparams, flags),)| RemoteNodeGetMemoryParametersArgs { nparams, flags })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_node_get_memory_parameters_ret` (remote_protocol.x:3164)
@@ -7571,8 +15705,23 @@ pub struct RemoteNodeGetMemoryParametersRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetMemoryParametersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteNodeGetMemoryParametersRet { params, nparams })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_cpu_map_args` (remote_protocol.x:3169)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_cpu_map_args")]
 pub struct RemoteNodeGetCpuMapArgs {
     /// XDR: `int need_map`
@@ -7583,8 +15732,26 @@ pub struct RemoteNodeGetCpuMapArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetCpuMapArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((need_map, need_online, flags),)| RemoteNodeGetCpuMapArgs {
+                    need_map,
+                    need_online,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_cpu_map_ret` (remote_protocol.x:3175)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_cpu_map_ret")]
 pub struct RemoteNodeGetCpuMapRet {
     /// XDR: `opaque cpumap<REMOTE_CPUMAP_MAX>`
@@ -7599,8 +15766,28 @@ pub struct RemoteNodeGetCpuMapRet {
     pub ret: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetCpuMapRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(|((cpumap, online, ret),)| RemoteNodeGetCpuMapRet {
+                cpumap,
+                online,
+                ret,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_fstrim_args` (remote_protocol.x:3181)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_fstrim_args")]
 pub struct RemoteDomainFstrimArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -7618,8 +15805,32 @@ pub struct RemoteDomainFstrimArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainFstrimArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, mount_point, minimum, flags),)| RemoteDomainFstrimArgs {
+                    dom,
+                    mount_point,
+                    minimum,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_time_args` (remote_protocol.x:3188)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_time_args")]
 pub struct RemoteDomainGetTimeArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -7628,8 +15839,20 @@ pub struct RemoteDomainGetTimeArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetTimeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetTimeArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_time_ret` (remote_protocol.x:3193)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_time_ret")]
 pub struct RemoteDomainGetTimeRet {
     /// XDR: `hyper seconds`
@@ -7638,8 +15861,20 @@ pub struct RemoteDomainGetTimeRet {
     pub nseconds: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetTimeRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i64>(), any::<u32>()),)
+            .prop_map(|((seconds, nseconds),)| RemoteDomainGetTimeRet { seconds, nseconds })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_time_args` (remote_protocol.x:3198)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_time_args")]
 pub struct RemoteDomainSetTimeArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -7650,6 +15885,30 @@ pub struct RemoteDomainSetTimeArgs {
     pub nseconds: u32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetTimeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<i64>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, seconds, nseconds, flags),)| RemoteDomainSetTimeArgs {
+                    dom,
+                    seconds,
+                    nseconds,
+                    flags,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_migrate_begin3_params_args` (remote_protocol.x:3205)
@@ -7668,8 +15927,30 @@ pub struct RemoteDomainMigrateBegin3ParamsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateBegin3ParamsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, params, flags),)| RemoteDomainMigrateBegin3ParamsArgs {
+                    dom,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_begin3_params_ret` (remote_protocol.x:3211)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_begin3_params_ret")]
 pub struct RemoteDomainMigrateBegin3ParamsRet {
     /// XDR: `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -7684,6 +15965,21 @@ pub struct RemoteDomainMigrateBegin3ParamsRet {
         deserialize_with = "xdr::limit::deserialize::<4194304, _, _>"
     )]
     pub xml: RemoteNonnullString,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateBegin3ParamsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((cookie_out, xml),)| RemoteDomainMigrateBegin3ParamsRet { cookie_out, xml })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_migrate_prepare3_params_args` (remote_protocol.x:3216)
@@ -7706,8 +16002,30 @@ pub struct RemoteDomainMigratePrepare3ParamsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare3ParamsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((params, cookie_in, flags),)| RemoteDomainMigratePrepare3ParamsArgs {
+                    params,
+                    cookie_in,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare3_params_ret` (remote_protocol.x:3222)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare3_params_ret")]
 pub struct RemoteDomainMigratePrepare3ParamsRet {
     /// XDR: `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -7722,6 +16040,26 @@ pub struct RemoteDomainMigratePrepare3ParamsRet {
         deserialize_with = "xdr::limit::deserialize::<4194304, _, _>"
     )]
     pub uri_out: RemoteString,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare3ParamsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+        ),)
+            .prop_map(
+                |((cookie_out, uri_out),)| RemoteDomainMigratePrepare3ParamsRet {
+                    cookie_out,
+                    uri_out,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_migrate_prepare_tunnel3_params_args` (remote_protocol.x:3227)
@@ -7744,8 +16082,30 @@ pub struct RemoteDomainMigratePrepareTunnel3ParamsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareTunnel3ParamsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((params, cookie_in, flags),)| RemoteDomainMigratePrepareTunnel3ParamsArgs {
+                    params,
+                    cookie_in,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_prepare_tunnel3_params_ret` (remote_protocol.x:3233)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare_tunnel3_params_ret")]
 pub struct RemoteDomainMigratePrepareTunnel3ParamsRet {
     /// XDR: `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -7754,6 +16114,18 @@ pub struct RemoteDomainMigratePrepareTunnel3ParamsRet {
         deserialize_with = "xdr::limit::deserialize::<4194304, _, _>"
     )]
     pub cookie_out: xdr::Opaque,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareTunnel3ParamsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),),)
+            .prop_map(|((cookie_out,),)| RemoteDomainMigratePrepareTunnel3ParamsRet { cookie_out })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_migrate_perform3_params_args` (remote_protocol.x:3237)
@@ -7784,8 +16156,34 @@ pub struct RemoteDomainMigratePerform3ParamsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePerform3ParamsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, dconnuri, params, cookie_in, flags),)| {
+                RemoteDomainMigratePerform3ParamsArgs {
+                    dom,
+                    dconnuri,
+                    params,
+                    cookie_in,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_perform3_params_ret` (remote_protocol.x:3245)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_perform3_params_ret")]
 pub struct RemoteDomainMigratePerform3ParamsRet {
     /// XDR: `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`
@@ -7794,6 +16192,18 @@ pub struct RemoteDomainMigratePerform3ParamsRet {
         deserialize_with = "xdr::limit::deserialize::<4194304, _, _>"
     )]
     pub cookie_out: xdr::Opaque,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePerform3ParamsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),),)
+            .prop_map(|((cookie_out,),)| RemoteDomainMigratePerform3ParamsRet { cookie_out })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_migrate_finish3_params_args` (remote_protocol.x:3249)
@@ -7818,8 +16228,32 @@ pub struct RemoteDomainMigrateFinish3ParamsArgs {
     pub cancelled: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinish3ParamsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, cookie_in, flags, cancelled),)| {
+                RemoteDomainMigrateFinish3ParamsArgs {
+                    params,
+                    cookie_in,
+                    flags,
+                    cancelled,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_finish3_params_ret` (remote_protocol.x:3256)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_finish3_params_ret")]
 pub struct RemoteDomainMigrateFinish3ParamsRet {
     /// XDR: `remote_nonnull_domain dom`
@@ -7830,6 +16264,24 @@ pub struct RemoteDomainMigrateFinish3ParamsRet {
         deserialize_with = "xdr::limit::deserialize::<4194304, _, _>"
     )]
     pub cookie_out: xdr::Opaque,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinish3ParamsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+        ),)
+            .prop_map(|((dom, cookie_out),)| RemoteDomainMigrateFinish3ParamsRet {
+                dom,
+                cookie_out,
+            })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_migrate_confirm3_params_args` (remote_protocol.x:3261)
@@ -7856,6 +16308,32 @@ pub struct RemoteDomainMigrateConfirm3ParamsArgs {
     pub cancelled: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateConfirm3ParamsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
+            any::<u32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(|((dom, params, cookie_in, flags, cancelled),)| {
+                RemoteDomainMigrateConfirm3ParamsArgs {
+                    dom,
+                    params,
+                    cookie_in,
+                    flags,
+                    cancelled,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// ```text
 /// The device removed event is the last event where we have to support
 /// dual forms for back-compat to older clients; all future events can
@@ -7863,7 +16341,7 @@ pub struct RemoteDomainMigrateConfirm3ParamsArgs {
 /// ```
 ///
 /// XDR: `struct remote_domain_event_device_removed_msg` (remote_protocol.x:3272)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_device_removed_msg")]
 pub struct RemoteDomainEventDeviceRemovedMsg {
     /// XDR: `remote_nonnull_domain dom`
@@ -7877,8 +16355,20 @@ pub struct RemoteDomainEventDeviceRemovedMsg {
     pub dev_alias: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventDeviceRemovedMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+            .prop_map(|((dom, dev_alias),)| RemoteDomainEventDeviceRemovedMsg { dom, dev_alias })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_device_removed_msg` (remote_protocol.x:3276)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_device_removed_msg")]
 pub struct RemoteDomainEventCallbackDeviceRemovedMsg {
     /// XDR: `int callbackID`
@@ -7888,8 +16378,25 @@ pub struct RemoteDomainEventCallbackDeviceRemovedMsg {
     pub msg: RemoteDomainEventDeviceRemovedMsg,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackDeviceRemovedMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteDomainEventDeviceRemovedMsg>()),)
+            .prop_map(
+                |((callback_id, msg),)| RemoteDomainEventCallbackDeviceRemovedMsg {
+                    callback_id,
+                    msg,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_block_job_2_msg` (remote_protocol.x:3281)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_block_job_2_msg")]
 pub struct RemoteDomainEventBlockJob2Msg {
     /// XDR: `int callbackID`
@@ -7909,8 +16416,34 @@ pub struct RemoteDomainEventBlockJob2Msg {
     pub status: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventBlockJob2Msg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((callback_id, dom, dst, r#type, status),)| RemoteDomainEventBlockJob2Msg {
+                    callback_id,
+                    dom,
+                    dst,
+                    r#type,
+                    status,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_block_threshold_msg` (remote_protocol.x:3289)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_block_threshold_msg")]
 pub struct RemoteDomainEventBlockThresholdMsg {
     /// XDR: `int callbackID`
@@ -7936,6 +16469,34 @@ pub struct RemoteDomainEventBlockThresholdMsg {
     pub excess: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventBlockThresholdMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u64>(),
+            any::<u64>(),
+        ),)
+            .prop_map(|((callback_id, dom, dev, path, threshold, excess),)| {
+                RemoteDomainEventBlockThresholdMsg {
+                    callback_id,
+                    dom,
+                    dev,
+                    path,
+                    threshold,
+                    excess,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_tunable_msg` (remote_protocol.x:3298)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_tunable_msg")]
@@ -7953,8 +16514,30 @@ pub struct RemoteDomainEventCallbackTunableMsg {
     pub params: Vec<RemoteTypedParam>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackTunableMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+        ),)
+            .prop_map(
+                |((callback_id, dom, params),)| RemoteDomainEventCallbackTunableMsg {
+                    callback_id,
+                    dom,
+                    params,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_device_added_msg` (remote_protocol.x:3304)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_device_added_msg")]
 pub struct RemoteDomainEventCallbackDeviceAddedMsg {
     /// XDR: `int callbackID`
@@ -7971,16 +16554,50 @@ pub struct RemoteDomainEventCallbackDeviceAddedMsg {
     pub dev_alias: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackDeviceAddedMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(
+                |((callback_id, dom, dev_alias),)| RemoteDomainEventCallbackDeviceAddedMsg {
+                    callback_id,
+                    dom,
+                    dev_alias,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_event_connection_closed_msg` (remote_protocol.x:3310)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_event_connection_closed_msg")]
 pub struct RemoteConnectEventConnectionClosedMsg {
     /// XDR: `int reason`
     pub reason: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectEventConnectionClosedMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((reason,),)| RemoteConnectEventConnectionClosedMsg { reason })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_cpu_model_names_args` (remote_protocol.x:3314)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_cpu_model_names_args")]
 pub struct RemoteConnectGetCpuModelNamesArgs {
     /// XDR: `remote_nonnull_string arch`
@@ -7995,8 +16612,26 @@ pub struct RemoteConnectGetCpuModelNamesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetCpuModelNamesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((arch, need_results, flags),)| RemoteConnectGetCpuModelNamesArgs {
+                    arch,
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_cpu_model_names_ret` (remote_protocol.x:3320)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_cpu_model_names_ret")]
 pub struct RemoteConnectGetCpuModelNamesRet {
     /// XDR: `remote_nonnull_string models<REMOTE_CONNECT_CPU_MODELS_MAX>`
@@ -8009,8 +16644,23 @@ pub struct RemoteConnectGetCpuModelNamesRet {
     pub ret: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetCpuModelNamesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((models, ret),)| RemoteConnectGetCpuModelNamesRet { models, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_network_event_register_any_args` (remote_protocol.x:3325)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_network_event_register_any_args")]
 pub struct RemoteConnectNetworkEventRegisterAnyArgs {
     /// XDR: `int eventID`
@@ -8020,8 +16670,25 @@ pub struct RemoteConnectNetworkEventRegisterAnyArgs {
     pub net: RemoteNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNetworkEventRegisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            proptest::option::of(any::<RemoteNonnullNetwork>()),
+        ),)
+            .prop_map(
+                |((event_id, net),)| RemoteConnectNetworkEventRegisterAnyArgs { event_id, net },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_network_event_register_any_ret` (remote_protocol.x:3330)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_network_event_register_any_ret")]
 pub struct RemoteConnectNetworkEventRegisterAnyRet {
     /// XDR: `int callbackID`
@@ -8029,8 +16696,20 @@ pub struct RemoteConnectNetworkEventRegisterAnyRet {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNetworkEventRegisterAnyRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((callback_id,),)| RemoteConnectNetworkEventRegisterAnyRet { callback_id })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_network_event_deregister_any_args` (remote_protocol.x:3334)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_network_event_deregister_any_args")]
 pub struct RemoteConnectNetworkEventDeregisterAnyArgs {
     /// XDR: `int callbackID`
@@ -8038,8 +16717,22 @@ pub struct RemoteConnectNetworkEventDeregisterAnyArgs {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNetworkEventDeregisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(
+                |((callback_id,),)| RemoteConnectNetworkEventDeregisterAnyArgs { callback_id },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_event_lifecycle_msg` (remote_protocol.x:3338)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_event_lifecycle_msg")]
 pub struct RemoteNetworkEventLifecycleMsg {
     /// XDR: `int callbackID`
@@ -8053,8 +16746,32 @@ pub struct RemoteNetworkEventLifecycleMsg {
     pub detail: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkEventLifecycleMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullNetwork>(),
+            any::<i32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((callback_id, net, event, detail),)| RemoteNetworkEventLifecycleMsg {
+                    callback_id,
+                    net,
+                    event,
+                    detail,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_event_callback_metadata_change_msg` (remote_protocol.x:3345)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_event_callback_metadata_change_msg")]
 pub struct RemoteNetworkEventCallbackMetadataChangeMsg {
     /// XDR: `int callbackID`
@@ -8072,8 +16789,32 @@ pub struct RemoteNetworkEventCallbackMetadataChangeMsg {
     pub nsuri: RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkEventCallbackMetadataChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullNetwork>(),
+            any::<i32>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+        ),)
+            .prop_map(|((callback_id, net, r#type, nsuri),)| {
+                RemoteNetworkEventCallbackMetadataChangeMsg {
+                    callback_id,
+                    net,
+                    r#type,
+                    nsuri,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_set_metadata_args` (remote_protocol.x:3352)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_set_metadata_args")]
 pub struct RemoteNetworkSetMetadataArgs {
     /// XDR: `remote_nonnull_network network`
@@ -8102,8 +16843,36 @@ pub struct RemoteNetworkSetMetadataArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkSetMetadataArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullNetwork>(),
+            any::<i32>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(|((network, r#type, metadata, key, uri, flags),)| {
+                RemoteNetworkSetMetadataArgs {
+                    network,
+                    r#type,
+                    metadata,
+                    key,
+                    uri,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_metadata_args` (remote_protocol.x:3361)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_metadata_args")]
 pub struct RemoteNetworkGetMetadataArgs {
     /// XDR: `remote_nonnull_network network`
@@ -8120,8 +16889,32 @@ pub struct RemoteNetworkGetMetadataArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetMetadataArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullNetwork>(),
+            any::<i32>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((network, r#type, uri, flags),)| RemoteNetworkGetMetadataArgs {
+                    network,
+                    r#type,
+                    uri,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_metadata_ret` (remote_protocol.x:3368)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_metadata_ret")]
 pub struct RemoteNetworkGetMetadataRet {
     /// XDR: `remote_nonnull_string metadata`
@@ -8132,8 +16925,20 @@ pub struct RemoteNetworkGetMetadataRet {
     pub metadata: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetMetadataRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((metadata,),)| RemoteNetworkGetMetadataRet { metadata })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_storage_pool_event_register_any_args` (remote_protocol.x:3372)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_storage_pool_event_register_any_args")]
 pub struct RemoteConnectStoragePoolEventRegisterAnyArgs {
     /// XDR: `int eventID`
@@ -8143,8 +16948,28 @@ pub struct RemoteConnectStoragePoolEventRegisterAnyArgs {
     pub pool: RemoteStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectStoragePoolEventRegisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            proptest::option::of(any::<RemoteNonnullStoragePool>()),
+        ),)
+            .prop_map(
+                |((event_id, pool),)| RemoteConnectStoragePoolEventRegisterAnyArgs {
+                    event_id,
+                    pool,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_storage_pool_event_register_any_ret` (remote_protocol.x:3377)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_storage_pool_event_register_any_ret")]
 pub struct RemoteConnectStoragePoolEventRegisterAnyRet {
     /// XDR: `int callbackID`
@@ -8152,8 +16977,22 @@ pub struct RemoteConnectStoragePoolEventRegisterAnyRet {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectStoragePoolEventRegisterAnyRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(
+                |((callback_id,),)| RemoteConnectStoragePoolEventRegisterAnyRet { callback_id },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_storage_pool_event_deregister_any_args` (remote_protocol.x:3381)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_storage_pool_event_deregister_any_args")]
 pub struct RemoteConnectStoragePoolEventDeregisterAnyArgs {
     /// XDR: `int callbackID`
@@ -8161,8 +17000,22 @@ pub struct RemoteConnectStoragePoolEventDeregisterAnyArgs {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectStoragePoolEventDeregisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(
+                |((callback_id,),)| RemoteConnectStoragePoolEventDeregisterAnyArgs { callback_id },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_event_lifecycle_msg` (remote_protocol.x:3385)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_event_lifecycle_msg")]
 pub struct RemoteStoragePoolEventLifecycleMsg {
     /// XDR: `int callbackID`
@@ -8176,8 +17029,32 @@ pub struct RemoteStoragePoolEventLifecycleMsg {
     pub detail: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolEventLifecycleMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullStoragePool>(),
+            any::<i32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((callback_id, pool, event, detail),)| RemoteStoragePoolEventLifecycleMsg {
+                    callback_id,
+                    pool,
+                    event,
+                    detail,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_storage_pool_event_refresh_msg` (remote_protocol.x:3392)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_event_refresh_msg")]
 pub struct RemoteStoragePoolEventRefreshMsg {
     /// XDR: `int callbackID`
@@ -8187,8 +17064,23 @@ pub struct RemoteStoragePoolEventRefreshMsg {
     pub pool: RemoteNonnullStoragePool,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteStoragePoolEventRefreshMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteNonnullStoragePool>()),)
+            .prop_map(|((callback_id, pool),)| RemoteStoragePoolEventRefreshMsg {
+                callback_id,
+                pool,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_node_device_event_register_any_args` (remote_protocol.x:3397)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_node_device_event_register_any_args")]
 pub struct RemoteConnectNodeDeviceEventRegisterAnyArgs {
     /// XDR: `int eventID`
@@ -8198,8 +17090,25 @@ pub struct RemoteConnectNodeDeviceEventRegisterAnyArgs {
     pub dev: RemoteNodeDevice,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNodeDeviceEventRegisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            proptest::option::of(any::<RemoteNonnullNodeDevice>()),
+        ),)
+            .prop_map(
+                |((event_id, dev),)| RemoteConnectNodeDeviceEventRegisterAnyArgs { event_id, dev },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_node_device_event_register_any_ret` (remote_protocol.x:3402)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_node_device_event_register_any_ret")]
 pub struct RemoteConnectNodeDeviceEventRegisterAnyRet {
     /// XDR: `int callbackID`
@@ -8207,8 +17116,22 @@ pub struct RemoteConnectNodeDeviceEventRegisterAnyRet {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNodeDeviceEventRegisterAnyRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(
+                |((callback_id,),)| RemoteConnectNodeDeviceEventRegisterAnyRet { callback_id },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_node_device_event_deregister_any_args` (remote_protocol.x:3406)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_node_device_event_deregister_any_args")]
 pub struct RemoteConnectNodeDeviceEventDeregisterAnyArgs {
     /// XDR: `int callbackID`
@@ -8216,8 +17139,22 @@ pub struct RemoteConnectNodeDeviceEventDeregisterAnyArgs {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectNodeDeviceEventDeregisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(
+                |((callback_id,),)| RemoteConnectNodeDeviceEventDeregisterAnyArgs { callback_id },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_event_lifecycle_msg` (remote_protocol.x:3410)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_event_lifecycle_msg")]
 pub struct RemoteNodeDeviceEventLifecycleMsg {
     /// XDR: `int callbackID`
@@ -8231,8 +17168,32 @@ pub struct RemoteNodeDeviceEventLifecycleMsg {
     pub detail: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceEventLifecycleMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullNodeDevice>(),
+            any::<i32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((callback_id, dev, event, detail),)| RemoteNodeDeviceEventLifecycleMsg {
+                    callback_id,
+                    dev,
+                    event,
+                    detail,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_device_event_update_msg` (remote_protocol.x:3417)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_event_update_msg")]
 pub struct RemoteNodeDeviceEventUpdateMsg {
     /// XDR: `int callbackID`
@@ -8242,8 +17203,20 @@ pub struct RemoteNodeDeviceEventUpdateMsg {
     pub dev: RemoteNonnullNodeDevice,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceEventUpdateMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteNonnullNodeDevice>()),)
+            .prop_map(|((callback_id, dev),)| RemoteNodeDeviceEventUpdateMsg { callback_id, dev })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_fsfreeze_args` (remote_protocol.x:3422)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_fsfreeze_args")]
 pub struct RemoteDomainFsfreezeArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8260,16 +17233,48 @@ pub struct RemoteDomainFsfreezeArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainFsfreezeArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, mountpoints, flags),)| RemoteDomainFsfreezeArgs {
+                dom,
+                mountpoints,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_fsfreeze_ret` (remote_protocol.x:3428)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_fsfreeze_ret")]
 pub struct RemoteDomainFsfreezeRet {
     /// XDR: `int filesystems`
     pub filesystems: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainFsfreezeRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((filesystems,),)| RemoteDomainFsfreezeRet { filesystems })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_fsthaw_args` (remote_protocol.x:3432)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_fsthaw_args")]
 pub struct RemoteDomainFsthawArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8286,16 +17291,48 @@ pub struct RemoteDomainFsthawArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainFsthawArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, mountpoints, flags),)| RemoteDomainFsthawArgs {
+                dom,
+                mountpoints,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_fsthaw_ret` (remote_protocol.x:3438)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_fsthaw_ret")]
 pub struct RemoteDomainFsthawRet {
     /// XDR: `int filesystems`
     pub filesystems: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainFsthawRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((filesystems,),)| RemoteDomainFsthawRet { filesystems })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_free_pages_args` (remote_protocol.x:3442)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_free_pages_args")]
 pub struct RemoteNodeGetFreePagesArgs {
     /// XDR: `unsigned int pages<REMOTE_NODE_MAX_CELLS>`
@@ -8314,8 +17351,32 @@ pub struct RemoteNodeGetFreePagesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetFreePagesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u32>(), 0..=3),
+            any::<i32>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((pages, start_cell, cell_count, flags),)| RemoteNodeGetFreePagesArgs {
+                    pages,
+                    start_cell,
+                    cell_count,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_free_pages_ret` (remote_protocol.x:3449)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_free_pages_ret")]
 pub struct RemoteNodeGetFreePagesRet {
     /// XDR: `unsigned hyper counts<REMOTE_NODE_MAX_CELLS>`
@@ -8326,8 +17387,20 @@ pub struct RemoteNodeGetFreePagesRet {
     pub counts: Vec<u64>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetFreePagesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<u64>(), 0..=3),),)
+            .prop_map(|((counts,),)| RemoteNodeGetFreePagesRet { counts })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_alloc_pages_args` (remote_protocol.x:3453)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_alloc_pages_args")]
 pub struct RemoteNodeAllocPagesArgs {
     /// XDR: `unsigned int pageSizes<REMOTE_NODE_MAX_CELLS>`
@@ -8354,16 +17427,56 @@ pub struct RemoteNodeAllocPagesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeAllocPagesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<u32>(), 0..=3),
+            proptest::collection::vec(any::<u64>(), 0..=3),
+            any::<i32>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((page_sizes, page_counts, start_cell, cell_count, flags),)| {
+                    RemoteNodeAllocPagesArgs {
+                        page_sizes,
+                        page_counts,
+                        start_cell,
+                        cell_count,
+                        flags,
+                    }
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_alloc_pages_ret` (remote_protocol.x:3461)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_alloc_pages_ret")]
 pub struct RemoteNodeAllocPagesRet {
     /// XDR: `int ret`
     pub ret: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeAllocPagesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((ret,),)| RemoteNodeAllocPagesRet { ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_dhcp_lease` (remote_protocol.x:3465)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_dhcp_lease")]
 pub struct RemoteNetworkDhcpLease {
     /// XDR: `remote_nonnull_string iface`
@@ -8410,8 +17523,47 @@ pub struct RemoteNetworkDhcpLease {
     pub clientid: RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkDhcpLease {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (
+            (
+                "[a-zA-Z0-9 _./:-]{0,8}",
+                any::<i64>(),
+                any::<i32>(),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                "[a-zA-Z0-9 _./:-]{0,8}",
+                any::<u32>(),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            ),
+            (proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),
+        )
+            .prop_map(
+                |(
+                    (iface, expirytime, r#type, mac, iaid, ipaddr, prefix, hostname),
+                    (clientid,),
+                )| RemoteNetworkDhcpLease {
+                    iface,
+                    expirytime,
+                    r#type,
+                    mac,
+                    iaid,
+                    ipaddr,
+                    prefix,
+                    hostname,
+                    clientid,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_dhcp_leases_args` (remote_protocol.x:3477)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_dhcp_leases_args")]
 pub struct RemoteNetworkGetDhcpLeasesArgs {
     /// XDR: `remote_nonnull_network net`
@@ -8428,8 +17580,32 @@ pub struct RemoteNetworkGetDhcpLeasesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetDhcpLeasesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullNetwork>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((net, mac, need_results, flags),)| RemoteNetworkGetDhcpLeasesArgs {
+                    net,
+                    mac,
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_get_dhcp_leases_ret` (remote_protocol.x:3484)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_get_dhcp_leases_ret")]
 pub struct RemoteNetworkGetDhcpLeasesRet {
     /// XDR: `remote_network_dhcp_lease leases<REMOTE_NETWORK_DHCP_LEASES_MAX>`
@@ -8440,6 +17616,21 @@ pub struct RemoteNetworkGetDhcpLeasesRet {
     pub leases: Vec<RemoteNetworkDhcpLease>,
     /// XDR: `unsigned int ret`
     pub ret: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkGetDhcpLeasesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNetworkDhcpLease>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((leases, ret),)| RemoteNetworkGetDhcpLeasesRet { leases, ret })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_stats_record` (remote_protocol.x:3489)
@@ -8456,8 +17647,23 @@ pub struct RemoteDomainStatsRecord {
     pub params: Vec<RemoteTypedParam>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainStatsRecord {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+        ),)
+            .prop_map(|((dom, params),)| RemoteDomainStatsRecord { dom, params })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_all_domain_stats_args` (remote_protocol.x:3494)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_all_domain_stats_args")]
 pub struct RemoteConnectGetAllDomainStatsArgs {
     /// XDR: `remote_nonnull_domain doms<REMOTE_DOMAIN_LIST_MAX>`
@@ -8472,8 +17678,26 @@ pub struct RemoteConnectGetAllDomainStatsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetAllDomainStatsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullDomain>(), 0..=3),
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((doms, stats, flags),)| RemoteConnectGetAllDomainStatsArgs { doms, stats, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_agent_lifecycle_msg` (remote_protocol.x:3500)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_agent_lifecycle_msg")]
 pub struct RemoteDomainEventCallbackAgentLifecycleMsg {
     /// XDR: `int callbackID`
@@ -8485,6 +17709,30 @@ pub struct RemoteDomainEventCallbackAgentLifecycleMsg {
     pub state: i32,
     /// XDR: `int reason`
     pub reason: i32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackAgentLifecycleMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            any::<i32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(|((callback_id, dom, state, reason),)| {
+                RemoteDomainEventCallbackAgentLifecycleMsg {
+                    callback_id,
+                    dom,
+                    state,
+                    reason,
+                }
+            })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_connect_get_all_domain_stats_ret` (remote_protocol.x:3508)
@@ -8500,8 +17748,23 @@ pub struct RemoteConnectGetAllDomainStatsRet {
     pub ret_stats: Vec<RemoteDomainStatsRecord>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetAllDomainStatsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(
+            any::<RemoteDomainStatsRecord>(),
+            0..=3,
+        ),),)
+            .prop_map(|((ret_stats,),)| RemoteConnectGetAllDomainStatsRet { ret_stats })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_fsinfo` (remote_protocol.x:3512)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_fsinfo")]
 pub struct RemoteDomainFsinfo {
     /// XDR: `remote_nonnull_string mountpoint`
@@ -8532,8 +17795,32 @@ pub struct RemoteDomainFsinfo {
     pub dev_aliases: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainFsinfo {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+        ),)
+            .prop_map(
+                |((mountpoint, name, fstype, dev_aliases),)| RemoteDomainFsinfo {
+                    mountpoint,
+                    name,
+                    fstype,
+                    dev_aliases,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_fsinfo_args` (remote_protocol.x:3519)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_fsinfo_args")]
 pub struct RemoteDomainGetFsinfoArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8542,8 +17829,20 @@ pub struct RemoteDomainGetFsinfoArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetFsinfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetFsinfoArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_fsinfo_ret` (remote_protocol.x:3524)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_fsinfo_ret")]
 pub struct RemoteDomainGetFsinfoRet {
     /// XDR: `remote_domain_fsinfo info<REMOTE_DOMAIN_FSINFO_MAX>`
@@ -8556,8 +17855,23 @@ pub struct RemoteDomainGetFsinfoRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetFsinfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteDomainFsinfo>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((info, ret),)| RemoteDomainGetFsinfoRet { info, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_ip_addr` (remote_protocol.x:3529)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_ip_addr")]
 pub struct RemoteDomainIpAddr {
     /// XDR: `int type`
@@ -8572,8 +17886,24 @@ pub struct RemoteDomainIpAddr {
     pub prefix: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainIpAddr {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), "[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((r#type, addr, prefix),)| RemoteDomainIpAddr {
+                r#type,
+                addr,
+                prefix,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_interface` (remote_protocol.x:3535)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_interface")]
 pub struct RemoteDomainInterface {
     /// XDR: `remote_nonnull_string name`
@@ -8596,8 +17926,28 @@ pub struct RemoteDomainInterface {
     pub addrs: Vec<RemoteDomainIpAddr>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainInterface {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::collection::vec(any::<RemoteDomainIpAddr>(), 0..=3),
+        ),)
+            .prop_map(|((name, hwaddr, addrs),)| RemoteDomainInterface {
+                name,
+                hwaddr,
+                addrs,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_interface_addresses_args` (remote_protocol.x:3541)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_interface_addresses_args")]
 pub struct RemoteDomainInterfaceAddressesArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8608,8 +17958,22 @@ pub struct RemoteDomainInterfaceAddressesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainInterfaceAddressesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, source, flags),)| RemoteDomainInterfaceAddressesArgs { dom, source, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_interface_addresses_ret` (remote_protocol.x:3547)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_interface_addresses_ret")]
 pub struct RemoteDomainInterfaceAddressesRet {
     /// XDR: `remote_domain_interface ifaces<REMOTE_DOMAIN_INTERFACE_MAX>`
@@ -8620,8 +17984,23 @@ pub struct RemoteDomainInterfaceAddressesRet {
     pub ifaces: Vec<RemoteDomainInterface>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainInterfaceAddressesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(
+            any::<RemoteDomainInterface>(),
+            0..=3,
+        ),),)
+            .prop_map(|((ifaces,),)| RemoteDomainInterfaceAddressesRet { ifaces })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_user_password_args` (remote_protocol.x:3551)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_user_password_args")]
 pub struct RemoteDomainSetUserPasswordArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8642,8 +18021,32 @@ pub struct RemoteDomainSetUserPasswordArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetUserPasswordArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, user, password, flags),)| RemoteDomainSetUserPasswordArgs {
+                    dom,
+                    user,
+                    password,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_rename_args` (remote_protocol.x:3558)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_rename_args")]
 pub struct RemoteDomainRenameArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8658,16 +18061,48 @@ pub struct RemoteDomainRenameArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainRenameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, new_name, flags),)| RemoteDomainRenameArgs {
+                dom,
+                new_name,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_rename_ret` (remote_protocol.x:3564)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_rename_ret")]
 pub struct RemoteDomainRenameRet {
     /// XDR: `int retcode`
     pub retcode: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainRenameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((retcode,),)| RemoteDomainRenameRet { retcode })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_migration_iteration_msg` (remote_protocol.x:3568)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_migration_iteration_msg")]
 pub struct RemoteDomainEventCallbackMigrationIterationMsg {
     /// XDR: `int callbackID`
@@ -8677,6 +18112,24 @@ pub struct RemoteDomainEventCallbackMigrationIterationMsg {
     pub dom: RemoteNonnullDomain,
     /// XDR: `int iteration`
     pub iteration: i32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackMigrationIterationMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteNonnullDomain>(), any::<i32>()),)
+            .prop_map(|((callback_id, dom, iteration),)| {
+                RemoteDomainEventCallbackMigrationIterationMsg {
+                    callback_id,
+                    dom,
+                    iteration,
+                }
+            })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_event_callback_job_completed_msg` (remote_protocol.x:3574)
@@ -8696,8 +18149,30 @@ pub struct RemoteDomainEventCallbackJobCompletedMsg {
     pub params: Vec<RemoteTypedParam>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackJobCompletedMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+        ),)
+            .prop_map(
+                |((callback_id, dom, params),)| RemoteDomainEventCallbackJobCompletedMsg {
+                    callback_id,
+                    dom,
+                    params,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_migrate_start_post_copy_args` (remote_protocol.x:3580)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_start_post_copy_args")]
 pub struct RemoteDomainMigrateStartPostCopyArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8706,8 +18181,20 @@ pub struct RemoteDomainMigrateStartPostCopyArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateStartPostCopyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainMigrateStartPostCopyArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_device_removal_failed_msg` (remote_protocol.x:3585)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_device_removal_failed_msg")]
 pub struct RemoteDomainEventCallbackDeviceRemovalFailedMsg {
     /// XDR: `int callbackID`
@@ -8724,14 +18211,48 @@ pub struct RemoteDomainEventCallbackDeviceRemovalFailedMsg {
     pub dev_alias: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackDeviceRemovalFailedMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((callback_id, dom, dev_alias),)| {
+                RemoteDomainEventCallbackDeviceRemovalFailedMsg {
+                    callback_id,
+                    dom,
+                    dev_alias,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_guest_vcpus_args` (remote_protocol.x:3591)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_guest_vcpus_args")]
 pub struct RemoteDomainGetGuestVcpusArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetGuestVcpusArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetGuestVcpusArgs { dom, flags })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_guest_vcpus_ret` (remote_protocol.x:3596)
@@ -8748,8 +18269,20 @@ pub struct RemoteDomainGetGuestVcpusRet {
     pub params: Vec<RemoteTypedParam>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetGuestVcpusRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),),)
+            .prop_map(|((params,),)| RemoteDomainGetGuestVcpusRet { params })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_guest_vcpus_args` (remote_protocol.x:3600)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_guest_vcpus_args")]
 pub struct RemoteDomainSetGuestVcpusArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8766,8 +18299,32 @@ pub struct RemoteDomainSetGuestVcpusArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetGuestVcpusArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, cpumap, state, flags),)| RemoteDomainSetGuestVcpusArgs {
+                    dom,
+                    cpumap,
+                    state,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_vcpu_args` (remote_protocol.x:3607)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_vcpu_args")]
 pub struct RemoteDomainSetVcpuArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8784,8 +18341,30 @@ pub struct RemoteDomainSetVcpuArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetVcpuArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, cpumap, state, flags),)| RemoteDomainSetVcpuArgs {
+                dom,
+                cpumap,
+                state,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_callback_metadata_change_msg` (remote_protocol.x:3615)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_callback_metadata_change_msg")]
 pub struct RemoteDomainEventCallbackMetadataChangeMsg {
     /// XDR: `int callbackID`
@@ -8803,8 +18382,32 @@ pub struct RemoteDomainEventCallbackMetadataChangeMsg {
     pub nsuri: RemoteString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackMetadataChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            any::<i32>(),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+        ),)
+            .prop_map(|((callback_id, dom, r#type, nsuri),)| {
+                RemoteDomainEventCallbackMetadataChangeMsg {
+                    callback_id,
+                    dom,
+                    r#type,
+                    nsuri,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_memory_failure_msg` (remote_protocol.x:3622)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_memory_failure_msg")]
 pub struct RemoteDomainEventMemoryFailureMsg {
     /// XDR: `int callbackID`
@@ -8820,8 +18423,34 @@ pub struct RemoteDomainEventMemoryFailureMsg {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventMemoryFailureMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            any::<i32>(),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(|((callback_id, dom, recipient, action, flags),)| {
+                RemoteDomainEventMemoryFailureMsg {
+                    callback_id,
+                    dom,
+                    recipient,
+                    action,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_secret_event_register_any_args` (remote_protocol.x:3630)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_secret_event_register_any_args")]
 pub struct RemoteConnectSecretEventRegisterAnyArgs {
     /// XDR: `int eventID`
@@ -8831,8 +18460,28 @@ pub struct RemoteConnectSecretEventRegisterAnyArgs {
     pub secret: RemoteSecret,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectSecretEventRegisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            proptest::option::of(any::<RemoteNonnullSecret>()),
+        ),)
+            .prop_map(
+                |((event_id, secret),)| RemoteConnectSecretEventRegisterAnyArgs {
+                    event_id,
+                    secret,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_secret_event_register_any_ret` (remote_protocol.x:3635)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_secret_event_register_any_ret")]
 pub struct RemoteConnectSecretEventRegisterAnyRet {
     /// XDR: `int callbackID`
@@ -8840,8 +18489,20 @@ pub struct RemoteConnectSecretEventRegisterAnyRet {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectSecretEventRegisterAnyRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((callback_id,),)| RemoteConnectSecretEventRegisterAnyRet { callback_id })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_secret_event_deregister_any_args` (remote_protocol.x:3639)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_secret_event_deregister_any_args")]
 pub struct RemoteConnectSecretEventDeregisterAnyArgs {
     /// XDR: `int callbackID`
@@ -8849,8 +18510,20 @@ pub struct RemoteConnectSecretEventDeregisterAnyArgs {
     pub callback_id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectSecretEventDeregisterAnyArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((callback_id,),)| RemoteConnectSecretEventDeregisterAnyArgs { callback_id })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_event_lifecycle_msg` (remote_protocol.x:3643)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_event_lifecycle_msg")]
 pub struct RemoteSecretEventLifecycleMsg {
     /// XDR: `int callbackID`
@@ -8864,8 +18537,32 @@ pub struct RemoteSecretEventLifecycleMsg {
     pub detail: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretEventLifecycleMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullSecret>(),
+            any::<i32>(),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((callback_id, secret, event, detail),)| RemoteSecretEventLifecycleMsg {
+                    callback_id,
+                    secret,
+                    event,
+                    detail,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_secret_event_value_changed_msg` (remote_protocol.x:3650)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_secret_event_value_changed_msg")]
 pub struct RemoteSecretEventValueChangedMsg {
     /// XDR: `int callbackID`
@@ -8875,8 +18572,25 @@ pub struct RemoteSecretEventValueChangedMsg {
     pub secret: RemoteNonnullSecret,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteSecretEventValueChangedMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<RemoteNonnullSecret>()),)
+            .prop_map(
+                |((callback_id, secret),)| RemoteSecretEventValueChangedMsg {
+                    callback_id,
+                    secret,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_block_threshold_args` (remote_protocol.x:3655)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_block_threshold_args")]
 pub struct RemoteDomainSetBlockThresholdArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8893,8 +18607,32 @@ pub struct RemoteDomainSetBlockThresholdArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetBlockThresholdArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u64>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, dev, threshold, flags),)| RemoteDomainSetBlockThresholdArgs {
+                    dom,
+                    dev,
+                    threshold,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_lifecycle_action_args` (remote_protocol.x:3662)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_lifecycle_action_args")]
 pub struct RemoteDomainSetLifecycleActionArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -8907,8 +18645,32 @@ pub struct RemoteDomainSetLifecycleActionArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetLifecycleActionArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, r#type, action, flags),)| RemoteDomainSetLifecycleActionArgs {
+                    dom,
+                    r#type,
+                    action,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_compare_hypervisor_cpu_args` (remote_protocol.x:3669)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_compare_hypervisor_cpu_args")]
 pub struct RemoteConnectCompareHypervisorCpuArgs {
     /// XDR: `remote_string emulator`
@@ -8946,16 +18708,56 @@ pub struct RemoteConnectCompareHypervisorCpuArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectCompareHypervisorCpuArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((emulator, arch, machine, virttype, xml_cpu, flags),)| {
+                RemoteConnectCompareHypervisorCpuArgs {
+                    emulator,
+                    arch,
+                    machine,
+                    virttype,
+                    xml_cpu,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_compare_hypervisor_cpu_ret` (remote_protocol.x:3678)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_compare_hypervisor_cpu_ret")]
 pub struct RemoteConnectCompareHypervisorCpuRet {
     /// XDR: `int result`
     pub result: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectCompareHypervisorCpuRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((result,),)| RemoteConnectCompareHypervisorCpuRet { result })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_baseline_hypervisor_cpu_args` (remote_protocol.x:3682)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_baseline_hypervisor_cpu_args")]
 pub struct RemoteConnectBaselineHypervisorCpuArgs {
     /// XDR: `remote_string emulator`
@@ -8995,8 +18797,36 @@ pub struct RemoteConnectBaselineHypervisorCpuArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectBaselineHypervisorCpuArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((emulator, arch, machine, virttype, xml_cp_us, flags),)| {
+                RemoteConnectBaselineHypervisorCpuArgs {
+                    emulator,
+                    arch,
+                    machine,
+                    virttype,
+                    xml_cp_us,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_baseline_hypervisor_cpu_ret` (remote_protocol.x:3691)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_baseline_hypervisor_cpu_ret")]
 pub struct RemoteConnectBaselineHypervisorCpuRet {
     /// XDR: `remote_nonnull_string cpu`
@@ -9007,14 +18837,38 @@ pub struct RemoteConnectBaselineHypervisorCpuRet {
     pub cpu: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectBaselineHypervisorCpuRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((cpu,),)| RemoteConnectBaselineHypervisorCpuRet { cpu })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_node_get_sev_info_args` (remote_protocol.x:3695)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_sev_info_args")]
 pub struct RemoteNodeGetSevInfoArgs {
     /// XDR: `int nparams`
     pub nparams: i32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetSevInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(|((nparams, flags),)| RemoteNodeGetSevInfoArgs { nparams, flags })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_node_get_sev_info_ret` (remote_protocol.x:3700)
@@ -9031,14 +18885,41 @@ pub struct RemoteNodeGetSevInfoRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNodeGetSevInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteNodeGetSevInfoRet { params, nparams })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_launch_security_info_args` (remote_protocol.x:3705)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_launch_security_info_args")]
 pub struct RemoteDomainGetLaunchSecurityInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetLaunchSecurityInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetLaunchSecurityInfoArgs { dom, flags })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_launch_security_info_ret` (remote_protocol.x:3710)
@@ -9051,6 +18932,18 @@ pub struct RemoteDomainGetLaunchSecurityInfoRet {
         deserialize_with = "xdr::limit::deserialize::<64, _, _>"
     )]
     pub params: Vec<RemoteTypedParam>,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetLaunchSecurityInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),),)
+            .prop_map(|((params,),)| RemoteDomainGetLaunchSecurityInfoRet { params })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_set_launch_security_state_args` (remote_protocol.x:3714)
@@ -9069,8 +18962,30 @@ pub struct RemoteDomainSetLaunchSecurityStateArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetLaunchSecurityStateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, params, flags),)| RemoteDomainSetLaunchSecurityStateArgs {
+                    dom,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_binding_lookup_by_port_dev_args` (remote_protocol.x:3722)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_binding_lookup_by_port_dev_args")]
 pub struct RemoteNwfilterBindingLookupByPortDevArgs {
     /// XDR: `remote_nonnull_string name`
@@ -9081,16 +18996,40 @@ pub struct RemoteNwfilterBindingLookupByPortDevArgs {
     pub name: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingLookupByPortDevArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((name,),)| RemoteNwfilterBindingLookupByPortDevArgs { name })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_binding_lookup_by_port_dev_ret` (remote_protocol.x:3726)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_binding_lookup_by_port_dev_ret")]
 pub struct RemoteNwfilterBindingLookupByPortDevRet {
     /// XDR: `remote_nonnull_nwfilter_binding nwfilter`
     pub nwfilter: RemoteNonnullNwfilterBinding,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingLookupByPortDevRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilterBinding>(),),)
+            .prop_map(|((nwfilter,),)| RemoteNwfilterBindingLookupByPortDevRet { nwfilter })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_binding_create_xml_args` (remote_protocol.x:3730)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_binding_create_xml_args")]
 pub struct RemoteNwfilterBindingCreateXmlArgs {
     /// XDR: `remote_nonnull_string xml`
@@ -9103,24 +19042,60 @@ pub struct RemoteNwfilterBindingCreateXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingCreateXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+            .prop_map(|((xml, flags),)| RemoteNwfilterBindingCreateXmlArgs { xml, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_binding_create_xml_ret` (remote_protocol.x:3735)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_binding_create_xml_ret")]
 pub struct RemoteNwfilterBindingCreateXmlRet {
     /// XDR: `remote_nonnull_nwfilter_binding nwfilter`
     pub nwfilter: RemoteNonnullNwfilterBinding,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingCreateXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilterBinding>(),),)
+            .prop_map(|((nwfilter,),)| RemoteNwfilterBindingCreateXmlRet { nwfilter })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_binding_delete_args` (remote_protocol.x:3739)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_binding_delete_args")]
 pub struct RemoteNwfilterBindingDeleteArgs {
     /// XDR: `remote_nonnull_nwfilter_binding nwfilter`
     pub nwfilter: RemoteNonnullNwfilterBinding,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingDeleteArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilterBinding>(),),)
+            .prop_map(|((nwfilter,),)| RemoteNwfilterBindingDeleteArgs { nwfilter })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_binding_get_xml_desc_args` (remote_protocol.x:3743)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_binding_get_xml_desc_args")]
 pub struct RemoteNwfilterBindingGetXmlDescArgs {
     /// XDR: `remote_nonnull_nwfilter_binding nwfilter`
@@ -9129,8 +19104,23 @@ pub struct RemoteNwfilterBindingGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNwfilterBinding>(), any::<u32>()),)
+            .prop_map(|((nwfilter, flags),)| RemoteNwfilterBindingGetXmlDescArgs {
+                nwfilter,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_nwfilter_binding_get_xml_desc_ret` (remote_protocol.x:3748)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_nwfilter_binding_get_xml_desc_ret")]
 pub struct RemoteNwfilterBindingGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -9141,8 +19131,20 @@ pub struct RemoteNwfilterBindingGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteNwfilterBindingGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_list_all_nwfilter_bindings_args` (remote_protocol.x:3752)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_nwfilter_bindings_args")]
 pub struct RemoteConnectListAllNwfilterBindingsArgs {
     /// XDR: `int need_results`
@@ -9151,10 +19153,27 @@ pub struct RemoteConnectListAllNwfilterBindingsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNwfilterBindingsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((need_results, flags),)| RemoteConnectListAllNwfilterBindingsArgs {
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_connect_list_all_nwfilter_bindings_ret` (remote_protocol.x:3757)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_nwfilter_bindings_ret")]
 pub struct RemoteConnectListAllNwfilterBindingsRet {
     /// XDR: `remote_nonnull_nwfilter_binding bindings<REMOTE_NWFILTER_BINDING_LIST_MAX>`
@@ -9167,16 +19186,45 @@ pub struct RemoteConnectListAllNwfilterBindingsRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNwfilterBindingsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullNwfilterBinding>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((bindings, ret),)| RemoteConnectListAllNwfilterBindingsRet { bindings, ret },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_storage_pool_capabilities_args` (remote_protocol.x:3762)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_storage_pool_capabilities_args")]
 pub struct RemoteConnectGetStoragePoolCapabilitiesArgs {
     /// XDR: `unsigned int flags`
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetStoragePoolCapabilitiesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<u32>(),),)
+            .prop_map(|((flags,),)| RemoteConnectGetStoragePoolCapabilitiesArgs { flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_connect_get_storage_pool_capabilities_ret` (remote_protocol.x:3766)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_get_storage_pool_capabilities_ret")]
 pub struct RemoteConnectGetStoragePoolCapabilitiesRet {
     /// XDR: `remote_nonnull_string capabilities`
@@ -9187,8 +19235,22 @@ pub struct RemoteConnectGetStoragePoolCapabilitiesRet {
     pub capabilities: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectGetStoragePoolCapabilitiesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(
+                |((capabilities,),)| RemoteConnectGetStoragePoolCapabilitiesRet { capabilities },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_list_all_ports_args` (remote_protocol.x:3770)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_list_all_ports_args")]
 pub struct RemoteNetworkListAllPortsArgs {
     /// XDR: `remote_nonnull_network network`
@@ -9199,10 +19261,28 @@ pub struct RemoteNetworkListAllPortsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkListAllPortsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetwork>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((network, need_results, flags),)| RemoteNetworkListAllPortsArgs {
+                    network,
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_network_list_all_ports_ret` (remote_protocol.x:3776)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_list_all_ports_ret")]
 pub struct RemoteNetworkListAllPortsRet {
     /// XDR: `remote_nonnull_network_port ports<REMOTE_NETWORK_PORT_LIST_MAX>`
@@ -9215,8 +19295,23 @@ pub struct RemoteNetworkListAllPortsRet {
     pub ret: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkListAllPortsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullNetworkPort>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((ports, ret),)| RemoteNetworkListAllPortsRet { ports, ret })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_port_lookup_by_uuid_args` (remote_protocol.x:3781)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_port_lookup_by_uuid_args")]
 pub struct RemoteNetworkPortLookupByUuidArgs {
     /// XDR: `remote_nonnull_network network`
@@ -9226,16 +19321,44 @@ pub struct RemoteNetworkPortLookupByUuidArgs {
     pub uuid: RemoteUuid,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortLookupByUuidArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullNetwork>(),
+            proptest::collection::vec(any::<u8>(), 16)
+                .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
+        ),)
+            .prop_map(|((network, uuid),)| RemoteNetworkPortLookupByUuidArgs { network, uuid })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_port_lookup_by_uuid_ret` (remote_protocol.x:3786)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_port_lookup_by_uuid_ret")]
 pub struct RemoteNetworkPortLookupByUuidRet {
     /// XDR: `remote_nonnull_network_port port`
     pub port: RemoteNonnullNetworkPort,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortLookupByUuidRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetworkPort>(),),)
+            .prop_map(|((port,),)| RemoteNetworkPortLookupByUuidRet { port })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_port_create_xml_args` (remote_protocol.x:3790)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_port_create_xml_args")]
 pub struct RemoteNetworkPortCreateXmlArgs {
     /// XDR: `remote_nonnull_network network`
@@ -9250,12 +19373,44 @@ pub struct RemoteNetworkPortCreateXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortCreateXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullNetwork>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((network, xml, flags),)| RemoteNetworkPortCreateXmlArgs {
+                network,
+                xml,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_port_create_xml_ret` (remote_protocol.x:3796)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_port_create_xml_ret")]
 pub struct RemoteNetworkPortCreateXmlRet {
     /// XDR: `remote_nonnull_network_port port`
     pub port: RemoteNonnullNetworkPort,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortCreateXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetworkPort>(),),)
+            .prop_map(|((port,),)| RemoteNetworkPortCreateXmlRet { port })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_network_port_set_parameters_args` (remote_protocol.x:3800)
@@ -9274,8 +19429,30 @@ pub struct RemoteNetworkPortSetParametersArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortSetParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullNetworkPort>(),
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((port, params, flags),)| RemoteNetworkPortSetParametersArgs {
+                    port,
+                    params,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_port_get_parameters_args` (remote_protocol.x:3806)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_port_get_parameters_args")]
 pub struct RemoteNetworkPortGetParametersArgs {
     /// XDR: `remote_nonnull_network_port port`
@@ -9284,6 +19461,28 @@ pub struct RemoteNetworkPortGetParametersArgs {
     pub nparams: i32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortGetParametersArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullNetworkPort>(),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((port, nparams, flags),)| RemoteNetworkPortGetParametersArgs {
+                    port,
+                    nparams,
+                    flags,
+                },
+            )
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_network_port_get_parameters_ret` (remote_protocol.x:3812)
@@ -9300,8 +19499,23 @@ pub struct RemoteNetworkPortGetParametersRet {
     pub nparams: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortGetParametersRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((params, nparams),)| RemoteNetworkPortGetParametersRet { params, nparams })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_port_get_xml_desc_args` (remote_protocol.x:3817)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_port_get_xml_desc_args")]
 pub struct RemoteNetworkPortGetXmlDescArgs {
     /// XDR: `remote_nonnull_network_port port`
@@ -9310,8 +19524,20 @@ pub struct RemoteNetworkPortGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetworkPort>(), any::<u32>()),)
+            .prop_map(|((port, flags),)| RemoteNetworkPortGetXmlDescArgs { port, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_port_get_xml_desc_ret` (remote_protocol.x:3822)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_port_get_xml_desc_ret")]
 pub struct RemoteNetworkPortGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -9322,8 +19548,20 @@ pub struct RemoteNetworkPortGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteNetworkPortGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_network_port_delete_args` (remote_protocol.x:3826)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_port_delete_args")]
 pub struct RemoteNetworkPortDeleteArgs {
     /// XDR: `remote_nonnull_network_port port`
@@ -9332,8 +19570,20 @@ pub struct RemoteNetworkPortDeleteArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteNetworkPortDeleteArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullNetworkPort>(), any::<u32>()),)
+            .prop_map(|((port, flags),)| RemoteNetworkPortDeleteArgs { port, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_create_xml_args` (remote_protocol.x:3831)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_create_xml_args")]
 pub struct RemoteDomainCheckpointCreateXmlArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9348,16 +19598,50 @@ pub struct RemoteDomainCheckpointCreateXmlArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointCreateXmlArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, xml_desc, flags),)| RemoteDomainCheckpointCreateXmlArgs {
+                    dom,
+                    xml_desc,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_create_xml_ret` (remote_protocol.x:3837)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_create_xml_ret")]
 pub struct RemoteDomainCheckpointCreateXmlRet {
     /// XDR: `remote_nonnull_domain_checkpoint checkpoint`
     pub checkpoint: RemoteNonnullDomainCheckpoint,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointCreateXmlRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainCheckpoint>(),),)
+            .prop_map(|((checkpoint,),)| RemoteDomainCheckpointCreateXmlRet { checkpoint })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_get_xml_desc_args` (remote_protocol.x:3841)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_get_xml_desc_args")]
 pub struct RemoteDomainCheckpointGetXmlDescArgs {
     /// XDR: `remote_nonnull_domain_checkpoint checkpoint`
@@ -9366,8 +19650,22 @@ pub struct RemoteDomainCheckpointGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainCheckpoint>(), any::<u32>()),)
+            .prop_map(
+                |((checkpoint, flags),)| RemoteDomainCheckpointGetXmlDescArgs { checkpoint, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_get_xml_desc_ret` (remote_protocol.x:3846)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_get_xml_desc_ret")]
 pub struct RemoteDomainCheckpointGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -9378,8 +19676,20 @@ pub struct RemoteDomainCheckpointGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteDomainCheckpointGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_list_all_checkpoints_args` (remote_protocol.x:3850)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_list_all_checkpoints_args")]
 pub struct RemoteDomainListAllCheckpointsArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9390,10 +19700,28 @@ pub struct RemoteDomainListAllCheckpointsArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainListAllCheckpointsArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, need_results, flags),)| RemoteDomainListAllCheckpointsArgs {
+                    dom,
+                    need_results,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_domain_list_all_checkpoints_ret` (remote_protocol.x:3856)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_list_all_checkpoints_ret")]
 pub struct RemoteDomainListAllCheckpointsRet {
     /// XDR: `remote_nonnull_domain_checkpoint checkpoints<REMOTE_DOMAIN_CHECKPOINT_LIST_MAX>`
@@ -9406,8 +19734,26 @@ pub struct RemoteDomainListAllCheckpointsRet {
     pub ret: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainListAllCheckpointsRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullDomainCheckpoint>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(|((checkpoints, ret),)| RemoteDomainListAllCheckpointsRet {
+                checkpoints,
+                ret,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_list_all_children_args` (remote_protocol.x:3861)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_list_all_children_args")]
 pub struct RemoteDomainCheckpointListAllChildrenArgs {
     /// XDR: `remote_nonnull_domain_checkpoint checkpoint`
@@ -9418,10 +19764,32 @@ pub struct RemoteDomainCheckpointListAllChildrenArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointListAllChildrenArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomainCheckpoint>(),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
+            .prop_map(|((checkpoint, need_results, flags),)| {
+                RemoteDomainCheckpointListAllChildrenArgs {
+                    checkpoint,
+                    need_results,
+                    flags,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// insert@1
 ///
 /// XDR: `struct remote_domain_checkpoint_list_all_children_ret` (remote_protocol.x:3867)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_list_all_children_ret")]
 pub struct RemoteDomainCheckpointListAllChildrenRet {
     /// XDR: `remote_nonnull_domain_checkpoint checkpoints<REMOTE_DOMAIN_CHECKPOINT_LIST_MAX>`
@@ -9434,8 +19802,28 @@ pub struct RemoteDomainCheckpointListAllChildrenRet {
     pub ret: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointListAllChildrenRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteNonnullDomainCheckpoint>(), 0..=3),
+            any::<i32>(),
+        ),)
+            .prop_map(
+                |((checkpoints, ret),)| RemoteDomainCheckpointListAllChildrenRet {
+                    checkpoints,
+                    ret,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_lookup_by_name_args` (remote_protocol.x:3872)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_lookup_by_name_args")]
 pub struct RemoteDomainCheckpointLookupByNameArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9450,16 +19838,46 @@ pub struct RemoteDomainCheckpointLookupByNameArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointLookupByNameArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, name, flags),)| RemoteDomainCheckpointLookupByNameArgs { dom, name, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_lookup_by_name_ret` (remote_protocol.x:3878)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_lookup_by_name_ret")]
 pub struct RemoteDomainCheckpointLookupByNameRet {
     /// XDR: `remote_nonnull_domain_checkpoint checkpoint`
     pub checkpoint: RemoteNonnullDomainCheckpoint,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointLookupByNameRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainCheckpoint>(),),)
+            .prop_map(|((checkpoint,),)| RemoteDomainCheckpointLookupByNameRet { checkpoint })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_get_parent_args` (remote_protocol.x:3882)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_get_parent_args")]
 pub struct RemoteDomainCheckpointGetParentArgs {
     /// XDR: `remote_nonnull_domain_checkpoint checkpoint`
@@ -9468,16 +19886,42 @@ pub struct RemoteDomainCheckpointGetParentArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointGetParentArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainCheckpoint>(), any::<u32>()),)
+            .prop_map(
+                |((checkpoint, flags),)| RemoteDomainCheckpointGetParentArgs { checkpoint, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_get_parent_ret` (remote_protocol.x:3887)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_get_parent_ret")]
 pub struct RemoteDomainCheckpointGetParentRet {
     /// XDR: `remote_nonnull_domain_checkpoint parent`
     pub parent: RemoteNonnullDomainCheckpoint,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointGetParentRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainCheckpoint>(),),)
+            .prop_map(|((parent,),)| RemoteDomainCheckpointGetParentRet { parent })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_checkpoint_delete_args` (remote_protocol.x:3891)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_delete_args")]
 pub struct RemoteDomainCheckpointDeleteArgs {
     /// XDR: `remote_nonnull_domain_checkpoint checkpoint`
@@ -9486,8 +19930,23 @@ pub struct RemoteDomainCheckpointDeleteArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointDeleteArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomainCheckpoint>(), any::<u32>()),)
+            .prop_map(|((checkpoint, flags),)| RemoteDomainCheckpointDeleteArgs {
+                checkpoint,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_guest_info_args` (remote_protocol.x:3896)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_guest_info_args")]
 pub struct RemoteDomainGetGuestInfoArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9496,6 +19955,18 @@ pub struct RemoteDomainGetGuestInfoArgs {
     pub types: u32,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetGuestInfoArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, types, flags),)| RemoteDomainGetGuestInfoArgs { dom, types, flags })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_domain_get_guest_info_ret` (remote_protocol.x:3902)
@@ -9508,6 +19979,18 @@ pub struct RemoteDomainGetGuestInfoRet {
         deserialize_with = "xdr::limit::deserialize::<2048, _, _>"
     )]
     pub params: Vec<RemoteTypedParam>,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetGuestInfoRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),),)
+            .prop_map(|((params,),)| RemoteDomainGetGuestInfoRet { params })
+            .boxed()
+    }
 }
 
 /// XDR: `struct remote_connect_set_identity_args` (remote_protocol.x:3906)
@@ -9524,8 +20007,23 @@ pub struct RemoteConnectSetIdentityArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteConnectSetIdentityArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(|((params, flags),)| RemoteConnectSetIdentityArgs { params, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_agent_set_response_timeout_args` (remote_protocol.x:3911)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_agent_set_response_timeout_args")]
 pub struct RemoteDomainAgentSetResponseTimeoutArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9536,16 +20034,46 @@ pub struct RemoteDomainAgentSetResponseTimeoutArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAgentSetResponseTimeoutArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, timeout, flags),)| RemoteDomainAgentSetResponseTimeoutArgs {
+                    dom,
+                    timeout,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_agent_set_response_timeout_ret` (remote_protocol.x:3917)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_agent_set_response_timeout_ret")]
 pub struct RemoteDomainAgentSetResponseTimeoutRet {
     /// XDR: `int result`
     pub result: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAgentSetResponseTimeoutRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((result,),)| RemoteDomainAgentSetResponseTimeoutRet { result })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_backup_begin_args` (remote_protocol.x:3922)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_backup_begin_args")]
 pub struct RemoteDomainBackupBeginArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9566,8 +20094,32 @@ pub struct RemoteDomainBackupBeginArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBackupBeginArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, backup_xml, checkpoint_xml, flags),)| RemoteDomainBackupBeginArgs {
+                    dom,
+                    backup_xml,
+                    checkpoint_xml,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_backup_get_xml_desc_args` (remote_protocol.x:3929)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_backup_get_xml_desc_args")]
 pub struct RemoteDomainBackupGetXmlDescArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9576,8 +20128,20 @@ pub struct RemoteDomainBackupGetXmlDescArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBackupGetXmlDescArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainBackupGetXmlDescArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_backup_get_xml_desc_ret` (remote_protocol.x:3934)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_backup_get_xml_desc_ret")]
 pub struct RemoteDomainBackupGetXmlDescRet {
     /// XDR: `remote_nonnull_string xml`
@@ -9588,8 +20152,20 @@ pub struct RemoteDomainBackupGetXmlDescRet {
     pub xml: RemoteNonnullString,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainBackupGetXmlDescRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+            .prop_map(|((xml,),)| RemoteDomainBackupGetXmlDescRet { xml })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_authorized_ssh_keys_get_args` (remote_protocol.x:3938)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_authorized_ssh_keys_get_args")]
 pub struct RemoteDomainAuthorizedSshKeysGetArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9604,8 +20180,26 @@ pub struct RemoteDomainAuthorizedSshKeysGetArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAuthorizedSshKeysGetArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, user, flags),)| RemoteDomainAuthorizedSshKeysGetArgs { dom, user, flags },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_authorized_ssh_keys_get_ret` (remote_protocol.x:3944)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_authorized_ssh_keys_get_ret")]
 pub struct RemoteDomainAuthorizedSshKeysGetRet {
     /// XDR: `remote_nonnull_string keys<REMOTE_DOMAIN_AUTHORIZED_SSH_KEYS_MAX>`
@@ -9616,8 +20210,20 @@ pub struct RemoteDomainAuthorizedSshKeysGetRet {
     pub keys: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAuthorizedSshKeysGetRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((keys,),)| RemoteDomainAuthorizedSshKeysGetRet { keys })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_authorized_ssh_keys_set_args` (remote_protocol.x:3948)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_authorized_ssh_keys_set_args")]
 pub struct RemoteDomainAuthorizedSshKeysSetArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9638,8 +20244,32 @@ pub struct RemoteDomainAuthorizedSshKeysSetArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainAuthorizedSshKeysSetArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            any::<u32>(),
+        ),)
+            .prop_map(
+                |((dom, user, keys, flags),)| RemoteDomainAuthorizedSshKeysSetArgs {
+                    dom,
+                    user,
+                    keys,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_messages_args` (remote_protocol.x:3955)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_messages_args")]
 pub struct RemoteDomainGetMessagesArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9648,8 +20278,20 @@ pub struct RemoteDomainGetMessagesArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMessagesArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>()),)
+            .prop_map(|((dom, flags),)| RemoteDomainGetMessagesArgs { dom, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_messages_ret` (remote_protocol.x:3960)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_messages_ret")]
 pub struct RemoteDomainGetMessagesRet {
     /// XDR: `remote_nonnull_string msgs<REMOTE_DOMAIN_MESSAGES_MAX>`
@@ -9660,8 +20302,20 @@ pub struct RemoteDomainGetMessagesRet {
     pub msgs: Vec<RemoteNonnullString>,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetMessagesRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+            .prop_map(|((msgs,),)| RemoteDomainGetMessagesRet { msgs })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_start_dirty_rate_calc_args` (remote_protocol.x:3964)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_start_dirty_rate_calc_args")]
 pub struct RemoteDomainStartDirtyRateCalcArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9672,8 +20326,26 @@ pub struct RemoteDomainStartDirtyRateCalcArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainStartDirtyRateCalcArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>(), any::<u32>()),)
+            .prop_map(
+                |((dom, seconds, flags),)| RemoteDomainStartDirtyRateCalcArgs {
+                    dom,
+                    seconds,
+                    flags,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_graphics_reload_args` (remote_protocol.x:3970)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_graphics_reload_args")]
 pub struct RemoteDomainGraphicsReloadArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9684,8 +20356,24 @@ pub struct RemoteDomainGraphicsReloadArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGraphicsReloadArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<u32>(), any::<u32>()),)
+            .prop_map(|((dom, r#type, flags),)| RemoteDomainGraphicsReloadArgs {
+                dom,
+                r#type,
+                flags,
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_memory_device_size_change_msg` (remote_protocol.x:3976)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_memory_device_size_change_msg")]
 pub struct RemoteDomainEventMemoryDeviceSizeChangeMsg {
     /// XDR: `int callbackID`
@@ -9703,8 +20391,32 @@ pub struct RemoteDomainEventMemoryDeviceSizeChangeMsg {
     pub size: u64,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventMemoryDeviceSizeChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u64>(),
+        ),)
+            .prop_map(|((callback_id, dom, alias, size),)| {
+                RemoteDomainEventMemoryDeviceSizeChangeMsg {
+                    callback_id,
+                    dom,
+                    alias,
+                    size,
+                }
+            })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_fd_associate_args` (remote_protocol.x:3984)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_fd_associate_args")]
 pub struct RemoteDomainFdAssociateArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9719,24 +20431,64 @@ pub struct RemoteDomainFdAssociateArgs {
     pub flags: u32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainFdAssociateArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            any::<u32>(),
+        ),)
+            .prop_map(|((dom, name, flags),)| RemoteDomainFdAssociateArgs { dom, name, flags })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_autostart_once_args` (remote_protocol.x:3990)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_autostart_once_args")]
 pub struct RemoteDomainGetAutostartOnceArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetAutostartOnceArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(),),)
+            .prop_map(|((dom,),)| RemoteDomainGetAutostartOnceArgs { dom })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_get_autostart_once_ret` (remote_protocol.x:3994)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_autostart_once_ret")]
 pub struct RemoteDomainGetAutostartOnceRet {
     /// XDR: `int autostart`
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainGetAutostartOnceRet {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i32>(),),)
+            .prop_map(|((autostart,),)| RemoteDomainGetAutostartOnceRet { autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_set_autostart_once_args` (remote_protocol.x:3998)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_set_autostart_once_args")]
 pub struct RemoteDomainSetAutostartOnceArgs {
     /// XDR: `remote_nonnull_domain dom`
@@ -9745,8 +20497,20 @@ pub struct RemoteDomainSetAutostartOnceArgs {
     pub autostart: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainSetAutostartOnceArgs {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<RemoteNonnullDomain>(), any::<i32>()),)
+            .prop_map(|((dom, autostart),)| RemoteDomainSetAutostartOnceArgs { dom, autostart })
+            .boxed()
+    }
+}
+
 /// XDR: `struct remote_domain_event_nic_mac_change_msg` (remote_protocol.x:4003)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_event_nic_mac_change_msg")]
 pub struct RemoteDomainEventNicMacChangeMsg {
     /// XDR: `int callbackID`
@@ -9774,6 +20538,32 @@ pub struct RemoteDomainEventNicMacChangeMsg {
     )]
     #[serde(rename = "newMAC")]
     pub new_mac: RemoteNonnullString,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for RemoteDomainEventNicMacChangeMsg {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<i32>(),
+            any::<RemoteNonnullDomain>(),
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            "[a-zA-Z0-9 _./:-]{0,8}",
+        ),)
+            .prop_map(|((callback_id, dom, alias, old_mac, new_mac),)| {
+                RemoteDomainEventNicMacChangeMsg {
+                    callback_id,
+                    dom,
+                    alias,
+                    old_mac,
+                    new_mac,
+                }
+            })
+            .boxed()
+    }
 }
 
 /// Define the program number, protocol version and procedure numbers here.
@@ -12185,6 +22975,2800 @@ impl<'de> serde::Deserialize<'de> for Procedure {
             )
         })
     }
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for Procedure {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::sample::select(Self::ALL).boxed()
+    }
+}
+
+/// Round-trips `cases` random values of every struct, enum and union of this module
+/// through XDR (decode(encode(x)) == x); returns how many types were checked.
+#[cfg(feature = "arbitrary")]
+pub fn roundtrip_all(cases: u32) -> Result<usize, String> {
+    crate::program::__private::roundtrip::<RemoteNonnullDomain>("remote_nonnull_domain", cases)?;
+    crate::program::__private::roundtrip::<RemoteNonnullNetwork>("remote_nonnull_network", cases)?;
+    crate::program::__private::roundtrip::<RemoteNonnullNetworkPort>(
+        "remote_nonnull_network_port",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNonnullNwfilter>(
+        "remote_nonnull_nwfilter",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNonnullNwfilterBinding>(
+        "remote_nonnull_nwfilter_binding",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNonnullInterface>(
+        "remote_nonnull_interface",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNonnullStoragePool>(
+        "remote_nonnull_storage_pool",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNonnullStorageVol>(
+        "remote_nonnull_storage_vol",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNonnullNodeDevice>(
+        "remote_nonnull_node_device",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNonnullSecret>("remote_nonnull_secret", cases)?;
+    crate::program::__private::roundtrip::<RemoteNonnullDomainCheckpoint>(
+        "remote_nonnull_domain_checkpoint",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNonnullDomainSnapshot>(
+        "remote_nonnull_domain_snapshot",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteError>("remote_error", cases)?;
+    crate::program::__private::roundtrip::<RemoteAuthType>("remote_auth_type", cases)?;
+    crate::program::__private::roundtrip::<RemoteVcpuInfo>("remote_vcpu_info", cases)?;
+    crate::program::__private::roundtrip::<RemoteTypedParamValue>(
+        "remote_typed_param_value",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteTypedParam>("remote_typed_param", cases)?;
+    crate::program::__private::roundtrip::<RemoteNodeGetCpuStats>(
+        "remote_node_get_cpu_stats",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetMemoryStats>(
+        "remote_node_get_memory_stats",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDiskError>(
+        "remote_domain_disk_error",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectOpenArgs>(
+        "remote_connect_open_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectSupportsFeatureArgs>(
+        "remote_connect_supports_feature_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectSupportsFeatureRet>(
+        "remote_connect_supports_feature_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetTypeRet>(
+        "remote_connect_get_type_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetVersionRet>(
+        "remote_connect_get_version_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetLibVersionRet>(
+        "remote_connect_get_lib_version_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetHostnameRet>(
+        "remote_connect_get_hostname_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetSysinfoArgs>(
+        "remote_connect_get_sysinfo_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetSysinfoRet>(
+        "remote_connect_get_sysinfo_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetUriRet>(
+        "remote_connect_get_uri_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetMaxVcpusArgs>(
+        "remote_connect_get_max_vcpus_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetMaxVcpusRet>(
+        "remote_connect_get_max_vcpus_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetInfoRet>(
+        "remote_node_get_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetCapabilitiesRet>(
+        "remote_connect_get_capabilities_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetDomainCapabilitiesArgs>(
+        "remote_connect_get_domain_capabilities_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetDomainCapabilitiesRet>(
+        "remote_connect_get_domain_capabilities_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetCpuStatsArgs>(
+        "remote_node_get_cpu_stats_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetCpuStatsRet>(
+        "remote_node_get_cpu_stats_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetMemoryStatsArgs>(
+        "remote_node_get_memory_stats_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetMemoryStatsRet>(
+        "remote_node_get_memory_stats_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetCellsFreeMemoryArgs>(
+        "remote_node_get_cells_free_memory_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetCellsFreeMemoryRet>(
+        "remote_node_get_cells_free_memory_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetFreeMemoryRet>(
+        "remote_node_get_free_memory_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSchedulerTypeArgs>(
+        "remote_domain_get_scheduler_type_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSchedulerTypeRet>(
+        "remote_domain_get_scheduler_type_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSchedulerParametersArgs>(
+        "remote_domain_get_scheduler_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSchedulerParametersRet>(
+        "remote_domain_get_scheduler_parameters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSchedulerParametersFlagsArgs>(
+        "remote_domain_get_scheduler_parameters_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSchedulerParametersFlagsRet>(
+        "remote_domain_get_scheduler_parameters_flags_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetSchedulerParametersArgs>(
+        "remote_domain_set_scheduler_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetSchedulerParametersFlagsArgs>(
+        "remote_domain_set_scheduler_parameters_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetBlkioParametersArgs>(
+        "remote_domain_set_blkio_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetBlkioParametersArgs>(
+        "remote_domain_get_blkio_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetBlkioParametersRet>(
+        "remote_domain_get_blkio_parameters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetMemoryParametersArgs>(
+        "remote_domain_set_memory_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMemoryParametersArgs>(
+        "remote_domain_get_memory_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMemoryParametersRet>(
+        "remote_domain_get_memory_parameters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockResizeArgs>(
+        "remote_domain_block_resize_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetNumaParametersArgs>(
+        "remote_domain_set_numa_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetNumaParametersArgs>(
+        "remote_domain_get_numa_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetNumaParametersRet>(
+        "remote_domain_get_numa_parameters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetPerfEventsArgs>(
+        "remote_domain_set_perf_events_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetPerfEventsArgs>(
+        "remote_domain_get_perf_events_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetPerfEventsRet>(
+        "remote_domain_get_perf_events_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockStatsArgs>(
+        "remote_domain_block_stats_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockStatsRet>(
+        "remote_domain_block_stats_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockStatsFlagsArgs>(
+        "remote_domain_block_stats_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockStatsFlagsRet>(
+        "remote_domain_block_stats_flags_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainInterfaceStatsArgs>(
+        "remote_domain_interface_stats_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainInterfaceStatsRet>(
+        "remote_domain_interface_stats_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetInterfaceParametersArgs>(
+        "remote_domain_set_interface_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetInterfaceParametersArgs>(
+        "remote_domain_get_interface_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetInterfaceParametersRet>(
+        "remote_domain_get_interface_parameters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMemoryStatsArgs>(
+        "remote_domain_memory_stats_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMemoryStat>(
+        "remote_domain_memory_stat",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMemoryStatsRet>(
+        "remote_domain_memory_stats_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockPeekArgs>(
+        "remote_domain_block_peek_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockPeekRet>(
+        "remote_domain_block_peek_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMemoryPeekArgs>(
+        "remote_domain_memory_peek_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMemoryPeekRet>(
+        "remote_domain_memory_peek_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetBlockInfoArgs>(
+        "remote_domain_get_block_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetBlockInfoRet>(
+        "remote_domain_get_block_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDomainsArgs>(
+        "remote_connect_list_domains_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDomainsRet>(
+        "remote_connect_list_domains_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfDomainsRet>(
+        "remote_connect_num_of_domains_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCreateXmlArgs>(
+        "remote_domain_create_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCreateXmlRet>(
+        "remote_domain_create_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCreateXmlWithFilesArgs>(
+        "remote_domain_create_xml_with_files_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCreateXmlWithFilesRet>(
+        "remote_domain_create_xml_with_files_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainLookupByIdArgs>(
+        "remote_domain_lookup_by_id_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainLookupByIdRet>(
+        "remote_domain_lookup_by_id_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainLookupByUuidArgs>(
+        "remote_domain_lookup_by_uuid_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainLookupByUuidRet>(
+        "remote_domain_lookup_by_uuid_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainLookupByNameArgs>(
+        "remote_domain_lookup_by_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainLookupByNameRet>(
+        "remote_domain_lookup_by_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSuspendArgs>(
+        "remote_domain_suspend_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainResumeArgs>(
+        "remote_domain_resume_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainPmSuspendForDurationArgs>(
+        "remote_domain_pm_suspend_for_duration_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainPmWakeupArgs>(
+        "remote_domain_pm_wakeup_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainShutdownArgs>(
+        "remote_domain_shutdown_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainRebootArgs>(
+        "remote_domain_reboot_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainResetArgs>(
+        "remote_domain_reset_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDestroyArgs>(
+        "remote_domain_destroy_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDestroyFlagsArgs>(
+        "remote_domain_destroy_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetOsTypeArgs>(
+        "remote_domain_get_os_type_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetOsTypeRet>(
+        "remote_domain_get_os_type_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMaxMemoryArgs>(
+        "remote_domain_get_max_memory_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMaxMemoryRet>(
+        "remote_domain_get_max_memory_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetMaxMemoryArgs>(
+        "remote_domain_set_max_memory_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetMemoryArgs>(
+        "remote_domain_set_memory_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetMemoryFlagsArgs>(
+        "remote_domain_set_memory_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetMemoryStatsPeriodArgs>(
+        "remote_domain_set_memory_stats_period_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetInfoArgs>(
+        "remote_domain_get_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetInfoRet>(
+        "remote_domain_get_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSaveArgs>("remote_domain_save_args", cases)?;
+    crate::program::__private::roundtrip::<RemoteDomainSaveFlagsArgs>(
+        "remote_domain_save_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSaveParamsArgs>(
+        "remote_domain_save_params_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainRestoreArgs>(
+        "remote_domain_restore_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainRestoreFlagsArgs>(
+        "remote_domain_restore_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainRestoreParamsArgs>(
+        "remote_domain_restore_params_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSaveImageGetXmlDescArgs>(
+        "remote_domain_save_image_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSaveImageGetXmlDescRet>(
+        "remote_domain_save_image_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSaveImageDefineXmlArgs>(
+        "remote_domain_save_image_define_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCoreDumpArgs>(
+        "remote_domain_core_dump_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCoreDumpWithFormatArgs>(
+        "remote_domain_core_dump_with_format_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainScreenshotArgs>(
+        "remote_domain_screenshot_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainScreenshotRet>(
+        "remote_domain_screenshot_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetXmlDescArgs>(
+        "remote_domain_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetXmlDescRet>(
+        "remote_domain_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepareArgs>(
+        "remote_domain_migrate_prepare_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepareRet>(
+        "remote_domain_migrate_prepare_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePerformArgs>(
+        "remote_domain_migrate_perform_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateFinishArgs>(
+        "remote_domain_migrate_finish_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateFinishRet>(
+        "remote_domain_migrate_finish_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepare2Args>(
+        "remote_domain_migrate_prepare2_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepare2Ret>(
+        "remote_domain_migrate_prepare2_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateFinish2Args>(
+        "remote_domain_migrate_finish2_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateFinish2Ret>(
+        "remote_domain_migrate_finish2_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDefinedDomainsArgs>(
+        "remote_connect_list_defined_domains_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDefinedDomainsRet>(
+        "remote_connect_list_defined_domains_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfDefinedDomainsRet>(
+        "remote_connect_num_of_defined_domains_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCreateArgs>(
+        "remote_domain_create_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCreateWithFlagsArgs>(
+        "remote_domain_create_with_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCreateWithFlagsRet>(
+        "remote_domain_create_with_flags_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCreateWithFilesArgs>(
+        "remote_domain_create_with_files_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCreateWithFilesRet>(
+        "remote_domain_create_with_files_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDefineXmlArgs>(
+        "remote_domain_define_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDefineXmlRet>(
+        "remote_domain_define_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDefineXmlFlagsArgs>(
+        "remote_domain_define_xml_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDefineXmlFlagsRet>(
+        "remote_domain_define_xml_flags_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainUndefineArgs>(
+        "remote_domain_undefine_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainUndefineFlagsArgs>(
+        "remote_domain_undefine_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainInjectNmiArgs>(
+        "remote_domain_inject_nmi_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSendKeyArgs>(
+        "remote_domain_send_key_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSendProcessSignalArgs>(
+        "remote_domain_send_process_signal_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetVcpusArgs>(
+        "remote_domain_set_vcpus_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetVcpusFlagsArgs>(
+        "remote_domain_set_vcpus_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetVcpusFlagsArgs>(
+        "remote_domain_get_vcpus_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetVcpusFlagsRet>(
+        "remote_domain_get_vcpus_flags_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainPinVcpuArgs>(
+        "remote_domain_pin_vcpu_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainPinVcpuFlagsArgs>(
+        "remote_domain_pin_vcpu_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetVcpuPinInfoArgs>(
+        "remote_domain_get_vcpu_pin_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetVcpuPinInfoRet>(
+        "remote_domain_get_vcpu_pin_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainPinEmulatorArgs>(
+        "remote_domain_pin_emulator_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetEmulatorPinInfoArgs>(
+        "remote_domain_get_emulator_pin_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetEmulatorPinInfoRet>(
+        "remote_domain_get_emulator_pin_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetVcpusArgs>(
+        "remote_domain_get_vcpus_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetVcpusRet>(
+        "remote_domain_get_vcpus_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMaxVcpusArgs>(
+        "remote_domain_get_max_vcpus_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMaxVcpusRet>(
+        "remote_domain_get_max_vcpus_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainIothreadInfo>(
+        "remote_domain_iothread_info",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetIothreadInfoArgs>(
+        "remote_domain_get_iothread_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetIothreadInfoRet>(
+        "remote_domain_get_iothread_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainPinIothreadArgs>(
+        "remote_domain_pin_iothread_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAddIothreadArgs>(
+        "remote_domain_add_iothread_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDelIothreadArgs>(
+        "remote_domain_del_iothread_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetIothreadParamsArgs>(
+        "remote_domain_set_iothread_params_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSecurityLabelArgs>(
+        "remote_domain_get_security_label_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSecurityLabelRet>(
+        "remote_domain_get_security_label_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSecurityLabelListArgs>(
+        "remote_domain_get_security_label_list_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetSecurityLabelListRet>(
+        "remote_domain_get_security_label_list_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetSecurityModelRet>(
+        "remote_node_get_security_model_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAttachDeviceArgs>(
+        "remote_domain_attach_device_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAttachDeviceFlagsArgs>(
+        "remote_domain_attach_device_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDetachDeviceArgs>(
+        "remote_domain_detach_device_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDetachDeviceFlagsArgs>(
+        "remote_domain_detach_device_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainUpdateDeviceFlagsArgs>(
+        "remote_domain_update_device_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDetachDeviceAliasArgs>(
+        "remote_domain_detach_device_alias_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetAutostartArgs>(
+        "remote_domain_get_autostart_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetAutostartRet>(
+        "remote_domain_get_autostart_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetAutostartArgs>(
+        "remote_domain_set_autostart_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetMetadataArgs>(
+        "remote_domain_set_metadata_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMetadataArgs>(
+        "remote_domain_get_metadata_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMetadataRet>(
+        "remote_domain_get_metadata_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockJobAbortArgs>(
+        "remote_domain_block_job_abort_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetBlockJobInfoArgs>(
+        "remote_domain_get_block_job_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetBlockJobInfoRet>(
+        "remote_domain_get_block_job_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockJobSetSpeedArgs>(
+        "remote_domain_block_job_set_speed_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockPullArgs>(
+        "remote_domain_block_pull_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockRebaseArgs>(
+        "remote_domain_block_rebase_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockCopyArgs>(
+        "remote_domain_block_copy_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBlockCommitArgs>(
+        "remote_domain_block_commit_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetBlockIoTuneArgs>(
+        "remote_domain_set_block_io_tune_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetBlockIoTuneArgs>(
+        "remote_domain_get_block_io_tune_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetBlockIoTuneRet>(
+        "remote_domain_get_block_io_tune_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetThrottleGroupArgs>(
+        "remote_domain_set_throttle_group_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainDelThrottleGroupArgs>(
+        "remote_domain_del_throttle_group_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetCpuStatsArgs>(
+        "remote_domain_get_cpu_stats_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetCpuStatsRet>(
+        "remote_domain_get_cpu_stats_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetHostnameArgs>(
+        "remote_domain_get_hostname_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetHostnameRet>(
+        "remote_domain_get_hostname_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfNetworksRet>(
+        "remote_connect_num_of_networks_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListNetworksArgs>(
+        "remote_connect_list_networks_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListNetworksRet>(
+        "remote_connect_list_networks_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfDefinedNetworksRet>(
+        "remote_connect_num_of_defined_networks_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDefinedNetworksArgs>(
+        "remote_connect_list_defined_networks_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDefinedNetworksRet>(
+        "remote_connect_list_defined_networks_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkLookupByUuidArgs>(
+        "remote_network_lookup_by_uuid_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkLookupByUuidRet>(
+        "remote_network_lookup_by_uuid_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkLookupByNameArgs>(
+        "remote_network_lookup_by_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkLookupByNameRet>(
+        "remote_network_lookup_by_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkCreateXmlArgs>(
+        "remote_network_create_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkCreateXmlRet>(
+        "remote_network_create_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkCreateXmlFlagsArgs>(
+        "remote_network_create_xml_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkCreateXmlFlagsRet>(
+        "remote_network_create_xml_flags_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkDefineXmlArgs>(
+        "remote_network_define_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkDefineXmlRet>(
+        "remote_network_define_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkDefineXmlFlagsArgs>(
+        "remote_network_define_xml_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkDefineXmlFlagsRet>(
+        "remote_network_define_xml_flags_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkUndefineArgs>(
+        "remote_network_undefine_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkUpdateArgs>(
+        "remote_network_update_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkCreateArgs>(
+        "remote_network_create_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkDestroyArgs>(
+        "remote_network_destroy_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetXmlDescArgs>(
+        "remote_network_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetXmlDescRet>(
+        "remote_network_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetBridgeNameArgs>(
+        "remote_network_get_bridge_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetBridgeNameRet>(
+        "remote_network_get_bridge_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetAutostartArgs>(
+        "remote_network_get_autostart_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetAutostartRet>(
+        "remote_network_get_autostart_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkSetAutostartArgs>(
+        "remote_network_set_autostart_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfNwfiltersRet>(
+        "remote_connect_num_of_nwfilters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListNwfiltersArgs>(
+        "remote_connect_list_nwfilters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListNwfiltersRet>(
+        "remote_connect_list_nwfilters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterLookupByUuidArgs>(
+        "remote_nwfilter_lookup_by_uuid_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterLookupByUuidRet>(
+        "remote_nwfilter_lookup_by_uuid_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterLookupByNameArgs>(
+        "remote_nwfilter_lookup_by_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterLookupByNameRet>(
+        "remote_nwfilter_lookup_by_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterDefineXmlArgs>(
+        "remote_nwfilter_define_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterDefineXmlRet>(
+        "remote_nwfilter_define_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterDefineXmlFlagsArgs>(
+        "remote_nwfilter_define_xml_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterDefineXmlFlagsRet>(
+        "remote_nwfilter_define_xml_flags_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterUndefineArgs>(
+        "remote_nwfilter_undefine_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterGetXmlDescArgs>(
+        "remote_nwfilter_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterGetXmlDescRet>(
+        "remote_nwfilter_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfInterfacesRet>(
+        "remote_connect_num_of_interfaces_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListInterfacesArgs>(
+        "remote_connect_list_interfaces_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListInterfacesRet>(
+        "remote_connect_list_interfaces_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfDefinedInterfacesRet>(
+        "remote_connect_num_of_defined_interfaces_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDefinedInterfacesArgs>(
+        "remote_connect_list_defined_interfaces_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDefinedInterfacesRet>(
+        "remote_connect_list_defined_interfaces_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceLookupByNameArgs>(
+        "remote_interface_lookup_by_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceLookupByNameRet>(
+        "remote_interface_lookup_by_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceLookupByMacStringArgs>(
+        "remote_interface_lookup_by_mac_string_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceLookupByMacStringRet>(
+        "remote_interface_lookup_by_mac_string_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceGetXmlDescArgs>(
+        "remote_interface_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceGetXmlDescRet>(
+        "remote_interface_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceDefineXmlArgs>(
+        "remote_interface_define_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceDefineXmlRet>(
+        "remote_interface_define_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceUndefineArgs>(
+        "remote_interface_undefine_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceCreateArgs>(
+        "remote_interface_create_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceDestroyArgs>(
+        "remote_interface_destroy_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceChangeBeginArgs>(
+        "remote_interface_change_begin_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceChangeCommitArgs>(
+        "remote_interface_change_commit_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceChangeRollbackArgs>(
+        "remote_interface_change_rollback_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteAuthListRet>("remote_auth_list_ret", cases)?;
+    crate::program::__private::roundtrip::<RemoteAuthSaslInitRet>(
+        "remote_auth_sasl_init_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteAuthSaslStartArgs>(
+        "remote_auth_sasl_start_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteAuthSaslStartRet>(
+        "remote_auth_sasl_start_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteAuthSaslStepArgs>(
+        "remote_auth_sasl_step_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteAuthSaslStepRet>(
+        "remote_auth_sasl_step_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteAuthPolkitRet>("remote_auth_polkit_ret", cases)?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfStoragePoolsRet>(
+        "remote_connect_num_of_storage_pools_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListStoragePoolsArgs>(
+        "remote_connect_list_storage_pools_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListStoragePoolsRet>(
+        "remote_connect_list_storage_pools_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfDefinedStoragePoolsRet>(
+        "remote_connect_num_of_defined_storage_pools_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDefinedStoragePoolsArgs>(
+        "remote_connect_list_defined_storage_pools_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListDefinedStoragePoolsRet>(
+        "remote_connect_list_defined_storage_pools_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectFindStoragePoolSourcesArgs>(
+        "remote_connect_find_storage_pool_sources_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectFindStoragePoolSourcesRet>(
+        "remote_connect_find_storage_pool_sources_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolLookupByUuidArgs>(
+        "remote_storage_pool_lookup_by_uuid_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolLookupByUuidRet>(
+        "remote_storage_pool_lookup_by_uuid_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolLookupByNameArgs>(
+        "remote_storage_pool_lookup_by_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolLookupByNameRet>(
+        "remote_storage_pool_lookup_by_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolLookupByVolumeArgs>(
+        "remote_storage_pool_lookup_by_volume_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolLookupByVolumeRet>(
+        "remote_storage_pool_lookup_by_volume_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolLookupByTargetPathArgs>(
+        "remote_storage_pool_lookup_by_target_path_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolLookupByTargetPathRet>(
+        "remote_storage_pool_lookup_by_target_path_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolCreateXmlArgs>(
+        "remote_storage_pool_create_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolCreateXmlRet>(
+        "remote_storage_pool_create_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolDefineXmlArgs>(
+        "remote_storage_pool_define_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolDefineXmlRet>(
+        "remote_storage_pool_define_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolBuildArgs>(
+        "remote_storage_pool_build_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolUndefineArgs>(
+        "remote_storage_pool_undefine_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolCreateArgs>(
+        "remote_storage_pool_create_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolDestroyArgs>(
+        "remote_storage_pool_destroy_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolDeleteArgs>(
+        "remote_storage_pool_delete_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolRefreshArgs>(
+        "remote_storage_pool_refresh_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolGetXmlDescArgs>(
+        "remote_storage_pool_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolGetXmlDescRet>(
+        "remote_storage_pool_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolGetInfoArgs>(
+        "remote_storage_pool_get_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolGetInfoRet>(
+        "remote_storage_pool_get_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolGetAutostartArgs>(
+        "remote_storage_pool_get_autostart_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolGetAutostartRet>(
+        "remote_storage_pool_get_autostart_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolSetAutostartArgs>(
+        "remote_storage_pool_set_autostart_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolNumOfVolumesArgs>(
+        "remote_storage_pool_num_of_volumes_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolNumOfVolumesRet>(
+        "remote_storage_pool_num_of_volumes_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolListVolumesArgs>(
+        "remote_storage_pool_list_volumes_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolListVolumesRet>(
+        "remote_storage_pool_list_volumes_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolLookupByNameArgs>(
+        "remote_storage_vol_lookup_by_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolLookupByNameRet>(
+        "remote_storage_vol_lookup_by_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolLookupByKeyArgs>(
+        "remote_storage_vol_lookup_by_key_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolLookupByKeyRet>(
+        "remote_storage_vol_lookup_by_key_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolLookupByPathArgs>(
+        "remote_storage_vol_lookup_by_path_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolLookupByPathRet>(
+        "remote_storage_vol_lookup_by_path_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolCreateXmlArgs>(
+        "remote_storage_vol_create_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolCreateXmlRet>(
+        "remote_storage_vol_create_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolCreateXmlFromArgs>(
+        "remote_storage_vol_create_xml_from_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolCreateXmlFromRet>(
+        "remote_storage_vol_create_xml_from_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolDeleteArgs>(
+        "remote_storage_vol_delete_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolWipeArgs>(
+        "remote_storage_vol_wipe_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolWipePatternArgs>(
+        "remote_storage_vol_wipe_pattern_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolGetXmlDescArgs>(
+        "remote_storage_vol_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolGetXmlDescRet>(
+        "remote_storage_vol_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolGetInfoArgs>(
+        "remote_storage_vol_get_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolGetInfoRet>(
+        "remote_storage_vol_get_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolGetInfoFlagsArgs>(
+        "remote_storage_vol_get_info_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolGetInfoFlagsRet>(
+        "remote_storage_vol_get_info_flags_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolGetPathArgs>(
+        "remote_storage_vol_get_path_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolGetPathRet>(
+        "remote_storage_vol_get_path_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolResizeArgs>(
+        "remote_storage_vol_resize_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeNumOfDevicesArgs>(
+        "remote_node_num_of_devices_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeNumOfDevicesRet>(
+        "remote_node_num_of_devices_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeListDevicesArgs>(
+        "remote_node_list_devices_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeListDevicesRet>(
+        "remote_node_list_devices_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceLookupByNameArgs>(
+        "remote_node_device_lookup_by_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceLookupByNameRet>(
+        "remote_node_device_lookup_by_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceLookupScsiHostByWwnArgs>(
+        "remote_node_device_lookup_scsi_host_by_wwn_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceLookupScsiHostByWwnRet>(
+        "remote_node_device_lookup_scsi_host_by_wwn_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceGetXmlDescArgs>(
+        "remote_node_device_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceGetXmlDescRet>(
+        "remote_node_device_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceGetParentArgs>(
+        "remote_node_device_get_parent_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceGetParentRet>(
+        "remote_node_device_get_parent_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceNumOfCapsArgs>(
+        "remote_node_device_num_of_caps_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceNumOfCapsRet>(
+        "remote_node_device_num_of_caps_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceListCapsArgs>(
+        "remote_node_device_list_caps_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceListCapsRet>(
+        "remote_node_device_list_caps_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceDettachArgs>(
+        "remote_node_device_dettach_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceDetachFlagsArgs>(
+        "remote_node_device_detach_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceReAttachArgs>(
+        "remote_node_device_re_attach_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceResetArgs>(
+        "remote_node_device_reset_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceCreateXmlArgs>(
+        "remote_node_device_create_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceCreateXmlRet>(
+        "remote_node_device_create_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceDestroyArgs>(
+        "remote_node_device_destroy_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceDefineXmlArgs>(
+        "remote_node_device_define_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceDefineXmlRet>(
+        "remote_node_device_define_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceUndefineArgs>(
+        "remote_node_device_undefine_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceCreateArgs>(
+        "remote_node_device_create_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceGetAutostartArgs>(
+        "remote_node_device_get_autostart_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceGetAutostartRet>(
+        "remote_node_device_get_autostart_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceSetAutostartArgs>(
+        "remote_node_device_set_autostart_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceIsPersistentArgs>(
+        "remote_node_device_is_persistent_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceIsPersistentRet>(
+        "remote_node_device_is_persistent_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceIsActiveArgs>(
+        "remote_node_device_is_active_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceIsActiveRet>(
+        "remote_node_device_is_active_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceUpdateArgs>(
+        "remote_node_device_update_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainEventRegisterRet>(
+        "remote_connect_domain_event_register_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainEventDeregisterRet>(
+        "remote_connect_domain_event_deregister_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventLifecycleMsg>(
+        "remote_domain_event_lifecycle_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackLifecycleMsg>(
+        "remote_domain_event_callback_lifecycle_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainXmlFromNativeArgs>(
+        "remote_connect_domain_xml_from_native_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainXmlFromNativeRet>(
+        "remote_connect_domain_xml_from_native_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainXmlToNativeArgs>(
+        "remote_connect_domain_xml_to_native_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainXmlToNativeRet>(
+        "remote_connect_domain_xml_to_native_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNumOfSecretsRet>(
+        "remote_connect_num_of_secrets_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListSecretsArgs>(
+        "remote_connect_list_secrets_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListSecretsRet>(
+        "remote_connect_list_secrets_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretLookupByUuidArgs>(
+        "remote_secret_lookup_by_uuid_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretLookupByUuidRet>(
+        "remote_secret_lookup_by_uuid_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretDefineXmlArgs>(
+        "remote_secret_define_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretDefineXmlRet>(
+        "remote_secret_define_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretGetXmlDescArgs>(
+        "remote_secret_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretGetXmlDescRet>(
+        "remote_secret_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretSetValueArgs>(
+        "remote_secret_set_value_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretGetValueArgs>(
+        "remote_secret_get_value_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretGetValueRet>(
+        "remote_secret_get_value_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretUndefineArgs>(
+        "remote_secret_undefine_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretLookupByUsageArgs>(
+        "remote_secret_lookup_by_usage_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretLookupByUsageRet>(
+        "remote_secret_lookup_by_usage_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepareTunnelArgs>(
+        "remote_domain_migrate_prepare_tunnel_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectIsSecureRet>(
+        "remote_connect_is_secure_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainIsActiveArgs>(
+        "remote_domain_is_active_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainIsActiveRet>(
+        "remote_domain_is_active_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainIsPersistentArgs>(
+        "remote_domain_is_persistent_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainIsPersistentRet>(
+        "remote_domain_is_persistent_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainIsUpdatedArgs>(
+        "remote_domain_is_updated_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainIsUpdatedRet>(
+        "remote_domain_is_updated_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkIsActiveArgs>(
+        "remote_network_is_active_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkIsActiveRet>(
+        "remote_network_is_active_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkIsPersistentArgs>(
+        "remote_network_is_persistent_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkIsPersistentRet>(
+        "remote_network_is_persistent_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolIsActiveArgs>(
+        "remote_storage_pool_is_active_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolIsActiveRet>(
+        "remote_storage_pool_is_active_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolIsPersistentArgs>(
+        "remote_storage_pool_is_persistent_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolIsPersistentRet>(
+        "remote_storage_pool_is_persistent_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceIsActiveArgs>(
+        "remote_interface_is_active_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteInterfaceIsActiveRet>(
+        "remote_interface_is_active_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectCompareCpuArgs>(
+        "remote_connect_compare_cpu_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectCompareCpuRet>(
+        "remote_connect_compare_cpu_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectBaselineCpuArgs>(
+        "remote_connect_baseline_cpu_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectBaselineCpuRet>(
+        "remote_connect_baseline_cpu_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetJobInfoArgs>(
+        "remote_domain_get_job_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetJobInfoRet>(
+        "remote_domain_get_job_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetJobStatsArgs>(
+        "remote_domain_get_job_stats_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetJobStatsRet>(
+        "remote_domain_get_job_stats_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAbortJobArgs>(
+        "remote_domain_abort_job_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAbortJobFlagsArgs>(
+        "remote_domain_abort_job_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateGetMaxDowntimeArgs>(
+        "remote_domain_migrate_get_max_downtime_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateGetMaxDowntimeRet>(
+        "remote_domain_migrate_get_max_downtime_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateSetMaxDowntimeArgs>(
+        "remote_domain_migrate_set_max_downtime_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateGetCompressionCacheArgs>(
+        "remote_domain_migrate_get_compression_cache_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateGetCompressionCacheRet>(
+        "remote_domain_migrate_get_compression_cache_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateSetCompressionCacheArgs>(
+        "remote_domain_migrate_set_compression_cache_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateSetMaxSpeedArgs>(
+        "remote_domain_migrate_set_max_speed_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateGetMaxSpeedArgs>(
+        "remote_domain_migrate_get_max_speed_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateGetMaxSpeedRet>(
+        "remote_domain_migrate_get_max_speed_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainEventRegisterAnyArgs>(
+        "remote_connect_domain_event_register_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainEventDeregisterAnyArgs>(
+        "remote_connect_domain_event_deregister_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainEventCallbackRegisterAnyArgs>(
+        "remote_connect_domain_event_callback_register_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainEventCallbackRegisterAnyRet>(
+        "remote_connect_domain_event_callback_register_any_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectDomainEventCallbackDeregisterAnyArgs>(
+        "remote_connect_domain_event_callback_deregister_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventRebootMsg>(
+        "remote_domain_event_reboot_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackRebootMsg>(
+        "remote_domain_event_callback_reboot_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventRtcChangeMsg>(
+        "remote_domain_event_rtc_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackRtcChangeMsg>(
+        "remote_domain_event_callback_rtc_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventWatchdogMsg>(
+        "remote_domain_event_watchdog_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackWatchdogMsg>(
+        "remote_domain_event_callback_watchdog_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventIoErrorMsg>(
+        "remote_domain_event_io_error_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackIoErrorMsg>(
+        "remote_domain_event_callback_io_error_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventIoErrorReasonMsg>(
+        "remote_domain_event_io_error_reason_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackIoErrorReasonMsg>(
+        "remote_domain_event_callback_io_error_reason_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventGraphicsAddress>(
+        "remote_domain_event_graphics_address",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventGraphicsIdentity>(
+        "remote_domain_event_graphics_identity",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventGraphicsMsg>(
+        "remote_domain_event_graphics_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackGraphicsMsg>(
+        "remote_domain_event_callback_graphics_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventBlockJobMsg>(
+        "remote_domain_event_block_job_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackBlockJobMsg>(
+        "remote_domain_event_callback_block_job_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventDiskChangeMsg>(
+        "remote_domain_event_disk_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackDiskChangeMsg>(
+        "remote_domain_event_callback_disk_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventTrayChangeMsg>(
+        "remote_domain_event_tray_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackTrayChangeMsg>(
+        "remote_domain_event_callback_tray_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventPmwakeupMsg>(
+        "remote_domain_event_pmwakeup_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackPmwakeupMsg>(
+        "remote_domain_event_callback_pmwakeup_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventPmsuspendMsg>(
+        "remote_domain_event_pmsuspend_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackPmsuspendMsg>(
+        "remote_domain_event_callback_pmsuspend_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventBalloonChangeMsg>(
+        "remote_domain_event_balloon_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackBalloonChangeMsg>(
+        "remote_domain_event_callback_balloon_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventPmsuspendDiskMsg>(
+        "remote_domain_event_pmsuspend_disk_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackPmsuspendDiskMsg>(
+        "remote_domain_event_callback_pmsuspend_disk_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainManagedSaveArgs>(
+        "remote_domain_managed_save_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainHasManagedSaveImageArgs>(
+        "remote_domain_has_managed_save_image_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainHasManagedSaveImageRet>(
+        "remote_domain_has_managed_save_image_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainManagedSaveRemoveArgs>(
+        "remote_domain_managed_save_remove_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainManagedSaveGetXmlDescArgs>(
+        "remote_domain_managed_save_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainManagedSaveGetXmlDescRet>(
+        "remote_domain_managed_save_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainManagedSaveDefineXmlArgs>(
+        "remote_domain_managed_save_define_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotCreateXmlArgs>(
+        "remote_domain_snapshot_create_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotCreateXmlRet>(
+        "remote_domain_snapshot_create_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotGetXmlDescArgs>(
+        "remote_domain_snapshot_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotGetXmlDescRet>(
+        "remote_domain_snapshot_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotNumArgs>(
+        "remote_domain_snapshot_num_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotNumRet>(
+        "remote_domain_snapshot_num_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotListNamesArgs>(
+        "remote_domain_snapshot_list_names_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotListNamesRet>(
+        "remote_domain_snapshot_list_names_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainListAllSnapshotsArgs>(
+        "remote_domain_list_all_snapshots_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainListAllSnapshotsRet>(
+        "remote_domain_list_all_snapshots_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotNumChildrenArgs>(
+        "remote_domain_snapshot_num_children_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotNumChildrenRet>(
+        "remote_domain_snapshot_num_children_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotListChildrenNamesArgs>(
+        "remote_domain_snapshot_list_children_names_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotListChildrenNamesRet>(
+        "remote_domain_snapshot_list_children_names_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotListAllChildrenArgs>(
+        "remote_domain_snapshot_list_all_children_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotListAllChildrenRet>(
+        "remote_domain_snapshot_list_all_children_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotLookupByNameArgs>(
+        "remote_domain_snapshot_lookup_by_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotLookupByNameRet>(
+        "remote_domain_snapshot_lookup_by_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainHasCurrentSnapshotArgs>(
+        "remote_domain_has_current_snapshot_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainHasCurrentSnapshotRet>(
+        "remote_domain_has_current_snapshot_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotGetParentArgs>(
+        "remote_domain_snapshot_get_parent_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotGetParentRet>(
+        "remote_domain_snapshot_get_parent_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotCurrentArgs>(
+        "remote_domain_snapshot_current_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotCurrentRet>(
+        "remote_domain_snapshot_current_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotIsCurrentArgs>(
+        "remote_domain_snapshot_is_current_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotIsCurrentRet>(
+        "remote_domain_snapshot_is_current_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotHasMetadataArgs>(
+        "remote_domain_snapshot_has_metadata_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotHasMetadataRet>(
+        "remote_domain_snapshot_has_metadata_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainRevertToSnapshotArgs>(
+        "remote_domain_revert_to_snapshot_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSnapshotDeleteArgs>(
+        "remote_domain_snapshot_delete_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainOpenConsoleArgs>(
+        "remote_domain_open_console_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainOpenChannelArgs>(
+        "remote_domain_open_channel_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolUploadArgs>(
+        "remote_storage_vol_upload_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStorageVolDownloadArgs>(
+        "remote_storage_vol_download_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetStateArgs>(
+        "remote_domain_get_state_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetStateRet>(
+        "remote_domain_get_state_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateBegin3Args>(
+        "remote_domain_migrate_begin3_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateBegin3Ret>(
+        "remote_domain_migrate_begin3_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepare3Args>(
+        "remote_domain_migrate_prepare3_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepare3Ret>(
+        "remote_domain_migrate_prepare3_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepareTunnel3Args>(
+        "remote_domain_migrate_prepare_tunnel3_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepareTunnel3Ret>(
+        "remote_domain_migrate_prepare_tunnel3_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePerform3Args>(
+        "remote_domain_migrate_perform3_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePerform3Ret>(
+        "remote_domain_migrate_perform3_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateFinish3Args>(
+        "remote_domain_migrate_finish3_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateFinish3Ret>(
+        "remote_domain_migrate_finish3_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateConfirm3Args>(
+        "remote_domain_migrate_confirm3_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventControlErrorMsg>(
+        "remote_domain_event_control_error_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackControlErrorMsg>(
+        "remote_domain_event_callback_control_error_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetControlInfoArgs>(
+        "remote_domain_get_control_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetControlInfoRet>(
+        "remote_domain_get_control_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainOpenGraphicsArgs>(
+        "remote_domain_open_graphics_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainOpenGraphicsFdArgs>(
+        "remote_domain_open_graphics_fd_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeSuspendForDurationArgs>(
+        "remote_node_suspend_for_duration_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainShutdownFlagsArgs>(
+        "remote_domain_shutdown_flags_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetDiskErrorsArgs>(
+        "remote_domain_get_disk_errors_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetDiskErrorsRet>(
+        "remote_domain_get_disk_errors_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllDomainsArgs>(
+        "remote_connect_list_all_domains_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllDomainsRet>(
+        "remote_connect_list_all_domains_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllStoragePoolsArgs>(
+        "remote_connect_list_all_storage_pools_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllStoragePoolsRet>(
+        "remote_connect_list_all_storage_pools_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolListAllVolumesArgs>(
+        "remote_storage_pool_list_all_volumes_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolListAllVolumesRet>(
+        "remote_storage_pool_list_all_volumes_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllNetworksArgs>(
+        "remote_connect_list_all_networks_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllNetworksRet>(
+        "remote_connect_list_all_networks_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllInterfacesArgs>(
+        "remote_connect_list_all_interfaces_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllInterfacesRet>(
+        "remote_connect_list_all_interfaces_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllNodeDevicesArgs>(
+        "remote_connect_list_all_node_devices_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllNodeDevicesRet>(
+        "remote_connect_list_all_node_devices_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllNwfiltersArgs>(
+        "remote_connect_list_all_nwfilters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllNwfiltersRet>(
+        "remote_connect_list_all_nwfilters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllSecretsArgs>(
+        "remote_connect_list_all_secrets_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllSecretsRet>(
+        "remote_connect_list_all_secrets_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeSetMemoryParametersArgs>(
+        "remote_node_set_memory_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetMemoryParametersArgs>(
+        "remote_node_get_memory_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetMemoryParametersRet>(
+        "remote_node_get_memory_parameters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetCpuMapArgs>(
+        "remote_node_get_cpu_map_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetCpuMapRet>(
+        "remote_node_get_cpu_map_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainFstrimArgs>(
+        "remote_domain_fstrim_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetTimeArgs>(
+        "remote_domain_get_time_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetTimeRet>(
+        "remote_domain_get_time_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetTimeArgs>(
+        "remote_domain_set_time_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateBegin3ParamsArgs>(
+        "remote_domain_migrate_begin3_params_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateBegin3ParamsRet>(
+        "remote_domain_migrate_begin3_params_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepare3ParamsArgs>(
+        "remote_domain_migrate_prepare3_params_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepare3ParamsRet>(
+        "remote_domain_migrate_prepare3_params_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepareTunnel3ParamsArgs>(
+        "remote_domain_migrate_prepare_tunnel3_params_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePrepareTunnel3ParamsRet>(
+        "remote_domain_migrate_prepare_tunnel3_params_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePerform3ParamsArgs>(
+        "remote_domain_migrate_perform3_params_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigratePerform3ParamsRet>(
+        "remote_domain_migrate_perform3_params_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateFinish3ParamsArgs>(
+        "remote_domain_migrate_finish3_params_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateFinish3ParamsRet>(
+        "remote_domain_migrate_finish3_params_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateConfirm3ParamsArgs>(
+        "remote_domain_migrate_confirm3_params_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventDeviceRemovedMsg>(
+        "remote_domain_event_device_removed_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackDeviceRemovedMsg>(
+        "remote_domain_event_callback_device_removed_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventBlockJob2Msg>(
+        "remote_domain_event_block_job_2_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventBlockThresholdMsg>(
+        "remote_domain_event_block_threshold_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackTunableMsg>(
+        "remote_domain_event_callback_tunable_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackDeviceAddedMsg>(
+        "remote_domain_event_callback_device_added_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectEventConnectionClosedMsg>(
+        "remote_connect_event_connection_closed_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetCpuModelNamesArgs>(
+        "remote_connect_get_cpu_model_names_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetCpuModelNamesRet>(
+        "remote_connect_get_cpu_model_names_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNetworkEventRegisterAnyArgs>(
+        "remote_connect_network_event_register_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNetworkEventRegisterAnyRet>(
+        "remote_connect_network_event_register_any_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNetworkEventDeregisterAnyArgs>(
+        "remote_connect_network_event_deregister_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkEventLifecycleMsg>(
+        "remote_network_event_lifecycle_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkEventCallbackMetadataChangeMsg>(
+        "remote_network_event_callback_metadata_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkSetMetadataArgs>(
+        "remote_network_set_metadata_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetMetadataArgs>(
+        "remote_network_get_metadata_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetMetadataRet>(
+        "remote_network_get_metadata_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectStoragePoolEventRegisterAnyArgs>(
+        "remote_connect_storage_pool_event_register_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectStoragePoolEventRegisterAnyRet>(
+        "remote_connect_storage_pool_event_register_any_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectStoragePoolEventDeregisterAnyArgs>(
+        "remote_connect_storage_pool_event_deregister_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolEventLifecycleMsg>(
+        "remote_storage_pool_event_lifecycle_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteStoragePoolEventRefreshMsg>(
+        "remote_storage_pool_event_refresh_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNodeDeviceEventRegisterAnyArgs>(
+        "remote_connect_node_device_event_register_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNodeDeviceEventRegisterAnyRet>(
+        "remote_connect_node_device_event_register_any_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectNodeDeviceEventDeregisterAnyArgs>(
+        "remote_connect_node_device_event_deregister_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceEventLifecycleMsg>(
+        "remote_node_device_event_lifecycle_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeDeviceEventUpdateMsg>(
+        "remote_node_device_event_update_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainFsfreezeArgs>(
+        "remote_domain_fsfreeze_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainFsfreezeRet>(
+        "remote_domain_fsfreeze_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainFsthawArgs>(
+        "remote_domain_fsthaw_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainFsthawRet>(
+        "remote_domain_fsthaw_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetFreePagesArgs>(
+        "remote_node_get_free_pages_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetFreePagesRet>(
+        "remote_node_get_free_pages_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeAllocPagesArgs>(
+        "remote_node_alloc_pages_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeAllocPagesRet>(
+        "remote_node_alloc_pages_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkDhcpLease>(
+        "remote_network_dhcp_lease",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetDhcpLeasesArgs>(
+        "remote_network_get_dhcp_leases_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkGetDhcpLeasesRet>(
+        "remote_network_get_dhcp_leases_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainStatsRecord>(
+        "remote_domain_stats_record",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetAllDomainStatsArgs>(
+        "remote_connect_get_all_domain_stats_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackAgentLifecycleMsg>(
+        "remote_domain_event_callback_agent_lifecycle_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetAllDomainStatsRet>(
+        "remote_connect_get_all_domain_stats_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainFsinfo>("remote_domain_fsinfo", cases)?;
+    crate::program::__private::roundtrip::<RemoteDomainGetFsinfoArgs>(
+        "remote_domain_get_fsinfo_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetFsinfoRet>(
+        "remote_domain_get_fsinfo_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainIpAddr>("remote_domain_ip_addr", cases)?;
+    crate::program::__private::roundtrip::<RemoteDomainInterface>(
+        "remote_domain_interface",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainInterfaceAddressesArgs>(
+        "remote_domain_interface_addresses_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainInterfaceAddressesRet>(
+        "remote_domain_interface_addresses_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetUserPasswordArgs>(
+        "remote_domain_set_user_password_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainRenameArgs>(
+        "remote_domain_rename_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainRenameRet>(
+        "remote_domain_rename_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackMigrationIterationMsg>(
+        "remote_domain_event_callback_migration_iteration_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackJobCompletedMsg>(
+        "remote_domain_event_callback_job_completed_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainMigrateStartPostCopyArgs>(
+        "remote_domain_migrate_start_post_copy_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackDeviceRemovalFailedMsg>(
+        "remote_domain_event_callback_device_removal_failed_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetGuestVcpusArgs>(
+        "remote_domain_get_guest_vcpus_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetGuestVcpusRet>(
+        "remote_domain_get_guest_vcpus_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetGuestVcpusArgs>(
+        "remote_domain_set_guest_vcpus_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetVcpuArgs>(
+        "remote_domain_set_vcpu_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventCallbackMetadataChangeMsg>(
+        "remote_domain_event_callback_metadata_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventMemoryFailureMsg>(
+        "remote_domain_event_memory_failure_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectSecretEventRegisterAnyArgs>(
+        "remote_connect_secret_event_register_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectSecretEventRegisterAnyRet>(
+        "remote_connect_secret_event_register_any_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectSecretEventDeregisterAnyArgs>(
+        "remote_connect_secret_event_deregister_any_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretEventLifecycleMsg>(
+        "remote_secret_event_lifecycle_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteSecretEventValueChangedMsg>(
+        "remote_secret_event_value_changed_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetBlockThresholdArgs>(
+        "remote_domain_set_block_threshold_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetLifecycleActionArgs>(
+        "remote_domain_set_lifecycle_action_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectCompareHypervisorCpuArgs>(
+        "remote_connect_compare_hypervisor_cpu_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectCompareHypervisorCpuRet>(
+        "remote_connect_compare_hypervisor_cpu_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectBaselineHypervisorCpuArgs>(
+        "remote_connect_baseline_hypervisor_cpu_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectBaselineHypervisorCpuRet>(
+        "remote_connect_baseline_hypervisor_cpu_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetSevInfoArgs>(
+        "remote_node_get_sev_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNodeGetSevInfoRet>(
+        "remote_node_get_sev_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetLaunchSecurityInfoArgs>(
+        "remote_domain_get_launch_security_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetLaunchSecurityInfoRet>(
+        "remote_domain_get_launch_security_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetLaunchSecurityStateArgs>(
+        "remote_domain_set_launch_security_state_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterBindingLookupByPortDevArgs>(
+        "remote_nwfilter_binding_lookup_by_port_dev_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterBindingLookupByPortDevRet>(
+        "remote_nwfilter_binding_lookup_by_port_dev_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterBindingCreateXmlArgs>(
+        "remote_nwfilter_binding_create_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterBindingCreateXmlRet>(
+        "remote_nwfilter_binding_create_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterBindingDeleteArgs>(
+        "remote_nwfilter_binding_delete_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterBindingGetXmlDescArgs>(
+        "remote_nwfilter_binding_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNwfilterBindingGetXmlDescRet>(
+        "remote_nwfilter_binding_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllNwfilterBindingsArgs>(
+        "remote_connect_list_all_nwfilter_bindings_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectListAllNwfilterBindingsRet>(
+        "remote_connect_list_all_nwfilter_bindings_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetStoragePoolCapabilitiesArgs>(
+        "remote_connect_get_storage_pool_capabilities_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectGetStoragePoolCapabilitiesRet>(
+        "remote_connect_get_storage_pool_capabilities_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkListAllPortsArgs>(
+        "remote_network_list_all_ports_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkListAllPortsRet>(
+        "remote_network_list_all_ports_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortLookupByUuidArgs>(
+        "remote_network_port_lookup_by_uuid_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortLookupByUuidRet>(
+        "remote_network_port_lookup_by_uuid_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortCreateXmlArgs>(
+        "remote_network_port_create_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortCreateXmlRet>(
+        "remote_network_port_create_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortSetParametersArgs>(
+        "remote_network_port_set_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortGetParametersArgs>(
+        "remote_network_port_get_parameters_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortGetParametersRet>(
+        "remote_network_port_get_parameters_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortGetXmlDescArgs>(
+        "remote_network_port_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortGetXmlDescRet>(
+        "remote_network_port_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteNetworkPortDeleteArgs>(
+        "remote_network_port_delete_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointCreateXmlArgs>(
+        "remote_domain_checkpoint_create_xml_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointCreateXmlRet>(
+        "remote_domain_checkpoint_create_xml_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointGetXmlDescArgs>(
+        "remote_domain_checkpoint_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointGetXmlDescRet>(
+        "remote_domain_checkpoint_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainListAllCheckpointsArgs>(
+        "remote_domain_list_all_checkpoints_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainListAllCheckpointsRet>(
+        "remote_domain_list_all_checkpoints_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointListAllChildrenArgs>(
+        "remote_domain_checkpoint_list_all_children_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointListAllChildrenRet>(
+        "remote_domain_checkpoint_list_all_children_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointLookupByNameArgs>(
+        "remote_domain_checkpoint_lookup_by_name_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointLookupByNameRet>(
+        "remote_domain_checkpoint_lookup_by_name_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointGetParentArgs>(
+        "remote_domain_checkpoint_get_parent_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointGetParentRet>(
+        "remote_domain_checkpoint_get_parent_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainCheckpointDeleteArgs>(
+        "remote_domain_checkpoint_delete_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetGuestInfoArgs>(
+        "remote_domain_get_guest_info_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetGuestInfoRet>(
+        "remote_domain_get_guest_info_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteConnectSetIdentityArgs>(
+        "remote_connect_set_identity_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAgentSetResponseTimeoutArgs>(
+        "remote_domain_agent_set_response_timeout_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAgentSetResponseTimeoutRet>(
+        "remote_domain_agent_set_response_timeout_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBackupBeginArgs>(
+        "remote_domain_backup_begin_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBackupGetXmlDescArgs>(
+        "remote_domain_backup_get_xml_desc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainBackupGetXmlDescRet>(
+        "remote_domain_backup_get_xml_desc_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAuthorizedSshKeysGetArgs>(
+        "remote_domain_authorized_ssh_keys_get_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAuthorizedSshKeysGetRet>(
+        "remote_domain_authorized_ssh_keys_get_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainAuthorizedSshKeysSetArgs>(
+        "remote_domain_authorized_ssh_keys_set_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMessagesArgs>(
+        "remote_domain_get_messages_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetMessagesRet>(
+        "remote_domain_get_messages_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainStartDirtyRateCalcArgs>(
+        "remote_domain_start_dirty_rate_calc_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGraphicsReloadArgs>(
+        "remote_domain_graphics_reload_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventMemoryDeviceSizeChangeMsg>(
+        "remote_domain_event_memory_device_size_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainFdAssociateArgs>(
+        "remote_domain_fd_associate_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetAutostartOnceArgs>(
+        "remote_domain_get_autostart_once_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainGetAutostartOnceRet>(
+        "remote_domain_get_autostart_once_ret",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainSetAutostartOnceArgs>(
+        "remote_domain_set_autostart_once_args",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<RemoteDomainEventNicMacChangeMsg>(
+        "remote_domain_event_nic_mac_change_msg",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<Procedure>("remote_procedure", cases)?;
+    Ok(704)
 }
 
 /// The program number of `remote` (`REMOTE_PROGRAM`).

@@ -264,6 +264,16 @@ impl<'de> serde::Deserialize<'de> for VirNetMessageType {
     }
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for VirNetMessageType {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::sample::select(Self::ALL).boxed()
+    }
+}
+
 /// XDR: `enum virNetMessageStatus` (virnetprotocol.x:170)
 ///
 /// Encoded as an XDR `int`; decoding an unknown value is an error.
@@ -353,13 +363,23 @@ impl<'de> serde::Deserialize<'de> for VirNetMessageStatus {
     }
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for VirNetMessageStatus {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        proptest::sample::select(Self::ALL).boxed()
+    }
+}
+
 /// 4 byte length word per header
 ///
 /// XDR: `const VIR_NET_MESSAGE_HEADER_XDR_LEN` (virnetprotocol.x:187)
 pub const VIR_NET_MESSAGE_HEADER_XDR_LEN: u32 = 4;
 
 /// XDR: `struct virNetMessageHeader` (virnetprotocol.x:189)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "virNetMessageHeader")]
 pub struct VirNetMessageHeader {
     /// Unique ID for the program
@@ -386,6 +406,34 @@ pub struct VirNetMessageHeader {
     pub status: VirNetMessageStatus,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for VirNetMessageHeader {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            any::<u32>(),
+            any::<u32>(),
+            any::<i32>(),
+            any::<VirNetMessageType>(),
+            any::<u32>(),
+            any::<VirNetMessageStatus>(),
+        ),)
+            .prop_map(
+                |((prog, vers, proc, r#type, serial, status),)| VirNetMessageHeader {
+                    prog,
+                    vers,
+                    proc,
+                    r#type,
+                    serial,
+                    status,
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `typedef opaque virNetMessageUUID[VIR_UUID_BUFLEN]` (virnetprotocol.x:205)
 ///
 /// Fixed-length opaque data: fields of this type use `xdr::opaque_fixed`.
@@ -406,7 +454,7 @@ pub type VirNetMessageString = Option<VirNetMessageNonnullString>;
 /// A domain which may not be NULL.
 ///
 /// XDR: `struct virNetMessageNonnullDomain` (virnetprotocol.x:212)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "virNetMessageNonnullDomain")]
 pub struct VirNetMessageNonnullDomain {
     /// XDR: `virNetMessageNonnullString name`
@@ -422,10 +470,27 @@ pub struct VirNetMessageNonnullDomain {
     pub id: i32,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for VirNetMessageNonnullDomain {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<u8>(), 16)
+                .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
+            any::<i32>(),
+        ),)
+            .prop_map(|((name, uuid, id),)| VirNetMessageNonnullDomain { name, uuid, id })
+            .boxed()
+    }
+}
+
 /// A network which may not be NULL.
 ///
 /// XDR: `struct virNetMessageNonnullNetwork` (virnetprotocol.x:219)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "virNetMessageNonnullNetwork")]
 pub struct VirNetMessageNonnullNetwork {
     /// XDR: `virNetMessageNonnullString name`
@@ -437,6 +502,22 @@ pub struct VirNetMessageNonnullNetwork {
     /// XDR: `virNetMessageUUID uuid`
     #[serde(with = "xdr::opaque_fixed")]
     pub uuid: VirNetMessageUUID,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for VirNetMessageNonnullNetwork {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((
+            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::collection::vec(any::<u8>(), 16)
+                .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
+        ),)
+            .prop_map(|((name, uuid),)| VirNetMessageNonnullNetwork { name, uuid })
+            .boxed()
+    }
 }
 
 /// XDR: `typedef virNetMessageNonnullDomain *virNetMessageDomain` (virnetprotocol.x:225)
@@ -454,7 +535,7 @@ pub type VirNetMessageNetwork = Option<VirNetMessageNonnullNetwork>;
 /// ```
 ///
 /// XDR: `struct virNetMessageError` (virnetprotocol.x:234)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "virNetMessageError")]
 pub struct VirNetMessageError {
     /// XDR: `int code`
@@ -501,12 +582,88 @@ pub struct VirNetMessageError {
     pub net: VirNetMessageNetwork,
 }
 
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for VirNetMessageError {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        (
+            (
+                any::<i32>(),
+                any::<i32>(),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                any::<i32>(),
+                proptest::option::of(any::<VirNetMessageNonnullDomain>()),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            ),
+            (
+                any::<i32>(),
+                any::<i32>(),
+                proptest::option::of(any::<VirNetMessageNonnullNetwork>()),
+            ),
+        )
+            .prop_map(
+                |((code, domain, message, level, dom, str1, str2, str3), (int1, int2, net))| {
+                    VirNetMessageError {
+                        code,
+                        domain,
+                        message,
+                        level,
+                        dom,
+                        str1,
+                        str2,
+                        str3,
+                        int1,
+                        int2,
+                        net,
+                    }
+                },
+            )
+            .boxed()
+    }
+}
+
 /// XDR: `struct virNetStreamHole` (virnetprotocol.x:248)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "virNetStreamHole")]
 pub struct VirNetStreamHole {
     /// XDR: `hyper length`
     pub length: i64,
     /// XDR: `unsigned int flags`
     pub flags: u32,
+}
+
+#[cfg(feature = "arbitrary")]
+impl proptest::arbitrary::Arbitrary for VirNetStreamHole {
+    type Parameters = ();
+    type Strategy = proptest::strategy::BoxedStrategy<Self>;
+    fn arbitrary_with(_: ()) -> Self::Strategy {
+        use proptest::prelude::*;
+        ((any::<i64>(), any::<u32>()),)
+            .prop_map(|((length, flags),)| VirNetStreamHole { length, flags })
+            .boxed()
+    }
+}
+
+/// Round-trips `cases` random values of every struct, enum and union of this module
+/// through XDR (decode(encode(x)) == x); returns how many types were checked.
+#[cfg(feature = "arbitrary")]
+pub fn roundtrip_all(cases: u32) -> Result<usize, String> {
+    crate::program::__private::roundtrip::<VirNetMessageType>("virNetMessageType", cases)?;
+    crate::program::__private::roundtrip::<VirNetMessageStatus>("virNetMessageStatus", cases)?;
+    crate::program::__private::roundtrip::<VirNetMessageHeader>("virNetMessageHeader", cases)?;
+    crate::program::__private::roundtrip::<VirNetMessageNonnullDomain>(
+        "virNetMessageNonnullDomain",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<VirNetMessageNonnullNetwork>(
+        "virNetMessageNonnullNetwork",
+        cases,
+    )?;
+    crate::program::__private::roundtrip::<VirNetMessageError>("virNetMessageError", cases)?;
+    crate::program::__private::roundtrip::<VirNetStreamHole>("virNetStreamHole", cases)?;
+    Ok(7)
 }

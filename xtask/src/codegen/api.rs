@@ -221,16 +221,21 @@ fn member_doc(m: &Member, value: i64, flags: bool) -> String {
 }
 
 fn emit(out: &mut String, ty: &str, rust: &str, all: &[(Member, i64)], file: &str) -> Result<()> {
-    let members: Vec<&(Member, i64)> = all
+    // The XML lists members by name; emit them by value (aliases after the first of a value).
+    let mut members: Vec<&(Member, i64)> = all
         .iter()
         .filter(|(m, v)| !is_sentinel(&m.name, *v, all))
         .collect();
+    members.sort_by_key(|(_, v)| *v);
     if members.is_empty() {
         return Ok(());
     }
     let flags = is_flags(ty, all);
     let names: Vec<&str> = members.iter().map(|(m, _)| m.name.as_str()).collect();
-    let prefix = common_prefix(&names);
+    let prefix = match common_prefix(&names) {
+        p if p.is_empty() && names.iter().all(|n| n.starts_with("VIR_")) => "VIR_".to_string(),
+        p => p,
+    };
     let const_name = |m: &Member| -> String {
         let short = m.name.strip_prefix(&prefix).unwrap_or(&m.name);
         let c = ident(&short.to_ascii_lowercase()).to_ascii_uppercase();
@@ -265,7 +270,7 @@ fn emit(out: &mut String, ty: &str, rust: &str, all: &[(Member, i64)], file: &st
         }
         writeln!(
             out,
-            "    /// The named flags, in declaration order (zero-valued names excluded)."
+            "    /// The named flags, by value (zero-valued names excluded)."
         )?;
         writeln!(
             out,
@@ -304,7 +309,7 @@ fn emit(out: &mut String, ty: &str, rust: &str, all: &[(Member, i64)], file: &st
         }
         writeln!(
             out,
-            "    /// Every named value, in declaration order (aliases included)."
+            "    /// Every named value, by value (aliases included)."
         )?;
         writeln!(
             out,
@@ -319,7 +324,7 @@ fn emit(out: &mut String, ty: &str, rust: &str, all: &[(Member, i64)], file: &st
             )?;
         }
         writeln!(out, "        ]\n    }}")?;
-        writeln!(out, "    /// The C name of this value (the first declared one for aliases), or `None` for a\n    /// value this libvirt version does not know.")?;
+        writeln!(out, "    /// The C name of this value (for aliases, the first by name), or `None` for a\n    /// value this libvirt version does not know.")?;
         writeln!(
             out,
             "    pub const fn name(self) -> Option<&'static str> {{\n        match self.0 {{"

@@ -83,7 +83,8 @@ pub fn ident(name: &str) -> String {
 /// The longest common `_`-word prefix of `names` (with its trailing `_`), leaving at least one
 /// word in each name, and never leaving a name that starts with a digit.
 pub fn common_prefix(names: &[&str]) -> String {
-    if names.is_empty() {
+    if names.len() < 2 {
+        // One name has no siblings to share a prefix with: keep it whole.
         return String::new();
     }
     let split: Vec<Vec<&str>> = names.iter().map(|n| n.split('_').collect()).collect();
@@ -175,7 +176,7 @@ mod tests {
             "REMOTE_AUTH_"
         );
         assert_eq!(common_prefix(&["VIR_X_2D", "VIR_X_3D"]), "VIR_");
-        assert_eq!(common_prefix(&["VIR_ONLY_ONE"]), "VIR_ONLY_");
+        assert_eq!(common_prefix(&["VIR_ONLY_ONE"]), "");
         assert_eq!(doc_escape("a <b> [c]"), "a &lt;b&gt; \\[c\\]");
     }
 }

@@ -114,6 +114,7 @@ pub fn generate(dir: &Path, spec: &ModuleSpec) -> Result<(String, ModuleReport)>
         own,
         nested: RefCell::new(Vec::new()),
         default_memo: RefCell::new(HashMap::new()),
+        emitted: RefCell::new(Vec::new()),
     };
     g.module()
 }
@@ -125,6 +126,8 @@ struct Gen<'a> {
     /// Anonymous nested types met while generating fields: (xdr name, definition).
     nested: RefCell<Vec<(String, Definition)>>,
     default_memo: RefCell<HashMap<String, bool>>,
+    /// Rust names of the structs, enums and unions emitted (for `roundtrip_all`).
+    emitted: RefCell<Vec<(String, String)>>,
 }
 
 /// The text of an XDR declaration, as written.
@@ -195,6 +198,17 @@ impl Gen<'_> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default()
+    }
+
+    /// The prefix stripped from an enum's member names to make variant names: `<P>_PROC_` for a
+    /// program's procedure enum, else the prefix common to all members.
+    fn enum_prefix(&self, enum_xdr: &str, names: &[&str]) -> String {
+        if let Some(p) = enum_xdr.strip_suffix("_procedure") {
+            if MODULES.iter().any(|m| m.program == Some(p)) {
+                return format!("{}_PROC_", p.to_uppercase());
+            }
+        }
+        common_prefix(names)
     }
 
     fn procedure_enum_name(&self) -> Option<String> {
@@ -289,6 +303,45 @@ impl Gen<'_> {
             } => self.contains_by_value(n, target, seen),
             _ => false,
         })
+    }
+
+    /// Can the Rust type of this declaration derive `Eq` (no floating point inside)?
+    fn decl_eq(&self, d: &Declaration, seen: &mut BTreeSet<String>) -> bool {
+        let Declaration::Named { ty, .. } = d else {
+            return true;
+        };
+        match ty {
+            TypeSpec::Float | TypeSpec::Double | TypeSpec::Quadruple => false,
+            TypeSpec::Named(n) => self.named_eq(n, seen),
+            TypeSpec::Struct(s) => s.fields.iter().all(|f| self.decl_eq(&f.decl, seen)),
+            TypeSpec::Union(u) => u
+                .arms
+                .iter()
+                .map(|a| &a.field.decl)
+                .chain(u.default.iter().map(|f| &f.decl))
+                .all(|d| self.decl_eq(d, seen)),
+            _ => true,
+        }
+    }
+
+    fn named_eq(&self, name: &str, seen: &mut BTreeSet<String>) -> bool {
+        if !seen.insert(name.to_string()) {
+            return true;
+        }
+        match self.schema.definition(name) {
+            Some((_, item)) => match &item.def {
+                Definition::Struct(s) => s.fields.iter().all(|f| self.decl_eq(&f.decl, seen)),
+                Definition::Union(u) => u
+                    .arms
+                    .iter()
+                    .map(|a| &a.field.decl)
+                    .chain(u.default.iter().map(|f| &f.decl))
+                    .all(|d| self.decl_eq(d, seen)),
+                Definition::Typedef(d) => self.decl_eq(d, seen),
+                _ => true,
+            },
+            None => true,
+        }
     }
 
     fn named_default(&self, name: &str) -> bool {
@@ -494,6 +547,7 @@ impl Gen<'_> {
         let mut report = ModuleReport {
             orphans: Vec::new(),
         };
+        self.roundtrip_all(&mut out)?;
         if let Some(prefix) = self.spec.program {
             let e = procs_enum.ok_or_else(|| anyhow!("{} has no {prefix}_procedure", spec.file))?;
             self.program(&mut out, prefix, e, &mut report)?;
@@ -530,12 +584,25 @@ impl Gen<'_> {
             String::new()
         };
         match &item.def {
-            Definition::Struct(s) => self.structure(out, xdr, s, doc, &origin),
-            Definition::Enum(e) => self.enumeration(out, xdr, e, doc, &origin),
-            Definition::Union(u) => self.union(out, xdr, u, doc, &origin),
-            Definition::Typedef(d) => self.typedef(out, d, doc, &origin),
-            Definition::Const(_) | Definition::PassThrough(_) => Ok(()),
+            Definition::Struct(s) => {
+                self.structure(out, xdr, s, doc, &origin)?;
+                self.arbitrary_struct(out, xdr, s)?;
+            }
+            Definition::Enum(e) => {
+                self.enumeration(out, xdr, e, doc, &origin)?;
+                self.arbitrary_enum(out, xdr)?;
+            }
+            Definition::Union(u) => {
+                self.union(out, xdr, u, doc, &origin)?;
+                self.arbitrary_union(out, xdr, u)?;
+            }
+            Definition::Typedef(d) => return self.typedef(out, d, doc, &origin),
+            Definition::Const(_) | Definition::PassThrough(_) => return Ok(()),
         }
+        self.emitted
+            .borrow_mut()
+            .push((xdr.to_string(), self.rust_name(xdr)));
+        Ok(())
     }
 
     fn constant(&self, out: &mut String, c: &ConstDef, doc: &[String], line: u32) -> Result<()> {
@@ -640,9 +707,18 @@ impl Gen<'_> {
         }
         doc_block(out, "", doc, &format!("XDR: `struct {xdr}`{origin}"));
         let default = if all_default { ", Default" } else { "" };
+        let eq = if s
+            .fields
+            .iter()
+            .all(|f| self.decl_eq(&f.decl, &mut BTreeSet::new()))
+        {
+            ", Eq, Hash"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize{default})]"
+            "#[derive(Debug, Clone, PartialEq{eq}, serde::Serialize, serde::Deserialize{default})]"
         )?;
         writeln!(out, "#[serde(rename = \"{xdr}\")]")?;
         writeln!(out, "pub struct {rust} {{\n{fields}}}\n")?;
@@ -659,7 +735,7 @@ impl Gen<'_> {
     ) -> Result<()> {
         let rust = self.rust_name(xdr);
         let names: Vec<&str> = e.members.iter().map(|m| m.name.as_str()).collect();
-        let prefix = common_prefix(&names);
+        let prefix = self.enum_prefix(xdr, &names);
         let mut variants: Vec<(String, String, i64, usize)> = Vec::new(); // rust, c, value, member idx
         let mut aliases: Vec<(String, String, String)> = Vec::new(); // const, c, target variant
         let mut by_value: BTreeMap<i64, String> = BTreeMap::new();
@@ -807,8 +883,19 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
                         ..
                     },
                 )) => {
-                    let members: Vec<(String, i64)> = self.schema.enum_values(e);
-                    Disc::Enum(self.type_path(n)?, members)
+                    let path = self.type_path(n)?;
+                    let names: Vec<&str> = e.members.iter().map(|m| m.name.as_str()).collect();
+                    let prefix = self.enum_prefix(n, &names);
+                    let members: Vec<(String, i64)> = self
+                        .schema
+                        .enum_values(e)
+                        .into_iter()
+                        .map(|(c, v)| {
+                            let short = c.strip_prefix(&prefix).unwrap_or(&c).to_string();
+                            (format!("{path}::{}", camel_upper(&short)), v)
+                        })
+                        .collect();
+                    Disc::Enum(path, members)
                 }
                 _ => bail!("{xdr}: discriminant type {n} must be an enum"),
             },
@@ -822,17 +909,12 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
         };
         // Enum discriminant: variant path for a value.
         let enum_variant = |p: &str, members: &[(String, i64)], v: i64| -> Result<String> {
-            // The generated enum's variant for value v: same naming as `enumeration`.
-            let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
-            let prefix = common_prefix(&names);
-            let (cname, _) = members
+            // The generated enum's variant for value v (named as `enumeration` names it).
+            let (variant, _) = members
                 .iter()
                 .find(|(_, mv)| *mv == v)
                 .ok_or_else(|| anyhow!("{xdr}: case {v} is not a member of {p}"))?;
-            Ok(format!(
-                "{p}::{}",
-                camel_upper(cname.strip_prefix(&prefix).unwrap_or(cname))
-            ))
+            Ok(variant.clone())
         };
         let literal = |v: i64| -> Result<String> {
             Ok(match &disc {
@@ -950,9 +1032,20 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
             out,
             "///\n/// Encoded as the discriminant `{dname}` then the active arm."
         )?;
+        let eq = if u
+            .arms
+            .iter()
+            .map(|a| &a.field.decl)
+            .chain(u.default.iter().map(|f| &f.decl))
+            .all(|d| self.decl_eq(d, &mut BTreeSet::new()))
+        {
+            ", Eq, Hash"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "#[derive(Debug, Clone, PartialEq)]\npub enum {rust} {{"
+            "#[derive(Debug, Clone, PartialEq{eq})]\npub enum {rust} {{"
         )?;
         for v in &variants {
             let what = match &v.arm {
@@ -1142,6 +1235,256 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
         Ok(())
     }
 
+    // ---- proptest strategies (feature `arbitrary`) ----
+
+    /// A proptest strategy expression for a declaration's Rust type (lengths kept small and
+    /// within the declared maxima).
+    fn strategy(&self, d: &Declaration, owner: &str) -> Result<String> {
+        let Declaration::Named { name, ty, shape } = d else {
+            bail!("void has no strategy");
+        };
+        let small = |max: &Option<Value>, cap: u32| -> Result<u32> {
+            Ok(match max {
+                Some(v) => self.resolve_u32(v, "maximum")?.min(cap),
+                None => cap,
+            })
+        };
+        let elem = || -> Result<String> {
+            Ok(match ty {
+                TypeSpec::Int => "any::<i32>()".into(),
+                TypeSpec::UInt => "any::<u32>()".into(),
+                TypeSpec::Hyper => "any::<i64>()".into(),
+                TypeSpec::UHyper => "any::<u64>()".into(),
+                TypeSpec::Char => "any::<i8>()".into(),
+                TypeSpec::UChar => "any::<u8>()".into(),
+                TypeSpec::Short => "any::<i16>()".into(),
+                TypeSpec::UShort => "any::<u16>()".into(),
+                TypeSpec::Bool => "any::<bool>()".into(),
+                // No NaN: it is never equal to itself.
+                TypeSpec::Float => "any::<i16>().prop_map(f32::from)".into(),
+                TypeSpec::Double => "any::<i32>().prop_map(f64::from)".into(),
+                TypeSpec::Named(n) => match self.schema.typedef_target(n) {
+                    Some(target) => self.strategy(target, owner)?,
+                    None => format!("any::<{}>()", self.type_path(n)?),
+                },
+                TypeSpec::Enum(_) | TypeSpec::Struct(_) | TypeSpec::Union(_) => {
+                    format!("any::<{}>()", camel(&format!("{owner}_{name}")))
+                }
+                TypeSpec::String | TypeSpec::Opaque | TypeSpec::Quadruple => {
+                    bail!("{owner}.{name}: no strategy")
+                }
+            })
+        };
+        Ok(match (ty, shape) {
+            (TypeSpec::String, Shape::Variable(max)) => {
+                format!("\"[a-zA-Z0-9 _./:-]{{0,{}}}\"", small(max, 8)?)
+            }
+            (TypeSpec::Opaque, Shape::Variable(max)) => format!(
+                "proptest::collection::vec(any::<u8>(), 0..={}).prop_map(xdr::Opaque::from)",
+                small(max, 8)?
+            ),
+            (TypeSpec::Opaque, Shape::Fixed(n)) => {
+                let n = self.resolve_u32(n, "size")?;
+                format!("proptest::collection::vec(any::<u8>(), {n}).prop_map(|v| <[u8; {n}]>::try_from(v).expect(\"{n} bytes\"))")
+            }
+            (_, Shape::Scalar) => elem()?,
+            (_, Shape::Optional) => {
+                let recursive = match ty {
+                    TypeSpec::Named(n) => self.contains_by_value(n, owner, &mut BTreeSet::new()),
+                    _ => false,
+                };
+                if recursive {
+                    "Just(None)".into()
+                } else {
+                    format!("proptest::option::of({})", elem()?)
+                }
+            }
+            (_, Shape::Fixed(n)) => {
+                let n = self.resolve_u32(n, "size")?;
+                let t = self.field_type(d, owner)?.ty;
+                format!(
+                    "proptest::collection::vec({}, {n}).prop_map(|v| <{t}>::try_from(v).expect(\"{n} items\"))",
+                    elem()?
+                )
+            }
+            (_, Shape::Variable(max)) => format!(
+                "proptest::collection::vec({}, 0..={})",
+                elem()?,
+                small(max, 3)?
+            ),
+        })
+    }
+
+    fn arbitrary_head(out: &mut String, rust: &str) -> Result<()> {
+        writeln!(out, "#[cfg(feature = \"arbitrary\")]")?;
+        writeln!(out, "impl proptest::arbitrary::Arbitrary for {rust} {{")?;
+        writeln!(out, "    type Parameters = ();")?;
+        writeln!(
+            out,
+            "    type Strategy = proptest::strategy::BoxedStrategy<Self>;"
+        )?;
+        writeln!(out, "    fn arbitrary_with(_: ()) -> Self::Strategy {{")?;
+        writeln!(out, "        use proptest::prelude::*;")?;
+        Ok(())
+    }
+
+    fn arbitrary_struct(&self, out: &mut String, xdr: &str, s: &StructDef) -> Result<()> {
+        let rust = self.rust_name(xdr);
+        Self::arbitrary_head(out, &rust)?;
+        let mut strategies = Vec::new();
+        let mut names = Vec::new();
+        for f in &s.fields {
+            let Declaration::Named { name, .. } = &f.decl else {
+                bail!("{xdr}: void field");
+            };
+            let mut st = self.strategy(&f.decl, xdr)?;
+            let ft = self.field_type(&f.decl, xdr)?;
+            if ft.ty.starts_with("Option<Box<") && st != "Just(None)" {
+                st = format!("{st}.prop_map(|o| o.map(Box::new))");
+            }
+            strategies.push(st);
+            names.push(snake(name));
+        }
+        // Tuples of at most 8, nested once (proptest implements Strategy for tuples up to 12).
+        let groups: Vec<(Vec<String>, Vec<String>)> = strategies
+            .chunks(8)
+            .zip(names.chunks(8))
+            .map(|(s, n)| (s.to_vec(), n.to_vec()))
+            .collect();
+        if groups.len() > 12 {
+            bail!("{xdr}: too many fields for the generated strategy");
+        }
+        let strat = groups
+            .iter()
+            .map(|(s, _)| format!("({},)", s.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let pat = groups
+            .iter()
+            .map(|(_, n)| format!("({},)", n.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(
+            out,
+            "        ({strat},).prop_map(|({pat},)| {rust} {{ {} }}).boxed()",
+            names.join(", ")
+        )?;
+        writeln!(out, "    }}\n}}\n")?;
+        Ok(())
+    }
+
+    fn arbitrary_enum(&self, out: &mut String, xdr: &str) -> Result<()> {
+        let rust = self.rust_name(xdr);
+        Self::arbitrary_head(out, &rust)?;
+        writeln!(out, "        proptest::sample::select(Self::ALL).boxed()")?;
+        writeln!(out, "    }}\n}}\n")?;
+        Ok(())
+    }
+
+    fn arbitrary_union(&self, out: &mut String, xdr: &str, u: &UnionDef) -> Result<()> {
+        let rust = self.rust_name(xdr);
+        // Re-derive the variant names exactly as `union` does.
+        let label_names: Vec<&str> = u
+            .arms
+            .iter()
+            .flat_map(|a| a.labels.iter())
+            .filter_map(|l| match l {
+                Value::Name(n) => Some(n.as_str()),
+                Value::Int(_) => None,
+            })
+            .collect();
+        let prefix = if label_names.len() >= 2 {
+            common_prefix(&label_names)
+        } else {
+            String::new()
+        };
+        let mut arms = Vec::new();
+        let mut values = Vec::new();
+        for arm in &u.arms {
+            for l in &arm.labels {
+                values.push(self.resolve(l)?);
+                let vname = match l {
+                    Value::Name(n) => camel_upper(n.strip_prefix(&prefix).unwrap_or(n)),
+                    Value::Int(n) if *n < 0 => format!("CaseMinus{}", n.unsigned_abs()),
+                    Value::Int(n) => format!("Case{n}"),
+                };
+                match &arm.field.decl {
+                    Declaration::Void => arms.push(format!("Just({rust}::{vname}).boxed()")),
+                    d => {
+                        let st = self.strategy(d, xdr)?;
+                        let boxed = matches!(d, Declaration::Named { ty: TypeSpec::Named(n), shape: Shape::Scalar, .. } if self.contains_by_value(n, xdr, &mut BTreeSet::new()));
+                        if boxed {
+                            bail!("{xdr}: recursive union arms have no strategy");
+                        }
+                        arms.push(format!("{st}.prop_map({rust}::{vname}).boxed()"));
+                    }
+                }
+            }
+        }
+        if let Some(def) = &u.default {
+            let Declaration::Named { ty: dty, .. } = &u.discriminant.decl else {
+                bail!("{xdr}: void discriminant");
+            };
+            let pats: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            let disc = match dty {
+                TypeSpec::Int | TypeSpec::Char | TypeSpec::Short => format!(
+                    "any::<i32>().prop_filter(\"not a case label\", |d| !matches!(*d, {}))",
+                    pats.join(" | ")
+                ),
+                TypeSpec::UInt | TypeSpec::UChar | TypeSpec::UShort => format!(
+                    "any::<u32>().prop_filter(\"not a case label\", |d| !matches!(*d, {}))",
+                    pats.join(" | ")
+                ),
+                TypeSpec::Named(n) => format!(
+                    "proptest::sample::select({}::ALL).prop_filter(\"not a case label\", |d| !matches!(d.value(), {}))",
+                    self.type_path(n)?,
+                    pats.join(" | ")
+                ),
+                _ => bail!("{xdr}: default arm with this discriminant has no strategy"),
+            };
+            match &def.decl {
+                Declaration::Void => arms.push(format!("{disc}.prop_map({rust}::Default).boxed()")),
+                d => arms.push(format!(
+                    "({disc}, {}).prop_map(|(d, v)| {rust}::Default(d, v)).boxed()",
+                    self.strategy(d, xdr)?
+                )),
+            }
+        }
+        Self::arbitrary_head(out, &rust)?;
+        writeln!(
+            out,
+            "        proptest::strategy::Union::new(vec![{}]).boxed()",
+            arms.join(", ")
+        )?;
+        writeln!(out, "    }}\n}}\n")?;
+        Ok(())
+    }
+
+    fn roundtrip_all(&self, out: &mut String) -> Result<()> {
+        let emitted = self.emitted.borrow();
+        writeln!(
+            out,
+            "/// Round-trips `cases` random values of every struct, enum and union of this module"
+        )?;
+        writeln!(
+            out,
+            "/// through XDR (decode(encode(x)) == x); returns how many types were checked."
+        )?;
+        writeln!(out, "#[cfg(feature = \"arbitrary\")]")?;
+        writeln!(
+            out,
+            "pub fn roundtrip_all(cases: u32) -> Result<usize, String> {{"
+        )?;
+        for (xdr, rust) in emitted.iter() {
+            writeln!(
+                out,
+                "    crate::program::__private::roundtrip::<{rust}>(\"{xdr}\", cases)?;"
+            )?;
+        }
+        writeln!(out, "    Ok({})\n}}\n", emitted.len())?;
+        Ok(())
+    }
+
     // ---- program ----
 
     fn program(
@@ -1194,7 +1537,7 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
         };
 
         let names: Vec<&str> = e.members.iter().map(|m| m.name.as_str()).collect();
-        let vprefix = common_prefix(&names);
+        let vprefix = self.enum_prefix(&e.name, &names);
         struct P {
             variant: String,
             cname: String,
