@@ -130,9 +130,16 @@ impl Client {
     /// `name` and the read-only flag, the keepalive opt-in and feature probes.
     pub async fn open(&self, name: Option<&str>) -> Result<Features, Error> {
         let auth = self.call::<procs::AuthList>(&()).await?;
-        if open::pick_auth(&auth.types)? == RemoteAuthType::Polkit {
-            let r = self.call::<procs::AuthPolkit>(&()).await?;
-            open::check_polkit(r.complete)?;
+        match open::pick_auth(&auth.types)? {
+            RemoteAuthType::Polkit => {
+                let r = self.call::<procs::AuthPolkit>(&()).await?;
+                open::check_polkit(r.complete)?;
+            }
+            RemoteAuthType::Sasl => {
+                let creds = self.inner.options.credentials.clone().unwrap_or_default();
+                crate::sasl::authenticate(self, &creds).await?;
+            }
+            _ => {}
         }
         let flags = if self.inner.options.read_only {
             open::CONNECT_RO

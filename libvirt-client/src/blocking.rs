@@ -111,9 +111,16 @@ impl Client {
     /// The open sequence (see [`crate::Client::open`]).
     pub fn open(&self, name: Option<&str>) -> Result<Features, Error> {
         let auth = self.call::<procs::AuthList>(&())?;
-        if open::pick_auth(&auth.types)? == RemoteAuthType::Polkit {
-            let r = self.call::<procs::AuthPolkit>(&())?;
-            open::check_polkit(r.complete)?;
+        match open::pick_auth(&auth.types)? {
+            RemoteAuthType::Polkit => {
+                let r = self.call::<procs::AuthPolkit>(&())?;
+                open::check_polkit(r.complete)?;
+            }
+            RemoteAuthType::Sasl => {
+                let creds = self.inner.options.credentials.clone().unwrap_or_default();
+                crate::sasl::authenticate_blocking(self, &creds)?;
+            }
+            _ => {}
         }
         let flags = if self.inner.options.read_only {
             open::CONNECT_RO

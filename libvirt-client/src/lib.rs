@@ -62,6 +62,7 @@ pub mod helpers;
 #[cfg(feature = "async")]
 pub mod migrate;
 pub mod open;
+pub mod sasl;
 mod options;
 pub mod reconnect;
 pub mod stream;

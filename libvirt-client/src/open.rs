@@ -1,5 +1,5 @@
 //! The open sequence, as libvirt's remote driver runs it: `AUTH_LIST`, authentication (none,
-//! polkit; SASL is refused with a typed error), `CONNECT_OPEN` with the URI's name and flags,
+//! polkit, SASL via [`crate::sasl`]), `CONNECT_OPEN` with the URI's name and flags,
 //! then the keepalive opt-in (`CONNECT_SUPPORTS_FEATURE` for
 //! `VIR_DRV_FEATURE_PROGRAM_KEEPALIVE`) and feature probes.
 //!
@@ -41,10 +41,7 @@ pub(crate) fn pick_auth(types: &[RemoteAuthType]) -> Result<RemoteAuthType, Erro
     match types.first() {
         None | Some(RemoteAuthType::None) => Ok(RemoteAuthType::None),
         Some(RemoteAuthType::Polkit) => Ok(RemoteAuthType::Polkit),
-        Some(RemoteAuthType::Sasl) => Err(Error::UnsupportedAuth {
-            method: "sasl".into(),
-            offered: types.iter().map(|t| format!("{t:?}")).collect(),
-        }),
+        Some(RemoteAuthType::Sasl) => Ok(RemoteAuthType::Sasl),
     }
 }
 
@@ -70,8 +67,10 @@ mod tests {
             pick_auth(&[RemoteAuthType::Polkit]).unwrap(),
             RemoteAuthType::Polkit
         );
-        let e = pick_auth(&[RemoteAuthType::Sasl, RemoteAuthType::None]).unwrap_err();
-        assert!(matches!(e, Error::UnsupportedAuth { .. }), "{e}");
+        assert_eq!(
+            pick_auth(&[RemoteAuthType::Sasl, RemoteAuthType::None]).unwrap(),
+            RemoteAuthType::Sasl
+        );
         assert!(check_polkit(0).is_err());
         assert!(check_polkit(1).is_ok());
     }

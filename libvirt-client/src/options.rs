@@ -28,6 +28,8 @@ pub struct ClientOptions {
     pub event_capacity: usize,
     /// Sans-IO connection settings (packet limits, stream buffering).
     pub connection: libvirt_proto::Config,
+    /// SASL credentials, used when the daemon asks for SASL authentication.
+    pub credentials: Option<crate::sasl::Credentials>,
 }
 
 impl Default for ClientOptions {
@@ -45,11 +47,18 @@ impl Default for ClientOptions {
             call_timeout: Some(Duration::from_secs(60)),
             event_capacity: 1024,
             connection,
+            credentials: None,
         }
     }
 }
 
 impl ClientOptions {
+    /// Set [`ClientOptions::credentials`] (SASL).
+    pub fn credentials(mut self, credentials: crate::sasl::Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
     /// Set [`ClientOptions::read_only`].
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
