@@ -913,7 +913,8 @@ mod tests {
 
     #[test]
     fn malformed_domains_are_typed_errors() {
-        let cases: &[(&str, fn(&XmlError) -> bool)] = &[
+        type Check = fn(&XmlError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("<domain><name>x</domain>", |e| {
                 matches!(e, XmlError::Syntax { .. })
             }),

@@ -274,8 +274,14 @@ impl Element {
         self.child(name).map(Element::text)
     }
 
-    /// Parses a document whose root element is returned. See the [module docs](self) for what is
-    /// kept.
+    /// Parses a document and returns its root element.
+    ///
+    /// Everything inside the root element is kept: element and attribute order, text (whitespace
+    /// included, entities resolved), CDATA sections, comments, processing instructions;
+    /// namespaced names verbatim (`prefix:local`), `xmlns` declarations as ordinary attributes.
+    /// Not kept: the XML declaration and comments or processing instructions outside the root. A
+    /// DOCTYPE is refused (libvirt never sends one; refusing it rules out entity expansion), as
+    /// are nesting deeper than [`MAX_DEPTH`] and characters XML 1.0 cannot carry.
     pub fn parse(xml: &str) -> Result<Element, XmlError> {
         parse_document(xml)
     }
@@ -408,7 +414,7 @@ fn syntax(reader_pos: u64, e: impl std::fmt::Display) -> XmlError {
     }
 }
 
-fn utf8<'a>(bytes: &'a [u8], pos: u64) -> Result<&'a str, XmlError> {
+fn utf8(bytes: &[u8], pos: u64) -> Result<&str, XmlError> {
     std::str::from_utf8(bytes).map_err(|e| syntax(pos, e))
 }
 
