@@ -240,7 +240,7 @@ impl Error {
 
     /// The daemon's error code (`virErrorNumber`), when this is a failed call.
     pub fn remote_code(&self) -> Option<libvirt_proto::generated::api::ErrorNumber> {
-        self.remote().map(|r| r.code.into())
+        self.remote().map(|r| r.code)
     }
 
     /// True when the connection is gone (closed, EOF, keepalive timeout, IO error): retrying

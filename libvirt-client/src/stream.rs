@@ -166,7 +166,7 @@ impl Core {
             Ok(Some(_)) => {
                 // Data after our finish: ignore (the daemon may still flush), keep waiting.
                 drop(st);
-                return self.try_finished(cx);
+                self.try_finished(cx)
             }
             Ok(None) if !st.conn.is_closed() => {
                 if let (Some(cx), Some(w)) = (cx, st.streams.get_mut(&self.id.0)) {

@@ -18,6 +18,24 @@ use libvirt_client::{Client, Domain, TypedEvent};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// `VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM`, looked up by its C name.
+fn sparse_upload() -> StorageVolUploadFlags {
+    StorageVolUploadFlags::known()
+        .iter()
+        .find(|(n, _)| *n == "VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM")
+        .expect("flag known")
+        .1
+}
+
+/// `VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM`.
+fn sparse_download() -> StorageVolDownloadFlags {
+    StorageVolDownloadFlags::known()
+        .iter()
+        .find(|(n, _)| *n == "VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM")
+        .expect("flag known")
+        .1
+}
+
 /// A temp dir the daemon's user can use; removed on drop.
 struct PeerDir(PathBuf);
 
@@ -281,7 +299,7 @@ async fn sparse_volume_upload_download_round_trip() {
     let a: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8 | 1).collect();
     let b: Vec<u8> = (0..MIB).map(|i| (i % 241) as u8 | 1).collect();
     let mut up = c
-        .storage_vol_upload(vol.clone(), 0, size as u64, StorageVolUploadFlags::STREAM)
+        .storage_vol_upload(vol.clone(), 0, size as u64, sparse_upload())
         .await
         .unwrap();
     up.send(&a).await.unwrap();
@@ -296,7 +314,7 @@ async fn sparse_volume_upload_download_round_trip() {
 
     // Sparse download: data, a hole, data.
     let mut down = c
-        .storage_vol_download(vol.clone(), 0, size as u64, StorageVolDownloadFlags::STREAM)
+        .storage_vol_download(vol.clone(), 0, size as u64, sparse_download())
         .await
         .unwrap();
     let mut image = Vec::new();

@@ -500,7 +500,7 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
         );
         let _ = writeln!(
             s,
-            "#[allow(unused_imports)]\nuse libvirt_proto::generated::{}::*;\n",
+            "#![allow(clippy::too_many_arguments)]\n\n#[allow(unused_imports)]\nuse libvirt_proto::generated::{}::*;\n",
             prog.module
         );
         s.push_str("#[cfg(feature = \"async\")]\n");

@@ -3,6 +3,8 @@
 
 //! Every call of the admin program as a method of both clients.
 
+#![allow(clippy::too_many_arguments)]
+
 #[allow(unused_imports)]
 use libvirt_proto::generated::admin::*;
 
