@@ -303,10 +303,9 @@ async fn child_prepare_and_hang() {
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let dom = a.domain_lookup_by_name(name).await.expect("guest on A");
     let opts = MigrateOptions::new(DomainMigrateFlags::LIVE).uri(format!("tcp:127.0.0.1:{port}"));
-    let _prepared = Migration::new(a, b)
-        .prepare(&dom, &opts)
-        .await
-        .expect("prepare");
+    // Keep both connections open (a dropped Migration closes them: AUTODESTROY).
+    let m = Migration::new(a, b);
+    let _prepared = m.prepare(&dom, &opts).await.expect("prepare");
     println!("PREPARED");
     tokio::time::sleep(Duration::from_secs(120)).await;
 }
@@ -331,17 +330,22 @@ async fn killed_client_autodestroys() {
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().expect("stdout");
-    let line = tokio::task::spawn_blocking(move || {
-        std::io::BufReader::new(stdout)
+    // Keep draining the child's stdout until it dies (a closed pipe would kill it early).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .find(|l| l.contains("PREPARED"))
+        {
+            if line.contains("PREPARED") {
+                let _ = tx.send(());
+            }
+        }
     });
-    let prepared = tokio::time::timeout(Duration::from_secs(60), line).await;
-    assert!(
-        matches!(prepared, Ok(Ok(Some(_)))),
-        "child did not prepare: {prepared:?}"
-    );
+    let prepared = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .expect("join");
+    assert!(prepared.is_ok(), "child did not prepare");
     assert_eq!(
         state(&b, &dom.name).await.expect("prepared guest on B"),
         DomainState::PAUSED
