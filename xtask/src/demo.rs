@@ -2,6 +2,7 @@
 //! against them, with readable output. Each capability adds its own section here.
 
 mod cmdline;
+mod migrate;
 mod qmp;
 mod wire;
 
@@ -41,6 +42,10 @@ const SECTIONS: &[(&str, Section)] = &[
     (
         "libvirt wire: calls encoded by libvirt-proto, dissected by the schema",
         wire::tour,
+    ),
+    (
+        "libvirt-client: live migration between two daemons, with progress",
+        migrate::tour,
     ),
 ];
 

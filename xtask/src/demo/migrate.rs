@@ -1,0 +1,121 @@
+//! Demo section: live migration of a tiny TCG guest from the peer daemon A (`libvirt`) to B
+//! (`libvirt2`) with `libvirt_client::migrate` (client-driven v3 protocol), with a progress bar.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use libvirt_client::libvirt_proto::generated::api::{
+    DomainCreateFlags, DomainMigrateFlags, DomainState,
+};
+use libvirt_client::migrate::{MigrateOptions, Migration, Progress};
+use libvirt_client::Client;
+use serde_json::Value;
+
+use super::endpoint;
+
+fn guest_xml(name: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>\
+         <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>\
+         <serial type='pty'/><console type='pty'/><memballoon model='none'/>\
+         </devices></domain>"
+    )
+}
+
+/// Destroys the demo guest on both daemons however the section ends.
+struct Guard {
+    name: String,
+    uris: [String; 2],
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for uri in &self.uris {
+            let _ = std::process::Command::new("virsh")
+                .args(["-q", "-c", uri, "destroy", &self.name])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn bar(p: &Progress) -> String {
+    let frac = p.fraction().unwrap_or(0.0);
+    let filled = (frac * 30.0).round() as usize;
+    format!(
+        "  [{}{}] {:5.1}%  {} / {} KiB  {:.1} MiB/s",
+        "#".repeat(filled),
+        "-".repeat(30 - filled),
+        frac * 100.0,
+        p.data_processed.unwrap_or(0) / 1024,
+        p.data_total.unwrap_or(0) / 1024,
+        p.memory_bps.unwrap_or(0) as f64 / (1024.0 * 1024.0),
+    )
+}
+
+/// The section.
+pub fn tour(endpoints: &Value) -> Result<()> {
+    let a_uri = endpoint(endpoints, "/libvirt/uris/qemu_unix")?;
+    let b_uri = endpoint(endpoints, "/libvirt2/uris/qemu_unix")
+        .context("the second daemon is missing: run `cargo xtask peers start`")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let a = Client::connect(&a_uri).await.context("connecting to A")?;
+        let b = Client::connect(&b_uri).await.context("connecting to B")?;
+        let name = format!("vmwire-demo-migrate-{}", std::process::id());
+        let _guard = Guard {
+            name: name.clone(),
+            uris: [a_uri.clone(), b_uri.clone()],
+        };
+        let dom = a
+            .domain_create_xml(guest_xml(&name), DomainCreateFlags::empty())
+            .await
+            .context("starting the guest on A")?;
+        println!("  guest {name} running on A ({a_uri})");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
+            .uri(format!("tcp:127.0.0.1:{port}"))
+            .progress_interval(Duration::from_millis(10));
+        let t = Instant::now();
+        let mut polls = 0;
+        let mut last = Progress::default();
+        let new = Migration::new(a.clone(), b.clone())
+            .run(&dom, &opts, |p| {
+                polls += 1;
+                print!("\r{}", bar(p));
+                let _ = std::io::stdout().flush();
+                last = p.clone();
+                ControlFlow::Continue(())
+            })
+            .await
+            .context("migrating A -> B")?;
+        let mut done = last;
+        done.data_total = done.data_total.or(done.data_processed);
+        done.data_processed = done.data_total;
+        done.data_remaining = Some(0);
+        println!("\r{}", bar(&done));
+        println!(
+            "  Begin3 -> Prepare3 -> Perform3 -> Finish3 -> Confirm3 in {:?} ({polls} progress polls)",
+            t.elapsed()
+        );
+        let st = b.domain_get_state(new.clone(), 0).await?;
+        if DomainState(st.state) != DomainState::RUNNING {
+            bail!("guest is {:?} on B, not running", DomainState(st.state));
+        }
+        println!("  guest {} now running on B ({b_uri})", new.name);
+        match a.domain_lookup_by_name(name.clone()).await {
+            Err(e) if e.remote().is_some() => println!("  and gone from A: {}", e),
+            Err(e) => return Err(e.into()),
+            Ok(_) => bail!("guest still defined on A after migration"),
+        }
+        b.domain_destroy(new).await?;
+        println!("  destroyed on B");
+        Ok(())
+    })
+}
