@@ -166,6 +166,17 @@ pub trait Message: ProcedureMarker {
     type Body: Serialize + DeserializeOwned;
 }
 
+/// Which body of a procedure a packet carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Body {
+    /// A call's arguments (VIR_NET_CALL).
+    Args,
+    /// A call's successful reply (VIR_NET_REPLY with status OK).
+    Ret,
+    /// A message's body (VIR_NET_MESSAGE: events, keepalive).
+    Message,
+}
+
 /// A procedure number a program does not define.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("program {program:#x} has no procedure {procedure}")]

@@ -533,3 +533,48 @@ fn api_flags_are_bit_sets() {
 fn api_qemu_flag() -> u32 {
     generated::api_qemu::DomainQemuMonitorCommandFlags::HMP.bits()
 }
+
+#[test]
+fn decode_body_dispatches_to_the_generated_type() {
+    use libvirt_proto::program::Body;
+    let args = xdr::to_bytes(&RemoteConnectOpenArgs {
+        name: Some("test:///default".into()),
+        flags: 0,
+    })
+    .unwrap();
+    let v = generated::decode_body(remote::PROGRAM, 1, Body::Args, &args)
+        .expect("known procedure")
+        .unwrap();
+    assert_eq!(
+        format!("{v:?}"),
+        "RemoteConnectOpenArgs { name: Some(\"test:///default\"), flags: 0 }"
+    );
+    // CONNECT_OPEN's reply is empty: no bytes decode, any byte is trailing.
+    assert!(generated::decode_body(remote::PROGRAM, 1, Body::Ret, &[])
+        .unwrap()
+        .is_ok());
+    assert!(matches!(
+        generated::decode_body(remote::PROGRAM, 1, Body::Ret, &[0, 0, 0, 0]),
+        Some(Err(xdr::Error::TrailingBytes { count: 4 }))
+    ));
+    // A call has no message body; an event has no args.
+    assert!(
+        generated::decode_body(remote::PROGRAM, 1, Body::Message, &[])
+            .unwrap()
+            .is_err()
+    );
+    let ping = keepalive::Procedure::Ping.number();
+    assert!(
+        generated::decode_body(keepalive::PROGRAM, ping, Body::Message, &[])
+            .unwrap()
+            .is_ok()
+    );
+    // Unknown program or procedure.
+    assert!(generated::decode_body(remote::PROGRAM, 100_000, Body::Args, &[]).is_none());
+    assert!(generated::decode_body(7, 1, Body::Args, &[]).is_none());
+    // Truncated input is a typed error, not a panic.
+    assert!(matches!(
+        generated::decode_body(remote::PROGRAM, 1, Body::Args, &args[..5]),
+        Some(Err(xdr::Error::UnexpectedEof { .. }))
+    ));
+}

@@ -1686,6 +1686,125 @@ pub const PROCEDURES: &[crate::program::ProcedureInfo] = &[
     },
 ];
 
+/// Decodes `bytes` as the given body of `procedure` with its generated type (`()` for an
+/// empty body, which must then be empty), for dissectors and fuzz targets.
+pub fn decode_body(
+    procedure: Procedure,
+    body: crate::program::Body,
+    bytes: &[u8],
+) -> Result<Box<dyn std::fmt::Debug + Send>, xdr::Error> {
+    use crate::program::Body;
+    fn boxed<T: std::fmt::Debug + Send + 'static>(v: T) -> Box<dyn std::fmt::Debug + Send> {
+        Box::new(v)
+    }
+    Ok(match (procedure, body) {
+        (Procedure::ConnectOpen, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminConnectOpenArgs>(bytes)?)
+        }
+        (Procedure::ConnectOpen, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectClose, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectClose, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetLibVersion, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetLibVersion, Body::Ret) => {
+            boxed(xdr::from_bytes::<AdminConnectGetLibVersionRet>(bytes)?)
+        }
+        (Procedure::ConnectListServers, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminConnectListServersArgs>(bytes)?)
+        }
+        (Procedure::ConnectListServers, Body::Ret) => {
+            boxed(xdr::from_bytes::<AdminConnectListServersRet>(bytes)?)
+        }
+        (Procedure::ConnectLookupServer, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminConnectLookupServerArgs>(bytes)?)
+        }
+        (Procedure::ConnectLookupServer, Body::Ret) => {
+            boxed(xdr::from_bytes::<AdminConnectLookupServerRet>(bytes)?)
+        }
+        (Procedure::ServerGetThreadpoolParameters, Body::Args) => boxed(xdr::from_bytes::<
+            AdminServerGetThreadpoolParametersArgs,
+        >(bytes)?),
+        (Procedure::ServerGetThreadpoolParameters, Body::Ret) => boxed(xdr::from_bytes::<
+            AdminServerGetThreadpoolParametersRet,
+        >(bytes)?),
+        (Procedure::ServerSetThreadpoolParameters, Body::Args) => boxed(xdr::from_bytes::<
+            AdminServerSetThreadpoolParametersArgs,
+        >(bytes)?),
+        (Procedure::ServerSetThreadpoolParameters, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ServerListClients, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminServerListClientsArgs>(bytes)?)
+        }
+        (Procedure::ServerListClients, Body::Ret) => {
+            boxed(xdr::from_bytes::<AdminServerListClientsRet>(bytes)?)
+        }
+        (Procedure::ServerLookupClient, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminServerLookupClientArgs>(bytes)?)
+        }
+        (Procedure::ServerLookupClient, Body::Ret) => {
+            boxed(xdr::from_bytes::<AdminServerLookupClientRet>(bytes)?)
+        }
+        (Procedure::ClientGetInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminClientGetInfoArgs>(bytes)?)
+        }
+        (Procedure::ClientGetInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<AdminClientGetInfoRet>(bytes)?)
+        }
+        (Procedure::ClientClose, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminClientCloseArgs>(bytes)?)
+        }
+        (Procedure::ClientClose, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ServerGetClientLimits, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminServerGetClientLimitsArgs>(bytes)?)
+        }
+        (Procedure::ServerGetClientLimits, Body::Ret) => {
+            boxed(xdr::from_bytes::<AdminServerGetClientLimitsRet>(bytes)?)
+        }
+        (Procedure::ServerSetClientLimits, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminServerSetClientLimitsArgs>(bytes)?)
+        }
+        (Procedure::ServerSetClientLimits, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetLoggingOutputs, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminConnectGetLoggingOutputsArgs>(bytes)?)
+        }
+        (Procedure::ConnectGetLoggingOutputs, Body::Ret) => {
+            boxed(xdr::from_bytes::<AdminConnectGetLoggingOutputsRet>(bytes)?)
+        }
+        (Procedure::ConnectGetLoggingFilters, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminConnectGetLoggingFiltersArgs>(bytes)?)
+        }
+        (Procedure::ConnectGetLoggingFilters, Body::Ret) => {
+            boxed(xdr::from_bytes::<AdminConnectGetLoggingFiltersRet>(bytes)?)
+        }
+        (Procedure::ConnectSetLoggingOutputs, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminConnectSetLoggingOutputsArgs>(bytes)?)
+        }
+        (Procedure::ConnectSetLoggingOutputs, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectSetLoggingFilters, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminConnectSetLoggingFiltersArgs>(bytes)?)
+        }
+        (Procedure::ConnectSetLoggingFilters, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ServerUpdateTlsFiles, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminServerUpdateTlsFilesArgs>(bytes)?)
+        }
+        (Procedure::ServerUpdateTlsFiles, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectSetDaemonTimeout, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminConnectSetDaemonTimeoutArgs>(bytes)?)
+        }
+        (Procedure::ConnectSetDaemonTimeout, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectDaemonShutdown, Body::Args) => {
+            boxed(xdr::from_bytes::<AdminConnectDaemonShutdownArgs>(bytes)?)
+        }
+        (Procedure::ConnectDaemonShutdown, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (p, b) => {
+            return Err(<xdr::Error as serde::de::Error>::custom(format!(
+                "{} has no {b:?} body",
+                p.name()
+            )))
+        }
+    })
+}
+
 /// One zero-sized marker type per procedure, implementing
 /// [`Call`](crate::program::Call) (calls) or [`Message`](crate::program::Message)
 /// (events and keepalive messages).

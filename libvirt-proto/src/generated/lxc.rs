@@ -184,6 +184,31 @@ pub const PROCEDURES: &[crate::program::ProcedureInfo] = &[crate::program::Proce
     acl_filter: &[],
 }];
 
+/// Decodes `bytes` as the given body of `procedure` with its generated type (`()` for an
+/// empty body, which must then be empty), for dissectors and fuzz targets.
+pub fn decode_body(
+    procedure: Procedure,
+    body: crate::program::Body,
+    bytes: &[u8],
+) -> Result<Box<dyn std::fmt::Debug + Send>, xdr::Error> {
+    use crate::program::Body;
+    fn boxed<T: std::fmt::Debug + Send + 'static>(v: T) -> Box<dyn std::fmt::Debug + Send> {
+        Box::new(v)
+    }
+    Ok(match (procedure, body) {
+        (Procedure::DomainOpenNamespace, Body::Args) => {
+            boxed(xdr::from_bytes::<LxcDomainOpenNamespaceArgs>(bytes)?)
+        }
+        (Procedure::DomainOpenNamespace, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (p, b) => {
+            return Err(<xdr::Error as serde::de::Error>::custom(format!(
+                "{} has no {b:?} body",
+                p.name()
+            )))
+        }
+    })
+}
+
 /// One zero-sized marker type per procedure, implementing
 /// [`Call`](crate::program::Call) (calls) or [`Message`](crate::program::Message)
 /// (events and keepalive messages).

@@ -40,6 +40,27 @@ pub fn program(number: u32) -> Option<&'static crate::program::ProgramInfo> {
     PROGRAMS.iter().copied().find(|p| p.number == number)
 }
 
+/// Decodes `bytes` as the given body of a procedure with its generated type (see each
+/// program's `decode_body`); `None` for an unknown program or procedure.
+pub fn decode_body(
+    program: u32,
+    procedure: u32,
+    body: crate::program::Body,
+    bytes: &[u8],
+) -> Option<Result<Box<dyn std::fmt::Debug + Send>, xdr::Error>> {
+    let p = i32::try_from(procedure).ok()?;
+    Some(match program {
+        remote::PROGRAM => remote::decode_body(remote::Procedure::from_value(p)?, body, bytes),
+        qemu::PROGRAM => qemu::decode_body(qemu::Procedure::from_value(p)?, body, bytes),
+        lxc::PROGRAM => lxc::decode_body(lxc::Procedure::from_value(p)?, body, bytes),
+        admin::PROGRAM => admin::decode_body(admin::Procedure::from_value(p)?, body, bytes),
+        keepalive::PROGRAM => {
+            keepalive::decode_body(keepalive::Procedure::from_value(p)?, body, bytes)
+        }
+        _ => return None,
+    })
+}
+
 /// The procedure with these program and procedure numbers.
 pub fn procedure(program: u32, procedure: u32) -> Option<&'static crate::program::ProcedureInfo> {
     self::program(program)?.procedure(procedure)

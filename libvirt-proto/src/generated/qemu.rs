@@ -709,6 +709,66 @@ pub const PROCEDURES: &[crate::program::ProcedureInfo] = &[
     },
 ];
 
+/// Decodes `bytes` as the given body of `procedure` with its generated type (`()` for an
+/// empty body, which must then be empty), for dissectors and fuzz targets.
+pub fn decode_body(
+    procedure: Procedure,
+    body: crate::program::Body,
+    bytes: &[u8],
+) -> Result<Box<dyn std::fmt::Debug + Send>, xdr::Error> {
+    use crate::program::Body;
+    fn boxed<T: std::fmt::Debug + Send + 'static>(v: T) -> Box<dyn std::fmt::Debug + Send> {
+        Box::new(v)
+    }
+    Ok(match (procedure, body) {
+        (Procedure::DomainMonitorCommand, Body::Args) => {
+            boxed(xdr::from_bytes::<QemuDomainMonitorCommandArgs>(bytes)?)
+        }
+        (Procedure::DomainMonitorCommand, Body::Ret) => {
+            boxed(xdr::from_bytes::<QemuDomainMonitorCommandRet>(bytes)?)
+        }
+        (Procedure::DomainAttach, Body::Args) => {
+            boxed(xdr::from_bytes::<QemuDomainAttachArgs>(bytes)?)
+        }
+        (Procedure::DomainAttach, Body::Ret) => {
+            boxed(xdr::from_bytes::<QemuDomainAttachRet>(bytes)?)
+        }
+        (Procedure::DomainAgentCommand, Body::Args) => {
+            boxed(xdr::from_bytes::<QemuDomainAgentCommandArgs>(bytes)?)
+        }
+        (Procedure::DomainAgentCommand, Body::Ret) => {
+            boxed(xdr::from_bytes::<QemuDomainAgentCommandRet>(bytes)?)
+        }
+        (Procedure::ConnectDomainMonitorEventRegister, Body::Args) => {
+            boxed(xdr::from_bytes::<QemuConnectDomainMonitorEventRegisterArgs>(bytes)?)
+        }
+        (Procedure::ConnectDomainMonitorEventRegister, Body::Ret) => boxed(xdr::from_bytes::<
+            QemuConnectDomainMonitorEventRegisterRet,
+        >(bytes)?),
+        (Procedure::ConnectDomainMonitorEventDeregister, Body::Args) => boxed(xdr::from_bytes::<
+            QemuConnectDomainMonitorEventDeregisterArgs,
+        >(bytes)?),
+        (Procedure::ConnectDomainMonitorEventDeregister, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::DomainMonitorEvent, Body::Message) => {
+            boxed(xdr::from_bytes::<QemuDomainMonitorEventMsg>(bytes)?)
+        }
+        (Procedure::DomainMonitorCommandWithFiles, Body::Args) => boxed(xdr::from_bytes::<
+            QemuDomainMonitorCommandWithFilesArgs,
+        >(bytes)?),
+        (Procedure::DomainMonitorCommandWithFiles, Body::Ret) => boxed(xdr::from_bytes::<
+            QemuDomainMonitorCommandWithFilesRet,
+        >(bytes)?),
+        (p, b) => {
+            return Err(<xdr::Error as serde::de::Error>::custom(format!(
+                "{} has no {b:?} body",
+                p.name()
+            )))
+        }
+    })
+}
+
 /// One zero-sized marker type per procedure, implementing
 /// [`Call`](crate::program::Call) (calls) or [`Message`](crate::program::Message)
 /// (events and keepalive messages).

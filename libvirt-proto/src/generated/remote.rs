@@ -26718,6 +26718,2270 @@ pub const PROCEDURES: &[crate::program::ProcedureInfo] = &[
     crate::program::ProcedureInfo { program: PROGRAM, version: VERSION, program_name: "remote", number: 453, name: "REMOTE_PROC_DOMAIN_EVENT_NIC_MAC_CHANGE", kind: crate::program::ProcedureKind::Message, args: None, ret: None, message: Some("remote_domain_event_nic_mac_change_msg"), stream: None, stream_param: None, sparse_flag: None, priority: crate::program::Priority::Low, generate: Some(crate::program::Generate::Both), acl: &["none"], acl_filter: &[] },
 ];
 
+/// Decodes `bytes` as the given body of `procedure` with its generated type (`()` for an
+/// empty body, which must then be empty), for dissectors and fuzz targets.
+pub fn decode_body(
+    procedure: Procedure,
+    body: crate::program::Body,
+    bytes: &[u8],
+) -> Result<Box<dyn std::fmt::Debug + Send>, xdr::Error> {
+    use crate::program::Body;
+    fn boxed<T: std::fmt::Debug + Send + 'static>(v: T) -> Box<dyn std::fmt::Debug + Send> {
+        Box::new(v)
+    }
+    Ok(match (procedure, body) {
+        (Procedure::ConnectOpen, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectOpenArgs>(bytes)?)
+        }
+        (Procedure::ConnectOpen, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectClose, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectClose, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetType, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetType, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetTypeRet>(bytes)?)
+        }
+        (Procedure::ConnectGetVersion, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetVersion, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetVersionRet>(bytes)?)
+        }
+        (Procedure::ConnectGetMaxVcpus, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetMaxVcpusArgs>(bytes)?)
+        }
+        (Procedure::ConnectGetMaxVcpus, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetMaxVcpusRet>(bytes)?)
+        }
+        (Procedure::NodeGetInfo, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeGetInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetInfoRet>(bytes)?)
+        }
+        (Procedure::ConnectGetCapabilities, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetCapabilities, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetCapabilitiesRet>(bytes)?)
+        }
+        (Procedure::DomainAttachDevice, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainAttachDeviceArgs>(bytes)?)
+        }
+        (Procedure::DomainAttachDevice, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainCreate, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainCreateArgs>(bytes)?)
+        }
+        (Procedure::DomainCreate, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainCreateXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainCreateXmlArgs>(bytes)?)
+        }
+        (Procedure::DomainCreateXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainCreateXmlRet>(bytes)?)
+        }
+        (Procedure::DomainDefineXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainDefineXmlArgs>(bytes)?)
+        }
+        (Procedure::DomainDefineXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainDefineXmlRet>(bytes)?)
+        }
+        (Procedure::DomainDestroy, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainDestroyArgs>(bytes)?)
+        }
+        (Procedure::DomainDestroy, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainDetachDevice, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainDetachDeviceArgs>(bytes)?)
+        }
+        (Procedure::DomainDetachDevice, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::DomainGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::DomainGetAutostart, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetAutostartArgs>(bytes)?)
+        }
+        (Procedure::DomainGetAutostart, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetAutostartRet>(bytes)?)
+        }
+        (Procedure::DomainGetInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetInfoArgs>(bytes)?)
+        }
+        (Procedure::DomainGetInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetInfoRet>(bytes)?)
+        }
+        (Procedure::DomainGetMaxMemory, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetMaxMemoryArgs>(bytes)?)
+        }
+        (Procedure::DomainGetMaxMemory, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetMaxMemoryRet>(bytes)?)
+        }
+        (Procedure::DomainGetMaxVcpus, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetMaxVcpusArgs>(bytes)?)
+        }
+        (Procedure::DomainGetMaxVcpus, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetMaxVcpusRet>(bytes)?)
+        }
+        (Procedure::DomainGetOsType, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetOsTypeArgs>(bytes)?)
+        }
+        (Procedure::DomainGetOsType, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetOsTypeRet>(bytes)?)
+        }
+        (Procedure::DomainGetVcpus, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetVcpusArgs>(bytes)?)
+        }
+        (Procedure::DomainGetVcpus, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetVcpusRet>(bytes)?)
+        }
+        (Procedure::ConnectListDefinedDomains, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectListDefinedDomainsArgs,
+        >(bytes)?),
+        (Procedure::ConnectListDefinedDomains, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectListDefinedDomainsRet,
+        >(bytes)?),
+        (Procedure::DomainLookupById, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainLookupByIdArgs>(bytes)?)
+        }
+        (Procedure::DomainLookupById, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainLookupByIdRet>(bytes)?)
+        }
+        (Procedure::DomainLookupByName, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainLookupByNameArgs>(bytes)?)
+        }
+        (Procedure::DomainLookupByName, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainLookupByNameRet>(bytes)?)
+        }
+        (Procedure::DomainLookupByUuid, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainLookupByUuidArgs>(bytes)?)
+        }
+        (Procedure::DomainLookupByUuid, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainLookupByUuidRet>(bytes)?)
+        }
+        (Procedure::ConnectNumOfDefinedDomains, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectNumOfDefinedDomains, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectNumOfDefinedDomainsRet,
+        >(bytes)?),
+        (Procedure::DomainPinVcpu, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainPinVcpuArgs>(bytes)?)
+        }
+        (Procedure::DomainPinVcpu, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainReboot, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainRebootArgs>(bytes)?)
+        }
+        (Procedure::DomainReboot, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainResume, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainResumeArgs>(bytes)?)
+        }
+        (Procedure::DomainResume, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetAutostart, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetAutostartArgs>(bytes)?)
+        }
+        (Procedure::DomainSetAutostart, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetMaxMemory, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetMaxMemoryArgs>(bytes)?)
+        }
+        (Procedure::DomainSetMaxMemory, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetMemory, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetMemoryArgs>(bytes)?)
+        }
+        (Procedure::DomainSetMemory, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetVcpus, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetVcpusArgs>(bytes)?)
+        }
+        (Procedure::DomainSetVcpus, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainShutdown, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainShutdownArgs>(bytes)?)
+        }
+        (Procedure::DomainShutdown, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSuspend, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSuspendArgs>(bytes)?)
+        }
+        (Procedure::DomainSuspend, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainUndefine, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainUndefineArgs>(bytes)?)
+        }
+        (Procedure::DomainUndefine, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectListDefinedNetworks, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectListDefinedNetworksArgs,
+        >(bytes)?),
+        (Procedure::ConnectListDefinedNetworks, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectListDefinedNetworksRet,
+        >(bytes)?),
+        (Procedure::ConnectListDomains, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListDomainsArgs>(bytes)?)
+        }
+        (Procedure::ConnectListDomains, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListDomainsRet>(bytes)?)
+        }
+        (Procedure::ConnectListNetworks, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListNetworksArgs>(bytes)?)
+        }
+        (Procedure::ConnectListNetworks, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListNetworksRet>(bytes)?)
+        }
+        (Procedure::NetworkCreate, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkCreateArgs>(bytes)?)
+        }
+        (Procedure::NetworkCreate, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NetworkCreateXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkCreateXmlArgs>(bytes)?)
+        }
+        (Procedure::NetworkCreateXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkCreateXmlRet>(bytes)?)
+        }
+        (Procedure::NetworkDefineXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkDefineXmlArgs>(bytes)?)
+        }
+        (Procedure::NetworkDefineXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkDefineXmlRet>(bytes)?)
+        }
+        (Procedure::NetworkDestroy, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkDestroyArgs>(bytes)?)
+        }
+        (Procedure::NetworkDestroy, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NetworkGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::NetworkGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::NetworkGetAutostart, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetAutostartArgs>(bytes)?)
+        }
+        (Procedure::NetworkGetAutostart, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetAutostartRet>(bytes)?)
+        }
+        (Procedure::NetworkGetBridgeName, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetBridgeNameArgs>(bytes)?)
+        }
+        (Procedure::NetworkGetBridgeName, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetBridgeNameRet>(bytes)?)
+        }
+        (Procedure::NetworkLookupByName, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkLookupByNameArgs>(bytes)?)
+        }
+        (Procedure::NetworkLookupByName, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkLookupByNameRet>(bytes)?)
+        }
+        (Procedure::NetworkLookupByUuid, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkLookupByUuidArgs>(bytes)?)
+        }
+        (Procedure::NetworkLookupByUuid, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkLookupByUuidRet>(bytes)?)
+        }
+        (Procedure::NetworkSetAutostart, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkSetAutostartArgs>(bytes)?)
+        }
+        (Procedure::NetworkSetAutostart, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NetworkUndefine, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkUndefineArgs>(bytes)?)
+        }
+        (Procedure::NetworkUndefine, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectNumOfDefinedNetworks, Body::Args) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectNumOfDefinedNetworks, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectNumOfDefinedNetworksRet,
+        >(bytes)?),
+        (Procedure::ConnectNumOfDomains, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectNumOfDomains, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectNumOfDomainsRet>(bytes)?)
+        }
+        (Procedure::ConnectNumOfNetworks, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectNumOfNetworks, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectNumOfNetworksRet>(bytes)?)
+        }
+        (Procedure::DomainCoreDump, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainCoreDumpArgs>(bytes)?)
+        }
+        (Procedure::DomainCoreDump, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainRestore, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainRestoreArgs>(bytes)?)
+        }
+        (Procedure::DomainRestore, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSave, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSaveArgs>(bytes)?)
+        }
+        (Procedure::DomainSave, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetSchedulerType, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetSchedulerTypeArgs>(bytes)?)
+        }
+        (Procedure::DomainGetSchedulerType, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetSchedulerTypeRet>(bytes)?)
+        }
+        (Procedure::DomainGetSchedulerParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainGetSchedulerParametersArgs,
+        >(bytes)?),
+        (Procedure::DomainGetSchedulerParameters, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainGetSchedulerParametersRet,
+        >(bytes)?),
+        (Procedure::DomainSetSchedulerParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSetSchedulerParametersArgs,
+        >(bytes)?),
+        (Procedure::DomainSetSchedulerParameters, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectGetHostname, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetHostname, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetHostnameRet>(bytes)?)
+        }
+        (Procedure::ConnectSupportsFeature, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectSupportsFeatureArgs>(bytes)?)
+        }
+        (Procedure::ConnectSupportsFeature, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectSupportsFeatureRet>(bytes)?)
+        }
+        (Procedure::DomainMigratePrepare, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePrepareArgs>(bytes)?)
+        }
+        (Procedure::DomainMigratePrepare, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePrepareRet>(bytes)?)
+        }
+        (Procedure::DomainMigratePerform, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePerformArgs>(bytes)?)
+        }
+        (Procedure::DomainMigratePerform, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainMigrateFinish, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateFinishArgs>(bytes)?)
+        }
+        (Procedure::DomainMigrateFinish, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateFinishRet>(bytes)?)
+        }
+        (Procedure::DomainBlockStats, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockStatsArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockStats, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockStatsRet>(bytes)?)
+        }
+        (Procedure::DomainInterfaceStats, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainInterfaceStatsArgs>(bytes)?)
+        }
+        (Procedure::DomainInterfaceStats, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainInterfaceStatsRet>(bytes)?)
+        }
+        (Procedure::AuthList, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::AuthList, Body::Ret) => boxed(xdr::from_bytes::<RemoteAuthListRet>(bytes)?),
+        (Procedure::AuthSaslInit, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::AuthSaslInit, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteAuthSaslInitRet>(bytes)?)
+        }
+        (Procedure::AuthSaslStart, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteAuthSaslStartArgs>(bytes)?)
+        }
+        (Procedure::AuthSaslStart, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteAuthSaslStartRet>(bytes)?)
+        }
+        (Procedure::AuthSaslStep, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteAuthSaslStepArgs>(bytes)?)
+        }
+        (Procedure::AuthSaslStep, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteAuthSaslStepRet>(bytes)?)
+        }
+        (Procedure::AuthPolkit, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::AuthPolkit, Body::Ret) => boxed(xdr::from_bytes::<RemoteAuthPolkitRet>(bytes)?),
+        (Procedure::ConnectNumOfStoragePools, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectNumOfStoragePools, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectNumOfStoragePoolsRet>(bytes)?)
+        }
+        (Procedure::ConnectListStoragePools, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListStoragePoolsArgs>(bytes)?)
+        }
+        (Procedure::ConnectListStoragePools, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListStoragePoolsRet>(bytes)?)
+        }
+        (Procedure::ConnectNumOfDefinedStoragePools, Body::Args) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectNumOfDefinedStoragePools, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectNumOfDefinedStoragePoolsRet,
+        >(bytes)?),
+        (Procedure::ConnectListDefinedStoragePools, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectListDefinedStoragePoolsArgs,
+        >(bytes)?),
+        (Procedure::ConnectListDefinedStoragePools, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectListDefinedStoragePoolsRet,
+        >(bytes)?),
+        (Procedure::ConnectFindStoragePoolSources, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectFindStoragePoolSourcesArgs,
+        >(bytes)?),
+        (Procedure::ConnectFindStoragePoolSources, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectFindStoragePoolSourcesRet,
+        >(bytes)?),
+        (Procedure::StoragePoolCreateXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolCreateXmlArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolCreateXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolCreateXmlRet>(bytes)?)
+        }
+        (Procedure::StoragePoolDefineXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolDefineXmlArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolDefineXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolDefineXmlRet>(bytes)?)
+        }
+        (Procedure::StoragePoolCreate, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolCreateArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolCreate, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StoragePoolBuild, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolBuildArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolBuild, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StoragePoolDestroy, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolDestroyArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolDestroy, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StoragePoolDelete, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolDeleteArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolDelete, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StoragePoolUndefine, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolUndefineArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolUndefine, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StoragePoolRefresh, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolRefreshArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolRefresh, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StoragePoolLookupByName, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolLookupByNameArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolLookupByName, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolLookupByNameRet>(bytes)?)
+        }
+        (Procedure::StoragePoolLookupByUuid, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolLookupByUuidArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolLookupByUuid, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolLookupByUuidRet>(bytes)?)
+        }
+        (Procedure::StoragePoolLookupByVolume, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteStoragePoolLookupByVolumeArgs,
+        >(bytes)?),
+        (Procedure::StoragePoolLookupByVolume, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteStoragePoolLookupByVolumeRet,
+        >(bytes)?),
+        (Procedure::StoragePoolGetInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolGetInfoArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolGetInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolGetInfoRet>(bytes)?)
+        }
+        (Procedure::StoragePoolGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::StoragePoolGetAutostart, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolGetAutostartArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolGetAutostart, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolGetAutostartRet>(bytes)?)
+        }
+        (Procedure::StoragePoolSetAutostart, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolSetAutostartArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolSetAutostart, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StoragePoolNumOfVolumes, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolNumOfVolumesArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolNumOfVolumes, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolNumOfVolumesRet>(bytes)?)
+        }
+        (Procedure::StoragePoolListVolumes, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolListVolumesArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolListVolumes, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolListVolumesRet>(bytes)?)
+        }
+        (Procedure::StorageVolCreateXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolCreateXmlArgs>(bytes)?)
+        }
+        (Procedure::StorageVolCreateXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolCreateXmlRet>(bytes)?)
+        }
+        (Procedure::StorageVolDelete, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolDeleteArgs>(bytes)?)
+        }
+        (Procedure::StorageVolDelete, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StorageVolLookupByName, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolLookupByNameArgs>(bytes)?)
+        }
+        (Procedure::StorageVolLookupByName, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolLookupByNameRet>(bytes)?)
+        }
+        (Procedure::StorageVolLookupByKey, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolLookupByKeyArgs>(bytes)?)
+        }
+        (Procedure::StorageVolLookupByKey, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolLookupByKeyRet>(bytes)?)
+        }
+        (Procedure::StorageVolLookupByPath, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolLookupByPathArgs>(bytes)?)
+        }
+        (Procedure::StorageVolLookupByPath, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolLookupByPathRet>(bytes)?)
+        }
+        (Procedure::StorageVolGetInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolGetInfoArgs>(bytes)?)
+        }
+        (Procedure::StorageVolGetInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolGetInfoRet>(bytes)?)
+        }
+        (Procedure::StorageVolGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::StorageVolGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::StorageVolGetPath, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolGetPathArgs>(bytes)?)
+        }
+        (Procedure::StorageVolGetPath, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolGetPathRet>(bytes)?)
+        }
+        (Procedure::NodeGetCellsFreeMemory, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetCellsFreeMemoryArgs>(bytes)?)
+        }
+        (Procedure::NodeGetCellsFreeMemory, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetCellsFreeMemoryRet>(bytes)?)
+        }
+        (Procedure::NodeGetFreeMemory, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeGetFreeMemory, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetFreeMemoryRet>(bytes)?)
+        }
+        (Procedure::DomainBlockPeek, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockPeekArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockPeek, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockPeekRet>(bytes)?)
+        }
+        (Procedure::DomainMemoryPeek, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMemoryPeekArgs>(bytes)?)
+        }
+        (Procedure::DomainMemoryPeek, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMemoryPeekRet>(bytes)?)
+        }
+        (Procedure::ConnectDomainEventRegister, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectDomainEventRegister, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectDomainEventRegisterRet,
+        >(bytes)?),
+        (Procedure::ConnectDomainEventDeregister, Body::Args) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectDomainEventDeregister, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectDomainEventDeregisterRet,
+        >(bytes)?),
+        (Procedure::DomainEventLifecycle, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventLifecycleMsg>(bytes)?)
+        }
+        (Procedure::DomainMigratePrepare2, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePrepare2Args>(bytes)?)
+        }
+        (Procedure::DomainMigratePrepare2, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePrepare2Ret>(bytes)?)
+        }
+        (Procedure::DomainMigrateFinish2, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateFinish2Args>(bytes)?)
+        }
+        (Procedure::DomainMigrateFinish2, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateFinish2Ret>(bytes)?)
+        }
+        (Procedure::ConnectGetUri, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetUri, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetUriRet>(bytes)?)
+        }
+        (Procedure::NodeNumOfDevices, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeNumOfDevicesArgs>(bytes)?)
+        }
+        (Procedure::NodeNumOfDevices, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeNumOfDevicesRet>(bytes)?)
+        }
+        (Procedure::NodeListDevices, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeListDevicesArgs>(bytes)?)
+        }
+        (Procedure::NodeListDevices, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeListDevicesRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceLookupByName, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceLookupByNameArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceLookupByName, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceLookupByNameRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceGetParent, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceGetParentArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceGetParent, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceGetParentRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceNumOfCaps, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceNumOfCapsArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceNumOfCaps, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceNumOfCapsRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceListCaps, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceListCapsArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceListCaps, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceListCapsRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceDettach, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceDettachArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceDettach, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeDeviceReAttach, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceReAttachArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceReAttach, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeDeviceReset, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceResetArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceReset, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetSecurityLabel, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetSecurityLabelArgs>(bytes)?)
+        }
+        (Procedure::DomainGetSecurityLabel, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetSecurityLabelRet>(bytes)?)
+        }
+        (Procedure::NodeGetSecurityModel, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeGetSecurityModel, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetSecurityModelRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceCreateXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceCreateXmlArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceCreateXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceCreateXmlRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceDestroy, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceDestroyArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceDestroy, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StorageVolCreateXmlFrom, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolCreateXmlFromArgs>(bytes)?)
+        }
+        (Procedure::StorageVolCreateXmlFrom, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolCreateXmlFromRet>(bytes)?)
+        }
+        (Procedure::ConnectNumOfInterfaces, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectNumOfInterfaces, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectNumOfInterfacesRet>(bytes)?)
+        }
+        (Procedure::ConnectListInterfaces, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListInterfacesArgs>(bytes)?)
+        }
+        (Procedure::ConnectListInterfaces, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListInterfacesRet>(bytes)?)
+        }
+        (Procedure::InterfaceLookupByName, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceLookupByNameArgs>(bytes)?)
+        }
+        (Procedure::InterfaceLookupByName, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceLookupByNameRet>(bytes)?)
+        }
+        (Procedure::InterfaceLookupByMacString, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteInterfaceLookupByMacStringArgs,
+        >(bytes)?),
+        (Procedure::InterfaceLookupByMacString, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteInterfaceLookupByMacStringRet,
+        >(bytes)?),
+        (Procedure::InterfaceGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::InterfaceGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::InterfaceDefineXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceDefineXmlArgs>(bytes)?)
+        }
+        (Procedure::InterfaceDefineXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceDefineXmlRet>(bytes)?)
+        }
+        (Procedure::InterfaceUndefine, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceUndefineArgs>(bytes)?)
+        }
+        (Procedure::InterfaceUndefine, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::InterfaceCreate, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceCreateArgs>(bytes)?)
+        }
+        (Procedure::InterfaceCreate, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::InterfaceDestroy, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceDestroyArgs>(bytes)?)
+        }
+        (Procedure::InterfaceDestroy, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectDomainXmlFromNative, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectDomainXmlFromNativeArgs,
+        >(bytes)?),
+        (Procedure::ConnectDomainXmlFromNative, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectDomainXmlFromNativeRet,
+        >(bytes)?),
+        (Procedure::ConnectDomainXmlToNative, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectDomainXmlToNativeArgs,
+        >(bytes)?),
+        (Procedure::ConnectDomainXmlToNative, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectDomainXmlToNativeRet>(bytes)?)
+        }
+        (Procedure::ConnectNumOfDefinedInterfaces, Body::Args) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectNumOfDefinedInterfaces, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectNumOfDefinedInterfacesRet,
+        >(bytes)?),
+        (Procedure::ConnectListDefinedInterfaces, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectListDefinedInterfacesArgs,
+        >(bytes)?),
+        (Procedure::ConnectListDefinedInterfaces, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectListDefinedInterfacesRet,
+        >(bytes)?),
+        (Procedure::ConnectNumOfSecrets, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectNumOfSecrets, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectNumOfSecretsRet>(bytes)?)
+        }
+        (Procedure::ConnectListSecrets, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListSecretsArgs>(bytes)?)
+        }
+        (Procedure::ConnectListSecrets, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListSecretsRet>(bytes)?)
+        }
+        (Procedure::SecretLookupByUuid, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteSecretLookupByUuidArgs>(bytes)?)
+        }
+        (Procedure::SecretLookupByUuid, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteSecretLookupByUuidRet>(bytes)?)
+        }
+        (Procedure::SecretDefineXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteSecretDefineXmlArgs>(bytes)?)
+        }
+        (Procedure::SecretDefineXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteSecretDefineXmlRet>(bytes)?)
+        }
+        (Procedure::SecretGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteSecretGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::SecretGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteSecretGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::SecretSetValue, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteSecretSetValueArgs>(bytes)?)
+        }
+        (Procedure::SecretSetValue, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::SecretGetValue, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteSecretGetValueArgs>(bytes)?)
+        }
+        (Procedure::SecretGetValue, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteSecretGetValueRet>(bytes)?)
+        }
+        (Procedure::SecretUndefine, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteSecretUndefineArgs>(bytes)?)
+        }
+        (Procedure::SecretUndefine, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::SecretLookupByUsage, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteSecretLookupByUsageArgs>(bytes)?)
+        }
+        (Procedure::SecretLookupByUsage, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteSecretLookupByUsageRet>(bytes)?)
+        }
+        (Procedure::DomainMigratePrepareTunnel, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigratePrepareTunnelArgs,
+        >(bytes)?),
+        (Procedure::DomainMigratePrepareTunnel, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectIsSecure, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectIsSecure, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectIsSecureRet>(bytes)?)
+        }
+        (Procedure::DomainIsActive, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainIsActiveArgs>(bytes)?)
+        }
+        (Procedure::DomainIsActive, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainIsActiveRet>(bytes)?)
+        }
+        (Procedure::DomainIsPersistent, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainIsPersistentArgs>(bytes)?)
+        }
+        (Procedure::DomainIsPersistent, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainIsPersistentRet>(bytes)?)
+        }
+        (Procedure::NetworkIsActive, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkIsActiveArgs>(bytes)?)
+        }
+        (Procedure::NetworkIsActive, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkIsActiveRet>(bytes)?)
+        }
+        (Procedure::NetworkIsPersistent, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkIsPersistentArgs>(bytes)?)
+        }
+        (Procedure::NetworkIsPersistent, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkIsPersistentRet>(bytes)?)
+        }
+        (Procedure::StoragePoolIsActive, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolIsActiveArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolIsActive, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolIsActiveRet>(bytes)?)
+        }
+        (Procedure::StoragePoolIsPersistent, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolIsPersistentArgs>(bytes)?)
+        }
+        (Procedure::StoragePoolIsPersistent, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolIsPersistentRet>(bytes)?)
+        }
+        (Procedure::InterfaceIsActive, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceIsActiveArgs>(bytes)?)
+        }
+        (Procedure::InterfaceIsActive, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceIsActiveRet>(bytes)?)
+        }
+        (Procedure::ConnectGetLibVersion, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetLibVersion, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetLibVersionRet>(bytes)?)
+        }
+        (Procedure::ConnectCompareCpu, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectCompareCpuArgs>(bytes)?)
+        }
+        (Procedure::ConnectCompareCpu, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectCompareCpuRet>(bytes)?)
+        }
+        (Procedure::DomainMemoryStats, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMemoryStatsArgs>(bytes)?)
+        }
+        (Procedure::DomainMemoryStats, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMemoryStatsRet>(bytes)?)
+        }
+        (Procedure::DomainAttachDeviceFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainAttachDeviceFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainAttachDeviceFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainDetachDeviceFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainDetachDeviceFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainDetachDeviceFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectBaselineCpu, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectBaselineCpuArgs>(bytes)?)
+        }
+        (Procedure::ConnectBaselineCpu, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectBaselineCpuRet>(bytes)?)
+        }
+        (Procedure::DomainGetJobInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetJobInfoArgs>(bytes)?)
+        }
+        (Procedure::DomainGetJobInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetJobInfoRet>(bytes)?)
+        }
+        (Procedure::DomainAbortJob, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainAbortJobArgs>(bytes)?)
+        }
+        (Procedure::DomainAbortJob, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StorageVolWipe, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolWipeArgs>(bytes)?)
+        }
+        (Procedure::StorageVolWipe, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainMigrateSetMaxDowntime, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateSetMaxDowntimeArgs,
+        >(bytes)?),
+        (Procedure::DomainMigrateSetMaxDowntime, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectDomainEventRegisterAny, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectDomainEventRegisterAnyArgs,
+        >(bytes)?),
+        (Procedure::ConnectDomainEventRegisterAny, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectDomainEventDeregisterAny, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectDomainEventDeregisterAnyArgs>(bytes)?)
+        }
+        (Procedure::ConnectDomainEventDeregisterAny, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::DomainEventReboot, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventRebootMsg>(bytes)?)
+        }
+        (Procedure::DomainEventRtcChange, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventRtcChangeMsg>(bytes)?)
+        }
+        (Procedure::DomainEventWatchdog, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventWatchdogMsg>(bytes)?)
+        }
+        (Procedure::DomainEventIoError, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventIoErrorMsg>(bytes)?)
+        }
+        (Procedure::DomainEventGraphics, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventGraphicsMsg>(bytes)?)
+        }
+        (Procedure::DomainUpdateDeviceFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainUpdateDeviceFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainUpdateDeviceFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NwfilterLookupByName, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterLookupByNameArgs>(bytes)?)
+        }
+        (Procedure::NwfilterLookupByName, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterLookupByNameRet>(bytes)?)
+        }
+        (Procedure::NwfilterLookupByUuid, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterLookupByUuidArgs>(bytes)?)
+        }
+        (Procedure::NwfilterLookupByUuid, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterLookupByUuidRet>(bytes)?)
+        }
+        (Procedure::NwfilterGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::NwfilterGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::ConnectNumOfNwfilters, Body::Args) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectNumOfNwfilters, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectNumOfNwfiltersRet>(bytes)?)
+        }
+        (Procedure::ConnectListNwfilters, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListNwfiltersArgs>(bytes)?)
+        }
+        (Procedure::ConnectListNwfilters, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListNwfiltersRet>(bytes)?)
+        }
+        (Procedure::NwfilterDefineXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterDefineXmlArgs>(bytes)?)
+        }
+        (Procedure::NwfilterDefineXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterDefineXmlRet>(bytes)?)
+        }
+        (Procedure::NwfilterUndefine, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterUndefineArgs>(bytes)?)
+        }
+        (Procedure::NwfilterUndefine, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainManagedSave, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainManagedSaveArgs>(bytes)?)
+        }
+        (Procedure::DomainManagedSave, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainHasManagedSaveImage, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainHasManagedSaveImageArgs,
+        >(bytes)?),
+        (Procedure::DomainHasManagedSaveImage, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainHasManagedSaveImageRet,
+        >(bytes)?),
+        (Procedure::DomainManagedSaveRemove, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainManagedSaveRemoveArgs>(bytes)?)
+        }
+        (Procedure::DomainManagedSaveRemove, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSnapshotCreateXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotCreateXmlArgs>(bytes)?)
+        }
+        (Procedure::DomainSnapshotCreateXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotCreateXmlRet>(bytes)?)
+        }
+        (Procedure::DomainSnapshotGetXmlDesc, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotGetXmlDescArgs,
+        >(bytes)?),
+        (Procedure::DomainSnapshotGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::DomainSnapshotNum, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotNumArgs>(bytes)?)
+        }
+        (Procedure::DomainSnapshotNum, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotNumRet>(bytes)?)
+        }
+        (Procedure::DomainSnapshotListNames, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotListNamesArgs>(bytes)?)
+        }
+        (Procedure::DomainSnapshotListNames, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotListNamesRet>(bytes)?)
+        }
+        (Procedure::DomainSnapshotLookupByName, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotLookupByNameArgs,
+        >(bytes)?),
+        (Procedure::DomainSnapshotLookupByName, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotLookupByNameRet,
+        >(bytes)?),
+        (Procedure::DomainHasCurrentSnapshot, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainHasCurrentSnapshotArgs,
+        >(bytes)?),
+        (Procedure::DomainHasCurrentSnapshot, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainHasCurrentSnapshotRet>(bytes)?)
+        }
+        (Procedure::DomainSnapshotCurrent, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotCurrentArgs>(bytes)?)
+        }
+        (Procedure::DomainSnapshotCurrent, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotCurrentRet>(bytes)?)
+        }
+        (Procedure::DomainRevertToSnapshot, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainRevertToSnapshotArgs>(bytes)?)
+        }
+        (Procedure::DomainRevertToSnapshot, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSnapshotDelete, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotDeleteArgs>(bytes)?)
+        }
+        (Procedure::DomainSnapshotDelete, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetBlockInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetBlockInfoArgs>(bytes)?)
+        }
+        (Procedure::DomainGetBlockInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetBlockInfoRet>(bytes)?)
+        }
+        (Procedure::DomainEventIoErrorReason, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventIoErrorReasonMsg>(bytes)?)
+        }
+        (Procedure::DomainCreateWithFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainCreateWithFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainCreateWithFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainCreateWithFlagsRet>(bytes)?)
+        }
+        (Procedure::DomainSetMemoryParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSetMemoryParametersArgs,
+        >(bytes)?),
+        (Procedure::DomainSetMemoryParameters, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetMemoryParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainGetMemoryParametersArgs,
+        >(bytes)?),
+        (Procedure::DomainGetMemoryParameters, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainGetMemoryParametersRet,
+        >(bytes)?),
+        (Procedure::DomainSetVcpusFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetVcpusFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainSetVcpusFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetVcpusFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetVcpusFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainGetVcpusFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetVcpusFlagsRet>(bytes)?)
+        }
+        (Procedure::DomainOpenConsole, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainOpenConsoleArgs>(bytes)?)
+        }
+        (Procedure::DomainOpenConsole, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainIsUpdated, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainIsUpdatedArgs>(bytes)?)
+        }
+        (Procedure::DomainIsUpdated, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainIsUpdatedRet>(bytes)?)
+        }
+        (Procedure::ConnectGetSysinfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetSysinfoArgs>(bytes)?)
+        }
+        (Procedure::ConnectGetSysinfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetSysinfoRet>(bytes)?)
+        }
+        (Procedure::DomainSetMemoryFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetMemoryFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainSetMemoryFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetBlkioParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSetBlkioParametersArgs,
+        >(bytes)?),
+        (Procedure::DomainSetBlkioParameters, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetBlkioParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainGetBlkioParametersArgs,
+        >(bytes)?),
+        (Procedure::DomainGetBlkioParameters, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetBlkioParametersRet>(bytes)?)
+        }
+        (Procedure::DomainMigrateSetMaxSpeed, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateSetMaxSpeedArgs,
+        >(bytes)?),
+        (Procedure::DomainMigrateSetMaxSpeed, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StorageVolUpload, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolUploadArgs>(bytes)?)
+        }
+        (Procedure::StorageVolUpload, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StorageVolDownload, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolDownloadArgs>(bytes)?)
+        }
+        (Procedure::StorageVolDownload, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainInjectNmi, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainInjectNmiArgs>(bytes)?)
+        }
+        (Procedure::DomainInjectNmi, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainScreenshot, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainScreenshotArgs>(bytes)?)
+        }
+        (Procedure::DomainScreenshot, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainScreenshotRet>(bytes)?)
+        }
+        (Procedure::DomainGetState, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetStateArgs>(bytes)?)
+        }
+        (Procedure::DomainGetState, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetStateRet>(bytes)?)
+        }
+        (Procedure::DomainMigrateBegin3, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateBegin3Args>(bytes)?)
+        }
+        (Procedure::DomainMigrateBegin3, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateBegin3Ret>(bytes)?)
+        }
+        (Procedure::DomainMigratePrepare3, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePrepare3Args>(bytes)?)
+        }
+        (Procedure::DomainMigratePrepare3, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePrepare3Ret>(bytes)?)
+        }
+        (Procedure::DomainMigratePrepareTunnel3, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigratePrepareTunnel3Args,
+        >(bytes)?),
+        (Procedure::DomainMigratePrepareTunnel3, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainMigratePrepareTunnel3Ret,
+        >(bytes)?),
+        (Procedure::DomainMigratePerform3, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePerform3Args>(bytes)?)
+        }
+        (Procedure::DomainMigratePerform3, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePerform3Ret>(bytes)?)
+        }
+        (Procedure::DomainMigrateFinish3, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateFinish3Args>(bytes)?)
+        }
+        (Procedure::DomainMigrateFinish3, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateFinish3Ret>(bytes)?)
+        }
+        (Procedure::DomainMigrateConfirm3, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateConfirm3Args>(bytes)?)
+        }
+        (Procedure::DomainMigrateConfirm3, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetSchedulerParametersFlags, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSetSchedulerParametersFlagsArgs,
+        >(bytes)?),
+        (Procedure::DomainSetSchedulerParametersFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::InterfaceChangeBegin, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceChangeBeginArgs>(bytes)?)
+        }
+        (Procedure::InterfaceChangeBegin, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::InterfaceChangeCommit, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceChangeCommitArgs>(bytes)?)
+        }
+        (Procedure::InterfaceChangeCommit, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::InterfaceChangeRollback, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteInterfaceChangeRollbackArgs>(bytes)?)
+        }
+        (Procedure::InterfaceChangeRollback, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetSchedulerParametersFlags, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainGetSchedulerParametersFlagsArgs,
+        >(bytes)?),
+        (Procedure::DomainGetSchedulerParametersFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetSchedulerParametersFlagsRet>(bytes)?)
+        }
+        (Procedure::DomainEventControlError, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventControlErrorMsg>(bytes)?)
+        }
+        (Procedure::DomainPinVcpuFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainPinVcpuFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainPinVcpuFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSendKey, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSendKeyArgs>(bytes)?)
+        }
+        (Procedure::DomainSendKey, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeGetCpuStats, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetCpuStatsArgs>(bytes)?)
+        }
+        (Procedure::NodeGetCpuStats, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetCpuStatsRet>(bytes)?)
+        }
+        (Procedure::NodeGetMemoryStats, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetMemoryStatsArgs>(bytes)?)
+        }
+        (Procedure::NodeGetMemoryStats, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetMemoryStatsRet>(bytes)?)
+        }
+        (Procedure::DomainGetControlInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetControlInfoArgs>(bytes)?)
+        }
+        (Procedure::DomainGetControlInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetControlInfoRet>(bytes)?)
+        }
+        (Procedure::DomainGetVcpuPinInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetVcpuPinInfoArgs>(bytes)?)
+        }
+        (Procedure::DomainGetVcpuPinInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetVcpuPinInfoRet>(bytes)?)
+        }
+        (Procedure::DomainUndefineFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainUndefineFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainUndefineFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSaveFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSaveFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainSaveFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainRestoreFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainRestoreFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainRestoreFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainDestroyFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainDestroyFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainDestroyFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSaveImageGetXmlDesc, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSaveImageGetXmlDescArgs,
+        >(bytes)?),
+        (Procedure::DomainSaveImageGetXmlDesc, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainSaveImageGetXmlDescRet,
+        >(bytes)?),
+        (Procedure::DomainSaveImageDefineXml, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSaveImageDefineXmlArgs,
+        >(bytes)?),
+        (Procedure::DomainSaveImageDefineXml, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainBlockJobAbort, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockJobAbortArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockJobAbort, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetBlockJobInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetBlockJobInfoArgs>(bytes)?)
+        }
+        (Procedure::DomainGetBlockJobInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetBlockJobInfoRet>(bytes)?)
+        }
+        (Procedure::DomainBlockJobSetSpeed, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockJobSetSpeedArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockJobSetSpeed, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainBlockPull, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockPullArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockPull, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainEventBlockJob, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventBlockJobMsg>(bytes)?)
+        }
+        (Procedure::DomainMigrateGetMaxSpeed, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateGetMaxSpeedArgs,
+        >(bytes)?),
+        (Procedure::DomainMigrateGetMaxSpeed, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateGetMaxSpeedRet>(bytes)?)
+        }
+        (Procedure::DomainBlockStatsFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockStatsFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockStatsFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockStatsFlagsRet>(bytes)?)
+        }
+        (Procedure::DomainSnapshotGetParent, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotGetParentArgs>(bytes)?)
+        }
+        (Procedure::DomainSnapshotGetParent, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotGetParentRet>(bytes)?)
+        }
+        (Procedure::DomainReset, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainResetArgs>(bytes)?)
+        }
+        (Procedure::DomainReset, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSnapshotNumChildren, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotNumChildrenArgs,
+        >(bytes)?),
+        (Procedure::DomainSnapshotNumChildren, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotNumChildrenRet,
+        >(bytes)?),
+        (Procedure::DomainSnapshotListChildrenNames, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotListChildrenNamesArgs>(bytes)?)
+        }
+        (Procedure::DomainSnapshotListChildrenNames, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotListChildrenNamesRet,
+        >(bytes)?),
+        (Procedure::DomainEventDiskChange, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventDiskChangeMsg>(bytes)?)
+        }
+        (Procedure::DomainOpenGraphics, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainOpenGraphicsArgs>(bytes)?)
+        }
+        (Procedure::DomainOpenGraphics, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeSuspendForDuration, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeSuspendForDurationArgs>(bytes)?)
+        }
+        (Procedure::NodeSuspendForDuration, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainBlockResize, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockResizeArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockResize, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetBlockIoTune, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetBlockIoTuneArgs>(bytes)?)
+        }
+        (Procedure::DomainSetBlockIoTune, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetBlockIoTune, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetBlockIoTuneArgs>(bytes)?)
+        }
+        (Procedure::DomainGetBlockIoTune, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetBlockIoTuneRet>(bytes)?)
+        }
+        (Procedure::DomainSetNumaParameters, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetNumaParametersArgs>(bytes)?)
+        }
+        (Procedure::DomainSetNumaParameters, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetNumaParameters, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetNumaParametersArgs>(bytes)?)
+        }
+        (Procedure::DomainGetNumaParameters, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetNumaParametersRet>(bytes)?)
+        }
+        (Procedure::DomainSetInterfaceParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSetInterfaceParametersArgs,
+        >(bytes)?),
+        (Procedure::DomainSetInterfaceParameters, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::DomainGetInterfaceParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainGetInterfaceParametersArgs,
+        >(bytes)?),
+        (Procedure::DomainGetInterfaceParameters, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainGetInterfaceParametersRet,
+        >(bytes)?),
+        (Procedure::DomainShutdownFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainShutdownFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainShutdownFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StorageVolWipePattern, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolWipePatternArgs>(bytes)?)
+        }
+        (Procedure::StorageVolWipePattern, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StorageVolResize, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolResizeArgs>(bytes)?)
+        }
+        (Procedure::StorageVolResize, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainPmSuspendForDuration, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainPmSuspendForDurationArgs,
+        >(bytes)?),
+        (Procedure::DomainPmSuspendForDuration, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetCpuStats, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetCpuStatsArgs>(bytes)?)
+        }
+        (Procedure::DomainGetCpuStats, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetCpuStatsRet>(bytes)?)
+        }
+        (Procedure::DomainGetDiskErrors, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetDiskErrorsArgs>(bytes)?)
+        }
+        (Procedure::DomainGetDiskErrors, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetDiskErrorsRet>(bytes)?)
+        }
+        (Procedure::DomainSetMetadata, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetMetadataArgs>(bytes)?)
+        }
+        (Procedure::DomainSetMetadata, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetMetadata, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetMetadataArgs>(bytes)?)
+        }
+        (Procedure::DomainGetMetadata, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetMetadataRet>(bytes)?)
+        }
+        (Procedure::DomainBlockRebase, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockRebaseArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockRebase, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainPmWakeup, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainPmWakeupArgs>(bytes)?)
+        }
+        (Procedure::DomainPmWakeup, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainEventTrayChange, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventTrayChangeMsg>(bytes)?)
+        }
+        (Procedure::DomainEventPmwakeup, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventPmwakeupMsg>(bytes)?)
+        }
+        (Procedure::DomainEventPmsuspend, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventPmsuspendMsg>(bytes)?)
+        }
+        (Procedure::DomainSnapshotIsCurrent, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotIsCurrentArgs>(bytes)?)
+        }
+        (Procedure::DomainSnapshotIsCurrent, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainSnapshotIsCurrentRet>(bytes)?)
+        }
+        (Procedure::DomainSnapshotHasMetadata, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotHasMetadataArgs,
+        >(bytes)?),
+        (Procedure::DomainSnapshotHasMetadata, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotHasMetadataRet,
+        >(bytes)?),
+        (Procedure::ConnectListAllDomains, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListAllDomainsArgs>(bytes)?)
+        }
+        (Procedure::ConnectListAllDomains, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListAllDomainsRet>(bytes)?)
+        }
+        (Procedure::DomainListAllSnapshots, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainListAllSnapshotsArgs>(bytes)?)
+        }
+        (Procedure::DomainListAllSnapshots, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainListAllSnapshotsRet>(bytes)?)
+        }
+        (Procedure::DomainSnapshotListAllChildren, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotListAllChildrenArgs,
+        >(bytes)?),
+        (Procedure::DomainSnapshotListAllChildren, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainSnapshotListAllChildrenRet,
+        >(bytes)?),
+        (Procedure::DomainEventBalloonChange, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventBalloonChangeMsg>(bytes)?)
+        }
+        (Procedure::DomainGetHostname, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetHostnameArgs>(bytes)?)
+        }
+        (Procedure::DomainGetHostname, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetHostnameRet>(bytes)?)
+        }
+        (Procedure::DomainGetSecurityLabelList, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainGetSecurityLabelListArgs,
+        >(bytes)?),
+        (Procedure::DomainGetSecurityLabelList, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainGetSecurityLabelListRet,
+        >(bytes)?),
+        (Procedure::DomainPinEmulator, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainPinEmulatorArgs>(bytes)?)
+        }
+        (Procedure::DomainPinEmulator, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetEmulatorPinInfo, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainGetEmulatorPinInfoArgs,
+        >(bytes)?),
+        (Procedure::DomainGetEmulatorPinInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetEmulatorPinInfoRet>(bytes)?)
+        }
+        (Procedure::ConnectListAllStoragePools, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectListAllStoragePoolsArgs,
+        >(bytes)?),
+        (Procedure::ConnectListAllStoragePools, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectListAllStoragePoolsRet,
+        >(bytes)?),
+        (Procedure::StoragePoolListAllVolumes, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteStoragePoolListAllVolumesArgs,
+        >(bytes)?),
+        (Procedure::StoragePoolListAllVolumes, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteStoragePoolListAllVolumesRet,
+        >(bytes)?),
+        (Procedure::ConnectListAllNetworks, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListAllNetworksArgs>(bytes)?)
+        }
+        (Procedure::ConnectListAllNetworks, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListAllNetworksRet>(bytes)?)
+        }
+        (Procedure::ConnectListAllInterfaces, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectListAllInterfacesArgs,
+        >(bytes)?),
+        (Procedure::ConnectListAllInterfaces, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListAllInterfacesRet>(bytes)?)
+        }
+        (Procedure::ConnectListAllNodeDevices, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectListAllNodeDevicesArgs,
+        >(bytes)?),
+        (Procedure::ConnectListAllNodeDevices, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectListAllNodeDevicesRet,
+        >(bytes)?),
+        (Procedure::ConnectListAllNwfilters, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListAllNwfiltersArgs>(bytes)?)
+        }
+        (Procedure::ConnectListAllNwfilters, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListAllNwfiltersRet>(bytes)?)
+        }
+        (Procedure::ConnectListAllSecrets, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectListAllSecretsArgs>(bytes)?)
+        }
+        (Procedure::ConnectListAllSecrets, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectListAllSecretsRet>(bytes)?)
+        }
+        (Procedure::NodeSetMemoryParameters, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeSetMemoryParametersArgs>(bytes)?)
+        }
+        (Procedure::NodeSetMemoryParameters, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeGetMemoryParameters, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetMemoryParametersArgs>(bytes)?)
+        }
+        (Procedure::NodeGetMemoryParameters, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetMemoryParametersRet>(bytes)?)
+        }
+        (Procedure::DomainBlockCommit, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockCommitArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockCommit, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NetworkUpdate, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkUpdateArgs>(bytes)?)
+        }
+        (Procedure::NetworkUpdate, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainEventPmsuspendDisk, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventPmsuspendDiskMsg>(bytes)?)
+        }
+        (Procedure::NodeGetCpuMap, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetCpuMapArgs>(bytes)?)
+        }
+        (Procedure::NodeGetCpuMap, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetCpuMapRet>(bytes)?)
+        }
+        (Procedure::DomainFstrim, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainFstrimArgs>(bytes)?)
+        }
+        (Procedure::DomainFstrim, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSendProcessSignal, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSendProcessSignalArgs>(bytes)?)
+        }
+        (Procedure::DomainSendProcessSignal, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainOpenChannel, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainOpenChannelArgs>(bytes)?)
+        }
+        (Procedure::DomainOpenChannel, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeDeviceLookupScsiHostByWwn, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteNodeDeviceLookupScsiHostByWwnArgs,
+        >(bytes)?),
+        (Procedure::NodeDeviceLookupScsiHostByWwn, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteNodeDeviceLookupScsiHostByWwnRet,
+        >(bytes)?),
+        (Procedure::DomainGetJobStats, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetJobStatsArgs>(bytes)?)
+        }
+        (Procedure::DomainGetJobStats, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetJobStatsRet>(bytes)?)
+        }
+        (Procedure::DomainMigrateGetCompressionCache, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateGetCompressionCacheArgs>(bytes)?)
+        }
+        (Procedure::DomainMigrateGetCompressionCache, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateGetCompressionCacheRet>(bytes)?)
+        }
+        (Procedure::DomainMigrateSetCompressionCache, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigrateSetCompressionCacheArgs>(bytes)?)
+        }
+        (Procedure::DomainMigrateSetCompressionCache, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::NodeDeviceDetachFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceDetachFlagsArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceDetachFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainMigrateBegin3Params, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateBegin3ParamsArgs,
+        >(bytes)?),
+        (Procedure::DomainMigrateBegin3Params, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateBegin3ParamsRet,
+        >(bytes)?),
+        (Procedure::DomainMigratePrepare3Params, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigratePrepare3ParamsArgs,
+        >(bytes)?),
+        (Procedure::DomainMigratePrepare3Params, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainMigratePrepare3ParamsRet,
+        >(bytes)?),
+        (Procedure::DomainMigratePrepareTunnel3Params, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigratePrepareTunnel3ParamsArgs,
+        >(bytes)?),
+        (Procedure::DomainMigratePrepareTunnel3Params, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainMigratePrepareTunnel3ParamsRet>(bytes)?)
+        }
+        (Procedure::DomainMigratePerform3Params, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigratePerform3ParamsArgs,
+        >(bytes)?),
+        (Procedure::DomainMigratePerform3Params, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainMigratePerform3ParamsRet,
+        >(bytes)?),
+        (Procedure::DomainMigrateFinish3Params, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateFinish3ParamsArgs,
+        >(bytes)?),
+        (Procedure::DomainMigrateFinish3Params, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateFinish3ParamsRet,
+        >(bytes)?),
+        (Procedure::DomainMigrateConfirm3Params, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateConfirm3ParamsArgs,
+        >(bytes)?),
+        (Procedure::DomainMigrateConfirm3Params, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetMemoryStatsPeriod, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSetMemoryStatsPeriodArgs,
+        >(bytes)?),
+        (Procedure::DomainSetMemoryStatsPeriod, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainCreateXmlWithFiles, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainCreateXmlWithFilesArgs,
+        >(bytes)?),
+        (Procedure::DomainCreateXmlWithFiles, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainCreateXmlWithFilesRet>(bytes)?)
+        }
+        (Procedure::DomainCreateWithFiles, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainCreateWithFilesArgs>(bytes)?)
+        }
+        (Procedure::DomainCreateWithFiles, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainCreateWithFilesRet>(bytes)?)
+        }
+        (Procedure::DomainEventDeviceRemoved, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventDeviceRemovedMsg>(bytes)?)
+        }
+        (Procedure::ConnectGetCpuModelNames, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetCpuModelNamesArgs>(bytes)?)
+        }
+        (Procedure::ConnectGetCpuModelNames, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetCpuModelNamesRet>(bytes)?)
+        }
+        (Procedure::ConnectNetworkEventRegisterAny, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectNetworkEventRegisterAnyArgs,
+        >(bytes)?),
+        (Procedure::ConnectNetworkEventRegisterAny, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectNetworkEventRegisterAnyRet,
+        >(bytes)?),
+        (Procedure::ConnectNetworkEventDeregisterAny, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectNetworkEventDeregisterAnyArgs>(bytes)?)
+        }
+        (Procedure::ConnectNetworkEventDeregisterAny, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::NetworkEventLifecycle, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteNetworkEventLifecycleMsg>(bytes)?)
+        }
+        (Procedure::ConnectDomainEventCallbackRegisterAny, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectDomainEventCallbackRegisterAnyArgs,
+        >(bytes)?),
+        (Procedure::ConnectDomainEventCallbackRegisterAny, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectDomainEventCallbackRegisterAnyRet,
+        >(bytes)?),
+        (Procedure::ConnectDomainEventCallbackDeregisterAny, Body::Args) => {
+            boxed(xdr::from_bytes::<
+                RemoteConnectDomainEventCallbackDeregisterAnyArgs,
+            >(bytes)?)
+        }
+        (Procedure::ConnectDomainEventCallbackDeregisterAny, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::DomainEventCallbackLifecycle, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackLifecycleMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackReboot, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackRebootMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackRtcChange, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackRtcChangeMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackWatchdog, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackWatchdogMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackIoError, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackIoErrorMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackGraphics, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackGraphicsMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackIoErrorReason, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventCallbackIoErrorReasonMsg>(bytes)?)
+        }
+        (Procedure::DomainEventCallbackControlError, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackControlErrorMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackBlockJob, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackBlockJobMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackDiskChange, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackDiskChangeMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackTrayChange, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackTrayChangeMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackPmwakeup, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackPmwakeupMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackPmsuspend, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackPmsuspendMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackBalloonChange, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventCallbackBalloonChangeMsg>(bytes)?)
+        }
+        (Procedure::DomainEventCallbackPmsuspendDisk, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventCallbackPmsuspendDiskMsg>(bytes)?)
+        }
+        (Procedure::DomainEventCallbackDeviceRemoved, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventCallbackDeviceRemovedMsg>(bytes)?)
+        }
+        (Procedure::DomainCoreDumpWithFormat, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainCoreDumpWithFormatArgs,
+        >(bytes)?),
+        (Procedure::DomainCoreDumpWithFormat, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainFsfreeze, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainFsfreezeArgs>(bytes)?)
+        }
+        (Procedure::DomainFsfreeze, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainFsfreezeRet>(bytes)?)
+        }
+        (Procedure::DomainFsthaw, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainFsthawArgs>(bytes)?)
+        }
+        (Procedure::DomainFsthaw, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainFsthawRet>(bytes)?)
+        }
+        (Procedure::DomainGetTime, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetTimeArgs>(bytes)?)
+        }
+        (Procedure::DomainGetTime, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetTimeRet>(bytes)?)
+        }
+        (Procedure::DomainSetTime, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetTimeArgs>(bytes)?)
+        }
+        (Procedure::DomainSetTime, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainEventBlockJob2, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventBlockJob2Msg>(bytes)?)
+        }
+        (Procedure::NodeGetFreePages, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetFreePagesArgs>(bytes)?)
+        }
+        (Procedure::NodeGetFreePages, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetFreePagesRet>(bytes)?)
+        }
+        (Procedure::NetworkGetDhcpLeases, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetDhcpLeasesArgs>(bytes)?)
+        }
+        (Procedure::NetworkGetDhcpLeases, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetDhcpLeasesRet>(bytes)?)
+        }
+        (Procedure::ConnectGetDomainCapabilities, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectGetDomainCapabilitiesArgs,
+        >(bytes)?),
+        (Procedure::ConnectGetDomainCapabilities, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectGetDomainCapabilitiesRet,
+        >(bytes)?),
+        (Procedure::DomainOpenGraphicsFd, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainOpenGraphicsFdArgs>(bytes)?)
+        }
+        (Procedure::DomainOpenGraphicsFd, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetAllDomainStats, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectGetAllDomainStatsArgs,
+        >(bytes)?),
+        (Procedure::ConnectGetAllDomainStats, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetAllDomainStatsRet>(bytes)?)
+        }
+        (Procedure::DomainBlockCopy, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBlockCopyArgs>(bytes)?)
+        }
+        (Procedure::DomainBlockCopy, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainEventCallbackTunable, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackTunableMsg,
+        >(bytes)?),
+        (Procedure::NodeAllocPages, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeAllocPagesArgs>(bytes)?)
+        }
+        (Procedure::NodeAllocPages, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeAllocPagesRet>(bytes)?)
+        }
+        (Procedure::DomainEventCallbackAgentLifecycle, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventCallbackAgentLifecycleMsg>(bytes)?)
+        }
+        (Procedure::DomainGetFsinfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetFsinfoArgs>(bytes)?)
+        }
+        (Procedure::DomainGetFsinfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetFsinfoRet>(bytes)?)
+        }
+        (Procedure::DomainDefineXmlFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainDefineXmlFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainDefineXmlFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainDefineXmlFlagsRet>(bytes)?)
+        }
+        (Procedure::DomainGetIothreadInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetIothreadInfoArgs>(bytes)?)
+        }
+        (Procedure::DomainGetIothreadInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetIothreadInfoRet>(bytes)?)
+        }
+        (Procedure::DomainPinIothread, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainPinIothreadArgs>(bytes)?)
+        }
+        (Procedure::DomainPinIothread, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainInterfaceAddresses, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainInterfaceAddressesArgs,
+        >(bytes)?),
+        (Procedure::DomainInterfaceAddresses, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainInterfaceAddressesRet>(bytes)?)
+        }
+        (Procedure::DomainEventCallbackDeviceAdded, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackDeviceAddedMsg,
+        >(bytes)?),
+        (Procedure::DomainAddIothread, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainAddIothreadArgs>(bytes)?)
+        }
+        (Procedure::DomainAddIothread, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainDelIothread, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainDelIothreadArgs>(bytes)?)
+        }
+        (Procedure::DomainDelIothread, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetUserPassword, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetUserPasswordArgs>(bytes)?)
+        }
+        (Procedure::DomainSetUserPassword, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainRename, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainRenameArgs>(bytes)?)
+        }
+        (Procedure::DomainRename, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainRenameRet>(bytes)?)
+        }
+        (Procedure::DomainEventCallbackMigrationIteration, Body::Message) => {
+            boxed(xdr::from_bytes::<
+                RemoteDomainEventCallbackMigrationIterationMsg,
+            >(bytes)?)
+        }
+        (Procedure::ConnectRegisterCloseCallback, Body::Args) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectRegisterCloseCallback, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectUnregisterCloseCallback, Body::Args) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectUnregisterCloseCallback, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::ConnectEventConnectionClosed, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteConnectEventConnectionClosedMsg,
+        >(bytes)?),
+        (Procedure::DomainEventCallbackJobCompleted, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventCallbackJobCompletedMsg,
+        >(bytes)?),
+        (Procedure::DomainMigrateStartPostCopy, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateStartPostCopyArgs,
+        >(bytes)?),
+        (Procedure::DomainMigrateStartPostCopy, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetPerfEvents, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetPerfEventsArgs>(bytes)?)
+        }
+        (Procedure::DomainGetPerfEvents, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetPerfEventsRet>(bytes)?)
+        }
+        (Procedure::DomainSetPerfEvents, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetPerfEventsArgs>(bytes)?)
+        }
+        (Procedure::DomainSetPerfEvents, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainEventCallbackDeviceRemovalFailed, Body::Message) => {
+            boxed(xdr::from_bytes::<
+                RemoteDomainEventCallbackDeviceRemovalFailedMsg,
+            >(bytes)?)
+        }
+        (Procedure::ConnectStoragePoolEventRegisterAny, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectStoragePoolEventRegisterAnyArgs,
+        >(bytes)?),
+        (Procedure::ConnectStoragePoolEventRegisterAny, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectStoragePoolEventRegisterAnyRet,
+        >(bytes)?),
+        (Procedure::ConnectStoragePoolEventDeregisterAny, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectStoragePoolEventDeregisterAnyArgs,
+        >(bytes)?),
+        (Procedure::ConnectStoragePoolEventDeregisterAny, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::StoragePoolEventLifecycle, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteStoragePoolEventLifecycleMsg,
+        >(bytes)?),
+        (Procedure::DomainGetGuestVcpus, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetGuestVcpusArgs>(bytes)?)
+        }
+        (Procedure::DomainGetGuestVcpus, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetGuestVcpusRet>(bytes)?)
+        }
+        (Procedure::DomainSetGuestVcpus, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetGuestVcpusArgs>(bytes)?)
+        }
+        (Procedure::DomainSetGuestVcpus, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StoragePoolEventRefresh, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteStoragePoolEventRefreshMsg>(bytes)?)
+        }
+        (Procedure::ConnectNodeDeviceEventRegisterAny, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectNodeDeviceEventRegisterAnyArgs,
+        >(bytes)?),
+        (Procedure::ConnectNodeDeviceEventRegisterAny, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectNodeDeviceEventRegisterAnyRet>(bytes)?)
+        }
+        (Procedure::ConnectNodeDeviceEventDeregisterAny, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectNodeDeviceEventDeregisterAnyArgs,
+        >(bytes)?),
+        (Procedure::ConnectNodeDeviceEventDeregisterAny, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::NodeDeviceEventLifecycle, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceEventLifecycleMsg>(bytes)?)
+        }
+        (Procedure::NodeDeviceEventUpdate, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceEventUpdateMsg>(bytes)?)
+        }
+        (Procedure::StorageVolGetInfoFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolGetInfoFlagsArgs>(bytes)?)
+        }
+        (Procedure::StorageVolGetInfoFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteStorageVolGetInfoFlagsRet>(bytes)?)
+        }
+        (Procedure::DomainEventCallbackMetadataChange, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventCallbackMetadataChangeMsg>(bytes)?)
+        }
+        (Procedure::ConnectSecretEventRegisterAny, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectSecretEventRegisterAnyArgs,
+        >(bytes)?),
+        (Procedure::ConnectSecretEventRegisterAny, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectSecretEventRegisterAnyRet,
+        >(bytes)?),
+        (Procedure::ConnectSecretEventDeregisterAny, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectSecretEventDeregisterAnyArgs>(bytes)?)
+        }
+        (Procedure::ConnectSecretEventDeregisterAny, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::SecretEventLifecycle, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteSecretEventLifecycleMsg>(bytes)?)
+        }
+        (Procedure::SecretEventValueChanged, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteSecretEventValueChangedMsg>(bytes)?)
+        }
+        (Procedure::DomainSetVcpu, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetVcpuArgs>(bytes)?)
+        }
+        (Procedure::DomainSetVcpu, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainEventBlockThreshold, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteDomainEventBlockThresholdMsg,
+        >(bytes)?),
+        (Procedure::DomainSetBlockThreshold, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetBlockThresholdArgs>(bytes)?)
+        }
+        (Procedure::DomainSetBlockThreshold, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainMigrateGetMaxDowntime, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateGetMaxDowntimeArgs,
+        >(bytes)?),
+        (Procedure::DomainMigrateGetMaxDowntime, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainMigrateGetMaxDowntimeRet,
+        >(bytes)?),
+        (Procedure::DomainManagedSaveGetXmlDesc, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainManagedSaveGetXmlDescArgs,
+        >(bytes)?),
+        (Procedure::DomainManagedSaveGetXmlDesc, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainManagedSaveGetXmlDescRet,
+        >(bytes)?),
+        (Procedure::DomainManagedSaveDefineXml, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainManagedSaveDefineXmlArgs,
+        >(bytes)?),
+        (Procedure::DomainManagedSaveDefineXml, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetLifecycleAction, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSetLifecycleActionArgs,
+        >(bytes)?),
+        (Procedure::DomainSetLifecycleAction, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::StoragePoolLookupByTargetPath, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteStoragePoolLookupByTargetPathArgs,
+        >(bytes)?),
+        (Procedure::StoragePoolLookupByTargetPath, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteStoragePoolLookupByTargetPathRet,
+        >(bytes)?),
+        (Procedure::DomainDetachDeviceAlias, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainDetachDeviceAliasArgs>(bytes)?)
+        }
+        (Procedure::DomainDetachDeviceAlias, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectCompareHypervisorCpu, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectCompareHypervisorCpuArgs,
+        >(bytes)?),
+        (Procedure::ConnectCompareHypervisorCpu, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectCompareHypervisorCpuRet,
+        >(bytes)?),
+        (Procedure::ConnectBaselineHypervisorCpu, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectBaselineHypervisorCpuArgs,
+        >(bytes)?),
+        (Procedure::ConnectBaselineHypervisorCpu, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectBaselineHypervisorCpuRet,
+        >(bytes)?),
+        (Procedure::NodeGetSevInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetSevInfoArgs>(bytes)?)
+        }
+        (Procedure::NodeGetSevInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeGetSevInfoRet>(bytes)?)
+        }
+        (Procedure::DomainGetLaunchSecurityInfo, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainGetLaunchSecurityInfoArgs,
+        >(bytes)?),
+        (Procedure::DomainGetLaunchSecurityInfo, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainGetLaunchSecurityInfoRet,
+        >(bytes)?),
+        (Procedure::NwfilterBindingLookupByPortDev, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteNwfilterBindingLookupByPortDevArgs,
+        >(bytes)?),
+        (Procedure::NwfilterBindingLookupByPortDev, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteNwfilterBindingLookupByPortDevRet,
+        >(bytes)?),
+        (Procedure::NwfilterBindingGetXmlDesc, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteNwfilterBindingGetXmlDescArgs,
+        >(bytes)?),
+        (Procedure::NwfilterBindingGetXmlDesc, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteNwfilterBindingGetXmlDescRet,
+        >(bytes)?),
+        (Procedure::NwfilterBindingCreateXml, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteNwfilterBindingCreateXmlArgs,
+        >(bytes)?),
+        (Procedure::NwfilterBindingCreateXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterBindingCreateXmlRet>(bytes)?)
+        }
+        (Procedure::NwfilterBindingDelete, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterBindingDeleteArgs>(bytes)?)
+        }
+        (Procedure::NwfilterBindingDelete, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectListAllNwfilterBindings, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectListAllNwfilterBindingsArgs,
+        >(bytes)?),
+        (Procedure::ConnectListAllNwfilterBindings, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteConnectListAllNwfilterBindingsRet,
+        >(bytes)?),
+        (Procedure::DomainSetIothreadParams, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetIothreadParamsArgs>(bytes)?)
+        }
+        (Procedure::DomainSetIothreadParams, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::ConnectGetStoragePoolCapabilities, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteConnectGetStoragePoolCapabilitiesArgs,
+        >(bytes)?),
+        (Procedure::ConnectGetStoragePoolCapabilities, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteConnectGetStoragePoolCapabilitiesRet>(bytes)?)
+        }
+        (Procedure::NetworkListAllPorts, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkListAllPortsArgs>(bytes)?)
+        }
+        (Procedure::NetworkListAllPorts, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkListAllPortsRet>(bytes)?)
+        }
+        (Procedure::NetworkPortLookupByUuid, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkPortLookupByUuidArgs>(bytes)?)
+        }
+        (Procedure::NetworkPortLookupByUuid, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkPortLookupByUuidRet>(bytes)?)
+        }
+        (Procedure::NetworkPortCreateXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkPortCreateXmlArgs>(bytes)?)
+        }
+        (Procedure::NetworkPortCreateXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkPortCreateXmlRet>(bytes)?)
+        }
+        (Procedure::NetworkPortGetParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteNetworkPortGetParametersArgs,
+        >(bytes)?),
+        (Procedure::NetworkPortGetParameters, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkPortGetParametersRet>(bytes)?)
+        }
+        (Procedure::NetworkPortSetParameters, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteNetworkPortSetParametersArgs,
+        >(bytes)?),
+        (Procedure::NetworkPortSetParameters, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NetworkPortGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkPortGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::NetworkPortGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkPortGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::NetworkPortDelete, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkPortDeleteArgs>(bytes)?)
+        }
+        (Procedure::NetworkPortDelete, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainCheckpointCreateXml, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainCheckpointCreateXmlArgs,
+        >(bytes)?),
+        (Procedure::DomainCheckpointCreateXml, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainCheckpointCreateXmlRet,
+        >(bytes)?),
+        (Procedure::DomainCheckpointGetXmlDesc, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainCheckpointGetXmlDescArgs,
+        >(bytes)?),
+        (Procedure::DomainCheckpointGetXmlDesc, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainCheckpointGetXmlDescRet,
+        >(bytes)?),
+        (Procedure::DomainListAllCheckpoints, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainListAllCheckpointsArgs,
+        >(bytes)?),
+        (Procedure::DomainListAllCheckpoints, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainListAllCheckpointsRet>(bytes)?)
+        }
+        (Procedure::DomainCheckpointListAllChildren, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainCheckpointListAllChildrenArgs>(bytes)?)
+        }
+        (Procedure::DomainCheckpointListAllChildren, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainCheckpointListAllChildrenRet,
+        >(bytes)?),
+        (Procedure::DomainCheckpointLookupByName, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainCheckpointLookupByNameArgs,
+        >(bytes)?),
+        (Procedure::DomainCheckpointLookupByName, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainCheckpointLookupByNameRet,
+        >(bytes)?),
+        (Procedure::DomainCheckpointGetParent, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainCheckpointGetParentArgs,
+        >(bytes)?),
+        (Procedure::DomainCheckpointGetParent, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainCheckpointGetParentRet,
+        >(bytes)?),
+        (Procedure::DomainCheckpointDelete, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainCheckpointDeleteArgs>(bytes)?)
+        }
+        (Procedure::DomainCheckpointDelete, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetGuestInfo, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetGuestInfoArgs>(bytes)?)
+        }
+        (Procedure::DomainGetGuestInfo, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetGuestInfoRet>(bytes)?)
+        }
+        (Procedure::ConnectSetIdentity, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteConnectSetIdentityArgs>(bytes)?)
+        }
+        (Procedure::ConnectSetIdentity, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainAgentSetResponseTimeout, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainAgentSetResponseTimeoutArgs,
+        >(bytes)?),
+        (Procedure::DomainAgentSetResponseTimeout, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainAgentSetResponseTimeoutRet,
+        >(bytes)?),
+        (Procedure::DomainBackupBegin, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBackupBeginArgs>(bytes)?)
+        }
+        (Procedure::DomainBackupBegin, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainBackupGetXmlDesc, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainBackupGetXmlDescArgs>(bytes)?)
+        }
+        (Procedure::DomainBackupGetXmlDesc, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainBackupGetXmlDescRet>(bytes)?)
+        }
+        (Procedure::DomainEventMemoryFailure, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventMemoryFailureMsg>(bytes)?)
+        }
+        (Procedure::DomainAuthorizedSshKeysGet, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainAuthorizedSshKeysGetArgs,
+        >(bytes)?),
+        (Procedure::DomainAuthorizedSshKeysGet, Body::Ret) => boxed(xdr::from_bytes::<
+            RemoteDomainAuthorizedSshKeysGetRet,
+        >(bytes)?),
+        (Procedure::DomainAuthorizedSshKeysSet, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainAuthorizedSshKeysSetArgs,
+        >(bytes)?),
+        (Procedure::DomainAuthorizedSshKeysSet, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetMessages, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetMessagesArgs>(bytes)?)
+        }
+        (Procedure::DomainGetMessages, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetMessagesRet>(bytes)?)
+        }
+        (Procedure::DomainStartDirtyRateCalc, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainStartDirtyRateCalcArgs,
+        >(bytes)?),
+        (Procedure::DomainStartDirtyRateCalc, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeDeviceDefineXml, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceDefineXmlArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceDefineXml, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceDefineXmlRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceUndefine, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceUndefineArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceUndefine, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeDeviceCreate, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceCreateArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceCreate, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NwfilterDefineXmlFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterDefineXmlFlagsArgs>(bytes)?)
+        }
+        (Procedure::NwfilterDefineXmlFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNwfilterDefineXmlFlagsRet>(bytes)?)
+        }
+        (Procedure::NetworkDefineXmlFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkDefineXmlFlagsArgs>(bytes)?)
+        }
+        (Procedure::NetworkDefineXmlFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkDefineXmlFlagsRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceGetAutostart, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceGetAutostartArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceGetAutostart, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceGetAutostartRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceSetAutostart, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceSetAutostartArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceSetAutostart, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NodeDeviceIsPersistent, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceIsPersistentArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceIsPersistent, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceIsPersistentRet>(bytes)?)
+        }
+        (Procedure::NodeDeviceIsActive, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceIsActiveArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceIsActive, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceIsActiveRet>(bytes)?)
+        }
+        (Procedure::NetworkCreateXmlFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkCreateXmlFlagsArgs>(bytes)?)
+        }
+        (Procedure::NetworkCreateXmlFlags, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkCreateXmlFlagsRet>(bytes)?)
+        }
+        (Procedure::DomainEventMemoryDeviceSizeChange, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventMemoryDeviceSizeChangeMsg>(bytes)?)
+        }
+        (Procedure::DomainSetLaunchSecurityState, Body::Args) => boxed(xdr::from_bytes::<
+            RemoteDomainSetLaunchSecurityStateArgs,
+        >(bytes)?),
+        (Procedure::DomainSetLaunchSecurityState, Body::Ret) => {
+            boxed(xdr::from_bytes::<()>(bytes)?)
+        }
+        (Procedure::DomainSaveParams, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSaveParamsArgs>(bytes)?)
+        }
+        (Procedure::DomainSaveParams, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainRestoreParams, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainRestoreParamsArgs>(bytes)?)
+        }
+        (Procedure::DomainRestoreParams, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainAbortJobFlags, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainAbortJobFlagsArgs>(bytes)?)
+        }
+        (Procedure::DomainAbortJobFlags, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainFdAssociate, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainFdAssociateArgs>(bytes)?)
+        }
+        (Procedure::DomainFdAssociate, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NetworkSetMetadata, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkSetMetadataArgs>(bytes)?)
+        }
+        (Procedure::NetworkSetMetadata, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::NetworkGetMetadata, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetMetadataArgs>(bytes)?)
+        }
+        (Procedure::NetworkGetMetadata, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteNetworkGetMetadataRet>(bytes)?)
+        }
+        (Procedure::NetworkEventCallbackMetadataChange, Body::Message) => boxed(xdr::from_bytes::<
+            RemoteNetworkEventCallbackMetadataChangeMsg,
+        >(bytes)?),
+        (Procedure::NodeDeviceUpdate, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteNodeDeviceUpdateArgs>(bytes)?)
+        }
+        (Procedure::NodeDeviceUpdate, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGraphicsReload, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGraphicsReloadArgs>(bytes)?)
+        }
+        (Procedure::DomainGraphicsReload, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainGetAutostartOnce, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetAutostartOnceArgs>(bytes)?)
+        }
+        (Procedure::DomainGetAutostartOnce, Body::Ret) => {
+            boxed(xdr::from_bytes::<RemoteDomainGetAutostartOnceRet>(bytes)?)
+        }
+        (Procedure::DomainSetAutostartOnce, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetAutostartOnceArgs>(bytes)?)
+        }
+        (Procedure::DomainSetAutostartOnce, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainSetThrottleGroup, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainSetThrottleGroupArgs>(bytes)?)
+        }
+        (Procedure::DomainSetThrottleGroup, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainDelThrottleGroup, Body::Args) => {
+            boxed(xdr::from_bytes::<RemoteDomainDelThrottleGroupArgs>(bytes)?)
+        }
+        (Procedure::DomainDelThrottleGroup, Body::Ret) => boxed(xdr::from_bytes::<()>(bytes)?),
+        (Procedure::DomainEventNicMacChange, Body::Message) => {
+            boxed(xdr::from_bytes::<RemoteDomainEventNicMacChangeMsg>(bytes)?)
+        }
+        (p, b) => {
+            return Err(<xdr::Error as serde::de::Error>::custom(format!(
+                "{} has no {b:?} body",
+                p.name()
+            )))
+        }
+    })
+}
+
 /// One zero-sized marker type per procedure, implementing
 /// [`Call`](crate::program::Call) (calls) or [`Message`](crate::program::Message)
 /// (events and keepalive messages).

@@ -202,6 +202,19 @@ fn mod_rs(version: &str) -> Result<String> {
          pub fn program(number: u32) -> Option<&'static crate::program::ProgramInfo> {\n\
          \x20   PROGRAMS.iter().copied().find(|p| p.number == number)\n\
          }\n\n\
+         /// Decodes `bytes` as the given body of a procedure with its generated type (see each\n\
+         /// program's `decode_body`); `None` for an unknown program or procedure.\n\
+         pub fn decode_body(program: u32, procedure: u32, body: crate::program::Body, bytes: &[u8]) -> Option<Result<Box<dyn std::fmt::Debug + Send>, xdr::Error>> {\n\
+         \x20   let p = i32::try_from(procedure).ok()?;\n\
+         \x20   Some(match program {\n\
+         \x20       remote::PROGRAM => remote::decode_body(remote::Procedure::from_value(p)?, body, bytes),\n\
+         \x20       qemu::PROGRAM => qemu::decode_body(qemu::Procedure::from_value(p)?, body, bytes),\n\
+         \x20       lxc::PROGRAM => lxc::decode_body(lxc::Procedure::from_value(p)?, body, bytes),\n\
+         \x20       admin::PROGRAM => admin::decode_body(admin::Procedure::from_value(p)?, body, bytes),\n\
+         \x20       keepalive::PROGRAM => keepalive::decode_body(keepalive::Procedure::from_value(p)?, body, bytes),\n\
+         \x20       _ => return None,\n\
+         \x20   })\n\
+         }\n\n\
          /// The procedure with these program and procedure numbers.\n\
          pub fn procedure(program: u32, procedure: u32) -> Option<&'static crate::program::ProcedureInfo> {\n\
          \x20   self::program(program)?.procedure(procedure)\n\

@@ -1696,6 +1696,41 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
         }
         writeln!(out, "];\n")?;
 
+        // Typed decode of any body, for dissectors and fuzzing.
+        writeln!(out, "/// Decodes `bytes` as the given body of `procedure` with its generated type (`()` for an")?;
+        writeln!(
+            out,
+            "/// empty body, which must then be empty), for dissectors and fuzz targets."
+        )?;
+        writeln!(out, "pub fn decode_body(procedure: Procedure, body: crate::program::Body, bytes: &[u8]) -> Result<Box<dyn std::fmt::Debug + Send>, xdr::Error> {{")?;
+        writeln!(out, "    use crate::program::Body;")?;
+        writeln!(out, "    fn boxed<T: std::fmt::Debug + Send + 'static>(v: T) -> Box<dyn std::fmt::Debug + Send> {{ Box::new(v) }}")?;
+        writeln!(out, "    Ok(match (procedure, body) {{")?;
+        for p in &procs {
+            let ty = |o: &Option<String>| match o {
+                Some(s) => self.rust_name(s),
+                None => "()".into(),
+            };
+            if p.message {
+                writeln!(out, "        (Procedure::{}, Body::Message) => boxed(xdr::from_bytes::<{}>(bytes)?),", p.variant, ty(&p.msg))?;
+            } else {
+                writeln!(
+                    out,
+                    "        (Procedure::{}, Body::Args) => boxed(xdr::from_bytes::<{}>(bytes)?),",
+                    p.variant,
+                    ty(&p.args)
+                )?;
+                writeln!(
+                    out,
+                    "        (Procedure::{}, Body::Ret) => boxed(xdr::from_bytes::<{}>(bytes)?),",
+                    p.variant,
+                    ty(&p.ret)
+                )?;
+            }
+        }
+        writeln!(out, "        (p, b) => return Err(<xdr::Error as serde::de::Error>::custom(format!(\"{{}} has no {{b:?}} body\", p.name()))),")?;
+        writeln!(out, "    }})\n}}\n")?;
+
         // Marker types.
         writeln!(
             out,
