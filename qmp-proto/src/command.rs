@@ -50,3 +50,28 @@ impl<'de> Deserialize<'de> for Empty {
         serde::de::IgnoredAny::deserialize(d).map(|_| Empty)
     }
 }
+
+/// Serde for generated QAPI enums: a string on the wire; values the schema lacks become
+/// `Unknown` instead of failing.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! qapi_enum_serde {
+    ($t:ident) => {
+        impl ::serde::Serialize for $t {
+            fn serialize<S: ::serde::Serializer>(
+                &self,
+                s: S,
+            ) -> ::std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> ::serde::Deserialize<'de> for $t {
+            fn deserialize<D: ::serde::Deserializer<'de>>(
+                d: D,
+            ) -> ::std::result::Result<Self, D::Error> {
+                let s = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(d)?;
+                Ok(Self::from_wire(&s))
+            }
+        }
+    };
+}

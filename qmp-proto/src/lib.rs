@@ -35,6 +35,7 @@
 mod command;
 mod error;
 pub mod framer;
+pub mod generated;
 pub mod message;
 pub mod qga;
 pub mod session;

@@ -52,6 +52,10 @@ pub fn cmd(args: &[&str]) -> Result<()> {
             run: |_| crate::codegen_client::cmd(&["--check"]),
         },
         Step {
+            name: "codegen-qapi --check",
+            run: |_| crate::codegen_qapi::cmd(&["--check"]),
+        },
+        Step {
             name: "clippy",
             run: |_| {
                 cargo(&[

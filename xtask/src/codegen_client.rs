@@ -651,7 +651,7 @@ fn read_only_calls(m: &ProtoModule) -> String {
     s
 }
 
-fn rustfmt(text: &str) -> Result<String> {
+pub(crate) fn rustfmt(text: &str) -> Result<String> {
     let mut child = Command::new("rustfmt")
         .args(["--edition", "2021"])
         .stdin(Stdio::piped())

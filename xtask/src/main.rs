@@ -7,6 +7,7 @@
 mod ci;
 mod codegen;
 mod codegen_client;
+mod codegen_qapi;
 mod demo;
 mod fuzz;
 mod peers;
@@ -51,6 +52,7 @@ fn run(args: &[String]) -> Result<()> {
         ["ci", rest @ ..] => ci::cmd(rest),
         ["codegen", rest @ ..] => codegen::cmd(rest),
         ["codegen-client", rest @ ..] => codegen_client::cmd(rest),
+        ["codegen-qapi", rest @ ..] => codegen_qapi::cmd(rest),
         ["demo", rest @ ..] => demo::cmd(rest),
         ["fuzz", rest @ ..] => fuzz::cmd(rest),
         ["xdr", rest @ ..] => xdr_cmd::cmd(rest),
