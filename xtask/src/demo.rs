@@ -2,6 +2,7 @@
 //! against them, with readable output. Each capability adds its own section here.
 
 mod cmdline;
+mod libvirt;
 mod migrate;
 mod qmp;
 mod wire;
@@ -9,7 +10,7 @@ mod wire;
 use crate::peers;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -44,6 +45,10 @@ const SECTIONS: &[(&str, Section)] = &[
         wire::tour,
     ),
     (
+        "libvirt-client: versions, domains, a TCG guest's lifecycle with live events, QMP via libvirt",
+        libvirt::tour,
+    ),
+    (
         "libvirt-client: live migration between two daemons, with progress",
         migrate::tour,
     ),
@@ -74,10 +79,7 @@ pub fn endpoint(endpoints: &Value, ptr: &str) -> Result<String> {
 
 fn peers_answer(endpoints: &Value) -> Result<()> {
     let str_at = |ptr: &str| endpoint(endpoints, ptr);
-    let socket = str_at("/libvirt/socket")?;
-    let auth = libvirt_auth_list(&socket)?;
-    println!("  {socket}: REMOTE_PROC_AUTH_LIST -> OK, auth types offered: {auth:?}");
-
+    // libvirtd is toured by the libvirt-client section below.
     let qmp = str_at("/qemu/qmp_socket")?;
     let greeting = qmp_greeting(&qmp)?;
     let v = &greeting["QMP"]["version"]["qemu"];
@@ -86,34 +88,6 @@ fn peers_answer(endpoints: &Value) -> Result<()> {
         v["major"], v["minor"], v["micro"], greeting["QMP"]["capabilities"]
     );
     Ok(())
-}
-
-/// One hand-framed call (REMOTE_PROC_AUTH_LIST, no arguments) and its reply: enough to prove the
-/// daemon speaks the protocol. Replaced by `libvirt-client` as it lands.
-fn libvirt_auth_list(socket: &str) -> Result<Vec<u32>> {
-    let mut s = UnixStream::connect(socket).with_context(|| format!("connecting to {socket}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    // length, program REMOTE (0x20008086), version 1, procedure 66, type CALL, serial 1, status OK
-    let words: [u32; 7] = [28, 0x2000_8086, 1, 66, 0, 1, 0];
-    let call: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
-    s.write_all(&call)?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let len = u32::from_be_bytes(len) as usize;
-    if !(28..=4096).contains(&len) {
-        bail!("implausible reply length {len}");
-    }
-    let mut body = vec![0u8; len - 4];
-    s.read_exact(&mut body)?;
-    let word = |i: usize| u32::from_be_bytes(body[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
-    if word(5) != 0 {
-        bail!("daemon answered AUTH_LIST with status {}", word(5));
-    }
-    let n = word(6) as usize;
-    if body.len() < (7 + n) * 4 {
-        bail!("short AUTH_LIST reply");
-    }
-    Ok((0..n).map(|i| word(7 + i)).collect())
 }
 
 fn qmp_greeting(socket: &str) -> Result<serde_json::Value> {
