@@ -97,7 +97,11 @@ impl Client {
 
     /// Run the driver over an already connected transport without opening anything (for the
     /// admin program, or to run a custom open sequence); see [`Client::open`].
-    pub fn from_transport(transport: AsyncTransport, options: ClientOptions, uri: Option<Uri>) -> Client {
+    pub fn from_transport(
+        transport: AsyncTransport,
+        options: ClientOptions,
+        uri: Option<Uri>,
+    ) -> Client {
         let notes = Arc::new(Notes::default());
         let n = notes.clone();
         let shared = Arc::new(Shared::new(
@@ -152,9 +156,9 @@ impl Client {
         })
         .await?;
         let probe = |feature| async move {
-            self.call::<procs::ConnectSupportsFeature>(
-                &remote::RemoteConnectSupportsFeatureArgs { feature },
-            )
+            self.call::<procs::ConnectSupportsFeature>(&remote::RemoteConnectSupportsFeatureArgs {
+                feature,
+            })
             .await
             .map(|r| r.supported != 0)
         };

@@ -132,9 +132,9 @@ impl Client {
             flags,
         })?;
         let probe = |feature| {
-            self.call::<procs::ConnectSupportsFeature>(
-                &remote::RemoteConnectSupportsFeatureArgs { feature },
-            )
+            self.call::<procs::ConnectSupportsFeature>(&remote::RemoteConnectSupportsFeatureArgs {
+                feature,
+            })
             .map(|r| r.supported != 0)
         };
         let features = Features {

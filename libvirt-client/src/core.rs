@@ -12,10 +12,10 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use libvirt_proto::program::Call;
 use libvirt_proto::{
     CallId, CallOptions, CloseReason, Connection, Event, ProcedureId, Reply, ServerMessage,
 };
-use libvirt_proto::program::Call;
 
 use crate::Error;
 
@@ -169,6 +169,7 @@ impl Shared {
     }
 
     /// Block (std) until call `id` has its result.
+    #[cfg(feature = "blocking")]
     pub(crate) fn wait_blocking(&self, id: CallId) -> CallResult {
         let mut st = self.lock();
         loop {
@@ -308,6 +309,9 @@ impl State {
 /// Decode a reply body as a call's return type.
 pub(crate) fn decode_ret<C: Call>(reply: &Reply) -> Result<C::Ret, Error> {
     xdr::from_shared(&reply.body).map_err(|e| {
-        Error::Proto(libvirt_proto::Error::decode(format!("reply of {}", C::NAME), e))
+        Error::Proto(libvirt_proto::Error::decode(
+            format!("reply of {}", C::NAME),
+            e,
+        ))
     })
 }

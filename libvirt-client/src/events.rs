@@ -123,11 +123,17 @@ pub(crate) fn plan(s: &Subscription) -> Vec<Reg> {
     let mut out = Vec::new();
     let ids = |k: &[(&str, i32)]| k.iter().map(|(_, v)| *v).collect::<Vec<_>>();
     if s.domain.is_some() {
-        let k: Vec<(&str, i32)> = DomainEventID::known().iter().map(|(n, v)| (*n, v.0)).collect();
+        let k: Vec<(&str, i32)> = DomainEventID::known()
+            .iter()
+            .map(|(n, v)| (*n, v.0))
+            .collect();
         out.extend(ids(&k).into_iter().map(Reg::Domain));
     }
     if s.network.is_some() {
-        let k: Vec<(&str, i32)> = NetworkEventID::known().iter().map(|(n, v)| (*n, v.0)).collect();
+        let k: Vec<(&str, i32)> = NetworkEventID::known()
+            .iter()
+            .map(|(n, v)| (*n, v.0))
+            .collect();
         out.extend(ids(&k).into_iter().map(Reg::Network));
     }
     if s.storage_pool.is_some() {
@@ -145,7 +151,10 @@ pub(crate) fn plan(s: &Subscription) -> Vec<Reg> {
         out.extend(ids(&k).into_iter().map(Reg::NodeDevice));
     }
     if s.secret.is_some() {
-        let k: Vec<(&str, i32)> = SecretEventID::known().iter().map(|(n, v)| (*n, v.0)).collect();
+        let k: Vec<(&str, i32)> = SecretEventID::known()
+            .iter()
+            .map(|(n, v)| (*n, v.0))
+            .collect();
         out.extend(ids(&k).into_iter().map(Reg::Secret));
     }
     if s.qemu_monitor.is_some() {
@@ -299,42 +308,47 @@ pub(crate) fn deregister(shared: &Shared, token: u64, regs: &[Registered]) {
     }
     for r in regs {
         let id = match *r {
-            Registered::Callback(EventFamily::Domain, cb) => shared
-                .start::<procs::ConnectDomainEventCallbackDeregisterAny>(
+            Registered::Callback(EventFamily::Domain, cb) => {
+                shared.start::<procs::ConnectDomainEventCallbackDeregisterAny>(
                     &remote::RemoteConnectDomainEventCallbackDeregisterAnyArgs { callback_id: cb },
                     None,
                     false,
-                ),
-            Registered::Callback(EventFamily::Network, cb) => shared
-                .start::<procs::ConnectNetworkEventDeregisterAny>(
+                )
+            }
+            Registered::Callback(EventFamily::Network, cb) => {
+                shared.start::<procs::ConnectNetworkEventDeregisterAny>(
                     &remote::RemoteConnectNetworkEventDeregisterAnyArgs { callback_id: cb },
                     None,
                     false,
-                ),
-            Registered::Callback(EventFamily::StoragePool, cb) => shared
-                .start::<procs::ConnectStoragePoolEventDeregisterAny>(
+                )
+            }
+            Registered::Callback(EventFamily::StoragePool, cb) => {
+                shared.start::<procs::ConnectStoragePoolEventDeregisterAny>(
                     &remote::RemoteConnectStoragePoolEventDeregisterAnyArgs { callback_id: cb },
                     None,
                     false,
-                ),
-            Registered::Callback(EventFamily::NodeDevice, cb) => shared
-                .start::<procs::ConnectNodeDeviceEventDeregisterAny>(
+                )
+            }
+            Registered::Callback(EventFamily::NodeDevice, cb) => {
+                shared.start::<procs::ConnectNodeDeviceEventDeregisterAny>(
                     &remote::RemoteConnectNodeDeviceEventDeregisterAnyArgs { callback_id: cb },
                     None,
                     false,
-                ),
+                )
+            }
             Registered::Callback(EventFamily::Secret, cb) => shared
                 .start::<procs::ConnectSecretEventDeregisterAny>(
-                    &remote::RemoteConnectSecretEventDeregisterAnyArgs { callback_id: cb },
-                    None,
-                    false,
-                ),
-            Registered::Callback(EventFamily::QemuMonitor, cb) => shared
-                .start::<qprocs::ConnectDomainMonitorEventDeregister>(
+                &remote::RemoteConnectSecretEventDeregisterAnyArgs { callback_id: cb },
+                None,
+                false,
+            ),
+            Registered::Callback(EventFamily::QemuMonitor, cb) => {
+                shared.start::<qprocs::ConnectDomainMonitorEventDeregister>(
                     &qemu::QemuConnectDomainMonitorEventDeregisterArgs { callback_id: cb },
                     None,
                     false,
-                ),
+                )
+            }
             Registered::Close => {
                 shared.start::<procs::ConnectUnregisterCloseCallback>(&(), None, false)
             }
@@ -475,7 +489,12 @@ mod asynch {
 
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
             let this = &mut *self;
-            match try_next(this.client.shared(), this.token, &mut this.ended, Some(cx.waker())) {
+            match try_next(
+                this.client.shared(),
+                this.token,
+                &mut this.ended,
+                Some(cx.waker()),
+            ) {
                 Some(x) => Poll::Ready(x),
                 None => Poll::Pending,
             }
@@ -549,7 +568,10 @@ mod blocking {
 
     impl EventIter {
         /// The next item, waiting at most `timeout`; `Ok(None)` on timeout.
-        pub fn next_timeout(&mut self, timeout: Duration) -> Option<Option<Result<EventItem, Error>>> {
+        pub fn next_timeout(
+            &mut self,
+            timeout: Duration,
+        ) -> Option<Option<Result<EventItem, Error>>> {
             let end = Instant::now() + timeout;
             let shared = self.client.shared().clone();
             loop {

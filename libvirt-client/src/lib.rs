@@ -62,9 +62,9 @@ pub mod helpers;
 #[cfg(feature = "async")]
 pub mod migrate;
 pub mod open;
-pub mod sasl;
 mod options;
 pub mod reconnect;
+pub mod sasl;
 pub mod stream;
 pub mod transport;
 pub mod uri;
@@ -74,7 +74,7 @@ pub mod xml;
 #[cfg(feature = "async")]
 pub use async_client::Client;
 pub use error::Error;
-pub use helpers::{BlockIoTune, Domain, DomainStateInfo, Version};
 pub use generated::events::TypedEvent;
+pub use helpers::{BlockIoTune, Domain, DomainStateInfo, Version};
 pub use libvirt_proto;
 pub use options::ClientOptions;

@@ -11,7 +11,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Context;
 
 use bytes::Bytes;
 use libvirt_proto::{CallId, StreamItem};
@@ -102,7 +102,9 @@ impl Core {
                 return Step::Ready(Ok(n));
             }
             if self.zeros > 0 {
-                let n = buf.len().min(usize::try_from(self.zeros).unwrap_or(usize::MAX));
+                let n = buf
+                    .len()
+                    .min(usize::try_from(self.zeros).unwrap_or(usize::MAX));
                 buf[..n].fill(0);
                 self.zeros -= n as u64;
                 return Step::Ready(Ok(n));
@@ -212,6 +214,7 @@ mod asynch {
     use super::*;
     use crate::Client;
     use std::pin::Pin;
+    use std::task::Poll;
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
     /// A libvirt stream on the async client: `AsyncRead + AsyncWrite`.

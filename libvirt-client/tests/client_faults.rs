@@ -41,7 +41,10 @@ async fn daemon_killed_mid_call_fails_every_pending_call_within_1s() {
         }
         assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
         // The subscriber sees the end too.
-        match tokio::time::timeout(Duration::from_secs(1), ev.next()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(1), ev.next())
+            .await
+            .unwrap()
+        {
             Some(Ok(EventItem::Closed(_))) => {}
             other => panic!("{other:?}"),
         }
@@ -57,7 +60,9 @@ async fn stopped_daemon_keepalive_declares_it_dead_and_calls_time_out() {
     let d = PrivateDaemon::start();
     let interval = Duration::from_millis(200);
     let opts = ClientOptions::default().keepalive(Some(KeepaliveConfig { interval, count: 2 }));
-    let unix = Client::connect_with(&d.test_unix(), opts.clone()).await.unwrap();
+    let unix = Client::connect_with(&d.test_unix(), opts.clone())
+        .await
+        .unwrap();
     let tcp = Client::connect_with(&d.test_tcp(), opts).await.unwrap();
     assert!(unix.features().keepalive);
     // Idle through several intervals while the daemon answers PINGs: stays open.
@@ -81,12 +86,18 @@ async fn stopped_daemon_keepalive_declares_it_dead_and_calls_time_out() {
     });
     let t0 = Instant::now();
     while unix.is_open() || tcp.is_open() {
-        assert!(t0.elapsed() < Duration::from_secs(3), "keepalive did not fire");
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "keepalive did not fire"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for c in [&unix, &tcp] {
         assert!(
-            matches!(c.close_reason(), Some(CloseReason::KeepaliveTimeout { count: 2, .. })),
+            matches!(
+                c.close_reason(),
+                Some(CloseReason::KeepaliveTimeout { count: 2, .. })
+            ),
             "{:?}",
             c.close_reason()
         );
@@ -182,7 +193,10 @@ async fn reconnecting_wrapper_replaces_a_closed_connection() {
     // The connection closes (here: locally); run() gets a fresh one for the next operation.
     c1.close().await.unwrap();
     let v = r
-        .run(Duration::from_millis(10), |c| async move { c.version().await })
+        .run(
+            Duration::from_millis(10),
+            |c| async move { c.version().await },
+        )
         .await
         .unwrap();
     assert_eq!(v.to_string(), "0.0.2");

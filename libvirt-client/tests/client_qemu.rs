@@ -121,7 +121,10 @@ struct DomainGuard {
 
 impl Drop for DomainGuard {
     fn drop(&mut self) {
-        let virsh = common::endpoints()["virsh"].as_str().unwrap_or("virsh").to_owned();
+        let virsh = common::endpoints()["virsh"]
+            .as_str()
+            .unwrap_or("virsh")
+            .to_owned();
         for cmd in ["destroy", "undefine"] {
             let _ = std::process::Command::new(&virsh)
                 .args(["-c", &self.uri, cmd, &self.name])
@@ -176,7 +179,11 @@ async fn read_until(stream: &mut libvirt_client::stream::AsyncVirStream, needle:
     tokio::time::timeout(Duration::from_secs(60), async {
         while !got.windows(needle.len()).any(|w| w == needle) {
             let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "console EOF after {:?}", String::from_utf8_lossy(&got));
+            assert!(
+                n > 0,
+                "console EOF after {:?}",
+                String::from_utf8_lossy(&got)
+            );
             got.extend_from_slice(&buf[..n]);
         }
     })
@@ -201,7 +208,10 @@ async fn tcg_guest_lifecycle_qmp_events_console() {
 
     let mut life = c.subscribe(Subscription::domain(None)).await.unwrap();
     let dom: Domain = c.define_xml(&domain_xml(&name, &disk)).await.unwrap();
-    assert_eq!(next_lifecycle(&mut life, &name).await, DomainEventType::DEFINED);
+    assert_eq!(
+        next_lifecycle(&mut life, &name).await,
+        DomainEventType::DEFINED
+    );
     let mut mon = c
         .subscribe(Subscription::qemu_monitor(Some(dom.clone()), None))
         .await
@@ -215,7 +225,10 @@ async fn tcg_guest_lifecycle_qmp_events_console() {
         e = next_lifecycle(&mut life, &name).await;
     }
     assert_eq!(e, DomainEventType::STARTED);
-    assert_eq!(c.domain_state(&dom).await.unwrap().state, DomainState::RUNNING);
+    assert_eq!(
+        c.domain_state(&dom).await.unwrap().state,
+        DomainState::RUNNING
+    );
 
     // Console: the guest greets, then echoes what we type.
     let mut console = c
@@ -227,20 +240,35 @@ async fn tcg_guest_lifecycle_qmp_events_console() {
     read_until(&mut console, b"ping-42").await;
 
     // QMP through libvirt.
-    let r = c.qmp(&dom, &json!({"execute": "query-status"})).await.unwrap();
+    let r = c
+        .qmp(&dom, &json!({"execute": "query-status"}))
+        .await
+        .unwrap();
     assert_eq!(r["return"]["status"], "running", "{r}");
 
     c.suspend(&dom).await.unwrap();
-    assert_eq!(next_lifecycle(&mut life, &name).await, DomainEventType::SUSPENDED);
+    assert_eq!(
+        next_lifecycle(&mut life, &name).await,
+        DomainEventType::SUSPENDED
+    );
     // (The RESUME of the start, queued before, may come first.)
     let before = monitor_event(&mut mon, "STOP").await;
     assert!(before.iter().all(|e| e == "RESUME"), "{before:?}");
-    let r = c.qmp(&dom, &json!({"execute": "query-status"})).await.unwrap();
+    let r = c
+        .qmp(&dom, &json!({"execute": "query-status"}))
+        .await
+        .unwrap();
     assert_eq!(r["return"]["status"], "paused", "{r}");
-    assert_eq!(c.domain_state(&dom).await.unwrap().state, DomainState::PAUSED);
+    assert_eq!(
+        c.domain_state(&dom).await.unwrap().state,
+        DomainState::PAUSED
+    );
 
     c.resume(&dom).await.unwrap();
-    assert_eq!(next_lifecycle(&mut life, &name).await, DomainEventType::RESUMED);
+    assert_eq!(
+        next_lifecycle(&mut life, &name).await,
+        DomainEventType::RESUMED
+    );
     assert_eq!(next_monitor_event(&mut mon).await, "RESUME");
     drop(mon);
 
@@ -260,7 +288,10 @@ async fn tcg_guest_lifecycle_qmp_events_console() {
     }
     assert_eq!(e, DomainEventType::STOPPED);
     c.undefine(&dom, Default::default()).await.unwrap();
-    assert_eq!(next_lifecycle(&mut life, &name).await, DomainEventType::UNDEFINED);
+    assert_eq!(
+        next_lifecycle(&mut life, &name).await,
+        DomainEventType::UNDEFINED
+    );
     c.close().await.unwrap();
 }
 
@@ -310,7 +341,11 @@ async fn sparse_volume_upload_download_round_trip() {
     // The file is sparse on disk.
     let meta = std::fs::metadata(dir.0.join("v.raw")).unwrap();
     assert_eq!(meta.len(), size as u64);
-    assert!(meta.blocks() * 512 < 4 * MIB as u64, "{} blocks", meta.blocks());
+    assert!(
+        meta.blocks() * 512 < 4 * MIB as u64,
+        "{} blocks",
+        meta.blocks()
+    );
 
     // Sparse download: data, a hole, data.
     let mut down = c

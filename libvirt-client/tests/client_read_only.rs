@@ -35,9 +35,15 @@ async fn every_read_only_procedure_of_the_test_driver() {
     let f = Fixtures {
         dom: c.lookup_domain("test").await.unwrap(),
         net: c.network_lookup_by_name("default".into()).await.unwrap(),
-        pool: c.storage_pool_lookup_by_name("default-pool".into()).await.unwrap(),
+        pool: c
+            .storage_pool_lookup_by_name("default-pool".into())
+            .await
+            .unwrap(),
         iface: c.interface_lookup_by_name("eth1".into()).await.unwrap(),
-        dev: c.node_device_lookup_by_name("computer".into()).await.unwrap(),
+        dev: c
+            .node_device_lookup_by_name("computer".into())
+            .await
+            .unwrap(),
     };
     let results = read_only_calls::call_all(&c, &f).await;
     assert_eq!(results.len(), read_only_calls::READ_ONLY.len());

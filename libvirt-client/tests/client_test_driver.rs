@@ -29,7 +29,13 @@ async fn open_version_list_lookup_dominfo_dumpxml() {
         let lib = c.lib_version().await.unwrap();
         assert_eq!(lib.major, 9, "libvirtd 9.x on this machine: {lib}");
 
-        let names: Vec<String> = c.domains().await.unwrap().into_iter().map(|d| d.name).collect();
+        let names: Vec<String> = c
+            .domains()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
         assert!(names.contains(&"test".to_owned()), "{names:?}");
         let virsh_list = common::virsh(&uri, &["list", "--all", "--name"]);
         for n in &names {
@@ -60,7 +66,11 @@ async fn open_version_list_lookup_dominfo_dumpxml() {
 
         // A daemon error is typed.
         let e = c.lookup_domain("no-such-domain-xyz").await.unwrap_err();
-        assert_eq!(i32::from(e.remote_code().unwrap()), 42, "VIR_ERR_NO_DOMAIN: {e}");
+        assert_eq!(
+            i32::from(e.remote_code().unwrap()),
+            42,
+            "VIR_ERR_NO_DOMAIN: {e}"
+        );
         c.close().await.unwrap();
         assert!(!c.is_open());
         let e = c.version().await.unwrap_err();
@@ -77,7 +87,10 @@ async fn lifecycle_events_in_order() {
         assert!(all.registrations() >= 20, "{}", all.registrations());
         let dom = c.define_xml(&test_domain_xml(&name)).await.unwrap();
         // A second subscription filtered to this domain only.
-        let mut mine = c.subscribe(Subscription::domain(Some(dom.clone()))).await.unwrap();
+        let mut mine = c
+            .subscribe(Subscription::domain(Some(dom.clone())))
+            .await
+            .unwrap();
         c.start(&dom).await.unwrap();
         c.suspend(&dom).await.unwrap();
         c.resume(&dom).await.unwrap();
@@ -157,9 +170,7 @@ fn blocking_client_same_semantics() {
         });
         let name = common::unique_name("bevt");
         let mut ev = c.subscribe(Subscription::domain(None)).unwrap();
-        let d = c
-            .define_xml(&test_domain_xml(&name))
-            .unwrap();
+        let d = c.define_xml(&test_domain_xml(&name)).unwrap();
         c.undefine(&d, Default::default()).unwrap();
         let mut got = Vec::new();
         while got.len() < 2 {

@@ -6,7 +6,6 @@ mod common;
 
 use std::io::BufRead;
 use std::ops::ControlFlow;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use libvirt_client::events::{EventItem, Subscription};
@@ -18,7 +17,7 @@ use libvirt_client::migrate::{self, MigrateOptions, Migration, Progress, Protoco
 use libvirt_client::{Client, Error, TypedEvent};
 
 /// One migration at a time: the machine has two cores.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn uri_a() -> String {
     common::uri("qemu_unix")
@@ -130,7 +129,7 @@ const STOPPED_MIGRATED: i32 = 3;
 const STARTED_MIGRATED: i32 = 1;
 
 async fn live_migration(protocol: Protocol) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let mut ev_a = a
@@ -195,7 +194,7 @@ async fn live_migration_plain_v3() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn destination_refuses_bad_xml() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard) = start_guest(&a, "migbadxml").await;
@@ -242,7 +241,7 @@ async fn destination_refuses_bad_xml() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn perform_failure_is_preserved_and_cleaned_up() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard) = start_guest(&a, "migperf").await;
@@ -312,7 +311,7 @@ async fn child_prepare_and_hang() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_client_autodestroys() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard) = start_guest(&a, "migkill").await;
@@ -364,7 +363,7 @@ async fn killed_client_autodestroys() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn peer_to_peer_params() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard) = start_guest(&a, "migp2p").await;

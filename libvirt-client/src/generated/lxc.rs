@@ -3,18 +3,20 @@
 
 //! Every call of the lxc program as a method of both clients.
 
+#![allow(clippy::too_many_arguments)]
+
 #[allow(unused_imports)]
 use libvirt_proto::generated::lxc::*;
 
 #[cfg(feature = "async")]
 impl crate::Client {
     /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): calls the daemon's procedure of that name.
-    pub async fn lxc_namespace(
+    pub async fn lxc_domain_open_namespace(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
         flags: u32,
     ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::lxc::procs::Namespace>(
+        self.call::<libvirt_proto::generated::lxc::procs::DomainOpenNamespace>(
             &libvirt_proto::generated::lxc::LxcDomainOpenNamespaceArgs { dom, flags },
         )
         .await
@@ -24,12 +26,12 @@ impl crate::Client {
 #[cfg(feature = "blocking")]
 impl crate::blocking::Client {
     /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): calls the daemon's procedure of that name.
-    pub fn lxc_namespace(
+    pub fn lxc_domain_open_namespace(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
         flags: u32,
     ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::lxc::procs::Namespace>(
+        self.call::<libvirt_proto::generated::lxc::procs::DomainOpenNamespace>(
             &libvirt_proto::generated::lxc::LxcDomainOpenNamespaceArgs { dom, flags },
         )
     }

@@ -52,14 +52,20 @@ impl PrivateDaemon {
             ),
         )
         .unwrap();
-        std::fs::write(dir.join("config/libvirt/qemu.conf"), "stdio_handler = \"file\"\n")
-            .unwrap();
+        std::fs::write(
+            dir.join("config/libvirt/qemu.conf"),
+            "stdio_handler = \"file\"\n",
+        )
+        .unwrap();
         let st = Command::new("chown")
             .args(["-R", &format!("{USER}:")])
             .arg(&dir)
             .status()
             .unwrap();
-        assert!(st.success(), "chown {USER} (tests run as root, like the peers)");
+        assert!(
+            st.success(),
+            "chown {USER} (tests run as root, like the peers)"
+        );
         // Not --daemon: the child is libvirtd itself, so its pid is ours to signal.
         let child = Command::new("runuser")
             .args(["-u", USER, "--", "env", "-i"])
@@ -78,7 +84,11 @@ impl PrivateDaemon {
         let d = PrivateDaemon { dir, child, port };
         let end = Instant::now() + Duration::from_secs(20);
         while !(d.socket().exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()) {
-            assert!(Instant::now() < end, "private libvirtd did not come up: {}", d.log());
+            assert!(
+                Instant::now() < end,
+                "private libvirtd did not come up: {}",
+                d.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         d
@@ -145,8 +155,12 @@ impl PrivateDaemon {
 impl Drop for PrivateDaemon {
     fn drop(&mut self) {
         if let Ok(pid) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pid())) {
-            let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
