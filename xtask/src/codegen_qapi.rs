@@ -88,6 +88,30 @@ struct Doc {
     summary: String,
     /// `@member: text` descriptions.
     members: HashMap<String, String>,
+    /// The definition's `Since: X.Y`.
+    since: Option<(u32, u32)>,
+}
+
+/// The first `since X.Y` (any case, optional colon) in `text`.
+fn since_in(text: &str) -> Option<(u32, u32)> {
+    let lower = text.to_ascii_lowercase();
+    let mut rest = lower.as_str();
+    while let Some(i) = rest.find("since") {
+        rest = &rest[i + 5..];
+        let v = rest.trim_start_matches(':').trim_start();
+        let num: String = v
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut parts = num.split('.');
+        if let (Some(Ok(a)), Some(Ok(b))) = (
+            parts.next().map(str::parse::<u32>),
+            parts.next().map(str::parse::<u32>),
+        ) {
+            return Some((a, b));
+        }
+    }
+    None
 }
 
 fn parse_doc(lines: &[String]) -> Doc {
@@ -113,6 +137,10 @@ fn parse_doc(lines: &[String]) -> Doc {
         i += 1;
     }
     doc.summary = summary.join(" ");
+    doc.since = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("Since"))
+        .find_map(|l| since_in(l));
     let mut current: Option<(String, Vec<String>)> = None;
     for line in &lines[i..] {
         let t = line.trim();
@@ -365,6 +393,22 @@ struct Member {
     ty: Value,
     optional: bool,
     conditional: bool,
+    /// The member's own `(since X.Y)` is newer than its type's: older QEMU does not send it.
+    added_later: bool,
+    /// Its description, from the definition that declares it.
+    doc: Option<String>,
+}
+
+/// Members with their docs, marking those added after their type.
+fn documented(data: &Map<String, Value>, doc: &Doc) -> Vec<Member> {
+    let mut ms = members(data);
+    for m in &mut ms {
+        m.doc = doc.members.get(&m.name).cloned();
+        if let Some(added) = m.doc.as_deref().and_then(since_in) {
+            m.added_later = doc.since.is_none_or(|type_since| added > type_since);
+        }
+    }
+    ms
 }
 
 fn members(data: &Map<String, Value>) -> Vec<Member> {
@@ -386,6 +430,8 @@ fn members(data: &Map<String, Value>) -> Vec<Member> {
                 ty,
                 optional,
                 conditional,
+                added_later: false,
+                doc: None,
             }
         })
         .collect()
@@ -411,8 +457,13 @@ impl Schema {
             .find(|e| e.value.get(kind).and_then(Value::as_str) == Some(name))
     }
 
-    /// A struct's or union's own and inherited members (base first).
-    fn all_members(&self, data: &Map<String, Value>, base: Option<&Value>) -> Vec<Member> {
+    /// A struct's or union's own and inherited members (base first), with their docs.
+    fn all_members(
+        &self,
+        data: &Map<String, Value>,
+        doc: &Doc,
+        base: Option<&Value>,
+    ) -> Vec<Member> {
         let mut out = Vec::new();
         match base {
             Some(Value::String(b)) => {
@@ -427,13 +478,13 @@ impl Schema {
                             .cloned()
                             .unwrap_or_default()
                     };
-                    out.extend(self.all_members(&d, e.value.get("base")));
+                    out.extend(self.all_members(&d, &e.doc, e.value.get("base")));
                 }
             }
-            Some(Value::Object(o)) => out.extend(members(o)),
+            Some(Value::Object(o)) => out.extend(documented(o, doc)),
             _ => {}
         }
-        out.extend(members(data));
+        out.extend(documented(data, doc));
         out
     }
 
@@ -488,9 +539,9 @@ impl Schema {
             .cloned()
             .unwrap_or_default();
         let ms = if e.value.contains_key("union") {
-            self.all_members(&Map::new(), e.value.get("base"))
+            self.all_members(&Map::new(), &e.doc, e.value.get("base"))
         } else {
-            self.all_members(&data, e.value.get("base"))
+            self.all_members(&data, &e.doc, e.value.get("base"))
         };
         ms.into_iter()
             .filter_map(|m| m.ty.as_str().map(str::to_owned))
@@ -513,7 +564,9 @@ impl Schema {
     }
 }
 
-fn write_fields(out: &mut String, s: &Schema, owner: Option<&str>, ms: &[Member], doc: &Doc) {
+/// Write `ms` as fields. With `tolerant` (types and event data, which older QEMU sends), a
+/// required member added after its type is an `Option`: QEMU older than the member lacks it.
+fn write_fields(out: &mut String, s: &Schema, owner: Option<&str>, ms: &[Member], tolerant: bool) {
     let mut used = HashSet::new();
     for m in ms {
         let mut ident = field_ident(&m.name);
@@ -527,17 +580,17 @@ fn write_fields(out: &mut String, s: &Schema, owner: Option<&str>, ms: &[Member]
             _ => false,
         };
         let ty = s.rust_type(&m.ty, boxed);
-        let text = doc
-            .members
-            .get(&m.name)
-            .cloned()
-            .unwrap_or_else(|| format!("`{}`", m.name));
+        let mut text = m.doc.clone().unwrap_or_else(|| format!("`{}`", m.name));
+        let late = tolerant && m.added_later && !m.optional && !m.conditional;
+        if late {
+            text.push_str(" (None from QEMU older than this member.)");
+        }
         doc_attr(out, "    ", &text);
         let raw = ident.trim_start_matches("r#");
         if raw != m.name {
             let _ = writeln!(out, "    #[serde(rename = {:?})]", m.name);
         }
-        if m.optional || m.conditional {
+        if m.optional || m.conditional || late {
             let _ = writeln!(
                 out,
                 "    #[serde(default, skip_serializing_if = \"::std::option::Option::is_none\")]"
@@ -653,7 +706,7 @@ fn generate(dir: &Path) -> Result<BTreeMap<String, String>> {
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            let ms = s.all_members(&data, v.get("base"));
+            let ms = s.all_members(&data, &e.doc, v.get("base"));
             doc_attr(
                 &mut t,
                 "",
@@ -668,11 +721,11 @@ fn generate(dir: &Path) -> Result<BTreeMap<String, String>> {
                 "#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\npub struct {} {{",
                 type_ident(name)
             );
-            write_fields(&mut t, &s, Some(name), &ms, &e.doc);
+            write_fields(&mut t, &s, Some(name), &ms, true);
             t.push_str("}\n\n");
         } else if let Some(name) = v.get("union").and_then(Value::as_str) {
             n_types += 1;
-            let ms = s.all_members(&Map::new(), v.get("base"));
+            let ms = s.all_members(&Map::new(), &e.doc, v.get("base"));
             doc_attr(
                 &mut t,
                 "",
@@ -687,7 +740,7 @@ fn generate(dir: &Path) -> Result<BTreeMap<String, String>> {
                 "#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\npub struct {} {{",
                 type_ident(name)
             );
-            write_fields(&mut t, &s, Some(name), &ms, &e.doc);
+            write_fields(&mut t, &s, Some(name), &ms, true);
             let disc = v
                 .get("discriminator")
                 .and_then(Value::as_str)
@@ -724,9 +777,9 @@ fn generate(dir: &Path) -> Result<BTreeMap<String, String>> {
         let _ = writeln!(c, "#[derive(Debug, Clone, PartialEq, Serialize{default})]");
         match v.get("data") {
             Some(Value::Object(d)) => {
-                let ms = members(d);
+                let ms = documented(d, &e.doc);
                 let _ = writeln!(c, "pub struct {id} {{");
-                write_fields(&mut c, &s, None, &ms, &e.doc);
+                write_fields(&mut c, &s, None, &ms, false);
             }
             Some(Value::String(t)) => {
                 let ty = s.rust_type(&Value::String(t.clone()), false);
@@ -781,7 +834,7 @@ fn generate(dir: &Path) -> Result<BTreeMap<String, String>> {
                     .unwrap_or_default();
                 doc_attr(&mut ev, "", &format!("Data of `{name}`: {summary}"));
                 let _ = writeln!(ev, "#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]\npub struct {id} {{");
-                write_fields(&mut ev, &s, None, &members(&d), &e.doc);
+                write_fields(&mut ev, &s, None, &documented(&d, &e.doc), true);
                 ev.push_str("}\n\n");
                 id.clone()
             }

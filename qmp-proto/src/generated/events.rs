@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 #[doc = " Data of SHUTDOWN: Emitted when the virtual machine has shut down, indicating that qemu is about to exit."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shutdown {
-    #[doc = " If true, the shutdown was triggered by a guest request (such as a guest-initiated ACPI shutdown request or other hardware-specific action) rather than a host request (such as sending qemu a SIGINT).  (since 2.10)"]
-    pub guest: bool,
-    #[doc = " The @ShutdownCause which resulted in the SHUTDOWN. (since 4.0)"]
-    pub reason: crate::generated::types::ShutdownCause,
+    #[doc = " If true, the shutdown was triggered by a guest request (such as a guest-initiated ACPI shutdown request or other hardware-specific action) rather than a host request (such as sending qemu a SIGINT).  (since 2.10) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub guest: ::std::option::Option<bool>,
+    #[doc = " The @ShutdownCause which resulted in the SHUTDOWN. (since 4.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub reason: ::std::option::Option<crate::generated::types::ShutdownCause>,
 }
 
 #[doc = " Data of POWERDOWN: Emitted when the virtual machine is powered down through the power control system, such as via ACPI."]
@@ -23,10 +25,12 @@ pub struct Powerdown {}
 #[doc = " Data of RESET: Emitted when the virtual machine is reset"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reset {
-    #[doc = " If true, the reset was triggered by a guest request (such as a guest-initiated ACPI reboot request or other hardware-specific action) rather than a host request (such as the QMP command system_reset).  (since 2.10)"]
-    pub guest: bool,
-    #[doc = " The @ShutdownCause of the RESET.  (since 4.0)"]
-    pub reason: crate::generated::types::ShutdownCause,
+    #[doc = " If true, the reset was triggered by a guest request (such as a guest-initiated ACPI reboot request or other hardware-specific action) rather than a host request (such as the QMP command system_reset).  (since 2.10) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub guest: ::std::option::Option<bool>,
+    #[doc = " The @ShutdownCause of the RESET.  (since 4.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub reason: ::std::option::Option<crate::generated::types::ShutdownCause>,
 }
 
 #[doc = " Data of STOP: Emitted when the virtual machine is stopped"]
@@ -115,8 +119,9 @@ pub struct BlockImageCorrupted {
     pub size: ::std::option::Option<i64>,
     #[doc = " device name.  This is always present for compatibility reasons, but it can be empty (\"\") if the image does not have a device name associated."]
     pub device: ::std::string::String,
-    #[doc = " if set, the image is marked corrupt and therefore unusable after this event and must be repaired (Since 2.2; before, every BLOCK_IMAGE_CORRUPTED event was fatal)"]
-    pub fatal: bool,
+    #[doc = " if set, the image is marked corrupt and therefore unusable after this event and must be repaired (Since 2.2; before, every BLOCK_IMAGE_CORRUPTED event was fatal) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub fatal: ::std::option::Option<bool>,
     #[doc = " informative message for human consumption, such as the kind of corruption being detected.  It should not be parsed by machine as it is not guaranteed to be stable"]
     pub msg: ::std::string::String,
 }
@@ -137,11 +142,13 @@ pub struct BlockIoError {
     pub device: ::std::string::String,
     #[doc = " I/O operation"]
     pub operation: crate::generated::types::IoOperationType,
-    #[doc = " path to the device object in the QOM tree (since 9.2)"]
+    #[doc = " path to the device object in the QOM tree (since 9.2) (None from QEMU older than this member.)"]
     #[serde(rename = "qom-path")]
-    pub qom_path: ::std::string::String,
-    #[doc = " human readable string describing the error cause.  (This field is a debugging aid for humans, it should not be parsed by applications) (since: 2.2)"]
-    pub reason: ::std::string::String,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub qom_path: ::std::option::Option<::std::string::String>,
+    #[doc = " human readable string describing the error cause.  (This field is a debugging aid for humans, it should not be parsed by applications) (since: 2.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub reason: ::std::option::Option<::std::string::String>,
 }
 
 #[doc = " Data of BLOCK_JOB_COMPLETED: Emitted when a block job has completed"]
@@ -254,8 +261,9 @@ pub struct QuorumReportBad {
     #[doc = " failed read operation sector count"]
     #[serde(rename = "sectors-count")]
     pub sectors_count: i64,
-    #[doc = " quorum operation type (Since 2.6)"]
-    pub r#type: crate::generated::types::QuorumOpType,
+    #[doc = " quorum operation type (Since 2.6) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub r#type: ::std::option::Option<crate::generated::types::QuorumOpType>,
 }
 
 #[doc = " Data of DEVICE_TRAY_MOVED: Emitted whenever the tray of a removable device is moved by the guest or by HMP/QMP commands"]
@@ -263,8 +271,9 @@ pub struct QuorumReportBad {
 pub struct DeviceTrayMoved {
     #[doc = " Block device name.  This is always present for compatibility reasons, but it can be empty (\"\") if the image does not have a device name associated."]
     pub device: ::std::string::String,
-    #[doc = " The name or QOM path of the guest device (since 2.8)"]
-    pub id: ::std::string::String,
+    #[doc = " The name or QOM path of the guest device (since 2.8) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub id: ::std::option::Option<::std::string::String>,
     #[doc = " true if the tray has been opened or false if it has been closed"]
     #[serde(rename = "tray-open")]
     pub tray_open: bool,
@@ -482,9 +491,10 @@ pub struct MemoryDeviceSizeChange {
     #[doc = " device's ID"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
-    #[doc = " path to the device object in the QOM tree (since 6.2)"]
+    #[doc = " path to the device object in the QOM tree (since 6.2) (None from QEMU older than this member.)"]
     #[serde(rename = "qom-path")]
-    pub qom_path: ::std::string::String,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub qom_path: ::std::option::Option<::std::string::String>,
     #[doc = " the new size of memory that the device provides"]
     pub size: u64,
 }

@@ -547,9 +547,9 @@ pub struct InetSocketAddressBase {
 #[doc = " Captures a socket address or address range in the Internet namespace."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InetSocketAddress {
-    #[doc = " host"]
+    #[doc = " host part of the address"]
     pub host: ::std::string::String,
-    #[doc = " port"]
+    #[doc = " port part of the address"]
     pub port: ::std::string::String,
     #[doc = " whether to accept IPv4 addresses, default try both IPv4 and IPv6"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -1632,7 +1632,7 @@ pub struct QCryptoBlockOptionsLUKS {
 #[doc = " The options that apply to LUKS encryption format initialization"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QCryptoBlockCreateOptionsLUKS {
-    #[doc = " key-secret"]
+    #[doc = " the ID of a QCryptoSecret object providing the decryption key.  Mandatory except when probing image for metadata only."]
     #[serde(rename = "key-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
@@ -1665,7 +1665,7 @@ pub struct QCryptoBlockCreateOptionsLUKS {
 #[doc = " The options that are available for all encryption formats when opening an existing volume"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QCryptoBlockOpenOptions {
-    #[doc = " format"]
+    #[doc = " the encryption format"]
     pub format: crate::generated::types::QCryptoBlockFormat,
     /// The members of the branch selected by `format`, untyped.
     #[serde(flatten)]
@@ -1675,7 +1675,7 @@ pub struct QCryptoBlockOpenOptions {
 #[doc = " The options that are available for all encryption formats when initializing a new volume"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QCryptoBlockCreateOptions {
-    #[doc = " format"]
+    #[doc = " the encryption format"]
     pub format: crate::generated::types::QCryptoBlockFormat,
     /// The members of the branch selected by `format`, untyped.
     #[serde(flatten)]
@@ -1718,9 +1718,10 @@ pub struct QCryptoBlockInfoLUKS {
     #[doc = " the cipher mode for data encryption"]
     #[serde(rename = "cipher-mode")]
     pub cipher_mode: crate::generated::types::QCryptoCipherMode,
-    #[doc = " whether the LUKS header is detached (Since 9.0)"]
+    #[doc = " whether the LUKS header is detached (Since 9.0) (None from QEMU older than this member.)"]
     #[serde(rename = "detached-header")]
-    pub detached_header: bool,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub detached_header: ::std::option::Option<bool>,
     #[doc = " the master key hash algorithm"]
     #[serde(rename = "hash-alg")]
     pub hash_alg: crate::generated::types::QCryptoHashAlgo,
@@ -1742,7 +1743,7 @@ pub struct QCryptoBlockInfoLUKS {
 #[doc = " Information about the block encryption options"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QCryptoBlockInfo {
-    #[doc = " format"]
+    #[doc = " the encryption format"]
     pub format: crate::generated::types::QCryptoBlockFormat,
     /// The members of the branch selected by `format`, untyped.
     #[serde(flatten)]
@@ -1810,7 +1811,7 @@ pub struct QCryptoBlockAmendOptionsLUKS {
 #[doc = " The options that are available for all encryption formats when amending encryption settings"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QCryptoBlockAmendOptions {
-    #[doc = " format"]
+    #[doc = " the encryption format"]
     pub format: crate::generated::types::QCryptoBlockFormat,
     /// The members of the branch selected by `format`, untyped.
     #[serde(flatten)]
@@ -1834,13 +1835,13 @@ pub struct SecretCommonProperties {
 #[doc = " Properties for secret objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecretProperties {
-    #[doc = " format"]
+    #[doc = " the data format that the secret is provided in (default: raw)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<crate::generated::types::QCryptoSecretFormat>,
-    #[doc = " iv"]
+    #[doc = " the random initialization vector used for encryption of this particular secret.  Should be a base64 encrypted string of the 16-byte IV.  Mandatory if @keyid is given.  Ignored if @keyid is absent."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iv: ::std::option::Option<::std::string::String>,
-    #[doc = " keyid"]
+    #[doc = " the name of another secret that should be used to decrypt the provided data.  If not present, the data is assumed to be unencrypted."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keyid: ::std::option::Option<::std::string::String>,
     #[doc = " the associated with the secret from"]
@@ -1854,13 +1855,13 @@ pub struct SecretProperties {
 #[doc = " Properties for secret_keyring objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecretKeyringProperties {
-    #[doc = " format"]
+    #[doc = " the data format that the secret is provided in (default: raw)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<crate::generated::types::QCryptoSecretFormat>,
-    #[doc = " iv"]
+    #[doc = " the random initialization vector used for encryption of this particular secret.  Should be a base64 encrypted string of the 16-byte IV.  Mandatory if @keyid is given.  Ignored if @keyid is absent."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iv: ::std::option::Option<::std::string::String>,
-    #[doc = " keyid"]
+    #[doc = " the name of another secret that should be used to decrypt the provided data.  If not present, the data is assumed to be unencrypted."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keyid: ::std::option::Option<::std::string::String>,
     #[doc = " serial number that identifies a key to get from the kernel"]
@@ -1888,16 +1889,16 @@ pub struct TlsCredsProperties {
 #[doc = " Properties for tls-creds-anon objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TlsCredsAnonProperties {
-    #[doc = " dir"]
+    #[doc = " the path of the directory that contains the credential files"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dir: ::std::option::Option<::std::string::String>,
-    #[doc = " endpoint"]
+    #[doc = " whether the QEMU network backend that uses the credentials will be acting as a client or as a server (default: client)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub endpoint: ::std::option::Option<crate::generated::types::QCryptoTLSCredsEndpoint>,
-    #[doc = " priority"]
+    #[doc = " a gnutls priority string as described at https://gnutls.org/manual/html_node/Priority-Strings.html"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub priority: ::std::option::Option<::std::string::String>,
-    #[doc = " verify-peer"]
+    #[doc = " if true the peer credentials will be verified once the handshake is completed.  This is a no-op for anonymous credentials.  (default: true)"]
     #[serde(rename = "verify-peer")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub verify_peer: ::std::option::Option<bool>,
@@ -1906,16 +1907,16 @@ pub struct TlsCredsAnonProperties {
 #[doc = " Properties for tls-creds-psk objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TlsCredsPskProperties {
-    #[doc = " dir"]
+    #[doc = " the path of the directory that contains the credential files"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dir: ::std::option::Option<::std::string::String>,
-    #[doc = " endpoint"]
+    #[doc = " whether the QEMU network backend that uses the credentials will be acting as a client or as a server (default: client)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub endpoint: ::std::option::Option<crate::generated::types::QCryptoTLSCredsEndpoint>,
-    #[doc = " priority"]
+    #[doc = " a gnutls priority string as described at https://gnutls.org/manual/html_node/Priority-Strings.html"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub priority: ::std::option::Option<::std::string::String>,
-    #[doc = " verify-peer"]
+    #[doc = " if true the peer credentials will be verified once the handshake is completed.  This is a no-op for anonymous credentials.  (default: true)"]
     #[serde(rename = "verify-peer")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub verify_peer: ::std::option::Option<bool>,
@@ -1927,16 +1928,16 @@ pub struct TlsCredsPskProperties {
 #[doc = " Properties for tls-creds-x509 objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TlsCredsX509Properties {
-    #[doc = " dir"]
+    #[doc = " the path of the directory that contains the credential files"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dir: ::std::option::Option<::std::string::String>,
-    #[doc = " endpoint"]
+    #[doc = " whether the QEMU network backend that uses the credentials will be acting as a client or as a server (default: client)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub endpoint: ::std::option::Option<crate::generated::types::QCryptoTLSCredsEndpoint>,
-    #[doc = " priority"]
+    #[doc = " a gnutls priority string as described at https://gnutls.org/manual/html_node/Priority-Strings.html"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub priority: ::std::option::Option<::std::string::String>,
-    #[doc = " verify-peer"]
+    #[doc = " if true the peer credentials will be verified once the handshake is completed.  This is a no-op for anonymous credentials.  (default: true)"]
     #[serde(rename = "verify-peer")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub verify_peer: ::std::option::Option<bool>,
@@ -2309,7 +2310,7 @@ pub struct ImageInfoSpecificQCow2EncryptionBase {
 #[doc = " Since: 2.10"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificQCow2Encryption {
-    #[doc = " format"]
+    #[doc = " The encryption format"]
     pub format: crate::generated::types::BlockdevQcow2EncryptionFormat,
     /// The members of the branch selected by `format`, untyped.
     #[serde(flatten)]
@@ -2346,12 +2347,14 @@ pub struct ImageInfoSpecificQCow2 {
     pub lazy_refcounts: ::std::option::Option<bool>,
     #[doc = " compatibility level"]
     pub compat: ::std::string::String,
-    #[doc = " the image cluster compression method (since 5.1)"]
+    #[doc = " the image cluster compression method (since 5.1) (None from QEMU older than this member.)"]
     #[serde(rename = "compression-type")]
-    pub compression_type: crate::generated::types::Qcow2CompressionType,
-    #[doc = " width of a refcount entry in bits (since 2.3)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub compression_type: ::std::option::Option<crate::generated::types::Qcow2CompressionType>,
+    #[doc = " width of a refcount entry in bits (since 2.3) (None from QEMU older than this member.)"]
     #[serde(rename = "refcount-bits")]
-    pub refcount_bits: i64,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub refcount_bits: ::std::option::Option<i64>,
 }
 
 #[doc = " ImageInfoSpecificVmdk"]
@@ -2548,48 +2551,48 @@ pub struct BlockNodeInfo {
 #[doc = " Information about a QEMU image file, and potentially its backing image"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfo {
-    #[doc = " actual-size"]
+    #[doc = " actual size on disk in bytes of the image"]
     #[serde(rename = "actual-size")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub actual_size: ::std::option::Option<i64>,
-    #[doc = " backing-filename"]
+    #[doc = " name of the backing file"]
     #[serde(rename = "backing-filename")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename: ::std::option::Option<::std::string::String>,
-    #[doc = " backing-filename-format"]
+    #[doc = " the format of the backing file"]
     #[serde(rename = "backing-filename-format")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename_format: ::std::option::Option<::std::string::String>,
-    #[doc = " cluster-size"]
+    #[doc = " size of a cluster in bytes"]
     #[serde(rename = "cluster-size")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<i64>,
-    #[doc = " compressed"]
+    #[doc = " true if the image is compressed (Since 1.7)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compressed: ::std::option::Option<bool>,
-    #[doc = " dirty-flag"]
+    #[doc = " true if image is not cleanly closed"]
     #[serde(rename = "dirty-flag")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_flag: ::std::option::Option<bool>,
-    #[doc = " encrypted"]
+    #[doc = " true if the image is encrypted"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypted: ::std::option::Option<bool>,
-    #[doc = " format-specific"]
+    #[doc = " structure supplying additional format-specific information (since 1.7)"]
     #[serde(rename = "format-specific")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format_specific: ::std::option::Option<crate::generated::types::ImageInfoSpecific>,
-    #[doc = " full-backing-filename"]
+    #[doc = " full path of the backing file"]
     #[serde(rename = "full-backing-filename")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub full_backing_filename: ::std::option::Option<::std::string::String>,
-    #[doc = " snapshots"]
+    #[doc = " list of VM snapshots"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub snapshots: ::std::option::Option<::std::vec::Vec<crate::generated::types::SnapshotInfo>>,
-    #[doc = " filename"]
+    #[doc = " name of the image file"]
     pub filename: ::std::string::String,
-    #[doc = " format"]
+    #[doc = " format of the image file"]
     pub format: ::std::string::String,
-    #[doc = " virtual-size"]
+    #[doc = " maximum capacity in bytes of the image"]
     #[serde(rename = "virtual-size")]
     pub virtual_size: i64,
     #[doc = " info of the backing image"]
@@ -2610,48 +2613,48 @@ pub struct BlockChildInfo {
 #[doc = " Information about all nodes in a block (sub)graph in the form of BlockNodeInfo data.  The base BlockNodeInfo struct contains the information for the (sub)graph's root node."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockGraphInfo {
-    #[doc = " actual-size"]
+    #[doc = " actual size on disk in bytes of the image"]
     #[serde(rename = "actual-size")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub actual_size: ::std::option::Option<i64>,
-    #[doc = " backing-filename"]
+    #[doc = " name of the backing file"]
     #[serde(rename = "backing-filename")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename: ::std::option::Option<::std::string::String>,
-    #[doc = " backing-filename-format"]
+    #[doc = " the format of the backing file"]
     #[serde(rename = "backing-filename-format")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename_format: ::std::option::Option<::std::string::String>,
-    #[doc = " cluster-size"]
+    #[doc = " size of a cluster in bytes"]
     #[serde(rename = "cluster-size")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<i64>,
-    #[doc = " compressed"]
+    #[doc = " true if the image is compressed (Since 1.7)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compressed: ::std::option::Option<bool>,
-    #[doc = " dirty-flag"]
+    #[doc = " true if image is not cleanly closed"]
     #[serde(rename = "dirty-flag")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_flag: ::std::option::Option<bool>,
-    #[doc = " encrypted"]
+    #[doc = " true if the image is encrypted"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypted: ::std::option::Option<bool>,
-    #[doc = " format-specific"]
+    #[doc = " structure supplying additional format-specific information (since 1.7)"]
     #[serde(rename = "format-specific")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format_specific: ::std::option::Option<crate::generated::types::ImageInfoSpecific>,
-    #[doc = " full-backing-filename"]
+    #[doc = " full path of the backing file"]
     #[serde(rename = "full-backing-filename")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub full_backing_filename: ::std::option::Option<::std::string::String>,
-    #[doc = " snapshots"]
+    #[doc = " list of VM snapshots"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub snapshots: ::std::option::Option<::std::vec::Vec<crate::generated::types::SnapshotInfo>>,
-    #[doc = " filename"]
+    #[doc = " name of the image file"]
     pub filename: ::std::string::String,
-    #[doc = " format"]
+    #[doc = " format of the image file"]
     pub format: ::std::string::String,
-    #[doc = " virtual-size"]
+    #[doc = " maximum capacity in bytes of the image"]
     #[serde(rename = "virtual-size")]
     pub virtual_size: i64,
     #[doc = " Array of links to this node's child nodes' information"]
@@ -2713,16 +2716,18 @@ pub struct MapEntry {
     #[doc = " if present, the image file stores the data for this range in raw format at the given (host) offset"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub offset: ::std::option::Option<i64>,
-    #[doc = " true if the data is stored compressed (since 8.2)"]
-    pub compressed: bool,
+    #[doc = " true if the data is stored compressed (since 8.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub compressed: ::std::option::Option<bool>,
     #[doc = " reading the image will actually read data from a file (in particular, if @offset is present this means that the sectors are not simply preallocated, but contain actual data in raw format)"]
     pub data: bool,
     #[doc = " number of layers (0 = top image, 1 = top image's backing file, ..., n - 1 = bottom image (where n is the number of images in the chain)) before reaching one for which the range is allocated"]
     pub depth: i64,
     #[doc = " the number of bytes of the mapped virtual range"]
     pub length: i64,
-    #[doc = " true if this layer provides the data, false if adding a backing layer could impact this region (since 6.1)"]
-    pub present: bool,
+    #[doc = " true if this layer provides the data, false if adding a backing layer could impact this region (since 6.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub present: ::std::option::Option<bool>,
     #[doc = " virtual (guest) offset of the first byte described by this entry"]
     pub start: i64,
     #[doc = " whether the virtual blocks read as zeroes"]
@@ -2798,28 +2803,33 @@ pub struct BlockDeviceInfo {
     #[serde(rename = "node-name")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_name: ::std::option::Option<::std::string::String>,
-    #[doc = " true if the backend is active; typical cases for inactive backends are on the migration source instance after migration completes and on the destination before it completes. (since: 10.0)"]
-    pub active: bool,
-    #[doc = " number of files in the backing file chain (since: 1.2)"]
-    pub backing_file_depth: i64,
+    #[doc = " true if the backend is active; typical cases for inactive backends are on the migration source instance after migration completes and on the destination before it completes. (since: 10.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub active: ::std::option::Option<bool>,
+    #[doc = " number of files in the backing file chain (since: 1.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub backing_file_depth: ::std::option::Option<i64>,
     #[doc = " total throughput limit in bytes per second is specified"]
     pub bps: i64,
     #[doc = " read throughput limit in bytes per second is specified"]
     pub bps_rd: i64,
     #[doc = " write throughput limit in bytes per second is specified"]
     pub bps_wr: i64,
-    #[doc = " the cache mode used for the block device (since: 2.3)"]
-    pub cache: crate::generated::types::BlockdevCacheInfo,
-    #[doc = " detect and optimize zero writes (Since 2.1)"]
-    pub detect_zeroes: crate::generated::types::BlockdevDetectZeroesOptions,
+    #[doc = " the cache mode used for the block device (since: 2.3) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub cache: ::std::option::Option<crate::generated::types::BlockdevCacheInfo>,
+    #[doc = " detect and optimize zero writes (Since 2.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub detect_zeroes: ::std::option::Option<crate::generated::types::BlockdevDetectZeroesOptions>,
     #[doc = " the name of the block format used to open the backing device. As of 0.14 this can be: 'blkdebug', 'bochs', 'cloop', 'cow', 'dmg', 'file', 'file', 'ftp', 'ftps', 'host_cdrom', 'host_device', 'http', 'https', 'luks', 'nbd', 'parallels', 'qcow', 'qcow2', 'raw', 'vdi', 'vmdk', 'vpc', 'vvfat' 2.2: 'archipelago' added, 'cow' dropped 2.3: 'host_floppy' deprecated 2.5: 'host_floppy' dropped 2.6: 'luks' added 2.8: 'replication' added, 'tftp' dropped 2.9: 'archipelago' dropped"]
     pub drv: ::std::string::String,
     #[doc = " true if the backing device is encrypted"]
     pub encrypted: bool,
     #[doc = " the filename of the backing device"]
     pub file: ::std::string::String,
-    #[doc = " the info of image used (since: 1.6)"]
-    pub image: crate::generated::types::ImageInfo,
+    #[doc = " the info of image used (since: 1.6) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub image: ::std::option::Option<crate::generated::types::ImageInfo>,
     #[doc = " total I/O operations per second is specified"]
     pub iops: i64,
     #[doc = " read I/O operations per second is specified"]
@@ -2828,8 +2838,9 @@ pub struct BlockDeviceInfo {
     pub iops_wr: i64,
     #[doc = " true if the backing device was open read-only"]
     pub ro: bool,
-    #[doc = " configured write threshold for the device.  0 if disabled.  (Since 2.3)"]
-    pub write_threshold: i64,
+    #[doc = " configured write threshold for the device.  0 if disabled.  (Since 2.3) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub write_threshold: ::std::option::Option<i64>,
 }
 
 #[doc = " An enumeration of block device I/O status."]
@@ -2878,16 +2889,20 @@ pub struct BlockDirtyInfo {
     #[doc = " the name of the dirty bitmap (Since 2.4)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
-    #[doc = " true if the bitmap is in-use by some operation (NBD or jobs) and cannot be modified via QMP or used by another operation. (since 4.0)"]
-    pub busy: bool,
+    #[doc = " true if the bitmap is in-use by some operation (NBD or jobs) and cannot be modified via QMP or used by another operation. (since 4.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub busy: ::std::option::Option<bool>,
     #[doc = " number of dirty bytes according to the dirty bitmap"]
     pub count: i64,
-    #[doc = " granularity of the dirty bitmap in bytes (since 1.4)"]
-    pub granularity: u32,
-    #[doc = " true if the bitmap was stored on disk, is scheduled to be stored on disk, or both.  (since 4.0)"]
-    pub persistent: bool,
-    #[doc = " true if the bitmap is recording new writes from the guest.  (since 4.0)"]
-    pub recording: bool,
+    #[doc = " granularity of the dirty bitmap in bytes (since 1.4) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub granularity: ::std::option::Option<u32>,
+    #[doc = " true if the bitmap was stored on disk, is scheduled to be stored on disk, or both.  (since 4.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub persistent: ::std::option::Option<bool>,
+    #[doc = " true if the bitmap is recording new writes from the guest.  (since 4.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub recording: ::std::option::Option<bool>,
 }
 
 #[doc = " An enumeration of flags that a bitmap can report to the user."]
@@ -2995,10 +3010,12 @@ pub struct BlockDeviceTimedStats {
     pub avg_wr_latency_ns: i64,
     #[doc = " Average number of pending write operations in the defined interval."]
     pub avg_wr_queue_depth: f64,
-    #[doc = " Average latency of zone append operations in the defined interval, in nanoseconds (since 8.1)"]
-    pub avg_zone_append_latency_ns: i64,
-    #[doc = " Average number of pending zone append operations in the defined interval (since 8.1)."]
-    pub avg_zone_append_queue_depth: f64,
+    #[doc = " Average latency of zone append operations in the defined interval, in nanoseconds (since 8.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub avg_zone_append_latency_ns: ::std::option::Option<i64>,
+    #[doc = " Average number of pending zone append operations in the defined interval (since 8.1). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub avg_zone_append_queue_depth: ::std::option::Option<f64>,
     #[doc = " Interval used for calculating the statistics, in seconds."]
     pub interval_length: i64,
     #[doc = " Maximum latency of flush operations in the defined interval, in nanoseconds."]
@@ -3007,16 +3024,18 @@ pub struct BlockDeviceTimedStats {
     pub max_rd_latency_ns: i64,
     #[doc = " Maximum latency of write operations in the defined interval, in nanoseconds."]
     pub max_wr_latency_ns: i64,
-    #[doc = " Maximum latency of zone append operations in the defined interval, in nanoseconds (since 8.1)"]
-    pub max_zone_append_latency_ns: i64,
+    #[doc = " Maximum latency of zone append operations in the defined interval, in nanoseconds (since 8.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub max_zone_append_latency_ns: ::std::option::Option<i64>,
     #[doc = " Minimum latency of flush operations in the defined interval, in nanoseconds."]
     pub min_flush_latency_ns: i64,
     #[doc = " Minimum latency of read operations in the defined interval, in nanoseconds."]
     pub min_rd_latency_ns: i64,
     #[doc = " Minimum latency of write operations in the defined interval, in nanoseconds."]
     pub min_wr_latency_ns: i64,
-    #[doc = " Minimum latency of zone append operations in the defined interval, in nanoseconds (since 8.1)"]
-    pub min_zone_append_latency_ns: i64,
+    #[doc = " Minimum latency of zone append operations in the defined interval, in nanoseconds (since 8.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub min_zone_append_latency_ns: ::std::option::Option<i64>,
 }
 
 #[doc = " Statistics of a virtual block device or a block backing device."]
@@ -3041,70 +3060,98 @@ pub struct BlockDeviceStats {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zone_append_latency_histogram:
         ::std::option::Option<crate::generated::types::BlockLatencyHistogramInfo>,
-    #[doc = " Whether failed operations are included in the latency and last access statistics (Since 2.5)"]
-    pub account_failed: bool,
-    #[doc = " Whether invalid operations are included in the last access statistics (Since 2.5)"]
-    pub account_invalid: bool,
-    #[doc = " The number of failed flush operations performed by the device (Since 2.5)"]
-    pub failed_flush_operations: i64,
-    #[doc = " The number of failed read operations performed by the device (Since 2.5)"]
-    pub failed_rd_operations: i64,
-    #[doc = " The number of failed unmap operations performed by the device (Since 4.2)"]
-    pub failed_unmap_operations: i64,
-    #[doc = " The number of failed write operations performed by the device (Since 2.5)"]
-    pub failed_wr_operations: i64,
-    #[doc = " The number of failed zone append write operations performed by the zoned devices (since 8.1)"]
-    pub failed_zone_append_operations: i64,
-    #[doc = " The number of cache flush operations performed by the device (since 0.15)"]
-    pub flush_operations: i64,
-    #[doc = " Total time spent on cache flushes in nanoseconds (since 0.15)."]
-    pub flush_total_time_ns: i64,
-    #[doc = " The number of invalid flush operations performed by the device (Since 2.5)"]
-    pub invalid_flush_operations: i64,
-    #[doc = " The number of invalid read operations performed by the device (Since 2.5)"]
-    pub invalid_rd_operations: i64,
-    #[doc = " The number of invalid unmap operations performed by the device (Since 4.2)"]
-    pub invalid_unmap_operations: i64,
-    #[doc = " The number of invalid write operations performed by the device (Since 2.5)"]
-    pub invalid_wr_operations: i64,
-    #[doc = " The number of invalid zone append operations performed by the zoned device (since 8.1)"]
-    pub invalid_zone_append_operations: i64,
+    #[doc = " Whether failed operations are included in the latency and last access statistics (Since 2.5) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub account_failed: ::std::option::Option<bool>,
+    #[doc = " Whether invalid operations are included in the last access statistics (Since 2.5) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub account_invalid: ::std::option::Option<bool>,
+    #[doc = " The number of failed flush operations performed by the device (Since 2.5) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub failed_flush_operations: ::std::option::Option<i64>,
+    #[doc = " The number of failed read operations performed by the device (Since 2.5) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub failed_rd_operations: ::std::option::Option<i64>,
+    #[doc = " The number of failed unmap operations performed by the device (Since 4.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub failed_unmap_operations: ::std::option::Option<i64>,
+    #[doc = " The number of failed write operations performed by the device (Since 2.5) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub failed_wr_operations: ::std::option::Option<i64>,
+    #[doc = " The number of failed zone append write operations performed by the zoned devices (since 8.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub failed_zone_append_operations: ::std::option::Option<i64>,
+    #[doc = " The number of cache flush operations performed by the device (since 0.15) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub flush_operations: ::std::option::Option<i64>,
+    #[doc = " Total time spent on cache flushes in nanoseconds (since 0.15). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub flush_total_time_ns: ::std::option::Option<i64>,
+    #[doc = " The number of invalid flush operations performed by the device (Since 2.5) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub invalid_flush_operations: ::std::option::Option<i64>,
+    #[doc = " The number of invalid read operations performed by the device (Since 2.5) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub invalid_rd_operations: ::std::option::Option<i64>,
+    #[doc = " The number of invalid unmap operations performed by the device (Since 4.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub invalid_unmap_operations: ::std::option::Option<i64>,
+    #[doc = " The number of invalid write operations performed by the device (Since 2.5) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub invalid_wr_operations: ::std::option::Option<i64>,
+    #[doc = " The number of invalid zone append operations performed by the zoned device (since 8.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub invalid_zone_append_operations: ::std::option::Option<i64>,
     #[doc = " The number of bytes read by the device."]
     pub rd_bytes: i64,
-    #[doc = " Number of read requests that have been merged into another request (Since 2.3)."]
-    pub rd_merged: i64,
+    #[doc = " Number of read requests that have been merged into another request (Since 2.3). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub rd_merged: ::std::option::Option<i64>,
     #[doc = " The number of read operations performed by the device."]
     pub rd_operations: i64,
-    #[doc = " Total time spent on reads in nanoseconds (since 0.15)."]
-    pub rd_total_time_ns: i64,
-    #[doc = " Statistics specific to the set of previously defined intervals of time (Since 2.5)"]
-    pub timed_stats: ::std::vec::Vec<crate::generated::types::BlockDeviceTimedStats>,
-    #[doc = " The number of bytes unmapped by the device (Since 4.2)"]
-    pub unmap_bytes: i64,
-    #[doc = " Number of unmap requests that have been merged into another request (Since 4.2)"]
-    pub unmap_merged: i64,
-    #[doc = " The number of unmap operations performed by the device (Since 4.2)"]
-    pub unmap_operations: i64,
-    #[doc = " Total time spent on unmap operations in nanoseconds (Since 4.2)"]
-    pub unmap_total_time_ns: i64,
+    #[doc = " Total time spent on reads in nanoseconds (since 0.15). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub rd_total_time_ns: ::std::option::Option<i64>,
+    #[doc = " Statistics specific to the set of previously defined intervals of time (Since 2.5) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub timed_stats:
+        ::std::option::Option<::std::vec::Vec<crate::generated::types::BlockDeviceTimedStats>>,
+    #[doc = " The number of bytes unmapped by the device (Since 4.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub unmap_bytes: ::std::option::Option<i64>,
+    #[doc = " Number of unmap requests that have been merged into another request (Since 4.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub unmap_merged: ::std::option::Option<i64>,
+    #[doc = " The number of unmap operations performed by the device (Since 4.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub unmap_operations: ::std::option::Option<i64>,
+    #[doc = " Total time spent on unmap operations in nanoseconds (Since 4.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub unmap_total_time_ns: ::std::option::Option<i64>,
     #[doc = " The number of bytes written by the device."]
     pub wr_bytes: i64,
     #[doc = " The offset after the greatest byte written to the device.  The intended use of this information is for growable sparse files (like qcow2) that are used on top of a physical device."]
     pub wr_highest_offset: i64,
-    #[doc = " Number of write requests that have been merged into another request (Since 2.3)."]
-    pub wr_merged: i64,
+    #[doc = " Number of write requests that have been merged into another request (Since 2.3). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub wr_merged: ::std::option::Option<i64>,
     #[doc = " The number of write operations performed by the device."]
     pub wr_operations: i64,
-    #[doc = " Total time spent on writes in nanoseconds (since 0.15)."]
-    pub wr_total_time_ns: i64,
-    #[doc = " The number of bytes appended by the zoned devices (since 8.1)"]
-    pub zone_append_bytes: i64,
-    #[doc = " Number of zone append requests that have been merged into another request (since 8.1)"]
-    pub zone_append_merged: i64,
-    #[doc = " The number of zone append operations performed by the zoned devices (since 8.1)"]
-    pub zone_append_operations: i64,
-    #[doc = " Total time spent on zone append writes in nanoseconds (since 8.1)"]
-    pub zone_append_total_time_ns: i64,
+    #[doc = " Total time spent on writes in nanoseconds (since 0.15). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub wr_total_time_ns: ::std::option::Option<i64>,
+    #[doc = " The number of bytes appended by the zoned devices (since 8.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub zone_append_bytes: ::std::option::Option<i64>,
+    #[doc = " Number of zone append requests that have been merged into another request (since 8.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub zone_append_merged: ::std::option::Option<i64>,
+    #[doc = " The number of zone append operations performed by the zoned devices (since 8.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub zone_append_operations: ::std::option::Option<i64>,
+    #[doc = " Total time spent on zone append writes in nanoseconds (since 8.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub zone_append_total_time_ns: ::std::option::Option<i64>,
 }
 
 #[doc = " File driver statistics"]
@@ -3346,31 +3393,38 @@ pub struct BlockJobInfo {
     #[doc = " Error information if the job did not complete successfully. Not set if the job completed successfully.  (since 2.12.1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub error: ::std::option::Option<::std::string::String>,
-    #[doc = " Job will dismiss itself when CONCLUDED, moving to the NULL state and disappearing from the query list.  (since 2.12)"]
+    #[doc = " Job will dismiss itself when CONCLUDED, moving to the NULL state and disappearing from the query list.  (since 2.12) (None from QEMU older than this member.)"]
     #[serde(rename = "auto-dismiss")]
-    pub auto_dismiss: bool,
-    #[doc = " Job will finalize itself when PENDING, moving to the CONCLUDED state.  (since 2.12)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub auto_dismiss: ::std::option::Option<bool>,
+    #[doc = " Job will finalize itself when PENDING, moving to the CONCLUDED state.  (since 2.12) (None from QEMU older than this member.)"]
     #[serde(rename = "auto-finalize")]
-    pub auto_finalize: bool,
-    #[doc = " false if the job is known to be in a quiescent state, with no pending I/O.  (Since 1.3)"]
-    pub busy: bool,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub auto_finalize: ::std::option::Option<bool>,
+    #[doc = " false if the job is known to be in a quiescent state, with no pending I/O.  (Since 1.3) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub busy: ::std::option::Option<bool>,
     #[doc = " The job identifier.  Originally the device name but other values are allowed since QEMU 2.7"]
     pub device: ::std::string::String,
-    #[doc = " the status of the job (since 1.3)"]
+    #[doc = " the status of the job (since 1.3) (None from QEMU older than this member.)"]
     #[serde(rename = "io-status")]
-    pub io_status: crate::generated::types::BlockDeviceIoStatus,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub io_status: ::std::option::Option<crate::generated::types::BlockDeviceIoStatus>,
     #[doc = " Estimated @offset value at the completion of the job.  This value can arbitrarily change while the job is running, in both directions."]
     pub len: i64,
     #[doc = " Progress made until now.  The unit is arbitrary and the value can only meaningfully be used for the ratio of @offset to @len.  The value is monotonically increasing."]
     pub offset: i64,
-    #[doc = " whether the job is paused or, if @busy is true, will pause itself as soon as possible.  (Since 1.3)"]
-    pub paused: bool,
-    #[doc = " true if the job may be completed (since 2.2)"]
-    pub ready: bool,
+    #[doc = " whether the job is paused or, if @busy is true, will pause itself as soon as possible.  (Since 1.3) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub paused: ::std::option::Option<bool>,
+    #[doc = " true if the job may be completed (since 2.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub ready: ::std::option::Option<bool>,
     #[doc = " the rate limit, bytes per second"]
     pub speed: i64,
-    #[doc = " Current job state/status (since 2.12)"]
-    pub status: crate::generated::types::JobStatus,
+    #[doc = " Current job state/status (since 2.12) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub status: ::std::option::Option<crate::generated::types::JobStatus>,
     #[doc = " the job type ('stream' for image streaming)"]
     pub r#type: crate::generated::types::JobType,
     /// The members of the branch selected by `type`, untyped.
@@ -3523,54 +3577,54 @@ pub struct BackupCommon {
 #[doc = " DriveBackup"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriveBackup {
-    #[doc = " auto-dismiss"]
+    #[doc = " When false, this job will wait in a CONCLUDED state after it has completely ceased all work, and awaits @block-job-dismiss.  When true, this job will automatically disappear from the query list without user intervention. Defaults to true.  (Since 2.12)"]
     #[serde(rename = "auto-dismiss")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_dismiss: ::std::option::Option<bool>,
-    #[doc = " auto-finalize"]
+    #[doc = " When false, this job will wait in a PENDING state after it has finished its work, waiting for @block-job-finalize before making any block graph changes.  When true, this job will automatically perform its abort or commit actions.  Defaults to true.  (Since 2.12)"]
     #[serde(rename = "auto-finalize")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_finalize: ::std::option::Option<bool>,
-    #[doc = " bitmap"]
+    #[doc = " The name of a dirty bitmap to use.  Must be present if sync is \"bitmap\" or \"incremental\".  Can be present if sync is \"full\" or \"top\".  Must not be present otherwise. (Since 2.4 (drive-backup), 3.1 (blockdev-backup))"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
-    #[doc = " bitmap-mode"]
+    #[doc = " Specifies the type of data the bitmap should contain after the operation concludes.  Must be present if a bitmap was provided, Must NOT be present otherwise.  (Since 4.2)"]
     #[serde(rename = "bitmap-mode")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap_mode: ::std::option::Option<crate::generated::types::BitmapSyncMode>,
-    #[doc = " compress"]
+    #[doc = " true to compress data, if the target format supports it. (default: false) (since 2.8)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compress: ::std::option::Option<bool>,
-    #[doc = " discard-source"]
+    #[doc = " Discard blocks on source which have already been copied to the target.  (Since 9.1)"]
     #[serde(rename = "discard-source")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_source: ::std::option::Option<bool>,
-    #[doc = " filter-node-name"]
+    #[doc = " the node name that should be assigned to the filter driver that the backup job inserts into the graph above node specified by @drive.  If this option is not given, a node name is autogenerated.  (Since: 4.2)"]
     #[serde(rename = "filter-node-name")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub filter_node_name: ::std::option::Option<::std::string::String>,
-    #[doc = " job-id"]
+    #[doc = " identifier for the newly-created block job.  If omitted, the device name will be used.  (Since 2.7)"]
     #[serde(rename = "job-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub job_id: ::std::option::Option<::std::string::String>,
-    #[doc = " on-source-error"]
+    #[doc = " the action to take on an error on the source, default 'report'.  'stop' and 'enospc' can only be used if the block device supports io-status (see BlockInfo)."]
     #[serde(rename = "on-source-error")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<crate::generated::types::BlockdevOnError>,
-    #[doc = " on-target-error"]
+    #[doc = " the action to take on an error on the target, default 'report' (no limitations, since this applies to a different block device than @device)."]
     #[serde(rename = "on-target-error")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_target_error: ::std::option::Option<crate::generated::types::BlockdevOnError>,
-    #[doc = " speed"]
+    #[doc = " the maximum speed, in bytes per second.  The default is 0, for unlimited."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub speed: ::std::option::Option<i64>,
-    #[doc = " x-perf"]
+    #[doc = " Performance options.  (Since 6.0)"]
     #[serde(rename = "x-perf")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_perf: ::std::option::Option<crate::generated::types::BackupPerf>,
-    #[doc = " device"]
+    #[doc = " the device name or node-name of a root node which should be copied."]
     pub device: ::std::string::String,
-    #[doc = " sync"]
+    #[doc = " what parts of the disk image should be copied to the destination (all the disk, only the sectors allocated in the topmost image, from a dirty bitmap, or only new I/O)."]
     pub sync: crate::generated::types::MirrorSyncMode,
     #[doc = " the format of the new destination, default is to probe if @mode is 'existing', else the format of the source"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -3585,54 +3639,54 @@ pub struct DriveBackup {
 #[doc = " BlockdevBackup"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevBackup {
-    #[doc = " auto-dismiss"]
+    #[doc = " When false, this job will wait in a CONCLUDED state after it has completely ceased all work, and awaits @block-job-dismiss.  When true, this job will automatically disappear from the query list without user intervention. Defaults to true.  (Since 2.12)"]
     #[serde(rename = "auto-dismiss")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_dismiss: ::std::option::Option<bool>,
-    #[doc = " auto-finalize"]
+    #[doc = " When false, this job will wait in a PENDING state after it has finished its work, waiting for @block-job-finalize before making any block graph changes.  When true, this job will automatically perform its abort or commit actions.  Defaults to true.  (Since 2.12)"]
     #[serde(rename = "auto-finalize")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_finalize: ::std::option::Option<bool>,
-    #[doc = " bitmap"]
+    #[doc = " The name of a dirty bitmap to use.  Must be present if sync is \"bitmap\" or \"incremental\".  Can be present if sync is \"full\" or \"top\".  Must not be present otherwise. (Since 2.4 (drive-backup), 3.1 (blockdev-backup))"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
-    #[doc = " bitmap-mode"]
+    #[doc = " Specifies the type of data the bitmap should contain after the operation concludes.  Must be present if a bitmap was provided, Must NOT be present otherwise.  (Since 4.2)"]
     #[serde(rename = "bitmap-mode")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap_mode: ::std::option::Option<crate::generated::types::BitmapSyncMode>,
-    #[doc = " compress"]
+    #[doc = " true to compress data, if the target format supports it. (default: false) (since 2.8)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compress: ::std::option::Option<bool>,
-    #[doc = " discard-source"]
+    #[doc = " Discard blocks on source which have already been copied to the target.  (Since 9.1)"]
     #[serde(rename = "discard-source")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_source: ::std::option::Option<bool>,
-    #[doc = " filter-node-name"]
+    #[doc = " the node name that should be assigned to the filter driver that the backup job inserts into the graph above node specified by @drive.  If this option is not given, a node name is autogenerated.  (Since: 4.2)"]
     #[serde(rename = "filter-node-name")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub filter_node_name: ::std::option::Option<::std::string::String>,
-    #[doc = " job-id"]
+    #[doc = " identifier for the newly-created block job.  If omitted, the device name will be used.  (Since 2.7)"]
     #[serde(rename = "job-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub job_id: ::std::option::Option<::std::string::String>,
-    #[doc = " on-source-error"]
+    #[doc = " the action to take on an error on the source, default 'report'.  'stop' and 'enospc' can only be used if the block device supports io-status (see BlockInfo)."]
     #[serde(rename = "on-source-error")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<crate::generated::types::BlockdevOnError>,
-    #[doc = " on-target-error"]
+    #[doc = " the action to take on an error on the target, default 'report' (no limitations, since this applies to a different block device than @device)."]
     #[serde(rename = "on-target-error")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_target_error: ::std::option::Option<crate::generated::types::BlockdevOnError>,
-    #[doc = " speed"]
+    #[doc = " the maximum speed, in bytes per second.  The default is 0, for unlimited."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub speed: ::std::option::Option<i64>,
-    #[doc = " x-perf"]
+    #[doc = " Performance options.  (Since 6.0)"]
     #[serde(rename = "x-perf")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_perf: ::std::option::Option<crate::generated::types::BackupPerf>,
-    #[doc = " device"]
+    #[doc = " the device name or node-name of a root node which should be copied."]
     pub device: ::std::string::String,
-    #[doc = " sync"]
+    #[doc = " what parts of the disk image should be copied to the destination (all the disk, only the sectors allocated in the topmost image, from a dirty bitmap, or only new I/O)."]
     pub sync: crate::generated::types::MirrorSyncMode,
     #[doc = " the device name or node-name of the backup target node."]
     pub target: ::std::string::String,
@@ -3843,8 +3897,9 @@ pub struct BlockDirtyBitmapAdd {
 #[doc = " BlockDirtyBitmapMerge"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDirtyBitmapMerge {
-    #[doc = " name(s) of the source dirty bitmap(s) at @node and/or fully specified BlockDirtyBitmap elements.  The latter are supported since 4.1."]
-    pub bitmaps: ::std::vec::Vec<::serde_json::Value>,
+    #[doc = " name(s) of the source dirty bitmap(s) at @node and/or fully specified BlockDirtyBitmap elements.  The latter are supported since 4.1. (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub bitmaps: ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
     #[doc = " name of device/node which the @target bitmap is tracking"]
     pub node: ::std::string::String,
     #[doc = " name of the destination dirty bitmap"]
@@ -4524,7 +4579,7 @@ pub struct BlockdevOptionsGenericFormat {
 #[doc = " Driver specific block device options for LUKS."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsLUKS {
-    #[doc = " file"]
+    #[doc = " reference to or definition of the data source block device"]
     pub file: ::serde_json::Value,
     #[doc = " block device holding a detached LUKS header.  (since 9.0)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -4538,7 +4593,7 @@ pub struct BlockdevOptionsLUKS {
 #[doc = " Driver specific block device options for image format that have no option besides their data source and an optional backing file."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsGenericCOWFormat {
-    #[doc = " file"]
+    #[doc = " reference to or definition of the data source block device"]
     pub file: ::serde_json::Value,
     #[doc = " reference to or definition of the backing file block device, null disables the backing file entirely.  Defaults to the backing file stored the image file."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -4672,9 +4727,9 @@ pub struct BlockdevQcowEncryption {
 #[doc = " Driver specific block device options for qcow."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsQcow {
-    #[doc = " file"]
+    #[doc = " reference to or definition of the data source block device"]
     pub file: ::serde_json::Value,
-    #[doc = " backing"]
+    #[doc = " reference to or definition of the backing file block device, null disables the backing file entirely.  Defaults to the backing file stored the image file."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::serde_json::Value>,
     #[doc = " Image decryption options.  Mandatory for encrypted images, except when doing a metadata-only probe of the image."]
@@ -4728,7 +4783,7 @@ pub struct BlockdevQcow2Encryption {
 #[doc = " Filter driver intended to be inserted between format and protocol node and do preallocation in protocol node on write."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsPreallocate {
-    #[doc = " file"]
+    #[doc = " reference to or definition of the data source block device"]
     pub file: ::serde_json::Value,
     #[doc = " on preallocation, align file length to this number, default 1048576 (1M)"]
     #[serde(rename = "prealloc-align")]
@@ -4743,9 +4798,9 @@ pub struct BlockdevOptionsPreallocate {
 #[doc = " Driver specific block device options for qcow2."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsQcow2 {
-    #[doc = " file"]
+    #[doc = " reference to or definition of the data source block device"]
     pub file: ::serde_json::Value,
-    #[doc = " backing"]
+    #[doc = " reference to or definition of the backing file block device, null disables the backing file entirely.  Defaults to the backing file stored the image file."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::serde_json::Value>,
     #[doc = " clean unused entries in the L2 and refcount caches.  The interval is in seconds.  The default value is 600 on supporting platforms, and 0 on other platforms.  0 disables this feature.  (since 2.5)"]
@@ -5600,7 +5655,7 @@ pub struct RbdEncryptionOptionsLUKSBase {
 #[doc = " RbdEncryptionCreateOptionsLUKSBase"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionCreateOptionsLUKSBase {
-    #[doc = " key-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a passphrase for unlocking the encryption"]
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
     #[doc = " The encryption algorithm"]
@@ -5612,7 +5667,7 @@ pub struct RbdEncryptionCreateOptionsLUKSBase {
 #[doc = " Since: 6.1"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionOptionsLUKS {
-    #[doc = " key-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a passphrase for unlocking the encryption"]
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
@@ -5620,7 +5675,7 @@ pub struct RbdEncryptionOptionsLUKS {
 #[doc = " Since: 6.1"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionOptionsLUKS2 {
-    #[doc = " key-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a passphrase for unlocking the encryption"]
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
@@ -5628,7 +5683,7 @@ pub struct RbdEncryptionOptionsLUKS2 {
 #[doc = " Since: 8.0"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionOptionsLUKSAny {
-    #[doc = " key-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a passphrase for unlocking the encryption"]
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
@@ -5636,10 +5691,10 @@ pub struct RbdEncryptionOptionsLUKSAny {
 #[doc = " Since: 6.1"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionCreateOptionsLUKS {
-    #[doc = " key-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a passphrase for unlocking the encryption"]
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
-    #[doc = " cipher-alg"]
+    #[doc = " The encryption algorithm"]
     #[serde(rename = "cipher-alg")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<crate::generated::types::QCryptoCipherAlgo>,
@@ -5648,10 +5703,10 @@ pub struct RbdEncryptionCreateOptionsLUKS {
 #[doc = " Since: 6.1"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionCreateOptionsLUKS2 {
-    #[doc = " key-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a passphrase for unlocking the encryption"]
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
-    #[doc = " cipher-alg"]
+    #[doc = " The encryption algorithm"]
     #[serde(rename = "cipher-alg")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<crate::generated::types::QCryptoCipherAlgo>,
@@ -5754,7 +5809,7 @@ crate::qapi_enum_serde!(ReplicationMode);
 #[doc = " Driver specific block device options for replication"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsReplication {
-    #[doc = " file"]
+    #[doc = " reference to or definition of the data source block device"]
     pub file: ::serde_json::Value,
     #[doc = " In secondary mode, node name or device ID of the root node who owns the replication node chain.  Must not be given in primary mode."]
     #[serde(rename = "top-id")]
@@ -5863,28 +5918,28 @@ pub struct BlockdevOptionsCurlBase {
 #[doc = " Driver specific block device options for HTTP connections over the curl backend.  URLs must start with \"http://\"."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsCurlHttp {
-    #[doc = " password-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a password for authentication (defaults to no password)"]
     #[serde(rename = "password-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " proxy-password-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a password for proxy authentication (defaults to no password)"]
     #[serde(rename = "proxy-password-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " proxy-username"]
+    #[doc = " Username for proxy authentication (defaults to none)"]
     #[serde(rename = "proxy-username")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_username: ::std::option::Option<::std::string::String>,
-    #[doc = " readahead"]
+    #[doc = " Size of the read-ahead cache; must be a multiple of 512 (defaults to 256 kB)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead: ::std::option::Option<i64>,
-    #[doc = " timeout"]
+    #[doc = " Timeout for connections, in seconds (defaults to 5)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
-    #[doc = " username"]
+    #[doc = " Username for authentication (defaults to none)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
-    #[doc = " url"]
+    #[doc = " URL of the image file"]
     pub url: ::std::string::String,
     #[doc = " List of cookies to set; format is \"name1=content1; name2=content2;\" as explained by CURLOPT_COOKIE(3).  Defaults to no cookies."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -5898,28 +5953,28 @@ pub struct BlockdevOptionsCurlHttp {
 #[doc = " Driver specific block device options for HTTPS connections over the curl backend.  URLs must start with \"https://\"."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsCurlHttps {
-    #[doc = " password-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a password for authentication (defaults to no password)"]
     #[serde(rename = "password-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " proxy-password-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a password for proxy authentication (defaults to no password)"]
     #[serde(rename = "proxy-password-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " proxy-username"]
+    #[doc = " Username for proxy authentication (defaults to none)"]
     #[serde(rename = "proxy-username")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_username: ::std::option::Option<::std::string::String>,
-    #[doc = " readahead"]
+    #[doc = " Size of the read-ahead cache; must be a multiple of 512 (defaults to 256 kB)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead: ::std::option::Option<i64>,
-    #[doc = " timeout"]
+    #[doc = " Timeout for connections, in seconds (defaults to 5)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
-    #[doc = " username"]
+    #[doc = " Username for authentication (defaults to none)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
-    #[doc = " url"]
+    #[doc = " URL of the image file"]
     pub url: ::std::string::String,
     #[doc = " List of cookies to set; format is \"name1=content1; name2=content2;\" as explained by CURLOPT_COOKIE(3).  Defaults to no cookies."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -5936,56 +5991,56 @@ pub struct BlockdevOptionsCurlHttps {
 #[doc = " Driver specific block device options for FTP connections over the curl backend.  URLs must start with \"ftp://\"."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsCurlFtp {
-    #[doc = " password-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a password for authentication (defaults to no password)"]
     #[serde(rename = "password-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " proxy-password-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a password for proxy authentication (defaults to no password)"]
     #[serde(rename = "proxy-password-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " proxy-username"]
+    #[doc = " Username for proxy authentication (defaults to none)"]
     #[serde(rename = "proxy-username")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_username: ::std::option::Option<::std::string::String>,
-    #[doc = " readahead"]
+    #[doc = " Size of the read-ahead cache; must be a multiple of 512 (defaults to 256 kB)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead: ::std::option::Option<i64>,
-    #[doc = " timeout"]
+    #[doc = " Timeout for connections, in seconds (defaults to 5)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
-    #[doc = " username"]
+    #[doc = " Username for authentication (defaults to none)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
-    #[doc = " url"]
+    #[doc = " URL of the image file"]
     pub url: ::std::string::String,
 }
 
 #[doc = " Driver specific block device options for FTPS connections over the curl backend.  URLs must start with \"ftps://\"."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsCurlFtps {
-    #[doc = " password-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a password for authentication (defaults to no password)"]
     #[serde(rename = "password-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " proxy-password-secret"]
+    #[doc = " ID of a QCryptoSecret object providing a password for proxy authentication (defaults to no password)"]
     #[serde(rename = "proxy-password-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " proxy-username"]
+    #[doc = " Username for proxy authentication (defaults to none)"]
     #[serde(rename = "proxy-username")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_username: ::std::option::Option<::std::string::String>,
-    #[doc = " readahead"]
+    #[doc = " Size of the read-ahead cache; must be a multiple of 512 (defaults to 256 kB)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead: ::std::option::Option<i64>,
-    #[doc = " timeout"]
+    #[doc = " Timeout for connections, in seconds (defaults to 5)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
-    #[doc = " username"]
+    #[doc = " Username for authentication (defaults to none)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
-    #[doc = " url"]
+    #[doc = " URL of the image file"]
     pub url: ::std::string::String,
     #[doc = " Whether to verify the SSL certificate's validity (defaults to true)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -6025,7 +6080,7 @@ pub struct BlockdevOptionsNbd {
 #[doc = " Driver specific block device options for the raw driver."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsRaw {
-    #[doc = " file"]
+    #[doc = " reference to or definition of the data source block device"]
     pub file: ::serde_json::Value,
     #[doc = " position where the block device starts"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -6048,7 +6103,7 @@ pub struct BlockdevOptionsThrottle {
 #[doc = " Driver specific block device options for the copy-on-read driver."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsCor {
-    #[doc = " file"]
+    #[doc = " reference to or definition of the data source block device"]
     pub file: ::serde_json::Value,
     #[doc = " The name of a non-filter node (allocation-bearing layer) that limits the COR operations in the backing chain (inclusive), so that no data below this node will be copied by this filter. If option is absent, the limit is not applied, so that data from all backing layers may be copied."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -6091,7 +6146,7 @@ crate::qapi_enum_serde!(OnCbwError);
 #[doc = " Driver specific block device options for the copy-before-write driver, which does so called copy-before-write operations: when data is written to the filter, the filter first reads corresponding blocks from its file child and copies them to @target child.  After successfully copying, the write request is propagated to file child. If copying fails, the original write request is failed too and no data is written to file child."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsCbw {
-    #[doc = " file"]
+    #[doc = " reference to or definition of the data source block device"]
     pub file: ::serde_json::Value,
     #[doc = " If specified, copy-before-write filter will do copy-before-write operations only for dirty regions of the bitmap.  Bitmap size must be equal to length of file and target child of the filter.  Note also, that bitmap is used only to initialize internal bitmap of the process, so further modifications (or removing) of specified bitmap doesn't influence the filter.  (Since 7.0)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -6185,31 +6240,31 @@ pub struct BlockdevCreateOptionsGluster {
 #[doc = " Driver specific image creation options for LUKS."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevCreateOptionsLUKS {
-    #[doc = " key-secret"]
+    #[doc = " the ID of a QCryptoSecret object providing the decryption key.  Mandatory except when probing image for metadata only."]
     #[serde(rename = "key-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " cipher-alg"]
+    #[doc = " the cipher algorithm for data encryption Currently defaults to 'aes-256'."]
     #[serde(rename = "cipher-alg")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<crate::generated::types::QCryptoCipherAlgo>,
-    #[doc = " cipher-mode"]
+    #[doc = " the cipher mode for data encryption Currently defaults to 'xts'"]
     #[serde(rename = "cipher-mode")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_mode: ::std::option::Option<crate::generated::types::QCryptoCipherMode>,
-    #[doc = " hash-alg"]
+    #[doc = " the master key hash algorithm Currently defaults to 'sha256'"]
     #[serde(rename = "hash-alg")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub hash_alg: ::std::option::Option<crate::generated::types::QCryptoHashAlgo>,
-    #[doc = " iter-time"]
+    #[doc = " number of milliseconds to spend in PBKDF passphrase processing.  Currently defaults to 2000.  (since 2.8)"]
     #[serde(rename = "iter-time")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iter_time: ::std::option::Option<i64>,
-    #[doc = " ivgen-alg"]
+    #[doc = " the initialization vector generator Currently defaults to 'plain64'"]
     #[serde(rename = "ivgen-alg")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ivgen_alg: ::std::option::Option<crate::generated::types::QCryptoIVGenAlgo>,
-    #[doc = " ivgen-hash-alg"]
+    #[doc = " the initialization vector generator hash Currently defaults to 'sha256'"]
     #[serde(rename = "ivgen-hash-alg")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ivgen_hash_alg: ::std::option::Option<crate::generated::types::QCryptoHashAlgo>,
@@ -6684,25 +6739,25 @@ pub struct BlockdevCreateOptions {
 #[doc = " Driver specific image amend options for LUKS."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevAmendOptionsLUKS {
-    #[doc = " iter-time"]
+    #[doc = " Optional (for activation only) Number of milliseconds to spend in PBKDF passphrase processing for the newly activated keyslot.  Currently defaults to 2000."]
     #[serde(rename = "iter-time")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iter_time: ::std::option::Option<i64>,
-    #[doc = " keyslot"]
+    #[doc = " Optional.  ID of the keyslot to activate/deactivate.  For keyslot activation, keyslot should not be active already (this is unsafe to update an active keyslot), but possible if 'force' parameter is given.  If keyslot is not given, first free keyslot will be written."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keyslot: ::std::option::Option<i64>,
-    #[doc = " new-secret"]
+    #[doc = " The ID of a QCryptoSecret object providing the password to be written into added active keyslots"]
     #[serde(rename = "new-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub new_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " old-secret"]
+    #[doc = " Optional (for deactivation only) If given will deactivate all keyslots that match password located in QCryptoSecret with this ID"]
     #[serde(rename = "old-secret")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub old_secret: ::std::option::Option<::std::string::String>,
-    #[doc = " secret"]
+    #[doc = " Optional.  The ID of a QCryptoSecret object providing the password to use to retrieve current master key.  Defaults to the same secret that was used to open the image"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub secret: ::std::option::Option<::std::string::String>,
-    #[doc = " state"]
+    #[doc = " the desired state of the keyslots"]
     pub state: crate::generated::types::QCryptoBlockLUKSKeyslotState,
 }
 
@@ -7016,47 +7071,49 @@ pub struct NbdServerOptionsBase {
 #[doc = " Keep this type consistent with the NbdServerOptionsLegacy type.  The only intended difference is using SocketAddress instead of SocketAddressLegacy."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NbdServerOptions {
-    #[doc = " handshake-max-seconds"]
+    #[doc = " Time limit, in seconds, at which a client that has not completed the negotiation handshake will be disconnected, or 0 for no limit (since 10.0; default: 10)."]
     #[serde(rename = "handshake-max-seconds")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub handshake_max_seconds: ::std::option::Option<u32>,
-    #[doc = " max-connections"]
+    #[doc = " The maximum number of connections to allow at the same time, 0 for unlimited.  Setting this to 1 also stops the server from advertising multiple client support (since 5.2; default: 100)."]
     #[serde(rename = "max-connections")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_connections: ::std::option::Option<u32>,
-    #[doc = " tls-authz"]
+    #[doc = " ID of the QAuthZ authorization object used to validate the client's x509 distinguished name.  This object is is only resolved at time of use, so can be deleted and recreated on the fly while the NBD server is active.  If missing, it will default to denying access (since 4.0)."]
     #[serde(rename = "tls-authz")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_authz: ::std::option::Option<::std::string::String>,
-    #[doc = " tls-creds"]
+    #[doc = " ID of the TLS credentials object (since 2.6)."]
     #[serde(rename = "tls-creds")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<::std::string::String>,
-    #[doc = " Address on which to listen (since 4.2)."]
-    pub addr: crate::generated::types::SocketAddress,
+    #[doc = " Address on which to listen (since 4.2). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub addr: ::std::option::Option<crate::generated::types::SocketAddress>,
 }
 
 #[doc = " Keep this type consistent with the NbdServerOptions type.  The only intended difference is using SocketAddressLegacy instead of SocketAddress."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NbdServerOptionsLegacy {
-    #[doc = " handshake-max-seconds"]
+    #[doc = " Time limit, in seconds, at which a client that has not completed the negotiation handshake will be disconnected, or 0 for no limit (since 10.0; default: 10)."]
     #[serde(rename = "handshake-max-seconds")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub handshake_max_seconds: ::std::option::Option<u32>,
-    #[doc = " max-connections"]
+    #[doc = " The maximum number of connections to allow at the same time, 0 for unlimited.  Setting this to 1 also stops the server from advertising multiple client support (since 5.2; default: 100)."]
     #[serde(rename = "max-connections")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_connections: ::std::option::Option<u32>,
-    #[doc = " tls-authz"]
+    #[doc = " ID of the QAuthZ authorization object used to validate the client's x509 distinguished name.  This object is is only resolved at time of use, so can be deleted and recreated on the fly while the NBD server is active.  If missing, it will default to denying access (since 4.0)."]
     #[serde(rename = "tls-authz")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_authz: ::std::option::Option<::std::string::String>,
-    #[doc = " tls-creds"]
+    #[doc = " ID of the TLS credentials object (since 2.6)."]
     #[serde(rename = "tls-creds")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<::std::string::String>,
-    #[doc = " Address on which to listen (since 1.3)."]
-    pub addr: crate::generated::types::SocketAddressLegacy,
+    #[doc = " Address on which to listen (since 1.3). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub addr: ::std::option::Option<crate::generated::types::SocketAddressLegacy>,
 }
 
 #[doc = " An NBD block export (common options shared between nbd-server-add and the NBD branch of block-export-add)."]
@@ -7073,10 +7130,10 @@ pub struct BlockExportOptionsNbdBase {
 #[doc = " An NBD block export (distinct options used in the NBD branch of block-export-add)."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockExportOptionsNbd {
-    #[doc = " description"]
+    #[doc = " Free-form description of the export, up to 4096 bytes. (Since 5.0)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub description: ::std::option::Option<::std::string::String>,
-    #[doc = " name"]
+    #[doc = " Export name.  If unspecified, the @device parameter is used as the export name.  (Since 2.12)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
     #[doc = " Also export the allocation depth map for @device, so the NBD client can use NBD_OPT_SET_META_CONTEXT with the metadata context name \"qemu:allocation-depth\" to inspect allocation details.  (since 5.2)"]
@@ -7179,10 +7236,10 @@ pub struct BlockExportOptionsVduseBlk {
 #[doc = " An NBD block export, per legacy nbd-server-add command."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NbdServerAddOptions {
-    #[doc = " description"]
+    #[doc = " Free-form description of the export, up to 4096 bytes. (Since 5.0)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub description: ::std::option::Option<::std::string::String>,
-    #[doc = " name"]
+    #[doc = " Export name.  If unspecified, the @device parameter is used as the export name.  (Since 2.12)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
     #[doc = " Also export a single dirty bitmap reachable from @device, so the NBD client can use NBD_OPT_SET_META_CONTEXT with the metadata context name \"qemu:dirty-bitmap:BITMAP\" to inspect the bitmap (since 4.0)."]
@@ -7291,9 +7348,10 @@ pub struct BlockExportOptions {
     pub writethrough: ::std::option::Option<bool>,
     #[doc = " A unique identifier for the block export (across all export types)"]
     pub id: ::std::string::String,
-    #[doc = " The node name of the block node to be exported (since: 5.2)"]
+    #[doc = " The node name of the block node to be exported (since: 5.2) (None from QEMU older than this member.)"]
     #[serde(rename = "node-name")]
-    pub node_name: ::std::string::String,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub node_name: ::std::option::Option<::std::string::String>,
     #[doc = " Block export type"]
     pub r#type: crate::generated::types::BlockExportType,
     /// The members of the branch selected by `type`, untyped.
@@ -7321,9 +7379,10 @@ pub struct BlockExportInfo {
 pub struct ChardevInfo {
     #[doc = " the filename of the character device"]
     pub filename: ::std::string::String,
-    #[doc = " shows whether the frontend device attached to this backend (e.g. with the chardev=... option) is in open or closed state (since 2.1)"]
+    #[doc = " shows whether the frontend device attached to this backend (e.g. with the chardev=... option) is in open or closed state (since 2.1) (None from QEMU older than this member.)"]
     #[serde(rename = "frontend-open")]
-    pub frontend_open: bool,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub frontend_open: ::std::option::Option<bool>,
     #[doc = " the label of the character device"]
     pub label: ::std::string::String,
 }
@@ -7382,10 +7441,10 @@ pub struct ChardevCommon {
 #[doc = " Configuration info for file chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevFile {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " Open the file in append mode (default false to truncate) (Since 2.6)"]
@@ -7401,10 +7460,10 @@ pub struct ChardevFile {
 #[doc = " Configuration info for device and pipe chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevHostdev {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " The name of the special file for the device, i.e. /dev/ttyS0 on Unix or COM1: on Windows"]
@@ -7414,10 +7473,10 @@ pub struct ChardevHostdev {
 #[doc = " Configuration info for (stream) socket chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevSocket {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " set TCP_NODELAY socket option (default: false)"]
@@ -7460,10 +7519,10 @@ pub struct ChardevSocket {
 #[doc = " Configuration info for datagram socket chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevUdp {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " local address"]
@@ -7476,10 +7535,10 @@ pub struct ChardevUdp {
 #[doc = " Configuration info for mux chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevMux {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " name of the base chardev."]
@@ -7489,10 +7548,10 @@ pub struct ChardevMux {
 #[doc = " Configuration info for hub chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevHub {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " IDs to be added to this hub (maximum 4 devices)."]
@@ -7502,10 +7561,10 @@ pub struct ChardevHub {
 #[doc = " Configuration info for stdio chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevStdio {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " Allow signals (such as SIGINT triggered by ^C) be delivered to qemu.  Default: true."]
@@ -7516,10 +7575,10 @@ pub struct ChardevStdio {
 #[doc = " Configuration info for spice vm channel chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevSpiceChannel {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " kind of channel (for example vdagent)."]
@@ -7529,10 +7588,10 @@ pub struct ChardevSpiceChannel {
 #[doc = " Configuration info for spice port chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevSpicePort {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " name of the channel (see docs/spice-port-fqdn.txt)"]
@@ -7542,10 +7601,10 @@ pub struct ChardevSpicePort {
 #[doc = " Configuration info for DBus chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevDBus {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " name of the channel (following docs/spice-port-fqdn.txt)"]
@@ -7555,10 +7614,10 @@ pub struct ChardevDBus {
 #[doc = " Configuration info for virtual console chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevVC {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " console width, in chars"]
@@ -7578,10 +7637,10 @@ pub struct ChardevVC {
 #[doc = " Configuration info for ring buffer chardevs."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevRingbuf {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " ring buffer size, must be power of two, default is 65536"]
@@ -7592,10 +7651,10 @@ pub struct ChardevRingbuf {
 #[doc = " Configuration info for qemu vdagent implementation."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevQemuVDAgent {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " enable/disable clipboard, default is disabled."]
@@ -7609,10 +7668,10 @@ pub struct ChardevQemuVDAgent {
 #[doc = " Configuration info for pty implementation."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevPty {
-    #[doc = " logappend"]
+    #[doc = " true to append instead of truncate (default to false to truncate)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
-    #[doc = " logfile"]
+    #[doc = " The name of a logfile to save output"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     #[doc = " optional path to create a symbolic link that points to the allocated PTY"]
@@ -8598,8 +8657,9 @@ pub struct RxFilterInfo {
     #[doc = " a list of unicast macaddr string"]
     #[serde(rename = "unicast-table")]
     pub unicast_table: ::std::vec::Vec<::std::string::String>,
-    #[doc = " vlan receive state (Since 2.0)"]
-    pub vlan: crate::generated::types::RxState,
+    #[doc = " vlan receive state (Since 2.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub vlan: ::std::option::Option<crate::generated::types::RxState>,
     #[doc = " a list of active vlan id"]
     #[serde(rename = "vlan-table")]
     pub vlan_table: ::std::vec::Vec<i64>,
@@ -9213,11 +9273,11 @@ pub struct SpiceBasicInfo {
 #[doc = " Information about a SPICE server"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpiceServerInfo {
-    #[doc = " family"]
+    #[doc = " address family"]
     pub family: crate::generated::types::NetworkAddressFamily,
-    #[doc = " host"]
+    #[doc = " IP address"]
     pub host: ::std::string::String,
-    #[doc = " port"]
+    #[doc = " port number"]
     pub port: ::std::string::String,
     #[doc = " authentication method"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -9227,11 +9287,11 @@ pub struct SpiceServerInfo {
 #[doc = " Information about a SPICE client channel."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpiceChannel {
-    #[doc = " family"]
+    #[doc = " address family"]
     pub family: crate::generated::types::NetworkAddressFamily,
-    #[doc = " host"]
+    #[doc = " IP address"]
     pub host: ::std::string::String,
-    #[doc = " port"]
+    #[doc = " port number"]
     pub port: ::std::string::String,
     #[doc = " SPICE channel ID number.  Usually \"0\", might be different when multiple channels of the same type exist, such as multiple display channels in a multihead setup"]
     #[serde(rename = "channel-id")]
@@ -9308,11 +9368,13 @@ pub struct SpiceInfo {
     pub tls_port: ::std::option::Option<i64>,
     #[doc = " true if the SPICE server is enabled, false otherwise"]
     pub enabled: bool,
-    #[doc = " true if the last guest migration completed and spice migration had completed as well, false otherwise (since 1.4)"]
-    pub migrated: bool,
-    #[doc = " The mode in which the mouse cursor is displayed currently.  Can be determined by the client or the server, or unknown if spice server doesn't provide this information. (since: 1.1)"]
+    #[doc = " true if the last guest migration completed and spice migration had completed as well, false otherwise (since 1.4) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub migrated: ::std::option::Option<bool>,
+    #[doc = " The mode in which the mouse cursor is displayed currently.  Can be determined by the client or the server, or unknown if spice server doesn't provide this information. (since: 1.1) (None from QEMU older than this member.)"]
     #[serde(rename = "mouse-mode")]
-    pub mouse_mode: crate::generated::types::SpiceQueryMouseMode,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub mouse_mode: ::std::option::Option<crate::generated::types::SpiceQueryMouseMode>,
 }
 
 #[doc = " The basic information for vnc network connection"]
@@ -9324,21 +9386,23 @@ pub struct VncBasicInfo {
     pub host: ::std::string::String,
     #[doc = " The service name of the vnc port.  This may depend on the host system's service database so symbolic names should not be relied on."]
     pub service: ::std::string::String,
-    #[doc = " true in case the socket is a websocket (since 2.3)."]
-    pub websocket: bool,
+    #[doc = " true in case the socket is a websocket (since 2.3). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub websocket: ::std::option::Option<bool>,
 }
 
 #[doc = " The network connection information for server"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VncServerInfo {
-    #[doc = " family"]
+    #[doc = " address family"]
     pub family: crate::generated::types::NetworkAddressFamily,
-    #[doc = " host"]
+    #[doc = " IP address"]
     pub host: ::std::string::String,
-    #[doc = " service"]
+    #[doc = " The service name of the vnc port.  This may depend on the host system's service database so symbolic names should not be relied on."]
     pub service: ::std::string::String,
-    #[doc = " websocket"]
-    pub websocket: bool,
+    #[doc = " true in case the socket is a websocket (since 2.3). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub websocket: ::std::option::Option<bool>,
     #[doc = " authentication method used for the plain (non-websocket) VNC server"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auth: ::std::option::Option<::std::string::String>,
@@ -9347,14 +9411,15 @@ pub struct VncServerInfo {
 #[doc = " Information about a connected VNC client."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VncClientInfo {
-    #[doc = " family"]
+    #[doc = " address family"]
     pub family: crate::generated::types::NetworkAddressFamily,
-    #[doc = " host"]
+    #[doc = " IP address"]
     pub host: ::std::string::String,
-    #[doc = " service"]
+    #[doc = " The service name of the vnc port.  This may depend on the host system's service database so symbolic names should not be relied on."]
     pub service: ::std::string::String,
-    #[doc = " websocket"]
-    pub websocket: bool,
+    #[doc = " true in case the socket is a websocket (since 2.3). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub websocket: ::std::option::Option<bool>,
     #[doc = " If SASL authentication is in use, the SASL username used for authentication."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sasl_username: ::std::option::Option<::std::string::String>,
@@ -9510,14 +9575,15 @@ crate::qapi_enum_serde!(VncVencryptSubAuth);
 #[doc = " The network connection information for server"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VncServerInfo2 {
-    #[doc = " family"]
+    #[doc = " address family"]
     pub family: crate::generated::types::NetworkAddressFamily,
-    #[doc = " host"]
+    #[doc = " IP address"]
     pub host: ::std::string::String,
-    #[doc = " service"]
+    #[doc = " The service name of the vnc port.  This may depend on the host system's service database so symbolic names should not be relied on."]
     pub service: ::std::string::String,
-    #[doc = " websocket"]
-    pub websocket: bool,
+    #[doc = " true in case the socket is a websocket (since 2.3). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub websocket: ::std::option::Option<bool>,
     #[doc = " The vencrypt sub authentication type used by the servers, only specified in case auth == vencrypt."]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vencrypt: ::std::option::Option<crate::generated::types::VncVencryptSubAuth>,
@@ -11019,45 +11085,59 @@ pub struct AuthZSimpleProperties {
 #[doc = " Detailed migration status."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MigrationStats {
-    #[doc = " number of pages dirtied by second by the guest (since 1.3)"]
+    #[doc = " number of pages dirtied by second by the guest (since 1.3) (None from QEMU older than this member.)"]
     #[serde(rename = "dirty-pages-rate")]
-    pub dirty_pages_rate: i64,
-    #[doc = " number of times that dirty ram was synchronized (since 2.1)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub dirty_pages_rate: ::std::option::Option<i64>,
+    #[doc = " number of times that dirty ram was synchronized (since 2.1) (None from QEMU older than this member.)"]
     #[serde(rename = "dirty-sync-count")]
-    pub dirty_sync_count: i64,
-    #[doc = " Number of times dirty RAM synchronization could not avoid copying dirty pages.  This is between 0 and @dirty-sync-count * @multifd-channels.  (since 7.1)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub dirty_sync_count: ::std::option::Option<i64>,
+    #[doc = " Number of times dirty RAM synchronization could not avoid copying dirty pages.  This is between 0 and @dirty-sync-count * @multifd-channels.  (since 7.1) (None from QEMU older than this member.)"]
     #[serde(rename = "dirty-sync-missed-zero-copy")]
-    pub dirty_sync_missed_zero_copy: u64,
-    #[doc = " The number of bytes sent while the guest is paused (since 7.0)."]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub dirty_sync_missed_zero_copy: ::std::option::Option<u64>,
+    #[doc = " The number of bytes sent while the guest is paused (since 7.0). (None from QEMU older than this member.)"]
     #[serde(rename = "downtime-bytes")]
-    pub downtime_bytes: u64,
-    #[doc = " number of duplicate (zero) pages (since 1.2)"]
-    pub duplicate: i64,
-    #[doc = " throughput in megabits/sec.  (since 1.6)"]
-    pub mbps: f64,
-    #[doc = " The number of bytes sent through multifd (since 3.0)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub downtime_bytes: ::std::option::Option<u64>,
+    #[doc = " number of duplicate (zero) pages (since 1.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub duplicate: ::std::option::Option<i64>,
+    #[doc = " throughput in megabits/sec.  (since 1.6) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub mbps: ::std::option::Option<f64>,
+    #[doc = " The number of bytes sent through multifd (since 3.0) (None from QEMU older than this member.)"]
     #[serde(rename = "multifd-bytes")]
-    pub multifd_bytes: u64,
-    #[doc = " number of normal pages (since 1.2)"]
-    pub normal: i64,
-    #[doc = " number of normal bytes sent (since 1.2)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub multifd_bytes: ::std::option::Option<u64>,
+    #[doc = " number of normal pages (since 1.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub normal: ::std::option::Option<i64>,
+    #[doc = " number of normal bytes sent (since 1.2) (None from QEMU older than this member.)"]
     #[serde(rename = "normal-bytes")]
-    pub normal_bytes: i64,
-    #[doc = " The number of bytes per page for the various page-based statistics (since 2.10)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub normal_bytes: ::std::option::Option<i64>,
+    #[doc = " The number of bytes per page for the various page-based statistics (since 2.10) (None from QEMU older than this member.)"]
     #[serde(rename = "page-size")]
-    pub page_size: i64,
-    #[doc = " the number of memory pages transferred per second (Since 4.0)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub page_size: ::std::option::Option<i64>,
+    #[doc = " the number of memory pages transferred per second (Since 4.0) (None from QEMU older than this member.)"]
     #[serde(rename = "pages-per-second")]
-    pub pages_per_second: u64,
-    #[doc = " The number of bytes sent during the post-copy phase (since 7.0)."]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub pages_per_second: ::std::option::Option<u64>,
+    #[doc = " The number of bytes sent during the post-copy phase (since 7.0). (None from QEMU older than this member.)"]
     #[serde(rename = "postcopy-bytes")]
-    pub postcopy_bytes: u64,
-    #[doc = " The number of page requests received from the destination (since 2.7)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub postcopy_bytes: ::std::option::Option<u64>,
+    #[doc = " The number of page requests received from the destination (since 2.7) (None from QEMU older than this member.)"]
     #[serde(rename = "postcopy-requests")]
-    pub postcopy_requests: i64,
-    #[doc = " The number of bytes sent in the pre-copy phase (since 7.0)."]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub postcopy_requests: ::std::option::Option<i64>,
+    #[doc = " The number of bytes sent in the pre-copy phase (since 7.0). (None from QEMU older than this member.)"]
     #[serde(rename = "precopy-bytes")]
-    pub precopy_bytes: u64,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub precopy_bytes: ::std::option::Option<u64>,
     #[doc = " amount of bytes remaining to be transferred to the target VM"]
     pub remaining: i64,
     #[doc = " total amount of bytes involved in the migration process"]
@@ -11074,15 +11154,17 @@ pub struct XBZRLECacheStats {
     #[doc = " number of cache miss"]
     #[serde(rename = "cache-miss")]
     pub cache_miss: i64,
-    #[doc = " rate of cache miss (since 2.1)"]
+    #[doc = " rate of cache miss (since 2.1) (None from QEMU older than this member.)"]
     #[serde(rename = "cache-miss-rate")]
-    pub cache_miss_rate: f64,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub cache_miss_rate: ::std::option::Option<f64>,
     #[doc = " XBZRLE cache size"]
     #[serde(rename = "cache-size")]
     pub cache_size: u64,
-    #[doc = " rate of encoded bytes (since 5.1)"]
+    #[doc = " rate of encoded bytes (since 5.1) (None from QEMU older than this member.)"]
     #[serde(rename = "encoding-rate")]
-    pub encoding_rate: f64,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub encoding_rate: ::std::option::Option<f64>,
     #[doc = " number of overflows"]
     pub overflow: i64,
     #[doc = " amount of pages transferred to the target VM"]
@@ -12225,9 +12307,10 @@ pub struct ReplicationStatus {
 #[doc = " The result format for 'query-colo-status'."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct COLOStatus {
-    #[doc = " COLO last running mode.  If COLO is running, this field will return same like mode field, after failover we can use this field to get last colo mode.  (since 4.0)"]
+    #[doc = " COLO last running mode.  If COLO is running, this field will return same like mode field, after failover we can use this field to get last colo mode.  (since 4.0) (None from QEMU older than this member.)"]
     #[serde(rename = "last-mode")]
-    pub last_mode: crate::generated::types::COLOMode,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub last_mode: ::std::option::Option<crate::generated::types::COLOMode>,
     #[doc = " COLO running mode.  If COLO is running, this field will return 'primary' or 'secondary'."]
     pub mode: crate::generated::types::COLOMode,
     #[doc = " describes the reason for the COLO exit."]
@@ -12366,14 +12449,17 @@ pub struct DirtyRateInfo {
     #[doc = " time period for which dirty page rate was measured, expressed and rounded down to @calc-time-unit."]
     #[serde(rename = "calc-time")]
     pub calc_time: i64,
-    #[doc = " time unit of @calc-time  (Since 8.2)"]
+    #[doc = " time unit of @calc-time  (Since 8.2) (None from QEMU older than this member.)"]
     #[serde(rename = "calc-time-unit")]
-    pub calc_time_unit: crate::generated::types::TimeUnit,
-    #[doc = " mode that was used to measure dirty page rate (Since 6.2)"]
-    pub mode: crate::generated::types::DirtyRateMeasureMode,
-    #[doc = " number of sampled pages per GiB of guest memory. Valid only in page-sampling mode (Since 6.1)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub calc_time_unit: ::std::option::Option<crate::generated::types::TimeUnit>,
+    #[doc = " mode that was used to measure dirty page rate (Since 6.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub mode: ::std::option::Option<crate::generated::types::DirtyRateMeasureMode>,
+    #[doc = " number of sampled pages per GiB of guest memory. Valid only in page-sampling mode (Since 6.1) (None from QEMU older than this member.)"]
     #[serde(rename = "sample-pages")]
-    pub sample_pages: u64,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub sample_pages: ::std::option::Option<u64>,
     #[doc = " start time in units of second for calculation"]
     #[serde(rename = "start-time")]
     pub start_time: i64,
@@ -12976,8 +13062,10 @@ crate::qapi_enum_serde!(JSONType);
 #[doc = " Additional SchemaInfo members for meta-type 'enum'."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchemaInfoEnum {
-    #[doc = " the enum type's members, in no particular order (since 6.2)."]
-    pub members: ::std::vec::Vec<crate::generated::types::SchemaInfoEnumMember>,
+    #[doc = " the enum type's members, in no particular order (since 6.2). (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub members:
+        ::std::option::Option<::std::vec::Vec<crate::generated::types::SchemaInfoEnumMember>>,
     #[doc = " the enumeration type's member names, in no particular order.  Redundant with @members.  Just for backward compatibility."]
     pub values: ::std::vec::Vec<::std::string::String>,
 }
@@ -13160,14 +13248,14 @@ pub struct CryptodevBackendProperties {
 #[doc = " Properties for cryptodev-vhost-user objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CryptodevVhostUserProperties {
-    #[doc = " queues"]
+    #[doc = " the number of queues for the cryptodev backend.  Ignored for cryptodev-backend and must be 1 for cryptodev-backend-builtin.  (default: 1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queues: ::std::option::Option<u32>,
-    #[doc = " throttle-bps"]
+    #[doc = " limit total bytes per second (Since 8.0)"]
     #[serde(rename = "throttle-bps")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub throttle_bps: ::std::option::Option<u64>,
-    #[doc = " throttle-ops"]
+    #[doc = " limit total operations per second (Since 8.0)"]
     #[serde(rename = "throttle-ops")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub throttle_ops: ::std::option::Option<u64>,
@@ -13241,19 +13329,19 @@ pub struct NetfilterProperties {
 #[doc = " Properties for filter-buffer objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterBufferProperties {
-    #[doc = " insert"]
+    #[doc = " where to insert the filter relative to the filter given in @position.  Ignored if @position is \"head\" or \"tail\". (default: behind)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<crate::generated::types::NetfilterInsert>,
-    #[doc = " position"]
+    #[doc = " specifies where the filter should be inserted in the filter list.  \"head\" means the filter is inserted at the head of the filter list, before any existing filters.  \"tail\" means the filter is inserted at the tail of the filter list, behind any existing filters (default).  \"id=\\<id\\>\" means the filter is inserted before or behind the filter specified by \\<id\\>, depending on the @insert property.  (default: \"tail\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
-    #[doc = " queue"]
+    #[doc = " indicates which queue(s) to filter (default: all)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<crate::generated::types::NetFilterDirection>,
-    #[doc = " status"]
+    #[doc = " indicates whether the filter is enabled (\"on\") or disabled (\"off\") (default: \"on\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
-    #[doc = " netdev"]
+    #[doc = " id of the network device backend to filter"]
     pub netdev: ::std::string::String,
     #[doc = " a non-zero interval in microseconds.  All packets arriving in the given interval are delayed until the end of the interval."]
     pub interval: u32,
@@ -13262,19 +13350,19 @@ pub struct FilterBufferProperties {
 #[doc = " Properties for filter-dump objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterDumpProperties {
-    #[doc = " insert"]
+    #[doc = " where to insert the filter relative to the filter given in @position.  Ignored if @position is \"head\" or \"tail\". (default: behind)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<crate::generated::types::NetfilterInsert>,
-    #[doc = " position"]
+    #[doc = " specifies where the filter should be inserted in the filter list.  \"head\" means the filter is inserted at the head of the filter list, before any existing filters.  \"tail\" means the filter is inserted at the tail of the filter list, behind any existing filters (default).  \"id=\\<id\\>\" means the filter is inserted before or behind the filter specified by \\<id\\>, depending on the @insert property.  (default: \"tail\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
-    #[doc = " queue"]
+    #[doc = " indicates which queue(s) to filter (default: all)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<crate::generated::types::NetFilterDirection>,
-    #[doc = " status"]
+    #[doc = " indicates whether the filter is enabled (\"on\") or disabled (\"off\") (default: \"on\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
-    #[doc = " netdev"]
+    #[doc = " id of the network device backend to filter"]
     pub netdev: ::std::string::String,
     #[doc = " maximum number of bytes in a packet that are stored (default: 65536)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -13286,19 +13374,19 @@ pub struct FilterDumpProperties {
 #[doc = " Properties for filter-mirror objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterMirrorProperties {
-    #[doc = " insert"]
+    #[doc = " where to insert the filter relative to the filter given in @position.  Ignored if @position is \"head\" or \"tail\". (default: behind)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<crate::generated::types::NetfilterInsert>,
-    #[doc = " position"]
+    #[doc = " specifies where the filter should be inserted in the filter list.  \"head\" means the filter is inserted at the head of the filter list, before any existing filters.  \"tail\" means the filter is inserted at the tail of the filter list, behind any existing filters (default).  \"id=\\<id\\>\" means the filter is inserted before or behind the filter specified by \\<id\\>, depending on the @insert property.  (default: \"tail\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
-    #[doc = " queue"]
+    #[doc = " indicates which queue(s) to filter (default: all)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<crate::generated::types::NetFilterDirection>,
-    #[doc = " status"]
+    #[doc = " indicates whether the filter is enabled (\"on\") or disabled (\"off\") (default: \"on\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
-    #[doc = " netdev"]
+    #[doc = " id of the network device backend to filter"]
     pub netdev: ::std::string::String,
     #[doc = " if true, vnet header support is enabled (default: false)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -13310,19 +13398,19 @@ pub struct FilterMirrorProperties {
 #[doc = " Properties for filter-redirector objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterRedirectorProperties {
-    #[doc = " insert"]
+    #[doc = " where to insert the filter relative to the filter given in @position.  Ignored if @position is \"head\" or \"tail\". (default: behind)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<crate::generated::types::NetfilterInsert>,
-    #[doc = " position"]
+    #[doc = " specifies where the filter should be inserted in the filter list.  \"head\" means the filter is inserted at the head of the filter list, before any existing filters.  \"tail\" means the filter is inserted at the tail of the filter list, behind any existing filters (default).  \"id=\\<id\\>\" means the filter is inserted before or behind the filter specified by \\<id\\>, depending on the @insert property.  (default: \"tail\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
-    #[doc = " queue"]
+    #[doc = " indicates which queue(s) to filter (default: all)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<crate::generated::types::NetFilterDirection>,
-    #[doc = " status"]
+    #[doc = " indicates whether the filter is enabled (\"on\") or disabled (\"off\") (default: \"on\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
-    #[doc = " netdev"]
+    #[doc = " id of the network device backend to filter"]
     pub netdev: ::std::string::String,
     #[doc = " the name of a character device backend from which packets are received and redirected to the filtered network device"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -13338,19 +13426,19 @@ pub struct FilterRedirectorProperties {
 #[doc = " Properties for filter-rewriter objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterRewriterProperties {
-    #[doc = " insert"]
+    #[doc = " where to insert the filter relative to the filter given in @position.  Ignored if @position is \"head\" or \"tail\". (default: behind)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<crate::generated::types::NetfilterInsert>,
-    #[doc = " position"]
+    #[doc = " specifies where the filter should be inserted in the filter list.  \"head\" means the filter is inserted at the head of the filter list, before any existing filters.  \"tail\" means the filter is inserted at the tail of the filter list, behind any existing filters (default).  \"id=\\<id\\>\" means the filter is inserted before or behind the filter specified by \\<id\\>, depending on the @insert property.  (default: \"tail\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
-    #[doc = " queue"]
+    #[doc = " indicates which queue(s) to filter (default: all)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<crate::generated::types::NetFilterDirection>,
-    #[doc = " status"]
+    #[doc = " indicates whether the filter is enabled (\"on\") or disabled (\"off\") (default: \"on\")"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
-    #[doc = " netdev"]
+    #[doc = " id of the network device backend to filter"]
     pub netdev: ::std::string::String,
     #[doc = " if true, vnet header support is enabled (default: false)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -13421,15 +13509,15 @@ pub struct EventLoopBaseProperties {
 #[doc = " Properties for iothread objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IothreadProperties {
-    #[doc = " aio-max-batch"]
+    #[doc = " maximum number of requests in a batch for the AIO engine, 0 means that the engine will use its default. (default: 0)"]
     #[serde(rename = "aio-max-batch")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub aio_max_batch: ::std::option::Option<i64>,
-    #[doc = " thread-pool-max"]
+    #[doc = " maximum number of threads the thread pool can contain (default:64)"]
     #[serde(rename = "thread-pool-max")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_max: ::std::option::Option<i64>,
-    #[doc = " thread-pool-min"]
+    #[doc = " minimum number of threads reserved in the thread pool (default:0)"]
     #[serde(rename = "thread-pool-min")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_min: ::std::option::Option<i64>,
@@ -13450,15 +13538,15 @@ pub struct IothreadProperties {
 #[doc = " Properties for the main-loop object."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MainLoopProperties {
-    #[doc = " aio-max-batch"]
+    #[doc = " maximum number of requests in a batch for the AIO engine, 0 means that the engine will use its default. (default: 0)"]
     #[serde(rename = "aio-max-batch")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub aio_max_batch: ::std::option::Option<i64>,
-    #[doc = " thread-pool-max"]
+    #[doc = " maximum number of threads the thread pool can contain (default:64)"]
     #[serde(rename = "thread-pool-max")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_max: ::std::option::Option<i64>,
-    #[doc = " thread-pool-min"]
+    #[doc = " minimum number of threads reserved in the thread pool (default:0)"]
     #[serde(rename = "thread-pool-min")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_min: ::std::option::Option<i64>,
@@ -13508,41 +13596,41 @@ pub struct MemoryBackendProperties {
 #[doc = " Properties for memory-backend-file objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryBackendFileProperties {
-    #[doc = " dump"]
+    #[doc = " if true, include the memory in core dumps (default depends on the machine type)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dump: ::std::option::Option<bool>,
-    #[doc = " host-nodes"]
+    #[doc = " the list of NUMA host nodes to bind the memory to"]
     #[serde(rename = "host-nodes")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-    #[doc = " merge"]
+    #[doc = " if true, mark the memory as mergeable (default depends on the machine type)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub merge: ::std::option::Option<bool>,
-    #[doc = " policy"]
+    #[doc = " the NUMA policy (default: 'default')"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<crate::generated::types::HostMemPolicy>,
-    #[doc = " prealloc"]
+    #[doc = " if true, preallocate memory (default: false)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc: ::std::option::Option<bool>,
-    #[doc = " prealloc-context"]
+    #[doc = " thread context to use for creation of preallocation threads (default: none) (since 7.2)"]
     #[serde(rename = "prealloc-context")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_context: ::std::option::Option<::std::string::String>,
-    #[doc = " prealloc-threads"]
+    #[doc = " number of CPU threads to use for prealloc (default: 1)"]
     #[serde(rename = "prealloc-threads")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_threads: ::std::option::Option<u32>,
-    #[doc = " reserve"]
+    #[doc = " if true, reserve swap space (or huge pages) if applicable (default: true) (since 6.1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
-    #[doc = " share"]
+    #[doc = " if false, the memory is private to QEMU; if true, it is shared (default false for backends memory-backend-file and memory-backend-ram, true for backends memory-backend-epc, memory-backend-memfd, and memory-backend-shm)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub share: ::std::option::Option<bool>,
-    #[doc = " x-use-canonical-path-for-ramblock-id"]
+    #[doc = " if true, the canonical path is used for ramblock-id.  Disable this for 4.0 machine types or older to allow migration with newer QEMU versions. (default: false generally, but true for machine types \\<= 4.0)"]
     #[serde(rename = "x-use-canonical-path-for-ramblock-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
-    #[doc = " size"]
+    #[doc = " size of the memory region in bytes"]
     pub size: u64,
     #[doc = " the base address alignment when QEMU mmap(2)s @mem-path. Some backend stores specified by @mem-path require an alignment different than the default one used by QEMU, e.g. the device DAX /dev/dax0.0 requires 2M alignment rather than 4K.  In such cases, users can specify the required alignment via this option. 0 selects a default alignment (currently the page size). (default: 0)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -13571,41 +13659,41 @@ pub struct MemoryBackendFileProperties {
 #[doc = " Properties for memory-backend-memfd objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryBackendMemfdProperties {
-    #[doc = " dump"]
+    #[doc = " if true, include the memory in core dumps (default depends on the machine type)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dump: ::std::option::Option<bool>,
-    #[doc = " host-nodes"]
+    #[doc = " the list of NUMA host nodes to bind the memory to"]
     #[serde(rename = "host-nodes")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-    #[doc = " merge"]
+    #[doc = " if true, mark the memory as mergeable (default depends on the machine type)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub merge: ::std::option::Option<bool>,
-    #[doc = " policy"]
+    #[doc = " the NUMA policy (default: 'default')"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<crate::generated::types::HostMemPolicy>,
-    #[doc = " prealloc"]
+    #[doc = " if true, preallocate memory (default: false)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc: ::std::option::Option<bool>,
-    #[doc = " prealloc-context"]
+    #[doc = " thread context to use for creation of preallocation threads (default: none) (since 7.2)"]
     #[serde(rename = "prealloc-context")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_context: ::std::option::Option<::std::string::String>,
-    #[doc = " prealloc-threads"]
+    #[doc = " number of CPU threads to use for prealloc (default: 1)"]
     #[serde(rename = "prealloc-threads")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_threads: ::std::option::Option<u32>,
-    #[doc = " reserve"]
+    #[doc = " if true, reserve swap space (or huge pages) if applicable (default: true) (since 6.1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
-    #[doc = " share"]
+    #[doc = " if false, the memory is private to QEMU; if true, it is shared (default false for backends memory-backend-file and memory-backend-ram, true for backends memory-backend-epc, memory-backend-memfd, and memory-backend-shm)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub share: ::std::option::Option<bool>,
-    #[doc = " x-use-canonical-path-for-ramblock-id"]
+    #[doc = " if true, the canonical path is used for ramblock-id.  Disable this for 4.0 machine types or older to allow migration with newer QEMU versions. (default: false generally, but true for machine types \\<= 4.0)"]
     #[serde(rename = "x-use-canonical-path-for-ramblock-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
-    #[doc = " size"]
+    #[doc = " size of the memory region in bytes"]
     pub size: u64,
     #[doc = " if true, the file to be created resides in the hugetlbfs filesystem (default: false)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -13621,82 +13709,82 @@ pub struct MemoryBackendMemfdProperties {
 #[doc = " Properties for memory-backend-shm objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryBackendShmProperties {
-    #[doc = " dump"]
+    #[doc = " if true, include the memory in core dumps (default depends on the machine type)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dump: ::std::option::Option<bool>,
-    #[doc = " host-nodes"]
+    #[doc = " the list of NUMA host nodes to bind the memory to"]
     #[serde(rename = "host-nodes")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-    #[doc = " merge"]
+    #[doc = " if true, mark the memory as mergeable (default depends on the machine type)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub merge: ::std::option::Option<bool>,
-    #[doc = " policy"]
+    #[doc = " the NUMA policy (default: 'default')"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<crate::generated::types::HostMemPolicy>,
-    #[doc = " prealloc"]
+    #[doc = " if true, preallocate memory (default: false)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc: ::std::option::Option<bool>,
-    #[doc = " prealloc-context"]
+    #[doc = " thread context to use for creation of preallocation threads (default: none) (since 7.2)"]
     #[serde(rename = "prealloc-context")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_context: ::std::option::Option<::std::string::String>,
-    #[doc = " prealloc-threads"]
+    #[doc = " number of CPU threads to use for prealloc (default: 1)"]
     #[serde(rename = "prealloc-threads")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_threads: ::std::option::Option<u32>,
-    #[doc = " reserve"]
+    #[doc = " if true, reserve swap space (or huge pages) if applicable (default: true) (since 6.1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
-    #[doc = " share"]
+    #[doc = " if false, the memory is private to QEMU; if true, it is shared (default false for backends memory-backend-file and memory-backend-ram, true for backends memory-backend-epc, memory-backend-memfd, and memory-backend-shm)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub share: ::std::option::Option<bool>,
-    #[doc = " x-use-canonical-path-for-ramblock-id"]
+    #[doc = " if true, the canonical path is used for ramblock-id.  Disable this for 4.0 machine types or older to allow migration with newer QEMU versions. (default: false generally, but true for machine types \\<= 4.0)"]
     #[serde(rename = "x-use-canonical-path-for-ramblock-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
-    #[doc = " size"]
+    #[doc = " size of the memory region in bytes"]
     pub size: u64,
 }
 
 #[doc = " Properties for memory-backend-epc objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryBackendEpcProperties {
-    #[doc = " dump"]
+    #[doc = " if true, include the memory in core dumps (default depends on the machine type)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dump: ::std::option::Option<bool>,
-    #[doc = " host-nodes"]
+    #[doc = " the list of NUMA host nodes to bind the memory to"]
     #[serde(rename = "host-nodes")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-    #[doc = " merge"]
+    #[doc = " if true, mark the memory as mergeable (default depends on the machine type)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub merge: ::std::option::Option<bool>,
-    #[doc = " policy"]
+    #[doc = " the NUMA policy (default: 'default')"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<crate::generated::types::HostMemPolicy>,
-    #[doc = " prealloc"]
+    #[doc = " if true, preallocate memory (default: false)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc: ::std::option::Option<bool>,
-    #[doc = " prealloc-context"]
+    #[doc = " thread context to use for creation of preallocation threads (default: none) (since 7.2)"]
     #[serde(rename = "prealloc-context")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_context: ::std::option::Option<::std::string::String>,
-    #[doc = " prealloc-threads"]
+    #[doc = " number of CPU threads to use for prealloc (default: 1)"]
     #[serde(rename = "prealloc-threads")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_threads: ::std::option::Option<u32>,
-    #[doc = " reserve"]
+    #[doc = " if true, reserve swap space (or huge pages) if applicable (default: true) (since 6.1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
-    #[doc = " share"]
+    #[doc = " if false, the memory is private to QEMU; if true, it is shared (default false for backends memory-backend-file and memory-backend-ram, true for backends memory-backend-epc, memory-backend-memfd, and memory-backend-shm)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub share: ::std::option::Option<bool>,
-    #[doc = " x-use-canonical-path-for-ramblock-id"]
+    #[doc = " if true, the canonical path is used for ramblock-id.  Disable this for 4.0 machine types or older to allow migration with newer QEMU versions. (default: false generally, but true for machine types \\<= 4.0)"]
     #[serde(rename = "x-use-canonical-path-for-ramblock-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
-    #[doc = " size"]
+    #[doc = " size of the memory region in bytes"]
     pub size: u64,
 }
 
@@ -13774,7 +13862,7 @@ pub struct RngProperties {
 #[doc = " Properties for rng-egd objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RngEgdProperties {
-    #[doc = " opened"]
+    #[doc = " if true, the device is opened immediately when applying this option and will probably fail when processing the next option.  Don't use; only provided for compatibility. (default: false)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opened: ::std::option::Option<bool>,
     #[doc = " the name of a character device backend that provides the connection to the RNG daemon"]
@@ -13784,7 +13872,7 @@ pub struct RngEgdProperties {
 #[doc = " Properties for rng-random objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RngRandomProperties {
-    #[doc = " opened"]
+    #[doc = " if true, the device is opened immediately when applying this option and will probably fail when processing the next option.  Don't use; only provided for compatibility. (default: false)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opened: ::std::option::Option<bool>,
     #[doc = " the filename of the device on the host to obtain entropy from (default: \"/dev/urandom\")"]
@@ -13814,18 +13902,18 @@ pub struct SevCommonProperties {
 #[doc = " Properties for sev-guest objects."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SevGuestProperties {
-    #[doc = " cbitpos"]
+    #[doc = " C-bit location in page table entry (default: 0)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cbitpos: ::std::option::Option<u32>,
-    #[doc = " kernel-hashes"]
+    #[doc = " if true, add hashes of kernel/initrd/cmdline to a designated guest firmware page for measured boot with -kernel (default: false) (since 6.2)"]
     #[serde(rename = "kernel-hashes")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub kernel_hashes: ::std::option::Option<bool>,
-    #[doc = " sev-device"]
+    #[doc = " SEV device to use (default: \"/dev/sev\")"]
     #[serde(rename = "sev-device")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sev_device: ::std::option::Option<::std::string::String>,
-    #[doc = " reduced-phys-bits"]
+    #[doc = " number of bits in physical addresses that become unavailable when SEV is enabled"]
     #[serde(rename = "reduced-phys-bits")]
     pub reduced_phys_bits: u32,
     #[doc = " guest owners DH certificate (encoded with base64)"]
@@ -13851,18 +13939,18 @@ pub struct SevGuestProperties {
 #[doc = " Properties for sev-snp-guest objects.  Most of these are direct arguments for the KVM_SNP_* interfaces documented in the Linux kernel source under Documentation/arch/x86/amd-memory-encryption.rst, which are in turn closely coupled with the SNP_INIT/SNP_LAUNCH_* firmware commands documented in the SEV-SNP Firmware ABI Specification (Rev 0.9)."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SevSnpGuestProperties {
-    #[doc = " cbitpos"]
+    #[doc = " C-bit location in page table entry (default: 0)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cbitpos: ::std::option::Option<u32>,
-    #[doc = " kernel-hashes"]
+    #[doc = " if true, add hashes of kernel/initrd/cmdline to a designated guest firmware page for measured boot with -kernel (default: false) (since 6.2)"]
     #[serde(rename = "kernel-hashes")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub kernel_hashes: ::std::option::Option<bool>,
-    #[doc = " sev-device"]
+    #[doc = " SEV device to use (default: \"/dev/sev\")"]
     #[serde(rename = "sev-device")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sev_device: ::std::option::Option<::std::string::String>,
-    #[doc = " reduced-phys-bits"]
+    #[doc = " number of bits in physical addresses that become unavailable when SEV is enabled"]
     #[serde(rename = "reduced-phys-bits")]
     pub reduced_phys_bits: u32,
     #[doc = " true if 'id-auth' blob contains the 'AUTHOR_KEY' field defined SEV-SNP firmware ABI (default: false)"]
@@ -14512,8 +14600,9 @@ pub struct CpuInfoFast {
     #[doc = " path to the CPU object in the QOM tree"]
     #[serde(rename = "qom-path")]
     pub qom_path: ::std::string::String,
-    #[doc = " the QEMU system emulation target, which determines which additional fields will be listed (since 3.0)"]
-    pub target: crate::generated::types::SysEmuTarget,
+    #[doc = " the QEMU system emulation target, which determines which additional fields will be listed (since 3.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub target: ::std::option::Option<crate::generated::types::SysEmuTarget>,
     #[doc = " ID of the underlying host thread"]
     #[serde(rename = "thread-id")]
     pub thread_id: i64,
@@ -14557,21 +14646,26 @@ pub struct MachineInfo {
     #[serde(rename = "is-default")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub is_default: ::std::option::Option<bool>,
-    #[doc = " machine type supports ACPI (since 8.0)"]
-    pub acpi: bool,
-    #[doc = " maximum number of CPUs supported by the machine type (since 1.5)"]
+    #[doc = " machine type supports ACPI (since 8.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub acpi: ::std::option::Option<bool>,
+    #[doc = " maximum number of CPUs supported by the machine type (since 1.5) (None from QEMU older than this member.)"]
     #[serde(rename = "cpu-max")]
-    pub cpu_max: i64,
-    #[doc = " if true, the machine type is deprecated and may be removed in future versions of QEMU according to the QEMU deprecation policy (since 4.1)"]
-    pub deprecated: bool,
-    #[doc = " cpu hotplug via -device is supported (since 2.7)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub cpu_max: ::std::option::Option<i64>,
+    #[doc = " if true, the machine type is deprecated and may be removed in future versions of QEMU according to the QEMU deprecation policy (since 4.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub deprecated: ::std::option::Option<bool>,
+    #[doc = " cpu hotplug via -device is supported (since 2.7) (None from QEMU older than this member.)"]
     #[serde(rename = "hotpluggable-cpus")]
-    pub hotpluggable_cpus: bool,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub hotpluggable_cpus: ::std::option::Option<bool>,
     #[doc = " the name of the machine"]
     pub name: ::std::string::String,
-    #[doc = " true if '-numa node,mem' option is supported by the machine type and false otherwise (since 4.1)"]
+    #[doc = " true if '-numa node,mem' option is supported by the machine type and false otherwise (since 4.1) (None from QEMU older than this member.)"]
     #[serde(rename = "numa-mem-supported")]
-    pub numa_mem_supported: bool,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub numa_mem_supported: ::std::option::Option<bool>,
 }
 
 #[doc = " Information describing the running machine parameters."]
@@ -14841,39 +14935,39 @@ pub struct DummyForceArrays {
 #[doc = " Option \"-numa cpu\" overrides default cpu to node mapping.  It accepts the same set of cpu properties as returned by query-hotpluggable-cpus\\[\\].props, where node-id could be used to override default node mapping."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NumaCpuOptions {
-    #[doc = " book-id"]
+    #[doc = " book number within parent container the CPU belongs to (since 8.2)"]
     #[serde(rename = "book-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub book_id: ::std::option::Option<i64>,
-    #[doc = " cluster-id"]
+    #[doc = " cluster number within the parent container the CPU belongs to (since 7.1)"]
     #[serde(rename = "cluster-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_id: ::std::option::Option<i64>,
-    #[doc = " core-id"]
+    #[doc = " core number within the parent container the CPU belongs to"]
     #[serde(rename = "core-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub core_id: ::std::option::Option<i64>,
-    #[doc = " die-id"]
+    #[doc = " die number within the parent container the CPU belongs to (since 4.1)"]
     #[serde(rename = "die-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub die_id: ::std::option::Option<i64>,
-    #[doc = " drawer-id"]
+    #[doc = " drawer number within CPU topology the CPU belongs to (since 8.2)"]
     #[serde(rename = "drawer-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub drawer_id: ::std::option::Option<i64>,
-    #[doc = " module-id"]
+    #[doc = " module number within the parent container the CPU belongs to (since 9.1)"]
     #[serde(rename = "module-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub module_id: ::std::option::Option<i64>,
-    #[doc = " node-id"]
+    #[doc = " NUMA node ID the CPU belongs to"]
     #[serde(rename = "node-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_id: ::std::option::Option<i64>,
-    #[doc = " socket-id"]
+    #[doc = " socket number within parent container the CPU belongs to"]
     #[serde(rename = "socket-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub socket_id: ::std::option::Option<i64>,
-    #[doc = " thread-id"]
+    #[doc = " thread number within the core the CPU  belongs to"]
     #[serde(rename = "thread-id")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_id: ::std::option::Option<i64>,
@@ -15101,8 +15195,9 @@ pub struct Memdev {
     pub policy: crate::generated::types::HostMemPolicy,
     #[doc = " whether memory was preallocated"]
     pub prealloc: bool,
-    #[doc = " whether memory is private to QEMU or shared (since 6.1)"]
-    pub share: bool,
+    #[doc = " whether memory is private to QEMU or shared (since 6.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub share: ::std::option::Option<bool>,
     #[doc = " memory backend size"]
     pub size: u64,
 }
@@ -15263,8 +15358,9 @@ pub struct SgxEPCDeviceInfo {
     pub memaddr: u64,
     #[doc = " memory backend linked with device"]
     pub memdev: ::std::string::String,
-    #[doc = " the numa node (Since: 7.0)"]
-    pub node: i64,
+    #[doc = " the numa node (Since: 7.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub node: ::std::option::Option<i64>,
     #[doc = " size of memory that the device provides"]
     pub size: u64,
 }
@@ -15385,8 +15481,9 @@ pub struct MemoryDeviceInfo {
 pub struct SgxEPC {
     #[doc = " memory backend linked with device"]
     pub memdev: ::std::string::String,
-    #[doc = " the numa node (Since: 7.0)"]
-    pub node: i64,
+    #[doc = " the numa node (Since: 7.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub node: ::std::option::Option<i64>,
 }
 
 #[doc = " SGX properties of machine types."]
@@ -15639,14 +15736,17 @@ pub struct CpuDefinitionInfo {
     #[serde(rename = "unavailable-features")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub unavailable_features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    #[doc = " If true, this CPU model is deprecated and may be removed in in some future version of QEMU according to the QEMU deprecation policy.  (since 5.2)"]
-    pub deprecated: bool,
+    #[doc = " If true, this CPU model is deprecated and may be removed in in some future version of QEMU according to the QEMU deprecation policy.  (since 5.2) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub deprecated: ::std::option::Option<bool>,
     #[doc = " the name of the CPU definition"]
     pub name: ::std::string::String,
-    #[doc = " whether a CPU definition is static and will not change depending on QEMU version, machine type, machine options and accelerator options.  A static model is always migration-safe. (since 2.8)"]
-    pub r#static: bool,
-    #[doc = " Type name that can be used as argument to @device-list-properties, to introspect properties configurable using -cpu or -global.  (since 2.9)"]
-    pub typename: ::std::string::String,
+    #[doc = " whether a CPU definition is static and will not change depending on QEMU version, machine type, machine options and accelerator options.  A static model is always migration-safe. (since 2.8) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub r#static: ::std::option::Option<bool>,
+    #[doc = " Type name that can be used as argument to @device-list-properties, to introspect properties configurable using -cpu or -global.  (since 2.9) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub typename: ::std::option::Option<::std::string::String>,
 }
 
 #[doc = " An enumeration of CPU polarization that can be assumed by a virtual S390 CPU"]
@@ -15811,20 +15911,24 @@ pub struct NameInfo {
 #[doc = " Information about an iothread"]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IOThreadInfo {
-    #[doc = " maximum number of requests in a batch for the AIO engine, 0 means that the engine will use its default (since 6.1)"]
+    #[doc = " maximum number of requests in a batch for the AIO engine, 0 means that the engine will use its default (since 6.1) (None from QEMU older than this member.)"]
     #[serde(rename = "aio-max-batch")]
-    pub aio_max_batch: i64,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub aio_max_batch: ::std::option::Option<i64>,
     #[doc = " the identifier of the iothread"]
     pub id: ::std::string::String,
-    #[doc = " how many ns will be added to polling time, 0 means that it's not configured (since 2.9)"]
+    #[doc = " how many ns will be added to polling time, 0 means that it's not configured (since 2.9) (None from QEMU older than this member.)"]
     #[serde(rename = "poll-grow")]
-    pub poll_grow: i64,
-    #[doc = " maximum polling time in ns, 0 means polling is disabled (since 2.9)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub poll_grow: ::std::option::Option<i64>,
+    #[doc = " maximum polling time in ns, 0 means polling is disabled (since 2.9) (None from QEMU older than this member.)"]
     #[serde(rename = "poll-max-ns")]
-    pub poll_max_ns: i64,
-    #[doc = " how many ns will be removed from polling time, 0 means that it's not configured (since 2.9)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub poll_max_ns: ::std::option::Option<i64>,
+    #[doc = " how many ns will be removed from polling time, 0 means that it's not configured (since 2.9) (None from QEMU older than this member.)"]
     #[serde(rename = "poll-shrink")]
-    pub poll_shrink: i64,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub poll_shrink: ::std::option::Option<i64>,
     #[doc = " ID of the underlying host thread"]
     #[serde(rename = "thread-id")]
     pub thread_id: i64,
@@ -16063,9 +16167,10 @@ pub struct SevCapability {
     #[doc = " PDH certificate chain (base64 encoded)"]
     #[serde(rename = "cert-chain")]
     pub cert_chain: ::std::string::String,
-    #[doc = " Unique ID of CPU0 (base64 encoded) (since 7.1)"]
+    #[doc = " Unique ID of CPU0 (base64 encoded) (since 7.1) (None from QEMU older than this member.)"]
     #[serde(rename = "cpu0-id")]
-    pub cpu0_id: ::std::string::String,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub cpu0_id: ::std::option::Option<::std::string::String>,
     #[doc = " Platform Diffie-Hellman key (base64 encoded)"]
     pub pdh: ::std::string::String,
     #[doc = " Number of physical Address bit reduction when SEV is enabled"]
@@ -16105,8 +16210,9 @@ pub struct SGXEPCSection {
 pub struct SGXInfo {
     #[doc = " true if FLC is supported"]
     pub flc: bool,
-    #[doc = " The EPC sections info for guest (Since: 7.0)"]
-    pub sections: ::std::vec::Vec<crate::generated::types::SGXEPCSection>,
+    #[doc = " The EPC sections info for guest (Since: 7.0) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub sections: ::std::option::Option<::std::vec::Vec<crate::generated::types::SGXEPCSection>>,
     #[doc = " true if SGX is supported"]
     pub sgx: bool,
     #[doc = " true if SGX1 is supported"]
@@ -16241,28 +16347,28 @@ pub struct AudiodevDBusOptions {
 #[doc = " Options of the ALSA backend that are used for both playback and recording."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudiodevAlsaPerDirectionOptions {
-    #[doc = " buffer-length"]
+    #[doc = " the buffer length in microseconds"]
     #[serde(rename = "buffer-length")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
-    #[doc = " channels"]
+    #[doc = " number of channels when using fixed settings (default 2)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
-    #[doc = " fixed-settings"]
+    #[doc = " use fixed settings for host input/output.  When off, frequency, channels and format must not be specified (default true)"]
     #[serde(rename = "fixed-settings")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
-    #[doc = " format"]
+    #[doc = " sample format to use when using fixed settings (default s16)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<crate::generated::types::AudioFormat>,
-    #[doc = " frequency"]
+    #[doc = " frequency to use when using fixed settings (default 44100)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
-    #[doc = " mixing-engine"]
+    #[doc = " use QEMU's mixing engine to mix all streams inside QEMU and convert audio formats when not supported by the backend.  When set to off, fixed-settings must be also off (default on, since 4.2)"]
     #[serde(rename = "mixing-engine")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
-    #[doc = " voices"]
+    #[doc = " number of voices to use (default 1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     #[doc = " the name of the ALSA device to use (default 'default')"]
@@ -16312,28 +16418,28 @@ pub struct AudiodevSndioOptions {
 #[doc = " Options of the Core Audio backend that are used for both playback and recording."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudiodevCoreaudioPerDirectionOptions {
-    #[doc = " buffer-length"]
+    #[doc = " the buffer length in microseconds"]
     #[serde(rename = "buffer-length")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
-    #[doc = " channels"]
+    #[doc = " number of channels when using fixed settings (default 2)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
-    #[doc = " fixed-settings"]
+    #[doc = " use fixed settings for host input/output.  When off, frequency, channels and format must not be specified (default true)"]
     #[serde(rename = "fixed-settings")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
-    #[doc = " format"]
+    #[doc = " sample format to use when using fixed settings (default s16)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<crate::generated::types::AudioFormat>,
-    #[doc = " frequency"]
+    #[doc = " frequency to use when using fixed settings (default 44100)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
-    #[doc = " mixing-engine"]
+    #[doc = " use QEMU's mixing engine to mix all streams inside QEMU and convert audio formats when not supported by the backend.  When set to off, fixed-settings must be also off (default on, since 4.2)"]
     #[serde(rename = "mixing-engine")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
-    #[doc = " voices"]
+    #[doc = " number of voices to use (default 1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     #[doc = " number of buffers"]
@@ -16370,28 +16476,28 @@ pub struct AudiodevDsoundOptions {
 #[doc = " Options of the JACK backend that are used for both playback and recording."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudiodevJackPerDirectionOptions {
-    #[doc = " buffer-length"]
+    #[doc = " the buffer length in microseconds"]
     #[serde(rename = "buffer-length")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
-    #[doc = " channels"]
+    #[doc = " number of channels when using fixed settings (default 2)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
-    #[doc = " fixed-settings"]
+    #[doc = " use fixed settings for host input/output.  When off, frequency, channels and format must not be specified (default true)"]
     #[serde(rename = "fixed-settings")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
-    #[doc = " format"]
+    #[doc = " sample format to use when using fixed settings (default s16)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<crate::generated::types::AudioFormat>,
-    #[doc = " frequency"]
+    #[doc = " frequency to use when using fixed settings (default 44100)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
-    #[doc = " mixing-engine"]
+    #[doc = " use QEMU's mixing engine to mix all streams inside QEMU and convert audio formats when not supported by the backend.  When set to off, fixed-settings must be also off (default on, since 4.2)"]
     #[serde(rename = "mixing-engine")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
-    #[doc = " voices"]
+    #[doc = " number of voices to use (default 1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     #[doc = " the client name to use.  The server will modify this name to create a unique variant, if needed unless @exact-name is true (default: the guest's name)"]
@@ -16430,28 +16536,28 @@ pub struct AudiodevJackOptions {
 #[doc = " Options of the OSS backend that are used for both playback and recording."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudiodevOssPerDirectionOptions {
-    #[doc = " buffer-length"]
+    #[doc = " the buffer length in microseconds"]
     #[serde(rename = "buffer-length")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
-    #[doc = " channels"]
+    #[doc = " number of channels when using fixed settings (default 2)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
-    #[doc = " fixed-settings"]
+    #[doc = " use fixed settings for host input/output.  When off, frequency, channels and format must not be specified (default true)"]
     #[serde(rename = "fixed-settings")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
-    #[doc = " format"]
+    #[doc = " sample format to use when using fixed settings (default s16)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<crate::generated::types::AudioFormat>,
-    #[doc = " frequency"]
+    #[doc = " frequency to use when using fixed settings (default 44100)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
-    #[doc = " mixing-engine"]
+    #[doc = " use QEMU's mixing engine to mix all streams inside QEMU and convert audio formats when not supported by the backend.  When set to off, fixed-settings must be also off (default on, since 4.2)"]
     #[serde(rename = "mixing-engine")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
-    #[doc = " voices"]
+    #[doc = " number of voices to use (default 1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     #[doc = " number of buffers"]
@@ -16492,28 +16598,28 @@ pub struct AudiodevOssOptions {
 #[doc = " Options of the Pulseaudio backend that are used for both playback and recording."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudiodevPaPerDirectionOptions {
-    #[doc = " buffer-length"]
+    #[doc = " the buffer length in microseconds"]
     #[serde(rename = "buffer-length")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
-    #[doc = " channels"]
+    #[doc = " number of channels when using fixed settings (default 2)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
-    #[doc = " fixed-settings"]
+    #[doc = " use fixed settings for host input/output.  When off, frequency, channels and format must not be specified (default true)"]
     #[serde(rename = "fixed-settings")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
-    #[doc = " format"]
+    #[doc = " sample format to use when using fixed settings (default s16)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<crate::generated::types::AudioFormat>,
-    #[doc = " frequency"]
+    #[doc = " frequency to use when using fixed settings (default 44100)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
-    #[doc = " mixing-engine"]
+    #[doc = " use QEMU's mixing engine to mix all streams inside QEMU and convert audio formats when not supported by the backend.  When set to off, fixed-settings must be also off (default on, since 4.2)"]
     #[serde(rename = "mixing-engine")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
-    #[doc = " voices"]
+    #[doc = " number of voices to use (default 1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     #[doc = " latency you want PulseAudio to achieve in microseconds (default 15000)"]
@@ -16545,28 +16651,28 @@ pub struct AudiodevPaOptions {
 #[doc = " Options of the PipeWire backend that are used for both playback and recording."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudiodevPipewirePerDirectionOptions {
-    #[doc = " buffer-length"]
+    #[doc = " the buffer length in microseconds"]
     #[serde(rename = "buffer-length")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
-    #[doc = " channels"]
+    #[doc = " number of channels when using fixed settings (default 2)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
-    #[doc = " fixed-settings"]
+    #[doc = " use fixed settings for host input/output.  When off, frequency, channels and format must not be specified (default true)"]
     #[serde(rename = "fixed-settings")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
-    #[doc = " format"]
+    #[doc = " sample format to use when using fixed settings (default s16)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<crate::generated::types::AudioFormat>,
-    #[doc = " frequency"]
+    #[doc = " frequency to use when using fixed settings (default 44100)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
-    #[doc = " mixing-engine"]
+    #[doc = " use QEMU's mixing engine to mix all streams inside QEMU and convert audio formats when not supported by the backend.  When set to off, fixed-settings must be also off (default on, since 4.2)"]
     #[serde(rename = "mixing-engine")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
-    #[doc = " voices"]
+    #[doc = " number of voices to use (default 1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     #[doc = " latency you want PipeWire to achieve in microseconds (default 46000)"]
@@ -16595,28 +16701,28 @@ pub struct AudiodevPipewireOptions {
 #[doc = " Options of the SDL audio backend that are used for both playback and recording."]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudiodevSdlPerDirectionOptions {
-    #[doc = " buffer-length"]
+    #[doc = " the buffer length in microseconds"]
     #[serde(rename = "buffer-length")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
-    #[doc = " channels"]
+    #[doc = " number of channels when using fixed settings (default 2)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
-    #[doc = " fixed-settings"]
+    #[doc = " use fixed settings for host input/output.  When off, frequency, channels and format must not be specified (default true)"]
     #[serde(rename = "fixed-settings")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
-    #[doc = " format"]
+    #[doc = " sample format to use when using fixed settings (default s16)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<crate::generated::types::AudioFormat>,
-    #[doc = " frequency"]
+    #[doc = " frequency to use when using fixed settings (default 44100)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
-    #[doc = " mixing-engine"]
+    #[doc = " use QEMU's mixing engine to mix all streams inside QEMU and convert audio formats when not supported by the backend.  When set to off, fixed-settings must be also off (default on, since 4.2)"]
     #[serde(rename = "mixing-engine")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
-    #[doc = " voices"]
+    #[doc = " number of voices to use (default 1)"]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     #[doc = " number of buffers (default 4)"]
@@ -16976,8 +17082,9 @@ pub struct PciDeviceInfo {
     pub function: i64,
     #[doc = " the PCI device id"]
     pub id: crate::generated::types::PciDeviceId,
-    #[doc = " the IRQ pin, zero means no IRQ (since 5.1)"]
-    pub irq_pin: i64,
+    #[doc = " the IRQ pin, zero means no IRQ (since 5.1) (None from QEMU older than this member.)"]
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub irq_pin: ::std::option::Option<i64>,
     #[doc = " the device name of the PCI device"]
     pub qdev_id: ::std::string::String,
     #[doc = " a list of the PCI I/O regions associated with the device"]
