@@ -437,7 +437,9 @@ async fn command(
                 };
                 out.line(s)
             } else {
-                out.line(reply.trim_end_matches('\n'))
+                // As the monitor answered (HMP text keeps its own line ends).
+                out.raw(&reply)?;
+                out.raw("\n")
             }
         }
         _ => Err(Fail::msg(format!("unknown command: '{cmd}'"))),
