@@ -47,6 +47,8 @@ mod events;
 #[cfg(unix)]
 mod fds;
 #[cfg(feature = "async")]
+pub mod govmm;
+#[cfg(feature = "async")]
 pub mod helpers;
 mod options;
 mod router;

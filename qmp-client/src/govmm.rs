@@ -1,0 +1,803 @@
+//! Typed, validated VM-management helpers covering what Kata's `govmm` QMP layer offers
+//! (its `Execute*` set), on top of [`Client`]. Arguments are checked before anything is sent
+//! (a bad one is [`Error::InvalidArgument`]); arguments QEMU changed between versions are chosen
+//! from the greeting's version.
+//!
+//! | govmm                                   | here                                              |
+//! |-----------------------------------------|---------------------------------------------------|
+//! | ExecuteQMPCapabilities                  | done by `connect`; [`Client::capabilities`]       |
+//! | ExecuteStop / Cont / SystemPowerdown / Quit | [`Client::stop`] [`Client::cont`] [`Client::powerdown`] [`Client::quit`] |
+//! | ExecuteBlockdevAdd(+WithCache, +WithDriverCache) / Del | [`Client::blockdev_add`] [`Client::blockdev_del`] |
+//! | ExecuteDeviceAdd / SCSIDeviceAdd        | [`Client::blk_device_add`] [`Client::scsi_device_add`] |
+//! | ExecuteNetdevAdd / AddByFds / Del, NetPCIDeviceAdd | [`Client::netdev_add`] [`Client::netdev_add_by_fds`] [`Client::netdev_del`] [`Client::net_device_add`] |
+//! | ExecuteVFIODeviceAdd / PCIVFIODeviceAdd | [`Client::vfio_device_add`]                       |
+//! | ExecutePCIVhostUserDevAdd               | [`Client::vhost_user_device_add`]                 |
+//! | ExecuteCPUDeviceAdd, ExecQueryHotpluggableCPUs | [`Client::cpu_device_add`] [`Client::hotpluggable_cpus`] |
+//! | ExecMemdevAdd / ExecHotplugMemory / NVDIMMDeviceAdd, ExecQueryMemoryDevices | [`Client::memdev_add`] [`Client::memory_device_add`] [`Client::memory_devices`] |
+//! | ExecutePCIVSockAdd                      | [`Client::vsock_add`]                             |
+//! | ExecuteCharDevUnixSocketAdd / ChardevDel, VirtSerialPortAdd | [`Client::chardev_add_unix_socket`] [`Client::chardev_del`] [`Client::virtio_serial_port_add`] |
+//! | ExecuteDeviceDel                        | [`Client::device_del`] (and [`Client::device_del_and_wait`]) |
+//! | ExecuteBalloon                          | [`Client::balloon`]                               |
+//! | ExecSetMigrationCaps / SetMigrateArguments / MigrationIncoming / QueryMigration | [`Client::set_migration_capabilities`] [`Client::set_migration_parameters`] [`Client::migrate_incoming`] [`Client::migration_progress`] |
+//! | ExecQueryQmpSchema / QueryStatus        | [`Client::qmp_schema`] [`Client::query_status`]   |
+//! | ExecQomGet / ExecQomSet                 | [`Client::qom_get`] [`Client::qom_set`]           |
+//! | ExecuteDumpGuestMemory                  | [`Client::dump_guest_memory`]                     |
+
+use crate::{Client, Error, Exec, Result};
+use qmp_proto::generated::{commands as c, types as t};
+use serde_json::{json, Map, Value};
+#[cfg(unix)]
+use std::os::fd::OwnedFd;
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidArgument(msg.into())
+}
+
+/// QEMU's rule for `id`s and node names: a letter, then letters, digits, `-`, `.`, `_`
+/// (node names at most 31 bytes).
+pub fn check_id(what: &str, id: &str) -> Result<()> {
+    let ok = id.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !ok {
+        return Err(invalid(format!(
+            "{what} {id:?}: must start with a letter and hold only letters, digits, '-', '.', '_'"
+        )));
+    }
+    if what == "node name" && id.len() > 31 {
+        return Err(invalid(format!("node name {id:?} is longer than 31 bytes")));
+    }
+    Ok(())
+}
+
+/// A MAC address `xx:xx:xx:xx:xx:xx` (hex digits).
+pub fn check_mac(mac: &str) -> Result<()> {
+    let parts: Vec<&str> = mac.split(':').collect();
+    if parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "MAC address {mac:?} is not xx:xx:xx:xx:xx:xx"
+        )))
+    }
+}
+
+/// A PCI host address `DDDD:BB:SS.F` (domain optional).
+pub fn check_pci_host(bdf: &str) -> Result<()> {
+    let bad = || invalid(format!("PCI address {bdf:?} is not [DDDD:]BB:SS.F"));
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    let (rest, func) = bdf.rsplit_once('.').ok_or_else(bad)?;
+    let parts: Vec<&str> = rest.split(':').collect();
+    let ok = match parts.as_slice() {
+        [d, b, s] => hex(d, 4) && hex(b, 2) && hex(s, 2),
+        [b, s] => hex(b, 2) && hex(s, 2),
+        _ => false,
+    };
+    if ok && func.len() == 1 && matches!(func.as_bytes()[0], b'0'..=b'7') {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Host-side cache behaviour of a block node (`cache.direct`, `cache.no-flush`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cache {
+    /// O_DIRECT on the host file (bypass the host page cache).
+    pub direct: bool,
+    /// Ignore guest flushes (unsafe; for throwaway disks).
+    pub no_flush: bool,
+}
+
+/// A block node backed by a host file, for [`Client::blockdev_add`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blockdev {
+    /// The node name devices refer to.
+    pub node_name: String,
+    /// The host file.
+    pub path: String,
+    /// Image format: `raw`, `qcow2`, ...
+    pub format: t::BlockdevDriver,
+    /// Open read-only.
+    pub read_only: bool,
+    /// Cache options, applied to both the format and the file node (`None`: QEMU's defaults).
+    pub cache: Option<Cache>,
+}
+
+impl Blockdev {
+    fn to_arguments(&self) -> Result<Value> {
+        check_id("node name", &self.node_name)?;
+        if self.path.is_empty() {
+            return Err(invalid("blockdev path is empty"));
+        }
+        let mut file = json!({"driver": "file", "filename": self.path});
+        let mut fmt = json!({
+            "driver": self.format.as_str(),
+            "node-name": self.node_name,
+            "read-only": self.read_only,
+        });
+        if let Some(cache) = self.cache {
+            let c = json!({"direct": cache.direct, "no-flush": cache.no_flush});
+            file["cache"] = c.clone();
+            fmt["cache"] = c;
+        }
+        fmt["file"] = file;
+        Ok(fmt)
+    }
+}
+
+/// A block device (frontend) for [`Client::blk_device_add`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlkDevice {
+    /// Device id.
+    pub id: String,
+    /// The block node it shows to the guest.
+    pub node_name: String,
+    /// `virtio-blk-pci`, `virtio-blk-ccw`, `scsi-hd`, `ide-hd`, ...
+    pub driver: String,
+    /// Bus to plug into (`None`: QEMU picks).
+    pub bus: Option<String>,
+    /// PCI slot on that bus.
+    pub addr: Option<String>,
+    /// Allow other writers of the image (`share-rw`, QEMU ≥ 2.10; ignored before).
+    pub share_rw: bool,
+    /// Serial number shown to the guest.
+    pub serial: Option<String>,
+}
+
+/// A network device for [`Client::net_device_add`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetDevice {
+    /// Device id.
+    pub id: String,
+    /// The netdev (backend) id.
+    pub netdev: String,
+    /// `virtio-net-pci`, `e1000`, ...
+    pub driver: String,
+    /// Guest MAC address.
+    pub mac: Option<String>,
+    /// Bus to plug into.
+    pub bus: Option<String>,
+    /// PCI slot on that bus.
+    pub addr: Option<String>,
+    /// Queue pairs (multi-queue virtio-net: sets `mq` and `vectors` = 2·queues + 2).
+    pub queues: Option<u32>,
+}
+
+/// A memory backend for [`Client::memdev_add`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Memdev {
+    /// Object id.
+    pub id: String,
+    /// Size in bytes (a positive multiple of 2 MiB, as DIMMs need).
+    pub size: u64,
+    /// Back it with this file (`memory-backend-file`); anonymous RAM otherwise.
+    pub mem_path: Option<String>,
+    /// Map it shared (needed by vhost-user).
+    pub share: bool,
+}
+
+/// The kind of memory device [`Client::memory_device_add`] plugs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryDeviceKind {
+    /// `pc-dimm`.
+    Dimm,
+    /// `nvdimm` (the machine needs `nvdimm=on`).
+    Nvdimm,
+}
+
+/// Settings for [`Client::dump_guest_memory`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dump {
+    /// Host file to write (absolute path).
+    pub path: String,
+    /// Walk the guest's page tables (`paging`); only for ELF.
+    pub paging: bool,
+    /// `elf`, `kdump-zlib`, ... (`None`: ELF).
+    pub format: Option<t::DumpGuestMemoryFormat>,
+}
+
+impl Client {
+    fn version_at_least(&self, major: u32, minor: u32) -> bool {
+        let v = &self.greeting().version.qemu;
+        (v.major, v.minor) >= (major, minor)
+    }
+
+    async fn unit(&self, command: &str, args: Value) -> Result<()> {
+        self.execute(command, Some(args)).await.map(|_| ())
+    }
+
+    /// The capabilities QEMU offered in its greeting (negotiation itself is done by
+    /// `connect`, which is what govmm's `ExecuteQMPCapabilities` does).
+    pub fn capabilities(&self) -> &[String] {
+        &self.greeting().capabilities
+    }
+
+    /// `stop`: pause the guest's vCPUs.
+    pub async fn stop(&self) -> Result<()> {
+        self.call(&c::Stop {}).await.map(|_| ())
+    }
+
+    /// `cont`: resume the guest's vCPUs.
+    pub async fn cont(&self) -> Result<()> {
+        self.call(&c::Cont {}).await.map(|_| ())
+    }
+
+    /// `system_powerdown`: press the ACPI power button (see
+    /// [`Client::system_powerdown_and_wait`] to wait for the shutdown).
+    pub async fn powerdown(&self) -> Result<()> {
+        self.call(&c::SystemPowerdown {}).await.map(|_| ())
+    }
+
+    /// `quit`: end QEMU at once. QEMU may close the connection before it replies; that
+    /// counts as success.
+    pub async fn quit(&self) -> Result<()> {
+        match self.call(&c::Quit {}).await {
+            Ok(_) | Err(Error::Closed { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `query-status`, typed.
+    pub async fn query_status(&self) -> Result<t::StatusInfo> {
+        self.call(&c::QueryStatus {}).await
+    }
+
+    /// `query-qmp-schema`: the peer's own schema (what it really accepts).
+    pub async fn qmp_schema(&self) -> Result<Vec<t::SchemaInfo>> {
+        self.call(&c::QueryQmpSchema {}).await
+    }
+
+    /// `blockdev-add` of a format node over a file node, with cache options. QEMU before 2.9
+    /// wants the options wrapped in `options`.
+    pub async fn blockdev_add(&self, dev: &Blockdev) -> Result<()> {
+        let args = dev.to_arguments()?;
+        let args = if self.version_at_least(2, 9) {
+            args
+        } else {
+            json!({ "options": args })
+        };
+        self.unit("blockdev-add", args).await
+    }
+
+    /// `blockdev-del` (QEMU before 2.9: `x-blockdev-del`).
+    pub async fn blockdev_del(&self, node_name: &str) -> Result<()> {
+        check_id("node name", node_name)?;
+        let cmd = if self.version_at_least(2, 9) {
+            "blockdev-del"
+        } else {
+            "x-blockdev-del"
+        };
+        self.unit(cmd, json!({ "node-name": node_name })).await
+    }
+
+    /// `device_add` of a block device over a node.
+    pub async fn blk_device_add(&self, dev: &BlkDevice) -> Result<()> {
+        check_id("device id", &dev.id)?;
+        check_id("node name", &dev.node_name)?;
+        if dev.driver.is_empty() {
+            return Err(invalid("block device driver is empty"));
+        }
+        let mut a = json!({"driver": dev.driver, "id": dev.id, "drive": dev.node_name});
+        put_opt(&mut a, "bus", &dev.bus);
+        put_opt(&mut a, "addr", &dev.addr);
+        put_opt(&mut a, "serial", &dev.serial);
+        if dev.share_rw && self.version_at_least(2, 10) {
+            a["share-rw"] = json!(true);
+        }
+        self.unit("device_add", a).await
+    }
+
+    /// `device_add` of a `scsi-hd` at `scsi_id`/`lun` on a SCSI controller's `bus`
+    /// (e.g. `scsi0.0`).
+    pub async fn scsi_device_add(
+        &self,
+        id: &str,
+        node_name: &str,
+        bus: &str,
+        scsi_id: Option<u32>,
+        lun: Option<u32>,
+    ) -> Result<()> {
+        check_id("device id", id)?;
+        check_id("node name", node_name)?;
+        if lun.is_some_and(|l| l > 16383) || scsi_id.is_some_and(|s| s > 255) {
+            return Err(invalid("SCSI id must be ≤ 255 and LUN ≤ 16383"));
+        }
+        let mut a = json!({"driver": "scsi-hd", "id": id, "drive": node_name, "bus": bus});
+        if let Some(s) = scsi_id {
+            a["scsi-id"] = json!(s);
+        }
+        if let Some(l) = lun {
+            a["lun"] = json!(l);
+        }
+        self.unit("device_add", a).await
+    }
+
+    /// `device_del` (returns once QEMU accepted it; the device goes when the guest lets go).
+    pub async fn device_del(&self, id: &str) -> Result<()> {
+        check_id("device id", id)?;
+        self.call(&c::DeviceDel { id: id.into() }).await.map(|_| ())
+    }
+
+    /// `netdev_add` of any backend type (`user`, `socket`, `tap`, ...) with its properties.
+    pub async fn netdev_add(&self, id: &str, kind: &str, props: Map<String, Value>) -> Result<()> {
+        check_id("netdev id", id)?;
+        if kind.is_empty() {
+            return Err(invalid("netdev type is empty"));
+        }
+        let mut a = Value::Object(props);
+        a["id"] = json!(id);
+        a["type"] = json!(kind);
+        self.unit("netdev_add", a).await
+    }
+
+    /// A tap netdev over already-open tap fds (one per queue), with optional vhost-net fds
+    /// (as many as `fds`): each fd goes to QEMU with `getfd` first.
+    #[cfg(unix)]
+    pub async fn netdev_add_by_fds(
+        &self,
+        id: &str,
+        fds: Vec<OwnedFd>,
+        vhost_fds: Vec<OwnedFd>,
+    ) -> Result<()> {
+        check_id("netdev id", id)?;
+        if fds.is_empty() {
+            return Err(invalid("netdev_add_by_fds needs at least one tap fd"));
+        }
+        if !vhost_fds.is_empty() && vhost_fds.len() != fds.len() {
+            return Err(invalid(format!(
+                "{} vhost fds for {} tap fds: give one per queue or none",
+                vhost_fds.len(),
+                fds.len()
+            )));
+        }
+        let mut names = Vec::new();
+        for (i, fd) in fds.into_iter().enumerate() {
+            let name = format!("fd-{id}-{i}");
+            self.get_fd(&name, fd).await?;
+            names.push(name);
+        }
+        let mut vnames = Vec::new();
+        for (i, fd) in vhost_fds.into_iter().enumerate() {
+            let name = format!("vhostfd-{id}-{i}");
+            self.get_fd(&name, fd).await?;
+            vnames.push(name);
+        }
+        let mut a = json!({"type": "tap", "id": id, "fds": names.join(":")});
+        if !vnames.is_empty() {
+            a["vhost"] = json!(true);
+            a["vhostfds"] = json!(vnames.join(":"));
+        }
+        self.unit("netdev_add", a).await
+    }
+
+    /// `netdev_del`.
+    pub async fn netdev_del(&self, id: &str) -> Result<()> {
+        check_id("netdev id", id)?;
+        self.unit("netdev_del", json!({ "id": id })).await
+    }
+
+    /// `device_add` of a network device over a netdev.
+    pub async fn net_device_add(&self, dev: &NetDevice) -> Result<()> {
+        check_id("device id", &dev.id)?;
+        check_id("netdev id", &dev.netdev)?;
+        if let Some(mac) = &dev.mac {
+            check_mac(mac)?;
+        }
+        let mut a = json!({"driver": dev.driver, "id": dev.id, "netdev": dev.netdev});
+        put_opt(&mut a, "mac", &dev.mac);
+        put_opt(&mut a, "bus", &dev.bus);
+        put_opt(&mut a, "addr", &dev.addr);
+        match dev.queues {
+            Some(0) => return Err(invalid("queues must be at least 1")),
+            Some(q) if q > 1 => {
+                a["mq"] = json!(true);
+                a["vectors"] = json!(2 * q + 2);
+            }
+            _ => {}
+        }
+        self.unit("device_add", a).await
+    }
+
+    /// `device_add` of a VFIO device: `host` is a PCI address (`0000:01:00.0`) or a sysfs
+    /// path (`/sys/bus/mdev/devices/<uuid>` for mediated devices). `driver` is
+    /// `vfio-pci` (`vfio-ccw`, `vfio-ap` on s390).
+    pub async fn vfio_device_add(
+        &self,
+        id: &str,
+        driver: &str,
+        host: &str,
+        bus: Option<&str>,
+        addr: Option<&str>,
+    ) -> Result<()> {
+        check_id("device id", id)?;
+        if !driver.starts_with("vfio-") {
+            return Err(invalid(format!("{driver:?} is not a vfio driver")));
+        }
+        let mut a = json!({"driver": driver, "id": id});
+        if host.starts_with("/sys/") {
+            a["sysfsdev"] = json!(host);
+        } else {
+            check_pci_host(host)?;
+            a["host"] = json!(host);
+        }
+        put_opt(&mut a, "bus", &bus.map(str::to_owned));
+        put_opt(&mut a, "addr", &addr.map(str::to_owned));
+        self.unit("device_add", a).await
+    }
+
+    /// `device_add` of a vhost-user device over a unix-socket chardev: `driver` is
+    /// `vhost-user-blk-pci`, `vhost-user-scsi-pci`, `vhost-user-fs-pci` (needs `tag`) or
+    /// `virtio-net-pci` over a vhost-user netdev (use [`Client::net_device_add`] for that).
+    pub async fn vhost_user_device_add(
+        &self,
+        id: &str,
+        driver: &str,
+        chardev: &str,
+        tag: Option<&str>,
+    ) -> Result<()> {
+        check_id("device id", id)?;
+        check_id("chardev id", chardev)?;
+        if !driver.starts_with("vhost-user-") {
+            return Err(invalid(format!("{driver:?} is not a vhost-user driver")));
+        }
+        let mut a = json!({"driver": driver, "id": id, "chardev": chardev});
+        match (driver.starts_with("vhost-user-fs"), tag) {
+            (true, Some(t)) if !t.is_empty() && t.len() <= 36 => a["tag"] = json!(t),
+            (true, _) => return Err(invalid("vhost-user-fs needs a tag of 1 to 36 bytes")),
+            (false, Some(_)) => return Err(invalid(format!("{driver} takes no tag"))),
+            (false, None) => {}
+        }
+        self.unit("device_add", a).await
+    }
+
+    /// `query-hotpluggable-cpus`, typed.
+    pub async fn hotpluggable_cpus(&self) -> Result<Vec<t::HotpluggableCPU>> {
+        self.call(&c::QueryHotpluggableCpus {}).await
+    }
+
+    /// Plug a vCPU into a free slot from [`Client::hotpluggable_cpus`] (one without
+    /// `qom_path`), with its socket/core/thread/die ids.
+    pub async fn cpu_device_add(&self, id: &str, slot: &t::HotpluggableCPU) -> Result<()> {
+        check_id("device id", id)?;
+        if slot.qom_path.is_some() {
+            return Err(invalid(format!(
+                "CPU slot {:?} is already plugged",
+                slot.props
+            )));
+        }
+        let mut a = serde_json::to_value(&slot.props)
+            .map_err(|e| invalid(format!("CPU slot properties: {e}")))?;
+        a["driver"] = json!(slot.r#type);
+        a["id"] = json!(id);
+        self.unit("device_add", a).await
+    }
+
+    /// `object-add` of a RAM or file memory backend.
+    pub async fn memdev_add(&self, m: &Memdev) -> Result<()> {
+        check_id("object id", &m.id)?;
+        if m.size == 0 || m.size % (2 << 20) != 0 {
+            return Err(invalid(format!(
+                "memory size {} is not a positive multiple of 2 MiB",
+                m.size
+            )));
+        }
+        let mut a = json!({"id": m.id, "size": m.size, "share": m.share});
+        match &m.mem_path {
+            Some(p) => {
+                a["qom-type"] = json!("memory-backend-file");
+                a["mem-path"] = json!(p);
+            }
+            None => a["qom-type"] = json!("memory-backend-ram"),
+        }
+        // QEMU before 6.0 took the backend's properties in a `props` member.
+        if !self.version_at_least(6, 0) {
+            let obj = a.as_object_mut().expect("built as an object");
+            let mut props = Map::new();
+            for k in ["size", "share", "mem-path"] {
+                if let Some(v) = obj.remove(k) {
+                    props.insert(k.into(), v);
+                }
+            }
+            obj.insert("props".into(), Value::Object(props));
+        }
+        self.unit("object-add", a).await
+    }
+
+    /// `object-del`.
+    pub async fn object_del(&self, id: &str) -> Result<()> {
+        check_id("object id", id)?;
+        self.unit("object-del", json!({ "id": id })).await
+    }
+
+    /// `device_add` of a DIMM or NVDIMM over a memory backend.
+    pub async fn memory_device_add(
+        &self,
+        id: &str,
+        kind: MemoryDeviceKind,
+        memdev: &str,
+    ) -> Result<()> {
+        check_id("device id", id)?;
+        check_id("memdev id", memdev)?;
+        let driver = match kind {
+            MemoryDeviceKind::Dimm => "pc-dimm",
+            MemoryDeviceKind::Nvdimm => "nvdimm",
+        };
+        self.unit(
+            "device_add",
+            json!({"driver": driver, "id": id, "memdev": memdev}),
+        )
+        .await
+    }
+
+    /// `query-memory-devices`, typed.
+    pub async fn memory_devices(&self) -> Result<Vec<t::MemoryDeviceInfo>> {
+        self.call(&c::QueryMemoryDevices {}).await
+    }
+
+    /// `device_add` of a `vhost-vsock-pci` with the guest's context id (3 ..= u32::MAX - 1;
+    /// 0-2 are reserved). `vhostfd`, if given, is an open `/dev/vhost-vsock` passed first.
+    #[cfg(unix)]
+    pub async fn vsock_add(
+        &self,
+        id: &str,
+        guest_cid: u64,
+        vhostfd: Option<OwnedFd>,
+        bus: Option<&str>,
+    ) -> Result<()> {
+        check_id("device id", id)?;
+        if !(3..u64::from(u32::MAX)).contains(&guest_cid) {
+            return Err(invalid(format!(
+                "vsock guest-cid {guest_cid} is reserved or out of range"
+            )));
+        }
+        let mut a = json!({"driver": "vhost-vsock-pci", "id": id, "guest-cid": guest_cid});
+        if let Some(fd) = vhostfd {
+            let name = format!("vsockfd-{id}");
+            self.get_fd(&name, fd).await?;
+            a["vhostfd"] = json!(name);
+        }
+        put_opt(&mut a, "bus", &bus.map(str::to_owned));
+        self.unit("device_add", a).await
+    }
+
+    /// `chardev-add` of a unix socket chardev (`server`: QEMU listens, without waiting).
+    pub async fn chardev_add_unix_socket(&self, id: &str, path: &str, server: bool) -> Result<()> {
+        check_id("chardev id", id)?;
+        if path.is_empty() || path.len() > 107 {
+            return Err(invalid(format!(
+                "unix socket path {path:?} is empty or longer than 107 bytes"
+            )));
+        }
+        let mut data = json!({
+            "addr": {"type": "unix", "data": {"path": path}},
+            "server": server,
+        });
+        if server {
+            data["wait"] = json!(false);
+        }
+        self.unit(
+            "chardev-add",
+            json!({"id": id, "backend": {"type": "socket", "data": data}}),
+        )
+        .await
+    }
+
+    /// `chardev-remove`.
+    pub async fn chardev_del(&self, id: &str) -> Result<()> {
+        check_id("chardev id", id)?;
+        self.unit("chardev-remove", json!({ "id": id })).await
+    }
+
+    /// `device_add` of a `virtserialport` named `name` on a virtio-serial controller's bus
+    /// (e.g. `vser0.0`), over `chardev`.
+    pub async fn virtio_serial_port_add(
+        &self,
+        id: &str,
+        chardev: &str,
+        name: &str,
+        bus: Option<&str>,
+    ) -> Result<()> {
+        check_id("device id", id)?;
+        check_id("chardev id", chardev)?;
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(invalid(format!(
+                "port name {name:?} is empty or has spaces"
+            )));
+        }
+        let mut a = json!({"driver": "virtserialport", "id": id, "chardev": chardev, "name": name});
+        put_opt(&mut a, "bus", &bus.map(str::to_owned));
+        self.unit("device_add", a).await
+    }
+
+    /// `balloon`: ask the guest to shrink to `bytes` (needs a balloon device).
+    pub async fn balloon(&self, bytes: u64) -> Result<()> {
+        if bytes == 0 || bytes > i64::MAX as u64 {
+            return Err(invalid(format!("balloon target {bytes} is out of range")));
+        }
+        self.unit("balloon", json!({ "value": bytes })).await
+    }
+
+    /// `query-balloon`: the guest's current size in bytes.
+    pub async fn balloon_actual(&self) -> Result<u64> {
+        self.call(&c::QueryBalloon {})
+            .await
+            .map(|b| b.actual as u64)
+    }
+
+    /// `migrate-set-capabilities`.
+    pub async fn set_migration_capabilities(
+        &self,
+        caps: &[(t::MigrationCapability, bool)],
+    ) -> Result<()> {
+        if caps.is_empty() {
+            return Err(invalid("no migration capabilities given"));
+        }
+        let list: Vec<Value> = caps
+            .iter()
+            .map(|(c, on)| json!({"capability": c.as_str(), "state": on}))
+            .collect();
+        self.unit("migrate-set-capabilities", json!({ "capabilities": list }))
+            .await
+    }
+
+    /// `query-migrate-capabilities`, typed.
+    pub async fn migration_capabilities(&self) -> Result<Vec<t::MigrationCapabilityStatus>> {
+        self.call(&c::QueryMigrateCapabilities {}).await
+    }
+
+    /// `migrate-set-parameters` with the members to change (e.g. `max-bandwidth`,
+    /// `downtime-limit`). QEMU before 2.8 lacks `downtime-limit`: it is sent there as
+    /// `migrate_set_downtime` (seconds).
+    pub async fn set_migration_parameters(&self, mut params: Map<String, Value>) -> Result<()> {
+        if params.is_empty() {
+            return Err(invalid("no migration parameters given"));
+        }
+        if !self.version_at_least(2, 8) {
+            if let Some(ms) = params.remove("downtime-limit") {
+                let ms = ms
+                    .as_u64()
+                    .ok_or_else(|| invalid("downtime-limit must be milliseconds"))?;
+                self.unit("migrate_set_downtime", json!({"value": ms as f64 / 1000.0}))
+                    .await?;
+            }
+            if params.is_empty() {
+                return Ok(());
+            }
+        }
+        self.unit("migrate-set-parameters", Value::Object(params))
+            .await
+    }
+
+    /// `query-migrate-parameters`, typed.
+    pub async fn migration_parameters(&self) -> Result<t::MigrationParameters> {
+        self.call(&c::QueryMigrateParameters {}).await
+    }
+
+    /// `migrate-incoming` (QEMU started with `-incoming defer`).
+    pub async fn migrate_incoming(&self, uri: &str) -> Result<()> {
+        if !uri.contains(':') {
+            return Err(invalid(format!("migration URI {uri:?} has no transport")));
+        }
+        self.unit("migrate-incoming", json!({ "uri": uri })).await
+    }
+
+    /// `qom-get`.
+    pub async fn qom_get(&self, path: &str, property: &str) -> Result<Value> {
+        self.call(&c::QomGet {
+            path: path.into(),
+            property: property.into(),
+        })
+        .await
+    }
+
+    /// `qom-set`.
+    pub async fn qom_set(&self, path: &str, property: &str, value: Value) -> Result<()> {
+        self.call(&c::QomSet {
+            path: path.into(),
+            property: property.into(),
+            value,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// `dump-guest-memory` to a host file, synchronously (returns when written).
+    pub async fn dump_guest_memory(&self, dump: &Dump) -> Result<()> {
+        if !dump.path.starts_with('/') {
+            return Err(invalid(format!(
+                "dump path {:?} must be absolute",
+                dump.path
+            )));
+        }
+        let elf = matches!(dump.format, None | Some(t::DumpGuestMemoryFormat::Elf));
+        if dump.paging && !elf {
+            return Err(invalid("paging is only possible with the ELF format"));
+        }
+        let mut a = json!({"paging": dump.paging, "protocol": format!("file:{}", dump.path)});
+        if let Some(f) = &dump.format {
+            a["format"] = json!(f.as_str());
+        }
+        self.execute_with("dump-guest-memory", Some(a), Exec::default())
+            .await
+            .map(|_| ())
+    }
+}
+
+fn put_opt(a: &mut Value, key: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        a[key] = json!(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(check_id("device id", "vblk0").is_ok());
+        assert!(check_id("device id", "a.b-c_d").is_ok());
+        for bad in ["", "0abc", "a b", "a/b", "-x"] {
+            assert!(
+                matches!(check_id("device id", bad), Err(Error::InvalidArgument(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(check_id("node name", &"n".repeat(31)).is_ok());
+        assert!(check_id("node name", &"n".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn macs_and_pci_addresses() {
+        assert!(check_mac("52:54:00:12:34:56").is_ok());
+        for bad in [
+            "52:54:00:12:34",
+            "52-54-00-12-34-56",
+            "zz:54:00:12:34:56",
+            "",
+        ] {
+            assert!(check_mac(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_pci_host("0000:01:00.0").is_ok());
+        assert!(check_pci_host("01:1f.7").is_ok());
+        for bad in ["0000:01:00", "0000:01:00.8", "1:00.0", "0000:01:0g.0", ""] {
+            assert!(check_pci_host(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn blockdev_arguments_carry_cache_to_both_nodes() {
+        let b = Blockdev {
+            node_name: "disk0".into(),
+            path: "/tmp/x.qcow2".into(),
+            format: t::BlockdevDriver::Qcow2,
+            read_only: true,
+            cache: Some(Cache {
+                direct: true,
+                no_flush: false,
+            }),
+        };
+        let a = b.to_arguments().unwrap();
+        assert_eq!(a["driver"], "qcow2");
+        assert_eq!(a["read-only"], true);
+        assert_eq!(a["cache"]["direct"], true);
+        assert_eq!(a["file"]["cache"]["no-flush"], false);
+        assert_eq!(a["file"]["filename"], "/tmp/x.qcow2");
+        let bad = Blockdev {
+            node_name: "has space".into(),
+            ..b.clone()
+        };
+        assert!(bad.to_arguments().is_err());
+        let empty = Blockdev {
+            path: String::new(),
+            ..b
+        };
+        assert!(empty.to_arguments().is_err());
+    }
+}

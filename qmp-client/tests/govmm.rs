@@ -1,0 +1,420 @@
+//! The govmm-parity helpers (`qmp_client::govmm`) on a real stopped TCG PC this test starts.
+#![cfg(feature = "async")]
+
+mod common;
+
+use common::{qcow2, Qemu};
+use qmp_client::govmm::{BlkDevice, Blockdev, Cache, Dump, Memdev, MemoryDeviceKind, NetDevice};
+use qmp_client::qmp_proto::generated::types as t;
+use qmp_client::{Client, ConnectOptions, Error};
+use serde_json::{json, Map, Value};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A stopped TCG PC with room for a CPU and a DIMM, and an SHPC bridge (`br1`) whose empty,
+/// powered-off slots let device_del complete without a guest OS.
+const PC: &[&str] = &[
+    "-machine",
+    "pc,accel=tcg",
+    "-S",
+    "-smp",
+    "1,maxcpus=2",
+    "-m",
+    "64M,slots=2,maxmem=256M",
+    "-global",
+    "PIIX4_PM.acpi-pci-hotplug-with-bridge-support=off",
+    "-device",
+    "pci-bridge,id=br1,chassis_nr=1,shpc=on,addr=5",
+];
+
+async fn connect(q: &Qemu) -> Client {
+    let start = Instant::now();
+    loop {
+        match Client::connect_unix(&q.qmp, ConnectOptions::default()).await {
+            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            r => return r.expect("connect"),
+        }
+    }
+}
+
+async fn peripherals(c: &Client) -> Vec<String> {
+    let v = c
+        .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn controller(c: &Client, driver: &str, id: &str, addr: &str) {
+    c.execute(
+        "device_add",
+        Some(json!({"driver": driver, "id": id, "bus": "br1", "addr": addr})),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn run_state_blockdev_and_block_devices() {
+    let q = Qemu::spawn(PC);
+    let img = q.path("disk.qcow2");
+    qcow2(&img, "16M");
+    let c = connect(&q).await;
+    assert!(c.capabilities().iter().any(|c| c == "oob"));
+    assert_eq!(
+        c.query_status().await.unwrap().status,
+        t::RunState::Prelaunch
+    );
+    c.cont().await.unwrap();
+    assert_eq!(c.query_status().await.unwrap().status, t::RunState::Running);
+    c.stop().await.unwrap();
+    assert_eq!(c.query_status().await.unwrap().status, t::RunState::Paused);
+
+    let dev = Blockdev {
+        node_name: "disk0".into(),
+        path: img.to_str().unwrap().into(),
+        format: t::BlockdevDriver::Qcow2,
+        read_only: false,
+        cache: Some(Cache {
+            direct: true,
+            no_flush: true,
+        }),
+    };
+    c.blockdev_add(&dev).await.unwrap();
+    let nodes = c
+        .call(&qmp_client::qmp_proto::generated::commands::QueryNamedBlockNodes::default())
+        .await
+        .unwrap();
+    let node = nodes
+        .iter()
+        .find(|n| n.node_name.as_deref() == Some("disk0"))
+        .expect("disk0");
+    let cache = node.cache.as_ref().expect("cache info");
+    assert!(cache.direct && cache.no_flush, "{cache:?}");
+    // The same node name twice is QEMU's error, typed.
+    assert!(matches!(c.blockdev_add(&dev).await, Err(Error::Qmp { .. })));
+
+    c.blk_device_add(&BlkDevice {
+        id: "vblk0".into(),
+        node_name: "disk0".into(),
+        driver: "virtio-blk-pci".into(),
+        bus: Some("br1".into()),
+        addr: Some("1".into()),
+        share_rw: true,
+        serial: Some("SER123".into()),
+    })
+    .await
+    .unwrap();
+    assert!(peripherals(&c).await.contains(&"vblk0".to_owned()));
+    assert_eq!(
+        c.qom_get("/machine/peripheral/vblk0", "serial")
+            .await
+            .unwrap(),
+        "SER123"
+    );
+    c.device_del_and_wait("vblk0", WAIT).await.unwrap();
+
+    // SCSI: a controller, a disk on it, unplugged again.
+    controller(&c, "virtio-scsi-pci", "scsi0", "2").await;
+    c.scsi_device_add("sd0", "disk0", "scsi0.0", Some(0), Some(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.qom_get("/machine/peripheral/sd0", "lun").await.unwrap(),
+        3
+    );
+    c.device_del_and_wait("sd0", WAIT).await.unwrap();
+    assert!(!peripherals(&c).await.contains(&"sd0".to_owned()));
+    c.blockdev_del("disk0").await.unwrap();
+    let nodes = c
+        .call(&qmp_client::qmp_proto::generated::commands::QueryNamedBlockNodes::default())
+        .await
+        .unwrap();
+    assert!(nodes
+        .iter()
+        .all(|n| n.node_name.as_deref() != Some("disk0")));
+}
+
+#[tokio::test]
+async fn net_serial_vsock_and_chardevs() {
+    let q = Qemu::spawn(PC);
+    let c = connect(&q).await;
+
+    // A hub port needs no host networking.
+    c.netdev_add(
+        "net0",
+        "hubport",
+        Map::from_iter([("hubid".into(), json!(0))]),
+    )
+    .await
+    .unwrap();
+    c.net_device_add(&NetDevice {
+        id: "nic0".into(),
+        netdev: "net0".into(),
+        driver: "virtio-net-pci".into(),
+        mac: Some("52:54:00:aa:bb:cc".into()),
+        bus: Some("br1".into()),
+        addr: Some("3".into()),
+        queues: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        c.qom_get("/machine/peripheral/nic0", "mac").await.unwrap(),
+        "52:54:00:aa:bb:cc"
+    );
+    c.device_del_and_wait("nic0", WAIT).await.unwrap();
+    c.netdev_del("net0").await.unwrap();
+
+    // A virtio-serial port over a unix-socket chardev.
+    let sock = q.path("port.sock");
+    c.chardev_add_unix_socket("ch0", sock.to_str().unwrap(), true)
+        .await
+        .unwrap();
+    assert!(sock.exists(), "QEMU did not listen on {sock:?}");
+    let chardevs = c.execute("query-chardev", None).await.unwrap();
+    assert!(chardevs
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["label"] == "ch0"));
+    controller(&c, "virtio-serial-pci", "vser0", "4").await;
+    c.virtio_serial_port_add("port0", "ch0", "org.example.port", Some("vser0.0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.qom_get("/machine/peripheral/port0", "name")
+            .await
+            .unwrap(),
+        "org.example.port"
+    );
+    // Busy chardevs cannot go: QEMU says so.
+    assert!(matches!(c.chardev_del("ch0").await, Err(Error::Qmp { .. })));
+    c.device_del_and_wait("port0", WAIT).await.unwrap();
+    c.chardev_del("ch0").await.unwrap();
+    let chardevs = c.execute("query-chardev", None).await.unwrap();
+    assert!(!chardevs
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["label"] == "ch0"));
+
+    // vhost-vsock needs the host's /dev/vhost-vsock: with it the device plugs, without it
+    // QEMU refuses (typed); the argument check comes first either way.
+    assert!(matches!(
+        c.vsock_add("vsock0", 2, None, Some("br1")).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    let r = c.vsock_add("vsock0", 3, None, Some("br1")).await;
+    if std::path::Path::new("/dev/vhost-vsock").exists() {
+        r.unwrap();
+        assert!(peripherals(&c).await.contains(&"vsock0".to_owned()));
+    } else {
+        let err = r.unwrap_err();
+        assert!(matches!(err, Error::Qmp { .. }), "{err:?}");
+        assert!(err.to_string().contains("vhost-vsock"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn cpu_memory_balloon_qom_dump_and_migration_settings() {
+    let q = Qemu::spawn(PC);
+    let c = connect(&q).await;
+
+    let cpus = c.hotpluggable_cpus().await.unwrap();
+    assert_eq!(cpus.len(), 2);
+    let plugged = cpus.iter().find(|s| s.qom_path.is_some()).unwrap();
+    assert!(matches!(
+        c.cpu_device_add("cpu1", plugged).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    let free = cpus.iter().find(|s| s.qom_path.is_none()).unwrap().clone();
+    c.cpu_device_add("cpu1", &free).await.unwrap();
+    let cpus = c.hotpluggable_cpus().await.unwrap();
+    assert!(cpus.iter().all(|s| s.qom_path.is_some()), "{cpus:?}");
+    assert!(cpus
+        .iter()
+        .any(|s| s.qom_path.as_deref() == Some("/machine/peripheral/cpu1")));
+
+    assert!(matches!(
+        c.memdev_add(&Memdev {
+            id: "m1".into(),
+            size: 1000,
+            mem_path: None,
+            share: false
+        })
+        .await,
+        Err(Error::InvalidArgument(_))
+    ));
+    c.memdev_add(&Memdev {
+        id: "m1".into(),
+        size: 64 << 20,
+        mem_path: None,
+        share: false,
+    })
+    .await
+    .unwrap();
+    assert!(c.memory_devices().await.unwrap().is_empty());
+    c.memory_device_add("dimm1", MemoryDeviceKind::Dimm, "m1")
+        .await
+        .unwrap();
+    let mem = c.memory_devices().await.unwrap();
+    assert_eq!(mem.len(), 1, "{mem:?}");
+    assert_eq!(mem[0].r#type, t::MemoryDeviceInfoKind::Dimm);
+    assert_eq!(mem[0].branch["data"]["id"], "dimm1");
+    assert_eq!(mem[0].branch["data"]["size"], 64 << 20);
+    // This machine has no NVDIMM support: QEMU refuses, typed.
+    c.memdev_add(&Memdev {
+        id: "m2".into(),
+        size: 2 << 20,
+        mem_path: None,
+        share: false,
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        c.memory_device_add("nv1", MemoryDeviceKind::Nvdimm, "m2")
+            .await,
+        Err(Error::Qmp { .. })
+    ));
+
+    // Balloon: the guest does not run, so the size stays; the request is accepted.
+    assert!(matches!(c.balloon(0).await, Err(Error::InvalidArgument(_))));
+    controller(&c, "virtio-balloon-pci", "balloon0", "1").await;
+    c.balloon(32 << 20).await.unwrap();
+    // 64 MiB of base RAM plus the 64 MiB DIMM.
+    assert_eq!(c.balloon_actual().await.unwrap(), 128 << 20);
+    let path = "/machine/peripheral/balloon0";
+    c.qom_set(path, "guest-stats-polling-interval", json!(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.qom_get(path, "guest-stats-polling-interval")
+            .await
+            .unwrap(),
+        7
+    );
+
+    // Migration capabilities and parameters, set and read back.
+    c.set_migration_capabilities(&[(t::MigrationCapability::Xbzrle, true)])
+        .await
+        .unwrap();
+    let caps = c.migration_capabilities().await.unwrap();
+    assert!(caps
+        .iter()
+        .any(|s| s.capability == t::MigrationCapability::Xbzrle && s.state));
+    let params = Map::from_iter([
+        ("max-bandwidth".to_owned(), json!(12_345_678)),
+        ("downtime-limit".to_owned(), json!(450)),
+    ]);
+    c.set_migration_parameters(params).await.unwrap();
+    let p = c.migration_parameters().await.unwrap();
+    assert_eq!(p.max_bandwidth, Some(12_345_678));
+    assert_eq!(p.downtime_limit, Some(450));
+    assert_eq!(c.migration_progress().await.unwrap().status, "none");
+
+    // Dump the (64 MiB + 64 MiB DIMM) guest memory as ELF.
+    let dump = q.path("guest.core");
+    assert!(matches!(
+        c.dump_guest_memory(&Dump {
+            path: "relative.core".into(),
+            paging: false,
+            format: None
+        })
+        .await,
+        Err(Error::InvalidArgument(_))
+    ));
+    c.dump_guest_memory(&Dump {
+        path: dump.to_str().unwrap().into(),
+        paging: false,
+        format: Some(t::DumpGuestMemoryFormat::Elf),
+    })
+    .await
+    .unwrap();
+    let bytes = std::fs::read(&dump).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF");
+    assert!(bytes.len() as u64 > 64 << 20, "{} bytes", bytes.len());
+
+    let schema = c.qmp_schema().await.unwrap();
+    assert!(schema.iter().any(|s| s.name == "dump-guest-memory"));
+}
+
+#[tokio::test]
+async fn hardware_helpers_validate_before_sending() {
+    let q = Qemu::spawn(common::MACHINE_NONE);
+    let c = connect(&q).await;
+    let bad = |r: Result<(), Error>| matches!(r, Err(Error::InvalidArgument(_)));
+    assert!(bad(c
+        .vfio_device_add("v0", "vfio-pci", "00:02", None, None)
+        .await));
+    assert!(bad(c
+        .vfio_device_add("v0", "virtio-blk-pci", "0000:00:02.0", None, None)
+        .await));
+    assert!(bad(c
+        .vfio_device_add("0v", "vfio-pci", "0000:00:02.0", None, None)
+        .await));
+    assert!(bad(c
+        .vhost_user_device_add("fs0", "vhost-user-fs-pci", "ch0", None)
+        .await));
+    assert!(bad(c
+        .vhost_user_device_add("fs0", "vhost-user-fs-pci", "ch0", Some(&"x".repeat(37)))
+        .await));
+    assert!(bad(c
+        .vhost_user_device_add("b0", "vhost-user-blk-pci", "ch0", Some("t"))
+        .await));
+    assert!(bad(c
+        .vhost_user_device_add("b0", "virtio-blk-pci", "ch0", None)
+        .await));
+    assert!(bad(c.netdev_add_by_fds("tap0", vec![], vec![]).await));
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    assert!(bad(c
+        .netdev_add_by_fds(
+            "tap0",
+            vec![a.into()],
+            vec![b.into(), {
+                let (x, _y) = std::os::unix::net::UnixStream::pair().unwrap();
+                x.into()
+            }]
+        )
+        .await));
+    assert!(bad(c
+        .net_device_add(&NetDevice {
+            id: "n0".into(),
+            netdev: "net0".into(),
+            driver: "virtio-net-pci".into(),
+            mac: Some("52:54:00:aa:bb".into()),
+            bus: None,
+            addr: None,
+            queues: None,
+        })
+        .await));
+    assert!(bad(c
+        .chardev_add_unix_socket("c0", &"/x".repeat(60), true)
+        .await));
+    assert!(bad(c.migrate_incoming("nowhere").await));
+    assert!(bad(c.set_migration_capabilities(&[]).await));
+    // Well-formed but on a machine without PCI, QEMU refuses them, typed.
+    let r = c
+        .vfio_device_add("v0", "vfio-pci", "0000:00:02.0", None, None)
+        .await;
+    assert!(matches!(r, Err(Error::Qmp { .. })), "{r:?}");
+    // Nothing invalid reached QEMU: the connection is fine and nothing was added.
+    let children = c
+        .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))
+        .await
+        .unwrap();
+    let children: Vec<&Value> = children
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"].as_str().is_some_and(|t| t.starts_with("child<")))
+        .collect();
+    assert!(children.is_empty(), "{children:?}");
+}
