@@ -245,7 +245,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -269,7 +272,7 @@ async fn run(args: Vec<String>) -> Result<(), Fail> {
         .raw(USAGE);
     };
     let Some((cmd, rest)) = cli.command.split_first() else {
-        return Err(Fail::msg(format!("no command given\n{USAGE}")));
+        return Err(Fail::msg("no command given (see --help)"));
     };
     let known = [
         "version",
@@ -808,7 +811,12 @@ async fn event(c: &Client, a: &Args, out: &mut Out) -> Result<(), Fail> {
                     break false;
                 }
             }
-            EventItem::Lagged(n) => eprintln!("warning: {n} events were dropped (slow reader)"),
+            EventItem::Lagged(n) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: {n} events were dropped (slow reader)"
+                );
+            }
             EventItem::Closed(reason) => {
                 return Err(Fail::msg(format!("the connection closed: {reason:?}")))
             }
