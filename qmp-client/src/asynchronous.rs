@@ -34,14 +34,14 @@ impl Sink for EventTx {
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     core: Mutex<Core<ReplyTx, EventTx>>,
-    wake: Notify,
-    shutdown: AtomicBool,
+    pub(crate) wake: Notify,
+    pub(crate) shutdown: AtomicBool,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Core<ReplyTx, EventTx>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core<ReplyTx, EventTx>> {
         // A panic while holding the lock cannot leave the core half-updated in a way that
         // matters more than losing the connection; keep going.
         self.core.lock().unwrap_or_else(|p| p.into_inner())
@@ -68,6 +68,9 @@ pub struct Client {
     oob: bool,
     fd_passing: bool,
     options: Arc<ConnectOptions>,
+    /// Commands go through libvirt instead of a socket.
+    #[cfg(feature = "libvirt")]
+    via: Option<Arc<crate::libvirt::Via>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -293,7 +296,38 @@ impl Client {
             oob,
             fd_passing,
             options: Arc::new(options),
+            #[cfg(feature = "libvirt")]
+            via: None,
         })
+    }
+
+    /// A client whose commands go to `via` (no socket, no driver task).
+    #[cfg(feature = "libvirt")]
+    pub(crate) fn for_backend(
+        greeting: Greeting,
+        options: ConnectOptions,
+        via: Arc<crate::libvirt::Via>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core::new(Session::new(options.session))),
+            wake: Notify::new(),
+            shutdown: AtomicBool::new(false),
+        });
+        Self {
+            _handle: Arc::new(Handle(shared.clone())),
+            shared,
+            greeting: Arc::new(greeting),
+            oob: false,
+            fd_passing: false,
+            options: Arc::new(options),
+            via: Some(via),
+        }
+    }
+
+    /// The state event subscribers hang off (for a backend feeding events in).
+    #[cfg(feature = "libvirt")]
+    pub(crate) fn shared_for_backend(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// The server's greeting (QEMU version, capabilities offered).
@@ -332,6 +366,11 @@ impl Client {
         let fds: Fds = Vec::new();
         if !fds.is_empty() && !self.fd_passing {
             return Err(Error::FdPassingUnsupported);
+        }
+        #[cfg(feature = "libvirt")]
+        if let Some(via) = &self.via {
+            let timeout = exec.timeout.or(self.options.command_timeout);
+            return via.execute(command, arguments, timeout).await;
         }
         let (tx, rx) = oneshot::channel();
         let id = self

@@ -70,6 +70,15 @@ pub enum Error {
     /// Fds can only be passed over unix sockets.
     #[error("file descriptors can only be passed over a unix socket")]
     FdPassingUnsupported,
+    /// libvirt failed to relay a command (QMP through libvirt, feature `libvirt`).
+    #[cfg(feature = "libvirt")]
+    #[error("libvirt could not relay `{command}`: {source}")]
+    Libvirt {
+        /// The command.
+        command: String,
+        /// libvirt-client's error.
+        source: Arc<libvirt_client::Error>,
+    },
     /// A helper was given an argument QEMU would refuse; nothing was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -50,6 +50,8 @@ mod fds;
 pub mod govmm;
 #[cfg(feature = "async")]
 pub mod helpers;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 mod options;
 mod router;
 
