@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
 use libvirt_proto::program::Call;
 use libvirt_proto::{CallId, Connection, Reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::core::{decode_ret, CallResult, Shared};
 use crate::open::{self, Features};
 use crate::options::ClientOptions;
-use crate::transport::AsyncTransport;
+use crate::transport::{AsyncTransport, ReadSide, WriteSide};
 use crate::uri::Uri;
 use crate::Error;
 
@@ -104,6 +103,7 @@ impl Client {
     ) -> Client {
         let notes = Arc::new(Notes::default());
         let n = notes.clone();
+        let fd_refusal = crate::fds::refusal(transport.can_pass_fds(), transport.kind());
         let shared = Arc::new(Shared::new(
             Connection::new(options.connection.clone()),
             Box::new(move || {
@@ -111,8 +111,9 @@ impl Client {
                 n.timer.notify_one();
                 n.resume.notify_one();
             }),
+            fd_refusal,
         ));
-        let (rd, wr) = tokio::io::split(transport);
+        let (rd, wr) = transport.into_sides();
         let tasks = vec![
             tokio::spawn(reader(shared.clone(), notes.clone(), rd)),
             tokio::spawn(writer(shared.clone(), notes.clone(), wr)),
@@ -225,6 +226,26 @@ impl Client {
         let stream = crate::stream::AsyncVirStream::new(self.clone(), id);
         let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
         Ok((decode_ret::<C>(&reply)?, stream))
+    }
+
+    /// Call procedure `C` passing file descriptors (`CALL_WITH_FDS`; unix transport only,
+    /// else [`Error::FdPassingUnavailable`] before anything is sent); returns the decoded reply
+    /// and the descriptors the daemon passed back (`REPLY_WITH_FDS`). The descriptors given
+    /// are closed once sent. See [`crate::fds`] for typed methods.
+    pub async fn call_with_fds<C: Call>(
+        &self,
+        args: &C::Args,
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<(C::Ret, Vec<std::os::fd::OwnedFd>), Error> {
+        let id = self.inner.shared.start_with_fds::<C>(
+            args,
+            self.inner.options.call_timeout,
+            false,
+            fds,
+        )?;
+        let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
+        let ret = decode_ret::<C>(&reply)?;
+        Ok((ret, reply.fds))
     }
 
     /// Call a procedure by number with raw XDR arguments; returns the raw reply.
@@ -351,12 +372,9 @@ impl Drop for CallFuture {
     }
 }
 
-async fn reader(
-    shared: Arc<Shared>,
-    notes: Arc<Notes>,
-    mut rd: tokio::io::ReadHalf<AsyncTransport>,
-) {
+async fn reader(shared: Arc<Shared>, notes: Arc<Notes>, mut rd: ReadSide) {
     let mut buf = vec![0u8; 256 << 10];
+    let mut fds = Vec::new();
     loop {
         loop {
             let (paused, closed) = {
@@ -375,16 +393,18 @@ async fn reader(
             }
         }
         let r = tokio::select! {
-            r = rd.read(&mut buf) => r,
+            r = rd.read_with_fds(&mut buf, &mut fds) => r,
             _ = notes.shutdown.notified() => return,
         };
         let closed = {
             let mut st = shared.lock();
+            // Descriptors first: they belong to the packet these bytes complete.
+            st.conn.handle_fds(fds.drain(..));
             match r {
                 Ok(0) => st.conn.handle_eof(),
                 Ok(n) => {
                     // A fatal input error closes the connection; dispatch reports it.
-                    let _ = st.conn.handle_input(&buf[..n]);
+                    st.handle_input(&buf[..n]);
                 }
                 Err(e) => st.conn.handle_io_error(e),
             }
@@ -400,11 +420,7 @@ async fn reader(
     }
 }
 
-async fn writer(
-    shared: Arc<Shared>,
-    notes: Arc<Notes>,
-    mut wr: tokio::io::WriteHalf<AsyncTransport>,
-) {
+async fn writer(shared: Arc<Shared>, notes: Arc<Notes>, mut wr: WriteSide) {
     loop {
         let (batch, closed) = {
             let mut st = shared.lock();
@@ -425,10 +441,9 @@ async fn writer(
         for t in batch {
             let mut r = wr.write_all(&t.data).await;
             if r.is_ok() && !t.fds.is_empty() {
-                r = Err(std::io::Error::new(
-                    std::io::ErrorKind::Unsupported,
-                    "passing file descriptors needs the unix transport and the fd-capable driver",
-                ));
+                // libvirt's order: the packet, then one carrier byte per descriptor. The
+                // descriptors (our duplicates) close when `t` drops.
+                r = wr.send_fds(&t.fds).await;
             }
             if let Err(e) = r {
                 {

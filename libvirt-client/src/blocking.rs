@@ -1,7 +1,7 @@
 //! The blocking driver (std only): a reader thread feeds the connection, a writer thread
 //! drains it and runs its timers; callers block on a condition variable.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -82,10 +82,12 @@ impl Client {
         options: ClientOptions,
         uri: Option<Uri>,
     ) -> Result<Client, Error> {
+        let fd_refusal = crate::fds::refusal(transport.can_pass_fds(), transport.kind());
         let (rd, wr) = transport.into_split()?;
         let shared = Arc::new(Shared::new(
             Connection::new(options.connection.clone()),
             Box::new(|| {}),
+            fd_refusal,
         ));
         let s1 = shared.clone();
         let s2 = shared.clone();
@@ -200,6 +202,24 @@ impl Client {
         Ok((decode_ret::<C>(&reply)?, stream))
     }
 
+    /// Call procedure `C` passing file descriptors (see [`crate::Client::call_with_fds`]);
+    /// returns the decoded reply and the descriptors the daemon passed back.
+    pub fn call_with_fds<C: Call>(
+        &self,
+        args: &C::Args,
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<(C::Ret, Vec<std::os::fd::OwnedFd>), Error> {
+        let id = self.inner.shared.start_with_fds::<C>(
+            args,
+            self.inner.options.call_timeout,
+            false,
+            fds,
+        )?;
+        let reply = self.inner.shared.wait_blocking(id)?;
+        let ret = decode_ret::<C>(&reply)?;
+        Ok((ret, reply.fds))
+    }
+
     /// Call a procedure by number with raw XDR arguments; returns the raw reply.
     pub fn call_raw(
         &self,
@@ -254,6 +274,7 @@ impl Client {
 
 fn reader(shared: Arc<Shared>, mut rd: BlockingReader) {
     let mut buf = vec![0u8; 256 << 10];
+    let mut fds = Vec::new();
     loop {
         {
             let mut st = shared.lock();
@@ -268,14 +289,14 @@ fn reader(shared: Arc<Shared>, mut rd: BlockingReader) {
                 return;
             }
         }
-        let r = rd.read(&mut buf);
+        let r = rd.read_with_fds(&mut buf, &mut fds);
         let closed = {
             let mut st = shared.lock();
+            // Descriptors first: they belong to the packet these bytes complete.
+            st.conn.handle_fds(fds.drain(..));
             match r {
                 Ok(0) => st.conn.handle_eof(),
-                Ok(n) => {
-                    let _ = st.conn.handle_input(&buf[..n]);
-                }
+                Ok(n) => st.handle_input(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => st.conn.handle_io_error(e),
             }
@@ -329,10 +350,8 @@ fn writer(shared: Arc<Shared>, mut wr: BlockingWriter) {
         for t in batch {
             let mut r = wr.write_all(&t.data);
             if r.is_ok() && !t.fds.is_empty() {
-                r = Err(std::io::Error::new(
-                    std::io::ErrorKind::Unsupported,
-                    "file descriptor passing is not available on the blocking driver",
-                ));
+                // libvirt's order: the packet, then one carrier byte per descriptor.
+                r = wr.send_fds(&t.fds);
             }
             if let Err(e) = r {
                 {

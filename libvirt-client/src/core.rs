@@ -58,6 +58,9 @@ pub(crate) struct State {
     pub(crate) close_subs: std::collections::HashSet<u64>,
     /// Server messages no subscriber claimed (e.g. after deregistration), for diagnostics.
     pub(crate) unrouted_messages: u64,
+    /// The fatal input error that closed the connection, when it was a reply announcing more
+    /// descriptors than arrived: that call fails with it rather than a bare "closed".
+    pub(crate) missing_fds: Option<libvirt_proto::Error>,
 }
 
 /// The state plus the two condition variables blocking code waits on.
@@ -70,6 +73,9 @@ pub(crate) struct Shared {
     pub(crate) write_cv: Condvar,
     /// Wakes the async driver's writer/timer task (no-op for the blocking driver).
     pub(crate) kick: Box<dyn Fn() + Send + Sync>,
+    /// `None` when the transport passes file descriptors, else the transport's name (calls
+    /// with descriptors are then refused before anything is sent).
+    pub(crate) fd_refusal: Option<String>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -79,7 +85,11 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(conn: Connection, kick: Box<dyn Fn() + Send + Sync>) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        kick: Box<dyn Fn() + Send + Sync>,
+        fd_refusal: Option<String>,
+    ) -> Self {
         Self {
             state: Mutex::new(State {
                 conn,
@@ -89,10 +99,12 @@ impl Shared {
                 next_token: 1,
                 unrouted_messages: 0,
                 close_subs: Default::default(),
+                missing_fds: None,
             }),
             cv: Condvar::new(),
             write_cv: Condvar::new(),
             kick,
+            fd_refusal,
         }
     }
 
@@ -119,12 +131,24 @@ impl Shared {
         timeout: Option<Duration>,
         stream: bool,
     ) -> Result<CallId, Error> {
+        self.start_with_fds::<C>(args, timeout, stream, Vec::new())
+    }
+
+    /// Start a call of procedure `C` passing descriptors (`CALL_WITH_FDS` when `fds` is not
+    /// empty).
+    pub(crate) fn start_with_fds<C: Call>(
+        &self,
+        args: &C::Args,
+        timeout: Option<Duration>,
+        stream: bool,
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<CallId, Error> {
         let target = ProcedureId {
             program: C::PROGRAM,
             version: C::VERSION,
             procedure: C::PROCEDURE as i32,
         };
-        self.start_raw(target, timeout, stream, Vec::new(), |out| {
+        self.start_raw(target, timeout, stream, fds, |out| {
             xdr::to_writer_vec(args, out)
                 .map_err(|e| libvirt_proto::Error::encode(format!("arguments of {}", C::NAME), e))
         })
@@ -139,6 +163,12 @@ impl Shared {
         fds: Vec<std::os::fd::OwnedFd>,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), libvirt_proto::Error>,
     ) -> Result<CallId, Error> {
+        if let (false, Some(transport)) = (fds.is_empty(), &self.fd_refusal) {
+            return Err(Error::FdPassingUnavailable {
+                transport: transport.clone(),
+                count: fds.len(),
+            });
+        }
         let mut st = self.lock();
         let options = CallOptions {
             stream,
@@ -214,12 +244,32 @@ impl Shared {
 }
 
 impl State {
+    /// Feed bytes read from the transport (after their descriptors went to
+    /// `Connection::handle_fds`). A fatal error closes the connection (and is reported to the
+    /// waiters by `dispatch`); a reply that announced more descriptors than arrived is
+    /// remembered so that its call fails with that error.
+    pub(crate) fn handle_input(&mut self, data: &[u8]) {
+        if let Err(e) = self.conn.handle_input(data) {
+            if matches!(e, libvirt_proto::Error::MissingFds { .. }) {
+                self.missing_fds = Some(e);
+            }
+        }
+    }
+
     /// Drain the connection's events into the waiters' tables. Returns nothing; callers wake
     /// blocking waiters afterwards.
     pub(crate) fn dispatch(&mut self) {
         while let Some(ev) = self.conn.poll_event() {
             match ev {
-                Event::Reply { id, result } => {
+                Event::Reply { id, mut result } => {
+                    if let (Err(libvirt_proto::Error::Closed(_)), Some(e)) =
+                        (&result, &self.missing_fds)
+                    {
+                        if matches!(e, libvirt_proto::Error::MissingFds { serial, .. } if *serial == id.0)
+                        {
+                            result = Err(e.clone());
+                        }
+                    }
                     if let Some(slot) = self.calls.get_mut(&id.0) {
                         slot.result = Some(result);
                         if let Some(w) = slot.waker.take() {

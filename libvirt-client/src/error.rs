@@ -224,6 +224,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A call would pass file descriptors over a transport that cannot carry them: only a unix
+    /// socket connection can (libvirt's rule too). Nothing was sent.
+    #[error(
+        "cannot pass {count} file descriptor(s) over the {transport} transport: only a unix \
+         socket connection carries them (connect with a local URI such as qemu:///session)"
+    )]
+    FdPassingUnavailable {
+        /// The connection's transport (`tcp`, `tls`, `ssh`, `ext`, `stream`...).
+        transport: String,
+        /// Descriptors the call wanted to pass.
+        count: usize,
+    },
+
     /// Any other I/O error on an established transport.
     #[error("transport I/O error: {0}")]
     Io(#[from] io::Error),

@@ -15,6 +15,8 @@
 //!   typed flags where libvirt documents them; [`helpers`] adds go-libvirt-style shortcuts.
 //! - [`events`]: subscriptions to every event family as a `Stream` / `Iterator` of
 //!   [`TypedEvent`]s with a bounded, reported overflow policy.
+//! - [`fds`]: calls that pass file descriptors over unix sockets (`open_graphics_fd`,
+//!   `create_xml_with_files`...), and `call_with_fds` for any procedure.
 //! - [`stream`]: libvirt streams as `AsyncRead`/`AsyncWrite` and `Read`/`Write` (sparse holes).
 //! - [`reconnect`]: a reconnecting wrapper; [`uri`], [`transport`]: URIs and byte transports.
 //!
@@ -57,6 +59,8 @@ pub mod blocking;
 mod core;
 mod error;
 pub mod events;
+#[cfg(any(feature = "async", feature = "blocking"))]
+pub mod fds;
 mod generated;
 pub mod helpers;
 #[cfg(feature = "async")]

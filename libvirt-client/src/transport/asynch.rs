@@ -144,6 +144,14 @@ impl AsyncTransport {
         })
     }
 
+    /// Wrap an already connected unix socket: a unix transport, able to pass file descriptors.
+    pub fn from_unix(sock: UnixStream) -> AsyncTransport {
+        AsyncTransport {
+            inner: Inner::Unix(sock),
+            kind: Some(TransportKind::Unix),
+        }
+    }
+
     /// Wrap any tokio byte stream (a proxy, an in-memory duplex, another TLS stack...).
     pub fn from_stream<S: AsyncStream + 'static>(stream: S) -> AsyncTransport {
         AsyncTransport {
@@ -162,6 +170,27 @@ impl AsyncTransport {
         match &self.inner {
             Inner::Unix(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// Whether file descriptors can be passed (unix transport only, as in libvirt).
+    pub fn can_pass_fds(&self) -> bool {
+        matches!(self.inner, Inner::Unix(_))
+    }
+
+    /// Split into the driver's reading and writing sides: a unix socket is split into tokio's
+    /// owned halves so that both can reach the socket for `recvmsg`/`sendmsg`; anything else
+    /// goes through `tokio::io::split`.
+    pub(crate) fn into_sides(self) -> (ReadSide, WriteSide) {
+        match self.inner {
+            Inner::Unix(s) => {
+                let (r, w) = s.into_split();
+                (ReadSide::Unix(r), WriteSide::Unix(w))
+            }
+            _ => {
+                let (r, w) = tokio::io::split(self);
+                (ReadSide::Split(r), WriteSide::Split(w))
+            }
         }
     }
 
@@ -263,6 +292,90 @@ impl AsyncWrite for AsyncTransport {
             Inner::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Inner::Stream(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The async driver's reading side (see [`AsyncTransport::into_sides`]).
+pub(crate) enum ReadSide {
+    Unix(tokio::net::unix::OwnedReadHalf),
+    Split(tokio::io::ReadHalf<AsyncTransport>),
+}
+
+/// The async driver's writing side.
+pub(crate) enum WriteSide {
+    Unix(tokio::net::unix::OwnedWriteHalf),
+    Split(tokio::io::WriteHalf<AsyncTransport>),
+}
+
+impl ReadSide {
+    /// Read bytes, appending the descriptors that came with them (unix only) to `fds`.
+    /// Cancel-safe: nothing is consumed unless the future completes.
+    pub(crate) async fn read_with_fds(
+        &mut self,
+        buf: &mut [u8],
+        fds: &mut Vec<std::os::fd::OwnedFd>,
+    ) -> io::Result<usize> {
+        use std::os::fd::AsFd;
+        match self {
+            ReadSide::Unix(r) => {
+                let s: &UnixStream = r.as_ref();
+                s.async_io(tokio::io::Interest::READABLE, || {
+                    super::fdpass::recv(s.as_fd(), buf, fds)
+                })
+                .await
+            }
+            ReadSide::Split(r) => r.read(buf).await,
+        }
+    }
+}
+
+impl WriteSide {
+    /// Write all of `data`.
+    pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            WriteSide::Unix(w) => w.write_all(data).await,
+            WriteSide::Split(w) => w.write_all(data).await,
+        }
+    }
+
+    /// Send descriptors after the packet announcing them (unix only; `Unsupported` elsewhere,
+    /// never a silent drop).
+    pub(crate) async fn send_fds(&mut self, fds: &[std::os::fd::OwnedFd]) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        match self {
+            WriteSide::Unix(w) => {
+                let s: &UnixStream = w.as_ref();
+                let mut sent = 0;
+                s.async_io(tokio::io::Interest::WRITABLE, || {
+                    super::fdpass::send(s.as_fd(), fds, &mut sent)
+                })
+                .await
+            }
+            WriteSide::Split(_) if fds.is_empty() => Ok(()),
+            WriteSide::Split(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "file descriptors can only be passed over the unix transport",
+            )),
+        }
+    }
+
+    /// Flush buffered output.
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            WriteSide::Unix(w) => w.flush().await,
+            WriteSide::Split(w) => w.flush().await,
+        }
+    }
+
+    /// Shut down the writing direction.
+    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            WriteSide::Unix(w) => w.shutdown().await,
+            WriteSide::Split(w) => w.shutdown().await,
         }
     }
 }

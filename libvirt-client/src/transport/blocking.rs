@@ -104,6 +104,15 @@ impl BlockingTransport {
         })
     }
 
+    /// Wrap an already connected unix socket (e.g. one inherited from a service manager): a
+    /// unix transport, able to pass file descriptors.
+    pub fn from_unix(sock: UnixStream) -> BlockingTransport {
+        BlockingTransport {
+            inner: Inner::Unix(sock),
+            kind: Some(TransportKind::Unix),
+        }
+    }
+
     /// Wrap any blocking byte stream. Such a transport cannot be split (use
     /// [`BlockingTransport::from_halves`] for that) and has no timeouts of its own.
     pub fn from_stream<S: Read + Write + Send + 'static>(stream: S) -> BlockingTransport {
@@ -136,6 +145,11 @@ impl BlockingTransport {
             Inner::Unix(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// Whether file descriptors can be passed (unix transport only, as in libvirt).
+    pub fn can_pass_fds(&self) -> bool {
+        matches!(self.inner, Inner::Unix(_))
     }
 
     /// The child process id (ssh and ext transports).
@@ -326,9 +340,39 @@ impl BlockingReader {
             ReadHalf::Boxed(_) => Err(unsupported("read timeouts")),
         }
     }
+
+    /// Read like [`Read::read`], appending the file descriptors that arrive with the bytes to
+    /// `fds` (unix transport; other transports never bring any). On a unix socket every read
+    /// must go through here: a plain read would let the kernel discard the descriptors.
+    pub fn read_with_fds(
+        &mut self,
+        buf: &mut [u8],
+        fds: &mut Vec<std::os::fd::OwnedFd>,
+    ) -> io::Result<usize> {
+        use std::os::fd::AsFd;
+        match &mut self.0 {
+            ReadHalf::Unix(s, None) => super::fdpass::recv(s.as_fd(), buf, fds),
+            _ => self.read(buf),
+        }
+    }
 }
 
 impl BlockingWriter {
+    /// Send file descriptors the way libvirt does (one `0` byte carrying each, `SCM_RIGHTS`),
+    /// after the packet that announces them was written. Fails with `Unsupported` on every
+    /// transport but unix; never drops descriptors silently.
+    pub fn send_fds(&mut self, fds: &[std::os::fd::OwnedFd]) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        match &self.0 {
+            WriteHalf::Unix(s, None) => super::fdpass::send(s.as_fd(), fds, &mut 0),
+            _ if fds.is_empty() => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "file descriptors can only be passed over the unix transport",
+            )),
+        }
+    }
+
     /// Limit how long one write may block (`None`: forever); `Unsupported` for caller-supplied
     /// halves.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {

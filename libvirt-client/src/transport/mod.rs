@@ -20,6 +20,9 @@
 //! `AsyncTransport` (feature `async`, tokio `AsyncRead + AsyncWrite`). Both also wrap any
 //! byte stream of the caller's (`from_stream`).
 //!
+//! Only the unix transport passes file descriptors (`SCM_RIGHTS`, see `can_pass_fds`), as in
+//! libvirt, whose `virNetSocketHasPassFD` is true for unix sockets only.
+//!
 //! Programs (ssh, ext) talk over a unix socket pair that is their stdin and stdout, like
 //! libvirt's; their stderr is collected and reported when the stream ends, and the process is
 //! killed and reaped when the transport is dropped.
@@ -32,6 +35,8 @@ use crate::Error;
 
 #[cfg(any(feature = "blocking", feature = "async"))]
 mod child;
+#[cfg(any(feature = "blocking", feature = "async"))]
+pub(crate) mod fdpass;
 pub mod ext;
 pub mod ssh;
 pub mod tcp;
@@ -47,6 +52,8 @@ pub use blocking::{BlockingReader, BlockingTransport, BlockingWriter};
 mod asynch;
 #[cfg(feature = "async")]
 pub use asynch::{AsyncStream, AsyncTransport};
+#[cfg(feature = "async")]
+pub(crate) use asynch::{ReadSide, WriteSide};
 
 /// Options for connecting a transport.
 #[derive(Debug, Clone)]
