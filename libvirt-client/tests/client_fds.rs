@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use libvirt_client::libvirt_proto::generated::api::DomainCreateFlags;
+use libvirt_client::libvirt_proto::generated::api::{DomainCreateFlags, ErrorNumber};
 use libvirt_client::libvirt_proto::generated::remote::{procs, RemoteDomainFdAssociateArgs};
 use libvirt_client::libvirt_proto::packet::encode_packet;
 use libvirt_client::libvirt_proto::program::ProcedureMarker;
@@ -393,4 +393,76 @@ async fn vnc_socket_through_passed_fds_on_both_drivers() {
     assert!(e.remote().is_some(), "{e}");
     c.destroy(&dom).await.unwrap();
     drop(b);
+}
+
+fn assert_remote(r: Result<impl std::fmt::Debug, Error>, code: ErrorNumber, needle: &str) {
+    let e = r.expect_err("the daemon refuses");
+    assert_eq!(e.remote_code(), Some(code), "{e}");
+    assert!(e.to_string().contains(needle), "{e}");
+}
+
+/// `CALL_WITH_FDS` procedures that start or decorate a domain, on both drivers.
+///
+/// libvirt 9.0's QEMU driver implements neither `virDomainCreateXMLWithFiles` nor
+/// `virDomainCreateWithFiles` (only the LXC driver does): the daemon answers with its typed
+/// `VIR_ERR_NO_SUPPORT`, after having read the call and its descriptors (the connection stays
+/// in sync for the next calls). `virDomainFDAssociate` (new in 9.0) is implemented: it accepts
+/// our descriptor, and the daemon's own check that descriptors arrived (`nfds ... must not be
+/// zero`) fires when we send none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_with_files_and_fd_associate() {
+    let uri = common::uri("qemu_unix");
+    let c = Client::connect(&uri).await.unwrap();
+    let name = common::unique_name("fdfiles");
+    let _guard = DomainGuard {
+        uri: uri.clone(),
+        name: name.clone(),
+    };
+    let (_r, w) = pipe_pair();
+    let xml = vnc_domain_xml(&name);
+    assert_remote(
+        c.create_xml_with_files(&xml, &[w.as_fd()], DomainCreateFlags::default())
+            .await,
+        ErrorNumber::ERR_NO_SUPPORT,
+        "virDomainCreateXMLWithFiles",
+    );
+    let dom = c.define_xml(&xml).await.unwrap();
+    assert_remote(
+        c.create_with_files(&dom, &[w.as_fd()], DomainCreateFlags::default())
+            .await,
+        ErrorNumber::ERR_NO_SUPPORT,
+        "virDomainCreateWithFiles",
+    );
+    c.fd_associate(&dom, "vmwire", &[w.as_fd()], Default::default())
+        .await
+        .unwrap();
+    assert_remote(
+        c.fd_associate(&dom, "vmwire", &[], Default::default())
+            .await,
+        ErrorNumber::ERR_INVALID_ARG,
+        "nfds",
+    );
+
+    let dom2 = dom.clone();
+    let xml2 = xml.clone();
+    tokio::task::spawn_blocking(move || {
+        let b = blocking::Client::connect(&uri).unwrap();
+        b.fd_associate(
+            &dom2,
+            "vmwire-b",
+            &[w.as_fd(), w.as_fd()],
+            Default::default(),
+        )
+        .unwrap();
+        assert_remote(
+            b.create_xml_with_files(&xml2, &[w.as_fd()], DomainCreateFlags::default()),
+            ErrorNumber::ERR_NO_SUPPORT,
+            "virDomainCreateXMLWithFiles",
+        );
+        // Still in sync after descriptor-carrying calls.
+        b.version().unwrap();
+    })
+    .await
+    .unwrap();
+    c.undefine(&dom, Default::default()).await.unwrap();
 }
