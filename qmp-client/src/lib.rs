@@ -4,7 +4,9 @@
 //! Where it sits: `qmp-proto` holds the protocol (framing, ids, the in-flight window, typed
 //! commands); this crate moves its bytes over unix/tcp sockets or any byte stream, pipelines
 //! calls from many tasks or threads, fans events out to subscribers, passes fds over unix
-//! sockets and adds helpers that wait for the events commands cause.
+//! sockets and adds helpers that wait for the events commands cause. [`govmm`] adds typed,
+//! validated VM-management calls (Kata govmm's set); with feature `libvirt`,
+//! `Client::via_libvirt` runs all of it through libvirt's QEMU monitor passthrough.
 //!
 //! ```no_run
 //! # #[cfg(feature = "async")]
@@ -16,6 +18,10 @@
 //! let qmp = Client::connect("/run/vm/qmp.sock", ConnectOptions::default()).await?;
 //! println!("QEMU {}", qmp.greeting().version.qemu);
 //! let status = qmp.execute("query-status", None).await?;
+//! // The same, typed from QEMU's QAPI schema:
+//! use qmp_client::qmp_proto::generated::commands::QueryStatus;
+//! let typed = qmp.call(&QueryStatus {}).await?;
+//! println!("running: {}", typed.running);
 //! // Hot-unplug and wait for QEMU to confirm it (the `device`-carrying DEVICE_DELETED).
 //! qmp.execute_then_wait_event(
 //!     "device_del",
