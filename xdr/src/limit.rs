@@ -37,12 +37,14 @@ use std::marker::PhantomData;
 struct Limited<'a, T: ?Sized>(&'a T);
 
 impl<T: Serialize + ?Sized> Serialize for Limited<'_, T> {
+    #[inline]
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(s)
     }
 }
 
 /// Serialize `v`, failing if its first length/count prefix exceeds `N`.
+#[inline]
 pub fn serialize<const N: u32, T: Serialize + ?Sized, S: Serializer>(
     v: &T,
     s: S,
@@ -59,12 +61,14 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for LimitVisitor<T> {
         f.write_str("a value with a declared maximum length")
     }
 
+    #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
         T::deserialize(d)
     }
 }
 
 /// Deserialize a `T`, failing if its first length/count prefix exceeds `N`.
+#[inline]
 pub fn deserialize<'de, const N: u32, T: Deserialize<'de>, D: Deserializer<'de>>(
     d: D,
 ) -> Result<T, D::Error> {

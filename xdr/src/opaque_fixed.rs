@@ -25,12 +25,14 @@ use std::fmt;
 struct AsBytes<'a>(&'a [u8]);
 
 impl Serialize for AsBytes<'_> {
+    #[inline]
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(self.0)
     }
 }
 
 /// Serialize `[u8; N]` as XDR fixed opaque.
+#[inline]
 pub fn serialize<S: Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_newtype_struct(FixedOpaqueName::<N>::NAME, &AsBytes(v))
 }
@@ -44,6 +46,7 @@ impl<'de, const N: usize> Visitor<'de> for Outer<N> {
         write!(f, "{N} bytes of fixed opaque")
     }
 
+    #[inline(always)]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<[u8; N], D::Error> {
         d.deserialize_bytes(Inner::<N>)
     }
@@ -58,6 +61,7 @@ impl<'de, const N: usize> Visitor<'de> for Inner<N> {
         write!(f, "{N} bytes of fixed opaque")
     }
 
+    #[inline(always)]
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<[u8; N], E> {
         v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
     }
@@ -77,6 +81,7 @@ impl<'de, const N: usize> Visitor<'de> for Inner<N> {
 }
 
 /// Deserialize XDR fixed opaque into `[u8; N]`.
+#[inline]
 pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
     d.deserialize_newtype_struct(FixedOpaqueName::<N>::NAME, Outer::<N>)
 }

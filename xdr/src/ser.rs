@@ -58,11 +58,16 @@ impl<'a> Serializer<'a> {
         Ok(())
     }
 
+    /// `bytes` then zero padding to a multiple of 4. The padding is written as a fixed 3-byte
+    /// store and the excess cut off again, which is cheaper than a variable-length copy (a
+    /// `memset` call per string).
     #[inline]
     fn put_padded(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
         let pad = (4 - bytes.len() % 4) % 4;
-        self.out.extend_from_slice(&[0u8; 3][..pad]);
+        self.out.reserve(bytes.len() + 3);
+        self.out.extend_from_slice(bytes);
+        self.out.extend_from_slice(&[0u8; 3]);
+        self.out.truncate(self.out.len() - (3 - pad));
     }
 }
 
@@ -76,6 +81,7 @@ pub struct Compound<'s, 'a> {
 }
 
 impl<'s, 'a> Compound<'s, 'a> {
+    #[inline]
     fn new(ser: &'s mut Serializer<'a>, name: Option<&'static str>) -> Self {
         let root = if ser.depth == 0 { name } else { None };
         ser.depth += 1;
@@ -86,6 +92,7 @@ impl<'s, 'a> Compound<'s, 'a> {
         }
     }
 
+    #[inline]
     fn finish(self) -> Result<(), Error> {
         self.ser.depth -= 1;
         Ok(())
@@ -115,42 +122,53 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         false
     }
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
         self.put_u32(u32::from(v));
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<(), Error> {
         self.serialize_i32(i32::from(v))
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<(), Error> {
         self.serialize_i32(i32::from(v))
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<(), Error> {
         self.out.extend_from_slice(&v.to_be_bytes());
         Ok(())
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<(), Error> {
         self.out.extend_from_slice(&v.to_be_bytes());
         Ok(())
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<(), Error> {
         self.serialize_u32(u32::from(v))
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<(), Error> {
         self.serialize_u32(u32::from(v))
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<(), Error> {
         self.put_u32(v);
         Ok(())
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<(), Error> {
         self.out.extend_from_slice(&v.to_be_bytes());
         Ok(())
     }
+    #[inline]
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         self.out.extend_from_slice(&v.to_be_bytes());
         Ok(())
     }
+    #[inline]
     fn serialize_f64(self, v: f64) -> Result<(), Error> {
         self.out.extend_from_slice(&v.to_be_bytes());
         Ok(())
@@ -158,11 +176,13 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
     fn serialize_char(self, v: char) -> Result<(), Error> {
         self.serialize_u32(u32::from(v))
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> Result<(), Error> {
         self.put_len(v.len())?;
         self.put_padded(v.as_bytes());
         Ok(())
     }
+    #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
         if let Some(n) = self.fixed_opaque.take() {
             if v.len() as u64 != n {
@@ -177,20 +197,24 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         self.put_padded(v);
         Ok(())
     }
+    #[inline]
     fn serialize_none(self) -> Result<(), Error> {
         self.put_u32(0);
         Ok(())
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
         self.put_u32(1);
         value.serialize(self)
     }
+    #[inline]
     fn serialize_unit(self) -> Result<(), Error> {
         Ok(())
     }
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
         Ok(())
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -200,6 +224,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         self.put_u32(variant_index);
         Ok(())
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         name: &'static str,
@@ -225,6 +250,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
             }
         }
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -235,6 +261,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         self.put_u32(variant_index);
         value.serialize(self)
     }
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'s, 'a>, Error> {
         let len = len.ok_or(Error::Unsupported {
             what: "sequence of unknown length",
@@ -242,9 +269,11 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         self.put_len(len)?;
         Ok(Compound::new(self, None))
     }
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'s, 'a>, Error> {
         Ok(Compound::new(self, None))
     }
+    #[inline]
     fn serialize_tuple_struct(
         self,
         name: &'static str,
@@ -265,6 +294,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, Error> {
         Err(Error::Unsupported { what: "map" })
     }
+    #[inline]
     fn serialize_struct(self, name: &'static str, _len: usize) -> Result<Compound<'s, 'a>, Error> {
         Ok(Compound::new(self, Some(name)))
     }
@@ -322,9 +352,11 @@ impl Compound<'_, '_> {
 impl ser::SerializeSeq for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.element(value)
     }
+    #[inline]
     fn end(self) -> Result<(), Error> {
         self.finish()
     }
@@ -333,9 +365,11 @@ impl ser::SerializeSeq for Compound<'_, '_> {
 impl ser::SerializeTuple for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.tuple_field(value)
     }
+    #[inline]
     fn end(self) -> Result<(), Error> {
         self.finish()
     }
@@ -344,9 +378,11 @@ impl ser::SerializeTuple for Compound<'_, '_> {
 impl ser::SerializeTupleStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.tuple_field(value)
     }
+    #[inline]
     fn end(self) -> Result<(), Error> {
         self.finish()
     }
@@ -355,9 +391,11 @@ impl ser::SerializeTupleStruct for Compound<'_, '_> {
 impl ser::SerializeTupleVariant for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.tuple_field(value)
     }
+    #[inline]
     fn end(self) -> Result<(), Error> {
         self.finish()
     }
@@ -366,6 +404,7 @@ impl ser::SerializeTupleVariant for Compound<'_, '_> {
 impl ser::SerializeStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -373,6 +412,7 @@ impl ser::SerializeStruct for Compound<'_, '_> {
     ) -> Result<(), Error> {
         self.field(key, value)
     }
+    #[inline]
     fn end(self) -> Result<(), Error> {
         self.finish()
     }
@@ -381,6 +421,7 @@ impl ser::SerializeStruct for Compound<'_, '_> {
 impl ser::SerializeStructVariant for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -388,6 +429,7 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
     ) -> Result<(), Error> {
         self.field(key, value)
     }
+    #[inline]
     fn end(self) -> Result<(), Error> {
         self.finish()
     }
