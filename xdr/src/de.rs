@@ -129,7 +129,7 @@ impl<'de> Deserializer<'de> {
     }
 
     /// `len` bytes plus zero padding to a multiple of 4, borrowed from the input.
-    #[inline]
+    #[inline(always)]
     fn read_padded(&mut self, len: usize) -> Result<&'de [u8], Error> {
         let pad = (4 - len % 4) % 4;
         if len > self.input.len() || pad > self.input.len() - len {
@@ -151,7 +151,7 @@ impl<'de> Deserializer<'de> {
     }
 
     /// Variable-length opaque / string body, or a fixed opaque when `opaque_fixed` asked for one.
-    #[inline]
+    #[inline(always)]
     fn read_opaque(&mut self) -> Result<&'de [u8], Error> {
         let len = match self.fixed_opaque.take() {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
@@ -160,7 +160,7 @@ impl<'de> Deserializer<'de> {
         self.read_padded(len)
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_str(&mut self) -> Result<&'de str, Error> {
         let len = self.read_len()?;
         let bytes = self.read_padded(len)?;
@@ -274,15 +274,15 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         visitor.visit_char(c)
     }
 
-    #[inline]
+    #[inline(always)]
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         visitor.visit_borrowed_str(self.read_str()?)
     }
-    #[inline]
+    #[inline(always)]
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         visitor.visit_borrowed_str(self.read_str()?)
     }
-    #[inline]
+    #[inline(always)]
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         visitor.visit_borrowed_bytes(self.read_opaque()?)
     }
