@@ -35,9 +35,9 @@ use crate::Error;
 
 #[cfg(any(feature = "blocking", feature = "async"))]
 mod child;
+pub mod ext;
 #[cfg(any(feature = "blocking", feature = "async"))]
 pub(crate) mod fdpass;
-pub mod ext;
 pub mod ssh;
 pub mod tcp;
 pub mod tls;
