@@ -140,6 +140,42 @@ pub fn install() -> Result<()> {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
     }
+    // Installing one package can remove another: a machine that ships a newer qemu-utils (from
+    // backports) loses it when Debian's qemu-system-x86 comes in, and with it `qemu-img`. Look
+    // again and install what went missing, so `start` never finds a hole `install` left.
+    let gone: Vec<&str> = NEEDED
+        .iter()
+        .filter(|(bin, _)| which(bin).is_none())
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if !gone.is_empty() {
+        if !root || which("apt-get").is_none() {
+            bail!(
+                "missing programs after installing; install the Debian packages {} (as root: \
+                 apt-get install {})",
+                gone.join(" "),
+                gone.join(" ")
+            );
+        }
+        println!(
+            "peers: installing {} (removed by an earlier install)",
+            gone.join(" ")
+        );
+        util::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&gone)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+        let still: Vec<&str> = NEEDED
+            .iter()
+            .filter(|(bin, _)| which(bin).is_none())
+            .map(|(bin, _)| *bin)
+            .collect();
+        if !still.is_empty() {
+            bail!("still missing after apt-get install: {}", still.join(" "));
+        }
+    }
     let extra_missing = extra::missing_packages();
     if !extra_missing.is_empty() {
         if !root || which("apt-get").is_none() {
