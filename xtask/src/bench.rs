@@ -1,0 +1,560 @@
+//! `cargo xtask bench libvirt`: calls/s and single-call latency of our libvirt client next to
+//! libvirt's own C client library (libvirt.so), against the same real libvirtd.
+//!
+//! Both sides make the same call on the test driver (`CONNECT_GET_LIB_VERSION`, and
+//! `DOMAIN_GET_INFO` on the predefined domain `test`) over ONE connection: N serial calls for
+//! latency (mean, p50, p99), then 1 and T concurrent callers for a few seconds each for calls/s.
+//! The C side is a small pthreads harness of our own (below), compiled here with
+//! `cc -O2 ... -lvirt -lpthread`; our side is `libvirt-client/benches/calls.rs`, built with the
+//! bench profile. The runs of the different clients are interleaved so that the machine's load
+//! hits them alike; with `--rounds R` every cell is the median of R runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::{peers, util};
+
+const USAGE: &str = "\
+usage: cargo xtask bench libvirt [--call lib-version|domain-info|all] [--callers T] [--secs S]
+                                 [--serial N] [--rounds R] [--uri URI] [--clients LIST]
+
+  --call     the call to measure (default: all = lib-version and domain-info)
+  --callers  concurrent callers on one connection for the second throughput run (default 64)
+  --secs     seconds per throughput run (default 1.5)
+  --serial   serial calls for the latency run (default 2000)
+  --rounds   repeat everything R times; cells are medians (default 1)
+  --uri      daemon URI (default: libvirt.uris.test_unix from the peers' endpoints file)
+  --clients  comma-separated subset of c,async,async-ct,blocking (default: all four)
+";
+
+/// The C harness, written to a temporary folder and compiled on each run.
+const HARNESS_C: &str = r#"/* The C side of `cargo xtask bench libvirt`: the same measurements as
+ * libvirt-client/benches/calls.rs, made with libvirt's own client library (libvirt.so).
+ * Written for this project; compiled by xtask with `cc -O2 ... -lvirt -lpthread`.
+ *
+ *   harness URI lib-version|domain-info serial N
+ *   harness URI lib-version|domain-info callers T SECS
+ *
+ * T threads share ONE virConnectPtr. Prints one JSON line on stdout. */
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WARMUP_CALLS 200
+
+static virConnectPtr conn;
+static virDomainPtr dom; /* NULL: virConnectGetLibVersion */
+static atomic_int stop;
+static atomic_ullong total;
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static int one_call(void)
+{
+    if (dom) {
+        virDomainInfo info;
+        return virDomainGetInfo(dom, &info);
+    }
+    unsigned long v;
+    return virConnectGetLibVersion(conn, &v);
+}
+
+static void fail(const char *what)
+{
+    const char *msg = virGetLastErrorMessage();
+    fprintf(stderr, "harness: %s: %s\n", what, msg ? msg : "unknown error");
+    exit(1);
+}
+
+static void *caller(void *arg)
+{
+    unsigned long long n = 0;
+    (void)arg;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        if (one_call() < 0)
+            fail("call");
+        n++;
+    }
+    atomic_fetch_add(&total, n);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double positive(const char *s, const char *what)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || !(v > 0)) {
+        fprintf(stderr, "harness: %s: `%s` is not a positive number\n", what, s);
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s URI lib-version|domain-info serial N | callers T SECS\n",
+                argv[0]);
+        return 2;
+    }
+    const char *uri = argv[1], *call = argv[2], *mode = argv[3];
+    int serial = strcmp(mode, "serial") == 0;
+    if (!serial && (strcmp(mode, "callers") != 0 || argc < 6)) {
+        fprintf(stderr, "harness: mode must be `serial N` or `callers T SECS`\n");
+        return 2;
+    }
+    unsigned long libver = 0;
+    if (virGetVersion(&libver, NULL, NULL) < 0)
+        fail("virGetVersion");
+    conn = virConnectOpen(uri);
+    if (!conn)
+        fail("virConnectOpen");
+    if (strcmp(call, "domain-info") == 0) {
+        dom = virDomainLookupByName(conn, "test");
+        if (!dom)
+            fail("virDomainLookupByName test");
+    } else if (strcmp(call, "lib-version") != 0) {
+        fprintf(stderr, "harness: call must be lib-version or domain-info\n");
+        return 2;
+    }
+    for (int i = 0; i < WARMUP_CALLS; i++)
+        if (one_call() < 0)
+            fail("warm-up call");
+
+    char client[64];
+    snprintf(client, sizeof client, "C libvirt.so %lu.%lu.%lu", libver / 1000000,
+             libver / 1000 % 1000, libver % 1000);
+    if (serial) {
+        size_t n = (size_t)positive(argv[4], "N");
+        uint64_t *s = malloc(n * sizeof *s), sum = 0;
+        if (!s)
+            return 1;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t t = now_ns();
+            if (one_call() < 0)
+                fail("call");
+            s[i] = now_ns() - t;
+            sum += s[i];
+        }
+        qsort(s, n, sizeof *s, cmp_u64);
+        size_t p50 = n * 50 / 100, p99 = n * 99 / 100;
+        if (p99 > n - 1)
+            p99 = n - 1;
+        printf("{\"client\":\"%s\",\"mode\":\"serial\",\"n\":%zu,\"mean_ns\":%.1f,"
+               "\"p50_ns\":%llu,\"p99_ns\":%llu}\n",
+               client, n, (double)sum / (double)n, (unsigned long long)s[p50],
+               (unsigned long long)s[p99]);
+        free(s);
+    } else {
+        int t = (int)positive(argv[4], "T");
+        double secs = positive(argv[5], "SECS");
+        pthread_t *th = calloc((size_t)t, sizeof *th);
+        if (!th)
+            return 1;
+        uint64_t start = now_ns();
+        for (int i = 0; i < t; i++)
+            if (pthread_create(&th[i], NULL, caller, NULL) != 0) {
+                fprintf(stderr, "harness: pthread_create failed\n");
+                return 1;
+            }
+        struct timespec d = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+        nanosleep(&d, NULL);
+        atomic_store(&stop, 1);
+        for (int i = 0; i < t; i++)
+            pthread_join(th[i], NULL);
+        double el = (double)(now_ns() - start) / 1e9;
+        unsigned long long calls = atomic_load(&total);
+        printf("{\"client\":\"%s\",\"mode\":\"callers\",\"callers\":%d,\"calls\":%llu,"
+               "\"secs\":%.6f,\"calls_per_s\":%.1f}\n",
+               client, t, calls, el, (double)calls / el);
+        free(th);
+    }
+    if (dom)
+        virDomainFree(dom);
+    virConnectClose(conn);
+    return 0;
+}
+"#;
+
+/// Our clients, as `--driver` values of the bench binary, with their table labels.
+const RUST_CLIENTS: [(&str, &str); 3] = [
+    ("async", "rust async (tokio mt)"),
+    ("async-ct", "rust async (tokio ct)"),
+    ("blocking", "rust blocking (threads)"),
+];
+
+struct Opts {
+    calls: Vec<&'static str>,
+    callers: usize,
+    secs: f64,
+    serial: usize,
+    rounds: usize,
+    uri: Option<String>,
+    clients: Vec<String>,
+}
+
+/// `bench <rest>`.
+pub fn cmd(args: &[&str]) -> Result<()> {
+    match args {
+        ["libvirt", rest @ ..] => libvirt(&parse(rest)?),
+        _ => bail!("unknown bench\n\n{USAGE}"),
+    }
+}
+
+fn parse(args: &[&str]) -> Result<Opts> {
+    let mut o = Opts {
+        calls: vec!["lib-version", "domain-info"],
+        callers: 64,
+        secs: 1.5,
+        serial: 2000,
+        rounds: 1,
+        uri: None,
+        clients: ["c", "async", "async-ct", "blocking"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .copied()
+                .with_context(|| format!("{a} needs a value\n\n{USAGE}"))
+        };
+        match *a {
+            "--call" => {
+                o.calls = match val()? {
+                    "all" => vec!["lib-version", "domain-info"],
+                    "lib-version" => vec!["lib-version"],
+                    "domain-info" => vec!["domain-info"],
+                    other => bail!("--call: unknown call `{other}`\n\n{USAGE}"),
+                }
+            }
+            "--callers" => o.callers = positive(a, val()?)?,
+            "--serial" => o.serial = positive(a, val()?)?,
+            "--rounds" => o.rounds = positive(a, val()?)?,
+            "--secs" => {
+                let v = val()?;
+                o.secs = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .with_context(|| format!("--secs: `{v}` is not a positive number"))?;
+            }
+            "--uri" => o.uri = Some(val()?.to_owned()),
+            "--clients" => {
+                o.clients = val()?.split(',').map(str::to_owned).collect();
+                for c in &o.clients {
+                    if c != "c" && !RUST_CLIENTS.iter().any(|(d, _)| d == c) {
+                        bail!("--clients: unknown client `{c}`\n\n{USAGE}");
+                    }
+                }
+            }
+            other => bail!("unknown argument `{other}`\n\n{USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+fn positive(flag: &str, v: &str) -> Result<usize> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .with_context(|| format!("{flag}: `{v}` is not a positive integer"))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn libvirt(o: &Opts) -> Result<()> {
+    if !peers::running() {
+        println!("bench: peers not running; starting them");
+        peers::start()?;
+    }
+    let uri = match &o.uri {
+        Some(u) => u.clone(),
+        None => {
+            let text = std::fs::read_to_string(peers::endpoints_path())
+                .with_context(|| format!("reading {}", peers::endpoints_path().display()))?;
+            let endpoints: Value = serde_json::from_str(&text)?;
+            crate::demo::endpoint(&endpoints, "/libvirt/uris/test_unix")?
+        }
+    };
+    let tmp = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let r = (|| {
+        let harness = if o.clients.iter().any(|c| c == "c") {
+            Some(build_harness(&tmp)?)
+        } else {
+            None
+        };
+        let rust = if o.clients.iter().any(|c| c != "c") {
+            Some(build_rust_bench()?)
+        } else {
+            None
+        };
+        measure(o, &uri, harness.as_deref(), rust.as_deref())
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    r
+}
+
+/// Make sure libvirt's headers are there (installing libvirt-dev as root), write and compile
+/// the harness; returns the executable.
+fn build_harness(dir: &Path) -> Result<PathBuf> {
+    if !Path::new("/usr/include/libvirt/libvirt.h").is_file() {
+        if util::euid()? != 0 {
+            bail!(
+                "libvirt's C headers are missing (/usr/include/libvirt/libvirt.h); install the \
+                 Debian package libvirt-dev (`apt-get install -y libvirt-dev` as root) or run \
+                 this command as root"
+            );
+        }
+        println!("bench: installing libvirt-dev for the C client's headers");
+        util::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "libvirt-dev"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    let cc = util::which("cc").context("no C compiler (`cc`) on PATH; install gcc")?;
+    let src = dir.join("harness.c");
+    let exe = dir.join("harness");
+    std::fs::write(&src, HARNESS_C)?;
+    util::run(
+        Command::new(cc)
+            .args(["-O2", "-Wall", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .args(["-lvirt", "-lpthread"]),
+    )
+    .context("compiling the C harness against libvirt.so")?;
+    Ok(exe)
+}
+
+/// Build `libvirt-client/benches/calls.rs` with the bench profile; returns the executable.
+fn build_rust_bench() -> Result<PathBuf> {
+    println!("bench: building libvirt-client/benches/calls.rs (bench profile)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(util::workspace_root())
+        .args(["bench", "-p", "libvirt-client", "--features", "blocking"])
+        .args(["--bench", "calls", "--no-run", "--message-format=json"])
+        .stdout(Stdio::piped());
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run `{}`", util::display(&cmd)))?;
+    if !out.status.success() {
+        bail!("`{}` failed: {}", util::display(&cmd), out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "calls")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo built no `calls` bench executable")
+}
+
+/// One measurement of one client: a serial run, or a concurrent run with this many callers.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Run {
+    Serial,
+    Callers(usize),
+}
+
+/// Run one measurement; returns the harness's JSON line.
+fn run_one(
+    o: &Opts,
+    uri: &str,
+    client: &str,
+    call: &str,
+    run: Run,
+    harness: Option<&Path>,
+    rust: Option<&Path>,
+) -> Result<Value> {
+    let mut cmd;
+    if client == "c" {
+        cmd = Command::new(harness.context("C harness not built")?);
+        cmd.args([uri, call]);
+        match run {
+            Run::Serial => cmd.args(["serial".to_owned(), o.serial.to_string()]),
+            Run::Callers(t) => cmd.args(["callers".into(), t.to_string(), o.secs.to_string()]),
+        };
+    } else {
+        cmd = Command::new(rust.context("rust bench not built")?);
+        cmd.args(["--uri", uri, "--driver", client, "--call", call]);
+        match run {
+            Run::Serial => cmd.args(["--serial".to_owned(), o.serial.to_string()]),
+            Run::Callers(t) => cmd.args([
+                "--callers".to_owned(),
+                t.to_string(),
+                "--secs".into(),
+                o.secs.to_string(),
+            ]),
+        };
+    }
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run `{}`", util::display(&cmd)))?;
+    if !out.status.success() {
+        bail!("`{}` failed: {}", util::display(&cmd), out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim())
+        .with_context(|| format!("`{}` printed no JSON result: {text}", util::display(&cmd)))
+}
+
+/// Per (call, client): the C library's version string or our label, and every metric's values.
+type Cells = BTreeMap<(String, String), BTreeMap<&'static str, Vec<f64>>>;
+
+fn measure(o: &Opts, uri: &str, harness: Option<&Path>, rust: Option<&Path>) -> Result<()> {
+    let load_before = loadavg();
+    let mut cells: Cells = BTreeMap::new();
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+    let runs = [Run::Serial, Run::Callers(1), Run::Callers(o.callers)];
+    for round in 0..o.rounds {
+        for call in &o.calls {
+            for run in runs {
+                for client in &o.clients {
+                    let r = run_one(o, uri, client, call, run, harness, rust)
+                        .with_context(|| format!("round {}: {client} {call}", round + 1))?;
+                    if let Some(l) = r["client"].as_str() {
+                        labels.insert(client.clone(), l.to_owned());
+                    }
+                    let cell = cells.entry((call.to_string(), client.clone())).or_default();
+                    let num = |k: &str| {
+                        r[k].as_f64()
+                            .with_context(|| format!("result lacks `{k}`: {r}"))
+                    };
+                    match run {
+                        Run::Serial => {
+                            for k in ["mean_ns", "p50_ns", "p99_ns"] {
+                                cell.entry(k).or_default().push(num(k)?);
+                            }
+                        }
+                        Run::Callers(1) => cell.entry("tp1").or_default().push(num("calls_per_s")?),
+                        Run::Callers(_) => cell.entry("tpn").or_default().push(num("calls_per_s")?),
+                    }
+                }
+            }
+        }
+    }
+    print_table(o, uri, &cells, &labels, &load_before);
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn print_table(
+    o: &Opts,
+    uri: &str,
+    cells: &Cells,
+    labels: &BTreeMap<String, String>,
+    load_before: &str,
+) {
+    let label = |c: &str| {
+        RUST_CLIENTS
+            .iter()
+            .find(|(d, _)| *d == c)
+            .map(|(_, l)| l.to_string())
+            .or_else(|| labels.get(c).cloned())
+            .unwrap_or_else(|| c.to_owned())
+    };
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!();
+    println!("libvirt calls on ONE connection to {uri}");
+    println!(
+        "{} serial calls for latency; {} s per throughput run; {} round(s), medians; {cores} cores, \
+         load average {load_before} before, {} after",
+        o.serial,
+        o.secs,
+        o.rounds,
+        loadavg()
+    );
+    for call in &o.calls {
+        let proc_name = match *call {
+            "lib-version" => "CONNECT_GET_LIB_VERSION",
+            _ => "DOMAIN_GET_INFO (domain `test`)",
+        };
+        println!("\n{proc_name}");
+        println!(
+            "  {:<24} {:>9} {:>9} {:>9} {:>11} {:>13}",
+            "client",
+            "mean µs",
+            "p50 µs",
+            "p99 µs",
+            "1 caller/s",
+            format!("{} callers/s", o.callers)
+        );
+        let get = |client: &str, k: &str| {
+            cells
+                .get(&(call.to_string(), client.to_owned()))
+                .and_then(|c| c.get(k))
+                .map_or(f64::NAN, |v| median(v))
+        };
+        for client in &o.clients {
+            println!(
+                "  {:<24} {:>9.1} {:>9.1} {:>9.1} {:>11.0} {:>13.0}",
+                label(client),
+                get(client, "mean_ns") / 1e3,
+                get(client, "p50_ns") / 1e3,
+                get(client, "p99_ns") / 1e3,
+                get(client, "tp1"),
+                get(client, "tpn"),
+            );
+        }
+        if o.clients.iter().any(|c| c == "c") {
+            println!(
+                "  ratios vs C (goal: {} callers >= 1.50x throughput, latency <= 1.00x):",
+                o.callers
+            );
+            for client in o.clients.iter().filter(|c| *c != "c") {
+                println!(
+                    "  {:<24} {} callers {:.2}x  1 caller {:.2}x  latency mean {:.2}x  p50 {:.2}x  p99 {:.2}x",
+                    label(client),
+                    o.callers,
+                    get(client, "tpn") / get("c", "tpn"),
+                    get(client, "tp1") / get("c", "tp1"),
+                    get(client, "mean_ns") / get("c", "mean_ns"),
+                    get(client, "p50_ns") / get("c", "p50_ns"),
+                    get(client, "p99_ns") / get("c", "p99_ns"),
+                );
+            }
+        }
+    }
+}
