@@ -119,6 +119,9 @@ struct Slot {
     oob: bool,
     abandoned: bool,
     negotiation: bool,
+    /// Handed to the transmit queue: only such a command can be answered. A reply naming a
+    /// command still waiting for room in the window is the server's mistake, not its answer.
+    sent: bool,
 }
 
 /// The QMP protocol state machine. See the module docs.
@@ -296,6 +299,7 @@ impl Session {
                 oob,
                 abandoned: false,
                 negotiation: false,
+                sent: oob,
             },
         );
         if oob {
@@ -316,6 +320,9 @@ impl Session {
                 break;
             };
             self.in_band.push_back(t.id.0);
+            if let Some(slot) = self.slots.get_mut(&t.id.0) {
+                slot.sent = true;
+            }
             self.transmit.push_back(t);
         }
     }
@@ -436,6 +443,7 @@ impl Session {
                         oob: false,
                         abandoned: false,
                         negotiation: true,
+                        sent: true,
                     },
                 );
                 self.in_band.push_back(id);
@@ -467,7 +475,9 @@ impl Session {
         // QEMU omits the id only when it could not parse the request; it still answers in-band
         // requests in order, so such a reply belongs to the oldest in-band command.
         let id = match &wire_id {
-            Some(v) => v.as_u64().filter(|id| self.slots.contains_key(id)),
+            Some(v) => v
+                .as_u64()
+                .filter(|id| self.slots.get(id).is_some_and(|s| s.sent)),
             None => self.in_band.front().copied(),
         };
         let Some(id) = id else {
@@ -678,6 +688,36 @@ mod tests {
             out[3],
             Output::ProtocolError(Error::Garbage { .. })
         ));
+    }
+
+    #[test]
+    fn reply_naming_a_queued_command_is_unmatched() {
+        let mut s = ready(SessionConfig::default());
+        let ids: Vec<CommandId> = (0..9).map(|_| s.execute("x", None).unwrap()).collect();
+        assert_eq!(sent(&mut s).len(), 8);
+        let queued = ids[8];
+        // A server answering a command it was never sent: not taken as that command's reply.
+        s.handle_input(format!("{{\"return\": 1, \"id\": {}}}\n", queued.0).as_bytes());
+        assert!(matches!(outputs(&mut s)[..], [Output::Unmatched(_)]));
+        assert_eq!((s.in_flight(), s.queued()), (8, 1));
+        // The real answers still land on their commands, and the queued one is then sent.
+        s.handle_input(format!("{{\"return\": 2, \"id\": {}}}\n", ids[0].0).as_bytes());
+        assert_eq!(
+            outputs(&mut s),
+            vec![Output::Reply {
+                id: ids[0],
+                result: Ok(json!(2))
+            }]
+        );
+        assert_eq!(sent(&mut s)[0]["id"], json!(queued.0));
+        s.handle_input(format!("{{\"return\": 3, \"id\": {}}}\n", queued.0).as_bytes());
+        assert_eq!(
+            outputs(&mut s),
+            vec![Output::Reply {
+                id: queued,
+                result: Ok(json!(3))
+            }]
+        );
     }
 
     #[test]
