@@ -333,8 +333,16 @@ impl QemuConfig {
     }
 
     /// Check the whole configuration: ids well-formed and unique per namespace, every reference
-    /// resolved, no impossible combination. [`build`](Self::build) calls this first.
+    /// resolved, no impossible combination, and every option value representable (the argv is
+    /// rendered once and dropped, so nothing [`build`](Self::build) would refuse passes here).
+    /// [`build`](Self::build) calls this first.
     pub fn validate(&self) -> Result<()> {
+        self.check_graph()?;
+        self.render(&Syntax::TEXT).map(drop)
+    }
+
+    /// Ids, references and combinations (everything of `validate` but the rendering).
+    fn check_graph(&self) -> Result<()> {
         let mut declared: BTreeMap<IdRef, String> = BTreeMap::new();
         let mut declare = |r: IdRef, who: String| -> Result<()> {
             if let Some(first) = declared.get(&r) {
@@ -409,7 +417,14 @@ impl QemuConfig {
             }
             let topo = [smp.sockets, smp.dies, smp.cores, smp.threads];
             if topo.iter().all(Option::is_some) {
-                let product: u64 = topo.iter().map(|t| t.unwrap_or(1)).product();
+                let product = topo
+                    .iter()
+                    .try_fold(1u64, |p, t| p.checked_mul(t.unwrap_or(1)))
+                    .ok_or_else(|| {
+                        Error::Impossible(
+                            "smp: sockets*dies*cores*threads overflows 64 bits".into(),
+                        )
+                    })?;
                 let max = smp.maxcpus.unwrap_or(smp.cpus);
                 if product != max {
                     return Err(Error::Impossible(format!(
@@ -447,7 +462,16 @@ impl QemuConfig {
                     id: id.to_owned(),
                 });
             };
-            let want = self.memory.as_ref().map(|m| m.size_mib << 20);
+            if self.knobs.hugepages.is_some() {
+                return Err(Error::Impossible(format!(
+                    "-mem-path (hugepages) cannot be combined with -machine memory-backend={id}: \
+                     give the backend its mem-path instead"
+                )));
+            }
+            let want = self
+                .memory
+                .as_ref()
+                .and_then(|m| m.size_mib.checked_mul(1 << 20));
             if want != Some(b.size) {
                 return Err(Error::Impossible(format!(
                     "memory backend `{}` is {} bytes but -m is {:?} MiB: they must match",
@@ -480,6 +504,11 @@ impl QemuConfig {
     /// Validate, then write the argv (without the binary) in `syntax`.
     pub fn build(&self, syntax: &Syntax) -> Result<Vec<String>> {
         self.validate()?;
+        self.render(syntax)
+    }
+
+    /// The argv in `syntax`, assuming [`check_graph`](Self::check_graph) passed.
+    fn render(&self, syntax: &Syntax) -> Result<Vec<String>> {
         let mut a = Vec::new();
         let text = |o: Opt| o.render_text();
         if let Some(n) = &self.name {

@@ -400,6 +400,9 @@ impl Net {
     }
 }
 
+/// QEMU's limit on queue pairs of one net device (`MAX_QUEUE_NUM` in hw/net/virtio-net.c).
+pub const MAX_NET_QUEUES: u64 = 1024;
+
 impl Device for Net {
     fn describe(&self) -> String {
         format!("net device `{}`", self.netdev_id)
@@ -460,7 +463,9 @@ impl Device for Net {
                 .prop("netdev", self.netdev_id.clone());
             o = o.prop_opt("mac", d.mac.clone());
             if let Some(q) = d.queues {
-                o = o.prop("mq", true).prop("vectors", 2 * q + 2);
+                o = o
+                    .prop("mq", true)
+                    .prop("vectors", q.saturating_mul(2).saturating_add(2));
             }
             v.push(d.pci.emit(o));
         }
@@ -494,6 +499,12 @@ impl Device for Net {
         if q == Some(0) {
             return Err(Error::Impossible(format!(
                 "{}: multiqueue with 0 queues",
+                self.describe()
+            )));
+        }
+        if let Some(q) = q.filter(|q| *q > MAX_NET_QUEUES) {
+            return Err(Error::Impossible(format!(
+                "{}: {q} queues; QEMU allows at most {MAX_NET_QUEUES}",
                 self.describe()
             )));
         }
@@ -1937,6 +1948,11 @@ impl ParseDevice for Nvdimm {
 /// properties (still escaped on output). The parser keeps options no typed kind claims as this.
 ///
 /// Equality ignores property order, and compares values as QEMU's text syntax sees them.
+///
+/// Validation checks the references a generic option makes through the properties whose meaning
+/// is the same on every QEMU type (see [`Generic::REFERENCE_KEYS`]): a `-device ...,drive=d0`
+/// with no `-blockdev node-name=d0` is a dangling reference, as for the typed kinds. `bus=` is
+/// not checked on generic devices (its kind depends on the driver).
 #[derive(Clone, Debug)]
 pub struct Generic {
     /// The option.
@@ -1944,6 +1960,19 @@ pub struct Generic {
 }
 
 impl Generic {
+    /// Property names that name another option's id, with the namespace they name: `drive`
+    /// (block node), `netdev`, `chardev`, `fsdev`, and `memdev`/`iothread`/`rng` (QOM objects);
+    /// on `-blockdev` also `file` when given as a node name.
+    pub const REFERENCE_KEYS: &'static [(&'static str, Namespace)] = &[
+        ("drive", Namespace::Node),
+        ("netdev", Namespace::Netdev),
+        ("chardev", Namespace::Chardev),
+        ("fsdev", Namespace::Fsdev),
+        ("memdev", Namespace::Object),
+        ("iothread", Namespace::Object),
+        ("rng", Namespace::Object),
+    ];
+
     /// A generic `-object QOM_TYPE,id=ID,props...`.
     pub fn object(qom_type: &str, id: &str, props: Vec<(String, Prop)>) -> Self {
         let mut opt = Opt::new("-object", qom_type).prop("id", id);
@@ -2021,6 +2050,18 @@ impl Device for Generic {
         self.namespace()
             .and_then(|(ns, k)| self.opt.get(k).map(|v| vec![(ns, v.text())]))
             .unwrap_or_default()
+    }
+    fn references(&self) -> Vec<IdRef> {
+        let mut v: Vec<IdRef> = Self::REFERENCE_KEYS
+            .iter()
+            .filter_map(|(k, ns)| self.opt.get(k).map(|p| (*ns, p.text())))
+            .collect();
+        if self.opt.flag == "-blockdev" {
+            if let Some(p) = self.opt.get("file") {
+                v.push((Namespace::Node, p.text()));
+            }
+        }
+        v
     }
 }
 

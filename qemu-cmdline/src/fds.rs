@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
+/// The largest child fd number [`FdPlan::add_at`] takes: Linux's hard ceiling on descriptor
+/// numbers (`fs.nr_open` defaults to 1 048 576); the plan's temporaries go above the targets.
+pub const MAX_CHILD_FD: i32 = 1 << 20;
+
 /// File descriptors to pass to QEMU, keyed by the number the child will see.
 #[derive(Debug, Default)]
 pub struct FdPlan {
@@ -30,10 +34,17 @@ impl FdPlan {
     }
 
     /// Pass `fd` at `child_fd` exactly.
+    /// Refused when above [`MAX_CHILD_FD`] or below 3.
     pub fn add_at(&mut self, child_fd: i32, fd: impl Into<OwnedFd>) -> Result<()> {
         if child_fd < 3 {
             return Err(Error::FdPlan(format!(
                 "child fd {child_fd} would replace stdin/stdout/stderr"
+            )));
+        }
+        if child_fd > MAX_CHILD_FD {
+            return Err(Error::FdPlan(format!(
+                "child fd {child_fd} is above {MAX_CHILD_FD}, the largest descriptor Linux allows \
+                 (fs.nr_open)"
             )));
         }
         if self.fds.contains_key(&child_fd) {

@@ -121,7 +121,7 @@ pub use config::{
 };
 pub use device::{BusKind, Device, DynDevice, IdRef, Namespace, ParseDevice, Parsers};
 pub use error::{Error, Result};
-pub use fds::FdPlan;
+pub use fds::{FdPlan, MAX_CHILD_FD};
 pub use launch::{Launcher, QemuProcess};
 pub use opt::{Opt, Prop};
 pub use version::{QemuVersion, Syntax};

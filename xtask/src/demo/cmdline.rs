@@ -94,7 +94,10 @@ fn run(qemu: &str, img: &str, dir: &Path) -> Result<()> {
         );
     }
     let back = QemuConfig::parse(&argv)?;
-    println!("  parse(argv) == config: {}", back == config);
+    if back != config {
+        bail!("parse(build(config)) differs from config:\n{back:?}\n{config:?}");
+    }
+    println!("  parse(argv) == config: true");
 
     let t = Instant::now();
     let guest = Launcher::new(qemu, config)
@@ -142,9 +145,14 @@ fn run(qemu: &str, img: &str, dir: &Path) -> Result<()> {
         .flatten()
     {
         if n["drv"] == "file" {
-            let same = n["file"].as_str() == Some(disk.as_str());
+            if n["file"].as_str() != Some(disk.as_str()) {
+                bail!(
+                    "QEMU opened {} but the config named {disk:?}: the argv was mis-escaped",
+                    n["file"]
+                );
+            }
             println!(
-                "  block node {} file {} (exactly the name we gave: {same})",
+                "  block node {} file {} (exactly the name we gave)",
                 n["node-name"], n["file"]
             );
         }
