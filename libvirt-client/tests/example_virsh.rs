@@ -431,9 +431,16 @@ fn event_loop_prints_lifecycle_events_while_another_connection_acts() {
     // The event process needs a moment to connect and register; it is not observable from
     // outside, so suspend + resume (from other connections) until the resume shows up. Its
     // 3 s timeout counts from the registration, so the pairs after that land inside it.
+    // Registration can land between a suspend and its resume, so wait for a whole pair: a
+    // suspend seen, then a resume after it.
+    let pair = |seen: &[String]| {
+        seen.iter()
+            .position(|l| *l == suspended)
+            .is_some_and(|s| seen[s..].contains(&resumed))
+    };
     let mut seen = Vec::new();
     let start = Instant::now();
-    while !seen.contains(&resumed) {
+    while !pair(&seen) {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no lifecycle events in 60 s; got {seen:?}"
@@ -464,12 +471,7 @@ fn event_loop_prints_lifecycle_events_while_another_connection_acts() {
     }
     let status = ev.wait().expect("event loop exit");
     assert!(status.success(), "event loop failed: {seen:?}");
-    let s = seen.iter().position(|l| *l == suspended);
-    let r = seen.iter().position(|l| *l == resumed);
-    assert!(
-        matches!((s, r), (Some(s), Some(r)) if s < r),
-        "suspend then resume events expected: {seen:?}"
-    );
+    assert!(pair(&seen), "suspend then resume events expected: {seen:?}");
     let events = seen.iter().filter(|l| l.starts_with("event '")).count();
     let tail: Vec<&str> = seen[seen.len().saturating_sub(3)..]
         .iter()

@@ -231,7 +231,7 @@ async fn typed_events_stop_resume_device_deleted() {
     let img = q.path("disk.qcow2");
     qcow2(&img, "16M");
     let qmp = connect(&q).await;
-    let mut all = qmp.subscribe(EventFilter::all());
+    let mut all = qmp.subscribe(EventFilter::names(["STOP", "RESUME", "DEVICE_DELETED"]));
 
     qmp.call(&c::Cont {}).await.unwrap();
     qmp.call(&c::Stop {}).await.unwrap();
