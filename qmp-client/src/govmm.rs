@@ -10,6 +10,8 @@
 //! | ExecuteBlockdevAdd(+WithCache, +WithDriverCache) / Del | [`Client::blockdev_add`] [`Client::blockdev_del`] |
 //! | ExecuteDeviceAdd / SCSIDeviceAdd        | [`Client::blk_device_add`] [`Client::scsi_device_add`] |
 //! | ExecuteNetdevAdd / AddByFds / Del, NetPCIDeviceAdd | [`Client::netdev_add`] [`Client::netdev_add_by_fds`] [`Client::netdev_del`] [`Client::net_device_add`] |
+//! | ExecuteNetdevChardevAdd, NetCCWDeviceAdd | [`Client::netdev_add_vhost_user`] [`Client::net_ccw_device_add`] |
+//! | ExecQueryCpus / ExecQueryCpusFast       | [`Client::query_cpus`]                            |
 //! | ExecuteVFIODeviceAdd / PCIVFIODeviceAdd | [`Client::vfio_device_add`]                       |
 //! | ExecutePCIVhostUserDevAdd               | [`Client::vhost_user_device_add`]                 |
 //! | ExecuteCPUDeviceAdd, ExecQueryHotpluggableCPUs | [`Client::cpu_device_add`] [`Client::hotpluggable_cpus`] |
@@ -18,7 +20,8 @@
 //! | ExecuteCharDevUnixSocketAdd / ChardevDel, VirtSerialPortAdd | [`Client::chardev_add_unix_socket`] [`Client::chardev_del`] [`Client::virtio_serial_port_add`] |
 //! | ExecuteDeviceDel                        | [`Client::device_del`] (and [`Client::device_del_and_wait`]) |
 //! | ExecuteBalloon                          | [`Client::balloon`]                               |
-//! | ExecSetMigrationCaps / SetMigrateArguments / MigrationIncoming / QueryMigration | [`Client::set_migration_capabilities`] [`Client::set_migration_parameters`] [`Client::migrate_incoming`] [`Client::migration_progress`] |
+//! | ExecSetMigrationCaps / SetMigrateArguments / MigrationIncoming / QueryMigration | [`Client::set_migration_capabilities`] [`Client::migrate`] (and [`Client::migrate_and_wait`]) [`Client::migrate_incoming`] [`Client::migration_progress`] |
+//! | (migration parameters: max-bandwidth, downtime-limit, ...) | [`Client::set_migration_parameters`] [`Client::migration_parameters`] |
 //! | ExecQueryQmpSchema / QueryStatus        | [`Client::qmp_schema`] [`Client::query_status`]   |
 //! | ExecQomGet / ExecQomSet                 | [`Client::qom_get`] [`Client::qom_set`]           |
 //! | ExecuteDumpGuestMemory                  | [`Client::dump_guest_memory`]                     |
@@ -49,6 +52,24 @@ pub fn check_id(what: &str, id: &str) -> Result<()> {
         return Err(invalid(format!("node name {id:?} is longer than 31 bytes")));
     }
     Ok(())
+}
+
+/// An s390 channel device number `cssid.ssid.devno`: `fe` (the virtual channel subsystem),
+/// a subchannel set 0-3, and four hex digits.
+pub fn check_devno(devno: &str) -> Result<()> {
+    let parts: Vec<&str> = devno.split('.').collect();
+    let ok = matches!(parts.as_slice(), [css, ssid, num]
+        if css.eq_ignore_ascii_case("fe")
+            && matches!(*ssid, "0" | "1" | "2" | "3")
+            && num.len() == 4
+            && num.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "devno {devno:?}: expected fe.N.XXXX (subchannel set N 0-3, XXXX hex)"
+        )))
+    }
 }
 
 /// A MAC address `xx:xx:xx:xx:xx:xx` (hex digits).
@@ -382,6 +403,86 @@ impl Client {
         self.unit("netdev_del", json!({ "id": id })).await
     }
 
+    /// A vhost-user netdev over an existing chardev (govmm's `ExecuteNetdevChardevAdd`), with
+    /// `queues` queue pairs (`None`: QEMU's default of 1).
+    pub async fn netdev_add_vhost_user(
+        &self,
+        id: &str,
+        chardev: &str,
+        queues: Option<u32>,
+    ) -> Result<()> {
+        check_id("netdev id", id)?;
+        check_id("chardev id", chardev)?;
+        let mut a = json!({"type": "vhost-user", "id": id, "chardev": chardev});
+        match queues {
+            Some(0) => return Err(invalid("queues must be at least 1")),
+            Some(q) if q > 1024 => {
+                return Err(invalid(format!("{q} queues; QEMU allows at most 1024")))
+            }
+            Some(q) => a["queues"] = json!(q),
+            None => {}
+        }
+        self.unit("netdev_add", a).await
+    }
+
+    /// `device_add` of an s390 channel-attached NIC (`virtio-net-ccw`) over a netdev, at
+    /// `devno` (`fe.0.0001`: channel subsystem `fe`, subchannel set 0-3, device number in hex),
+    /// as govmm's `ExecuteNetCCWDeviceAdd`. Only an s390x QEMU has the device.
+    pub async fn net_ccw_device_add(
+        &self,
+        id: &str,
+        netdev: &str,
+        devno: &str,
+        mac: Option<&str>,
+    ) -> Result<()> {
+        check_id("device id", id)?;
+        check_id("netdev id", netdev)?;
+        check_devno(devno)?;
+        if let Some(mac) = mac {
+            check_mac(mac)?;
+        }
+        let mut a = json!({"driver": "virtio-net-ccw", "id": id, "netdev": netdev, "devno": devno});
+        if let Some(mac) = mac {
+            a["mac"] = json!(mac);
+        }
+        self.unit("device_add", a).await
+    }
+
+    /// The vCPUs (govmm's `ExecQueryCpus`/`ExecQueryCpusFast`): `query-cpus-fast` (QEMU 2.12
+    /// and later, which does not interrupt the vCPUs); on older QEMU, `query-cpus` with its
+    /// fields mapped to the same type.
+    pub async fn query_cpus(&self) -> Result<Vec<t::CpuInfoFast>> {
+        if self.version_at_least(2, 12) {
+            return self.call(&c::QueryCpusFast {}).await;
+        }
+        let v = self.execute("query-cpus", None).await?;
+        let bad = |why: String| {
+            Error::Protocol(qmp_proto::Error::BadReturn {
+                command: "query-cpus".into(),
+                reason: why,
+            })
+        };
+        let list = v
+            .as_array()
+            .ok_or_else(|| bad(format!("expected an array, got {v}")))?;
+        list.iter()
+            .map(|cpu| {
+                let mut m = Map::new();
+                for (old, new) in [
+                    ("CPU", "cpu-index"),
+                    ("qom_path", "qom-path"),
+                    ("thread_id", "thread-id"),
+                    ("props", "props"),
+                ] {
+                    if let Some(x) = cpu.get(old) {
+                        m.insert(new.into(), x.clone());
+                    }
+                }
+                serde_json::from_value(Value::Object(m)).map_err(|e| bad(e.to_string()))
+            })
+            .collect()
+    }
+
     /// `device_add` of a network device over a netdev.
     pub async fn net_device_add(&self, dev: &NetDevice) -> Result<()> {
         check_id("device id", &dev.id)?;
@@ -677,6 +778,16 @@ impl Client {
     /// `query-migrate-parameters`, typed.
     pub async fn migration_parameters(&self) -> Result<t::MigrationParameters> {
         self.call(&c::QueryMigrateParameters {}).await
+    }
+
+    /// `migrate` to `uri` (govmm's `ExecSetMigrateArguments`); returns once QEMU started the
+    /// migration. Follow it with [`Client::migration_progress`], or use
+    /// [`Client::migrate_and_wait`].
+    pub async fn migrate(&self, uri: &str) -> Result<()> {
+        if !uri.contains(':') {
+            return Err(invalid(format!("migration URI {uri:?} has no transport")));
+        }
+        self.unit("migrate", json!({ "uri": uri })).await
     }
 
     /// `migrate-incoming` (QEMU started with `-incoming defer`).

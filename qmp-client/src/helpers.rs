@@ -129,7 +129,7 @@ impl Client {
         mut progress: impl FnMut(&MigrationProgress),
     ) -> Result<MigrationProgress> {
         let start = Instant::now();
-        self.execute("migrate", Some(json!({ "uri": uri }))).await?;
+        self.migrate(uri).await?;
         loop {
             let p = self.migration_progress().await?;
             progress(&p);

@@ -228,6 +228,13 @@ async fn cpu_memory_balloon_qom_dump_and_migration_settings() {
     let q = Qemu::spawn(PC);
     let c = connect(&q).await;
 
+    // query-cpus-fast on 7.2: the one boot vCPU, index 0, with a real host thread
+    let running = c.query_cpus().await.unwrap();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0].cpu_index, 0);
+    assert!(running[0].thread_id > 0, "{running:?}");
+    assert!(running[0].qom_path.starts_with("/machine/"), "{running:?}");
+
     let cpus = c.hotpluggable_cpus().await.unwrap();
     assert_eq!(cpus.len(), 2);
     let plugged = cpus.iter().find(|s| s.qom_path.is_some()).unwrap();
@@ -399,6 +406,30 @@ async fn hardware_helpers_validate_before_sending() {
         .chardev_add_unix_socket("c0", &"/x".repeat(60), true)
         .await));
     assert!(bad(c.migrate_incoming("nowhere").await));
+    assert!(bad(c.migrate("nowhere").await));
+    assert!(bad(c.netdev_add_vhost_user("vu0", "0ch", None).await));
+    assert!(bad(c.netdev_add_vhost_user("vu0", "ch0", Some(0)).await));
+    assert!(bad(c.netdev_add_vhost_user("vu0", "ch0", Some(1025)).await));
+    for devno in ["fe.0.01", "fe.4.0001", "00.0.0001", "fe.0.000g", "fe.0"] {
+        assert!(
+            bad(c.net_ccw_device_add("n0", "net0", devno, None).await),
+            "{devno}"
+        );
+    }
+    assert!(bad(c
+        .net_ccw_device_add("n0", "net0", "fe.0.0001", Some("nonsense"))
+        .await));
+    // Well-formed: QEMU's own refusals come back typed, naming what is missing here.
+    let r = c.netdev_add_vhost_user("vu0", "nochardev", Some(2)).await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. }) if error.desc.contains("nochardev")),
+        "{r:?}"
+    );
+    let r = c.net_ccw_device_add("n0", "net0", "fe.0.0001", None).await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. }) if error.desc.contains("virtio-net-ccw")),
+        "{r:?}"
+    );
     assert!(bad(c.set_migration_capabilities(&[]).await));
     // Well-formed but on a machine without PCI, QEMU refuses them, typed.
     let r = c
