@@ -105,94 +105,66 @@ impl Layout {
     }
 }
 
-/// `peers install`: the Debian packages and the peer user, each only when missing.
-pub fn install() -> Result<()> {
-    let missing: Vec<&str> = NEEDED
+/// The Debian packages of `NEEDED` whose program is missing.
+fn missing_needed() -> Vec<&'static str> {
+    let mut v: Vec<&str> = NEEDED
         .iter()
         .filter(|(bin, _)| which(bin).is_none())
         .map(|(_, pkg)| *pkg)
         .collect();
+    v.dedup();
+    v
+}
+
+/// `apt-get install` these packages (`why` says what they are for), or fail saying what to
+/// install when we are not root or there is no apt-get.
+fn apt_install(pkgs: &[&str], why: &str, root: bool) -> Result<()> {
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    let apt = which("apt-get");
+    if !root || apt.is_none() {
+        bail!(
+            "missing Debian packages {why}: {} (as root: apt-get install {}){}",
+            pkgs.join(" "),
+            pkgs.join(" "),
+            if apt.is_none() {
+                " — apt-get was not found on this machine"
+            } else {
+                " — not running as root"
+            }
+        );
+    }
+    println!("peers: installing {} ({why})", pkgs.join(" "));
+    util::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(pkgs)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// `peers install`: the Debian packages and the peer user, each only when missing.
+pub fn install() -> Result<()> {
     let root = util::euid()? == 0;
-    if !missing.is_empty() {
-        let apt = which("apt-get");
-        if !root || apt.is_none() {
-            bail!(
-                "missing programs; install the Debian packages {} (as root: apt-get install {}){}",
-                missing.join(" "),
-                missing.join(" "),
-                if apt.is_none() {
-                    " — apt-get was not found on this machine"
-                } else {
-                    " — not running as root"
-                }
-            );
-        }
-        println!("peers: installing {}", missing.join(" "));
+    let missing = missing_needed();
+    if !missing.is_empty() && root && which("apt-get").is_some() {
         util::run(
             Command::new("apt-get")
                 .args(["update", "-qq"])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
-        util::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
     }
+    apt_install(&missing, "for the peers", root)?;
     // Installing one package can remove another: a machine that ships a newer qemu-utils (from
     // backports) loses it when Debian's qemu-system-x86 comes in, and with it `qemu-img`. Look
     // again and install what went missing, so `start` never finds a hole `install` left.
-    let gone: Vec<&str> = NEEDED
-        .iter()
-        .filter(|(bin, _)| which(bin).is_none())
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    if !gone.is_empty() {
-        if !root || which("apt-get").is_none() {
-            bail!(
-                "missing programs after installing; install the Debian packages {} (as root: \
-                 apt-get install {})",
-                gone.join(" "),
-                gone.join(" ")
-            );
-        }
-        println!(
-            "peers: installing {} (removed by an earlier install)",
-            gone.join(" ")
-        );
-        util::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(&gone)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
-        let still: Vec<&str> = NEEDED
-            .iter()
-            .filter(|(bin, _)| which(bin).is_none())
-            .map(|(bin, _)| *bin)
-            .collect();
-        if !still.is_empty() {
-            bail!("still missing after apt-get install: {}", still.join(" "));
-        }
+    apt_install(&missing_needed(), "removed by the install before", root)?;
+    let still = missing_needed();
+    if !still.is_empty() {
+        bail!("still missing after apt-get install: {}", still.join(" "));
     }
-    let extra_missing = extra::missing_packages();
-    if !extra_missing.is_empty() {
-        if !root || which("apt-get").is_none() {
-            bail!(
-                "missing Debian packages for the SASL/TLS peers: {} (as root: apt-get install {})",
-                extra_missing.join(" "),
-                extra_missing.join(" ")
-            );
-        }
-        println!("peers: installing {}", extra_missing.join(" "));
-        util::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(&extra_missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
-    }
+    apt_install(&extra::missing_packages(), "for the SASL/TLS peers", root)?;
     for u in extra::USERS.iter().filter(|_| root) {
         if !user_exists(u) {
             println!("peers: creating user {u}");
