@@ -16,11 +16,11 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-// Procedure numbers of the remote program (see libvirt-proto's generated `Procedure`).
-const CONNECT_OPEN: i32 = 1;
-const CONNECT_CLOSE: i32 = 2;
-const CONNECT_GET_LIB_VERSION: i32 = 157;
-const CONNECT_LIST_ALL_DOMAINS: i32 = 273;
+// Procedure numbers of the remote program, from libvirt-proto's generated `Procedure`.
+const CONNECT_OPEN: i32 = remote::Procedure::ConnectOpen as i32;
+const CONNECT_CLOSE: i32 = remote::Procedure::ConnectClose as i32;
+const CONNECT_GET_LIB_VERSION: i32 = remote::Procedure::ConnectGetLibVersion as i32;
+const CONNECT_LIST_ALL_DOMAINS: i32 = remote::Procedure::ConnectListAllDomains as i32;
 
 pub fn tour(endpoints: &Value) -> Result<()> {
     let socket = endpoint(endpoints, "/libvirt/socket")?;
@@ -37,7 +37,7 @@ pub fn tour(endpoints: &Value) -> Result<()> {
             serial += 1;
             let header = Header {
                 program: remote::PROGRAM,
-                version: 1,
+                version: remote::VERSION,
                 procedure,
                 kind: MessageType::Call,
                 serial,
