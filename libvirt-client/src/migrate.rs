@@ -282,12 +282,15 @@ impl Progress {
         }
     }
 
-    /// Fraction done in `0.0..=1.0`, when the totals are known.
+    /// Fraction done in `0.0..=1.0`, when the totals are known: `(total - remaining) / total`
+    /// (`processed / total` when the daemon sends no remaining). Processed bytes are what went
+    /// over the wire, and QEMU sends zero pages as a few bytes each, so they undercount.
     pub fn fraction(&self) -> Option<f64> {
         let total = self.data_total.filter(|t| *t > 0)?;
         let done = self
-            .data_processed
-            .or_else(|| self.data_remaining.map(|r| total.saturating_sub(r)))?;
+            .data_remaining
+            .map(|r| total.saturating_sub(r))
+            .or(self.data_processed)?;
         Some((done as f64 / total as f64).clamp(0.0, 1.0))
     }
 }
@@ -298,6 +301,22 @@ pub async fn job_progress(client: &Client, dom: &RemoteNonnullDomain) -> Result<
         .call::<procs::DomainGetJobStats>(&RemoteDomainGetJobStatsArgs {
             dom: dom.clone(),
             flags: DomainGetJobStatsFlags::empty().bits(),
+        })
+        .await?;
+    Ok(Progress::from_stats(r.r#type, r.params))
+}
+
+/// Statistics of the job `dom` completed last (`VIR_DOMAIN_JOB_STATS_COMPLETED`): after a
+/// migration the destination daemon has the whole migration's totals (libvirt sends them in
+/// Finish's cookie), so this is the measured end state of what `Progress` showed while running.
+pub async fn completed_job_progress(
+    client: &Client,
+    dom: &RemoteNonnullDomain,
+) -> Result<Progress, Error> {
+    let r = client
+        .call::<procs::DomainGetJobStats>(&RemoteDomainGetJobStatsArgs {
+            dom: dom.clone(),
+            flags: DomainGetJobStatsFlags::COMPLETED.bits(),
         })
         .await?;
     Ok(Progress::from_stats(r.r#type, r.params))
@@ -905,5 +924,18 @@ mod tests {
         );
         assert_eq!(p.fraction(), Some(0.75));
         assert_eq!(Progress::default().fraction(), None);
+        // A guest of zero pages: little sent, nothing remaining -> done.
+        let done = Progress {
+            data_total: Some(200),
+            data_processed: Some(3),
+            data_remaining: Some(0),
+            ..Progress::default()
+        };
+        assert_eq!(done.fraction(), Some(1.0));
+        let no_remaining = Progress {
+            data_remaining: None,
+            ..done
+        };
+        assert_eq!(no_remaining.fraction(), Some(0.015));
     }
 }

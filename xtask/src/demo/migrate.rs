@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libvirt_client::libvirt_proto::generated::api::{
-    DomainCreateFlags, DomainMigrateFlags, DomainState,
+    DomainCreateFlags, DomainJobType, DomainMigrateFlags, DomainState,
 };
-use libvirt_client::migrate::{MigrateOptions, Migration, Progress};
+use libvirt_client::migrate::{self, MigrateOptions, Migration, Progress};
 use libvirt_client::Client;
 use serde_json::Value;
 
@@ -95,9 +95,20 @@ pub fn tour(endpoints: &Value) -> Result<()> {
             })
             .await
             .context("migrating A -> B")?;
-        // The last poll as measured (the job ends between polls, so it may stop short of 100%).
-        println!("\r{}", bar(&last));
-        println!("  migration job completed");
+        // The job ends between polls; the destination keeps the completed job's totals.
+        match migrate::completed_job_progress(&b, &new).await {
+            Ok(done) if done.job_type == DomainJobType::COMPLETED => {
+                println!("\r{}", bar(&done));
+                println!(
+                    "  completed job on B: {} ms",
+                    done.time_elapsed_ms.unwrap_or(0)
+                );
+            }
+            other => {
+                println!("\r{}", bar(&last));
+                println!("  (last poll above; no completed-job statistics on B: {other:?})");
+            }
+        }
         println!(
             "  Begin3 -> Prepare3 -> Perform3 -> Finish3 -> Confirm3 in {:?} ({polls} progress polls)",
             t.elapsed()
