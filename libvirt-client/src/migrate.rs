@@ -297,10 +297,18 @@ impl Progress {
 
 /// The migration job's statistics on `dom` (`DOMAIN_GET_JOB_STATS`).
 pub async fn job_progress(client: &Client, dom: &RemoteNonnullDomain) -> Result<Progress, Error> {
+    job_stats(client, dom, DomainGetJobStatsFlags::empty()).await
+}
+
+async fn job_stats(
+    client: &Client,
+    dom: &RemoteNonnullDomain,
+    flags: DomainGetJobStatsFlags,
+) -> Result<Progress, Error> {
     let r = client
         .call::<procs::DomainGetJobStats>(&RemoteDomainGetJobStatsArgs {
             dom: dom.clone(),
-            flags: DomainGetJobStatsFlags::empty().bits(),
+            flags: flags.bits(),
         })
         .await?;
     Ok(Progress::from_stats(r.r#type, r.params))
@@ -313,13 +321,7 @@ pub async fn completed_job_progress(
     client: &Client,
     dom: &RemoteNonnullDomain,
 ) -> Result<Progress, Error> {
-    let r = client
-        .call::<procs::DomainGetJobStats>(&RemoteDomainGetJobStatsArgs {
-            dom: dom.clone(),
-            flags: DomainGetJobStatsFlags::COMPLETED.bits(),
-        })
-        .await?;
-    Ok(Progress::from_stats(r.r#type, r.params))
+    job_stats(client, dom, DomainGetJobStatsFlags::COMPLETED).await
 }
 
 /// Cancel the running job of `dom` (`DOMAIN_ABORT_JOB`); a running migration fails with

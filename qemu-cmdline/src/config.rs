@@ -503,8 +503,14 @@ impl QemuConfig {
 
     /// Validate, then write the argv (without the binary) in `syntax`.
     pub fn build(&self, syntax: &Syntax) -> Result<Vec<String>> {
-        self.validate()?;
-        self.render(syntax)
+        self.check_graph()?;
+        // validate()'s text rendering is the argv itself when text is what was asked for.
+        let text = self.render(&Syntax::TEXT)?;
+        if *syntax == Syntax::TEXT {
+            Ok(text)
+        } else {
+            self.render(syntax)
+        }
     }
 
     /// The argv in `syntax`, assuming [`check_graph`](Self::check_graph) passed.

@@ -32,6 +32,9 @@ use serde_json::{json, Map, Value};
 #[cfg(unix)]
 use std::os::fd::OwnedFd;
 
+/// QEMU's limit on queue pairs of one net device (`MAX_QUEUE_NUM` in hw/net/virtio-net.c).
+pub const MAX_NET_QUEUES: u32 = 1024;
+
 fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
 }
@@ -69,6 +72,15 @@ pub fn check_devno(devno: &str) -> Result<()> {
         Err(invalid(format!(
             "devno {devno:?}: expected fe.N.XXXX (subchannel set N 0-3, XXXX hex)"
         )))
+    }
+}
+
+/// A migration URI names its transport (`tcp:`, `unix:`, `fd:`, `exec:`, ...).
+fn check_migration_uri(uri: &str) -> Result<()> {
+    if uri.contains(':') {
+        Ok(())
+    } else {
+        Err(invalid(format!("migration URI {uri:?} has no transport")))
     }
 }
 
@@ -416,8 +428,10 @@ impl Client {
         let mut a = json!({"type": "vhost-user", "id": id, "chardev": chardev});
         match queues {
             Some(0) => return Err(invalid("queues must be at least 1")),
-            Some(q) if q > 1024 => {
-                return Err(invalid(format!("{q} queues; QEMU allows at most 1024")))
+            Some(q) if q > MAX_NET_QUEUES => {
+                return Err(invalid(format!(
+                    "{q} queues; QEMU allows at most {MAX_NET_QUEUES}"
+                )))
             }
             Some(q) => a["queues"] = json!(q),
             None => {}
@@ -438,11 +452,9 @@ impl Client {
         check_id("device id", id)?;
         check_id("netdev id", netdev)?;
         check_devno(devno)?;
-        if let Some(mac) = mac {
-            check_mac(mac)?;
-        }
         let mut a = json!({"driver": "virtio-net-ccw", "id": id, "netdev": netdev, "devno": devno});
         if let Some(mac) = mac {
+            check_mac(mac)?;
             a["mac"] = json!(mac);
         }
         self.unit("device_add", a).await
@@ -784,17 +796,13 @@ impl Client {
     /// migration. Follow it with [`Client::migration_progress`], or use
     /// [`Client::migrate_and_wait`].
     pub async fn migrate(&self, uri: &str) -> Result<()> {
-        if !uri.contains(':') {
-            return Err(invalid(format!("migration URI {uri:?} has no transport")));
-        }
+        check_migration_uri(uri)?;
         self.unit("migrate", json!({ "uri": uri })).await
     }
 
     /// `migrate-incoming` (QEMU started with `-incoming defer`).
     pub async fn migrate_incoming(&self, uri: &str) -> Result<()> {
-        if !uri.contains(':') {
-            return Err(invalid(format!("migration URI {uri:?} has no transport")));
-        }
+        check_migration_uri(uri)?;
         self.unit("migrate-incoming", json!({ "uri": uri })).await
     }
 

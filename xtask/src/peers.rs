@@ -105,9 +105,9 @@ impl Layout {
     }
 }
 
-/// The Debian packages of `NEEDED` whose program is missing.
-fn missing_needed() -> Vec<&'static str> {
-    let mut v: Vec<&str> = NEEDED
+/// The Debian packages of `table` (program, package) whose program is missing.
+pub(crate) fn missing_packages(table: &[(&str, &'static str)]) -> Vec<&'static str> {
+    let mut v: Vec<&str> = table
         .iter()
         .filter(|(bin, _)| which(bin).is_none())
         .map(|(_, pkg)| *pkg)
@@ -147,7 +147,7 @@ fn apt_install(pkgs: &[&str], why: &str, root: bool) -> Result<()> {
 /// `peers install`: the Debian packages and the peer user, each only when missing.
 pub fn install() -> Result<()> {
     let root = util::euid()? == 0;
-    let missing = missing_needed();
+    let missing = missing_packages(NEEDED);
     if !missing.is_empty() && root && which("apt-get").is_some() {
         util::run(
             Command::new("apt-get")
@@ -159,8 +159,12 @@ pub fn install() -> Result<()> {
     // Installing one package can remove another: a machine that ships a newer qemu-utils (from
     // backports) loses it when Debian's qemu-system-x86 comes in, and with it `qemu-img`. Look
     // again and install what went missing, so `start` never finds a hole `install` left.
-    apt_install(&missing_needed(), "removed by the install before", root)?;
-    let still = missing_needed();
+    apt_install(
+        &missing_packages(NEEDED),
+        "removed by the install before",
+        root,
+    )?;
+    let still = missing_packages(NEEDED);
     if !still.is_empty() {
         bail!("still missing after apt-get install: {}", still.join(" "));
     }

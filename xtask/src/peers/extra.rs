@@ -45,11 +45,7 @@ const SCRAM_PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/sasl2/libscram.so";
 
 /// Debian packages to install (missing programs and the SASL mechanism plugins).
 pub fn missing_packages() -> Vec<&'static str> {
-    let mut v: Vec<&str> = NEEDED
-        .iter()
-        .filter(|(bin, _)| which(bin).is_none())
-        .map(|(_, p)| *p)
-        .collect();
+    let mut v = super::missing_packages(NEEDED);
     if !Path::new(SCRAM_PLUGIN).exists() {
         v.push("libsasl2-modules");
     }
