@@ -508,6 +508,11 @@ impl Client {
         put_opt(&mut a, "addr", &dev.addr);
         match dev.queues {
             Some(0) => return Err(invalid("queues must be at least 1")),
+            Some(q) if q > MAX_NET_QUEUES => {
+                return Err(invalid(format!(
+                    "{q} queues; QEMU allows at most {MAX_NET_QUEUES}"
+                )))
+            }
             Some(q) if q > 1 => {
                 a["mq"] = json!(true);
                 a["vectors"] = json!(2 * q + 2);

@@ -402,6 +402,18 @@ async fn hardware_helpers_validate_before_sending() {
             queues: None,
         })
         .await));
+    // 2·queues + 2 vectors would overflow u32: refused before any arithmetic
+    assert!(bad(c
+        .net_device_add(&NetDevice {
+            id: "n0".into(),
+            netdev: "net0".into(),
+            driver: "virtio-net-pci".into(),
+            mac: None,
+            bus: None,
+            addr: None,
+            queues: Some(u32::MAX),
+        })
+        .await));
     assert!(bad(c
         .chardev_add_unix_socket("c0", &"/x".repeat(60), true)
         .await));
