@@ -408,6 +408,24 @@ pub mod __private {
         }
     }
 
+    /// Serializes `&T` with `xdr::limit::serialize_items::<N, M>`.
+    pub struct LimitItemsRef<'a, T: ?Sized, const N: u32, const M: u32>(pub &'a T);
+    impl<T: Serialize + ?Sized, const N: u32, const M: u32> Serialize for LimitItemsRef<'_, T, N, M> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            xdr::limit::serialize_items::<N, M, T, S>(self.0, s)
+        }
+    }
+
+    /// Deserializes a `T` with `xdr::limit::deserialize_items::<N, M>`.
+    pub struct LimitItems<T, const N: u32, const M: u32>(pub T);
+    impl<'de, T: Deserialize<'de>, const N: u32, const M: u32> Deserialize<'de>
+        for LimitItems<T, N, M>
+    {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            xdr::limit::deserialize_items::<N, M, T, D>(d).map(LimitItems)
+        }
+    }
+
     /// Serializes `&[u8; N]` as fixed opaque.
     pub struct OpaqueFixedRef<'a, const N: usize>(pub &'a [u8; N]);
     impl<const N: usize> Serialize for OpaqueFixedRef<'_, N> {

@@ -233,6 +233,42 @@ fn over_limit_array_fails_on_encode_and_decode() {
     );
 }
 
+/// `remote_nonnull_string names<REMOTE_DOMAIN_LIST_MAX>`: the count has its maximum and so has
+/// each name (`string<REMOTE_STRING_MAX>`), on encode and decode, naming the item.
+#[test]
+fn over_limit_item_of_a_string_array_fails() {
+    let max = REMOTE_STRING_MAX as usize;
+    let long = RemoteConnectListDefinedDomainsRet {
+        names: vec!["a".into(), "b".repeat(max + 1)],
+    };
+    let err = xdr::to_bytes(&long).unwrap_err();
+    assert!(
+        matches!(&err, xdr::Error::LengthOverLimit { len, max: m, path }
+            if *len == max as u64 + 1 && *m == max as u64 && path.contains("names[1]")),
+        "{err:?}"
+    );
+    // The same bytes as a peer would send them: refused on decode.
+    let mut bytes = 2u32.to_be_bytes().to_vec();
+    bytes.extend(xdr::to_bytes(&"a").unwrap());
+    bytes.extend(((max + 1) as u32).to_be_bytes());
+    bytes.extend(std::iter::repeat_n(b'b', max + 4));
+    let err = xdr::from_bytes::<RemoteConnectListDefinedDomainsRet>(&bytes).unwrap_err();
+    assert!(
+        matches!(&err, xdr::Error::LengthOverLimit { len, path, .. }
+            if *len == max as u64 + 1 && path.contains("names[1]")),
+        "{err:?}"
+    );
+    // Exactly at the limit is fine.
+    let at = RemoteConnectListDefinedDomainsRet {
+        names: vec!["b".repeat(max)],
+    };
+    let bytes = xdr::to_bytes(&at).unwrap();
+    assert_eq!(
+        xdr::from_bytes::<RemoteConnectListDefinedDomainsRet>(&bytes).unwrap(),
+        at
+    );
+}
+
 #[test]
 fn over_limit_string_and_opaque_fail() {
     // remote_string (optional remote_nonnull_string<REMOTE_STRING_MAX>): the limit applies

@@ -35,6 +35,9 @@ pub struct Deserializer<'de> {
     start_len: usize,
     /// Maximum for the next length prefix (from `limit`).
     pending_limit: Option<u64>,
+    /// Maximum for the first length prefix of each item of the next sequence (from
+    /// `limit::deserialize_items`).
+    pending_item_limit: Option<u64>,
     /// The next `bytes` is a fixed opaque of this length (from `opaque_fixed`).
     fixed_opaque: Option<u64>,
     depth: u32,
@@ -48,6 +51,7 @@ impl<'de> Deserializer<'de> {
             input,
             start_len: input.len(),
             pending_limit: None,
+            pending_item_limit: None,
             fixed_opaque: None,
             depth: 0,
             max_depth: DEFAULT_MAX_DEPTH,
@@ -337,6 +341,12 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
                 }
                 r
             }
+            Magic::ItemLimit(n) => {
+                let prev = self.pending_item_limit.replace(n);
+                let r = visitor.visit_newtype_struct(&mut *self);
+                self.pending_item_limit = prev;
+                r
+            }
             Magic::FixedOpaque(n) => {
                 self.fixed_opaque = Some(n);
                 let r = visitor.visit_newtype_struct(&mut *self);
@@ -348,6 +358,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let item_limit = self.pending_item_limit.take();
         let count = self.read_len()?;
         if count > self.input.len() / MIN_ELEMENT_SIZE {
             return Err(Error::LengthOverInput {
@@ -361,6 +372,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             de: &mut *self,
             index: 0,
             count,
+            item_limit,
         });
         self.leave();
         r
@@ -442,6 +454,8 @@ struct SeqAccess<'a, 'de> {
     de: &'a mut Deserializer<'de>,
     index: usize,
     count: usize,
+    /// Maximum for the first length prefix inside each element (`limit::deserialize_items`).
+    item_limit: Option<u64>,
 }
 
 impl<'de> de::SeqAccess<'de> for SeqAccess<'_, 'de> {
@@ -457,7 +471,11 @@ impl<'de> de::SeqAccess<'de> for SeqAccess<'_, 'de> {
         }
         let i = self.index;
         self.index += 1;
-        match seed.deserialize(&mut *self.de) {
+        self.de.pending_limit = self.item_limit;
+        let r = seed.deserialize(&mut *self.de);
+        // An element without a length prefix (`None`) leaves the item limit unconsumed.
+        self.de.pending_limit = None;
+        match r {
             Ok(v) => Ok(Some(v)),
             Err(e) => Err(e.in_index(i)),
         }

@@ -54,8 +54,8 @@
 //! # Limits and hostile input
 //!
 //! - Declared maxima (`string<N>`, `opaque<N>`, `T x<N>`) via [`limit`], on encode and decode
-//!   ([`Error::LengthOverLimit`]). Only the first length prefix inside the wrapped value is
-//!   limited; nested items' own maxima are checked only against the input size.
+//!   ([`Error::LengthOverLimit`]): the first length prefix inside the wrapped value, and with
+//!   [`limit::serialize_items`] also each item's own (`string names<N>` of `string<M>`s).
 //! - A length or count prefix is checked against the bytes left *before* anything is allocated
 //!   ([`Error::LengthOverInput`]); arrays count at least 4 bytes per element.
 //! - Nesting depth is bounded ([`Deserializer::with_max_depth`], default

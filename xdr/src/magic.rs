@@ -14,6 +14,8 @@ const LEN: usize = PREFIX_LEN + GROUPS;
 
 /// Name prefix for a declared maximum (`limit`).
 const LIMIT: &[u8; PREFIX_LEN] = b"\0xdL";
+/// Name prefix for the maximum of each item of the next sequence (`limit::serialize_items`).
+const ITEM_LIMIT: &[u8; PREFIX_LEN] = b"\0xdI";
 /// Name prefix for a fixed-length opaque (`opaque_fixed`).
 const FIXED_OPAQUE: &[u8; PREFIX_LEN] = b"\0xdF";
 
@@ -47,6 +49,14 @@ impl<const N: u32> LimitName<N> {
     pub(crate) const NAME: &'static str = as_str(&Self::BYTES);
 }
 
+/// The magic name of the item maximum `N` in `limit::serialize_items`.
+pub(crate) struct ItemLimitName<const N: u32>;
+
+impl<const N: u32> ItemLimitName<N> {
+    const BYTES: [u8; LEN] = build(ITEM_LIMIT, N as u64);
+    pub(crate) const NAME: &'static str = as_str(&Self::BYTES);
+}
+
 /// The magic name of `opaque_fixed` for `[u8; N]`.
 pub(crate) struct FixedOpaqueName<const N: usize>;
 
@@ -61,6 +71,8 @@ pub(crate) enum Magic {
     None,
     /// Apply this maximum to the next length prefix.
     Limit(u64),
+    /// Apply this maximum to the first length prefix of each item of the next sequence.
+    ItemLimit(u64),
     /// The next `bytes` is a fixed opaque of this length (no length prefix).
     FixedOpaque(u64),
 }
@@ -77,6 +89,7 @@ pub(crate) fn parse(name: &str) -> Magic {
     }
     match b[..PREFIX_LEN].try_into() {
         Ok(LIMIT) => Magic::Limit(n),
+        Ok(ITEM_LIMIT) => Magic::ItemLimit(n),
         Ok(FIXED_OPAQUE) => Magic::FixedOpaque(n),
         _ => Magic::None,
     }
@@ -100,6 +113,10 @@ mod tests {
         assert!(matches!(
             parse(FixedOpaqueName::<{ usize::MAX }>::NAME),
             Magic::FixedOpaque(n) if n == usize::MAX as u64
+        ));
+        assert!(matches!(
+            parse(ItemLimitName::<65536>::NAME),
+            Magic::ItemLimit(65536)
         ));
         assert!(matches!(parse("remote_uuid"), Magic::None));
         assert!(matches!(parse("fourteen_bytes"), Magic::None));

@@ -23,6 +23,9 @@ pub struct Serializer<'a> {
     out: &'a mut Vec<u8>,
     /// Maximum for the next length prefix (from `limit`).
     pending_limit: Option<u64>,
+    /// Maximum for the first length prefix of each item of the next sequence (from
+    /// `limit::serialize_items`).
+    pending_item_limit: Option<u64>,
     /// The next `serialize_bytes` is a fixed opaque (from `opaque_fixed`).
     fixed_opaque: Option<u64>,
     depth: u32,
@@ -34,6 +37,7 @@ impl<'a> Serializer<'a> {
         Serializer {
             out,
             pending_limit: None,
+            pending_item_limit: None,
             fixed_opaque: None,
             depth: 0,
         }
@@ -78,6 +82,9 @@ pub struct Compound<'s, 'a> {
     index: usize,
     /// The struct's name when it is the root value (becomes the start of an error path).
     root: Option<&'static str>,
+    /// Maximum for the first length prefix inside each element (sequences under
+    /// `limit::serialize_items`).
+    item_limit: Option<u64>,
 }
 
 impl<'s, 'a> Compound<'s, 'a> {
@@ -89,6 +96,7 @@ impl<'s, 'a> Compound<'s, 'a> {
             ser,
             index: 0,
             root,
+            item_limit: None,
         }
     }
 
@@ -242,6 +250,12 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
                 }
                 r
             }
+            Magic::ItemLimit(n) => {
+                let prev = self.pending_item_limit.replace(n);
+                let r = value.serialize(&mut *self);
+                self.pending_item_limit = prev;
+                r
+            }
             Magic::FixedOpaque(n) => {
                 self.fixed_opaque = Some(n);
                 let r = value.serialize(&mut *self);
@@ -266,8 +280,11 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         let len = len.ok_or(Error::Unsupported {
             what: "sequence of unknown length",
         })?;
+        let item_limit = self.pending_item_limit.take();
         self.put_len(len)?;
-        Ok(Compound::new(self, None))
+        let mut c = Compound::new(self, None);
+        c.item_limit = item_limit;
+        Ok(c)
     }
     #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'s, 'a>, Error> {
@@ -329,9 +346,11 @@ impl Compound<'_, '_> {
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         let i = self.index;
         self.index += 1;
-        value
-            .serialize(&mut *self.ser)
-            .map_err(|e| self.root_err(e.in_index(i)))
+        self.ser.pending_limit = self.item_limit;
+        let r = value.serialize(&mut *self.ser);
+        // An element without a length prefix (`None`) leaves the item limit unconsumed.
+        self.ser.pending_limit = None;
+        r.map_err(|e| self.root_err(e.in_index(i)))
     }
 
     #[inline]

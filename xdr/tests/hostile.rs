@@ -163,6 +163,77 @@ fn length_over_limit() {
     );
 }
 
+/// `string names<N>` of `string<M>`s: every item's own maximum holds, on both sides, and the
+/// item limit applies to nothing else (not to a following field, not to an inner array's items).
+#[test]
+fn item_limits_bound_each_item() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct R {
+        #[serde(
+            serialize_with = "xdr::limit::serialize_items::<3, 2, _, _>",
+            deserialize_with = "xdr::limit::deserialize_items::<3, 2, _, _>"
+        )]
+        names: Vec<Option<String>>,
+        #[serde(
+            serialize_with = "xdr::limit::serialize_items::<2, 1, _, _>",
+            deserialize_with = "xdr::limit::deserialize_items::<2, 1, _, _>"
+        )]
+        lists: Vec<Vec<String>>,
+        tail: String,
+    }
+    let ok = R {
+        names: vec![Some("ab".into()), None, Some("c".into())],
+        // each inner list has at most 1 item; the strings inside are not limited
+        lists: vec![vec!["long string".into()], vec![]],
+        tail: "a string longer than two".into(),
+    };
+    let bytes = to_bytes(&ok).expect("encode");
+    assert_eq!(from_bytes::<R>(&bytes).expect("decode"), ok);
+
+    // encode: the third name is one byte too long
+    let mut long = ok.clone();
+    long.names[2] = Some("cde".into());
+    let err = to_bytes(&long).unwrap_err();
+    assert_eq!(
+        err,
+        Error::LengthOverLimit {
+            len: 3,
+            max: 2,
+            path: "R.names[2]".into()
+        }
+    );
+    // decode: the same bytes as libvirt would reject them
+    long.names[2] = Some("cd".into());
+    let mut bytes = to_bytes(&long).expect("encode");
+    // names: count 3 | 1 len 2 "ab\0\0" | 0 | 1 len 2 "cd\0\0": patch the last length to 3
+    let at = 4 + 4 + 4 + 4 + 4 + 4;
+    assert_eq!(&bytes[at..at + 4], &2u32.to_be_bytes());
+    bytes[at..at + 4].copy_from_slice(&3u32.to_be_bytes());
+    assert_eq!(
+        from_bytes::<R>(&bytes).unwrap_err(),
+        Error::LengthOverLimit {
+            len: 3,
+            max: 2,
+            path: "R.names[2]".into()
+        }
+    );
+    // the count is still bounded
+    let mut many = ok.clone();
+    many.names.push(None);
+    assert!(matches!(
+        to_bytes(&many),
+        Err(Error::LengthOverLimit { len: 4, max: 3, .. })
+    ));
+    // an inner list over its item limit
+    let mut inner = ok.clone();
+    inner.lists[1] = vec!["a".into(), "b".into()];
+    let err = to_bytes(&inner).unwrap_err();
+    assert!(
+        matches!(&err, Error::LengthOverLimit { len: 2, max: 1, path } if path == "R.lists[1]"),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn invalid_bool_and_optional_flag() {
     assert_eq!(

@@ -4733,8 +4733,8 @@ pub struct RemoteConnectListDefinedDomainsRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_DOMAIN_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -6977,8 +6977,8 @@ pub struct RemoteConnectListNetworksRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_NETWORK_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -7043,8 +7043,8 @@ pub struct RemoteConnectListDefinedNetworksRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_NETWORK_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -7638,8 +7638,8 @@ pub struct RemoteConnectListNwfiltersRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_NWFILTER_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -7946,8 +7946,8 @@ pub struct RemoteConnectListInterfacesRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_INTERFACE_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -8012,8 +8012,8 @@ pub struct RemoteConnectListDefinedInterfacesRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_INTERFACE_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -8584,8 +8584,8 @@ pub struct RemoteConnectListStoragePoolsRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_STORAGE_POOL_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -8650,8 +8650,8 @@ pub struct RemoteConnectListDefinedStoragePoolsRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_STORAGE_POOL_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -9358,8 +9358,8 @@ pub struct RemoteStoragePoolListVolumesRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_STORAGE_VOL_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -10012,8 +10012,8 @@ pub struct RemoteNodeListDevicesRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_NODE_DEVICE_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<65536, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<65536, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<65536, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<65536, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -10313,8 +10313,8 @@ pub struct RemoteNodeDeviceListCapsRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_NODE_DEVICE_CAPS_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<65536, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<65536, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<65536, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<65536, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -11098,8 +11098,8 @@ pub struct RemoteConnectListSecretsRet {
     ///
     /// XDR: `remote_nonnull_string uuids<REMOTE_SECRET_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub uuids: Vec<RemoteNonnullString>,
 }
@@ -11845,8 +11845,8 @@ pub struct RemoteConnectBaselineCpuArgs {
     ///
     /// XDR: `remote_nonnull_string xmlCPUs<REMOTE_CPU_BASELINE_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<256, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<256, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<256, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<256, 4194304, _, _>"
     )]
     #[serde(rename = "xmlCPUs")]
     pub xml_cp_us: Vec<RemoteNonnullString>,
@@ -13675,8 +13675,8 @@ pub struct RemoteDomainSnapshotListNamesRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_DOMAIN_SNAPSHOT_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -13838,8 +13838,8 @@ pub struct RemoteDomainSnapshotListChildrenNamesRet {
     ///
     /// XDR: `remote_nonnull_string names<REMOTE_DOMAIN_SNAPSHOT_LIST_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<16384, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<16384, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<16384, 4194304, _, _>"
     )]
     pub names: Vec<RemoteNonnullString>,
 }
@@ -16636,8 +16636,8 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetCpuModelNamesArgs {
 pub struct RemoteConnectGetCpuModelNamesRet {
     /// XDR: `remote_nonnull_string models<REMOTE_CONNECT_CPU_MODELS_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<8192, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<8192, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<8192, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<8192, 4194304, _, _>"
     )]
     pub models: Vec<RemoteNonnullString>,
     /// XDR: `int ret`
@@ -17225,8 +17225,8 @@ pub struct RemoteDomainFsfreezeArgs {
     ///
     /// XDR: `remote_nonnull_string mountpoints<REMOTE_DOMAIN_FSFREEZE_MOUNTPOINTS_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<256, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<256, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<256, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<256, 4194304, _, _>"
     )]
     pub mountpoints: Vec<RemoteNonnullString>,
     /// XDR: `unsigned int flags`
@@ -17283,8 +17283,8 @@ pub struct RemoteDomainFsthawArgs {
     ///
     /// XDR: `remote_nonnull_string mountpoints<REMOTE_DOMAIN_FSFREEZE_MOUNTPOINTS_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<256, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<256, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<256, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<256, 4194304, _, _>"
     )]
     pub mountpoints: Vec<RemoteNonnullString>,
     /// XDR: `unsigned int flags`
@@ -17789,8 +17789,8 @@ pub struct RemoteDomainFsinfo {
     ///
     /// XDR: `remote_nonnull_string dev_aliases<REMOTE_DOMAIN_FSINFO_DISKS_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<256, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<256, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<256, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<256, 4194304, _, _>"
     )]
     pub dev_aliases: Vec<RemoteNonnullString>,
 }
@@ -18788,8 +18788,8 @@ pub struct RemoteConnectBaselineHypervisorCpuArgs {
     ///
     /// XDR: `remote_nonnull_string xmlCPUs<REMOTE_CPU_BASELINE_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<256, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<256, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<256, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<256, 4194304, _, _>"
     )]
     #[serde(rename = "xmlCPUs")]
     pub xml_cp_us: Vec<RemoteNonnullString>,
@@ -20204,8 +20204,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainAuthorizedSshKeysGetArgs {
 pub struct RemoteDomainAuthorizedSshKeysGetRet {
     /// XDR: `remote_nonnull_string keys<REMOTE_DOMAIN_AUTHORIZED_SSH_KEYS_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<2048, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<2048, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<2048, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<2048, 4194304, _, _>"
     )]
     pub keys: Vec<RemoteNonnullString>,
 }
@@ -20236,8 +20236,8 @@ pub struct RemoteDomainAuthorizedSshKeysSetArgs {
     pub user: RemoteNonnullString,
     /// XDR: `remote_nonnull_string keys<REMOTE_DOMAIN_AUTHORIZED_SSH_KEYS_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<2048, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<2048, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<2048, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<2048, 4194304, _, _>"
     )]
     pub keys: Vec<RemoteNonnullString>,
     /// XDR: `unsigned int flags`
@@ -20296,8 +20296,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetMessagesArgs {
 pub struct RemoteDomainGetMessagesRet {
     /// XDR: `remote_nonnull_string msgs<REMOTE_DOMAIN_MESSAGES_MAX>`
     #[serde(
-        serialize_with = "xdr::limit::serialize::<2048, _, _>",
-        deserialize_with = "xdr::limit::deserialize::<2048, _, _>"
+        serialize_with = "xdr::limit::serialize_items::<2048, 4194304, _, _>",
+        deserialize_with = "xdr::limit::deserialize_items::<2048, 4194304, _, _>"
     )]
     pub msgs: Vec<RemoteNonnullString>,
 }

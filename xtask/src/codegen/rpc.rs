@@ -81,6 +81,11 @@ fn module_of_file(file: &str) -> Option<&'static str> {
 enum Attr {
     None,
     Limit(u32),
+    /// An array of at most `max` items, each with its own maximum `item` on its first prefix.
+    LimitItems {
+        max: u32,
+        item: u32,
+    },
     OpaqueFixed,
     ArrayFixed,
 }
@@ -260,16 +265,52 @@ impl Gen<'_> {
         let Declaration::Named { ty, shape, .. } = d else {
             return Ok(Attr::None);
         };
+        let inner = match ty {
+            TypeSpec::Named(inner) => self.named_attr(inner)?,
+            _ => Attr::None,
+        };
+        let max = |max: &Option<Value>| -> Result<Option<u32>> {
+            max.as_ref()
+                .map(|v| self.resolve_u32(v, "maximum"))
+                .transpose()
+        };
         Ok(match (ty, shape) {
             (TypeSpec::Opaque, Shape::Fixed(_)) => Attr::OpaqueFixed,
-            (_, Shape::Fixed(_)) => Attr::ArrayFixed,
-            (_, Shape::Variable(Some(v))) => Attr::Limit(self.resolve_u32(v, "maximum")?),
-            (TypeSpec::Named(inner), Shape::Optional) => match self.named_attr(inner)? {
-                Attr::Limit(n) => Attr::Limit(n),
-                Attr::None => Attr::None,
-                _ => bail!("typedef {name}: optional fixed-size data is not supported"),
+            (_, Shape::Fixed(_)) => match inner {
+                Attr::None => Attr::ArrayFixed,
+                _ => bail!(
+                    "typedef {name}: fixed arrays of bounded or fixed-size items are not supported"
+                ),
             },
-            _ => Attr::None,
+            (TypeSpec::String | TypeSpec::Opaque, Shape::Variable(m)) => {
+                max(m)?.map_or(Attr::None, Attr::Limit)
+            }
+            (_, Shape::Variable(m)) => Self::array_attr(name, max(m)?, inner)?,
+            (_, Shape::Optional) => match inner {
+                Attr::OpaqueFixed | Attr::ArrayFixed => {
+                    bail!("typedef {name}: optional fixed-size data is not supported")
+                }
+                a => a,
+            },
+            (_, Shape::Scalar) => inner,
+        })
+    }
+
+    /// The attribute of a variable array with maximum `max` whose items carry `item`.
+    fn array_attr(what: &str, max: Option<u32>, item: Attr) -> Result<Attr> {
+        Ok(match (max, item) {
+            (max, Attr::Limit(item)) => Attr::LimitItems {
+                max: max.unwrap_or(u32::MAX),
+                item,
+            },
+            (Some(max), Attr::None) => Attr::Limit(max),
+            (None, Attr::None) => Attr::None,
+            (_, Attr::LimitItems { .. }) => {
+                bail!("{what}: arrays of arrays with item maxima are not supported")
+            }
+            (_, Attr::OpaqueFixed | Attr::ArrayFixed) => {
+                bail!("{what}: arrays of fixed-size typedefs are not supported")
+            }
         })
     }
 
@@ -463,9 +504,10 @@ impl Gen<'_> {
                     .as_deref()
                     .is_some_and(|n| self.contains_by_value(n, owner, &mut BTreeSet::new()));
                 let attr = match elem_attr {
-                    Attr::Limit(n) => Attr::Limit(n),
-                    Attr::None => Attr::None,
-                    _ => bail!("{owner}.{name}: optional fixed-size data is not supported"),
+                    Attr::OpaqueFixed | Attr::ArrayFixed => {
+                        bail!("{owner}.{name}: optional fixed-size data is not supported")
+                    }
+                    a => a,
                 };
                 FieldTy {
                     ty: if boxed {
@@ -478,8 +520,8 @@ impl Gen<'_> {
                 }
             }
             (_, Shape::Fixed(n)) => {
-                if elem_attr != Attr::None && !matches!(elem_attr, Attr::Limit(_)) {
-                    bail!("{owner}.{name}: fixed arrays of fixed-size typedefs are not supported");
+                if elem_attr != Attr::None {
+                    bail!("{owner}.{name}: fixed arrays of bounded or fixed-size items are not supported");
                 }
                 let n = self.resolve_u32(n, "size")?;
                 FieldTy {
@@ -489,15 +531,13 @@ impl Gen<'_> {
                 }
             }
             (_, Shape::Variable(max)) => {
-                if matches!(elem_attr, Attr::OpaqueFixed | Attr::ArrayFixed) {
-                    bail!("{owner}.{name}: arrays of fixed-size typedefs are not supported");
-                }
+                let max = max
+                    .as_ref()
+                    .map(|v| self.resolve_u32(v, "maximum"))
+                    .transpose()?;
                 FieldTy {
                     ty: format!("Vec<{elem}>"),
-                    attr: match max {
-                        Some(v) => Attr::Limit(self.resolve_u32(v, "maximum")?),
-                        None => Attr::None,
-                    },
+                    attr: Self::array_attr(&format!("{owner}.{name}"), max, elem_attr)?,
                     default: true,
                 }
             }
@@ -509,6 +549,9 @@ impl Gen<'_> {
             Attr::None => None,
             Attr::Limit(n) => Some(format!(
                 "#[serde(serialize_with = \"xdr::limit::serialize::<{n}, _, _>\", deserialize_with = \"xdr::limit::deserialize::<{n}, _, _>\")]"
+            )),
+            Attr::LimitItems { max, item } => Some(format!(
+                "#[serde(serialize_with = \"xdr::limit::serialize_items::<{max}, {item}, _, _>\", deserialize_with = \"xdr::limit::deserialize_items::<{max}, {item}, _, _>\")]"
             )),
             Attr::OpaqueFixed => Some("#[serde(with = \"xdr::opaque_fixed\")]".into()),
             Attr::ArrayFixed => Some("#[serde(with = \"xdr::array_fixed\")]".into()),
@@ -653,6 +696,10 @@ impl Gen<'_> {
             Attr::Limit(n) => writeln!(
                 out,
                 "///\n/// Fields of this type are limited to {n} (bytes or items) on the wire."
+            )?,
+            Attr::LimitItems { max, item } => writeln!(
+                out,
+                "///\n/// Fields of this type are limited to {max} items, each limited to {item} (bytes or items) on the wire."
             )?,
             Attr::OpaqueFixed => writeln!(
                 out,
@@ -1085,6 +1132,9 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
                 Attr::Limit(n) => format!(
                     "t.serialize_element(&crate::program::__private::LimitRef::<_, {n}>({var}))?;"
                 ),
+                Attr::LimitItems { max, item } => format!(
+                    "t.serialize_element(&crate::program::__private::LimitItemsRef::<_, {max}, {item}>({var}))?;"
+                ),
                 Attr::OpaqueFixed => format!(
                     "t.serialize_element(&crate::program::__private::OpaqueFixedRef({var}))?;"
                 ),
@@ -1098,6 +1148,13 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
                 Attr::None => (t.ty.clone(), ""),
                 Attr::Limit(n) => (
                     format!("crate::program::__private::Limit<{}, {n}>", t.ty),
+                    ".0",
+                ),
+                Attr::LimitItems { max, item } => (
+                    format!(
+                        "crate::program::__private::LimitItems<{}, {max}, {item}>",
+                        t.ty
+                    ),
                     ".0",
                 ),
                 Attr::OpaqueFixed => (
