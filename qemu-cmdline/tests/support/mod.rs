@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod vhost_user;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -87,5 +89,55 @@ impl Qmp {
     /// `qom-get` that must succeed.
     pub fn qom(&mut self, path: &str, prop: &str) -> Value {
         self.ok("qom-get", json!({"path": path, "property": prop}))
+    }
+}
+
+/// A helper process (a vhost-user backend, ...) killed and reaped when dropped.
+pub struct Helper {
+    child: std::process::Child,
+    what: String,
+}
+
+impl Helper {
+    /// Spawn `cmd` (stdout and stderr to `log`) and wait until `socket` exists.
+    pub fn spawn(mut cmd: std::process::Command, log: &Path, socket: &Path) -> Helper {
+        let what = format!("{cmd:?}");
+        let out = std::fs::File::create(log).expect("helper log");
+        let err = out.try_clone().expect("clone log");
+        let child = cmd
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let mut h = Helper { child, what };
+        let start = std::time::Instant::now();
+        while !socket.exists() {
+            if let Ok(Some(status)) = h.child.try_wait() {
+                panic!(
+                    "{} exited ({status}) before creating {socket:?}: {}",
+                    h.what,
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{} did not create {socket:?} in 10 s",
+                h.what
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        h
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
