@@ -1192,3 +1192,133 @@ fn vhost_user_devices_run_against_real_backends() {
         assert!(p.wait(Duration::from_secs(10)).expect("exit").success());
     }
 }
+
+/// Deletes a network interface (if it still exists) when dropped.
+struct LinkGuard(String);
+
+impl LinkGuard {
+    fn exists(&self) -> bool {
+        Path::new(&format!("/sys/class/net/{}", self.0)).exists()
+    }
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if self.exists() {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "delete", &self.0])
+                .status();
+        }
+    }
+}
+
+/// Accept one connection within 10 s.
+fn accept_within(listener: &std::os::unix::net::UnixListener) -> std::os::unix::net::UnixStream {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let start = std::time::Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => return s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "no connection in 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+/// A tap QEMU opens by name (multiqueue; we run as root), and a chardev connecting as a
+/// client to a socket the test listens on.
+#[test]
+fn tap_by_ifname_and_client_socket_chardev() {
+    for (n, syntax) in [Syntax::TEXT, Syntax::json(QemuVersion::new(7, 2))]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tap = LinkGuard(format!("vmwt{}x{n}", std::process::id() % 100_000));
+        assert!(!tap.exists(), "{} exists already", tap.0);
+        let sock = dir.path().join("cl,ient=.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+
+        let mut nic = Net::virtio(
+            "nic0",
+            NetBackend::TapIfname {
+                ifname: tap.0.clone(),
+                queues: Some(2),
+            },
+        );
+        if let Some(d) = nic.device.as_mut() {
+            d.queues = Some(2);
+        }
+        let c = base(dir.path(), "q35")
+            .device(nic)
+            .device(Chardev {
+                id: "cl0".into(),
+                backend: ChardevBackend::Socket {
+                    path: sock.to_string_lossy().into_owned(),
+                    server: false,
+                },
+            })
+            .device(Serial {
+                id: "serial0".into(),
+                chardev: "cl0".into(),
+            });
+        let argv = c.build(&syntax).expect("build");
+        assert_eq!(QemuConfig::parse(&argv).expect("parse"), c);
+        let (p, mut q) = launch(c, syntax, FdPlan::new());
+
+        // the chardev connected to us, and QEMU reports it connected, with its frontend
+        let _conn = accept_within(&listener);
+        let chardevs = q.ok("query-chardev", json!({}));
+        let cl0 = chardevs
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|c| c["label"] == "cl0")
+            .unwrap_or_else(|| panic!("cl0 not in {chardevs}"))
+            .clone();
+        assert_eq!(
+            cl0["filename"], "unix:",
+            "connected (else `disconnected:unix:PATH`)"
+        );
+        assert_eq!(cl0["frontend-open"], true);
+        assert_eq!(q.qom("/machine/peripheral/serial0", "chardev"), "cl0");
+
+        // the tap exists, as a multiqueue tap with virtio-net headers, and is the netdev's
+        assert!(tap.exists(), "QEMU created {}", tap.0);
+        let flags = std::fs::read_to_string(format!("/sys/class/net/{}/tun_flags", tap.0))
+            .expect("tun_flags");
+        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).expect("hex");
+        const IFF_TAP: u32 = 0x0002;
+        const IFF_MULTI_QUEUE: u32 = 0x0100;
+        const IFF_VNET_HDR: u32 = 0x4000;
+        assert_eq!(
+            flags & (IFF_TAP | IFF_MULTI_QUEUE | IFF_VNET_HDR),
+            IFF_TAP | IFF_MULTI_QUEUE | IFF_VNET_HDR,
+            "tun_flags {flags:#x}"
+        );
+        let info = q.ok(
+            "human-monitor-command",
+            json!({"command-line": "info network"}),
+        );
+        let info = info.as_str().expect("text");
+        assert!(
+            info.contains(&format!(
+                "nic0-net: index=0,type=tap,ifname={},script=no,downscript=no",
+                tap.0
+            )),
+            "{info}"
+        );
+        assert_eq!(q.qom("/machine/peripheral/nic0", "netdev"), "nic0-net");
+        assert_eq!(q.qom("/machine/peripheral/nic0", "mq"), true);
+
+        q.ok("quit", json!({}));
+        assert!(p.wait(Duration::from_secs(10)).expect("exit").success());
+        assert!(!tap.exists(), "{} outlived QEMU", tap.0);
+    }
+}
