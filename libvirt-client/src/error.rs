@@ -224,6 +224,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A migration was cancelled by its caller: the progress callback returned
+    /// `ControlFlow::Break`, the orchestrator aborted the source's job (`DOMAIN_ABORT_JOB`, as
+    /// `virDomainAbortJob`), and the migration then failed. `error` is the failure the abort
+    /// caused, as the daemons reported it (libvirt 9.0's QEMU driver: `VIR_ERR_OPERATION_ABORTED`
+    /// from the `VIR_FROM_QEMU` domain); [`Error::remote`] sees through to it. The guest keeps
+    /// running on the source.
+    #[error("migration cancelled by the caller: {error}")]
+    MigrationCancelled {
+        /// The error of the aborted migration.
+        #[source]
+        error: Box<Error>,
+    },
+
     /// A call would pass file descriptors over a transport that cannot carry them: only a unix
     /// socket connection can (libvirt's rule too). Nothing was sent.
     #[error(
@@ -247,6 +260,7 @@ impl Error {
     pub fn remote(&self) -> Option<&libvirt_proto::RemoteError> {
         match self {
             Error::Proto(e) => e.remote(),
+            Error::MigrationCancelled { error } => error.remote(),
             _ => None,
         }
     }

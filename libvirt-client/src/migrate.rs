@@ -6,7 +6,9 @@
 //! libvirt's `virDomainMigrateVersion3Full` does, passing each step's cookie to the next:
 //!
 //! 1. `Begin3` on the source: the domain XML for the destination (from `xmlin` if given) and a
-//!    cookie;
+//!    cookie. `VIR_MIGRATE_CHANGE_PROTECTION` is added to the source's flags (Begin3, Perform3,
+//!    Confirm3) whenever the source daemon supports it, as libvirt does: Begin3 then starts a
+//!    migration job that keeps the guest from being changed until Confirm3 ends it;
 //! 2. `Prepare3` on the destination: starts an incoming guest (paused, waiting for the
 //!    migration stream) and may choose the migration URI;
 //! 3. `Perform3` on the source: QEMU sends the guest (progress is polled meanwhile with job
@@ -19,10 +21,37 @@
 //! The `*_PARAMS` procedures are used when both daemons support
 //! `VIR_DRV_FEATURE_MIGRATION_PARAMS`, the plain ones otherwise ([`Protocol`]).
 //!
-//! Errors follow libvirt's rule: the FIRST failure is what the caller sees; a failing Finish or
-//! Confirm after a failed Perform does not overwrite it (with libvirt's one exception: when
-//! Perform failed with QEMU's generic "operation failed" and the destination's Finish reported
-//! a more specific QEMU error, the destination's error is kept).
+//! # Failures and cleanup (as `virDomainMigrateVersion3Full`)
+//! The FIRST failure is what the caller sees; later steps that fail while cleaning up do not
+//! overwrite it. Step by step:
+//!
+//! - Begin3 fails: its error, nothing else is called.
+//! - Prepare3 fails: with change protection (a job was started by Begin3) Confirm3 is called
+//!   with `cancelled = 1` and an empty cookie to end that job, and its own result is ignored;
+//!   without change protection nothing is called. Prepare's error is returned either way.
+//! - Prepare3 succeeds but neither it nor the caller set a migration URI: Perform3 is skipped,
+//!   Finish3 gets `cancelled = 1` and Prepare's cookie, Confirm3 follows as after any Finish;
+//!   the caller gets [`Error::Migration`] (phase `prepare`).
+//! - `VIR_MIGRATE_OFFLINE`: Perform3 is skipped, Finish3 gets `cancelled = 0` and no cookie.
+//! - Perform3 fails: Finish3 with `cancelled = 1`, no Confirm3; Perform's error is returned,
+//!   with libvirt's one exception: when it is QEMU's generic `VIR_ERR_OPERATION_FAILED` and
+//!   Finish reported a more specific QEMU error (not `VIR_ERR_MIGRATE_FINISH_OK`), Finish's error
+//!   is returned instead.
+//! - Finish3 fails after a good Perform: Confirm3 with `cancelled = 1` resumes the source guest;
+//!   Finish's error is returned.
+//! - Confirm3 fails after a good Finish: the guest runs on the destination and that domain is
+//!   returned (the source copy may stay paused, as libvirt warns).
+//! - A destination whose Finish3 returns a domain although told `cancelled = 1`: libvirt logs
+//!   this and returns the domain, and so does [`Migration::run`] (the guest does run there).
+//!
+//! # Cancellation
+//! The progress callback returns `ControlFlow::Break(())` to cancel: the orchestrator calls
+//! `DOMAIN_ABORT_JOB` on the source (retrying at the next poll if the daemon refuses) and stops
+//! calling the callback. The aborted Perform3 fails, the steps above clean up (Finish3 kills the
+//! prepared guest, the source guest keeps running) and the caller gets
+//! [`Error::MigrationCancelled`] wrapping the daemon's error (`VIR_ERR_OPERATION_ABORTED`). A
+//! Break that comes after QEMU finished sending cannot undo the migration: the result is then
+//! the migrated domain, as with `virDomainAbortJob` racing a finishing job.
 //!
 //! # AUTODESTROY
 //! The destination daemon ties the guest that `Prepare3` starts to the connection that
@@ -39,8 +68,8 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use libvirt_proto::generated::api::{
-    DomainGetJobStatsFlags, DomainJobType, DomainMigrateFlags, DomainState, ErrorDomain,
-    ErrorNumber,
+    DomainGetJobStatsFlags, DomainJobType, DomainMigrateFlags, DomainMigrateMaxSpeedFlags,
+    DomainState, ErrorDomain, ErrorNumber,
 };
 use libvirt_proto::generated::remote::{
     procs, RemoteDomainGetJobStatsArgs, RemoteDomainMigrateGetMaxDowntimeArgs,
@@ -73,6 +102,8 @@ pub mod param {
     pub const PERSIST_XML: &str = "persistent_xml";
     /// `VIR_MIGRATE_PARAM_BANDWIDTH`: MiB/s (ullong).
     pub const BANDWIDTH: &str = "bandwidth";
+    /// `VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY`: MiB/s once in post-copy (ullong).
+    pub const BANDWIDTH_POSTCOPY: &str = "bandwidth.postcopy";
     /// `VIR_MIGRATE_PARAM_GRAPHICS_URI`.
     pub const GRAPHICS_URI: &str = "graphics_uri";
     /// `VIR_MIGRATE_PARAM_LISTEN_ADDRESS`.
@@ -324,8 +355,9 @@ pub async fn completed_job_progress(
     job_stats(client, dom, DomainGetJobStatsFlags::COMPLETED).await
 }
 
-/// Cancel the running job of `dom` (`DOMAIN_ABORT_JOB`); a running migration fails with
-/// "operation aborted" and the guest stays on the source.
+/// Cancel the running job of `dom` (`DOMAIN_ABORT_JOB`, as `virDomainAbortJob`); a running
+/// migration fails with `VIR_ERR_OPERATION_ABORTED` and the guest stays on the source. The
+/// orchestrator calls this itself when its progress callback returns `ControlFlow::Break`.
 pub async fn abort(client: &Client, dom: &RemoteNonnullDomain) -> Result<(), Error> {
     client.domain_abort_job(dom.clone()).await
 }
@@ -336,21 +368,66 @@ pub async fn set_max_speed(
     dom: &RemoteNonnullDomain,
     mib_per_s: u64,
 ) -> Result<(), Error> {
-    client
-        .call::<procs::DomainMigrateSetMaxSpeed>(&RemoteDomainMigrateSetMaxSpeedArgs {
-            dom: dom.clone(),
-            bandwidth: mib_per_s,
-            flags: 0,
-        })
-        .await
+    set_speed(client, dom, mib_per_s, DomainMigrateMaxSpeedFlags::empty()).await
 }
 
 /// The bandwidth limit of `dom`'s migration (MiB/s).
 pub async fn max_speed(client: &Client, dom: &RemoteNonnullDomain) -> Result<u64, Error> {
+    get_speed(client, dom, DomainMigrateMaxSpeedFlags::empty()).await
+}
+
+/// Set the bandwidth limit of `dom`'s migration once it switched to post-copy (MiB/s;
+/// `VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY`, libvirt >= 5.1). The QEMU driver needs a running
+/// guest for it.
+pub async fn set_postcopy_max_speed(
+    client: &Client,
+    dom: &RemoteNonnullDomain,
+    mib_per_s: u64,
+) -> Result<(), Error> {
+    set_speed(
+        client,
+        dom,
+        mib_per_s,
+        DomainMigrateMaxSpeedFlags::DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY,
+    )
+    .await
+}
+
+/// The post-copy bandwidth limit of `dom`'s migration (MiB/s;
+/// `VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY`).
+pub async fn postcopy_max_speed(client: &Client, dom: &RemoteNonnullDomain) -> Result<u64, Error> {
+    get_speed(
+        client,
+        dom,
+        DomainMigrateMaxSpeedFlags::DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY,
+    )
+    .await
+}
+
+async fn set_speed(
+    client: &Client,
+    dom: &RemoteNonnullDomain,
+    mib_per_s: u64,
+    flags: DomainMigrateMaxSpeedFlags,
+) -> Result<(), Error> {
+    client
+        .call::<procs::DomainMigrateSetMaxSpeed>(&RemoteDomainMigrateSetMaxSpeedArgs {
+            dom: dom.clone(),
+            bandwidth: mib_per_s,
+            flags: flags.bits(),
+        })
+        .await
+}
+
+async fn get_speed(
+    client: &Client,
+    dom: &RemoteNonnullDomain,
+    flags: DomainMigrateMaxSpeedFlags,
+) -> Result<u64, Error> {
     Ok(client
         .call::<procs::DomainMigrateGetMaxSpeed>(&RemoteDomainMigrateGetMaxSpeedArgs {
             dom: dom.clone(),
-            flags: 0,
+            flags: flags.bits(),
         })
         .await?
         .bandwidth)
@@ -431,7 +508,8 @@ pub struct Prepared {
     pub dest_flags: DomainMigrateFlags,
     /// The parameters (with `destination_xml` and `migrate_uri` updated).
     pub params: Vec<RemoteTypedParam>,
-    /// The migration URI (ours or the destination's).
+    /// The migration URI (the destination's, else ours); `None` when neither chose one, in
+    /// which case [`Migration::complete`] cancels instead of performing.
     pub uri: Option<String>,
     /// The destination's cookie for Perform.
     pub cookie: Opaque,
@@ -454,8 +532,8 @@ impl Migration {
 
     /// Run all five steps; returns the guest on the destination. `progress` is called with
     /// the source's job statistics while Perform runs; returning `ControlFlow::Break(())`
-    /// aborts the job (the migration then fails with the source's "operation aborted" error
-    /// and the guest keeps running on the source).
+    /// aborts the job: the migration then fails with [`Error::MigrationCancelled`] and the
+    /// guest keeps running on the source (see the module documentation, "Cancellation").
     pub async fn run(
         &self,
         dom: &RemoteNonnullDomain,
@@ -503,10 +581,17 @@ impl Migration {
                 .await?;
             (r.cookie_out, r.xml)
         };
-        if let Ok(st) = src.domain_get_state(dom.clone(), 0).await {
-            if DomainState(st.state) == DomainState::PAUSED {
-                flags |= DomainMigrateFlags::PAUSED;
-            }
+        // libvirt asks GetState when the params procedures are in use (a source that new has
+        // it) and GetInfo otherwise; a failure of either only means "not known to be paused".
+        let state = if use_params {
+            src.domain_get_state(dom.clone(), 0).await.map(|s| s.state)
+        } else {
+            src.domain_get_info(dom.clone())
+                .await
+                .map(|i| i32::from(i.state))
+        };
+        if state.is_ok_and(|s| DomainState(s) == DomainState::PAUSED) {
+            flags |= DomainMigrateFlags::PAUSED;
         }
         let dest_flags =
             flags & !(DomainMigrateFlags::ABORT_ON_ERROR | DomainMigrateFlags::AUTO_CONVERGE);
@@ -532,7 +617,9 @@ impl Migration {
         let (cookie, uri_out) = match prep {
             Ok(x) => x,
             Err(e) => {
-                // The source holds a migration job since Begin3 (change protection): end it.
+                // As libvirt: with change protection Begin3 started a migration job on the
+                // source, which Confirm3(cancelled) ends (its own error never replaces
+                // Prepare's); without it there is no job and nothing more is called.
                 if !protection.is_empty() {
                     let _ = self
                         .confirm(
@@ -560,40 +647,20 @@ impl Migration {
                 .clone()
                 .or_else(|| get_string(&params, param::URI).map(str::to_owned)),
         };
-        let prepared = Prepared {
+        Ok(Prepared {
             use_params,
             flags: flags | protection,
             dest_flags,
             params,
             uri,
             cookie,
-        };
-        if prepared.uri.is_none() && !flags.contains(DomainMigrateFlags::OFFLINE) {
-            let err = Error::Migration {
-                phase: "prepare".into(),
-                reason: "the destination's Prepare3 did not set a migration URI and none was given"
-                    .into(),
-            };
-            // Tell the destination to drop the prepared guest.
-            let _ = self
-                .finish(dom, opts, &prepared, Opaque::default(), true)
-                .await;
-            let _ = self
-                .confirm(
-                    dom,
-                    use_params,
-                    &prepared.params,
-                    prepared.flags,
-                    Opaque::default(),
-                    true,
-                )
-                .await;
-            return Err(err);
-        }
-        Ok(prepared)
+        })
     }
 
-    /// Steps 3 to 5 (Perform3, Finish3, Confirm3) after [`Migration::prepare`].
+    /// Steps 3 to 5 (Perform3, Finish3, Confirm3) after [`Migration::prepare`], with the
+    /// failure handling of the module documentation. When `prepared.uri` is `None` (neither
+    /// Prepare3 nor the caller chose a migration URI) Perform3 is skipped and the prepared guest
+    /// is cancelled.
     pub async fn complete(
         &self,
         dom: &RemoteNonnullDomain,
@@ -603,25 +670,32 @@ impl Migration {
     ) -> Result<RemoteNonnullDomain, Error> {
         let mut orig_err: Option<Error> = None;
         let mut notify_source = true;
-        let mut cookie = Opaque::default();
-        let cancelled;
-        if prepared.flags.contains(DomainMigrateFlags::OFFLINE) {
-            cancelled = false;
+        let mut aborted = false;
+        let (cookie, cancelled) = if prepared.uri.is_none() {
+            // libvirt: "domainMigratePrepare3 did not set uri"; Finish gets Prepare's cookie.
+            orig_err = Some(Error::Migration {
+                phase: "prepare".into(),
+                reason: "the destination's Prepare3 did not set a migration URI and none was \
+                         given"
+                    .into(),
+            });
+            (prepared.cookie.clone(), true)
+        } else if prepared.flags.contains(DomainMigrateFlags::OFFLINE) {
+            (Opaque::default(), false)
         } else {
             // 3. Perform3 (with progress polling on the side).
-            match self.perform(dom, &prepared, opts, progress).await {
-                Ok(c) => {
-                    cookie = c;
-                    cancelled = false;
-                }
+            let (r, broke) = self.perform(dom, &prepared, opts, progress).await;
+            aborted = broke;
+            match r {
+                Ok(c) => (c, false),
                 Err(e) => {
                     // Perform failed: keep its error; the source already knows (no Confirm).
                     orig_err = Some(e);
                     notify_source = false;
-                    cancelled = true;
+                    (Opaque::default(), true)
                 }
             }
-        }
+        };
 
         // 4. Finish3
         let finished = self.finish(dom, opts, &prepared, cookie, cancelled).await;
@@ -647,8 +721,8 @@ impl Migration {
                 (None, Opaque::default())
             }
         };
-        // (A destination that returns a domain although cancelled ignored the cancel; libvirt
-        // only logs that. The error from Perform is still what the caller gets, below.)
+        // A destination that returns a domain although cancelled ignored the cancel; libvirt
+        // logs that and returns the domain (below), and so do we.
 
         // 5. Confirm3
         if notify_source {
@@ -671,8 +745,8 @@ impl Migration {
             }
         }
         match (ddomain, orig_err) {
-            (_, Some(e)) if cancelled => Err(e),
             (Some(d), _) => Ok(d),
+            (None, Some(e)) if aborted => Err(Error::MigrationCancelled { error: Box::new(e) }),
             (None, Some(e)) => Err(e),
             (None, None) => Err(Error::Migration {
                 phase: "finish".into(),
@@ -687,7 +761,7 @@ impl Migration {
         prepared: &Prepared,
         opts: &MigrateOptions,
         progress: &mut impl FnMut(&Progress) -> ControlFlow<()>,
-    ) -> Result<Opaque, Error> {
+    ) -> (Result<Opaque, Error>, bool) {
         let src = self.source.clone();
         let call = {
             let dom = dom.clone();
@@ -792,31 +866,37 @@ impl Migration {
     }
 }
 
-/// Run `call` while polling `dom`'s job statistics on `client`; a `Break` from `progress`
-/// aborts the job (the call then ends with the daemon's error).
+/// Run `call` while polling `dom`'s job statistics on `client`. A `Break` from `progress`
+/// aborts the job (`DOMAIN_ABORT_JOB`, tried again at each later tick until the daemon accepts
+/// it); `progress` is not called after a `Break`. Returns the call's result and whether the
+/// caller asked to cancel.
 async fn watch<T>(
     client: &Client,
     dom: &RemoteNonnullDomain,
     call: impl std::future::Future<Output = Result<T, Error>>,
     every: Option<Duration>,
     progress: &mut impl FnMut(&Progress) -> ControlFlow<()>,
-) -> Result<T, Error> {
+) -> (Result<T, Error>, bool) {
     let every = every.unwrap_or(Duration::from_millis(200));
     tokio::pin!(call);
+    let mut cancel = false;
     let mut aborted = false;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
-            r = &mut call => return r,
+            r = &mut call => return (r, cancel),
             _ = tick.tick() => {
+                if cancel {
+                    if !aborted {
+                        aborted = abort(client, dom).await.is_ok();
+                    }
+                    continue;
+                }
                 // Job stats may briefly fail (no job yet / job over): not an error of ours.
                 if let Ok(p) = job_progress(client, dom).await {
-                    if p.job_type != DomainJobType::NONE
-                        && progress(&p).is_break()
-                        && !aborted
-                    {
-                        aborted = true;
-                        let _ = abort(client, dom).await;
+                    if p.job_type != DomainJobType::NONE && progress(&p).is_break() {
+                        cancel = true;
+                        aborted = abort(client, dom).await.is_ok();
                     }
                 }
             }
@@ -826,7 +906,9 @@ async fn watch<T>(
 
 /// Peer-to-peer migration: the source daemon connects to `dest_uri` itself and runs the
 /// protocol (`Perform3` with params and `VIR_MIGRATE_PEER2PEER`, plus whatever flags are in
-/// `opts`, e.g. `TUNNELLED`). The source daemon must be able to open `dest_uri`.
+/// `opts`, e.g. `TUNNELLED`). The source daemon must be able to open `dest_uri`. `progress`
+/// sees the source's job statistics and can cancel with `ControlFlow::Break` as in
+/// [`Migration::run`] (the error is then [`Error::MigrationCancelled`]).
 pub async fn peer_to_peer(
     source: &Client,
     dom: &RemoteNonnullDomain,
@@ -880,9 +962,11 @@ pub async fn peer_to_peer(
             }
         }
     };
-    watch(source, dom, call, opts.progress_interval, &mut progress)
-        .await
-        .map(|_| ())
+    match watch(source, dom, call, opts.progress_interval, &mut progress).await {
+        (Ok(_), _) => Ok(()),
+        (Err(e), true) => Err(Error::MigrationCancelled { error: Box::new(e) }),
+        (Err(e), false) => Err(e),
+    }
 }
 
 #[cfg(test)]
