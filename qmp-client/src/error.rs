@@ -50,6 +50,16 @@ pub enum Error {
         /// The timeout.
         after: Duration,
     },
+    /// QEMU's reply was longer than the framing limit
+    /// ([`SessionConfig::framer`](qmp_proto::SessionConfig)); it was skipped unread and the
+    /// command failed as soon as the reply was known to be its own. The connection stays usable.
+    #[error("the reply to `{command}` exceeded the {limit} byte limit and was dropped")]
+    ResponseTooLarge {
+        /// The command.
+        command: String,
+        /// The configured limit.
+        limit: usize,
+    },
     /// Waiting for an event timed out.
     #[error("no {what} within {after:?}")]
     EventTimeout {

@@ -65,6 +65,9 @@ impl<R: Reply, S: Sink> Router<R, S> {
                         qmp_proto::Error::Closed => Error::Closed {
                             command: Some(command),
                         },
+                        qmp_proto::Error::ResponseTooLarge { limit } => {
+                            Error::ResponseTooLarge { command, limit }
+                        }
                         other => Error::Protocol(other),
                     }));
                 }

@@ -147,7 +147,7 @@ async fn error_classes() {
     );
     // The connection stays usable after errors.
     let s = c.execute("query-status", None).await.unwrap();
-    assert_eq!(s["status"], "prelaunch");
+    assert_eq!(s["status"], "running");
 }
 
 /// Commands cancelled while QEMU holds them (the process is stopped) are abandoned; when QEMU
@@ -316,4 +316,46 @@ async fn greeting_timeout() {
     assert!(matches!(r, Err(Error::GreetingTimeout { .. })), "{r:?}");
     let r = Client::connect_unix(dir.path().join("absent.sock"), ConnectOptions::default()).await;
     assert!(matches!(r, Err(Error::Connect { .. })), "{r:?}");
+}
+
+/// A reply over the framing limit fails its own command at once (not at its timeout), is
+/// skipped without being stored, and the connection goes on.
+#[tokio::test]
+async fn oversize_reply_fails_its_command_at_once() {
+    let q = Qemu::spawn(MACHINE_NONE);
+    let _ = connect(&q).await; // waits until QEMU listens
+    let mut o = ConnectOptions::default();
+    o.session.framer.max_frame_len = 64 * 1024;
+    o.command_timeout = Some(Duration::from_secs(30));
+    let c = Client::connect_unix(&q.qmp, o).await.unwrap();
+    let before = c.execute("query-status", None);
+    let schema = c.execute("query-qmp-schema", None);
+    let after = c.execute("query-version", None);
+    let t = Instant::now();
+    let (before, schema, after) = tokio::join!(before, schema, after);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(before.unwrap()["status"], "running");
+    match schema {
+        Err(Error::ResponseTooLarge { command, limit }) => {
+            assert_eq!(command, "query-qmp-schema");
+            assert_eq!(limit, 64 * 1024);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        after.unwrap()["qemu"]["major"],
+        c.greeting().version.qemu.major
+    );
+    // Alone, and again: still in step.
+    let r = c.execute("query-qmp-schema", None).await;
+    assert!(matches!(r, Err(Error::ResponseTooLarge { .. })), "{r:?}");
+    let v = c
+        .execute(
+            "qom-get",
+            Some(json!({"path": "/machine", "property": "type"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, "none-machine");
+    assert!(!c.is_closed());
 }

@@ -96,3 +96,33 @@ fn event_before_return() {
     assert_eq!(ev.event, "SHUTDOWN");
     assert!(q.wait_exit(Duration::from_secs(5)));
 }
+
+/// A reply over the framing limit fails its own command at once and the connection goes on.
+#[test]
+fn oversize_reply_fails_its_command_at_once() {
+    let q = Qemu::spawn(MACHINE_NONE);
+    let _ = connect(&q);
+    let mut o = ConnectOptions::default();
+    o.session.framer.max_frame_len = 64 * 1024;
+    o.command_timeout = Some(Duration::from_secs(30));
+    let c = Client::connect_unix(&q.qmp, o).unwrap();
+    let t = Instant::now();
+    let schema = c.submit("query-qmp-schema", None, Exec::default()).unwrap();
+    let after = c.submit("query-version", None, Exec::default()).unwrap();
+    match schema.wait() {
+        Err(Error::ResponseTooLarge { command, limit }) => {
+            assert_eq!(command, "query-qmp-schema");
+            assert_eq!(limit, 64 * 1024);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(
+        after.wait().unwrap()["qemu"]["major"],
+        c.greeting().version.qemu.major
+    );
+    assert_eq!(
+        c.execute("query-status", None).unwrap()["status"],
+        "running"
+    );
+}

@@ -7,12 +7,22 @@
 #[non_exhaustive]
 pub enum Error {
     /// A JSON object on the wire grew past the configured maximum; the framer skipped to the next
-    /// line. Raise [`FramerConfig::max_frame_len`](crate::FramerConfig) if the peer legitimately
-    /// sends bigger messages.
-    #[error("QMP message longer than the {max} byte limit (skipped to the next line)")]
+    /// line without storing it. Raise [`FramerConfig::max_frame_len`](crate::FramerConfig) if
+    /// the peer legitimately sends bigger messages.
+    #[error("QMP message ({start:?}) longer than the {max} byte limit (skipped to the next line)")]
     FrameTooLong {
         /// The configured limit.
         max: usize,
+        /// What the message looked like by its first key.
+        start: crate::FrameStart,
+    },
+    /// The reply to this command was longer than the configured maximum and was dropped unread
+    /// (see [`SessionConfig::framer`](crate::SessionConfig)). Only the command is lost: the
+    /// session goes on with the next message.
+    #[error("the reply was longer than the {limit} byte limit and was dropped")]
+    ResponseTooLarge {
+        /// The configured limit.
+        limit: usize,
     },
     /// Bytes that cannot start or continue a JSON object (the framer resynchronised at the next
     /// line).

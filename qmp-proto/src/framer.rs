@@ -4,17 +4,93 @@
 //! an object over many reads, or end lines with CRLF. The [`Framer`] scans bytes incrementally
 //! (each byte is looked at once, however the input is split) and yields one complete object at a
 //! time, without ever buffering more than [`FramerConfig::max_frame_len`] bytes of one object.
+//!
+//! An object that outgrows the limit is dropped as it streams past: the framer keeps scanning
+//! to the end of its line without storing it, and reports [`Error::FrameTooLong`] with the
+//! object's first key classified as a [`FrameStart`] (`{"return"` or `{"error"` is a reply,
+//! `{"timestamp"` or `{"event"` an event), so the session can tell which command lost its
+//! answer.
 
 use crate::Error;
 
 /// Default limit for one message: 16 MiB (QEMU 7.2's `query-qmp-schema` reply is 207 KB).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 << 20;
 
+/// What an oversize object looked like, judged by its first key (the only part the framer
+/// looks at once the object is too long to keep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FrameStart {
+    /// `{"return"` or `{"error"`: a command's reply (QEMU puts the id after the value).
+    Reply,
+    /// `{"timestamp"` or `{"event"`: an asynchronous event.
+    Event,
+    /// `{"QMP"`: a greeting.
+    Greeting,
+    /// Anything else, or a first key the framer could not see before the line ended.
+    Unknown,
+}
+
+/// Longest first key worth remembering (`timestamp`); longer ones are [`FrameStart::Unknown`].
+const KEY_MAX: usize = 9;
+
+/// Reads the first key of an object, a byte at a time, without buffering the object.
+#[derive(Debug, Clone, Copy, Default)]
+enum KeyScan {
+    /// Between `{` and the opening quote of the first key.
+    #[default]
+    BeforeKey,
+    /// Inside the first key.
+    InKey { key: [u8; KEY_MAX], len: usize },
+    /// Known.
+    Done(FrameStart),
+}
+
+impl KeyScan {
+    /// Feed the next byte after the object's `{`.
+    fn feed(&mut self, b: u8) {
+        *self = match *self {
+            Self::BeforeKey => match b {
+                b' ' | b'\t' | b'\r' | b'\n' => Self::BeforeKey,
+                b'"' => Self::InKey {
+                    key: [0; KEY_MAX],
+                    len: 0,
+                },
+                _ => Self::Done(FrameStart::Unknown),
+            },
+            Self::InKey { mut key, len } => {
+                if b == b'"' {
+                    Self::Done(match &key[..len] {
+                        b"return" | b"error" => FrameStart::Reply,
+                        b"timestamp" | b"event" => FrameStart::Event,
+                        b"QMP" => FrameStart::Greeting,
+                        _ => FrameStart::Unknown,
+                    })
+                } else if len == KEY_MAX || b == b'\\' {
+                    // Too long (or escaped) to be one of the keys that matter.
+                    Self::Done(FrameStart::Unknown)
+                } else {
+                    key[len] = b;
+                    Self::InKey { key, len: len + 1 }
+                }
+            }
+            done @ Self::Done(_) => done,
+        };
+    }
+
+    fn result(self) -> Option<FrameStart> {
+        match self {
+            Self::Done(start) => Some(start),
+            _ => None,
+        }
+    }
+}
+
 /// How a [`Framer`] treats its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FramerConfig {
-    /// Longest accepted object, in bytes. Longer objects are skipped up to the next newline and
-    /// reported as [`Error::FrameTooLong`].
+    /// Longest accepted object, in bytes. Longer objects are skipped up to the next newline
+    /// (without being stored) and reported once as [`Error::FrameTooLong`].
     pub max_frame_len: usize,
     /// Treat a 0xFF byte as a resynchronisation marker that discards any partial object (the
     /// guest agent's `guest-sync-delimited` convention). When false, 0xFF is garbage.
@@ -57,6 +133,11 @@ pub struct Framer {
     escape: bool,
     /// Discarding input up to the next newline after an error.
     skipping: bool,
+    /// The first key of the current object (also followed while an oversize one is skipped).
+    key: KeyScan,
+    /// Skipping an oversize object whose first key was not seen yet: its error is reported
+    /// once the key is known or the line ends.
+    oversize_pending: bool,
     /// Stream offset of `buf[0]`.
     base_offset: u64,
 }
@@ -101,9 +182,23 @@ impl Framer {
 
     fn reset_object(&mut self) {
         self.start = None;
+        self.key = KeyScan::BeforeKey;
         self.depth = 0;
         self.in_string = false;
         self.escape = false;
+    }
+
+    /// The error of an oversize object being skipped, once (its start as far as it was seen).
+    fn take_pending_oversize(&mut self) -> Option<Error> {
+        if !std::mem::take(&mut self.oversize_pending) {
+            return None;
+        }
+        let start = self.key.result().unwrap_or(FrameStart::Unknown);
+        self.key = KeyScan::BeforeKey;
+        Some(Error::FrameTooLong {
+            max: self.config.max_frame_len,
+            start,
+        })
     }
 
     /// The next complete object, an error for bad input (after which framing goes on at the next
@@ -115,16 +210,28 @@ impl Framer {
             let b = self.buf[i];
             self.pos += 1;
             if self.config.sync_byte && b == 0xFF {
+                let pending = self.take_pending_oversize();
                 self.reset_object();
                 self.skipping = false;
                 self.consumed = self.pos;
+                if let Some(e) = pending {
+                    return Some(Err(e));
+                }
                 continue;
             }
             if self.skipping {
+                self.consumed = self.pos;
                 if b == b'\n' {
                     self.skipping = false;
+                    if let Some(e) = self.take_pending_oversize() {
+                        return Some(Err(e));
+                    }
+                } else if self.oversize_pending {
+                    self.key.feed(b);
+                    if self.key.result().is_some() {
+                        return self.take_pending_oversize().map(Err);
+                    }
                 }
-                self.consumed = self.pos;
                 continue;
             }
             let Some(start) = self.start else {
@@ -143,13 +250,23 @@ impl Framer {
                 }
                 continue;
             };
+            if self.key.result().is_none() {
+                self.key.feed(b);
+            }
             if self.pos - start > self.config.max_frame_len {
-                self.reset_object();
+                // Drop what is buffered of the object and the rest of its line as it streams
+                // past; report it now if its first key is known, else once it is.
+                self.start = None;
+                self.depth = 0;
+                self.in_string = false;
+                self.escape = false;
                 self.skipping = b != b'\n';
                 self.consumed = self.pos;
-                return Some(Err(Error::FrameTooLong {
-                    max: self.config.max_frame_len,
-                }));
+                self.oversize_pending = true;
+                if !self.skipping || self.key.result().is_some() {
+                    return self.take_pending_oversize().map(Err);
+                }
+                continue;
             }
             if self.in_string {
                 if self.escape {
@@ -219,10 +336,107 @@ mod tests {
         assert_eq!(
             frames,
             vec![
-                Err(Error::FrameTooLong { max: 8 }),
+                Err(Error::FrameTooLong {
+                    max: 8,
+                    start: FrameStart::Unknown
+                }),
                 Ok(b"{\"b\":1}".to_vec())
             ]
         );
+    }
+
+    fn small(max: usize) -> Framer {
+        Framer::new(FramerConfig {
+            max_frame_len: max,
+            sync_byte: false,
+        })
+    }
+
+    fn too_long(max: usize, start: FrameStart) -> Result<Vec<u8>, Error> {
+        Err(Error::FrameTooLong { max, start })
+    }
+
+    #[test]
+    fn oversize_classified_by_first_key() {
+        let mut f = small(16);
+        f.push(b"{\"return\": [1, 2, 3, 4, 5, 6], \"id\": 1}\n");
+        f.push(b"{ \r\n\t \"error\": {\"class\": \"GenericError\", \"desc\": \"x\"}}\n");
+        f.push(b"{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"STOP\"}\n");
+        f.push(b"{\"event\": \"STOP\", \"data\": {\"a\": 1234567}}\n");
+        f.push(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n");
+        f.push(b"{\"id\": 1, \"return\": {\"a\": \"bbbbbb\"}}\n");
+        f.push(b"{\"returned\": 1, \"x\": 23456789}\n");
+        f.push(b"{\"ret\\\"urn\": 1, \"x\": 23456789}\n");
+        f.push(b"{\"ok\": 1}\n");
+        assert_eq!(
+            all(&mut f),
+            vec![
+                too_long(16, FrameStart::Reply),
+                too_long(16, FrameStart::Reply),
+                too_long(16, FrameStart::Event),
+                too_long(16, FrameStart::Event),
+                too_long(16, FrameStart::Greeting),
+                too_long(16, FrameStart::Unknown),
+                too_long(16, FrameStart::Unknown),
+                too_long(16, FrameStart::Unknown),
+                Ok(b"{\"ok\": 1}".to_vec()),
+            ]
+        );
+    }
+
+    /// A limit shorter than the first key: the error waits until the key has streamed past (or
+    /// the line ends), still without storing the object, and comes once.
+    #[test]
+    fn oversize_key_seen_after_the_limit() {
+        let mut f = small(3);
+        f.push(b"{  \"ret");
+        assert_eq!(all(&mut f), vec![]);
+        f.push(b"urn\": 1}\n{\"a\":1}\n{\"error\"");
+        assert_eq!(
+            all(&mut f),
+            vec![
+                too_long(3, FrameStart::Reply),
+                too_long(3, FrameStart::Unknown),
+                too_long(3, FrameStart::Reply),
+            ]
+        );
+        f.push(b": {}}\n{}\n{\"unfinished\n{}");
+        assert_eq!(
+            all(&mut f),
+            vec![
+                Ok(b"{}".to_vec()),
+                too_long(3, FrameStart::Unknown),
+                Ok(b"{}".to_vec())
+            ]
+        );
+    }
+
+    /// However long the line, the framer holds at most the limit plus one read.
+    #[test]
+    fn oversize_is_not_buffered() {
+        let mut f = small(1000);
+        f.push(b"{\"return\": \"");
+        let chunk = vec![b'x'; 4096];
+        let mut errors = Vec::new();
+        for _ in 0..1000 {
+            f.push(&chunk);
+            while let Some(r) = f.next_frame() {
+                errors.push(r.map(<[u8]>::to_vec));
+            }
+            assert!(f.buffered() <= 1000 + chunk.len(), "{}", f.buffered());
+        }
+        f.push(b"\"}\n{\"return\": {}, \"id\": 2}\n");
+        while let Some(r) = f.next_frame() {
+            errors.push(r.map(<[u8]>::to_vec));
+        }
+        assert_eq!(
+            errors,
+            vec![
+                too_long(1000, FrameStart::Reply),
+                Ok(b"{\"return\": {}, \"id\": 2}".to_vec())
+            ]
+        );
+        assert_eq!(f.buffered(), 0);
     }
 
     #[test]
@@ -308,6 +522,34 @@ mod tests {
                     prop_assert!(frame.len() <= max);
                 }
             }
+            prop_assert!(f.buffered() <= data.len());
+        }
+
+        /// An oversize reply split anywhere is reported exactly once, as a reply, and the
+        /// object after it comes out whole.
+        #[test]
+        fn oversize_split_anywhere(
+            pad in 0usize..300,
+            ws in prop::sample::select(vec!["", " ", "\r\n\t "]),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+        ) {
+            let stream = format!("{{{ws}\"return\": \"{}\", \"id\": 7}}\r\n{{\"return\": 1}}\n", "y".repeat(pad + 20));
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            points.push(0);
+            points.push(stream.len());
+            points.sort_unstable();
+            let mut f = Framer::new(FramerConfig { max_frame_len: 20, sync_byte: false });
+            let mut got = Vec::new();
+            for w in points.windows(2) {
+                f.push(&stream.as_bytes()[w[0]..w[1]]);
+                while let Some(r) = f.next_frame() {
+                    got.push(r.map(<[u8]>::to_vec));
+                }
+            }
+            prop_assert_eq!(got, vec![
+                Err(Error::FrameTooLong { max: 20, start: FrameStart::Reply }),
+                Ok(b"{\"return\": 1}".to_vec()),
+            ]);
         }
     }
 }

@@ -42,7 +42,7 @@ pub mod session;
 
 pub use command::{Command, Empty};
 pub use error::Error;
-pub use framer::{Framer, FramerConfig, DEFAULT_MAX_FRAME_LEN};
+pub use framer::{FrameStart, Framer, FramerConfig, DEFAULT_MAX_FRAME_LEN};
 pub use message::{
     ErrorClass, Event, Greeting, Message, QmpError, Timestamp, Version, VersionTriple,
 };

@@ -4,8 +4,29 @@
 //! IO and no clock. A driver feeds it what it reads ([`Session::handle_input`],
 //! [`Session::handle_eof`]), writes what [`Session::poll_transmit`] hands out, and delivers what
 //! [`Session::poll_output`] reports. Timeouts are the driver's: it calls [`Session::cancel`].
+//!
+//! # Oversize messages
+//!
+//! A message longer than [`FramerConfig::max_frame_len`] is skipped unread (memory stays
+//! bounded) and reported as [`Output::ProtocolError`] with [`Error::FrameTooLong`]. When it
+//! starts like a reply (`{"return"` or `{"error"`, see [`FrameStart`](crate::FrameStart)), the
+//! session works out whose reply it was and fails that command at once with
+//! [`Error::ResponseTooLarge`] ([`Output::Failed`]), instead of leaving it to its timeout:
+//!
+//! - QEMU answers in-band commands in order, so with no `exec-oob` command in flight the reply
+//!   belongs to the oldest in-band command written and not yet answered.
+//! - With `exec-oob` commands in flight the owner is ambiguous (an out-of-band reply may overtake
+//!   in-band ones). No command is failed on a guess: the candidates (the oldest in-band command
+//!   plus every `exec-oob` command in flight) are remembered, and each later reply narrows them
+//!   down. A reply to a newer in-band command proves the oldest one's reply was the oversize
+//!   one; when all candidates but one have their answers, the last one is the owner. Until then
+//!   they wait (and their own timeouts still apply).
+//! - An oversize event (`{"timestamp"` or `{"event"`) is dropped: its name is not known, so no
+//!   subscriber can be told it specifically. It is reported as the protocol error above and
+//!   counted by [`Session::oversize_events_dropped`].
+//! - Anything else oversize (a first key the framer cannot place) is only reported.
 
-use crate::framer::{Framer, FramerConfig};
+use crate::framer::{FrameStart, Framer, FramerConfig};
 use crate::message::{Event, Greeting, Message, QmpError};
 use crate::Error;
 use serde::Serialize;
@@ -124,6 +145,28 @@ struct Slot {
     sent: bool,
 }
 
+/// An oversize reply whose owner is one of these commands, not yet known which.
+#[derive(Debug, Clone)]
+struct Suspects {
+    /// The oldest in-band command unanswered when the reply came, if any.
+    in_band: Option<u64>,
+    /// `exec-oob` commands in flight then.
+    oob: Vec<u64>,
+}
+
+impl Suspects {
+    fn count(&self) -> usize {
+        usize::from(self.in_band.is_some()) + self.oob.len()
+    }
+
+    fn only(&self) -> Option<u64> {
+        match (self.in_band, &self.oob[..]) {
+            (Some(id), []) | (None, &[id]) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 /// The QMP protocol state machine. See the module docs.
 ///
 /// ```
@@ -157,6 +200,9 @@ pub struct Session {
     transmit: VecDeque<Transmit>,
     outputs: VecDeque<Output>,
     late_replies: u64,
+    /// Oversize replies whose command is not known yet (only with `exec-oob` in flight).
+    suspects: Vec<Suspects>,
+    oversize_events: u64,
 }
 
 impl Default for Session {
@@ -204,6 +250,8 @@ impl Session {
             transmit: VecDeque::new(),
             outputs: VecDeque::new(),
             late_replies: 0,
+            suspects: Vec::new(),
+            oversize_events: 0,
         }
     }
 
@@ -235,6 +283,11 @@ impl Session {
     /// Replies dropped because their command had been cancelled.
     pub fn late_replies_dropped(&self) -> u64 {
         self.late_replies
+    }
+
+    /// Events dropped because they were longer than the framing limit (see the module docs).
+    pub fn oversize_events_dropped(&self) -> u64 {
+        self.oversize_events
     }
 
     /// Queue a command. It is written once negotiation is done and fewer than
@@ -376,6 +429,14 @@ impl Session {
             };
             match decoded {
                 Ok(m) => self.handle_message(m),
+                Err(e @ Error::FrameTooLong { max, start }) => {
+                    self.outputs.push_back(Output::ProtocolError(e));
+                    match start {
+                        FrameStart::Reply => self.oversize_reply(max),
+                        FrameStart::Event => self.oversize_events += 1,
+                        _ => {}
+                    }
+                }
                 Err(e) => self.outputs.push_back(Output::ProtocolError(e)),
             }
             if self.state == State::Closed {
@@ -413,6 +474,7 @@ impl Session {
             });
         }
         self.slots.clear();
+        self.suspects.clear();
         self.in_band.clear();
         self.queue.clear();
         self.transmit.clear();
@@ -471,6 +533,104 @@ impl Session {
         }
     }
 
+    /// Written to the peer: handed out by [`poll_transmit`](Self::poll_transmit).
+    fn written(&self, id: u64) -> bool {
+        self.slots.get(&id).is_some_and(|s| s.sent) && !self.transmit.iter().any(|t| t.id.0 == id)
+    }
+
+    /// A reply too long to read came: fail its command, or remember the candidates when
+    /// `exec-oob` makes the owner ambiguous (see the module docs).
+    fn oversize_reply(&mut self, limit: usize) {
+        // In-band commands already blamed for an earlier oversize reply have had their answer.
+        let blamed: Vec<u64> = self.suspects.iter().filter_map(|s| s.in_band).collect();
+        let in_band = self
+            .in_band
+            .iter()
+            .copied()
+            .find(|id| !blamed.contains(id))
+            .filter(|&id| self.written(id));
+        let mut oob: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.oob)
+            .map(|(&id, _)| id)
+            .filter(|&id| self.written(id))
+            .collect();
+        oob.sort_unstable();
+        let suspects = Suspects { in_band, oob };
+        match suspects.only() {
+            Some(id) => {
+                let oob = suspects.in_band.is_none();
+                if self.fail_too_large(id, limit) && !self.suspects.is_empty() {
+                    self.answered(id, oob);
+                }
+            }
+            None if suspects.count() == 0 => {}
+            None => self.suspects.push(suspects),
+        }
+    }
+
+    /// Command `id` has had its answer: narrow down the oversize replies' owners, failing those
+    /// that become certain.
+    fn answered(&mut self, id: u64, oob: bool) {
+        let limit = self.config.framer.max_frame_len;
+        let mut work = vec![(id, oob)];
+        while let Some((id, oob)) = work.pop() {
+            let mut owners = Vec::new();
+            self.suspects.retain_mut(|s| {
+                s.oob.retain(|&o| o != id);
+                match s.in_band {
+                    Some(b) if b == id => s.in_band = None,
+                    // In-band replies come in order: a newer one answered means the oldest
+                    // one's reply was the oversize one.
+                    Some(b) if !oob && id > b => {
+                        owners.push((b, false));
+                        return false;
+                    }
+                    _ => {}
+                }
+                match s.only() {
+                    Some(owner) => {
+                        owners.push((owner, s.in_band.is_none()));
+                        false
+                    }
+                    None => s.count() > 0,
+                }
+            });
+            for (owner, owner_oob) in owners {
+                if self.fail_too_large(owner, limit) {
+                    work.push((owner, owner_oob));
+                }
+            }
+        }
+    }
+
+    /// Fail `id` whose reply was too long; false when it was no longer pending.
+    fn fail_too_large(&mut self, id: u64, limit: usize) -> bool {
+        let Some(slot) = self.slots.remove(&id) else {
+            return false;
+        };
+        if !slot.oob {
+            self.in_band.retain(|&i| i != id);
+        }
+        if slot.negotiation {
+            self.outputs
+                .push_back(Output::ProtocolError(Error::ResponseTooLarge { limit }));
+            self.close();
+            return true;
+        }
+        if slot.abandoned {
+            self.late_replies += 1;
+        } else {
+            self.outputs.push_back(Output::Failed {
+                id: CommandId(id),
+                error: Error::ResponseTooLarge { limit },
+            });
+        }
+        self.fill_window();
+        true
+    }
+
     fn handle_reply(&mut self, wire_id: Option<Value>, result: Result<Value, QmpError>) {
         // QEMU omits the id only when it could not parse the request; it still answers in-band
         // requests in order, so such a reply belongs to the oldest in-band command.
@@ -516,6 +676,9 @@ impl Session {
                 result,
             });
         }
+        if !self.suspects.is_empty() {
+            self.answered(id, slot.oob);
+        }
         self.fill_window();
     }
 }
@@ -523,7 +686,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorClass;
+    use crate::{ErrorClass, FrameStart};
     use serde_json::json;
 
     const GREETING: &[u8] = b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": [\"oob\"]}}\r\n";
@@ -731,6 +894,209 @@ mod tests {
         );
         let out = outputs(&mut s);
         assert!(matches!(&out[0], Output::Reply { id, result: Err(_) } if *id == a));
+    }
+
+    fn small_limit(max: usize, oob: bool) -> Session {
+        let mut s = Session::new(SessionConfig {
+            framer: FramerConfig {
+                max_frame_len: max,
+                sync_byte: false,
+            },
+            want_oob: oob,
+            ..Default::default()
+        });
+        s.handle_input(GREETING);
+        let _ = sent(&mut s);
+        s.handle_input(b"{\"return\": {}, \"id\": 0}\n");
+        let _ = outputs(&mut s);
+        assert_eq!(s.oob_enabled(), oob);
+        s
+    }
+
+    fn big_reply(id: u64) -> Vec<u8> {
+        format!("{{\"return\": \"{}\", \"id\": {id}}}\n", "z".repeat(500)).into_bytes()
+    }
+
+    fn too_large(id: CommandId) -> Output {
+        Output::Failed {
+            id,
+            error: Error::ResponseTooLarge { limit: 150 },
+        }
+    }
+
+    fn too_long_reply() -> Output {
+        Output::ProtocolError(Error::FrameTooLong {
+            max: 150,
+            start: FrameStart::Reply,
+        })
+    }
+
+    /// In-band only: the oversize reply is the oldest command's, failed at once; the next one
+    /// still gets its own reply and the window moves on.
+    #[test]
+    fn oversize_reply_fails_oldest_in_band_at_once() {
+        let mut s = small_limit(150, false);
+        let ids: Vec<CommandId> = (0..9).map(|_| s.execute("x", None).unwrap()).collect();
+        assert_eq!(sent(&mut s).len(), 8);
+        s.handle_input(&big_reply(ids[0].0));
+        assert_eq!(outputs(&mut s), vec![too_long_reply(), too_large(ids[0])]);
+        assert_eq!(sent(&mut s)[0]["id"], json!(ids[8].0));
+        s.handle_input(format!("{{\"return\": 1, \"id\": {}}}\n", ids[1].0).as_bytes());
+        assert_eq!(
+            outputs(&mut s),
+            vec![Output::Reply {
+                id: ids[1],
+                result: Ok(json!(1))
+            }]
+        );
+        // An error reply can be oversize too; an abandoned command's is just dropped.
+        assert_eq!(s.cancel(ids[2]), Cancelled::Abandoned);
+        s.handle_input(&big_reply(ids[2].0));
+        assert_eq!(outputs(&mut s), vec![too_long_reply()]);
+        assert_eq!(s.late_replies_dropped(), 1);
+        s.handle_input(
+            format!(
+                "{{\"error\": {{\"class\": \"GenericError\", \"desc\": \"{}\"}}}}\n",
+                "e".repeat(300)
+            )
+            .as_bytes(),
+        );
+        assert_eq!(outputs(&mut s), vec![too_long_reply(), too_large(ids[3])]);
+        assert_eq!(s.in_flight(), 5);
+    }
+
+    /// An oversize reply with nothing written to own it is only reported; an oversize event is
+    /// dropped and counted; neither fails a command.
+    #[test]
+    fn oversize_without_owner_or_event() {
+        let mut s = small_limit(150, false);
+        s.handle_input(&big_reply(99));
+        assert_eq!(outputs(&mut s), vec![too_long_reply()]);
+        let a = s.execute("a", None).unwrap(); // queued for writing, not written yet
+        s.handle_input(&big_reply(a.0));
+        assert_eq!(outputs(&mut s), vec![too_long_reply()]);
+        let _ = sent(&mut s);
+        s.handle_input(
+            format!(
+                "{{\"timestamp\": {{\"seconds\": 1, \"microseconds\": 2}}, \"event\": \"X\", \"data\": \"{}\"}}\n",
+                "d".repeat(300)
+            )
+            .as_bytes(),
+        );
+        assert_eq!(
+            outputs(&mut s),
+            vec![Output::ProtocolError(Error::FrameTooLong {
+                max: 150,
+                start: FrameStart::Event
+            })]
+        );
+        assert_eq!(s.oversize_events_dropped(), 1);
+        s.handle_input(format!("{{\"return\": 1, \"id\": {}}}\n", a.0).as_bytes());
+        assert!(matches!(outputs(&mut s)[..], [Output::Reply { id, .. }] if id == a));
+    }
+
+    /// With exec-oob in flight the owner is ambiguous: nothing fails until later replies show
+    /// whose it was.
+    #[test]
+    fn oversize_reply_with_oob_in_flight_waits_for_proof() {
+        // The oob command answers: the in-band one was the owner.
+        let mut s = small_limit(150, true);
+        let a = s.execute("a", None).unwrap();
+        let o = s.execute_oob("o", None).unwrap();
+        let _ = sent(&mut s);
+        s.handle_input(&big_reply(a.0));
+        assert_eq!(outputs(&mut s), vec![too_long_reply()]);
+        s.handle_input(format!("{{\"return\": 2, \"id\": {}}}\n", o.0).as_bytes());
+        let out = outputs(&mut s);
+        assert_eq!(
+            out,
+            vec![
+                Output::Reply {
+                    id: o,
+                    result: Ok(json!(2))
+                },
+                too_large(a)
+            ]
+        );
+
+        // The in-band one answers: the oob one was the owner.
+        let mut s = small_limit(150, true);
+        let a = s.execute("a", None).unwrap();
+        let o = s.execute_oob("o", None).unwrap();
+        let _ = sent(&mut s);
+        s.handle_input(&big_reply(o.0));
+        assert_eq!(outputs(&mut s), vec![too_long_reply()]);
+        s.handle_input(format!("{{\"return\": 1, \"id\": {}}}\n", a.0).as_bytes());
+        assert_eq!(
+            outputs(&mut s),
+            vec![
+                Output::Reply {
+                    id: a,
+                    result: Ok(json!(1))
+                },
+                too_large(o)
+            ]
+        );
+
+        // A newer in-band command answers: in-band order says the oldest was the owner, though
+        // two oob commands are still in flight.
+        let mut s = small_limit(150, true);
+        let a = s.execute("a", None).unwrap();
+        let b = s.execute("b", None).unwrap();
+        let o1 = s.execute_oob("o1", None).unwrap();
+        let o2 = s.execute_oob("o2", None).unwrap();
+        let _ = sent(&mut s);
+        s.handle_input(&big_reply(a.0));
+        s.handle_input(format!("{{\"return\": 1, \"id\": {}}}\n", b.0).as_bytes());
+        let out = outputs(&mut s);
+        assert_eq!(
+            out[1..],
+            [
+                Output::Reply {
+                    id: b,
+                    result: Ok(json!(1))
+                },
+                too_large(a)
+            ]
+        );
+        for o in [o1, o2] {
+            s.handle_input(format!("{{\"return\": 3, \"id\": {}}}\n", o.0).as_bytes());
+            assert_eq!(
+                outputs(&mut s),
+                vec![Output::Reply {
+                    id: o,
+                    result: Ok(json!(3))
+                }]
+            );
+        }
+
+        // Only an oob command could own it: failed at once.
+        let mut s = small_limit(150, true);
+        let o = s.execute_oob("o", None).unwrap();
+        let _ = sent(&mut s);
+        s.handle_input(&big_reply(o.0));
+        assert_eq!(outputs(&mut s), vec![too_long_reply(), too_large(o)]);
+        // EOF with candidates pending fails them as closed, once.
+        let a = s.execute("a", None).unwrap();
+        let o = s.execute_oob("o", None).unwrap();
+        let _ = sent(&mut s);
+        s.handle_input(&big_reply(a.0));
+        s.handle_eof();
+        let out = outputs(&mut s);
+        assert_eq!(
+            out[1..],
+            [
+                Output::Failed {
+                    id: a,
+                    error: Error::Closed
+                },
+                Output::Failed {
+                    id: o,
+                    error: Error::Closed
+                },
+                Output::Closed
+            ]
+        );
     }
 
     #[test]
