@@ -1322,3 +1322,184 @@ fn tap_by_ifname_and_client_socket_chardev() {
         assert!(!tap.exists(), "{} outlived QEMU", tap.0);
     }
 }
+
+/// A boot sector (16-bit real mode, loaded by SeaBIOS at 0000:7c00) that dumps every fw_cfg
+/// file named `opt/...` to COM1: `FWCFG:`, then per file its name, a NUL, its size (u32
+/// big-endian, as in the directory) and its contents; then a lone NUL. fw_cfg on x86: selector
+/// port 0x510 (u16), data port 0x511 (u8 reads); key 0x19 is the file directory (u32 BE count,
+/// then 64-byte entries: u32 BE size, u16 BE select, u16 reserved, char name[56]).
+/// Hand-assembled; the comments are the source.
+const FW_CFG_DUMPER: &[u8] = &[
+    0xFA, //             7c00 cli
+    0x31, 0xC0, //       7c01 xor ax,ax
+    0x8E, 0xD8, //       7c03 mov ds,ax
+    0x8E, 0xC0, //       7c05 mov es,ax
+    0x8E, 0xD0, //       7c07 mov ss,ax
+    0xBC, 0x00, 0x7C, // 7c09 mov sp,0x7c00
+    0xFC, //             7c0c cld
+    0xBE, 0xA4, 0x7C, // 7c0d mov si,marker
+    0xAC, //             7c10 .m: lodsb
+    0x84, 0xC0, //       7c11 test al,al
+    0x74, 0x05, //       7c13 jz .dir
+    0xE8, 0x7B, 0x00, // 7c15 call putc
+    0xEB, 0xF6, //       7c18 jmp .m
+    0xBA, 0x10, 0x05, // 7c1a .dir: mov dx,0x510
+    0xB8, 0x19, 0x00, // 7c1d mov ax,0x19          ; the file directory
+    0xEF, //             7c20 out dx,ax
+    0x42, //             7c21 inc dx               ; 0x511
+    0xEC, 0xEC, //       7c22 in al,dx (x2)        ; count bits 31..16, ignored
+    0xEC, //             7c24 in al,dx
+    0x88, 0xC4, //       7c25 mov ah,al
+    0xEC, //             7c27 in al,dx             ; ax = count
+    0x89, 0xC5, //       7c28 mov bp,ax            ; bp = entries left
+    0x89, 0xC1, //       7c2a mov cx,ax
+    0xC1, 0xE1, 0x06, // 7c2c shl cx,6             ; 64 bytes an entry
+    0xBF, 0x00, 0x80, // 7c2f mov di,0x8000
+    0xF3, 0x6C, //       7c32 rep insb             ; the directory to 0000:8000
+    0xBE, 0x00, 0x80, // 7c34 mov si,0x8000
+    0x85, 0xED, //       7c37 .next: test bp,bp
+    0x74, 0x4F, //       7c39 jz .done
+    0x4D, //             7c3b dec bp
+    0x66, 0x81, 0x7C, 0x08, b'o', b'p', b't', b'/', // 7c3c cmp dword [si+8],"opt/"
+    0x75, 0x3F, //       7c44 jne .skip
+    0x56, //             7c46 push si
+    0x83, 0xC6, 0x08, // 7c47 add si,8             ; the name
+    0xAC, //             7c4a .n: lodsb
+    0xE8, 0x45, 0x00, // 7c4b call putc            ; name and its NUL
+    0x84, 0xC0, //       7c4e test al,al
+    0x75, 0xF8, //       7c50 jnz .n
+    0x5E, //             7c52 pop si
+    0x8A, 0x64, 0x04, // 7c53 mov ah,[si+4]
+    0x8A, 0x44, 0x05, // 7c56 mov al,[si+5]        ; ax = select
+    0xBA, 0x10, 0x05, // 7c59 mov dx,0x510
+    0xEF, //             7c5c out dx,ax            ; select the file
+    0x8A, 0x04, //       7c5d mov al,[si]
+    0xE8, 0x31, 0x00, // 7c5f call putc            ; the size, 4 bytes big-endian
+    0x8A, 0x44, 0x01, // 7c62 mov al,[si+1]
+    0xE8, 0x2B, 0x00, // 7c65 call putc
+    0x8A, 0x44, 0x02, // 7c68 mov al,[si+2]
+    0xE8, 0x25, 0x00, // 7c6b call putc
+    0x8A, 0x44, 0x03, // 7c6e mov al,[si+3]
+    0xE8, 0x1F, 0x00, // 7c71 call putc
+    0x8A, 0x6C, 0x02, // 7c74 mov ch,[si+2]
+    0x8A, 0x4C, 0x03, // 7c77 mov cl,[si+3]        ; cx = size (below 64 KiB)
+    0xE3, 0x09, //       7c7a jcxz .skip
+    0xBA, 0x11, 0x05, // 7c7c .c: mov dx,0x511
+    0xEC, //             7c7f in al,dx
+    0xE8, 0x10, 0x00, // 7c80 call putc
+    0xE2, 0xF7, //       7c83 loop .c
+    0x83, 0xC6, 0x40, // 7c85 .skip: add si,64
+    0xEB, 0xAD, //       7c88 jmp .next
+    0x30, 0xC0, //       7c8a .done: xor al,al
+    0xE8, 0x04, 0x00, // 7c8c call putc            ; the end mark
+    0xFA, //             7c8f .halt: cli
+    0xF4, //             7c90 hlt
+    0xEB, 0xFC, //       7c91 jmp .halt
+    0x52, //             7c93 putc: push dx
+    0x50, //             7c94 push ax
+    0xBA, 0xFD, 0x03, // 7c95 mov dx,0x3fd         ; COM1 line status
+    0xEC, //             7c98 .w: in al,dx
+    0xA8, 0x20, //       7c99 test al,0x20         ; transmitter empty
+    0x74, 0xFB, //       7c9b jz .w
+    0x58, //             7c9d pop ax
+    0xBA, 0xF8, 0x03, // 7c9e mov dx,0x3f8
+    0xEE, //             7ca0 out dx,al
+    0x5A, //             7ca2 pop dx
+    0xC3, //             7ca3 ret
+    b'F', b'W', b'C', b'F', b'G', b':', 0, // 7ca4 marker
+];
+
+/// The files [`FW_CFG_DUMPER`] wrote, if its output is complete.
+fn fw_cfg_dump(out: &[u8]) -> Option<BTreeMap<String, Vec<u8>>> {
+    let start = out.windows(6).position(|w| w == b"FWCFG:")? + 6;
+    let mut rest = &out[start..];
+    let mut files = BTreeMap::new();
+    loop {
+        let nul = rest.iter().position(|b| *b == 0)?;
+        let name = String::from_utf8(rest[..nul].to_vec()).expect("UTF-8 name");
+        rest = &rest[nul + 1..];
+        if name.is_empty() {
+            return Some(files);
+        }
+        let size = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let data = rest.get(4..4 + size)?.to_vec();
+        rest = &rest[4 + size..];
+        files.insert(name, data);
+    }
+}
+
+/// fw_cfg items as the guest reads them: a boot sector dumps every `opt/` file to the serial
+/// port; string and file contents (commas in both, and in the file's path) arrive exactly.
+#[test]
+fn fw_cfg_contents_reach_the_guest_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let mut boot = FW_CFG_DUMPER.to_vec();
+    assert!(boot.len() <= 510, "the dumper fits a sector");
+    boot.resize(510, 0);
+    boot.extend_from_slice(&[0x55, 0xAA]);
+    boot.resize(1 << 20, 0); // SeaBIOS will not boot a disk of one sector
+    let disk = p("boot,disk=.img");
+    std::fs::write(&disk, &boot).expect("disk");
+    let file_contents: Vec<u8> = b"file,contents=1,,2\n"
+        .iter()
+        .copied()
+        .chain(0..=255u8)
+        .collect();
+    let file = p("fw,cfg=file ü");
+    std::fs::write(&file, &file_contents).expect("fw_cfg file");
+    let string = "x,y=z,, \"quoted\" ü";
+
+    let mut c = base(dir.path(), "q35");
+    c.knobs.paused = false;
+    let mut disk = Block::virtio("boot", &disk, Format::Raw);
+    if let Some(d) = disk.device.as_mut() {
+        d.bootindex = Some(1);
+    }
+    let serial_out = p("serial,out");
+    let c = c
+        .device(disk)
+        .device(Chardev {
+            id: "com1".into(),
+            backend: ChardevBackend::File {
+                path: serial_out.clone(),
+            },
+        })
+        .device(Serial {
+            id: "serial0".into(),
+            chardev: "com1".into(),
+        })
+        .device(FwCfg {
+            name: "opt/vmwire/string,=".into(),
+            source: FwCfgSource::String(string.into()),
+        })
+        .device(FwCfg {
+            name: "opt/vmwire/file".into(),
+            source: FwCfgSource::File(file),
+        });
+    let (_p, _q) = launch(c, Syntax::TEXT, FdPlan::new());
+
+    let start = std::time::Instant::now();
+    let files = loop {
+        let out = std::fs::read(&serial_out).unwrap_or_default();
+        if let Some(files) = fw_cfg_dump(&out) {
+            break files;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no complete dump on the serial port in 60 s: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let expect: BTreeMap<String, Vec<u8>> = [
+        (
+            "opt/vmwire/string,=".to_string(),
+            string.as_bytes().to_vec(),
+        ),
+        ("opt/vmwire/file".to_string(), file_contents),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(files, expect);
+}
