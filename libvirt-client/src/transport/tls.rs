@@ -3,16 +3,24 @@
 //! libvirt's PKI layout, as its remote driver looks it up:
 //!
 //! - `pkipath=DIR`: `DIR/cacert.pem`, `DIR/clientcert.pem`, `DIR/clientkey.pem` (and
-//!   `DIR/cacrl.pem` when present); all three must exist.
+//!   `DIR/cacrl.pem` when present).
 //! - otherwise, for non-root users, `~/.pki/libvirt/` holds the same names: the CA (and CRL)
 //!   is taken from there when it exists, the certificate and key when both exist;
 //! - and what is still missing comes from the system locations `/etc/pki/CA/cacert.pem`,
 //!   `/etc/pki/CA/cacrl.pem`, `/etc/pki/libvirt/clientcert.pem` and
 //!   `/etc/pki/libvirt/private/clientkey.pem`.
 //!
+//! The CA certificate must exist. The client certificate and key are optional together, as in
+//! libvirt's client (`virNetTLSContextLoadCredentials` lets a client miss them): with neither
+//! file the handshake runs without a client certificate and the daemon decides; with only one
+//! of the two this client stops with [`Error::TlsFile`] naming the missing one (libvirt would
+//! silently go without a certificate).
+//!
 //! The server's certificate must chain to the CA and match the host name of the URI, unless
 //! `no_verify=1`. After the handshake libvirtd checks our certificate against its own rules
-//! and sends one byte: `1` when it accepts us ([`check_verdict`]).
+//! and sends one byte: `1` when it accepts us ([`check_verdict`]); when it refuses (no
+//! certificate, a distinguished name not in `tls_allowed_dn_list`) it closes the connection
+//! instead, which is [`Error::TlsClientRefused`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,7 +58,8 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// Client private key, PEM (PKCS#1, PKCS#8 or SEC1).
     pub key: PathBuf,
-    /// Whether every file must exist (`pkipath=` given) rather than being looked up.
+    /// Whether the files come from `pkipath=` rather than being looked up (either way the CA
+    /// must exist and the certificate and key are optional together).
     pub explicit: bool,
 }
 
@@ -205,8 +214,9 @@ pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>, Error>
 
     let have_cert = files.cert.exists();
     let have_key = files.key.exists();
-    if !files.explicit && !have_cert && !have_key {
-        // No client certificate at all: the server decides whether it accepts that.
+    if !have_cert && !have_key {
+        // No client certificate at all (libvirt's client allows that too): the server decides
+        // whether it accepts the connection.
         return Ok(Arc::new(builder.with_no_client_auth()));
     }
     let chain = certs(&files.cert)?;
@@ -388,6 +398,10 @@ mod tests {
             Err(Error::TlsFile { path, .. }) => assert!(path.ends_with("clientkey.pem")),
             other => panic!("{other:?}"),
         }
+        // neither certificate nor key with pkipath: no client certificate, as libvirt
+        std::fs::remove_file(dir.path().join("clientcert.pem")).unwrap();
+        let c = client_config(&s).unwrap();
+        assert!(!c.client_auth_cert_resolver.has_certs());
         // garbage CA
         std::fs::write(dir.path().join("cacert.pem"), "not pem").unwrap();
         s.verify_server = true;
