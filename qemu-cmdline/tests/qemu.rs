@@ -4,6 +4,7 @@
 
 mod support;
 
+use proptest::prelude::{any, prop_assert_eq, prop_oneof, proptest, ProptestConfig, Strategy};
 use qemu_cmdline::devices::Rng;
 use qemu_cmdline::devices::*;
 use qemu_cmdline::*;
@@ -52,9 +53,9 @@ fn launch_err(c: QemuConfig, fds: FdPlan) -> String {
     }
 }
 
-/// Names no command line builder should mangle.
+/// Names no command line builder should mangle (random ones: `any_filename_reaches_qemu_exactly`).
 fn nasty_names() -> Vec<String> {
-    let mut v: Vec<String> = [
+    [
         "a,b",
         "x=y",
         ",read-only=on",
@@ -70,18 +71,7 @@ fn nasty_names() -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
-    // and a few random ones
-    use proptest::strategy::{Strategy, ValueTree};
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let strat = "[,=\"' a-zé€💥\\\\{}:.\\-]{1,30}";
-    while v.len() < 20 {
-        let s = strat.new_tree(&mut runner).expect("strategy").current();
-        if s != "." && s != ".." && !v.contains(&s) {
-            v.push(s);
-        }
-    }
-    v
+    .collect()
 }
 
 fn named_nodes(q: &mut Qmp) -> BTreeMap<String, Value> {
@@ -164,6 +154,42 @@ fn nasty_filenames_reach_qemu_exactly() {
                 "{syntax:?}: format node of {path:?}"
             );
         }
+    }
+}
+
+/// File names: the characters QEMU's parsers care about (`,` `=` quotes, braces, `:`),
+/// spaces and unicode; or anything a file name may hold (no `/`, no NUL).
+fn any_file_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[,=\"' a-zé€💥\\\\{}:.\\-]{1,30}",
+        any::<String>().prop_map(|s| s.replace(['/', '\0'], "")),
+    ]
+    .prop_filter("a file name", |s| {
+        !s.is_empty() && s != "." && s != ".." && s.len() <= 255
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+    /// Any file name, built into a `-blockdev` file node (text or JSON syntax), is the file
+    /// QEMU opens: `query-named-block-nodes` gives back the exact path.
+    #[test]
+    fn any_filename_reaches_qemu_exactly(name in any_file_name(), json in any::<bool>()) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(&name).to_string_lossy().into_owned();
+        std::fs::write(&path, vec![0u8; 4096]).expect("create the image");
+        let mut b = Block::virtio("d0", &path, Format::Raw);
+        b.device = None;
+        let syntax = if json { Syntax::json(QemuVersion::new(7, 2)) } else { Syntax::TEXT };
+        let c = base(dir.path(), "q35").device(b);
+        let argv = c.build(&syntax).expect("build");
+        prop_assert_eq!(&QemuConfig::parse(&argv).expect("parse"), &c);
+        let (_p, mut q) = launch(c, syntax, FdPlan::new());
+        let nodes = named_nodes(&mut q);
+        prop_assert_eq!(nodes["d0-file"]["drv"].as_str(), Some("file"));
+        prop_assert_eq!(nodes["d0-file"]["file"].as_str(), Some(path.as_str()));
+        prop_assert_eq!(nodes["d0"]["image"]["filename"].as_str(), Some(path.as_str()));
     }
 }
 
@@ -1403,7 +1429,7 @@ const FW_CFG_DUMPER: &[u8] = &[
     0x74, 0xFB, //       7c9b jz .w
     0x58, //             7c9d pop ax
     0xBA, 0xF8, 0x03, // 7c9e mov dx,0x3f8
-    0xEE, //             7ca0 out dx,al
+    0xEE, //             7ca1 out dx,al
     0x5A, //             7ca2 pop dx
     0xC3, //             7ca3 ret
     b'F', b'W', b'C', b'F', b'G', b':', 0, // 7ca4 marker
