@@ -1881,24 +1881,7 @@ mod tests {
     fn unions_and_nested_types() {
         let dir = std::env::temp_dir().join(format!("xtask-codegen-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let x = r#"
-const DEMO_PROGRAM = 0x1234;
-const DEMO_PROTOCOL_VERSION = 2;
-const DEMO_MAX = 4;
-enum demo_kind { DEMO_KIND_A = 1, DEMO_KIND_B = 2, DEMO_KIND_C = 3 };
-union demo_by_enum switch (demo_kind k) {
- case DEMO_KIND_A:
- case DEMO_KIND_B:
-     string text<DEMO_MAX>;
- default:
-     void;
-};
-union demo_by_uint switch (unsigned d) { case 0: void; case 7: opaque raw[3]; default: int other; };
-struct demo_list { int value; demo_list *next; struct { hyper h; } inner; };
-struct demo_ping_args { demo_by_enum e; demo_by_uint u; demo_list l; };
-struct demo_event_msg { int x; };
-enum demo_procedure { DEMO_PROC_PING = 1, /* @priority: high */ DEMO_PROC_EVENT = 2 };
-"#;
+        let x = include_str!("../../fixtures/demo_protocol.x");
         std::fs::write(dir.join("demo_protocol.x"), x).unwrap();
         let spec = ModuleSpec {
             module: "demo",
