@@ -11,6 +11,17 @@
 //! Mechanisms without a security layer (all three here) are what libvirtd accepts on unix
 //! sockets and TLS; on plain TCP it insists on one (SSF >= 56) and offers none of these.
 //!
+//! # EXTERNAL and libvirtd
+//! libvirtd never offers or accepts EXTERNAL, whatever its SASL `mech_list` says: Cyrus SASL's
+//! server side makes EXTERNAL available only on a connection given an external identity with
+//! `sasl_setprop(SASL_AUTH_EXTERNAL)`, and libvirt's SASL layer (`virnetsaslcontext.c`, in 9.0
+//! as in 11.3) sets only `SASL_SSF_EXTERNAL` (the TLS key size) and the security properties,
+//! never that identity. A TLS client certificate or unix peer credentials are checked by
+//! libvirtd itself instead (`tls_allowed_dn_list`, the socket's permissions), not through
+//! SASL. [`External`] is therefore checked against RFC 4422 in unit tests only, for other
+//! SASL servers speaking libvirt's protocol; against libvirtd, asking for EXTERNAL alone ends
+//! with [`Error::AuthFailed`] ("no common mechanism").
+//!
 //! ```
 //! use libvirt_client::sasl::{Mechanism, ScramSha256};
 //!
@@ -184,7 +195,8 @@ impl Mechanism for Plain {
 }
 
 /// EXTERNAL (RFC 4422 appendix A): identity from the transport (TLS client certificate, unix
-/// peer credentials); sends only the optional authorization identity.
+/// peer credentials); sends only the optional authorization identity. libvirtd never offers it
+/// (see the module documentation, "EXTERNAL and libvirtd").
 #[derive(Clone)]
 pub struct External {
     authzid: Vec<u8>,

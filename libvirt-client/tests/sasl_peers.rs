@@ -86,3 +86,18 @@ async fn no_credentials_or_unknown_user() {
         .expect_err("no common mechanism");
     assert!(e.to_string().contains("no common mechanism"), "{e}");
 }
+
+/// libvirtd does not offer EXTERNAL (it never gives Cyrus SASL the external identity that
+/// mechanism needs; see the `sasl` module docs), so a client that insists on it stops before
+/// sending anything, with the daemon's real offer in the error.
+#[tokio::test]
+async fn external_is_not_offered() {
+    let e = connect(Some(Credentials::default().mechanisms(["EXTERNAL"])))
+        .await
+        .expect_err("EXTERNAL against libvirtd");
+    assert!(
+        matches!(&e, Error::AuthFailed { reason, .. }
+            if reason.contains("no common mechanism") && reason.contains("SCRAM-SHA-256")),
+        "{e:?}"
+    );
+}
