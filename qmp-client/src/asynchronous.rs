@@ -212,26 +212,39 @@ impl Client {
         }
     }
 
-    /// Connect to a unix socket (fd passing available).
+    /// Connect to a unix socket (fd passing available) within the connect timeout (a listener
+    /// whose backlog is full makes a unix connect wait), then greet within the greeting timeout.
     #[cfg(unix)]
     pub async fn connect_unix(
         path: impl AsRef<std::path::Path>,
         options: ConnectOptions,
     ) -> Result<Self> {
-        let target = path.as_ref().display().to_string();
-        let stream = tokio::time::timeout(
-            options.connect_timeout,
-            tokio::net::UnixStream::connect(path.as_ref()),
-        )
-        .await
-        .map_err(|_| Error::ConnectTimeout {
-            target: target.clone(),
-            after: options.connect_timeout,
-        })?
-        .map_err(|e| Error::Connect {
-            target,
-            source: Arc::new(e),
-        })?;
+        let path = path.as_ref();
+        let target = path.display().to_string();
+        let deadline = tokio::time::Instant::now() + options.connect_timeout;
+        let mut attempt = 0;
+        let stream = loop {
+            match crate::unix_connect::try_connect(path) {
+                Ok(Some(s)) => break tokio::net::UnixStream::from_std(s)?,
+                Ok(None) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(Error::ConnectTimeout {
+                            target,
+                            after: options.connect_timeout,
+                        });
+                    }
+                    let wake = tokio::time::Instant::now() + crate::unix_connect::backoff(attempt);
+                    tokio::time::sleep_until(wake.min(deadline)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(Error::Connect {
+                        target,
+                        source: Arc::new(e),
+                    })
+                }
+            }
+        };
         let (r, w) = stream.into_split();
         Self::start(Box::new(r), Writer::Unix(w), true, options).await
     }

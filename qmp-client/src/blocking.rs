@@ -177,19 +177,41 @@ impl Client {
         }
     }
 
-    /// Connect to a unix socket (fd passing available). A unix connect does not wait, so only
-    /// the greeting timeout applies.
+    /// Connect to a unix socket (fd passing available) within the connect timeout (a listener
+    /// whose backlog is full makes a unix connect wait), then greet within the greeting timeout.
     #[cfg(unix)]
     pub fn connect_unix(
         path: impl AsRef<std::path::Path>,
         options: ConnectOptions,
     ) -> Result<Self> {
-        use std::os::unix::net::UnixStream;
-        let target = path.as_ref().display().to_string();
-        let s = UnixStream::connect(path.as_ref()).map_err(|e| Error::Connect {
-            target,
-            source: Arc::new(e),
-        })?;
+        let path = path.as_ref();
+        let target = path.display().to_string();
+        let deadline = std::time::Instant::now() + options.connect_timeout;
+        let mut attempt = 0;
+        let s = loop {
+            match crate::unix_connect::try_connect(path) {
+                Ok(Some(s)) => break s,
+                Ok(None) => {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        return Err(Error::ConnectTimeout {
+                            target,
+                            after: options.connect_timeout,
+                        });
+                    }
+                    let pause = crate::unix_connect::backoff(attempt);
+                    std::thread::sleep(pause.min(deadline - now));
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(Error::Connect {
+                        target,
+                        source: Arc::new(e),
+                    })
+                }
+            }
+        };
+        s.set_nonblocking(false)?;
         let r = s.try_clone()?;
         let w = s.try_clone()?;
         let shutdown = move || {

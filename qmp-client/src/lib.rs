@@ -60,6 +60,8 @@ pub mod helpers;
 pub mod libvirt;
 mod options;
 mod router;
+#[cfg(unix)]
+mod unix_connect;
 
 #[cfg(feature = "async")]
 pub use asynchronous::{AsyncStream, Client, Subscription};

@@ -49,18 +49,11 @@ impl Qemu {
     pub fn spawn(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let qmp = dir.path().join("qmp.sock");
-        let log = std::fs::File::create(dir.path().join("qemu.log")).unwrap();
-        let child = Command::new(tool("binary"))
-            .args(["-nodefaults", "-nographic", "-display", "none"])
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", qmp.display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn qemu");
-        let q = Self { child, dir, qmp };
+        let q = Self::spawn_in(
+            dir,
+            &format!("unix:{},server=on,wait=off", qmp.display()),
+            args,
+        );
         let start = Instant::now();
         while !q.qmp.exists() {
             assert!(
@@ -71,6 +64,35 @@ impl Qemu {
             std::thread::sleep(Duration::from_millis(5));
         }
         q
+    }
+
+    /// A QEMU whose QMP monitor listens on TCP at `127.0.0.1:port` (a port that was free a
+    /// moment ago); connect with retries, QEMU may not listen yet.
+    pub fn spawn_tcp(args: &[&str]) -> (Self, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let q = Self::spawn_in(dir, &format!("tcp:{addr},server=on,wait=off"), args);
+        (q, addr)
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, qmp_arg: &str, args: &[&str]) -> Self {
+        let qmp = dir.path().join("qmp.sock");
+        let log = std::fs::File::create(dir.path().join("qemu.log")).unwrap();
+        let child = Command::new(tool("binary"))
+            .args(["-nodefaults", "-nographic", "-display", "none"])
+            .arg("-qmp")
+            .arg(qmp_arg)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn qemu");
+        Self { child, dir, qmp }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -126,4 +148,77 @@ pub fn qcow2(path: &Path, size: &str) {
         .status()
         .expect("run qemu-img");
     assert!(ok.success(), "qemu-img create failed");
+}
+
+/// Listening sockets that never accept, with their backlog full: a connect to them waits.
+pub mod blackhole {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::os::fd::OwnedFd;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// Keeps the listener and the connections filling its backlog alive.
+    pub struct Hole {
+        _listener: OwnedFd,
+        _queued: Vec<OwnedFd>,
+    }
+
+    fn listener(family: AddressFamily) -> OwnedFd {
+        rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap()
+    }
+
+    /// A unix socket at `path` with a full backlog.
+    pub fn unix(path: &Path) -> Hole {
+        let l = listener(AddressFamily::UNIX);
+        rustix::net::bind(&l, &SocketAddrUnix::new(path).unwrap()).unwrap();
+        rustix::net::listen(&l, 0).unwrap();
+        let mut queued = Vec::new();
+        loop {
+            let s = rustix::net::socket_with(
+                AddressFamily::UNIX,
+                SocketType::STREAM,
+                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+                None,
+            )
+            .unwrap();
+            match rustix::net::connect(&s, &SocketAddrUnix::new(path).unwrap()) {
+                Ok(()) => queued.push(s),
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(e) => panic!("filling the unix backlog: {e}"),
+            }
+            assert!(queued.len() < 1000, "the unix backlog never filled");
+        }
+        Hole {
+            _listener: l,
+            _queued: queued,
+        }
+    }
+
+    /// A TCP listener on 127.0.0.1 whose accept queue is full, so the kernel drops new SYNs: a
+    /// connect to the returned address hangs as if the host were unreachable.
+    pub fn tcp() -> (Hole, SocketAddr) {
+        let l = listener(AddressFamily::INET);
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        rustix::net::bind(&l, &any).unwrap();
+        rustix::net::listen(&l, 0).unwrap();
+        let l = TcpListener::from(l);
+        let addr = l.local_addr().unwrap();
+        let mut queued = Vec::new();
+        loop {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(s) => queued.push(OwnedFd::from(s)),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+                Err(e) => panic!("filling the tcp accept queue: {e}"),
+            }
+            assert!(queued.len() < 100, "the tcp accept queue never filled");
+        }
+        (
+            Hole {
+                _listener: OwnedFd::from(l),
+                _queued: queued,
+            },
+            addr,
+        )
+    }
 }

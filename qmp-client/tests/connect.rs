@@ -1,0 +1,212 @@
+//! Connecting: connect timeouts against listeners that never accept (unix and TCP), missing
+//! sockets, QMP over TCP to a real QEMU, and QMP over a caller's own byte stream; async and
+//! blocking drivers.
+
+mod common;
+
+use common::{blackhole, Qemu, MACHINE_NONE};
+use qmp_client::{ConnectOptions, Error};
+use std::time::{Duration, Instant};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(400);
+
+fn quick() -> ConnectOptions {
+    ConnectOptions {
+        connect_timeout: CONNECT_TIMEOUT,
+        greeting_timeout: Duration::from_secs(10),
+        ..Default::default()
+    }
+}
+
+/// A timeout that fired no earlier than asked and not much later.
+fn assert_timed_out<T: std::fmt::Debug>(r: Result<T, Error>, started: Instant, target: &str) {
+    let took = started.elapsed();
+    match r {
+        Err(Error::ConnectTimeout { target: t, after }) => {
+            assert_eq!(after, CONNECT_TIMEOUT);
+            assert!(t.contains(target), "{t} vs {target}");
+        }
+        other => panic!("expected a connect timeout, got {other:?}"),
+    }
+    assert!(took >= CONNECT_TIMEOUT, "{took:?}");
+    assert!(took < CONNECT_TIMEOUT + Duration::from_secs(2), "{took:?}");
+}
+
+#[cfg(feature = "async")]
+mod asynchronous {
+    use super::*;
+    use qmp_client::{Client, Exec};
+
+    async fn connect_tcp_retrying(addr: &str) -> Client {
+        let start = Instant::now();
+        loop {
+            match Client::connect_tcp(addr, ConnectOptions::default()).await {
+                Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                r => return r.expect("connect over tcp"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unix_connect_timeout_and_missing_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.sock");
+        let _hole = blackhole::unix(&path);
+        let t = Instant::now();
+        let r = Client::connect_unix(&path, quick()).await;
+        assert_timed_out(r, t, "full.sock");
+        let t = Instant::now();
+        let r = Client::connect(
+            &format!("unix:{}", dir.path().join("absent.sock").display()),
+            quick(),
+        )
+        .await;
+        assert!(matches!(r, Err(Error::Connect { .. })), "{r:?}");
+        assert!(t.elapsed() < CONNECT_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn tcp_connect_timeout() {
+        let (_hole, addr) = blackhole::tcp();
+        let t = Instant::now();
+        let r = Client::connect(&format!("tcp:{addr}"), quick()).await;
+        assert_timed_out(r, t, &addr.to_string());
+    }
+
+    #[tokio::test]
+    async fn tcp_to_real_qemu() {
+        let (q, addr) = Qemu::spawn_tcp(MACHINE_NONE);
+        let c = connect_tcp_retrying(&addr).await;
+        assert!(c.greeting().version.qemu.major >= 7, "{}", q.log());
+        // Pipelined over TCP, matched by id.
+        let (a, b) = tokio::join!(
+            c.execute("query-status", None),
+            c.execute("query-qmp-schema", None)
+        );
+        assert_eq!(a.unwrap()["status"], "running");
+        assert!(b.unwrap().as_array().unwrap().len() > 1000);
+        // No fd passing over TCP: refused before anything is sent.
+        let fd = std::fs::File::open("/dev/null").unwrap();
+        let r = c
+            .execute_with("getfd", None, Exec::fds(vec![fd.into()]))
+            .await;
+        assert!(matches!(r, Err(Error::FdPassingUnsupported)), "{r:?}");
+        assert_eq!(
+            c.execute("query-status", None).await.unwrap()["running"],
+            true
+        );
+    }
+
+    /// QMP over a stream the caller connected itself.
+    #[tokio::test]
+    async fn stream_to_real_qemu() {
+        let q = Qemu::spawn(MACHINE_NONE);
+        let start = Instant::now();
+        let stream = loop {
+            match tokio::net::UnixStream::connect(&q.qmp).await {
+                Ok(s) => break s,
+                Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let c = Client::connect_stream(stream, ConnectOptions::default())
+            .await
+            .unwrap();
+        let v = c
+            .execute(
+                "qom-get",
+                Some(serde_json::json!({"path": "/machine", "property": "type"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(v, "none-machine");
+        let e = c.execute("no-such-command", None).await.unwrap_err();
+        assert_eq!(
+            e.qmp_class(),
+            Some(&qmp_client::qmp_proto::ErrorClass::CommandNotFound)
+        );
+    }
+}
+
+#[cfg(feature = "blocking")]
+mod blocking {
+    use super::*;
+    use qmp_client::blocking::Client;
+    use qmp_client::Exec;
+
+    #[test]
+    fn unix_connect_timeout_and_missing_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.sock");
+        let _hole = blackhole::unix(&path);
+        let t = Instant::now();
+        let r = Client::connect_unix(&path, quick());
+        assert_timed_out(r, t, "full.sock");
+        let t = Instant::now();
+        let r = Client::connect(dir.path().join("absent.sock").to_str().unwrap(), quick());
+        assert!(matches!(r, Err(Error::Connect { .. })), "{r:?}");
+        assert!(t.elapsed() < CONNECT_TIMEOUT);
+    }
+
+    #[test]
+    fn tcp_connect_timeout() {
+        let (_hole, addr) = blackhole::tcp();
+        let t = Instant::now();
+        let r = Client::connect(&format!("tcp:{addr}"), quick());
+        assert_timed_out(r, t, &addr.to_string());
+    }
+
+    #[test]
+    fn tcp_to_real_qemu() {
+        let (q, addr) = Qemu::spawn_tcp(MACHINE_NONE);
+        let start = Instant::now();
+        let c = loop {
+            match Client::connect_tcp(&addr, ConnectOptions::default()) {
+                Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                r => break r.expect("connect over tcp"),
+            }
+        };
+        assert!(c.greeting().version.qemu.major >= 7, "{}", q.log());
+        let pending: Vec<_> = (0..20)
+            .map(|_| c.submit("query-status", None, Exec::default()).unwrap())
+            .collect();
+        for p in pending {
+            assert_eq!(p.wait().unwrap()["status"], "running");
+        }
+        let fd = std::fs::File::open("/dev/null").unwrap();
+        let r = c.execute_with("getfd", None, Exec::fds(vec![fd.into()]));
+        assert!(matches!(r, Err(Error::FdPassingUnsupported)), "{r:?}");
+    }
+
+    /// QMP over a reader/writer pair the caller made.
+    #[test]
+    fn io_pair_to_real_qemu() {
+        let q = Qemu::spawn(MACHINE_NONE);
+        let start = Instant::now();
+        let s = loop {
+            match std::os::unix::net::UnixStream::connect(&q.qmp) {
+                Ok(s) => break s,
+                Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let c = Client::connect_io(s.try_clone().unwrap(), s, ConnectOptions::default()).unwrap();
+        let v = c
+            .execute(
+                "qom-get",
+                Some(serde_json::json!({"path": "/machine", "property": "type"})),
+            )
+            .unwrap();
+        assert_eq!(v, "none-machine");
+        let schema = c.execute("query-qmp-schema", None).unwrap();
+        assert!(schema.as_array().unwrap().len() > 1000);
+    }
+}
