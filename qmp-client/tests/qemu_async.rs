@@ -147,7 +147,7 @@ async fn error_classes() {
     );
     // The connection stays usable after errors.
     let s = c.execute("query-status", None).await.unwrap();
-    assert_eq!(s["status"], "running");
+    assert_eq!(s["status"], "prelaunch");
 }
 
 /// Commands cancelled while QEMU holds them (the process is stopped) are abandoned; when QEMU
