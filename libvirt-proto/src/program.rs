@@ -392,6 +392,25 @@ pub mod __private {
             .map_err(|e| format!("{name}: {e}"))
     }
 
+    /// Any string (every Unicode scalar value, NUL and controls included) of at most 8 chars
+    /// and at most `max_bytes` bytes of UTF-8: the strategy of generated `string<N>` fields.
+    #[cfg(feature = "arbitrary")]
+    pub fn arb_string(max_bytes: u32) -> proptest::strategy::BoxedStrategy<String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(any::<char>(), 0..=8)
+            .prop_map(move |chars| {
+                let mut s = String::new();
+                for c in chars {
+                    if s.len() + c.len_utf8() > max_bytes as usize {
+                        break;
+                    }
+                    s.push(c);
+                }
+                s
+            })
+            .boxed()
+    }
+
     /// Serializes `&T` with `xdr::limit::serialize::<N>`.
     pub struct LimitRef<'a, T: ?Sized, const N: u32>(pub &'a T);
     impl<T: Serialize + ?Sized, const N: u32> Serialize for LimitRef<'_, T, N> {

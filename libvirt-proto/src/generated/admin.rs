@@ -169,7 +169,7 @@ impl proptest::arbitrary::Arbitrary for AdminTypedParamValue {
                 .prop_map(AdminTypedParamValue::Double)
                 .boxed(),
             any::<i32>().prop_map(AdminTypedParamValue::Boolean).boxed(),
-            "[a-zA-Z0-9 _./:-]{0,8}"
+            crate::program::__private::arb_string(4194304)
                 .prop_map(AdminTypedParamValue::String)
                 .boxed(),
         ])
@@ -197,7 +197,10 @@ impl proptest::arbitrary::Arbitrary for AdminTypedParam {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<AdminTypedParamValue>()),)
+        ((
+            crate::program::__private::arb_string(4194304),
+            any::<AdminTypedParamValue>(),
+        ),)
             .prop_map(|((field, value),)| AdminTypedParam { field, value })
             .boxed()
     }
@@ -223,7 +226,7 @@ impl proptest::arbitrary::Arbitrary for AdminNonnullServer {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| AdminNonnullServer { name })
             .boxed()
     }
@@ -384,7 +387,7 @@ impl proptest::arbitrary::Arbitrary for AdminConnectLookupServerArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((name, flags),)| AdminConnectLookupServerArgs { name, flags })
             .boxed()
     }
@@ -811,7 +814,7 @@ impl proptest::arbitrary::Arbitrary for AdminConnectGetLoggingOutputsRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((outputs, noutputs),)| AdminConnectGetLoggingOutputsRet {
                 outputs,
                 noutputs,
@@ -860,7 +863,10 @@ impl proptest::arbitrary::Arbitrary for AdminConnectGetLoggingFiltersRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+        ((
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            any::<u32>(),
+        ),)
             .prop_map(|((filters, nfilters),)| AdminConnectGetLoggingFiltersRet {
                 filters,
                 nfilters,
@@ -889,7 +895,10 @@ impl proptest::arbitrary::Arbitrary for AdminConnectSetLoggingOutputsArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+        ((
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            any::<u32>(),
+        ),)
             .prop_map(|((outputs, flags),)| AdminConnectSetLoggingOutputsArgs { outputs, flags })
             .boxed()
     }
@@ -915,7 +924,10 @@ impl proptest::arbitrary::Arbitrary for AdminConnectSetLoggingFiltersArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+        ((
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            any::<u32>(),
+        ),)
             .prop_map(|((filters, flags),)| AdminConnectSetLoggingFiltersArgs { filters, flags })
             .boxed()
     }

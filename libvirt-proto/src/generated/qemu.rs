@@ -29,7 +29,7 @@ impl proptest::arbitrary::Arbitrary for QemuDomainMonitorCommandArgs {
         use proptest::prelude::*;
         ((
             any::<super::remote::RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, cmd, flags),)| QemuDomainMonitorCommandArgs { dom, cmd, flags })
@@ -55,7 +55,7 @@ impl proptest::arbitrary::Arbitrary for QemuDomainMonitorCommandRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((result,),)| QemuDomainMonitorCommandRet { result })
             .boxed()
     }
@@ -129,7 +129,7 @@ impl proptest::arbitrary::Arbitrary for QemuDomainAgentCommandArgs {
         use proptest::prelude::*;
         ((
             any::<super::remote::RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
             any::<u32>(),
         ),)
@@ -161,7 +161,9 @@ impl proptest::arbitrary::Arbitrary for QemuDomainAgentCommandRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),)
+        ((proptest::option::of(crate::program::__private::arb_string(
+            4194304,
+        )),),)
             .prop_map(|((result,),)| QemuDomainAgentCommandRet { result })
             .boxed()
     }
@@ -191,7 +193,7 @@ impl proptest::arbitrary::Arbitrary for QemuConnectDomainMonitorEventRegisterArg
         use proptest::prelude::*;
         ((
             proptest::option::of(any::<super::remote::RemoteNonnullDomain>()),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(
@@ -285,10 +287,10 @@ impl proptest::arbitrary::Arbitrary for QemuDomainMonitorEventMsg {
         ((
             any::<i32>(),
             any::<super::remote::RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i64>(),
             any::<u32>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
         ),)
             .prop_map(|((callback_id, dom, event, seconds, micros, details),)| {
                 QemuDomainMonitorEventMsg {
@@ -328,7 +330,7 @@ impl proptest::arbitrary::Arbitrary for QemuDomainMonitorCommandWithFilesArgs {
         use proptest::prelude::*;
         ((
             any::<super::remote::RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(
@@ -356,7 +358,7 @@ impl proptest::arbitrary::Arbitrary for QemuDomainMonitorCommandWithFilesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((result,),)| QemuDomainMonitorCommandWithFilesRet { result })
             .boxed()
     }

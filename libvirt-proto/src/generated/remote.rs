@@ -410,7 +410,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullDomain {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<u8>(), 16)
                 .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
             any::<i32>(),
@@ -444,7 +444,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullNetwork {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<u8>(), 16)
                 .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
         ),)
@@ -504,7 +504,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullNwfilter {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<u8>(), 16)
                 .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
         ),)
@@ -539,7 +539,10 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullNwfilterBinding {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((portdev, filtername),)| RemoteNonnullNwfilterBinding {
                 portdev,
                 filtername,
@@ -574,7 +577,10 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullInterface {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((name, mac),)| RemoteNonnullInterface { name, mac })
             .boxed()
     }
@@ -604,7 +610,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullStoragePool {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<u8>(), 16)
                 .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
         ),)
@@ -646,9 +652,9 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullStorageVol {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((pool, name, key),)| RemoteNonnullStorageVol { pool, name, key })
             .boxed()
@@ -675,7 +681,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullNodeDevice {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNonnullNodeDevice { name })
             .boxed()
     }
@@ -712,7 +718,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullSecret {
             proptest::collection::vec(any::<u8>(), 16)
                 .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
             any::<i32>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((uuid, usage_type, usage_id),)| RemoteNonnullSecret {
                 uuid,
@@ -745,7 +751,10 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullDomainCheckpoint {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<RemoteNonnullDomain>()),)
+        ((
+            crate::program::__private::arb_string(4194304),
+            any::<RemoteNonnullDomain>(),
+        ),)
             .prop_map(|((name, dom),)| RemoteNonnullDomainCheckpoint { name, dom })
             .boxed()
     }
@@ -773,7 +782,10 @@ impl proptest::arbitrary::Arbitrary for RemoteNonnullDomainSnapshot {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<RemoteNonnullDomain>()),)
+        ((
+            crate::program::__private::arb_string(4194304),
+            any::<RemoteNonnullDomain>(),
+        ),)
             .prop_map(|((name, dom),)| RemoteNonnullDomainSnapshot { name, dom })
             .boxed()
     }
@@ -870,12 +882,12 @@ impl proptest::arbitrary::Arbitrary for RemoteError {
             (
                 any::<i32>(),
                 any::<i32>(),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
                 any::<i32>(),
                 proptest::option::of(any::<RemoteNonnullDomain>()),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
             ),
             (
                 any::<i32>(),
@@ -1151,7 +1163,7 @@ impl proptest::arbitrary::Arbitrary for RemoteTypedParamValue {
             any::<i32>()
                 .prop_map(RemoteTypedParamValue::Boolean)
                 .boxed(),
-            "[a-zA-Z0-9 _./:-]{0,8}"
+            crate::program::__private::arb_string(4194304)
                 .prop_map(RemoteTypedParamValue::String)
                 .boxed(),
         ])
@@ -1179,7 +1191,10 @@ impl proptest::arbitrary::Arbitrary for RemoteTypedParam {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<RemoteTypedParamValue>()),)
+        ((
+            crate::program::__private::arb_string(4194304),
+            any::<RemoteTypedParamValue>(),
+        ),)
             .prop_map(|((field, value),)| RemoteTypedParam { field, value })
             .boxed()
     }
@@ -1205,7 +1220,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeGetCpuStats {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u64>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u64>()),)
             .prop_map(|((field, value),)| RemoteNodeGetCpuStats { field, value })
             .boxed()
     }
@@ -1231,7 +1246,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeGetMemoryStats {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u64>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u64>()),)
             .prop_map(|((field, value),)| RemoteNodeGetMemoryStats { field, value })
             .boxed()
     }
@@ -1257,7 +1272,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainDiskError {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<i32>()),)
             .prop_map(|((disk, error),)| RemoteDomainDiskError { disk, error })
             .boxed()
     }
@@ -1288,7 +1303,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectOpenArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+        ((
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            any::<u32>(),
+        ),)
             .prop_map(|((name, flags),)| RemoteConnectOpenArgs { name, flags })
             .boxed()
     }
@@ -1352,7 +1370,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetTypeRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((r#type,),)| RemoteConnectGetTypeRet { r#type })
             .boxed()
     }
@@ -1416,7 +1434,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetHostnameRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((hostname,),)| RemoteConnectGetHostnameRet { hostname })
             .boxed()
     }
@@ -1460,7 +1478,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetSysinfoRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((sysinfo,),)| RemoteConnectGetSysinfoRet { sysinfo })
             .boxed()
     }
@@ -1484,7 +1502,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetUriRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((uri,),)| RemoteConnectGetUriRet { uri })
             .boxed()
     }
@@ -1513,7 +1531,9 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetMaxVcpusArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),)
+        ((proptest::option::of(crate::program::__private::arb_string(
+            4194304,
+        )),),)
             .prop_map(|((r#type,),)| RemoteConnectGetMaxVcpusArgs { r#type })
             .boxed()
     }
@@ -1617,7 +1637,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetCapabilitiesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((capabilities,),)| RemoteConnectGetCapabilitiesRet { capabilities })
             .boxed()
     }
@@ -1662,10 +1682,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetDomainCapabilitiesArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(|((emulatorbin, arch, machine, virttype, flags),)| {
@@ -1699,7 +1719,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetDomainCapabilitiesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((capabilities,),)| RemoteConnectGetDomainCapabilitiesRet { capabilities })
             .boxed()
     }
@@ -1938,7 +1958,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetSchedulerTypeRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<i32>()),)
             .prop_map(|((r#type, nparams),)| RemoteDomainGetSchedulerTypeRet { r#type, nparams })
             .boxed()
     }
@@ -2335,7 +2355,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockResizeArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u64>(),
             any::<u32>(),
         ),)
@@ -2544,7 +2564,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockStatsArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            any::<RemoteNonnullDomain>(),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((dom, path),)| RemoteDomainBlockStatsArgs { dom, path })
             .boxed()
     }
@@ -2620,7 +2643,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockStatsFlagsArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
             any::<u32>(),
         ),)
@@ -2685,7 +2708,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainInterfaceStatsArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            any::<RemoteNonnullDomain>(),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((dom, device),)| RemoteDomainInterfaceStatsArgs { dom, device })
             .boxed()
     }
@@ -2786,7 +2812,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSetInterfaceParametersArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
             any::<u32>(),
         ),)
@@ -2828,7 +2854,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetInterfaceParametersArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
             any::<u32>(),
         ),)
@@ -2981,7 +3007,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockPeekArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u64>(),
             any::<u32>(),
             any::<u32>(),
@@ -3107,7 +3133,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockInfoArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, path, flags),)| RemoteDomainGetBlockInfoArgs { dom, path, flags })
@@ -3233,7 +3259,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainCreateXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml_desc, flags),)| RemoteDomainCreateXmlArgs { xml_desc, flags })
             .boxed()
     }
@@ -3279,7 +3305,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainCreateXmlWithFilesArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml_desc, flags),)| RemoteDomainCreateXmlWithFilesArgs { xml_desc, flags })
             .boxed()
     }
@@ -3405,7 +3431,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainLookupByNameArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteDomainLookupByNameArgs { name })
             .boxed()
     }
@@ -3675,7 +3701,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetOsTypeRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((r#type,),)| RemoteDomainGetOsTypeRet { r#type })
             .boxed()
     }
@@ -3910,7 +3936,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSaveArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            any::<RemoteNonnullDomain>(),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((dom, to),)| RemoteDomainSaveArgs { dom, to })
             .boxed()
     }
@@ -3946,8 +3975,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSaveFlagsArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            crate::program::__private::arb_string(4194304),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(|((dom, to, dxml, flags),)| RemoteDomainSaveFlagsArgs {
@@ -4010,7 +4039,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainRestoreArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((from,),)| RemoteDomainRestoreArgs { from })
             .boxed()
     }
@@ -4043,8 +4072,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainRestoreFlagsArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            crate::program::__private::arb_string(4194304),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(|((from, dxml, flags),)| RemoteDomainRestoreFlagsArgs { from, dxml, flags })
@@ -4101,7 +4130,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSaveImageGetXmlDescArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((file, flags),)| RemoteDomainSaveImageGetXmlDescArgs { file, flags })
             .boxed()
     }
@@ -4125,7 +4154,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSaveImageGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteDomainSaveImageGetXmlDescRet { xml })
             .boxed()
     }
@@ -4158,8 +4187,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSaveImageDefineXmlArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(
@@ -4193,7 +4222,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainCoreDumpArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, to, flags),)| RemoteDomainCoreDumpArgs { dom, to, flags })
@@ -4227,7 +4256,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainCoreDumpWithFormatArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
             any::<u32>(),
         ),)
@@ -4285,7 +4314,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainScreenshotRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),)
+        ((proptest::option::of(crate::program::__private::arb_string(
+            4194304,
+        )),),)
             .prop_map(|((mime,),)| RemoteDomainScreenshotRet { mime })
             .boxed()
     }
@@ -4331,7 +4362,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteDomainGetXmlDescRet { xml })
             .boxed()
     }
@@ -4366,9 +4397,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
         ),)
             .prop_map(
@@ -4409,7 +4440,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareRet {
         use proptest::prelude::*;
         ((
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
         ),)
             .prop_map(|((cookie, uri_out),)| RemoteDomainMigratePrepareRet { cookie, uri_out })
             .boxed()
@@ -4455,9 +4486,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePerformArgs {
         ((
             any::<RemoteNonnullDomain>(),
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u64>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
         ),)
             .prop_map(|((dom, cookie, uri, flags, dname, resource),)| {
@@ -4507,9 +4538,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinishArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u64>(),
         ),)
             .prop_map(
@@ -4579,11 +4610,11 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare2Args {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((uri_in, flags, dname, resource, dom_xml),)| {
                 RemoteDomainMigratePrepare2Args {
@@ -4624,7 +4655,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare2Ret {
         use proptest::prelude::*;
         ((
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
         ),)
             .prop_map(|((cookie, uri_out),)| RemoteDomainMigratePrepare2Ret { cookie, uri_out })
             .boxed()
@@ -4666,9 +4697,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinish2Args {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u64>(),
             any::<i32>(),
         ),)
@@ -4745,7 +4776,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedDomainsRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteConnectListDefinedDomainsRet { names })
             .boxed()
     }
@@ -4893,7 +4927,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainDefineXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteDomainDefineXmlArgs { xml })
             .boxed()
     }
@@ -4939,7 +4973,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainDefineXmlFlagsArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteDomainDefineXmlFlagsArgs { xml, flags })
             .boxed()
     }
@@ -5913,7 +5947,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainAttachDeviceArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            any::<RemoteNonnullDomain>(),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((dom, xml),)| RemoteDomainAttachDeviceArgs { dom, xml })
             .boxed()
     }
@@ -5943,7 +5980,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainAttachDeviceFlagsArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, xml, flags),)| RemoteDomainAttachDeviceFlagsArgs { dom, xml, flags })
@@ -5971,7 +6008,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainDetachDeviceArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            any::<RemoteNonnullDomain>(),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((dom, xml),)| RemoteDomainDetachDeviceArgs { dom, xml })
             .boxed()
     }
@@ -6001,7 +6041,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainDetachDeviceFlagsArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, xml, flags),)| RemoteDomainDetachDeviceFlagsArgs { dom, xml, flags })
@@ -6033,7 +6073,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainUpdateDeviceFlagsArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, xml, flags),)| RemoteDomainUpdateDeviceFlagsArgs { dom, xml, flags })
@@ -6065,7 +6105,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainDetachDeviceAliasArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, alias, flags),)| RemoteDomainDetachDeviceAliasArgs {
@@ -6178,9 +6218,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSetMetadataArgs {
         ((
             any::<RemoteNonnullDomain>(),
             any::<i32>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(
@@ -6224,7 +6264,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetMetadataArgs {
         ((
             any::<RemoteNonnullDomain>(),
             any::<i32>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(|((dom, r#type, uri, flags),)| RemoteDomainGetMetadataArgs {
@@ -6255,7 +6295,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetMetadataRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((metadata,),)| RemoteDomainGetMetadataRet { metadata })
             .boxed()
     }
@@ -6285,7 +6325,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockJobAbortArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, path, flags),)| RemoteDomainBlockJobAbortArgs { dom, path, flags })
@@ -6317,7 +6357,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockJobInfoArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, path, flags),)| RemoteDomainGetBlockJobInfoArgs { dom, path, flags })
@@ -6393,7 +6433,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockJobSetSpeedArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u64>(),
             any::<u32>(),
         ),)
@@ -6435,7 +6475,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockPullArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u64>(),
             any::<u32>(),
         ),)
@@ -6483,8 +6523,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockRebaseArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            crate::program::__private::arb_string(4194304),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
             any::<u32>(),
         ),)
@@ -6537,8 +6577,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockCopyArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
             any::<u32>(),
         ),)
@@ -6593,9 +6633,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockCommitArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            crate::program::__private::arb_string(4194304),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
             any::<u32>(),
         ),)
@@ -6643,7 +6683,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSetBlockIoTuneArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
             any::<u32>(),
         ),)
@@ -6685,7 +6725,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockIoTuneArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<i32>(),
             any::<u32>(),
         ),)
@@ -6760,7 +6800,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSetThrottleGroupArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
             any::<u32>(),
         ),)
@@ -6800,7 +6840,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainDelThrottleGroupArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(|((dom, group, flags),)| RemoteDomainDelThrottleGroupArgs {
@@ -6923,7 +6963,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetHostnameRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((hostname,),)| RemoteDomainGetHostnameRet { hostname })
             .boxed()
     }
@@ -6989,7 +7029,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListNetworksRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteConnectListNetworksRet { names })
             .boxed()
     }
@@ -7055,7 +7098,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedNetworksRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteConnectListDefinedNetworksRet { names })
             .boxed()
     }
@@ -7121,7 +7167,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkLookupByNameArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNetworkLookupByNameArgs { name })
             .boxed()
     }
@@ -7165,7 +7211,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkCreateXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteNetworkCreateXmlArgs { xml })
             .boxed()
     }
@@ -7211,7 +7257,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkCreateXmlFlagsArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteNetworkCreateXmlFlagsArgs { xml, flags })
             .boxed()
     }
@@ -7255,7 +7301,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkDefineXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteNetworkDefineXmlArgs { xml })
             .boxed()
     }
@@ -7301,7 +7347,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkDefineXmlFlagsArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteNetworkDefineXmlFlagsArgs { xml, flags })
             .boxed()
     }
@@ -7381,7 +7427,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkUpdateArgs {
             any::<u32>(),
             any::<u32>(),
             any::<i32>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((net, command, section, parent_index, xml, flags),)| {
@@ -7478,7 +7524,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteNetworkGetXmlDescRet { xml })
             .boxed()
     }
@@ -7522,7 +7568,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkGetBridgeNameRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNetworkGetBridgeNameRet { name })
             .boxed()
     }
@@ -7650,7 +7696,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListNwfiltersRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteConnectListNwfiltersRet { names })
             .boxed()
     }
@@ -7716,7 +7765,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNwfilterLookupByNameArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNwfilterLookupByNameArgs { name })
             .boxed()
     }
@@ -7760,7 +7809,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNwfilterDefineXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteNwfilterDefineXmlArgs { xml })
             .boxed()
     }
@@ -7806,7 +7855,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNwfilterDefineXmlFlagsArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteNwfilterDefineXmlFlagsArgs { xml, flags })
             .boxed()
     }
@@ -7892,7 +7941,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNwfilterGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteNwfilterGetXmlDescRet { xml })
             .boxed()
     }
@@ -7958,7 +8007,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListInterfacesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteConnectListInterfacesRet { names })
             .boxed()
     }
@@ -8024,7 +8076,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedInterfacesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteConnectListDefinedInterfacesRet { names })
             .boxed()
     }
@@ -8048,7 +8103,7 @@ impl proptest::arbitrary::Arbitrary for RemoteInterfaceLookupByNameArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteInterfaceLookupByNameArgs { name })
             .boxed()
     }
@@ -8092,7 +8147,7 @@ impl proptest::arbitrary::Arbitrary for RemoteInterfaceLookupByMacStringArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((mac,),)| RemoteInterfaceLookupByMacStringArgs { mac })
             .boxed()
     }
@@ -8158,7 +8213,7 @@ impl proptest::arbitrary::Arbitrary for RemoteInterfaceGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteInterfaceGetXmlDescRet { xml })
             .boxed()
     }
@@ -8184,7 +8239,7 @@ impl proptest::arbitrary::Arbitrary for RemoteInterfaceDefineXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteInterfaceDefineXmlArgs { xml, flags })
             .boxed()
     }
@@ -8376,7 +8431,7 @@ impl proptest::arbitrary::Arbitrary for RemoteAuthSaslInitRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((mechlist,),)| RemoteAuthSaslInitRet { mechlist })
             .boxed()
     }
@@ -8409,7 +8464,7 @@ impl proptest::arbitrary::Arbitrary for RemoteAuthSaslStartArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
             proptest::collection::vec(any::<i8>(), 0..=3),
         ),)
@@ -8596,7 +8651,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListStoragePoolsRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteConnectListStoragePoolsRet { names })
             .boxed()
     }
@@ -8662,7 +8720,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedStoragePoolsRet 
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteConnectListDefinedStoragePoolsRet { names })
             .boxed()
     }
@@ -8696,8 +8757,8 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectFindStoragePoolSourcesArgs 
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            crate::program::__private::arb_string(4194304),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(
@@ -8729,7 +8790,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectFindStoragePoolSourcesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteConnectFindStoragePoolSourcesRet { xml })
             .boxed()
     }
@@ -8795,7 +8856,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByNameArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteStoragePoolLookupByNameArgs { name })
             .boxed()
     }
@@ -8879,7 +8940,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStoragePoolLookupByTargetPathArgs 
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((path,),)| RemoteStoragePoolLookupByTargetPathArgs { path })
             .boxed()
     }
@@ -8925,7 +8986,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStoragePoolCreateXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteStoragePoolCreateXmlArgs { xml, flags })
             .boxed()
     }
@@ -8971,7 +9032,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStoragePoolDefineXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteStoragePoolDefineXmlArgs { xml, flags })
             .boxed()
     }
@@ -9165,7 +9226,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStoragePoolGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteStoragePoolGetXmlDescRet { xml })
             .boxed()
     }
@@ -9370,7 +9431,10 @@ impl proptest::arbitrary::Arbitrary for RemoteStoragePoolListVolumesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteStoragePoolListVolumesRet { names })
             .boxed()
     }
@@ -9396,7 +9460,10 @@ impl proptest::arbitrary::Arbitrary for RemoteStorageVolLookupByNameArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<RemoteNonnullStoragePool>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            any::<RemoteNonnullStoragePool>(),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((pool, name),)| RemoteStorageVolLookupByNameArgs { pool, name })
             .boxed()
     }
@@ -9440,7 +9507,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStorageVolLookupByKeyArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((key,),)| RemoteStorageVolLookupByKeyArgs { key })
             .boxed()
     }
@@ -9484,7 +9551,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStorageVolLookupByPathArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((path,),)| RemoteStorageVolLookupByPathArgs { path })
             .boxed()
     }
@@ -9534,7 +9601,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStorageVolCreateXmlArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullStoragePool>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((pool, xml, flags),)| RemoteStorageVolCreateXmlArgs { pool, xml, flags })
@@ -9588,7 +9655,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStorageVolCreateXmlFromArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullStoragePool>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<RemoteNonnullStorageVol>(),
             any::<u32>(),
         ),)
@@ -9738,7 +9805,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteStorageVolGetXmlDescRet { xml })
             .boxed()
     }
@@ -9888,7 +9955,7 @@ impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetPathRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteStorageVolGetPathRet { name })
             .boxed()
     }
@@ -9942,7 +10009,10 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeNumOfDevicesArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"), any::<u32>()),)
+        ((
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            any::<u32>(),
+        ),)
             .prop_map(|((cap, flags),)| RemoteNodeNumOfDevicesArgs { cap, flags })
             .boxed()
     }
@@ -9991,7 +10061,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeListDevicesArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<i32>(),
             any::<u32>(),
         ),)
@@ -10024,7 +10094,10 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeListDevicesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteNodeListDevicesRet { names })
             .boxed()
     }
@@ -10048,7 +10121,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceLookupByNameArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceLookupByNameArgs { name })
             .boxed()
     }
@@ -10101,8 +10174,8 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceLookupScsiHostByWwnArgs 
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(
@@ -10156,7 +10229,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetXmlDescArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((name, flags),)| RemoteNodeDeviceGetXmlDescArgs { name, flags })
             .boxed()
     }
@@ -10180,7 +10253,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteNodeDeviceGetXmlDescRet { xml })
             .boxed()
     }
@@ -10204,7 +10277,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetParentArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceGetParentArgs { name })
             .boxed()
     }
@@ -10229,7 +10302,9 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetParentRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),)
+        ((proptest::option::of(crate::program::__private::arb_string(
+            4194304,
+        )),),)
             .prop_map(|((parent_name,),)| RemoteNodeDeviceGetParentRet { parent_name })
             .boxed()
     }
@@ -10253,7 +10328,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceNumOfCapsArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceNumOfCapsArgs { name })
             .boxed()
     }
@@ -10299,7 +10374,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceListCapsArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<i32>()),)
             .prop_map(|((name, maxnames),)| RemoteNodeDeviceListCapsArgs { name, maxnames })
             .boxed()
     }
@@ -10325,7 +10400,10 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceListCapsRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteNodeDeviceListCapsRet { names })
             .boxed()
     }
@@ -10349,7 +10427,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceDettachArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceDettachArgs { name })
             .boxed()
     }
@@ -10383,8 +10461,8 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceDetachFlagsArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            crate::program::__private::arb_string(4194304),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(
@@ -10416,7 +10494,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceReAttachArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceReAttachArgs { name })
             .boxed()
     }
@@ -10440,7 +10518,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceResetArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceResetArgs { name })
             .boxed()
     }
@@ -10466,7 +10544,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceCreateXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml_desc, flags),)| RemoteNodeDeviceCreateXmlArgs { xml_desc, flags })
             .boxed()
     }
@@ -10510,7 +10588,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceDestroyArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceDestroyArgs { name })
             .boxed()
     }
@@ -10536,7 +10614,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceDefineXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml_desc, flags),)| RemoteNodeDeviceDefineXmlArgs { xml_desc, flags })
             .boxed()
     }
@@ -10582,7 +10660,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceUndefineArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((name, flags),)| RemoteNodeDeviceUndefineArgs { name, flags })
             .boxed()
     }
@@ -10608,7 +10686,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceCreateArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((name, flags),)| RemoteNodeDeviceCreateArgs { name, flags })
             .boxed()
     }
@@ -10632,7 +10710,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceGetAutostartArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceGetAutostartArgs { name })
             .boxed()
     }
@@ -10678,7 +10756,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceSetAutostartArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<i32>()),)
             .prop_map(|((name, autostart),)| RemoteNodeDeviceSetAutostartArgs { name, autostart })
             .boxed()
     }
@@ -10702,7 +10780,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceIsPersistentArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceIsPersistentArgs { name })
             .boxed()
     }
@@ -10746,7 +10824,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceIsActiveArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNodeDeviceIsActiveArgs { name })
             .boxed()
     }
@@ -10799,8 +10877,8 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceUpdateArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((name, xml_desc, flags),)| RemoteNodeDeviceUpdateArgs {
@@ -10941,8 +11019,8 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectDomainXmlFromNativeArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((native_format, native_config, flags),)| {
@@ -10975,7 +11053,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectDomainXmlFromNativeRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((domain_xml,),)| RemoteConnectDomainXmlFromNativeRet { domain_xml })
             .boxed()
     }
@@ -11010,8 +11088,8 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectDomainXmlToNativeArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(
@@ -11044,7 +11122,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectDomainXmlToNativeRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((native_config,),)| RemoteConnectDomainXmlToNativeRet { native_config })
             .boxed()
     }
@@ -11110,7 +11188,10 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListSecretsRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((uuids,),)| RemoteConnectListSecretsRet { uuids })
             .boxed()
     }
@@ -11178,7 +11259,7 @@ impl proptest::arbitrary::Arbitrary for RemoteSecretDefineXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteSecretDefineXmlArgs { xml, flags })
             .boxed()
     }
@@ -11244,7 +11325,7 @@ impl proptest::arbitrary::Arbitrary for RemoteSecretGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteSecretGetXmlDescRet { xml })
             .boxed()
     }
@@ -11376,7 +11457,7 @@ impl proptest::arbitrary::Arbitrary for RemoteSecretLookupByUsageArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<i32>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((any::<i32>(), crate::program::__private::arb_string(4194304)),)
             .prop_map(|((usage_type, usage_id),)| RemoteSecretLookupByUsageArgs {
                 usage_type,
                 usage_id,
@@ -11435,9 +11516,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareTunnelArgs {
         use proptest::prelude::*;
         ((
             any::<u64>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(
                 |((flags, dname, resource, dom_xml),)| RemoteDomainMigratePrepareTunnelArgs {
@@ -11811,7 +11892,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectCompareCpuArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteConnectCompareCpuArgs { xml, flags })
             .boxed()
     }
@@ -11861,7 +11942,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectBaselineCpuArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            proptest::collection::vec(crate::program::__private::arb_string(4194304), 0..=3),
             any::<u32>(),
         ),)
             .prop_map(|((xml_cp_us, flags),)| RemoteConnectBaselineCpuArgs { xml_cp_us, flags })
@@ -11887,7 +11968,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectBaselineCpuRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((cpu,),)| RemoteConnectBaselineCpuRet { cpu })
             .boxed()
     }
@@ -12617,8 +12698,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventIoErrorMsg {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
         ),)
             .prop_map(
@@ -12696,10 +12777,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventIoErrorReasonMsg {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((dom, src_path, dev_alias, action, reason),)| {
                 RemoteDomainEventIoErrorReasonMsg {
@@ -12770,8 +12851,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventGraphicsAddress {
         use proptest::prelude::*;
         ((
             any::<i32>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(
                 |((family, node, service),)| RemoteDomainEventGraphicsAddress {
@@ -12811,7 +12892,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventGraphicsIdentity {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((r#type, name),)| RemoteDomainEventGraphicsIdentity { r#type, name })
             .boxed()
     }
@@ -12855,7 +12939,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventGraphicsMsg {
             any::<i32>(),
             any::<RemoteDomainEventGraphicsAddress>(),
             any::<RemoteDomainEventGraphicsAddress>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<RemoteDomainEventGraphicsIdentity>(), 0..=3),
         ),)
             .prop_map(|((dom, phase, local, remote, auth_scheme, subject),)| {
@@ -12923,7 +13007,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventBlockJobMsg {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
             any::<i32>(),
         ),)
@@ -13003,9 +13087,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventDiskChangeMsg {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
         ),)
             .prop_map(|((dom, old_src_path, new_src_path, dev_alias, reason),)| {
@@ -13071,7 +13155,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventTrayChangeMsg {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
         ),)
             .prop_map(
@@ -13451,7 +13535,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainManagedSaveGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteDomainManagedSaveGetXmlDescRet { xml })
             .boxed()
     }
@@ -13481,7 +13565,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainManagedSaveDefineXmlArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(
@@ -13515,7 +13599,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotCreateXmlArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(
@@ -13589,7 +13673,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteDomainSnapshotGetXmlDescRet { xml })
             .boxed()
     }
@@ -13687,7 +13771,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListNamesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteDomainSnapshotListNamesRet { names })
             .boxed()
     }
@@ -13850,7 +13937,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListChildrenNamesRet
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((names,),)| RemoteDomainSnapshotListChildrenNamesRet { names })
             .boxed()
     }
@@ -13947,7 +14037,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotLookupByNameArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(
@@ -14255,7 +14345,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainOpenConsoleArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(|((dom, dev_name, flags),)| RemoteDomainOpenConsoleArgs {
@@ -14291,7 +14381,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainOpenChannelArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(|((dom, name, flags),)| RemoteDomainOpenChannelArgs { dom, name, flags })
@@ -14451,9 +14541,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateBegin3Args {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
         ),)
             .prop_map(
@@ -14495,7 +14585,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateBegin3Ret {
         use proptest::prelude::*;
         ((
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((cookie_out, xml),)| RemoteDomainMigrateBegin3Ret { cookie_out, xml })
             .boxed()
@@ -14544,11 +14634,11 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare3Args {
         use proptest::prelude::*;
         ((
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((cookie_in, uri_in, flags, dname, resource, dom_xml),)| {
                 RemoteDomainMigratePrepare3Args {
@@ -14590,7 +14680,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare3Ret {
         use proptest::prelude::*;
         ((
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
         ),)
             .prop_map(|((cookie_out, uri_out),)| RemoteDomainMigratePrepare3Ret {
                 cookie_out,
@@ -14637,9 +14727,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareTunnel3Args {
         ((
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
             any::<u64>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((cookie_in, flags, dname, resource, dom_xml),)| {
                 RemoteDomainMigratePrepareTunnel3Args {
@@ -14730,12 +14820,12 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePerform3Args {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
         ),)
             .prop_map(
@@ -14821,10 +14911,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateFinish3Args {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
             any::<i32>(),
         ),)
@@ -15813,7 +15903,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainFstrimArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
             any::<u32>(),
         ),)
@@ -15975,7 +16065,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateBegin3ParamsRet {
         use proptest::prelude::*;
         ((
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((cookie_out, xml),)| RemoteDomainMigrateBegin3ParamsRet { cookie_out, xml })
             .boxed()
@@ -16050,7 +16140,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepare3ParamsRet {
         use proptest::prelude::*;
         ((
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
         ),)
             .prop_map(
                 |((cookie_out, uri_out),)| RemoteDomainMigratePrepare3ParamsRet {
@@ -16164,7 +16254,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePerform3ParamsArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             proptest::collection::vec(any::<RemoteTypedParam>(), 0..=3),
             proptest::collection::vec(any::<u8>(), 0..=8).prop_map(xdr::Opaque::from),
             any::<u32>(),
@@ -16361,7 +16451,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventDeviceRemovedMsg {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<RemoteNonnullDomain>(), "[a-zA-Z0-9 _./:-]{0,8}"),)
+        ((
+            any::<RemoteNonnullDomain>(),
+            crate::program::__private::arb_string(4194304),
+        ),)
             .prop_map(|((dom, dev_alias),)| RemoteDomainEventDeviceRemovedMsg { dom, dev_alias })
             .boxed()
     }
@@ -16425,7 +16518,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventBlockJob2Msg {
         ((
             any::<i32>(),
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
             any::<i32>(),
         ),)
@@ -16478,8 +16571,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventBlockThresholdMsg {
         ((
             any::<i32>(),
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            crate::program::__private::arb_string(4194304),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u64>(),
             any::<u64>(),
         ),)
@@ -16563,7 +16656,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackDeviceAddedMsg 
         ((
             any::<i32>(),
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(
                 |((callback_id, dom, dev_alias),)| RemoteDomainEventCallbackDeviceAddedMsg {
@@ -16618,7 +16711,11 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetCpuModelNamesArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<i32>(), any::<u32>()),)
+        ((
+            crate::program::__private::arb_string(4194304),
+            any::<i32>(),
+            any::<u32>(),
+        ),)
             .prop_map(
                 |((arch, need_results, flags),)| RemoteConnectGetCpuModelNamesArgs {
                     arch,
@@ -16651,7 +16748,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetCpuModelNamesRet {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            proptest::collection::vec(crate::program::__private::arb_string(4194304), 0..=3),
             any::<i32>(),
         ),)
             .prop_map(|((models, ret),)| RemoteConnectGetCpuModelNamesRet { models, ret })
@@ -16799,7 +16896,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkEventCallbackMetadataChange
             any::<i32>(),
             any::<RemoteNonnullNetwork>(),
             any::<i32>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
         ),)
             .prop_map(|((callback_id, net, r#type, nsuri),)| {
                 RemoteNetworkEventCallbackMetadataChangeMsg {
@@ -16852,9 +16949,9 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkSetMetadataArgs {
         ((
             any::<RemoteNonnullNetwork>(),
             any::<i32>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(|((network, r#type, metadata, key, uri, flags),)| {
@@ -16898,7 +16995,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkGetMetadataArgs {
         ((
             any::<RemoteNonnullNetwork>(),
             any::<i32>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(
@@ -16931,7 +17028,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkGetMetadataRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((metadata,),)| RemoteNetworkGetMetadataRet { metadata })
             .boxed()
     }
@@ -17241,7 +17338,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainFsfreezeArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            proptest::collection::vec(crate::program::__private::arb_string(4194304), 0..=3),
             any::<u32>(),
         ),)
             .prop_map(|((dom, mountpoints, flags),)| RemoteDomainFsfreezeArgs {
@@ -17299,7 +17396,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainFsthawArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            proptest::collection::vec(crate::program::__private::arb_string(4194304), 0..=3),
             any::<u32>(),
         ),)
             .prop_map(|((dom, mountpoints, flags),)| RemoteDomainFsthawArgs {
@@ -17531,16 +17628,18 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkDhcpLease {
         use proptest::prelude::*;
         (
             (
-                "[a-zA-Z0-9 _./:-]{0,8}",
+                crate::program::__private::arb_string(4194304),
                 any::<i64>(),
                 any::<i32>(),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-                "[a-zA-Z0-9 _./:-]{0,8}",
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
+                crate::program::__private::arb_string(4194304),
                 any::<u32>(),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
             ),
-            (proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),),
+            (proptest::option::of(crate::program::__private::arb_string(
+                4194304,
+            )),),
         )
             .prop_map(
                 |(
@@ -17588,7 +17687,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkGetDhcpLeasesArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullNetwork>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<i32>(),
             any::<u32>(),
         ),)
@@ -17802,10 +17901,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainFsinfo {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
+            proptest::collection::vec(crate::program::__private::arb_string(4194304), 0..=3),
         ),)
             .prop_map(
                 |((mountpoint, name, fstype, dev_aliases),)| RemoteDomainFsinfo {
@@ -17892,7 +17991,11 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainIpAddr {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<i32>(), "[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((
+            any::<i32>(),
+            crate::program::__private::arb_string(4194304),
+            any::<u32>(),
+        ),)
             .prop_map(|((r#type, addr, prefix),)| RemoteDomainIpAddr {
                 r#type,
                 addr,
@@ -17933,8 +18036,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainInterface {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            crate::program::__private::arb_string(4194304),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             proptest::collection::vec(any::<RemoteDomainIpAddr>(), 0..=3),
         ),)
             .prop_map(|((name, hwaddr, addrs),)| RemoteDomainInterface {
@@ -18029,8 +18132,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSetUserPasswordArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(
@@ -18069,7 +18172,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainRenameArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(|((dom, new_name, flags),)| RemoteDomainRenameArgs {
@@ -18220,7 +18323,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackDeviceRemovalFa
         ((
             any::<i32>(),
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((callback_id, dom, dev_alias),)| {
                 RemoteDomainEventCallbackDeviceRemovalFailedMsg {
@@ -18307,7 +18410,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSetGuestVcpusArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
             any::<u32>(),
         ),)
@@ -18349,7 +18452,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSetVcpuArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<i32>(),
             any::<u32>(),
         ),)
@@ -18392,7 +18495,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventCallbackMetadataChangeM
             any::<i32>(),
             any::<RemoteNonnullDomain>(),
             any::<i32>(),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
         ),)
             .prop_map(|((callback_id, dom, r#type, nsuri),)| {
                 RemoteDomainEventCallbackMetadataChangeMsg {
@@ -18615,7 +18718,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSetBlockThresholdArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u64>(),
             any::<u32>(),
         ),)
@@ -18715,11 +18818,11 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectCompareHypervisorCpuArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((emulator, arch, machine, virttype, xml_cpu, flags),)| {
@@ -18804,11 +18907,11 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectBaselineHypervisorCpuArgs {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
+            proptest::collection::vec(crate::program::__private::arb_string(4194304), 0..=3),
             any::<u32>(),
         ),)
             .prop_map(|((emulator, arch, machine, virttype, xml_cp_us, flags),)| {
@@ -18843,7 +18946,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectBaselineHypervisorCpuRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((cpu,),)| RemoteConnectBaselineHypervisorCpuRet { cpu })
             .boxed()
     }
@@ -19002,7 +19105,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingLookupByPortDevArgs
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((name,),)| RemoteNwfilterBindingLookupByPortDevArgs { name })
             .boxed()
     }
@@ -19048,7 +19151,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingCreateXmlArgs {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}", any::<u32>()),)
+        ((crate::program::__private::arb_string(4194304), any::<u32>()),)
             .prop_map(|((xml, flags),)| RemoteNwfilterBindingCreateXmlArgs { xml, flags })
             .boxed()
     }
@@ -19137,7 +19240,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNwfilterBindingGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteNwfilterBindingGetXmlDescRet { xml })
             .boxed()
     }
@@ -19241,7 +19344,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetStoragePoolCapabilitiesR
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(
                 |((capabilities,),)| RemoteConnectGetStoragePoolCapabilitiesRet { capabilities },
             )
@@ -19381,7 +19484,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkPortCreateXmlArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullNetwork>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((network, xml, flags),)| RemoteNetworkPortCreateXmlArgs {
@@ -19554,7 +19657,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkPortGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteNetworkPortGetXmlDescRet { xml })
             .boxed()
     }
@@ -19606,7 +19709,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointCreateXmlArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(
@@ -19682,7 +19785,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteDomainCheckpointGetXmlDescRet { xml })
             .boxed()
     }
@@ -19846,7 +19949,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointLookupByNameArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(
@@ -20102,8 +20205,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBackupBeginArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+            crate::program::__private::arb_string(4194304),
+            proptest::option::of(crate::program::__private::arb_string(4194304)),
             any::<u32>(),
         ),)
             .prop_map(
@@ -20158,7 +20261,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBackupGetXmlDescRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        (("[a-zA-Z0-9 _./:-]{0,8}",),)
+        ((crate::program::__private::arb_string(4194304),),)
             .prop_map(|((xml,),)| RemoteDomainBackupGetXmlDescRet { xml })
             .boxed()
     }
@@ -20188,7 +20291,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainAuthorizedSshKeysGetArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(
@@ -20216,7 +20319,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainAuthorizedSshKeysGetRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((keys,),)| RemoteDomainAuthorizedSshKeysGetRet { keys })
             .boxed()
     }
@@ -20252,8 +20358,8 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainAuthorizedSshKeysSetArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),
+            crate::program::__private::arb_string(4194304),
+            proptest::collection::vec(crate::program::__private::arb_string(4194304), 0..=3),
             any::<u32>(),
         ),)
             .prop_map(
@@ -20308,7 +20414,10 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetMessagesRet {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,8}", 0..=3),),)
+        ((proptest::collection::vec(
+            crate::program::__private::arb_string(4194304),
+            0..=3,
+        ),),)
             .prop_map(|((msgs,),)| RemoteDomainGetMessagesRet { msgs })
             .boxed()
     }
@@ -20400,7 +20509,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventMemoryDeviceSizeChangeM
         ((
             any::<i32>(),
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u64>(),
         ),)
             .prop_map(|((callback_id, dom, alias, size),)| {
@@ -20439,7 +20548,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainFdAssociateArgs {
         use proptest::prelude::*;
         ((
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             any::<u32>(),
         ),)
             .prop_map(|((dom, name, flags),)| RemoteDomainFdAssociateArgs { dom, name, flags })
@@ -20549,9 +20658,9 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainEventNicMacChangeMsg {
         ((
             any::<i32>(),
             any::<RemoteNonnullDomain>(),
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
+            crate::program::__private::arb_string(4194304),
         ),)
             .prop_map(|((callback_id, dom, alias, old_mac, new_mac),)| {
                 RemoteDomainEventNicMacChangeMsg {

@@ -477,7 +477,7 @@ impl proptest::arbitrary::Arbitrary for VirNetMessageNonnullDomain {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<u8>(), 16)
                 .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
             any::<i32>(),
@@ -511,7 +511,7 @@ impl proptest::arbitrary::Arbitrary for VirNetMessageNonnullNetwork {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         ((
-            "[a-zA-Z0-9 _./:-]{0,8}",
+            crate::program::__private::arb_string(4194304),
             proptest::collection::vec(any::<u8>(), 16)
                 .prop_map(|v| <[u8; 16]>::try_from(v).expect("16 bytes")),
         ),)
@@ -592,12 +592,12 @@ impl proptest::arbitrary::Arbitrary for VirNetMessageError {
             (
                 any::<i32>(),
                 any::<i32>(),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
                 any::<i32>(),
                 proptest::option::of(any::<VirNetMessageNonnullDomain>()),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
-                proptest::option::of("[a-zA-Z0-9 _./:-]{0,8}"),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
+                proptest::option::of(crate::program::__private::arb_string(4194304)),
             ),
             (
                 any::<i32>(),

@@ -185,8 +185,12 @@ impl proptest::arbitrary::Arbitrary for DemoByEnum {
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
         proptest::strategy::Union::new(vec![
-            "[a-zA-Z0-9 _./:-]{0,4}".prop_map(DemoByEnum::A).boxed(),
-            "[a-zA-Z0-9 _./:-]{0,4}".prop_map(DemoByEnum::B).boxed(),
+            libvirt_proto::program::__private::arb_string(4)
+                .prop_map(DemoByEnum::A)
+                .boxed(),
+            libvirt_proto::program::__private::arb_string(4)
+                .prop_map(DemoByEnum::B)
+                .boxed(),
             proptest::sample::select(DemoKind::ALL)
                 .prop_filter("not a case label", |d| !matches!(d.value(), 1 | 2))
                 .prop_map(DemoByEnum::Default)
@@ -351,7 +355,7 @@ impl proptest::arbitrary::Arbitrary for DemoPingArgs {
             any::<DemoByEnum>(),
             any::<DemoByUint>(),
             any::<DemoList>(),
-            proptest::collection::vec("[a-zA-Z0-9 _./:-]{0,4}", 0..=2),
+            proptest::collection::vec(libvirt_proto::program::__private::arb_string(4), 0..=2),
             proptest::option::of(any::<DemoByUint>()),
         ),)
             .prop_map(|((e, u, l, names, maybe),)| DemoPingArgs {

@@ -1333,9 +1333,10 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
             })
         };
         Ok(match (ty, shape) {
-            (TypeSpec::String, Shape::Variable(max)) => {
-                format!("\"[a-zA-Z0-9 _./:-]{{0,{}}}\"", small(max, 8)?)
-            }
+            (TypeSpec::String, Shape::Variable(max)) => format!(
+                "crate::program::__private::arb_string({})",
+                small(max, u32::MAX)?
+            ),
             (TypeSpec::Opaque, Shape::Variable(max)) => format!(
                 "proptest::collection::vec(any::<u8>(), 0..={}).prop_map(xdr::Opaque::from)",
                 small(max, 8)?
