@@ -1949,6 +1949,10 @@ impl ParseDevice for Nvdimm {
 ///
 /// Equality ignores property order, and compares values as QEMU's text syntax sees them.
 ///
+/// Read back from a text command line, its values are [`Prop::Text`] (their QEMU types
+/// unknown), so it is written in text syntax even under a JSON [`crate::Syntax`]: QEMU accepts
+/// that where it would refuse `"poll-max-ns": "32"`.
+///
 /// Validation checks the references a generic option makes through the properties whose meaning
 /// is the same on every QEMU type (see [`Generic::REFERENCE_KEYS`]): a `-device ...,drive=d0`
 /// with no `-blockdev node-name=d0` is a dangling reference, as for the typed kinds. `bus=` is

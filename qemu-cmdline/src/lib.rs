@@ -13,7 +13,8 @@
 //!   and impossible combinations (maxcpus < cpus, an NVDIMM without slots, vhost-user without
 //!   shared memory, ...). [`QemuConfig::build`] validates first: nothing is skipped silently.
 //! - [`Syntax`] picks JSON syntax for `-blockdev`/`-object`/`-device`/`-netdev` where the target
-//!   QEMU version reads it.
+//!   QEMU version reads it. Values read back from a text command line have no known type
+//!   ([`Prop::Text`]); an option holding one stays in text syntax, which QEMU types itself.
 //! - [`FdPlan`] passes fds at known numbers; [`Launcher`] spawns QEMU, waits until QMP answers
 //!   and returns a [`QemuProcess`] guard that kills and reaps on drop.
 //! - [`QemuConfig::parse`] reads argv back: `parse(build(c)) == c`.

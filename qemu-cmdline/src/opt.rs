@@ -16,10 +16,18 @@ use std::fmt;
 
 /// A property value. Text syntax writes every kind as text; JSON syntax keeps the type (QEMU's
 /// JSON input is typed: `"read-only": true`, `"size": 67108864`).
+///
+/// A value read from text syntax is a [`Prop::Text`]: the text does not say whether `32` is a
+/// number or a string, so an option holding one is written in text syntax even where JSON is
+/// asked for (QEMU then types it from the property's declaration, as for any hand-typed command
+/// line). Giving it JSON's string type instead would make QEMU refuse `"poll-max-ns": "32"`.
 #[derive(Clone, Debug)]
 pub enum Prop {
     /// A string, escaped on output.
     Str(String),
+    /// A value read from text syntax, type unknown; escaped on output like a string, and keeps
+    /// its option in text syntax (see the type's documentation).
+    Text(String),
     /// A boolean, `on`/`off` in text syntax.
     Bool(bool),
     /// An unsigned number.
@@ -30,7 +38,7 @@ impl Prop {
     /// The value as QEMU's text syntax reads it, before escaping.
     pub fn text(&self) -> String {
         match self {
-            Prop::Str(s) => s.clone(),
+            Prop::Str(s) | Prop::Text(s) => s.clone(),
             Prop::Bool(true) => "on".into(),
             Prop::Bool(false) => "off".into(),
             Prop::Num(n) => n.to_string(),
@@ -39,10 +47,15 @@ impl Prop {
 
     fn json(&self) -> serde_json::Value {
         match self {
-            Prop::Str(s) => serde_json::Value::String(s.clone()),
+            Prop::Str(s) | Prop::Text(s) => serde_json::Value::String(s.clone()),
             Prop::Bool(b) => serde_json::Value::Bool(*b),
             Prop::Num(n) => serde_json::Value::from(*n),
         }
+    }
+
+    /// Whether the value's type is unknown (read from text syntax).
+    pub fn is_untyped(&self) -> bool {
+        matches!(self, Prop::Text(_))
     }
 
     /// The value as a string (any kind, in its text form).
@@ -54,7 +67,7 @@ impl Prop {
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Prop::Bool(b) => Some(*b),
-            Prop::Str(s) => match s.as_str() {
+            Prop::Str(s) | Prop::Text(s) => match s.as_str() {
                 "on" | "true" | "yes" => Some(true),
                 "off" | "false" | "no" => Some(false),
                 _ => None,
@@ -67,7 +80,7 @@ impl Prop {
     pub fn as_u64(&self) -> Option<u64> {
         match self {
             Prop::Num(n) => Some(*n),
-            Prop::Str(s) => {
+            Prop::Str(s) | Prop::Text(s) => {
                 let n: u64 = s.parse().ok()?;
                 (n.to_string() == *s).then_some(n)
             }
@@ -184,9 +197,11 @@ impl Opt {
         self.props.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
-    /// Render this option's argument (without the flag) in text or JSON syntax.
+    /// Render this option's argument (without the flag) in text or JSON syntax: JSON where
+    /// `syntax` asks for it on this flag and every value has a known type (an option holding a
+    /// [`Prop::Text`], read from text syntax, stays in text syntax, which QEMU types itself).
     pub fn render(&self, syntax: &Syntax) -> Result<String> {
-        if syntax.json_for(&self.flag) {
+        if syntax.json_for(&self.flag) && !self.props.iter().any(|(_, v)| v.is_untyped()) {
             return self.render_json();
         }
         self.render_text()
@@ -218,7 +233,8 @@ impl Opt {
         Ok(out)
     }
 
-    /// Render in JSON syntax (only meaningful for flags QEMU reads as JSON).
+    /// Render in JSON syntax (only meaningful for flags QEMU reads as JSON). A [`Prop::Text`]
+    /// becomes a JSON string here; [`render`](Self::render) avoids that.
     pub fn render_json(&self) -> Result<String> {
         let mut map = serde_json::Map::new();
         if let Some(imp) = &self.implied {
@@ -242,7 +258,8 @@ impl Opt {
         Ok(serde_json::Value::Object(map).to_string())
     }
 
-    /// Read an option's argument back (text or JSON syntax, as QEMU would).
+    /// Read an option's argument back (text or JSON syntax, as QEMU would). Values read from
+    /// text are [`Prop::Text`]; from JSON they keep JSON's type.
     pub fn parse(flag: &str, arg: &str) -> std::result::Result<Opt, String> {
         if arg.starts_with('{') {
             Self::parse_json(flag, arg)
@@ -347,7 +364,7 @@ impl Opt {
                 }
                 val.push(c);
             }
-            opt.props.push((key.to_owned(), Prop::Str(val)));
+            opt.props.push((key.to_owned(), Prop::Text(val)));
             if done {
                 break;
             }
@@ -621,6 +638,28 @@ mod tests {
         fn text_parse_never_panics(flag in "-device|-blockdev", arg in any::<String>()) {
             let _ = Opt::parse(&flag, &arg);
         }
+    }
+
+    #[test]
+    fn options_read_from_text_stay_text_where_json_is_asked() {
+        let json = Syntax::json(crate::QemuVersion::new(7, 2));
+        let text = Opt::parse("-object", "iothread,id=io0,poll-max-ns=32").unwrap();
+        assert_eq!(text.get("poll-max-ns"), Some(&Prop::Text("32".into())));
+        assert_eq!(
+            text.render(&json).unwrap(),
+            "iothread,id=io0,poll-max-ns=32"
+        );
+        // typed values (built, or read from JSON) are written as JSON, with their types
+        let typed = Opt::new("-object", "iothread")
+            .prop("id", "io0")
+            .prop("poll-max-ns", 32u64);
+        let j = typed.render(&json).unwrap();
+        assert_eq!(j, r#"{"id":"io0","poll-max-ns":32,"qom-type":"iothread"}"#);
+        let back = Opt::parse("-object", &j).unwrap();
+        assert_eq!(back.render(&json).unwrap(), j);
+        // all three are the same option as text syntax sees it
+        assert_eq!(text, typed);
+        assert_eq!(back, typed);
     }
 
     #[test]

@@ -1529,3 +1529,81 @@ fn fw_cfg_contents_reach_the_guest_exactly() {
     .collect();
     assert_eq!(files, expect);
 }
+
+/// A text command line read back and built with JSON syntax runs in QEMU: options no typed kind
+/// claims keep their values untyped and stay text (QEMU types them), typed kinds become JSON.
+#[test]
+fn parsed_text_options_built_as_json_run_in_qemu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = base(dir.path(), "q35")
+        .device(Balloon {
+            id: "balloon0".into(),
+            deflate_on_oom: true,
+            pci: Pci::default(),
+        })
+        .build(&Syntax::TEXT)
+        .expect("build");
+    text.extend(
+        [
+            "-object",
+            "iothread,id=io0,poll-max-ns=32,poll-grow=2",
+            "-blockdev",
+            "driver=null-co,node-name=n0,size=1048576,read-zeroes=on",
+            "-netdev",
+            "user,id=u0,ipv6=off,hostname=h,,1",
+            "-device",
+            "virtio-scsi-pci,id=scsi0,iothread=io0,num_queues=2,virtqueue_size=128",
+        ]
+        .map(String::from),
+    );
+    let c = QemuConfig::parse(&text).expect("parse");
+    let json = Syntax::json(QemuVersion::new(7, 2));
+    let argv = c.build(&json).expect("build");
+    assert_eq!(QemuConfig::parse(&argv).expect("parse"), c);
+    let arg_of = |flag: &str, needle: &str| {
+        argv.windows(2)
+            .find(|w| w[0] == flag && w[1].contains(needle))
+            .map(|w| w[1].clone())
+            .unwrap_or_else(|| panic!("{flag} with {needle} in {argv:?}"))
+    };
+    // untyped values: text, exactly as read
+    assert_eq!(
+        arg_of("-object", "io0"),
+        "iothread,id=io0,poll-max-ns=32,poll-grow=2"
+    );
+    assert_eq!(arg_of("-netdev", "u0"), "user,id=u0,ipv6=off,hostname=h,,1");
+    assert!(!arg_of("-blockdev", "n0").starts_with('{'));
+    assert!(!arg_of("-device", "scsi0").starts_with('{'));
+    // a typed kind read back from text: JSON with its types
+    assert_eq!(
+        arg_of("-device", "balloon0"),
+        r#"{"deflate-on-oom":true,"driver":"virtio-balloon-pci","id":"balloon0"}"#
+    );
+
+    let (_p, mut q) = launch(c, json, FdPlan::new());
+    assert_eq!(q.qom("/objects/io0", "poll-max-ns"), 32);
+    assert_eq!(q.qom("/objects/io0", "poll-grow"), 2);
+    assert_eq!(q.qom("/machine/peripheral/scsi0", "num_queues"), 2);
+    assert_eq!(q.qom("/machine/peripheral/scsi0", "virtqueue_size"), 128);
+    assert_eq!(
+        q.qom("/machine/peripheral/scsi0", "iothread"),
+        "/objects/io0"
+    );
+    assert_eq!(
+        q.qom("/machine/peripheral/balloon0", "deflate-on-oom"),
+        true
+    );
+    let nodes = named_nodes(&mut q);
+    assert_eq!(nodes["n0"]["drv"], "null-co");
+    assert_eq!(nodes["n0"]["image"]["virtual-size"], 1048576);
+    let info = q.ok(
+        "human-monitor-command",
+        json!({"command-line": "info network"}),
+    );
+    assert!(
+        info.as_str()
+            .expect("text")
+            .contains("u0: index=0,type=user"),
+        "{info}"
+    );
+}
