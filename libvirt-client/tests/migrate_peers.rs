@@ -536,7 +536,6 @@ async fn cancel_from_progress_callback() {
         .uri(format!("tcp:127.0.0.1:{}", free_port()))
         .progress_interval(Duration::from_millis(100));
     let mut seen: Vec<Progress> = Vec::new();
-    let started = Instant::now();
     let err = Migration::new(a.clone(), b.clone())
         .run(&dom, &opts, |p| {
             seen.push(p.clone());
@@ -549,7 +548,6 @@ async fn cancel_from_progress_callback() {
         })
         .await
         .expect_err("a cancelled migration must fail");
-    let took = started.elapsed();
     let last = seen.last().expect("progress was reported");
     assert!(
         last.data_remaining.unwrap_or(0) > 2 * 1024 * 1024,
@@ -581,7 +579,53 @@ async fn cancel_from_progress_callback() {
     // The source's job is over (Perform released it).
     let now = migrate::job_progress(&a, &dom).await.expect("job on A");
     assert_eq!(now.job_type, DomainJobType::NONE, "{now:?}");
-    eprintln!("cancelled after {took:?}");
+}
+
+/// The same cancellation when the source daemon runs the protocol (p2p).
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_peer_to_peer_from_progress_callback() {
+    let _serial = SERIAL.lock().await;
+    let a = Client::connect(&uri_a()).await.expect("connect A");
+    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (dom, _guard, _blob) = start_loaded_guest(&a, "migp2pcancel", BLOB_MIB).await;
+    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .bandwidth_mib(1)
+        .protocol(Protocol::Params)
+        .progress_interval(Duration::from_millis(100));
+    let mut seen: Vec<Progress> = Vec::new();
+    let err = migrate::peer_to_peer(&a, &dom, &b_tcp_uri(), &opts, |p| {
+        seen.push(p.clone());
+        if p.memory_processed.unwrap_or(0) > 512 * 1024 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .await
+    .expect_err("a cancelled p2p migration must fail");
+    let last = seen.last().expect("progress was reported");
+    assert!(
+        last.data_remaining.unwrap_or(0) > 2 * 1024 * 1024,
+        "cancelled too late to prove anything: {last:?}"
+    );
+    assert!(
+        matches!(err, Error::MigrationCancelled { .. }),
+        "not typed as cancelled: {err:?}"
+    );
+    assert_eq!(
+        err.remote_code(),
+        Some(ErrorNumber::ERR_OPERATION_ABORTED),
+        "{err}"
+    );
+    assert_eq!(
+        state(&a, &dom.name).await.expect("guest on A"),
+        DomainState::RUNNING
+    );
+    assert!(
+        wait_gone(&b, &dom.name, Duration::from_secs(10)).await,
+        "prepared guest left on B"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
