@@ -1,7 +1,7 @@
 //! The async driver on tokio: one task moves bytes between the socket and the shared session.
 
 use crate::core::{Core, Fds, Outgoing};
-use crate::events::{EventFilter, Item, RecvError, Sink};
+use crate::events::{EventFilter, Item, LagWatch, RecvError, Sink};
 use crate::options::{parse_target, ConnectOptions, Exec, Target};
 use crate::router::{Notice, Reply};
 use crate::{Error, Result};
@@ -424,6 +424,12 @@ impl Client {
 
     /// Receive matching events from now on. The subscription holds up to
     /// [`ConnectOptions::event_queue`] events; past that it reports [`RecvError::Lagged`].
+    ///
+    /// Overflow policy: nothing waits for a slow subscriber. Once its queue is full, further
+    /// matching events are dropped for it alone and counted; the loss is reported once, as
+    /// [`RecvError::Lagged`], in stream order (after the events queued before it, before any
+    /// newer one) and as soon as the subscriber next receives after taking those earlier events,
+    /// without waiting for another event to arrive.
     pub fn subscribe(&self, filter: EventFilter) -> Subscription {
         self.subscribe_with_capacity(filter, self.options.event_queue)
     }
@@ -432,10 +438,12 @@ impl Client {
     pub fn subscribe_with_capacity(&self, filter: EventFilter, capacity: usize) -> Subscription {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let mut core = self.shared.lock();
-        if core.session.state() != qmp_proto::State::Closed {
-            core.router.events.add(filter.clone(), tx);
-        }
-        Subscription { rx, filter }
+        let lag = if core.session.state() != qmp_proto::State::Closed {
+            core.router.events.add(filter.clone(), tx)
+        } else {
+            LagWatch::default()
+        };
+        Subscription { rx, filter, lag }
     }
 
     /// Run a command and wait for the event it causes (subscribing first, so an event that
@@ -474,13 +482,25 @@ impl Drop for CancelOnDrop<'_> {
 pub struct Subscription {
     rx: mpsc::Receiver<Item>,
     filter: EventFilter,
+    lag: LagWatch,
 }
 
 impl Subscription {
-    /// The next matching event; [`RecvError::Lagged`] where events were lost to a full queue,
-    /// [`RecvError::Closed`] after the connection ended and the queue is drained.
+    /// The next matching event; [`RecvError::Lagged`] where events were lost to a full queue
+    /// (returned at once when the events queued before the loss have been taken, not when a
+    /// newer event arrives), [`RecvError::Closed`] after the connection ended and the queue is
+    /// drained. Cancel-safe.
     pub async fn recv(&mut self) -> Result<Event, RecvError> {
-        match self.rx.recv().await {
+        // A loss can only be pending here with an empty queue behind it if it was not yet put
+        // in the queue; while waiting, a new loss needs a full queue, which ends the wait.
+        if let Some(n) = self.lag.take() {
+            return Err(RecvError::Lagged(n));
+        }
+        let item = self.rx.recv().await;
+        if item.is_some() {
+            self.lag.received();
+        }
+        match item {
             Some(Item::Event(e)) => Ok(e),
             Some(Item::Lost(n)) => Err(RecvError::Lagged(n)),
             None => Err(RecvError::Closed),

@@ -2,7 +2,7 @@
 //! connection reads replies and events and writes commands the in-flight window released.
 
 use crate::core::{Core, Fds, Outgoing};
-use crate::events::{EventFilter, Item, RecvError, Sink};
+use crate::events::{EventFilter, Item, LagWatch, RecvError, Sink};
 use crate::options::{parse_target, ConnectOptions, Exec, Target};
 use crate::router::{Notice, Reply};
 use crate::{Error, Result};
@@ -377,6 +377,12 @@ impl Client {
     }
 
     /// Receive matching events from now on (bounded by [`ConnectOptions::event_queue`]).
+    ///
+    /// Overflow policy: nothing waits for a slow subscriber. Once its queue is full, further
+    /// matching events are dropped for it alone and counted; the loss is reported once, as
+    /// [`RecvError::Lagged`], in stream order (after the events queued before it, before any
+    /// newer one) and as soon as the subscriber next receives after taking those earlier events,
+    /// without waiting for another event to arrive.
     pub fn subscribe(&self, filter: EventFilter) -> Subscription {
         self.subscribe_with_capacity(filter, self.options.event_queue)
     }
@@ -385,10 +391,16 @@ impl Client {
     pub fn subscribe_with_capacity(&self, filter: EventFilter, capacity: usize) -> Subscription {
         let (tx, rx) = sync_channel(capacity.max(1));
         let mut core = relock(&self.inner.core);
-        if core.session.state() != qmp_proto::State::Closed {
-            core.router.events.add(filter.clone(), tx);
+        let lag = if core.session.state() != qmp_proto::State::Closed {
+            core.router.events.add(filter.clone(), tx)
+        } else {
+            LagWatch::default()
+        };
+        Subscription {
+            rx,
+            filter,
+            lag: std::cell::RefCell::new(lag),
         }
-        Subscription { rx, filter }
     }
 
     /// Run a command and wait for the event it causes (subscribed before sending).
@@ -468,14 +480,27 @@ impl Drop for Pending {
 pub struct Subscription {
     rx: Receiver<Item>,
     filter: EventFilter,
+    /// In a cell so receiving takes `&self` (the receiver is not `Sync` either).
+    lag: std::cell::RefCell<LagWatch>,
 }
 
 impl Subscription {
-    /// The next matching event (blocks).
+    /// The next matching event (blocks); [`RecvError::Lagged`] where events were lost to a full
+    /// queue (returned at once when the events queued before the loss have been taken, not when
+    /// a newer event arrives), [`RecvError::Closed`] after the connection ended and the queue is
+    /// drained.
     pub fn recv(&self) -> Result<Event, RecvError> {
+        if let Some(n) = self.lag.borrow_mut().take() {
+            return Err(RecvError::Lagged(n));
+        }
         match self.rx.recv() {
-            Ok(Item::Event(e)) => Ok(e),
-            Ok(Item::Lost(n)) => Err(RecvError::Lagged(n)),
+            Ok(item) => {
+                self.lag.borrow_mut().received();
+                match item {
+                    Item::Event(e) => Ok(e),
+                    Item::Lost(n) => Err(RecvError::Lagged(n)),
+                }
+            }
             Err(_) => Err(RecvError::Closed),
         }
     }
@@ -484,10 +509,18 @@ impl Subscription {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
+            if let Some(n) = self.lag.borrow_mut().take() {
+                tracing::warn!(lost = n, "event subscriber lagged");
+            }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.rx.recv_timeout(left) {
-                Ok(Item::Event(e)) => return Ok(e),
-                Ok(Item::Lost(n)) => tracing::warn!(lost = n, "event subscriber lagged"),
+                Ok(item) => {
+                    self.lag.borrow_mut().received();
+                    match item {
+                        Item::Event(e) => return Ok(e),
+                        Item::Lost(n) => tracing::warn!(lost = n, "event subscriber lagged"),
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(Error::EventTimeout {
                         what: self.filter.describe(),

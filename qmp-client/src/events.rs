@@ -1,8 +1,19 @@
 //! Event fan-out: filters and the bounded, lossless-until-full subscriber queues shared by both
 //! drivers.
+//!
+//! # Overflow policy
+//!
+//! Each subscriber has its own queue of [`ConnectOptions::event_queue`](crate::ConnectOptions)
+//! events (or the capacity given to `subscribe_with_capacity`). Nothing waits for a slow
+//! subscriber: when its queue is full, further matching events are dropped for it alone and
+//! counted. The loss is reported exactly once, as `RecvError::Lagged(n)`, at the point of the
+//! stream where it happened: after the events that were queued before it and before any event
+//! that came after it. It is reported at the subscriber's next receive once those earlier
+//! events are taken, without waiting for another event to arrive.
 
 use qmp_proto::Event;
 use serde_json::Value;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Which events a subscriber wants: any of `names` (all when empty) whose data has every given
 /// JSON-pointer/value pair.
@@ -85,7 +96,9 @@ pub(crate) enum Item {
 #[non_exhaustive]
 pub enum RecvError {
     /// The subscriber fell behind: this many matching events were dropped at this point of the
-    /// stream because its queue was full. Later events are delivered normally.
+    /// stream because its queue was full. Reported as soon as the subscriber has taken the
+    /// events queued before the loss (no newer event is needed to reveal it); later events are
+    /// delivered normally. See the crate's overflow policy on `subscribe`.
     #[error("subscriber fell behind: {0} events dropped")]
     Lagged(u64),
     /// The connection is closed: no more events will come.
@@ -99,10 +112,52 @@ pub(crate) trait Sink {
     fn offer(&self, item: Item) -> Result<(), bool>;
 }
 
+/// Losses not yet reported to one subscriber, shared by the dispatcher and the subscription
+/// (whichever reports them first takes them, so each loss is reported once).
+#[derive(Debug, Default)]
+pub(crate) struct Lag {
+    /// Matching events dropped since the last report.
+    lost: u64,
+    /// How many items (events and loss markers) had been queued for the subscriber when the
+    /// first of them was dropped.
+    at: u64,
+}
+
+fn lock(lag: &Mutex<Lag>) -> MutexGuard<'_, Lag> {
+    lag.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The subscription's side of [`Lag`]: reports a loss once every event queued before it has
+/// been received, so the report needs no newer event to carry it.
+#[derive(Debug, Default)]
+pub(crate) struct LagWatch {
+    lag: Arc<Mutex<Lag>>,
+    received: u64,
+}
+
+impl LagWatch {
+    /// Count an item (event or loss marker) taken from the queue.
+    pub(crate) fn received(&mut self) {
+        self.received += 1;
+    }
+
+    /// A loss to report now: events dropped right after the items received so far.
+    pub(crate) fn take(&mut self) -> Option<u64> {
+        let mut lag = lock(&self.lag);
+        if lag.lost > 0 && lag.at == self.received {
+            Some(std::mem::take(&mut lag.lost))
+        } else {
+            None
+        }
+    }
+}
+
 pub(crate) struct Subscriber<S> {
     filter: EventFilter,
     sink: S,
-    lost: u64,
+    lag: Arc<Mutex<Lag>>,
+    /// Items (events and loss markers) queued for this subscriber so far.
+    queued: u64,
 }
 
 /// All subscribers of one connection.
@@ -117,35 +172,51 @@ impl<S> Default for Registry<S> {
 }
 
 impl<S: Sink> Registry<S> {
-    pub(crate) fn add(&mut self, filter: EventFilter, sink: S) {
+    /// Add a subscriber; the returned watch goes with its receiving end.
+    pub(crate) fn add(&mut self, filter: EventFilter, sink: S) -> LagWatch {
+        let lag = Arc::new(Mutex::new(Lag::default()));
         self.subs.push(Subscriber {
             filter,
             sink,
-            lost: 0,
+            lag: lag.clone(),
+            queued: 0,
         });
+        LagWatch { lag, received: 0 }
     }
 
-    /// Offer `event` to every matching subscriber. A full queue counts the loss and delivers a
-    /// `Lost(n)` marker in order as soon as there is room; gone receivers are forgotten.
+    /// Offer `event` to every matching subscriber. A full queue counts the loss; it is reported
+    /// by the subscription once it has received what was queued before it, or by a `Lost(n)`
+    /// marker put in order before the next event that finds room, whichever comes first. Gone
+    /// receivers are forgotten.
     pub(crate) fn dispatch(&mut self, event: &Event) {
         self.subs.retain_mut(|s| {
             if !s.filter.matches(event) {
                 return true;
             }
-            if s.lost > 0 {
-                match s.sink.offer(Item::Lost(s.lost)) {
-                    Ok(()) => s.lost = 0,
+            let mut lag = lock(&s.lag);
+            if lag.lost > 0 {
+                match s.sink.offer(Item::Lost(lag.lost)) {
+                    Ok(()) => {
+                        lag.lost = 0;
+                        s.queued += 1;
+                    }
                     Err(true) => {
-                        s.lost += 1;
+                        lag.lost += 1;
                         return true;
                     }
                     Err(false) => return false,
                 }
             }
             match s.sink.offer(Item::Event(event.clone())) {
-                Ok(()) => true,
+                Ok(()) => {
+                    s.queued += 1;
+                    true
+                }
                 Err(true) => {
-                    s.lost += 1;
+                    if lag.lost == 0 {
+                        lag.at = s.queued;
+                    }
+                    lag.lost += 1;
                     true
                 }
                 Err(false) => false,
@@ -203,19 +274,67 @@ mod tests {
         assert_eq!(f.describe(), "DEVICE_DELETED with /device=\"d1\"");
     }
 
+    /// Pops from a test queue the way a subscription does: the watch first, then the queue.
+    fn recv(q: &Q, watch: &mut LagWatch) -> Option<Result<String, u64>> {
+        if let Some(n) = watch.take() {
+            return Some(Err(n));
+        }
+        let mut v = q.0.borrow_mut();
+        if v.is_empty() {
+            return None;
+        }
+        watch.received();
+        Some(match v.remove(0) {
+            Item::Event(e) => Ok(e.event),
+            Item::Lost(n) => Err(n),
+        })
+    }
+
+    /// A loss is reported once, after the events queued before it, as soon as the subscriber
+    /// has taken those: no newer event is needed to reveal it.
     #[test]
-    fn overflow_is_counted_and_reported_in_order() {
+    fn overflow_reported_at_next_receive_in_order() {
         let q = Q(Rc::default(), 2);
         let mut r = Registry::default();
-        r.add(EventFilter::all(), q.clone());
+        let mut watch = r.add(EventFilter::all(), q.clone());
         for i in 0..5 {
             r.dispatch(&ev(&format!("E{i}"), serde_json::json!({})));
         }
         // E0, E1 queued; E2..E4 lost.
-        q.0.borrow_mut().clear();
+        assert_eq!(recv(&q, &mut watch), Some(Ok("E0".into())));
+        assert_eq!(recv(&q, &mut watch), Some(Ok("E1".into())));
+        assert_eq!(recv(&q, &mut watch), Some(Err(3)));
+        assert_eq!(recv(&q, &mut watch), None);
+        // Reported once: the next event comes without a marker.
         r.dispatch(&ev("E5", serde_json::json!({})));
-        let got = q.0.borrow();
-        assert!(matches!(got[0], Item::Lost(3)));
-        assert!(matches!(&got[1], Item::Event(e) if e.event == "E5"));
+        assert_eq!(recv(&q, &mut watch), Some(Ok("E5".into())));
+        assert_eq!(recv(&q, &mut watch), None);
+    }
+
+    /// When newer events find room before the subscriber looks, the marker goes into the queue
+    /// ahead of them, and the watch does not report the same loss again.
+    #[test]
+    fn overflow_marker_in_queue_reported_once() {
+        let q = Q(Rc::default(), 3);
+        let mut r = Registry::default();
+        let mut watch = r.add(EventFilter::all(), q.clone());
+        for i in 0..4 {
+            r.dispatch(&ev(&format!("E{i}"), serde_json::json!({})));
+        }
+        assert_eq!(recv(&q, &mut watch), Some(Ok("E0".into())));
+        assert_eq!(recv(&q, &mut watch), Some(Ok("E1".into())));
+        r.dispatch(&ev("E4", serde_json::json!({})));
+        let got: Vec<_> = std::iter::from_fn(|| recv(&q, &mut watch)).collect();
+        assert_eq!(got, vec![Ok("E2".into()), Err(1), Ok("E4".into())]);
+        // Room for the marker but not the event: the marker, then the new loss at its place.
+        let q = Q(Rc::default(), 2);
+        let mut watch = r.add(EventFilter::name("F"), q.clone());
+        for _ in 0..3 {
+            r.dispatch(&ev("F", serde_json::json!({"n": 1})));
+        }
+        assert_eq!(recv(&q, &mut watch), Some(Ok("F".into())));
+        r.dispatch(&ev("F", serde_json::json!({"n": 2})));
+        let got: Vec<_> = std::iter::from_fn(|| recv(&q, &mut watch)).collect();
+        assert_eq!(got, vec![Ok("F".into()), Err(1), Err(1)]);
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Qemu, MACHINE_NONE};
+use common::{Qemu, MACHINE_NONE, MACHINE_PC};
 use qmp_client::blocking::Client;
 use qmp_client::{ConnectOptions, Error, EventFilter, Exec};
 use serde_json::json;
@@ -125,4 +125,42 @@ fn oversize_reply_fails_its_command_at_once() {
         c.execute("query-status", None).unwrap()["status"],
         "running"
     );
+}
+
+/// A subscriber whose queue overflowed hears of the loss at its next receive, after the events
+/// queued before it, without waiting for a newer event.
+#[test]
+fn lagged_subscriber_told_at_next_receive() {
+    let q = Qemu::spawn(MACHINE_PC);
+    let c = connect(&q);
+    let tiny = c.subscribe_with_capacity(EventFilter::names(["STOP", "RESUME"]), 3);
+    let all = c.subscribe(EventFilter::all());
+    for _ in 0..4 {
+        c.execute("cont", None).unwrap();
+        c.execute("stop", None).unwrap();
+    }
+    // Every event has been dispatched once the last one reached the unbounded subscriber.
+    for _ in 0..8 {
+        all.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+    let names: Vec<String> = (0..3).map(|_| tiny.recv().unwrap().event).collect();
+    assert_eq!(names, ["RESUME", "STOP", "RESUME"]);
+    // Should recv wait for a newer event instead, one comes after 3 s so the test fails
+    // rather than hangs.
+    let (done, watchdog) = std::sync::mpsc::channel::<()>();
+    let c2 = c.clone();
+    let unstick = std::thread::spawn(move || {
+        if watchdog.recv_timeout(Duration::from_secs(3)).is_err() {
+            c2.execute("cont", None).unwrap();
+        }
+    });
+    let t = Instant::now();
+    let lagged = tiny.recv();
+    let took = t.elapsed();
+    done.send(()).unwrap();
+    unstick.join().unwrap();
+    assert_eq!(lagged, Err(qmp_client::RecvError::Lagged(5)));
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    c.execute("cont", None).unwrap();
+    assert_eq!(tiny.recv().unwrap().event, "RESUME");
 }
