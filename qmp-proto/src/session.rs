@@ -9,7 +9,7 @@
 //!
 //! A message longer than [`FramerConfig::max_frame_len`] is skipped unread (memory stays
 //! bounded) and reported as [`Output::ProtocolError`] with [`Error::FrameTooLong`]. When it
-//! starts like a reply (`{"return"` or `{"error"`, see [`FrameStart`](crate::FrameStart)), the
+//! starts like a reply (`{"return"` or `{"error"`, see [`FrameStart`]), the
 //! session works out whose reply it was and fails that command at once with
 //! [`Error::ResponseTooLarge`] ([`Output::Failed`]), instead of leaving it to its timeout:
 //!
@@ -566,6 +566,9 @@ impl Session {
                 }
             }
             None if suspects.count() == 0 => {}
+            // Each written command owns at most one reply: more unresolved oversize replies
+            // than that is the peer's noise, not worth remembering (keeps memory bounded).
+            None if self.suspects.len() >= self.slots.len() => {}
             None => self.suspects.push(suspects),
         }
     }
