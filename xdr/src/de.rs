@@ -471,10 +471,16 @@ impl<'de> de::SeqAccess<'de> for SeqAccess<'_, 'de> {
         }
         let i = self.index;
         self.index += 1;
-        self.de.pending_limit = self.item_limit;
-        let r = seed.deserialize(&mut *self.de);
-        // An element without a length prefix (`None`) leaves the item limit unconsumed.
-        self.de.pending_limit = None;
+        let r = match self.item_limit {
+            None => seed.deserialize(&mut *self.de),
+            Some(max) => {
+                self.de.pending_limit = Some(max);
+                let r = seed.deserialize(&mut *self.de);
+                // An element without a length prefix (`None`) leaves the item limit unconsumed.
+                self.de.pending_limit = None;
+                r
+            }
+        };
         match r {
             Ok(v) => Ok(Some(v)),
             Err(e) => Err(e.in_index(i)),

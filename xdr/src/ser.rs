@@ -346,10 +346,16 @@ impl Compound<'_, '_> {
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         let i = self.index;
         self.index += 1;
-        self.ser.pending_limit = self.item_limit;
-        let r = value.serialize(&mut *self.ser);
-        // An element without a length prefix (`None`) leaves the item limit unconsumed.
-        self.ser.pending_limit = None;
+        let r = match self.item_limit {
+            None => value.serialize(&mut *self.ser),
+            Some(max) => {
+                self.ser.pending_limit = Some(max);
+                let r = value.serialize(&mut *self.ser);
+                // An element without a length prefix (`None`) leaves the item limit unconsumed.
+                self.ser.pending_limit = None;
+                r
+            }
+        };
         r.map_err(|e| self.root_err(e.in_index(i)))
     }
 
