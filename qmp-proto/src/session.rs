@@ -1152,8 +1152,63 @@ mod tests {
     mod props {
         use super::*;
         use proptest::prelude::*;
+        use std::collections::{HashMap, VecDeque};
 
         proptest! {
+            /// Oversize replies, in-band ones in order and exec-oob ones anywhere between them:
+            /// a command is only ever failed as ResponseTooLarge when its reply was oversize,
+            /// every other one gets its own reply, none ends twice, and with no exec-oob in
+            /// flight every oversize reply fails its command at once.
+            #[test]
+            fn oversize_blame_is_never_wrong(
+                n_in in 0usize..9,
+                n_oob in 0usize..4,
+                big in proptest::collection::vec(any::<bool>(), 12),
+                picks in proptest::collection::vec(any::<bool>(), 24),
+            ) {
+                let mut s = small_limit(150, true);
+                let mut in_band = VecDeque::new();
+                let mut oob = VecDeque::new();
+                for _ in 0..n_in {
+                    in_band.push_back(s.execute("x", None).unwrap().0);
+                }
+                for _ in 0..n_oob {
+                    oob.push_back(s.execute_oob("o", None).unwrap().0);
+                }
+                let _ = sent(&mut s);
+                let oversize = |id: u64| big[id as usize % 12];
+                let mut ended = HashMap::new();
+                let mut picks = picks.into_iter();
+                while !(in_band.is_empty() && oob.is_empty()) {
+                    let from_oob = !oob.is_empty() && (in_band.is_empty() || picks.next().unwrap_or(true));
+                    let id = if from_oob { oob.pop_front() } else { in_band.pop_front() }.unwrap();
+                    if oversize(id) {
+                        s.handle_input(&big_reply(id));
+                    } else {
+                        s.handle_input(format!("{{\"return\": {id}, \"id\": {id}}}\n").as_bytes());
+                    }
+                    while let Some(out) = s.poll_output() {
+                        match out {
+                            Output::Reply { id, result } => {
+                                prop_assert!(!oversize(id.0));
+                                prop_assert_eq!(result, Ok(json!(id.0)));
+                                prop_assert!(ended.insert(id.0, false).is_none(), "ended twice");
+                            }
+                            Output::Failed { id, error } => {
+                                prop_assert_eq!(error, Error::ResponseTooLarge { limit: 150 });
+                                prop_assert!(oversize(id.0), "{} blamed wrongly", id);
+                                prop_assert!(ended.insert(id.0, true).is_none(), "ended twice");
+                            }
+                            Output::ProtocolError(Error::FrameTooLong { .. }) => {}
+                            other => prop_assert!(false, "{:?}", other),
+                        }
+                    }
+                }
+                if n_oob == 0 {
+                    prop_assert_eq!(ended.len(), n_in);
+                }
+            }
+
             /// Whatever order replies come in and whichever commands are cancelled, every
             /// command ends exactly once (reply or cancel), never more than the window is in
             /// flight, and commands are written in submission order.
