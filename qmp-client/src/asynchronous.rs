@@ -358,6 +358,14 @@ impl Client {
         self.shared.lock().session.state() == qmp_proto::State::Closed
     }
 
+    /// Events QEMU sent that were longer than the framing limit
+    /// ([`SessionConfig::framer`](qmp_proto::SessionConfig)): they are dropped unread (their
+    /// name is unknown, so no subscriber can be told of them specifically), logged and counted
+    /// here.
+    pub fn oversize_events_dropped(&self) -> u64 {
+        self.shared.lock().session.oversize_events_dropped()
+    }
+
     /// Run a command by name with JSON arguments (an object, or `None`), with the default timeout.
     pub async fn execute(&self, command: &str, arguments: Option<Value>) -> Result<Value> {
         self.execute_with(command, arguments, Exec::default()).await

@@ -333,6 +333,14 @@ impl Client {
         relock(&self.inner.core).session.state() == qmp_proto::State::Closed
     }
 
+    /// Events QEMU sent that were longer than the framing limit
+    /// ([`SessionConfig::framer`](qmp_proto::SessionConfig)): they are dropped unread (their
+    /// name is unknown, so no subscriber can be told of them specifically), logged and counted
+    /// here.
+    pub fn oversize_events_dropped(&self) -> u64 {
+        relock(&self.inner.core).session.oversize_events_dropped()
+    }
+
     /// Send a command without waiting; wait on the returned [`Pending`]. Many submits in a row
     /// are pipelined.
     pub fn submit(&self, command: &str, arguments: Option<Value>, exec: Exec) -> Result<Pending> {

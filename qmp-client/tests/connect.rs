@@ -210,3 +210,47 @@ mod blocking {
         assert!(schema.as_array().unwrap().len() > 1000);
     }
 }
+
+/// An oversize event from a scripted peer over an in-memory stream: dropped, counted, and the
+/// connection and its subscribers go on.
+#[cfg(feature = "async")]
+#[tokio::test]
+async fn oversize_event_dropped_and_counted() {
+    use qmp_client::{Client, EventFilter};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let peer = tokio::spawn(async move {
+        let (r, mut w) = tokio::io::split(theirs);
+        let mut lines = BufReader::new(r).lines();
+        w.write_all(b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\n").await.unwrap();
+        let mut n = 0;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let cmd: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let id = &cmd["id"];
+            if n == 1 {
+                let big = format!(
+                    "{{\"timestamp\": {{\"seconds\": 1, \"microseconds\": 2}}, \"event\": \"BIG\", \"data\": {{\"x\": \"{}\"}}}}\n",
+                    "b".repeat(4096)
+                );
+                w.write_all(big.as_bytes()).await.unwrap();
+                w.write_all(b"{\"timestamp\": {\"seconds\": 1, \"microseconds\": 3}, \"event\": \"SMALL\"}\n").await.unwrap();
+            }
+            w.write_all(format!("{{\"return\": {n}, \"id\": {id}}}\n").as_bytes())
+                .await
+                .unwrap();
+            n += 1;
+        }
+    });
+    let mut o = ConnectOptions::default();
+    o.session.framer.max_frame_len = 1024;
+    let c = Client::connect_stream(ours, o).await.unwrap();
+    let mut all = c.subscribe(EventFilter::all());
+    assert_eq!(c.execute("first", None).await.unwrap(), 1);
+    assert_eq!(c.oversize_events_dropped(), 1);
+    let e = all.recv_timeout(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(e.event, "SMALL");
+    assert_eq!(c.execute("second", None).await.unwrap(), 2);
+    drop(c);
+    drop(all);
+    peer.await.unwrap();
+}
