@@ -117,7 +117,8 @@ pub struct Smp {
     pub maxcpus: Option<u64>,
 }
 
-/// `-m size=NM[,slots=N,maxmem=NM]`.
+/// `-m size=NM[,slots=N,maxmem=NM]`. [`QemuConfig::validate`] applies QEMU's rules: `slots`
+/// only with `maxmem`, `maxmem` at least `size` and above it when there are slots.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Memory {
     /// Boot memory in MiB.
@@ -264,6 +265,20 @@ fn raw(what: &str, v: &str) -> Result<String> {
     Ok(v.to_owned())
 }
 
+/// The most memory hotplug slots QEMU gives `pc` and `q35` machines (`ACPI_MAX_RAM_SLOTS`;
+/// more: "unsupported amount of memory slots").
+pub const MAX_PC_MEMORY_SLOTS: u64 = 256;
+
+fn nonempty(kind: &str, field: &'static str, v: &str) -> Result<()> {
+    if v.is_empty() {
+        return Err(Error::Missing {
+            kind: kind.to_owned(),
+            field,
+        });
+    }
+    Ok(())
+}
+
 fn mib(n: u64) -> String {
     format!("{n}M")
 }
@@ -366,6 +381,7 @@ impl QemuConfig {
         }
         for q in &self.qmp {
             check_id("chardev id", &q.id)?;
+            nonempty(&format!("QMP socket `{}`", q.id), "path", &q.path)?;
             declare(
                 (Namespace::Chardev, q.id.clone()),
                 format!("QMP socket `{}`", q.id),
@@ -434,26 +450,9 @@ impl QemuConfig {
             }
         }
         if let Some(m) = &self.memory {
-            if m.size_mib == 0 {
-                return Err(Error::Impossible(
-                    "memory: size must be at least 1 MiB".into(),
-                ));
-            }
-            match (m.slots, m.maxmem_mib) {
-                (Some(_), None) | (None, Some(_)) => {
-                    return Err(Error::Impossible(
-                        "memory: slots and maxmem go together".into(),
-                    ))
-                }
-                (Some(_), Some(max)) if max < m.size_mib => {
-                    return Err(Error::Impossible(format!(
-                        "memory: maxmem {max} MiB < size {} MiB",
-                        m.size_mib
-                    )))
-                }
-                _ => {}
-            }
+            self.check_memory(m)?;
         }
+        self.check_paths()?;
         if let Some(id) = self.machine.as_ref().and_then(|m| m.get("memory-backend")) {
             let Some(b) = self.main_memory_backend() else {
                 return Err(Error::DanglingReference {
@@ -497,6 +496,79 @@ impl QemuConfig {
             if !sets.insert(a.fd) {
                 return Err(Error::FdPlan(format!("fd {} added to fd sets twice", a.fd)));
             }
+        }
+        Ok(())
+    }
+
+    /// `-m`, with QEMU 7.2's rules (`set_memory_options` in softmmu/vl.c and the pc machine's
+    /// slot limit): size at least 1 MiB; `slots` (even 0) only with `maxmem`; `maxmem` at
+    /// least `size`; with slots > 0, `maxmem` above `size` ("memory slots were specified but
+    /// maximum memory size ... is equal to the initial memory size"); `maxmem` alone is fine.
+    /// On `pc`/`q35` machines at most [`MAX_PC_MEMORY_SLOTS`] slots.
+    fn check_memory(&self, m: &Memory) -> Result<()> {
+        if m.size_mib == 0 {
+            return Err(Error::Impossible(
+                "memory: size must be at least 1 MiB".into(),
+            ));
+        }
+        match (m.slots, m.maxmem_mib) {
+            (Some(_), None) => {
+                return Err(Error::Impossible(
+                    "memory: slots need maxmem (QEMU: \"slots specified but no max-size\")".into(),
+                ))
+            }
+            (_, Some(max)) if max < m.size_mib => {
+                return Err(Error::Impossible(format!(
+                    "memory: maxmem {max} MiB < size {} MiB",
+                    m.size_mib
+                )))
+            }
+            (Some(slots), Some(max)) if slots > 0 && max == m.size_mib => {
+                return Err(Error::Impossible(format!(
+                    "memory: {slots} slots but maxmem = size = {max} MiB leaves nothing to \
+                     plug: raise maxmem above size or drop the slots"
+                )))
+            }
+            _ => {}
+        }
+        let kind = self.machine.as_ref().map_or("pc", |k| k.kind.as_str());
+        let pc = !Machine::known_buses(kind).is_empty();
+        if let Some(slots) = m.slots.filter(|s| pc && *s > MAX_PC_MEMORY_SLOTS) {
+            return Err(Error::Impossible(format!(
+                "memory: {slots} slots; machine {kind} takes at most {MAX_PC_MEMORY_SLOTS}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Files and values QEMU needs non-empty: `-kernel`, `-initrd`, `-bios`, `-mem-path`, the
+    /// parts of `-rtc`, `-vga`. (QEMU 7.2 fails on each: "could not open kernel file ''",
+    /// "could not load PC BIOS ''", "can't open backing store  for guest RAM", "invalid
+    /// datetime format".)
+    fn check_paths(&self) -> Result<()> {
+        if let Some(k) = &self.kernel {
+            nonempty("-kernel", "path", &k.path)?;
+            if let Some(i) = &k.initrd {
+                nonempty("-initrd", "path", i)?;
+            }
+        }
+        if let Some(b) = &self.bios {
+            nonempty("-bios", "path", b)?;
+        }
+        if let Some(p) = &self.knobs.hugepages {
+            nonempty("-mem-path", "path", p)?;
+        }
+        if let Some(r) = &self.rtc {
+            nonempty("-rtc", "base", &r.base)?;
+            if let Some(c) = &r.clock {
+                nonempty("-rtc", "clock", c)?;
+            }
+            if let Some(d) = &r.driftfix {
+                nonempty("-rtc", "driftfix", d)?;
+            }
+        }
+        if let Some(v) = &self.vga {
+            nonempty("-vga", "type", v)?;
         }
         Ok(())
     }

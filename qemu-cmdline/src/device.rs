@@ -25,6 +25,9 @@ pub enum Namespace {
     Object,
     /// 9p filesystem backends (`-fsdev id=`).
     Fsdev,
+    /// Firmware configuration file names (`-fw_cfg name=`): QEMU refuses a name given twice
+    /// ("duplicate fw_cfg file name").
+    FwCfg,
     /// Buses devices plug into (`bus=`), by kind: `pcie.0` or a root port's id (PCI),
     /// `scsi0.0` (SCSI), `ide.0` (IDE), `vser0.0` (virtio-serial), `isa.0` (ISA).
     Bus(BusKind),
@@ -54,6 +57,7 @@ impl fmt::Display for Namespace {
             Namespace::Netdev => "netdev",
             Namespace::Object => "object",
             Namespace::Fsdev => "fsdev",
+            Namespace::FwCfg => "fw_cfg file name",
             Namespace::Bus(BusKind::Pci) => "PCI bus",
             Namespace::Bus(BusKind::Scsi) => "SCSI bus",
             Namespace::Bus(BusKind::Ide) => "IDE bus",

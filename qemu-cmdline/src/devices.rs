@@ -1294,8 +1294,25 @@ impl Device for PcieRootPort {
     fn references(&self) -> Vec<IdRef> {
         self.pci.refs()
     }
+    /// q35 only; and QEMU keeps one slot per (chassis, slot) pair: a second root port on a
+    /// taken pair fails with "Can't add chassis slot, error -16" (EBUSY).
     fn check(&self, config: &QemuConfig) -> Result<()> {
-        require_q35(config, &self.describe())
+        require_q35(config, &self.describe())?;
+        let first = config
+            .devices
+            .iter()
+            .filter_map(|d| d.as_any().downcast_ref::<PcieRootPort>())
+            .find(|p| p.chassis == self.chassis && p.slot == self.slot);
+        match first {
+            Some(p) if !std::ptr::eq(p, self) => Err(Error::Impossible(format!(
+                "{}: chassis {} slot {} is already taken by {} (QEMU: \"Can't add chassis slot\")",
+                self.describe(),
+                self.chassis,
+                self.slot,
+                p.describe()
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -1757,7 +1774,7 @@ impl Device for FwCfg {
         }])
     }
     fn declares(&self) -> Vec<IdRef> {
-        Vec::new()
+        vec![(Namespace::FwCfg, self.name.clone())]
     }
 }
 

@@ -42,7 +42,7 @@ pub enum Error {
     /// Two things in the same namespace carry the same id.
     #[error("duplicate {namespace} id {id:?} (used by {first} and {second})")]
     DuplicateId {
-        /// The namespace (device, node, chardev, netdev, object, fsdev, bus).
+        /// The namespace (device, node, chardev, netdev, object, fsdev, fw_cfg name, bus).
         namespace: crate::Namespace,
         /// The id used twice.
         id: String,

@@ -118,7 +118,7 @@ mod version;
 
 pub use config::{
     AddFd, Cpu, Display, Global, Kernel, Knobs, Machine, Memory, Name, QemuConfig, QmpSocket, Rtc,
-    Smp,
+    Smp, MAX_PC_MEMORY_SLOTS,
 };
 pub use device::{BusKind, Device, DynDevice, IdRef, Namespace, ParseDevice, Parsers};
 pub use error::{Error, Result};

@@ -1607,3 +1607,174 @@ fn parsed_text_options_built_as_json_run_in_qemu() {
         "{info}"
     );
 }
+
+/// Run QEMU on `argv` and return its stderr, asserting it exits with an error within 10 s.
+fn qemu_refuses(argv: &[String]) -> String {
+    use std::io::Read;
+    let mut child = std::process::Command::new(qemu().0)
+        .args(argv)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn QEMU");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("QEMU accepted {argv:?} (still running after 10 s)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    assert!(!status.success(), "QEMU exited 0 on {argv:?}");
+    err
+}
+
+/// What `validate()` refuses, QEMU 7.2 refuses too: each typed configuration is refused by
+/// validate, and the argv of its fixed twin with the one argument changed the way the refused
+/// configuration would write it makes QEMU exit with its own message.
+#[test]
+fn what_validate_refuses_qemu_refuses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = || {
+        let mut c = base(dir.path(), "q35");
+        c.qmp.clear(); // QEMU is expected to exit, not to serve QMP
+        c
+    };
+    let fw = |n: &str| FwCfg {
+        name: n.into(),
+        source: FwCfgSource::String("x".into()),
+    };
+    let rp = |id: &str, chassis: u64| PcieRootPort {
+        id: id.into(),
+        chassis,
+        slot: 1,
+        port: None,
+        pci: Pci::default(),
+    };
+    let mem = |maxmem_mib: u64| {
+        let mut c = base();
+        c.memory = Some(Memory {
+            size_mib: 128,
+            slots: Some(2),
+            maxmem_mib: Some(maxmem_mib),
+        });
+        c
+    };
+    let file = |c: QemuConfig, f: fn(&mut QemuConfig, String)| {
+        let mut c = c;
+        f(&mut c, dir.path().join("f").to_string_lossy().into_owned());
+        c
+    };
+    let empty = |c: QemuConfig, f: fn(&mut QemuConfig, String)| {
+        let mut c = c;
+        f(&mut c, String::new());
+        c
+    };
+    let set_kernel = |c: &mut QemuConfig, p: String| {
+        c.kernel = Some(Kernel {
+            path: p,
+            initrd: None,
+            append: None,
+        })
+    };
+    let set_bios = |c: &mut QemuConfig, p: String| c.bios = Some(p);
+    let set_mem_path = |c: &mut QemuConfig, p: String| c.knobs.hugepages = Some(p);
+    let set_rtc = |c: &mut QemuConfig, b: String| {
+        c.rtc = Some(Rtc {
+            base: b,
+            clock: None,
+            driftfix: None,
+        })
+    };
+    let f = dir.path().join("f").to_string_lossy().into_owned();
+    // (refused config, fixed twin, argument of the twin -> as the refused one writes it,
+    //  QEMU's message)
+    let cases: Vec<(QemuConfig, QemuConfig, String, String, &str)> = vec![
+        (
+            base().device(fw("opt/a")).device(fw("opt/a")),
+            base().device(fw("opt/a")).device(fw("opt/b")),
+            "name=opt/b,string=x".into(),
+            "name=opt/a,string=x".into(),
+            "duplicate fw_cfg file name: opt/a",
+        ),
+        (
+            base().device(rp("rp1", 1)).device(rp("rp2", 1)),
+            base().device(rp("rp1", 1)).device(rp("rp2", 2)),
+            "pcie-root-port,id=rp2,chassis=2,slot=1".into(),
+            "pcie-root-port,id=rp2,chassis=1,slot=1".into(),
+            "Can't add chassis slot, error -16",
+        ),
+        (
+            mem(128),
+            mem(256),
+            "size=128M,slots=2,maxmem=256M".into(),
+            "size=128M,slots=2,maxmem=128M".into(),
+            "memory slots were specified but maximum memory size (0x8000000) is equal to the \
+             initial memory size",
+        ),
+        (
+            empty(base(), set_kernel),
+            file(base(), set_kernel),
+            f.clone(),
+            String::new(),
+            "could not open kernel file ''",
+        ),
+        (
+            empty(base(), set_bios),
+            file(base(), set_bios),
+            f.clone(),
+            String::new(),
+            "could not load PC BIOS ''",
+        ),
+        (
+            empty(base(), set_mem_path),
+            file(base(), set_mem_path),
+            f.clone(),
+            String::new(),
+            "can't open backing store  for guest RAM",
+        ),
+        (
+            empty(base(), set_rtc),
+            with_rtc_utc(base()),
+            "base=utc".into(),
+            "base=".into(),
+            "invalid datetime format",
+        ),
+    ];
+    for (bad, good, from, to, message) in cases {
+        let refused = bad.validate();
+        assert!(
+            refused.is_err(),
+            "validate accepts what QEMU refuses: {message}"
+        );
+        let mut argv = good.build(&Syntax::TEXT).expect("the fixed twin builds");
+        let at = argv
+            .iter()
+            .position(|a| *a == from)
+            .unwrap_or_else(|| panic!("{from:?} not in {argv:?}"));
+        argv[at] = to;
+        let e = qemu_refuses(&argv);
+        assert!(e.contains(message), "{message:?} not in {e}");
+    }
+}
+
+fn with_rtc_utc(mut c: QemuConfig) -> QemuConfig {
+    c.rtc = Some(Rtc {
+        base: "utc".into(),
+        clock: None,
+        driftfix: None,
+    });
+    c
+}
