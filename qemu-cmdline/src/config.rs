@@ -727,6 +727,39 @@ impl QemuConfig {
     }
 
     /// Read argv (without the binary) back into a configuration, with the built-in device kinds.
+    ///
+    /// # What parse guarantees
+    ///
+    /// - **The argv, exactly**: for every configuration `c` and syntax `s` where `c.build(s)`
+    ///   succeeds, `parse(build(c, s))` succeeds and builds (in `s`) the same argv, byte for
+    ///   byte. A typed kind claims options only where it would write them back identically
+    ///   (property order, values, and for JSON arguments the JSON types); anything else stays a
+    ///   [`Generic`]. One exception: a [`Generic`] holding [`crate::Prop::Text`] values (read
+    ///   from text syntax) is written in text syntax even under a JSON syntax; when it spells a
+    ///   typed kind, parse reads that kind, which the JSON syntax writes as JSON: the argument
+    ///   differs in syntax only, and QEMU reads both alike.
+    /// - **The configuration, for typed kinds**: `parse(build(c)) == c` when `c`'s devices are
+    ///   built-in typed kinds (or registered ones, with [`parse_with`](Self::parse_with)) and
+    ///   generic options that spell none of them. Otherwise the configuration read back can
+    ///   differ from `c` while its argv is the same:
+    ///   - a [`Generic`] option (or run of them) spelled exactly like a typed kind writes it is
+    ///     read back as that kind: `Generic` `-device virtio-balloon-pci,id=b` becomes a
+    ///     [`crate::devices::Balloon`], a generic `-object memory-backend-ram,...` a
+    ///     [`MemoryBackend`];
+    ///   - options of neighbouring devices that together spell one typed kind are read back as
+    ///     that kind: a [`crate::devices::Block`] without device followed by a `-device
+    ///     virtio-blk-pci,id=..,drive=NODE` becomes one `Block` with its device; a client
+    ///     socket [`crate::devices::Chardev`] followed by a vhost-user `-device` on it a
+    ///     [`crate::devices::VhostUserDevice`] (likewise [`crate::devices::Net`],
+    ///     [`crate::devices::Rng`], ...);
+    ///   - a machine option `accel` given first ([`Machine::option`]) is read back as
+    ///     [`Machine::accel`] (the field is written first); an `accel` option elsewhere stays
+    ///     an option;
+    ///   - values of generic options read from text are [`crate::Prop::Text`] (equal, as
+    ///     [`crate::Prop`]s compare, to the typed values they spell).
+    /// - [`Machine::buses`] are not on the command line: parse gives the buses
+    ///   [`Machine::known_buses`] knows for the machine type, and buses that
+    ///   [`crate::devices`] declare (root ports, bridges, controllers) come back with them.
     pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<Self> {
         Self::parse_with(argv, &Parsers::default())
     }
@@ -808,8 +841,9 @@ impl QemuConfig {
                         .clone()
                         .ok_or_else(|| bad("-machine without type"))?;
                     let mut m = Machine::new(&kind);
-                    for (k, v) in &o.props {
-                        if k == "accel" && m.accel.is_none() {
+                    // `accel` is the field only where build writes the field: first
+                    for (i, (k, v)) in o.props.iter().enumerate() {
+                        if k == "accel" && i == 0 {
                             m.accel = Some(v.text());
                         } else {
                             m.options.push((k.clone(), v.text()));

@@ -131,7 +131,9 @@ impl PartialEq for Box<dyn Device> {
 pub trait ParseDevice: Device + Sized {
     /// If `opts` starts with exactly what this kind writes, the number of options consumed and
     /// the device; otherwise `None` (the parser then tries other kinds, and finally keeps the
-    /// option as a [`crate::devices::Generic`]).
+    /// option as a [`crate::devices::Generic`]). A claim counts only if the device's
+    /// [`Device::opts`] write exactly the options it took (so parsing never changes the argv);
+    /// otherwise the kind is asked again with fewer options, then the next kind is tried.
     fn parse(opts: &[Opt]) -> Option<(usize, Self)>;
 }
 
@@ -165,11 +167,50 @@ impl Parsers {
         self
     }
 
+    /// The first kind that claims a prefix of `opts` *and writes exactly that prefix back*
+    /// (see [`writes_back`]): so parsing never changes the argv. A kind whose claim would write
+    /// something else (other property order, other JSON types, a default left out) is asked
+    /// again with the options before the last one it took (a [`crate::devices::Block`] then
+    /// claims its nodes without a following `-device` it would rewrite), then the next kind is
+    /// tried.
     pub(crate) fn parse_one(&self, opts: &[Opt]) -> Option<(usize, Box<dyn Device>)> {
-        self.list
-            .iter()
-            .find_map(|f| f(opts).filter(|(n, _)| *n > 0 && *n <= opts.len()))
+        self.list.iter().find_map(|f| {
+            let mut len = opts.len();
+            while len > 0 {
+                let (n, d) = f(&opts[..len])?;
+                if n == 0 || n > len {
+                    return None;
+                }
+                if writes_back(d.as_ref(), &opts[..n]) {
+                    return Some((n, d));
+                }
+                len = n - 1;
+            }
+            None
+        })
     }
+}
+
+/// Whether `d` writes exactly the options `read`, as they were written: options read from text
+/// syntax (their values are [`crate::Prop::Text`]) must render to the same text, property order
+/// included; options read from JSON to the same JSON (same keys, same JSON types).
+pub(crate) fn writes_back(d: &dyn Device, read: &[Opt]) -> bool {
+    let Ok(written) = d.opts() else {
+        return false;
+    };
+    written.len() == read.len()
+        && written.iter().zip(read).all(|(w, r)| {
+            if w.flag != r.flag || w.implied != r.implied {
+                return false;
+            }
+            let same =
+                |a: Result<String>, b: Result<String>| matches!((a, b), (Ok(a), Ok(b)) if a == b);
+            if r.props.iter().any(|(_, p)| p.is_untyped()) || r.props.is_empty() {
+                same(w.render_text(), r.render_text())
+            } else {
+                same(w.render_json(), r.render_json()) && w.props.len() == r.props.len()
+            }
+        })
 }
 
 impl Default for Parsers {

@@ -17,7 +17,11 @@
 //!   ([`Prop::Text`]); an option holding one stays in text syntax, which QEMU types itself.
 //! - [`FdPlan`] passes fds at known numbers; [`Launcher`] spawns QEMU, waits until QMP answers
 //!   and returns a [`QemuProcess`] guard that kills and reaps on drop.
-//! - [`QemuConfig::parse`] reads argv back: `parse(build(c)) == c`.
+//! - [`QemuConfig::parse`] reads argv back without changing a byte: `build(parse(a)) == a` for
+//!   every argv `a` that [`QemuConfig::build`] writes (in the same [`Syntax`]; one exception
+//!   on [`QemuConfig::parse`]). For configurations of typed kinds also `parse(build(c)) == c`;
+//!   a [`devices::Generic`] option spelled exactly like a typed kind's is read back as that
+//!   kind.
 //! - New device kinds implement [`Device`] (and [`ParseDevice`]); the core does not change.
 //!
 //! # Building argv

@@ -956,3 +956,291 @@ fn a_new_kind_plugs_in() {
     assert!(g.devices[0].as_any().is::<Generic>());
     assert_eq!(g.build(&Syntax::TEXT).unwrap(), argv);
 }
+
+/// Groups of devices (each group valid on its own, ids suffixed with `i`) covering the typed
+/// kinds the parser knows, for mixing with generic options spelled like them.
+fn kinds(i: usize) -> Vec<Vec<Box<dyn Device>>> {
+    let p = |bus: bool| Pci {
+        bus: bus.then(|| "pcie.0".into()),
+        addr: None,
+    };
+    let mut blk = Block::virtio(&format!("d{i}"), &format!("/img/{i},x"), Format::Raw);
+    blk.read_only = i % 2 == 0;
+    let mut nodev = Block::virtio(&format!("n{i}"), &format!("/img/n{i}"), Format::Qcow2);
+    nodev.device = None;
+    let mut net = Net::virtio(&format!("nic{i}"), NetBackend::User);
+    if let Some(d) = net.device.as_mut() {
+        d.mac = Some(format!("52:54:00:00:00:{:02x}", i % 256));
+        d.queues = Some(2);
+    }
+    let vu_net = Net::virtio(
+        &format!("vn{i}"),
+        NetBackend::VhostUser {
+            chardev_id: format!("vnc{i}"),
+            socket_path: format!("/run/vn{i}.sock"),
+            queues: Some(2),
+        },
+    );
+    let b = |d: Box<dyn Device>| vec![d];
+    vec![
+        b(Box::new(Balloon {
+            id: format!("bal{i}"),
+            deflate_on_oom: i % 2 == 1,
+            pci: p(i % 3 == 0),
+        })),
+        b(Box::new(MemoryBackend {
+            id: format!("mr{i}"),
+            kind: MemoryKind::Ram,
+            size: 1 << 20,
+            share: false,
+            prealloc: i % 2 == 0,
+        })),
+        b(Box::new(MemoryBackend {
+            id: format!("mf{i}"),
+            kind: MemoryKind::Memfd { hugetlb: false },
+            size: 2 << 20,
+            share: true,
+            prealloc: false,
+        })),
+        b(Box::new(blk)),
+        b(Box::new(nodev)),
+        b(Box::new(net)),
+        b(Box::new(vu_net)),
+        b(Box::new(VhostUserDevice {
+            id: format!("vub{i}"),
+            driver: "vhost-user-blk-pci".into(),
+            chardev_id: format!("vubc{i}"),
+            socket_path: format!("/run/vub{i}"),
+            num_queues: Some(1),
+            pci: p(false),
+        })),
+        b(Box::new(Chardev {
+            id: format!("ch{i}"),
+            backend: ChardevBackend::Socket {
+                path: format!("/run/ch{i}"),
+                server: i % 2 == 0,
+            },
+        })),
+        b(Box::new(Rng {
+            id: format!("rng{i}"),
+            object_id: format!("rngo{i}"),
+            filename: (i % 2 == 0).then(|| "/dev/urandom".into()),
+            max_bytes: Some(1024),
+            period: None,
+            pci: p(false),
+        })),
+        b(Box::new(PcieRootPort {
+            id: format!("rp{i}"),
+            chassis: 10 + i as u64,
+            slot: 1,
+            port: Some(i as u64),
+            pci: p(true),
+        })),
+        b(Box::new(PciBridge {
+            id: format!("br{i}"),
+            chassis_nr: 100 + i as u64,
+            pci: p(false),
+        })),
+        b(Box::new(ScsiController {
+            id: format!("scsi{i}"),
+            iothread: None,
+            num_queues: Some(2),
+            pci: p(false),
+        })),
+        vec![
+            Box::new(VirtioSerial {
+                id: format!("vser{i}"),
+                pci: p(false),
+            }),
+            Box::new(Chardev {
+                id: format!("vpc{i}"),
+                backend: ChardevBackend::Null,
+            }),
+            Box::new(VirtPort {
+                id: format!("vp{i}"),
+                chardev: format!("vpc{i}"),
+                bus: format!("vser{i}.0"),
+                name: Some("org.qemu.guest_agent.0".into()),
+                console: i % 2 == 0,
+            }),
+        ],
+        b(Box::new(Iommu {
+            id: format!("viommu{i}"),
+            model: IommuModel::Virtio(p(false)),
+        })),
+        b(Box::new(Vsock {
+            id: format!("vs{i}"),
+            guest_cid: 3 + i as u64,
+            vhostfd: None,
+            pci: p(false),
+        })),
+        b(Box::new(Virtio9p {
+            id: format!("p9{i}"),
+            fsdev_id: format!("fs{i}"),
+            path: format!("/share/{i}"),
+            mount_tag: format!("tag{i}"),
+            security_model: "none".into(),
+            readonly: i % 2 == 0,
+            pci: p(false),
+        })),
+        b(Box::new(Pvpanic {
+            id: format!("pvp{i}"),
+            ioport: None,
+        })),
+    ]
+}
+
+/// How a group enters the configuration.
+#[derive(Clone, Copy, Debug)]
+enum Spelling {
+    /// The typed kinds.
+    Typed,
+    /// Every option a generic one, exactly as the typed kind writes it.
+    GenericExact,
+    /// Generic, properties in reverse order.
+    GenericReversed,
+    /// Generic, booleans and numbers given as strings.
+    GenericStrings,
+    /// Generic, values of unknown type (as read from text syntax).
+    GenericText,
+    /// Typed, but the last option of a multi-option kind split off as a generic one (a Block
+    /// without device and a generic `-device ...,drive=`).
+    SplitLast,
+}
+
+fn generic_of(o: &Opt, s: Spelling) -> Box<dyn Device> {
+    let mut o = o.clone();
+    match s {
+        Spelling::GenericReversed => o.props.reverse(),
+        Spelling::GenericStrings => {
+            for (_, p) in &mut o.props {
+                *p = Prop::Str(p.text());
+            }
+        }
+        Spelling::GenericText => {
+            for (_, p) in &mut o.props {
+                *p = Prop::Text(p.text());
+            }
+        }
+        _ => {}
+    }
+    Box::new(Generic { opt: o })
+}
+
+fn spell(group: Vec<Box<dyn Device>>, s: Spelling) -> Vec<Box<dyn Device>> {
+    let opts: Vec<Opt> = group
+        .iter()
+        .flat_map(|d| d.opts().expect("kinds() build"))
+        .collect();
+    match s {
+        Spelling::Typed => group,
+        Spelling::SplitLast => {
+            let mut out = Vec::new();
+            for d in group {
+                if let Some(b) = d
+                    .as_any()
+                    .downcast_ref::<Block>()
+                    .filter(|b| b.device.is_some())
+                {
+                    let last = b.opts().expect("build").pop().expect("device");
+                    out.push(Box::new(Block {
+                        device: None,
+                        ..b.clone()
+                    }) as Box<dyn Device>);
+                    out.push(generic_of(&last, Spelling::GenericExact));
+                } else if let Some(n) = d
+                    .as_any()
+                    .downcast_ref::<Net>()
+                    .filter(|n| n.device.is_some())
+                {
+                    let last = n.opts().expect("build").pop().expect("device");
+                    out.push(Box::new(Net {
+                        device: None,
+                        ..n.clone()
+                    }));
+                    out.push(generic_of(&last, Spelling::GenericExact));
+                } else if let Some(v) = d.as_any().downcast_ref::<VhostUserDevice>() {
+                    // a client socket chardev, then a generic vhost-user device on it
+                    let last = v.opts().expect("build").pop().expect("device");
+                    out.push(Box::new(Chardev {
+                        id: v.chardev_id.clone(),
+                        backend: ChardevBackend::Socket {
+                            path: v.socket_path.clone(),
+                            server: false,
+                        },
+                    }));
+                    out.push(generic_of(&last, Spelling::GenericExact));
+                } else {
+                    out.push(d);
+                }
+            }
+            out
+        }
+        _ => opts.iter().map(|o| generic_of(o, s)).collect(),
+    }
+}
+
+fn mixed_config() -> impl Strategy<Value = (QemuConfig, bool)> {
+    let spelling = prop_oneof![
+        Just(Spelling::Typed),
+        Just(Spelling::GenericExact),
+        Just(Spelling::GenericReversed),
+        Just(Spelling::GenericStrings),
+        Just(Spelling::GenericText),
+        Just(Spelling::SplitLast),
+    ];
+    let n = kinds(0).len();
+    (proptest::collection::vec((0..n, spelling), 1..8), 0..4usize).prop_map(|(picks, machine)| {
+        let mut c = QemuConfig::new();
+        let m = Machine::new("q35");
+        let m = match machine {
+            0 => m.accel("tcg").option("nvdimm", "on"),
+            1 => m.option("accel", "tcg").option("nvdimm", "on"),
+            2 => m.option("nvdimm", "on").option("accel", "tcg"),
+            _ => m.accel("kvm").option("accel", "tcg"),
+        };
+        c.machine = Some(m.option("memory-backend", "ram"));
+        c.memory = Some(Memory {
+            size_mib: 128,
+            slots: Some(2),
+            maxmem_mib: Some(1024),
+        });
+        c.devices.push(Box::new(MemoryBackend {
+            id: "ram".into(),
+            kind: MemoryKind::Memfd { hugetlb: false },
+            size: 128 << 20,
+            share: true,
+            prealloc: false,
+        }));
+        let mut text_only = false;
+        for (i, (k, s)) in picks.into_iter().enumerate() {
+            text_only |= matches!(s, Spelling::GenericText);
+            let group = kinds(i).swap_remove(k);
+            c.devices.extend(spell(group, s));
+        }
+        (c, text_only)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// build(parse(build(c))) == build(c) whatever mix of typed kinds and generic options
+    /// spelled like them (exactly, reordered, retyped, untyped, split) and machine options
+    /// (`accel` as field or option, anywhere): parsing may read a generic option back as the
+    /// typed kind it spells, but never changes a byte of the argv. In every syntax, except that
+    /// options holding values of unknown type ([`Prop::Text`]) are checked in text syntax only
+    /// (documented on [`QemuConfig::parse`]).
+    #[test]
+    fn generic_and_typed_mixed_build_parse_build_is_identity((c, text_only) in mixed_config()) {
+        let syntaxes: Vec<Syntax> = if text_only { vec![Syntax::TEXT] } else { syntaxes().to_vec() };
+        for syntax in syntaxes {
+            let argv = c.build(&syntax).unwrap_or_else(|e| panic!("build {syntax:?}: {e}\n{c:?}"));
+            let back = QemuConfig::parse(&argv).unwrap_or_else(|e| panic!("parse {argv:?}: {e}"));
+            let again = back.build(&syntax).unwrap_or_else(|e| panic!("rebuild {argv:?}: {e}"));
+            prop_assert_eq!(&again, &argv, "{:?}", syntax);
+            // and what parse gave back is a fixed point
+            prop_assert_eq!(QemuConfig::parse(&again).expect("parse again"), back);
+        }
+    }
+}
