@@ -20,7 +20,7 @@ pub struct Name {
 /// `-machine TYPE[,accel=...][,key=value...]`.
 ///
 /// Equality ignores [`buses`](Self::buses): they are a validation aid, not part of the command
-/// line ([`QemuConfig::parse`] fills in the known ones).
+/// line ([`QemuConfig::parse`] fills in the known ones and those devices plug into).
 #[derive(Clone, Debug, Eq)]
 pub struct Machine {
     /// Machine type: `q35`, `pc`, `pc-q35-7.2`, `microvm`, `none`, ...
@@ -757,9 +757,11 @@ impl QemuConfig {
     ///     an option;
     ///   - values of generic options read from text are [`crate::Prop::Text`] (equal, as
     ///     [`crate::Prop`]s compare, to the typed values they spell).
-    /// - [`Machine::buses`] are not on the command line: parse gives the buses
-    ///   [`Machine::known_buses`] knows for the machine type, and buses that
-    ///   [`crate::devices`] declare (root ports, bridges, controllers) come back with them.
+    /// - [`Machine::buses`] are not on the command line: parse gives the machine the buses
+    ///   [`Machine::known_buses`] knows for its type, plus every bus a device plugs into that
+    ///   nothing else declares (it can only have been the machine's when the argv was built;
+    ///   so a parsed configuration validates whenever the built one did). With no `-machine`
+    ///   there is nothing to add them to: [`validate`](Self::validate) assumes QEMU's `pc`.
     pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<Self> {
         Self::parse_with(argv, &Parsers::default())
     }
@@ -1035,6 +1037,40 @@ impl QemuConfig {
                 j += 1;
             }
         }
+        c.infer_machine_buses();
         Ok(c)
+    }
+
+    /// [`Machine::buses`] are not on the command line. Besides the known ones
+    /// ([`Machine::new`]), a bus that devices plug into and nothing declares (no device, no
+    /// known machine bus, of any kind) can only have been one of the machine's when the argv
+    /// was built (validation requires it): it is added to the machine's buses with the kind the
+    /// device expects, so the parsed configuration validates as the built one did.
+    fn infer_machine_buses(&mut self) {
+        let QemuConfig {
+            machine: Some(m),
+            devices,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let mut names: BTreeSet<String> = m.buses.iter().map(|(b, _)| b.clone()).collect();
+        names.extend(
+            devices
+                .iter()
+                .flat_map(|d| d.declares())
+                .filter(|(ns, _)| matches!(ns, Namespace::Bus(_)))
+                .map(|(_, b)| b),
+        );
+        for d in devices.iter() {
+            for (ns, b) in d.references() {
+                if let Namespace::Bus(kind) = ns {
+                    if names.insert(b.clone()) {
+                        m.buses.push((b, kind));
+                    }
+                }
+            }
+        }
     }
 }

@@ -231,6 +231,7 @@ impl Default for Parsers {
             .register::<ScsiController>()
             .register::<PcieRootPort>()
             .register::<PciBridge>()
+            .register::<PciePciBridge>()
             .register::<Vfio>()
             .register::<VhostUserDevice>()
             .register::<VirtPort>()

@@ -1257,6 +1257,58 @@ impl ParseDevice for PciBridge {
     }
 }
 
+/// A PCI Express to PCI bridge (`pcie-pci-bridge`): conventional PCI devices plug into bus
+/// `ID` behind it. It goes on a PCIe bus (a [`PcieRootPort`] or the root bus); QEMU 7.2 also
+/// takes it on `pc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciePciBridge {
+    /// qdev id, also the bus name.
+    pub id: String,
+    /// `msi=on|off`; `None` leaves QEMU's `auto`.
+    pub msi: Option<bool>,
+    /// Placement.
+    pub pci: Pci,
+}
+
+impl Device for PciePciBridge {
+    fn describe(&self) -> String {
+        format!("pcie-pci-bridge `{}`", self.id)
+    }
+    fn opts(&self) -> Result<Vec<Opt>> {
+        // msi is an OnOffAuto: a string in JSON syntax, not a boolean
+        let msi = self.msi.map(|on| if on { "on" } else { "off" });
+        Ok(vec![self.pci.emit(
+            Opt::new("-device", "pcie-pci-bridge")
+                .prop("id", id("device id", &self.id)?)
+                .prop_opt("msi", msi),
+        )])
+    }
+    fn declares(&self) -> Vec<IdRef> {
+        vec![
+            (Namespace::Device, self.id.clone()),
+            (Namespace::Bus(BusKind::Pci), self.id.clone()),
+        ]
+    }
+    fn references(&self) -> Vec<IdRef> {
+        self.pci.refs()
+    }
+}
+
+impl ParseDevice for PciePciBridge {
+    fn parse(opts: &[Opt]) -> Option<(usize, Self)> {
+        let mut r = PropReader::new(take(opts, 0, "-device", Some("pcie-pci-bridge"))?);
+        let id = r.str("id")?;
+        let msi = match r.str("msi").as_deref() {
+            Some("on") => Some(true),
+            Some("off") => Some(false),
+            Some(_) => return None,
+            None => None,
+        };
+        let pci = Pci::read(&mut r);
+        r.done().then_some((1, PciePciBridge { id, msi, pci }))
+    }
+}
+
 /// A PCI Express root port (`pcie-root-port`, q35); one device plugs into bus `ID`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PcieRootPort {

@@ -1778,3 +1778,75 @@ fn with_rtc_utc(mut c: QemuConfig) -> QemuConfig {
     });
     c
 }
+
+/// A pcie-pci-bridge behind a root port, a conventional PCI device behind it: in QEMU's device
+/// tree where the argv put them, in text and JSON syntax.
+#[test]
+fn pcie_pci_bridge_carries_a_pci_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for syntax in [Syntax::TEXT, Syntax::json(QemuVersion::new(7, 2))] {
+        let c = base(dir.path(), "q35")
+            .device(PcieRootPort {
+                id: "rp1".into(),
+                chassis: 1,
+                slot: 1,
+                port: None,
+                pci: Pci::default(),
+            })
+            .device(PciePciBridge {
+                id: "ppb".into(),
+                msi: Some(false),
+                pci: Pci::on("rp1"),
+            })
+            .device(Balloon {
+                id: "b0".into(),
+                deflate_on_oom: true,
+                pci: Pci {
+                    bus: Some("ppb".into()),
+                    addr: Some("0x3".into()),
+                },
+            });
+        let (_p, mut q) = launch(c, syntax, FdPlan::new());
+        let pci = pci_devices(&mut q);
+        assert_eq!(pci["rp1"].1, "root", "{pci:?}");
+        assert_eq!(q.qom("/machine/peripheral/ppb", "type"), "pcie-pci-bridge");
+        assert_eq!(q.qom("/machine/peripheral/ppb", "msi"), "off");
+        // before the firmware numbers the buses, query-pci cannot see behind the root port:
+        // ask QOM where each device sits
+        assert_eq!(
+            q.qom("/machine/peripheral/ppb", "parent_bus"),
+            "/machine/peripheral/rp1/rp1"
+        );
+        assert_eq!(
+            q.qom("/machine/peripheral/b0", "parent_bus"),
+            "/machine/peripheral/ppb/ppb"
+        );
+        assert_eq!(q.qom("/machine/peripheral/b0", "addr"), 3 << 3);
+        assert_eq!(q.qom("/machine/peripheral/b0", "deflate-on-oom"), true);
+        assert_eq!(
+            q.qom("/machine/peripheral/b0", "type"),
+            "virtio-balloon-pci"
+        );
+        // let SeaBIOS number the buses, then query-pci shows the whole chain
+        q.ok("cont", json!({}));
+        let start = std::time::Instant::now();
+        let pci = loop {
+            let pci = pci_devices(&mut q);
+            if pci.contains_key("b0") {
+                break pci;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "firmware did not number the bridge's bus: {pci:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(pci["ppb"].1, "rp1", "{pci:?}");
+        assert_eq!(pci["b0"].1, "ppb", "{pci:?}");
+        assert_eq!(pci["b0"].0["slot"], 3);
+        // Red Hat's PCIe-to-PCI bridge, class PCI bridge
+        assert_eq!(pci["ppb"].0["id"]["vendor"], 0x1b36);
+        assert_eq!(pci["ppb"].0["id"]["device"], 0x000e);
+        assert_eq!(pci["ppb"].0["class_info"]["class"], 0x0604);
+    }
+}

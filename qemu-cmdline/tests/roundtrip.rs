@@ -173,6 +173,18 @@ fn every_kind(s: &str) -> QemuConfig {
             chassis_nr: 2,
             pci: Pci::default(),
         }),
+        Box::new(PcieRootPort {
+            id: "rp2".into(),
+            chassis: 1,
+            slot: 2,
+            port: None,
+            pci: Pci::default(),
+        }),
+        Box::new(PciePciBridge {
+            id: "ppb0".into(),
+            msi: Some(false),
+            pci: Pci::on("rp2"),
+        }),
         Box::new(disk),
         Box::new(raw),
         Box::new(ScsiController {
@@ -312,7 +324,10 @@ fn every_kind(s: &str) -> QemuConfig {
         Box::new(Balloon {
             id: "balloon0".into(),
             deflate_on_oom: true,
-            pci: Pci::default(),
+            pci: Pci {
+                bus: Some("ppb0".into()),
+                addr: Some("0x3".into()),
+            },
         }),
         Box::new(Iommu {
             id: "viommu0".into(),
@@ -1036,6 +1051,11 @@ fn kinds(i: usize) -> Vec<Vec<Box<dyn Device>>> {
             port: Some(i as u64),
             pci: p(true),
         })),
+        b(Box::new(PciePciBridge {
+            id: format!("ppb{i}"),
+            msi: [None, Some(true), Some(false)][i % 3],
+            pci: p(true),
+        })),
         b(Box::new(PciBridge {
             id: format!("br{i}"),
             chassis_nr: 100 + i as u64,
@@ -1242,5 +1262,62 @@ proptest! {
             // and what parse gave back is a fixed point
             prop_assert_eq!(QemuConfig::parse(&again).expect("parse again"), back);
         }
+    }
+}
+
+/// Buses a machine provides beyond the known types' are not on the command line: parse gives
+/// them back from the devices that plug into them, so the parsed configuration validates as the
+/// built one did.
+#[test]
+fn parsed_machine_buses_validate_like_the_built_ones() {
+    let mut c = QemuConfig::new()
+        .device(Balloon {
+            id: "b0".into(),
+            deflate_on_oom: false,
+            pci: Pci::on("pcie.9"),
+        })
+        .device(Pvpanic {
+            id: "p0".into(),
+            ioport: None,
+        })
+        .device(PciePciBridge {
+            id: "ppb".into(),
+            msi: None,
+            pci: Pci::on("pcie.9"),
+        })
+        .device(Balloon {
+            id: "b1".into(),
+            deflate_on_oom: false,
+            pci: Pci::on("ppb"),
+        });
+    let mut m = Machine::new("my-board");
+    assert!(m.buses.is_empty(), "an unknown type has no known buses");
+    assert!(matches!(
+        { c.machine = Some(m.clone()); c.validate() },
+        Err(Error::DanglingReference { namespace: Namespace::Bus(BusKind::Pci), id, .. }) if id == "pcie.9"
+    ));
+    m.buses = vec![
+        ("pcie.9".into(), BusKind::Pci),
+        ("isa.0".into(), BusKind::Isa),
+        ("spare.0".into(), BusKind::Scsi),
+    ];
+    c.machine = Some(m);
+    c.validate().expect("validates with the machine's buses");
+    for syntax in syntaxes() {
+        let argv = c.build(&syntax).expect("build");
+        let back = QemuConfig::parse(&argv).expect("parse");
+        back.validate()
+            .expect("the parsed configuration validates too");
+        assert_eq!(back, c);
+        let mut buses = back.machine.expect("machine").buses;
+        buses.sort();
+        // the used ones come back with the kind the devices expect; the bridge's bus is its own
+        assert_eq!(
+            buses,
+            [
+                ("isa.0".to_string(), BusKind::Isa),
+                ("pcie.9".to_string(), BusKind::Pci)
+            ]
+        );
     }
 }
