@@ -483,7 +483,202 @@ fn rules() -> Vec<(&'static str, QemuConfig, QemuConfig, Want)> {
             backend(1 << 20),
             Missing("memory backend `m0`", "size"),
         ),
+        // devices.rs: every field QEMU needs non-empty
+        (
+            "block device without a path",
+            q35().device(Block::virtio("d0", "", Format::Raw)),
+            q35().device(Block::virtio("d0", "/img", Format::Raw)),
+            Missing("block device `d0`", "path"),
+        ),
+        (
+            "tap without fds",
+            tap(vec![], false, vec![], None),
+            tap(vec![3], false, vec![], None),
+            Missing("net device `n0-net`", "tap fds"),
+        ),
+        (
+            "tap without ifname",
+            q35().device(Net::virtio(
+                "n0",
+                NetBackend::TapIfname {
+                    ifname: String::new(),
+                    queues: None,
+                },
+            )),
+            tap_ifname(None, None),
+            Missing("net device `n0-net`", "ifname"),
+        ),
+        (
+            "vhost-user net without socket",
+            shared_memory().device(Net::virtio(
+                "n0",
+                NetBackend::VhostUser {
+                    chardev_id: "c0".into(),
+                    socket_path: String::new(),
+                    queues: None,
+                },
+            )),
+            vhost_user_net(None, None),
+            Missing("net device `n0-net`", "socket path"),
+        ),
+        (
+            "9p without path",
+            p9("", "t", "none"),
+            p9("/s", "t", "none"),
+            Missing("9p share `p9`", "path"),
+        ),
+        (
+            "9p without mount tag",
+            p9("/s", "", "none"),
+            p9("/s", "t", "none"),
+            Missing("9p share `p9`", "mount_tag"),
+        ),
+        (
+            "9p without security model",
+            p9("/s", "t", ""),
+            p9("/s", "t", "none"),
+            Missing("9p share `p9`", "security_model"),
+        ),
+        (
+            "virtio-fs without socket",
+            virtio_fs("", "t"),
+            virtio_fs("/run/fs.sock", "t"),
+            Missing("virtio-fs share `fs0`", "socket path"),
+        ),
+        (
+            "virtio-fs without tag",
+            virtio_fs("/run/fs.sock", ""),
+            virtio_fs("/run/fs.sock", "t"),
+            Missing("virtio-fs share `fs0`", "tag"),
+        ),
+        (
+            "socket chardev without path",
+            chardev(ChardevBackend::Socket {
+                path: String::new(),
+                server: true,
+            }),
+            chardev(ChardevBackend::Socket {
+                path: "/run/c".into(),
+                server: true,
+            }),
+            Missing("chardev `c0`", "path"),
+        ),
+        (
+            "file chardev without path",
+            chardev(ChardevBackend::File {
+                path: String::new(),
+            }),
+            chardev(ChardevBackend::File {
+                path: "/log".into(),
+            }),
+            Missing("chardev `c0`", "path"),
+        ),
+        (
+            "vhost-user device without socket",
+            with(vhost_user("vhost-user-blk-pci"), |c| {
+                let d = c.devices.pop().expect("device");
+                let mut v = d
+                    .as_any()
+                    .downcast_ref::<VhostUserDevice>()
+                    .expect("vhost-user")
+                    .clone();
+                v.socket_path.clear();
+                c.devices.push(Box::new(v));
+            }),
+            vhost_user("vhost-user-blk-pci"),
+            Missing("vhost-user device `vu0`", "socket path"),
+        ),
+        (
+            "vfio without host",
+            vfio(""),
+            vfio("0000:00:1f.7"),
+            Missing("vfio device `v0`", "host"),
+        ),
+        (
+            "fw_cfg file without path",
+            q35().device(FwCfg {
+                name: "opt/f".into(),
+                source: FwCfgSource::File(String::new()),
+            }),
+            q35().device(FwCfg {
+                name: "opt/f".into(),
+                source: FwCfgSource::File("/f".into()),
+            }),
+            Missing("fw_cfg item \"opt/f\"", "file"),
+        ),
+        (
+            "file memory backend without mem-path",
+            file_backend(""),
+            file_backend("/dev/hugepages"),
+            Missing("memory backend `mf`", "mem_path"),
+        ),
+        (
+            "generic option without id (other than -device)",
+            q35().device(Generic {
+                opt: Opt::new("-object", "iothread"),
+            }),
+            q35().device(Generic::object("iothread", "io0", vec![])),
+            Missing("-object iothread ``", "id"),
+        ),
+        (
+            "generic option of a flag that cannot be generic",
+            q35().device(Generic {
+                opt: Opt::new("-fw_cfg", "x").prop("id", "a"),
+            }),
+            q35().device(Generic::device("virtio-rng-pci", "a", vec![])),
+            Unrepresentable("generic option flag"),
+        ),
     ]
+}
+
+fn p9(path: &str, tag: &str, model: &str) -> QemuConfig {
+    q35().device(Virtio9p {
+        id: "p9".into(),
+        fsdev_id: "fs9".into(),
+        path: path.into(),
+        mount_tag: tag.into(),
+        security_model: model.into(),
+        readonly: false,
+        pci: Pci::default(),
+    })
+}
+
+fn virtio_fs(socket: &str, tag: &str) -> QemuConfig {
+    shared_memory().device(VirtioFs {
+        id: "fs0".into(),
+        chardev_id: "fsc".into(),
+        socket_path: socket.into(),
+        tag: tag.into(),
+        queue_size: None,
+        pci: Pci::default(),
+    })
+}
+
+fn chardev(backend: ChardevBackend) -> QemuConfig {
+    q35().device(Chardev {
+        id: "c0".into(),
+        backend,
+    })
+}
+
+fn vfio(host: &str) -> QemuConfig {
+    q35().device(Vfio {
+        id: "v0".into(),
+        host: host.into(),
+        pci: Pci::default(),
+    })
+}
+
+fn file_backend(mem_path: &str) -> QemuConfig {
+    q35().device(MemoryBackend {
+        id: "mf".into(),
+        kind: MemoryKind::File {
+            mem_path: mem_path.into(),
+        },
+        size: 1 << 20,
+        share: false,
+        prealloc: false,
+    })
 }
 
 #[test]
