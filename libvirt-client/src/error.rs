@@ -184,6 +184,10 @@ pub enum Error {
         method: String,
         /// Why.
         reason: String,
+        /// The daemon's own error when it refused (e.g. `VIR_ERR_AUTH_FAILED` from the RPC
+        /// domain for a wrong password); `None` when this client gave up by itself. Also
+        /// reachable with [`Error::remote`].
+        remote: Option<Box<libvirt_proto::RemoteError>>,
     },
 
     /// A server message (event) could not be decoded as its procedure's type.
@@ -214,13 +218,36 @@ pub enum Error {
         reason: String,
     },
 
-    /// A migration step failed for a reason the daemons did not report themselves (their own
-    /// errors are passed through unchanged).
+    /// A migration step failed for a reason the daemons did not report themselves (e.g. the
+    /// destination's Prepare3 chose no migration URI and none was given).
     #[error("migration ({phase}): {reason}")]
     Migration {
-        /// The step: begin, prepare, perform, finish or confirm.
-        phase: String,
+        /// The step.
+        phase: MigrationPhase,
         /// What went wrong.
+        reason: String,
+    },
+
+    /// A migration step's call failed: `error` is that call's error (usually the daemon's,
+    /// reachable with [`Error::remote`]), `phase` says which step and so which daemon (Begin,
+    /// Perform and Confirm run on the source, Prepare and Finish on the destination).
+    #[error("migration {phase} failed: {error}")]
+    MigrationStep {
+        /// The step whose call failed.
+        phase: MigrationPhase,
+        /// The call's error.
+        #[source]
+        error: Box<Error>,
+    },
+
+    /// The migration options cannot be honoured; refused before any migration call (as
+    /// libvirt's own client refuses them, e.g. `VIR_ERR_ARGUMENT_UNSUPPORTED` for extended
+    /// parameters without the params procedures).
+    #[error("invalid migration option {option}: {reason}")]
+    InvalidMigration {
+        /// The option (`persist_xml`, `progress_interval`, `flags`, a parameter name...).
+        option: String,
+        /// Why it cannot be used and what to do instead.
         reason: String,
     },
 
@@ -255,12 +282,54 @@ pub enum Error {
     Io(#[from] io::Error),
 }
 
+/// A step of libvirt's v3 migration protocol (see `libvirt_client::migrate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MigrationPhase {
+    /// `Begin3` on the source.
+    Begin,
+    /// `Prepare3` on the destination.
+    Prepare,
+    /// `Perform3` on the source (also the whole of a peer-to-peer migration).
+    Perform,
+    /// `Finish3` on the destination.
+    Finish,
+    /// `Confirm3` on the source.
+    Confirm,
+}
+
+impl std::fmt::Display for MigrationPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MigrationPhase::Begin => "Begin3 (source)",
+            MigrationPhase::Prepare => "Prepare3 (destination)",
+            MigrationPhase::Perform => "Perform3 (source)",
+            MigrationPhase::Finish => "Finish3 (destination)",
+            MigrationPhase::Confirm => "Confirm3 (source)",
+        })
+    }
+}
+
 impl Error {
     /// The daemon's error, when this is a failed call.
     pub fn remote(&self) -> Option<&libvirt_proto::RemoteError> {
         match self {
             Error::Proto(e) => e.remote(),
             Error::MigrationCancelled { error } => error.remote(),
+            Error::MigrationStep { error, .. } => error.remote(),
+            Error::AuthFailed {
+                remote: Some(r), ..
+            } => Some(&**r),
+            _ => None,
+        }
+    }
+
+    /// The migration step that failed ([`Error::MigrationStep`], [`Error::Migration`], also
+    /// inside [`Error::MigrationCancelled`]); `None` for other errors.
+    pub fn migration_phase(&self) -> Option<MigrationPhase> {
+        match self {
+            Error::MigrationStep { phase, .. } | Error::Migration { phase, .. } => Some(*phase),
+            Error::MigrationCancelled { error } => error.migration_phase(),
             _ => None,
         }
     }

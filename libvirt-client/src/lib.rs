@@ -77,7 +77,7 @@ pub mod xml;
 
 #[cfg(feature = "async")]
 pub use async_client::Client;
-pub use error::Error;
+pub use error::{Error, MigrationPhase};
 pub use generated::events::TypedEvent;
 pub use helpers::{BlockIoTune, Domain, DomainStateInfo, Version};
 pub use libvirt_proto;

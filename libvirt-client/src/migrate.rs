@@ -31,7 +31,7 @@
 //!   without change protection nothing is called. Prepare's error is returned either way.
 //! - Prepare3 succeeds but neither it nor the caller set a migration URI: Perform3 is skipped,
 //!   Finish3 gets `cancelled = 1` and Prepare's cookie, Confirm3 follows as after any Finish;
-//!   the caller gets [`Error::Migration`] (phase `prepare`).
+//!   the caller gets [`Error::Migration`] with [`Phase::Prepare`].
 //! - `VIR_MIGRATE_OFFLINE`: Perform3 is skipped, Finish3 gets `cancelled = 0` and no cookie.
 //! - Perform3 fails: Finish3 with `cancelled = 1`, no Confirm3; Perform's error is returned,
 //!   with libvirt's one exception: when it is QEMU's generic `VIR_ERR_OPERATION_FAILED` and
@@ -44,14 +44,39 @@
 //! - A destination whose Finish3 returns a domain although told `cancelled = 1`: libvirt logs
 //!   this and returns the domain, and so does [`Migration::run`] (the guest does run there).
 //!
+//! # Errors
+//! Options that cannot be honoured are refused before any migration call with
+//! [`Error::InvalidMigration`]: a zero progress interval; `VIR_MIGRATE_PEER2PEER` or
+//! `VIR_MIGRATE_TUNNELLED` given to [`Migration`] (only the source daemon runs that path: use
+//! [`peer_to_peer`]); and, whenever the plain procedures are used ([`Protocol::Plain`], or
+//! [`Protocol::Auto`] with a daemon lacking migration parameters), `persist_xml` or any extra
+//! typed parameter, which plain v3 cannot carry (libvirt's client refuses them the same way,
+//! with `VIR_ERR_ARGUMENT_UNSUPPORTED`, instead of dropping them).
+//!
+//! A failed step comes as [`Error::MigrationStep`]: [`Error::migration_phase`] tells which step
+//! (and so which daemon) failed, [`Error::remote`] gives the daemon's own error.
+//!
 //! # Cancellation
 //! The progress callback returns `ControlFlow::Break(())` to cancel: the orchestrator calls
 //! `DOMAIN_ABORT_JOB` on the source (retrying at the next poll if the daemon refuses) and stops
 //! calling the callback. The aborted Perform3 fails, the steps above clean up (Finish3 kills the
 //! prepared guest, the source guest keeps running) and the caller gets
-//! [`Error::MigrationCancelled`] wrapping the daemon's error (`VIR_ERR_OPERATION_ABORTED`). A
-//! Break that comes after QEMU finished sending cannot undo the migration: the result is then
-//! the migrated domain, as with `virDomainAbortJob` racing a finishing job.
+//! [`Error::MigrationCancelled`] wrapping the step's error (the daemon's
+//! `VIR_ERR_OPERATION_ABORTED`). Only a migration whose abort the source daemon ACCEPTED is
+//! reported as cancelled: when every abort was refused, whatever Perform3 returned is returned
+//! as is. A Break that comes after QEMU finished sending cannot undo the migration: the result
+//! is then the migrated domain, as with `virDomainAbortJob` racing a finishing job.
+//!
+//! # Dropping a migration
+//! Dropping the future of [`Migration::run`] or [`Migration::complete`] WHILE PERFORM3 RUNS
+//! spawns, on the current tokio runtime, a clean-up task: `DOMAIN_ABORT_JOB` on the source,
+//! Finish3 with `cancelled = 1` on the destination (its prepared guest is killed), Confirm3 with
+//! `cancelled = 1` on the source (in case Perform3 completed meanwhile), all errors ignored. It
+//! is best effort: it needs the runtime to keep running and both connections open. Dropped at
+//! any other point (during Begin3/Prepare3, or during Finish3/Confirm3, whose outcome is then
+//! unknown) nothing is undone by this client: the source's migration job and the destination's
+//! paused guest stay until the daemons clean up when the connections close (see AUTODESTROY),
+//! so drop the [`Client`]s too if a migration future has to be dropped there.
 //!
 //! # AUTODESTROY
 //! The destination daemon ties the guest that `Prepare3` starts to the connection that
@@ -72,10 +97,11 @@ use libvirt_proto::generated::api::{
     DomainState, ErrorDomain, ErrorNumber,
 };
 use libvirt_proto::generated::remote::{
-    procs, RemoteDomainGetJobStatsArgs, RemoteDomainMigrateGetMaxDowntimeArgs,
-    RemoteDomainMigrateGetMaxSpeedArgs, RemoteDomainMigrateSetCompressionCacheArgs,
-    RemoteDomainMigrateSetMaxDowntimeArgs, RemoteDomainMigrateSetMaxSpeedArgs, RemoteNonnullDomain,
-    RemoteTypedParam, RemoteTypedParamValue,
+    procs, RemoteDomainGetJobStatsArgs, RemoteDomainMigrateGetCompressionCacheArgs,
+    RemoteDomainMigrateGetMaxDowntimeArgs, RemoteDomainMigrateGetMaxSpeedArgs,
+    RemoteDomainMigrateSetCompressionCacheArgs, RemoteDomainMigrateSetMaxDowntimeArgs,
+    RemoteDomainMigrateSetMaxSpeedArgs, RemoteNonnullDomain, RemoteTypedParam,
+    RemoteTypedParamValue,
 };
 use xdr::Opaque;
 
@@ -253,20 +279,65 @@ fn get_string<'a>(params: &'a [RemoteTypedParam], field: &str) -> Option<&'a str
     })
 }
 
-/// A step of the v3 protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Phase {
-    /// `Begin3` on the source.
-    Begin,
-    /// `Prepare3` on the destination.
-    Prepare,
-    /// `Perform3` on the source.
-    Perform,
-    /// `Finish3` on the destination.
-    Finish,
-    /// `Confirm3` on the source.
-    Confirm,
+/// A step of the v3 protocol (the crate's [`MigrationPhase`](crate::MigrationPhase)).
+pub use crate::error::MigrationPhase as Phase;
+
+/// Wrap a step's error with the step ([`Error::MigrationStep`]).
+fn at(phase: Phase) -> impl FnOnce(Error) -> Error {
+    move |error| Error::MigrationStep {
+        phase,
+        error: Box::new(error),
+    }
+}
+
+fn invalid(option: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidMigration {
+        option: option.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks that need no daemon: the progress interval, and for the client-driven protocol
+/// ([`Migration`]) the flags that only the source daemon's peer-to-peer path handles.
+fn check_static(opts: &MigrateOptions, client_driven: bool) -> Result<(), Error> {
+    if opts.progress_interval == Some(Duration::ZERO) {
+        return Err(invalid(
+            "progress_interval",
+            "must be longer than zero (it is the period of the job statistics polling)",
+        ));
+    }
+    let p2p = DomainMigrateFlags::PEER2PEER | DomainMigrateFlags::TUNNELLED;
+    if client_driven && opts.flags.intersects(p2p) {
+        return Err(invalid(
+            "flags",
+            "VIR_MIGRATE_PEER2PEER and VIR_MIGRATE_TUNNELLED make the source daemon run the \
+             migration itself: use migrate::peer_to_peer, not Migration::run",
+        ));
+    }
+    Ok(())
+}
+
+/// Without the params procedures only the URI, the destination name, the destination XML and
+/// the bandwidth can be passed (through their setters); libvirt's client refuses anything else
+/// with `VIR_ERR_ARGUMENT_UNSUPPORTED` ("extended parameters were passed") rather than drop it,
+/// and so does this one.
+fn check_plain(opts: &MigrateOptions) -> Result<(), Error> {
+    const WHY: &str = "the plain v3 procedures cannot carry it (use Protocol::Params with daemons \
+                       that support VIR_DRV_FEATURE_MIGRATION_PARAMS)";
+    if opts.persist_xml.is_some() {
+        return Err(invalid("persist_xml", WHY));
+    }
+    if let Some(p) = opts.extra.first() {
+        let why = match p.field.as_str() {
+            param::URI | param::DEST_NAME | param::DEST_XML | param::BANDWIDTH => {
+                "with the plain v3 procedures set it with its MigrateOptions setter (uri, \
+                 dname, xmlin, bandwidth_mib)"
+            }
+            _ => WHY,
+        };
+        return Err(invalid(&p.field, why));
+    }
+    Ok(())
 }
 
 /// Progress of a running migration job (from `DOMAIN_GET_JOB_STATS` on the source).
@@ -476,6 +547,19 @@ pub async fn set_compression_cache(
         .await
 }
 
+/// The XBZRLE compression cache size (bytes) of `dom`'s migration.
+pub async fn compression_cache(client: &Client, dom: &RemoteNonnullDomain) -> Result<u64, Error> {
+    Ok(client
+        .call::<procs::DomainMigrateGetCompressionCache>(
+            &RemoteDomainMigrateGetCompressionCacheArgs {
+                dom: dom.clone(),
+                flags: 0,
+            },
+        )
+        .await?
+        .cache_size)
+}
+
 async fn supports(client: &Client, feature: i32) -> Result<bool, Error> {
     client
         .connect_supports_feature(feature)
@@ -534,6 +618,13 @@ impl Migration {
     /// the source's job statistics while Perform runs; returning `ControlFlow::Break(())`
     /// aborts the job: the migration then fails with [`Error::MigrationCancelled`] and the
     /// guest keeps running on the source (see the module documentation, "Cancellation").
+    ///
+    /// Refused with [`Error::InvalidMigration`] before any migration call: a zero
+    /// `progress_interval`, `PEER2PEER` or `TUNNELLED` in the flags (use [`peer_to_peer`]),
+    /// and options the plain v3 procedures cannot carry when those are used. A failed step's
+    /// error is [`Error::MigrationStep`] naming the step ([`Error::migration_phase`]).
+    ///
+    /// Dropping the returned future: see "Dropping a migration" in the module documentation.
     pub async fn run(
         &self,
         dom: &RemoteNonnullDomain,
@@ -546,15 +637,23 @@ impl Migration {
 
     /// Steps 1 and 2 (Begin3 on the source, Prepare3 on the destination). On a Prepare
     /// failure the source's job is released (Confirm3 with cancelled when change protection
-    /// is in use) and Prepare's error returned.
+    /// is in use) and Prepare's error returned. Options are checked first as in
+    /// [`Migration::run`].
     pub async fn prepare(
         &self,
         dom: &RemoteNonnullDomain,
         opts: &MigrateOptions,
     ) -> Result<Prepared, Error> {
+        check_static(opts, true)?;
+        if opts.protocol == Protocol::Plain {
+            check_plain(opts)?;
+        }
         let src = &self.source;
         let dst = &self.dest;
         let use_params = use_params(src, dst, opts.protocol).await?;
+        if !use_params {
+            check_plain(opts)?;
+        }
         let protection = if supports(src, FEATURE_MIGRATE_CHANGE_PROTECTION).await? {
             DomainMigrateFlags::CHANGE_PROTECTION
         } else {
@@ -567,7 +666,8 @@ impl Migration {
         let (cookie, dom_xml) = if use_params {
             let r = src
                 .domain_migrate_begin3_params(dom.clone(), params.clone(), (flags | protection).0)
-                .await?;
+                .await
+                .map_err(at(Phase::Begin))?;
             (r.cookie_out, r.xml)
         } else {
             let r = src
@@ -578,7 +678,8 @@ impl Migration {
                     opts.dname.clone(),
                     opts.bandwidth_mib.unwrap_or(0),
                 )
-                .await?;
+                .await
+                .map_err(at(Phase::Begin))?;
             (r.cookie_out, r.xml)
         };
         // libvirt asks GetState when the params procedures are in use (a source that new has
@@ -632,7 +733,7 @@ impl Migration {
                         )
                         .await;
                 }
-                return Err(e);
+                return Err(at(Phase::Prepare)(e));
             }
         };
         let uri = match uri_out {
@@ -660,7 +761,8 @@ impl Migration {
     /// Steps 3 to 5 (Perform3, Finish3, Confirm3) after [`Migration::prepare`], with the
     /// failure handling of the module documentation. When `prepared.uri` is `None` (neither
     /// Prepare3 nor the caller chose a migration URI) Perform3 is skipped and the prepared guest
-    /// is cancelled.
+    /// is cancelled. A zero `opts.progress_interval` is polled every millisecond here (it is
+    /// refused earlier, by [`Migration::prepare`]).
     pub async fn complete(
         &self,
         dom: &RemoteNonnullDomain,
@@ -674,7 +776,7 @@ impl Migration {
         let (cookie, cancelled) = if prepared.uri.is_none() {
             // libvirt: "domainMigratePrepare3 did not set uri"; Finish gets Prepare's cookie.
             orig_err = Some(Error::Migration {
-                phase: "prepare".into(),
+                phase: Phase::Prepare,
                 reason: "the destination's Prepare3 did not set a migration URI and none was \
                          given"
                     .into(),
@@ -683,14 +785,24 @@ impl Migration {
         } else if prepared.flags.contains(DomainMigrateFlags::OFFLINE) {
             (Opaque::default(), false)
         } else {
-            // 3. Perform3 (with progress polling on the side).
-            let (r, broke) = self.perform(dom, &prepared, opts, progress).await;
-            aborted = broke;
+            // 3. Perform3 (with progress polling on the side). Should this future be dropped
+            // meanwhile, the guard cancels the migration on both daemons.
+            let mut guard = DropGuard {
+                m: Some((
+                    self.clone(),
+                    dom.clone(),
+                    opts.dname.clone(),
+                    prepared.clone(),
+                )),
+            };
+            let (r, abort_accepted) = self.perform(dom, &prepared, opts, progress).await;
+            guard.m = None;
+            aborted = abort_accepted;
             match r {
                 Ok(c) => (c, false),
                 Err(e) => {
                     // Perform failed: keep its error; the source already knows (no Confirm).
-                    orig_err = Some(e);
+                    orig_err = Some(at(Phase::Perform)(e));
                     notify_source = false;
                     (Opaque::default(), true)
                 }
@@ -698,7 +810,10 @@ impl Migration {
         };
 
         // 4. Finish3
-        let finished = self.finish(dom, opts, &prepared, cookie, cancelled).await;
+        let finished = self
+            .finish(dom, opts.dname.as_deref(), &prepared, cookie, cancelled)
+            .await
+            .map_err(at(Phase::Finish));
         let (ddomain, cookie) = match finished {
             Ok((d, c)) => (Some(d), c),
             Err(finish_err) => {
@@ -738,7 +853,7 @@ impl Migration {
                 .await;
             if let Err(e) = r {
                 if orig_err.is_none() && ddomain.is_none() {
-                    orig_err = Some(e);
+                    orig_err = Some(at(Phase::Confirm)(e));
                 }
                 // Otherwise the guest runs on the destination; the source copy may be left
                 // paused, as libvirt warns.
@@ -749,7 +864,7 @@ impl Migration {
             (None, Some(e)) if aborted => Err(Error::MigrationCancelled { error: Box::new(e) }),
             (None, Some(e)) => Err(e),
             (None, None) => Err(Error::Migration {
-                phase: "finish".into(),
+                phase: Phase::Finish,
                 reason: "the destination returned no domain".into(),
             }),
         }
@@ -799,7 +914,7 @@ impl Migration {
     async fn finish(
         &self,
         dom: &RemoteNonnullDomain,
-        opts: &MigrateOptions,
+        dname: Option<&str>,
         prepared: &Prepared,
         cookie: Opaque,
         cancelled: bool,
@@ -820,7 +935,7 @@ impl Migration {
                 .await?;
             Ok((r.dom, r.cookie_out))
         } else {
-            let dname = opts.dname.clone().unwrap_or_else(|| dom.name.clone());
+            let dname = dname.map_or_else(|| dom.name.clone(), str::to_owned);
             let r = dst
                 .domain_migrate_finish3(
                     dname,
@@ -866,10 +981,49 @@ impl Migration {
     }
 }
 
-/// Run `call` while polling `dom`'s job statistics on `client`. A `Break` from `progress`
-/// aborts the job (`DOMAIN_ABORT_JOB`, tried again at each later tick until the daemon accepts
-/// it); `progress` is not called after a `Break`. Returns the call's result and whether the
-/// caller asked to cancel.
+/// Armed while Perform3 runs: if [`Migration::complete`]'s future is dropped then, cancels the
+/// migration on a task of the current tokio runtime (see "Dropping a migration").
+struct DropGuard {
+    m: Option<(Migration, RemoteNonnullDomain, Option<String>, Prepared)>,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        let Some((m, dom, dname, prepared)) = self.m.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            // Every error is ignored: each call only helps when the step before left
+            // something to undo. The abort makes the outstanding Perform3 fail on the source;
+            // Finish3(cancelled) kills the prepared guest on the destination; Confirm3
+            // (cancelled) resumes the source guest should Perform3 have completed after all
+            // (after a failed Perform3 the source refuses it: no job).
+            let _ = abort(&m.source, &dom).await;
+            let _ = m
+                .finish(&dom, dname.as_deref(), &prepared, Opaque::default(), true)
+                .await;
+            let _ = m
+                .confirm(
+                    &dom,
+                    prepared.use_params,
+                    &prepared.params,
+                    prepared.flags,
+                    Opaque::default(),
+                    true,
+                )
+                .await;
+        });
+    }
+}
+
+/// Run `call` while polling `dom`'s job statistics on `client` every `every` (200 ms when
+/// `None`, at least 1 ms). A `Break` from `progress` aborts the job (`DOMAIN_ABORT_JOB`, tried
+/// again at each later tick until the daemon accepts it); `progress` is not called after a
+/// `Break`. Returns the call's result and whether an abort was ACCEPTED by the daemon (a Break
+/// whose abort was always refused does not make the call's failure a cancellation).
 async fn watch<T>(
     client: &Client,
     dom: &RemoteNonnullDomain,
@@ -877,14 +1031,16 @@ async fn watch<T>(
     every: Option<Duration>,
     progress: &mut impl FnMut(&Progress) -> ControlFlow<()>,
 ) -> (Result<T, Error>, bool) {
-    let every = every.unwrap_or(Duration::from_millis(200));
+    let every = every
+        .unwrap_or(Duration::from_millis(200))
+        .max(Duration::from_millis(1));
     tokio::pin!(call);
     let mut cancel = false;
     let mut aborted = false;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
-            r = &mut call => return (r, cancel),
+            r = &mut call => return (r, aborted),
             _ = tick.tick() => {
                 if cancel {
                     if !aborted {
@@ -908,7 +1064,10 @@ async fn watch<T>(
 /// protocol (`Perform3` with params and `VIR_MIGRATE_PEER2PEER`, plus whatever flags are in
 /// `opts`, e.g. `TUNNELLED`). The source daemon must be able to open `dest_uri`. `progress`
 /// sees the source's job statistics and can cancel with `ControlFlow::Break` as in
-/// [`Migration::run`] (the error is then [`Error::MigrationCancelled`]).
+/// [`Migration::run`] (the error is then [`Error::MigrationCancelled`], when the daemon
+/// accepted the abort). Options are refused with [`Error::InvalidMigration`] as in
+/// [`Migration::run`] (a zero progress interval; with the plain Perform3, what it cannot
+/// carry); the daemon's error comes as [`Error::MigrationStep`] with [`Phase::Perform`].
 pub async fn peer_to_peer(
     source: &Client,
     dom: &RemoteNonnullDomain,
@@ -916,20 +1075,26 @@ pub async fn peer_to_peer(
     opts: &MigrateOptions,
     mut progress: impl FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<(), Error> {
+    check_static(opts, false)?;
     let flags = opts.flags | DomainMigrateFlags::PEER2PEER;
     if flags.contains(DomainMigrateFlags::TUNNELLED) && opts.uri.is_some() {
-        return Err(Error::Migration {
-            phase: "perform".into(),
-            reason: "a migration URI cannot be used with VIR_MIGRATE_TUNNELLED (the data goes \
-                     through the daemons' connection)"
-                .into(),
-        });
+        return Err(invalid(
+            "uri",
+            "a migration URI cannot be used with VIR_MIGRATE_TUNNELLED (the data goes through \
+             the daemons' connection)",
+        ));
+    }
+    if opts.protocol == Protocol::Plain {
+        check_plain(opts)?;
     }
     let use_params = match opts.protocol {
         Protocol::Params => true,
         Protocol::Plain => false,
         Protocol::Auto => supports(source, FEATURE_MIGRATION_PARAMS).await?,
     };
+    if !use_params {
+        check_plain(opts)?;
+    }
     let call = {
         let source = source.clone();
         let dom = dom.clone();
@@ -964,8 +1129,10 @@ pub async fn peer_to_peer(
     };
     match watch(source, dom, call, opts.progress_interval, &mut progress).await {
         (Ok(_), _) => Ok(()),
-        (Err(e), true) => Err(Error::MigrationCancelled { error: Box::new(e) }),
-        (Err(e), false) => Err(e),
+        (Err(e), true) => Err(Error::MigrationCancelled {
+            error: Box::new(at(Phase::Perform)(e)),
+        }),
+        (Err(e), false) => Err(at(Phase::Perform)(e)),
     }
 }
 
@@ -991,6 +1158,59 @@ mod tests {
         set_string(&mut p, param::URI, "tcp:x:2");
         assert_eq!(get_string(&p, param::URI), Some("tcp:x:2"));
         assert_eq!(p.len(), 4);
+    }
+
+    fn option(e: Result<(), Error>) -> String {
+        match e {
+            Err(Error::InvalidMigration { option, .. }) => option,
+            other => panic!("not an InvalidMigration: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_refuses_what_it_cannot_carry() {
+        let base = MigrateOptions::new(DomainMigrateFlags::LIVE)
+            .uri("tcp:127.0.0.1:1")
+            .dname("b")
+            .xmlin("<domain/>")
+            .bandwidth_mib(5);
+        // What plain v3 carries passes.
+        assert!(check_plain(&base).is_ok());
+        assert_eq!(
+            option(check_plain(&base.clone().persist_xml("<domain/>"))),
+            "persist_xml"
+        );
+        let disks = base.clone().param(
+            param::MIGRATE_DISKS,
+            RemoteTypedParamValue::String("vda".into()),
+        );
+        assert_eq!(option(check_plain(&disks)), param::MIGRATE_DISKS);
+        // A compatible field given as a raw parameter: refused too, pointing at its setter.
+        let raw_uri = MigrateOptions::new(DomainMigrateFlags::LIVE)
+            .param(param::URI, RemoteTypedParamValue::String("tcp:x:1".into()));
+        match check_plain(&raw_uri) {
+            Err(Error::InvalidMigration { option, reason }) => {
+                assert_eq!(option, param::URI);
+                assert!(reason.contains("setter"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn static_checks() {
+        let ok = MigrateOptions::new(DomainMigrateFlags::LIVE)
+            .progress_interval(Duration::from_millis(1));
+        assert!(check_static(&ok, true).is_ok());
+        let zero = ok.clone().progress_interval(Duration::ZERO);
+        assert_eq!(option(check_static(&zero, true)), "progress_interval");
+        assert_eq!(option(check_static(&zero, false)), "progress_interval");
+        for f in [DomainMigrateFlags::PEER2PEER, DomainMigrateFlags::TUNNELLED] {
+            let o = MigrateOptions::new(DomainMigrateFlags::LIVE | f);
+            assert_eq!(option(check_static(&o, true)), "flags");
+            // peer_to_peer takes them.
+            assert!(check_static(&o, false).is_ok());
+        }
     }
 
     #[test]

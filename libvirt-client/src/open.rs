@@ -51,6 +51,7 @@ pub(crate) fn check_polkit(complete: i32) -> Result<(), Error> {
         return Err(Error::AuthFailed {
             method: "polkit".into(),
             reason: "the daemon did not complete polkit authentication".into(),
+            remote: None,
         });
     }
     Ok(())

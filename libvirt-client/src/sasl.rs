@@ -105,17 +105,20 @@ impl Credentials {
                 reason: format!(
                     "no common mechanism: the daemon offers {offered:?}, this client uses {wanted:?}"
                 ),
+                remote: None,
             })?;
         let user = || {
             self.username.clone().ok_or_else(|| Error::AuthFailed {
                 method: format!("sasl {name}"),
                 reason: "no user name given (set ClientOptions::credentials)".into(),
+                remote: None,
             })
         };
         let pass = || {
             self.password.clone().ok_or_else(|| Error::AuthFailed {
                 method: format!("sasl {name}"),
                 reason: "no password given (set ClientOptions::credentials)".into(),
+                remote: None,
             })
         };
         Ok(match name.as_str() {
@@ -132,6 +135,7 @@ impl Credentials {
                     reason: format!(
                         "mechanism {other} is not implemented (SCRAM-SHA-256, PLAIN, EXTERNAL are)"
                     ),
+                    remote: None,
                 })
             }
         })
@@ -154,6 +158,7 @@ fn fail(mech: &str, reason: impl Into<String>) -> Error {
     Error::AuthFailed {
         method: format!("sasl {mech}"),
         reason: reason.into(),
+        remote: None,
     }
 }
 
@@ -429,7 +434,8 @@ fn from_wire(v: &[i8]) -> Vec<u8> {
 /// An upper bound on round trips (SCRAM needs 2).
 const MAX_STEPS: usize = 16;
 
-/// Map a daemon error during the exchange to a typed authentication failure.
+/// Map a daemon error during the exchange to a typed authentication failure that keeps the
+/// daemon's error (code, domain, message) in `remote`.
 fn auth_error(mech: &str, e: Error) -> Error {
     match e.remote() {
         Some(r) => Error::AuthFailed {
@@ -438,6 +444,7 @@ fn auth_error(mech: &str, e: Error) -> Error {
                 .message
                 .clone()
                 .unwrap_or_else(|| "the daemon refused the credentials".into()),
+            remote: Some(Box::new(r.clone())),
         },
         None => e,
     }

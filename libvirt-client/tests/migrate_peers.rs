@@ -14,7 +14,7 @@ use libvirt_client::libvirt_proto::generated::api::{
     ErrorNumber,
 };
 use libvirt_client::libvirt_proto::generated::remote::RemoteNonnullDomain;
-use libvirt_client::migrate::{self, MigrateOptions, Migration, Progress, Protocol};
+use libvirt_client::migrate::{self, MigrateOptions, Migration, Phase, Progress, Protocol};
 use libvirt_client::{Client, Error, TypedEvent};
 
 /// One migration at a time: the machine has two cores.
@@ -212,8 +212,16 @@ async fn live_migration(protocol: Protocol) {
         .progress_interval(Duration::from_millis(5));
     let mut seen: Vec<Progress> = Vec::new();
     let m = Migration::new(a.clone(), b.clone());
+    // Step by step (what `run` does) to see which procedure family was used: both daemons
+    // are libvirt 9.0, so Auto must pick the params procedures.
+    let prepared = m.prepare(&dom, &opts).await.expect("prepare");
+    assert_eq!(
+        prepared.use_params,
+        protocol != Protocol::Plain,
+        "{protocol:?} used the wrong procedures"
+    );
     let new = m
-        .run(&dom, &opts, |p| {
+        .complete(&dom, &opts, prepared, &mut |p| {
             seen.push(p.clone());
             ControlFlow::Continue(())
         })
@@ -281,6 +289,18 @@ async fn destination_refuses_bad_xml(protocol: Protocol) {
         .run(&dom, &opts, |_| ControlFlow::Continue(()))
         .await
         .expect_err("destination must refuse");
+    // It is B's Prepare3 that refused, not A's Begin3 (A accepts this XML).
+    assert!(
+        matches!(
+            &err,
+            Error::MigrationStep {
+                phase: Phase::Prepare,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.migration_phase(), Some(Phase::Prepare));
     let remote = err
         .remote()
         .unwrap_or_else(|| panic!("not a daemon error: {err}"));
@@ -319,16 +339,17 @@ async fn destination_refuses_bad_xml_plain_v3() {
 
 /// Prepare3 succeeded but no migration URI is known: as libvirt, no Perform3; Finish3 is
 /// told cancelled (B drops its guest), Confirm3 cancelled (A's job ends, the guest runs on).
-#[tokio::test(flavor = "multi_thread")]
-async fn missing_migration_uri_cancels_prepared_guest() {
+async fn missing_migration_uri_cancels_prepared_guest(protocol: Protocol) {
     let _serial = SERIAL.lock().await;
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard) = start_guest(&a, "mignouri").await;
-    let opts =
-        MigrateOptions::new(DomainMigrateFlags::LIVE).uri(format!("tcp:127.0.0.1:{}", free_port()));
+    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .protocol(protocol);
     let m = Migration::new(a.clone(), b.clone());
     let mut prepared = m.prepare(&dom, &opts).await.expect("prepare");
+    assert_eq!(prepared.use_params, protocol == Protocol::Params);
     assert_eq!(
         state(&b, &dom.name).await.expect("prepared guest on B"),
         DomainState::PAUSED
@@ -343,7 +364,13 @@ async fn missing_migration_uri_cancels_prepared_guest() {
         .await
         .expect_err("no URI: no migration");
     assert!(
-        matches!(&err, Error::Migration { phase, .. } if phase == "prepare"),
+        matches!(
+            &err,
+            Error::Migration {
+                phase: Phase::Prepare,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(!called, "Perform ran without a URI");
@@ -364,15 +391,26 @@ async fn missing_migration_uri_cancels_prepared_guest() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn perform_failure_is_preserved_and_cleaned_up() {
+async fn missing_migration_uri_cancels_prepared_guest_params() {
+    missing_migration_uri_cancels_prepared_guest(Protocol::Params).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_migration_uri_cancels_prepared_guest_plain_v3() {
+    missing_migration_uri_cancels_prepared_guest(Protocol::Plain).await;
+}
+
+async fn perform_failure_is_preserved_and_cleaned_up(protocol: Protocol) {
     let _serial = SERIAL.lock().await;
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard) = start_guest(&a, "migperf").await;
-    let opts =
-        MigrateOptions::new(DomainMigrateFlags::LIVE).uri(format!("tcp:127.0.0.1:{}", free_port()));
+    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .protocol(protocol);
     let m = Migration::new(a.clone(), b.clone());
     let mut prepared = m.prepare(&dom, &opts).await.expect("prepare");
+    assert_eq!(prepared.use_params, protocol == Protocol::Params);
     // The destination waits; it is there, paused.
     assert_eq!(
         state(&b, &dom.name).await.expect("prepared guest on B"),
@@ -394,6 +432,7 @@ async fn perform_failure_is_preserved_and_cleaned_up() {
         .complete(&dom, &opts, prepared, &mut |_| ControlFlow::Continue(()))
         .await
         .expect_err("perform must fail");
+    assert_eq!(err.migration_phase(), Some(Phase::Perform), "{err:?}");
     // The caller sees the source's (Perform's) error, not Finish's "cancelled" one: libvirt
     // 9.0's QEMU driver opens the tcp: migration connection itself (virNetSocket), so the
     // refusal is an RPC-domain system error carrying the connect(2) errno.
@@ -416,6 +455,16 @@ async fn perform_failure_is_preserved_and_cleaned_up() {
         state(&a, &dom.name).await.expect("guest on A"),
         DomainState::RUNNING
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn perform_failure_is_preserved_and_cleaned_up_params() {
+    perform_failure_is_preserved_and_cleaned_up(Protocol::Params).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn perform_failure_is_preserved_and_cleaned_up_plain_v3() {
+    perform_failure_is_preserved_and_cleaned_up(Protocol::Plain).await;
 }
 
 /// Child half of `killed_client_autodestroys`: Begin + Prepare, report, then wait to be killed.
@@ -447,19 +496,21 @@ async fn killed_client_autodestroys() {
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard) = start_guest(&a, "migkill").await;
     let exe = std::env::current_exe().expect("test binary");
-    let mut child = std::process::Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            "child_prepare_and_hang",
-            "--nocapture",
-        ])
-        .env("VMWIRE_MIGRATE_CHILD", &dom.name)
-        .env("VMWIRE_MIGRATE_PORT", free_port().to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("stdout");
+    let mut child = ChildGuard(
+        std::process::Command::new(exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "child_prepare_and_hang",
+                "--nocapture",
+            ])
+            .env("VMWIRE_MIGRATE_CHILD", &dom.name)
+            .env("VMWIRE_MIGRATE_PORT", free_port().to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn child"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
     // Keep draining the child's stdout until it dies (a closed pipe would kill it early).
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -480,8 +531,10 @@ async fn killed_client_autodestroys() {
         state(&b, &dom.name).await.expect("prepared guest on B"),
         DomainState::PAUSED
     );
-    child.kill().expect("kill child");
-    let _ = child.wait();
+    // The child's Begin3 (with change protection) holds a migration job on A.
+    let held = migrate::job_progress(&a, &dom).await.expect("job on A");
+    assert_ne!(held.job_type, DomainJobType::NONE, "no job on A: {held:?}");
+    drop(child);
     assert!(
         wait_gone(&b, &dom.name, Duration::from_secs(15)).await,
         "B did not destroy the prepared guest after the client died"
@@ -490,6 +543,35 @@ async fn killed_client_autodestroys() {
         state(&a, &dom.name).await.expect("guest on A"),
         DomainState::RUNNING
     );
+    // A released the dead client's migration job.
+    assert!(
+        wait_no_job(&a, &dom, Duration::from_secs(15)).await,
+        "A kept the dead client's migration job"
+    );
+}
+
+/// Kills and reaps the child when dropped (also when an assertion fails first).
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `dom` has no job on `c` within `within`.
+async fn wait_no_job(c: &Client, dom: &RemoteNonnullDomain, within: Duration) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < within {
+        if let Ok(p) = migrate::job_progress(c, dom).await {
+            if p.job_type == DomainJobType::NONE {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -498,9 +580,23 @@ async fn peer_to_peer_params() {
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard) = start_guest(&a, "migp2p").await;
-    migrate::set_max_downtime(&a, &dom, 300)
-        .await
-        .expect("set downtime");
+    for ms in [300, 450] {
+        migrate::set_max_downtime(&a, &dom, ms)
+            .await
+            .expect("set downtime");
+        assert_eq!(migrate::max_downtime(&a, &dom).await.expect("downtime"), ms);
+    }
+    for bytes in [64 << 20, 32 << 20] {
+        migrate::set_compression_cache(&a, &dom, bytes)
+            .await
+            .expect("set compression cache");
+        assert_eq!(
+            migrate::compression_cache(&a, &dom)
+                .await
+                .expect("compression cache"),
+            bytes
+        );
+    }
     migrate::set_max_speed(&a, &dom, 1000)
         .await
         .expect("set speed");
@@ -521,19 +617,19 @@ async fn peer_to_peer_params() {
 /// Size of the non-zero memory of the guests that must migrate slowly.
 const BLOB_MIB: usize = 8;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn cancel_from_progress_callback() {
+/// Cancel from the progress callback. The bandwidth comes from the migration's own option
+/// (the `bandwidth` parameter, or plain v3's bandwidth argument): 1 MiB/s makes the 8 MiB of
+/// data take 8 s; were it ignored, the migration would be over before the first progress poll
+/// and the test would fail ("cancelled too late" or no error).
+async fn cancel_from_progress_callback(protocol: Protocol) {
     let _serial = SERIAL.lock().await;
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard, _blob) = start_loaded_guest(&a, "migcancel", BLOB_MIB).await;
-    // The domain's own limit (no bandwidth parameter in the migration): 1 MiB/s makes the
-    // 8 MiB of data take 8 s; unlimited it would be gone before the first progress poll.
-    migrate::set_max_speed(&a, &dom, 1)
-        .await
-        .expect("set speed");
     let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
         .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .bandwidth_mib(1)
+        .protocol(protocol)
         .progress_interval(Duration::from_millis(100));
     let mut seen: Vec<Progress> = Vec::new();
     let err = Migration::new(a.clone(), b.clone())
@@ -557,6 +653,7 @@ async fn cancel_from_progress_callback() {
         matches!(err, Error::MigrationCancelled { .. }),
         "not typed as cancelled: {err:?}"
     );
+    assert_eq!(err.migration_phase(), Some(Phase::Perform), "{err:?}");
     let remote = err.remote().expect("the daemon's error inside");
     assert_eq!(remote.code, ErrorNumber::ERR_OPERATION_ABORTED, "{err}");
     assert_eq!(remote.domain, ErrorDomain::QEMU, "{err}");
@@ -579,6 +676,16 @@ async fn cancel_from_progress_callback() {
     // The source's job is over (Perform released it).
     let now = migrate::job_progress(&a, &dom).await.expect("job on A");
     assert_eq!(now.job_type, DomainJobType::NONE, "{now:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_from_progress_callback_params() {
+    cancel_from_progress_callback(Protocol::Params).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_from_progress_callback_plain_v3() {
+    cancel_from_progress_callback(Protocol::Plain).await;
 }
 
 /// The same cancellation when the source daemon runs the protocol (p2p).
@@ -642,7 +749,10 @@ async fn peer_to_peer_tunnelled() {
     })
     .await
     .expect_err("TUNNELLED with a URI");
-    assert!(matches!(e, Error::Migration { .. }), "{e:?}");
+    assert!(
+        matches!(&e, Error::InvalidMigration { option, .. } if option == "uri"),
+        "{e:?}"
+    );
     let opts = MigrateOptions::new(flags).protocol(Protocol::Params);
     migrate::peer_to_peer(&a, &dom, &b_tcp_uri(), &opts, |_| ControlFlow::Continue(()))
         .await
@@ -716,6 +826,426 @@ async fn bandwidth_option_is_honoured() {
     );
     assert_eq!(
         state(&b, &dom.name).await.expect("guest on B"),
+        DomainState::RUNNING
+    );
+}
+
+/// Options the chosen procedures cannot honour are refused before Begin3: no migration job
+/// is started on A (with change protection Begin3 would leave one), nothing appears on B.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_options_refused_before_begin() {
+    use libvirt_client::libvirt_proto::generated::remote::RemoteTypedParamValue;
+    let _serial = SERIAL.lock().await;
+    let a = Client::connect(&uri_a()).await.expect("connect A");
+    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (dom, _guard) = start_guest(&a, "miginval").await;
+    let base =
+        MigrateOptions::new(DomainMigrateFlags::LIVE).uri(format!("tcp:127.0.0.1:{}", free_port()));
+    let cases = [
+        (
+            base.clone()
+                .protocol(Protocol::Plain)
+                .persist_xml(guest_xml(&dom.name)),
+            "persist_xml",
+        ),
+        (
+            base.clone().protocol(Protocol::Plain).param(
+                migrate::param::MIGRATE_DISKS,
+                RemoteTypedParamValue::String("vda".into()),
+            ),
+            migrate::param::MIGRATE_DISKS,
+        ),
+        (
+            base.clone().progress_interval(Duration::ZERO),
+            "progress_interval",
+        ),
+        (
+            MigrateOptions::new(DomainMigrateFlags::LIVE | DomainMigrateFlags::PEER2PEER),
+            "flags",
+        ),
+        (
+            MigrateOptions::new(DomainMigrateFlags::LIVE | DomainMigrateFlags::TUNNELLED),
+            "flags",
+        ),
+    ];
+    let m = Migration::new(a.clone(), b.clone());
+    for (opts, want) in cases {
+        let err = m
+            .run(&dom, &opts, |_| ControlFlow::Continue(()))
+            .await
+            .expect_err("must be refused");
+        assert!(
+            matches!(&err, Error::InvalidMigration { option, .. } if option == want),
+            "{want}: {err:?}"
+        );
+        let job = migrate::job_progress(&a, &dom).await.expect("job on A");
+        assert_eq!(job.job_type, DomainJobType::NONE, "{want}: Begin3 ran");
+        let on_b = state(&b, &dom.name).await;
+        assert_eq!(
+            on_b.as_ref().err().and_then(Error::remote_code),
+            Some(ErrorNumber::ERR_NO_DOMAIN),
+            "{want}: {on_b:?}"
+        );
+    }
+    // p2p: a zero interval and plain p2p with what it cannot carry.
+    let zero = base.clone().progress_interval(Duration::ZERO);
+    let err = migrate::peer_to_peer(&a, &dom, &b_tcp_uri(), &zero, |_| ControlFlow::Continue(()))
+        .await
+        .expect_err("zero interval");
+    assert!(
+        matches!(&err, Error::InvalidMigration { option, .. } if option == "progress_interval"),
+        "{err:?}"
+    );
+    let plain = base
+        .protocol(Protocol::Plain)
+        .persist_xml(guest_xml(&dom.name));
+    let err = migrate::peer_to_peer(
+        &a,
+        &dom,
+        &b_tcp_uri(),
+        &plain,
+        |_| ControlFlow::Continue(()),
+    )
+    .await
+    .expect_err("plain p2p with persist_xml");
+    assert!(
+        matches!(&err, Error::InvalidMigration { option, .. } if option == "persist_xml"),
+        "{err:?}"
+    );
+    // The guest is untouched and still migrates.
+    assert_eq!(
+        state(&a, &dom.name).await.expect("guest on A"),
+        DomainState::RUNNING
+    );
+}
+
+/// Destination XML (a changed description), a new name (dname) and, with the params
+/// procedures, a persistent definition (persist_xml + PERSIST_DEST) on the SUCCESS path: all
+/// read back on B.
+async fn destination_xml_and_name(protocol: Protocol) {
+    let _serial = SERIAL.lock().await;
+    let a = Client::connect(&uri_a()).await.expect("connect A");
+    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (dom, _guard) = start_guest(&a, "migxml").await;
+    let new_name = format!("{}-renamed", dom.name);
+    let _guard_new = Guard(new_name.clone());
+    let marker = format!("moved by vmwire {protocol:?}");
+    let xml = a
+        .domain_get_xml_desc(dom.clone(), DomainXMLFlags::MIGRATABLE)
+        .await
+        .expect("source XML");
+    assert!(!xml.contains("<description>"), "{xml}");
+    let with_desc = xml.replacen(
+        "</name>",
+        &format!("</name><description>{marker}</description>"),
+        1,
+    );
+    let mut opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .protocol(protocol)
+        .dname(new_name.clone())
+        .xmlin(with_desc.clone());
+    let persist_marker = format!("persistent {marker}");
+    if protocol == Protocol::Params {
+        opts.flags |= DomainMigrateFlags::PERSIST_DEST;
+        opts = opts.persist_xml(
+            with_desc
+                .replacen(
+                    &format!("<name>{}</name>", dom.name),
+                    &format!("<name>{new_name}</name>"),
+                    1,
+                )
+                .replace(&marker, &persist_marker),
+        );
+    }
+    let new = Migration::new(a.clone(), b.clone())
+        .run(&dom, &opts, |_| ControlFlow::Continue(()))
+        .await
+        .expect("migration with destination XML and name");
+    assert_eq!(new.name, new_name);
+    assert_eq!(new.uuid, dom.uuid);
+    assert_eq!(
+        state(&b, &new_name).await.expect("renamed guest on B"),
+        DomainState::RUNNING
+    );
+    let on_b = state(&b, &dom.name).await;
+    assert_eq!(
+        on_b.as_ref().err().and_then(Error::remote_code),
+        Some(ErrorNumber::ERR_NO_DOMAIN),
+        "old name on B: {on_b:?}"
+    );
+    let live = b
+        .domain_get_xml_desc(new.clone(), DomainXMLFlags::empty())
+        .await
+        .expect("live XML on B");
+    assert!(
+        live.contains(&format!("<description>{marker}</description>")),
+        "{live}"
+    );
+    let persistent = b
+        .domain_is_persistent(new.clone())
+        .await
+        .expect("is persistent");
+    if protocol == Protocol::Params {
+        assert_eq!(persistent, 1, "PERSIST_DEST: not defined on B");
+        let inactive = b
+            .domain_get_xml_desc(new.clone(), DomainXMLFlags::INACTIVE)
+            .await
+            .expect("inactive XML on B");
+        assert!(
+            inactive.contains(&format!("<description>{persist_marker}</description>")),
+            "{inactive}"
+        );
+    } else {
+        assert_eq!(persistent, 0, "defined on B without PERSIST_DEST");
+    }
+    assert!(
+        wait_gone(&a, &dom.name, Duration::from_secs(10)).await,
+        "guest still on A"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destination_xml_and_name_params() {
+    destination_xml_and_name(Protocol::Params).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destination_xml_and_name_plain_v3() {
+    destination_xml_and_name(Protocol::Plain).await;
+}
+
+/// Dropping `run`'s future while Perform3 runs cancels the migration (the clean-up task):
+/// with both connections kept open, B's prepared guest goes away and A's guest runs on with
+/// its job released. Without the clean-up both would stay until the connections closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn dropped_run_cancels_migration() {
+    let _serial = SERIAL.lock().await;
+    let a = Client::connect(&uri_a()).await.expect("connect A");
+    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (dom, _guard, _blob) = start_loaded_guest(&a, "migdrop", BLOB_MIB).await;
+    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .bandwidth_mib(1)
+        .progress_interval(Duration::from_millis(100));
+    let m = Migration::new(a.clone(), b.clone());
+    let mut moving = false;
+    let r = tokio::time::timeout(
+        Duration::from_secs(3),
+        m.run(&dom, &opts, |p| {
+            moving |= p.memory_processed.unwrap_or(0) > 0;
+            ControlFlow::Continue(())
+        }),
+    )
+    .await;
+    assert!(r.is_err(), "8 MiB at 1 MiB/s finished within 3 s: {r:?}");
+    assert!(moving, "the migration was not under way when dropped");
+    assert!(
+        wait_gone(&b, &dom.name, Duration::from_secs(15)).await,
+        "B kept the prepared guest of a dropped migration"
+    );
+    assert!(
+        wait_no_job(&a, &dom, Duration::from_secs(15)).await,
+        "A kept the job of a dropped migration"
+    );
+    assert_eq!(
+        state(&a, &dom.name).await.expect("guest on A"),
+        DomainState::RUNNING
+    );
+    // Both connections are still the test's: the clean-up did it, not a closed connection.
+    assert!(a.domain_lookup_by_name(dom.name.clone()).await.is_ok());
+    drop(m);
+}
+
+fn socket_a() -> String {
+    common::endpoints()["libvirt"]["socket"]
+        .as_str()
+        .expect("endpoints lack libvirt.socket")
+        .to_owned()
+}
+
+fn socket_b() -> String {
+    common::endpoints()["libvirt2"]["socket"]
+        .as_str()
+        .expect("endpoints lack libvirt2.socket")
+        .to_owned()
+}
+
+use common::fault_proxy::{remote_error, FaultProxy};
+use libvirt_client::libvirt_proto::generated::remote::Procedure;
+
+/// Finish3 fails on B after a good Perform3 (B's answer is replaced by the proxy; B never
+/// sees the call): Confirm3 with cancelled = 1 resumes the guest on A (it would stay paused
+/// otherwise), the caller gets Finish's error (not Confirm's), and B's half-migrated guest,
+/// never finished, dies with the connection that prepared it (AUTODESTROY).
+async fn finish_failure_resumes_source(protocol: Protocol) {
+    let _serial = SERIAL.lock().await;
+    let proc = match protocol {
+        Protocol::Plain => Procedure::DomainMigrateFinish3,
+        _ => Procedure::DomainMigrateFinish3Params,
+    };
+    let proxy = FaultProxy::start(
+        socket_b(),
+        &[(
+            proc,
+            remote_error(
+                ErrorNumber::ERR_INTERNAL_ERROR,
+                ErrorDomain::QEMU,
+                "injected Finish3 failure",
+            ),
+        )],
+    );
+    let a = Client::connect(&uri_a()).await.expect("connect A");
+    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let b_faulty = Client::connect(&proxy.qemu_uri())
+        .await
+        .expect("connect B through the proxy");
+    let (dom, _guard) = start_guest(&a, "migfinfail").await;
+    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .protocol(protocol);
+    let err = Migration::new(a.clone(), b_faulty.clone())
+        .run(&dom, &opts, |_| ControlFlow::Continue(()))
+        .await
+        .expect_err("Finish3 failed");
+    assert_eq!(proxy.hits(), 1, "the fault was not hit exactly once");
+    assert_eq!(err.migration_phase(), Some(Phase::Finish), "{err:?}");
+    let remote = err.remote().expect("the daemon error");
+    assert_eq!(remote.code, ErrorNumber::ERR_INTERNAL_ERROR, "{err}");
+    assert_eq!(
+        remote.message.as_deref(),
+        Some("injected Finish3 failure"),
+        "{err}"
+    );
+    // Confirm3(cancelled) resumed the guest Perform3 had paused at the end of the transfer.
+    assert_eq!(
+        state(&a, &dom.name).await.expect("guest on A"),
+        DomainState::RUNNING
+    );
+    assert!(
+        wait_no_job(&a, &dom, Duration::from_secs(10)).await,
+        "A's migration job not ended by Confirm3"
+    );
+    // B: never finished; gone once the connection that prepared it closes.
+    drop(b_faulty);
+    assert!(
+        wait_gone(&b, &dom.name, Duration::from_secs(15)).await,
+        "B kept the unfinished guest"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finish_failure_resumes_source_params() {
+    finish_failure_resumes_source(Protocol::Params).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finish_failure_resumes_source_plain_v3() {
+    finish_failure_resumes_source(Protocol::Plain).await;
+}
+
+/// Confirm3 fails on A after a good Finish3 (the proxy answers it; A never sees it): as
+/// virDomainMigrateVersion3Full, the migration still succeeds with the destination's domain
+/// (it runs on B), and the source copy stays paused ("probably left in 'paused' state on
+/// source", libvirt warns).
+#[tokio::test(flavor = "multi_thread")]
+async fn confirm_failure_still_returns_destination_domain() {
+    let _serial = SERIAL.lock().await;
+    let proxy = FaultProxy::start(
+        socket_a(),
+        &[(
+            Procedure::DomainMigrateConfirm3Params,
+            remote_error(
+                ErrorNumber::ERR_INTERNAL_ERROR,
+                ErrorDomain::QEMU,
+                "injected Confirm3 failure",
+            ),
+        )],
+    );
+    let a = Client::connect(&uri_a()).await.expect("connect A");
+    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let a_faulty = Client::connect(&proxy.qemu_uri())
+        .await
+        .expect("connect A through the proxy");
+    let (dom, _guard) = start_guest(&a, "migconffail").await;
+    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .protocol(Protocol::Params);
+    let new = Migration::new(a_faulty.clone(), b.clone())
+        .run(&dom, &opts, |_| ControlFlow::Continue(()))
+        .await
+        .expect("a failed Confirm3 does not fail the migration");
+    assert_eq!(proxy.hits(), 1, "the fault was not hit exactly once");
+    assert_eq!(new.name, dom.name);
+    assert_eq!(
+        state(&b, &dom.name).await.expect("guest on B"),
+        DomainState::RUNNING
+    );
+    assert_eq!(
+        state(&a, &dom.name).await.expect("source copy on A"),
+        DomainState::PAUSED
+    );
+}
+
+/// A Break whose abort the source refuses (the proxy answers DOMAIN_ABORT_JOB with an error)
+/// is no cancellation: the migration's own failure (here: B's prepared guest destroyed while
+/// the data flows, so Perform3 fails) comes back as Perform's error, not MigrationCancelled.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_abort_is_not_reported_as_cancelled() {
+    let _serial = SERIAL.lock().await;
+    let proxy = FaultProxy::start(
+        socket_a(),
+        &[(
+            Procedure::DomainAbortJob,
+            remote_error(
+                ErrorNumber::ERR_OPERATION_INVALID,
+                ErrorDomain::QEMU,
+                "injected abort refusal",
+            ),
+        )],
+    );
+    let a = Client::connect(&uri_a()).await.expect("connect A");
+    let a_faulty = Client::connect(&proxy.qemu_uri())
+        .await
+        .expect("connect A through the proxy");
+    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (dom, _guard, _blob) = start_loaded_guest(&a, "migabortref", BLOB_MIB).await;
+    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .bandwidth_mib(1)
+        .protocol(Protocol::Params)
+        .progress_interval(Duration::from_millis(100));
+    let name = dom.name.clone();
+    let mut broke = false;
+    let err = Migration::new(a_faulty.clone(), b.clone())
+        .run(&dom, &opts, |p| {
+            if p.memory_processed.unwrap_or(0) > 512 * 1024 && !broke {
+                broke = true;
+                // Make the migration fail by itself: destroy B's incoming guest.
+                let name = name.clone();
+                std::thread::spawn(move || {
+                    let _ = std::process::Command::new("virsh")
+                        .args(["-q", "-c", &uri_b(), "destroy", &name])
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                });
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        })
+        .await
+        .expect_err("the destination died");
+    assert!(broke, "never asked to cancel");
+    assert!(proxy.hits() >= 1, "no abort was tried");
+    assert!(
+        !matches!(err, Error::MigrationCancelled { .. }),
+        "reported as cancelled although every abort was refused: {err:?}"
+    );
+    assert_eq!(err.migration_phase(), Some(Phase::Perform), "{err:?}");
+    assert!(err.remote().is_some(), "{err:?}");
+    assert_eq!(
+        state(&a, &dom.name).await.expect("guest on A"),
         DomainState::RUNNING
     );
 }

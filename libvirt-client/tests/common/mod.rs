@@ -48,3 +48,6 @@ pub fn unique_name(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+#[cfg(feature = "async")]
+pub mod fault_proxy;
