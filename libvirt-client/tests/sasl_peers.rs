@@ -4,6 +4,7 @@
 
 mod common;
 
+use libvirt_client::libvirt_proto::generated::api::{ErrorDomain, ErrorNumber};
 use libvirt_client::sasl::Credentials;
 use libvirt_client::{Client, ClientOptions, Error};
 
@@ -57,9 +58,14 @@ async fn scram_sha256_wrong_password() {
     .await
     .expect_err("wrong password must fail");
     assert!(
-        matches!(&e, Error::AuthFailed { method, .. } if method.contains("SCRAM-SHA-256")),
+        matches!(&e, Error::AuthFailed { method, remote: Some(_), .. }
+            if method.contains("SCRAM-SHA-256")),
         "{e:?}"
     );
+    // The daemon's own typed error is kept.
+    let r = e.remote().expect("the daemon's error");
+    assert_eq!(r.code, ErrorNumber::ERR_AUTH_FAILED, "{e:?}");
+    assert_eq!(r.domain, ErrorDomain::RPC, "{e:?}");
 }
 
 #[tokio::test]
@@ -87,17 +93,83 @@ async fn no_credentials_or_unknown_user() {
     assert!(e.to_string().contains("no common mechanism"), "{e}");
 }
 
-/// libvirtd does not offer EXTERNAL (it never gives Cyrus SASL the external identity that
-/// mechanism needs; see the `sasl` module docs), so a client that insists on it stops before
-/// sending anything, with the daemon's real offer in the error.
+/// The shared auth daemon's `mech_list` is `scram-sha-256 plain`: a client that insists on
+/// EXTERNAL stops before sending anything, with the daemon's real offer in the error.
 #[tokio::test]
-async fn external_is_not_offered() {
+async fn external_only_stops_with_the_offer() {
     let e = connect(Some(Credentials::default().mechanisms(["EXTERNAL"])))
         .await
         .expect_err("EXTERNAL against libvirtd");
     assert!(
-        matches!(&e, Error::AuthFailed { reason, .. }
+        matches!(&e, Error::AuthFailed { reason, remote: None, .. }
             if reason.contains("no common mechanism") && reason.contains("SCRAM-SHA-256")),
         "{e:?}"
     );
+}
+
+/// What the daemon offers, from the "no common mechanism" error of a client asking for a
+/// mechanism nobody has.
+fn offered(e: &Error) -> String {
+    let Error::AuthFailed { reason, .. } = e else {
+        panic!("not AuthFailed: {e:?}");
+    };
+    let start = reason.find("offers ").expect("offer in the message") + "offers ".len();
+    let end = reason.find(", this client").expect("end of the offer");
+    reason[start..end].to_owned()
+}
+
+/// The claim of the `sasl` module docs: even with `external` in its SASL `mech_list`,
+/// libvirtd does not offer EXTERNAL (it never gives Cyrus SASL the external identity). A
+/// private daemon with `mech_list: external scram-sha-256 plain` offers the other two only.
+#[tokio::test]
+async fn external_not_offered_even_when_configured() {
+    let d = common::daemon::PrivateDaemon::start_with(
+        "sasl",
+        &[(
+            "sasl2/libvirt.conf",
+            "mech_list: external scram-sha-256 plain\nsasldb_path: {dir}/sasl2/passwd.db\n",
+        )],
+        &["SASL_CONF_PATH={dir}/sasl2"],
+    );
+    let e = Client::connect_with(
+        &d.test_unix(),
+        ClientOptions::default().credentials(Credentials::default().mechanisms(["NONE-SUCH"])),
+    )
+    .await
+    .expect_err("no common mechanism");
+    let offer = offered(&e);
+    // The configuration was read (its list, not Cyrus' default of every plugin)...
+    assert!(offer.contains("SCRAM-SHA-256"), "{offer} / {}", d.log());
+    assert!(offer.contains("PLAIN"), "{offer}");
+    assert!(
+        !offer.contains("GSSAPI") && !offer.contains("DIGEST-MD5"),
+        "{offer}"
+    );
+    // ...and EXTERNAL, listed there, is still not offered.
+    assert!(!offer.contains("EXTERNAL"), "{offer}");
+}
+
+/// The blocking client's SASL path (`authenticate_blocking`): right password in, wrong one
+/// refused with the daemon's typed error.
+#[cfg(feature = "blocking")]
+#[test]
+fn blocking_scram_sha256_right_and_wrong() {
+    use libvirt_client::blocking;
+    let c = blocking::Client::connect_with(
+        &uri(),
+        ClientOptions::default().credentials(creds(&password()).mechanisms(["SCRAM-SHA-256"])),
+    )
+    .expect("blocking SCRAM-SHA-256 login");
+    assert!(c.connect_get_lib_version().expect("version") >= 9_000_000);
+    let e = blocking::Client::connect_with(
+        &uri(),
+        ClientOptions::default()
+            .credentials(creds("not-the-password").mechanisms(["SCRAM-SHA-256"])),
+    )
+    .expect_err("wrong password must fail");
+    assert!(
+        matches!(&e, Error::AuthFailed { method, .. } if method.contains("SCRAM-SHA-256")),
+        "{e:?}"
+    );
+    assert_eq!(e.remote_code(), Some(ErrorNumber::ERR_AUTH_FAILED), "{e:?}");
 }

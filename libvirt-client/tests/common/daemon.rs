@@ -28,6 +28,14 @@ fn free_port() -> u16 {
 impl PrivateDaemon {
     /// Start it and wait until its unix socket and TCP port accept connections.
     pub fn start() -> PrivateDaemon {
+        Self::start_with("none", &[], &[])
+    }
+
+    /// Like [`PrivateDaemon::start`] with `auth_unix_rw` set to `auth_unix_rw`, the `files`
+    /// (path relative to the daemon's folder, contents) written first and the `env` variables
+    /// (`NAME=value`) added to the daemon's environment. `{dir}` in contents and values is
+    /// replaced by the daemon's folder.
+    pub fn start_with(auth_unix_rw: &str, files: &[(&str, &str)], env: &[&str]) -> PrivateDaemon {
         let dir = PathBuf::from(format!(
             "/var/tmp/vmwire-client-test-{}-{}",
             std::process::id(),
@@ -43,7 +51,7 @@ impl PrivateDaemon {
         std::fs::write(
             &conf,
             format!(
-                "auth_unix_ro = \"none\"\nauth_unix_rw = \"none\"\n\
+                "auth_unix_ro = \"none\"\nauth_unix_rw = \"{auth_unix_rw}\"\n\
                  unix_sock_ro_perms = \"0777\"\nunix_sock_rw_perms = \"0777\"\n\
                  unix_sock_admin_perms = \"0700\"\nlisten_tls = 0\nlisten_tcp = 1\n\
                  listen_addr = \"127.0.0.1\"\ntcp_port = \"{port}\"\nauth_tcp = \"none\"\n\
@@ -57,6 +65,12 @@ impl PrivateDaemon {
             "stdio_handler = \"file\"\n",
         )
         .unwrap();
+        let dir_s = dir.display().to_string();
+        for (path, contents) in files {
+            let p = dir.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, contents.replace("{dir}", &dir_s)).unwrap();
+        }
         let st = Command::new("chown")
             .args(["-R", &format!("{USER}:")])
             .arg(&dir)
@@ -74,6 +88,7 @@ impl PrivateDaemon {
             .arg(format!("XDG_RUNTIME_DIR={}", dir.join("run").display()))
             .arg(format!("XDG_CONFIG_HOME={}", dir.join("config").display()))
             .arg(format!("XDG_CACHE_HOME={}", dir.join("cache").display()))
+            .args(env.iter().map(|e| e.replace("{dir}", &dir_s)))
             .args(["libvirtd", "--listen", "--config"])
             .arg(&conf)
             .stdin(Stdio::null())
