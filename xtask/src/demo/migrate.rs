@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libvirt_client::libvirt_proto::generated::api::{
-    DomainCreateFlags, DomainJobType, DomainMigrateFlags, DomainState,
+    DomainCreateFlags, DomainJobType, DomainMigrateFlags, DomainState, ErrorNumber,
 };
 use libvirt_client::migrate::{self, MigrateOptions, Migration, Progress};
 use libvirt_client::Client;
@@ -119,8 +119,11 @@ pub fn tour(endpoints: &Value) -> Result<()> {
         }
         println!("  guest {} now running on B ({b_uri})", new.name);
         match a.domain_lookup_by_name(name.clone()).await {
-            Err(e) if e.remote().is_some() => println!("  and gone from A: {}", e),
-            Err(e) => return Err(e.into()),
+            // Only "no such domain" means gone; any other error is one.
+            Err(e) if e.remote_code() == Some(ErrorNumber::ERR_NO_DOMAIN) => {
+                println!("  and gone from A: {}", e)
+            }
+            Err(e) => return Err(e).context("looking the guest up on A after migration"),
             Ok(_) => bail!("guest still defined on A after migration"),
         }
         b.domain_destroy(new).await?;
