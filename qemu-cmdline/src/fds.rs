@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::process::Command;
+use std::process::{Child, Command};
 
 /// The largest child fd number [`FdPlan::add_at`] takes: Linux's hard ceiling on descriptor
 /// numbers (`fs.nr_open` defaults to 1 048 576); the plan's temporaries go above the targets.
@@ -75,27 +75,69 @@ impl FdPlan {
         )))
     }
 
-    /// Arrange for `cmd`'s child to receive the planned fds. The plan must outlive the spawn.
-    pub fn apply(&self, cmd: &mut Command) {
+    /// Spawn `cmd` with the planned fds at their numbers (and, as always, stdin/stdout/stderr
+    /// as `cmd` sets them; everything else std opens is close-on-exec).
+    ///
+    /// Between fork and exec the child moves every planned fd to its number with `dup2`, after
+    /// first copying all of them above every source and target, so a source that is another
+    /// fd's target (a swap, a cycle) is never overwritten before it is moved.
+    ///
+    /// std opens fds of its own for the spawn (`/dev/null` for null stdio, stdio pipes, and the
+    /// pipe over which the child reports a failed exec), at the lowest free numbers. Were one of
+    /// them at a target number, the child's `dup2` would close it: a failed exec would then be
+    /// reported as a success and its error bytes written into the planned file. So while
+    /// spawning, every target number that is free in this process holds a close-on-exec
+    /// placeholder, and std's fds land elsewhere. (The one window left: a target number that
+    /// another thread of this process closes during the spawn.)
+    pub fn spawn(&self, cmd: &mut Command) -> std::io::Result<Child> {
         let pairs: Vec<(RawFd, RawFd)> = self
             .fds
             .iter()
             .map(|(n, fd)| (fd.as_raw_fd(), *n))
             .collect();
-        if !pairs.is_empty() {
-            inherit::install(cmd, pairs);
-        }
+        let Some(&(any_open, _)) = pairs.first() else {
+            return cmd.spawn();
+        };
+        let held = inherit::reserve(pairs.iter().map(|p| p.1), any_open);
+        inherit::install(cmd, pairs);
+        let child = cmd.spawn();
+        drop(held);
+        child
     }
 }
 
 #[allow(unsafe_code)]
 mod inherit {
     //! The crate's only unsafe code: moving fds to fixed numbers in the child between fork and
-    //! exec.
+    //! exec, and holding the target numbers free of std's own fds during the spawn.
 
-    use std::os::fd::RawFd;
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
     use std::os::unix::process::CommandExt;
     use std::process::Command;
+
+    /// Close-on-exec placeholders at every number of `targets` that is free in this process
+    /// (copies of `any_open`), held by the caller for the duration of a spawn.
+    pub(super) fn reserve(targets: impl Iterator<Item = RawFd>, any_open: RawFd) -> Vec<OwnedFd> {
+        let mut held = Vec::new();
+        for n in targets {
+            // SAFETY: F_GETFD only queries the descriptor table; no fd is used or closed.
+            if unsafe { libc::fcntl(n, libc::F_GETFD) } != -1 {
+                continue; // taken (by the plan's sources or anything else): std cannot get it
+            }
+            // SAFETY: duplicating an fd the plan owns (open for the whole call) to the lowest
+            // free number >= n; the result, if any, is a new fd owned by nobody else.
+            let t = unsafe { libc::fcntl(any_open, libc::F_DUPFD_CLOEXEC, n) };
+            if t < 0 {
+                continue; // above RLIMIT_NOFILE: the child's dup2 fails and spawn reports it
+            }
+            // SAFETY: `t` was just created by F_DUPFD_CLOEXEC and is owned here only.
+            let fd = unsafe { OwnedFd::from_raw_fd(t) };
+            if t == n {
+                held.push(fd);
+            } // else another thread took n meanwhile: taken, fine; the copy is closed
+        }
+        held
+    }
 
     pub(super) fn install(cmd: &mut Command, pairs: Vec<(RawFd, RawFd)>) {
         // Temporaries go above every target so no dup2 target can clobber a source not yet moved.

@@ -78,8 +78,7 @@ impl Launcher {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        self.fds.apply(&mut cmd);
-        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+        let mut child = self.fds.spawn(&mut cmd).map_err(|source| Error::Spawn {
             binary: self.binary.clone(),
             source,
         })?;
