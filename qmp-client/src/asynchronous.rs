@@ -366,6 +366,13 @@ impl Client {
         self.shared.lock().session.oversize_events_dropped()
     }
 
+    /// The most in-band commands that were in flight (written, unanswered) at once on this
+    /// connection: shows pipelining used the window (at most
+    /// [`SessionConfig::max_in_flight`](qmp_proto::SessionConfig)).
+    pub fn max_in_flight_seen(&self) -> usize {
+        self.shared.lock().session.max_in_flight_seen()
+    }
+
     /// Run a command by name with JSON arguments (an object, or `None`), with the default timeout.
     pub async fn execute(&self, command: &str, arguments: Option<Value>) -> Result<Value> {
         self.execute_with(command, arguments, Exec::default()).await

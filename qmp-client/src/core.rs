@@ -47,10 +47,19 @@ impl<R: Reply, S: Sink> Core<R, S> {
         fds: Fds,
         reply: R,
     ) -> Result<CommandId, Error> {
-        let id = if oob {
-            self.session.execute_oob(command, arguments)
-        } else {
-            self.session.execute(command, arguments)
+        // An fd-carrying command waits in the session until the previous one is answered (QEMU
+        // drops fds it has not handed out when new ones arrive); exec-oob skips the queue, so
+        // it cannot carry fds.
+        let id = match (oob, fds.is_empty()) {
+            (true, false) => {
+                return Err(Error::InvalidArgument(format!(
+                    "`{command}`: file descriptors cannot go with exec-oob (fd-carrying commands \
+                     are sent in-band, one at a time)"
+                )))
+            }
+            (true, true) => self.session.execute_oob(command, arguments),
+            (false, false) => self.session.execute_with_fds(command, arguments),
+            (false, true) => self.session.execute(command, arguments),
         };
         let id = id.map_err(|e| match e {
             qmp_proto::Error::Closed => Error::Closed {

@@ -143,6 +143,8 @@ struct Slot {
     /// Handed to the transmit queue: only such a command can be answered. A reply naming a
     /// command still waiting for room in the window is the server's mistake, not its answer.
     sent: bool,
+    /// The driver attaches file descriptors (SCM_RIGHTS) to this command.
+    fds: bool,
 }
 
 /// An oversize reply whose owner is one of these commands, not yet known which.
@@ -203,6 +205,10 @@ pub struct Session {
     /// Oversize replies whose command is not known yet (only with `exec-oob` in flight).
     suspects: Vec<Suspects>,
     oversize_events: u64,
+    /// The fd-carrying command written and not yet answered (see [`Session::execute_with_fds`]).
+    fd_in_flight: Option<u64>,
+    /// Most in-band commands ever written and unanswered at once (negotiation aside).
+    max_in_flight_seen: usize,
 }
 
 impl Default for Session {
@@ -252,6 +258,8 @@ impl Session {
             late_replies: 0,
             suspects: Vec::new(),
             oversize_events: 0,
+            fd_in_flight: None,
+            max_in_flight_seen: 0,
         }
     }
 
@@ -275,9 +283,21 @@ impl Session {
         self.in_band.len()
     }
 
-    /// In-band commands waiting for room in the window.
+    /// In-band commands waiting for room in the window (or, behind an fd-carrying command, for
+    /// the fd-carrying command in flight to be answered).
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The most in-band commands that were ever written and unanswered at the same time
+    /// (at most [`SessionConfig::max_in_flight`]): shows whether pipelining used the window.
+    pub fn max_in_flight_seen(&self) -> usize {
+        self.max_in_flight_seen
+    }
+
+    /// Whether an fd-carrying command is written and not yet answered (the next one waits).
+    pub fn fd_command_in_flight(&self) -> bool {
+        self.fd_in_flight.is_some()
     }
 
     /// Replies dropped because their command had been cancelled.
@@ -293,7 +313,23 @@ impl Session {
     /// Queue a command. It is written once negotiation is done and fewer than
     /// [`SessionConfig::max_in_flight`] in-band commands are unanswered.
     pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<CommandId, Error> {
-        self.submit(command, arguments, false)
+        self.submit(command, arguments, false, false)
+    }
+
+    /// Queue a command the driver sends with file descriptors attached (SCM_RIGHTS, e.g.
+    /// `getfd` or `add-fd`), in order with other in-band commands.
+    ///
+    /// QEMU keeps the fds of a read until a command takes them, and throws away fds it has not
+    /// handed out when new ones arrive (its socket chardev closes them); it reads ahead of the
+    /// command it runs. So an fd-carrying command is written only once the previous one is
+    /// answered: until then it waits at the head of the queue, and the commands behind it wait
+    /// too (submission order is kept on the wire).
+    pub fn execute_with_fds(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> Result<CommandId, Error> {
+        self.submit(command, arguments, false, true)
     }
 
     /// Write a command for out-of-band execution right away (needs the negotiated `oob`
@@ -309,7 +345,7 @@ impl Session {
         if !self.oob {
             return Err(Error::OobNotNegotiated);
         }
-        self.submit(command, arguments, true)
+        self.submit(command, arguments, true, false)
     }
 
     fn submit(
@@ -317,6 +353,7 @@ impl Session {
         command: &str,
         arguments: Option<Value>,
         oob: bool,
+        fds: bool,
     ) -> Result<CommandId, Error> {
         if self.state == State::Closed {
             return Err(Error::Closed);
@@ -353,6 +390,7 @@ impl Session {
                 abandoned: false,
                 negotiation: false,
                 sent: oob,
+                fds,
             },
         );
         if oob {
@@ -369,14 +407,34 @@ impl Session {
             return;
         }
         while self.in_band.len() < self.config.max_in_flight {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            let id = front.id.0;
+            let fds = self.slots.get(&id).is_some_and(|s| s.fds);
+            if fds && self.fd_in_flight.is_some() {
+                // Its fds would reach QEMU before the previous command's fds are taken.
+                break;
+            }
             let Some(t) = self.queue.pop_front() else {
                 break;
             };
-            self.in_band.push_back(t.id.0);
-            if let Some(slot) = self.slots.get_mut(&t.id.0) {
+            if fds {
+                self.fd_in_flight = Some(id);
+            }
+            self.in_band.push_back(id);
+            self.max_in_flight_seen = self.max_in_flight_seen.max(self.in_band.len());
+            if let Some(slot) = self.slots.get_mut(&id) {
                 slot.sent = true;
             }
             self.transmit.push_back(t);
+        }
+    }
+
+    /// Command `id` will get no (further) reply: an fd-carrying command waiting behind it may go.
+    fn release_fds(&mut self, id: u64) {
+        if self.fd_in_flight == Some(id) {
+            self.fd_in_flight = None;
         }
     }
 
@@ -393,6 +451,7 @@ impl Session {
             self.transmit.remove(pos);
             self.slots.remove(&id.0);
             self.in_band.retain(|&i| i != id.0);
+            self.release_fds(id.0);
             self.fill_window();
             return Cancelled::Unsent;
         }
@@ -478,6 +537,7 @@ impl Session {
         self.in_band.clear();
         self.queue.clear();
         self.transmit.clear();
+        self.fd_in_flight = None;
         self.outputs.push_back(Output::Closed);
     }
 
@@ -506,6 +566,7 @@ impl Session {
                         abandoned: false,
                         negotiation: true,
                         sent: true,
+                        fds: false,
                     },
                 );
                 self.in_band.push_back(id);
@@ -616,6 +677,7 @@ impl Session {
         if !slot.oob {
             self.in_band.retain(|&i| i != id);
         }
+        self.release_fds(id);
         if slot.negotiation {
             self.outputs
                 .push_back(Output::ProtocolError(Error::ResponseTooLarge { limit }));
@@ -651,10 +713,13 @@ impl Session {
             self.outputs.push_back(Output::Unmatched(m));
             return;
         };
-        let slot = self.slots.remove(&id).expect("checked above");
+        let Some(slot) = self.slots.remove(&id) else {
+            return;
+        };
         if !slot.oob {
             self.in_band.retain(|&i| i != id);
         }
+        self.release_fds(id);
         if slot.negotiation {
             match result {
                 Ok(_) => {
@@ -777,6 +842,117 @@ mod tests {
                 result: Ok(json!(3))
             }]
         );
+    }
+
+    #[test]
+    fn fd_commands_wait_for_the_previous_fd_command() {
+        let mut s = ready(SessionConfig::default());
+        let a = s
+            .execute_with_fds("getfd", Some(json!({"fdname": "a"})))
+            .unwrap();
+        let q1 = s.execute("query-status", None).unwrap();
+        let b = s
+            .execute_with_fds("getfd", Some(json!({"fdname": "b"})))
+            .unwrap();
+        let q2 = s.execute("query-status", None).unwrap();
+        let c = s.execute_with_fds("add-fd", None).unwrap();
+        // a and the plain command behind it go; b waits for a's answer, and q2 waits behind b.
+        let wire = sent(&mut s);
+        assert_eq!(
+            wire.iter()
+                .map(|v| v["id"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![a.0, q1.0]
+        );
+        assert!(s.fd_command_in_flight());
+        assert_eq!(s.queued(), 3);
+        // Answering the plain command frees nothing.
+        s.handle_input(format!("{{\"return\": {{}}, \"id\": {}}}\n", q1.0).as_bytes());
+        assert!(sent(&mut s).is_empty());
+        // a answered: b and q2 go, c waits for b.
+        s.handle_input(format!("{{\"return\": {{}}, \"id\": {}}}\n", a.0).as_bytes());
+        let wire = sent(&mut s);
+        assert_eq!(
+            wire.iter()
+                .map(|v| v["id"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![b.0, q2.0]
+        );
+        assert_eq!(s.queued(), 1);
+        // b cancelled after it was written still holds c back: QEMU has its fds until it
+        // answers.
+        assert_eq!(s.cancel(b), Cancelled::Abandoned);
+        assert!(sent(&mut s).is_empty());
+        s.handle_input(
+            format!(
+                "{{\"error\": {{\"class\": \"GenericError\", \"desc\": \"x\"}}, \"id\": {}}}\n",
+                b.0
+            )
+            .as_bytes(),
+        );
+        let wire = sent(&mut s);
+        assert_eq!(wire.len(), 1);
+        assert_eq!(wire[0]["id"], json!(c.0));
+        assert_eq!(wire[0]["execute"], "add-fd");
+        // An fd command cancelled before it is taken for writing releases the next one too.
+        s.handle_input(format!("{{\"return\": {{}}, \"id\": {}}}\n", c.0).as_bytes());
+        let d = s
+            .execute_with_fds("getfd", Some(json!({"fdname": "d"})))
+            .unwrap();
+        let e = s
+            .execute_with_fds("getfd", Some(json!({"fdname": "e"})))
+            .unwrap();
+        assert_eq!(s.cancel(d), Cancelled::Unsent);
+        let wire = sent(&mut s);
+        assert_eq!(wire.len(), 1);
+        assert_eq!(wire[0]["id"], json!(e.0));
+        // Closing ends the wait: everything pending fails, nothing is left held.
+        let f = s
+            .execute_with_fds("getfd", Some(json!({"fdname": "f"})))
+            .unwrap();
+        assert!(sent(&mut s).is_empty());
+        let _ = outputs(&mut s);
+        s.handle_eof();
+        let out = outputs(&mut s);
+        assert!(
+            out.contains(&Output::Failed {
+                id: f,
+                error: Error::Closed
+            }),
+            "{out:?}"
+        );
+        assert!(!s.fd_command_in_flight());
+    }
+
+    #[test]
+    fn oversize_reply_to_fd_command_releases_the_next() {
+        let mut s = small_limit(150, false);
+        let a = s.execute_with_fds("add-fd", None).unwrap();
+        let b = s.execute_with_fds("add-fd", None).unwrap();
+        assert_eq!(sent(&mut s).len(), 1);
+        s.handle_input(&big_reply(a.0));
+        let out = outputs(&mut s);
+        assert!(out.contains(&too_large(a)), "{out:?}");
+        let wire = sent(&mut s);
+        assert_eq!(wire.len(), 1);
+        assert_eq!(wire[0]["id"], json!(b.0));
+    }
+
+    #[test]
+    fn max_in_flight_seen_is_the_high_water_mark() {
+        let mut s = ready(SessionConfig::default());
+        assert_eq!(s.max_in_flight_seen(), 0, "negotiation is not counted");
+        let ids: Vec<CommandId> = (0..3).map(|_| s.execute("x", None).unwrap()).collect();
+        assert_eq!(sent(&mut s).len(), 3);
+        assert_eq!(s.max_in_flight_seen(), 3);
+        for id in &ids {
+            s.handle_input(format!("{{\"return\": {{}}, \"id\": {}}}\n", id.0).as_bytes());
+        }
+        for _ in 0..20 {
+            s.execute("x", None).unwrap();
+        }
+        assert_eq!(s.max_in_flight_seen(), 8);
+        assert_eq!(s.in_flight(), 8);
     }
 
     #[test]
