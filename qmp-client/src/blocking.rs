@@ -34,6 +34,8 @@ enum Writer {
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
     Other(Box<dyn Write + Send>),
+    /// The connection ended: the caller's writer was dropped, nothing more is written.
+    Closed,
 }
 
 impl Writer {
@@ -50,6 +52,7 @@ impl Writer {
                 #[cfg(unix)]
                 Writer::Unix(s) => s.write(rest)?,
                 Writer::Other(w) => w.write(rest)?,
+                Writer::Closed => return Err(std::io::ErrorKind::BrokenPipe.into()),
             };
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
@@ -61,7 +64,7 @@ impl Writer {
         }
         match self {
             #[cfg(unix)]
-            Writer::Unix(_) => Ok(()),
+            Writer::Unix(_) | Writer::Closed => Ok(()),
             Writer::Other(w) => w.flush(),
         }
     }
@@ -80,7 +83,8 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
-    /// Write whatever the session has to send.
+    /// Write whatever the session has to send. A write error ends the connection (see
+    /// [`close`](Self::close)).
     fn flush(&self) {
         let mut w = relock(&self.writer);
         let mut out = VecDeque::new();
@@ -90,8 +94,20 @@ impl Inner {
         }
         if let Err(e) = w.write_all(&mut out) {
             tracing::warn!(error = %e, "QMP write failed");
-            (self.shutdown)();
+            drop(w);
+            self.close();
         }
+    }
+
+    /// End the connection: drop the writer (a caller's own writer too, so its peer sees the
+    /// end), shut the socket down, and close the session so every pending command fails at
+    /// once with [`Error::Closed`]. The reader thread stops at its next read (at once for
+    /// sockets, whose shutdown ends the read).
+    fn close(&self) {
+        let old = std::mem::replace(&mut *relock(&self.writer), Writer::Closed);
+        drop(old);
+        (self.shutdown)();
+        let _ = relock(&self.core).eof();
     }
 }
 
@@ -99,7 +115,7 @@ struct Handle(Arc<Inner>);
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        (self.0.shutdown)();
+        self.0.close();
     }
 }
 
@@ -142,7 +158,8 @@ fn reader_loop(
             }
         };
         inner.flush();
-        let mut closed = false;
+        // Closed by a write error or by the last client going away.
+        let mut closed = relock(&inner.core).session.state() == qmp_proto::State::Closed;
         for n in notices {
             match n {
                 Notice::Greeting(g) => greeting = Some(g),
@@ -264,8 +281,12 @@ impl Client {
         )
     }
 
-    /// Run QMP over any reader/writer pair (no fd passing). The reader thread ends when the
-    /// reader reaches end of stream.
+    /// Run QMP over any reader/writer pair (no fd passing).
+    ///
+    /// A write error ends the connection: pending and later commands fail at once with
+    /// [`Error::Closed`] and the writer is dropped; so does dropping the last clone of the
+    /// client. The reader thread ends when its current read returns (end of stream, an error or
+    /// more bytes): a generic reader cannot be interrupted.
     pub fn connect_io(
         reader: impl Read + Send + 'static,
         writer: impl Write + Send + 'static,
@@ -339,6 +360,13 @@ impl Client {
     /// here.
     pub fn oversize_events_dropped(&self) -> u64 {
         relock(&self.inner.core).session.oversize_events_dropped()
+    }
+
+    /// The most in-band commands that were in flight (written, unanswered) at once on this
+    /// connection: shows pipelining used the window (at most
+    /// [`SessionConfig::max_in_flight`](qmp_proto::SessionConfig)).
+    pub fn max_in_flight_seen(&self) -> usize {
+        relock(&self.inner.core).session.max_in_flight_seen()
     }
 
     /// Send a command without waiting; wait on the returned [`Pending`]. Many submits in a row

@@ -184,6 +184,102 @@ mod blocking {
         assert!(matches!(r, Err(Error::FdPassingUnsupported)), "{r:?}");
     }
 
+    /// A write error on a caller's own writer ends the session: a pending command with no
+    /// timeout fails at once (typed), later ones too, the writer is dropped, and the reader
+    /// thread ends at its next read.
+    #[test]
+    fn io_write_error_ends_the_session() {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        struct Flaky {
+            fail: Arc<AtomicBool>,
+            dropped: Arc<AtomicBool>,
+        }
+        impl Write for Flaky {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                if self.fail.load(Ordering::SeqCst) {
+                    Err(std::io::ErrorKind::BrokenPipe.into())
+                } else {
+                    Ok(b.len())
+                }
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Drop for Flaky {
+            fn drop(&mut self) {
+                self.dropped.store(true, Ordering::SeqCst);
+            }
+        }
+        struct Tracked(std::io::PipeReader, Arc<AtomicBool>);
+        impl std::io::Read for Tracked {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                self.0.read(b)
+            }
+        }
+        impl Drop for Tracked {
+            fn drop(&mut self) {
+                self.1.store(true, Ordering::SeqCst);
+            }
+        }
+
+        let (r, mut w) = std::io::pipe().unwrap();
+        // The greeting and the answer to qmp_capabilities (id 0) up front.
+        w.write_all(b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\n{\"return\": {}, \"id\": 0}\n").unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let writer_dropped = Arc::new(AtomicBool::new(false));
+        let reader_dropped = Arc::new(AtomicBool::new(false));
+        let options = ConnectOptions {
+            command_timeout: None,
+            ..ConnectOptions::default()
+        };
+        let c = Client::connect_io(
+            Tracked(r, reader_dropped.clone()),
+            Flaky {
+                fail: fail.clone(),
+                dropped: writer_dropped.clone(),
+            },
+            options,
+        )
+        .unwrap();
+        assert!(!c.is_closed());
+        fail.store(true, Ordering::SeqCst);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let c2 = c.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(c2.execute("query-status", None));
+        });
+        let r = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a command whose write failed must not wait forever");
+        assert!(
+            matches!(&r, Err(Error::Closed { command: Some(c) }) if c == "query-status"),
+            "{r:?}"
+        );
+        assert!(c.is_closed());
+        assert!(writer_dropped.load(Ordering::SeqCst));
+        let started = Instant::now();
+        let r = c.execute("query-version", None);
+        assert!(matches!(r, Err(Error::Closed { .. })), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // The reader thread stops at its next read instead of serving a dead session.
+        w.write_all(
+            b"{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\n",
+        )
+        .unwrap();
+        let started = Instant::now();
+        while !reader_dropped.load(Ordering::SeqCst) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "reader thread still running"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// QMP over a reader/writer pair the caller made.
     #[test]
     fn io_pair_to_real_qemu() {
