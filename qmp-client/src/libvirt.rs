@@ -7,6 +7,11 @@
 //! Differences from a direct socket: no fd passing ([`Error::FdPassingUnsupported`]), no
 //! `exec-oob`, and the greeting is made up from `query-version` (capabilities empty: libvirt
 //! owns the monitor and negotiated it).
+//!
+//! Errors: QEMU's error replies (relayed by libvirt as the monitor's JSON) are [`Error::Qmp`]
+//! with QEMU's class; anything libvirt itself refuses or fails at (domain not running, lost
+//! connection, ...) is [`Error::Libvirt`] carrying `libvirt_client::Error` (its
+//! `remote_code()` gives libvirt's error number).
 
 use crate::{Client, Error, Result};
 use libvirt_client::events::{EventItem, Subscription as LvSubscription};
@@ -111,17 +116,10 @@ impl Via {
                 })?,
             None => call.await,
         }
-        .map_err(|e| match e.remote() {
-            // libvirt reports some QMP failures as its own error.
-            Some(r) => Error::Qmp {
-                command: command.to_owned(),
-                error: QmpError {
-                    class: ErrorClass::GenericError,
-                    desc: r.message.clone().unwrap_or_default(),
-                },
-            },
-            None => libvirt_error(command, e),
-        })?;
+        // libvirt's own refusals (domain not running, no such domain, access denied, the
+        // connection gone) stay libvirt errors; only what QEMU's monitor answered becomes
+        // `Error::Qmp` (libvirt hands the monitor's error reply back as JSON).
+        .map_err(|e| libvirt_error(command, e))?;
         decode_reply(command, reply)
     }
 }

@@ -92,7 +92,12 @@ async fn typed_qmp_through_libvirt() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Qmp { .. }), "{err:?}");
+    // QEMU's own error reply, relayed by libvirt as JSON: a QMP error with QEMU's class.
+    assert!(
+        matches!(&err, Error::Qmp { command, error } if command == "qom-list"
+            && error.class == qmp_client::qmp_proto::ErrorClass::DeviceNotFound),
+        "{err:?}"
+    );
     // Fds cannot travel through libvirt's monitor passthrough.
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     assert!(matches!(
@@ -121,8 +126,20 @@ async fn typed_qmp_through_libvirt() {
     assert!(e.timestamp.seconds > 0);
 
     lv.destroy(&dom).await.unwrap();
-    // The domain is gone: commands fail with a typed error, not a hang.
+    // The domain is shut off: libvirt itself refuses (VIR_ERR_OPERATION_INVALID, "domain is
+    // not running"), reported as libvirt's error, not as a QMP error QEMU never sent.
     let r = qmp.call(&c::QueryStatus {}).await;
-    assert!(r.is_err(), "{r:?}");
+    match &r {
+        Err(Error::Libvirt { command, source }) => {
+            assert_eq!(command, "query-status");
+            assert_eq!(
+                source.remote_code(),
+                Some(libvirt_client::libvirt_proto::generated::api::ErrorNumber::ERR_OPERATION_INVALID),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected Error::Libvirt, got {other:?}"),
+    }
+    assert_eq!(r.unwrap_err().qmp_class(), None);
     lv.undefine(&dom, Default::default()).await.unwrap();
 }
