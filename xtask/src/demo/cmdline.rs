@@ -138,25 +138,30 @@ fn run(qemu: &str, img: &str, dir: &Path) -> Result<()> {
             );
         }
     }
-    for n in qmp
-        .execute("query-named-block-nodes")?
+    // the disk's protocol node must be there, and name exactly our file
+    let nodes = qmp.execute("query-named-block-nodes")?;
+    let files: Vec<&Value> = nodes
         .as_array()
         .into_iter()
         .flatten()
-    {
-        if n["drv"] == "file" {
-            if n["file"].as_str() != Some(disk.as_str()) {
-                bail!(
-                    "QEMU opened {} but the config named {disk:?}: the argv was mis-escaped",
-                    n["file"]
-                );
-            }
-            println!(
-                "  block node {} file {} (exactly the name we gave)",
-                n["node-name"], n["file"]
-            );
-        }
+        .filter(|n| n["drv"] == "file")
+        .collect();
+    let Some(n) = files.iter().find(|n| n["node-name"] == "disk0-file") else {
+        bail!(
+            "QEMU reports no file node `disk0-file` (file nodes: {files:?}): the disk was not \
+             opened as configured"
+        );
+    };
+    if n["file"].as_str() != Some(disk.as_str()) {
+        bail!(
+            "QEMU opened {} but the config named {disk:?}: the argv was mis-escaped",
+            n["file"]
+        );
     }
+    println!(
+        "  block node {} file {} (exactly the name we gave)",
+        n["node-name"], n["file"]
+    );
     let status = guest.kill()?;
     println!("  killed and reaped: {status}");
     Ok(())
