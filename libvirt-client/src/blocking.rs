@@ -1,5 +1,12 @@
 //! The blocking driver (std only): a reader thread feeds the connection, a writer thread
-//! drains it and runs its timers; callers block on a condition variable.
+//! drains it, and a timer thread that never touches the socket's data runs its timers
+//! (keepalive, per-call deadlines), so they fire even while the writer is stuck on a peer that
+//! stopped reading; callers block on a condition variable.
+//!
+//! When the connection closes (timer, read or write error, local close) the socket is shut
+//! down from the timer thread, which unblocks a reader and a writer stuck in the kernel.
+//! Dropping the last client does the same and never waits more than a bounded time for the
+//! threads (a caller-supplied transport that cannot be shut down may leave its thread behind).
 
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
@@ -13,17 +20,21 @@ use libvirt_proto::{Connection, Reply};
 use crate::core::{decode_ret, Shared};
 use crate::open::{self, Features};
 use crate::options::ClientOptions;
-use crate::transport::{BlockingReader, BlockingTransport, BlockingWriter};
+use crate::transport::{BlockingReader, BlockingTransport, BlockingWriter, ShutdownHandle};
 use crate::uri::Uri;
 use crate::Error;
 
 struct Inner {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    shutdown: Arc<Option<ShutdownHandle>>,
     options: ClientOptions,
     features: OnceLock<Features>,
     uri: Option<Uri>,
 }
+
+/// How long dropping the last client waits for the driver threads to end.
+const DROP_JOIN_LIMIT: Duration = Duration::from_secs(2);
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -34,9 +45,19 @@ impl Drop for Inner {
         }
         self.shared.wake_waiters();
         self.shared.wake_writer();
-        // The writer thread shuts the socket down on close, which ends the reader thread.
+        // Unblock a reader or writer stuck in the kernel (the timer thread does this too).
+        if let Some(h) = self.shutdown.as_ref() {
+            let _ = h.shutdown();
+        }
+        let end = Instant::now() + DROP_JOIN_LIMIT;
+        while Instant::now() < end && !self.threads.iter().all(|t| t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            if t.is_finished() {
+                let _ = t.join();
+            }
+            // else: detached (only a caller-supplied transport blocked forever can do this)
         }
     }
 }
@@ -89,20 +110,45 @@ impl Client {
             Box::new(|| {}),
             fd_refusal,
         ));
+        let shutdown = Arc::new(wr.shutdown_handle());
         let s1 = shared.clone();
         let s2 = shared.clone();
-        let threads = vec![
-            std::thread::Builder::new()
-                .name("libvirt-reader".into())
-                .spawn(move || reader(s1, rd))?,
-            std::thread::Builder::new()
-                .name("libvirt-writer".into())
-                .spawn(move || writer(s2, wr))?,
-        ];
+        let s3 = shared.clone();
+        let h3 = shutdown.clone();
+        let spawned = (|| {
+            Ok::<_, std::io::Error>(vec![
+                std::thread::Builder::new()
+                    .name("libvirt-reader".into())
+                    .spawn(move || reader(s1, rd))?,
+                std::thread::Builder::new()
+                    .name("libvirt-writer".into())
+                    .spawn(move || writer(s2, wr))?,
+                std::thread::Builder::new()
+                    .name("libvirt-timer".into())
+                    .spawn(move || timer(s3, h3))?,
+            ])
+        })();
+        let threads = match spawned {
+            Ok(t) => t,
+            Err(e) => {
+                // Whatever started ends with the connection.
+                {
+                    let mut st = shared.lock();
+                    st.conn.close();
+                    st.dispatch();
+                }
+                shared.wake_writer();
+                if let Some(h) = shutdown.as_ref() {
+                    let _ = h.shutdown();
+                }
+                return Err(e.into());
+            }
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,
                 threads,
+                shutdown,
                 options,
                 features: OnceLock::new(),
                 uri,
@@ -311,17 +357,45 @@ fn reader(shared: Arc<Shared>, mut rd: BlockingReader) {
     }
 }
 
+/// Runs the connection's timers; never blocks on the socket. When the connection is closed
+/// it shuts the socket down (waking a reader or writer blocked in the kernel) and ends.
+fn timer(shared: Arc<Shared>, shutdown: Arc<Option<ShutdownHandle>>) {
+    let mut st = shared.lock();
+    loop {
+        let now = Instant::now();
+        if st.conn.poll_timeout().is_some_and(|d| d <= now) {
+            st.conn.handle_timeout(now);
+            st.dispatch();
+            shared.wake_waiters();
+            // A PING may be queued, or the connection closed.
+            shared.wake_writer();
+        }
+        if st.conn.is_closed() {
+            drop(st);
+            if let Some(h) = shutdown.as_ref() {
+                let _ = h.shutdown();
+            }
+            return;
+        }
+        st = match st.conn.poll_timeout() {
+            Some(d) => {
+                let wait = d.saturating_duration_since(Instant::now());
+                shared
+                    .write_cv
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => shared.write_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+        };
+    }
+}
+
 fn writer(shared: Arc<Shared>, mut wr: BlockingWriter) {
     loop {
         let batch = {
             let mut st = shared.lock();
             loop {
-                let now = Instant::now();
-                if st.conn.poll_timeout().is_some_and(|d| d <= now) {
-                    st.conn.handle_timeout(now);
-                    st.dispatch();
-                    shared.wake_waiters();
-                }
                 let mut v = Vec::new();
                 while let Some(t) = st.conn.poll_transmit() {
                     v.push(t);
@@ -334,17 +408,8 @@ fn writer(shared: Arc<Shared>, mut wr: BlockingWriter) {
                     let _ = wr.shutdown();
                     return;
                 }
-                st = match st.conn.poll_timeout() {
-                    Some(d) => {
-                        let wait = d.saturating_duration_since(Instant::now());
-                        shared
-                            .write_cv
-                            .wait_timeout(st, wait)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0
-                    }
-                    None => shared.write_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
-                };
+                // Timers run on the timer thread, which wakes us when they queue output.
+                st = shared.write_cv.wait(st).unwrap_or_else(|e| e.into_inner());
             }
         };
         for t in batch {
@@ -360,6 +425,7 @@ fn writer(shared: Arc<Shared>, mut wr: BlockingWriter) {
                     st.dispatch();
                 }
                 shared.wake_waiters();
+                shared.wake_writer();
                 let _ = wr.shutdown();
                 return;
             }

@@ -384,6 +384,20 @@ impl BlockingWriter {
         }
     }
 
+    /// A handle that shuts the connection down from any thread, even while this half is
+    /// blocked in a write (or the reader in a read): both then fail or see end-of-file.
+    /// `None` for caller-supplied halves. Unlike [`BlockingWriter::shutdown`] it sends no TLS
+    /// `close_notify` (that would wait for a writer blocked on a full send buffer).
+    pub fn shutdown_handle(&self) -> Option<ShutdownHandle> {
+        let sock = match &self.0 {
+            WriteHalf::Unix(s, _) => s.try_clone().ok().map(ShutdownSock::Unix),
+            WriteHalf::Tcp(s) => s.try_clone().ok().map(ShutdownSock::Tcp),
+            WriteHalf::Tls(w) => w.sock.try_clone().ok().map(ShutdownSock::Tcp),
+            WriteHalf::Boxed(_) => None,
+        };
+        sock.map(ShutdownHandle)
+    }
+
     /// Shut down the connection in both directions, which also wakes a reader blocked on the
     /// other half (it sees end-of-file).
     pub fn shutdown(&self) -> io::Result<()> {
@@ -395,6 +409,28 @@ impl BlockingWriter {
                 w.sock.shutdown(std::net::Shutdown::Both)
             }
             WriteHalf::Boxed(_) => Ok(()),
+        }
+    }
+}
+
+/// Shuts a split transport's socket down from any thread (see
+/// [`BlockingWriter::shutdown_handle`]).
+#[derive(Debug)]
+pub struct ShutdownHandle(ShutdownSock);
+
+#[derive(Debug)]
+enum ShutdownSock {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl ShutdownHandle {
+    /// Shut the socket down in both directions: blocked reads see end-of-file, blocked and
+    /// later writes fail.
+    pub fn shutdown(&self) -> io::Result<()> {
+        match &self.0 {
+            ShutdownSock::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            ShutdownSock::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
         }
     }
 }

@@ -46,7 +46,7 @@ pub mod unix;
 #[cfg(feature = "blocking")]
 mod blocking;
 #[cfg(feature = "blocking")]
-pub use blocking::{BlockingReader, BlockingTransport, BlockingWriter};
+pub use blocking::{BlockingReader, BlockingTransport, BlockingWriter, ShutdownHandle};
 
 #[cfg(feature = "async")]
 mod asynch;
