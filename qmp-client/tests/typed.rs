@@ -256,7 +256,7 @@ async fn typed_events_stop_resume_device_deleted() {
         serde_json::json!({"driver": "file", "filename": img}),
     );
     qmp.call(&c::BlockdevAdd {
-        arguments: Some(t::BlockdevOptions {
+        arguments: t::BlockdevOptions {
             driver: t::BlockdevDriver::Qcow2,
             node_name: Some("disk1".into()),
             cache: Some(t::BlockdevCacheOptions {
@@ -270,7 +270,7 @@ async fn typed_events_stop_resume_device_deleted() {
             force_share: None,
             read_only: None,
             branch: file,
-        }),
+        },
     })
     .await
     .unwrap();
@@ -348,4 +348,92 @@ async fn events_of_qemu_7_schema_decode_or_stay_raw() {
     }
     // QEMU 7.2 declares events by their schema names, so nearly all are known.
     assert!(unknown * 10 < peer_events.len(), "{unknown} unknown");
+}
+
+/// Typed object-add with free-form properties (ObjectOptions: `qom-type` and `id` required, the
+/// branch's properties untyped): an iothread and a RAM backend appear in the QOM tree with the
+/// properties given, and typed object-del removes them.
+#[tokio::test]
+async fn typed_object_add_free_form() {
+    let q = Qemu::spawn(common::MACHINE_NONE);
+    let qmp = connect(&q).await;
+    let object = |qom_type, id: &str, props: serde_json::Value| c::ObjectAdd {
+        arguments: t::ObjectOptions {
+            id: id.into(),
+            qom_type: qom_type,
+            branch: props.as_object().unwrap().clone(),
+        },
+    };
+    let io = object(
+        t::ObjectType::Iothread,
+        "io1",
+        serde_json::json!({"poll-max-ns": 12345}),
+    );
+    // The wire form: one flat object, typed members and free-form properties side by side.
+    use qmp_client::qmp_proto::Command;
+    assert_eq!(
+        io.arguments().unwrap(),
+        Some(serde_json::json!({"qom-type": "iothread", "id": "io1", "poll-max-ns": 12345}))
+    );
+    qmp.call(&io).await.unwrap();
+    qmp.call(&object(
+        t::ObjectType::MemoryBackendRam,
+        "ram1",
+        serde_json::json!({"size": 8u64 << 20, "share": true}),
+    ))
+    .await
+    .unwrap();
+    let names: Vec<String> = qmp
+        .call(&c::QomList {
+            path: "/objects".into(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(names.contains(&"io1".to_owned()), "{names:?}");
+    assert!(names.contains(&"ram1".to_owned()), "{names:?}");
+    let get = |path: &str, property: &str| c::QomGet {
+        path: path.into(),
+        property: property.into(),
+    };
+    assert_eq!(
+        qmp.call(&get("/objects/io1", "poll-max-ns")).await.unwrap(),
+        12345
+    );
+    assert_eq!(
+        qmp.call(&get("/objects/io1", "type")).await.unwrap(),
+        "iothread"
+    );
+    assert_eq!(
+        qmp.call(&get("/objects/ram1", "size")).await.unwrap(),
+        8u64 << 20
+    );
+    assert_eq!(
+        qmp.call(&get("/objects/ram1", "share")).await.unwrap(),
+        true
+    );
+    // A property the type lacks is QEMU's error, typed as such.
+    let e = qmp
+        .call(&object(
+            t::ObjectType::Iothread,
+            "io2",
+            serde_json::json!({"no-such-property": 1}),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Qmp { .. }), "{e:?}");
+    qmp.call(&c::ObjectDel { id: "io1".into() }).await.unwrap();
+    let names: Vec<String> = qmp
+        .call(&c::QomList {
+            path: "/objects".into(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(!names.contains(&"io1".to_owned()), "{names:?}");
+    assert!(!names.contains(&"io2".to_owned()), "{names:?}");
 }

@@ -9,6 +9,28 @@ use serde_json::Value;
 ///
 /// Every command can also be sent untyped with a name and a `serde_json::Value`; this trait only
 /// adds types on top.
+///
+/// A generated command whose arguments are one named type (QAPI `'boxed': true`, such as
+/// `object-add` taking `ObjectOptions`) has that type as a required `arguments` field, and no
+/// `Default`: a default would send the command without its required members.
+///
+/// ```compile_fail
+/// let _ = qmp_proto::generated::commands::ObjectAdd::default();
+/// ```
+///
+/// ```
+/// use qmp_proto::generated::{commands::ObjectAdd, types::{ObjectOptions, ObjectType}};
+/// use qmp_proto::Command;
+/// let mut props = serde_json::Map::new();
+/// props.insert("size".into(), 1048576.into());
+/// let add = ObjectAdd {
+///     arguments: ObjectOptions { id: "m0".into(), qom_type: ObjectType::MemoryBackendRam, branch: props },
+/// };
+/// assert_eq!(
+///     add.arguments().unwrap(),
+///     Some(serde_json::json!({"id": "m0", "qom-type": "memory-backend-ram", "size": 1048576}))
+/// );
+/// ```
 pub trait Command: Serialize {
     /// The command's wire name, e.g. `query-status`.
     const NAME: &'static str;

@@ -769,8 +769,13 @@ fn generate(dir: &Path) -> Result<BTreeMap<String, String>> {
             e.doc.summary.clone()
         };
         doc_attr(&mut c, "", &format!("`{name}`: {summary}"));
+        // A command whose arguments are one named type (`'boxed': true`, e.g. object-add's
+        // ObjectOptions) always sends that type: it has required members (qom-type, id, ...), so
+        // it is a required field and the command has no Default (which would send no
+        // arguments at all).
         let defaultable = match v.get("data") {
             Some(Value::Object(d)) => members(d).iter().all(|m| m.optional || m.conditional),
+            Some(Value::String(_)) => false,
             _ => true,
         };
         let default = if defaultable { ", Default" } else { "" };
@@ -783,7 +788,7 @@ fn generate(dir: &Path) -> Result<BTreeMap<String, String>> {
             }
             Some(Value::String(t)) => {
                 let ty = s.rust_type(&Value::String(t.clone()), false);
-                let _ = writeln!(c, "pub struct {id} {{\n    /// The arguments (`{t}`).\n    #[serde(flatten)]\n    pub arguments: ::std::option::Option<{ty}>,");
+                let _ = writeln!(c, "pub struct {id} {{\n    /// The arguments (`{t}`).\n    #[serde(flatten)]\n    pub arguments: {ty},");
             }
             _ => {
                 let _ = writeln!(c, "pub struct {id} {{");

@@ -183,11 +183,11 @@ impl crate::Command for BlockResize {
 }
 
 #[doc = " blockdev-snapshot-sync: Takes a synchronous snapshot of a block device."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevSnapshotSync {
     /// The arguments (`BlockdevSnapshotSync`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockdevSnapshotSync>,
+    pub arguments: crate::generated::types::BlockdevSnapshotSync,
 }
 
 impl crate::Command for BlockdevSnapshotSync {
@@ -196,11 +196,11 @@ impl crate::Command for BlockdevSnapshotSync {
 }
 
 #[doc = " blockdev-snapshot: Takes a snapshot of a block device."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevSnapshot {
     /// The arguments (`BlockdevSnapshot`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockdevSnapshot>,
+    pub arguments: crate::generated::types::BlockdevSnapshot,
 }
 
 impl crate::Command for BlockdevSnapshot {
@@ -284,11 +284,11 @@ impl crate::Command for BlockCommit {
 }
 
 #[doc = " drive-backup: Start a point-in-time copy of a block device to a new destination. The status of ongoing drive-backup operations can be checked with query-block-jobs where the BlockJobInfo.type field has the value 'backup'.  The operation can be stopped before it has completed using the block-job-cancel command."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DriveBackup {
     /// The arguments (`DriveBackup`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::DriveBackup>,
+    pub arguments: crate::generated::types::DriveBackup,
 }
 
 impl crate::Command for DriveBackup {
@@ -297,11 +297,11 @@ impl crate::Command for DriveBackup {
 }
 
 #[doc = " blockdev-backup: Start a point-in-time copy of a block device to a new destination. The status of ongoing blockdev-backup operations can be checked with query-block-jobs where the BlockJobInfo.type field has the value 'backup'.  The operation can be stopped before it has completed using the block-job-cancel command."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevBackup {
     /// The arguments (`BlockdevBackup`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockdevBackup>,
+    pub arguments: crate::generated::types::BlockdevBackup,
 }
 
 impl crate::Command for BlockdevBackup {
@@ -332,11 +332,11 @@ impl crate::Command for XDebugQueryBlockGraph {
 }
 
 #[doc = " drive-mirror: Start mirroring a block device's writes to a new destination. target specifies the target of the new image.  If the file exists, or if it is a device, it will be used as the new destination for writes.  If it does not exist, a new file will be created.  @format specifies the format of the mirror image, default is to probe if mode='existing', else the format of the source."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DriveMirror {
     /// The arguments (`DriveMirror`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::DriveMirror>,
+    pub arguments: crate::generated::types::DriveMirror,
 }
 
 impl crate::Command for DriveMirror {
@@ -345,11 +345,11 @@ impl crate::Command for DriveMirror {
 }
 
 #[doc = " block-dirty-bitmap-add: Create a dirty bitmap with a name on the node, and start tracking the writes."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockDirtyBitmapAdd {
     /// The arguments (`BlockDirtyBitmapAdd`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockDirtyBitmapAdd>,
+    pub arguments: crate::generated::types::BlockDirtyBitmapAdd,
 }
 
 impl crate::Command for BlockDirtyBitmapAdd {
@@ -358,11 +358,11 @@ impl crate::Command for BlockDirtyBitmapAdd {
 }
 
 #[doc = " block-dirty-bitmap-remove: Stop write tracking and remove the dirty bitmap that was created with block-dirty-bitmap-add.  If the bitmap is persistent, remove it from its storage too."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockDirtyBitmapRemove {
     /// The arguments (`BlockDirtyBitmap`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockDirtyBitmap>,
+    pub arguments: crate::generated::types::BlockDirtyBitmap,
 }
 
 impl crate::Command for BlockDirtyBitmapRemove {
@@ -371,11 +371,11 @@ impl crate::Command for BlockDirtyBitmapRemove {
 }
 
 #[doc = " block-dirty-bitmap-clear: Clear (reset) a dirty bitmap on the device, so that an incremental backup from this point in time forward will only backup clusters modified after this clear operation."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockDirtyBitmapClear {
     /// The arguments (`BlockDirtyBitmap`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockDirtyBitmap>,
+    pub arguments: crate::generated::types::BlockDirtyBitmap,
 }
 
 impl crate::Command for BlockDirtyBitmapClear {
@@ -384,11 +384,11 @@ impl crate::Command for BlockDirtyBitmapClear {
 }
 
 #[doc = " block-dirty-bitmap-enable: Enables a dirty bitmap so that it will begin tracking disk changes."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockDirtyBitmapEnable {
     /// The arguments (`BlockDirtyBitmap`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockDirtyBitmap>,
+    pub arguments: crate::generated::types::BlockDirtyBitmap,
 }
 
 impl crate::Command for BlockDirtyBitmapEnable {
@@ -397,11 +397,11 @@ impl crate::Command for BlockDirtyBitmapEnable {
 }
 
 #[doc = " block-dirty-bitmap-disable: Disables a dirty bitmap so that it will stop tracking disk changes."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockDirtyBitmapDisable {
     /// The arguments (`BlockDirtyBitmap`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockDirtyBitmap>,
+    pub arguments: crate::generated::types::BlockDirtyBitmap,
 }
 
 impl crate::Command for BlockDirtyBitmapDisable {
@@ -410,11 +410,11 @@ impl crate::Command for BlockDirtyBitmapDisable {
 }
 
 #[doc = " block-dirty-bitmap-merge: Merge dirty bitmaps listed in @bitmaps to the @target dirty bitmap. Dirty bitmaps in @bitmaps will be unchanged, except if it also appears as the @target bitmap.  Any bits already set in @target will still be set after the merge, i.e., this operation does not clear the target.  On error, @target is unchanged."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockDirtyBitmapMerge {
     /// The arguments (`BlockDirtyBitmapMerge`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockDirtyBitmapMerge>,
+    pub arguments: crate::generated::types::BlockDirtyBitmapMerge,
 }
 
 impl crate::Command for BlockDirtyBitmapMerge {
@@ -423,11 +423,11 @@ impl crate::Command for BlockDirtyBitmapMerge {
 }
 
 #[doc = " x-debug-block-dirty-bitmap-sha256: Get bitmap SHA256."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct XDebugBlockDirtyBitmapSha256 {
     /// The arguments (`BlockDirtyBitmap`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockDirtyBitmap>,
+    pub arguments: crate::generated::types::BlockDirtyBitmap,
 }
 
 impl crate::Command for XDebugBlockDirtyBitmapSha256 {
@@ -635,11 +635,11 @@ impl crate::Command for BlockJobFinalize {
 }
 
 #[doc = " block-job-change: Change the block job's options."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockJobChange {
     /// The arguments (`BlockJobChangeOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockJobChangeOptions>,
+    pub arguments: crate::generated::types::BlockJobChangeOptions,
 }
 
 impl crate::Command for BlockJobChange {
@@ -648,11 +648,11 @@ impl crate::Command for BlockJobChange {
 }
 
 #[doc = " blockdev-add: Creates a new block device."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevAdd {
     /// The arguments (`BlockdevOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockdevOptions>,
+    pub arguments: crate::generated::types::BlockdevOptions,
 }
 
 impl crate::Command for BlockdevAdd {
@@ -790,11 +790,11 @@ impl crate::Command for XBlockdevSetIothread {
 }
 
 #[doc = " blockdev-snapshot-internal-sync: Synchronously take an internal snapshot of a block device, when the format of the image used supports it.  If the name is an empty string, or a snapshot with name already exists, the operation will fail."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevSnapshotInternalSync {
     /// The arguments (`BlockdevSnapshotInternal`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockdevSnapshotInternal>,
+    pub arguments: crate::generated::types::BlockdevSnapshotInternal,
 }
 
 impl crate::Command for BlockdevSnapshotInternalSync {
@@ -939,11 +939,11 @@ impl crate::Command for BlockdevChangeMedium {
 }
 
 #[doc = " block_set_io_throttle: Change I/O throttle limits for a block drive."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockSetIoThrottle {
     /// The arguments (`BlockIOThrottle`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockIOThrottle>,
+    pub arguments: crate::generated::types::BlockIOThrottle,
 }
 
 impl crate::Command for BlockSetIoThrottle {
@@ -983,11 +983,11 @@ impl crate::Command for BlockLatencyHistogramSet {
 }
 
 #[doc = " nbd-server-start: Start an NBD server listening on the given host and port.  Block devices can then be exported using @nbd-server-add.  The NBD server will present them as named exports; for example, another QEMU instance could refer to them as \"nbd:HOST:PORT:exportname=NAME\"."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NbdServerStart {
     /// The arguments (`NbdServerOptionsLegacy`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::NbdServerOptionsLegacy>,
+    pub arguments: crate::generated::types::NbdServerOptionsLegacy,
 }
 
 impl crate::Command for NbdServerStart {
@@ -996,11 +996,11 @@ impl crate::Command for NbdServerStart {
 }
 
 #[doc = " nbd-server-add: Export a block node to QEMU's embedded NBD server."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NbdServerAdd {
     /// The arguments (`NbdServerAddOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::NbdServerAddOptions>,
+    pub arguments: crate::generated::types::NbdServerAddOptions,
 }
 
 impl crate::Command for NbdServerAdd {
@@ -1033,11 +1033,11 @@ impl crate::Command for NbdServerStop {
 }
 
 #[doc = " block-export-add: Creates a new block export."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockExportAdd {
     /// The arguments (`BlockExportOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::BlockExportOptions>,
+    pub arguments: crate::generated::types::BlockExportOptions,
 }
 
 impl crate::Command for BlockExportAdd {
@@ -1232,11 +1232,11 @@ impl crate::Command for SetLink {
 }
 
 #[doc = " netdev_add: Add a network backend."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NetdevAdd {
     /// The arguments (`Netdev`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::Netdev>,
+    pub arguments: crate::generated::types::Netdev,
 }
 
 impl crate::Command for NetdevAdd {
@@ -1270,11 +1270,11 @@ impl crate::Command for QueryRxFilter {
 }
 
 #[doc = " announce-self: Trigger generation of broadcast RARP frames to update network switches.  This can be useful when network bonds fail-over the active slave."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnnounceSelf {
     /// The arguments (`AnnounceParameters`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::AnnounceParameters>,
+    pub arguments: crate::generated::types::AnnounceParameters,
 }
 
 impl crate::Command for AnnounceSelf {
@@ -1377,11 +1377,11 @@ impl crate::Command for QueryTpm {
 }
 
 #[doc = " set_password: Set the password of a remote display server."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SetPassword {
     /// The arguments (`SetPasswordOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::SetPasswordOptions>,
+    pub arguments: crate::generated::types::SetPasswordOptions,
 }
 
 impl crate::Command for SetPassword {
@@ -1390,11 +1390,11 @@ impl crate::Command for SetPassword {
 }
 
 #[doc = " expire_password: Expire the password of a remote display server."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExpirePassword {
     /// The arguments (`ExpirePasswordOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::ExpirePasswordOptions>,
+    pub arguments: crate::generated::types::ExpirePasswordOptions,
 }
 
 impl crate::Command for ExpirePassword {
@@ -1515,11 +1515,11 @@ impl crate::Command for QueryDisplayOptions {
 }
 
 #[doc = " display-reload: Reload display configuration."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DisplayReload {
     /// The arguments (`DisplayReloadOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::DisplayReloadOptions>,
+    pub arguments: crate::generated::types::DisplayReloadOptions,
 }
 
 impl crate::Command for DisplayReload {
@@ -1528,11 +1528,11 @@ impl crate::Command for DisplayReload {
 }
 
 #[doc = " display-update: Update display configuration."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DisplayUpdate {
     /// The arguments (`DisplayUpdateOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::DisplayUpdateOptions>,
+    pub arguments: crate::generated::types::DisplayUpdateOptions,
 }
 
 impl crate::Command for DisplayUpdate {
@@ -1596,11 +1596,11 @@ impl crate::Command for QueryMigrateCapabilities {
 }
 
 #[doc = " migrate-set-parameters: Set various migration parameters."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MigrateSetParameters {
     /// The arguments (`MigrateSetParameters`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::MigrateSetParameters>,
+    pub arguments: crate::generated::types::MigrateSetParameters,
 }
 
 impl crate::Command for MigrateSetParameters {
@@ -2109,11 +2109,11 @@ impl crate::Command for QomListProperties {
 }
 
 #[doc = " object-add: Create a QOM object."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObjectAdd {
     /// The arguments (`ObjectOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::ObjectOptions>,
+    pub arguments: crate::generated::types::ObjectOptions,
 }
 
 impl crate::Command for ObjectAdd {
@@ -2349,11 +2349,11 @@ impl crate::Command for QueryHotpluggableCpus {
 }
 
 #[doc = " set-numa-node: Runtime equivalent of '-numa' CLI option, available at preconfigure stage to configure numa mapping before initializing machine."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SetNumaNode {
     /// The arguments (`NumaOptions`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::NumaOptions>,
+    pub arguments: crate::generated::types::NumaOptions,
 }
 
 impl crate::Command for SetNumaNode {
@@ -2976,11 +2976,11 @@ impl crate::Command for QueryPci {
 }
 
 #[doc = " query-stats: Return runtime-collected statistics for objects such as the VM or its vCPUs."]
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryStats {
     /// The arguments (`StatsFilter`).
     #[serde(flatten)]
-    pub arguments: ::std::option::Option<crate::generated::types::StatsFilter>,
+    pub arguments: crate::generated::types::StatsFilter,
 }
 
 impl crate::Command for QueryStats {
