@@ -68,7 +68,22 @@ fn unsigned_discriminant_with_void_case_and_valued_default() {
         );
     }
     // non-zero padding after the fixed opaque
-    assert!(xdr::from_bytes::<DemoByUint>(&unhex("00000007 01020309")).is_err());
+    assert!(matches!(
+        xdr::from_bytes::<DemoByUint>(&unhex("00000007 01020309")),
+        Err(xdr::Error::NonZeroPadding { .. })
+    ));
+}
+
+/// A `Default` holding a case label would encode as that case's arm (and decode as something
+/// else): refused on encode, with the union named.
+#[test]
+fn default_arm_refuses_case_labels() {
+    for v in [DemoByUint::Default(7, 1), DemoByUint::Default(0, 1)] {
+        let err = xdr::to_bytes(&v).unwrap_err();
+        assert!(err.to_string().contains("demo_by_uint"), "{err}");
+    }
+    let err = xdr::to_bytes(&DemoByEnum::Default(DemoKind::A)).unwrap_err();
+    assert!(err.to_string().contains("case label A"), "{err}");
 }
 
 #[test]

@@ -72,6 +72,7 @@ fn every_message_kind() {
     let mut with_fds = words(&[2]);
     with_fds.extend(words(&[9]));
     s.extend(packet(4, 4, 4, 0, &with_fds)); // call with 2 fds
+    s.extend([0, 0]); // one carrier byte per fd (libvirt's virNetSocketSendFD), no packet's
     s.extend(packet(4, 3, 4, 2, &[0xaa; 10])); // stream data
     let mut hole = 1u64.to_be_bytes().to_vec();
     hole.extend(words(&[0]));
@@ -79,9 +80,10 @@ fn every_message_kind() {
     s.extend(packet(4, 3, 4, 0, &[])); // end of stream
     s.extend(packet(99, 0, 5, 0, &[1, 2, 3, 4])); // unknown procedure
     s.extend(packet(2, 0, 6, 0, &words(&[1000]))); // body that does not decode
+    s.extend(packet(4, 3, 4, 1, &[])); // a client's stream abort: status ERROR, no body
 
     let got: Vec<Json> = lines(&d, &s).into_iter().map(Result::unwrap).collect();
-    assert_eq!(got.len(), 11);
+    assert_eq!(got.len(), 12);
     assert_eq!(
         got[0],
         json!({"offset": 0, "length": 44, "program": "demo", "version": 1,
@@ -118,6 +120,28 @@ fn every_message_kind() {
         .as_str()
         .unwrap()
         .contains("demo_get_args.key"));
+    assert_eq!(got[11]["status"], "VIR_NET_ERROR");
+    assert_eq!(got[11]["data_len"], 0);
+    assert!(got[11].get("decode_error").is_none(), "{}", got[11]);
+    assert!(got[11].get("error").is_none(), "{}", got[11]);
+    // offsets account for the carrier bytes
+    let end5 = got[5]["offset"].as_u64().unwrap() + got[5]["length"].as_u64().unwrap();
+    assert_eq!(got[6]["offset"].as_u64().unwrap(), end5 + 2);
+}
+
+#[test]
+fn fd_carrier_bytes_must_be_there() {
+    let d = dissector();
+    let mut with_fds = words(&[3]);
+    with_fds.extend(words(&[9]));
+    let mut s = packet(4, 4, 4, 0, &with_fds);
+    s.extend([0]); // one of three
+    let got = lines(&d, &s);
+    assert_eq!(got.len(), 1);
+    assert!(
+        matches!(&got[0], Err(Error::UnexpectedEof { needed: 3, remaining: 1, path }) if path.contains("fd carrier")),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -134,9 +158,18 @@ fn framing_errors_end_the_stream_with_a_typed_error() {
     );
     assert_eq!(got.len(), 2);
 
-    // over the schema's VIR_NET_MESSAGE_MAX (4096)
-    let got = lines(&d, &words(&[4097]));
-    assert!(matches!(got[0], Err(Error::InvalidValue { .. })), "{got:?}");
+    // the length word counts itself: up to VIR_NET_MESSAGE_MAX (4096 in the fixture) + 4 is a
+    // length (here a truncated packet), one more is not
+    let got = lines(&d, &words(&[4100]));
+    assert!(
+        matches!(got[0], Err(Error::UnexpectedEof { needed: 4100, .. })),
+        "{got:?}"
+    );
+    let got = lines(&d, &words(&[4101]));
+    assert!(
+        matches!(&got[0], Err(Error::InvalidValue { value, .. }) if value == "4101"),
+        "{got:?}"
+    );
 
     // truncated: length word, then a partial packet
     let got = lines(&d, &[0, 0]);

@@ -136,6 +136,12 @@ impl serde::Serialize for DemoByEnum {
                 t.end()
             }
             Self::Default(discriminant) => {
+                if matches!(*discriminant, DemoKind::A | DemoKind::B) {
+                    return Err(serde::ser::Error::custom(format_args!(
+                        "demo_by_enum: the default arm cannot carry the case label {:?}",
+                        discriminant
+                    )));
+                }
                 let mut t = serializer.serialize_tuple(1)?;
                 t.serialize_element(discriminant)?;
                 t.end()
@@ -229,6 +235,12 @@ impl serde::Serialize for DemoByUint {
                 t.end()
             }
             Self::Default(discriminant, value) => {
+                if matches!(*discriminant, 0 | 7) {
+                    return Err(serde::ser::Error::custom(format_args!(
+                        "demo_by_uint: the default arm cannot carry the case label {:?}",
+                        discriminant
+                    )));
+                }
                 let mut t = serializer.serialize_tuple(2)?;
                 t.serialize_element(discriminant)?;
                 t.serialize_element(value)?;

@@ -272,6 +272,11 @@ impl Dissector {
             .zip(proc_name.as_deref())
             .and_then(|(p, n)| p.type_base(n));
         let decoded = match (kind, status) {
+            // A client's abort: status ERROR with no body (libvirt's virNetClientStreamSendPacket).
+            (STREAM, STATUS_ERROR) if body.is_empty() => {
+                packet.data_len = Some(0);
+                Ok(())
+            }
             (STREAM, STATUS_ERROR) | (REPLY | REPLY_WITH_FDS, STATUS_ERROR) => {
                 decode(&self.schema, "virNetMessageError", body).map(|v| packet.error = Some(v))
             }
@@ -358,14 +363,14 @@ impl Iterator for Packets<'_> {
             });
         }
         let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        if !(MIN_PACKET_LEN..=self.dissector.message_max).contains(&len) {
+        // As libvirt's virNetMessageDecodeLength: the length word counts itself, the rest may
+        // be up to VIR_NET_MESSAGE_MAX.
+        let max = u64::from(self.dissector.message_max) + 4;
+        if len < MIN_PACKET_LEN || u64::from(len) > max {
             self.done = true;
             return fail(Error::InvalidValue {
                 value: len.to_string(),
-                expected: format!(
-                    "a packet length in {MIN_PACKET_LEN}..={}",
-                    self.dissector.message_max
-                ),
+                expected: format!("a packet length in {MIN_PACKET_LEN}..={max}"),
                 path: "length".into(),
             });
         }
@@ -381,7 +386,22 @@ impl Iterator for Packets<'_> {
         self.offset += len as usize;
         self.index += 1;
         match packet {
-            Ok(p) => Some(Ok(p)),
+            Ok(p) => {
+                // Each passed fd travels with one byte of its own after the packet (libvirt's
+                // virNetSocketSendFD); they belong to no packet.
+                let carriers = p.fds.unwrap_or(0) as usize;
+                let left = self.stream.len() - self.offset;
+                if carriers > left {
+                    self.done = true;
+                    return fail(Error::UnexpectedEof {
+                        needed: carriers,
+                        remaining: left,
+                        path: "fd carrier bytes".into(),
+                    });
+                }
+                self.offset += carriers;
+                Some(Ok(p))
+            }
             Err(e) => {
                 self.done = true;
                 fail(e)

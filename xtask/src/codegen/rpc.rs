@@ -1197,15 +1197,25 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
                 )?,
             }
         }
+        // A `Default` holding a case label would encode as that case's arm: refused.
+        let label_check = if variants.is_empty() {
+            String::new()
+        } else {
+            let pats: Vec<&str> = variants.iter().map(|v| v.pattern.as_str()).collect();
+            format!(
+                "if matches!(*discriminant, {}) {{ return Err(serde::ser::Error::custom(format_args!(\"{xdr}: the default arm cannot carry the case label {{:?}}\", discriminant))); }}",
+                pats.join(" | ")
+            )
+        };
         match &default_arm {
             Some(Some((t, ..))) => writeln!(
                 out,
-                "            Self::Default(discriminant, value) => {{ let mut t = serializer.serialize_tuple(2)?; t.serialize_element(discriminant)?; {} t.end() }}",
+                "            Self::Default(discriminant, value) => {{ {label_check} let mut t = serializer.serialize_tuple(2)?; t.serialize_element(discriminant)?; {} t.end() }}",
                 ser_elem(t, "value")
             )?,
             Some(None) => writeln!(
                 out,
-                "            Self::Default(discriminant) => {{ let mut t = serializer.serialize_tuple(1)?; t.serialize_element(discriminant)?; t.end() }}"
+                "            Self::Default(discriminant) => {{ {label_check} let mut t = serializer.serialize_tuple(1)?; t.serialize_element(discriminant)?; t.end() }}"
             )?,
             None => {}
         }
