@@ -1850,3 +1850,144 @@ fn pcie_pci_bridge_carries_a_pci_device() {
         assert_eq!(pci["ppb"].0["class_info"]["class"], 0x0604);
     }
 }
+
+/// A fresh (non-persistent) tap interface, as the fd QEMU inherits: /dev/net/tun attached with
+/// TUNSETIFF (IFF_TAP | IFF_NO_PI). It goes away when the last fd to it closes.
+#[allow(unsafe_code)]
+fn open_tap() -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    const TUNSETIFF: u64 = 0x4004_54ca;
+    let f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .expect("/dev/net/tun (we run as root)");
+    let mut ifr = [0u8; 40];
+    ifr[..7].copy_from_slice(b"vmwt%d\0");
+    ifr[16..18].copy_from_slice(&(0x0002u16 | 0x1000).to_ne_bytes());
+    // SAFETY: TUNSETIFF reads and writes a 40-byte struct ifreq, which `ifr` is, on an open
+    // /dev/net/tun fd that `f` keeps alive for the call.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), TUNSETIFF as _, ifr.as_mut_ptr()) };
+    assert_eq!(r, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+    f
+}
+
+/// Host resources this machine lacks, reached with everything else real: QEMU's own error
+/// names the resource (vhost-net behind a real tap, a vhost-vsock fd, huge pages), the argv
+/// itself was read as meant (QEMU echoes it in its error).
+#[test]
+fn vhost_fds_and_hugetlb_memory_fail_on_the_host_resource() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let devnull = || std::fs::File::open("/dev/null").expect("/dev/null");
+
+    // a real tap by fd runs (the fd arrives and QEMU takes it as a tap) ...
+    let mut fds = FdPlan::new();
+    let t = fds.add(open_tap());
+    let c = base(dir.path(), "q35").device(Net::virtio(
+        "nic0",
+        NetBackend::TapFds {
+            fds: vec![t],
+            vhost: false,
+            vhostfds: vec![],
+        },
+    ));
+    let (p, mut q) = launch(c, Syntax::TEXT, fds);
+    let info = q.ok(
+        "human-monitor-command",
+        json!({"command-line": "info network"}),
+    );
+    assert!(
+        info.as_str()
+            .is_some_and(|s| s.contains(&format!("fd={t}"))),
+        "{info}"
+    );
+    drop(p);
+    // ... and with vhost=on and a vhostfd that is no /dev/vhost-net (this machine has none),
+    // QEMU fails on vhost-net itself
+    let mut fds = FdPlan::new();
+    let t = fds.add(open_tap());
+    let v = fds.add(devnull());
+    let c = base(dir.path(), "q35").device(Net::virtio(
+        "nic0",
+        NetBackend::TapFds {
+            fds: vec![t],
+            vhost: true,
+            vhostfds: vec![v],
+        },
+    ));
+    let e = launch_err(c, fds);
+    assert!(e.contains(&format!("fds={t},vhost=on,vhostfds={v}")), "{e}");
+    assert!(e.contains("vhost_set_owner failed"), "{e}");
+    assert!(
+        e.contains("vhost-net requested but could not be initialized"),
+        "{e}"
+    );
+
+    // vsock with an inherited vhostfd that is no /dev/vhost-vsock
+    let mut fds = FdPlan::new();
+    let v = fds.add(devnull());
+    let c = base(dir.path(), "q35").device(Vsock {
+        id: "vs0".into(),
+        guest_cid: 3,
+        vhostfd: Some(v),
+        pci: Pci::default(),
+    });
+    let e = launch_err(c, fds);
+    assert!(e.contains(&format!("vhostfd={v}")), "{e}");
+    assert!(e.contains("vhost_set_owner failed"), "{e}");
+
+    // guest RAM in a hugetlb memfd: needs free huge pages
+    let free_huge: u64 = std::fs::read_to_string("/proc/meminfo")
+        .expect("meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("HugePages_Free");
+    let mut c = base(dir.path(), "q35").device(MemoryBackend {
+        id: "ram".into(),
+        kind: MemoryKind::Memfd { hugetlb: true },
+        size: 128 << 20,
+        share: true,
+        prealloc: false,
+    });
+    if let Some(m) = c.machine.as_mut() {
+        m.options.push(("memory-backend".into(), "ram".into()));
+    }
+    if free_huge * 2 < 128 {
+        let e = launch_err(c, FdPlan::new());
+        assert!(
+            e.contains("unable to map backing store for guest RAM: Cannot allocate memory"),
+            "{free_huge} free huge pages: {e}"
+        );
+    } else {
+        let (_p, mut q) = launch(c, Syntax::TEXT, FdPlan::new());
+        assert_eq!(q.qom("/objects/ram", "hugetlb"), true);
+    }
+}
+
+/// -rtc base/clock/driftfix as QEMU applies them: the RTC's date and its lost-tick policy.
+#[test]
+fn rtc_base_and_driftfix_reach_qemu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (driftfix, policy) in [
+        (Some("slew"), "slew"),
+        (Some("none"), "discard"),
+        (None, "discard"),
+    ] {
+        let mut c = base(dir.path(), "q35");
+        c.rtc = Some(Rtc {
+            base: "2006-06-17T16:01:21".into(),
+            clock: Some("vm".into()),
+            driftfix: driftfix.map(Into::into),
+        });
+        let (_p, mut q) = launch(c, Syntax::TEXT, FdPlan::new());
+        let rtc = q.qom("/machine", "rtc_state");
+        let rtc = rtc.as_str().expect("a path");
+        assert_eq!(q.qom(rtc, "lost_tick_policy"), policy, "{driftfix:?}");
+        // clock=vm and -S: the guest clock has not moved
+        assert_eq!(
+            q.qom("/machine", "rtc-time"),
+            json!({"tm_year": 106, "tm_mon": 5, "tm_mday": 17, "tm_hour": 16, "tm_min": 1, "tm_sec": 21})
+        );
+    }
+}
