@@ -26,40 +26,59 @@ async fn open_version_list_lookup_dominfo_dumpxml() {
         assert!(f.keepalive && f.event_callbacks, "{key}: {f:?}");
         // The test driver reports hypervisor version 2 (virsh: "TEST 0.0.2").
         assert_eq!(c.version().await.unwrap().to_string(), "0.0.2");
+        // The daemon's libvirt version, as virsh reports it.
         let lib = c.lib_version().await.unwrap();
-        assert_eq!(lib.major, 9, "libvirtd 9.x on this machine: {lib}");
+        let virsh_version = common::virsh(&uri, &["version", "--daemon"]);
+        let daemon_line = virsh_version
+            .lines()
+            .find_map(|l| l.strip_prefix("Running against daemon:"))
+            .unwrap_or_else(|| panic!("{virsh_version}"));
+        assert_eq!(daemon_line.trim(), lib.to_string(), "{virsh_version}");
 
-        let names: Vec<String> = c
-            .domains()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|d| d.name)
-            .collect();
-        assert!(names.contains(&"test".to_owned()), "{names:?}");
-        let virsh_list = common::virsh(&uri, &["list", "--all", "--name"]);
-        for n in &names {
-            // Other tests may add domains concurrently; every one we saw that still exists
-            // must be in virsh's list taken afterwards, and "test" must be.
-            if n == "test" {
-                assert!(virsh_list.lines().any(|l| l.trim() == n), "{virsh_list}");
+        // `list --all`, row by row (id, name, state). Other tests add domains concurrently:
+        // retry until virsh's listing is the same before and after ours.
+        let mut compared = false;
+        for _ in 0..10 {
+            let before = virsh_list_rows(&uri);
+            let ours = our_list_rows(&c).await;
+            let after = virsh_list_rows(&uri);
+            if before != after {
+                continue;
             }
+            assert_eq!(ours, before, "{key}: list --all");
+            compared = true;
+            break;
         }
+        assert!(
+            compared,
+            "the domain list never held still for a comparison"
+        );
 
         let dom = c.lookup_domain("test").await.unwrap();
         let st = c.domain_state(&dom).await.unwrap();
         assert_eq!(st.state, DomainState::RUNNING);
-        let info = c.domain_get_info(dom.clone()).await.unwrap();
+        // Every dominfo field against virsh's.
         let dominfo = common::virsh(&uri, &["dominfo", "test"]);
-        let field = |k: &str| {
-            dominfo
-                .lines()
-                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_owned()))
-                .unwrap_or_else(|| panic!("no {k} in {dominfo}"))
-        };
-        assert_eq!(field("CPU(s):"), info.nr_virt_cpu.to_string());
-        assert_eq!(field("Max memory:"), format!("{} KiB", info.max_mem));
-        assert_eq!(field("State:"), "running");
+        let virsh_fields: Vec<(String, String)> = dominfo
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let ours = our_dominfo(&c, &dom).await;
+        let names = |f: &[(String, String)]| f.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&ours), names(&virsh_fields), "{dominfo}");
+        for ((k, mine), (_, theirs)) in ours.iter().zip(&virsh_fields) {
+            if k == "CPU time" {
+                // The test driver reports the wall clock as CPU time: close, not equal.
+                let secs = |v: &str| v.trim_end_matches('s').parse::<f64>().unwrap();
+                assert!(
+                    (secs(mine) - secs(theirs)).abs() < 60.0,
+                    "CPU time {mine} vs {theirs}"
+                );
+            } else {
+                assert_eq!(mine, theirs, "dominfo {k}");
+            }
+        }
 
         let xml = c.domain_xml(&dom, Default::default()).await.unwrap();
         assert_eq!(xml.trim(), common::virsh(&uri, &["dumpxml", "test"]).trim());
@@ -76,6 +95,133 @@ async fn open_version_list_lookup_dominfo_dumpxml() {
         let e = c.version().await.unwrap_err();
         assert!(e.is_closed(), "{e}");
     }
+}
+
+/// virsh's `list --all` table as (id, name, state) rows.
+fn virsh_list_rows(uri: &str) -> Vec<(String, String, String)> {
+    let out = common::virsh(uri, &["list", "--all"]);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["Id", "Name", "State"], "{out}");
+    assert!(lines.next().unwrap().starts_with("---"), "{out}");
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            assert!(cols.len() >= 3, "{out}");
+            (cols[0].to_owned(), cols[1].to_owned(), cols[2..].join(" "))
+        })
+        .collect()
+}
+
+fn state_name(s: DomainState) -> &'static str {
+    match s {
+        DomainState::RUNNING => "running",
+        DomainState::BLOCKED => "idle",
+        DomainState::PAUSED => "paused",
+        DomainState::SHUTDOWN => "in shutdown",
+        DomainState::SHUTOFF => "shut off",
+        DomainState::CRASHED => "crashed",
+        DomainState::PMSUSPENDED => "pmsuspended",
+        _ => "no state",
+    }
+}
+
+/// Our `list --all` rows, in virsh's order (active by id, then inactive by name).
+async fn our_list_rows(c: &Client) -> Vec<(String, String, String)> {
+    let mut doms = c.domains().await.unwrap();
+    doms.sort_by_key(|d| (d.id < 0, if d.id >= 0 { d.id } else { 0 }, d.name.clone()));
+    let mut rows = Vec::new();
+    for d in doms {
+        let Ok(st) = c.domain_state(&d).await else {
+            continue; // gone meanwhile: the retry catches it
+        };
+        let id = if d.id >= 0 {
+            d.id.to_string()
+        } else {
+            "-".to_owned()
+        };
+        rows.push((id, d.name.clone(), state_name(st.state).to_owned()));
+    }
+    rows
+}
+
+fn c_str(b: &[i8]) -> String {
+    let bytes: Vec<u8> = b
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The fields virsh's `dominfo` prints, from our calls.
+async fn our_dominfo(c: &Client, dom: &libvirt_client::Domain) -> Vec<(String, String)> {
+    let info = c.domain_get_info(dom.clone()).await.unwrap();
+    let u = &dom.uuid;
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        hex(&u[0..4]),
+        hex(&u[4..6]),
+        hex(&u[6..8]),
+        hex(&u[8..10]),
+        hex(&u[10..16])
+    );
+    let yes_no = |v: i32| if v != 0 { "yes" } else { "no" }.to_owned();
+    let model = c.node_get_security_model().await.unwrap();
+    let label = c.domain_get_security_label(dom.clone()).await.unwrap();
+    let mut f = vec![
+        ("Id", dom.id.to_string()),
+        ("Name", dom.name.clone()),
+        ("UUID", uuid),
+        ("OS Type", c.domain_get_os_type(dom.clone()).await.unwrap()),
+        (
+            "State",
+            state_name(DomainState(i32::from(info.state))).to_owned(),
+        ),
+        ("CPU(s)", info.nr_virt_cpu.to_string()),
+        (
+            "CPU time",
+            format!("{:.1}s", info.cpu_time as f64 / 1_000_000_000.0),
+        ),
+        ("Max memory", format!("{} KiB", info.max_mem)),
+        ("Used memory", format!("{} KiB", info.memory)),
+        (
+            "Persistent",
+            yes_no(c.domain_is_persistent(dom.clone()).await.unwrap()),
+        ),
+        (
+            "Autostart",
+            if c.domain_get_autostart(dom.clone()).await.unwrap() != 0 {
+                "enable"
+            } else {
+                "disable"
+            }
+            .to_owned(),
+        ),
+        (
+            "Managed save",
+            yes_no(
+                c.domain_has_managed_save_image(dom.clone(), 0)
+                    .await
+                    .unwrap(),
+            ),
+        ),
+        ("Security model", c_str(&model.model)),
+        ("Security DOI", c_str(&model.doi)),
+    ];
+    let l = c_str(&label.label);
+    let mode = if label.enforcing != 0 {
+        "enforcing"
+    } else {
+        "permissive"
+    };
+    f.push(("Security label", format!("{l} ({mode})")));
+    f.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,14 +285,30 @@ async fn collect_lifecycle(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_calls_leave_the_connection_usable() {
     let c = Client::connect(&common::uri("test_unix")).await.unwrap();
-    // Abandon 100 calls by dropping their futures after they were sent.
+    assert_eq!(c.stats().discarded_replies, 0);
+    // Abandon 100 calls by dropping their futures after they were sent (every started call
+    // is sent, so each abandoned one gets a late reply).
+    let mut completed = 0;
     for _ in 0..100 {
         let fut = c.version();
-        let _ = tokio::time::timeout(Duration::from_micros(1), fut).await;
+        if tokio::time::timeout(Duration::from_micros(1), fut)
+            .await
+            .is_ok()
+        {
+            completed += 1;
+        }
     }
+    assert!(completed < 100, "no call was abandoned");
     assert_eq!(c.version().await.unwrap().to_string(), "0.0.2");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every abandoned call's late reply arrives and is discarded, nothing else.
+    let t0 = std::time::Instant::now();
+    while c.stats().discarded_replies < 100 - completed {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", c.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(c.stats().discarded_replies, 100 - completed);
     assert_eq!(c.pending_calls(), 0);
+    assert_eq!(c.version().await.unwrap().to_string(), "0.0.2");
 }
 
 #[cfg(feature = "blocking")]
