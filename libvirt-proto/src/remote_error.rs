@@ -197,7 +197,7 @@ mod tests {
             matches!(
                 err,
                 Error::Xdr {
-                    source: xdr::Error::LengthOverLimit { .. } | xdr::Error::LengthOverInput { .. },
+                    source: xdr::Error::LengthOverLimit { .. },
                     ..
                 }
             ),

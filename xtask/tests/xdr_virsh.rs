@@ -443,11 +443,11 @@ fn cli_decode_encode_and_errors() {
     // trailing bytes, truncation, bad JSON: non-zero exit, one line on stderr, nothing on stdout
     let mut long = bytes.clone();
     long.extend_from_slice(&[0, 0, 0, 0]);
-    for (args, input) in [
-        (vec!["decode"], long.as_slice()),
-        (vec!["decode"], &bytes[..bytes.len() - 1]),
-        (vec!["encode"], b"{\"dom\":1}".as_slice()),
-        (vec!["encode"], b"not json".as_slice()),
+    for (args, input, says) in [
+        (vec!["decode"], long.as_slice(), "4 trailing bytes"),
+        (vec!["decode"], &bytes[..bytes.len() - 1], "end of input"),
+        (vec!["encode"], b"{\"dom\":1}".as_slice(), "dom"),
+        (vec!["encode"], b"not json".as_slice(), "JSON"),
     ] {
         let mut a = vec!["xdr"];
         a.extend(args);
@@ -456,6 +456,7 @@ fn cli_decode_encode_and_errors() {
         assert!(!ok, "{a:?} must fail");
         assert!(out.is_empty(), "nothing on stdout");
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+        assert!(err.contains(says), "{a:?}: `{says}` not in {err:?}");
     }
     let (ok, _, err) = xtask(&["xdr", "decode", "--spec", spec, "--type", "nope"], b"");
     assert!(!ok && err.contains("unknown type `nope`"), "{err}");

@@ -43,7 +43,7 @@ pub fn cmd(args: &[&str]) -> Result<()> {
         (DEMO_OUT_DIR, generate_demo()?),
     ];
     for (out, files) in &targets {
-        sync(out, files, check)?;
+        sync(&util::workspace_root().join(out), out, files, check)?;
     }
     println!(
         "codegen: {} files {} {}",
@@ -54,10 +54,9 @@ pub fn cmd(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `files` into `out` (removing `.rs` files no longer generated), or with `check` fails
-/// naming every file that differs.
-fn sync(out: &str, files: &BTreeMap<String, String>, check: bool) -> Result<()> {
-    let out_dir = util::workspace_root().join(out);
+/// Writes `files` into `out_dir` (removing `.rs` files no longer generated), or with `check`
+/// fails naming every file that differs (`out` is the folder's name in messages).
+fn sync(out_dir: &Path, out: &str, files: &BTreeMap<String, String>, check: bool) -> Result<()> {
     if check {
         let mut stale = Vec::new();
         for (name, text) in files {
@@ -287,4 +286,38 @@ fn rustfmt(text: &str) -> Result<String> {
         );
     }
     String::from_utf8(out.stdout).context("rustfmt output is not UTF-8")
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::*;
+
+    /// `--check` passes on what was written and fails, naming the file, on every kind of drift.
+    #[test]
+    fn check_names_stale_missing_and_extra_files() {
+        let dir = std::env::temp_dir().join(format!("xtask-sync-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let files: BTreeMap<String, String> = [("a.rs", "// a\n"), ("b.rs", "// b\n")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let check = |what: &str| -> String {
+            match sync(&dir, "gen", &files, true) {
+                Ok(()) => panic!("{what}: check passed"),
+                Err(e) => e.to_string(),
+            }
+        };
+        assert!(check("before writing").contains("gen/a.rs (missing)"));
+        sync(&dir, "gen", &files, false).unwrap();
+        sync(&dir, "gen", &files, true).unwrap();
+        std::fs::write(dir.join("b.rs"), "// edited by hand\n").unwrap();
+        assert!(check("edited").contains("gen/b.rs (differs)"));
+        sync(&dir, "gen", &files, false).unwrap();
+        std::fs::write(dir.join("old.rs"), "").unwrap();
+        assert!(check("extra").contains("gen/old.rs (not generated any more)"));
+        sync(&dir, "gen", &files, false).unwrap();
+        assert!(!dir.join("old.rs").exists());
+        sync(&dir, "gen", &files, true).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
