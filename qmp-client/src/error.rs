@@ -89,6 +89,22 @@ pub enum Error {
         /// libvirt-client's error.
         source: Arc<libvirt_client::Error>,
     },
+    /// A migration ended `failed` (or was cancelled by someone else) before completing.
+    #[error("migration {status}: {desc}")]
+    MigrationFailed {
+        /// The final `query-migrate` status (`failed`, `cancelled`).
+        status: String,
+        /// QEMU's `error-desc`, or "no reason given".
+        desc: String,
+    },
+    /// A migration had not completed within its timeout; it was cancelled (`migrate_cancel`).
+    #[error("migration not completed within {after:?}; cancelled (status {status})")]
+    MigrationTimeout {
+        /// The timeout.
+        after: Duration,
+        /// The last `query-migrate` status seen (`cancelled` once QEMU confirmed the cancel).
+        status: String,
+    },
     /// A helper was given an argument QEMU would refuse; nothing was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

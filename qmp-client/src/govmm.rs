@@ -76,13 +76,7 @@ pub fn check_devno(devno: &str) -> Result<()> {
 }
 
 /// A migration URI names its transport (`tcp:`, `unix:`, `fd:`, `exec:`, ...).
-fn check_migration_uri(uri: &str) -> Result<()> {
-    if uri.contains(':') {
-        Ok(())
-    } else {
-        Err(invalid(format!("migration URI {uri:?} has no transport")))
-    }
-}
+use crate::helpers::check_migration_uri;
 
 /// A MAC address `xx:xx:xx:xx:xx:xx` (hex digits).
 pub fn check_mac(mac: &str) -> Result<()> {

@@ -54,7 +54,6 @@ mod events;
 mod fds;
 #[cfg(feature = "async")]
 pub mod govmm;
-#[cfg(feature = "async")]
 pub mod helpers;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;

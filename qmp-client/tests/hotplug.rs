@@ -66,6 +66,43 @@ async fn blockdev_and_virtio_blk_round_trip() {
         .unwrap();
 }
 
+/// device_del by canonical QOM path: the wait matches the event's `path` (its `device` is the
+/// id, which the caller did not give), not the backend's path-only event.
+#[tokio::test]
+async fn device_del_and_wait_by_qom_path() {
+    let q = Qemu::spawn(MACHINE_PC);
+    let c = connect(&q).await;
+    c.execute(
+        "blockdev-add",
+        Some(json!({"driver": "null-co", "node-name": "null0"})),
+    )
+    .await
+    .unwrap();
+    c.execute("device_add", Some(json!({"driver": "virtio-blk-pci", "drive": "null0", "id": "vblkp", "bus": "br1", "addr": "3"})))
+        .await
+        .unwrap();
+    let path = "/machine/peripheral/vblkp";
+    let mut all = c.subscribe(EventFilter::name("DEVICE_DELETED"));
+    let started = Instant::now();
+    c.device_del_and_wait(path, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!qdev_ids(&c).await.contains(&"vblkp".to_owned()));
+    // What QEMU sent: the backend's path-only event, then the device's, whose path was given.
+    let mut got = Vec::new();
+    while let Ok(e) = all.recv_timeout(Duration::from_millis(300)).await {
+        got.push(e.data);
+    }
+    assert_eq!(got.last().unwrap()["path"], path, "{got:?}");
+    assert_eq!(got.last().unwrap()["device"], "vblkp", "{got:?}");
+    assert!(
+        got.iter()
+            .any(|d| d.get("device").is_none() && d["path"] != path),
+        "{got:?}"
+    );
+}
+
 #[tokio::test]
 async fn add_fd_backs_a_blockdev_and_getfd_names_one() {
     let q = Qemu::spawn(MACHINE_PC);
@@ -133,21 +170,11 @@ async fn wait_status(c: &Client, want: &str) -> String {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn loopback_migration_with_progress() {
-    let src_args = ["-machine", "pc,accel=tcg", "-m", "64"];
-    let src = Qemu::spawn(&src_args);
-    let dst = Qemu::spawn(&["-machine", "pc,accel=tcg", "-m", "64", "-incoming", "defer"]);
-    let s = connect(&src).await;
-    let d = connect(&dst).await;
+    let pair = common::MigrationPair::spawn();
+    let s = connect(&pair.src).await;
+    let d = connect(&pair.dst).await;
     assert_eq!(d.status().await.unwrap(), "inmigrate");
     assert_eq!(s.status().await.unwrap(), "running");
     s.execute(
@@ -156,10 +183,16 @@ async fn loopback_migration_with_progress() {
     )
     .await
     .unwrap();
+    // 32 MiB of non-zero RAM at 16 MiB/s: about two seconds, QEMU's counters move every 100 ms.
+    s.execute(
+        "migrate-set-parameters",
+        Some(json!({"max-bandwidth": 16 << 20})),
+    )
+    .await
+    .unwrap();
     let mut src_events = s.subscribe(EventFilter::name("MIGRATION"));
     let dst_resumed = d.subscribe(EventFilter::name("RESUME"));
-    let port = free_port();
-    let uri = format!("tcp:127.0.0.1:{port}");
+    let uri = format!("tcp:127.0.0.1:{}", common::free_port());
     d.execute("migrate-incoming", Some(json!({"uri": uri})))
         .await
         .unwrap();
@@ -167,19 +200,24 @@ async fn loopback_migration_with_progress() {
     let done = s
         .migrate_and_wait(
             &uri,
-            Duration::from_millis(5),
+            Duration::from_millis(20),
             Duration::from_secs(60),
-            |p| seen.push(p.status.clone()),
+            |p| seen.push((p.status.clone(), p.transferred)),
         )
         .await
         .unwrap();
     assert_eq!(done.status, "completed");
     assert!(
-        done.transferred > 0 && done.total >= 64 << 20,
+        done.transferred >= common::MIGRATION_RAM / 2 && done.total >= common::MIGRATION_RAM,
         "{:?}",
         done.raw
     );
-    assert_eq!(seen.last().map(String::as_str), Some("completed"));
+    assert_eq!(
+        seen.last().map(|(s, _)| s.as_str()),
+        Some("completed"),
+        "{seen:?}"
+    );
+    common::assert_progress_grew(&seen);
     let mut statuses = Vec::new();
     while let Ok(e) = src_events.recv_timeout(Duration::from_millis(500)).await {
         statuses.push(e.data["status"].as_str().unwrap_or_default().to_owned());
@@ -192,6 +230,7 @@ async fn loopback_migration_with_progress() {
         Some("setup"),
         "{statuses:?}"
     );
+    assert!(statuses.iter().any(|s| s == "active"), "{statuses:?}");
     assert_eq!(
         statuses.last().map(String::as_str),
         Some("completed"),
@@ -212,4 +251,46 @@ async fn loopback_migration_with_progress() {
         Some("completed"),
         "{dm}"
     );
+}
+
+/// A migration still running at its timeout is cancelled, reported as MigrationTimeout, and
+/// the source keeps running.
+#[tokio::test]
+async fn migration_timeout_cancels() {
+    let pair = common::MigrationPair::spawn();
+    let s = connect(&pair.src).await;
+    let d = connect(&pair.dst).await;
+    // 32 MiB at 1 MiB/s would take half a minute.
+    s.execute(
+        "migrate-set-parameters",
+        Some(json!({"max-bandwidth": 1 << 20})),
+    )
+    .await
+    .unwrap();
+    let uri = format!("tcp:127.0.0.1:{}", common::free_port());
+    d.execute("migrate-incoming", Some(json!({"uri": uri})))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut last = String::new();
+    let r = s
+        .migrate_and_wait(
+            &uri,
+            Duration::from_millis(50),
+            Duration::from_millis(800),
+            |p| last = p.status.clone(),
+        )
+        .await;
+    match &r {
+        Err(Error::MigrationTimeout { after, status }) => {
+            assert_eq!(*after, Duration::from_millis(800));
+            assert_eq!(status, "cancelled");
+        }
+        other => panic!("expected MigrationTimeout, got {other:?}"),
+    }
+    assert_eq!(last, "cancelled");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let m = s.migration_progress().await.unwrap();
+    assert_eq!(m.status, "cancelled", "{:?}", m.raw);
+    assert_eq!(s.status().await.unwrap(), "running");
 }

@@ -222,3 +222,91 @@ pub mod blackhole {
         )
     }
 }
+
+/// A source and a destination for a loopback migration that takes a while and shows progress:
+/// the source's 32 MiB of RAM come from a file whose every page holds non-zero bytes (QEMU
+/// sends zero pages as a few header bytes, so a fresh guest's RAM would migrate at once); the
+/// destination waits with `-incoming defer`. Both run SeaBIOS with nothing to boot.
+pub struct MigrationPair {
+    pub src: Qemu,
+    pub dst: Qemu,
+    _ram: tempfile::NamedTempFile,
+}
+
+/// The RAM both ends of a [`MigrationPair`] have.
+pub const MIGRATION_RAM: u64 = 32 << 20;
+
+impl MigrationPair {
+    pub fn spawn() -> Self {
+        use std::io::Write;
+        let mut ram = tempfile::NamedTempFile::new().expect("RAM file");
+        let mut page = vec![0u8; 4096];
+        for i in 0..(MIGRATION_RAM / 4096) {
+            page.fill((i % 251) as u8 + 1);
+            page[..8].copy_from_slice(&i.to_le_bytes());
+            ram.write_all(&page).unwrap();
+        }
+        ram.flush().unwrap();
+        let size = format!("size={MIGRATION_RAM}");
+        let file = format!(
+            "memory-backend-file,id=ram0,{size},share=off,mem-path={}",
+            ram.path().display()
+        );
+        let mem = format!("{}", MIGRATION_RAM >> 20);
+        let src = Qemu::spawn(&[
+            "-machine",
+            "pc,accel=tcg,memory-backend=ram0",
+            "-m",
+            &mem,
+            "-object",
+            &file,
+        ]);
+        let dst = Qemu::spawn(&[
+            "-machine",
+            "pc,accel=tcg,memory-backend=ram0",
+            "-m",
+            &mem,
+            "-object",
+            &format!("memory-backend-ram,id=ram0,{size}"),
+            "-incoming",
+            "defer",
+        ]);
+        Self {
+            src,
+            dst,
+            _ram: ram,
+        }
+    }
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Progress reports of one migration: several while active, with growing transferred bytes.
+pub fn assert_progress_grew(seen: &[(String, u64)]) {
+    let active: Vec<u64> = seen
+        .iter()
+        .filter(|(s, _)| s == "active")
+        .map(|&(_, t)| t)
+        .collect();
+    let mut distinct = active.clone();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 3,
+        "want >= 3 distinct transferred values while active, got {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].1 <= w[1].1),
+        "transferred went down: {seen:?}"
+    );
+    assert!(
+        distinct.windows(2).all(|w| w[0] < w[1]),
+        "not growing: {distinct:?}"
+    );
+}
