@@ -67,7 +67,7 @@ fn sync(out_dir: &Path, out: &str, files: &BTreeMap<String, String>, check: bool
                 Err(_) => stale.push(format!("{out}/{name} (missing)")),
             }
         }
-        for extra in existing_rs(&out_dir)? {
+        for extra in existing_rs(out_dir)? {
             if !files.contains_key(&extra) {
                 stale.push(format!("{out}/{extra} (not generated any more)"));
             }
@@ -79,8 +79,8 @@ fn sync(out_dir: &Path, out: &str, files: &BTreeMap<String, String>, check: bool
             );
         }
     } else {
-        std::fs::create_dir_all(&out_dir)?;
-        for extra in existing_rs(&out_dir)? {
+        std::fs::create_dir_all(out_dir)?;
+        for extra in existing_rs(out_dir)? {
             if !files.contains_key(&extra) {
                 std::fs::remove_file(out_dir.join(&extra))?;
             }
