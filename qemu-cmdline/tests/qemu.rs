@@ -1663,15 +1663,16 @@ fn what_validate_refuses_qemu_refuses() {
         port: None,
         pci: Pci::default(),
     };
-    let mem = |maxmem_mib: u64| {
+    let mem_of = |slots: Option<u64>, maxmem_mib: Option<u64>| {
         let mut c = base();
         c.memory = Some(Memory {
             size_mib: 128,
-            slots: Some(2),
-            maxmem_mib: Some(maxmem_mib),
+            slots,
+            maxmem_mib,
         });
         c
     };
+    let mem = |maxmem_mib: u64| mem_of(Some(2), Some(maxmem_mib));
     let file = |c: QemuConfig, f: fn(&mut QemuConfig, String)| {
         let mut c = c;
         f(&mut c, dir.path().join("f").to_string_lossy().into_owned());
@@ -1725,6 +1726,27 @@ fn what_validate_refuses_qemu_refuses() {
              initial memory size",
         ),
         (
+            mem_of(Some(0), None),
+            mem_of(None, None),
+            "size=128M".into(),
+            "size=128M,slots=0".into(),
+            "slots specified but no max-size",
+        ),
+        (
+            mem_of(None, Some(64)),
+            mem_of(None, Some(128)),
+            "size=128M,maxmem=128M".into(),
+            "size=128M,maxmem=64M".into(),
+            "maximum memory size (0x4000000) must be at least the initial memory size",
+        ),
+        (
+            mem_of(Some(257), Some(1024)),
+            mem_of(Some(256), Some(1024)),
+            "size=128M,slots=256,maxmem=1024M".into(),
+            "size=128M,slots=257,maxmem=1024M".into(),
+            "unsupported amount of memory slots: 257",
+        ),
+        (
             empty(base(), set_kernel),
             file(base(), set_kernel),
             f.clone(),
@@ -1767,6 +1789,19 @@ fn what_validate_refuses_qemu_refuses() {
         argv[at] = to;
         let e = qemu_refuses(&argv);
         assert!(e.contains(message), "{message:?} not in {e}");
+    }
+    // and the -m forms QEMU accepts, validate accepts: maxmem alone, 0 slots with maxmem = size
+    for (slots, maxmem_mib) in [(None, Some(256)), (Some(0), Some(128))] {
+        let mut c = crate::base(dir.path(), "q35");
+        c.memory = Some(Memory {
+            size_mib: 128,
+            slots,
+            maxmem_mib,
+        });
+        c.validate().expect("validates");
+        let (_p, mut q) = launch(c, Syntax::TEXT, FdPlan::new());
+        let m = q.ok("query-memory-size-summary", json!({}));
+        assert_eq!(m["base-memory"], 128u64 << 20, "{slots:?} {maxmem_mib:?}");
     }
 }
 
