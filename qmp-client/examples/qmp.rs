@@ -23,6 +23,15 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `--events`' argument: seconds, a finite number from 0 up (fractions allowed).
+fn event_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("--events wants seconds, got {text:?}"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("--events wants a finite number of seconds >= 0, got {text:?}"))
+}
+
 async fn run() -> Result<ExitCode, String> {
     let mut args = std::env::args().skip(1);
     let socket = args.next().ok_or(USAGE)?;
@@ -30,8 +39,8 @@ async fn run() -> Result<ExitCode, String> {
     let mut events = None;
     while let Some(a) = args.next() {
         if a == "--events" {
-            let secs: f64 = args.next().and_then(|s| s.parse().ok()).ok_or(USAGE)?;
-            events = Some(Duration::from_secs_f64(secs));
+            let text = args.next().ok_or(USAGE)?;
+            events = Some(event_seconds(&text)?);
         } else if a.trim_start().starts_with('{') {
             let v: Value = serde_json::from_str(&a).map_err(|e| format!("bad JSON {a}: {e}"))?;
             let name = v["execute"]

@@ -473,6 +473,35 @@ mod tests {
         ));
     }
 
+    /// The floor: QEMU's replies can be several MiB (the schema alone is 207 KB).
+    #[test]
+    fn default_limit_is_at_least_10_mib() {
+        assert!(DEFAULT_MAX_FRAME_LEN >= 10 << 20, "{DEFAULT_MAX_FRAME_LEN}");
+        assert_eq!(FramerConfig::default().max_frame_len, DEFAULT_MAX_FRAME_LEN);
+    }
+
+    /// A reply over 10 MiB passes the default framer and session whole, read in pieces.
+    #[test]
+    fn reply_over_10_mib_accepted_by_default() {
+        let payload = "y".repeat(10 << 20);
+        let line = format!("{{\"return\": \"{payload}\", \"id\": 1}}\r\n");
+        assert!(line.len() - 2 > 10 << 20);
+        let mut f = Framer::default();
+        for chunk in line.as_bytes().chunks(1 << 20) {
+            assert!(f.next_frame().is_none());
+            f.push(chunk);
+        }
+        let frame = f.next_frame().unwrap().unwrap();
+        assert_eq!(frame.len(), line.len() - 2);
+        match crate::Message::decode(frame).unwrap() {
+            crate::Message::Return { value, .. } => {
+                assert_eq!(value.as_str().unwrap().len(), 10 << 20)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(f.next_frame().is_none());
+    }
+
     #[test]
     fn big_line_in_many_pieces() {
         let big = format!("{{\"return\":\"{}\"}}\n", "x".repeat(300_000));
