@@ -79,6 +79,46 @@ impl Subscription {
         }
     }
 
+    /// Every network event of one network (or every network with `None`).
+    pub fn network(net: Option<remote::RemoteNonnullNetwork>) -> Self {
+        Self {
+            network: Some(net),
+            ..Self::default()
+        }
+    }
+
+    /// Every storage pool event of one pool (or every pool with `None`).
+    pub fn storage_pool(pool: Option<remote::RemoteNonnullStoragePool>) -> Self {
+        Self {
+            storage_pool: Some(pool),
+            ..Self::default()
+        }
+    }
+
+    /// Every node device event of one device (or every device with `None`).
+    pub fn node_device(dev: Option<remote::RemoteNonnullNodeDevice>) -> Self {
+        Self {
+            node_device: Some(dev),
+            ..Self::default()
+        }
+    }
+
+    /// Every secret event of one secret (or every secret with `None`).
+    pub fn secret(secret: Option<remote::RemoteNonnullSecret>) -> Self {
+        Self {
+            secret: Some(secret),
+            ..Self::default()
+        }
+    }
+
+    /// Only the daemon's connection-closed notifications (and the end of the connection).
+    pub fn connection_closed() -> Self {
+        Self {
+            connection_closed: true,
+            ..Self::default()
+        }
+    }
+
     /// QEMU monitor events of one domain (or all), optionally only the named event.
     pub fn qemu_monitor(dom: Option<RemoteNonnullDomain>, event: Option<String>) -> Self {
         Self {
@@ -246,13 +286,12 @@ pub(crate) fn finish_reg(
         Ok(r) => r,
         Err(e) => {
             // An event id newer than the daemon: libvirtd answers "unsupported event ID N"
-            // (VIR_ERR_INTERNAL_ERROR from the RPC layer) or VIR_ERR_INVALID_ARG /
+            // (domains), "unsupported network event ID N", "unsupported storage pool event
+            // ID N", ... (VIR_ERR_INTERNAL_ERROR from the RPC layer) or VIR_ERR_INVALID_ARG /
             // VIR_ERR_NO_SUPPORT for that id only; the other ids still work.
             let skip = e.remote().is_some_and(|r| {
                 matches!(i32::from(r.code), 3 | 8)
-                    || r.message
-                        .as_deref()
-                        .is_some_and(|m| m.contains("unsupported event ID"))
+                    || r.message.as_deref().is_some_and(unsupported_event_id)
             }) && !matches!(reg, Reg::Close | Reg::Qemu);
             return if skip { Ok(None) } else { Err(e.into()) };
         }
@@ -289,6 +328,14 @@ pub(crate) fn finish_reg(
     };
     shared.lock().conn.route_callback(family, cb, token);
     Ok(Some(Registered::Callback(family, cb)))
+}
+
+/// Whether a daemon error message says an event id is unknown to it
+/// (`unsupported event ID 5`, `unsupported network event ID 1`, ...).
+fn unsupported_event_id(message: &str) -> bool {
+    message
+        .find("unsupported ")
+        .is_some_and(|i| message[i..].contains(" event ID "))
 }
 
 /// Undo registrations without waiting (the calls go out; their replies are discarded).
@@ -614,6 +661,31 @@ mod blocking {
     impl Drop for EventIter {
         fn drop(&mut self) {
             deregister(self.client.shared(), self.token, &self.regs);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_event_id_messages_of_every_family() {
+        for m in [
+            "internal error: unsupported event ID 27",
+            "internal error: unsupported network event ID 1",
+            "internal error: unsupported storage pool event ID 2",
+            "internal error: unsupported node device event ID 2",
+            "internal error: unsupported secret event ID 2",
+        ] {
+            assert!(unsupported_event_id(m), "{m}");
+        }
+        for m in [
+            "unsupported flags (0x1)",
+            "event ID 3 failed",
+            "no such domain",
+        ] {
+            assert!(!unsupported_event_id(m), "{m}");
         }
     }
 }
