@@ -105,6 +105,8 @@ async fn fifty_pipelined_commands_matched_by_id() {
         done += 1;
     }
     assert_eq!(done, 50);
+    // The commands really overlapped: the whole in-flight window of 8 was used.
+    assert_eq!(c.max_in_flight_seen(), 8);
 }
 
 #[tokio::test]

@@ -40,6 +40,8 @@ fn negotiates_pipelines_and_matches() {
         let e = p.wait().unwrap_err();
         assert!(e.to_string().contains(&format!("/none-{i}")), "{e}");
     }
+    // The commands really overlapped: the whole in-flight window of 8 was used.
+    assert_eq!(c.max_in_flight_seen(), 8);
     let schema = c.execute("query-qmp-schema", None).unwrap();
     assert!(schema.as_array().unwrap().len() > 1000);
 }
@@ -79,6 +81,48 @@ fn killed_qemu_fails_pending_promptly() {
         assert!(matches!(p.wait(), Err(Error::Closed { .. })));
     }
     assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+/// The premise of the event-before-return tests, read off the wire with the bare sans-IO
+/// session: QEMU sends `quit`'s SHUTDOWN before `quit`'s return.
+#[test]
+fn qemu_sends_quits_shutdown_before_its_return() {
+    use qmp_client::qmp_proto::{Output, Session};
+    use std::io::{Read, Write};
+    let mut q = Qemu::spawn(MACHINE_NONE);
+    let start = Instant::now();
+    let mut sock = loop {
+        match std::os::unix::net::UnixStream::connect(&q.qmp) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() > Duration::from_secs(5) => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut s = Session::default();
+    let quit = s.execute("quit", None).unwrap();
+    let mut order = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !order.iter().any(|o: &String| o == "return") {
+        while let Some(t) = s.poll_transmit() {
+            sock.write_all(&t.bytes).unwrap();
+        }
+        let n = sock.read(&mut buf).unwrap();
+        assert!(n > 0, "QEMU closed first: {order:?}");
+        s.handle_input(&buf[..n]);
+        while let Some(o) = s.poll_output() {
+            match o {
+                Output::Event(e) => order.push(e.event),
+                Output::Reply { id, result } if id == quit => {
+                    result.unwrap();
+                    order.push("return".into());
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(order, ["SHUTDOWN", "return"]);
+    assert!(q.wait_exit(Duration::from_secs(5)));
 }
 
 #[test]
