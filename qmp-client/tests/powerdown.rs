@@ -1,15 +1,18 @@
 //! `system_powerdown_and_wait` against a real guest: a 512-byte boot sector (assembled below,
 //! booted by SeaBIOS from a raw IDE disk) that powers the PC off when the ACPI power button is
 //! pressed, the way an OS's ACPI driver would. And the timeout path when no guest reacts.
-#![cfg(feature = "async")]
+#![cfg(any(feature = "async", feature = "blocking"))]
 
 mod common;
 
 use common::{Qemu, MACHINE_PC};
-use qmp_client::{Client, ConnectOptions, Error, EventFilter};
+#[cfg(feature = "async")]
+use qmp_client::Client;
+use qmp_client::{ConnectOptions, Error, EventFilter};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "async")]
 async fn connect(q: &Qemu) -> Client {
     let start = Instant::now();
     loop {
@@ -84,6 +87,7 @@ fn guest(dir: &Path) -> (Qemu, std::path::PathBuf) {
     (q, debug)
 }
 
+#[cfg(feature = "async")]
 #[tokio::test]
 async fn powerdown_waits_for_the_guest_to_power_off() {
     let dir = tempfile::tempdir().unwrap();
@@ -116,6 +120,7 @@ async fn powerdown_waits_for_the_guest_to_power_off() {
 
 /// Without a guest that handles ACPI the wait ends with a typed timeout, promptly, and the
 /// connection stays usable.
+#[cfg(feature = "async")]
 #[tokio::test]
 async fn powerdown_without_a_guest_times_out() {
     let q = Qemu::spawn(MACHINE_PC);
@@ -137,4 +142,51 @@ async fn powerdown_without_a_guest_times_out() {
         "{took:?}"
     );
     assert_eq!(c.status().await.unwrap(), "prelaunch");
+}
+
+/// The blocking driver's helper, same guest: the wait ends when the guest powered off.
+#[cfg(feature = "blocking")]
+#[test]
+fn blocking_powerdown_waits_for_the_guest_to_power_off() {
+    use qmp_client::blocking::Client;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, debug) = guest(dir.path());
+    let start = Instant::now();
+    let c = loop {
+        match Client::connect_unix(&q.qmp, ConnectOptions::default()) {
+            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            r => break r.expect("connect"),
+        }
+    };
+    while std::fs::read(&debug).unwrap_or_default() != b"R" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "guest never booted: {}",
+            q.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(c.status().unwrap(), "running");
+    let shutdowns = c.subscribe(EventFilter::name("SHUTDOWN"));
+    c.system_powerdown_and_wait(Duration::from_secs(30))
+        .unwrap();
+    let e = shutdowns.recv_timeout(Duration::from_secs(1)).unwrap();
+    assert_eq!(e.data["reason"], "guest-shutdown", "{e:?}");
+    assert!(q.wait_exit(Duration::from_secs(10)), "{}", q.log());
+    // Without a guest that reacts: the typed timeout.
+    let q = Qemu::spawn(MACHINE_PC);
+    let start = Instant::now();
+    let c = loop {
+        match Client::connect_unix(&q.qmp, ConnectOptions::default()) {
+            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            r => break r.expect("connect"),
+        }
+    };
+    let r = c.system_powerdown_and_wait(Duration::from_millis(300));
+    assert!(matches!(r, Err(Error::EventTimeout { .. })), "{r:?}");
+    assert_eq!(c.status().unwrap(), "prelaunch");
 }
