@@ -158,6 +158,9 @@ struct PendingCall {
     target: ProcedureId,
     stream: bool,
     deadline: Option<Instant>,
+    /// Set by [`Connection::route_reply_callback`]: route the callback id of the successful
+    /// reply to this token.
+    route: Option<(EventFamily, u64)>,
 }
 
 /// The sans-IO libvirt RPC client connection. See the crate docs for an example.
@@ -302,6 +305,7 @@ impl Connection {
                 target,
                 stream: options.stream,
                 deadline: options.deadline,
+                route: None,
             },
         );
         if let Some(d) = options.deadline {
@@ -587,6 +591,12 @@ impl Connection {
             self.deadlines.remove(&(d, h.serial));
         }
         let id = CallId(h.serial);
+        if let (Some((family, token)), MessageStatus::Ok, Some(b)) =
+            (call.route, h.status, packet.body.get(..4))
+        {
+            let cb = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            self.routes.insert((family, cb), token);
+        }
         let result = match h.status {
             MessageStatus::Ok => Ok(Reply {
                 header: h,
@@ -778,6 +788,21 @@ impl Connection {
     /// [`ServerMessage::route`] is `Some(token)`.
     pub fn route_callback(&mut self, family: EventFamily, callback_id: i32, token: u64) {
         self.routes.insert((family, callback_id), token);
+    }
+
+    /// Call `id` registers a callback of `family` (a `*_REGISTER_ANY` procedure, whose reply
+    /// body starts with the `int callbackID`): when its successful reply arrives, that
+    /// callback id is routed to `token` at once, so that events the server sends right after
+    /// the reply are routed even before the application has looked at the reply. Returns
+    /// false (and does nothing) when `id` is not a pending call.
+    pub fn route_reply_callback(&mut self, id: CallId, family: EventFamily, token: u64) -> bool {
+        match self.pending.get_mut(&id.0) {
+            Some(p) => {
+                p.route = Some((family, token));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stop routing a callback id (after its `*_CALLBACK_DEREGISTER_ANY`).

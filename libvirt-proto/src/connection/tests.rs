@@ -656,6 +656,59 @@ fn events_routed_by_callback_id() {
 }
 
 #[test]
+fn registration_reply_routes_events_in_the_same_read() {
+    let mut c = Connection::default();
+    let reg = c.start_call(PROC, &[]).unwrap();
+    let other = c.start_call(PROC, &[]).unwrap();
+    assert!(c.route_reply_callback(reg, EventFamily::Network, 5));
+    assert!(!c.route_reply_callback(CallId(999), EventFamily::Network, 5));
+    let _ = sent(&mut c);
+    let mut ev_body = 3i32.to_be_bytes().to_vec();
+    ev_body.extend_from_slice(b"net");
+    // An event before the reply is not routed yet; the reply (callback id 3) and an event
+    // right behind it in the same read: routed to 5 before anyone looked at the reply.
+    let mut wire = pkt(MessageType::Message, MessageStatus::Ok, 0, 315, &ev_body);
+    wire.extend(reply(reg.0, &3i32.to_be_bytes()));
+    wire.extend(pkt(
+        MessageType::Message,
+        MessageStatus::Ok,
+        0,
+        315,
+        &ev_body,
+    ));
+    // A failed registration routes nothing; a call without the marker neither.
+    wire.extend(reply(other.0, &4i32.to_be_bytes()));
+    let mut body4 = 4i32.to_be_bytes().to_vec();
+    body4.extend_from_slice(b"x");
+    wire.extend(pkt(MessageType::Message, MessageStatus::Ok, 0, 315, &body4));
+    c.handle_input(&wire).unwrap();
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 5, "{ev:?}");
+    assert!(matches!(&ev[0], Event::Message(m) if m.route.is_none()));
+    assert_eq!(reply_of(&ev[1]).0, reg);
+    assert!(matches!(&ev[2], Event::Message(m) if m.route == Some(5) && m.callback_id == Some(3)));
+    assert_eq!(reply_of(&ev[3]).0, other);
+    assert!(matches!(&ev[4], Event::Message(m) if m.route.is_none()));
+
+    // An error reply to a marked call routes nothing.
+    let failed = c.start_call(PROC, &[]).unwrap();
+    c.route_reply_callback(failed, EventFamily::Secret, 6);
+    let err = RemoteError::new(
+        ErrorNumber(1),
+        ErrorDomain(7),
+        "internal error: unsupported secret event ID 9",
+    );
+    let mut wire = error_reply(failed.0, &err);
+    let mut b9 = 0i32.to_be_bytes().to_vec();
+    b9.extend_from_slice(b"s");
+    wire.extend(pkt(MessageType::Message, MessageStatus::Ok, 0, 382, &b9));
+    c.handle_input(&wire).unwrap();
+    let ev = events(&mut c);
+    assert!(reply_of(&ev[0]).1.is_err());
+    assert!(matches!(&ev[1], Event::Message(m) if m.route.is_none()));
+}
+
+#[test]
 fn message_queue_overflow_is_reported_and_replies_never_dropped() {
     let mut c = Connection::new(Config {
         message_queue_limit: 2,
