@@ -360,7 +360,7 @@ async fn typed_object_add_free_form() {
     let object = |qom_type, id: &str, props: serde_json::Value| c::ObjectAdd {
         arguments: t::ObjectOptions {
             id: id.into(),
-            qom_type: qom_type,
+            qom_type,
             branch: props.as_object().unwrap().clone(),
         },
     };
