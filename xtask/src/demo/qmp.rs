@@ -157,12 +157,7 @@ fn hotplug(qemu: &str, img: &str, dir: &Path) -> Result<()> {
         ids(&c)?
     );
     let every = c.subscribe(EventFilter::name("DEVICE_DELETED"));
-    c.execute_then_wait_event(
-        "device_del",
-        Some(json!({"id": "vblk-hot"})),
-        EventFilter::name("DEVICE_DELETED").data_eq("/device", "vblk-hot"),
-        Duration::from_secs(10),
-    )?;
+    c.device_del_and_wait("vblk-hot", Duration::from_secs(10))?;
     while let Ok(e) = every.recv_timeout(Duration::from_millis(50)) {
         let which = if e.data.get("device").is_some() {
             "<- the one waited for"
@@ -204,51 +199,36 @@ fn migration(qemu: &str, dir: &Path) -> Result<()> {
     let events = s.subscribe(EventFilter::name("MIGRATION"));
     println!(
         "  source {} -> destination {} over {uri}",
-        s.execute("query-status", None)?["status"],
-        d.execute("query-status", None)?["status"]
+        s.status()?,
+        d.status()?
     );
     let t = Instant::now();
-    s.execute("migrate", Some(json!({"uri": uri})))?;
     let mut out = std::io::stdout();
-    loop {
-        let m = s.execute("query-migrate", None)?;
-        let status = m["status"].as_str().unwrap_or("?").to_owned();
-        let done = m
-            .pointer("/ram/transferred")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let total = m.pointer("/ram/total").and_then(Value::as_u64).unwrap_or(0);
-        let remaining = m
-            .pointer("/ram/remaining")
-            .and_then(Value::as_u64)
-            .unwrap_or(total);
-        let frac = if status == "completed" {
-            1.0
-        } else if total == 0 {
-            0.0
-        } else {
-            1.0 - remaining as f64 / total as f64
-        };
-        let filled = (frac * 30.0).round() as usize;
-        write!(
-            out,
-            "\r  [{}{}] {:>5.1}% {:>10} sent  {status:<10}",
-            "#".repeat(filled),
-            ".".repeat(30 - filled),
-            frac * 100.0,
-            human(done)
-        )?;
-        out.flush()?;
-        match status.as_str() {
-            "completed" => break,
-            "failed" | "cancelled" => bail!("migration {status}: {}", m["error-desc"]),
-            _ if t.elapsed() > Duration::from_secs(120) => {
-                bail!("migration still {status} after 120 s")
+    let mut drawn = Ok(());
+    let done = s.migrate_and_wait(
+        &uri,
+        Duration::from_millis(50),
+        Duration::from_secs(120),
+        |p| {
+            let filled = (p.fraction() * 30.0).round() as usize;
+            let line = write!(
+                out,
+                "\r  [{}{}] {:>5.1}% {:>10} sent  {:<10}",
+                "#".repeat(filled),
+                ".".repeat(30 - filled),
+                p.fraction() * 100.0,
+                human(p.transferred),
+                p.status
+            )
+            .and_then(|()| out.flush());
+            if drawn.is_ok() {
+                drawn = line;
             }
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+        },
+    );
     println!();
+    drawn?;
+    let done = done.context("migration")?;
     let mut seen = Vec::new();
     while let Ok(e) = events.recv_timeout(Duration::from_millis(100)) {
         seen.push(e.data["status"].as_str().unwrap_or("?").to_owned());
@@ -256,10 +236,7 @@ fn migration(qemu: &str, dir: &Path) -> Result<()> {
     let wait_state = |c: &Client, want: &str| -> Result<String> {
         let start = Instant::now();
         loop {
-            let st = c.execute("query-status", None)?["status"]
-                .as_str()
-                .unwrap_or("?")
-                .to_owned();
+            let st = c.status()?;
             if st == want || start.elapsed() > Duration::from_secs(5) {
                 return Ok(st);
             }
@@ -268,8 +245,9 @@ fn migration(qemu: &str, dir: &Path) -> Result<()> {
     };
     println!("  MIGRATION events on the source: {}", seen.join(" -> "));
     println!(
-        "  done in {:.2} s: source is {}, destination is {}",
+        "  done in {:.2} s ({} of RAM sent): source is {}, destination is {}",
         t.elapsed().as_secs_f64(),
+        human(done.transferred),
         wait_state(&s, "postmigrate")?,
         wait_state(&d, "running")?
     );
