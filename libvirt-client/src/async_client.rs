@@ -305,11 +305,6 @@ impl Client {
         self.inner.shared.lock().conn.pending_calls()
     }
 
-    /// Wait for a call started on the shared state.
-    pub(crate) async fn wait_call(&self, id: CallId) -> CallResult {
-        CallFuture::new(self.inner.shared.clone(), id).await
-    }
-
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
     }

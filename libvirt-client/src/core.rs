@@ -26,6 +26,12 @@ pub(crate) type CallResult = Result<Reply, libvirt_proto::Error>;
 pub(crate) struct CallSlot {
     pub(crate) result: Option<CallResult>,
     pub(crate) waker: Option<Waker>,
+    /// An event registration for subscriber `token`: its reply is acted on in `dispatch`
+    /// (routing, early events) before anyone waits for it.
+    pub(crate) reg: Option<(crate::events::Reg, u64)>,
+    /// Nobody waits any more (the subscribe was dropped or failed): a successful
+    /// registration is undone as soon as its reply arrives.
+    pub(crate) orphan: bool,
 }
 
 /// One subscriber's bounded queue of raw server messages.
@@ -61,7 +67,15 @@ pub(crate) struct State {
     /// The fatal input error that closed the connection, when it was a reply announcing more
     /// descriptors than arrived: that call fails with it rather than a bare "closed".
     pub(crate) missing_fds: Option<libvirt_proto::Error>,
+    /// Callback events that arrived while a registration of their family was in flight
+    /// (libvirtd may send an event before the reply that tells us its callback id); handed
+    /// to the subscriber when the reply arrives, dropped (counted as unrouted) when no
+    /// registration of the family is in flight any more.
+    pub(crate) early: VecDeque<ServerMessage>,
 }
+
+/// Early events kept at most (beyond: the in-flight registrations' subscribers see `Lagged`).
+const EARLY_LIMIT: usize = 4096;
 
 /// The state plus the two condition variables blocking code waits on.
 pub(crate) struct Shared {
@@ -100,6 +114,7 @@ impl Shared {
                 unrouted_messages: 0,
                 close_subs: Default::default(),
                 missing_fds: None,
+                early: VecDeque::new(),
             }),
             cv: Condvar::new(),
             write_cv: Condvar::new(),
@@ -154,6 +169,41 @@ impl Shared {
         })
     }
 
+    /// Start an event registration call of procedure `C` (no deadline: the subscriber
+    /// bounds its wait) for subscriber `token`; its callback id is routed as soon as the reply
+    /// is decoded.
+    pub(crate) fn start_registration<C: Call>(
+        &self,
+        args: &C::Args,
+        reg: crate::events::Reg,
+        token: u64,
+    ) -> Result<CallId, Error> {
+        let target = ProcedureId {
+            program: C::PROGRAM,
+            version: C::VERSION,
+            procedure: C::PROCEDURE as i32,
+        };
+        self.start_raw_then(
+            target,
+            None,
+            false,
+            Vec::new(),
+            |out| {
+                xdr::to_writer_vec(args, out).map_err(|e| {
+                    libvirt_proto::Error::encode(format!("arguments of {}", C::NAME), e)
+                })
+            },
+            |st, id| {
+                if let Some(f) = reg.family() {
+                    st.conn.route_reply_callback(id, f, token);
+                }
+                if let Some(slot) = st.calls.get_mut(&id.0) {
+                    slot.reg = Some((reg, token));
+                }
+            },
+        )
+    }
+
     /// Start a call with explicit options and an encoder.
     pub(crate) fn start_raw(
         &self,
@@ -162,6 +212,19 @@ impl Shared {
         stream: bool,
         fds: Vec<std::os::fd::OwnedFd>,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), libvirt_proto::Error>,
+    ) -> Result<CallId, Error> {
+        self.start_raw_then(target, timeout, stream, fds, encode, |_, _| {})
+    }
+
+    /// [`Shared::start_raw`], running `then` under the same lock once the call is started.
+    fn start_raw_then(
+        &self,
+        target: ProcedureId,
+        timeout: Option<Duration>,
+        stream: bool,
+        fds: Vec<std::os::fd::OwnedFd>,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), libvirt_proto::Error>,
+        then: impl FnOnce(&mut State, CallId),
     ) -> Result<CallId, Error> {
         if let (false, Some(transport)) = (fds.is_empty(), &self.fd_refusal) {
             return Err(Error::FdPassingUnavailable {
@@ -180,6 +243,7 @@ impl Shared {
         if stream {
             st.streams.insert(id.0, StreamWait::default());
         }
+        then(&mut st, id);
         drop(st);
         self.wake_writer();
         Ok(id)
@@ -244,6 +308,57 @@ impl Shared {
 }
 
 impl State {
+    /// Queue `m` for subscriber `t` (overflow policy: the newest message is dropped and
+    /// counted; the subscriber sees `Lagged(n)` before its next item). False when there is
+    /// no such subscriber.
+    pub(crate) fn deliver(&mut self, t: u64, m: &ServerMessage) -> bool {
+        let Some(sub) = self.subs.get_mut(&t) else {
+            return false;
+        };
+        if sub.items.len() >= sub.capacity {
+            sub.lagged += 1;
+        } else {
+            sub.items.push_back(m.clone());
+        }
+        if let Some(w) = sub.waker.take() {
+            w.wake();
+        }
+        true
+    }
+
+    /// Whether a registration of `family` awaits its reply (for a live subscriber).
+    pub(crate) fn registration_in_flight(&self, family: libvirt_proto::EventFamily) -> bool {
+        self.calls.values().any(|s| {
+            !s.orphan
+                && s.result.is_none()
+                && s.reg
+                    .as_ref()
+                    .is_some_and(|(r, _)| r.family() == Some(family))
+        })
+    }
+
+    /// An early event of `family` had to be dropped: every subscriber with a registration
+    /// of that family in flight may have missed it.
+    fn lag_in_flight(&mut self, family: libvirt_proto::EventFamily) {
+        let tokens: Vec<u64> = self
+            .calls
+            .values()
+            .filter(|s| !s.orphan && s.result.is_none())
+            .filter_map(|s| s.reg.as_ref())
+            .filter(|(r, _)| r.family() == Some(family))
+            .map(|(_, t)| *t)
+            .collect();
+        for t in tokens {
+            if let Some(sub) = self.subs.get_mut(&t) {
+                sub.lagged += 1;
+                if let Some(w) = sub.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+        self.unrouted_messages += 1;
+    }
+
     /// Feed bytes read from the transport (after their descriptors went to
     /// `Connection::handle_fds`). A fatal error closes the connection (and is reported to the
     /// waiters by `dispatch`); a reply that announced more descriptors than arrived is
@@ -270,14 +385,44 @@ impl State {
                             result = Err(e.clone());
                         }
                     }
-                    if let Some(slot) = self.calls.get_mut(&id.0) {
+                    let reg = self
+                        .calls
+                        .get(&id.0)
+                        .and_then(|s| s.reg.clone().map(|r| (r, s.orphan)));
+                    // A registration's outcome: Ok(callback id, if the body has one).
+                    let outcome = result.as_ref().map(|r| {
+                        r.body
+                            .get(..4)
+                            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    });
+                    let outcome = outcome.map_err(|_| ());
+                    if reg.as_ref().is_some_and(|(_, orphan)| *orphan) {
+                        self.calls.remove(&id.0);
+                    } else if let Some(slot) = self.calls.get_mut(&id.0) {
                         slot.result = Some(result);
                         if let Some(w) = slot.waker.take() {
                             w.wake();
                         }
                     }
+                    if let Some(((reg, token), orphan)) = reg {
+                        crate::events::registration_replied(self, &reg, token, outcome, orphan);
+                    }
                 }
                 Event::Message(m) => {
+                    if m.route.is_none() && m.callback_id.is_some() {
+                        if let Some(f) =
+                            libvirt_proto::event::callback_event_family(m.program, m.procedure)
+                        {
+                            if self.registration_in_flight(f) {
+                                if self.early.len() >= EARLY_LIMIT {
+                                    self.lag_in_flight(f);
+                                } else {
+                                    self.early.push_back(m);
+                                }
+                                continue;
+                            }
+                        }
+                    }
                     let targets: Vec<u64> = match m.route {
                         Some(t) => vec![t],
                         None if m.program == libvirt_proto::event::REMOTE_PROGRAM
@@ -289,20 +434,7 @@ impl State {
                     };
                     let mut delivered = false;
                     for t in targets {
-                        let Some(sub) = self.subs.get_mut(&t) else {
-                            continue;
-                        };
-                        delivered = true;
-                        if sub.items.len() >= sub.capacity {
-                            // Overflow policy: the newest message is dropped and counted; the
-                            // subscriber sees `Lagged(n)` before its next item.
-                            sub.lagged += 1;
-                        } else {
-                            sub.items.push_back(m.clone());
-                        }
-                        if let Some(w) = sub.waker.take() {
-                            w.wake();
-                        }
+                        delivered |= self.deliver(t, &m);
                     }
                     if !delivered {
                         self.unrouted_messages += 1;
@@ -335,6 +467,8 @@ impl State {
                     }
                 }
                 Event::Closed(reason) => {
+                    self.unrouted_messages += self.early.len() as u64;
+                    self.early.clear();
                     for sub in self.subs.values_mut() {
                         sub.closed = Some(reason.clone());
                         if let Some(w) = sub.waker.take() {

@@ -4,7 +4,13 @@
 //!
 //! A subscription registers one server-side callback per event id with the family's
 //! `*_REGISTER_ANY` procedure (pipelined), routes the callback ids to its own queue and
-//! deregisters them when dropped.
+//! deregisters them when dropped. A callback id is routed the moment its registration reply
+//! is decoded; events of a family that arrive while one of its registrations is in flight
+//! (libvirtd can send one before the reply) are held and handed to the subscriber whose
+//! reply names their callback id. Registering waits at most
+//! [`ClientOptions::call_timeout`](crate::ClientOptions) in all. If subscribing fails, times out
+//! or (async) is dropped half-way, every registration the daemon accepted is deregistered,
+//! including those whose replies arrive later.
 //!
 //! # Overflow policy
 //! Each subscription buffers at most [`ClientOptions::event_capacity`](crate::ClientOptions)
@@ -21,7 +27,7 @@ use libvirt_proto::generated::remote::{self, procs, RemoteNonnullDomain};
 use libvirt_proto::program::Call;
 use libvirt_proto::{CallId, CloseReason, EventFamily};
 
-use crate::core::{CallResult, Shared};
+use crate::core::{CallResult, Shared, State};
 use crate::{Error, TypedEvent};
 
 /// `REMOTE_PROC_CONNECT_EVENT_CONNECTION_CLOSED`.
@@ -152,6 +158,21 @@ pub(crate) enum Reg {
     Close,
 }
 
+impl Reg {
+    /// The callback family (`None` for the close callback).
+    pub(crate) fn family(&self) -> Option<EventFamily> {
+        Some(match self {
+            Reg::Domain(_) => EventFamily::Domain,
+            Reg::Network(_) => EventFamily::Network,
+            Reg::Pool(_) => EventFamily::StoragePool,
+            Reg::NodeDevice(_) => EventFamily::NodeDevice,
+            Reg::Secret(_) => EventFamily::Secret,
+            Reg::Qemu => EventFamily::QemuMonitor,
+            Reg::Close => return None,
+        })
+    }
+}
+
 /// A registration the daemon accepted (what to undo on drop).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Registered {
@@ -206,68 +227,192 @@ pub(crate) fn plan(s: &Subscription) -> Vec<Reg> {
     out
 }
 
-/// Start the registration call for `reg`.
-pub(crate) fn start_reg(shared: &Shared, s: &Subscription, reg: &Reg) -> Result<CallId, Error> {
-    let t = shared_timeout();
+/// Start the registration call for `reg` on behalf of subscriber `token`.
+pub(crate) fn start_reg(
+    shared: &Shared,
+    s: &Subscription,
+    reg: &Reg,
+    token: u64,
+) -> Result<CallId, Error> {
+    let r = reg.clone();
     match reg {
-        Reg::Domain(id) => shared.start::<procs::ConnectDomainEventCallbackRegisterAny>(
-            &remote::RemoteConnectDomainEventCallbackRegisterAnyArgs {
-                event_id: *id,
-                dom: s.domain.clone().flatten(),
-            },
-            t,
-            false,
-        ),
-        Reg::Network(id) => shared.start::<procs::ConnectNetworkEventRegisterAny>(
+        Reg::Domain(id) => shared
+            .start_registration::<procs::ConnectDomainEventCallbackRegisterAny>(
+                &remote::RemoteConnectDomainEventCallbackRegisterAnyArgs {
+                    event_id: *id,
+                    dom: s.domain.clone().flatten(),
+                },
+                r,
+                token,
+            ),
+        Reg::Network(id) => shared.start_registration::<procs::ConnectNetworkEventRegisterAny>(
             &remote::RemoteConnectNetworkEventRegisterAnyArgs {
                 event_id: *id,
                 net: s.network.clone().flatten(),
             },
-            t,
-            false,
+            r,
+            token,
         ),
-        Reg::Pool(id) => shared.start::<procs::ConnectStoragePoolEventRegisterAny>(
+        Reg::Pool(id) => shared.start_registration::<procs::ConnectStoragePoolEventRegisterAny>(
             &remote::RemoteConnectStoragePoolEventRegisterAnyArgs {
                 event_id: *id,
                 pool: s.storage_pool.clone().flatten(),
             },
-            t,
-            false,
+            r,
+            token,
         ),
-        Reg::NodeDevice(id) => shared.start::<procs::ConnectNodeDeviceEventRegisterAny>(
-            &remote::RemoteConnectNodeDeviceEventRegisterAnyArgs {
-                event_id: *id,
-                dev: s.node_device.clone().flatten(),
-            },
-            t,
-            false,
-        ),
-        Reg::Secret(id) => shared.start::<procs::ConnectSecretEventRegisterAny>(
+        Reg::NodeDevice(id) => shared
+            .start_registration::<procs::ConnectNodeDeviceEventRegisterAny>(
+                &remote::RemoteConnectNodeDeviceEventRegisterAnyArgs {
+                    event_id: *id,
+                    dev: s.node_device.clone().flatten(),
+                },
+                r,
+                token,
+            ),
+        Reg::Secret(id) => shared.start_registration::<procs::ConnectSecretEventRegisterAny>(
             &remote::RemoteConnectSecretEventRegisterAnyArgs {
                 event_id: *id,
                 secret: s.secret.clone().flatten(),
             },
-            t,
-            false,
+            r,
+            token,
         ),
         Reg::Qemu => {
             let (dom, event) = s.qemu_monitor.clone().unwrap_or_default();
-            shared.start::<qprocs::ConnectDomainMonitorEventRegister>(
+            shared.start_registration::<qprocs::ConnectDomainMonitorEventRegister>(
                 &qemu::QemuConnectDomainMonitorEventRegisterArgs {
                     dom,
                     event,
                     flags: 0,
                 },
-                t,
-                false,
+                r,
+                token,
             )
         }
-        Reg::Close => shared.start::<procs::ConnectRegisterCloseCallback>(&(), t, false),
+        Reg::Close => {
+            shared.start_registration::<procs::ConnectRegisterCloseCallback>(&(), r, token)
+        }
     }
 }
 
-fn shared_timeout() -> Option<std::time::Duration> {
-    Some(std::time::Duration::from_secs(60))
+/// A registration's reply was decoded (called from `State::dispatch`, in wire order):
+/// `outcome` is `Ok(callback id)` on success. Hands held early events to the subscriber (or
+/// drops them for an orphan), undoes an orphan's registration, and drops held events no
+/// in-flight registration can claim any more.
+pub(crate) fn registration_replied(
+    st: &mut State,
+    reg: &Reg,
+    token: u64,
+    outcome: Result<Option<i32>, ()>,
+    orphan: bool,
+) {
+    match (reg.family(), outcome) {
+        (None, Ok(_)) => {
+            if orphan {
+                st.close_subs.remove(&token);
+                start_dereg(st, Registered::Close);
+            } else {
+                st.close_subs.insert(token);
+            }
+        }
+        (Some(f), Ok(Some(cb))) => {
+            let early = std::mem::take(&mut st.early);
+            for m in early {
+                let mine = m.callback_id == Some(cb)
+                    && libvirt_proto::event::callback_event_family(m.program, m.procedure)
+                        == Some(f);
+                if !mine {
+                    st.early.push_back(m);
+                } else if orphan || !st.deliver(token, &m) {
+                    st.unrouted_messages += 1;
+                }
+            }
+            if orphan {
+                st.conn.unroute_callback(f, cb);
+                start_dereg(st, Registered::Callback(f, cb));
+            }
+        }
+        _ => {}
+    }
+    if let Some(f) = reg.family() {
+        if !st.registration_in_flight(f) {
+            let before = st.early.len();
+            st.early.retain(|m| {
+                libvirt_proto::event::callback_event_family(m.program, m.procedure) != Some(f)
+            });
+            st.unrouted_messages += (before - st.early.len()) as u64;
+        }
+    }
+}
+
+/// Queue a call of `C` whose reply nobody wants (deregistrations).
+fn send_abandoned<C: Call>(st: &mut State, args: &C::Args) {
+    let target = libvirt_proto::ProcedureId {
+        program: C::PROGRAM,
+        version: C::VERSION,
+        procedure: C::PROCEDURE as i32,
+    };
+    if let Ok(id) = st
+        .conn
+        .start_call_with(target, libvirt_proto::CallOptions::default(), |out| {
+            xdr::to_writer_vec(args, out).map_err(|e| libvirt_proto::Error::encode(C::NAME, e))
+        })
+    {
+        st.conn.abandon(id);
+    }
+}
+
+/// Queue the deregistration of `r` (the close callback only when no subscriber still wants
+/// it: the daemon keeps one per connection). The caller wakes the writer.
+fn start_dereg(st: &mut State, r: Registered) {
+    if st.conn.is_closed() {
+        return;
+    }
+    match r {
+        Registered::Callback(EventFamily::Domain, cb) => {
+            send_abandoned::<procs::ConnectDomainEventCallbackDeregisterAny>(
+                st,
+                &remote::RemoteConnectDomainEventCallbackDeregisterAnyArgs { callback_id: cb },
+            )
+        }
+        Registered::Callback(EventFamily::Network, cb) => {
+            send_abandoned::<procs::ConnectNetworkEventDeregisterAny>(
+                st,
+                &remote::RemoteConnectNetworkEventDeregisterAnyArgs { callback_id: cb },
+            )
+        }
+        Registered::Callback(EventFamily::StoragePool, cb) => {
+            send_abandoned::<procs::ConnectStoragePoolEventDeregisterAny>(
+                st,
+                &remote::RemoteConnectStoragePoolEventDeregisterAnyArgs { callback_id: cb },
+            )
+        }
+        Registered::Callback(EventFamily::NodeDevice, cb) => {
+            send_abandoned::<procs::ConnectNodeDeviceEventDeregisterAny>(
+                st,
+                &remote::RemoteConnectNodeDeviceEventDeregisterAnyArgs { callback_id: cb },
+            )
+        }
+        Registered::Callback(EventFamily::Secret, cb) => {
+            send_abandoned::<procs::ConnectSecretEventDeregisterAny>(
+                st,
+                &remote::RemoteConnectSecretEventDeregisterAnyArgs { callback_id: cb },
+            )
+        }
+        Registered::Callback(EventFamily::QemuMonitor, cb) => {
+            send_abandoned::<qprocs::ConnectDomainMonitorEventDeregister>(
+                st,
+                &qemu::QemuConnectDomainMonitorEventDeregisterArgs { callback_id: cb },
+            )
+        }
+        Registered::Close => {
+            if st.close_subs.is_empty() {
+                send_abandoned::<procs::ConnectUnregisterCloseCallback>(st, &());
+            }
+        }
+        Registered::Callback(..) => {}
+    }
 }
 
 fn decode<C: Call>(r: &libvirt_proto::Reply) -> Result<C::Ret, Error> {
@@ -349,61 +494,137 @@ pub(crate) fn deregister(shared: &Shared, token: u64, regs: &[Registered]) {
                 st.conn.unroute_callback(*f, *cb);
             }
         }
-        if st.conn.is_closed() {
-            return;
+        for r in regs {
+            start_dereg(&mut st, *r);
         }
     }
-    for r in regs {
-        let id = match *r {
-            Registered::Callback(EventFamily::Domain, cb) => {
-                shared.start::<procs::ConnectDomainEventCallbackDeregisterAny>(
-                    &remote::RemoteConnectDomainEventCallbackDeregisterAnyArgs { callback_id: cb },
-                    None,
-                    false,
-                )
-            }
-            Registered::Callback(EventFamily::Network, cb) => {
-                shared.start::<procs::ConnectNetworkEventDeregisterAny>(
-                    &remote::RemoteConnectNetworkEventDeregisterAnyArgs { callback_id: cb },
-                    None,
-                    false,
-                )
-            }
-            Registered::Callback(EventFamily::StoragePool, cb) => {
-                shared.start::<procs::ConnectStoragePoolEventDeregisterAny>(
-                    &remote::RemoteConnectStoragePoolEventDeregisterAnyArgs { callback_id: cb },
-                    None,
-                    false,
-                )
-            }
-            Registered::Callback(EventFamily::NodeDevice, cb) => {
-                shared.start::<procs::ConnectNodeDeviceEventDeregisterAny>(
-                    &remote::RemoteConnectNodeDeviceEventDeregisterAnyArgs { callback_id: cb },
-                    None,
-                    false,
-                )
-            }
-            Registered::Callback(EventFamily::Secret, cb) => shared
-                .start::<procs::ConnectSecretEventDeregisterAny>(
-                &remote::RemoteConnectSecretEventDeregisterAnyArgs { callback_id: cb },
-                None,
-                false,
-            ),
-            Registered::Callback(EventFamily::QemuMonitor, cb) => {
-                shared.start::<qprocs::ConnectDomainMonitorEventDeregister>(
-                    &qemu::QemuConnectDomainMonitorEventDeregisterArgs { callback_id: cb },
-                    None,
-                    false,
-                )
-            }
-            Registered::Close => {
-                shared.start::<procs::ConnectUnregisterCloseCallback>(&(), None, false)
-            }
-            Registered::Callback(..) => continue,
+    shared.wake_writer();
+}
+
+/// A subscription being set up: the registrations in flight (in plan order) and those the
+/// daemon accepted. Dropped before [`Pending::finish`] (error, timeout, dropped future), it
+/// undoes everything: accepted registrations are deregistered now, those still in flight
+/// when their replies arrive.
+pub(crate) struct Pending {
+    shared: std::sync::Arc<Shared>,
+    token: u64,
+    started: std::collections::VecDeque<(Reg, CallId)>,
+    regs: Vec<Registered>,
+    done: bool,
+}
+
+impl Pending {
+    /// Add the subscriber queue and start every registration `sub` needs.
+    pub(crate) fn start(
+        shared: std::sync::Arc<Shared>,
+        capacity: usize,
+        sub: &Subscription,
+    ) -> Result<Pending, Error> {
+        let token = shared.add_subscriber(capacity);
+        let mut p = Pending {
+            shared,
+            token,
+            started: Default::default(),
+            regs: Vec::new(),
+            done: false,
         };
-        if let Ok(id) = id {
-            shared.abandon(id);
+        for reg in plan(sub) {
+            let id = start_reg(&p.shared, sub, &reg, token)?;
+            p.started.push_back((reg, id));
         }
+        Ok(p)
+    }
+
+    /// The next registration to wait for.
+    pub(crate) fn front(&self) -> Option<CallId> {
+        self.started.front().map(|(_, id)| *id)
+    }
+
+    /// Take call `id`'s result if it is there (registering `waker` otherwise); never
+    /// abandons the call.
+    pub(crate) fn take_result(
+        &self,
+        id: CallId,
+        waker: Option<&std::task::Waker>,
+    ) -> Option<CallResult> {
+        let mut st = self.shared.lock();
+        match st.calls.get_mut(&id.0) {
+            Some(slot) => match slot.result.take() {
+                Some(r) => {
+                    st.calls.remove(&id.0);
+                    Some(r)
+                }
+                None => {
+                    if let Some(w) = waker {
+                        slot.waker = Some(w.clone());
+                    }
+                    None
+                }
+            },
+            None => Some(Err(libvirt_proto::Error::Closed(
+                st.conn
+                    .close_reason()
+                    .cloned()
+                    .unwrap_or(CloseReason::Local),
+            ))),
+        }
+    }
+
+    /// Record the front registration's result.
+    pub(crate) fn finish_front(&mut self, r: CallResult) -> Result<(), Error> {
+        let Some((reg, _)) = self.started.pop_front() else {
+            return Ok(());
+        };
+        if let Some(x) = finish_reg(&self.shared, &reg, r, self.token)? {
+            self.regs.push(x);
+        }
+        Ok(())
+    }
+
+    /// Everything registered: hand over the token and registrations.
+    pub(crate) fn finish(mut self) -> (u64, Vec<Registered>) {
+        self.done = true;
+        (self.token, std::mem::take(&mut self.regs))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        {
+            let mut st = self.shared.lock();
+            for (reg, id) in self.started.drain(..) {
+                let Some(slot) = st.calls.get_mut(&id.0) else {
+                    continue;
+                };
+                match slot.result.take() {
+                    // Replied already (and routed by dispatch): undo now.
+                    Some(r) => {
+                        st.calls.remove(&id.0);
+                        if let Ok(reply) = r {
+                            let cb = reply
+                                .body
+                                .get(..4)
+                                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                            registration_replied(&mut st, &reg, self.token, Ok(cb), true);
+                        }
+                    }
+                    // Undone by dispatch when the reply arrives.
+                    None => slot.orphan = true,
+                }
+            }
+        }
+        deregister(&self.shared, self.token, &self.regs);
+    }
+}
+
+/// The limit for registering, as a typed timeout error.
+fn registration_timeout(t: std::time::Duration) -> Error {
+    Error::Timeout {
+        what: "event registration".to_owned(),
+        timeout: t,
     }
 }
 
@@ -481,34 +702,39 @@ mod asynch {
         /// policy). Registrations run pipelined; event ids the daemon does not know are
         /// skipped.
         pub async fn subscribe(&self, sub: Subscription) -> Result<EventStream, Error> {
-            let shared = self.shared().clone();
-            let token = shared.add_subscriber(self.options().event_capacity);
-            let mut stream = EventStream {
-                client: self.clone(),
-                token,
-                regs: Vec::new(),
-                ended: false,
-            };
-            let plan = plan(&sub);
-            let mut started = Vec::new();
-            for reg in &plan {
-                started.push((reg, start_reg(&shared, &sub, reg)?));
-            }
+            let mut pending =
+                Pending::start(self.shared().clone(), self.options().event_capacity, &sub)?;
             let mut first_err = None;
-            for (reg, id) in started {
-                let r = self.wait_call(id).await;
-                match finish_reg(&shared, reg, r, token) {
-                    Ok(Some(x)) => stream.regs.push(x),
-                    Ok(None) => {}
-                    Err(e) => {
+            let wait = async {
+                while let Some(id) = pending.front() {
+                    let r = std::future::poll_fn(|cx| {
+                        match pending.take_result(id, Some(cx.waker())) {
+                            Some(r) => Poll::Ready(r),
+                            None => Poll::Pending,
+                        }
+                    })
+                    .await;
+                    if let Err(e) = pending.finish_front(r) {
                         first_err.get_or_insert(e);
                     }
                 }
+            };
+            match self.options().call_timeout {
+                Some(t) => tokio::time::timeout(t, wait)
+                    .await
+                    .map_err(|_| registration_timeout(t))?,
+                None => wait.await,
             }
-            match first_err {
-                Some(e) => Err(e),
-                None => Ok(stream),
+            if let Some(e) = first_err {
+                return Err(e);
             }
+            let (token, regs) = pending.finish();
+            Ok(EventStream {
+                client: self.clone(),
+                token,
+                regs,
+                ended: false,
+            })
         }
 
         /// Every event of every family of the remote program (all domains, networks, pools,
@@ -578,33 +804,45 @@ mod blocking {
         /// Subscribe to events (see [`Subscription`]).
         pub fn subscribe(&self, sub: Subscription) -> Result<EventIter, Error> {
             let shared = self.shared().clone();
-            let token = shared.add_subscriber(self.options().event_capacity);
-            let mut it = EventIter {
-                client: self.clone(),
-                token,
-                regs: Vec::new(),
-                ended: false,
-            };
-            let plan = plan(&sub);
-            let mut started = Vec::new();
-            for reg in &plan {
-                started.push((reg, start_reg(&shared, &sub, reg)?));
-            }
+            let mut pending = Pending::start(shared.clone(), self.options().event_capacity, &sub)?;
+            let limit = self.options().call_timeout;
+            let end = limit.map(|t| Instant::now() + t);
             let mut first_err = None;
-            for (reg, id) in started {
-                let r = shared.wait_blocking(id);
-                match finish_reg(&shared, reg, r, token) {
-                    Ok(Some(x)) => it.regs.push(x),
-                    Ok(None) => {}
-                    Err(e) => {
-                        first_err.get_or_insert(e);
+            while let Some(id) = pending.front() {
+                let r = loop {
+                    if let Some(r) = pending.take_result(id, None) {
+                        break r;
                     }
+                    let st = shared.lock();
+                    let ready = st.calls.get(&id.0).is_none_or(|s| s.result.is_some());
+                    if ready {
+                        continue;
+                    }
+                    match end {
+                        Some(end) => {
+                            let now = Instant::now();
+                            if now >= end {
+                                return Err(registration_timeout(limit.unwrap_or_default()));
+                            }
+                            let _ = shared.cv.wait_timeout(st, end - now);
+                        }
+                        None => drop(shared.cv.wait(st)),
+                    }
+                };
+                if let Err(e) = pending.finish_front(r) {
+                    first_err.get_or_insert(e);
                 }
             }
-            match first_err {
-                Some(e) => Err(e),
-                None => Ok(it),
+            if let Some(e) = first_err {
+                return Err(e);
             }
+            let (token, regs) = pending.finish();
+            Ok(EventIter {
+                client: self.clone(),
+                token,
+                regs,
+                ended: false,
+            })
         }
 
         /// Every event of every family of the remote program.
@@ -668,6 +906,218 @@ mod blocking {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use libvirt_proto::generated::api::{ErrorDomain, ErrorNumber};
+    use libvirt_proto::packet::encode_packet;
+    use libvirt_proto::{Connection, Framer, Header, MessageStatus, MessageType, RemoteError};
+    use std::sync::Arc;
+
+    const NET_EVENT: i32 = 315; // REMOTE_PROC_NETWORK_EVENT_LIFECYCLE
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared::new(Connection::default(), Box::new(|| {}), None))
+    }
+
+    fn packet(
+        kind: MessageType,
+        status: MessageStatus,
+        serial: u32,
+        procedure: i32,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let h = Header {
+            program: libvirt_proto::event::REMOTE_PROGRAM,
+            version: 1,
+            procedure,
+            kind,
+            serial,
+            status,
+        };
+        let mut out = Vec::new();
+        encode_packet(&h, 0, body, &mut out).unwrap();
+        out
+    }
+
+    fn reg_reply(serial: u32, cb: i32) -> Vec<u8> {
+        packet(
+            MessageType::Reply,
+            MessageStatus::Ok,
+            serial,
+            <procs::ConnectNetworkEventRegisterAny as libvirt_proto::program::ProcedureMarker>::PROCEDURE as i32,
+            &cb.to_be_bytes(),
+        )
+    }
+
+    fn net_event(cb: i32) -> Vec<u8> {
+        let mut body = cb.to_be_bytes().to_vec();
+        body.extend_from_slice(b"rest");
+        packet(MessageType::Message, MessageStatus::Ok, 0, NET_EVENT, &body)
+    }
+
+    fn feed(sh: &Shared, wire: &[u8]) {
+        let mut st = sh.lock();
+        st.handle_input(wire);
+        st.dispatch();
+    }
+
+    /// The packets queued for sending: (serial, procedure, body).
+    fn sent(sh: &Shared) -> Vec<(u32, i32, Vec<u8>)> {
+        let mut st = sh.lock();
+        let mut f = Framer::new();
+        let mut out = Vec::new();
+        while let Some(t) = st.conn.poll_transmit() {
+            f.push(&t.data);
+            while let Some(p) = f.next_packet().unwrap() {
+                out.push((p.header.serial, p.header.procedure, p.body.to_vec()));
+            }
+        }
+        out
+    }
+
+    fn deregs(sent: &[(u32, i32, Vec<u8>)]) -> Vec<i32> {
+        sent.iter()
+            .filter(|(_, p, _)| {
+                *p == <procs::ConnectNetworkEventDeregisterAny as libvirt_proto::program::ProcedureMarker>::PROCEDURE as i32
+            })
+            .map(|(_, _, b)| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+
+    fn wait_all(p: &mut Pending) -> Result<(), Error> {
+        let mut first = None;
+        while let Some(id) = p.front() {
+            let r = p.take_result(id, None).expect("replied");
+            if let Err(e) = p.finish_front(r) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    #[test]
+    fn events_before_and_right_after_the_registration_reply_reach_the_subscriber() {
+        let sh = shared();
+        let mut p = Pending::start(sh.clone(), 16, &Subscription::network(None)).unwrap();
+        let serials: Vec<u32> = sent(&sh).iter().map(|(s, _, _)| *s).collect();
+        assert_eq!(serials.len(), NetworkEventID::known().len());
+        // libvirtd may queue an event for callback 7 before the reply naming it; another
+        // one follows the reply in the same read; a third is for nobody (callback 99).
+        let mut wire = net_event(7);
+        wire.extend(net_event(99));
+        wire.extend(reg_reply(serials[0], 7));
+        wire.extend(net_event(7));
+        for s in &serials[1..] {
+            wire.extend(reg_reply(*s, 8));
+        }
+        feed(&sh, &wire);
+        wait_all(&mut p).unwrap();
+        let (token, regs) = p.finish();
+        assert_eq!(regs.len(), serials.len());
+        let st = sh.lock();
+        let q = &st.subs[&token];
+        assert_eq!(q.items.len(), 2, "both events of callback 7 delivered");
+        assert!(q.items.iter().all(|m| m.callback_id == Some(7)));
+        assert_eq!(q.lagged, 0);
+        // Callback 99's event was held while registrations were in flight, then dropped.
+        assert!(st.early.is_empty());
+        assert_eq!(st.unrouted_messages, 1);
+    }
+
+    #[test]
+    fn a_failed_registration_undoes_the_accepted_ones() {
+        let sh = shared();
+        let mut p = Pending::start(sh.clone(), 16, &Subscription::network(None)).unwrap();
+        let serials: Vec<u32> = sent(&sh).iter().map(|(s, _, _)| *s).collect();
+        assert!(serials.len() >= 2);
+        let mut wire = reg_reply(serials[0], 7);
+        let mut b = Vec::new();
+        RemoteError::new(ErrorNumber(1), ErrorDomain(7), "internal error: boom")
+            .encode(&mut b)
+            .unwrap();
+        wire.extend(packet(
+            MessageType::Reply,
+            MessageStatus::Error,
+            serials[1],
+            <procs::ConnectNetworkEventRegisterAny as libvirt_proto::program::ProcedureMarker>::PROCEDURE as i32,
+            &b,
+        ));
+        for s in &serials[2..] {
+            wire.extend(reg_reply(*s, 9));
+        }
+        feed(&sh, &wire);
+        assert!(wait_all(&mut p).is_err());
+        drop(p);
+        let mut want = vec![7];
+        want.extend(std::iter::repeat_n(9, serials.len() - 2));
+        assert_eq!(deregs(&sent(&sh)), want);
+        let st = sh.lock();
+        assert!(st.subs.is_empty() && st.calls.is_empty());
+    }
+
+    #[test]
+    fn a_subscribe_dropped_half_way_deregisters_late_replies_too() {
+        let sh = shared();
+        let p = Pending::start(sh.clone(), 16, &Subscription::network(None)).unwrap();
+        let serials: Vec<u32> = sent(&sh).iter().map(|(s, _, _)| *s).collect();
+        assert!(serials.len() >= 2);
+        // The first reply is in (not yet taken), the others are in flight; then the
+        // subscriber gives up.
+        feed(&sh, &reg_reply(serials[0], 7));
+        drop(p);
+        assert_eq!(deregs(&sent(&sh)), [7]);
+        assert!(sh.lock().subs.is_empty());
+        // Late replies: each registration is undone when its reply arrives.
+        let mut wire = Vec::new();
+        for (i, s) in serials[1..].iter().enumerate() {
+            wire.extend(reg_reply(*s, 20 + i as i32));
+        }
+        // An event for a late callback is not delivered anywhere.
+        wire.extend(net_event(20));
+        feed(&sh, &wire);
+        let want: Vec<i32> = (0..serials.len() as i32 - 1).map(|i| 20 + i).collect();
+        assert_eq!(deregs(&sent(&sh)), want);
+        let st = sh.lock();
+        assert!(st.calls.is_empty(), "no slot leaked");
+        assert!(st.early.is_empty());
+        assert_eq!(st.unrouted_messages, 1);
+    }
+
+    #[test]
+    fn the_close_callback_is_unregistered_only_by_its_last_subscriber() {
+        let sh = shared();
+        let mut regs = Vec::new();
+        let mut tokens = Vec::new();
+        for _ in 0..2 {
+            let mut p = Pending::start(sh.clone(), 4, &Subscription::connection_closed()).unwrap();
+            let s = sent(&sh);
+            assert_eq!(s.len(), 1);
+            feed(
+                &sh,
+                &packet(
+                    MessageType::Reply,
+                    MessageStatus::Ok,
+                    s[0].0,
+                    <procs::ConnectRegisterCloseCallback as libvirt_proto::program::ProcedureMarker>::PROCEDURE as i32,
+                    &[],
+                ),
+            );
+            wait_all(&mut p).unwrap();
+            let (t, r) = p.finish();
+            tokens.push(t);
+            regs.push(r);
+        }
+        let unregister = <procs::ConnectUnregisterCloseCallback as libvirt_proto::program::ProcedureMarker>::PROCEDURE as i32;
+        deregister(&sh, tokens[0], &regs[0]);
+        assert!(sent(&sh).iter().all(|(_, p, _)| *p != unregister));
+        deregister(&sh, tokens[1], &regs[1]);
+        assert_eq!(
+            sent(&sh)
+                .iter()
+                .filter(|(_, p, _)| *p == unregister)
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn unsupported_event_id_messages_of_every_family() {
