@@ -64,8 +64,14 @@ impl Qmp {
 
     /// Run a command; `Ok(return)` or `Err(error)`; events are skipped.
     pub fn execute(&mut self, cmd: &str, args: Value) -> Result<Value, Value> {
-        let msg = json!({"execute": cmd, "arguments": args, "id": cmd});
-        writeln!(self.w, "{msg}").expect("write to QMP");
+        // one write: QEMU runs a command as soon as its JSON object is complete, so after a
+        // `quit` split over several writes (writeln! writes the newline apart) the rest would
+        // meet a closed socket (EPIPE)
+        let line = format!(
+            "{}\n",
+            json!({"execute": cmd, "arguments": args, "id": cmd})
+        );
+        self.w.write_all(line.as_bytes()).expect("write to QMP");
         loop {
             let v = self.line();
             if v.get("id") != Some(&json!(cmd)) {
