@@ -176,11 +176,47 @@ fn hotplug(qemu: &str, img: &str, dir: &Path) -> Result<()> {
 }
 
 fn migration(qemu: &str, dir: &Path) -> Result<()> {
-    let machine = ["-machine", "pc,accel=tcg", "-m", "128"];
-    let src = Qemu::spawn(qemu, dir, "src", &machine)?;
-    let mut dst_args = machine.to_vec();
-    dst_args.extend(["-incoming", "defer"]);
-    let dst = Qemu::spawn(qemu, dir, "dst", &dst_args)?;
+    // The source's 64 MiB of RAM come from a file of non-zero pages: QEMU sends zero pages as a
+    // few header bytes, so a fresh guest's RAM would be across at once and the bar show nothing.
+    const RAM: u64 = 64 << 20;
+    let ram = dir.join("src-ram.img");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&ram)?);
+        let mut page = vec![0u8; 4096];
+        for i in 0..RAM / 4096 {
+            page.fill((i % 251) as u8 + 1);
+            f.write_all(&page)?;
+        }
+        f.flush()?;
+    }
+    let mem = format!("{}", RAM >> 20);
+    let src_ram = format!(
+        "memory-backend-file,id=ram0,size={RAM},share=off,mem-path={}",
+        ram.display()
+    );
+    let dst_ram = format!("memory-backend-ram,id=ram0,size={RAM}");
+    let machine = "pc,accel=tcg,memory-backend=ram0";
+    let src = Qemu::spawn(
+        qemu,
+        dir,
+        "src",
+        &["-machine", machine, "-m", &mem, "-object", &src_ram],
+    )?;
+    let dst = Qemu::spawn(
+        qemu,
+        dir,
+        "dst",
+        &[
+            "-machine",
+            machine,
+            "-m",
+            &mem,
+            "-object",
+            &dst_ram,
+            "-incoming",
+            "defer",
+        ],
+    )?;
     let (s, d) = (src.connect()?, dst.connect()?);
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -191,10 +227,10 @@ fn migration(qemu: &str, dir: &Path) -> Result<()> {
         "migrate-set-capabilities",
         Some(json!({"capabilities": [{"capability": "events", "state": true}]})),
     )?;
-    // Slow it down so the bar has something to show: 16 MiB/s.
+    // Slow it down so the bar has something to show: 32 MiB/s, about two seconds.
     s.execute(
         "migrate-set-parameters",
-        Some(json!({"max-bandwidth": 16 << 20})),
+        Some(json!({"max-bandwidth": 32 << 20})),
     )?;
     let events = s.subscribe(EventFilter::name("MIGRATION"));
     println!(
