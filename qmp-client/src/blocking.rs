@@ -104,9 +104,11 @@ impl Inner {
     /// once with [`Error::Closed`]. The reader thread stops at its next read (at once for
     /// sockets, whose shutdown ends the read).
     fn close(&self) {
+        // Shut the socket down first: that also ends a write blocked on a full socket, which
+        // holds the writer's lock.
+        (self.shutdown)();
         let old = std::mem::replace(&mut *relock(&self.writer), Writer::Closed);
         drop(old);
-        (self.shutdown)();
         let _ = relock(&self.core).eof();
     }
 }
