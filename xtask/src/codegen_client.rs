@@ -2,8 +2,11 @@
 //!
 //! Input: the generated bindings of `libvirt-proto` (`libvirt-proto/src/generated/{remote,
 //! qemu,lxc,admin}.rs`: procedure tables, marker types, the fields of every `*_args` / `*_ret`
-//! / `*_msg` struct; `api*.rs`: the flag types) and libvirt's API XML (which flags type each C
-//! function's `flags` argument takes). Output: `libvirt-client/src/generated/`:
+//! / `*_msg` struct; `api*.rs`: the flag and enum types) and libvirt's API XML (which flags
+//! type each C function's `flags` argument takes, and which enum or flags type its other
+//! integer arguments take: `codeset` a `virKeycodeSet`, `types` `virDomainGuestInfoTypes`...,
+//! named in the argument's documentation or through the `VIR_` constants it lists; the
+//! migration procedures keep bare integers). Output: `libvirt-client/src/generated/`:
 //! one file per program with a method per call on both clients, and `events.rs` with one
 //! typed variant per event message.
 
@@ -233,34 +236,152 @@ fn snake(camel: &str) -> String {
 
 /// Flag types (u32 newtypes) of an api module.
 fn flag_types(text: &str) -> BTreeSet<String> {
+    newtypes(text, "u32")
+}
+
+/// Enum types (i32 newtypes) of an api module.
+fn enum_types(text: &str) -> BTreeSet<String> {
+    newtypes(text, "i32")
+}
+
+fn newtypes(text: &str, inner: &str) -> BTreeSet<String> {
+    let suffix = format!("(pub {inner});");
     text.lines()
         .filter_map(|l| {
             l.strip_prefix("pub struct ")?
-                .strip_suffix("(pub u32);")
+                .strip_suffix(suffix.as_str())
                 .map(str::to_owned)
         })
         .collect()
 }
 
-/// C function name (lower case) -> the `info` of its `flags` argument.
-fn api_flag_infos(xml: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find("<function name='") {
-        rest = &rest[i + 16..];
-        let Some(j) = rest.find('\'') else { break };
-        let name = rest[..j].to_ascii_lowercase();
-        let end = rest.find("</function>").unwrap_or(rest.len());
-        let body = &rest[..end];
-        if let Some(k) = body.find("<arg name='flags' type='unsigned int' info='") {
-            let info = &body[k + 44..];
-            if let Some(e) = info.find('\'') {
-                out.insert(name, info[..e].to_owned());
+/// What libvirt's API XML says about functions' integer arguments.
+#[derive(Default)]
+struct ApiInfo {
+    /// C function name (lower case) -> argument name -> its `info` text (`unsigned int` and
+    /// `int` arguments only).
+    args: HashMap<String, HashMap<String, String>>,
+    /// `VIR_...` constant -> the enum/flags type declaring it (without `vir`).
+    constants: HashMap<String, String>,
+    /// C function name (lower case) -> its documentation (some list the valid flags there
+    /// only, e.g. virInterfaceGetXMLDesc).
+    docs: HashMap<String, String>,
+}
+
+impl ApiInfo {
+    fn parse(xml: &str) -> ApiInfo {
+        let mut out = ApiInfo::default();
+        let mut rest = xml;
+        while let Some(i) = rest.find("<function name='") {
+            rest = &rest[i + 16..];
+            let Some(j) = rest.find('\'') else { break };
+            let name = rest[..j].to_ascii_lowercase();
+            let end = rest.find("</function>").unwrap_or(rest.len());
+            let mut body = &rest[..end];
+            if let (Some(a), Some(b)) = (body.find("<info><![CDATA["), body.find("]]></info>")) {
+                if a < b {
+                    out.docs.insert(name.clone(), body[a + 15..b].to_owned());
+                }
             }
+            let mut args = HashMap::new();
+            while let Some(k) = body.find("<arg name='") {
+                body = &body[k + 11..];
+                let Some(e) = body.find('\'') else { break };
+                let arg = body[..e].to_owned();
+                let after = &body[e..];
+                let int = after.starts_with("' type='unsigned int' info='")
+                    || after.starts_with("' type='int' info='");
+                if let (true, Some(k2)) = (int, after.find("info='")) {
+                    let info = &after[k2 + 6..];
+                    if let Some(e2) = info.find('\'') {
+                        args.insert(arg, info[..e2].to_owned());
+                    }
+                }
+            }
+            out.args.insert(name, args);
+            rest = &rest[end..];
         }
-        rest = &rest[end..];
+        let mut rest = xml;
+        while let Some(i) = rest.find("<enum name='") {
+            rest = &rest[i + 12..];
+            let Some(j) = rest.find('\'') else { break };
+            let name = rest[..j].to_owned();
+            let line_end = rest.find("/>").unwrap_or(rest.len());
+            if let Some(t) = rest[..line_end].find(" type='vir") {
+                let ty = &rest[t + 10..line_end];
+                if let Some(e) = ty.find('\'') {
+                    out.constants.insert(name, ty[..e].to_owned());
+                }
+            }
+            rest = &rest[line_end..];
+        }
+        out
     }
-    out
+}
+
+/// Whether a generated api type is a set of flags (u32) or an enum (i32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TypeKind {
+    Flags,
+    Enum,
+}
+
+/// Known api types: name (without `vir`) -> (module, kind).
+type ApiTypes = BTreeMap<String, (&'static str, TypeKind)>;
+
+/// The C functions a procedure's marker may document.
+fn api_functions(prog: &Program, marker: &str) -> Vec<String> {
+    let mut candidates = vec![format!("vir{marker}")];
+    match prog.module {
+        "qemu" => candidates.push(format!(
+            "virDomainQemu{}",
+            marker.trim_start_matches("Domain")
+        )),
+        "lxc" => candidates.push(format!(
+            "virDomainLxc{}",
+            marker.trim_start_matches("Domain")
+        )),
+        "admin" => candidates.push(format!("virAdm{marker}")),
+        // CONNECT_OPEN carries virConnectOpenAuth's flags.
+        _ if marker == "ConnectOpen" => candidates.push("virConnectOpenAuth".to_owned()),
+        _ => {}
+    }
+    candidates
+}
+
+/// The typed api type an integer argument takes, from its documentation: the first known
+/// type it names (`bitwise-OR of virDomainModificationImpact`, `one of
+/// virStorageVolWipeAlgorithm`), else the type declaring the first `VIR_` constant it lists
+/// (`VIR_INTERFACE_XML_INACTIVE`); with `constants_only`, only the latter. `flags` arguments
+/// only take flag types.
+fn arg_type(
+    info: &str,
+    arg: &str,
+    api: &ApiInfo,
+    types: &ApiTypes,
+    constants_only: bool,
+) -> Option<(String, TypeKind)> {
+    let fits = |t: &str| {
+        types
+            .get(t)
+            .filter(|(_, k)| arg != "flags" || *k == TypeKind::Flags)
+            .map(|(m, k)| (format!("libvirt_proto::generated::{m}::{t}"), *k))
+    };
+    let words: Vec<&str> = info
+        .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+        .collect();
+    words
+        .iter()
+        .filter(|_| !constants_only)
+        .filter_map(|w| w.strip_prefix("vir"))
+        .find_map(fits)
+        .or_else(|| {
+            words
+                .iter()
+                .filter(|w| w.starts_with("VIR_"))
+                .filter_map(|w| api.constants.get(*w))
+                .find_map(|t| fits(t))
+        })
 }
 
 /// The typed flags for a procedure's `flags` argument, from the C function's documentation
@@ -324,6 +445,8 @@ fn methods(
     m: &ProtoModule,
     infos: &HashMap<String, String>,
     flags: &BTreeMap<String, &'static str>,
+    api: &ApiInfo,
+    types: &ApiTypes,
 ) -> Vec<Method> {
     let mut out = Vec::new();
     for r in &m.rows {
@@ -338,6 +461,9 @@ fn methods(
             Some(a) => match m.structs.get(a) {
                 Some(fields) => {
                     let ft = flags_type(prog, &mk.name, infos, flags);
+                    // Migration procedures keep their signatures (migrate.rs builds on them).
+                    let typed_args = !mk.name.starts_with("DomainMigrate");
+                    let fns = api_functions(prog, &mk.name);
                     let mut inits = Vec::new();
                     for (n, t) in fields {
                         if n == "flags" && t == "u32" {
@@ -346,6 +472,43 @@ fn methods(
                                 inits.push(format!("{n}: {n}.bits()"));
                                 continue;
                             }
+                        }
+                        let typed = (typed_args && (t == "u32" || t == "i32"))
+                            .then(|| {
+                                fns.iter().find_map(|f| {
+                                    let f = f.to_ascii_lowercase();
+                                    let info = api.args.get(&f)?.get(n)?;
+                                    arg_type(info, n, api, types, false).or_else(|| {
+                                        // Flags the argument says are a bitwise OR of, but
+                                        // listed in the function's own documentation only.
+                                        let ored = info.contains("-OR")
+                                            && !info.contains("unused")
+                                            && !info.contains("not used");
+                                        let doc =
+                                            api.docs.get(&f).filter(|_| n == "flags" && ored)?;
+                                        arg_type(doc, n, api, types, true)
+                                    })
+                                })
+                            })
+                            .flatten();
+                        if let Some((ty, kind)) = typed {
+                            let value = match kind {
+                                TypeKind::Flags => format!("{n}.bits()"),
+                                TypeKind::Enum => format!("{n}.0"),
+                            };
+                            let native = if kind == TypeKind::Flags {
+                                "u32"
+                            } else {
+                                "i32"
+                            };
+                            params.push((n.clone(), ty));
+                            inits.push(if t == native {
+                                format!("{n}: {value}")
+                            } else {
+                                // The wire field's signedness differs from the C type's.
+                                format!("{n}: {value} as {t}")
+                            });
+                            continue;
                         }
                         params.push((n.clone(), qualify(t, prog.module)));
                         inits.push(n.clone());
@@ -473,10 +636,15 @@ fn header(inputs: &str) -> String {
 fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>> {
     let mut files = BTreeMap::new();
     let mut flags: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut types: ApiTypes = BTreeMap::new();
     for module in ["api", "api_qemu", "api_lxc", "api_admin"] {
         let text = std::fs::read_to_string(root.join(PROTO_DIR).join(format!("{module}.rs")))?;
         for f in flag_types(&text) {
-            flags.entry(f).or_insert(module);
+            flags.entry(f.clone()).or_insert(module);
+            types.entry(f).or_insert((module, TypeKind::Flags));
+        }
+        for e in enum_types(&text) {
+            types.entry(e).or_insert((module, TypeKind::Enum));
         }
     }
     let mut events: Vec<(String, String, u32, String, String)> = Vec::new();
@@ -487,8 +655,13 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
         let m = parse_proto(&text)?;
         let xml = std::fs::read_to_string(protocol_dir.join("api").join(prog.api_file))
             .with_context(|| format!("reading {}", prog.api_file))?;
-        let infos = api_flag_infos(&xml);
-        let ms = methods(prog, &m, &infos, &flags);
+        let api = ApiInfo::parse(&xml);
+        let infos: HashMap<String, String> = api
+            .args
+            .iter()
+            .filter_map(|(f, a)| Some((f.clone(), a.get("flags")?.clone())))
+            .collect();
+        let ms = methods(prog, &m, &infos, &flags, &api, &types);
         let mut s = header(&format!(
             "{PROTO_DIR}/{}.rs and api/{}",
             prog.module, prog.api_file

@@ -11,9 +11,16 @@ use libvirt_proto::generated::remote::*;
 #[cfg(feature = "async")]
 impl crate::Client {
     /// `REMOTE_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name.
-    pub async fn connect_open(&self, name: RemoteString, flags: u32) -> Result<(), crate::Error> {
+    pub async fn connect_open(
+        &self,
+        name: RemoteString,
+        flags: libvirt_proto::generated::api::ConnectFlags,
+    ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectOpen>(
-            &libvirt_proto::generated::remote::RemoteConnectOpenArgs { name, flags },
+            &libvirt_proto::generated::remote::RemoteConnectOpenArgs {
+                name,
+                flags: flags.bits(),
+            },
         )
         .await
     }
@@ -1414,10 +1421,13 @@ impl crate::Client {
     pub async fn interface_get_xml_desc(
         &self,
         iface: RemoteNonnullInterface,
-        flags: u32,
+        flags: libvirt_proto::generated::api::InterfaceXMLFlags,
     ) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceGetXmlDesc>(
-            &libvirt_proto::generated::remote::RemoteInterfaceGetXmlDescArgs { iface, flags },
+            &libvirt_proto::generated::remote::RemoteInterfaceGetXmlDescArgs {
+                iface,
+                flags: flags.bits(),
+            },
         )
         .await
         .map(|r| r.xml)
@@ -2614,7 +2624,7 @@ impl crate::Client {
     pub async fn domain_send_key(
         &self,
         dom: RemoteNonnullDomain,
-        codeset: u32,
+        codeset: libvirt_proto::generated::api::KeycodeSet,
         holdtime: u32,
         keycodes: Vec<u32>,
         flags: u32,
@@ -2622,7 +2632,7 @@ impl crate::Client {
         self.call::<libvirt_proto::generated::remote::procs::DomainSendKey>(
             &libvirt_proto::generated::remote::RemoteDomainSendKeyArgs {
                 dom,
-                codeset,
+                codeset: codeset.0 as u32,
                 holdtime,
                 keycodes,
                 flags,
@@ -2961,13 +2971,13 @@ impl crate::Client {
     /// `REMOTE_PROC_NODE_SUSPEND_FOR_DURATION` (250): calls the daemon's procedure of that name.
     pub async fn node_suspend_for_duration(
         &self,
-        target: u32,
+        target: libvirt_proto::generated::api::NodeSuspendTarget,
         duration: u64,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeSuspendForDuration>(
             &libvirt_proto::generated::remote::RemoteNodeSuspendForDurationArgs {
-                target,
+                target: target.0 as u32,
                 duration,
                 flags,
             },
@@ -3116,13 +3126,13 @@ impl crate::Client {
     pub async fn storage_vol_wipe_pattern(
         &self,
         vol: RemoteNonnullStorageVol,
-        algorithm: u32,
+        algorithm: libvirt_proto::generated::api::StorageVolWipeAlgorithm,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::StorageVolWipePattern>(
             &libvirt_proto::generated::remote::RemoteStorageVolWipePatternArgs {
                 vol,
-                algorithm,
+                algorithm: algorithm.0 as u32,
                 flags,
             },
         )
@@ -3148,14 +3158,14 @@ impl crate::Client {
     pub async fn domain_pm_suspend_for_duration(
         &self,
         dom: RemoteNonnullDomain,
-        target: u32,
+        target: libvirt_proto::generated::api::NodeSuspendTarget,
         duration: u64,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainPmSuspendForDuration>(
             &libvirt_proto::generated::remote::RemoteDomainPmSuspendForDurationArgs {
                 dom,
-                target,
+                target: target.0 as u32,
                 duration,
                 flags,
             },
@@ -3560,8 +3570,8 @@ impl crate::Client {
     pub async fn network_update(
         &self,
         net: RemoteNonnullNetwork,
-        command: u32,
-        section: u32,
+        command: libvirt_proto::generated::api::NetworkUpdateCommand,
+        section: libvirt_proto::generated::api::NetworkUpdateSection,
         parent_index: i32,
         xml: RemoteNonnullString,
         flags: libvirt_proto::generated::api::NetworkUpdateFlags,
@@ -3569,8 +3579,8 @@ impl crate::Client {
         self.call::<libvirt_proto::generated::remote::procs::NetworkUpdate>(
             &libvirt_proto::generated::remote::RemoteNetworkUpdateArgs {
                 net,
-                command,
-                section,
+                command: command.0 as u32,
+                section: section.0 as u32,
                 parent_index,
                 xml,
                 flags: flags.bits(),
@@ -3617,14 +3627,14 @@ impl crate::Client {
         &self,
         dom: RemoteNonnullDomain,
         pid_value: i64,
-        signum: u32,
+        signum: libvirt_proto::generated::api::DomainProcessSignal,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainSendProcessSignal>(
             &libvirt_proto::generated::remote::RemoteDomainSendProcessSignalArgs {
                 dom,
                 pid_value,
-                signum,
+                signum: signum.0 as u32,
                 flags,
             },
         )
@@ -3955,14 +3965,14 @@ impl crate::Client {
         &self,
         dom: RemoteNonnullDomain,
         to: RemoteNonnullString,
-        dumpformat: u32,
+        dumpformat: libvirt_proto::generated::api::DomainCoreDumpFormat,
         flags: libvirt_proto::generated::api::DomainCoreDumpFlags,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainCoreDumpWithFormat>(
             &libvirt_proto::generated::remote::RemoteDomainCoreDumpWithFormatArgs {
                 dom,
                 to,
-                dumpformat,
+                dumpformat: dumpformat.0 as u32,
                 flags: flags.bits(),
             },
         )
@@ -4109,13 +4119,13 @@ impl crate::Client {
     pub async fn connect_get_all_domain_stats(
         &self,
         doms: Vec<RemoteNonnullDomain>,
-        stats: u32,
+        stats: libvirt_proto::generated::api::DomainStatsTypes,
         flags: libvirt_proto::generated::api::ConnectGetAllDomainStatsFlags,
     ) -> Result<Vec<RemoteDomainStatsRecord>, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetAllDomainStats>(
             &libvirt_proto::generated::remote::RemoteConnectGetAllDomainStatsArgs {
                 doms,
-                stats,
+                stats: stats.bits(),
                 flags: flags.bits(),
             },
         )
@@ -4226,13 +4236,13 @@ impl crate::Client {
     pub async fn domain_interface_addresses(
         &self,
         dom: RemoteNonnullDomain,
-        source: u32,
+        source: libvirt_proto::generated::api::DomainInterfaceAddressesSource,
         flags: u32,
     ) -> Result<Vec<RemoteDomainInterface>, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainInterfaceAddresses>(
             &libvirt_proto::generated::remote::RemoteDomainInterfaceAddressesArgs {
                 dom,
-                source,
+                source: source.0 as u32,
                 flags,
             },
         )
@@ -4568,14 +4578,14 @@ impl crate::Client {
         &self,
         dom: RemoteNonnullDomain,
         r#type: u32,
-        action: u32,
+        action: libvirt_proto::generated::api::DomainLifecycleAction,
         flags: libvirt_proto::generated::api::DomainModificationImpact,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainSetLifecycleAction>(
             &libvirt_proto::generated::remote::RemoteDomainSetLifecycleActionArgs {
                 dom,
                 r#type,
-                action,
+                action: action.0 as u32,
                 flags: flags.bits(),
             },
         )
@@ -4995,11 +5005,15 @@ impl crate::Client {
     pub async fn domain_get_guest_info(
         &self,
         dom: RemoteNonnullDomain,
-        types: u32,
+        types: libvirt_proto::generated::api::DomainGuestInfoTypes,
         flags: u32,
     ) -> Result<Vec<RemoteTypedParam>, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGetGuestInfo>(
-            &libvirt_proto::generated::remote::RemoteDomainGetGuestInfoArgs { dom, types, flags },
+            &libvirt_proto::generated::remote::RemoteDomainGetGuestInfoArgs {
+                dom,
+                types: types.bits(),
+                flags,
+            },
         )
         .await
         .map(|r| r.params)
@@ -5464,9 +5478,16 @@ impl crate::Client {
 #[cfg(feature = "blocking")]
 impl crate::blocking::Client {
     /// `REMOTE_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name.
-    pub fn connect_open(&self, name: RemoteString, flags: u32) -> Result<(), crate::Error> {
+    pub fn connect_open(
+        &self,
+        name: RemoteString,
+        flags: libvirt_proto::generated::api::ConnectFlags,
+    ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectOpen>(
-            &libvirt_proto::generated::remote::RemoteConnectOpenArgs { name, flags },
+            &libvirt_proto::generated::remote::RemoteConnectOpenArgs {
+                name,
+                flags: flags.bits(),
+            },
         )
     }
     /// `REMOTE_PROC_CONNECT_CLOSE` (2): calls the daemon's procedure of that name.
@@ -6714,10 +6735,13 @@ impl crate::blocking::Client {
     pub fn interface_get_xml_desc(
         &self,
         iface: RemoteNonnullInterface,
-        flags: u32,
+        flags: libvirt_proto::generated::api::InterfaceXMLFlags,
     ) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceGetXmlDesc>(
-            &libvirt_proto::generated::remote::RemoteInterfaceGetXmlDescArgs { iface, flags },
+            &libvirt_proto::generated::remote::RemoteInterfaceGetXmlDescArgs {
+                iface,
+                flags: flags.bits(),
+            },
         )
         .map(|r| r.xml)
     }
@@ -7801,7 +7825,7 @@ impl crate::blocking::Client {
     pub fn domain_send_key(
         &self,
         dom: RemoteNonnullDomain,
-        codeset: u32,
+        codeset: libvirt_proto::generated::api::KeycodeSet,
         holdtime: u32,
         keycodes: Vec<u32>,
         flags: u32,
@@ -7809,7 +7833,7 @@ impl crate::blocking::Client {
         self.call::<libvirt_proto::generated::remote::procs::DomainSendKey>(
             &libvirt_proto::generated::remote::RemoteDomainSendKeyArgs {
                 dom,
-                codeset,
+                codeset: codeset.0 as u32,
                 holdtime,
                 keycodes,
                 flags,
@@ -8122,13 +8146,13 @@ impl crate::blocking::Client {
     /// `REMOTE_PROC_NODE_SUSPEND_FOR_DURATION` (250): calls the daemon's procedure of that name.
     pub fn node_suspend_for_duration(
         &self,
-        target: u32,
+        target: libvirt_proto::generated::api::NodeSuspendTarget,
         duration: u64,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeSuspendForDuration>(
             &libvirt_proto::generated::remote::RemoteNodeSuspendForDurationArgs {
-                target,
+                target: target.0 as u32,
                 duration,
                 flags,
             },
@@ -8268,13 +8292,13 @@ impl crate::blocking::Client {
     pub fn storage_vol_wipe_pattern(
         &self,
         vol: RemoteNonnullStorageVol,
-        algorithm: u32,
+        algorithm: libvirt_proto::generated::api::StorageVolWipeAlgorithm,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::StorageVolWipePattern>(
             &libvirt_proto::generated::remote::RemoteStorageVolWipePatternArgs {
                 vol,
-                algorithm,
+                algorithm: algorithm.0 as u32,
                 flags,
             },
         )
@@ -8298,14 +8322,14 @@ impl crate::blocking::Client {
     pub fn domain_pm_suspend_for_duration(
         &self,
         dom: RemoteNonnullDomain,
-        target: u32,
+        target: libvirt_proto::generated::api::NodeSuspendTarget,
         duration: u64,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainPmSuspendForDuration>(
             &libvirt_proto::generated::remote::RemoteDomainPmSuspendForDurationArgs {
                 dom,
-                target,
+                target: target.0 as u32,
                 duration,
                 flags,
             },
@@ -8684,8 +8708,8 @@ impl crate::blocking::Client {
     pub fn network_update(
         &self,
         net: RemoteNonnullNetwork,
-        command: u32,
-        section: u32,
+        command: libvirt_proto::generated::api::NetworkUpdateCommand,
+        section: libvirt_proto::generated::api::NetworkUpdateSection,
         parent_index: i32,
         xml: RemoteNonnullString,
         flags: libvirt_proto::generated::api::NetworkUpdateFlags,
@@ -8693,8 +8717,8 @@ impl crate::blocking::Client {
         self.call::<libvirt_proto::generated::remote::procs::NetworkUpdate>(
             &libvirt_proto::generated::remote::RemoteNetworkUpdateArgs {
                 net,
-                command,
-                section,
+                command: command.0 as u32,
+                section: section.0 as u32,
                 parent_index,
                 xml,
                 flags: flags.bits(),
@@ -8738,14 +8762,14 @@ impl crate::blocking::Client {
         &self,
         dom: RemoteNonnullDomain,
         pid_value: i64,
-        signum: u32,
+        signum: libvirt_proto::generated::api::DomainProcessSignal,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainSendProcessSignal>(
             &libvirt_proto::generated::remote::RemoteDomainSendProcessSignalArgs {
                 dom,
                 pid_value,
-                signum,
+                signum: signum.0 as u32,
                 flags,
             },
         )
@@ -9056,14 +9080,14 @@ impl crate::blocking::Client {
         &self,
         dom: RemoteNonnullDomain,
         to: RemoteNonnullString,
-        dumpformat: u32,
+        dumpformat: libvirt_proto::generated::api::DomainCoreDumpFormat,
         flags: libvirt_proto::generated::api::DomainCoreDumpFlags,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainCoreDumpWithFormat>(
             &libvirt_proto::generated::remote::RemoteDomainCoreDumpWithFormatArgs {
                 dom,
                 to,
-                dumpformat,
+                dumpformat: dumpformat.0 as u32,
                 flags: flags.bits(),
             },
         )
@@ -9201,13 +9225,13 @@ impl crate::blocking::Client {
     pub fn connect_get_all_domain_stats(
         &self,
         doms: Vec<RemoteNonnullDomain>,
-        stats: u32,
+        stats: libvirt_proto::generated::api::DomainStatsTypes,
         flags: libvirt_proto::generated::api::ConnectGetAllDomainStatsFlags,
     ) -> Result<Vec<RemoteDomainStatsRecord>, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetAllDomainStats>(
             &libvirt_proto::generated::remote::RemoteConnectGetAllDomainStatsArgs {
                 doms,
-                stats,
+                stats: stats.bits(),
                 flags: flags.bits(),
             },
         )
@@ -9311,13 +9335,13 @@ impl crate::blocking::Client {
     pub fn domain_interface_addresses(
         &self,
         dom: RemoteNonnullDomain,
-        source: u32,
+        source: libvirt_proto::generated::api::DomainInterfaceAddressesSource,
         flags: u32,
     ) -> Result<Vec<RemoteDomainInterface>, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainInterfaceAddresses>(
             &libvirt_proto::generated::remote::RemoteDomainInterfaceAddressesArgs {
                 dom,
-                source,
+                source: source.0 as u32,
                 flags,
             },
         )
@@ -9629,14 +9653,14 @@ impl crate::blocking::Client {
         &self,
         dom: RemoteNonnullDomain,
         r#type: u32,
-        action: u32,
+        action: libvirt_proto::generated::api::DomainLifecycleAction,
         flags: libvirt_proto::generated::api::DomainModificationImpact,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainSetLifecycleAction>(
             &libvirt_proto::generated::remote::RemoteDomainSetLifecycleActionArgs {
                 dom,
                 r#type,
-                action,
+                action: action.0 as u32,
                 flags: flags.bits(),
             },
         )
@@ -10028,11 +10052,15 @@ impl crate::blocking::Client {
     pub fn domain_get_guest_info(
         &self,
         dom: RemoteNonnullDomain,
-        types: u32,
+        types: libvirt_proto::generated::api::DomainGuestInfoTypes,
         flags: u32,
     ) -> Result<Vec<RemoteTypedParam>, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGetGuestInfo>(
-            &libvirt_proto::generated::remote::RemoteDomainGetGuestInfoArgs { dom, types, flags },
+            &libvirt_proto::generated::remote::RemoteDomainGetGuestInfoArgs {
+                dom,
+                types: types.bits(),
+                flags,
+            },
         )
         .map(|r| r.params)
     }
