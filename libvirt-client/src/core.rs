@@ -51,6 +51,8 @@ pub(crate) struct StreamWait {
     pub(crate) write_waker: Option<Waker>,
     /// Set when the server confirmed our finish.
     pub(crate) finished: bool,
+    /// Why the stream failed (the connection may already have forgotten the stream).
+    pub(crate) failed: Option<libvirt_proto::Error>,
 }
 
 /// Everything behind the lock.
@@ -450,6 +452,9 @@ impl State {
                 }
                 Event::StreamReadable { id } | Event::StreamFailed { id, .. } => {
                     if let Some(s) = self.streams.get_mut(&id.0) {
+                        if let Event::StreamFailed { error, .. } = &ev {
+                            s.failed.get_or_insert_with(|| error.clone());
+                        }
                         if let Some(w) = s.waker.take() {
                             w.wake();
                         }

@@ -8,6 +8,10 @@
 //! while more than 1 MiB is queued for the socket); [`send_hole`](AsyncVirStream::send_hole)
 //! sends a hole. `finish` ends the stream cleanly (and waits for the daemon's confirmation);
 //! dropping an unfinished stream aborts it (libvirt's `virStreamAbort`).
+//!
+//! Errors: `recv_item`/`send_hole`/`finish` return [`Error`]; `Read`/`Write` return an
+//! `io::Error` wrapping the typed [`Error`] (e.g. `Error::Proto(Closed(..))` when the
+//! connection died), reachable with `io_error.get_ref()` and `downcast_ref::<Error>()`.
 
 use std::io;
 use std::sync::Arc;
@@ -39,8 +43,26 @@ enum Step<T> {
     Wait,
 }
 
-fn io_err(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
+/// A stream error as `io::Error` for `Read`/`Write`: the typed [`Error`] is kept inside
+/// (`io_error.get_ref()` / `into_inner()` downcast to [`Error`]).
+fn io_err(e: impl Into<Error>) -> io::Error {
+    io::Error::other(e.into())
+}
+
+/// A stream operation's error, explained: once the connection has forgotten a failed stream
+/// it answers "no such stream"; report why it failed instead (the daemon's error, or the
+/// connection's end).
+fn explain(st: &crate::core::State, id: CallId, e: libvirt_proto::Error) -> Error {
+    if !matches!(e, libvirt_proto::Error::NoSuchStream { .. }) {
+        return e.into();
+    }
+    if let Some(f) = st.streams.get(&id.0).and_then(|w| w.failed.clone()) {
+        return f.into();
+    }
+    match st.conn.close_reason() {
+        Some(r) => libvirt_proto::Error::Closed(r.clone()).into(),
+        None => e.into(),
+    }
 }
 
 impl Core {
@@ -86,7 +108,7 @@ impl Core {
                 self.eof = true;
                 Step::Ready(Ok(None))
             }
-            Err(e) => Step::Ready(Err(e.into())),
+            Err(e) => Step::Ready(Err(explain(&st, self.id, e))),
         };
         drop(st);
         // Reading may lift the read pause.
@@ -130,16 +152,24 @@ impl Core {
             }
             return Step::Wait;
         }
-        let r = st.conn.stream_send(self.id, buf);
+        let r = st
+            .conn
+            .stream_send(self.id, buf)
+            .map_err(|e| explain(&st, self.id, e));
         drop(st);
         self.shared.wake_writer();
         Step::Ready(r.map(|()| buf.len()).map_err(io_err))
     }
 
     fn send_hole(&mut self, length: i64) -> Result<(), Error> {
-        let r = self.shared.lock().conn.stream_send_hole(self.id, length, 0);
+        let mut st = self.shared.lock();
+        let r = st
+            .conn
+            .stream_send_hole(self.id, length, 0)
+            .map_err(|e| explain(&st, self.id, e));
+        drop(st);
         self.shared.wake_writer();
-        Ok(r?)
+        r
     }
 
     fn start_finish(&mut self) -> Result<(), Error> {
@@ -181,8 +211,9 @@ impl Core {
             )))),
             Err(e) => {
                 self.done = true;
+                let e = explain(&st, self.id, e);
                 st.streams.remove(&self.id.0);
-                Step::Ready(Err(e.into()))
+                Step::Ready(Err(e))
             }
         }
     }
