@@ -78,14 +78,21 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connect to `uri` (e.g. `qemu+tcp://host/system`) and open it, with default options.
+    /// Connect to `uri` (e.g. `qemu+tcp://host/system`) and open it, with default options. An
+    /// empty `uri` means the default, as `virConnectOpen(NULL)`: `LIBVIRT_DEFAULT_URI`, else
+    /// the client configuration's `uri_default`, else the local daemon picks
+    /// ([`Uri::default_uri`]).
     pub async fn connect(uri: &str) -> Result<Client, Error> {
         Client::connect_with(uri, ClientOptions::default()).await
     }
 
-    /// Connect to `uri` and open it.
+    /// Connect to `uri` (empty: the default URI) and open it.
     pub async fn connect_with(uri: &str, options: ClientOptions) -> Result<Client, Error> {
-        let uri: Uri = uri.parse()?;
+        let uri: Uri = if uri.is_empty() {
+            Uri::default_uri()?
+        } else {
+            uri.parse()?
+        };
         let topts = options.transport.clone().read_only(options.read_only);
         let transport = AsyncTransport::connect(&uri, &topts).await?;
         let name = uri.remote_name();
@@ -131,8 +138,9 @@ impl Client {
         }
     }
 
-    /// The open sequence: `AUTH_LIST`, authentication (none or polkit), `CONNECT_OPEN` with
-    /// `name` and the read-only flag, the keepalive opt-in and feature probes.
+    /// The open sequence, in libvirt's order: `AUTH_LIST`, authentication (none, polkit or
+    /// SASL), the keepalive opt-in, `CONNECT_OPEN` with `name` and the read-only flag, then
+    /// the other feature probes.
     pub async fn open(&self, name: Option<&str>) -> Result<Features, Error> {
         let auth = self.call::<procs::AuthList>(&()).await?;
         match open::pick_auth(&auth.types)? {
@@ -146,6 +154,24 @@ impl Client {
             }
             _ => {}
         }
+        let probe = |feature| async move {
+            self.call::<procs::ConnectSupportsFeature>(&remote::RemoteConnectSupportsFeatureArgs {
+                feature,
+            })
+            .await
+            .map(|r| r.supported != 0)
+        };
+        // libvirt's doRemoteOpen: the keepalive probe comes before CONNECT_OPEN (so keepalive
+        // watches the open too), the other probes after it.
+        let keepalive = probe(open::FEATURE_PROGRAM_KEEPALIVE).await?;
+        if let (true, Some(ka)) = (keepalive, self.inner.options.keepalive) {
+            self.inner
+                .shared
+                .lock()
+                .conn
+                .enable_keepalive(ka, Instant::now());
+            self.inner.shared.wake_writer();
+        }
         let flags = if self.inner.options.read_only {
             open::CONNECT_RO
         } else {
@@ -156,27 +182,12 @@ impl Client {
             flags,
         })
         .await?;
-        let probe = |feature| async move {
-            self.call::<procs::ConnectSupportsFeature>(&remote::RemoteConnectSupportsFeatureArgs {
-                feature,
-            })
-            .await
-            .map(|r| r.supported != 0)
-        };
         let features = Features {
-            keepalive: probe(open::FEATURE_PROGRAM_KEEPALIVE).await?,
+            keepalive,
             event_callbacks: probe(open::FEATURE_REMOTE_EVENT_CALLBACK).await?,
             close_callback: probe(open::FEATURE_REMOTE_CLOSE_CALLBACK).await?,
             fd_passing: probe(open::FEATURE_FD_PASSING).await?,
         };
-        if let (true, Some(ka)) = (features.keepalive, self.inner.options.keepalive) {
-            self.inner
-                .shared
-                .lock()
-                .conn
-                .enable_keepalive(ka, Instant::now());
-            self.inner.shared.wake_writer();
-        }
         let _ = self.inner.features.set(features);
         Ok(features)
     }

@@ -81,14 +81,19 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connect to `uri` and open it, with default options.
+    /// Connect to `uri` and open it, with default options (an empty `uri`: the default URI,
+    /// see [`crate::Client::connect`]).
     pub fn connect(uri: &str) -> Result<Client, Error> {
         Client::connect_with(uri, ClientOptions::default())
     }
 
-    /// Connect to `uri` and open it.
+    /// Connect to `uri` (empty: the default URI) and open it.
     pub fn connect_with(uri: &str, options: ClientOptions) -> Result<Client, Error> {
-        let uri: Uri = uri.parse()?;
+        let uri: Uri = if uri.is_empty() {
+            Uri::default_uri()?
+        } else {
+            uri.parse()?
+        };
         let topts = options.transport.clone().read_only(options.read_only);
         let transport = BlockingTransport::connect(&uri, &topts)?;
         let name = uri.remote_name();
@@ -170,6 +175,23 @@ impl Client {
             }
             _ => {}
         }
+        let probe = |feature| {
+            self.call::<procs::ConnectSupportsFeature>(&remote::RemoteConnectSupportsFeatureArgs {
+                feature,
+            })
+            .map(|r| r.supported != 0)
+        };
+        // libvirt's doRemoteOpen: the keepalive probe comes before CONNECT_OPEN (so keepalive
+        // watches the open too), the other probes after it.
+        let keepalive = probe(open::FEATURE_PROGRAM_KEEPALIVE)?;
+        if let (true, Some(ka)) = (keepalive, self.inner.options.keepalive) {
+            self.inner
+                .shared
+                .lock()
+                .conn
+                .enable_keepalive(ka, Instant::now());
+            self.inner.shared.wake_writer();
+        }
         let flags = if self.inner.options.read_only {
             open::CONNECT_RO
         } else {
@@ -179,26 +201,12 @@ impl Client {
             name: name.map(str::to_owned),
             flags,
         })?;
-        let probe = |feature| {
-            self.call::<procs::ConnectSupportsFeature>(&remote::RemoteConnectSupportsFeatureArgs {
-                feature,
-            })
-            .map(|r| r.supported != 0)
-        };
         let features = Features {
-            keepalive: probe(open::FEATURE_PROGRAM_KEEPALIVE)?,
+            keepalive,
             event_callbacks: probe(open::FEATURE_REMOTE_EVENT_CALLBACK)?,
             close_callback: probe(open::FEATURE_REMOTE_CLOSE_CALLBACK)?,
             fd_passing: probe(open::FEATURE_FD_PASSING)?,
         };
-        if let (true, Some(ka)) = (features.keepalive, self.inner.options.keepalive) {
-            self.inner
-                .shared
-                .lock()
-                .conn
-                .enable_keepalive(ka, Instant::now());
-            self.inner.shared.wake_writer();
-        }
         let _ = self.inner.features.set(features);
         Ok(features)
     }

@@ -1,7 +1,8 @@
-//! The open sequence, as libvirt's remote driver runs it: `AUTH_LIST`, authentication (none,
-//! polkit, SASL via [`crate::sasl`]), `CONNECT_OPEN` with the URI's name and flags,
-//! then the keepalive opt-in (`CONNECT_SUPPORTS_FEATURE` for
-//! `VIR_DRV_FEATURE_PROGRAM_KEEPALIVE`) and feature probes.
+//! The open sequence, as libvirt's remote driver (`doRemoteOpen`) runs it: `AUTH_LIST`,
+//! authentication (none, polkit, SASL via [`crate::sasl`]), the keepalive opt-in
+//! (`CONNECT_SUPPORTS_FEATURE` for `VIR_DRV_FEATURE_PROGRAM_KEEPALIVE`; keepalive starts at
+//! once when the daemon supports it and the options ask for it), `CONNECT_OPEN` with the URI's
+//! name and flags, then the other feature probes.
 //!
 //! The decisions are pure functions here; the drivers run the calls.
 
@@ -21,7 +22,7 @@ pub const FEATURE_REMOTE_CLOSE_CALLBACK: i32 = 15;
 /// `VIR_CONNECT_RO`.
 pub(crate) const CONNECT_RO: u32 = 1;
 
-/// What the daemon supports, probed after `CONNECT_OPEN`.
+/// What the daemon supports (keepalive probed before `CONNECT_OPEN`, the rest after).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Features {
