@@ -4,8 +4,8 @@
 //!
 //! Reading: data arrives in order; a sparse stream's holes are read as zeros through
 //! `Read`/`AsyncRead`, or seen as [`StreamItem::Hole`] through `recv_item`. The sender's end of
-//! data reads as EOF (0 bytes). Writing: data is queued (with backpressure: a writer waits
-//! while more than 1 MiB is queued for the socket); [`send_hole`](AsyncVirStream::send_hole)
+//! data reads as EOF (0 bytes). Writing: data is queued (with backpressure: one write takes
+//! at most 1 MiB, and a writer waits while more than 1 MiB is queued for the socket); [`send_hole`](AsyncVirStream::send_hole)
 //! sends a hole. `finish` ends the stream cleanly (and waits for the daemon's confirmation);
 //! dropping an unfinished stream aborts it (libvirt's `virStreamAbort`).
 //!
@@ -152,6 +152,9 @@ impl Core {
             }
             return Step::Wait;
         }
+        // At most the high-water mark per write, so that one huge write cannot queue it all
+        // in memory past the backpressure (writers loop, as `write_all` does).
+        let buf = &buf[..buf.len().min(WRITE_HIGH_WATER)];
         let r = st
             .conn
             .stream_send(self.id, buf)
@@ -305,8 +308,13 @@ mod asynch {
         /// Send all of `data`.
         pub async fn send(&mut self, data: &[u8]) -> Result<(), Error> {
             use tokio::io::AsyncWriteExt;
-            self.write_all(data).await.map_err(|e| Error::Stream {
-                reason: e.to_string(),
+            self.write_all(data).await.map_err(|e| {
+                let reason = e.to_string();
+                // The typed error inside (e.g. the connection's end), else a stream error.
+                match e.into_inner().map(|b| b.downcast::<Error>()) {
+                    Some(Ok(typed)) => *typed,
+                    _ => Error::Stream { reason },
+                }
             })
         }
 

@@ -180,3 +180,69 @@ fn blocking_per_call_timeout() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn blocking_large_upload_to_a_stopped_daemon_fails_typed_and_drop_returns() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let d = PrivateDaemon::start();
+    let uri = format!("qemu+unix:///session?socket={}", d.socket().display());
+    let opts = ClientOptions::default().keepalive(Some(KeepaliveConfig {
+        interval: Duration::from_millis(200),
+        count: 2,
+    }));
+    let c = Client::connect_with(&uri, opts).unwrap();
+    let dir = std::path::PathBuf::from(format!("/var/tmp/{}", common::unique_name("upool")));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let pool = c
+        .storage_pool_create_xml(
+            format!(
+                "<pool type='dir'><name>{}</name><target><path>{}</path></target></pool>",
+                common::unique_name("upool"),
+                dir.display()
+            ),
+            Default::default(),
+        )
+        .unwrap();
+    let size = 64usize << 20;
+    let vol = c
+        .storage_vol_create_xml(
+            pool,
+            format!(
+                "<volume><name>u.raw</name><capacity unit='bytes'>{size}</capacity>\
+                 <allocation>0</allocation><target><format type='raw'/></target></volume>"
+            ),
+            Default::default(),
+        )
+        .unwrap();
+    let mut up = c
+        .storage_vol_upload(vol, 0, size as u64, Default::default())
+        .unwrap();
+    d.signal("STOP");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let r = up.write_all(&vec![0x5A; size]);
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the upload hung although keepalive should have declared the daemon dead");
+    let err = r.expect_err("64 MiB cannot go to a stopped daemon");
+    let typed = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<Error>())
+        .unwrap_or_else(|| panic!("not a typed error: {err:?}"));
+    assert!(typed.is_closed(), "{typed}");
+    assert!(
+        matches!(
+            c.close_reason(),
+            Some(CloseReason::KeepaliveTimeout { count: 2, .. })
+        ),
+        "{:?}",
+        c.close_reason()
+    );
+    assert!(drop_within(c, Duration::from_secs(3)), "drop hung");
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
