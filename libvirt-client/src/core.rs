@@ -251,7 +251,8 @@ impl Shared {
         Ok(id)
     }
 
-    /// The caller gave up on a call (future dropped, or blocking wait interrupted).
+    /// The caller gave up on a call (its future was dropped).
+    #[cfg(feature = "async")]
     pub(crate) fn abandon(&self, id: CallId) {
         let mut st = self.lock();
         if st.calls.remove(&id.0).is_some() {
