@@ -444,3 +444,72 @@ fn blocking_events_sees_network_events() {
         ]
     );
 }
+
+/// A subscribe abandoned half-way (future dropped, or its registration timed out while the
+/// daemon was frozen) leaves nothing registered: once the daemon answers, every registration
+/// it accepted is undone, so later changes bring replies only, no events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_subscriptions_are_deregistered() {
+    let d = PrivateDaemon::start();
+    let opts = libvirt_client::ClientOptions::default()
+        .keepalive(None)
+        .call_timeout(Some(Duration::from_millis(300)));
+    let c = Client::connect_with(&d.test_unix(), opts).await.unwrap();
+    d.signal("STOP");
+    // Dropped future.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        c.subscribe(Subscription::all_remote()),
+    )
+    .await;
+    assert!(dropped.is_err(), "the frozen daemon cannot have answered");
+    // Registration timeout: a typed error.
+    let e = c.subscribe(Subscription::domain(None)).await.unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    d.signal("CONT");
+    // Let the late registration replies arrive and their deregistrations complete.
+    let t0 = std::time::Instant::now();
+    loop {
+        c.version().await.unwrap();
+        if c.pending_calls() == 0 && t0.elapsed() > Duration::from_millis(300) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.version().await.unwrap();
+    // A define and an undefine (and a version): three replies arrive, no events.
+    let s0 = c.stats();
+    let name = common::unique_name("quiet");
+    let dom = c
+        .define_xml(&format!(
+            "<domain type='test'><name>{name}</name><memory>65536</memory>\
+             <os><type>hvm</type></os></domain>"
+        ))
+        .await
+        .unwrap();
+    c.undefine(&dom, Default::default()).await.unwrap();
+    c.version().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // (A server PING, answered by a PONG, would be no event: not counted.)
+    let s1 = c.stats();
+    let events = s1.packets_received - s0.packets_received - (s1.pongs_sent - s0.pongs_sent);
+    assert_eq!(events, 3, "{s1:?}");
+    // A live subscription on the same connection does see such events (the check above is
+    // not vacuous).
+    let mut live = c.subscribe(Subscription::domain(None)).await.unwrap();
+    let dom = c
+        .define_xml(&format!(
+            "<domain type='test'><name>{name}</name><memory>65536</memory>\
+             <os><type>hvm</type></os></domain>"
+        ))
+        .await
+        .unwrap();
+    let item = tokio::time::timeout(Duration::from_secs(5), live.next())
+        .await
+        .expect("event")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(item, EventItem::Event(_)), "{item:?}");
+    c.undefine(&dom, Default::default()).await.unwrap();
+}
