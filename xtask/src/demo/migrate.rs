@@ -1,5 +1,10 @@
 //! Demo section: live migration of a tiny TCG guest from the peer daemon A (`libvirt`) to B
 //! (`libvirt2`) with `libvirt_client::migrate` (client-driven v3 protocol), with a progress bar.
+//!
+//! A guest without an OS is nearly all zero pages, which QEMU sends as a few bytes each: it
+//! would migrate in a blink and the bar would show nothing. So the guest's RAM carries
+//! [`BLOB_MIB`] MiB of pseudo-random bytes (QEMU's `loader` device) and the migration is
+//! limited to [`BANDWIDTH_MIB`] MiB/s: the bar moves for a couple of seconds.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -15,24 +20,56 @@ use serde_json::Value;
 
 use super::endpoint;
 
-fn guest_xml(name: &str) -> String {
+/// MiB of non-zero data in the guest's RAM.
+const BLOB_MIB: usize = 24;
+/// The migration's bandwidth limit, MiB/s.
+const BANDWIDTH_MIB: u64 = 12;
+
+fn guest_xml(name: &str, blob: &std::path::Path) -> String {
     format!(
-        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+        "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
+         <name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
          <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>\
          <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>\
          <serial type='pty'/><console type='pty'/><memballoon model='none'/>\
-         </devices></domain>"
+         </devices><qemu:commandline><qemu:arg value='-device'/>\
+         <qemu:arg value='loader,file={},addr=0x1000000,force-raw=on'/>\
+         </qemu:commandline></domain>",
+        blob.display()
     )
 }
 
-/// Destroys the demo guest on both daemons however the section ends.
+/// Writes `mib` MiB of pseudo-random bytes (no zero page) to a world-readable file in
+/// /var/tmp (both daemons' QEMUs read it as their own users).
+fn write_blob(path: &std::path::Path, mib: usize) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::File::create(path)?;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for chunk in buf.chunks_exact_mut(8) {
+            // xorshift64*
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            chunk.copy_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+        }
+        f.write_all(&buf)?;
+    }
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
+
+/// Destroys the demo guest on both daemons and removes its data file however the section ends.
 struct Guard {
     name: String,
     uris: [String; 2],
+    blob: std::path::PathBuf,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.blob);
         for uri in &self.uris {
             let _ = std::process::Command::new("virsh")
                 .args(["-q", "-c", uri, "destroy", &self.name])
@@ -69,19 +106,26 @@ pub fn tour(endpoints: &Value) -> Result<()> {
         let a = Client::connect(&a_uri).await.context("connecting to A")?;
         let b = Client::connect(&b_uri).await.context("connecting to B")?;
         let name = format!("vmwire-demo-migrate-{}", std::process::id());
+        let blob = std::path::PathBuf::from(format!("/var/tmp/{name}.ram"));
         let _guard = Guard {
             name: name.clone(),
             uris: [a_uri.clone(), b_uri.clone()],
+            blob: blob.clone(),
         };
+        write_blob(&blob, BLOB_MIB).context("writing the guest's RAM contents")?;
         let dom = a
-            .domain_create_xml(guest_xml(&name), DomainCreateFlags::empty())
+            .domain_create_xml(guest_xml(&name, &blob), DomainCreateFlags::empty())
             .await
             .context("starting the guest on A")?;
-        println!("  guest {name} running on A ({a_uri})");
+        println!(
+            "  guest {name} running on A ({a_uri}), {BLOB_MIB} MiB of data in its RAM; \
+             migrating at {BANDWIDTH_MIB} MiB/s"
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
             .uri(format!("tcp:127.0.0.1:{port}"))
-            .progress_interval(Duration::from_millis(10));
+            .bandwidth_mib(BANDWIDTH_MIB)
+            .progress_interval(Duration::from_millis(100));
         let t = Instant::now();
         let mut polls = 0;
         let mut last = Progress::default();
