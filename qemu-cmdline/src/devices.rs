@@ -1201,6 +1201,15 @@ impl ParseDevice for Vfio {
 // ---------------------------------------------------------------------------------------------
 // buses and controllers
 
+/// What a device that is also the PCI bus behind it declares: its qdev id, and the bus of that
+/// name (a [`PciBridge`], [`PciePciBridge`] or [`PcieRootPort`]).
+fn declares_pci_bus(id: &str) -> Vec<IdRef> {
+    vec![
+        (Namespace::Device, id.to_owned()),
+        (Namespace::Bus(BusKind::Pci), id.to_owned()),
+    ]
+}
+
 /// A PCI-to-PCI bridge (`pci-bridge`); devices plug into bus `ID`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PciBridge {
@@ -1230,10 +1239,7 @@ impl Device for PciBridge {
         )])
     }
     fn declares(&self) -> Vec<IdRef> {
-        vec![
-            (Namespace::Device, self.id.clone()),
-            (Namespace::Bus(BusKind::Pci), self.id.clone()),
-        ]
+        declares_pci_bus(&self.id)
     }
     fn references(&self) -> Vec<IdRef> {
         self.pci.refs()
@@ -1284,10 +1290,7 @@ impl Device for PciePciBridge {
         )])
     }
     fn declares(&self) -> Vec<IdRef> {
-        vec![
-            (Namespace::Device, self.id.clone()),
-            (Namespace::Bus(BusKind::Pci), self.id.clone()),
-        ]
+        declares_pci_bus(&self.id)
     }
     fn references(&self) -> Vec<IdRef> {
         self.pci.refs()
@@ -1338,10 +1341,7 @@ impl Device for PcieRootPort {
         )])
     }
     fn declares(&self) -> Vec<IdRef> {
-        vec![
-            (Namespace::Device, self.id.clone()),
-            (Namespace::Bus(BusKind::Pci), self.id.clone()),
-        ]
+        declares_pci_bus(&self.id)
     }
     fn references(&self) -> Vec<IdRef> {
         self.pci.refs()
