@@ -329,8 +329,9 @@ enum TypeKind {
 /// Known api types: name (without `vir`) -> (module, kind).
 type ApiTypes = BTreeMap<String, (&'static str, TypeKind)>;
 
-/// The C functions a procedure's marker may document.
-fn api_functions(prog: &Program, marker: &str) -> Vec<String> {
+/// The C functions a procedure's marker may be named after: `vir{marker}`, and in the qemu,
+/// lxc and admin programs that module's spelling.
+fn module_functions(prog: &Program, marker: &str) -> Vec<String> {
     let mut candidates = vec![format!("vir{marker}")];
     match prog.module {
         "qemu" => candidates.push(format!(
@@ -342,9 +343,17 @@ fn api_functions(prog: &Program, marker: &str) -> Vec<String> {
             marker.trim_start_matches("Domain")
         )),
         "admin" => candidates.push(format!("virAdm{marker}")),
-        // CONNECT_OPEN carries virConnectOpenAuth's flags.
-        _ if marker == "ConnectOpen" => candidates.push("virConnectOpenAuth".to_owned()),
         _ => {}
+    }
+    candidates
+}
+
+/// The C functions a procedure's marker may document.
+fn api_functions(prog: &Program, marker: &str) -> Vec<String> {
+    let mut candidates = module_functions(prog, marker);
+    // CONNECT_OPEN carries virConnectOpenAuth's flags.
+    if !matches!(prog.module, "qemu" | "lxc" | "admin") && marker == "ConnectOpen" {
+        candidates.push("virConnectOpenAuth".to_owned());
     }
     candidates
 }
@@ -392,20 +401,7 @@ fn flags_type(
     infos: &HashMap<String, String>,
     flags: &BTreeMap<String, &'static str>,
 ) -> Option<String> {
-    let mut candidates = vec![format!("vir{marker}")];
-    match prog.module {
-        "qemu" => candidates.push(format!(
-            "virDomainQemu{}",
-            marker.trim_start_matches("Domain")
-        )),
-        "lxc" => candidates.push(format!(
-            "virDomainLxc{}",
-            marker.trim_start_matches("Domain")
-        )),
-        "admin" => candidates.push(format!("virAdm{marker}")),
-        _ => {}
-    }
-    for c in candidates {
+    for c in module_functions(prog, marker) {
         let Some(info) = infos.get(&c.to_ascii_lowercase()) else {
             continue;
         };
