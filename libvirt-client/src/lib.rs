@@ -52,6 +52,7 @@
 //! # Ok::<(), libvirt_client::Error>(())
 //! ```
 
+pub mod admin;
 #[cfg(feature = "async")]
 mod async_client;
 #[cfg(feature = "blocking")]
