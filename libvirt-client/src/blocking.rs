@@ -184,23 +184,13 @@ impl Client {
         // libvirt's doRemoteOpen: the keepalive probe comes before CONNECT_OPEN (so keepalive
         // watches the open too), the other probes after it.
         let keepalive = probe(open::FEATURE_PROGRAM_KEEPALIVE)?;
-        if let (true, Some(ka)) = (keepalive, self.inner.options.keepalive) {
-            self.inner
-                .shared
-                .lock()
-                .conn
-                .enable_keepalive(ka, Instant::now());
-            self.inner.shared.wake_writer();
-        }
-        let flags = if self.inner.options.read_only {
-            open::CONNECT_RO
-        } else {
-            0
-        };
-        self.call::<procs::ConnectOpen>(&remote::RemoteConnectOpenArgs {
-            name: name.map(str::to_owned),
-            flags,
-        })?;
+        self.inner
+            .shared
+            .opt_in_keepalive(keepalive, self.inner.options.keepalive);
+        self.call::<procs::ConnectOpen>(&open::connect_open_args(
+            name,
+            self.inner.options.read_only,
+        ))?;
         let features = Features {
             keepalive,
             event_callbacks: probe(open::FEATURE_REMOTE_EVENT_CALLBACK)?,

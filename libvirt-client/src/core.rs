@@ -136,6 +136,19 @@ impl Shared {
         (self.kick)();
     }
 
+    /// The keepalive opt-in of the open sequence (see [`crate::open`]): when the daemon
+    /// supports the keepalive program and the options ask for keepalive, start it now.
+    pub(crate) fn opt_in_keepalive(
+        &self,
+        supported: bool,
+        config: Option<libvirt_proto::KeepaliveConfig>,
+    ) {
+        if let (true, Some(ka)) = (supported, config) {
+            self.lock().conn.enable_keepalive(ka, Instant::now());
+            self.wake_writer();
+        }
+    }
+
     /// After [`State::dispatch`]: wake blocking waiters.
     pub(crate) fn wake_waiters(&self) {
         self.cv.notify_all();

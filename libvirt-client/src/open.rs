@@ -6,7 +6,7 @@
 //!
 //! The decisions are pure functions here; the drivers run the calls.
 
-use libvirt_proto::generated::remote::RemoteAuthType;
+use libvirt_proto::generated::remote::{RemoteAuthType, RemoteConnectOpenArgs};
 
 use crate::Error;
 
@@ -56,6 +56,14 @@ pub(crate) fn check_polkit(complete: i32) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// `CONNECT_OPEN`'s arguments: the URI's name, and `VIR_CONNECT_RO` for a read-only connection.
+pub(crate) fn connect_open_args(name: Option<&str>, read_only: bool) -> RemoteConnectOpenArgs {
+    RemoteConnectOpenArgs {
+        name: name.map(str::to_owned),
+        flags: if read_only { CONNECT_RO } else { 0 },
+    }
 }
 
 #[cfg(test)]
