@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -85,14 +86,21 @@ async fn admin_program_as_the_daemons_user() {
         .as_str()
         .expect("endpoints lack libvirt.user")
         .to_owned();
-    let exe = std::env::current_exe().expect("test binary");
+    // A copy the daemon's user can run wherever the checkout lives (e.g. under /root).
+    let exe = PathBuf::from(format!(
+        "/var/tmp/vmwire-admin-child-{}",
+        std::process::id()
+    ));
+    std::fs::copy(std::env::current_exe().expect("test binary"), &exe).expect("copy");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let out = Command::new("runuser")
         .args(["-u", &user, "--"])
         .arg(&exe)
         .args(["--ignored", "--exact", "child_admin_calls", "--nocapture"])
         .env("VMWIRE_ADMIN_SOCK", admin_socket())
-        .output()
-        .expect("run the child as the daemon's user");
+        .output();
+    let _ = std::fs::remove_file(&exe);
+    let out = out.expect("run the child as the daemon's user");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
