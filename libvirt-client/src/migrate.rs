@@ -97,8 +97,10 @@ use libvirt_proto::generated::api::{
     DomainState, ErrorDomain, ErrorNumber,
 };
 use libvirt_proto::generated::remote::{
-    procs, RemoteDomainGetJobStatsArgs, RemoteDomainMigrateGetCompressionCacheArgs,
+    procs, RemoteDomainGetJobStatsArgs, RemoteDomainMigrateFinish3Args,
+    RemoteDomainMigrateFinish3ParamsArgs, RemoteDomainMigrateGetCompressionCacheArgs,
     RemoteDomainMigrateGetMaxDowntimeArgs, RemoteDomainMigrateGetMaxSpeedArgs,
+    RemoteDomainMigratePerform3Args, RemoteDomainMigratePerform3ParamsArgs,
     RemoteDomainMigrateSetCompressionCacheArgs, RemoteDomainMigrateSetMaxDowntimeArgs,
     RemoteDomainMigrateSetMaxSpeedArgs, RemoteNonnullDomain, RemoteTypedParam,
     RemoteTypedParamValue,
@@ -106,6 +108,9 @@ use libvirt_proto::generated::remote::{
 use xdr::Opaque;
 
 use crate::{Client, Error};
+
+/// Bound on each cleanup call made after a dropped migration (it runs unattended).
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `VIR_DRV_FEATURE_MIGRATION_V3`.
 pub const FEATURE_MIGRATION_V3: i32 = 6;
@@ -179,6 +184,12 @@ pub struct MigrateOptions {
     pub protocol: Protocol,
     /// How often progress is polled during Perform (default 200 ms).
     pub progress_interval: Option<Duration>,
+    /// Timeout of the steps that last as long as the transfer (Perform3, Finish3); `None`
+    /// (the default): none, as in libvirt, whose client sets no call timeouts. The client's
+    /// [`call_timeout`](crate::ClientOptions::call_timeout) (60 s by default) would otherwise
+    /// cut any migration longer than that; a dead daemon is still noticed by keepalive, and
+    /// the caller can cancel from the progress callback.
+    pub transfer_timeout: Option<Duration>,
 }
 
 impl MigrateOptions {
@@ -225,6 +236,11 @@ impl MigrateOptions {
     /// Set [`MigrateOptions::protocol`].
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = protocol;
+        self
+    }
+    /// Set [`MigrateOptions::transfer_timeout`].
+    pub fn transfer_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.transfer_timeout = timeout;
         self
     }
     /// Set [`MigrateOptions::progress_interval`].
@@ -811,7 +827,14 @@ impl Migration {
 
         // 4. Finish3
         let finished = self
-            .finish(dom, opts.dname.as_deref(), &prepared, cookie, cancelled)
+            .finish(
+                dom,
+                opts.dname.as_deref(),
+                &prepared,
+                cookie,
+                cancelled,
+                opts.transfer_timeout,
+            )
             .await
             .map_err(at(Phase::Finish));
         let (ddomain, cookie) = match finished {
@@ -884,33 +907,42 @@ impl Migration {
             let opts = opts.clone();
             async move {
                 if prepared.use_params {
-                    src.domain_migrate_perform3_params(
-                        dom,
-                        None,
-                        prepared.params,
-                        prepared.cookie,
-                        prepared.flags.0,
+                    src.call_with_timeout::<procs::DomainMigratePerform3Params>(
+                        &RemoteDomainMigratePerform3ParamsArgs {
+                            dom,
+                            dconnuri: None,
+                            params: prepared.params,
+                            cookie_in: prepared.cookie,
+                            flags: prepared.flags.0,
+                        },
+                        opts.transfer_timeout,
                     )
                     .await
+                    .map(|r| r.cookie_out)
                 } else {
-                    src.domain_migrate_perform3(
-                        dom,
-                        None,
-                        prepared.cookie,
-                        None,
-                        prepared.uri,
-                        u64::from(prepared.flags.0),
-                        opts.dname,
-                        opts.bandwidth_mib.unwrap_or(0),
+                    src.call_with_timeout::<procs::DomainMigratePerform3>(
+                        &RemoteDomainMigratePerform3Args {
+                            dom,
+                            xmlin: None,
+                            cookie_in: prepared.cookie,
+                            dconnuri: None,
+                            uri: prepared.uri,
+                            flags: u64::from(prepared.flags.0),
+                            dname: opts.dname,
+                            resource: opts.bandwidth_mib.unwrap_or(0),
+                        },
+                        opts.transfer_timeout,
                     )
                     .await
+                    .map(|r| r.cookie_out)
                 }
             }
         };
         watch(&self.source, dom, call, opts.progress_interval, progress).await
     }
 
-    /// Finish3 on the destination; returns the new guest and the cookie for Confirm3.
+    /// Finish3 on the destination, within `timeout`; returns the new guest and the cookie for
+    /// Confirm3.
     async fn finish(
         &self,
         dom: &RemoteNonnullDomain,
@@ -918,6 +950,7 @@ impl Migration {
         prepared: &Prepared,
         cookie: Opaque,
         cancelled: bool,
+        timeout: Option<Duration>,
     ) -> Result<(RemoteNonnullDomain, Opaque), Error> {
         let dst = &self.dest;
         if prepared.use_params {
@@ -926,24 +959,30 @@ impl Migration {
                 set_string(&mut params, param::DEST_NAME, &dom.name);
             }
             let r = dst
-                .domain_migrate_finish3_params(
-                    params,
-                    cookie,
-                    prepared.dest_flags.0,
-                    i32::from(cancelled),
+                .call_with_timeout::<procs::DomainMigrateFinish3Params>(
+                    &RemoteDomainMigrateFinish3ParamsArgs {
+                        params,
+                        cookie_in: cookie,
+                        flags: prepared.dest_flags.0,
+                        cancelled: i32::from(cancelled),
+                    },
+                    timeout,
                 )
                 .await?;
             Ok((r.dom, r.cookie_out))
         } else {
             let dname = dname.map_or_else(|| dom.name.clone(), str::to_owned);
             let r = dst
-                .domain_migrate_finish3(
-                    dname,
-                    cookie,
-                    None,
-                    prepared.uri.clone(),
-                    u64::from(prepared.dest_flags.0),
-                    i32::from(cancelled),
+                .call_with_timeout::<procs::DomainMigrateFinish3>(
+                    &RemoteDomainMigrateFinish3Args {
+                        dname,
+                        cookie_in: cookie,
+                        dconnuri: None,
+                        uri: prepared.uri.clone(),
+                        flags: u64::from(prepared.dest_flags.0),
+                        cancelled: i32::from(cancelled),
+                    },
+                    timeout,
                 )
                 .await?;
             Ok((r.dom, r.cookie_out))
@@ -1003,7 +1042,14 @@ impl Drop for DropGuard {
             // (after a failed Perform3 the source refuses it: no job).
             let _ = abort(&m.source, &dom).await;
             let _ = m
-                .finish(&dom, dname.as_deref(), &prepared, Opaque::default(), true)
+                .finish(
+                    &dom,
+                    dname.as_deref(),
+                    &prepared,
+                    Opaque::default(),
+                    true,
+                    Some(CLEANUP_TIMEOUT),
+                )
                 .await;
             let _ = m
                 .confirm(
@@ -1103,27 +1149,35 @@ pub async fn peer_to_peer(
         async move {
             if use_params {
                 source
-                    .domain_migrate_perform3_params(
-                        dom,
-                        Some(dest_uri),
-                        opts.params(),
-                        Opaque::default(),
-                        flags.0,
+                    .call_with_timeout::<procs::DomainMigratePerform3Params>(
+                        &RemoteDomainMigratePerform3ParamsArgs {
+                            dom,
+                            dconnuri: Some(dest_uri),
+                            params: opts.params(),
+                            cookie_in: Opaque::default(),
+                            flags: flags.0,
+                        },
+                        opts.transfer_timeout,
                     )
                     .await
+                    .map(|r| r.cookie_out)
             } else {
                 source
-                    .domain_migrate_perform3(
-                        dom,
-                        opts.xmlin,
-                        Opaque::default(),
-                        Some(dest_uri),
-                        opts.uri,
-                        u64::from(flags.0),
-                        opts.dname,
-                        opts.bandwidth_mib.unwrap_or(0),
+                    .call_with_timeout::<procs::DomainMigratePerform3>(
+                        &RemoteDomainMigratePerform3Args {
+                            dom,
+                            xmlin: opts.xmlin,
+                            cookie_in: Opaque::default(),
+                            dconnuri: Some(dest_uri),
+                            uri: opts.uri,
+                            flags: u64::from(flags.0),
+                            dname: opts.dname,
+                            resource: opts.bandwidth_mib.unwrap_or(0),
+                        },
+                        opts.transfer_timeout,
                     )
                     .await
+                    .map(|r| r.cookie_out)
             }
         }
     };
