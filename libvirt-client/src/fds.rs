@@ -18,6 +18,7 @@
 //! | `create_xml_with_files` | `REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES` | passed to the new domain (LXC: its first fds) |
 //! | `create_with_files` | `REMOTE_PROC_DOMAIN_CREATE_WITH_FILES` | the same for a defined domain |
 //! | `fd_associate` | `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` | a named group for `<source fdgroup=.../>` (libvirt ≥ 9.0) |
+//! | `lxc_open_namespace` | `LXC_PROC_DOMAIN_OPEN_NAMESPACE` | come back: the container's namespaces (`virDomainLxcOpenNamespace`) |
 //!
 //! The generated methods of the same procedures (`domain_open_graphics_fd`...) send no
 //! descriptors and drop the ones that come back; use these instead, or
@@ -42,6 +43,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use libvirt_proto::generated::api::{
     DomainCreateFlags, DomainFDAssociateFlags, DomainOpenGraphicsFlags,
 };
+use libvirt_proto::generated::lxc;
 use libvirt_proto::generated::remote::{self, procs};
 
 use crate::uri::TransportKind;
@@ -166,6 +168,25 @@ macro_rules! fd_methods {
                     )
                     $($aw)* ?;
                 Ok(r.dom)
+            }
+
+            /// The namespaces of a running LXC container (`virDomainLxcOpenNamespace`): one
+            /// descriptor per namespace the daemon opens, for `setns(2)`.
+            pub $($async_)? fn lxc_open_namespace(
+                &self,
+                dom: &Domain,
+                flags: u32,
+            ) -> Result<Vec<OwnedFd>, Error> {
+                let ((), fds) = self
+                    .call_with_fds::<lxc::procs::DomainOpenNamespace>(
+                        &lxc::LxcDomainOpenNamespaceArgs {
+                            dom: dom.clone(),
+                            flags,
+                        },
+                        Vec::new(),
+                    )
+                    $($aw)* ?;
+                Ok(fds)
             }
 
             /// Associate descriptors with a domain under `name`, for disks declared with

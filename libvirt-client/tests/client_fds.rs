@@ -466,3 +466,85 @@ async fn create_with_files_and_fd_associate() {
     .unwrap();
     c.undefine(&dom, Default::default()).await.unwrap();
 }
+
+/// The fake daemon's half of `lxc_open_namespace`: the call carries no descriptors, the reply
+/// brings `fds` (as libvirt's LXC driver brings the container's namespace descriptors).
+fn fake_lxc_namespaces(server: UnixStream, fds: Vec<OwnedFd>) {
+    use libvirt_client::libvirt_proto::generated::lxc;
+    let (call, got) = serve_until(&server, lxc::procs::DomainOpenNamespace::PROCEDURE as i32);
+    assert_eq!(call.header.program, lxc::PROGRAM);
+    assert_eq!(call.header.kind, MessageType::Call);
+    assert!(got.is_empty());
+    let args: lxc::LxcDomainOpenNamespaceArgs = xdr::from_bytes(&call.body).unwrap();
+    assert_eq!(args.dom.name, "ct");
+    reply(
+        &server,
+        &call.header,
+        MessageType::ReplyWithFds,
+        fds.len() as u32,
+        &[],
+    );
+    for fd in &fds {
+        send_byte(&server, Some(fd.as_fd()));
+    }
+    let mut rest = [0u8; 64];
+    let _ = recv_some(&server, &mut rest, &mut Vec::new());
+}
+
+/// Every namespace descriptor the reply brings reaches the caller, working, on both clients.
+#[test]
+fn lxc_open_namespace_returns_the_descriptors() {
+    let ct = Domain {
+        name: "ct".into(),
+        uuid: [1; 16],
+        id: 3,
+    };
+    let check = |got: Vec<OwnedFd>, mut ends: Vec<UnixStream>| {
+        assert_eq!(got.len(), ends.len());
+        for (i, (fd, end)) in got.into_iter().zip(ends.iter_mut()).enumerate() {
+            std::fs::File::from(fd)
+                .write_all(&[b'a' + i as u8])
+                .unwrap();
+            let mut b = [0u8; 1];
+            end.read_exact(&mut b).unwrap();
+            assert_eq!(b[0], b'a' + i as u8);
+        }
+    };
+    let pairs = |n: usize| -> (Vec<OwnedFd>, Vec<UnixStream>) {
+        (0..n)
+            .map(|_| {
+                let (r, w) = pipe_pair();
+                (OwnedFd::from(w), r)
+            })
+            .unzip()
+    };
+    // blocking
+    let (client_sock, server) = UnixStream::pair().unwrap();
+    let (send, ends) = pairs(3);
+    let srv = std::thread::spawn(move || fake_lxc_namespaces(server, send));
+    let c = blocking::Client::from_transport(
+        BlockingTransport::from_unix(client_sock),
+        ClientOptions::default(),
+        None,
+    )
+    .unwrap();
+    check(c.lxc_open_namespace(&ct, 0).unwrap(), ends);
+    drop(c);
+    srv.join().unwrap();
+    // async
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (client_sock, server) = UnixStream::pair().unwrap();
+    let (send, ends) = pairs(2);
+    let srv = std::thread::spawn(move || fake_lxc_namespaces(server, send));
+    rt.block_on(async {
+        client_sock.set_nonblocking(true).unwrap();
+        let t = AsyncTransport::from_unix(tokio::net::UnixStream::from_std(client_sock).unwrap());
+        let c = Client::from_transport(t, ClientOptions::default(), None);
+        check(c.lxc_open_namespace(&ct, 0).await.unwrap(), ends);
+    });
+    drop(rt);
+    srv.join().unwrap();
+}
