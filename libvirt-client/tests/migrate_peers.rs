@@ -192,10 +192,82 @@ const EV_STOPPED: i32 = 5;
 const STOPPED_MIGRATED: i32 = 3;
 const STARTED_MIGRATED: i32 = 1;
 
-async fn live_migration(protocol: Protocol) {
-    let _serial = SERIAL.lock().await;
+/// Connect to A, then to B.
+async fn connect_both() -> (Client, Client) {
     let a = Client::connect(&uri_a()).await.expect("connect A");
     let b = Client::connect(&uri_b()).await.expect("connect B");
+    (a, b)
+}
+
+/// A fresh `tcp:` migration URI: a free local port.
+fn tcp_uri() -> String {
+    format!("tcp:127.0.0.1:{}", free_port())
+}
+
+/// A live migration to a fresh [`tcp_uri`] by `protocol`.
+fn live_opts(protocol: Protocol) -> MigrateOptions {
+    MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(tcp_uri())
+        .protocol(protocol)
+}
+
+/// A live migration to a fresh [`tcp_uri`] held to 1 MiB/s and polled every 100 ms: a
+/// [`start_loaded_guest`] of [`BLOB_MIB`] takes seconds to move.
+fn slow_opts() -> MigrateOptions {
+    MigrateOptions::new(DomainMigrateFlags::LIVE)
+        .uri(tcp_uri())
+        .bandwidth_mib(1)
+        .progress_interval(Duration::from_millis(100))
+}
+
+/// The state of `name` on `c` (`what`: the guest it should be) is `want`.
+async fn assert_state(c: &Client, name: &str, what: &str, want: DomainState) {
+    assert_eq!(state(c, name).await.expect(what), want, "{what}");
+}
+
+/// Prepare `dom`'s migration to `b` by `protocol` (the procedure family it asks for is the
+/// one used): the destination's guest waits there, paused.
+async fn prepare_paused_on_b(
+    m: &Migration,
+    b: &Client,
+    dom: &RemoteNonnullDomain,
+    opts: &MigrateOptions,
+    protocol: Protocol,
+) -> migrate::Prepared {
+    let prepared = m.prepare(dom, opts).await.expect("prepare");
+    assert_eq!(prepared.use_params, protocol == Protocol::Params);
+    assert_state(b, &dom.name, "prepared guest on B", DomainState::PAUSED).await;
+    prepared
+}
+
+/// The progress callback of the cancellation tests: records `p`; cancels once data is really
+/// moving and much is left.
+fn break_once_moving(seen: &mut Vec<Progress>, p: &Progress) -> ControlFlow<()> {
+    seen.push(p.clone());
+    if p.memory_processed.unwrap_or(0) > 512 * 1024 {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
+}
+
+/// A migration cancelled by [`break_once_moving`] was cancelled while much was left, and
+/// its error is typed as a cancellation.
+fn assert_cancelled_early(seen: &[Progress], err: &Error) {
+    let last = seen.last().expect("progress was reported");
+    assert!(
+        last.data_remaining.unwrap_or(0) > 2 * 1024 * 1024,
+        "cancelled too late to prove anything: {last:?}"
+    );
+    assert!(
+        matches!(err, Error::MigrationCancelled { .. }),
+        "not typed as cancelled: {err:?}"
+    );
+}
+
+async fn live_migration(protocol: Protocol) {
+    let _serial = SERIAL.lock().await;
+    let (a, b) = connect_both().await;
     let mut ev_a = a
         .subscribe(Subscription::domain(None))
         .await
@@ -206,10 +278,7 @@ async fn live_migration(protocol: Protocol) {
         .expect("events B");
     let (dom, _guard) = start_guest(&a, "mig").await;
 
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .protocol(protocol)
-        .progress_interval(Duration::from_millis(5));
+    let opts = live_opts(protocol).progress_interval(Duration::from_millis(5));
     let mut seen: Vec<Progress> = Vec::new();
     let m = Migration::new(a.clone(), b.clone());
     // Step by step (what `run` does) to see which procedure family was used: both daemons
@@ -229,10 +298,7 @@ async fn live_migration(protocol: Protocol) {
         .expect("migration A -> B");
     assert_eq!(new.name, dom.name);
     assert_eq!(new.uuid, dom.uuid);
-    assert_eq!(
-        state(&b, &dom.name).await.expect("guest on B"),
-        DomainState::RUNNING
-    );
+    assert_state(&b, &dom.name, "guest on B", DomainState::RUNNING).await;
     assert!(
         wait_gone(&a, &dom.name, Duration::from_secs(10)).await,
         "guest still on A"
@@ -269,8 +335,7 @@ async fn live_migration_plain_v3() {
 /// does: a second migration of the same guest proves the job is gone.
 async fn destination_refuses_bad_xml(protocol: Protocol) {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard) = start_guest(&a, "migbadxml").await;
     // The source accepts it (same ABI); the destination cannot run this emulator.
     let xml = a
@@ -281,10 +346,7 @@ async fn destination_refuses_bad_xml(protocol: Protocol) {
             "/usr/bin/qemu-system-x86_64",
             "/nonexistent/qemu-system-x86_64",
         );
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .protocol(protocol)
-        .xmlin(xml);
+    let opts = live_opts(protocol).xmlin(xml);
     let err = Migration::new(a.clone(), b.clone())
         .run(&dom, &opts, |_| ControlFlow::Continue(()))
         .await
@@ -312,15 +374,10 @@ async fn destination_refuses_bad_xml(protocol: Protocol) {
             .contains("nonexistent"),
         "{err}"
     );
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
     assert!(wait_gone(&b, &dom.name, Duration::from_secs(5)).await);
     // The source is free for another migration: the job was released.
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .protocol(protocol);
+    let opts = live_opts(protocol);
     Migration::new(a.clone(), b.clone())
         .run(&dom, &opts, |_| ControlFlow::Continue(()))
         .await
@@ -341,19 +398,11 @@ async fn destination_refuses_bad_xml_plain_v3() {
 /// told cancelled (B drops its guest), Confirm3 cancelled (A's job ends, the guest runs on).
 async fn missing_migration_uri_cancels_prepared_guest(protocol: Protocol) {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard) = start_guest(&a, "mignouri").await;
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .protocol(protocol);
+    let opts = live_opts(protocol);
     let m = Migration::new(a.clone(), b.clone());
-    let mut prepared = m.prepare(&dom, &opts).await.expect("prepare");
-    assert_eq!(prepared.use_params, protocol == Protocol::Params);
-    assert_eq!(
-        state(&b, &dom.name).await.expect("prepared guest on B"),
-        DomainState::PAUSED
-    );
+    let mut prepared = prepare_paused_on_b(&m, &b, &dom, &opts, protocol).await;
     prepared.uri = None;
     let mut called = false;
     let err = m
@@ -378,10 +427,7 @@ async fn missing_migration_uri_cancels_prepared_guest(protocol: Protocol) {
         wait_gone(&b, &dom.name, Duration::from_secs(10)).await,
         "prepared guest left on B"
     );
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
     let now = migrate::job_progress(&a, &dom).await.expect("job on A");
     assert_eq!(
         now.job_type,
@@ -402,22 +448,14 @@ async fn missing_migration_uri_cancels_prepared_guest_plain_v3() {
 
 async fn perform_failure_is_preserved_and_cleaned_up(protocol: Protocol) {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard) = start_guest(&a, "migperf").await;
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .protocol(protocol);
+    let opts = live_opts(protocol);
     let m = Migration::new(a.clone(), b.clone());
-    let mut prepared = m.prepare(&dom, &opts).await.expect("prepare");
-    assert_eq!(prepared.use_params, protocol == Protocol::Params);
     // The destination waits; it is there, paused.
-    assert_eq!(
-        state(&b, &dom.name).await.expect("prepared guest on B"),
-        DomainState::PAUSED
-    );
+    let mut prepared = prepare_paused_on_b(&m, &b, &dom, &opts, protocol).await;
     // Point the source somewhere nobody listens: Perform fails.
-    let dead = format!("tcp:127.0.0.1:{}", free_port());
+    let dead = tcp_uri();
     prepared.uri = Some(dead.clone());
     prepared.params.retain(|p| p.field != migrate::param::URI);
     prepared.params.push(
@@ -451,10 +489,7 @@ async fn perform_failure_is_preserved_and_cleaned_up(protocol: Protocol) {
         wait_gone(&b, &dom.name, Duration::from_secs(10)).await,
         "prepared guest left on B"
     );
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -478,8 +513,7 @@ async fn child_prepare_and_hang() {
         .unwrap()
         .parse()
         .unwrap();
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let dom = a.domain_lookup_by_name(name).await.expect("guest on A");
     let opts = MigrateOptions::new(DomainMigrateFlags::LIVE).uri(format!("tcp:127.0.0.1:{port}"));
     // Keep both connections open (a dropped Migration closes them: AUTODESTROY).
@@ -492,8 +526,7 @@ async fn child_prepare_and_hang() {
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_client_autodestroys() {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard) = start_guest(&a, "migkill").await;
     let exe = std::env::current_exe().expect("test binary");
     let mut child = ChildGuard(
@@ -527,10 +560,7 @@ async fn killed_client_autodestroys() {
         .await
         .expect("join");
     assert!(prepared.is_ok(), "child did not prepare");
-    assert_eq!(
-        state(&b, &dom.name).await.expect("prepared guest on B"),
-        DomainState::PAUSED
-    );
+    assert_state(&b, &dom.name, "prepared guest on B", DomainState::PAUSED).await;
     // The child's Begin3 (with change protection) holds a migration job on A.
     let held = migrate::job_progress(&a, &dom).await.expect("job on A");
     assert_ne!(held.job_type, DomainJobType::NONE, "no job on A: {held:?}");
@@ -539,10 +569,7 @@ async fn killed_client_autodestroys() {
         wait_gone(&b, &dom.name, Duration::from_secs(15)).await,
         "B did not destroy the prepared guest after the client died"
     );
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
     // A released the dead client's migration job.
     assert!(
         wait_no_job(&a, &dom, Duration::from_secs(15)).await,
@@ -577,8 +604,7 @@ async fn wait_no_job(c: &Client, dom: &RemoteNonnullDomain, within: Duration) ->
 #[tokio::test(flavor = "multi_thread")]
 async fn peer_to_peer_params() {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard) = start_guest(&a, "migp2p").await;
     for ms in [300, 450] {
         migrate::set_max_downtime(&a, &dom, ms)
@@ -601,16 +627,11 @@ async fn peer_to_peer_params() {
         .await
         .expect("set speed");
     assert_eq!(migrate::max_speed(&a, &dom).await.expect("speed"), 1000);
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .protocol(Protocol::Params);
+    let opts = live_opts(Protocol::Params);
     migrate::peer_to_peer(&a, &dom, &b_tcp_uri(), &opts, |_| ControlFlow::Continue(()))
         .await
         .expect("p2p migration");
-    assert_eq!(
-        state(&b, &dom.name).await.expect("guest on B"),
-        DomainState::RUNNING
-    );
+    assert_state(&b, &dom.name, "guest on B", DomainState::RUNNING).await;
     assert!(wait_gone(&a, &dom.name, Duration::from_secs(10)).await);
 }
 
@@ -623,36 +644,15 @@ const BLOB_MIB: usize = 8;
 /// and the test would fail ("cancelled too late" or no error).
 async fn cancel_from_progress_callback(protocol: Protocol) {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard, _blob) = start_loaded_guest(&a, "migcancel", BLOB_MIB).await;
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .bandwidth_mib(1)
-        .protocol(protocol)
-        .progress_interval(Duration::from_millis(100));
+    let opts = slow_opts().protocol(protocol);
     let mut seen: Vec<Progress> = Vec::new();
     let err = Migration::new(a.clone(), b.clone())
-        .run(&dom, &opts, |p| {
-            seen.push(p.clone());
-            // Cancel once data is really moving and much is left.
-            if p.memory_processed.unwrap_or(0) > 512 * 1024 {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
+        .run(&dom, &opts, |p| break_once_moving(&mut seen, p))
         .await
         .expect_err("a cancelled migration must fail");
-    let last = seen.last().expect("progress was reported");
-    assert!(
-        last.data_remaining.unwrap_or(0) > 2 * 1024 * 1024,
-        "cancelled too late to prove anything: {last:?}"
-    );
-    assert!(
-        matches!(err, Error::MigrationCancelled { .. }),
-        "not typed as cancelled: {err:?}"
-    );
+    assert_cancelled_early(&seen, &err);
     assert_eq!(err.migration_phase(), Some(Phase::Perform), "{err:?}");
     let remote = err.remote().expect("the daemon's error inside");
     assert_eq!(remote.code, ErrorNumber::ERR_OPERATION_ABORTED, "{err}");
@@ -665,10 +665,7 @@ async fn cancel_from_progress_callback(protocol: Protocol) {
         1,
         "{seen:?}"
     );
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
     assert!(
         wait_gone(&b, &dom.name, Duration::from_secs(10)).await,
         "prepared guest left on B"
@@ -692,43 +689,22 @@ async fn cancel_from_progress_callback_plain_v3() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_peer_to_peer_from_progress_callback() {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard, _blob) = start_loaded_guest(&a, "migp2pcancel", BLOB_MIB).await;
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .bandwidth_mib(1)
-        .protocol(Protocol::Params)
-        .progress_interval(Duration::from_millis(100));
+    let opts = slow_opts().protocol(Protocol::Params);
     let mut seen: Vec<Progress> = Vec::new();
     let err = migrate::peer_to_peer(&a, &dom, &b_tcp_uri(), &opts, |p| {
-        seen.push(p.clone());
-        if p.memory_processed.unwrap_or(0) > 512 * 1024 {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        break_once_moving(&mut seen, p)
     })
     .await
     .expect_err("a cancelled p2p migration must fail");
-    let last = seen.last().expect("progress was reported");
-    assert!(
-        last.data_remaining.unwrap_or(0) > 2 * 1024 * 1024,
-        "cancelled too late to prove anything: {last:?}"
-    );
-    assert!(
-        matches!(err, Error::MigrationCancelled { .. }),
-        "not typed as cancelled: {err:?}"
-    );
+    assert_cancelled_early(&seen, &err);
     assert_eq!(
         err.remote_code(),
         Some(ErrorNumber::ERR_OPERATION_ABORTED),
         "{err}"
     );
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
     assert!(
         wait_gone(&b, &dom.name, Duration::from_secs(10)).await,
         "prepared guest left on B"
@@ -738,12 +714,11 @@ async fn cancel_peer_to_peer_from_progress_callback() {
 #[tokio::test(flavor = "multi_thread")]
 async fn peer_to_peer_tunnelled() {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard) = start_guest(&a, "migtunnel").await;
     let flags = DomainMigrateFlags::LIVE | DomainMigrateFlags::TUNNELLED;
     // A migration URI makes no sense when the data goes through the daemons: refused here.
-    let with_uri = MigrateOptions::new(flags).uri(format!("tcp:127.0.0.1:{}", free_port()));
+    let with_uri = MigrateOptions::new(flags).uri(tcp_uri());
     let e = migrate::peer_to_peer(&a, &dom, &b_tcp_uri(), &with_uri, |_| {
         ControlFlow::Continue(())
     })
@@ -757,10 +732,7 @@ async fn peer_to_peer_tunnelled() {
     migrate::peer_to_peer(&a, &dom, &b_tcp_uri(), &opts, |_| ControlFlow::Continue(()))
         .await
         .expect("tunnelled p2p migration");
-    assert_eq!(
-        state(&b, &dom.name).await.expect("guest on B"),
-        DomainState::RUNNING
-    );
+    assert_state(&b, &dom.name, "guest on B", DomainState::RUNNING).await;
     assert!(
         wait_gone(&a, &dom.name, Duration::from_secs(10)).await,
         "guest still on A"
@@ -770,8 +742,7 @@ async fn peer_to_peer_tunnelled() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bandwidth_option_is_honoured() {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard, _blob) = start_loaded_guest(&a, "migbw", BLOB_MIB).await;
 
     // Post-copy limit: its own value, set and read back live, beside the pre-copy one.
@@ -793,7 +764,7 @@ async fn bandwidth_option_is_honoured() {
 
     const LIMIT: u64 = 2;
     let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
+        .uri(tcp_uri())
         .bandwidth_mib(LIMIT)
         .progress_interval(Duration::from_millis(100));
     let mut seen: Vec<Progress> = Vec::new();
@@ -824,10 +795,7 @@ async fn bandwidth_option_is_honoured() {
         done.time_elapsed_ms.expect("elapsed") >= min_ms,
         "{BLOB_MIB} MiB at {LIMIT} MiB/s took less than {min_ms} ms: {done:?}"
     );
-    assert_eq!(
-        state(&b, &dom.name).await.expect("guest on B"),
-        DomainState::RUNNING
-    );
+    assert_state(&b, &dom.name, "guest on B", DomainState::RUNNING).await;
 }
 
 /// Options the chosen procedures cannot honour are refused before Begin3: no migration job
@@ -836,11 +804,9 @@ async fn bandwidth_option_is_honoured() {
 async fn invalid_options_refused_before_begin() {
     use libvirt_client::libvirt_proto::generated::remote::RemoteTypedParamValue;
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard) = start_guest(&a, "miginval").await;
-    let base =
-        MigrateOptions::new(DomainMigrateFlags::LIVE).uri(format!("tcp:127.0.0.1:{}", free_port()));
+    let base = MigrateOptions::new(DomainMigrateFlags::LIVE).uri(tcp_uri());
     let cases = [
         (
             base.clone()
@@ -913,10 +879,7 @@ async fn invalid_options_refused_before_begin() {
         "{err:?}"
     );
     // The guest is untouched and still migrates.
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
 }
 
 /// Destination XML (a changed description), a new name (dname) and, with the params
@@ -924,8 +887,7 @@ async fn invalid_options_refused_before_begin() {
 /// read back on B.
 async fn destination_xml_and_name(protocol: Protocol) {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard) = start_guest(&a, "migxml").await;
     let new_name = format!("{}-renamed", dom.name);
     let _guard_new = Guard(new_name.clone());
@@ -940,9 +902,7 @@ async fn destination_xml_and_name(protocol: Protocol) {
         &format!("</name><description>{marker}</description>"),
         1,
     );
-    let mut opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .protocol(protocol)
+    let mut opts = live_opts(protocol)
         .dname(new_name.clone())
         .xmlin(with_desc.clone());
     let persist_marker = format!("persistent {marker}");
@@ -1021,13 +981,9 @@ async fn destination_xml_and_name_plain_v3() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dropped_run_cancels_migration() {
     let _serial = SERIAL.lock().await;
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let (dom, _guard, _blob) = start_loaded_guest(&a, "migdrop", BLOB_MIB).await;
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .bandwidth_mib(1)
-        .progress_interval(Duration::from_millis(100));
+    let opts = slow_opts();
     let m = Migration::new(a.clone(), b.clone());
     let mut moving = false;
     let r = tokio::time::timeout(
@@ -1048,10 +1004,7 @@ async fn dropped_run_cancels_migration() {
         wait_no_job(&a, &dom, Duration::from_secs(15)).await,
         "A kept the job of a dropped migration"
     );
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
     // Both connections are still the test's: the clean-up did it, not a closed connection.
     assert!(a.domain_lookup_by_name(dom.name.clone()).await.is_ok());
     drop(m);
@@ -1095,15 +1048,12 @@ async fn finish_failure_resumes_source(protocol: Protocol) {
             ),
         )],
     );
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let b_faulty = Client::connect(&proxy.qemu_uri())
         .await
         .expect("connect B through the proxy");
     let (dom, _guard) = start_guest(&a, "migfinfail").await;
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .protocol(protocol);
+    let opts = live_opts(protocol);
     let err = Migration::new(a.clone(), b_faulty.clone())
         .run(&dom, &opts, |_| ControlFlow::Continue(()))
         .await
@@ -1118,10 +1068,7 @@ async fn finish_failure_resumes_source(protocol: Protocol) {
         "{err}"
     );
     // Confirm3(cancelled) resumed the guest Perform3 had paused at the end of the transfer.
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
     assert!(
         wait_no_job(&a, &dom, Duration::from_secs(10)).await,
         "A's migration job not ended by Confirm3"
@@ -1162,29 +1109,20 @@ async fn confirm_failure_still_returns_destination_domain() {
             ),
         )],
     );
-    let a = Client::connect(&uri_a()).await.expect("connect A");
-    let b = Client::connect(&uri_b()).await.expect("connect B");
+    let (a, b) = connect_both().await;
     let a_faulty = Client::connect(&proxy.qemu_uri())
         .await
         .expect("connect A through the proxy");
     let (dom, _guard) = start_guest(&a, "migconffail").await;
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .protocol(Protocol::Params);
+    let opts = live_opts(Protocol::Params);
     let new = Migration::new(a_faulty.clone(), b.clone())
         .run(&dom, &opts, |_| ControlFlow::Continue(()))
         .await
         .expect("a failed Confirm3 does not fail the migration");
     assert_eq!(proxy.hits(), 1, "the fault was not hit exactly once");
     assert_eq!(new.name, dom.name);
-    assert_eq!(
-        state(&b, &dom.name).await.expect("guest on B"),
-        DomainState::RUNNING
-    );
-    assert_eq!(
-        state(&a, &dom.name).await.expect("source copy on A"),
-        DomainState::PAUSED
-    );
+    assert_state(&b, &dom.name, "guest on B", DomainState::RUNNING).await;
+    assert_state(&a, &dom.name, "source copy on A", DomainState::PAUSED).await;
 }
 
 /// A Break whose abort the source refuses (the proxy answers DOMAIN_ABORT_JOB with an error)
@@ -1210,11 +1148,7 @@ async fn refused_abort_is_not_reported_as_cancelled() {
         .expect("connect A through the proxy");
     let b = Client::connect(&uri_b()).await.expect("connect B");
     let (dom, _guard, _blob) = start_loaded_guest(&a, "migabortref", BLOB_MIB).await;
-    let opts = MigrateOptions::new(DomainMigrateFlags::LIVE)
-        .uri(format!("tcp:127.0.0.1:{}", free_port()))
-        .bandwidth_mib(1)
-        .protocol(Protocol::Params)
-        .progress_interval(Duration::from_millis(100));
+    let opts = slow_opts().protocol(Protocol::Params);
     let name = dom.name.clone();
     let mut broke = false;
     let err = Migration::new(a_faulty.clone(), b.clone())
@@ -1244,8 +1178,5 @@ async fn refused_abort_is_not_reported_as_cancelled() {
     );
     assert_eq!(err.migration_phase(), Some(Phase::Perform), "{err:?}");
     assert!(err.remote().is_some(), "{err:?}");
-    assert_eq!(
-        state(&a, &dom.name).await.expect("guest on A"),
-        DomainState::RUNNING
-    );
+    assert_state(&a, &dom.name, "guest on A", DomainState::RUNNING).await;
 }
