@@ -72,6 +72,27 @@ fn only(got: &[(String, i32)], name: &str) -> Vec<i32> {
         .collect()
 }
 
+/// After a define each, B's then A's `life` (start, stop, undefine) of `family`: `only_a`,
+/// filtered to A, sees exactly A's `life`; `all` sees both whole lives.
+async fn assert_lives(
+    only_a: &mut EventStream,
+    all: &mut EventStream,
+    family: &str,
+    (a, b): (&str, &str),
+    defined: i32,
+    life: [i32; 3],
+) {
+    let got = until(only_a, family, a, life[2]).await;
+    assert_eq!(
+        got,
+        life.iter().map(|e| (a.to_owned(), *e)).collect::<Vec<_>>(),
+        "the filtered subscription saw exactly A's events"
+    );
+    let got = until(all, family, a, life[2]).await;
+    assert_eq!(only(&got, b), [&[defined][..], &life[..]].concat());
+    assert_eq!(only(&got, a), [&[defined][..], &life[..]].concat());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_events_all_and_filtered_to_one_network() {
     let c = Client::connect(&common::uri("test_unix")).await.unwrap();
@@ -96,33 +117,19 @@ async fn network_events_all_and_filtered_to_one_network() {
         c.network_destroy(n.clone()).await.unwrap();
         c.network_undefine(n.clone()).await.unwrap();
     }
-    let life = [
-        NetworkEventLifecycleType::STARTED.0,
-        NetworkEventLifecycleType::STOPPED.0,
-        NetworkEventLifecycleType::UNDEFINED.0,
-    ];
-    let got = until(
+    assert_lives(
         &mut only_a,
-        "network",
-        &a,
-        NetworkEventLifecycleType::UNDEFINED.0,
-    )
-    .await;
-    assert_eq!(
-        got,
-        life.iter().map(|e| (a.clone(), *e)).collect::<Vec<_>>(),
-        "the filtered subscription saw exactly A's events"
-    );
-    let got = until(
         &mut all,
         "network",
-        &a,
-        NetworkEventLifecycleType::UNDEFINED.0,
+        (&a, &b),
+        NetworkEventLifecycleType::DEFINED.0,
+        [
+            NetworkEventLifecycleType::STARTED.0,
+            NetworkEventLifecycleType::STOPPED.0,
+            NetworkEventLifecycleType::UNDEFINED.0,
+        ],
     )
     .await;
-    let defined = NetworkEventLifecycleType::DEFINED.0;
-    assert_eq!(only(&got, &b), [&[defined][..], &life[..]].concat());
-    assert_eq!(only(&got, &a), [&[defined][..], &life[..]].concat());
     // Nothing more for the filtered one.
     assert!(
         tokio::time::timeout(Duration::from_millis(300), only_a.next())
@@ -170,32 +177,19 @@ async fn storage_pool_events_all_and_filtered_to_one_pool() {
         c.storage_pool_destroy(p.clone()).await.unwrap();
         c.storage_pool_undefine(p.clone()).await.unwrap();
     }
-    let life = [
-        StoragePoolEventLifecycleType::STARTED.0,
-        StoragePoolEventLifecycleType::STOPPED.0,
-        StoragePoolEventLifecycleType::UNDEFINED.0,
-    ];
-    let got = until(
+    assert_lives(
         &mut only_a,
-        "pool",
-        &a,
-        StoragePoolEventLifecycleType::UNDEFINED.0,
-    )
-    .await;
-    assert_eq!(
-        got,
-        life.iter().map(|e| (a.clone(), *e)).collect::<Vec<_>>()
-    );
-    let got = until(
         &mut all,
         "pool",
-        &a,
-        StoragePoolEventLifecycleType::UNDEFINED.0,
+        (&a, &b),
+        StoragePoolEventLifecycleType::DEFINED.0,
+        [
+            StoragePoolEventLifecycleType::STARTED.0,
+            StoragePoolEventLifecycleType::STOPPED.0,
+            StoragePoolEventLifecycleType::UNDEFINED.0,
+        ],
     )
     .await;
-    let defined = StoragePoolEventLifecycleType::DEFINED.0;
-    assert_eq!(only(&got, &b), [&[defined][..], &life[..]].concat());
-    assert_eq!(only(&got, &a), [&[defined][..], &life[..]].concat());
     let names: Vec<String> = c
         .storage_pools()
         .await
