@@ -197,9 +197,9 @@ impl Client {
         &self.inner.options
     }
 
-    /// Call procedure `C` with the default timeout ([`ClientOptions::call_timeout`]).
+    /// Call procedure `C` with its default timeout ([`ClientOptions::timeout_for`]).
     pub async fn call<C: Call>(&self, args: &C::Args) -> Result<C::Ret, Error> {
-        self.call_with_timeout::<C>(args, self.inner.options.call_timeout)
+        self.call_with_timeout::<C>(args, self.inner.options.timeout_for(C::INFO))
             .await
     }
 
@@ -220,10 +220,10 @@ impl Client {
         &self,
         args: &C::Args,
     ) -> Result<(C::Ret, crate::stream::AsyncVirStream), Error> {
-        let id = self
-            .inner
-            .shared
-            .start::<C>(args, self.inner.options.call_timeout, true)?;
+        let id =
+            self.inner
+                .shared
+                .start::<C>(args, self.inner.options.timeout_for(C::INFO), true)?;
         let stream = crate::stream::AsyncVirStream::new(self.clone(), id);
         let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
         Ok((decode_ret::<C>(&reply)?, stream))
@@ -240,7 +240,7 @@ impl Client {
     ) -> Result<(C::Ret, Vec<std::os::fd::OwnedFd>), Error> {
         let id = self.inner.shared.start_with_fds::<C>(
             args,
-            self.inner.options.call_timeout,
+            self.inner.options.timeout_for(C::INFO),
             false,
             fds,
         )?;

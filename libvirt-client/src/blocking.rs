@@ -218,7 +218,7 @@ impl Client {
 
     /// Call procedure `C` with the default timeout.
     pub fn call<C: Call>(&self, args: &C::Args) -> Result<C::Ret, Error> {
-        self.call_with_timeout::<C>(args, self.inner.options.call_timeout)
+        self.call_with_timeout::<C>(args, self.inner.options.timeout_for(C::INFO))
     }
 
     /// Call procedure `C` with its own timeout (`None`: none).
@@ -237,10 +237,10 @@ impl Client {
         &self,
         args: &C::Args,
     ) -> Result<(C::Ret, crate::stream::BlockingVirStream), Error> {
-        let id = self
-            .inner
-            .shared
-            .start::<C>(args, self.inner.options.call_timeout, true)?;
+        let id =
+            self.inner
+                .shared
+                .start::<C>(args, self.inner.options.timeout_for(C::INFO), true)?;
         let stream = crate::stream::BlockingVirStream::new(self.clone(), id);
         let reply = self.inner.shared.wait_blocking(id)?;
         Ok((decode_ret::<C>(&reply)?, stream))
@@ -255,7 +255,7 @@ impl Client {
     ) -> Result<(C::Ret, Vec<std::os::fd::OwnedFd>), Error> {
         let id = self.inner.shared.start_with_fds::<C>(
             args,
-            self.inner.options.call_timeout,
+            self.inner.options.timeout_for(C::INFO),
             false,
             fds,
         )?;

@@ -19,10 +19,15 @@ pub struct ClientOptions {
     /// Keepalive (`None`: off). Enabled only when the daemon supports the keepalive program,
     /// as libvirt's client does. Default: libvirt's 5 s interval, 5 missed PINGs.
     pub keepalive: Option<KeepaliveConfig>,
-    /// Default limit for every call (`None`: wait for the reply or the connection's end).
-    /// Default 60 s. A call that times out fails with a timeout error; its late reply is
-    /// discarded.
+    /// Default limit for every call (`None`: wait for the reply or the connection's end),
+    /// except the [`LONG_RUNNING`] ones. Default 60 s. A call that times out fails with a
+    /// timeout error; its late reply is discarded.
     pub call_timeout: Option<Duration>,
+    /// Limit for the [`LONG_RUNNING`] procedures, whose reply comes when a job of any length
+    /// ends (save, restore, core dump, volume wipe, migration steps, ...). Default `None`, as
+    /// in libvirt, whose client has no call timeouts: a dead daemon is still noticed by
+    /// keepalive.
+    pub long_call_timeout: Option<Duration>,
     /// Events buffered per subscription before newer ones are dropped and reported as
     /// `Lagged(n)`. Default 1024.
     pub event_capacity: usize,
@@ -45,6 +50,7 @@ impl Default for ClientOptions {
             read_only: false,
             keepalive: Some(KeepaliveConfig::default()),
             call_timeout: Some(Duration::from_secs(60)),
+            long_call_timeout: None,
             event_capacity: 1024,
             connection,
             credentials: None,
@@ -77,6 +83,25 @@ impl ClientOptions {
         self
     }
 
+    /// Set [`ClientOptions::long_call_timeout`].
+    pub fn long_call_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.long_call_timeout = timeout;
+        self
+    }
+
+    /// The default timeout of a call to `procedure`: [`ClientOptions::long_call_timeout`] for
+    /// the [`LONG_RUNNING`] procedures, [`ClientOptions::call_timeout`] for the others.
+    pub fn timeout_for(
+        &self,
+        procedure: &libvirt_proto::program::ProcedureInfo,
+    ) -> Option<Duration> {
+        if LONG_RUNNING.contains(&procedure.name) {
+            self.long_call_timeout
+        } else {
+            self.call_timeout
+        }
+    }
+
     /// Set [`ClientOptions::event_capacity`].
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
@@ -87,5 +112,85 @@ impl ClientOptions {
     pub fn transport(mut self, transport: ConnectOptions) -> Self {
         self.transport = transport;
         self
+    }
+}
+
+/// Procedures whose reply waits for work of unbounded length (the daemon answers when the
+/// job is done): they get [`ClientOptions::long_call_timeout`] instead of
+/// [`ClientOptions::call_timeout`].
+pub const LONG_RUNNING: &[&str] = &[
+    "REMOTE_PROC_DOMAIN_SAVE",
+    "REMOTE_PROC_DOMAIN_SAVE_FLAGS",
+    "REMOTE_PROC_DOMAIN_SAVE_PARAMS",
+    "REMOTE_PROC_DOMAIN_RESTORE",
+    "REMOTE_PROC_DOMAIN_RESTORE_FLAGS",
+    "REMOTE_PROC_DOMAIN_RESTORE_PARAMS",
+    "REMOTE_PROC_DOMAIN_MANAGED_SAVE",
+    "REMOTE_PROC_DOMAIN_CORE_DUMP",
+    "REMOTE_PROC_DOMAIN_CORE_DUMP_WITH_FORMAT",
+    "REMOTE_PROC_DOMAIN_DESTROY",
+    "REMOTE_PROC_DOMAIN_DESTROY_FLAGS",
+    "REMOTE_PROC_DOMAIN_CREATE",
+    "REMOTE_PROC_DOMAIN_CREATE_WITH_FLAGS",
+    "REMOTE_PROC_DOMAIN_CREATE_WITH_FILES",
+    "REMOTE_PROC_DOMAIN_CREATE_XML",
+    "REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES",
+    "REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML",
+    "REMOTE_PROC_DOMAIN_REVERT_TO_SNAPSHOT",
+    "REMOTE_PROC_DOMAIN_SNAPSHOT_DELETE",
+    "REMOTE_PROC_DOMAIN_CHECKPOINT_CREATE_XML",
+    "REMOTE_PROC_DOMAIN_FSTRIM",
+    "REMOTE_PROC_DOMAIN_GET_GUEST_INFO",
+    "REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES",
+    "REMOTE_PROC_DOMAIN_MIGRATE_PERFORM",
+    "REMOTE_PROC_DOMAIN_MIGRATE_FINISH",
+    "REMOTE_PROC_DOMAIN_MIGRATE_FINISH2",
+    "REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3",
+    "REMOTE_PROC_DOMAIN_MIGRATE_FINISH3",
+    "REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3_PARAMS",
+    "REMOTE_PROC_DOMAIN_MIGRATE_FINISH3_PARAMS",
+    "REMOTE_PROC_STORAGE_VOL_WIPE",
+    "REMOTE_PROC_STORAGE_VOL_WIPE_PATTERN",
+    "REMOTE_PROC_STORAGE_VOL_CREATE_XML",
+    "REMOTE_PROC_STORAGE_VOL_CREATE_XML_FROM",
+    "REMOTE_PROC_STORAGE_VOL_RESIZE",
+    "REMOTE_PROC_STORAGE_POOL_BUILD",
+    "REMOTE_PROC_STORAGE_POOL_CREATE",
+    "REMOTE_PROC_STORAGE_POOL_CREATE_XML",
+    "REMOTE_PROC_STORAGE_POOL_REFRESH",
+    "REMOTE_PROC_STORAGE_POOL_DELETE",
+    "REMOTE_PROC_NODE_SUSPEND_FOR_DURATION",
+    "QEMU_PROC_DOMAIN_MONITOR_COMMAND",
+    "QEMU_PROC_DOMAIN_AGENT_COMMAND",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libvirt_proto::generated::{qemu, remote};
+
+    #[test]
+    fn long_running_names_are_real_procedures() {
+        for name in LONG_RUNNING {
+            let known = remote::PROCEDURES
+                .iter()
+                .chain(qemu::PROCEDURES)
+                .any(|p| p.name == *name);
+            assert!(
+                known,
+                "{name} is no procedure of libvirt's remote or qemu program"
+            );
+        }
+    }
+
+    #[test]
+    fn long_procedures_get_the_long_timeout() {
+        let o = ClientOptions::default().call_timeout(Some(Duration::from_secs(3)));
+        let save = remote::Procedure::DomainSave.info();
+        let version = remote::Procedure::ConnectGetLibVersion.info();
+        assert_eq!(o.timeout_for(save), None);
+        assert_eq!(o.timeout_for(version), Some(Duration::from_secs(3)));
+        let o = o.long_call_timeout(Some(Duration::from_secs(900)));
+        assert_eq!(o.timeout_for(save), Some(Duration::from_secs(900)));
     }
 }
