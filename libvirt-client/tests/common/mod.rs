@@ -3,6 +3,18 @@
 
 pub mod daemon;
 
+/// A connection's close reason says keepalive declared the daemon dead after the 2 unanswered
+/// PINGs the fault tests configure (`KeepaliveConfig { count: 2, .. }`).
+pub fn assert_keepalive_timeout(reason: Option<libvirt_client::libvirt_proto::CloseReason>) {
+    assert!(
+        matches!(
+            reason,
+            Some(libvirt_client::libvirt_proto::CloseReason::KeepaliveTimeout { count: 2, .. })
+        ),
+        "{reason:?}"
+    );
+}
+
 /// The endpoints file written by `cargo xtask peers start`.
 pub fn endpoints() -> serde_json::Value {
     let path = std::env::var("VMWIRE_PEERS")
