@@ -82,4 +82,4 @@ pub use error::{Error, MigrationPhase};
 pub use generated::events::TypedEvent;
 pub use helpers::{BlockIoTune, Domain, DomainStateInfo, Version};
 pub use libvirt_proto;
-pub use options::ClientOptions;
+pub use options::{ClientOptions, LONG_RUNNING};
