@@ -350,6 +350,16 @@ async fn events_of_qemu_7_schema_decode_or_stay_raw() {
     assert!(unknown * 10 < peer_events.len(), "{unknown} unknown");
 }
 
+/// The names of the QOM properties (children included) of `path` (typed qom-list).
+async fn qom_names(qmp: &Client, path: &str) -> Vec<String> {
+    qmp.call(&c::QomList { path: path.into() })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
 /// Typed object-add with free-form properties (ObjectOptions: `qom-type` and `id` required, the
 /// branch's properties untyped): an iothread and a RAM backend appear in the QOM tree with the
 /// properties given, and typed object-del removes them.
@@ -383,15 +393,7 @@ async fn typed_object_add_free_form() {
     ))
     .await
     .unwrap();
-    let names: Vec<String> = qmp
-        .call(&c::QomList {
-            path: "/objects".into(),
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
+    let names = qom_names(&qmp, "/objects").await;
     assert!(names.contains(&"io1".to_owned()), "{names:?}");
     assert!(names.contains(&"ram1".to_owned()), "{names:?}");
     let get = |path: &str, property: &str| c::QomGet {
@@ -425,15 +427,7 @@ async fn typed_object_add_free_form() {
         .unwrap_err();
     assert!(matches!(e, Error::Qmp { .. }), "{e:?}");
     qmp.call(&c::ObjectDel { id: "io1".into() }).await.unwrap();
-    let names: Vec<String> = qmp
-        .call(&c::QomList {
-            path: "/objects".into(),
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
+    let names = qom_names(&qmp, "/objects").await;
     assert!(!names.contains(&"io1".to_owned()), "{names:?}");
     assert!(!names.contains(&"io2".to_owned()), "{names:?}");
 }
