@@ -85,21 +85,9 @@ fn check_named(q: &Qemu, files: &[PathBuf], closefd: impl Fn(&str) -> Value) {
 #[cfg(feature = "async")]
 mod asynchronous {
     use super::*;
-    use qmp_client::{Client, ConnectOptions, Exec};
+    use qmp_client::Exec;
 
-    async fn connect(q: &Qemu) -> Client {
-        let start = std::time::Instant::now();
-        loop {
-            match Client::connect_unix(&q.qmp, ConnectOptions::default()).await {
-                Err(qmp_client::Error::Connect { .. })
-                    if start.elapsed() < std::time::Duration::from_secs(5) =>
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await
-                }
-                r => return r.expect("connect"),
-            }
-        }
-    }
+    use common::connect;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_add_fd_and_getfd_each_fd_where_it_belongs() {
@@ -152,22 +140,9 @@ mod asynchronous {
 #[cfg(feature = "blocking")]
 mod blocking {
     use super::*;
-    use qmp_client::blocking::Client;
-    use qmp_client::{ConnectOptions, Exec};
+    use qmp_client::Exec;
 
-    fn connect(q: &Qemu) -> Client {
-        let start = std::time::Instant::now();
-        loop {
-            match Client::connect_unix(&q.qmp, ConnectOptions::default()) {
-                Err(qmp_client::Error::Connect { .. })
-                    if start.elapsed() < std::time::Duration::from_secs(5) =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10))
-                }
-                r => return r.expect("connect"),
-            }
-        }
-    }
+    use common::connect_blocking as connect;
 
     #[test]
     fn concurrent_add_fd_and_getfd_each_fd_where_it_belongs() {

@@ -6,9 +6,9 @@ mod common;
 use common::{qcow2, Qemu};
 use qmp_client::govmm::{BlkDevice, Blockdev, Cache, Dump, Memdev, MemoryDeviceKind, NetDevice};
 use qmp_client::qmp_proto::generated::types as t;
-use qmp_client::{Client, ConnectOptions, Error};
+use qmp_client::{Client, Error};
 use serde_json::{json, Map, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -28,17 +28,7 @@ const PC: &[&str] = &[
     "pci-bridge,id=br1,chassis_nr=1,shpc=on,addr=5",
 ];
 
-async fn connect(q: &Qemu) -> Client {
-    let start = Instant::now();
-    loop {
-        match Client::connect_unix(&q.qmp, ConnectOptions::default()).await {
-            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
-                tokio::time::sleep(Duration::from_millis(10)).await
-            }
-            r => return r.expect("connect"),
-        }
-    }
-}
+use common::connect;
 
 async fn peripherals(c: &Client) -> Vec<String> {
     let v = c

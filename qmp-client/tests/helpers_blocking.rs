@@ -7,22 +7,12 @@ mod common;
 
 use common::{qcow2, Qemu, MACHINE_PC};
 use qmp_client::blocking::Client;
-use qmp_client::{ConnectOptions, Error, EventFilter};
+use qmp_client::{Error, EventFilter};
 use serde_json::json;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-fn connect(q: &Qemu) -> Client {
-    let start = Instant::now();
-    loop {
-        match Client::connect_unix(&q.qmp, ConnectOptions::default()) {
-            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            r => return r.expect("connect"),
-        }
-    }
-}
+use common::connect_blocking as connect;
 
 fn qdev_ids(c: &Client) -> Vec<String> {
     let v = c

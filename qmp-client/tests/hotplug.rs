@@ -4,22 +4,12 @@
 mod common;
 
 use common::{qcow2, Qemu, MACHINE_PC};
-use qmp_client::{Client, ConnectOptions, Error, EventFilter};
+use qmp_client::{Client, Error, EventFilter};
 use serde_json::{json, Value};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-async fn connect(q: &Qemu) -> Client {
-    let start = Instant::now();
-    loop {
-        match Client::connect_unix(&q.qmp, ConnectOptions::default()).await {
-            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
-                tokio::time::sleep(Duration::from_millis(10)).await
-            }
-            r => return r.expect("connect"),
-        }
-    }
-}
+use common::connect;
 
 async fn qdev_ids(c: &Client) -> Vec<String> {
     let v = c

@@ -6,24 +6,12 @@
 mod common;
 
 use common::{Qemu, MACHINE_PC};
-#[cfg(feature = "async")]
-use qmp_client::Client;
-use qmp_client::{ConnectOptions, Error, EventFilter};
+use qmp_client::{Error, EventFilter};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "async")]
-async fn connect(q: &Qemu) -> Client {
-    let start = Instant::now();
-    loop {
-        match Client::connect_unix(&q.qmp, ConnectOptions::default()).await {
-            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
-                tokio::time::sleep(Duration::from_millis(10)).await
-            }
-            r => return r.expect("connect"),
-        }
-    }
-}
+use common::connect;
 
 /// Port the guest writes `R` to once it listens for the power button (QEMU's isa-debugcon).
 const DEBUG_PORT: u8 = 0xe9;
@@ -148,18 +136,10 @@ async fn powerdown_without_a_guest_times_out() {
 #[cfg(feature = "blocking")]
 #[test]
 fn blocking_powerdown_waits_for_the_guest_to_power_off() {
-    use qmp_client::blocking::Client;
     let dir = tempfile::tempdir().unwrap();
     let (mut q, debug) = guest(dir.path());
     let start = Instant::now();
-    let c = loop {
-        match Client::connect_unix(&q.qmp, ConnectOptions::default()) {
-            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            r => break r.expect("connect"),
-        }
-    };
+    let c = common::connect_blocking(&q);
     while std::fs::read(&debug).unwrap_or_default() != b"R" {
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -177,15 +157,7 @@ fn blocking_powerdown_waits_for_the_guest_to_power_off() {
     assert!(q.wait_exit(Duration::from_secs(10)), "{}", q.log());
     // Without a guest that reacts: the typed timeout.
     let q = Qemu::spawn(MACHINE_PC);
-    let start = Instant::now();
-    let c = loop {
-        match Client::connect_unix(&q.qmp, ConnectOptions::default()) {
-            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            r => break r.expect("connect"),
-        }
-    };
+    let c = common::connect_blocking(&q);
     let r = c.system_powerdown_and_wait(Duration::from_millis(300));
     assert!(matches!(r, Err(Error::EventTimeout { .. })), "{r:?}");
     assert_eq!(c.status().unwrap(), "prelaunch");

@@ -10,17 +10,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// Connect, retrying while QEMU has bound its socket but not listened on it yet.
-async fn connect(q: &Qemu) -> Client {
-    let start = Instant::now();
-    loop {
-        match Client::connect_unix(&q.qmp, ConnectOptions::default()).await {
-            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
-                tokio::time::sleep(Duration::from_millis(10)).await
-            }
-            r => return r.expect("connect"),
-        }
-    }
-}
+use common::connect;
 
 #[tokio::test]
 async fn negotiates_and_answers() {

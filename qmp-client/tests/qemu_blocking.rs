@@ -9,17 +9,7 @@ use qmp_client::{ConnectOptions, Error, EventFilter, Exec};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn connect(q: &Qemu) -> Client {
-    let start = Instant::now();
-    loop {
-        match Client::connect_unix(&q.qmp, ConnectOptions::default()) {
-            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            r => return r.expect("connect"),
-        }
-    }
-}
+use common::connect_blocking as connect;
 
 #[test]
 fn negotiates_pipelines_and_matches() {

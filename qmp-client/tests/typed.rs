@@ -6,20 +6,10 @@ mod common;
 
 use common::{qcow2, Qemu, MACHINE_PC};
 use qmp_client::qmp_proto::generated::{commands as c, events, types as t, TypedEvent};
-use qmp_client::{Client, ConnectOptions, Error, EventFilter};
+use qmp_client::{Client, Error, EventFilter};
 use std::time::{Duration, Instant};
 
-async fn connect(q: &Qemu) -> Client {
-    let start = Instant::now();
-    loop {
-        match Client::connect_unix(&q.qmp, ConnectOptions::default()).await {
-            Err(Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
-                tokio::time::sleep(Duration::from_millis(10)).await
-            }
-            r => return r.expect("connect"),
-        }
-    }
-}
+use common::connect;
 
 /// A stopped TCG q35 with hotpluggable CPUs and memory, a disk and a chardev.
 fn q35(img: &std::path::Path) -> Vec<String> {

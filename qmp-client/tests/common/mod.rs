@@ -29,6 +29,38 @@ pub struct Qemu {
     pub qmp: PathBuf,
 }
 
+/// Connect to `q`'s QMP socket, retrying for up to 5 s while QEMU has not created it yet.
+#[cfg(feature = "async")]
+pub async fn connect(q: &Qemu) -> qmp_client::Client {
+    let start = Instant::now();
+    loop {
+        match qmp_client::Client::connect_unix(&q.qmp, qmp_client::ConnectOptions::default()).await
+        {
+            Err(qmp_client::Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            r => return r.expect("connect"),
+        }
+    }
+}
+
+/// [`connect`] with the blocking driver.
+#[cfg(feature = "blocking")]
+pub fn connect_blocking(q: &Qemu) -> qmp_client::blocking::Client {
+    let start = Instant::now();
+    loop {
+        match qmp_client::blocking::Client::connect_unix(
+            &q.qmp,
+            qmp_client::ConnectOptions::default(),
+        ) {
+            Err(qmp_client::Error::Connect { .. }) if start.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            r => return r.expect("connect"),
+        }
+    }
+}
+
 /// A machine with no devices: fast, enough for protocol tests.
 pub const MACHINE_NONE: &[&str] = &["-machine", "none"];
 /// A stopped TCG PC with 64 MiB, with an SHPC bridge (`br1`) whose empty, powered-off slots
