@@ -35,11 +35,7 @@ async fn peripherals(c: &Client) -> Vec<String> {
         .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))
         .await
         .unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["name"].as_str().map(str::to_owned))
-        .collect()
+    common::qom_list_names(&v)
 }
 
 async fn controller(c: &Client, driver: &str, id: &str, addr: &str) {

@@ -18,11 +18,7 @@ fn qdev_ids(c: &Client) -> Vec<String> {
     let v = c
         .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))
         .unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["name"].as_str().map(str::to_owned))
-        .collect()
+    common::qom_list_names(&v)
 }
 
 fn plug(c: &Client, node: &str, id: &str, addr: &str) {

@@ -16,11 +16,7 @@ async fn qdev_ids(c: &Client) -> Vec<String> {
         .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))
         .await
         .unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["name"].as_str().map(str::to_owned))
-        .collect()
+    common::qom_list_names(&v)
 }
 
 #[tokio::test]

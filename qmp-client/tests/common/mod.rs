@@ -29,6 +29,16 @@ pub struct Qemu {
     pub qmp: PathBuf,
 }
 
+/// The property names of a `qom-list` reply.
+pub fn qom_list_names(reply: &serde_json::Value) -> Vec<String> {
+    reply
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Connect to `q`'s QMP socket, retrying for up to 5 s while QEMU has not created it yet.
 #[cfg(feature = "async")]
 pub async fn connect(q: &Qemu) -> qmp_client::Client {
