@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Duration;
 
 use libvirt_client::events::{EventItem, EventStream, Subscription};
@@ -17,6 +17,8 @@ use libvirt_client::libvirt_proto::StreamItem;
 use libvirt_client::{Client, Domain, TypedEvent};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::PeerDir;
 
 /// `VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM`, looked up by its C name.
 fn sparse_upload() -> StorageVolUploadFlags {
@@ -34,36 +36,6 @@ fn sparse_download() -> StorageVolDownloadFlags {
         .find(|(n, _)| *n == "VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM")
         .expect("flag known")
         .1
-}
-
-/// A temp dir the daemon's user can use; removed on drop.
-struct PeerDir(PathBuf);
-
-impl PeerDir {
-    fn new(tag: &str) -> PeerDir {
-        let p = PathBuf::from(format!("/var/tmp/{}", common::unique_name(tag)));
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
-        PeerDir(p)
-    }
-    fn chown(&self, path: &Path) {
-        let user = common::endpoints()["libvirt"]["user"]
-            .as_str()
-            .unwrap_or("vmwire-peer")
-            .to_owned();
-        let st = std::process::Command::new("chown")
-            .args(["-R", &format!("{user}:")])
-            .arg(path)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-}
-
-impl Drop for PeerDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Real-mode boot sector: print "vmwire-console-ready\r\n" on COM1, then echo every byte

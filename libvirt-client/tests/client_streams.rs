@@ -5,8 +5,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use libvirt_client::libvirt_proto::StreamItem;
@@ -14,29 +12,18 @@ use libvirt_client::{Client, Error};
 use tokio::io::AsyncReadExt;
 
 use common::daemon::PrivateDaemon;
+use common::PeerDir;
 
-/// A folder the daemon's user owns; removed on drop.
-struct PeerDir(PathBuf);
-
-impl PeerDir {
-    fn new(tag: &str) -> PeerDir {
-        let p = PathBuf::from(format!("/var/tmp/{}", common::unique_name(tag)));
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let st = std::process::Command::new("chown")
-            .arg("vmwire-peer:")
-            .arg(&p)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        PeerDir(p)
-    }
-}
-
-impl Drop for PeerDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A [`PeerDir`] the daemon's user owns.
+fn owned_peer_dir(tag: &str) -> PeerDir {
+    let dir = PeerDir::new(tag);
+    let st = std::process::Command::new("chown")
+        .arg("vmwire-peer:")
+        .arg(&dir.0)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir
 }
 
 fn pool_xml(name: &str, dir: &PeerDir) -> String {
@@ -119,7 +106,7 @@ async fn screenshot_of_a_tcg_guest_is_a_png_image() {
 fn blocking_stream_read_write_round_trip_and_abort() {
     use libvirt_client::blocking::Client;
     let c = Client::connect(&common::uri("qemu_tcp")).unwrap();
-    let dir = PeerDir::new("bpool");
+    let dir = owned_peer_dir("bpool");
     let pool = c
         .storage_pool_create_xml(
             pool_xml(&common::unique_name("bpool"), &dir),
@@ -191,7 +178,7 @@ fn blocking_stream_read_write_round_trip_and_abort() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_abort_of_a_download_keeps_the_connection_usable() {
     let c = Client::connect(&common::uri("qemu_unix")).await.unwrap();
-    let dir = PeerDir::new("apool");
+    let dir = owned_peer_dir("apool");
     let pool = c
         .storage_pool_create_xml(
             pool_xml(&common::unique_name("apool"), &dir),
@@ -232,7 +219,7 @@ async fn stream_fails_promptly_when_the_connection_dies() {
     let d = PrivateDaemon::start();
     let uri = format!("qemu+unix:///session?socket={}", d.socket().display());
     let c = Client::connect(&uri).await.unwrap();
-    let dir = PeerDir::new("kpool");
+    let dir = owned_peer_dir("kpool");
     let pool = c
         .storage_pool_create_xml(
             pool_xml(&common::unique_name("kpool"), &dir),
@@ -282,7 +269,7 @@ fn blocking_stream_fails_promptly_when_the_connection_dies() {
     let d = PrivateDaemon::start();
     let uri = format!("qemu+unix:///session?socket={}", d.socket().display());
     let c = libvirt_client::blocking::Client::connect(&uri).unwrap();
-    let dir = PeerDir::new("kbpool");
+    let dir = owned_peer_dir("kbpool");
     let pool = c
         .storage_pool_create_xml(
             pool_xml(&common::unique_name("kbpool"), &dir),

@@ -3,6 +3,39 @@
 
 pub mod daemon;
 
+/// A folder in /var/tmp the daemon's user can use (mode 0777); removed on drop.
+pub struct PeerDir(pub std::path::PathBuf);
+
+impl PeerDir {
+    pub fn new(tag: &str) -> PeerDir {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::path::PathBuf::from(format!("/var/tmp/{}", unique_name(tag)));
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+        PeerDir(p)
+    }
+
+    /// `chown -R` `path` to the daemon's user (`libvirt.user` of the endpoints file).
+    pub fn chown(&self, path: &std::path::Path) {
+        let user = endpoints()["libvirt"]["user"]
+            .as_str()
+            .unwrap_or("vmwire-peer")
+            .to_owned();
+        let st = std::process::Command::new("chown")
+            .args(["-R", &format!("{user}:")])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for PeerDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A connection's close reason says keepalive declared the daemon dead after the 2 unanswered
 /// PINGs the fault tests configure (`KeepaliveConfig { count: 2, .. }`).
 pub fn assert_keepalive_timeout(reason: Option<libvirt_client::libvirt_proto::CloseReason>) {
