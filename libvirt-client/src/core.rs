@@ -76,6 +76,20 @@ pub(crate) struct State {
     pub(crate) early: VecDeque<ServerMessage>,
 }
 
+/// Wakes a blocked caller's thread (the blocking driver's call waker).
+#[cfg(feature = "blocking")]
+struct ThreadWaker(std::thread::Thread);
+
+#[cfg(feature = "blocking")]
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 /// Early events kept at most (beyond: the in-flight registrations' subscribers see `Lagged`).
 const EARLY_LIMIT: usize = 4096;
 
@@ -278,28 +292,35 @@ impl Shared {
         }
     }
 
-    /// Block (std) until call `id` has its result.
+    /// Block (std) until call `id` has its result. The caller's thread parks and is woken by
+    /// its own call's waker (a reply, a timeout or the connection's end all come as its
+    /// result): one reply wakes one caller, not every blocked thread.
     #[cfg(feature = "blocking")]
     pub(crate) fn wait_blocking(&self, id: CallId) -> CallResult {
-        let mut st = self.lock();
+        let waker = Waker::from(std::sync::Arc::new(ThreadWaker(std::thread::current())));
         loop {
-            match st.calls.get_mut(&id.0) {
-                Some(slot) => {
-                    if let Some(r) = slot.result.take() {
-                        st.calls.remove(&id.0);
-                        return r;
+            {
+                let mut st = self.lock();
+                match st.calls.get_mut(&id.0) {
+                    Some(slot) => {
+                        if let Some(r) = slot.result.take() {
+                            st.calls.remove(&id.0);
+                            return r;
+                        }
+                        slot.waker = Some(waker.clone());
+                    }
+                    None => {
+                        return Err(libvirt_proto::Error::Closed(
+                            st.conn
+                                .close_reason()
+                                .cloned()
+                                .unwrap_or(CloseReason::Local),
+                        ))
                     }
                 }
-                None => {
-                    return Err(libvirt_proto::Error::Closed(
-                        st.conn
-                            .close_reason()
-                            .cloned()
-                            .unwrap_or(CloseReason::Local),
-                    ))
-                }
             }
-            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            // A wake between the unlock and here leaves the park token set: no lost wake-up.
+            std::thread::park();
         }
     }
 
