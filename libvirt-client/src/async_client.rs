@@ -20,12 +20,48 @@ use crate::transport::{AsyncTransport, ReadSide, WriteSide};
 use crate::uri::Uri;
 use crate::Error;
 
-#[derive(Default)]
+/// How the driver's tasks wake each other. The timer task is woken only when a deadline
+/// earlier than the one it sleeps on appears (`armed`, checked by the writer, which every
+/// state change wakes): waking it on every call would cost a task switch per call.
 struct Notes {
     write: Notify,
     timer: Notify,
     resume: Notify,
     shutdown: Notify,
+    /// Origin of `armed`.
+    base: std::time::Instant,
+    /// The timer task's deadline in ns since `base` (`u64::MAX`: none). Read and written
+    /// with the state lock held.
+    armed: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Notes {
+    fn default() -> Self {
+        Self {
+            write: Notify::new(),
+            timer: Notify::new(),
+            resume: Notify::new(),
+            shutdown: Notify::new(),
+            base: std::time::Instant::now(),
+            armed: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Notes {
+    fn ns(&self, deadline: Option<Instant>) -> u64 {
+        deadline.map_or(u64::MAX, |d| {
+            u64::try_from(d.saturating_duration_since(self.base).as_nanos())
+                .unwrap_or(u64::MAX - 1)
+                .min(u64::MAX - 1)
+        })
+    }
+
+    /// With the state lock held: does the connection now want an earlier wake-up than the
+    /// timer task sleeps for?
+    fn timer_is_late(&self, conn: &Connection) -> bool {
+        self.ns(conn.poll_timeout()) < self.armed.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 struct Inner {
@@ -39,18 +75,39 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        {
-            let mut st = self.shared.lock();
-            st.conn.close();
-            st.dispatch();
+        // Replies still owed (a dropped subscription's deregistrations): let them arrive
+        // first, on a task of the runtime, for at most LINGER.
+        if self.shared.replies_outstanding() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (shared, notes) = (self.shared.clone(), self.notes.clone());
+                let tasks = std::mem::take(&mut self.tasks);
+                rt.spawn(async move {
+                    let end = tokio::time::Instant::now() + crate::core::LINGER;
+                    while shared.replies_outstanding() && tokio::time::Instant::now() < end {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    shut_down(&shared, &notes, &tasks);
+                });
+                return;
+            }
         }
-        self.shared.wake_waiters();
-        self.notes.shutdown.notify_one();
-        self.notes.write.notify_one();
-        self.notes.timer.notify_one();
-        for t in &self.tasks {
-            t.abort();
-        }
+        shut_down(&self.shared, &self.notes, &self.tasks);
+    }
+}
+
+/// Close the connection and end the driver's tasks.
+fn shut_down(shared: &Shared, notes: &Notes, tasks: &[JoinHandle<()>]) {
+    {
+        let mut st = shared.lock();
+        st.conn.close();
+        st.dispatch();
+    }
+    shared.wake_waiters();
+    notes.shutdown.notify_one();
+    notes.write.notify_one();
+    notes.timer.notify_one();
+    for t in tasks {
+        t.abort();
     }
 }
 
@@ -114,8 +171,8 @@ impl Client {
         let shared = Arc::new(Shared::new(
             Connection::new(options.connection.clone()),
             Box::new(move || {
+                // The writer also wakes the timer when a deadline moved earlier.
                 n.write.notify_one();
-                n.timer.notify_one();
                 n.resume.notify_one();
             }),
             fd_refusal,
@@ -272,6 +329,11 @@ impl Client {
     /// Close politely (`CONNECT_CLOSE`), then locally: pending calls fail, streams and
     /// subscriptions end.
     pub async fn close(&self) -> Result<(), Error> {
+        // Let replies still owed arrive first (see `Drop`), for at most LINGER.
+        let end = tokio::time::Instant::now() + crate::core::LINGER;
+        while self.inner.shared.replies_outstanding() && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let r = self
             .call_with_timeout::<procs::ConnectClose>(&(), Some(Duration::from_secs(5)))
             .await;
@@ -392,7 +454,7 @@ async fn reader(shared: Arc<Shared>, notes: Arc<Notes>, mut rd: ReadSide) {
             r = rd.read_with_fds(&mut buf, &mut fds) => r,
             _ = notes.shutdown.notified() => return,
         };
-        let closed = {
+        let (closed, to_write) = {
             let mut st = shared.lock();
             // Descriptors first: they belong to the packet these bytes complete.
             st.conn.handle_fds(fds.drain(..));
@@ -405,12 +467,16 @@ async fn reader(shared: Arc<Shared>, notes: Arc<Notes>, mut rd: ReadSide) {
                 Err(e) => st.conn.handle_io_error(e),
             }
             st.dispatch();
-            st.conn.is_closed()
+            // Replies only remove deadlines (and input only postpones keepalive's), so the
+            // timer needs no wake unless the connection ended.
+            (st.conn.is_closed(), st.conn.transmit_buffered() > 0)
         };
         shared.wake_waiters();
-        notes.write.notify_one();
-        notes.timer.notify_one();
+        if to_write || closed {
+            notes.write.notify_one();
+        }
         if closed {
+            notes.timer.notify_one();
             return;
         }
     }
@@ -418,14 +484,17 @@ async fn reader(shared: Arc<Shared>, notes: Arc<Notes>, mut rd: ReadSide) {
 
 async fn writer(shared: Arc<Shared>, notes: Arc<Notes>, mut wr: WriteSide) {
     loop {
-        let (batch, closed) = {
+        let (batch, closed, timer_late) = {
             let mut st = shared.lock();
             let mut v = Vec::new();
             while let Some(t) = st.conn.poll_transmit() {
                 v.push(t);
             }
-            (v, st.conn.is_closed())
+            (v, st.conn.is_closed(), notes.timer_is_late(&st.conn))
         };
+        if timer_late {
+            notes.timer.notify_one();
+        }
         if batch.is_empty() {
             if closed {
                 let _ = wr.shutdown().await;
@@ -472,7 +541,11 @@ async fn timer(shared: Arc<Shared>, notes: Arc<Notes>) {
     loop {
         let (deadline, closed) = {
             let st = shared.lock();
-            (st.conn.poll_timeout(), st.conn.is_closed())
+            let deadline = st.conn.poll_timeout();
+            notes
+                .armed
+                .store(notes.ns(deadline), std::sync::atomic::Ordering::Relaxed);
+            (deadline, st.conn.is_closed())
         };
         if closed {
             return;

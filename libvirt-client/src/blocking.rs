@@ -33,11 +33,22 @@ struct Inner {
     uri: Option<Uri>,
 }
 
+/// Wait while the open connection still waits for replies, for at most `core::LINGER`.
+fn linger(shared: &Shared) {
+    let end = Instant::now() + crate::core::LINGER;
+    while shared.replies_outstanding() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// How long dropping the last client waits for the driver threads to end.
 const DROP_JOIN_LIMIT: Duration = Duration::from_secs(2);
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Replies still owed (a dropped subscription's deregistrations): let them arrive
+        // first, for at most LINGER.
+        linger(&self.shared);
         {
             let mut st = self.shared.lock();
             st.conn.close();
@@ -285,6 +296,7 @@ impl Client {
 
     /// Close politely (`CONNECT_CLOSE`), then locally.
     pub fn close(&self) -> Result<(), Error> {
+        linger(&self.inner.shared);
         let r = self.call_with_timeout::<procs::ConnectClose>(&(), Some(Duration::from_secs(5)));
         {
             let mut st = self.inner.shared.lock();

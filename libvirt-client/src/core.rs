@@ -76,6 +76,12 @@ pub(crate) struct State {
     pub(crate) early: VecDeque<ServerMessage>,
 }
 
+/// How long closing a connection (dropping the last client, or `close`) waits for replies the
+/// daemon still owes, typically the deregistrations a dropped subscription sent: libvirtd 9.0
+/// can crash (a use-after-free in `remoteClientFreePrivateCallbacks`) when a client goes away
+/// while one of its event (de)registrations is being processed.
+pub(crate) const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Wakes a blocked caller's thread (the blocking driver's call waker).
 #[cfg(feature = "blocking")]
 struct ThreadWaker(std::thread::Thread);
@@ -137,6 +143,12 @@ impl Shared {
             kick,
             fd_refusal,
         }
+    }
+
+    /// Whether the open connection still waits for replies (see [`LINGER`]).
+    pub(crate) fn replies_outstanding(&self) -> bool {
+        let st = self.lock();
+        !st.conn.is_closed() && st.conn.awaiting_replies() > 0
     }
 
     /// Lock the state (a poisoned lock is recovered: the state is consistent between calls).

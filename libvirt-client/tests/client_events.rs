@@ -507,3 +507,35 @@ async fn abandoned_subscriptions_are_deregistered() {
     assert!(matches!(item, EventItem::Event(_)), "{item:?}");
     c.undefine(&dom, Default::default()).await.unwrap();
 }
+
+/// Dropping a subscription and then its client at once: the deregistrations the subscription
+/// sent are answered before the connection closes (libvirtd 9.0 can crash when a client goes
+/// while its event (de)registrations are being processed), on both clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_subscription_and_client_together_lets_deregistrations_finish() {
+    let d = PrivateDaemon::start();
+    for _ in 0..10 {
+        let c = Client::connect(&d.test_unix()).await.unwrap();
+        let s = c.subscribe(Subscription::domain(None)).await.unwrap();
+        drop(s);
+        drop(c);
+    }
+    let uri = d.test_unix();
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..10 {
+            let c = libvirt_client::blocking::Client::connect(&uri).unwrap();
+            let s = c.subscribe(Subscription::domain(None)).unwrap();
+            drop(s);
+            drop(c);
+        }
+    })
+    .await
+    .unwrap();
+    // The daemon is alive and saw every deregistration before its client went away.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = Client::connect(&d.test_unix()).await.unwrap();
+    c.version().await.unwrap();
+    let log = d.log();
+    assert!(!log.contains("not registered"), "{log}");
+    assert!(!log.contains("incomplete"), "{log}");
+}

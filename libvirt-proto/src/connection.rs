@@ -337,6 +337,14 @@ impl Connection {
         self.pending.len()
     }
 
+    /// Replies the daemon still owes: pending calls plus abandoned ones whose late reply has
+    /// not arrived yet. A driver closing the connection can wait for this to reach zero so
+    /// the daemon is not mid-call when the client goes (libvirtd 9.0 can crash when a client
+    /// disconnects during an event (de)registration).
+    pub fn awaiting_replies(&self) -> usize {
+        self.pending.len() + self.abandoned.len()
+    }
+
     fn alloc_serial(&self) -> Result<u32, Error> {
         let mut s = self.next_serial;
         for _ in 0..=u32::MAX {
