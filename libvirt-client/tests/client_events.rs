@@ -4,6 +4,7 @@
 //! and filtering to one object (a filtered subscription never sees another object's events).
 //! The secret and storage-pool helpers (`secrets`, `secret_value`, `set_secret_value`,
 //! `storage_pools`) are exercised on the way.
+#![cfg(all(feature = "async", feature = "blocking"))]
 
 mod common;
 

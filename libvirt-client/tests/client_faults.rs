@@ -1,6 +1,7 @@
 //! Faults: a daemon killed mid-call, a daemon that stops answering (keepalive), per-call
 //! timeouts, 10 000 concurrent calls on one connection, an event subscriber that never reads.
 //! The kill/stop tests run their own private libvirtd (tests/common/daemon.rs).
+#![cfg(all(feature = "async", feature = "blocking"))]
 
 mod common;
 

@@ -10,6 +10,7 @@
 //! In process (a fake daemon on a socket pair, in addition to the real one): the exact wire
 //! form both ways (packet, then one `0` byte per descriptor), and a reply announcing more
 //! descriptors than arrived failing its call with `MissingFds`.
+#![cfg(all(feature = "async", feature = "blocking"))]
 
 mod common;
 

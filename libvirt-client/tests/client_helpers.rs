@@ -2,6 +2,7 @@
 //! shutdown and reboot; reset on a `qemu:///session` TCG guest (secrets and storage pools are
 //! in tests/client_events.rs), each checked by what the daemon reports afterwards (state,
 //! QEMU's RESET event, virsh).
+#![cfg(feature = "async")]
 
 mod common;
 

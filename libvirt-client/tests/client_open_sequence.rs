@@ -1,6 +1,7 @@
 //! The open sequence's order on the wire, as libvirt's remote driver (`doRemoteOpen`) sends
 //! it: AUTH_LIST, the keepalive feature probe, CONNECT_OPEN, then the other feature probes.
 //! A scripted in-process daemon on a socket pair records what each client sends.
+#![cfg(all(feature = "async", feature = "blocking"))]
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -2,6 +2,7 @@
 //! resume, QMP through libvirt, lifecycle and QEMU monitor events in order, console I/O (a
 //! 34-byte boot sector that greets and echoes on COM1), destroy, undefine; a sparse storage
 //! volume upload/download round trip in a dir pool.
+#![cfg(feature = "async")]
 
 mod common;
 

@@ -10,6 +10,7 @@
 //! daemon decoded the arguments and the driver looked at them ([`UNDERSTOOD`]), means the test
 //! driver implements it. Every call must come back as a reply we decode; none may break the
 //! connection.
+#![cfg(feature = "async")]
 
 mod common;
 

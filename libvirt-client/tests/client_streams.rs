@@ -1,6 +1,7 @@
 //! Streams, live: a screenshot of a `qemu:///session` TCG guest, volume upload and download
 //! through the blocking client's std `Read`/`Write`, explicit `abort()` on both clients, and
 //! a stream that fails promptly with a typed error when its connection dies (private daemon).
+#![cfg(all(feature = "async", feature = "blocking"))]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The async and blocking clients against the REAL libvirtd's test driver (test:///default
 //! served by the peer daemon), over unix and tcp: open, versions, list, lookup, dominfo,
 //! dumpxml (cross-checked against virsh), lifecycle events, call timeouts and abandonment.
+#![cfg(all(feature = "async", feature = "blocking"))]
 
 mod common;
 

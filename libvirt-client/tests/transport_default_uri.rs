@@ -1,4 +1,5 @@
 //! `LIBVIRT_DEFAULT_URI` handling (its own test binary: it changes the process environment).
+#![cfg(feature = "blocking")]
 
 mod common;
 

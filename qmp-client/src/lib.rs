@@ -43,6 +43,10 @@
 //! # let _ = version; Ok(()) }
 //! ```
 
+// Without a driver feature only the shared types are built; the driver plumbing they serve
+// is then unused.
+#![cfg_attr(not(any(feature = "async", feature = "blocking")), allow(dead_code))]
+
 #[cfg(feature = "async")]
 mod asynchronous;
 #[cfg(feature = "blocking")]

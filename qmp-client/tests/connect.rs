@@ -1,6 +1,7 @@
 //! Connecting: connect timeouts against listeners that never accept (unix and TCP), missing
 //! sockets, QMP over TCP to a real QEMU, and QMP over a caller's own byte stream; async and
 //! blocking drivers.
+#![cfg(all(feature = "async", feature = "blocking"))]
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! or fd set. QEMU's socket chardev throws away fds it has not handed out when new ones arrive
 //! and its monitor reads ahead, so the client holds an fd-carrying command back until the
 //! previous one is answered.
-#![cfg(unix)]
+#![cfg(all(unix, any(feature = "async", feature = "blocking")))]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! A scripted QMP peer over in-memory streams (`connect_stream` / `connect_io`) for what a real
 //! QEMU cannot be made to do on cue: an event sent before the return of the command that caused
 //! it, with the return held back until the test has seen the event.
+#![cfg(all(feature = "async", feature = "blocking"))]
 
 use serde_json::{json, Value};
 use std::time::Duration;
