@@ -21,47 +21,13 @@ use crate::uri::Uri;
 use crate::Error;
 
 /// How the driver's tasks wake each other. The timer task is woken only when a deadline
-/// earlier than the one it sleeps on appears (`armed`, checked by the writer, which every
-/// state change wakes): waking it on every call would cost a task switch per call.
+/// earlier than the one it sleeps on appears (see `Shared::timer_is_late`).
+#[derive(Default)]
 struct Notes {
     write: Notify,
     timer: Notify,
     resume: Notify,
     shutdown: Notify,
-    /// Origin of `armed`.
-    base: std::time::Instant,
-    /// The timer task's deadline in ns since `base` (`u64::MAX`: none). Read and written
-    /// with the state lock held.
-    armed: std::sync::atomic::AtomicU64,
-}
-
-impl Default for Notes {
-    fn default() -> Self {
-        Self {
-            write: Notify::new(),
-            timer: Notify::new(),
-            resume: Notify::new(),
-            shutdown: Notify::new(),
-            base: std::time::Instant::now(),
-            armed: std::sync::atomic::AtomicU64::new(u64::MAX),
-        }
-    }
-}
-
-impl Notes {
-    fn ns(&self, deadline: Option<Instant>) -> u64 {
-        deadline.map_or(u64::MAX, |d| {
-            u64::try_from(d.saturating_duration_since(self.base).as_nanos())
-                .unwrap_or(u64::MAX - 1)
-                .min(u64::MAX - 1)
-        })
-    }
-
-    /// With the state lock held: does the connection now want an earlier wake-up than the
-    /// timer task sleeps for?
-    fn timer_is_late(&self, conn: &Connection) -> bool {
-        self.ns(conn.poll_timeout()) < self.armed.load(std::sync::atomic::Ordering::Relaxed)
-    }
 }
 
 struct Inner {
@@ -166,15 +132,15 @@ impl Client {
         uri: Option<Uri>,
     ) -> Client {
         let notes = Arc::new(Notes::default());
-        let n = notes.clone();
+        let (n, t) = (notes.clone(), notes.clone());
         let fd_refusal = crate::fds::refusal(transport.can_pass_fds(), transport.kind());
         let shared = Arc::new(Shared::new(
             Connection::new(options.connection.clone()),
             Box::new(move || {
-                // The writer also wakes the timer when a deadline moved earlier.
                 n.write.notify_one();
                 n.resume.notify_one();
             }),
+            Box::new(move || t.timer.notify_one()),
             fd_refusal,
         ));
         let (rd, wr) = transport.into_sides();
@@ -484,17 +450,14 @@ async fn reader(shared: Arc<Shared>, notes: Arc<Notes>, mut rd: ReadSide) {
 
 async fn writer(shared: Arc<Shared>, notes: Arc<Notes>, mut wr: WriteSide) {
     loop {
-        let (batch, closed, timer_late) = {
+        let (batch, closed) = {
             let mut st = shared.lock();
             let mut v = Vec::new();
             while let Some(t) = st.conn.poll_transmit() {
                 v.push(t);
             }
-            (v, st.conn.is_closed(), notes.timer_is_late(&st.conn))
+            (v, st.conn.is_closed())
         };
-        if timer_late {
-            notes.timer.notify_one();
-        }
         if batch.is_empty() {
             if closed {
                 let _ = wr.shutdown().await;
@@ -541,11 +504,7 @@ async fn timer(shared: Arc<Shared>, notes: Arc<Notes>) {
     loop {
         let (deadline, closed) = {
             let st = shared.lock();
-            let deadline = st.conn.poll_timeout();
-            notes
-                .armed
-                .store(notes.ns(deadline), std::sync::atomic::Ordering::Relaxed);
-            (deadline, st.conn.is_closed())
+            (shared.arm_timer(&st.conn), st.conn.is_closed())
         };
         if closed {
             return;

@@ -1,7 +1,7 @@
 //! The blocking driver (std only): a reader thread feeds the connection, a writer thread
 //! drains it, and a timer thread that never touches the socket's data runs its timers
 //! (keepalive, per-call deadlines), so they fire even while the writer is stuck on a peer that
-//! stopped reading; callers block on a condition variable.
+//! stopped reading; each caller parks until its own call's result arrives.
 //!
 //! When the connection closes (timer, read or write error, local close) the socket is shut
 //! down from the timer thread, which unblocks a reader and a writer stuck in the kernel.
@@ -56,6 +56,7 @@ impl Drop for Inner {
         }
         self.shared.wake_waiters();
         self.shared.wake_writer();
+        self.shared.wake_timer();
         // Unblock a reader or writer stuck in the kernel (the timer thread does this too).
         if let Some(h) = self.shutdown.as_ref() {
             let _ = h.shutdown();
@@ -124,6 +125,7 @@ impl Client {
         let shared = Arc::new(Shared::new(
             Connection::new(options.connection.clone()),
             Box::new(|| {}),
+            Box::new(|| {}),
             fd_refusal,
         ));
         let shutdown = Arc::new(wr.shutdown_handle());
@@ -154,6 +156,7 @@ impl Client {
                     st.dispatch();
                 }
                 shared.wake_writer();
+                shared.wake_timer();
                 if let Some(h) = shutdown.as_ref() {
                     let _ = h.shutdown();
                 }
@@ -305,6 +308,7 @@ impl Client {
         }
         self.inner.shared.wake_waiters();
         self.inner.shared.wake_writer();
+        self.inner.shared.wake_timer();
         r
     }
 
@@ -346,7 +350,7 @@ fn reader(shared: Arc<Shared>, mut rd: BlockingReader) {
             }
         }
         let r = rd.read_with_fds(&mut buf, &mut fds);
-        let closed = {
+        let (closed, to_write) = {
             let mut st = shared.lock();
             // Descriptors first: they belong to the packet these bytes complete.
             st.conn.handle_fds(fds.drain(..));
@@ -357,11 +361,16 @@ fn reader(shared: Arc<Shared>, mut rd: BlockingReader) {
                 Err(e) => st.conn.handle_io_error(e),
             }
             st.dispatch();
-            st.conn.is_closed()
+            // Replies only remove deadlines (and input only postpones keepalive's): the
+            // writer is needed for queued output (PONGs) or the end, the timer for the end.
+            (st.conn.is_closed(), st.conn.transmit_buffered() > 0)
         };
         shared.wake_waiters();
-        shared.wake_writer();
+        if to_write || closed {
+            shared.wake_writer();
+        }
         if closed {
+            shared.wake_timer();
             return;
         }
     }
@@ -387,16 +396,17 @@ fn timer(shared: Arc<Shared>, shutdown: Arc<Option<ShutdownHandle>>) {
             }
             return;
         }
-        st = match st.conn.poll_timeout() {
+        // Woken early only for an earlier deadline or the end (see `Shared::timer_is_late`).
+        st = match shared.arm_timer(&st.conn) {
             Some(d) => {
                 let wait = d.saturating_duration_since(Instant::now());
                 shared
-                    .write_cv
+                    .timer_cv
                     .wait_timeout(st, wait)
                     .unwrap_or_else(|e| e.into_inner())
                     .0
             }
-            None => shared.write_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+            None => shared.timer_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
         };
     }
 }
@@ -415,6 +425,7 @@ fn writer(shared: Arc<Shared>, mut wr: BlockingWriter) {
                 }
                 if st.conn.is_closed() {
                     drop(st);
+                    shared.wake_timer();
                     let _ = wr.shutdown();
                     return;
                 }
@@ -436,6 +447,7 @@ fn writer(shared: Arc<Shared>, mut wr: BlockingWriter) {
                 }
                 shared.wake_waiters();
                 shared.wake_writer();
+                shared.wake_timer();
                 let _ = wr.shutdown();
                 return;
             }

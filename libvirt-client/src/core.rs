@@ -105,10 +105,24 @@ pub(crate) struct Shared {
     /// Callers (blocking driver): a reply, event or stream item arrived, or the connection
     /// closed.
     pub(crate) cv: Condvar,
-    /// The blocking driver's writer thread: output queued or a timer changed.
+    /// The blocking driver's writer thread (and a reader paused by stream backpressure):
+    /// output queued, or the connection closed.
     pub(crate) write_cv: Condvar,
-    /// Wakes the async driver's writer/timer task (no-op for the blocking driver).
+    /// The blocking driver's timer thread: a deadline earlier than its own appeared, or the
+    /// connection closed.
+    pub(crate) timer_cv: Condvar,
+    /// Origin of `timer_armed`.
+    timer_base: Instant,
+    /// The deadline the driver's timer sleeps for, in ns since `timer_base` (`u64::MAX`:
+    /// none). Read and written with the state lock held. Where a deadline is added (a call,
+    /// keepalive) it is compared with the connection's next one and the timer is woken only
+    /// when that is earlier: waking it on every call would cost a thread or task switch per
+    /// call. (Not the writer's job: a writer stuck on a full socket must not stall timers.)
+    timer_armed: std::sync::atomic::AtomicU64,
+    /// Wakes the async driver's writer task (no-op for the blocking driver).
     pub(crate) kick: Box<dyn Fn() + Send + Sync>,
+    /// Wakes the async driver's timer task (no-op for the blocking driver).
+    kick_timer: Box<dyn Fn() + Send + Sync>,
     /// `None` when the transport passes file descriptors, else the transport's name (calls
     /// with descriptors are then refused before anything is sent).
     pub(crate) fd_refusal: Option<String>,
@@ -124,6 +138,7 @@ impl Shared {
     pub(crate) fn new(
         conn: Connection,
         kick: Box<dyn Fn() + Send + Sync>,
+        kick_timer: Box<dyn Fn() + Send + Sync>,
         fd_refusal: Option<String>,
     ) -> Self {
         Self {
@@ -140,9 +155,39 @@ impl Shared {
             }),
             cv: Condvar::new(),
             write_cv: Condvar::new(),
+            timer_cv: Condvar::new(),
+            timer_base: Instant::now(),
+            timer_armed: std::sync::atomic::AtomicU64::new(u64::MAX),
             kick,
+            kick_timer,
             fd_refusal,
         }
+    }
+
+    fn timer_ns(&self, deadline: Option<Instant>) -> u64 {
+        deadline.map_or(u64::MAX, |d| {
+            u64::try_from(d.saturating_duration_since(self.timer_base).as_nanos())
+                .unwrap_or(u64::MAX - 1)
+                .min(u64::MAX - 1)
+        })
+    }
+
+    /// The timer, with the state lock held: the connection's next deadline, recorded as the
+    /// one the timer now sleeps for.
+    pub(crate) fn arm_timer(&self, conn: &Connection) -> Option<Instant> {
+        let deadline = conn.poll_timeout();
+        self.timer_armed.store(
+            self.timer_ns(deadline),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        deadline
+    }
+
+    /// With the state lock held, after adding a deadline: does the connection want an earlier
+    /// wake-up than the timer sleeps for?
+    fn timer_is_late(&self, conn: &Connection) -> bool {
+        self.timer_ns(conn.poll_timeout())
+            < self.timer_armed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the open connection still waits for replies (see [`LINGER`]).
@@ -154,6 +199,13 @@ impl Shared {
     /// Lock the state (a poisoned lock is recovered: the state is consistent between calls).
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wake the driver's timer: an earlier deadline, or the connection closed (the blocking
+    /// timer thread then shuts the socket down).
+    pub(crate) fn wake_timer(&self) {
+        self.timer_cv.notify_one();
+        (self.kick_timer)();
     }
 
     /// After queueing output or changing timers: wake whichever driver writes.
@@ -170,8 +222,15 @@ impl Shared {
         config: Option<libvirt_proto::KeepaliveConfig>,
     ) {
         if let (true, Some(ka)) = (supported, config) {
-            self.lock().conn.enable_keepalive(ka, Instant::now());
+            let late = {
+                let mut st = self.lock();
+                st.conn.enable_keepalive(ka, Instant::now());
+                self.timer_is_late(&st.conn)
+            };
             self.wake_writer();
+            if late {
+                self.wake_timer();
+            }
         }
     }
 
@@ -285,8 +344,12 @@ impl Shared {
             st.streams.insert(id.0, StreamWait::default());
         }
         then(&mut st, id);
+        let late = self.timer_is_late(&st.conn);
         drop(st);
         self.wake_writer();
+        if late {
+            self.wake_timer();
+        }
         Ok(id)
     }
 

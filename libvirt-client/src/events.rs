@@ -915,7 +915,12 @@ mod tests {
     const NET_EVENT: i32 = 315; // REMOTE_PROC_NETWORK_EVENT_LIFECYCLE
 
     fn shared() -> Arc<Shared> {
-        Arc::new(Shared::new(Connection::default(), Box::new(|| {}), None))
+        Arc::new(Shared::new(
+            Connection::default(),
+            Box::new(|| {}),
+            Box::new(|| {}),
+            None,
+        ))
     }
 
     fn packet(
