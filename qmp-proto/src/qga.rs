@@ -3,6 +3,12 @@
 //! sends a 0xFF byte (which resets the agent's parser) and the command with a random token; the
 //! agent answers with a 0xFF byte and then `{"return": token}`. Everything before is stale.
 //!
+//! Checked against Debian's qemu-ga 7.2 (`tests/qga_agent.rs`): the agent's `id` is a QAPI
+//! `int` (int64), so only the low 63 bits of a token are sent; and the agent's JSON parser
+//! answers the 0xFF byte itself with `{"error": {"class": "GenericError", "desc": "JSON parse
+//! error, stray '\uFFFD'"}}` before the sync's reply, so every sync sees at least that one
+//! [`QgaOutput::Discarded`] object.
+//!
 //! ```
 //! use qmp_proto::qga::{QgaOutput, QgaSession};
 //! let mut q = QgaSession::default();
@@ -29,7 +35,8 @@ pub enum QgaOutput {
     Synced,
     /// A reply to the oldest outstanding command (the agent answers in order).
     Reply(Result<Value, QmpError>),
-    /// Output received while syncing that belonged to someone else; reported, not used.
+    /// A JSON object received while syncing (a reply owed to someone else, or the agent's
+    /// complaint about the 0xFF byte), exactly as received; reported, not used.
     Discarded(Value),
     /// Bad input from the agent.
     ProtocolError(Error),
@@ -66,7 +73,11 @@ impl QgaSession {
 
     /// Bytes that resynchronise the stream with `token` (use a random one). Any outstanding
     /// command is forgotten.
+    ///
+    /// Only the low 63 bits of `token` are used: the agent's `id` is a JSON int64 and it refuses
+    /// larger values with a GenericError (and no 0xFF), which would leave the sync unanswered.
     pub fn sync(&mut self, token: u64) -> Vec<u8> {
+        let token = token & i64::MAX as u64;
         self.syncing = Some(token);
         self.outstanding = 0;
         let mut bytes = vec![0xFF];
@@ -104,35 +115,172 @@ impl QgaSession {
     pub fn handle_input(&mut self, bytes: &[u8]) {
         self.framer.push(bytes);
         while let Some(frame) = self.framer.next_frame() {
-            let out = match frame.and_then(Message::decode) {
+            let parsed = frame.and_then(|f| {
+                serde_json::from_slice::<Value>(f).map_err(|e| Error::InvalidJson {
+                    reason: e.to_string(),
+                })
+            });
+            let out = match parsed {
                 Err(e) => QgaOutput::ProtocolError(e),
-                Ok(m) => match (self.syncing, m) {
-                    (Some(token), Message::Return { value, .. }) if value == json!(token) => {
-                        self.syncing = None;
-                        QgaOutput::Synced
+                Ok(value) => match self.syncing {
+                    Some(token) => {
+                        if value.get("return") == Some(&json!(token)) {
+                            self.syncing = None;
+                            QgaOutput::Synced
+                        } else {
+                            QgaOutput::Discarded(value)
+                        }
                     }
-                    (Some(_), Message::Return { value, .. }) => QgaOutput::Discarded(value),
-                    (Some(_), other) => QgaOutput::Discarded(json!(format!("{other:?}"))),
-                    (None, Message::Return { value, .. }) if self.outstanding > 0 => {
-                        self.outstanding -= 1;
-                        QgaOutput::Reply(Ok(value))
-                    }
-                    (None, Message::Error { error, .. }) if self.outstanding > 0 => {
-                        self.outstanding -= 1;
-                        QgaOutput::Reply(Err(error))
-                    }
-                    (None, other) => QgaOutput::ProtocolError(Error::Unrecognized {
-                        reason: "unsolicited message from the guest agent",
-                        snippet: crate::error::snippet(&format!("{other:?}")),
-                    }),
+                    None => self.reply(value),
                 },
             };
             self.outputs.push_back(out);
         }
     }
 
+    /// Classify an object received while in sync.
+    fn reply(&mut self, value: Value) -> QgaOutput {
+        match Message::from_value(value) {
+            Err(e) => QgaOutput::ProtocolError(e),
+            Ok(m) => match m {
+                Message::Return { value, .. } if self.outstanding > 0 => {
+                    self.outstanding -= 1;
+                    QgaOutput::Reply(Ok(value))
+                }
+                Message::Error { error, .. } if self.outstanding > 0 => {
+                    self.outstanding -= 1;
+                    QgaOutput::Reply(Err(error))
+                }
+                other => QgaOutput::ProtocolError(Error::Unrecognized {
+                    reason: "unsolicited message from the guest agent",
+                    snippet: crate::error::snippet(&format!("{other:?}")),
+                }),
+            },
+        }
+    }
+
     /// The next thing to deliver.
     pub fn poll_output(&mut self) -> Option<QgaOutput> {
         self.outputs.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorClass;
+
+    fn drain(q: &mut QgaSession) -> Vec<QgaOutput> {
+        std::iter::from_fn(|| q.poll_output()).collect()
+    }
+
+    #[test]
+    fn sync_token_fits_the_agents_int64() {
+        // qemu-ga 7.2 answers an id above i64::MAX with a GenericError ("Invalid parameter type
+        // for 'id', expected: integer") and no 0xFF: the sync would never complete.
+        let mut q = QgaSession::default();
+        let bytes = q.sync(u64::MAX);
+        assert_eq!(bytes[0], 0xFF);
+        let cmd: Value = serde_json::from_slice(&bytes[1..]).unwrap();
+        assert_eq!(cmd["arguments"]["id"], json!(i64::MAX));
+        q.handle_input(b"\xff{\"return\": 9223372036854775807}\n");
+        assert_eq!(drain(&mut q), [QgaOutput::Synced]);
+        assert!(!q.is_syncing());
+
+        let bytes = q.sync(1 << 63 | 7);
+        let cmd: Value = serde_json::from_slice(&bytes[1..]).unwrap();
+        assert_eq!(cmd["arguments"]["id"], json!(7));
+        // The caller's unmasked token is not what the agent echoes.
+        q.handle_input(b"\xff{\"return\": 9223372036854775815}\n");
+        assert!(matches!(drain(&mut q)[..], [QgaOutput::Discarded(_)]));
+        q.handle_input(b"\xff{\"return\": 7}\n");
+        assert_eq!(drain(&mut q), [QgaOutput::Synced]);
+    }
+
+    #[test]
+    fn discarded_objects_are_kept_as_received() {
+        // Bytes qemu-ga 7.2 sent after a half-written command, then 0xFF + sync: it reports the
+        // stray bytes as a parse error before its own 0xFF and the token.
+        let mut q = QgaSession::default();
+        q.sync(1);
+        q.handle_input(
+            b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\\"guest-pi\\uFFFD'\"}}\n\
+              \xff{\"return\": 1}\n",
+        );
+        let out = drain(&mut q);
+        assert_eq!(
+            out,
+            [
+                QgaOutput::Discarded(json!({"error": {
+                    "class": "GenericError",
+                    "desc": "JSON parse error, stray '\"guest-pi\u{FFFD}'"
+                }})),
+                QgaOutput::Synced,
+            ]
+        );
+    }
+
+    #[test]
+    fn stale_replies_then_pipelined_replies_in_order() {
+        let mut q = QgaSession::default();
+        q.execute("guest-ping", None).unwrap();
+        // Resync before reading: the ping's reply is stale now.
+        q.sync(2);
+        for c in ["guest-ping", "nosuch", "guest-get-time"] {
+            q.execute(c, None).unwrap();
+        }
+        q.handle_input(b"{\"return\": {}}\n{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\uFFFD'\"}}\n\xff{\"return\": 2}\n");
+        q.handle_input(b"{\"return\": {}}\n{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nosuch has not been found\"}}\n{\"return\": 1796535126524864000}\n");
+        let out = drain(&mut q);
+        assert_eq!(out.len(), 6, "{out:?}");
+        assert_eq!(out[0], QgaOutput::Discarded(json!({"return": {}})));
+        assert!(matches!(out[1], QgaOutput::Discarded(_)));
+        assert_eq!(out[2], QgaOutput::Synced);
+        assert_eq!(out[3], QgaOutput::Reply(Ok(json!({}))));
+        let QgaOutput::Reply(Err(e)) = &out[4] else {
+            panic!("{:?}", out[4])
+        };
+        assert_eq!(e.class, ErrorClass::CommandNotFound);
+        assert_eq!(out[5], QgaOutput::Reply(Ok(json!(1796535126524864000u64))));
+        // Nothing is owed any more: another reply is unsolicited.
+        q.handle_input(b"{\"return\": {}}\n");
+        assert!(matches!(
+            drain(&mut q)[..],
+            [QgaOutput::ProtocolError(Error::Unrecognized { .. })]
+        ));
+    }
+
+    #[test]
+    fn arguments_must_be_an_object() {
+        let mut q = QgaSession::default();
+        assert!(matches!(
+            q.execute("guest-ping", Some(json!([1]))),
+            Err(Error::ArgumentsNotObject { .. })
+        ));
+        let bytes = q.execute("guest-sync", Some(json!({"id": 5}))).unwrap();
+        assert_eq!(bytes.last(), Some(&b'\n'));
+        let cmd: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            cmd,
+            json!({"execute": "guest-sync", "arguments": {"id": 5}})
+        );
+        // The failed call owes nothing; the good one does.
+        q.handle_input(b"{\"return\": 5}\n{\"return\": 6}\n");
+        let out = drain(&mut q);
+        assert_eq!(out[0], QgaOutput::Reply(Ok(json!(5))));
+        assert!(matches!(out[1], QgaOutput::ProtocolError(_)));
+    }
+
+    #[test]
+    fn bad_json_while_syncing_is_a_protocol_error() {
+        let mut q = QgaSession::default();
+        q.sync(3);
+        q.handle_input(b"{\"return\": }\n\xff{\"return\": 3}\n");
+        let out = drain(&mut q);
+        assert!(matches!(
+            out[0],
+            QgaOutput::ProtocolError(Error::InvalidJson { .. })
+        ));
+        assert_eq!(out[1], QgaOutput::Synced);
     }
 }

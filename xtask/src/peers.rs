@@ -35,6 +35,9 @@ const NEEDED: &[(&str, &str)] = &[
     // libvirt-client's ssh transport tests run their own sshd on 127.0.0.1 (installing the
     // package starts no service where policy-rc.d forbids it, as in containers).
     ("sshd", "openssh-server"),
+    // qmp-proto's guest-agent tests run their own qemu-ga on a unix socket (installing the
+    // package starts no service where policy-rc.d forbids it, as in containers).
+    ("qemu-ga", "qemu-guest-agent"),
 ];
 
 pub fn cmd(args: &[&str]) -> Result<()> {
@@ -196,7 +199,7 @@ pub fn install() -> Result<()> {
         ]))?;
     }
     println!(
-        "peers: installed (libvirtd, virsh, qemu-system-x86_64, qemu-img{})",
+        "peers: installed (libvirtd, virsh, qemu-system-x86_64, qemu-img, qemu-ga{})",
         if root { ", user vmwire-peer" } else { "" }
     );
     Ok(())
@@ -441,6 +444,7 @@ fn write_endpoints(
             "qmp_socket": l.qmp_socket(),
             "binary": which("qemu-system-x86_64"),
             "img": which("qemu-img"),
+            "ga": which("qemu-ga"),
             "log": l.qemu_log(),
         },
         "virsh": which("virsh"),
