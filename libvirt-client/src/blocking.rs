@@ -1,7 +1,9 @@
-//! The blocking driver (std only): a reader thread feeds the connection, a writer thread
-//! drains it, and a timer thread that never touches the socket's data runs its timers
-//! (keepalive, per-call deadlines), so they fire even while the writer is stuck on a peer that
-//! stopped reading; each caller parks until its own call's result arrives.
+//! The blocking driver (std only): a reader thread feeds the connection; a caller writes its
+//! own call when no one else is writing and the socket takes it without blocking (plain unix
+//! and tcp), and a writer thread writes everything else; a timer thread that never touches
+//! the socket's data runs its timers (keepalive, per-call deadlines), so they fire even while
+//! the writer is stuck on a peer that stopped reading; each caller parks until its own call's
+//! result arrives.
 //!
 //! When the connection closes (timer, read or write error, local close) the socket is shut
 //! down from the timer thread, which unblocks a reader and a writer stuck in the kernel.
@@ -9,15 +11,15 @@
 //! threads (a caller-supplied transport that cannot be shut down may leave its thread behind).
 
 use std::io::Write;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
 use libvirt_proto::program::Call;
-use libvirt_proto::{Connection, Reply};
+use libvirt_proto::{Connection, Reply, Transmit};
 
-use crate::core::{decode_ret, Shared};
+use crate::core::{decode_ret, InlineWrite, Shared};
 use crate::open::{self, Features};
 use crate::options::ClientOptions;
 use crate::transport::{BlockingReader, BlockingTransport, BlockingWriter, ShutdownHandle};
@@ -129,6 +131,13 @@ impl Client {
             fd_refusal,
         ));
         let shutdown = Arc::new(wr.shutdown_handle());
+        let inline = wr.can_try_send();
+        let wr = Arc::new(Mutex::new(wr));
+        if inline {
+            let side = wr.clone();
+            let write: InlineWrite = Box::new(move |shared| write_inline(shared, &side));
+            let _ = shared.inline_write.set(write);
+        }
         let s1 = shared.clone();
         let s2 = shared.clone();
         let s3 = shared.clone();
@@ -411,28 +420,34 @@ fn timer(shared: Arc<Shared>, shutdown: Arc<Option<ShutdownHandle>>) {
     }
 }
 
-fn writer(shared: Arc<Shared>, mut wr: BlockingWriter) {
+/// The writer thread. It and callers (see [`write_inline`]) share the write half behind one
+/// lock, held from taking output off the connection until it is written: bytes go out in the
+/// order the connection produced them.
+fn writer(shared: Arc<Shared>, side: Arc<Mutex<BlockingWriter>>) {
     loop {
-        let batch = {
+        {
             let mut st = shared.lock();
-            loop {
-                let mut v = Vec::new();
-                while let Some(t) = st.conn.poll_transmit() {
-                    v.push(t);
-                }
-                if !v.is_empty() {
-                    break v;
-                }
-                if st.conn.is_closed() {
-                    drop(st);
-                    shared.wake_timer();
-                    let _ = wr.shutdown();
-                    return;
-                }
+            while st.conn.transmit_buffered() == 0 && !st.conn.is_closed() {
                 // Timers run on the timer thread, which wakes us when they queue output.
                 st = shared.write_cv.wait(st).unwrap_or_else(|e| e.into_inner());
             }
+        }
+        // A caller writing inline holds this only for non-blocking sends.
+        let mut wr = side.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = {
+            let mut st = shared.lock();
+            let batch: Vec<Transmit> = std::iter::from_fn(|| st.conn.poll_transmit()).collect();
+            if batch.is_empty() && st.conn.is_closed() {
+                drop(st);
+                shared.wake_timer();
+                let _ = wr.shutdown();
+                return;
+            }
+            batch
         };
+        if batch.is_empty() {
+            continue; // a caller wrote it inline
+        }
         for t in batch {
             let mut r = wr.write_all(&t.data);
             if r.is_ok() && !t.fds.is_empty() {
@@ -453,6 +468,85 @@ fn writer(shared: Arc<Shared>, mut wr: BlockingWriter) {
             }
         }
         let _ = wr.flush();
+        drop(wr);
         shared.wake_waiters();
     }
+}
+
+/// Bytes written inline after which blocked stream writers are told there is room again.
+const INLINE_WAKE_WAITERS: usize = 64 << 10;
+
+/// On a caller's thread right after it queued a call, with no lock held: if no one else is
+/// writing, write the queued output here, as far as the socket takes it without blocking.
+/// This saves the hand-off to the writer thread, a thread switch per call (libvirt's C client
+/// also writes on the caller's thread). Returns false when output is left for the writer
+/// thread: the socket was full, output carries descriptors, or another thread was writing.
+fn write_inline(shared: &Shared, side: &Mutex<BlockingWriter>) -> bool {
+    let Ok(wr) = side.try_lock() else {
+        return false;
+    };
+    let batch: Vec<Transmit> = {
+        let mut st = shared.lock();
+        if st.conn.is_closed() {
+            return false;
+        }
+        std::iter::from_fn(|| st.conn.poll_transmit()).collect()
+    };
+    let mut batch = batch.into_iter();
+    let mut written = 0;
+    let mut left = None;
+    let mut failed = None;
+    'out: for mut t in batch.by_ref() {
+        if !t.fds.is_empty() {
+            left = Some(t);
+            break;
+        }
+        let mut done = 0;
+        while done < t.data.len() {
+            match wr.try_send(&t.data[done..]) {
+                Ok(n) if n > 0 => done += n,
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break 'out;
+                }
+            }
+        }
+        written += done;
+        if done < t.data.len() {
+            t.data = t.data.slice(done..);
+            left = Some(t);
+            break;
+        }
+    }
+    if let Some(e) = failed {
+        drop(wr);
+        {
+            let mut st = shared.lock();
+            st.conn.handle_io_error(e);
+            st.dispatch();
+        }
+        shared.wake_waiters();
+        shared.wake_writer();
+        shared.wake_timer();
+        return true;
+    }
+    if written >= INLINE_WAKE_WAITERS {
+        shared.wake_waiters();
+    }
+    let Some(t) = left else {
+        return true;
+    };
+    {
+        let mut st = shared.lock();
+        let rest: Vec<Transmit> = batch.collect();
+        for r in rest.into_iter().rev() {
+            st.conn.requeue_transmit(r);
+        }
+        st.conn.requeue_transmit(t);
+    }
+    drop(wr);
+    false
 }

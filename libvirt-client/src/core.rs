@@ -8,7 +8,7 @@
 //! per-subscriber queues (overflow is counted and reported as a `Lagged` item).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -126,7 +126,14 @@ pub(crate) struct Shared {
     /// `None` when the transport passes file descriptors, else the transport's name (calls
     /// with descriptors are then refused before anything is sent).
     pub(crate) fd_refusal: Option<String>,
+    /// The blocking driver's inline write (see [`Shared::output_queued`]): writes queued
+    /// output on the calling thread if it can without blocking; true when nothing is left for
+    /// the writer. Unset for the async driver.
+    pub(crate) inline_write: OnceLock<InlineWrite>,
 }
+
+/// See [`Shared::inline_write`].
+pub(crate) type InlineWrite = Box<dyn Fn(&Shared) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,6 +168,7 @@ impl Shared {
             kick,
             kick_timer,
             fd_refusal,
+            inline_write: OnceLock::new(),
         }
     }
 
@@ -206,6 +214,17 @@ impl Shared {
     pub(crate) fn wake_timer(&self) {
         self.timer_cv.notify_one();
         (self.kick_timer)();
+    }
+
+    /// After a caller queued output, with no lock held: write it on the caller's thread when
+    /// the driver can (see [`Shared::inline_write`]), else wake the writer.
+    pub(crate) fn output_queued(&self) {
+        if let Some(write) = self.inline_write.get() {
+            if write(self) {
+                return;
+            }
+        }
+        self.wake_writer();
     }
 
     /// After queueing output or changing timers: wake whichever driver writes.
@@ -346,7 +365,7 @@ impl Shared {
         then(&mut st, id);
         let late = self.timer_is_late(&st.conn);
         drop(st);
-        self.wake_writer();
+        self.output_queued();
         if late {
             self.wake_timer();
         }

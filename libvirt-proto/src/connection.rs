@@ -419,6 +419,17 @@ impl Connection {
         Some(t)
     }
 
+    /// Give back a transmit the driver could not write (entirely) now, such as the unwritten
+    /// rest of `data` after a partial non-blocking write: it goes out before anything else.
+    /// Give several back in reverse order. Dropped when the connection is closed.
+    pub fn requeue_transmit(&mut self, t: Transmit) {
+        if self.closed.is_some() || (t.data.is_empty() && t.fds.is_empty()) {
+            return;
+        }
+        self.transmit_bytes += t.data.len();
+        self.transmit.push_front(t);
+    }
+
     /// Bytes queued for sending and not yet taken by [`poll_transmit`](Self::poll_transmit).
     pub fn transmit_buffered(&self) -> usize {
         self.transmit_bytes

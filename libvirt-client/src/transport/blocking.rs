@@ -373,6 +373,36 @@ impl BlockingWriter {
         }
     }
 
+    /// Whether [`try_send`](Self::try_send) can write on this transport (plain unix and tcp
+    /// sockets; not TLS, a child process's socket or a caller-supplied writer).
+    pub fn can_try_send(&self) -> bool {
+        matches!(&self.0, WriteHalf::Unix(_, None) | WriteHalf::Tcp(_))
+    }
+
+    /// Write what fits in the socket's send buffer now, without blocking: the bytes written
+    /// (`WouldBlock` when none fit). `Unsupported` where [`can_try_send`](Self::can_try_send)
+    /// is false. Takes `&self`: callers share the half behind their own lock.
+    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        use rustix::net::SendFlags;
+        use std::os::fd::AsFd;
+        let fd = match &self.0 {
+            WriteHalf::Unix(s, None) => s.as_fd(),
+            WriteHalf::Tcp(s) => s.as_fd(),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "non-blocking sends need a plain unix or tcp socket",
+                ))
+            }
+        };
+        loop {
+            match rustix::net::send(fd, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return r.map_err(io::Error::from),
+            }
+        }
+    }
+
     /// Limit how long one write may block (`None`: forever); `Unsupported` for caller-supplied
     /// halves.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {

@@ -1044,3 +1044,49 @@ fn connection_is_send() {
     assert_send::<Event>();
     assert_send::<Error>();
 }
+
+#[test]
+fn requeued_rest_of_a_partial_write_goes_out_first() {
+    let mut c = Connection::default();
+    c.start_call(PROC, b"aaaa").unwrap();
+    c.start_call(PROC, b"bbbb").unwrap();
+    let t = c.poll_transmit().unwrap();
+    let total = t.data.len();
+    assert!(c.poll_transmit().is_none());
+    assert_eq!(c.transmit_buffered(), 0);
+    // A driver wrote 5 bytes without blocking; a third call is queued meanwhile.
+    let (written, rest) = (t.data.slice(..5), t.data.slice(5..));
+    c.start_call(PROC, b"cccc").unwrap();
+    c.requeue_transmit(Transmit {
+        data: rest,
+        fds: Vec::new(),
+    });
+    assert_eq!(c.transmit_buffered(), total - 5 + 32);
+    let mut f = Framer::new();
+    f.push(&written);
+    assert!(f.next_packet().unwrap().is_none());
+    let mut bodies = Vec::new();
+    while let Some(t) = c.poll_transmit() {
+        f.push(&t.data);
+        while let Some(p) = f.next_packet().unwrap() {
+            bodies.push(p.body.to_vec());
+        }
+    }
+    assert_eq!(
+        bodies,
+        [b"aaaa".to_vec(), b"bbbb".to_vec(), b"cccc".to_vec()]
+    );
+    assert_eq!(c.transmit_buffered(), 0);
+    // Nothing is requeued into a closed connection, and an empty transmit is ignored.
+    c.requeue_transmit(Transmit {
+        data: Bytes::new(),
+        fds: Vec::new(),
+    });
+    assert!(c.poll_transmit().is_none());
+    c.close();
+    c.requeue_transmit(Transmit {
+        data: Bytes::from_static(b"late"),
+        fds: Vec::new(),
+    });
+    assert!(c.poll_transmit().is_none());
+}
