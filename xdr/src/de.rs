@@ -13,11 +13,79 @@ pub const DEFAULT_MAX_DEPTH: u32 = 128;
 /// before anything is allocated.
 const MIN_ELEMENT_SIZE: usize = 4;
 
+/// What the decoder does with the 1 to 3 padding bytes after a string or opaque (RFC 4506 says
+/// they are zero).
+///
+/// The default, [`Padding::Strict`], rejects non-zero padding with [`Error::NonZeroPadding`]
+/// naming the field, so that everything decoded re-encodes to the same bytes. libvirt's own C
+/// decoder (`xdr_opaque` in glibc / libtirpc) skips the padding without looking at it;
+/// [`Padding::Lenient`] does the same, to read what such a peer accepts. A value decoded
+/// leniently re-encodes with zero padding, so `encode(decode(bytes))` may then differ from
+/// `bytes` in the padding bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Padding {
+    /// Padding bytes must be zero ([`Error::NonZeroPadding`] otherwise). The default.
+    #[default]
+    Strict,
+    /// Padding bytes are skipped unchecked (they must still be there).
+    Lenient,
+}
+
+/// Options of a decode: the nesting limit and the [`Padding`] policy. Taken by
+/// [`crate::from_bytes_with`] and friends, [`Deserializer::with_options`], and (feature `schema`)
+/// `xdr::dynamic::decode_with` and the dissector.
+///
+/// ```
+/// use xdr::{DecodeOptions, Padding};
+/// let bytes = [0, 0, 0, 2, b'h', b'i', 0xff, 0]; // non-zero padding after "hi"
+/// assert!(matches!(xdr::from_bytes::<String>(&bytes), Err(xdr::Error::NonZeroPadding { .. })));
+/// let lenient = DecodeOptions::new().with_padding(Padding::Lenient);
+/// assert_eq!(xdr::from_bytes_with::<String>(&bytes, lenient)?, "hi");
+/// # Ok::<(), xdr::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct DecodeOptions {
+    /// Nesting limit (default [`DEFAULT_MAX_DEPTH`]); each decoder counts its own levels (see
+    /// [`Deserializer::with_max_depth`]).
+    pub max_depth: u32,
+    /// Padding policy (default [`Padding::Strict`]).
+    pub padding: Padding,
+}
+
+impl DecodeOptions {
+    /// The defaults: depth limit [`DEFAULT_MAX_DEPTH`], [`Padding::Strict`].
+    pub const fn new() -> Self {
+        DecodeOptions {
+            max_depth: DEFAULT_MAX_DEPTH,
+            padding: Padding::Strict,
+        }
+    }
+
+    /// Set the nesting limit.
+    pub const fn with_max_depth(mut self, max_depth: u32) -> Self {
+        self.max_depth = max_depth;
+        self
+    }
+
+    /// Set the padding policy.
+    pub const fn with_padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions::new()
+    }
+}
+
 /// Decodes XDR from a byte slice. Strings and opaques can borrow from the input (`&'de str`,
 /// `&'de [u8]`).
 ///
 /// Usually used through [`crate::from_bytes`] and friends; public so callers can decode several
-/// values from one buffer in sequence or change the depth limit:
+/// values from one buffer in sequence or change the depth limit or [`Padding`] policy:
 ///
 /// ```
 /// use serde::Deserialize;
@@ -42,6 +110,7 @@ pub struct Deserializer<'de> {
     fixed_opaque: Option<u64>,
     depth: u32,
     max_depth: u32,
+    padding: Padding,
 }
 
 impl<'de> Deserializer<'de> {
@@ -55,6 +124,7 @@ impl<'de> Deserializer<'de> {
             fixed_opaque: None,
             depth: 0,
             max_depth: DEFAULT_MAX_DEPTH,
+            padding: Padding::Strict,
         }
     }
 
@@ -63,6 +133,19 @@ impl<'de> Deserializer<'de> {
     pub fn with_max_depth(mut self, max_depth: u32) -> Self {
         self.max_depth = max_depth;
         self
+    }
+
+    /// Set the padding policy (default [`Padding::Strict`]): whether the padding after strings,
+    /// opaques and fixed opaques must be zero.
+    pub fn with_padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// Apply `options` (depth limit and padding policy).
+    pub fn with_options(self, options: DecodeOptions) -> Self {
+        self.with_max_depth(options.max_depth)
+            .with_padding(options.padding)
     }
 
     /// Bytes not consumed yet.
@@ -132,7 +215,8 @@ impl<'de> Deserializer<'de> {
         Ok(len as usize)
     }
 
-    /// `len` bytes plus zero padding to a multiple of 4, borrowed from the input.
+    /// `len` bytes plus padding to a multiple of 4 (zero unless [`Padding::Lenient`]), borrowed
+    /// from the input.
     #[inline(always)]
     fn read_padded(&mut self, len: usize) -> Result<&'de [u8], Error> {
         let pad = (4 - len % 4) % 4;
@@ -146,7 +230,7 @@ impl<'de> Deserializer<'de> {
         let (data, rest) = self.input.split_at(len + pad);
         self.input = rest;
         let (data, padding) = data.split_at(len);
-        if padding.iter().any(|&b| b != 0) {
+        if self.padding == Padding::Strict && padding.iter().any(|&b| b != 0) {
             return Err(Error::NonZeroPadding {
                 path: String::new(),
             });

@@ -70,7 +70,8 @@ pub enum Error {
         /// Field being decoded.
         path: String,
     },
-    /// The 1 to 3 padding bytes after an opaque or string were not zero.
+    /// The 1 to 3 padding bytes after an opaque or string were not zero (checked under
+    /// [`crate::Padding::Strict`], the default; [`crate::Padding::Lenient`] skips them).
     #[error("non-zero padding bytes{}", At(path))]
     NonZeroPadding {
         /// Field being decoded.

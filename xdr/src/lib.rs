@@ -34,6 +34,7 @@
 //! | `u8`, `u16`, `u32` | `unsigned int` (4 bytes; libvirt's `char`/`short` quirk) |
 //! | `i64`, `u64` | `hyper`, `unsigned hyper` |
 //! | `f32`, `f64` | `float`, `double` |
+//! | [`Quadruple`] | `quadruple` (binary128 bits, 16 bytes big-endian, no length) |
 //! | `char` | `unsigned int` holding the scalar value |
 //! | `str`, `String`, `&'de str` | `string<>`: length, UTF-8 bytes, zero padding to 4 |
 //! | `serialize_bytes`, `&'de [u8]`, [`Opaque`] | `opaque<>`: length, bytes, zero padding |
@@ -45,7 +46,7 @@
 //! | newtype struct | its inner value |
 //! | `()`, unit struct | `void` (nothing) |
 //! | Rust enum | variant index as `unsigned int`, then the variant's fields |
-//! | map, `i128`, `u128` | unsupported ([`Error::Unsupported`]) |
+//! | map, `i128`, `u128` | unsupported ([`Error::Unsupported`]; a 128-bit float is [`Quadruple`]) |
 //!
 //! XDR enums and discriminated unions are written by hand (or generated) as an `i32`, and unions
 //! as a 2-tuple `(discriminant, arm)`: [`Deserializer`]'s tuples let the visitor stop after the
@@ -61,7 +62,12 @@
 //! - Nesting depth is bounded ([`Deserializer::with_max_depth`], default
 //!   [`de::DEFAULT_MAX_DEPTH`]): a hostile optional-data linked list gets
 //!   [`Error::DepthLimitExceeded`], not a stack overflow.
-//! - Padding must be zero ([`Error::NonZeroPadding`]), strings valid UTF-8, bools 0/1.
+//! - Padding must be zero ([`Error::NonZeroPadding`], with the field path), strings valid UTF-8,
+//!   bools 0/1. [`Padding::Lenient`] (through [`Deserializer::with_padding`] or
+//!   [`DecodeOptions`] and [`from_bytes_with`], [`from_bytes_prefix_with`],
+//!   [`from_shared_with`]) skips the padding bytes unchecked instead, as libvirt's C decoder
+//!   (`xdr_opaque`) does; they must still be present. A leniently decoded value re-encodes with
+//!   zero padding, so the input bytes do not come back exactly.
 //! - No input makes the decoder panic (fuzzed by `fuzz/fuzz_targets/xdr_decode.rs`).
 //!
 //! Errors carry the field path (`remote_domain_get_info_ret.maxMem`, `ret.names[3]`), built only
@@ -74,6 +80,7 @@ pub mod limit;
 mod magic;
 mod opaque;
 pub mod opaque_fixed;
+mod quadruple;
 mod ser;
 
 #[cfg(feature = "schema")]
@@ -81,9 +88,10 @@ pub mod dynamic;
 #[cfg(feature = "schema")]
 pub mod schema;
 
-pub use de::Deserializer;
+pub use de::{DecodeOptions, Deserializer, Padding};
 pub use error::Error;
 pub use opaque::Opaque;
+pub use quadruple::Quadruple;
 pub use ser::{Compound, Serializer};
 
 use serde::de::DeserializeOwned;
@@ -105,7 +113,15 @@ pub fn to_writer_vec<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Res
 /// Decode a `T` that must span all of `input` ([`Error::TrailingBytes`] otherwise). Borrowed
 /// fields (`&'de str`, `&'de [u8]`) point into `input`.
 pub fn from_bytes<'de, T: Deserialize<'de>>(input: &'de [u8]) -> Result<T, Error> {
-    let mut de = Deserializer::from_bytes(input);
+    from_bytes_with(input, DecodeOptions::new())
+}
+
+/// [`from_bytes`] with [`DecodeOptions`] (depth limit, [`Padding`] policy).
+pub fn from_bytes_with<'de, T: Deserialize<'de>>(
+    input: &'de [u8],
+    options: DecodeOptions,
+) -> Result<T, Error> {
+    let mut de = Deserializer::from_bytes(input).with_options(options);
     let v = T::deserialize(&mut de)?;
     de.end()?;
     Ok(v)
@@ -113,7 +129,15 @@ pub fn from_bytes<'de, T: Deserialize<'de>>(input: &'de [u8]) -> Result<T, Error
 
 /// Decode a `T` from the start of `input`; returns it and the number of bytes it took.
 pub fn from_bytes_prefix<'de, T: Deserialize<'de>>(input: &'de [u8]) -> Result<(T, usize), Error> {
-    let mut de = Deserializer::from_bytes(input);
+    from_bytes_prefix_with(input, DecodeOptions::new())
+}
+
+/// [`from_bytes_prefix`] with [`DecodeOptions`] (depth limit, [`Padding`] policy).
+pub fn from_bytes_prefix_with<'de, T: Deserialize<'de>>(
+    input: &'de [u8],
+    options: DecodeOptions,
+) -> Result<(T, usize), Error> {
+    let mut de = Deserializer::from_bytes(input).with_options(options);
     let v = T::deserialize(&mut de)?;
     Ok((v, de.position()))
 }
@@ -121,6 +145,14 @@ pub fn from_bytes_prefix<'de, T: Deserialize<'de>>(input: &'de [u8]) -> Result<(
 /// Decode a `T` spanning all of `input`, with every [`Opaque`] in it a zero-copy slice of
 /// `input` (sharing its reference count) instead of a copy.
 pub fn from_shared<T: DeserializeOwned>(input: &bytes::Bytes) -> Result<T, Error> {
+    from_shared_with(input, DecodeOptions::new())
+}
+
+/// [`from_shared`] with [`DecodeOptions`] (depth limit, [`Padding`] policy).
+pub fn from_shared_with<T: DeserializeOwned>(
+    input: &bytes::Bytes,
+    options: DecodeOptions,
+) -> Result<T, Error> {
     let _guard = opaque::SharedGuard::new(input);
-    from_bytes(input)
+    from_bytes_with(input, options)
 }

@@ -198,3 +198,25 @@ fn schema_without_header_is_refused() {
     let schema = Schema::new(vec![parse("x.x", "const A = 1;").unwrap()]).unwrap();
     assert!(Dissector::new(schema).is_err());
 }
+
+#[test]
+fn padding_policy_reaches_the_bodies() {
+    // demo_get_args with "color" padded by non-zero bytes.
+    let mut args = text("color");
+    args[9..12].copy_from_slice(&[1, 2, 3]);
+    args.extend(words(&[0]));
+    let s = packet(2, 0, 1, 0, &args);
+    let strict = lines(&dissector(), &s);
+    let p = strict[0].as_ref().unwrap();
+    assert!(p.get("body").is_none(), "{p}");
+    let why = p["decode_error"].as_str().unwrap();
+    assert!(
+        why.contains("non-zero padding") && why.contains("demo_get_args.key"),
+        "{why}"
+    );
+    let lenient =
+        dissector().with_options(xdr::DecodeOptions::new().with_padding(xdr::Padding::Lenient));
+    let p = lines(&lenient, &s).remove(0).unwrap();
+    assert_eq!(p["body"], json!({"key": "color", "flags": 0}), "{p}");
+    assert!(p.get("decode_error").is_none(), "{p}");
+}

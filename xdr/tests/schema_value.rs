@@ -9,9 +9,11 @@
 use proptest::prelude::*;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use xdr::dynamic::{decode, decode_prefix, encode, from_json, UnionValue, Value};
+use xdr::dynamic::{
+    decode, decode_prefix, decode_prefix_with, decode_with, encode, from_json, UnionValue, Value,
+};
 use xdr::schema::{Declaration, Definition, EnumDef, Schema, Shape, StructDef, TypeSpec, UnionDef};
-use xdr::Error;
+use xdr::{DecodeOptions, Error, Padding, Quadruple};
 
 const FIXTURE: &str = include_str!("fixtures/dynamic.x");
 
@@ -179,7 +181,20 @@ impl Gen<'_> {
             TypeSpec::Enum(e) => self.enumeration(e),
             TypeSpec::Struct(s) => self.structure(s),
             TypeSpec::Union(u) => self.union(u),
-            TypeSpec::Quadruple => unreachable!("libvirt does not use quadruple"),
+            // Any bits (NaN payloads, binary128 subnormals), doubles (JSON numbers) and the
+            // double strings.
+            TypeSpec::Quadruple => Value::Quadruple(match self.below(4) {
+                0 => Quadruple::from_bits(u128::from(self.next()) << 64 | u128::from(self.next())),
+                1 => Quadruple::from((self.next() as i32) as f64 / 8.0),
+                2 => Quadruple::from(f64::from_bits(self.next())),
+                _ => [
+                    Quadruple::NAN,
+                    Quadruple::INFINITY,
+                    Quadruple::from(-0.0),
+                    Quadruple::from_bits(1),
+                    Quadruple::from(u64::MAX),
+                ][self.below(5) as usize],
+            }),
         }
     }
 
@@ -369,7 +384,7 @@ proptest! {
     /// and re-encoding gives exactly those bytes back.
     #[test]
     fn decode_then_encode_is_byte_exact(
-        ty in prop::sample::select(vec!["everything", "shape", "node", "typed_param", "small_ints", "numbers"]),
+        ty in prop::sample::select(vec!["everything", "shape", "node", "typed_param", "small_ints", "numbers", "wide"]),
         seed in 1u64..,
         tail in prop::collection::vec(any::<u8>(), 0..64),
     ) {
@@ -739,4 +754,289 @@ fn huge_declared_sizes_fail_cleanly() {
     assert!(matches!(e, Error::DepthLimitExceeded { .. }), "{e:?}");
     let e = encode(&s, "a_loop", &Value::Int(0)).unwrap_err();
     assert!(matches!(e, Error::DepthLimitExceeded { .. }), "{e:?}");
+}
+
+// ----- quadruple ---------------------------------------------------------------------------
+
+fn quads(qs: &[u128]) -> Vec<u8> {
+    qs.iter().flat_map(|q| q.to_be_bytes()).collect()
+}
+
+/// `wide { quadruple q; quadruple qs<2>; quadruple *maybe; }` with `q`, two `qs` and `maybe`.
+fn wide_bytes(q: u128, qs: [u128; 2], maybe: u128) -> Vec<u8> {
+    let mut b = quads(&[q]);
+    b.extend_from_slice(&words(&[2]));
+    b.extend_from_slice(&quads(&qs));
+    b.extend_from_slice(&words(&[1]));
+    b.extend_from_slice(&quads(&[maybe]));
+    b
+}
+
+#[test]
+fn quadruple_json_mapping_is_as_documented() {
+    let s = fixture();
+    // Doubles (numbers), a value finer than a double (hex bits), infinity, canonical NaN.
+    let b = wide_bytes(
+        0x3fff_0000_0000_0000_0000_0000_0000_0000,
+        [
+            0xc000_0000_0000_0000_0000_0000_0000_0000,
+            0x3fff_0000_0000_0000_0000_0000_0000_0001,
+        ],
+        0x7fff_0000_0000_0000_0000_0000_0000_0000,
+    );
+    let v = decode(s, "wide", &b).unwrap();
+    assert_eq!(
+        json_text(&v),
+        r#"{"q":1.0,"qs":[-2.0,"0x3fff0000000000000000000000000001"],"maybe":"Infinity"}"#
+    );
+    assert_eq!(
+        v.field("q"),
+        Some(&Value::Quadruple(Quadruple::from(1.0f64)))
+    );
+    assert_eq!(encode(s, "wide", &v).unwrap(), b);
+    // NaNs: the canonical one, a payload a double holds, a payload it does not; -0; the
+    // smallest binary128 subnormal; the smallest double subnormal.
+    let b = wide_bytes(
+        0x7fff_8000_0000_0000_0000_0000_0000_0000,
+        [
+            0xffff_0000_0000_0000_1000_0000_0000_0000,
+            0x7fff_0000_0000_0000_0000_0000_0000_0001,
+        ],
+        0x8000_0000_0000_0000_0000_0000_0000_0000,
+    );
+    let v = decode(s, "wide", &b).unwrap();
+    let text = json_text(&v);
+    assert_eq!(
+        text,
+        r#"{"q":"NaN","qs":["NaN:0xfff0000000000001","0x7fff0000000000000000000000000001"],"maybe":-0.0}"#
+    );
+    let back = from_json(s, "wide", &serde_json::from_str(&text).unwrap()).unwrap();
+    assert_eq!(encode(s, "wide", &back).unwrap(), b);
+    let b = wide_bytes(1, [0x3bcd_0000_0000_0000_0000_0000_0000_0000, 0], 0);
+    let text = json_text(&decode(s, "wide", &b).unwrap());
+    assert_eq!(
+        text,
+        r#"{"q":"0x00000000000000000000000000000001","qs":[5e-324,0.0],"maybe":0.0}"#
+    );
+    let back = from_json(s, "wide", &serde_json::from_str(&text).unwrap()).unwrap();
+    assert_eq!(encode(s, "wide", &back).unwrap(), b);
+}
+
+#[test]
+fn quadruple_json_input_forms() {
+    let s = fixture();
+    let j = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap();
+    let q = |t: &str| -> Result<u128, Error> {
+        let json = j(&format!(r#"{{"q":{t},"qs":[],"maybe":null}}"#));
+        let v = from_json(s, "wide", &json)?;
+        match v.field("q") {
+            Some(Value::Quadruple(q)) => Ok(q.to_bits()),
+            other => panic!("{other:?}"),
+        }
+    };
+    let one = 0x3fff_0000_0000_0000_0000_0000_0000_0000;
+    assert_eq!(q("1").unwrap(), one);
+    assert_eq!(q("1.0").unwrap(), one);
+    assert_eq!(q(r#""0x3FFF0000000000000000000000000000""#).unwrap(), one);
+    // Integers are exact beyond a double's 53 bits.
+    assert_eq!(
+        q("18446744073709551615").unwrap(),
+        Quadruple::from(u64::MAX).to_bits()
+    );
+    assert_eq!(
+        q("-9223372036854775807").unwrap(),
+        Quadruple::from(-i64::MAX).to_bits()
+    );
+    assert_eq!(q(r#""-Infinity""#).unwrap(), 0xffff << 112);
+    assert_eq!(q(r#""NaN""#).unwrap(), Quadruple::NAN.to_bits());
+    for bad in [
+        r#""0x3fff""#,
+        r#""0x+fff0000000000000000000000000000""#,
+        r#""0x3fff00000000000000000000000000000""#,
+        r#""NaN:0x0000000000000001""#,
+        r#""1.0""#,
+        "true",
+        "null",
+        "[1]",
+    ] {
+        let e = q(bad).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidValue { path, .. } if path == "wide.q"),
+            "{bad}: {e:?}"
+        );
+    }
+    let e = encode(
+        s,
+        "wide",
+        &Value::Struct(vec![("q".into(), Value::Double(1.0))]),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::InvalidValue { .. }), "{e:?}");
+}
+
+#[test]
+fn quadruple_truncated_is_unexpected_eof_with_path() {
+    let mut b = wide_bytes(0, [0, 0], 0);
+    b.truncate(16 + 4 + 32 + 4 + 8);
+    let e = err(fixture(), "wide", &b);
+    assert!(
+        matches!(&e, Error::UnexpectedEof { needed: 16, remaining: 8, path } if path == "wide.maybe"),
+        "{e:?}"
+    );
+    // A count of quadruples is bounded by 16 bytes each, before anything is read.
+    let mut b = wide_bytes(0, [0, 0], 0);
+    b.truncate(16 + 4 + 24);
+    let e = err(fixture(), "wide", &b);
+    assert!(
+        matches!(&e, Error::LengthOverInput { len: 2, remaining: 24, path } if path == "wide.qs"),
+        "{e:?}"
+    );
+}
+
+// ----- padding policy ----------------------------------------------------------------------
+
+fn lenient() -> DecodeOptions {
+    DecodeOptions::new().with_padding(Padding::Lenient)
+}
+
+#[test]
+fn padding_policy_strict_rejects_with_path_lenient_accepts() {
+    let s = fixture();
+    // string<NAME_MAX>: "ok" + 2 padding bytes.
+    let mut b = words(&[2]);
+    b.extend_from_slice(b"ok\0\x01");
+    let e = err(s, "short_name", &b);
+    assert_eq!(
+        e,
+        Error::NonZeroPadding {
+            path: "short_name".into()
+        }
+    );
+    assert_eq!(
+        decode_with(s, "short_name", &b, lenient()).unwrap(),
+        Value::String("ok".into())
+    );
+    // opaque[6] (fixed) and opaque<> (variable).
+    let b = [1, 2, 3, 4, 5, 6, 0, 9];
+    assert_eq!(
+        err(s, "tag", &b),
+        Error::NonZeroPadding { path: "tag".into() }
+    );
+    assert_eq!(
+        decode_with(s, "tag", &b, lenient()).unwrap(),
+        Value::Opaque(vec![1, 2, 3, 4, 5, 6])
+    );
+    let b = [0, 0, 0, 1, 0xab, 1, 2, 3];
+    assert_eq!(
+        err(s, "blob", &b),
+        Error::NonZeroPadding {
+            path: "blob".into()
+        }
+    );
+    assert_eq!(
+        decode_with(s, "blob", &b, lenient()).unwrap(),
+        Value::Opaque(vec![0xab])
+    );
+    // The strict default through decode_with and decode_prefix_with.
+    assert_eq!(
+        decode_with(s, "blob", &b, DecodeOptions::default()).unwrap_err(),
+        Error::NonZeroPadding {
+            path: "blob".into()
+        }
+    );
+    let (v, used) = decode_prefix_with(s, "blob", &[&b[..], &[7; 4]].concat(), lenient()).unwrap();
+    assert_eq!((v, used), (Value::Opaque(vec![0xab]), 8));
+    // Lenient decode + encode writes zero padding: not the input bytes.
+    let v = decode_with(s, "blob", &b, lenient()).unwrap();
+    assert_eq!(encode(s, "blob", &v).unwrap(), [0, 0, 0, 1, 0xab, 0, 0, 0]);
+}
+
+/// Offsets of the padding of `everything`'s first fields (name "abc", nick "hello", tag), with
+/// their paths.
+#[test]
+fn padding_policy_nested_paths() {
+    let s = fixture();
+    let mut g = Gen {
+        schema: s,
+        state: 11,
+        depth: 0,
+    };
+    let mut v = g.named("everything");
+    if let Value::Struct(fields) = &mut v {
+        fields[0].1 = Value::String("abc".into());
+        fields[1].1 = Value::Optional(Some(Box::new(Value::String("hello".into()))));
+        fields[2].1 = Value::Opaque(vec![1, 2, 3, 4, 5, 6]);
+    }
+    let good = encode(s, "everything", &v).unwrap();
+    // name: 4 + 3 (+1); nick: 4 + 4 + 5 (+3); t: 6 (+2).
+    for (at, path) in [
+        (7, "everything.name"),
+        (8 + 8 + 5 + 2, "everything.nick"),
+        (24 + 6, "everything.t"),
+    ] {
+        assert_eq!(good[at], 0, "{path}: {at} is not padding");
+        let mut bad = good.clone();
+        bad[at] = 0x80;
+        assert_eq!(
+            err(s, "everything", &bad),
+            Error::NonZeroPadding { path: path.into() }
+        );
+        let l = decode_with(s, "everything", &bad, lenient()).unwrap();
+        assert_eq!(json_text(&l), json_text(&v), "{path}");
+        assert_eq!(encode(s, "everything", &l).unwrap(), good);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// On valid input (zero padding) lenient decoding gives exactly what strict decoding gives.
+    #[test]
+    fn lenient_equals_strict_on_valid_input(
+        ty in prop::sample::select(vec!["everything", "shape", "typed_param", "wide", "tag"]),
+        seed in 1u64..,
+    ) {
+        let schema = fixture();
+        let v = Gen { schema, state: seed, depth: 0 }.named(ty);
+        let bytes = encode(schema, ty, &v).unwrap();
+        let strict = decode(schema, ty, &bytes).unwrap();
+        let lenient = decode_with(schema, ty, &bytes, lenient()).unwrap();
+        prop_assert_eq!(json_text(&strict), json_text(&v));
+        prop_assert_eq!(json_text(&lenient), json_text(&strict));
+    }
+
+    /// One byte changed: where strict decodes, lenient gives the same value; any strict error
+    /// but non-zero padding is lenient's error too; where strict rejects only the padding,
+    /// lenient's value re-encodes to the input with that padding zeroed.
+    #[test]
+    fn lenient_differs_from_strict_only_on_padding(
+        seed in 1u64..,
+        pos in any::<prop::sample::Index>(),
+        byte in 1u8..,
+    ) {
+        let schema = fixture();
+        let v = Gen { schema, state: seed, depth: 0 }.named("everything");
+        let mut bytes = encode(schema, "everything", &v).unwrap();
+        let p = pos.index(bytes.len());
+        let was = bytes[p];
+        bytes[p] ^= byte;
+        let s = decode(schema, "everything", &bytes);
+        let l = decode_with(schema, "everything", &bytes, lenient());
+        match s {
+            Err(Error::NonZeroPadding { .. }) => {
+                if was == 0 {
+                    if let Ok(l) = &l {
+                        // Either the changed byte was padding (the original comes back) or a
+                        // changed length moved the framing; both re-encode zero-padded.
+                        let re = encode(schema, "everything", l).unwrap();
+                        prop_assert_eq!(re.len(), bytes.len());
+                    }
+                }
+            }
+            s => prop_assert_eq!(
+                l.map(|v| json_text(&v)).map_err(|e| e.to_string()),
+                s.map(|v| json_text(&v)).map_err(|e| e.to_string())
+            ),
+        }
+    }
 }

@@ -6,6 +6,10 @@
 //! - `xdr dissect [--spec-dir DIR]`: a raw libvirt byte stream (one direction) on stdin, one JSON
 //!   line per packet on stdout.
 //!
+//! `--lenient-padding` (decode, dissect) skips non-zero padding bytes after strings and opaques
+//! the way libvirt's C decoder does instead of rejecting them; `encode` of such output writes zero
+//! padding, so it no longer gives back the input bytes.
+//!
 //! `--spec` also loads the `.x` files FILE.x includes (`%#include "remote_protocol.h"` loads
 //! `remote_protocol.x` from the same folder). The spec dir is DIR, else
 //! `$VMWIRE_LIBVIRT_PROTOCOL`, else `../shared/libvirt-protocol/11.3.0` next to the workspace.
@@ -17,11 +21,17 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use xdr::dynamic::{self, dissect::Dissector};
 use xdr::schema::Schema;
+use xdr::{DecodeOptions, Padding};
 
 const USAGE: &str =
-    "usage: cargo xtask xdr decode --spec FILE.x --type NAME   (XDR on stdin -> JSON)
-       cargo xtask xdr encode --spec FILE.x --type NAME   (JSON on stdin -> XDR)
-       cargo xtask xdr dissect [--spec-dir DIR]           (libvirt stream on stdin -> JSON lines)";
+    "usage: cargo xtask xdr decode --spec FILE.x --type NAME [--lenient-padding]   (XDR on stdin -> JSON)
+       cargo xtask xdr encode --spec FILE.x --type NAME                      (JSON on stdin -> XDR)
+       cargo xtask xdr dissect [--spec-dir DIR] [--lenient-padding]          (libvirt stream on stdin -> JSON lines)
+--lenient-padding: accept non-zero padding bytes (as libvirt's C decoder does); re-encoding then
+writes zero padding, so the bytes do not come back exactly";
+
+/// The one flag without a value.
+const LENIENT: &str = "--lenient-padding";
 
 pub fn cmd(args: &[&str]) -> Result<()> {
     one_line(run(args))
@@ -33,16 +43,26 @@ fn one_line(r: Result<()>) -> Result<()> {
 }
 
 fn run(args: &[&str]) -> Result<()> {
-    let (words, flags) = split_flags(args)?;
+    let lenient = args.contains(&LENIENT);
+    let args: Vec<&str> = args.iter().copied().filter(|a| *a != LENIENT).collect();
+    let (words, flags) = split_flags(&args)?;
+    let options = DecodeOptions::new().with_padding(if lenient {
+        Padding::Lenient
+    } else {
+        Padding::Strict
+    });
     match words.as_slice() {
         ["decode"] | ["encode"] => {
             let spec = flag(&flags, "--spec")?;
             let ty = flag(&flags, "--type")?;
             only_flags(&flags, &["--spec", "--type"])?;
+            if lenient && words[0] == "encode" {
+                bail!("{LENIENT} is an option of decode and dissect\n{USAGE}");
+            }
             let schema = load_spec(Path::new(spec))?;
             let input = read_stdin()?;
             let out = if words[0] == "decode" {
-                let mut s = decode_to_json(&schema, ty, &input)?;
+                let mut s = decode_to_json_with(&schema, ty, &input, options)?;
                 s.push('\n');
                 s.into_bytes()
             } else {
@@ -58,7 +78,7 @@ fn run(args: &[&str]) -> Result<()> {
                     .find(|(k, _)| *k == "--spec-dir")
                     .map(|(_, v)| *v),
             )?;
-            let dissector = load_dissector(&dir)?;
+            let dissector = load_dissector(&dir)?.with_options(options);
             let input = read_stdin()?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -82,9 +102,15 @@ fn run(args: &[&str]) -> Result<()> {
     }
 }
 
-/// Decode `input` as `ty` and render the JSON text (declaration order kept).
-pub fn decode_to_json(schema: &Schema, ty: &str, input: &[u8]) -> Result<String> {
-    let value = dynamic::decode(schema, ty, input)?;
+/// Decode `input` as `ty` with `options` (`--lenient-padding`) and render the JSON text
+/// (declaration order kept).
+pub fn decode_to_json_with(
+    schema: &Schema,
+    ty: &str,
+    input: &[u8],
+    options: DecodeOptions,
+) -> Result<String> {
+    let value = dynamic::decode_with(schema, ty, input, options)?;
     Ok(serde_json::to_string(&value)?)
 }
 

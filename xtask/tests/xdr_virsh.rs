@@ -489,3 +489,79 @@ fn cli_dissect_reports_a_truncated_stream() {
     assert!(err.contains("packet[1]"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1);
 }
+
+#[test]
+fn cli_lenient_padding() {
+    let dir = protocol_dir();
+    let spec = dir.join("qemu_protocol.x");
+    let spec = spec.to_str().unwrap();
+    let ty = "qemu_domain_monitor_command_args";
+    let json = r#"{"dom":{"name":"vm","uuid":"00112233445566778899aabbccddeeff","id":-1},"cmd":"{\"execute\":\"query-status\"}","flags":0}"#;
+    let (ok, good, err) = xtask(
+        &["xdr", "encode", "--spec", spec, "--type", ty],
+        json.as_bytes(),
+    );
+    assert!(ok, "{err}");
+    // The last padding byte of `cmd` (26 bytes + 2 of padding), before `flags`.
+    let mut bad = good.clone();
+    let at = bad.len() - 5;
+    assert_eq!(bad[at], 0);
+    bad[at] = 0x7f;
+    let (ok, out, err) = xtask(&["xdr", "decode", "--spec", spec, "--type", ty], &bad);
+    assert!(!ok && out.is_empty(), "strict must fail");
+    assert!(
+        err.contains("non-zero padding") && err.contains("qemu_domain_monitor_command_args.cmd"),
+        "{err}"
+    );
+    let (ok, out, err) = xtask(
+        &[
+            "xdr",
+            "decode",
+            "--lenient-padding",
+            "--spec",
+            spec,
+            "--type",
+            ty,
+        ],
+        &bad,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(String::from_utf8(out).unwrap(), format!("{json}\n"));
+    // Re-encoding writes zero padding: the original bytes, not the lenient input.
+    let (ok, again, err) = xtask(
+        &["xdr", "encode", "--spec", spec, "--type", ty],
+        json.as_bytes(),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(again, good);
+    // encode has no such option; dissect has.
+    let (ok, _, err) = xtask(
+        &[
+            "xdr",
+            "encode",
+            "--spec",
+            spec,
+            "--type",
+            ty,
+            "--lenient-padding",
+        ],
+        json.as_bytes(),
+    );
+    assert!(!ok && err.contains("--lenient-padding"), "{err}");
+    let mut stream = Vec::new();
+    for w in [28u32, REMOTE_PROGRAM, 1, 157, 0, 9, 0] {
+        stream.extend_from_slice(&w.to_be_bytes());
+    }
+    let (ok, out, err) = xtask(
+        &[
+            "xdr",
+            "dissect",
+            "--lenient-padding",
+            "--spec-dir",
+            dir.to_str().unwrap(),
+        ],
+        &stream,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+}

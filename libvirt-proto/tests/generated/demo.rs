@@ -6,20 +6,21 @@
 /// ```text
 /// A program of our own for the code generator's tests: the union forms libvirt 11.3.0 does not
 /// use (enum and unsigned discriminants, default arms, void arms, several labels per arm), nested
-/// and recursive types, and an item-limited array. `cargo xtask codegen` generates
-/// libvirt-proto/tests/generated/demo.rs from it; libvirt-proto/tests/demo_program.rs runs it.
+/// and recursive types, an item-limited array, and quadruple (binary128, which libvirt never
+/// uses). `cargo xtask codegen` generates libvirt-proto/tests/generated/demo.rs from it;
+/// libvirt-proto/tests/demo_program.rs runs it.
 /// ```
 ///
-/// XDR: `const DEMO_PROGRAM` (demo_protocol.x:5)
+/// XDR: `const DEMO_PROGRAM` (demo_protocol.x:6)
 pub const DEMO_PROGRAM: u32 = 4660;
 
-/// XDR: `const DEMO_PROTOCOL_VERSION` (demo_protocol.x:6)
+/// XDR: `const DEMO_PROTOCOL_VERSION` (demo_protocol.x:7)
 pub const DEMO_PROTOCOL_VERSION: u32 = 2;
 
-/// XDR: `const DEMO_MAX` (demo_protocol.x:7)
+/// XDR: `const DEMO_MAX` (demo_protocol.x:8)
 pub const DEMO_MAX: u32 = 4;
 
-/// XDR: `enum demo_kind` (demo_protocol.x:8)
+/// XDR: `enum demo_kind` (demo_protocol.x:9)
 ///
 /// Encoded as an XDR `int`; decoding an unknown value is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -106,7 +107,7 @@ impl proptest::arbitrary::Arbitrary for DemoKind {
     }
 }
 
-/// XDR: `union demo_by_enum switch (demo_kind k)` (demo_protocol.x:9)
+/// XDR: `union demo_by_enum switch (demo_kind k)` (demo_protocol.x:10)
 ///
 /// Encoded as the discriminant `k` then the active arm.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -206,7 +207,7 @@ impl proptest::arbitrary::Arbitrary for DemoByEnum {
     }
 }
 
-/// XDR: `union demo_by_uint switch (unsigned int d)` (demo_protocol.x:16)
+/// XDR: `union demo_by_uint switch (unsigned int d)` (demo_protocol.x:17)
 ///
 /// Encoded as the discriminant `d` then the active arm.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -308,7 +309,7 @@ impl proptest::arbitrary::Arbitrary for DemoByUint {
     }
 }
 
-/// XDR: `struct demo_list` (demo_protocol.x:17)
+/// XDR: `struct demo_list` (demo_protocol.x:18)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "demo_list")]
 pub struct DemoList {
@@ -332,12 +333,12 @@ impl proptest::arbitrary::Arbitrary for DemoList {
     }
 }
 
-/// XDR: `typedef string demo_name<DEMO_MAX>` (demo_protocol.x:18)
+/// XDR: `typedef string demo_name<DEMO_MAX>` (demo_protocol.x:19)
 ///
 /// Fields of this type are limited to 4 (bytes or items) on the wire.
 pub type DemoName = String;
 
-/// XDR: `struct demo_ping_args` (demo_protocol.x:19)
+/// XDR: `struct demo_ping_args` (demo_protocol.x:20)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename = "demo_ping_args")]
 pub struct DemoPingArgs {
@@ -381,12 +382,20 @@ impl proptest::arbitrary::Arbitrary for DemoPingArgs {
     }
 }
 
-/// XDR: `struct demo_event_msg` (demo_protocol.x:20)
+/// XDR: `struct demo_event_msg` (demo_protocol.x:21)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "demo_event_msg")]
 pub struct DemoEventMsg {
     /// XDR: `int x`
     pub x: i32,
+    /// XDR: `quadruple q`
+    pub q: xdr::Quadruple,
+    /// XDR: `quadruple qs<DEMO_MAX>`
+    #[serde(
+        serialize_with = "xdr::limit::serialize::<4, _, _>",
+        deserialize_with = "xdr::limit::deserialize::<4, _, _>"
+    )]
+    pub qs: Vec<xdr::Quadruple>,
 }
 
 #[cfg(feature = "arbitrary")]
@@ -395,13 +404,17 @@ impl proptest::arbitrary::Arbitrary for DemoEventMsg {
     type Strategy = proptest::strategy::BoxedStrategy<Self>;
     fn arbitrary_with(_: ()) -> Self::Strategy {
         use proptest::prelude::*;
-        ((any::<i32>(),),)
-            .prop_map(|((x,),)| DemoEventMsg { x })
+        ((
+            any::<i32>(),
+            any::<u128>().prop_map(xdr::Quadruple::from_bits),
+            proptest::collection::vec(any::<u128>().prop_map(xdr::Quadruple::from_bits), 0..=3),
+        ),)
+            .prop_map(|((x, q, qs),)| DemoEventMsg { x, q, qs })
             .boxed()
     }
 }
 
-/// XDR: `enum demo_procedure` (demo_protocol.x:21)
+/// XDR: `enum demo_procedure` (demo_protocol.x:22)
 ///
 /// Encoded as an XDR `int`; decoding an unknown value is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -22,9 +22,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use super::{decode, decode_prefix, Value};
+use super::{decode_prefix_with, decode_with, Value};
 use crate::schema::{Definition, Schema};
-use crate::Error;
+use crate::{DecodeOptions, Error};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -125,6 +125,7 @@ pub struct Dissector {
     schema: Schema,
     programs: Vec<Program>,
     message_max: u32,
+    options: DecodeOptions,
 }
 
 impl Dissector {
@@ -184,7 +185,16 @@ impl Dissector {
             schema,
             programs,
             message_max,
+            options: DecodeOptions::new(),
         })
+    }
+
+    /// Decode headers and bodies with `options` (default [`DecodeOptions::new`]), e.g.
+    /// [`Padding::Lenient`](crate::Padding::Lenient) to accept the non-zero padding libvirt's C
+    /// decoder ignores.
+    pub fn with_options(mut self, options: DecodeOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// The schema in use.
@@ -219,7 +229,12 @@ impl Dissector {
                 path: String::new(),
             });
         }
-        let (header, used) = decode_prefix(&self.schema, "virNetMessageHeader", &bytes[4..])?;
+        let (header, used) = decode_prefix_with(
+            &self.schema,
+            "virNetMessageHeader",
+            &bytes[4..],
+            self.options,
+        )?;
         let get = |f: &str| header.field(f).cloned();
         let num = |v: Option<Value>| match v {
             Some(Value::UInt(n)) => i64::from(n),
@@ -278,15 +293,15 @@ impl Dissector {
                 Ok(())
             }
             (STREAM, STATUS_ERROR) | (REPLY | REPLY_WITH_FDS, STATUS_ERROR) => {
-                decode(&self.schema, "virNetMessageError", body).map(|v| packet.error = Some(v))
+                decode_with(&self.schema, "virNetMessageError", body, self.options)
+                    .map(|v| packet.error = Some(v))
             }
             (STREAM, _) => {
                 packet.data_len = Some(body.len());
                 Ok(())
             }
-            (STREAM_HOLE, _) => {
-                decode(&self.schema, "virNetStreamHole", body).map(|v| packet.hole = Some(v))
-            }
+            (STREAM_HOLE, _) => decode_with(&self.schema, "virNetStreamHole", body, self.options)
+                .map(|v| packet.hole = Some(v)),
             (CALL | CALL_WITH_FDS | REPLY | REPLY_WITH_FDS | MESSAGE, _) => {
                 let suffix = match kind {
                     CALL | CALL_WITH_FDS => "args",
@@ -304,7 +319,8 @@ impl Dissector {
                     Some(base) => {
                         let ty = format!("{base}_{suffix}");
                         if self.schema.definition(&ty).is_some() {
-                            let r = decode(&self.schema, &ty, body).map(|v| packet.body = Some(v));
+                            let r = decode_with(&self.schema, &ty, body, self.options);
+                            let r = r.map(|v| packet.body = Some(v));
                             packet.body_type = Some(ty);
                             r
                         } else {

@@ -10,13 +10,21 @@
 //! canonical quiet NaN), `"Infinity"`, `"-Infinity"`, or `"NaN:0x…"` with the exact bits of any
 //! other NaN. A `float` is written as the `double` it widens to (exact), so every value comes
 //! back bit for bit.
+//!
+//! A `quadruple` (binary128) that a `double` holds exactly (see [`Quadruple::to_f64`]) is written
+//! as that `double`, in the `double`'s form above (a number, or one of its strings); any other
+//! quadruple is the string `"0x"` followed by the 32 lowercase hex digits of its bits
+//! (big-endian: sign, exponent, fraction), e.g. `"0x3fff0000000000000000000000000001"`. When
+//! encoding, a quadruple accepts a number (an integer in `hyper`/`unsigned hyper` range exactly,
+//! any other number as the double the JSON parser reads, widened exactly), the `double`'s
+//! strings, and `"0x"` with 32 hex digits (any bits, either case).
 
 use super::{
     discriminant_number, enum_name, lookup, select_arm, size, small_int_range, Named, UnionValue,
     Value,
 };
 use crate::schema::{self, Declaration, EnumDef, Schema, Shape, TypeSpec, UnionDef};
-use crate::Error;
+use crate::{Error, Quadruple};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Value as Json;
@@ -35,6 +43,13 @@ impl Serialize for Value {
             Value::Double(f) => match non_finite_f64(*f) {
                 Some(text) => s.serialize_str(&text),
                 None => s.serialize_f64(*f),
+            },
+            Value::Quadruple(q) => match q.to_f64() {
+                Some(f) => match non_finite_f64(f) {
+                    Some(text) => s.serialize_str(&text),
+                    None => s.serialize_f64(f),
+                },
+                None => s.serialize_str(&format!("{:#034x}", q.to_bits())),
             },
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Enum { name: Some(n), .. } => s.serialize_str(n),
@@ -292,7 +307,7 @@ impl FromJson<'_> {
                 _ => j.as_f64().ok_or_else(|| expected(j, "a number (double)"))?,
             }),
             TypeSpec::Bool => Value::Bool(j.as_bool().ok_or_else(|| expected(j, "true or false"))?),
-            TypeSpec::Quadruple => return Err(Error::Unsupported { what: "quadruple" }),
+            TypeSpec::Quadruple => Value::Quadruple(quadruple(j)?),
             TypeSpec::String | TypeSpec::Opaque => return self.decl(ty, &Shape::Variable(None), j),
             TypeSpec::Named(n) => self.named(n, j)?,
             TypeSpec::Enum(e) => self.enumeration(e, j)?,
@@ -441,6 +456,40 @@ fn nan_bits(s: &str, digits: usize) -> Option<u64> {
         f64::from_bits(bits).is_nan()
     };
     is_nan.then_some(bits)
+}
+
+/// A quadruple from its JSON form (see the module docs).
+fn quadruple(j: &Json) -> Result<Quadruple, Error> {
+    const WHAT: &str = "a number, \"NaN\", \"Infinity\", \"-Infinity\", \"NaN:0x\" with 16 hex \
+                        digits or \"0x\" with 32 hex digits (quadruple)";
+    match j {
+        Json::String(s) => {
+            if let Some(h) = s.strip_prefix("0x") {
+                if h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    if let Ok(bits) = u128::from_str_radix(h, 16) {
+                        return Ok(Quadruple::from_bits(bits));
+                    }
+                }
+                return Err(expected(j, WHAT));
+            }
+            special_f64(s)
+                .or_else(|| nan_bits(s, 16).map(f64::from_bits))
+                .map(Quadruple::from)
+                .ok_or_else(|| expected(j, WHAT))
+        }
+        Json::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Ok(Quadruple::from(u))
+            } else if let Some(i) = n.as_i64() {
+                Ok(Quadruple::from(i))
+            } else {
+                n.as_f64()
+                    .map(Quadruple::from)
+                    .ok_or_else(|| expected(j, WHAT))
+            }
+        }
+        _ => Err(expected(j, WHAT)),
+    }
 }
 
 fn hex_value(j: &Json) -> Result<Vec<u8>, Error> {

@@ -15,6 +15,13 @@
 //! are checked against the remaining input before anything is allocated, and nesting is bounded
 //! ([`DEFAULT_MAX_DEPTH`]), so hostile input gets a typed [`Error`] naming the field path.
 //!
+//! [`decode_with`] and [`decode_prefix_with`] take [`DecodeOptions`]: with
+//! [`Padding::Lenient`] non-zero padding is skipped like libvirt's C
+//! decoder does, and the decoded value then re-encodes with zero padding (not byte for byte).
+//!
+//! `quadruple` (binary128) decodes to [`Value::Quadruple`] holding a [`Quadruple`]'s bits, so
+//! every value, NaN payloads included, comes back exactly.
+//!
 //! ```
 //! use xdr::dynamic::{decode, encode, from_json};
 //! use xdr::schema::{parse, Schema};
@@ -39,11 +46,12 @@ mod json;
 pub use json::from_json;
 
 use crate::schema::{self, Declaration, Definition, EnumDef, Schema, Shape, TypeSpec, UnionDef};
-use crate::Error;
+use crate::{DecodeOptions, Error, Padding, Quadruple};
 
 /// Default nesting limit of [`decode`] and [`encode`]: structs, unions, arrays, optional-data and
-/// typedef hops each count one level.
-pub const DEFAULT_MAX_DEPTH: u32 = 128;
+/// typedef hops each count one level. The same number as [`crate::de::DEFAULT_MAX_DEPTH`], so
+/// [`DecodeOptions::new`] gives it.
+pub const DEFAULT_MAX_DEPTH: u32 = crate::de::DEFAULT_MAX_DEPTH;
 
 /// A decoded XDR value, shaped like its type in the schema.
 ///
@@ -64,6 +72,8 @@ pub enum Value {
     Float(f32),
     /// `double`.
     Double(f64),
+    /// `quadruple` (IEEE 754 binary128), as its bits.
+    Quadruple(Quadruple),
     /// `bool`.
     Bool(bool),
     /// An enum value, with its member name when the enum has one for it.
@@ -108,6 +118,7 @@ impl Value {
             Value::UHyper(_) => "unsigned hyper",
             Value::Float(_) => "float",
             Value::Double(_) => "double",
+            Value::Quadruple(_) => "quadruple",
             Value::Bool(_) => "bool",
             Value::Enum { .. } => "enum",
             Value::String(_) => "string",
@@ -131,7 +142,18 @@ impl Value {
 /// Decode a value of the named type (a typedef, enum, struct or union of `schema`) that must span
 /// all of `input` ([`Error::TrailingBytes`] otherwise).
 pub fn decode(schema: &Schema, type_name: &str, input: &[u8]) -> Result<Value, Error> {
-    let (v, used) = decode_prefix(schema, type_name, input)?;
+    decode_with(schema, type_name, input, DecodeOptions::new())
+}
+
+/// [`decode`] with [`DecodeOptions`]: the nesting limit (default [`DEFAULT_MAX_DEPTH`]) and the
+/// [`Padding`] policy.
+pub fn decode_with(
+    schema: &Schema,
+    type_name: &str,
+    input: &[u8],
+    options: DecodeOptions,
+) -> Result<Value, Error> {
+    let (v, used) = decode_prefix_with(schema, type_name, input, options)?;
     if used != input.len() {
         return Err(Error::TrailingBytes {
             count: input.len() - used,
@@ -147,12 +169,23 @@ pub fn decode_prefix(
     type_name: &str,
     input: &[u8],
 ) -> Result<(Value, usize), Error> {
+    decode_prefix_with(schema, type_name, input, DecodeOptions::new())
+}
+
+/// [`decode_prefix`] with [`DecodeOptions`] (nesting limit, [`Padding`] policy).
+pub fn decode_prefix_with(
+    schema: &Schema,
+    type_name: &str,
+    input: &[u8],
+    options: DecodeOptions,
+) -> Result<(Value, usize), Error> {
     let mut d = Decoder {
         schema,
         input,
         pos: 0,
         depth: 0,
-        max_depth: DEFAULT_MAX_DEPTH,
+        max_depth: options.max_depth,
+        padding: options.padding,
     };
     let v = d.named(type_name).map_err(|e| e.in_field(type_name))?;
     Ok((v, d.pos))
@@ -357,6 +390,7 @@ struct Decoder<'s, 'i> {
     pos: usize,
     depth: u32,
     max_depth: u32,
+    padding: Padding,
 }
 
 impl Decoder<'_, '_> {
@@ -441,7 +475,9 @@ impl Decoder<'_, '_> {
             });
         }
         let data = self.take(len)?.to_vec();
-        if self.take(total - len)?.iter().any(|b| *b != 0) {
+        let strict = self.padding == Padding::Strict;
+        let padding = self.take(total - len)?;
+        if strict && padding.iter().any(|b| *b != 0) {
             return Err(Error::NonZeroPadding {
                 path: String::new(),
             });
@@ -578,7 +614,12 @@ impl Decoder<'_, '_> {
             TypeSpec::Float => Value::Float(f32::from_bits(self.u32()?)),
             TypeSpec::Double => Value::Double(f64::from_bits(self.u64()?)),
             TypeSpec::Bool => Value::Bool(self.bool()?),
-            TypeSpec::Quadruple => return Err(Error::Unsupported { what: "quadruple" }),
+            TypeSpec::Quadruple => {
+                let b = self.take(16)?;
+                let mut a = [0u8; 16];
+                a.copy_from_slice(b);
+                Value::Quadruple(Quadruple::from_be_bytes(a))
+            }
             TypeSpec::String | TypeSpec::Opaque => {
                 // `string x` / `opaque x` without a shape is not valid XDR; treat like `<>`.
                 return self.decl(ty, &Shape::Variable(None));
@@ -834,7 +875,9 @@ impl Encoder<'_, '_> {
                 self.out.extend_from_slice(&f.to_bits().to_be_bytes())
             }
             (TypeSpec::Bool, Value::Bool(b)) => self.u32(u32::from(*b)),
-            (TypeSpec::Quadruple, _) => return Err(Error::Unsupported { what: "quadruple" }),
+            (TypeSpec::Quadruple, Value::Quadruple(q)) => {
+                self.out.extend_from_slice(&q.to_be_bytes())
+            }
             (TypeSpec::String | TypeSpec::Opaque, _) => {
                 return self.decl(ty, &Shape::Variable(None), v)
             }

@@ -346,13 +346,14 @@ impl Gen<'_> {
         })
     }
 
-    /// Can the Rust type of this declaration derive `Eq` (no floating point inside)?
+    /// Can the Rust type of this declaration derive `Eq` (no `f32`/`f64` inside; `xdr::Quadruple`
+    /// compares bitwise and is `Eq`)?
     fn decl_eq(&self, d: &Declaration, seen: &mut BTreeSet<String>) -> bool {
         let Declaration::Named { ty, .. } = d else {
             return true;
         };
         match ty {
-            TypeSpec::Float | TypeSpec::Double | TypeSpec::Quadruple => false,
+            TypeSpec::Float | TypeSpec::Double => false,
             TypeSpec::Named(n) => self.named_eq(n, seen),
             TypeSpec::Struct(s) => s.fields.iter().all(|f| self.decl_eq(&f.decl, seen)),
             TypeSpec::Union(u) => u
@@ -437,7 +438,7 @@ impl Gen<'_> {
                 TypeSpec::Float => ("f32".into(), Attr::None, true, None),
                 TypeSpec::Double => ("f64".into(), Attr::None, true, None),
                 TypeSpec::Bool => ("bool".into(), Attr::None, true, None),
-                TypeSpec::Quadruple => bail!("{owner}.{name}: quadruple has no Rust type"),
+                TypeSpec::Quadruple => ("xdr::Quadruple".into(), Attr::None, true, None),
                 TypeSpec::String => ("String".into(), Attr::None, true, None),
                 TypeSpec::Opaque => ("xdr::Opaque".into(), Attr::None, true, None),
                 TypeSpec::Named(n) => (
@@ -1330,6 +1331,8 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
                 // No NaN: it is never equal to itself.
                 TypeSpec::Float => "any::<i16>().prop_map(f32::from)".into(),
                 TypeSpec::Double => "any::<i32>().prop_map(f64::from)".into(),
+                // Any bits: `Quadruple` compares bitwise.
+                TypeSpec::Quadruple => "any::<u128>().prop_map(xdr::Quadruple::from_bits)".into(),
                 TypeSpec::Named(n) => match self.schema.typedef_target(n) {
                     Some(target) => self.strategy(target, owner)?,
                     None => format!("any::<{}>()", self.type_path(n)?),
@@ -1337,7 +1340,7 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
                 TypeSpec::Enum(_) | TypeSpec::Struct(_) | TypeSpec::Union(_) => {
                     format!("any::<{}>()", camel(&format!("{owner}_{name}")))
                 }
-                TypeSpec::String | TypeSpec::Opaque | TypeSpec::Quadruple => {
+                TypeSpec::String | TypeSpec::Opaque => {
                     bail!("{owner}.{name}: no strategy")
                 }
             })
