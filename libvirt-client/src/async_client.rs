@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
 use libvirt_proto::program::Call;
-use libvirt_proto::{CallId, Connection, Reply};
+use libvirt_proto::{CallId, Connection, Reply, Transmit};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::core::{decode_ret, CallResult, Shared};
+use crate::core::{self, decode_ret, CallResult, Inline, InlineWrite, Shared};
 use crate::open::{self, Features};
 use crate::options::ClientOptions;
 use crate::transport::{AsyncTransport, ReadSide, WriteSide};
@@ -144,6 +144,13 @@ impl Client {
             fd_refusal,
         ));
         let (rd, wr) = transport.into_sides();
+        let inline = wr.can_try_write();
+        let wr = Arc::new(tokio::sync::Mutex::new(wr));
+        if inline {
+            let (side, notes) = (wr.clone(), notes.clone());
+            let write: InlineWrite = Box::new(move |shared| write_inline(shared, &side, &notes));
+            let _ = shared.inline_write.set(write);
+        }
         let tasks = vec![
             tokio::spawn(reader(shared.clone(), notes.clone(), rd)),
             tokio::spawn(writer(shared.clone(), notes.clone(), wr)),
@@ -448,23 +455,32 @@ async fn reader(shared: Arc<Shared>, notes: Arc<Notes>, mut rd: ReadSide) {
     }
 }
 
-async fn writer(shared: Arc<Shared>, notes: Arc<Notes>, mut wr: WriteSide) {
+/// The writer task. It and callers (see [`write_inline`]) share the write half behind one
+/// lock, held from taking output off the connection until it is written: bytes go out in the
+/// order the connection produced them.
+async fn writer(shared: Arc<Shared>, notes: Arc<Notes>, side: Arc<tokio::sync::Mutex<WriteSide>>) {
     loop {
+        let idle = {
+            let st = shared.lock();
+            st.conn.transmit_buffered() == 0 && !st.conn.is_closed()
+        };
+        if idle {
+            notes.write.notified().await;
+            continue;
+        }
+        // A caller writing inline holds this only for non-blocking writes.
+        let mut wr = side.lock().await;
         let (batch, closed) = {
             let mut st = shared.lock();
-            let mut v = Vec::new();
-            while let Some(t) = st.conn.poll_transmit() {
-                v.push(t);
-            }
-            (v, st.conn.is_closed())
+            let batch: Vec<Transmit> = std::iter::from_fn(|| st.conn.poll_transmit()).collect();
+            (batch, st.conn.is_closed())
         };
         if batch.is_empty() {
             if closed {
                 let _ = wr.shutdown().await;
                 return;
             }
-            notes.write.notified().await;
-            continue;
+            continue; // a caller wrote it inline
         }
         for t in batch {
             let mut r = wr.write_all(&t.data).await;
@@ -485,9 +501,38 @@ async fn writer(shared: Arc<Shared>, notes: Arc<Notes>, mut wr: WriteSide) {
             }
         }
         let _ = wr.flush().await;
+        drop(wr);
         // Stream writers wait for the send queue to drain.
         shared.wake_waiters();
         wake_stream_writers(&shared);
+    }
+}
+
+/// [`crate::core::write_inline`] for the async driver (on the caller's task): false when
+/// output is left for the writer task (the socket was full, output carries descriptors, or
+/// the writer task was writing).
+fn write_inline(shared: &Shared, side: &tokio::sync::Mutex<WriteSide>, notes: &Notes) -> bool {
+    let Ok(wr) = side.try_lock() else {
+        return false;
+    };
+    let r = core::write_inline(shared, |b| wr.try_write(b));
+    drop(wr);
+    match r {
+        Inline::Done { written } => {
+            if written >= core::INLINE_WAKE_WAITERS {
+                shared.wake_waiters();
+                wake_stream_writers(shared);
+            }
+            true
+        }
+        Inline::Left => false,
+        Inline::Failed => {
+            // The reader, the writer (which shuts the socket down) and the timer all end.
+            notes.shutdown.notify_one();
+            notes.write.notify_one();
+            notes.timer.notify_one();
+            true
+        }
     }
 }
 

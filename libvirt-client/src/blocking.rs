@@ -19,7 +19,7 @@ use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
 use libvirt_proto::program::Call;
 use libvirt_proto::{Connection, Reply, Transmit};
 
-use crate::core::{decode_ret, InlineWrite, Shared};
+use crate::core::{self, decode_ret, Inline, InlineWrite, Shared};
 use crate::open::{self, Features};
 use crate::options::ClientOptions;
 use crate::transport::{BlockingReader, BlockingTransport, BlockingWriter, ShutdownHandle};
@@ -473,80 +473,27 @@ fn writer(shared: Arc<Shared>, side: Arc<Mutex<BlockingWriter>>) {
     }
 }
 
-/// Bytes written inline after which blocked stream writers are told there is room again.
-const INLINE_WAKE_WAITERS: usize = 64 << 10;
-
-/// On a caller's thread right after it queued a call, with no lock held: if no one else is
-/// writing, write the queued output here, as far as the socket takes it without blocking.
-/// This saves the hand-off to the writer thread, a thread switch per call (libvirt's C client
-/// also writes on the caller's thread). Returns false when output is left for the writer
-/// thread: the socket was full, output carries descriptors, or another thread was writing.
+/// [`crate::core::write_inline`] for the blocking driver: false when output is left for the
+/// writer thread (the socket was full, output carries descriptors, or another thread was
+/// writing).
 fn write_inline(shared: &Shared, side: &Mutex<BlockingWriter>) -> bool {
     let Ok(wr) = side.try_lock() else {
         return false;
     };
-    let batch: Vec<Transmit> = {
-        let mut st = shared.lock();
-        if st.conn.is_closed() {
-            return false;
-        }
-        std::iter::from_fn(|| st.conn.poll_transmit()).collect()
-    };
-    let mut batch = batch.into_iter();
-    let mut written = 0;
-    let mut left = None;
-    let mut failed = None;
-    'out: for mut t in batch.by_ref() {
-        if !t.fds.is_empty() {
-            left = Some(t);
-            break;
-        }
-        let mut done = 0;
-        while done < t.data.len() {
-            match wr.try_send(&t.data[done..]) {
-                Ok(n) if n > 0 => done += n,
-                Ok(_) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break 'out;
-                }
-            }
-        }
-        written += done;
-        if done < t.data.len() {
-            t.data = t.data.slice(done..);
-            left = Some(t);
-            break;
-        }
-    }
-    if let Some(e) = failed {
-        drop(wr);
-        {
-            let mut st = shared.lock();
-            st.conn.handle_io_error(e);
-            st.dispatch();
-        }
-        shared.wake_waiters();
-        shared.wake_writer();
-        shared.wake_timer();
-        return true;
-    }
-    if written >= INLINE_WAKE_WAITERS {
-        shared.wake_waiters();
-    }
-    let Some(t) = left else {
-        return true;
-    };
-    {
-        let mut st = shared.lock();
-        let rest: Vec<Transmit> = batch.collect();
-        for r in rest.into_iter().rev() {
-            st.conn.requeue_transmit(r);
-        }
-        st.conn.requeue_transmit(t);
-    }
+    let r = core::write_inline(shared, |b| wr.try_send(b));
     drop(wr);
-    false
+    match r {
+        Inline::Done { written } => {
+            if written >= core::INLINE_WAKE_WAITERS {
+                shared.wake_waiters();
+            }
+            true
+        }
+        Inline::Left => false,
+        Inline::Failed => {
+            shared.wake_writer();
+            shared.wake_timer();
+            true
+        }
+    }
 }

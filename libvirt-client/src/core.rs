@@ -135,6 +135,85 @@ pub(crate) struct Shared {
 /// See [`Shared::inline_write`].
 pub(crate) type InlineWrite = Box<dyn Fn(&Shared) -> bool + Send + Sync>;
 
+/// Bytes written inline after which blocked stream writers are told there is room again.
+pub(crate) const INLINE_WAKE_WAITERS: usize = 64 << 10;
+
+/// What [`write_inline`] did.
+pub(crate) enum Inline {
+    /// Everything queued was written.
+    Done {
+        /// Bytes written.
+        written: usize,
+    },
+    /// Output is left for the driver's writer: the socket was full, or output carries
+    /// descriptors. It was given back to the connection, in order.
+    Left,
+    /// Writing failed: the connection is closed and its waiters woken; the driver wakes its
+    /// writer and timer so they end too.
+    Failed,
+}
+
+/// A driver's inline write, on a caller's thread right after it queued a call, with no lock
+/// held but the driver's write-half lock (so no one else takes output meanwhile): take the
+/// connection's output and write it with `send`, which must never block (`WouldBlock` when the
+/// socket is full). This saves the hand-off to the driver's writer, a thread or task switch
+/// per call (libvirt's C client also writes on the caller's thread).
+pub(crate) fn write_inline(
+    shared: &Shared,
+    mut send: impl FnMut(&[u8]) -> std::io::Result<usize>,
+) -> Inline {
+    let batch: Vec<libvirt_proto::Transmit> = {
+        let mut st = shared.lock();
+        if st.conn.is_closed() {
+            return Inline::Left;
+        }
+        std::iter::from_fn(|| st.conn.poll_transmit()).collect()
+    };
+    let mut batch = batch.into_iter();
+    let mut written = 0;
+    let mut left = None;
+    'out: for mut t in batch.by_ref() {
+        if !t.fds.is_empty() {
+            left = Some(t);
+            break;
+        }
+        let mut done = 0;
+        while done < t.data.len() {
+            match send(&t.data[done..]) {
+                Ok(n) if n > 0 => done += n,
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    {
+                        let mut st = shared.lock();
+                        st.conn.handle_io_error(e);
+                        st.dispatch();
+                    }
+                    shared.wake_waiters();
+                    return Inline::Failed;
+                }
+            }
+        }
+        written += done;
+        if done < t.data.len() {
+            t.data = t.data.slice(done..);
+            left = Some(t);
+            break 'out;
+        }
+    }
+    let Some(t) = left else {
+        return Inline::Done { written };
+    };
+    let mut st = shared.lock();
+    let rest: Vec<libvirt_proto::Transmit> = batch.collect();
+    for r in rest.into_iter().rev() {
+        st.conn.requeue_transmit(r);
+    }
+    st.conn.requeue_transmit(t);
+    Inline::Left
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Shared")

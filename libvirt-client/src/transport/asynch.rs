@@ -187,6 +187,10 @@ impl AsyncTransport {
                 let (r, w) = s.into_split();
                 (ReadSide::Unix(r), WriteSide::Unix(w))
             }
+            Inner::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (ReadSide::Tcp(r), WriteSide::Tcp(w))
+            }
             _ => {
                 let (r, w) = tokio::io::split(self);
                 (ReadSide::Split(r), WriteSide::Split(w))
@@ -299,12 +303,14 @@ impl AsyncWrite for AsyncTransport {
 /// The async driver's reading side (see [`AsyncTransport::into_sides`]).
 pub(crate) enum ReadSide {
     Unix(tokio::net::unix::OwnedReadHalf),
+    Tcp(tokio::net::tcp::OwnedReadHalf),
     Split(tokio::io::ReadHalf<AsyncTransport>),
 }
 
 /// The async driver's writing side.
 pub(crate) enum WriteSide {
     Unix(tokio::net::unix::OwnedWriteHalf),
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
     Split(tokio::io::WriteHalf<AsyncTransport>),
 }
 
@@ -325,17 +331,37 @@ impl ReadSide {
                 })
                 .await
             }
+            ReadSide::Tcp(r) => r.read(buf).await,
             ReadSide::Split(r) => r.read(buf).await,
         }
     }
 }
 
 impl WriteSide {
+    /// Whether [`try_write`](Self::try_write) can write on this side (plain unix and tcp).
+    pub(crate) fn can_try_write(&self) -> bool {
+        matches!(self, WriteSide::Unix(_) | WriteSide::Tcp(_))
+    }
+
+    /// Write what the socket takes now without waiting (`WouldBlock` when nothing fits);
+    /// `Unsupported` where [`can_try_write`](Self::can_try_write) is false.
+    pub(crate) fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            WriteSide::Unix(w) => w.try_write(data),
+            WriteSide::Tcp(w) => w.try_write(data),
+            WriteSide::Split(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "non-blocking writes need a plain unix or tcp socket",
+            )),
+        }
+    }
+
     /// Write all of `data`.
     pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
             WriteSide::Unix(w) => w.write_all(data).await,
+            WriteSide::Tcp(w) => w.write_all(data).await,
             WriteSide::Split(w) => w.write_all(data).await,
         }
     }
@@ -353,8 +379,8 @@ impl WriteSide {
                 })
                 .await
             }
-            WriteSide::Split(_) if fds.is_empty() => Ok(()),
-            WriteSide::Split(_) => Err(io::Error::new(
+            WriteSide::Tcp(_) | WriteSide::Split(_) if fds.is_empty() => Ok(()),
+            WriteSide::Tcp(_) | WriteSide::Split(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "file descriptors can only be passed over the unix transport",
             )),
@@ -366,6 +392,7 @@ impl WriteSide {
         use tokio::io::AsyncWriteExt;
         match self {
             WriteSide::Unix(w) => w.flush().await,
+            WriteSide::Tcp(w) => w.flush().await,
             WriteSide::Split(w) => w.flush().await,
         }
     }
@@ -375,6 +402,7 @@ impl WriteSide {
         use tokio::io::AsyncWriteExt;
         match self {
             WriteSide::Unix(w) => w.shutdown().await,
+            WriteSide::Tcp(w) => w.shutdown().await,
             WriteSide::Split(w) => w.shutdown().await,
         }
     }
