@@ -2,7 +2,13 @@
 //! QEMU's python `qemu.qmp` (when `python3 -c 'import qemu.qmp'` works).
 //!
 //! `cargo bench -p qmp-client --all-features --bench pipeline` (N commands, default 2000; set
-//! QMP_BENCH_N). Plain timing, no criterion: the numbers are commands per second.
+//! QMP_BENCH_N). Plain timing, no criterion: the numbers are commands per second, plus the CPU
+//! time QEMU spent per command (from /proc/PID/stat) and the command's size on the wire.
+//!
+//! QEMU's monitor reads its socket one byte per `recvmsg` (its `monitor_can_read` grants one
+//! byte at a time; about four eventfd writes follow each byte), so QEMU's cost grows with the
+//! command's length in bytes. The last block runs the same comparison with commands of three
+//! sizes to show it: what pipelining can gain is bounded by QEMU, not by the client.
 
 use qmp_client::{Client, ConnectOptions};
 use std::process::{Command, Stdio};
@@ -28,16 +34,58 @@ impl Drop for Qemu {
 
 const ARGS: &str = r#"{"path": "/machine", "property": "type"}"#;
 
-fn report(name: &str, n: usize, t: Duration, base: Option<Duration>) -> Duration {
+/// CPU time (user + system) the process has used, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// QEMU's CPU use over a measurement.
+struct QemuCpu(u32, Option<Duration>);
+impl QemuCpu {
+    fn start(pid: u32) -> Self {
+        QemuCpu(pid, cpu_time(pid))
+    }
+    fn per_cmd(&self, n: usize) -> Option<f64> {
+        let d = cpu_time(self.0)?.checked_sub(self.1?)?;
+        Some(d.as_secs_f64() * 1e6 / n as f64)
+    }
+}
+
+fn report(
+    name: &str,
+    n: usize,
+    t: Duration,
+    base: Option<Duration>,
+    qemu: Option<&QemuCpu>,
+) -> Duration {
     let rate = n as f64 / t.as_secs_f64();
     let vs = base
         .map(|b| format!("  ({:.1}x serial)", b.as_secs_f64() / t.as_secs_f64()))
         .unwrap_or_default();
+    let cpu = qemu
+        .and_then(|q| q.per_cmd(n))
+        .map(|us| format!("  QEMU {us:>4.0} us CPU/cmd"))
+        .unwrap_or_default();
     println!(
-        "{name:<34} {n:>6} cmds {:>8.1} ms {rate:>9.0} cmd/s{vs}",
+        "{name:<34} {n:>6} cmds {:>8.1} ms {rate:>9.0} cmd/s{cpu}{vs}",
         t.as_secs_f64() * 1e3
     );
     t
+}
+
+/// The bytes our client writes for one command (id 1000).
+fn wire_len(cmd: &str, args: Option<&serde_json::Value>) -> usize {
+    let mut v = serde_json::json!({"execute": cmd, "id": 1000});
+    if let Some(a) = args {
+        v["arguments"] = a.clone();
+    }
+    serde_json::to_vec(&v).unwrap().len() + 1
 }
 
 fn main() {
@@ -51,7 +99,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("qmp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("qmp.sock");
-    let _q = Qemu(
+    let q = Qemu(
         Command::new(qemu_binary())
             .args([
                 "-machine",
@@ -68,6 +116,7 @@ fn main() {
             .spawn()
             .expect("spawn QEMU"),
     );
+    let pid = q.0.id();
     let args: serde_json::Value = serde_json::from_str(ARGS).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,15 +134,25 @@ fn main() {
             c.execute("qom-get", Some(args.clone())).await.unwrap(); // warm up
         }
     });
-    let t = Instant::now();
+    println!(
+        "qom-get /machine type: {} bytes on the wire",
+        wire_len("qom-get", Some(&args))
+    );
+    let (t, cpu) = (Instant::now(), QemuCpu::start(pid));
     rt.block_on(async {
         for _ in 0..n {
             let v = c.execute("qom-get", Some(args.clone())).await.unwrap();
             assert_eq!(v, "none-machine");
         }
     });
-    let serial = report("rust async, one at a time", n, t.elapsed(), None);
-    let t = Instant::now();
+    let serial = report(
+        "rust async, one at a time",
+        n,
+        t.elapsed(),
+        None,
+        Some(&cpu),
+    );
+    let (t, cpu) = (Instant::now(), QemuCpu::start(pid));
     rt.block_on(async {
         let tasks: Vec<_> = (0..n)
             .map(|_| {
@@ -110,7 +169,47 @@ fn main() {
         n,
         t.elapsed(),
         Some(serial),
+        Some(&cpu),
     );
+    // The same with shorter commands: QEMU's cost per command follows its length.
+    for (cmd, cargs) in [
+        ("query-status", None),
+        ("x-none", None), // CommandNotFound: parsed, looked up, answered
+    ] {
+        println!("{cmd}: {} bytes on the wire", wire_len(cmd, cargs));
+        let (t, cpu) = (Instant::now(), QemuCpu::start(pid));
+        rt.block_on(async {
+            for _ in 0..n {
+                let _ = c.execute(cmd, cargs.cloned()).await;
+            }
+        });
+        let s = report(
+            &format!("  {cmd}, one at a time"),
+            n,
+            t.elapsed(),
+            None,
+            Some(&cpu),
+        );
+        let (t, cpu) = (Instant::now(), QemuCpu::start(pid));
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let c = c.clone();
+                    tokio::spawn(async move { c.execute(cmd, None).await })
+                })
+                .collect();
+            for t in tasks {
+                let _ = t.await.unwrap();
+            }
+        });
+        report(
+            &format!("  {cmd}, pipelined"),
+            n,
+            t.elapsed(),
+            Some(s),
+            Some(&cpu),
+        );
+    }
     drop(c);
     drop(rt); // ends the driver task, closing the connection: QEMU serves one client at a time
 
@@ -124,12 +223,18 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), QemuCpu::start(pid));
         for _ in 0..n {
             b.execute("qom-get", Some(args.clone())).unwrap();
         }
-        let bserial = report("rust blocking, one at a time", n, t.elapsed(), None);
-        let t = Instant::now();
+        let bserial = report(
+            "rust blocking, one at a time",
+            n,
+            t.elapsed(),
+            None,
+            Some(&cpu),
+        );
+        let (t, cpu) = (Instant::now(), QemuCpu::start(pid));
         let pending: Vec<_> = (0..n)
             .map(|_| {
                 b.submit("qom-get", Some(args.clone()), Default::default())
@@ -139,7 +244,13 @@ fn main() {
         for p in pending {
             p.wait().unwrap();
         }
-        report("rust blocking, pipelined", n, t.elapsed(), Some(bserial));
+        report(
+            "rust blocking, pipelined",
+            n,
+            t.elapsed(),
+            Some(bserial),
+            Some(&cpu),
+        );
     }
 
     let py = format!(
@@ -176,12 +287,14 @@ asyncio.run(main())
                     n,
                     Duration::from_secs_f64(s),
                     None,
+                    None,
                 );
                 report(
                     "python qemu.qmp, asyncio.gather",
                     n,
                     Duration::from_secs_f64(p),
                     Some(s),
+                    None,
                 );
             }
         }
