@@ -518,13 +518,8 @@ fn write_inline(shared: &Shared, side: &tokio::sync::Mutex<WriteSide>, notes: &N
     let r = core::write_inline(shared, |b| wr.try_write(b));
     drop(wr);
     match r {
-        Inline::Done { written } => {
-            if written >= core::INLINE_WAKE_WAITERS {
-                shared.wake_waiters();
-                wake_stream_writers(shared);
-            }
-            true
-        }
+        // Stream writers waiting for the queue to drain were woken by `core::write_inline`.
+        Inline::Done { .. } => true,
         Inline::Left => false,
         Inline::Failed => {
             // The reader, the writer (which shuts the socket down) and the timer all end.
@@ -579,5 +574,98 @@ async fn timer(shared: Arc<Shared>, notes: Arc<Notes>) {
             notes.shutdown.notify_one();
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A stream writer waits while more than the high-water mark is queued for the socket
+    /// and must be woken once that output was taken off the queue. Here a caller's inline
+    /// write takes it all and the socket takes all but a little (a daemon reading as fast as
+    /// we write), so the rest is given back for the writer task; before the writer task
+    /// runs, another caller's inline write takes that rest with its own small call. The
+    /// writer task then finds nothing to write: nobody but these inline writes can wake the
+    /// stream writer. (current_thread runtime: the driver's tasks run only when the test
+    /// awaits, which fixes that interleaving.)
+    #[tokio::test]
+    async fn inline_writes_wake_a_stream_writer_waiting_for_the_send_queue_to_drain() {
+        use tokio::io::AsyncWrite;
+        let (ours, peer) = tokio::net::UnixStream::pair().unwrap();
+        // The daemon: reads and discards everything, until the client goes.
+        let peer = peer.into_std().unwrap();
+        peer.set_nonblocking(false).unwrap();
+        let end = peer.try_clone().unwrap();
+        let drain = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut peer = peer;
+            let mut buf = vec![0u8; 1 << 20];
+            while matches!(peer.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        let client = Client::from_transport(
+            AsyncTransport::from_unix(ours),
+            ClientOptions::default().keepalive(None),
+            None,
+        );
+        let shared = client.shared().clone();
+        let id = shared
+            .start::<procs::ConnectGetVersion>(&(), None, true)
+            .unwrap();
+        // Let the driver's tasks and the reactor run once (the socket is then known
+        // writable, so inline writes can write).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut stream = crate::stream::AsyncVirStream::new(client.clone(), id);
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let big = vec![7u8; 2 << 20];
+        // Queue more than the high-water mark; the next write waits.
+        let mut queued = 0;
+        while let Poll::Ready(n) = Pin::new(&mut stream).poll_write(&mut cx, &big) {
+            queued += n.unwrap();
+        }
+        assert!(queued >= 1 << 20);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        // A caller's inline write: the socket takes all but the last 1000 bytes.
+        let total = shared.lock().conn.transmit_buffered();
+        let mut budget = total - 1000;
+        let r = core::write_inline(&shared, |b| {
+            if budget == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(budget);
+            budget -= n;
+            Ok(n)
+        });
+        assert!(matches!(r, Inline::Left));
+        assert_eq!(shared.lock().conn.transmit_buffered(), 1000);
+        shared.wake_writer(); // as `Shared::output_queued` does when output is left
+                              // Another caller's call: its inline write takes the rest with it, on the socket.
+        shared
+            .start::<procs::ConnectGetVersion>(&(), None, false)
+            .unwrap();
+        assert_eq!(shared.lock().conn.transmit_buffered(), 0);
+        // The driver's tasks run; the queue stays empty.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            counter.0.load(Ordering::SeqCst) > 0,
+            "the stream writer was never woken although the send queue drained"
+        );
+        assert!(Pin::new(&mut stream).poll_write(&mut cx, &big).is_ready());
+        drop(stream);
+        drop(client);
+        end.shutdown(std::net::Shutdown::Both).unwrap();
+        drain.join().unwrap();
     }
 }

@@ -126,16 +126,18 @@ pub(crate) struct Shared {
     /// `None` when the transport passes file descriptors, else the transport's name (calls
     /// with descriptors are then refused before anything is sent).
     pub(crate) fd_refusal: Option<String>,
-    /// The blocking driver's inline write (see [`Shared::output_queued`]): writes queued
-    /// output on the calling thread if it can without blocking; true when nothing is left for
-    /// the writer. Unset for the async driver.
+    /// The driver's inline write (see [`Shared::output_queued`]): writes queued output on the
+    /// calling thread or task if it can without blocking; true when nothing is left for the
+    /// writer. Unset where the transport cannot write without blocking (TLS, child process,
+    /// caller-supplied streams).
     pub(crate) inline_write: OnceLock<InlineWrite>,
 }
 
 /// See [`Shared::inline_write`].
 pub(crate) type InlineWrite = Box<dyn Fn(&Shared) -> bool + Send + Sync>;
 
-/// Bytes written inline after which blocked stream writers are told there is room again.
+/// Bytes written inline after which blocking stream writers (which poll the callers' condition
+/// variable) are told there is room again; async stream writers are woken by [`write_inline`].
 pub(crate) const INLINE_WAKE_WAITERS: usize = 64 << 10;
 
 /// What [`write_inline`] did.
@@ -158,17 +160,44 @@ pub(crate) enum Inline {
 /// connection's output and write it with `send`, which must never block (`WouldBlock` when the
 /// socket is full). This saves the hand-off to the driver's writer, a thread or task switch
 /// per call (libvirt's C client also writes on the caller's thread).
+///
+/// Stream writers waiting for the send queue to drain (async driver) are woken once this is
+/// done, whatever the outcome: this drain may be the only one they see (the rest it gives
+/// back may be taken by another caller's inline write before the writer task looks).
 pub(crate) fn write_inline(
     shared: &Shared,
-    mut send: impl FnMut(&[u8]) -> std::io::Result<usize>,
+    send: impl FnMut(&[u8]) -> std::io::Result<usize>,
 ) -> Inline {
-    let batch: Vec<libvirt_proto::Transmit> = {
+    let (batch, stream_writers) = {
         let mut st = shared.lock();
         if st.conn.is_closed() {
             return Inline::Left;
         }
-        std::iter::from_fn(|| st.conn.poll_transmit()).collect()
+        let batch: Vec<libvirt_proto::Transmit> =
+            std::iter::from_fn(|| st.conn.poll_transmit()).collect();
+        let wakers: Vec<Waker> = if batch.is_empty() {
+            Vec::new()
+        } else {
+            st.streams
+                .values_mut()
+                .filter_map(|s| s.write_waker.take())
+                .collect()
+        };
+        (batch, wakers)
     };
+    let r = write_batch(shared, batch, send);
+    for w in stream_writers {
+        w.wake();
+    }
+    r
+}
+
+/// [`write_inline`]'s writing and giving back.
+fn write_batch(
+    shared: &Shared,
+    batch: Vec<libvirt_proto::Transmit>,
+    mut send: impl FnMut(&[u8]) -> std::io::Result<usize>,
+) -> Inline {
     let mut batch = batch.into_iter();
     let mut written = 0;
     let mut left = None;
