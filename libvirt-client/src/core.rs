@@ -136,6 +136,11 @@ pub(crate) struct Shared {
 /// See [`Shared::inline_write`].
 pub(crate) type InlineWrite = Box<dyn Fn(&Shared) -> bool + Send + Sync>;
 
+/// At most this many bytes are written inline per call start: a caller (or, async, the
+/// worker thread its task runs on) is not held up writing a large packet to a fast reader; the
+/// writer thread or task writes the rest.
+pub(crate) const INLINE_MAX: usize = 256 << 10;
+
 /// Bytes written inline after which blocking stream writers (which poll the callers' condition
 /// variable) are told there is room again; async stream writers are woken by [`write_inline`].
 pub(crate) const INLINE_WAKE_WAITERS: usize = 64 << 10;
@@ -207,7 +212,8 @@ fn write_batch(
             break;
         }
         let mut done = 0;
-        while done < t.data.len() {
+        // A caller writes at most INLINE_MAX inline; the writer takes over beyond that.
+        while done < t.data.len() && written + done < INLINE_MAX {
             match send(&t.data[done..]) {
                 Ok(n) if n > 0 => done += n,
                 Ok(_) => break,
@@ -740,4 +746,50 @@ pub(crate) fn decode_ret<C: Call>(reply: &Reply) -> Result<C::Ret, Error> {
             e,
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inline_write_stops_after_inline_max_and_gives_the_rest_back_in_order() {
+        let shared = Shared::new(
+            Connection::default(),
+            Box::new(|| {}),
+            Box::new(|| {}),
+            None,
+        );
+        let target = ProcedureId {
+            program: libvirt_proto::event::REMOTE_PROGRAM,
+            version: 1,
+            procedure: 1,
+        };
+        let body: Vec<u8> = (0..(1usize << 20)).map(|i| (i % 251) as u8).collect();
+        shared
+            .start_raw(target, None, false, Vec::new(), |out| {
+                out.extend_from_slice(&body);
+                Ok(())
+            })
+            .unwrap();
+        let total = shared.lock().conn.transmit_buffered();
+        assert!(total > body.len());
+        // A socket that takes everything, 100 KiB at a time.
+        let mut wire = Vec::new();
+        let r = write_inline(&shared, |b| {
+            let n = b.len().min(100 << 10);
+            wire.extend_from_slice(&b[..n]);
+            Ok(n)
+        });
+        assert!(matches!(r, Inline::Left));
+        assert!(wire.len() >= INLINE_MAX && wire.len() < INLINE_MAX + (100 << 10));
+        // The rest comes out next, in order: together it is the packet, byte for byte.
+        let mut st = shared.lock();
+        assert_eq!(st.conn.transmit_buffered(), total - wire.len());
+        while let Some(t) = st.conn.poll_transmit() {
+            wire.extend_from_slice(&t.data);
+        }
+        assert_eq!(wire.len(), total);
+        assert_eq!(&wire[total - body.len()..], &body[..]);
+    }
 }
