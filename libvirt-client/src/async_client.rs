@@ -519,7 +519,7 @@ fn write_inline(shared: &Shared, side: &tokio::sync::Mutex<WriteSide>, notes: &N
     drop(wr);
     match r {
         // Stream writers waiting for the queue to drain were woken by `core::write_inline`.
-        Inline::Done { .. } => true,
+        Inline::Done => true,
         Inline::Left => false,
         Inline::Failed => {
             // The reader, the writer (which shuts the socket down) and the timer all end.

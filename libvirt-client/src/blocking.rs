@@ -483,12 +483,7 @@ fn write_inline(shared: &Shared, side: &Mutex<BlockingWriter>) -> bool {
     let r = core::write_inline(shared, |b| wr.try_send(b));
     drop(wr);
     match r {
-        Inline::Done { written } => {
-            if written >= core::INLINE_WAKE_WAITERS {
-                shared.wake_waiters();
-            }
-            true
-        }
+        Inline::Done => true,
         Inline::Left => false,
         Inline::Failed => {
             shared.wake_writer();

@@ -141,17 +141,10 @@ pub(crate) type InlineWrite = Box<dyn Fn(&Shared) -> bool + Send + Sync>;
 /// writer thread or task writes the rest.
 pub(crate) const INLINE_MAX: usize = 256 << 10;
 
-/// Bytes written inline after which blocking stream writers (which poll the callers' condition
-/// variable) are told there is room again; async stream writers are woken by [`write_inline`].
-pub(crate) const INLINE_WAKE_WAITERS: usize = 64 << 10;
-
 /// What [`write_inline`] did.
 pub(crate) enum Inline {
     /// Everything queued was written.
-    Done {
-        /// Bytes written.
-        written: usize,
-    },
+    Done,
     /// Output is left for the driver's writer: the socket was full, or output carries
     /// descriptors. It was given back to the connection, in order.
     Left,
@@ -166,14 +159,16 @@ pub(crate) enum Inline {
 /// socket is full). This saves the hand-off to the driver's writer, a thread or task switch
 /// per call (libvirt's C client also writes on the caller's thread).
 ///
-/// Stream writers waiting for the send queue to drain (async driver) are woken once this is
-/// done, whatever the outcome: this drain may be the only one they see (the rest it gives
-/// back may be taken by another caller's inline write before the writer task looks).
+/// Stream writers waiting for the send queue to drain are woken once this is done, whatever
+/// the outcome: this drain may be the only one they see (the rest it gives back may be taken
+/// by another caller's inline write before the writer looks). Async ones by their wakers,
+/// blocking ones (which wait on the callers' condition variable) by a notify when the
+/// connection has streams.
 pub(crate) fn write_inline(
     shared: &Shared,
     send: impl FnMut(&[u8]) -> std::io::Result<usize>,
 ) -> Inline {
-    let (batch, stream_writers) = {
+    let (batch, stream_writers, streams) = {
         let mut st = shared.lock();
         if st.conn.is_closed() {
             return Inline::Left;
@@ -188,11 +183,15 @@ pub(crate) fn write_inline(
                 .filter_map(|s| s.write_waker.take())
                 .collect()
         };
-        (batch, wakers)
+        let streams = !batch.is_empty() && !st.streams.is_empty();
+        (batch, wakers, streams)
     };
     let r = write_batch(shared, batch, send);
     for w in stream_writers {
         w.wake();
+    }
+    if streams {
+        shared.wake_waiters();
     }
     r
 }
@@ -238,7 +237,7 @@ fn write_batch(
         }
     }
     let Some(t) = left else {
-        return Inline::Done { written };
+        return Inline::Done;
     };
     let mut st = shared.lock();
     let rest: Vec<libvirt_proto::Transmit> = batch.collect();
