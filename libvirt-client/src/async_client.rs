@@ -496,7 +496,9 @@ async fn writer(shared: Arc<Shared>, notes: Arc<Notes>, side: Arc<tokio::sync::M
                     st.dispatch();
                 }
                 shared.wake_waiters();
+                // The reader and the timer end too.
                 notes.shutdown.notify_one();
+                notes.timer.notify_one();
                 return;
             }
         }
