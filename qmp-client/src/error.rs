@@ -105,6 +105,13 @@ pub enum Error {
         /// The last `query-migrate` status seen (`cancelled` once QEMU confirmed the cancel).
         status: String,
     },
+    /// The guest agent did not answer `guest-sync-delimited` in time (module [`qga`](crate::qga)):
+    /// no agent runs in the guest, or it is wedged.
+    #[error("the guest agent did not answer guest-sync-delimited within {after:?} (is it running in the guest?)")]
+    SyncTimeout {
+        /// The sync timeout.
+        after: Duration,
+    },
     /// A helper was given an argument QEMU would refuse; nothing was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

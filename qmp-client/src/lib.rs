@@ -6,7 +6,8 @@
 //! calls from many tasks or threads, fans events out to subscribers, passes fds over unix
 //! sockets and adds helpers that wait for the events commands cause. [`govmm`] adds typed,
 //! validated VM-management calls (Kata govmm's set); with feature `libvirt`,
-//! `Client::via_libvirt` runs all of it through libvirt's QEMU monitor passthrough.
+//! `Client::via_libvirt` runs all of it through libvirt's QEMU monitor passthrough. [`qga`] is a
+//! thin guest-agent client (sync, in-order commands, resync after a timeout) on both drivers.
 //!
 //! ```no_run
 //! # #[cfg(feature = "async")]
@@ -62,6 +63,7 @@ pub mod helpers;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 mod options;
+pub mod qga;
 mod router;
 #[cfg(unix)]
 mod unix_connect;
