@@ -183,6 +183,15 @@ impl Client {
         s.set_nonblocking(false)?;
         let r = s.try_clone()?;
         let w = s.try_clone()?;
+        // A wedged agent that stops reading must not block a write forever: a write that
+        // cannot finish within the longer of the sync and command timeouts fails (and the
+        // connection closes) instead.
+        let write_limit = options
+            .command_timeout
+            .unwrap_or(options.sync_timeout)
+            .max(options.sync_timeout)
+            .max(Duration::from_millis(1));
+        w.set_write_timeout(Some(write_limit))?;
         let shutdown = move || {
             let _ = s.shutdown(std::net::Shutdown::Both);
         };
