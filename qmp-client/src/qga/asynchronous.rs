@@ -95,32 +95,9 @@ impl Client {
         path: impl AsRef<std::path::Path>,
         options: QgaOptions,
     ) -> Result<Self> {
-        let path = path.as_ref();
-        let target = path.display().to_string();
-        let deadline = tokio::time::Instant::now() + options.connect_timeout;
-        let mut attempt = 0;
-        let stream = loop {
-            match crate::unix_connect::try_connect(path) {
-                Ok(Some(s)) => break tokio::net::UnixStream::from_std(s)?,
-                Ok(None) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(Error::ConnectTimeout {
-                            target,
-                            after: options.connect_timeout,
-                        });
-                    }
-                    let wake = tokio::time::Instant::now() + crate::unix_connect::backoff(attempt);
-                    tokio::time::sleep_until(wake.min(deadline)).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(Error::Connect {
-                        target,
-                        source: Arc::new(e),
-                    })
-                }
-            }
-        };
+        let stream =
+            crate::unix_connect::connect_within_async(path.as_ref(), options.connect_timeout)
+                .await?;
         Self::connect_stream(stream, options).await
     }
 

@@ -154,32 +154,7 @@ impl Client {
     /// listen socket) within the connect timeout, then sync within the sync timeout.
     #[cfg(unix)]
     pub fn connect_unix(path: impl AsRef<std::path::Path>, options: QgaOptions) -> Result<Self> {
-        let path = path.as_ref();
-        let target = path.display().to_string();
-        let deadline = Instant::now() + options.connect_timeout;
-        let mut attempt = 0;
-        let s = loop {
-            match crate::unix_connect::try_connect(path) {
-                Ok(Some(s)) => break s,
-                Ok(None) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Err(Error::ConnectTimeout {
-                            target,
-                            after: options.connect_timeout,
-                        });
-                    }
-                    std::thread::sleep(crate::unix_connect::backoff(attempt).min(deadline - now));
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(Error::Connect {
-                        target,
-                        source: Arc::new(e),
-                    })
-                }
-            }
-        };
+        let s = crate::unix_connect::connect_within(path.as_ref(), options.connect_timeout)?;
         s.set_nonblocking(false)?;
         let r = s.try_clone()?;
         let w = s.try_clone()?;

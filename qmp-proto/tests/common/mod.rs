@@ -1,0 +1,3 @@
+//! Helpers shared by qmp-proto's integration tests.
+
+pub mod qemu_ga;
