@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
 use libvirt_proto::program::Call;
-use libvirt_proto::{CallId, Connection, Reply, Transmit};
+use libvirt_proto::{CallId, Connection, Reply};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -472,8 +472,7 @@ async fn writer(shared: Arc<Shared>, notes: Arc<Notes>, side: Arc<tokio::sync::M
         let mut wr = side.lock().await;
         let (batch, closed) = {
             let mut st = shared.lock();
-            let batch: Vec<Transmit> = std::iter::from_fn(|| st.conn.poll_transmit()).collect();
-            (batch, st.conn.is_closed())
+            (st.take_output(), st.conn.is_closed())
         };
         if batch.is_empty() {
             if closed {
@@ -490,12 +489,7 @@ async fn writer(shared: Arc<Shared>, notes: Arc<Notes>, side: Arc<tokio::sync::M
                 r = wr.send_fds(&t.fds).await;
             }
             if let Err(e) = r {
-                {
-                    let mut st = shared.lock();
-                    st.conn.handle_io_error(e);
-                    st.dispatch();
-                }
-                shared.wake_waiters();
+                shared.fail_io(e);
                 // The reader and the timer end too.
                 notes.shutdown.notify_one();
                 notes.timer.notify_one();
@@ -534,11 +528,9 @@ fn write_inline(shared: &Shared, side: &tokio::sync::Mutex<WriteSide>, notes: &N
 }
 
 fn wake_stream_writers(shared: &Shared) {
-    let mut st = shared.lock();
-    for s in st.streams.values_mut() {
-        if let Some(w) = s.write_waker.take() {
-            w.wake();
-        }
+    let wakers = shared.lock().take_stream_write_wakers();
+    for w in wakers {
+        w.wake();
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
 use libvirt_proto::program::Call;
-use libvirt_proto::{Connection, Reply, Transmit};
+use libvirt_proto::{Connection, Reply};
 
 use crate::core::{self, decode_ret, Inline, InlineWrite, Shared};
 use crate::open::{self, Features};
@@ -436,7 +436,7 @@ fn writer(shared: Arc<Shared>, side: Arc<Mutex<BlockingWriter>>) {
         let mut wr = side.lock().unwrap_or_else(|e| e.into_inner());
         let batch = {
             let mut st = shared.lock();
-            let batch: Vec<Transmit> = std::iter::from_fn(|| st.conn.poll_transmit()).collect();
+            let batch = st.take_output();
             if batch.is_empty() && st.conn.is_closed() {
                 drop(st);
                 shared.wake_timer();
@@ -455,12 +455,7 @@ fn writer(shared: Arc<Shared>, side: Arc<Mutex<BlockingWriter>>) {
                 r = wr.send_fds(&t.fds);
             }
             if let Err(e) = r {
-                {
-                    let mut st = shared.lock();
-                    st.conn.handle_io_error(e);
-                    st.dispatch();
-                }
-                shared.wake_waiters();
+                shared.fail_io(e);
                 shared.wake_writer();
                 shared.wake_timer();
                 let _ = wr.shutdown();

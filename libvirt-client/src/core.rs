@@ -173,18 +173,11 @@ pub(crate) fn write_inline(
         if st.conn.is_closed() {
             return Inline::Left;
         }
-        let batch: Vec<libvirt_proto::Transmit> =
-            std::iter::from_fn(|| st.conn.poll_transmit()).collect();
-        let wakers: Vec<Waker> = if batch.is_empty() {
-            Vec::new()
-        } else {
-            st.streams
-                .values_mut()
-                .filter_map(|s| s.write_waker.take())
-                .collect()
-        };
-        let streams = !batch.is_empty() && !st.streams.is_empty();
-        (batch, wakers, streams)
+        let batch = st.take_output();
+        if batch.is_empty() {
+            return Inline::Done;
+        }
+        (batch, st.take_stream_write_wakers(), !st.streams.is_empty())
     };
     let r = write_batch(shared, batch, send);
     for w in stream_writers {
@@ -205,7 +198,7 @@ fn write_batch(
     let mut batch = batch.into_iter();
     let mut written = 0;
     let mut left = None;
-    'out: for mut t in batch.by_ref() {
+    for mut t in batch.by_ref() {
         if !t.fds.is_empty() {
             left = Some(t);
             break;
@@ -219,12 +212,7 @@ fn write_batch(
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    {
-                        let mut st = shared.lock();
-                        st.conn.handle_io_error(e);
-                        st.dispatch();
-                    }
-                    shared.wake_waiters();
+                    shared.fail_io(e);
                     return Inline::Failed;
                 }
             }
@@ -233,7 +221,7 @@ fn write_batch(
         if done < t.data.len() {
             t.data = t.data.slice(done..);
             left = Some(t);
-            break 'out;
+            break;
         }
     }
     let Some(t) = left else {
@@ -364,6 +352,17 @@ impl Shared {
                 self.wake_timer();
             }
         }
+    }
+
+    /// A write failed: close the connection with `e` (failing every pending call and stream)
+    /// and wake blocking waiters. The driver then ends its own tasks or threads.
+    pub(crate) fn fail_io(&self, e: std::io::Error) {
+        {
+            let mut st = self.lock();
+            st.conn.handle_io_error(e);
+            st.dispatch();
+        }
+        self.wake_waiters();
     }
 
     /// After [`State::dispatch`]: wake blocking waiters.
@@ -552,6 +551,19 @@ impl Shared {
 }
 
 impl State {
+    /// All output the connection has queued, in order (for the driver holding the write half).
+    pub(crate) fn take_output(&mut self) -> Vec<libvirt_proto::Transmit> {
+        std::iter::from_fn(|| self.conn.poll_transmit()).collect()
+    }
+
+    /// The wakers of async stream writers waiting for the send queue to drain.
+    pub(crate) fn take_stream_write_wakers(&mut self) -> Vec<Waker> {
+        self.streams
+            .values_mut()
+            .filter_map(|s| s.write_waker.take())
+            .collect()
+    }
+
     /// Queue `m` for subscriber `t` (overflow policy: the newest message is dropped and
     /// counted; the subscriber sees `Lagged(n)` before its next item). False when there is
     /// no such subscriber.
