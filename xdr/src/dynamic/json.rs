@@ -45,10 +45,7 @@ impl Serialize for Value {
                 None => s.serialize_f64(*f),
             },
             Value::Quadruple(q) => match q.to_f64() {
-                Some(f) => match non_finite_f64(f) {
-                    Some(text) => s.serialize_str(&text),
-                    None => s.serialize_f64(f),
-                },
+                Some(f) => Value::Double(f).serialize(s),
                 None => s.serialize_str(&format!("{:#034x}", q.to_bits())),
             },
             Value::Bool(b) => s.serialize_bool(*b),
@@ -301,9 +298,9 @@ impl FromJson<'_> {
                 }
             }),
             TypeSpec::Double => Value::Double(match j {
-                Json::String(s) => special_f64(s)
-                    .or_else(|| nan_bits(s, 16).map(f64::from_bits))
-                    .ok_or_else(|| expected(j, "a number (double)"))?,
+                Json::String(s) => {
+                    double_string(s).ok_or_else(|| expected(j, "a number (double)"))?
+                }
                 _ => j.as_f64().ok_or_else(|| expected(j, "a number (double)"))?,
             }),
             TypeSpec::Bool => Value::Bool(j.as_bool().ok_or_else(|| expected(j, "true or false"))?),
@@ -458,6 +455,12 @@ fn nan_bits(s: &str, digits: usize) -> Option<u64> {
     is_nan.then_some(bits)
 }
 
+/// A `double` written as a string: `"NaN"`, `"Infinity"`, `"-Infinity"` or `"NaN:0x"` with the
+/// 16 hex digits of its bits.
+fn double_string(s: &str) -> Option<f64> {
+    special_f64(s).or_else(|| nan_bits(s, 16).map(f64::from_bits))
+}
+
 /// A quadruple from its JSON form (see the module docs).
 fn quadruple(j: &Json) -> Result<Quadruple, Error> {
     const WHAT: &str = "a number, \"NaN\", \"Infinity\", \"-Infinity\", \"NaN:0x\" with 16 hex \
@@ -472,8 +475,7 @@ fn quadruple(j: &Json) -> Result<Quadruple, Error> {
                 }
                 return Err(expected(j, WHAT));
             }
-            special_f64(s)
-                .or_else(|| nan_bits(s, 16).map(f64::from_bits))
+            double_string(s)
                 .map(Quadruple::from)
                 .ok_or_else(|| expected(j, WHAT))
         }
