@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo bench -p libvirt-client --bench calls -- --uri URI --driver async|async-ct|blocking \
-//!     --call lib-version|domain-info (--serial N | --callers T --secs S)
+//!     --call lib-version|domain-info (--serial N | --callers T --secs S) [--busy-poll US]
 //! ```
 //!
 //! - `--serial N`: N calls one after the other (after a warm-up); mean, p50 and p99 latency.
@@ -14,7 +14,8 @@
 //!
 //! Drivers: `async` is [`libvirt_client::Client`] on tokio's multi-thread runtime, `async-ct`
 //! the same on a current-thread runtime, `blocking` is [`libvirt_client::blocking::Client`]
-//! with one OS thread per caller.
+//! with one OS thread per caller. `--busy-poll US` sets
+//! [`ClientOptions::busy_poll`](libvirt_client::ClientOptions::busy_poll) (default off).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ struct Args {
     driver: String,
     call: CallKind,
     mode: Mode,
+    busy_poll: Option<Duration>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -53,6 +55,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut serial = None;
     let mut callers = None;
     let mut secs = 2.0;
+    let mut busy_poll = None;
     let mut it = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> Result<f64, String> {
         let v = v.ok_or_else(|| format!("{what} needs a value"))?;
@@ -81,6 +84,11 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--serial" => serial = Some(num(it.next(), "--serial")? as usize),
             "--callers" => callers = Some(num(it.next(), "--callers")? as usize),
             "--secs" => secs = num(it.next(), "--secs")?,
+            "--busy-poll" => {
+                busy_poll = Some(Duration::from_secs_f64(
+                    num(it.next(), "--busy-poll")? / 1e6,
+                ))
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -103,6 +111,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         driver,
         call,
         mode,
+        busy_poll,
     }))
 }
 
@@ -145,6 +154,18 @@ fn main() {
     }
 }
 
+/// `rust DRIVER`, plus the busy-poll limit when one is set.
+fn client_label(args: &Args) -> String {
+    match args.busy_poll {
+        Some(d) => format!("rust {} busy-poll {} us", args.driver, d.as_micros()),
+        None => format!("rust {}", args.driver),
+    }
+}
+
+fn options(args: &Args) -> libvirt_client::ClientOptions {
+    libvirt_client::ClientOptions::default().busy_poll(args.busy_poll)
+}
+
 /// The JSON line for a serial run.
 fn latency_json(args: &Args, mut samples: Vec<u64>) -> String {
     samples.sort_unstable();
@@ -152,7 +173,7 @@ fn latency_json(args: &Args, mut samples: Vec<u64>) -> String {
     let pct = |p: usize| samples[(n * p / 100).min(n - 1)];
     let mean = samples.iter().sum::<u64>() as f64 / n as f64;
     serde_json::json!({
-        "client": format!("rust {}", args.driver),
+        "client": client_label(args),
         "mode": "serial",
         "n": n,
         "mean_ns": mean,
@@ -165,7 +186,7 @@ fn latency_json(args: &Args, mut samples: Vec<u64>) -> String {
 /// The JSON line for a concurrent run.
 fn throughput_json(args: &Args, callers: usize, calls: u64, elapsed: Duration) -> String {
     serde_json::json!({
-        "client": format!("rust {}", args.driver),
+        "client": client_label(args),
         "mode": "callers",
         "callers": callers,
         "calls": calls,
@@ -176,7 +197,7 @@ fn throughput_json(args: &Args, callers: usize, calls: u64, elapsed: Duration) -
 }
 
 async fn run_async(args: &Args) -> Result<String, String> {
-    let client = libvirt_client::Client::connect(&args.uri)
+    let client = libvirt_client::Client::connect_with(&args.uri, options(args))
         .await
         .map_err(|e| format!("connect {}: {e}", args.uri))?;
     let dom = match args.call {
@@ -244,7 +265,7 @@ async fn run_async(args: &Args) -> Result<String, String> {
 }
 
 fn run_blocking(args: &Args) -> Result<String, String> {
-    let client = libvirt_client::blocking::Client::connect(&args.uri)
+    let client = libvirt_client::blocking::Client::connect_with(&args.uri, options(args))
         .map_err(|e| format!("connect {}: {e}", args.uri))?;
     let dom = match args.call {
         CallKind::DomainInfo => Some(

@@ -152,7 +152,7 @@ impl Client {
             let _ = shared.inline_write.set(write);
         }
         let tasks = vec![
-            tokio::spawn(reader(shared.clone(), notes.clone(), rd)),
+            tokio::spawn(reader(shared.clone(), notes.clone(), rd, options.busy_poll)),
             tokio::spawn(writer(shared.clone(), notes.clone(), wr)),
             tokio::spawn(timer(shared.clone(), notes.clone())),
         ];
@@ -403,7 +403,12 @@ impl Drop for CallFuture {
     }
 }
 
-async fn reader(shared: Arc<Shared>, notes: Arc<Notes>, mut rd: ReadSide) {
+async fn reader(
+    shared: Arc<Shared>,
+    notes: Arc<Notes>,
+    mut rd: ReadSide,
+    busy_poll: Option<Duration>,
+) {
     let mut buf = vec![0u8; 256 << 10];
     let mut fds = Vec::new();
     loop {
@@ -423,9 +428,16 @@ async fn reader(shared: Arc<Shared>, notes: Arc<Notes>, mut rd: ReadSide) {
                 _ = notes.shutdown.notified() => return,
             }
         }
-        let r = tokio::select! {
-            r = rd.read_with_fds(&mut buf, &mut fds) => r,
-            _ = notes.shutdown.notified() => return,
+        let polled = match busy_poll {
+            Some(limit) => busy_read(&shared, &mut rd, &mut buf, &mut fds, limit).await,
+            None => None,
+        };
+        let r = match polled {
+            Some(r) => r,
+            None => tokio::select! {
+                r = rd.read_with_fds(&mut buf, &mut fds) => r,
+                _ = notes.shutdown.notified() => return,
+            },
         };
         let (closed, to_write) = {
             let mut st = shared.lock();
@@ -452,6 +464,36 @@ async fn reader(shared: Arc<Shared>, notes: Arc<Notes>, mut rd: ReadSide) {
             notes.timer.notify_one();
             return;
         }
+    }
+}
+
+/// [`ClientOptions::busy_poll`]: while the daemon owes replies, read without waiting for up to
+/// `limit`, yielding to the runtime between tries (other tasks run; tokio polls its I/O
+/// driver). `None` when nothing came (or the side cannot be read without waiting): the caller
+/// then awaits readiness as usual. A close meanwhile is seen by that await: its notification
+/// is kept until then.
+async fn busy_read(
+    shared: &Shared,
+    rd: &mut ReadSide,
+    buf: &mut [u8],
+    fds: &mut Vec<std::os::fd::OwnedFd>,
+    limit: Duration,
+) -> Option<std::io::Result<usize>> {
+    if shared.lock().conn.awaiting_replies() == 0 {
+        return None;
+    }
+    let start = Instant::now();
+    loop {
+        match rd.try_read_with_fds(buf, fds) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if start.elapsed() >= limit {
+                    return None;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return None,
+            r => return Some(r),
+        }
+        tokio::task::yield_now().await;
     }
 }
 

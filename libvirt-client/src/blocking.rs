@@ -138,6 +138,7 @@ impl Client {
             let write: InlineWrite = Box::new(move |shared| write_inline(shared, &side));
             let _ = shared.inline_write.set(write);
         }
+        let busy_poll = options.busy_poll;
         let s1 = shared.clone();
         let s2 = shared.clone();
         let s3 = shared.clone();
@@ -146,7 +147,7 @@ impl Client {
             Ok::<_, std::io::Error>(vec![
                 std::thread::Builder::new()
                     .name("libvirt-reader".into())
-                    .spawn(move || reader(s1, rd))?,
+                    .spawn(move || reader(s1, rd, busy_poll))?,
                 std::thread::Builder::new()
                     .name("libvirt-writer".into())
                     .spawn(move || writer(s2, wr))?,
@@ -341,7 +342,7 @@ impl Client {
     }
 }
 
-fn reader(shared: Arc<Shared>, mut rd: BlockingReader) {
+fn reader(shared: Arc<Shared>, mut rd: BlockingReader, busy_poll: Option<Duration>) {
     let mut buf = vec![0u8; 256 << 10];
     let mut fds = Vec::new();
     loop {
@@ -358,7 +359,12 @@ fn reader(shared: Arc<Shared>, mut rd: BlockingReader) {
                 return;
             }
         }
-        let r = rd.read_with_fds(&mut buf, &mut fds);
+        let r = match busy_poll
+            .and_then(|limit| busy_read(&shared, &mut rd, &mut buf, &mut fds, limit))
+        {
+            Some(r) => r,
+            None => rd.read_with_fds(&mut buf, &mut fds),
+        };
         let (closed, to_write) = {
             let mut st = shared.lock();
             // Descriptors first: they belong to the packet these bytes complete.
@@ -382,6 +388,38 @@ fn reader(shared: Arc<Shared>, mut rd: BlockingReader) {
             shared.wake_timer();
             return;
         }
+    }
+}
+
+/// [`ClientOptions::busy_poll`]: while the daemon owes replies, read without blocking for up
+/// to `limit`, yielding the CPU between tries. `None` when nothing came (or the transport
+/// cannot be read without blocking): the caller then sleeps in a blocking read.
+fn busy_read(
+    shared: &Shared,
+    rd: &mut BlockingReader,
+    buf: &mut [u8],
+    fds: &mut Vec<std::os::fd::OwnedFd>,
+    limit: Duration,
+) -> Option<std::io::Result<usize>> {
+    if shared.lock().conn.awaiting_replies() == 0 {
+        return None;
+    }
+    let start = Instant::now();
+    loop {
+        match rd.try_read_with_fds(buf, fds) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Unsupported
+                ) =>
+            {
+                if e.kind() == std::io::ErrorKind::Unsupported || start.elapsed() >= limit {
+                    return None;
+                }
+            }
+            r => return Some(r),
+        }
+        std::thread::yield_now();
     }
 }
 

@@ -149,8 +149,23 @@ fn pipe_pair() -> (UnixStream, UnixStream) {
     UnixStream::pair().unwrap()
 }
 
+/// Both ways of reading: sleeping in the kernel, and polling without blocking first
+/// (`busy_poll`), which receives the descriptors through its own non-blocking `recvmsg`.
+fn read_modes() -> [ClientOptions; 2] {
+    [
+        ClientOptions::default(),
+        ClientOptions::default().busy_poll(Some(Duration::from_secs(1))),
+    ]
+}
+
 #[tokio::test]
 async fn in_process_round_trip_async() {
+    for options in read_modes() {
+        round_trip_async(options).await;
+    }
+}
+
+async fn round_trip_async(options: ClientOptions) {
     let (client_sock, server) = UnixStream::pair().unwrap();
     let (mut back_r, back_w) = pipe_pair();
     let replies = (
@@ -161,7 +176,7 @@ async fn in_process_round_trip_async() {
     client_sock.set_nonblocking(true).unwrap();
     let t = AsyncTransport::from_unix(tokio::net::UnixStream::from_std(client_sock).unwrap());
     assert!(t.can_pass_fds());
-    let c = Client::from_transport(t, ClientOptions::default(), None);
+    let c = Client::from_transport(t, options, None);
     let (mut sent_r, sent_w) = pipe_pair();
     let ((), got) = c
         .call_with_fds::<procs::DomainFdAssociate>(&fd_associate_args(), vec![sent_w.into()])
@@ -177,6 +192,12 @@ async fn in_process_round_trip_async() {
 
 #[test]
 fn in_process_round_trip_blocking() {
+    for options in read_modes() {
+        round_trip_blocking(options);
+    }
+}
+
+fn round_trip_blocking(options: ClientOptions) {
     let (client_sock, server) = UnixStream::pair().unwrap();
     let (mut back_r, back_w) = pipe_pair();
     let replies = (
@@ -186,7 +207,7 @@ fn in_process_round_trip_blocking() {
     let srv = std::thread::spawn(move || fake_round_trip(server, replies));
     let t = BlockingTransport::from_unix(client_sock);
     assert!(t.can_pass_fds());
-    let c = blocking::Client::from_transport(t, ClientOptions::default(), None).unwrap();
+    let c = blocking::Client::from_transport(t, options, None).unwrap();
     let (mut sent_r, sent_w) = pipe_pair();
     let ((), got) = c
         .call_with_fds::<procs::DomainFdAssociate>(&fd_associate_args(), vec![sent_w.into()])

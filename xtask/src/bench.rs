@@ -7,7 +7,8 @@
 //! The C side is a small pthreads harness of our own (below), compiled here with
 //! `cc -O2 ... -lvirt -lpthread`; our side is `libvirt-client/benches/calls.rs`, built with the
 //! bench profile. The runs of the different clients are interleaved so that the machine's load
-//! hits them alike; with `--rounds R` every cell is the median of R runs.
+//! hits them alike; with `--rounds R` every cell is the median of R runs. `--busy-poll US` adds
+//! our clients with `ClientOptions::busy_poll` set (the `+poll` rows).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::{peers, util};
 const USAGE: &str = "\
 usage: cargo xtask bench libvirt [--call lib-version|domain-info|all] [--callers T] [--secs S]
                                  [--serial N] [--rounds R] [--uri URI] [--clients LIST]
+                                 [--busy-poll US]
 
   --call     the call to measure (default: all = lib-version and domain-info)
   --callers  concurrent callers on one connection for the second throughput run (default 64)
@@ -28,7 +30,11 @@ usage: cargo xtask bench libvirt [--call lib-version|domain-info|all] [--callers
   --serial   serial calls for the latency run (default 2000)
   --rounds   repeat everything R times; cells are medians (default 1)
   --uri      daemon URI (default: libvirt.uris.test_unix from the peers' endpoints file)
-  --clients  comma-separated subset of c,async,async-ct,blocking (default: all four)
+  --clients  comma-separated subset of c,async,async-ct,blocking (default: all four); a
+             Rust client with `+poll` (e.g. blocking+poll) runs with busy polling
+  --busy-poll  our clients' busy-poll limit in microseconds (ClientOptions::busy_poll) for the
+             `+poll` clients; given alone, adds async+poll,async-ct+poll,blocking+poll to the
+             clients (default limit 200)
 ";
 
 /// The C harness, written to a temporary folder and compiled on each run.
@@ -212,6 +218,8 @@ struct Opts {
     rounds: usize,
     uri: Option<String>,
     clients: Vec<String>,
+    /// Busy-poll limit (µs) of the `+poll` clients.
+    busy_poll_us: u64,
 }
 
 /// `bench <rest>`.
@@ -233,7 +241,9 @@ fn parse(args: &[&str]) -> Result<Opts> {
         clients: ["c", "async", "async-ct", "blocking"]
             .map(String::from)
             .to_vec(),
+        busy_poll_us: 200,
     };
+    let (mut clients_given, mut poll_given) = (false, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || {
@@ -263,15 +273,25 @@ fn parse(args: &[&str]) -> Result<Opts> {
             }
             "--uri" => o.uri = Some(val()?.to_owned()),
             "--clients" => {
+                clients_given = true;
                 o.clients = val()?.split(',').map(str::to_owned).collect();
                 for c in &o.clients {
-                    if c != "c" && !RUST_CLIENTS.iter().any(|(d, _)| d == c) {
+                    let driver = c.strip_suffix("+poll").unwrap_or(c);
+                    if c != "c" && !RUST_CLIENTS.iter().any(|(d, _)| *d == driver) {
                         bail!("--clients: unknown client `{c}`\n\n{USAGE}");
                     }
                 }
             }
+            "--busy-poll" => {
+                poll_given = true;
+                o.busy_poll_us = positive(a, val()?)? as u64;
+            }
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
+    }
+    if poll_given && !clients_given {
+        o.clients
+            .extend(RUST_CLIENTS.iter().map(|(d, _)| format!("{d}+poll")));
     }
     Ok(o)
 }
@@ -405,7 +425,18 @@ fn run_one(
         };
     } else {
         cmd = Command::new(rust.context("rust bench not built")?);
-        cmd.args(["--uri", uri, "--driver", client, "--call", call]);
+        let driver = client.strip_suffix("+poll");
+        cmd.args([
+            "--uri",
+            uri,
+            "--driver",
+            driver.unwrap_or(client),
+            "--call",
+            call,
+        ]);
+        if driver.is_some() {
+            cmd.args(["--busy-poll".to_owned(), o.busy_poll_us.to_string()]);
+        }
         match run {
             Run::Serial => cmd.args(["--serial".to_owned(), o.serial.to_string()]),
             Run::Callers(t) => cmd.args([
@@ -488,10 +519,14 @@ fn print_table(
     load_before: &str,
 ) {
     let label = |c: &str| {
+        let (driver, poll) = match c.strip_suffix("+poll") {
+            Some(d) => (d, format!(", poll {} us", o.busy_poll_us)),
+            None => (c, String::new()),
+        };
         RUST_CLIENTS
             .iter()
-            .find(|(d, _)| *d == c)
-            .map(|(_, l)| l.to_string())
+            .find(|(d, _)| *d == driver)
+            .map(|(_, l)| format!("{l}{poll}"))
             .or_else(|| labels.get(c).cloned())
             .unwrap_or_else(|| c.to_owned())
     };
@@ -513,7 +548,7 @@ fn print_table(
         };
         println!("\n{proc_name}");
         println!(
-            "  {:<24} {:>9} {:>9} {:>9} {:>11} {:>13}",
+            "  {:<38} {:>9} {:>9} {:>9} {:>11} {:>13}",
             "client",
             "mean µs",
             "p50 µs",
@@ -529,7 +564,7 @@ fn print_table(
         };
         for client in &o.clients {
             println!(
-                "  {:<24} {:>9.1} {:>9.1} {:>9.1} {:>11.0} {:>13.0}",
+                "  {:<38} {:>9.1} {:>9.1} {:>9.1} {:>11.0} {:>13.0}",
                 label(client),
                 get(client, "mean_ns") / 1e3,
                 get(client, "p50_ns") / 1e3,
@@ -545,7 +580,7 @@ fn print_table(
             );
             for client in o.clients.iter().filter(|c| *c != "c") {
                 println!(
-                    "  {:<24} {} callers {:.2}x  1 caller {:.2}x  latency mean {:.2}x  p50 {:.2}x  p99 {:.2}x",
+                    "  {:<38} {} callers {:.2}x  1 caller {:.2}x  latency mean {:.2}x  p50 {:.2}x  p99 {:.2}x",
                     label(client),
                     o.callers,
                     get(client, "tpn") / get("c", "tpn"),

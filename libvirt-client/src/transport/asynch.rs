@@ -315,6 +315,29 @@ pub(crate) enum WriteSide {
 }
 
 impl ReadSide {
+    /// Read what tokio has seen arrive without waiting (`WouldBlock` otherwise), as
+    /// [`read_with_fds`](Self::read_with_fds) does; `Unsupported` on split streams.
+    pub(crate) fn try_read_with_fds(
+        &mut self,
+        buf: &mut [u8],
+        fds: &mut Vec<std::os::fd::OwnedFd>,
+    ) -> io::Result<usize> {
+        use std::os::fd::AsFd;
+        match self {
+            ReadSide::Unix(r) => {
+                let s: &UnixStream = r.as_ref();
+                s.try_io(tokio::io::Interest::READABLE, || {
+                    super::fdpass::recv(s.as_fd(), buf, fds)
+                })
+            }
+            ReadSide::Tcp(r) => r.try_read(buf),
+            ReadSide::Split(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "non-blocking reads need a plain unix or tcp socket",
+            )),
+        }
+    }
+
     /// Read bytes, appending the descriptors that came with them (unix only) to `fds`.
     /// Cancel-safe: nothing is consumed unless the future completes.
     pub(crate) async fn read_with_fds(

@@ -341,6 +341,37 @@ impl BlockingReader {
         }
     }
 
+    /// Read what has arrived without waiting, as [`read_with_fds`](Self::read_with_fds) does
+    /// (`WouldBlock` when nothing has); `Unsupported` on all but plain unix and tcp sockets.
+    pub fn try_read_with_fds(
+        &mut self,
+        buf: &mut [u8],
+        fds: &mut Vec<std::os::fd::OwnedFd>,
+    ) -> io::Result<usize> {
+        use rustix::net::RecvFlags;
+        use std::os::fd::AsFd;
+        loop {
+            let r = match &self.0 {
+                ReadHalf::Unix(s, None) => {
+                    super::fdpass::recv_flags(s.as_fd(), buf, fds, RecvFlags::DONTWAIT)
+                }
+                ReadHalf::Tcp(s) => rustix::net::recv(s.as_fd(), &mut *buf, RecvFlags::DONTWAIT)
+                    .map(|(n, _)| n)
+                    .map_err(io::Error::from),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "non-blocking reads need a plain unix or tcp socket",
+                    ))
+                }
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
     /// Read like [`Read::read`], appending the file descriptors that arrive with the bytes to
     /// `fds` (unix transport; other transports never bring any). On a unix socket every read
     /// must go through here: a plain read would let the kernel discard the descriptors.

@@ -33,10 +33,25 @@ pub(crate) fn recv(
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<usize> {
+    recv_flags(sock, buf, fds, RecvFlags::empty())
+}
+
+/// [`recv`] with extra flags (`MSG_DONTWAIT` for a read that must not block).
+pub(crate) fn recv_flags(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    flags: RecvFlags,
+) -> io::Result<usize> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut iov = [IoSliceMut::new(buf)];
-    let msg = rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    let msg = rustix::net::recvmsg(
+        sock,
+        &mut iov,
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC | flags,
+    )?;
     let before = fds.len();
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(rights) = m {
