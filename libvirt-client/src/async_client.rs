@@ -411,6 +411,7 @@ async fn reader(
 ) {
     let mut buf = vec![0u8; 256 << 10];
     let mut fds = Vec::new();
+    let busy_poll = busy_poll.filter(|_| rd.can_try_read());
     loop {
         loop {
             let (paused, closed) = {

@@ -345,6 +345,7 @@ impl Client {
 fn reader(shared: Arc<Shared>, mut rd: BlockingReader, busy_poll: Option<Duration>) {
     let mut buf = vec![0u8; 256 << 10];
     let mut fds = Vec::new();
+    let busy_poll = busy_poll.filter(|_| rd.can_try_read());
     loop {
         {
             let mut st = shared.lock();
@@ -407,16 +408,12 @@ fn busy_read(
     let start = Instant::now();
     loop {
         match rd.try_read_with_fds(buf, fds) {
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Unsupported
-                ) =>
-            {
-                if e.kind() == std::io::ErrorKind::Unsupported || start.elapsed() >= limit {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if start.elapsed() >= limit {
                     return None;
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return None,
             r => return Some(r),
         }
         std::thread::yield_now();

@@ -315,6 +315,12 @@ pub(crate) enum WriteSide {
 }
 
 impl ReadSide {
+    /// Whether [`try_read_with_fds`](Self::try_read_with_fds) can read on this side (plain
+    /// unix and tcp).
+    pub(crate) fn can_try_read(&self) -> bool {
+        matches!(self, ReadSide::Unix(_) | ReadSide::Tcp(_))
+    }
+
     /// Read what tokio has seen arrive without waiting (`WouldBlock` otherwise), as
     /// [`read_with_fds`](Self::read_with_fds) does; `Unsupported` on split streams.
     pub(crate) fn try_read_with_fds(

@@ -341,6 +341,12 @@ impl BlockingReader {
         }
     }
 
+    /// Whether [`try_read_with_fds`](Self::try_read_with_fds) can read on this half (plain
+    /// unix and tcp sockets).
+    pub fn can_try_read(&self) -> bool {
+        matches!(self.0, ReadHalf::Unix(_, None) | ReadHalf::Tcp(_))
+    }
+
     /// Read what has arrived without waiting, as [`read_with_fds`](Self::read_with_fds) does
     /// (`WouldBlock` when nothing has); `Unsupported` on all but plain unix and tcp sockets.
     pub fn try_read_with_fds(
@@ -754,5 +760,62 @@ mod tests {
         b.write_all(b"y").unwrap();
         r.read_exact(&mut buf[..1]).unwrap();
         assert_eq!(buf[0], b'y');
+        // Caller-supplied halves cannot be read without blocking.
+        assert!(!r.can_try_read());
+        let e = r.try_read_with_fds(&mut buf, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn try_read_on_unix_and_tcp() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (mut r, _w) = BlockingTransport::from_unix(a).into_split().unwrap();
+        assert!(r.can_try_read());
+        let (mut buf, mut fds) = ([0u8; 8], Vec::new());
+        let e = r.try_read_with_fds(&mut buf, &mut fds).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // A descriptor rides on a byte, as libvirt sends them.
+        let (carried, _other) = UnixStream::pair().unwrap();
+        super::super::fdpass::send(
+            std::os::fd::AsFd::as_fd(&b),
+            &[std::os::fd::OwnedFd::from(carried)],
+            &mut 0,
+        )
+        .unwrap();
+        assert_eq!(r.try_read_with_fds(&mut buf, &mut fds).unwrap(), 1);
+        assert_eq!(fds.len(), 1);
+        b.write_all(b"abc").unwrap();
+        assert_eq!(r.try_read_with_fds(&mut buf, &mut fds).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        drop(b);
+        assert_eq!(
+            r.try_read_with_fds(&mut buf, &mut fds).unwrap(),
+            0,
+            "end of file"
+        );
+
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut s2, _) = l.accept().unwrap();
+        let t = BlockingTransport {
+            inner: Inner::Tcp(c),
+            kind: Some(TransportKind::Tcp),
+        };
+        let (mut r, _w) = t.into_split().unwrap();
+        assert!(r.can_try_read());
+        let e = r.try_read_with_fds(&mut buf, &mut fds).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        s2.write_all(b"tcp").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let n = loop {
+            match r.try_read_with_fds(&mut buf, &mut fds) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "tcp bytes never came");
+                    std::thread::yield_now();
+                }
+                r => break r.unwrap(),
+            }
+        };
+        assert_eq!(&buf[..n], &b"tcp"[..n]);
     }
 }
