@@ -84,6 +84,12 @@ fn shut_down(shared: &Shared, notes: &Notes, tasks: &[JoinHandle<()>]) {
 /// (its late reply is discarded). The connection closes when the last clone (and the last
 /// event subscription or stream using it) is dropped, or with [`Client::close`].
 ///
+/// Dropped while the daemon still owes replies (typically the deregistrations a just-dropped
+/// subscription sent), the connection stays open until they arrive (at most a second), on a
+/// task of the runtime. A runtime that ends first (the end of `main` or of a test) cuts it at
+/// once, and libvirtd 9.0 can crash when a client leaves while its event (de)registrations are
+/// being processed: `close().await` before the runtime ends waits for them.
+///
 /// Every procedure of the remote, qemu, lxc and admin programs is a method (generated; see
 /// the `*_` methods below, named after the C procedures), plus helpers such as
 /// [`Client::version`], [`Client::domains`] and [`Client::events`].

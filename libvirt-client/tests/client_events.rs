@@ -137,6 +137,10 @@ async fn network_events_all_and_filtered_to_one_network() {
             .await
             .is_err()
     );
+    // Let the deregistrations be answered before the connection goes: the runtime ends with
+    // the test, and libvirtd 9.0 can crash when a client leaves mid-(de)registration.
+    drop((all, only_a));
+    c.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,6 +203,10 @@ async fn storage_pool_events_all_and_filtered_to_one_pool() {
         .map(|p| p.name)
         .collect();
     assert!(!names.contains(&a) && !names.contains(&b), "{names:?}");
+    // Let the deregistrations be answered before the connection goes: the runtime ends with
+    // the test, and libvirtd 9.0 can crash when a client leaves mid-(de)registration.
+    drop((all, only_a));
+    c.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,6 +254,10 @@ async fn node_device_events_from_a_created_vhba() {
             .is_err(),
         "a subscription filtered to 'computer' saw the vHBA's events"
     );
+    // Let the deregistrations be answered before the connection goes: the runtime ends with
+    // the test, and libvirtd 9.0 can crash when a client leaves mid-(de)registration.
+    drop((all, other));
+    c.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,6 +384,10 @@ async fn secret_events_and_helpers_on_qemu_session() {
     };
     assert_eq!(of(&ub), ["defined", "value", "undefined"]);
     assert_eq!(of(&ua), ["defined", "value", "undefined"]);
+    // Let the deregistrations be answered before the connection goes: the runtime ends with
+    // the test, and libvirtd 9.0 can crash when a client leaves mid-(de)registration.
+    drop((all, only_a));
+    c.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

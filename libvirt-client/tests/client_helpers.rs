@@ -133,6 +133,10 @@ async fn shutdown_and_reboot() {
     assert_eq!(i32::from(e.remote_code().unwrap()), 1, "{e}");
     assert!(e.to_string().contains("not running"), "{e}");
     c.undefine(&dom, Default::default()).await.unwrap();
+    // Let the deregistrations be answered before the connection goes: the runtime ends with
+    // the test, and libvirtd 9.0 can crash when a client leaves mid-(de)registration.
+    drop(ev);
+    c.close().await.unwrap();
 }
 
 /// `reset` on a real TCG guest: QEMU reports the system reset (RESET monitor event).
@@ -179,4 +183,8 @@ async fn reset_a_tcg_guest() {
     );
     c.destroy(&dom).await.unwrap();
     c.undefine(&dom, Default::default()).await.unwrap();
+    // Let the deregistrations be answered before the connection goes: the runtime ends with
+    // the test, and libvirtd 9.0 can crash when a client leaves mid-(de)registration.
+    drop(mon);
+    c.close().await.unwrap();
 }
