@@ -142,4 +142,8 @@ async fn typed_qmp_through_libvirt() {
     }
     assert_eq!(r.unwrap_err().qmp_class(), None);
     lv.undefine(&dom, Default::default()).await.unwrap();
+    // Close before the runtime ends (it would cut the connection at any point, and libvirtd
+    // 9.0 can crash when a client leaves mid-(de)registration of its monitor events).
+    drop(qmp);
+    lv.close().await.unwrap();
 }
