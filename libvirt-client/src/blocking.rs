@@ -402,19 +402,10 @@ fn busy_read(
     fds: &mut Vec<std::os::fd::OwnedFd>,
     limit: Duration,
 ) -> Option<std::io::Result<usize>> {
-    if shared.lock().conn.awaiting_replies() == 0 {
-        return None;
-    }
-    let start = Instant::now();
+    let round = core::BusyPoll::start(shared, limit)?;
     loop {
-        match rd.try_read_with_fds(buf, fds) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if start.elapsed() >= limit {
-                    return None;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return None,
-            r => return Some(r),
+        if let std::ops::ControlFlow::Break(r) = round.step(rd.try_read_with_fds(buf, fds)) {
+            return r;
         }
         std::thread::yield_now();
     }

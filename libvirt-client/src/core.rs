@@ -153,6 +153,45 @@ pub(crate) enum Inline {
     Failed,
 }
 
+/// [`crate::ClientOptions::busy_poll`], shared by both drivers' readers: one polling round,
+/// from the connection's state (polling happens only while the daemon owes replies) and
+/// the outcomes of non-blocking reads.
+pub(crate) struct BusyPoll {
+    start: Instant,
+    limit: Duration,
+}
+
+impl BusyPoll {
+    /// A round, or `None` when no reply is owed (then the reader sleeps at once).
+    pub(crate) fn start(shared: &Shared, limit: Duration) -> Option<BusyPoll> {
+        (shared.lock().conn.awaiting_replies() > 0).then(|| BusyPoll {
+            start: Instant::now(),
+            limit,
+        })
+    }
+
+    /// What one non-blocking read's outcome means: `Break(Some(r))`, a result for the reader;
+    /// `Break(None)`, stop polling and sleep in a blocking read (the limit is reached, or the
+    /// transport cannot be read without blocking); `Continue`, yield the CPU and try again.
+    pub(crate) fn step(
+        &self,
+        r: std::io::Result<usize>,
+    ) -> std::ops::ControlFlow<Option<std::io::Result<usize>>> {
+        use std::ops::ControlFlow::{Break, Continue};
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if self.start.elapsed() >= self.limit {
+                    Break(None)
+                } else {
+                    Continue(())
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Break(None),
+            r => Break(Some(r)),
+        }
+    }
+}
+
 /// A driver's inline write, on a caller's thread right after it queued a call, with no lock
 /// held but the driver's write-half lock (so no one else takes output meanwhile): take the
 /// connection's output and write it with `send`, which must never block (`WouldBlock` when the
@@ -762,6 +801,45 @@ pub(crate) fn decode_ret<C: Call>(reply: &Reply) -> Result<C::Ret, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_polling_runs_only_while_replies_are_owed_and_stops_at_its_limit() {
+        use std::io::{Error as IoError, ErrorKind};
+        use std::ops::ControlFlow::{Break, Continue};
+        let shared = Shared::new(
+            Connection::default(),
+            Box::new(|| {}),
+            Box::new(|| {}),
+            None,
+        );
+        let limit = Duration::from_millis(20);
+        assert!(BusyPoll::start(&shared, limit).is_none(), "nothing owed");
+        let target = ProcedureId {
+            program: libvirt_proto::event::REMOTE_PROGRAM,
+            version: 1,
+            procedure: 1,
+        };
+        shared
+            .start_raw(target, None, false, Vec::new(), |_| Ok(()))
+            .unwrap();
+        let round = BusyPoll::start(&shared, limit).expect("a reply is owed");
+        let would_block = || Err(IoError::from(ErrorKind::WouldBlock));
+        assert!(matches!(round.step(would_block()), Continue(())));
+        assert!(matches!(round.step(Ok(7)), Break(Some(Ok(7)))));
+        assert!(
+            matches!(round.step(Ok(0)), Break(Some(Ok(0)))),
+            "end of file"
+        );
+        let reset = round.step(Err(IoError::from(ErrorKind::ConnectionReset)));
+        assert!(matches!(reset, Break(Some(Err(e))) if e.kind() == ErrorKind::ConnectionReset));
+        let unsupported = Err(IoError::from(ErrorKind::Unsupported));
+        assert!(matches!(round.step(unsupported), Break(None)));
+        std::thread::sleep(limit);
+        assert!(
+            matches!(round.step(would_block()), Break(None)),
+            "limit reached"
+        );
+    }
 
     #[test]
     fn an_inline_write_stops_after_inline_max_and_gives_the_rest_back_in_order() {
