@@ -802,23 +802,31 @@ pub(crate) fn decode_ret<C: Call>(reply: &Reply) -> Result<C::Ret, Error> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn busy_polling_runs_only_while_replies_are_owed_and_stops_at_its_limit() {
-        use std::io::{Error as IoError, ErrorKind};
-        use std::ops::ControlFlow::{Break, Continue};
-        let shared = Shared::new(
+    /// A connection's shared state with no driver around it.
+    fn test_shared() -> Shared {
+        Shared::new(
             Connection::default(),
             Box::new(|| {}),
             Box::new(|| {}),
             None,
-        );
+        )
+    }
+
+    /// Procedure 1 of the remote program.
+    const REMOTE_PROC_1: ProcedureId = ProcedureId {
+        program: libvirt_proto::event::REMOTE_PROGRAM,
+        version: 1,
+        procedure: 1,
+    };
+
+    #[test]
+    fn busy_polling_runs_only_while_replies_are_owed_and_stops_at_its_limit() {
+        use std::io::{Error as IoError, ErrorKind};
+        use std::ops::ControlFlow::{Break, Continue};
+        let shared = test_shared();
         let limit = Duration::from_millis(20);
         assert!(BusyPoll::start(&shared, limit).is_none(), "nothing owed");
-        let target = ProcedureId {
-            program: libvirt_proto::event::REMOTE_PROGRAM,
-            version: 1,
-            procedure: 1,
-        };
+        let target = REMOTE_PROC_1;
         shared
             .start_raw(target, None, false, Vec::new(), |_| Ok(()))
             .unwrap();
@@ -843,17 +851,8 @@ mod tests {
 
     #[test]
     fn an_inline_write_stops_after_inline_max_and_gives_the_rest_back_in_order() {
-        let shared = Shared::new(
-            Connection::default(),
-            Box::new(|| {}),
-            Box::new(|| {}),
-            None,
-        );
-        let target = ProcedureId {
-            program: libvirt_proto::event::REMOTE_PROGRAM,
-            version: 1,
-            procedure: 1,
-        };
+        let shared = test_shared();
+        let target = REMOTE_PROC_1;
         let body: Vec<u8> = (0..(1usize << 20)).map(|i| (i % 251) as u8).collect();
         shared
             .start_raw(target, None, false, Vec::new(), |out| {
