@@ -17,9 +17,12 @@
 //! q.handle_input(b"{\"return\": \"stale\"}\n\xff{\"return\": 42}\n");
 //! assert!(matches!(q.poll_output(), Some(QgaOutput::Discarded(_))));
 //! assert_eq!(q.poll_output(), Some(QgaOutput::Synced));
+//! assert!(!q.needs_sync());
 //! let _cmd = q.execute("guest-ping", None).unwrap();
+//! assert!(q.needs_sync()); // were the command abandoned now, its reply could still come
 //! q.handle_input(b"{\"return\": {}}\n");
 //! assert!(matches!(q.poll_output(), Some(QgaOutput::Reply(Ok(_)))));
+//! assert!(!q.needs_sync());
 //! ```
 
 use crate::framer::{Framer, FramerConfig};
@@ -49,6 +52,10 @@ pub struct QgaSession {
     syncing: Option<u64>,
     outstanding: usize,
     outputs: VecDeque<QgaOutput>,
+    /// A sync has completed and no bad output has come since.
+    in_step: bool,
+    /// Objects (and bad frames) discarded while syncing, in total.
+    discarded: u64,
 }
 
 impl Default for QgaSession {
@@ -68,6 +75,8 @@ impl QgaSession {
             syncing: None,
             outstanding: 0,
             outputs: VecDeque::new(),
+            in_step: false,
+            discarded: 0,
         }
     }
 
@@ -80,6 +89,7 @@ impl QgaSession {
         let token = token & i64::MAX as u64;
         self.syncing = Some(token);
         self.outstanding = 0;
+        self.in_step = false;
         let mut bytes = vec![0xFF];
         let cmd = json!({"execute": "guest-sync-delimited", "arguments": {"id": token}});
         bytes.extend_from_slice(cmd.to_string().as_bytes());
@@ -90,6 +100,22 @@ impl QgaSession {
     /// Whether a sync is still waiting for its answer.
     pub fn is_syncing(&self) -> bool {
         self.syncing.is_some()
+    }
+
+    /// Whether the stream must be resynchronised before the next command: it has never been
+    /// synced, a sync is unanswered, a command's reply has not been taken with
+    /// [`poll_output`](Self::poll_output) (the agent may still send it, or it waits there: a
+    /// timed-out or abandoned command), or the agent sent bad output since the last sync. A
+    /// client that runs one command at a time and syncs whenever this is true never takes
+    /// someone else's reply for its own.
+    pub fn needs_sync(&self) -> bool {
+        !self.in_step || self.syncing.is_some() || self.outstanding > 0 || !self.outputs.is_empty()
+    }
+
+    /// Objects and bad frames discarded while syncing, since the session began (a previous
+    /// client's leftovers, late replies, the agent's complaint about the 0xFF byte).
+    pub fn discarded(&self) -> u64 {
+        self.discarded
     }
 
     /// Encode a command; its reply comes back as the next [`QgaOutput::Reply`].
@@ -126,6 +152,7 @@ impl QgaSession {
                     Some(token) => {
                         if value.get("return") == Some(&json!(token)) {
                             self.syncing = None;
+                            self.in_step = true;
                             QgaOutput::Synced
                         } else {
                             QgaOutput::Discarded(value)
@@ -134,6 +161,13 @@ impl QgaSession {
                     None => self.reply(value),
                 },
             };
+            match &out {
+                QgaOutput::Discarded(_) => self.discarded += 1,
+                QgaOutput::ProtocolError(_) if self.syncing.is_some() => self.discarded += 1,
+                // Bad output in step: the stream can no longer be trusted.
+                QgaOutput::ProtocolError(_) => self.in_step = false,
+                QgaOutput::Synced | QgaOutput::Reply(_) => {}
+            }
             self.outputs.push_back(out);
         }
     }
@@ -172,6 +206,42 @@ mod tests {
 
     fn drain(q: &mut QgaSession) -> Vec<QgaOutput> {
         std::iter::from_fn(|| q.poll_output()).collect()
+    }
+
+    #[test]
+    fn needs_sync_tracks_whether_the_stream_is_in_step() {
+        let mut q = QgaSession::default();
+        assert!(q.needs_sync(), "never synced");
+        q.sync(5);
+        assert!(q.needs_sync(), "sync unanswered");
+        q.handle_input(b"{\"return\": \"old\"}\n\xff{\"return\": 5}\n");
+        drain(&mut q);
+        assert!(!q.needs_sync());
+        assert_eq!(q.discarded(), 1);
+        // A command in flight (or abandoned): its reply may still come.
+        q.execute("guest-ping", None).unwrap();
+        assert!(q.needs_sync());
+        q.handle_input(b"{\"return\": {}}\n");
+        assert!(q.needs_sync(), "reply arrived but not taken");
+        assert!(matches!(drain(&mut q)[..], [QgaOutput::Reply(Ok(_))]));
+        assert!(!q.needs_sync(), "reply taken");
+        // Bad output in step: out of step until the next sync.
+        q.handle_input(b"{\"return\": 1}\n");
+        assert!(matches!(drain(&mut q)[..], [QgaOutput::ProtocolError(_)]));
+        assert!(q.needs_sync());
+        q.sync(6);
+        q.handle_input(b"not json\n\xff{\"return\": 6}\n");
+        let out = drain(&mut q);
+        assert!(
+            matches!(out[..], [QgaOutput::ProtocolError(_), QgaOutput::Synced]),
+            "{out:?}"
+        );
+        assert!(!q.needs_sync());
+        assert_eq!(
+            q.discarded(),
+            2,
+            "bad frames while syncing count as discarded"
+        );
     }
 
     #[test]

@@ -180,37 +180,33 @@ fn random_token() -> u64 {
     h.finish()
 }
 
-/// The protocol state both drivers share: the session plus whether the stream is in step.
+/// The protocol state both drivers share: the session (which knows whether the stream is in
+/// step) and how its outputs turn into results.
 #[derive(Debug)]
 pub(crate) struct Link {
     session: QgaSession,
-    /// The stream may hold output owed to no one (never synced, a command timed out or was
-    /// cancelled, a sync did not finish, a reply was garbled): sync before the next command.
-    needs_sync: bool,
-    /// Objects discarded while syncing, in total.
-    stale: u64,
 }
 
 impl Link {
     pub(crate) fn new(max_frame_len: usize) -> Self {
         Self {
             session: QgaSession::new(max_frame_len),
-            needs_sync: true,
-            stale: 0,
         }
     }
 
+    /// The stream may hold output owed to no one (never synced, a command timed out or was
+    /// cancelled, a sync did not finish, a reply was garbled): sync before the next command.
     pub(crate) fn needs_sync(&self) -> bool {
-        self.needs_sync
+        self.session.needs_sync()
     }
 
+    /// Objects discarded while syncing, in total.
     pub(crate) fn stale(&self) -> u64 {
-        self.stale
+        self.session.discarded()
     }
 
     /// The bytes of a new sync with a fresh token.
     pub(crate) fn begin_sync(&mut self) -> Vec<u8> {
-        self.needs_sync = true;
         self.session.sync(random_token())
     }
 
@@ -221,9 +217,7 @@ impl Link {
         command: &str,
         arguments: Option<Value>,
     ) -> Result<Vec<u8>> {
-        let bytes = self.session.execute(command, arguments)?;
-        self.needs_sync = true;
-        Ok(bytes)
+        Ok(self.session.execute(command, arguments)?)
     }
 
     pub(crate) fn input(&mut self, bytes: &[u8]) {
@@ -234,22 +228,16 @@ impl Link {
     pub(crate) fn poll_sync(&mut self) -> bool {
         while let Some(out) = self.session.poll_output() {
             match out {
-                QgaOutput::Synced => {
-                    self.needs_sync = false;
-                    return true;
-                }
+                QgaOutput::Synced => return true,
                 QgaOutput::Discarded(v) => {
-                    self.stale += 1;
                     tracing::debug!(discarded = %v, "guest agent: discarded stale output while syncing");
                 }
                 QgaOutput::ProtocolError(e) => {
-                    self.stale += 1;
                     tracing::debug!(error = %e, "guest agent: discarded bad output while syncing");
                 }
                 QgaOutput::Reply(r) => {
                     // Cannot happen while syncing (the session discards everything before the
-                    // token); drop it all the same.
-                    self.stale += 1;
+                    // token); dropped all the same.
                     tracing::debug!(reply = ?r, "guest agent: discarded reply while syncing");
                 }
             }
@@ -257,12 +245,11 @@ impl Link {
         false
     }
 
-    /// The command's outcome once known. A protocol error leaves the stream marked out of step.
+    /// The command's outcome once known. A protocol error leaves the stream out of step.
     pub(crate) fn poll_reply(&mut self, command: &str) -> Option<Result<Value>> {
         while let Some(out) = self.session.poll_output() {
             match out {
                 QgaOutput::Reply(r) => {
-                    self.needs_sync = false;
                     return Some(r.map_err(|error| Error::Qmp {
                         command: command.to_owned(),
                         error,
@@ -270,7 +257,6 @@ impl Link {
                 }
                 QgaOutput::ProtocolError(e) => {
                     tracing::warn!(command, error = %e, "guest agent sent bad output");
-                    self.needs_sync = true;
                     return Some(Err(Error::Protocol(e)));
                 }
                 QgaOutput::Synced | QgaOutput::Discarded(_) => {
