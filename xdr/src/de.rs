@@ -109,8 +109,8 @@ pub struct Deserializer<'de> {
     /// The next `bytes` is a fixed opaque of this length (from `opaque_fixed`).
     fixed_opaque: Option<u64>,
     depth: u32,
-    max_depth: u32,
-    padding: Padding,
+    /// Depth limit and padding policy.
+    options: DecodeOptions,
 }
 
 impl<'de> Deserializer<'de> {
@@ -123,29 +123,28 @@ impl<'de> Deserializer<'de> {
             pending_item_limit: None,
             fixed_opaque: None,
             depth: 0,
-            max_depth: DEFAULT_MAX_DEPTH,
-            padding: Padding::Strict,
+            options: DecodeOptions::new(),
         }
     }
 
     /// Set the nesting limit (default [`DEFAULT_MAX_DEPTH`]); deeper input fails with
     /// [`Error::DepthLimitExceeded`] instead of exhausting the stack.
     pub fn with_max_depth(mut self, max_depth: u32) -> Self {
-        self.max_depth = max_depth;
+        self.options.max_depth = max_depth;
         self
     }
 
     /// Set the padding policy (default [`Padding::Strict`]): whether the padding after strings,
     /// opaques and fixed opaques must be zero.
     pub fn with_padding(mut self, padding: Padding) -> Self {
-        self.padding = padding;
+        self.options.padding = padding;
         self
     }
 
     /// Apply `options` (depth limit and padding policy).
-    pub fn with_options(self, options: DecodeOptions) -> Self {
-        self.with_max_depth(options.max_depth)
-            .with_padding(options.padding)
+    pub fn with_options(mut self, options: DecodeOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Bytes not consumed yet.
@@ -230,7 +229,7 @@ impl<'de> Deserializer<'de> {
         let (data, rest) = self.input.split_at(len + pad);
         self.input = rest;
         let (data, padding) = data.split_at(len);
-        if self.padding == Padding::Strict && padding.iter().any(|&b| b != 0) {
+        if self.options.padding == Padding::Strict && padding.iter().any(|&b| b != 0) {
             return Err(Error::NonZeroPadding {
                 path: String::new(),
             });
@@ -259,9 +258,9 @@ impl<'de> Deserializer<'de> {
 
     #[inline]
     fn enter(&mut self) -> Result<(), Error> {
-        if self.depth >= self.max_depth {
+        if self.depth >= self.options.max_depth {
             return Err(Error::DepthLimitExceeded {
-                max: self.max_depth,
+                max: self.options.max_depth,
                 path: String::new(),
             });
         }
