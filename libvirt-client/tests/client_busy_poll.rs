@@ -1,6 +1,7 @@
 //! `ClientOptions::busy_poll` on both drivers. Against a private libvirtd (unix and tcp): many
 //! concurrent callers get every reply right while the reader polls without blocking, an idle
 //! connection does not poll, and a daemon killed while a call waits still fails it at once.
+//! Over TLS (the peers' TLS daemon), where the option is ignored, the same calls work.
 //! In process (a fake daemon that answers one of two calls and holds the other back): the
 //! reader polls after the first reply (it uses CPU) but stops at its limit and sleeps until
 //! the held reply comes.
@@ -251,6 +252,15 @@ fn busy_polling_answers_everything_and_stops_at_its_limit() {
             async_round(&uri, &rt);
         }
     }
+
+    // TLS (the peers' TLS daemon): the option is ignored there (rustls sits between the
+    // socket and the bytes), calls still work and an idle connection does not poll.
+    let tls = common::endpoints()["libvirt_tls"]["uris"]["test_tls"]
+        .as_str()
+        .expect("endpoints lack libvirt_tls.uris.test_tls; run `cargo xtask peers start`")
+        .to_owned();
+    blocking_round(&tls);
+    async_round(&tls, &runtimes()[0]);
 
     // A reply held back while the reader has just had input: it polls up to its limit, then
     // sleeps (an in-process daemon decides when replies go out).
