@@ -19,6 +19,9 @@
 //!   `create_xml_with_files`...), and `call_with_fds` for any procedure.
 //! - [`stream`]: libvirt streams as `AsyncRead`/`AsyncWrite` and `Read`/`Write` (sparse holes).
 //! - [`reconnect`]: a reconnecting wrapper; [`uri`], [`transport`]: URIs and byte transports.
+//! - [`ClientOptions`]: timeouts, keepalive, event buffering, SASL credentials, and
+//!   [`busy_poll`](ClientOptions::busy_poll) for many-caller throughput where waking a CPU is
+//!   dear (virtual machines).
 //!
 //! ```no_run
 //! use libvirt_client::events::{EventItem, Subscription};
