@@ -141,7 +141,7 @@ impl Client {
         let (n, t) = (notes.clone(), notes.clone());
         let fd_refusal = crate::fds::refusal(transport.can_pass_fds(), transport.kind());
         let shared = Arc::new(Shared::new(
-            Connection::new(options.connection.clone()),
+            Connection::new(core::connection_config(&options, transport.kind())),
             Box::new(move || {
                 n.write.notify_one();
                 n.resume.notify_one();
@@ -486,7 +486,7 @@ async fn busy_read(
     fds: &mut Vec<std::os::fd::OwnedFd>,
     limit: Duration,
 ) -> Option<std::io::Result<usize>> {
-    let round = core::BusyPoll::start(shared, limit)?;
+    let mut round = core::BusyPoll::start(shared, limit)?;
     loop {
         if let std::ops::ControlFlow::Break(r) = round.step(rd.try_read_with_fds(buf, fds)) {
             return r;

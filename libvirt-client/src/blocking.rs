@@ -123,9 +123,10 @@ impl Client {
         uri: Option<Uri>,
     ) -> Result<Client, Error> {
         let fd_refusal = crate::fds::refusal(transport.can_pass_fds(), transport.kind());
+        let config = core::connection_config(&options, transport.kind());
         let (rd, wr) = transport.into_split()?;
         let shared = Arc::new(Shared::new(
-            Connection::new(options.connection.clone()),
+            Connection::new(config),
             Box::new(|| {}),
             Box::new(|| {}),
             fd_refusal,
@@ -402,7 +403,7 @@ fn busy_read(
     fds: &mut Vec<std::os::fd::OwnedFd>,
     limit: Duration,
 ) -> Option<std::io::Result<usize>> {
-    let round = core::BusyPoll::start(shared, limit)?;
+    let mut round = core::BusyPoll::start(shared, limit)?;
     loop {
         if let std::ops::ControlFlow::Break(r) = round.step(rd.try_read_with_fds(buf, fds)) {
             return r;

@@ -153,34 +153,69 @@ pub(crate) enum Inline {
     Failed,
 }
 
-/// [`crate::ClientOptions::busy_poll`], shared by both drivers' readers: one polling round,
-/// from the connection's state (polling happens only while the daemon owes replies) and
-/// the outcomes of non-blocking reads.
-pub(crate) struct BusyPoll {
-    start: Instant,
-    limit: Duration,
+/// The sans-IO connection settings for a transport of kind `kind`. Over TLS every packet is
+/// written by itself, so a TLS record never holds the end of one packet and the start of the
+/// next. libvirtd (9.0) reads TLS one packet at a time and, once a packet is complete, waits
+/// for the socket to become readable. It does not check what gnutls has already decrypted. The
+/// start of a second packet left in a record therefore sits unread until more bytes arrive:
+/// after a burst of pipelined calls, that is the daemon's next keepalive PING, 5 s later.
+/// Other transports keep merging small packets (fewer writes).
+pub(crate) fn connection_config(
+    options: &crate::ClientOptions,
+    kind: Option<crate::uri::TransportKind>,
+) -> libvirt_proto::Config {
+    let mut config = options.connection.clone();
+    if kind == Some(crate::uri::TransportKind::Tls) {
+        config.transmit_coalesce = 0;
+    }
+    config
 }
 
-impl BusyPoll {
-    /// A round, or `None` when no reply is owed (then the reader sleeps at once).
-    pub(crate) fn start(shared: &Shared, limit: Duration) -> Option<BusyPoll> {
-        (shared.lock().conn.awaiting_replies() > 0).then(|| BusyPoll {
+/// Longest busy-polling round, whatever [`crate::ClientOptions::busy_poll`] asks for.
+pub(crate) const BUSY_POLL_MAX: Duration = Duration::from_secs(1);
+
+/// Tries between two looks at whether the connection was closed meanwhile.
+const BUSY_POLL_CLOSE_CHECK: u32 = 64;
+
+/// [`crate::ClientOptions::busy_poll`], shared by both drivers' readers: one polling round,
+/// from the connection's state (polling happens only while callers wait for replies) and the
+/// outcomes of non-blocking reads.
+pub(crate) struct BusyPoll<'a> {
+    shared: &'a Shared,
+    start: Instant,
+    limit: Duration,
+    tries: u32,
+}
+
+impl<'a> BusyPoll<'a> {
+    /// A round, or `None` when no caller waits for a reply (then the reader sleeps at once).
+    /// Replies owed only to abandoned calls do not count: no one waits for them, and a daemon
+    /// may never send them.
+    pub(crate) fn start(shared: &'a Shared, limit: Duration) -> Option<BusyPoll<'a>> {
+        (shared.lock().conn.pending_calls() > 0).then(|| BusyPoll {
+            shared,
             start: Instant::now(),
-            limit,
+            limit: limit.min(BUSY_POLL_MAX),
+            tries: 0,
         })
     }
 
     /// What one non-blocking read's outcome means: `Break(Some(r))`, a result for the reader;
-    /// `Break(None)`, stop polling and sleep in a blocking read (the limit is reached, or the
-    /// transport cannot be read without blocking); `Continue`, yield the CPU and try again.
+    /// `Break(None)`, stop polling and sleep in a blocking read (the limit is reached, the
+    /// connection was closed locally, or the transport cannot be read without blocking);
+    /// `Continue`, yield the CPU and try again.
     pub(crate) fn step(
-        &self,
+        &mut self,
         r: std::io::Result<usize>,
     ) -> std::ops::ControlFlow<Option<std::io::Result<usize>>> {
         use std::ops::ControlFlow::{Break, Continue};
         match r {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if self.start.elapsed() >= self.limit {
+                self.tries += 1;
+                if self.start.elapsed() >= self.limit
+                    || (self.tries % BUSY_POLL_CLOSE_CHECK == 0
+                        && self.shared.lock().conn.is_closed())
+                {
                     Break(None)
                 } else {
                     Continue(())
@@ -802,6 +837,22 @@ pub(crate) fn decode_ret<C: Call>(reply: &Reply) -> Result<C::Ret, Error> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn tls_connections_write_every_packet_by_itself() {
+        use crate::uri::TransportKind;
+        let options = crate::ClientOptions::default();
+        assert_eq!(
+            connection_config(&options, Some(TransportKind::Tls)).transmit_coalesce,
+            0
+        );
+        for kind in [Some(TransportKind::Unix), Some(TransportKind::Tcp), None] {
+            assert_eq!(
+                connection_config(&options, kind).transmit_coalesce,
+                options.connection.transmit_coalesce
+            );
+        }
+    }
+
     /// A connection's shared state with no driver around it.
     fn test_shared() -> Shared {
         Shared::new(
@@ -820,17 +871,17 @@ mod tests {
     };
 
     #[test]
-    fn busy_polling_runs_only_while_replies_are_owed_and_stops_at_its_limit() {
+    fn busy_polling_runs_only_while_callers_wait_and_stops_at_its_limit_or_a_close() {
         use std::io::{Error as IoError, ErrorKind};
         use std::ops::ControlFlow::{Break, Continue};
         let shared = test_shared();
-        let limit = Duration::from_millis(20);
-        assert!(BusyPoll::start(&shared, limit).is_none(), "nothing owed");
-        let target = REMOTE_PROC_1;
+        let long = Duration::from_secs(3600);
+        assert!(BusyPoll::start(&shared, long).is_none(), "no one waits");
         shared
-            .start_raw(target, None, false, Vec::new(), |_| Ok(()))
+            .start_raw(REMOTE_PROC_1, None, false, Vec::new(), |_| Ok(()))
             .unwrap();
-        let round = BusyPoll::start(&shared, limit).expect("a reply is owed");
+        let mut round = BusyPoll::start(&shared, long).expect("a caller waits");
+        assert_eq!(round.limit, BUSY_POLL_MAX, "limits are capped");
         let would_block = || Err(IoError::from(ErrorKind::WouldBlock));
         assert!(matches!(round.step(would_block()), Continue(())));
         assert!(matches!(round.step(Ok(7)), Break(Some(Ok(7)))));
@@ -842,10 +893,30 @@ mod tests {
         assert!(matches!(reset, Break(Some(Err(e))) if e.kind() == ErrorKind::ConnectionReset));
         let unsupported = Err(IoError::from(ErrorKind::Unsupported));
         assert!(matches!(round.step(unsupported), Break(None)));
-        std::thread::sleep(limit);
+        // A limit reached.
+        let mut done = BusyPoll::start(&shared, Duration::ZERO).unwrap();
+        assert!(matches!(done.step(would_block()), Break(None)));
+        // A local close is noticed within BUSY_POLL_CLOSE_CHECK tries.
+        {
+            let mut st = shared.lock();
+            st.conn.close();
+        }
+        let stopped = (0..BUSY_POLL_CLOSE_CHECK).any(|_| round.step(would_block()).is_break());
+        assert!(stopped, "kept polling a closed connection");
+        // A call that is abandoned leaves no one waiting.
+        let shared = test_shared();
+        let id2 = shared
+            .start_raw(REMOTE_PROC_1, None, false, Vec::new(), |_| Ok(()))
+            .unwrap();
+        assert!(BusyPoll::start(&shared, long).is_some());
+        shared.lock().conn.abandon(id2);
         assert!(
-            matches!(round.step(would_block()), Break(None)),
-            "limit reached"
+            shared.lock().conn.awaiting_replies() > 0,
+            "its reply is still owed"
+        );
+        assert!(
+            BusyPoll::start(&shared, long).is_none(),
+            "only an abandoned call"
         );
     }
 

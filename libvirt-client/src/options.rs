@@ -35,17 +35,18 @@ pub struct ClientOptions {
     pub connection: libvirt_proto::Config,
     /// SASL credentials, used when the daemon asks for SASL authentication.
     pub credentials: Option<crate::sasl::Credentials>,
-    /// Busy polling (`None`, the default: off). While the daemon owes replies, the driver's
-    /// reader looks for input for up to this long, yielding the CPU between looks (blocking:
-    /// `sched_yield`; async: `tokio::task::yield_now`), before
-    /// it sleeps in the kernel.
+    /// Busy polling (`None`, the default: off). While callers wait for replies, the driver's
+    /// reader looks for input for up to this long (at most 1 s is used), yielding the CPU
+    /// between looks (blocking: `sched_yield`; async: `tokio::task::yield_now`), before it
+    /// sleeps in the kernel.
     ///
     /// This trades CPU for wake-ups: a reader that is still running when a reply arrives needs
     /// no wake-up, and neither does the daemon's next wake-up of a CPU this keeps busy. Where
     /// waking a sleeping CPU is dear (virtual machines, whose idle vCPUs halt) this raises
-    /// many-caller throughput; on an idle link it costs up to this much CPU per reply.
-    /// Measured with `cargo xtask bench libvirt --busy-poll`. Used on plain unix and tcp
-    /// sockets; other transports (TLS, ssh, custom streams) ignore it.
+    /// many-caller throughput. The cost: up to this much CPU after each read while a call
+    /// waits, however long its reply takes; tens to a few hundred microseconds suit calls that
+    /// the daemon answers at once. Measured with `cargo xtask bench libvirt --busy-poll`. Used
+    /// on plain unix and tcp sockets; other transports (TLS, ssh, custom streams) ignore it.
     pub busy_poll: Option<Duration>,
 }
 

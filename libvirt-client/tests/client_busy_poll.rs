@@ -4,7 +4,8 @@
 //! Over TLS (the peers' TLS daemon), where the option is ignored, the same calls work.
 //! In process (a fake daemon that answers one of two calls and holds the other back): the
 //! reader polls after the first reply (it uses CPU) but stops at its limit and sleeps until
-//! the held reply comes.
+//! the held reply comes; a daemon that hangs up while the reader polls fails the held call at
+//! once, not when the polling round ends.
 //!
 //! One test function: it measures this process's CPU time, which other tests running beside
 //! it in the same binary would disturb.
@@ -134,10 +135,25 @@ fn async_round(uri: &str, rt: &tokio::runtime::Runtime) {
 /// The lib version the in-process daemon reports.
 const FAKE_LIB_VERSION: u64 = 9_000_000;
 
+/// What the in-process daemon does with the call it held back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Then {
+    /// Answer it.
+    Answer,
+    /// Close the connection instead.
+    HangUp,
+}
+
+/// A limit longer than the hang-up test's bound, so a hang-up seen only after the polling
+/// round would fail it.
+const LONG_LIMIT: Duration = Duration::from_millis(900);
+/// How soon a call must fail after the in-process daemon hangs up during a polling round.
+const HANG_UP_SEEN_WITHIN: Duration = Duration::from_millis(300);
+
 /// An in-process daemon on `s`: waits for two calls, answers the first (as
-/// `CONNECT_GET_LIB_VERSION`) at once and the second when `release` fires, then waits for the
-/// client to close.
-fn fake_daemon(s: UnixStream, release: std::sync::mpsc::Receiver<()>) {
+/// `CONNECT_GET_LIB_VERSION`) at once, and deals with the second as `release` says; after an
+/// answer it waits for the client to close.
+fn fake_daemon(s: UnixStream, release: std::sync::mpsc::Receiver<Then>) {
     let mut framer = Framer::new();
     let mut calls: Vec<Header> = Vec::new();
     let mut buf = [0u8; 4096];
@@ -160,73 +176,120 @@ fn fake_daemon(s: UnixStream, release: std::sync::mpsc::Receiver<()>) {
         }
     }
     answer(&calls[0]);
-    release.recv().unwrap();
-    answer(&calls[1]);
-    while (&s).read(&mut buf).is_ok_and(|n| n > 0) {}
+    match release.recv().unwrap() {
+        Then::Answer => {
+            answer(&calls[1]);
+            while (&s).read(&mut buf).is_ok_and(|n| n > 0) {}
+        }
+        Then::HangUp => s.shutdown(std::net::Shutdown::Both).unwrap(),
+    }
 }
 
-fn blocking_held_reply() {
+/// Two calls to the in-process daemon; once one is answered (the reader has just read its
+/// reply and polls for the other): with [`Then::Answer`], the CPU used over [`QUIET`] shows
+/// polling that stopped at [`HELD_LIMIT`], then the held reply comes; with [`Then::HangUp`],
+/// the daemon closes during the round ([`LONG_LIMIT`]) and the held call fails at once.
+fn blocking_held_reply(then: Then) {
     let (ours, theirs) = UnixStream::pair().unwrap();
     let (release, released) = std::sync::mpsc::channel();
     let daemon = std::thread::spawn(move || fake_daemon(theirs, released));
+    let limit = if then == Then::Answer {
+        HELD_LIMIT
+    } else {
+        LONG_LIMIT
+    };
     let c = blocking::Client::from_transport(
         BlockingTransport::from_unix(ours),
-        opts_with(HELD_LIMIT),
+        opts_with(limit),
         None,
     )
     .unwrap();
     std::thread::scope(|s| {
-        let first = s.spawn(|| c.connect_get_lib_version());
-        let second = s.spawn(|| c.connect_get_lib_version());
+        let calls = [
+            s.spawn(|| (c.connect_get_lib_version(), Instant::now())),
+            s.spawn(|| (c.connect_get_lib_version(), Instant::now())),
+        ];
         // One of the two is answered; the reader has just read its reply.
-        let answered = loop {
-            if first.is_finished() {
-                break first.join().unwrap();
-            }
-            if second.is_finished() {
-                break second.join().unwrap();
-            }
+        while !calls.iter().any(|c| c.is_finished()) {
             std::thread::sleep(Duration::from_millis(1));
-        };
-        assert_eq!(answered.unwrap(), FAKE_LIB_VERSION);
-        check_held(
-            "blocking client owed a reply",
-            cpu_during(|| std::thread::sleep(QUIET)),
-        );
-        release.send(()).unwrap();
+        }
+        let [a, b] = calls;
+        let (answered, held) = if a.is_finished() { (a, b) } else { (b, a) };
+        assert_eq!(answered.join().unwrap().0.unwrap(), FAKE_LIB_VERSION);
+        match then {
+            Then::Answer => {
+                check_held(
+                    "blocking client owed a reply",
+                    cpu_during(|| std::thread::sleep(QUIET)),
+                );
+                release.send(then).unwrap();
+                assert_eq!(held.join().unwrap().0.unwrap(), FAKE_LIB_VERSION);
+            }
+            Then::HangUp => {
+                let hung_up = Instant::now();
+                release.send(then).unwrap();
+                let (r, at) = held.join().unwrap();
+                assert!(r.is_err(), "{r:?}");
+                let after = at.duration_since(hung_up);
+                assert!(
+                    after < HANG_UP_SEEN_WITHIN,
+                    "blocking: the hang-up was seen {after:?} later (polling for {LONG_LIMIT:?})"
+                );
+            }
+        }
     });
     drop(c);
     daemon.join().unwrap();
 }
 
-fn async_held_reply(rt: &tokio::runtime::Runtime) {
+fn async_held_reply(rt: &tokio::runtime::Runtime, then: Then) {
     let (ours, theirs) = UnixStream::pair().unwrap();
     let (release, released) = std::sync::mpsc::channel();
     let daemon = std::thread::spawn(move || fake_daemon(theirs, released));
     ours.set_nonblocking(true).unwrap();
-    let c = rt.block_on(async {
+    let limit = if then == Then::Answer {
+        HELD_LIMIT
+    } else {
+        LONG_LIMIT
+    };
+    rt.block_on(async move {
         let t = AsyncTransport::from_unix(tokio::net::UnixStream::from_std(ours).unwrap());
-        Client::from_transport(t, opts_with(HELD_LIMIT), None)
+        let c = Client::from_transport(t, opts_with(limit), None);
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { (c.connect_get_lib_version().await, Instant::now()) })
+            })
+            .collect();
+        let (answered, _, mut rest) = futures_util::future::select_all(calls).await;
+        assert_eq!(answered.unwrap().0.unwrap(), FAKE_LIB_VERSION);
+        let held = rest.pop().unwrap();
+        match then {
+            Then::Answer => {
+                let before = cpu_time();
+                tokio::time::sleep(QUIET).await;
+                check_held("async client owed a reply", cpu_time() - before);
+                release.send(then).unwrap();
+                assert_eq!(held.await.unwrap().0.unwrap(), FAKE_LIB_VERSION);
+            }
+            Then::HangUp => {
+                let hung_up = Instant::now();
+                release.send(then).unwrap();
+                let (r, at) = held.await.unwrap();
+                assert!(r.is_err(), "{r:?}");
+                let after = at.duration_since(hung_up);
+                assert!(
+                    after < HANG_UP_SEEN_WITHIN,
+                    "async: the hang-up was seen {after:?} later (polling for {LONG_LIMIT:?})"
+                );
+            }
+        }
+        // Nothing is owed: the connection closes at once, while this runtime still runs.
+        drop(c);
+        tokio::task::spawn_blocking(move || daemon.join().unwrap())
+            .await
+            .unwrap();
     });
-    let calls: Vec<_> = (0..2)
-        .map(|_| {
-            let c = c.clone();
-            rt.spawn(async move { c.connect_get_lib_version().await })
-        })
-        .collect();
-    let used = cpu_during(|| {
-        rt.block_on(async {
-            let (answered, _, _) = futures_util::future::select_all(calls).await;
-            assert_eq!(answered.unwrap().unwrap(), FAKE_LIB_VERSION);
-            tokio::time::sleep(QUIET).await;
-        })
-    });
-    check_held("async client owed a reply", used);
-    release.send(()).unwrap();
-    drop(c);
-    // The driver's tasks end with the runtime's next turns; the daemon sees the close.
-    rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
-    daemon.join().unwrap();
 }
 
 fn runtimes() -> [tokio::runtime::Runtime; 2] {
@@ -260,18 +323,25 @@ fn busy_polling_answers_everything_and_stops_at_its_limit() {
         .expect("endpoints lack libvirt_tls.uris.test_tls; run `cargo xtask peers start`")
         .to_owned();
     blocking_round(&tls);
-    async_round(&tls, &runtimes()[0]);
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    async_round(&tls, &ct);
 
     // A reply held back while the reader has just had input: it polls up to its limit, then
-    // sleeps (an in-process daemon decides when replies go out).
-    blocking_held_reply();
-    for rt in runtimes() {
-        async_held_reply(&rt);
+    // sleeps; a hang-up during the polling is seen at once (an in-process daemon decides
+    // when replies go out).
+    for then in [Then::Answer, Then::HangUp] {
+        blocking_held_reply(then);
+        for rt in runtimes() {
+            async_held_reply(&rt, then);
+        }
     }
 
     let c = Arc::new(blocking::Client::connect_with(&d.test_unix(), opts()).unwrap());
-    // The daemon dies while a call waits (the reader past its polling, asleep in read): the
-    // call fails at once.
+    // A real daemon killed while a call waits (its reader, with nothing read since the call,
+    // asleep in read): the call fails at once.
     d.signal("STOP");
     let c2 = c.clone();
     let call = std::thread::spawn(move || {

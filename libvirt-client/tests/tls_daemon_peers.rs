@@ -112,3 +112,76 @@ async fn missing_client_certificate_is_refused() {
         .expect("TLS open with a certificate");
     assert!(c.connect_get_lib_version().await.expect("version") >= 9_000_000);
 }
+
+/// Rounds of pipelined bursts: 8 callers, 400 calls each round, on a fresh connection.
+/// libvirtd reads TLS one packet at a time and does not look at what gnutls already decrypted,
+/// so a TLS record holding the end of one call and the start of the next left that call unread
+/// until the daemon's keepalive PING, 5 s later (about a third of such rounds stalled). Every
+/// packet now gets records of its own; each round must finish well within those 5 s.
+const BURST_ROUNDS: usize = 8;
+const BURST_CALLERS: usize = 8;
+const BURST_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn burst_options() -> libvirt_client::ClientOptions {
+    // No keepalive of ours: only the daemon's would end a stall.
+    libvirt_client::ClientOptions::default().keepalive(None)
+}
+
+#[tokio::test]
+async fn pipelined_bursts_do_not_stall() {
+    let uri = tls()["uris"]["test_tls"].as_str().expect("uri").to_owned();
+    for round in 0..BURST_ROUNDS {
+        let c = Client::connect_with(&uri, burst_options())
+            .await
+            .expect("TLS open");
+        let t = std::time::Instant::now();
+        let tasks: Vec<_> = (0..BURST_CALLERS)
+            .map(|k| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    for i in 0..50 {
+                        if (k + i) % 2 == 0 {
+                            c.connect_get_lib_version().await.unwrap();
+                        } else {
+                            c.domain_lookup_by_name("test".into()).await.unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let took = t.elapsed();
+        assert!(took < BURST_LIMIT, "round {round} took {took:?}");
+        c.close().await.unwrap();
+    }
+}
+
+#[cfg(feature = "blocking")]
+#[test]
+fn pipelined_bursts_do_not_stall_blocking() {
+    let uri = tls()["uris"]["test_tls"].as_str().expect("uri").to_owned();
+    for round in 0..BURST_ROUNDS {
+        let c = libvirt_client::blocking::Client::connect_with(&uri, burst_options())
+            .expect("TLS open");
+        let t = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for k in 0..BURST_CALLERS {
+                let c = &c;
+                s.spawn(move || {
+                    for i in 0..50 {
+                        if (k + i) % 2 == 0 {
+                            c.connect_get_lib_version().unwrap();
+                        } else {
+                            c.domain_lookup_by_name("test".into()).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let took = t.elapsed();
+        assert!(took < BURST_LIMIT, "round {round} took {took:?}");
+        c.close().unwrap();
+    }
+}

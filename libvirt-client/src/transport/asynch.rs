@@ -321,8 +321,10 @@ impl ReadSide {
         matches!(self, ReadSide::Unix(_) | ReadSide::Tcp(_))
     }
 
-    /// Read what tokio has seen arrive without waiting (`WouldBlock` otherwise), as
-    /// [`read_with_fds`](Self::read_with_fds) does; `Unsupported` on split streams.
+    /// Read what has arrived without waiting (`WouldBlock` otherwise), as
+    /// [`read_with_fds`](Self::read_with_fds) does; `Unsupported` on split streams. It asks the
+    /// socket itself, not tokio's readiness: on a multi-thread runtime only the worker holding
+    /// the I/O driver updates that, and it may be asleep in `epoll_wait`.
     pub(crate) fn try_read_with_fds(
         &mut self,
         buf: &mut [u8],
@@ -332,11 +334,12 @@ impl ReadSide {
         match self {
             ReadSide::Unix(r) => {
                 let s: &UnixStream = r.as_ref();
-                s.try_io(tokio::io::Interest::READABLE, || {
-                    super::fdpass::recv(s.as_fd(), buf, fds)
-                })
+                super::fdpass::recv_now(s.as_fd(), true, buf, fds)
             }
-            ReadSide::Tcp(r) => r.try_read(buf),
+            ReadSide::Tcp(r) => {
+                let s: &tokio::net::TcpStream = r.as_ref();
+                super::fdpass::recv_now(s.as_fd(), false, buf, fds)
+            }
             ReadSide::Split(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "non-blocking reads need a plain unix or tcp socket",

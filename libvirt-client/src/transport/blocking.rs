@@ -354,27 +354,14 @@ impl BlockingReader {
         buf: &mut [u8],
         fds: &mut Vec<std::os::fd::OwnedFd>,
     ) -> io::Result<usize> {
-        use rustix::net::RecvFlags;
         use std::os::fd::AsFd;
-        loop {
-            let r = match &self.0 {
-                ReadHalf::Unix(s, None) => {
-                    super::fdpass::recv_flags(s.as_fd(), buf, fds, RecvFlags::DONTWAIT)
-                }
-                ReadHalf::Tcp(s) => rustix::net::recv(s.as_fd(), &mut *buf, RecvFlags::DONTWAIT)
-                    .map(|(n, _)| n)
-                    .map_err(io::Error::from),
-                _ => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        "non-blocking reads need a plain unix or tcp socket",
-                    ))
-                }
-            };
-            match r {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
-            }
+        match &self.0 {
+            ReadHalf::Unix(s, None) => super::fdpass::recv_now(s.as_fd(), true, buf, fds),
+            ReadHalf::Tcp(s) => super::fdpass::recv_now(s.as_fd(), false, buf, fds),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "non-blocking reads need a plain unix or tcp socket",
+            )),
         }
     }
 

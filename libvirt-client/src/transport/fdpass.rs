@@ -69,6 +69,32 @@ pub(crate) fn recv_flags(
     Ok(msg.bytes)
 }
 
+/// Read what has arrived without waiting (`WouldBlock` when nothing has), directly on the
+/// socket: through [`recv_flags`] (so descriptors are kept) when `unix`, a plain `recv`
+/// otherwise; retried on `EINTR`. Used by both drivers' busy polling. On a socket tokio watches,
+/// reading behind its back is safe: readiness it still holds costs its next read one `EAGAIN`,
+/// and new data raises a new event.
+pub(crate) fn recv_now(
+    sock: BorrowedFd<'_>,
+    unix: bool,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    loop {
+        let r = if unix {
+            recv_flags(sock, buf, fds, RecvFlags::DONTWAIT)
+        } else {
+            rustix::net::recv(sock, &mut *buf, RecvFlags::DONTWAIT)
+                .map(|(n, _)| n)
+                .map_err(io::Error::from)
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 /// Send each descriptor with one `0` byte, as libvirt's `virSocketSendFD` does; call after the
 /// packet's bytes are written. A non-blocking socket may fail with `WouldBlock` after some
 /// descriptors were sent: `sent` counts them so the caller can resume.
