@@ -185,6 +185,21 @@ fn fake_daemon(s: UnixStream, release: std::sync::mpsc::Receiver<Then>) {
     }
 }
 
+/// The held call failed, soon after the daemon hung up (`hung_up`); `failed_at` is when.
+fn check_hang_up_seen(
+    driver: &str,
+    r: Result<u64, libvirt_client::Error>,
+    hung_up: Instant,
+    failed_at: Instant,
+) {
+    assert!(r.is_err(), "{driver}: {r:?}");
+    let after = failed_at.duration_since(hung_up);
+    assert!(
+        after < HANG_UP_SEEN_WITHIN,
+        "{driver}: the hang-up was seen {after:?} later (polling for {LONG_LIMIT:?})"
+    );
+}
+
 /// Two calls to the in-process daemon; once one is answered (the reader has just read its
 /// reply and polls for the other): with [`Then::Answer`], the CPU used over [`QUIET`] shows
 /// polling that stopped at [`HELD_LIMIT`], then the held reply comes; with [`Then::HangUp`],
@@ -229,12 +244,7 @@ fn blocking_held_reply(then: Then) {
                 let hung_up = Instant::now();
                 release.send(then).unwrap();
                 let (r, at) = held.join().unwrap();
-                assert!(r.is_err(), "{r:?}");
-                let after = at.duration_since(hung_up);
-                assert!(
-                    after < HANG_UP_SEEN_WITHIN,
-                    "blocking: the hang-up was seen {after:?} later (polling for {LONG_LIMIT:?})"
-                );
+                check_hang_up_seen("blocking", r, hung_up, at);
             }
         }
     });
@@ -276,12 +286,7 @@ fn async_held_reply(rt: &tokio::runtime::Runtime, then: Then) {
                 let hung_up = Instant::now();
                 release.send(then).unwrap();
                 let (r, at) = held.await.unwrap();
-                assert!(r.is_err(), "{r:?}");
-                let after = at.duration_since(hung_up);
-                assert!(
-                    after < HANG_UP_SEEN_WITHIN,
-                    "async: the hang-up was seen {after:?} later (polling for {LONG_LIMIT:?})"
-                );
+                check_hang_up_seen("async", r, hung_up, at);
             }
         }
         // Nothing is owed: the connection closes at once, while this runtime still runs.
