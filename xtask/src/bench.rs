@@ -8,7 +8,10 @@
 //! `cc -O2 ... -lvirt -lpthread`; our side is `libvirt-client/benches/calls.rs`, built with the
 //! bench profile. The runs of the different clients are interleaved so that the machine's load
 //! hits them alike; with `--rounds R` every cell is the median of R runs. `--busy-poll US` adds
-//! our clients with `ClientOptions::busy_poll` set (the `+poll` rows).
+//! our clients with `ClientOptions::busy_poll` set (the `+poll` rows). Around each many-caller
+//! run the bench also reads the client's and the daemon's CPU time (`/proc/.../stat`) and the
+//! machine's IPIs (`/proc/interrupts` RES + CAL), and prints them per call: in a VM, a client
+//! that leaves CPUs idle makes every daemon wake-up an IPI, which shows up as daemon CPU.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -314,15 +317,14 @@ fn libvirt(o: &Opts) -> Result<()> {
         println!("bench: peers not running; starting them");
         peers::start()?;
     }
+    let text = std::fs::read_to_string(peers::endpoints_path())
+        .with_context(|| format!("reading {}", peers::endpoints_path().display()))?;
+    let endpoints: Value = serde_json::from_str(&text)?;
     let uri = match &o.uri {
         Some(u) => u.clone(),
-        None => {
-            let text = std::fs::read_to_string(peers::endpoints_path())
-                .with_context(|| format!("reading {}", peers::endpoints_path().display()))?;
-            let endpoints: Value = serde_json::from_str(&text)?;
-            crate::demo::endpoint(&endpoints, "/libvirt/uris/test_unix")?
-        }
+        None => crate::demo::endpoint(&endpoints, "/libvirt/uris/test_unix")?,
     };
+    let daemon = daemon_pid(&endpoints, &uri);
     let tmp = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let r = (|| {
@@ -336,7 +338,7 @@ fn libvirt(o: &Opts) -> Result<()> {
         } else {
             None
         };
-        measure(o, &uri, harness.as_deref(), rust.as_deref())
+        measure(o, &uri, daemon, harness.as_deref(), rust.as_deref())
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     r
@@ -462,7 +464,82 @@ fn run_one(
 /// Per (call, client): the C library's version string or our label, and every metric's values.
 type Cells = BTreeMap<(String, String), BTreeMap<&'static str, Vec<f64>>>;
 
-fn measure(o: &Opts, uri: &str, harness: Option<&Path>, rust: Option<&Path>) -> Result<()> {
+/// The pid of the peers' main libvirtd when `uri` addresses it (its socket or TCP port).
+fn daemon_pid(endpoints: &Value, uri: &str) -> Option<u32> {
+    let lv = &endpoints["libvirt"];
+    let socket = lv["socket"].as_str()?;
+    let port = lv["tcp_port"].as_u64()?;
+    let ours = uri.contains(socket) || uri.contains(&format!(":{port}/"));
+    ours.then(|| lv["pid"].as_u64().and_then(|p| u32::try_from(p).ok()))
+        .flatten()
+}
+
+/// CPU seconds (user + system) from a `/proc/.../stat` line: the process's own
+/// (`children` false) or that of its waited-for children.
+fn stat_cpu_secs(path: &str, children: bool) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let i = if children { 13 } else { 11 };
+    let ticks = f.get(i)?.parse::<u64>().ok()? + f.get(i + 1)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0) // USER_HZ
+}
+
+/// Rescheduling and function-call interrupts (IPIs) so far, all CPUs.
+fn ipis() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/interrupts").ok()?;
+    let mut n = 0;
+    for line in text.lines() {
+        let line = line.trim_start();
+        if let Some(rest) = line
+            .strip_prefix("RES:")
+            .or_else(|| line.strip_prefix("CAL:"))
+        {
+            n += rest
+                .split_whitespace()
+                .map_while(|w| w.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    Some(n)
+}
+
+/// Counters read around a many-caller run, to show where each call's cost goes.
+struct Costs {
+    client: Option<f64>,
+    daemon: Option<f64>,
+    ipis: Option<u64>,
+}
+
+impl Costs {
+    fn now(daemon: Option<u32>) -> Costs {
+        Costs {
+            client: stat_cpu_secs("/proc/self/stat", true),
+            daemon: daemon.and_then(|p| stat_cpu_secs(&format!("/proc/{p}/stat"), false)),
+            ipis: ipis(),
+        }
+    }
+
+    /// Per call since `before`: client CPU µs, daemon CPU µs, IPIs.
+    fn per_call(&self, before: &Costs, calls: f64) -> [Option<f64>; 3] {
+        let us = |a: Option<f64>, b: Option<f64>| Some((a? - b?) * 1e6 / calls);
+        [
+            us(self.client, before.client),
+            us(self.daemon, before.daemon),
+            self.ipis
+                .zip(before.ipis)
+                .map(|(a, b)| a.saturating_sub(b) as f64 / calls),
+        ]
+    }
+}
+
+fn measure(
+    o: &Opts,
+    uri: &str,
+    daemon: Option<u32>,
+    harness: Option<&Path>,
+    rust: Option<&Path>,
+) -> Result<()> {
     let load_before = loadavg();
     let mut cells: Cells = BTreeMap::new();
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
@@ -471,6 +548,7 @@ fn measure(o: &Opts, uri: &str, harness: Option<&Path>, rust: Option<&Path>) -> 
         for call in &o.calls {
             for run in runs {
                 for client in &o.clients {
+                    let before = Costs::now(daemon);
                     let r = run_one(o, uri, client, call, run, harness, rust)
                         .with_context(|| format!("round {}: {client} {call}", round + 1))?;
                     if let Some(l) = r["client"].as_str() {
@@ -488,7 +566,16 @@ fn measure(o: &Opts, uri: &str, harness: Option<&Path>, rust: Option<&Path>) -> 
                             }
                         }
                         Run::Callers(1) => cell.entry("tp1").or_default().push(num("calls_per_s")?),
-                        Run::Callers(_) => cell.entry("tpn").or_default().push(num("calls_per_s")?),
+                        Run::Callers(_) => {
+                            cell.entry("tpn").or_default().push(num("calls_per_s")?);
+                            let calls = num("calls")?.max(1.0);
+                            let costs = Costs::now(daemon).per_call(&before, calls);
+                            for (k, v) in ["cli_us", "dmn_us", "ipis"].into_iter().zip(costs) {
+                                if let Some(v) = v {
+                                    cell.entry(k).or_default().push(v);
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -571,6 +658,19 @@ fn print_table(
                 get(client, "p99_ns") / 1e3,
                 get(client, "tp1"),
                 get(client, "tpn"),
+            );
+        }
+        println!(
+            "  per call at {} callers: {:>15} {:>15} {:>8}",
+            o.callers, "client CPU µs", "daemon CPU µs", "IPIs"
+        );
+        for client in &o.clients {
+            println!(
+                "  {:<38} {:>15.1} {:>15.1} {:>8.2}",
+                label(client),
+                get(client, "cli_us"),
+                get(client, "dmn_us"),
+                get(client, "ipis"),
             );
         }
         if o.clients.iter().any(|c| c == "c") {
