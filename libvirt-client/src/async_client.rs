@@ -474,7 +474,7 @@ async fn reader(
     }
 }
 
-/// [`ClientOptions::busy_poll`]: while the daemon owes replies, read without waiting for up to
+/// [`ClientOptions::busy_poll`]: while callers wait for replies, read without waiting for up to
 /// `limit`, yielding to the runtime between tries (other tasks run; tokio polls its I/O
 /// driver). `None` when nothing came (or the side cannot be read without waiting): the caller
 /// then awaits readiness as usual. A close meanwhile is seen by that await: its notification

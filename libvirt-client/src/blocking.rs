@@ -393,7 +393,7 @@ fn reader(shared: Arc<Shared>, mut rd: BlockingReader, busy_poll: Option<Duratio
     }
 }
 
-/// [`ClientOptions::busy_poll`]: while the daemon owes replies, read without blocking for up
+/// [`ClientOptions::busy_poll`]: while callers wait for replies, read without blocking for up
 /// to `limit`, yielding the CPU between tries. `None` when nothing came (or the transport
 /// cannot be read without blocking): the caller then sleeps in a blocking read.
 fn busy_read(

@@ -31,7 +31,10 @@ pub struct ClientOptions {
     /// Events buffered per subscription before newer ones are dropped and reported as
     /// `Lagged(n)`. Default 1024.
     pub event_capacity: usize,
-    /// Sans-IO connection settings (packet limits, stream buffering).
+    /// Sans-IO connection settings (packet limits, stream buffering). Over TLS,
+    /// `transmit_coalesce` is taken as 0 whatever it says here: every packet is written by
+    /// itself, since libvirtd would leave a packet that shares a TLS record with the previous
+    /// one unread until more bytes arrive.
     pub connection: libvirt_proto::Config,
     /// SASL credentials, used when the daemon asks for SASL authentication.
     pub credentials: Option<crate::sasl::Credentials>,
