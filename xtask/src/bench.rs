@@ -477,9 +477,7 @@ fn daemon_pid(endpoints: &Value, uri: &str) -> Option<u32> {
 /// CPU seconds (user + system) from a `/proc/.../stat` line: the process's own
 /// (`children` false) or that of its waited-for children.
 fn stat_cpu_secs(path: &str, children: bool) -> Option<f64> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let f = util::proc_stat(path)?;
     let i = if children { 13 } else { 11 };
     let ticks = f.get(i)?.parse::<u64>().ok()? + f.get(i + 1)?.parse::<u64>().ok()?;
     Some(ticks as f64 / 100.0) // USER_HZ

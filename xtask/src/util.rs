@@ -76,16 +76,20 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The fields of a `/proc/.../stat` file after the parenthesised command name (which may hold
+/// spaces): index 0 is the state, 11 and 12 utime and stime, 13 and 14 the waited-for
+/// children's. `None` when it cannot be read.
+pub fn proc_stat(path: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
 /// Whether a process with this pid exists (and is not a zombie).
 pub fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state is the first field after the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    proc_stat(&format!("/proc/{pid}/stat"))
+        .and_then(|f| f.into_iter().next())
+        .is_some_and(|state| state != "Z" && state != "X")
 }
 
 /// Read a pid file; `None` when it is missing or does not hold a number.
