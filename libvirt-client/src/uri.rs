@@ -910,7 +910,15 @@ impl fmt::Display for Uri {
                 s.push_str(&p.to_string());
             }
         }
-        encode_into(&mut s, &self.path, PATH_KEEP);
+        match self.path.strip_prefix("//") {
+            // Without an authority, a path starting with `//` (from `drv:/%2F...`) must not
+            // print as one: escape its second slash.
+            Some(rest) if !self.authority => {
+                s.push_str("/%2F");
+                encode_into(&mut s, rest, PATH_KEEP);
+            }
+            _ => encode_into(&mut s, &self.path, PATH_KEEP),
+        }
         for (i, (n, v)) in self.params.iter().enumerate() {
             s.push(if i == 0 { '?' } else { '&' });
             encode_into(&mut s, n, STRICT_KEEP);
@@ -1175,6 +1183,11 @@ mod tests {
             u.to_string(),
             "qemu+ssh://us%40er@h/sys%20tem?x%26y=a%26b%20c#f"
         );
+        // A path starting with `//` but no authority (found by the libvirt_uri fuzz target).
+        let u = p("drv:/%2fo0");
+        assert_eq!((u.host(), u.path()), (None, "//o0"));
+        assert_eq!(u.to_string(), "drv:/%2Fo0");
+        assert_eq!(p(&u.to_string()), u);
     }
 
     #[test]
