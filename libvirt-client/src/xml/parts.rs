@@ -114,8 +114,10 @@ pub(crate) fn merge(old: &Element, new: Element, schema: &Schema) -> Element {
                     }
                 }
             },
-            Node::Text(t) | Node::CData(t) if schema.text && !t.trim().is_empty() => {
-                if !text_done {
+            // A modelled text owns every text node of the element (the typed value read them
+            // all, concatenated): the new text goes where the old text began, the rest goes.
+            Node::Text(t) | Node::CData(t) if schema.text => {
+                if !text_done && !t.trim().is_empty() {
                     out.children.extend(new_text.iter().cloned());
                     text_done = true;
                 }
@@ -124,7 +126,7 @@ pub(crate) fn merge(old: &Element, new: Element, schema: &Schema) -> Element {
         }
     }
     if schema.text && !text_done {
-        // Old had no text: put the new text first.
+        // Old had only blank text (now dropped) or none: put the new text first.
         for (i, t) in new_text.into_iter().enumerate() {
             out.children.insert(i, t);
         }
@@ -535,6 +537,26 @@ mod tests {
             "<vcpu placement='auto' x:weird='1' xmlns:x='urn:x'><!--c-->4</vcpu>"
         );
         assert_eq!(Vcpu::from_element(&merged).unwrap(), v);
+    }
+
+    #[test]
+    fn merged_text_replaces_every_text_node() {
+        // Mixed content (found by the domain_xml fuzz target): the typed value read all text
+        // nodes, so writing it back must leave exactly its text, whatever the old layout.
+        let old = Element::parse("<vcpu>1<x/>\n <!--c-->2 <y/> </vcpu>").unwrap();
+        let v = Vcpu::from_element(&old);
+        assert!(v.is_err(), "'1\n 2  ' is not a count: {v:?}");
+        let v = Vcpu {
+            count: 3,
+            placement: None,
+            current: None,
+            cpuset: None,
+        };
+        let merged = v.merge_into(&old);
+        assert_eq!(merged.to_xml().unwrap(), "<vcpu>3<x/><!--c--><y/></vcpu>");
+        assert_eq!(Vcpu::from_element(&merged).unwrap(), v);
+        let blank = Element::parse("<vcpu> <x/> </vcpu>").unwrap();
+        assert_eq!(v.merge_into(&blank).to_xml().unwrap(), "<vcpu>3<x/></vcpu>");
     }
 
     #[test]

@@ -407,6 +407,28 @@ fn check_name(name: &str) -> Result<(), XmlError> {
     Ok(())
 }
 
+/// What XML allows inside `<!--...-->` (the same rule for reading and writing, so whatever
+/// parses also writes).
+fn check_comment(t: &str) -> Result<(), String> {
+    if t.contains("--") || t.ends_with('-') {
+        return Err("a comment cannot contain `--` or end with `-`".into());
+    }
+    Ok(())
+}
+
+/// What XML allows inside `<?...?>`: a target name right after `<?` (not `xml` in any case),
+/// then optional whitespace and data, no `?>`.
+fn check_pi(t: &str) -> Result<(), String> {
+    let target = t.split(char::is_whitespace).next().unwrap_or("");
+    if t.contains("?>") || check_name(target).is_err() || target.eq_ignore_ascii_case("xml") {
+        return Err(format!(
+            "{:?} is not a valid processing instruction (`target data`)",
+            truncate(t)
+        ));
+    }
+    Ok(())
+}
+
 fn syntax(reader_pos: u64, e: impl std::fmt::Display) -> XmlError {
     XmlError::Syntax {
         position: reader_pos,
@@ -529,6 +551,7 @@ fn parse_document(xml: &str) -> Result<Element, XmlError> {
             Event::Comment(c) => {
                 let s = utf8(&c, pos)?.to_string();
                 check_chars(&s, || "a comment".into())?;
+                check_comment(&s).map_err(|e| syntax(pos, e))?;
                 if let Some(parent) = stack.last_mut() {
                     parent.children.push(Node::Comment(s));
                 }
@@ -536,6 +559,7 @@ fn parse_document(xml: &str) -> Result<Element, XmlError> {
             Event::PI(p) => {
                 let s = utf8(&p, pos)?.to_string();
                 check_chars(&s, || "a processing instruction".into())?;
+                check_pi(&s).map_err(|e| syntax(pos, e))?;
                 if let Some(parent) = stack.last_mut() {
                     parent.children.push(Node::ProcessingInstruction(s));
                 }
@@ -633,10 +657,10 @@ fn write_element(e: &Element, out: &mut String, depth: usize) -> Result<(), XmlE
             }
             Node::Comment(t) => {
                 check_chars(t, || "a comment".into())?;
-                if t.contains("--") || t.ends_with('-') {
+                if let Err(reason) = check_comment(t) {
                     return Err(XmlError::Unrepresentable {
                         what: "comment",
-                        reason: "a comment cannot contain `--` or end with `-`".into(),
+                        reason,
                     });
                 }
                 out.push_str("<!--");
@@ -645,14 +669,10 @@ fn write_element(e: &Element, out: &mut String, depth: usize) -> Result<(), XmlE
             }
             Node::ProcessingInstruction(t) => {
                 check_chars(t, || "a processing instruction".into())?;
-                let target = t.split_whitespace().next().unwrap_or("");
-                if t.contains("?>")
-                    || check_name(target).is_err()
-                    || target.eq_ignore_ascii_case("xml")
-                {
+                if let Err(reason) = check_pi(t) {
                     return Err(XmlError::Unrepresentable {
                         what: "processing instruction",
-                        reason: format!("{:?} is not a valid `target data` pair", truncate(t)),
+                        reason,
                     });
                 }
                 out.push_str("<?");
@@ -722,6 +742,11 @@ mod tests {
             "<a>\u{1}</a>",
             "<a b='\u{FFFF}'/>",
             "<a><!-- x -- y --></a>",
+            "<a><!--x---></a>",
+            // Processing instructions the writer could not write back (fuzz findings).
+            "<a><?\t?></a>",
+            "<a><? pi data?></a>",
+            "<a><?XmL v?></a>",
             "<a",
             "<a><![CDATA[x</a>",
         ] {
