@@ -4,7 +4,8 @@
 //! Works on stable Rust: with `--sanitizer none` cargo-fuzz passes only stable codegen flags
 //! (`-Cpasses=sancov-module`, `-Cllvm-args=-sanitizer-coverage-*`, `--cfg fuzzing`), so no
 //! nightly is needed. cargo-fuzz is installed with `cargo install` when missing (a fresh CI
-//! machine has only Rust). Corpora and crash artifacts go under `target/fuzz-smoke/<target>/`.
+//! machine has only Rust). Corpora and crash artifacts go under `target/fuzz-smoke/<target>/`;
+//! a target's committed seed inputs, if any, are read from `fuzz/seeds/<target>/`.
 
 use crate::util;
 use anyhow::{bail, Context, Result};
@@ -106,8 +107,13 @@ pub fn smoke(secs: Option<u64>) -> Result<()> {
             .args(["fuzz", "run"])
             .args(common)
             .arg(name)
-            .arg(&corpus)
-            .arg("--")
+            .arg(&corpus);
+        // Committed seeds (read only: libFuzzer writes new inputs to the first directory).
+        let seeds = fuzz_dir.join("seeds").join(name);
+        if seeds.is_dir() {
+            run.arg(&seeds);
+        }
+        run.arg("--")
             .arg(format!("-max_total_time={secs}"))
             .arg("-timeout=10")
             .arg("-rss_limit_mb=2048")

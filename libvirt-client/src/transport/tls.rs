@@ -171,7 +171,11 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
 
 /// The rustls crypto provider used by this crate (ring).
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    // rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange; libvirt's
+    // GnuTLS peers do not offer it either, and ring keeps the build free of cmake/C toolchains.
+    #[allow(deprecated)]
+    let ring = rustls::crypto::ring::default_provider();
+    Arc::new(ring)
 }
 
 /// Build the rustls client configuration from the credential files.
