@@ -280,27 +280,44 @@ impl Client {
         self.call(&c::QueryQmpSchema {}).await
     }
 
-    /// `blockdev-add` of a format node over a file node, with cache options. QEMU before 2.9
-    /// wants the options wrapped in `options`.
+    /// `blockdev-add` of a format node over a file node, with cache options.
+    ///
+    /// Older QEMUs, as govmm handles them: from 2.8 on the arguments are flat and the node is
+    /// named by `node-name`; before 2.8 they are wrapped in `options` and the name goes in `id`
+    /// (QEMU then also creates a block backend of that name). Cache options need QEMU 2.9
+    /// ([`Error::InvalidArgument`] before).
     pub async fn blockdev_add(&self, dev: &Blockdev) -> Result<()> {
-        let args = dev.to_arguments()?;
-        let args = if self.version_at_least(2, 9) {
-            args
-        } else {
-            json!({ "options": args })
-        };
+        let mut args = dev.to_arguments()?;
+        if dev.cache.is_some() && !self.version_at_least(2, 9) {
+            return Err(invalid(
+                "blockdev cache options need QEMU 2.9 or later (blockdev-add was experimental before)",
+            ));
+        }
+        if !self.version_at_least(2, 8) {
+            if let Some(obj) = args.as_object_mut() {
+                if let Some(name) = obj.remove("node-name") {
+                    obj.insert("id".into(), name);
+                }
+            }
+            args = json!({ "options": args });
+        }
         self.unit("blockdev-add", args).await
     }
 
-    /// `blockdev-del` (QEMU before 2.9: `x-blockdev-del`).
+    /// `blockdev-del` (before QEMU 2.9 `x-blockdev-del`, which takes the name as `id` before
+    /// 2.8: see [`blockdev_add`](Self::blockdev_add)).
     pub async fn blockdev_del(&self, node_name: &str) -> Result<()> {
         check_id("node name", node_name)?;
-        let cmd = if self.version_at_least(2, 9) {
-            "blockdev-del"
+        if self.version_at_least(2, 9) {
+            self.unit("blockdev-del", json!({ "node-name": node_name }))
+                .await
+        } else if self.version_at_least(2, 8) {
+            self.unit("x-blockdev-del", json!({ "node-name": node_name }))
+                .await
         } else {
-            "x-blockdev-del"
-        };
-        self.unit(cmd, json!({ "node-name": node_name })).await
+            self.unit("x-blockdev-del", json!({ "id": node_name }))
+                .await
+        }
     }
 
     /// `device_add` of a block device over a node.

@@ -96,7 +96,14 @@ fn memdev() -> Memdev {
 /// Run every version-dependent helper once; returns what the peer received.
 async fn run_all(major: u32, minor: u32) -> Vec<(String, Value)> {
     let (c, log) = peer(major, minor).await;
-    c.blockdev_add(&blockdev()).await.unwrap();
+    let mut dev = blockdev();
+    if (major, minor) < (2, 9) {
+        // Cache options need 2.9: refused before anything is sent.
+        let e = c.blockdev_add(&dev).await.unwrap_err();
+        assert!(e.to_string().contains("2.9"), "{e}");
+        dev.cache = None;
+    }
+    c.blockdev_add(&dev).await.unwrap();
     c.blockdev_del("disk0").await.unwrap();
     c.blk_device_add(&blk()).await.unwrap();
     c.memdev_add(&memdev()).await.unwrap();
@@ -129,10 +136,10 @@ async fn qemu_2_8_gets_the_old_forms() {
             "query-cpus"
         ]
     );
-    // blockdev-add wrapped in `options`.
-    let opts = &got[0].1["options"];
-    assert_eq!(opts["node-name"], "disk0");
-    assert_eq!(opts["file"]["cache"]["direct"], true);
+    // 2.8: blockdev-add flat with node-name; x-blockdev-del by node-name.
+    assert_eq!(got[0].1["node-name"], "disk0");
+    assert!(got[0].1.get("options").is_none(), "{}", got[0].1);
+    assert!(got[0].1.get("cache").is_none(), "{}", got[0].1);
     assert_eq!(got[1].1, json!({"node-name": "disk0"}));
     // No share-rw before 2.10.
     assert!(got[2].1.get("share-rw").is_none(), "{}", got[2].1);
@@ -146,6 +153,26 @@ async fn qemu_2_8_gets_the_old_forms() {
     assert_eq!(
         got[4].1,
         json!({"downtime-limit": 250, "max-bandwidth": 1 << 20})
+    );
+}
+
+#[tokio::test]
+async fn qemu_2_7_wraps_blockdev_add_and_names_nodes_by_id() {
+    let (c, log) = peer(2, 7).await;
+    let mut dev = blockdev();
+    dev.cache = None;
+    c.blockdev_add(&dev).await.unwrap();
+    c.blockdev_del("disk0").await.unwrap();
+    drop(c);
+    let got = log.lock().unwrap().clone();
+    assert_eq!(got[0].0, "blockdev-add");
+    let opts = &got[0].1["options"];
+    assert_eq!(opts["id"], "disk0");
+    assert!(opts.get("node-name").is_none(), "{opts}");
+    assert_eq!(opts["file"]["filename"], "/var/tmp/disk.qcow2");
+    assert_eq!(
+        got[1],
+        ("x-blockdev-del".to_owned(), json!({"id": "disk0"}))
     );
 }
 
@@ -191,6 +218,8 @@ async fn qemu_7_2_gets_the_current_forms() {
     );
     assert_eq!(got[0].1["node-name"], "disk0");
     assert!(got[0].1.get("options").is_none());
+    assert_eq!(got[0].1["cache"]["direct"], true);
+    assert_eq!(got[0].1["file"]["cache"]["direct"], true);
     assert_eq!(got[2].1["share-rw"], true);
     assert_eq!(
         got[3].1,
