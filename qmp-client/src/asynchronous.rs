@@ -374,6 +374,10 @@ impl Client {
         }
         #[cfg(feature = "libvirt")]
         if let Some(via) = &self.via {
+            if exec.oob {
+                // libvirt owns the monitor and sends in-band only.
+                return Err(qmp_proto::Error::OobNotNegotiated.into());
+            }
             let timeout = exec.timeout.or(self.options.command_timeout);
             return via.execute(command, arguments, timeout).await;
         }

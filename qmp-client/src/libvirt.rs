@@ -5,7 +5,7 @@
 //! layer, subscriptions) then works the same for libvirt-managed guests.
 //!
 //! Differences from a direct socket: no fd passing ([`Error::FdPassingUnsupported`]), no
-//! `exec-oob`, and the greeting is made up from `query-version` (capabilities empty: libvirt
+//! `exec-oob` (`Error::Protocol(OobNotNegotiated)`, as with a QEMU that does not offer it), and the greeting is made up from `query-version` (capabilities empty: libvirt
 //! owns the monitor and negotiated it).
 //!
 //! Errors: QEMU's error replies (relayed by libvirt as the monitor's JSON) are [`Error::Qmp`]

@@ -6,7 +6,7 @@
 mod common;
 
 use qmp_client::qmp_proto::generated::{commands as c, types as t, TypedEvent};
-use qmp_client::{Client, ConnectOptions, Error, EventFilter};
+use qmp_client::{Client, ConnectOptions, Error, EventFilter, Exec};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn uri() -> String {
@@ -104,6 +104,20 @@ async fn typed_qmp_through_libvirt() {
         qmp.get_fd("x", a.into()).await,
         Err(Error::FdPassingUnsupported)
     ));
+    // Nor exec-oob: refused, not silently sent in-band.
+    let oob = Exec {
+        oob: true,
+        ..Exec::default()
+    };
+    assert!(
+        matches!(
+            qmp.execute_with("query-status", None, oob).await,
+            Err(Error::Protocol(
+                qmp_client::qmp_proto::Error::OobNotNegotiated
+            ))
+        ),
+        "exec-oob through libvirt"
+    );
 
     // Events: the govmm helpers' stop/cont, seen through libvirt's monitor events.
     let mut events = qmp.subscribe(EventFilter::names(["STOP", "RESUME"]));
