@@ -189,13 +189,23 @@ impl Client {
     /// The open sequence (see [`crate::Client::open`]).
     pub fn open(&self, name: Option<&str>) -> Result<Features, Error> {
         let auth = self.call::<procs::AuthList>(&())?;
-        match open::pick_auth(&auth.types)? {
+        let wanted = self
+            .inner
+            .uri
+            .as_ref()
+            .and_then(|u| u.remote().auth.as_deref());
+        let (kind, mechanism) = open::pick_auth(&auth.types, wanted)?;
+        match kind {
             RemoteAuthType::Polkit => {
                 let r = self.call::<procs::AuthPolkit>(&())?;
                 open::check_polkit(r.complete)?;
             }
             RemoteAuthType::Sasl => {
-                let creds = self.inner.options.credentials.clone().unwrap_or_default();
+                let mut creds = self.inner.options.credentials.clone().unwrap_or_default();
+                if let Some(mech) = mechanism {
+                    // `auth=sasl.MECH`: that mechanism only.
+                    creds.mechanisms = vec![mech];
+                }
                 crate::sasl::authenticate_blocking(self, &creds)?;
             }
             _ => {}

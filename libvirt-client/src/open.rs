@@ -36,14 +36,48 @@ pub struct Features {
     pub fd_passing: bool,
 }
 
-/// The authentication step to run, from the daemon's `AUTH_LIST` answer (libvirt's order:
-/// the first type offered decides).
-pub(crate) fn pick_auth(types: &[RemoteAuthType]) -> Result<RemoteAuthType, Error> {
-    match types.first() {
-        None | Some(RemoteAuthType::None) => Ok(RemoteAuthType::None),
-        Some(RemoteAuthType::Polkit) => Ok(RemoteAuthType::Polkit),
-        Some(RemoteAuthType::Sasl) => Ok(RemoteAuthType::Sasl),
+/// The authentication step to run, from the daemon's `AUTH_LIST` answer and the URI's `auth=`
+/// parameter, as libvirt's remote driver decides it: without `auth=` the first type offered;
+/// with `auth=sasl`, `auth=sasl.MECH` or `auth=polkit` that type, which the daemon must offer
+/// ([`Error::AuthFailed`] otherwise, as for an unknown `auth=` value). `auth=sasl.MECH` also
+/// restricts SASL to mechanism `MECH` (returned upper-cased).
+pub(crate) fn pick_auth(
+    types: &[RemoteAuthType],
+    wanted: Option<&str>,
+) -> Result<(RemoteAuthType, Option<String>), Error> {
+    let Some(first) = types.first() else {
+        // Nothing to authenticate (libvirt ignores `auth=` then too).
+        return Ok((RemoteAuthType::None, None));
+    };
+    let Some(wanted) = wanted else {
+        return Ok((*first, None));
+    };
+    let failed = |reason: String| Error::AuthFailed {
+        method: wanted.to_owned(),
+        reason,
+        remote: None,
+    };
+    let lower = wanted.to_ascii_lowercase();
+    let (kind, mechanism) = if lower == "sasl" {
+        (RemoteAuthType::Sasl, None)
+    } else if let Some(mech) = lower.strip_prefix("sasl.") {
+        if mech.is_empty() {
+            return Err(failed("`auth=sasl.` names no SASL mechanism".into()));
+        }
+        (RemoteAuthType::Sasl, Some(mech.to_ascii_uppercase()))
+    } else if lower == "polkit" {
+        (RemoteAuthType::Polkit, None)
+    } else {
+        return Err(failed(format!(
+            "unknown authentication type {wanted:?} in the URI's auth= (sasl, sasl.MECH, polkit)"
+        )));
+    };
+    if !types.contains(&kind) {
+        return Err(failed(format!(
+            "requested authentication type {wanted} rejected: the daemon offers {types:?}"
+        )));
     }
+    Ok((kind, mechanism))
 }
 
 /// The result of `AUTH_POLKIT`: `complete` must be non-zero.
@@ -72,15 +106,35 @@ mod tests {
 
     #[test]
     fn auth_choice() {
-        assert_eq!(pick_auth(&[]).unwrap(), RemoteAuthType::None);
+        use RemoteAuthType::{None as NoAuth, Polkit, Sasl};
+        let pick = pick_auth;
+        assert_eq!(pick(&[], None).unwrap(), (NoAuth, None));
+        assert_eq!(pick(&[], Some("sasl")).unwrap(), (NoAuth, None));
+        assert_eq!(pick(&[Polkit], None).unwrap(), (Polkit, None));
+        assert_eq!(pick(&[Sasl, NoAuth], None).unwrap(), (Sasl, None));
+        // auth= picks among the offered types, whatever their order.
+        assert_eq!(pick(&[NoAuth, Sasl], Some("SASL")).unwrap(), (Sasl, None));
         assert_eq!(
-            pick_auth(&[RemoteAuthType::Polkit]).unwrap(),
-            RemoteAuthType::Polkit
+            pick(&[Polkit, Sasl], Some("sasl.scram-sha-256")).unwrap(),
+            (Sasl, Some("SCRAM-SHA-256".into()))
         );
         assert_eq!(
-            pick_auth(&[RemoteAuthType::Sasl, RemoteAuthType::None]).unwrap(),
-            RemoteAuthType::Sasl
+            pick(&[Sasl, Polkit], Some("polkit")).unwrap(),
+            (Polkit, None)
         );
+        for (types, wanted) in [
+            (&[Sasl][..], "polkit"),
+            (&[Polkit][..], "sasl"),
+            (&[Sasl][..], "kerberos"),
+            (&[Sasl][..], "sasl."),
+            (&[NoAuth][..], "none"),
+        ] {
+            let e = pick(types, Some(wanted)).unwrap_err();
+            assert!(
+                matches!(&e, Error::AuthFailed { method, .. } if method == wanted),
+                "{wanted}: {e:?}"
+            );
+        }
         assert!(check_polkit(0).is_err());
         assert!(check_polkit(1).is_ok());
     }

@@ -152,7 +152,8 @@ pub struct RemoteParams {
     pub command: Option<String>,
     /// `socket=`: the daemon's unix socket path (local for unix, remote for ssh).
     pub socket: Option<PathBuf>,
-    /// `auth=`: the authentication type to use (e.g. `sasl`, `polkit`).
+    /// `auth=`: the authentication type to use, among those the daemon offers: `sasl`,
+    /// `sasl.MECH` (that SASL mechanism only) or `polkit`.
     pub auth: Option<String>,
     /// `sshauth=`: ssh authentication methods for libssh/libssh2.
     pub sshauth: Option<String>,

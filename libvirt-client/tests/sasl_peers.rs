@@ -149,6 +149,51 @@ async fn external_not_offered_even_when_configured() {
     assert!(!offer.contains("EXTERNAL"), "{offer}");
 }
 
+/// The URI's `auth=`: a type the daemon does not offer is refused before anything is sent;
+/// `auth=sasl.MECH` overrides the credentials' own mechanism list.
+#[tokio::test]
+async fn uri_auth_param_selects_the_type_and_mechanism() {
+    let with = |auth: &str| {
+        libvirt_client::uri::Uri::parse(&uri())
+            .and_then(|u| u.with_param("auth", auth))
+            .expect("uri")
+            .to_string()
+    };
+    let o =
+        |pw: &str| ClientOptions::default().credentials(creds(pw).mechanisms(["SCRAM-SHA-256"]));
+    let e = Client::connect_with(&with("polkit"), o(&password()))
+        .await
+        .expect_err("polkit is not offered");
+    assert!(
+        matches!(&e, Error::AuthFailed { method, reason, .. }
+            if method == "polkit" && reason.contains("rejected")),
+        "{e:?}"
+    );
+    // PLAIN although the credentials prefer SCRAM: the right password logs in...
+    let c = Client::connect_with(&with("sasl.plain"), o(&password()))
+        .await
+        .expect("auth=sasl.plain login");
+    assert!(c.connect_get_lib_version().await.expect("version") >= 9_000_000);
+    c.close().await;
+    // ...and a wrong one fails in PLAIN, not in SCRAM.
+    let e = Client::connect_with(&with("sasl.plain"), o("not-the-password"))
+        .await
+        .expect_err("wrong password");
+    assert!(
+        matches!(&e, Error::AuthFailed { method, .. } if method.contains("PLAIN")),
+        "{e:?}"
+    );
+    #[cfg(feature = "blocking")]
+    {
+        let e = libvirt_client::blocking::Client::connect_with(&with("sasl.plain"), o("nope"))
+            .expect_err("wrong password");
+        assert!(
+            matches!(&e, Error::AuthFailed { method, .. } if method.contains("PLAIN")),
+            "{e:?}"
+        );
+    }
+}
+
 /// The blocking client's SASL path (`authenticate_blocking`): right password in, wrong one
 /// refused with the daemon's typed error.
 #[cfg(feature = "blocking")]
