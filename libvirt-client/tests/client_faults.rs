@@ -1,4 +1,4 @@
-//! Faults: a daemon killed mid-call, a daemon that stops answering (keepalive), per-call
+//! Faults (unix and tcp): a daemon killed mid-call, a daemon that stops answering (keepalive), per-call
 //! timeouts, 10 000 concurrent calls on one connection, an event subscriber that never reads.
 //! The kill/stop tests run their own private libvirtd (tests/common/daemon.rs).
 #![cfg(all(feature = "async", feature = "blocking"))]
@@ -17,42 +17,48 @@ use common::daemon::PrivateDaemon;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_killed_mid_call_fails_every_pending_call_within_1s() {
     let d = PrivateDaemon::start();
-    {
-        let uri = d.test_unix();
+    // One client per transport, both with calls pending and a subscription when it dies.
+    let mut clients = Vec::new();
+    for uri in [d.test_unix(), d.test_tcp()] {
         let c = Client::connect_with(&uri, ClientOptions::default().keepalive(None))
             .await
             .unwrap();
         assert_eq!(c.version().await.unwrap().to_string(), "0.0.2");
-        let mut ev = c.subscribe(Subscription::domain(None)).await.unwrap();
-        // Freeze the daemon so calls are surely pending, then kill it.
-        d.signal("STOP");
-        let calls: Vec<_> = (0..200)
-            .map(|_| {
-                let c = c.clone();
-                tokio::spawn(async move { c.version().await })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(c.pending_calls(), 200);
-        let t0 = Instant::now();
-        d.signal("KILL");
-        for r in join_all(calls).await {
-            let e = r.unwrap().unwrap_err();
-            assert!(e.is_closed(), "{e}");
-        }
-        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        let ev = c.subscribe(Subscription::domain(None)).await.unwrap();
+        clients.push((uri, c, ev));
+    }
+    // Freeze the daemon so calls are surely pending, then kill it.
+    d.signal("STOP");
+    let mut calls = Vec::new();
+    for (_, c, _) in &clients {
+        calls.extend((0..100).map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.version().await })
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (uri, c, _) in &clients {
+        assert_eq!(c.pending_calls(), 100, "{uri}");
+    }
+    let t0 = Instant::now();
+    d.signal("KILL");
+    for r in join_all(calls).await {
+        let e = r.unwrap().unwrap_err();
+        assert!(e.is_closed(), "{e}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    for (uri, c, mut ev) in clients {
         // The subscriber sees the end too.
         match tokio::time::timeout(Duration::from_secs(1), ev.next())
             .await
             .unwrap()
         {
             Some(Ok(EventItem::Closed(_))) => {}
-            other => panic!("{other:?}"),
+            other => panic!("{uri}: {other:?}"),
         }
-        assert!(ev.next().await.is_none());
+        assert!(ev.next().await.is_none(), "{uri}");
         // New calls fail at once.
-        assert!(c.version().await.unwrap_err().is_closed());
-        // (tcp is covered by the keepalive test: the daemon is dead now.)
+        assert!(c.version().await.unwrap_err().is_closed(), "{uri}");
     }
 }
 
@@ -102,19 +108,27 @@ async fn stopped_daemon_keepalive_declares_it_dead_and_calls_time_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_calls_nothing_lost() {
-    let c = Client::connect(&common::uri("test_unix")).await.unwrap();
-    let t0 = Instant::now();
-    let calls = (0..10_000).map(|_| c.version());
-    let results = join_all(calls).await;
-    let ok = results
-        .iter()
-        .filter(|r| r.as_ref().is_ok_and(|v| v.to_string() == "0.0.2"))
-        .count();
-    assert_eq!(ok, 10_000, "{:?}", results.iter().find(|r| r.is_err()));
-    eprintln!("10 000 pipelined calls in {:?}", t0.elapsed());
-    assert_eq!(c.pending_calls(), 0);
-    let st = c.stats();
-    assert!(st.packets_received >= 10_000, "{st:?}");
+    for transport in ["test_unix", "test_tcp"] {
+        let c = Client::connect(&common::uri(transport)).await.unwrap();
+        let t0 = Instant::now();
+        let calls = (0..10_000).map(|_| c.version());
+        let results = join_all(calls).await;
+        let ok = results
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|v| v.to_string() == "0.0.2"))
+            .count();
+        assert_eq!(
+            ok,
+            10_000,
+            "{transport}: {:?}",
+            results.iter().find(|r| r.is_err())
+        );
+        eprintln!("{transport}: 10 000 pipelined calls in {:?}", t0.elapsed());
+        assert_eq!(c.pending_calls(), 0);
+        let st = c.stats();
+        assert!(st.packets_received >= 10_000, "{transport}: {st:?}");
+        c.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
