@@ -238,10 +238,18 @@ async fn lifecycle_events_in_order() {
             .subscribe(Subscription::domain(Some(dom.clone())))
             .await
             .unwrap();
+        // Another domain changes meanwhile: the filtered stream must not show it.
+        let other = c
+            .define_xml(&test_domain_xml(&common::unique_name("evt-other")))
+            .await
+            .unwrap();
         c.start(&dom).await.unwrap();
+        c.start(&other).await.unwrap();
         c.suspend(&dom).await.unwrap();
         c.resume(&dom).await.unwrap();
+        c.destroy(&other).await.unwrap();
         c.destroy(&dom).await.unwrap();
+        c.undefine(&other, Default::default()).await.unwrap();
         c.undefine(&dom, Default::default()).await.unwrap();
 
         let want_all = [
@@ -252,9 +260,9 @@ async fn lifecycle_events_in_order() {
             DomainEventType::STOPPED,
             DomainEventType::UNDEFINED,
         ];
-        let got = collect_lifecycle(&mut all, &name, want_all.len()).await;
+        let got = collect_lifecycle(&mut all, &name, want_all.len(), false).await;
         assert_eq!(got, want_all, "{key}");
-        let got = collect_lifecycle(&mut mine, &name, want_all.len() - 1).await;
+        let got = collect_lifecycle(&mut mine, &name, want_all.len() - 1, true).await;
         assert_eq!(got, &want_all[1..], "{key} filtered");
         drop(all);
         drop(mine);
@@ -262,10 +270,13 @@ async fn lifecycle_events_in_order() {
     }
 }
 
+/// The first `n` lifecycle events of domain `name`; with `only_this`, an event of any other
+/// domain fails the test (the stream is filtered to `name`).
 async fn collect_lifecycle(
     s: &mut libvirt_client::events::EventStream,
     name: &str,
     n: usize,
+    only_this: bool,
 ) -> Vec<DomainEventType> {
     let mut got = Vec::new();
     while got.len() < n {
@@ -277,6 +288,8 @@ async fn collect_lifecycle(
         if let EventItem::Event(TypedEvent::DomainEventCallbackLifecycle(m)) = item {
             if m.msg.dom.name == name {
                 got.push(DomainEventType(m.msg.event));
+            } else {
+                assert!(!only_this, "filtered to {name}, got {:?}", m.msg.dom.name);
             }
         }
     }
