@@ -54,36 +54,81 @@ pub struct DomainStateInfo {
     pub reason: i32,
 }
 
-/// Block IO limits of one disk (`virDomainGetBlockIoTune` / `SetBlockIoTune`); `None` fields
-/// are left unchanged when setting and absent when the daemon did not report them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Block IO limits of one disk (`virDomainGetBlockIoTune` / `SetBlockIoTune`): every
+/// `VIR_DOMAIN_BLOCK_IOTUNE_*` parameter of libvirt 11.3, typed. `None` fields are left
+/// unchanged when setting and absent when the daemon did not report them.
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct BlockIoTune {
-    /// `total_bytes_sec`.
+    /// `total_bytes_sec`: Total throughput limit, bytes per second.
     pub total_bytes_sec: Option<u64>,
-    /// `read_bytes_sec`.
+    /// `read_bytes_sec`: Read throughput limit, bytes per second.
     pub read_bytes_sec: Option<u64>,
-    /// `write_bytes_sec`.
+    /// `write_bytes_sec`: Write throughput limit, bytes per second.
     pub write_bytes_sec: Option<u64>,
-    /// `total_iops_sec`.
+    /// `total_iops_sec`: Total I/O operations per second.
     pub total_iops_sec: Option<u64>,
-    /// `read_iops_sec`.
+    /// `read_iops_sec`: Read I/O operations per second.
     pub read_iops_sec: Option<u64>,
-    /// `write_iops_sec`.
+    /// `write_iops_sec`: Write I/O operations per second.
     pub write_iops_sec: Option<u64>,
-    /// `total_bytes_sec_max`.
+    /// `total_bytes_sec_max`: Burst limit above `total_bytes_sec`.
     pub total_bytes_sec_max: Option<u64>,
-    /// `total_iops_sec_max`.
+    /// `read_bytes_sec_max`: Burst limit above `read_bytes_sec`.
+    pub read_bytes_sec_max: Option<u64>,
+    /// `write_bytes_sec_max`: Burst limit above `write_bytes_sec`.
+    pub write_bytes_sec_max: Option<u64>,
+    /// `total_iops_sec_max`: Burst limit above `total_iops_sec`.
     pub total_iops_sec_max: Option<u64>,
-    /// `size_iops_sec`.
+    /// `read_iops_sec_max`: Burst limit above `read_iops_sec`.
+    pub read_iops_sec_max: Option<u64>,
+    /// `write_iops_sec_max`: Burst limit above `write_iops_sec`.
+    pub write_iops_sec_max: Option<u64>,
+    /// `total_bytes_sec_max_length`: How long, in seconds, a burst up to `total_bytes_sec_max` may last.
+    pub total_bytes_sec_max_length: Option<u64>,
+    /// `read_bytes_sec_max_length`: How long, in seconds, a burst up to `read_bytes_sec_max` may last.
+    pub read_bytes_sec_max_length: Option<u64>,
+    /// `write_bytes_sec_max_length`: How long, in seconds, a burst up to `write_bytes_sec_max` may last.
+    pub write_bytes_sec_max_length: Option<u64>,
+    /// `total_iops_sec_max_length`: How long, in seconds, a burst up to `total_iops_sec_max` may last.
+    pub total_iops_sec_max_length: Option<u64>,
+    /// `read_iops_sec_max_length`: How long, in seconds, a burst up to `read_iops_sec_max` may last.
+    pub read_iops_sec_max_length: Option<u64>,
+    /// `write_iops_sec_max_length`: How long, in seconds, a burst up to `write_iops_sec_max` may last.
+    pub write_iops_sec_max_length: Option<u64>,
+    /// `size_iops_sec`: Size of one I/O operation for the iops limits, bytes.
     pub size_iops_sec: Option<u64>,
-    /// `group_name`.
+    /// `group_name`: drives of one group share the quota.
     pub group_name: Option<String>,
-    /// Every other parameter the daemon reported, as is.
-    pub other: Vec<(String, String)>,
+    /// Parameters this type does not know (a newer daemon's, or of an unexpected type), as the
+    /// daemon sent them; sent back as they are by [`to_params`](Self::to_params).
+    pub other: Vec<RemoteTypedParam>,
 }
 
 impl BlockIoTune {
+    /// The names of the `u64` parameters, in libvirt's order.
+    pub const U64_PARAMS: [&'static str; 19] = [
+        "total_bytes_sec",
+        "read_bytes_sec",
+        "write_bytes_sec",
+        "total_iops_sec",
+        "read_iops_sec",
+        "write_iops_sec",
+        "total_bytes_sec_max",
+        "read_bytes_sec_max",
+        "write_bytes_sec_max",
+        "total_iops_sec_max",
+        "read_iops_sec_max",
+        "write_iops_sec_max",
+        "total_bytes_sec_max_length",
+        "read_bytes_sec_max_length",
+        "write_bytes_sec_max_length",
+        "total_iops_sec_max_length",
+        "read_iops_sec_max_length",
+        "write_iops_sec_max_length",
+        "size_iops_sec",
+    ];
+
     fn slot(&mut self, name: &str) -> Option<&mut Option<u64>> {
         Some(match name {
             "total_bytes_sec" => &mut self.total_bytes_sec,
@@ -93,7 +138,17 @@ impl BlockIoTune {
             "read_iops_sec" => &mut self.read_iops_sec,
             "write_iops_sec" => &mut self.write_iops_sec,
             "total_bytes_sec_max" => &mut self.total_bytes_sec_max,
+            "read_bytes_sec_max" => &mut self.read_bytes_sec_max,
+            "write_bytes_sec_max" => &mut self.write_bytes_sec_max,
             "total_iops_sec_max" => &mut self.total_iops_sec_max,
+            "read_iops_sec_max" => &mut self.read_iops_sec_max,
+            "write_iops_sec_max" => &mut self.write_iops_sec_max,
+            "total_bytes_sec_max_length" => &mut self.total_bytes_sec_max_length,
+            "read_bytes_sec_max_length" => &mut self.read_bytes_sec_max_length,
+            "write_bytes_sec_max_length" => &mut self.write_bytes_sec_max_length,
+            "total_iops_sec_max_length" => &mut self.total_iops_sec_max_length,
+            "read_iops_sec_max_length" => &mut self.read_iops_sec_max_length,
+            "write_iops_sec_max_length" => &mut self.write_iops_sec_max_length,
             "size_iops_sec" => &mut self.size_iops_sec,
             _ => return None,
         })
@@ -108,27 +163,17 @@ impl BlockIoTune {
                 (RemoteTypedParamValue::String(v), None) if p.field == "group_name" => {
                     t.group_name = Some(v.clone())
                 }
-                (v, _) => t.other.push((p.field.clone(), format!("{v:?}"))),
+                _ => t.other.push(p.clone()),
             }
         }
         t
     }
 
-    /// The typed parameters for `SetBlockIoTune` (only the `Some` fields).
+    /// The typed parameters for `SetBlockIoTune`: the `Some` fields, then [`other`](Self::other).
     pub fn to_params(&self) -> Vec<RemoteTypedParam> {
         let mut c = self.clone();
         let mut out = Vec::new();
-        for name in [
-            "total_bytes_sec",
-            "read_bytes_sec",
-            "write_bytes_sec",
-            "total_iops_sec",
-            "read_iops_sec",
-            "write_iops_sec",
-            "total_bytes_sec_max",
-            "total_iops_sec_max",
-            "size_iops_sec",
-        ] {
+        for name in Self::U64_PARAMS {
             if let Some(Some(v)) = c.slot(name).map(|s| *s) {
                 out.push(RemoteTypedParam {
                     field: name.to_owned(),
@@ -142,6 +187,7 @@ impl BlockIoTune {
                 value: RemoteTypedParamValue::String(g.clone()),
             });
         }
+        out.extend(self.other.iter().cloned());
         out
     }
 }
@@ -337,14 +383,29 @@ mod tests {
 
     #[test]
     fn block_io_tune_params_round_trip() {
-        let t = BlockIoTune {
+        let mut t = BlockIoTune {
             total_bytes_sec: Some(1000),
             read_iops_sec: Some(7),
+            write_bytes_sec_max_length: Some(30),
             group_name: Some("g".into()),
             ..Default::default()
         };
-        let back = BlockIoTune::from_params(&t.to_params());
+        t.other.push(RemoteTypedParam {
+            field: "future_knob".into(),
+            value: RemoteTypedParamValue::Int(-3),
+        });
+        let params = t.to_params();
+        assert_eq!(params.len(), 5);
+        let back = BlockIoTune::from_params(&params);
         assert_eq!(back, t);
+        // Every name has its own slot.
+        let mut all = BlockIoTune::default();
+        for (i, name) in BlockIoTune::U64_PARAMS.iter().enumerate() {
+            *all.slot(name).expect(name) = Some(i as u64);
+        }
+        let back = BlockIoTune::from_params(&all.to_params());
+        assert!(back.other.is_empty());
+        assert_eq!(back, all);
     }
 
     #[test]

@@ -66,12 +66,16 @@ async fn block_io_tune_round_trip() {
     // (The test driver wants the burst limits at least as high.)
     want.total_bytes_sec_max = Some(20_000_000);
     want.total_iops_sec_max = Some(800);
+    want.total_bytes_sec_max_length = Some(30);
     c.set_block_io_tune(&dom, "vda", &want).await.unwrap();
     let after = c.block_io_tune(&dom, "vda").await.unwrap();
     assert_eq!(after.total_bytes_sec, Some(10_000_000), "{after:?}");
     assert_eq!(after.total_iops_sec, Some(400), "{after:?}");
     assert_eq!(after.total_bytes_sec_max, Some(20_000_000), "{after:?}");
+    assert_eq!(after.total_bytes_sec_max_length, Some(30), "{after:?}");
     assert_eq!(after.read_bytes_sec, Some(0), "{after:?}");
+    // Every parameter the daemon reports has its typed field.
+    assert!(after.other.is_empty(), "{:?}", after.other);
     // virsh sees the same.
     let out = common::virsh(&uri, &["blkdeviotune", &name, "vda"]);
     let field = |k: &str| {
@@ -82,6 +86,7 @@ async fn block_io_tune_round_trip() {
     };
     assert_eq!(field("total_bytes_sec"), "10000000");
     assert_eq!(field("total_iops_sec"), "400");
+    assert_eq!(field("total_bytes_sec_max_length"), "30");
     // An unknown disk is the daemon's typed error.
     let e = c.block_io_tune(&dom, "vdz").await.unwrap_err();
     assert!(e.remote().is_some(), "{e}");

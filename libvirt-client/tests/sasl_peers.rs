@@ -174,7 +174,7 @@ async fn uri_auth_param_selects_the_type_and_mechanism() {
         .await
         .expect("auth=sasl.plain login");
     assert!(c.connect_get_lib_version().await.expect("version") >= 9_000_000);
-    c.close().await;
+    c.close().await.unwrap();
     // ...and a wrong one fails in PLAIN, not in SCRAM.
     let e = Client::connect_with(&with("sasl.plain"), o("not-the-password"))
         .await
