@@ -14,7 +14,7 @@ use crate::Error;
 pub const MESSAGE_MAX: u32 = 33_554_432;
 
 /// Initial message buffer size libvirt allocates (`VIR_NET_MESSAGE_INITIAL`, 64 KiB); its
-/// encoder quadruples the buffer from here until [`MESSAGE_MAX`]. Informational: we size
+/// encoder doubles the buffer from here until [`MESSAGE_MAX`]. Informational: we size
 /// buffers from the length word instead.
 pub const MESSAGE_INITIAL: u32 = 65_536;
 

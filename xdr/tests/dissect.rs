@@ -145,6 +145,27 @@ fn fd_carrier_bytes_must_be_there() {
 }
 
 #[test]
+fn fd_count_over_libvirts_limit_ends_the_stream() {
+    // VIR_NET_MESSAGE_NUM_FDS_MAX is 32 (the default when the schema lacks it).
+    let d = dissector();
+    let mut ok = words(&[32]);
+    ok.extend(words(&[9]));
+    let mut s = packet(4, 4, 4, 0, &ok);
+    s.extend([0; 32]);
+    let mut over = words(&[33]);
+    over.extend(words(&[9]));
+    s.extend(packet(4, 4, 5, 0, &over));
+    s.extend([0; 33]);
+    let got = lines(&d, &s);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].as_ref().unwrap()["fds"], 32);
+    assert!(
+        matches!(&got[1], Err(Error::LengthOverLimit { len: 33, max: 32, path }) if path.contains("fd count")),
+        "{got:?}"
+    );
+}
+
+#[test]
 fn framing_errors_end_the_stream_with_a_typed_error() {
     let d = dissector();
     let mut s = packet(1, 0, 1, 0, &[]);

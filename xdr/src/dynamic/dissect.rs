@@ -34,6 +34,8 @@ pub const MIN_PACKET_LEN: u32 = 28;
 
 /// libvirt's `VIR_NET_MESSAGE_MAX` when the schema does not define it.
 const DEFAULT_MESSAGE_MAX: u32 = 33_554_432;
+/// libvirt's `VIR_NET_MESSAGE_NUM_FDS_MAX` when the schema does not define it.
+const DEFAULT_NUM_FDS_MAX: u32 = 32;
 
 /// message types (`virNetMessageType`), by value.
 const CALL: i32 = 0;
@@ -125,6 +127,7 @@ pub struct Dissector {
     schema: Schema,
     programs: Vec<Program>,
     message_max: u32,
+    num_fds_max: u32,
     options: DecodeOptions,
 }
 
@@ -181,10 +184,15 @@ impl Dissector {
             .constant("VIR_NET_MESSAGE_MAX")
             .and_then(|v| u32::try_from(v).ok())
             .unwrap_or(DEFAULT_MESSAGE_MAX);
+        let num_fds_max = schema
+            .constant("VIR_NET_MESSAGE_NUM_FDS_MAX")
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(DEFAULT_NUM_FDS_MAX);
         Ok(Dissector {
             schema,
             programs,
             message_max,
+            num_fds_max,
             options: DecodeOptions::new(),
         })
     }
@@ -280,7 +288,17 @@ impl Dissector {
                 packet.decode_error = Some("missing the fd count after the header".into());
                 return Ok(packet);
             }
-            packet.fds = Some(u32::from_be_bytes([body[0], body[1], body[2], body[3]]));
+            let fds = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+            // As libvirt's virNetMessageDecodeNumFDs: a framing error, the stream cannot go on
+            // (the fd carrier bytes after the packet are not to be trusted).
+            if fds > self.num_fds_max {
+                return Err(Error::LengthOverLimit {
+                    len: fds.into(),
+                    max: self.num_fds_max.into(),
+                    path: "fd count".into(),
+                });
+            }
+            packet.fds = Some(fds);
             body = &body[4..];
         }
         let base = program
