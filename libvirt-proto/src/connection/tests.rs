@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::event::REMOTE_PROGRAM;
+use crate::event::{callback_event_family, QEMU_PROGRAM, REMOTE_PROGRAM};
 use crate::generated::api::{ErrorDomain, ErrorNumber};
 use crate::packet::encode_packet;
 
@@ -653,6 +653,46 @@ fn events_routed_by_callback_id() {
     c.handle_input(&pkt(MessageType::Message, MessageStatus::Ok, 0, 318, &body))
         .unwrap();
     assert!(matches!(&events(&mut c)[0], Event::Message(m) if m.route.is_none()));
+}
+
+#[test]
+fn every_callback_event_is_routed_by_its_callback_id() {
+    // Including the domain events whose names lack `CALLBACK` (block job 2, block threshold,
+    // memory failure, memory device size change, NIC MAC change): the table decides.
+    let cases: Vec<(u32, i32, EventFamily)> = (1..=460)
+        .filter_map(|p| callback_event_family(REMOTE_PROGRAM, p).map(|f| (REMOTE_PROGRAM, p, f)))
+        .chain([(QEMU_PROGRAM, 6, EventFamily::QemuMonitor)])
+        .collect();
+    assert_eq!(cases.len(), 37);
+    for p in [339, 385, 423, 438, 453] {
+        assert!(cases.iter().any(|c| c.1 == p), "{p}");
+    }
+    for (i, (program, procedure, family)) in cases.into_iter().enumerate() {
+        let mut c = Connection::default();
+        let id = 40 + i as i32;
+        c.route_callback(family, id, 1000 + i as u64);
+        let mut body = id.to_be_bytes().to_vec();
+        body.extend_from_slice(b"payload");
+        let h = Header {
+            program,
+            version: 1,
+            procedure,
+            kind: MessageType::Message,
+            serial: 0,
+            status: MessageStatus::Ok,
+        };
+        let mut wire = Vec::new();
+        encode_packet(&h, 0, &body, &mut wire).unwrap();
+        c.handle_input(&wire).unwrap();
+        match &events(&mut c)[..] {
+            [Event::Message(m)] => assert_eq!(
+                (m.callback_id, m.route),
+                (Some(id), Some(1000 + i as u64)),
+                "{program:#x}/{procedure}"
+            ),
+            other => panic!("{program:#x}/{procedure}: {other:?}"),
+        }
+    }
 }
 
 #[test]
