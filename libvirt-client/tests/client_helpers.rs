@@ -144,7 +144,8 @@ async fn shutdown_and_reboot() {
     c.close().await.unwrap();
 }
 
-/// `reset` on a real TCG guest: QEMU reports the system reset (RESET monitor event).
+/// `reset` on a real TCG guest: QEMU reports the system reset (RESET monitor event) and libvirt
+/// turns it into the domain REBOOT event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_a_tcg_guest() {
     let uri = common::uri("qemu_unix");
@@ -169,6 +170,10 @@ async fn reset_a_tcg_guest() {
         ))
         .await
         .unwrap();
+    let mut domain_events = c
+        .subscribe(Subscription::domain(Some(dom.clone())))
+        .await
+        .unwrap();
     c.reset(&dom).await.unwrap();
     let item = tokio::time::timeout(Duration::from_secs(20), mon.next())
         .await
@@ -182,6 +187,21 @@ async fn reset_a_tcg_guest() {
         }
         other => panic!("{other:?}"),
     }
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(20), domain_events.next())
+            .await
+            .expect("REBOOT in time")
+            .unwrap()
+            .unwrap();
+        match item {
+            EventItem::Event(TypedEvent::DomainEventCallbackReboot(m)) => {
+                assert_eq!(m.msg.dom.name, name);
+                break;
+            }
+            EventItem::Event(_) => continue, // other kinds for this domain may come first
+            other => panic!("{other:?}"),
+        }
+    }
     assert_eq!(
         c.domain_state(&dom).await.unwrap().state,
         DomainState::RUNNING
@@ -191,5 +211,6 @@ async fn reset_a_tcg_guest() {
     // Let the deregistrations be answered before the connection goes: the runtime ends with
     // the test, and libvirtd 9.0 can crash when a client leaves mid-(de)registration.
     drop(mon);
+    drop(domain_events);
     c.close().await.unwrap();
 }
