@@ -2,7 +2,7 @@
 //! resume, QMP through libvirt, lifecycle and QEMU monitor events in order, console I/O (a
 //! 34-byte boot sector that greets and echoes on COM1), destroy, undefine; a sparse storage
 //! volume upload/download round trip in a dir pool.
-#![cfg(feature = "async")]
+#![cfg(all(feature = "async", feature = "blocking"))]
 
 mod common;
 
@@ -360,6 +360,51 @@ async fn sparse_volume_upload_download_round_trip() {
     plain.read_to_end(&mut all).await.unwrap();
     plain.finish().await.unwrap();
     assert!(all == image);
+    // A sparse download read through AsyncRead: its holes come out as zeros too.
+    let mut sparse = c
+        .storage_vol_download(vol.clone(), 0, size as u64, sparse_download())
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    sparse.read_to_end(&mut all).await.unwrap();
+    sparse.finish().await.unwrap();
+    assert!(all == image);
+
+    // The blocking client: upload other data around a hole (Write + send_hole), then a
+    // sparse download through Read.
+    let blocking_vol = vol.clone();
+    let (file, blocking_uri) = (dir.0.join("v.raw"), uri.clone());
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let c = libvirt_client::blocking::Client::connect(&blocking_uri).unwrap();
+        let x: Vec<u8> = (0..MIB).map(|i| (i % 239) as u8 | 1).collect();
+        let y: Vec<u8> = (0..2 * MIB).map(|i| (i % 233) as u8 | 1).collect();
+        let mut up = c
+            .storage_vol_upload(blocking_vol.clone(), 0, size as u64, sparse_upload())
+            .unwrap();
+        up.write_all(&x).unwrap();
+        up.send_hole(5 * MIB as i64).unwrap();
+        up.write_all(&y).unwrap();
+        up.finish().unwrap();
+        let meta = std::fs::metadata(&file).unwrap();
+        assert!(
+            meta.blocks() * 512 < 5 * MIB as u64,
+            "{} blocks",
+            meta.blocks()
+        );
+        let mut down = c
+            .storage_vol_download(blocking_vol, 0, size as u64, sparse_download())
+            .unwrap();
+        let mut got = Vec::new();
+        down.read_to_end(&mut got).unwrap();
+        down.finish().unwrap();
+        assert_eq!(got.len(), size);
+        assert!(got[..MIB] == x[..] && got[6 * MIB..] == y[..]);
+        assert!(got[MIB..6 * MIB].iter().all(|&v| v == 0));
+        c.close().unwrap();
+    })
+    .await
+    .unwrap();
 
     c.storage_vol_delete(vol, Default::default()).await.unwrap();
     c.storage_pool_destroy(pool).await.unwrap();
