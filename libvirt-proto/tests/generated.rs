@@ -435,8 +435,17 @@ fn known_procedures_carry_libvirt_annotations() {
         .filter(|p| p.stream.is_some())
         .count();
     assert_eq!(
-        streams, 7,
-        "remote_protocol.x has 7 @readstream/@writestream procedures"
+        streams, 8,
+        "remote_protocol.x has 7 @readstream/@writestream procedures, and the unannotated \
+         REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS streams too"
+    );
+    let tunnel = remote::Procedure::DomainMigratePrepareTunnel3Params.info();
+    assert_eq!(tunnel.stream, Some(StreamDirection::Write));
+    assert_eq!(tunnel.stream_param, Some(1));
+    assert_eq!(
+        remote::Procedure::DomainOpenChannel.info().stream,
+        Some(StreamDirection::Read),
+        "libvirt's annotation; console and channel streams carry data both ways"
     );
 
     // Events: the daemon sends them as VIR_NET_MESSAGE with a `_msg` body.

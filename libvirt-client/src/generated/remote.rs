@@ -2235,7 +2235,7 @@ impl crate::Client {
     }
     /// `REMOTE_PROC_DOMAIN_OPEN_CONSOLE` (201): calls the daemon's procedure of that name.
     ///
-    /// Opens a stream (the daemon sends data): returns it with the reply.
+    /// Opens a stream (data flows both ways: read the guest's output from it and write input to it; libvirt annotates it `@readstream`, which the client does not enforce): returns it with the reply.
     pub async fn domain_open_console(
         &self,
         dom: RemoteNonnullDomain,
@@ -3642,7 +3642,7 @@ impl crate::Client {
     }
     /// `REMOTE_PROC_DOMAIN_OPEN_CHANNEL` (296): calls the daemon's procedure of that name.
     ///
-    /// Opens a stream (the daemon sends data): returns it with the reply.
+    /// Opens a stream (data flows both ways: read the guest's output from it and write input to it; libvirt annotates it `@readstream`, which the client does not enforce): returns it with the reply.
     pub async fn domain_open_channel(
         &self,
         dom: RemoteNonnullDomain,
@@ -3772,21 +3772,15 @@ impl crate::Client {
         .await
     }
     /// `REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS` (304): calls the daemon's procedure of that name.
+    ///
+    /// Opens a stream (the client sends data): returns it with the reply.
     pub async fn domain_migrate_prepare_tunnel3_params(
         &self,
         params: Vec<RemoteTypedParam>,
         cookie_in: xdr::Opaque,
         flags: u32,
-    ) -> Result<xdr::Opaque, crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainMigratePrepareTunnel3Params>(
-            &libvirt_proto::generated::remote::RemoteDomainMigratePrepareTunnel3ParamsArgs {
-                params,
-                cookie_in,
-                flags,
-            },
-        )
-        .await
-        .map(|r| r.cookie_out)
+    ) -> Result<(xdr::Opaque, crate::stream::AsyncVirStream), crate::Error> {
+        self.call_stream::<libvirt_proto::generated::remote::procs::DomainMigratePrepareTunnel3Params>(&libvirt_proto::generated::remote::RemoteDomainMigratePrepareTunnel3ParamsArgs { params, cookie_in, flags }).await.map(|(r, s)| (r.cookie_out, s))
     }
     /// `REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3_PARAMS` (305): calls the daemon's procedure of that name.
     pub async fn domain_migrate_perform3_params(
@@ -7463,7 +7457,7 @@ impl crate::blocking::Client {
     }
     /// `REMOTE_PROC_DOMAIN_OPEN_CONSOLE` (201): calls the daemon's procedure of that name.
     ///
-    /// Opens a stream (the daemon sends data): returns it with the reply.
+    /// Opens a stream (data flows both ways: read the guest's output from it and write input to it; libvirt annotates it `@readstream`, which the client does not enforce): returns it with the reply.
     pub fn domain_open_console(
         &self,
         dom: RemoteNonnullDomain,
@@ -8776,7 +8770,7 @@ impl crate::blocking::Client {
     }
     /// `REMOTE_PROC_DOMAIN_OPEN_CHANNEL` (296): calls the daemon's procedure of that name.
     ///
-    /// Opens a stream (the daemon sends data): returns it with the reply.
+    /// Opens a stream (data flows both ways: read the guest's output from it and write input to it; libvirt annotates it `@readstream`, which the client does not enforce): returns it with the reply.
     pub fn domain_open_channel(
         &self,
         dom: RemoteNonnullDomain,
@@ -8898,20 +8892,15 @@ impl crate::blocking::Client {
         )
     }
     /// `REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS` (304): calls the daemon's procedure of that name.
+    ///
+    /// Opens a stream (the client sends data): returns it with the reply.
     pub fn domain_migrate_prepare_tunnel3_params(
         &self,
         params: Vec<RemoteTypedParam>,
         cookie_in: xdr::Opaque,
         flags: u32,
-    ) -> Result<xdr::Opaque, crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainMigratePrepareTunnel3Params>(
-            &libvirt_proto::generated::remote::RemoteDomainMigratePrepareTunnel3ParamsArgs {
-                params,
-                cookie_in,
-                flags,
-            },
-        )
-        .map(|r| r.cookie_out)
+    ) -> Result<(xdr::Opaque, crate::stream::BlockingVirStream), crate::Error> {
+        self.call_stream::<libvirt_proto::generated::remote::procs::DomainMigratePrepareTunnel3Params>(&libvirt_proto::generated::remote::RemoteDomainMigratePrepareTunnel3ParamsArgs { params, cookie_in, flags }).map(|(r, s)| (r.cookie_out, s))
     }
     /// `REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3_PARAMS` (305): calls the daemon's procedure of that name.
     pub fn domain_migrate_perform3_params(

@@ -26675,7 +26675,7 @@ pub const PROCEDURES: &[crate::program::ProcedureInfo] = &[
     crate::program::ProcedureInfo { program: PROGRAM, version: VERSION, program_name: "remote", number: 301, name: "REMOTE_PROC_NODE_DEVICE_DETACH_FLAGS", kind: crate::program::ProcedureKind::Call, args: Some("remote_node_device_detach_flags_args"), ret: None, message: None, stream: None, stream_param: None, sparse_flag: None, priority: crate::program::Priority::Low, generate: Some(crate::program::Generate::Server), acl: &["node_device:detach"], acl_filter: &[] },
     crate::program::ProcedureInfo { program: PROGRAM, version: VERSION, program_name: "remote", number: 302, name: "REMOTE_PROC_DOMAIN_MIGRATE_BEGIN3_PARAMS", kind: crate::program::ProcedureKind::Call, args: Some("remote_domain_migrate_begin3_params_args"), ret: Some("remote_domain_migrate_begin3_params_ret"), message: None, stream: None, stream_param: None, sparse_flag: None, priority: crate::program::Priority::Low, generate: Some(crate::program::Generate::None), acl: &["domain:migrate"], acl_filter: &[] },
     crate::program::ProcedureInfo { program: PROGRAM, version: VERSION, program_name: "remote", number: 303, name: "REMOTE_PROC_DOMAIN_MIGRATE_PREPARE3_PARAMS", kind: crate::program::ProcedureKind::Call, args: Some("remote_domain_migrate_prepare3_params_args"), ret: Some("remote_domain_migrate_prepare3_params_ret"), message: None, stream: None, stream_param: None, sparse_flag: None, priority: crate::program::Priority::Low, generate: Some(crate::program::Generate::None), acl: &["domain:migrate", "domain:start", "domain:write"], acl_filter: &[] },
-    crate::program::ProcedureInfo { program: PROGRAM, version: VERSION, program_name: "remote", number: 304, name: "REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS", kind: crate::program::ProcedureKind::Call, args: Some("remote_domain_migrate_prepare_tunnel3_params_args"), ret: Some("remote_domain_migrate_prepare_tunnel3_params_ret"), message: None, stream: None, stream_param: None, sparse_flag: None, priority: crate::program::Priority::Low, generate: Some(crate::program::Generate::None), acl: &["domain:migrate", "domain:start", "domain:write"], acl_filter: &[] },
+    crate::program::ProcedureInfo { program: PROGRAM, version: VERSION, program_name: "remote", number: 304, name: "REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS", kind: crate::program::ProcedureKind::Call, args: Some("remote_domain_migrate_prepare_tunnel3_params_args"), ret: Some("remote_domain_migrate_prepare_tunnel3_params_ret"), message: None, stream: Some(crate::program::StreamDirection::Write), stream_param: Some(1), sparse_flag: None, priority: crate::program::Priority::Low, generate: Some(crate::program::Generate::None), acl: &["domain:migrate", "domain:start", "domain:write"], acl_filter: &[] },
     crate::program::ProcedureInfo { program: PROGRAM, version: VERSION, program_name: "remote", number: 305, name: "REMOTE_PROC_DOMAIN_MIGRATE_PERFORM3_PARAMS", kind: crate::program::ProcedureKind::Call, args: Some("remote_domain_migrate_perform3_params_args"), ret: Some("remote_domain_migrate_perform3_params_ret"), message: None, stream: None, stream_param: None, sparse_flag: None, priority: crate::program::Priority::Low, generate: Some(crate::program::Generate::None), acl: &["domain:migrate"], acl_filter: &[] },
     crate::program::ProcedureInfo { program: PROGRAM, version: VERSION, program_name: "remote", number: 306, name: "REMOTE_PROC_DOMAIN_MIGRATE_FINISH3_PARAMS", kind: crate::program::ProcedureKind::Call, args: Some("remote_domain_migrate_finish3_params_args"), ret: Some("remote_domain_migrate_finish3_params_ret"), message: None, stream: None, stream_param: None, sparse_flag: None, priority: crate::program::Priority::Low, generate: Some(crate::program::Generate::None), acl: &["domain:migrate"], acl_filter: &[] },
     crate::program::ProcedureInfo { program: PROGRAM, version: VERSION, program_name: "remote", number: 307, name: "REMOTE_PROC_DOMAIN_MIGRATE_CONFIRM3_PARAMS", kind: crate::program::ProcedureKind::Call, args: Some("remote_domain_migrate_confirm3_params_args"), ret: None, message: None, stream: None, stream_param: None, sparse_flag: None, priority: crate::program::Priority::Low, generate: Some(crate::program::Generate::None), acl: &["domain:migrate"], acl_filter: &[] },
@@ -30564,7 +30564,7 @@ pub mod procs {
         type Args = super::RemoteSecretLookupByUsageArgs;
         type Ret = super::RemoteSecretLookupByUsageRet;
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL` (148): call: `remote_domain_migrate_prepare_tunnel_args` -> `void`.
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL` (148): call: `remote_domain_migrate_prepare_tunnel_args` -> `void`; opens a stream the client sends data on.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct DomainMigratePrepareTunnel;
     impl crate::program::ProcedureMarker for DomainMigratePrepareTunnel {
@@ -31088,7 +31088,7 @@ pub mod procs {
         type Args = super::RemoteDomainGetVcpusFlagsArgs;
         type Ret = super::RemoteDomainGetVcpusFlagsRet;
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_CONSOLE` (201): call: `remote_domain_open_console_args` -> `void`.
+    /// `REMOTE_PROC_DOMAIN_OPEN_CONSOLE` (201): call: `remote_domain_open_console_args` -> `void`; opens a stream carrying data both ways (annotated `@readstream`).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct DomainOpenConsole;
     impl crate::program::ProcedureMarker for DomainOpenConsole {
@@ -31158,7 +31158,7 @@ pub mod procs {
         type Args = super::RemoteDomainMigrateSetMaxSpeedArgs;
         type Ret = ();
     }
-    /// `REMOTE_PROC_STORAGE_VOL_UPLOAD` (208): call: `remote_storage_vol_upload_args` -> `void`.
+    /// `REMOTE_PROC_STORAGE_VOL_UPLOAD` (208): call: `remote_storage_vol_upload_args` -> `void`; opens a stream the client sends data on.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct StorageVolUpload;
     impl crate::program::ProcedureMarker for StorageVolUpload {
@@ -31168,7 +31168,7 @@ pub mod procs {
         type Args = super::RemoteStorageVolUploadArgs;
         type Ret = ();
     }
-    /// `REMOTE_PROC_STORAGE_VOL_DOWNLOAD` (209): call: `remote_storage_vol_download_args` -> `void`.
+    /// `REMOTE_PROC_STORAGE_VOL_DOWNLOAD` (209): call: `remote_storage_vol_download_args` -> `void`; opens a stream the daemon sends data on.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct StorageVolDownload;
     impl crate::program::ProcedureMarker for StorageVolDownload {
@@ -31188,7 +31188,7 @@ pub mod procs {
         type Args = super::RemoteDomainInjectNmiArgs;
         type Ret = ();
     }
-    /// `REMOTE_PROC_DOMAIN_SCREENSHOT` (211): call: `remote_domain_screenshot_args` -> `remote_domain_screenshot_ret`.
+    /// `REMOTE_PROC_DOMAIN_SCREENSHOT` (211): call: `remote_domain_screenshot_args` -> `remote_domain_screenshot_ret`; opens a stream the daemon sends data on.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct DomainScreenshot;
     impl crate::program::ProcedureMarker for DomainScreenshot {
@@ -31228,7 +31228,7 @@ pub mod procs {
         type Args = super::RemoteDomainMigratePrepare3Args;
         type Ret = super::RemoteDomainMigratePrepare3Ret;
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL3` (215): call: `remote_domain_migrate_prepare_tunnel3_args` -> `remote_domain_migrate_prepare_tunnel3_ret`.
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL3` (215): call: `remote_domain_migrate_prepare_tunnel3_args` -> `remote_domain_migrate_prepare_tunnel3_ret`; opens a stream the client sends data on.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct DomainMigratePrepareTunnel3;
     impl crate::program::ProcedureMarker for DomainMigratePrepareTunnel3 {
@@ -32030,7 +32030,7 @@ pub mod procs {
         type Args = super::RemoteDomainSendProcessSignalArgs;
         type Ret = ();
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_CHANNEL` (296): call: `remote_domain_open_channel_args` -> `void`.
+    /// `REMOTE_PROC_DOMAIN_OPEN_CHANNEL` (296): call: `remote_domain_open_channel_args` -> `void`; opens a stream carrying data both ways (annotated `@readstream`).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct DomainOpenChannel;
     impl crate::program::ProcedureMarker for DomainOpenChannel {
@@ -32110,7 +32110,7 @@ pub mod procs {
         type Args = super::RemoteDomainMigratePrepare3ParamsArgs;
         type Ret = super::RemoteDomainMigratePrepare3ParamsRet;
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS` (304): call: `remote_domain_migrate_prepare_tunnel3_params_args` -> `remote_domain_migrate_prepare_tunnel3_params_ret`.
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS` (304): call: `remote_domain_migrate_prepare_tunnel3_params_args` -> `remote_domain_migrate_prepare_tunnel3_params_ret`; opens a stream the client sends data on.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct DomainMigratePrepareTunnel3Params;
     impl crate::program::ProcedureMarker for DomainMigratePrepareTunnel3Params {

@@ -8,7 +8,7 @@
 
 mod api;
 mod names;
-mod rpc;
+pub(crate) mod rpc;
 
 use crate::util;
 use anyhow::{bail, Context, Result};
