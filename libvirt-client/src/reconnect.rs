@@ -77,6 +77,7 @@ pub struct BlockingReconnecting {
     uri: String,
     options: ClientOptions,
     current: std::sync::Mutex<Option<crate::blocking::Client>>,
+    reconnects: std::sync::atomic::AtomicU64,
 }
 
 #[cfg(feature = "blocking")]
@@ -87,6 +88,7 @@ impl BlockingReconnecting {
             uri: uri.into(),
             options,
             current: std::sync::Mutex::new(None),
+            reconnects: Default::default(),
         }
     }
 
@@ -95,6 +97,10 @@ impl BlockingReconnecting {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = cur.as_ref().filter(|c| c.is_open()) {
             return Ok(c.clone());
+        }
+        if cur.take().is_some() {
+            self.reconnects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let c = crate::blocking::Client::connect_with(&self.uri, self.options.clone())?;
         *cur = Some(c.clone());
@@ -115,5 +121,10 @@ impl BlockingReconnecting {
             }
             r => r,
         }
+    }
+
+    /// How many times a closed connection was replaced.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

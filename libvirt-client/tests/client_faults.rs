@@ -195,6 +195,55 @@ fn blocking_daemon_killed_mid_call() {
     assert!(t0.elapsed() < Duration::from_secs(1));
 }
 
+/// A daemon restart as a long-lived user meets it: the old connection dies, the wrapper's next
+/// run() connects to the new daemon (async and blocking).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_wrappers_survive_a_daemon_restart() {
+    use libvirt_client::reconnect::{BlockingReconnecting, Reconnecting};
+    let mut d = PrivateDaemon::start();
+    let r = Reconnecting::new(d.test_tcp(), ClientOptions::default());
+    let b = std::sync::Arc::new(BlockingReconnecting::new(
+        d.test_unix(),
+        ClientOptions::default(),
+    ));
+    let c1 = r.client().await.unwrap();
+    assert_eq!(c1.version().await.unwrap().to_string(), "0.0.2");
+    let b1 = {
+        let b = b.clone();
+        tokio::task::spawn_blocking(move || b.client().unwrap())
+            .await
+            .unwrap()
+    };
+    let pid = d.pid();
+    d.restart();
+    assert_ne!(d.pid(), pid);
+    let t0 = Instant::now();
+    while c1.is_open() || b1.is_open() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "old connections stay open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let v = r
+        .run(
+            Duration::from_millis(10),
+            |c| async move { c.version().await },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.to_string(), "0.0.2");
+    assert_eq!(r.reconnects(), 1);
+    let b2 = b.clone();
+    let v = tokio::task::spawn_blocking(move || b2.run(Duration::from_millis(10), |c| c.version()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.to_string(), "0.0.2");
+    assert_eq!(b.reconnects(), 1);
+    r.client().await.unwrap().close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_wrapper_replaces_a_closed_connection() {
     use libvirt_client::reconnect::Reconnecting;

@@ -13,6 +13,8 @@ const USER: &str = "vmwire-peer";
 pub struct PrivateDaemon {
     dir: PathBuf,
     child: Child,
+    /// Extra environment of the daemon (kept for [`PrivateDaemon::restart`]).
+    env: Vec<String>,
     /// TCP port on 127.0.0.1.
     pub port: u16,
 }
@@ -80,33 +82,41 @@ impl PrivateDaemon {
             st.success(),
             "chown {USER} (tests run as root, like the peers)"
         );
-        // Not --daemon: the child is libvirtd itself, so its pid is ours to signal.
-        let child = Command::new("runuser")
-            .args(["-u", USER, "--", "env", "-i"])
-            .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
-            .arg(format!("HOME={}", dir.join("home").display()))
-            .arg(format!("XDG_RUNTIME_DIR={}", dir.join("run").display()))
-            .arg(format!("XDG_CONFIG_HOME={}", dir.join("config").display()))
-            .arg(format!("XDG_CACHE_HOME={}", dir.join("cache").display()))
-            .args(env.iter().map(|e| e.replace("{dir}", &dir_s)))
-            .args(["libvirtd", "--listen", "--config"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run libvirtd via runuser");
-        let d = PrivateDaemon { dir, child, port };
+        let env: Vec<String> = env.iter().map(|e| e.replace("{dir}", &dir_s)).collect();
+        let child = spawn(&dir, &env);
+        let d = PrivateDaemon {
+            dir,
+            child,
+            env,
+            port,
+        };
+        d.wait_up();
+        d
+    }
+
+    fn wait_up(&self) {
         let end = Instant::now() + Duration::from_secs(20);
-        while !(d.socket().exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()) {
+        while !(self.socket().exists()
+            && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok())
+        {
             assert!(
                 Instant::now() < end,
                 "private libvirtd did not come up: {}",
-                d.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        d
+    }
+
+    /// Kill the daemon and start a new one on the same socket and port (a daemon restart as
+    /// its clients see it).
+    pub fn restart(&mut self) {
+        self.signal("KILL");
+        let _ = self.child.wait();
+        // The dead daemon's socket file stays; wait_up must see the new one.
+        let _ = std::fs::remove_file(self.socket());
+        self.child = spawn(&self.dir, &self.env);
+        self.wait_up();
     }
 
     /// The daemon's pid (runuser execs nothing: find the libvirtd child).
@@ -165,6 +175,26 @@ impl PrivateDaemon {
     fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Start libvirtd as [`USER`] in `dir` (its `libvirtd.conf`); not --daemon, so the child is
+/// libvirtd itself and its pid is ours to signal.
+fn spawn(dir: &Path, env: &[String]) -> Child {
+    Command::new("runuser")
+        .args(["-u", USER, "--", "env", "-i"])
+        .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+        .arg(format!("HOME={}", dir.join("home").display()))
+        .arg(format!("XDG_RUNTIME_DIR={}", dir.join("run").display()))
+        .arg(format!("XDG_CONFIG_HOME={}", dir.join("config").display()))
+        .arg(format!("XDG_CACHE_HOME={}", dir.join("cache").display()))
+        .args(env)
+        .args(["libvirtd", "--listen", "--config"])
+        .arg(dir.join("libvirtd.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run libvirtd via runuser")
 }
 
 impl Drop for PrivateDaemon {
