@@ -25,8 +25,15 @@
 //! | ExecQueryQmpSchema / QueryStatus        | [`Client::qmp_schema`] [`Client::query_status`]   |
 //! | ExecQomGet / ExecQomSet                 | [`Client::qom_get`] [`Client::qom_set`]           |
 //! | ExecuteDumpGuestMemory                  | [`Client::dump_guest_memory`]                     |
+//!
+//! The blocking [`blocking::Client`](crate::blocking::Client) (feature `blocking`) has the same
+//! methods with the same arguments, checks and version choices. What a helper sends is decided
+//! once, in plain functions both drivers share; each driver's method only runs those commands
+//! and reads the reply. The argument types here need only one of the two features.
 
-use crate::{Client, Error, Exec, Result};
+#[cfg(feature = "async")]
+use crate::Client;
+use crate::{Error, Exec, Result};
 use qmp_proto::generated::{commands as c, types as t};
 use serde_json::{json, Map, Value};
 #[cfg(unix)]
@@ -229,71 +236,67 @@ pub struct Dump {
     pub format: Option<t::DumpGuestMemoryFormat>,
 }
 
-impl Client {
-    fn version_at_least(&self, major: u32, minor: u32) -> bool {
-        let v = &self.greeting().version.qemu;
-        (v.major, v.minor) >= (major, minor)
-    }
+/// One command a helper sends: its name, arguments and per-call settings (fds, timeout).
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub(crate) command: &'static str,
+    pub(crate) args: Option<Value>,
+    pub(crate) exec: Exec,
+}
 
-    async fn unit(&self, command: &str, args: Value) -> Result<()> {
-        self.execute(command, Some(args)).await.map(|_| ())
-    }
+/// The commands a helper sends, in order; a driver runs them and stops at the first error.
+pub(crate) type Plan = Vec<Step>;
 
-    /// The capabilities QEMU offered in its greeting (negotiation itself is done by
-    /// `connect`, which is what govmm's `ExecuteQMPCapabilities` does).
-    pub fn capabilities(&self) -> &[String] {
-        &self.greeting().capabilities
-    }
+fn one(command: &'static str, args: Value) -> Result<Plan> {
+    Ok(vec![Step {
+        command,
+        args: Some(args),
+        exec: Exec::default(),
+    }])
+}
 
-    /// `stop`: pause the guest's vCPUs.
-    pub async fn stop(&self) -> Result<()> {
-        self.call(&c::Stop {}).await.map(|_| ())
-    }
+/// `getfd` of `fd` as `name` (the step before a command that refers to the fd by name).
+#[cfg(unix)]
+fn getfd(name: &str, fd: OwnedFd) -> Result<Step> {
+    Ok(Step {
+        command: "getfd",
+        args: Some(crate::helpers::getfd_args(name)?),
+        exec: Exec::fds(vec![fd]),
+    })
+}
 
-    /// `cont`: resume the guest's vCPUs.
-    pub async fn cont(&self) -> Result<()> {
-        self.call(&c::Cont {}).await.map(|_| ())
-    }
+/// What each helper sends, decided once for both drivers: arguments checked and built, forms
+/// chosen from the QEMU version of the greeting. The drivers' methods only run the plan and read
+/// the reply.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plans {
+    major: u32,
+    minor: u32,
+}
 
-    /// `system_powerdown`: press the ACPI power button (see
-    /// [`Client::system_powerdown_and_wait`] to wait for the shutdown).
-    pub async fn powerdown(&self) -> Result<()> {
-        self.call(&c::SystemPowerdown {}).await.map(|_| ())
-    }
-
-    /// `quit`: end QEMU at once. QEMU may close the connection before it replies; that
-    /// counts as success.
-    pub async fn quit(&self) -> Result<()> {
-        match self.call(&c::Quit {}).await {
-            Ok(_) | Err(Error::Closed { .. }) => Ok(()),
-            Err(e) => Err(e),
+impl Plans {
+    pub(crate) fn new(greeting: &qmp_proto::Greeting) -> Self {
+        let v = &greeting.version.qemu;
+        Self {
+            major: v.major,
+            minor: v.minor,
         }
     }
 
-    /// `query-status`, typed.
-    pub async fn query_status(&self) -> Result<t::StatusInfo> {
-        self.call(&c::QueryStatus {}).await
+    fn at_least(self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
     }
 
-    /// `query-qmp-schema`: the peer's own schema (what it really accepts).
-    pub async fn qmp_schema(&self) -> Result<Vec<t::SchemaInfo>> {
-        self.call(&c::QueryQmpSchema {}).await
-    }
-
-    /// `blockdev-add` of a format node over a file node, with cache options.
-    ///
-    /// Older QEMUs, as govmm handles them: from 2.8 on the arguments are flat and the node is
-    /// named by `node-name`; before 2.8 they are wrapped in `options` and the name goes in `id`
-    /// (QEMU then also creates a block backend of that name). Cache options need QEMU 2.9
-    /// ([`Error::InvalidArgument`] before).
-    pub async fn blockdev_add(&self, dev: &Blockdev) -> Result<()> {
+    /// `blockdev-add`: flat with `node-name` from 2.8, wrapped in `options` with `id` before;
+    /// cache options need 2.9.
+    pub(crate) fn blockdev_add(self, dev: &Blockdev) -> Result<Plan> {
         let mut args = dev.to_arguments()?;
-        if dev.cache.is_some() && !self.version_at_least(2, 9) {
+        if dev.cache.is_some() && !self.at_least(2, 9) {
             return Err(invalid(
                 "blockdev cache options need QEMU 2.9 or later (blockdev-add was experimental before)",
             ));
         }
-        if !self.version_at_least(2, 8) {
+        if !self.at_least(2, 8) {
             if let Some(obj) = args.as_object_mut() {
                 if let Some(name) = obj.remove("node-name") {
                     obj.insert("id".into(), name);
@@ -301,27 +304,22 @@ impl Client {
             }
             args = json!({ "options": args });
         }
-        self.unit("blockdev-add", args).await
+        one("blockdev-add", args)
     }
 
-    /// `blockdev-del` (before QEMU 2.9 `x-blockdev-del`, which takes the name as `id` before
-    /// 2.8: see [`blockdev_add`](Self::blockdev_add)).
-    pub async fn blockdev_del(&self, node_name: &str) -> Result<()> {
+    /// `blockdev-del` from 2.9, `x-blockdev-del` by `node-name` on 2.8, by `id` before.
+    pub(crate) fn blockdev_del(self, node_name: &str) -> Result<Plan> {
         check_id("node name", node_name)?;
-        if self.version_at_least(2, 9) {
-            self.unit("blockdev-del", json!({ "node-name": node_name }))
-                .await
-        } else if self.version_at_least(2, 8) {
-            self.unit("x-blockdev-del", json!({ "node-name": node_name }))
-                .await
+        if self.at_least(2, 9) {
+            one("blockdev-del", json!({ "node-name": node_name }))
+        } else if self.at_least(2, 8) {
+            one("x-blockdev-del", json!({ "node-name": node_name }))
         } else {
-            self.unit("x-blockdev-del", json!({ "id": node_name }))
-                .await
+            one("x-blockdev-del", json!({ "id": node_name }))
         }
     }
 
-    /// `device_add` of a block device over a node.
-    pub async fn blk_device_add(&self, dev: &BlkDevice) -> Result<()> {
+    pub(crate) fn blk_device_add(self, dev: &BlkDevice) -> Result<Plan> {
         check_id("device id", &dev.id)?;
         check_id("node name", &dev.node_name)?;
         if dev.driver.is_empty() {
@@ -331,22 +329,20 @@ impl Client {
         put_opt(&mut a, "bus", &dev.bus);
         put_opt(&mut a, "addr", &dev.addr);
         put_opt(&mut a, "serial", &dev.serial);
-        if dev.share_rw && self.version_at_least(2, 10) {
+        if dev.share_rw && self.at_least(2, 10) {
             a["share-rw"] = json!(true);
         }
-        self.unit("device_add", a).await
+        one("device_add", a)
     }
 
-    /// `device_add` of a `scsi-hd` at `scsi_id`/`lun` on a SCSI controller's `bus`
-    /// (e.g. `scsi0.0`).
-    pub async fn scsi_device_add(
-        &self,
+    pub(crate) fn scsi_device_add(
+        self,
         id: &str,
         node_name: &str,
         bus: &str,
         scsi_id: Option<u32>,
         lun: Option<u32>,
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         check_id("device id", id)?;
         check_id("node name", node_name)?;
         if lun.is_some_and(|l| l > 16383) || scsi_id.is_some_and(|s| s > 255) {
@@ -359,17 +355,20 @@ impl Client {
         if let Some(l) = lun {
             a["lun"] = json!(l);
         }
-        self.unit("device_add", a).await
+        one("device_add", a)
     }
 
-    /// `device_del` (returns once QEMU accepted it; the device goes when the guest lets go).
-    pub async fn device_del(&self, id: &str) -> Result<()> {
+    pub(crate) fn device_del(self, id: &str) -> Result<Plan> {
         check_id("device id", id)?;
-        self.call(&c::DeviceDel { id: id.into() }).await.map(|_| ())
+        one("device_del", json!({ "id": id }))
     }
 
-    /// `netdev_add` of any backend type (`user`, `socket`, `tap`, ...) with its properties.
-    pub async fn netdev_add(&self, id: &str, kind: &str, props: Map<String, Value>) -> Result<()> {
+    pub(crate) fn netdev_add(
+        self,
+        id: &str,
+        kind: &str,
+        props: Map<String, Value>,
+    ) -> Result<Plan> {
         check_id("netdev id", id)?;
         if kind.is_empty() {
             return Err(invalid("netdev type is empty"));
@@ -377,18 +376,17 @@ impl Client {
         let mut a = Value::Object(props);
         a["id"] = json!(id);
         a["type"] = json!(kind);
-        self.unit("netdev_add", a).await
+        one("netdev_add", a)
     }
 
-    /// A tap netdev over already-open tap fds (one per queue), with optional vhost-net fds
-    /// (as many as `fds`): each fd goes to QEMU with `getfd` first.
+    /// Every fd goes with its own `getfd` first, then `netdev_add` names them.
     #[cfg(unix)]
-    pub async fn netdev_add_by_fds(
-        &self,
+    pub(crate) fn netdev_add_by_fds(
+        self,
         id: &str,
         fds: Vec<OwnedFd>,
         vhost_fds: Vec<OwnedFd>,
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         check_id("netdev id", id)?;
         if fds.is_empty() {
             return Err(invalid("netdev_add_by_fds needs at least one tap fd"));
@@ -400,16 +398,17 @@ impl Client {
                 fds.len()
             )));
         }
+        let mut plan = Vec::new();
         let mut names = Vec::new();
         for (i, fd) in fds.into_iter().enumerate() {
             let name = format!("fd-{id}-{i}");
-            self.get_fd(&name, fd).await?;
+            plan.push(getfd(&name, fd)?);
             names.push(name);
         }
         let mut vnames = Vec::new();
         for (i, fd) in vhost_fds.into_iter().enumerate() {
             let name = format!("vhostfd-{id}-{i}");
-            self.get_fd(&name, fd).await?;
+            plan.push(getfd(&name, fd)?);
             vnames.push(name);
         }
         let mut a = json!({"type": "tap", "id": id, "fds": names.join(":")});
@@ -417,23 +416,21 @@ impl Client {
             a["vhost"] = json!(true);
             a["vhostfds"] = json!(vnames.join(":"));
         }
-        self.unit("netdev_add", a).await
+        plan.extend(one("netdev_add", a)?);
+        Ok(plan)
     }
 
-    /// `netdev_del`.
-    pub async fn netdev_del(&self, id: &str) -> Result<()> {
+    pub(crate) fn netdev_del(self, id: &str) -> Result<Plan> {
         check_id("netdev id", id)?;
-        self.unit("netdev_del", json!({ "id": id })).await
+        one("netdev_del", json!({ "id": id }))
     }
 
-    /// A vhost-user netdev over an existing chardev (govmm's `ExecuteNetdevChardevAdd`), with
-    /// `queues` queue pairs (`None`: QEMU's default of 1).
-    pub async fn netdev_add_vhost_user(
-        &self,
+    pub(crate) fn netdev_add_vhost_user(
+        self,
         id: &str,
         chardev: &str,
         queues: Option<u32>,
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         check_id("netdev id", id)?;
         check_id("chardev id", chardev)?;
         let mut a = json!({"type": "vhost-user", "id": id, "chardev": chardev});
@@ -447,19 +444,16 @@ impl Client {
             Some(q) => a["queues"] = json!(q),
             None => {}
         }
-        self.unit("netdev_add", a).await
+        one("netdev_add", a)
     }
 
-    /// `device_add` of an s390 channel-attached NIC (`virtio-net-ccw`) over a netdev, at
-    /// `devno` (`fe.0.0001`: channel subsystem `fe`, subchannel set 0-3, device number in hex),
-    /// as govmm's `ExecuteNetCCWDeviceAdd`. Only an s390x QEMU has the device.
-    pub async fn net_ccw_device_add(
-        &self,
+    pub(crate) fn net_ccw_device_add(
+        self,
         id: &str,
         netdev: &str,
         devno: &str,
         mac: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         check_id("device id", id)?;
         check_id("netdev id", netdev)?;
         check_devno(devno)?;
@@ -468,17 +462,29 @@ impl Client {
             check_mac(mac)?;
             a["mac"] = json!(mac);
         }
-        self.unit("device_add", a).await
+        one("device_add", a)
     }
 
-    /// The vCPUs (govmm's `ExecQueryCpus`/`ExecQueryCpusFast`): `query-cpus-fast` (QEMU 2.12
-    /// and later, which does not interrupt the vCPUs); on older QEMU, `query-cpus` with its
-    /// fields mapped to the same type.
-    pub async fn query_cpus(&self) -> Result<Vec<t::CpuInfoFast>> {
-        if self.version_at_least(2, 12) {
-            return self.call(&c::QueryCpusFast {}).await;
+    /// `query-cpus-fast` from 2.12 (it does not interrupt the vCPUs), `query-cpus` before.
+    pub(crate) fn query_cpus(self) -> Result<Plan> {
+        let command = if self.at_least(2, 12) {
+            <c::QueryCpusFast as qmp_proto::Command>::NAME
+        } else {
+            "query-cpus"
+        };
+        Ok(vec![Step {
+            command,
+            args: None,
+            exec: Exec::default(),
+        }])
+    }
+
+    /// The reply of [`query_cpus`](Self::query_cpus)'s command, as `query-cpus-fast`'s type
+    /// (`query-cpus`'s fields mapped).
+    pub(crate) fn cpus_reply(self, v: Value) -> Result<Vec<t::CpuInfoFast>> {
+        if self.at_least(2, 12) {
+            return Ok(<c::QueryCpusFast as qmp_proto::Command>::decode_return(v)?);
         }
-        let v = self.execute("query-cpus", None).await?;
         let bad = |why: String| {
             Error::Protocol(qmp_proto::Error::BadReturn {
                 command: "query-cpus".into(),
@@ -506,8 +512,7 @@ impl Client {
             .collect()
     }
 
-    /// `device_add` of a network device over a netdev.
-    pub async fn net_device_add(&self, dev: &NetDevice) -> Result<()> {
+    pub(crate) fn net_device_add(self, dev: &NetDevice) -> Result<Plan> {
         check_id("device id", &dev.id)?;
         check_id("netdev id", &dev.netdev)?;
         if let Some(mac) = &dev.mac {
@@ -530,20 +535,17 @@ impl Client {
             }
             _ => {}
         }
-        self.unit("device_add", a).await
+        one("device_add", a)
     }
 
-    /// `device_add` of a VFIO device: `host` is a PCI address (`0000:01:00.0`) or a sysfs
-    /// path (`/sys/bus/mdev/devices/<uuid>` for mediated devices). `driver` is
-    /// `vfio-pci` (`vfio-ccw`, `vfio-ap` on s390).
-    pub async fn vfio_device_add(
-        &self,
+    pub(crate) fn vfio_device_add(
+        self,
         id: &str,
         driver: &str,
         host: &str,
         bus: Option<&str>,
         addr: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         check_id("device id", id)?;
         if !driver.starts_with("vfio-") {
             return Err(invalid(format!("{driver:?} is not a vfio driver")));
@@ -557,19 +559,16 @@ impl Client {
         }
         put_opt(&mut a, "bus", &bus.map(str::to_owned));
         put_opt(&mut a, "addr", &addr.map(str::to_owned));
-        self.unit("device_add", a).await
+        one("device_add", a)
     }
 
-    /// `device_add` of a vhost-user device over a unix-socket chardev: `driver` is
-    /// `vhost-user-blk-pci`, `vhost-user-scsi-pci`, `vhost-user-fs-pci` (needs `tag`) or
-    /// `virtio-net-pci` over a vhost-user netdev (use [`Client::net_device_add`] for that).
-    pub async fn vhost_user_device_add(
-        &self,
+    pub(crate) fn vhost_user_device_add(
+        self,
         id: &str,
         driver: &str,
         chardev: &str,
         tag: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         check_id("device id", id)?;
         check_id("chardev id", chardev)?;
         if !driver.starts_with("vhost-user-") {
@@ -582,17 +581,10 @@ impl Client {
             (false, Some(_)) => return Err(invalid(format!("{driver} takes no tag"))),
             (false, None) => {}
         }
-        self.unit("device_add", a).await
+        one("device_add", a)
     }
 
-    /// `query-hotpluggable-cpus`, typed.
-    pub async fn hotpluggable_cpus(&self) -> Result<Vec<t::HotpluggableCPU>> {
-        self.call(&c::QueryHotpluggableCpus {}).await
-    }
-
-    /// Plug a vCPU into a free slot from [`Client::hotpluggable_cpus`] (one without
-    /// `qom_path`), with its socket/core/thread/die ids.
-    pub async fn cpu_device_add(&self, id: &str, slot: &t::HotpluggableCPU) -> Result<()> {
+    pub(crate) fn cpu_device_add(self, id: &str, slot: &t::HotpluggableCPU) -> Result<Plan> {
         check_id("device id", id)?;
         if slot.qom_path.is_some() {
             return Err(invalid(format!(
@@ -604,11 +596,11 @@ impl Client {
             .map_err(|e| invalid(format!("CPU slot properties: {e}")))?;
         a["driver"] = json!(slot.r#type);
         a["id"] = json!(id);
-        self.unit("device_add", a).await
+        one("device_add", a)
     }
 
-    /// `object-add` of a RAM or file memory backend.
-    pub async fn memdev_add(&self, m: &Memdev) -> Result<()> {
+    /// `object-add` of a memory backend; its properties go in `props` before QEMU 6.0.
+    pub(crate) fn memdev_add(self, m: &Memdev) -> Result<Plan> {
         check_id("object id", &m.id)?;
         if m.size == 0 || m.size % (2 << 20) != 0 {
             return Err(invalid(format!(
@@ -624,8 +616,7 @@ impl Client {
             }
             None => a["qom-type"] = json!("memory-backend-ram"),
         }
-        // QEMU before 6.0 took the backend's properties in a `props` member.
-        if !self.version_at_least(6, 0) {
+        if !self.at_least(6, 0) {
             let obj = a.as_object_mut().expect("built as an object");
             let mut props = Map::new();
             for k in ["size", "share", "mem-path"] {
@@ -635,68 +626,65 @@ impl Client {
             }
             obj.insert("props".into(), Value::Object(props));
         }
-        self.unit("object-add", a).await
+        one("object-add", a)
     }
 
-    /// `object-del`.
-    pub async fn object_del(&self, id: &str) -> Result<()> {
+    pub(crate) fn object_del(self, id: &str) -> Result<Plan> {
         check_id("object id", id)?;
-        self.unit("object-del", json!({ "id": id })).await
+        one("object-del", json!({ "id": id }))
     }
 
-    /// `device_add` of a DIMM or NVDIMM over a memory backend.
-    pub async fn memory_device_add(
-        &self,
+    pub(crate) fn memory_device_add(
+        self,
         id: &str,
         kind: MemoryDeviceKind,
         memdev: &str,
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         check_id("device id", id)?;
         check_id("memdev id", memdev)?;
         let driver = match kind {
             MemoryDeviceKind::Dimm => "pc-dimm",
             MemoryDeviceKind::Nvdimm => "nvdimm",
         };
-        self.unit(
+        one(
             "device_add",
             json!({"driver": driver, "id": id, "memdev": memdev}),
         )
-        .await
     }
 
-    /// `query-memory-devices`, typed.
-    pub async fn memory_devices(&self) -> Result<Vec<t::MemoryDeviceInfo>> {
-        self.call(&c::QueryMemoryDevices {}).await
-    }
-
-    /// `device_add` of a `vhost-vsock-pci` with the guest's context id (3 ..= u32::MAX - 1;
-    /// 0-2 are reserved). `vhostfd`, if given, is an open `/dev/vhost-vsock` passed first.
+    /// `getfd` of the vhost fd first when one is given, then `device_add`.
     #[cfg(unix)]
-    pub async fn vsock_add(
-        &self,
+    pub(crate) fn vsock_add(
+        self,
         id: &str,
         guest_cid: u64,
         vhostfd: Option<OwnedFd>,
         bus: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         check_id("device id", id)?;
         if !(3..u64::from(u32::MAX)).contains(&guest_cid) {
             return Err(invalid(format!(
                 "vsock guest-cid {guest_cid} is reserved or out of range"
             )));
         }
+        let mut plan = Vec::new();
         let mut a = json!({"driver": "vhost-vsock-pci", "id": id, "guest-cid": guest_cid});
         if let Some(fd) = vhostfd {
             let name = format!("vsockfd-{id}");
-            self.get_fd(&name, fd).await?;
+            plan.push(getfd(&name, fd)?);
             a["vhostfd"] = json!(name);
         }
         put_opt(&mut a, "bus", &bus.map(str::to_owned));
-        self.unit("device_add", a).await
+        plan.extend(one("device_add", a)?);
+        Ok(plan)
     }
 
-    /// `chardev-add` of a unix socket chardev (`server`: QEMU listens, without waiting).
-    pub async fn chardev_add_unix_socket(&self, id: &str, path: &str, server: bool) -> Result<()> {
+    pub(crate) fn chardev_add_unix_socket(
+        self,
+        id: &str,
+        path: &str,
+        server: bool,
+    ) -> Result<Plan> {
         check_id("chardev id", id)?;
         if path.is_empty() || path.len() > 107 {
             return Err(invalid(format!(
@@ -710,28 +698,24 @@ impl Client {
         if server {
             data["wait"] = json!(false);
         }
-        self.unit(
+        one(
             "chardev-add",
             json!({"id": id, "backend": {"type": "socket", "data": data}}),
         )
-        .await
     }
 
-    /// `chardev-remove`.
-    pub async fn chardev_del(&self, id: &str) -> Result<()> {
+    pub(crate) fn chardev_del(self, id: &str) -> Result<Plan> {
         check_id("chardev id", id)?;
-        self.unit("chardev-remove", json!({ "id": id })).await
+        one("chardev-remove", json!({ "id": id }))
     }
 
-    /// `device_add` of a `virtserialport` named `name` on a virtio-serial controller's bus
-    /// (e.g. `vser0.0`), over `chardev`.
-    pub async fn virtio_serial_port_add(
-        &self,
+    pub(crate) fn virtio_serial_port_add(
+        self,
         id: &str,
         chardev: &str,
         name: &str,
         bus: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         check_id("device id", id)?;
         check_id("chardev id", chardev)?;
         if name.is_empty() || name.contains(char::is_whitespace) {
@@ -741,29 +725,20 @@ impl Client {
         }
         let mut a = json!({"driver": "virtserialport", "id": id, "chardev": chardev, "name": name});
         put_opt(&mut a, "bus", &bus.map(str::to_owned));
-        self.unit("device_add", a).await
+        one("device_add", a)
     }
 
-    /// `balloon`: ask the guest to shrink to `bytes` (needs a balloon device).
-    pub async fn balloon(&self, bytes: u64) -> Result<()> {
+    pub(crate) fn balloon(self, bytes: u64) -> Result<Plan> {
         if bytes == 0 || bytes > i64::MAX as u64 {
             return Err(invalid(format!("balloon target {bytes} is out of range")));
         }
-        self.unit("balloon", json!({ "value": bytes })).await
+        one("balloon", json!({ "value": bytes }))
     }
 
-    /// `query-balloon`: the guest's current size in bytes.
-    pub async fn balloon_actual(&self) -> Result<u64> {
-        self.call(&c::QueryBalloon {})
-            .await
-            .map(|b| b.actual as u64)
-    }
-
-    /// `migrate-set-capabilities`.
-    pub async fn set_migration_capabilities(
-        &self,
+    pub(crate) fn set_migration_capabilities(
+        self,
         caps: &[(t::MigrationCapability, bool)],
-    ) -> Result<()> {
+    ) -> Result<Plan> {
         if caps.is_empty() {
             return Err(invalid("no migration capabilities given"));
         }
@@ -771,79 +746,45 @@ impl Client {
             .iter()
             .map(|(c, on)| json!({"capability": c.as_str(), "state": on}))
             .collect();
-        self.unit("migrate-set-capabilities", json!({ "capabilities": list }))
-            .await
+        one("migrate-set-capabilities", json!({ "capabilities": list }))
     }
 
-    /// `query-migrate-capabilities`, typed.
-    pub async fn migration_capabilities(&self) -> Result<Vec<t::MigrationCapabilityStatus>> {
-        self.call(&c::QueryMigrateCapabilities {}).await
-    }
-
-    /// `migrate-set-parameters` with the members to change (e.g. `max-bandwidth`,
-    /// `downtime-limit`). QEMU before 2.8 lacks `downtime-limit`: it is sent there as
-    /// `migrate_set_downtime` (seconds).
-    pub async fn set_migration_parameters(&self, mut params: Map<String, Value>) -> Result<()> {
+    /// `migrate-set-parameters`; before 2.8 `downtime-limit` goes as `migrate_set_downtime`
+    /// (seconds) first.
+    pub(crate) fn set_migration_parameters(self, mut params: Map<String, Value>) -> Result<Plan> {
         if params.is_empty() {
             return Err(invalid("no migration parameters given"));
         }
-        if !self.version_at_least(2, 8) {
+        let mut plan = Vec::new();
+        if !self.at_least(2, 8) {
             if let Some(ms) = params.remove("downtime-limit") {
                 let ms = ms
                     .as_u64()
                     .ok_or_else(|| invalid("downtime-limit must be milliseconds"))?;
-                self.unit("migrate_set_downtime", json!({"value": ms as f64 / 1000.0}))
-                    .await?;
+                plan.extend(one(
+                    "migrate_set_downtime",
+                    json!({"value": ms as f64 / 1000.0}),
+                )?);
             }
             if params.is_empty() {
-                return Ok(());
+                return Ok(plan);
             }
         }
-        self.unit("migrate-set-parameters", Value::Object(params))
-            .await
+        plan.extend(one("migrate-set-parameters", Value::Object(params))?);
+        Ok(plan)
     }
 
-    /// `query-migrate-parameters`, typed.
-    pub async fn migration_parameters(&self) -> Result<t::MigrationParameters> {
-        self.call(&c::QueryMigrateParameters {}).await
-    }
-
-    /// `migrate` to `uri` (govmm's `ExecSetMigrateArguments`); returns once QEMU started the
-    /// migration. Follow it with [`Client::migration_progress`], or use
-    /// [`Client::migrate_and_wait`].
-    pub async fn migrate(&self, uri: &str) -> Result<()> {
+    pub(crate) fn migrate(self, uri: &str) -> Result<Plan> {
         check_migration_uri(uri)?;
-        self.unit("migrate", json!({ "uri": uri })).await
+        one("migrate", json!({ "uri": uri }))
     }
 
-    /// `migrate-incoming` (QEMU started with `-incoming defer`).
-    pub async fn migrate_incoming(&self, uri: &str) -> Result<()> {
+    pub(crate) fn migrate_incoming(self, uri: &str) -> Result<Plan> {
         check_migration_uri(uri)?;
-        self.unit("migrate-incoming", json!({ "uri": uri })).await
+        one("migrate-incoming", json!({ "uri": uri }))
     }
 
-    /// `qom-get`.
-    pub async fn qom_get(&self, path: &str, property: &str) -> Result<Value> {
-        self.call(&c::QomGet {
-            path: path.into(),
-            property: property.into(),
-        })
-        .await
-    }
-
-    /// `qom-set`.
-    pub async fn qom_set(&self, path: &str, property: &str, value: Value) -> Result<()> {
-        self.call(&c::QomSet {
-            path: path.into(),
-            property: property.into(),
-            value,
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// `dump-guest-memory` to a host file, synchronously (returns when written).
-    pub async fn dump_guest_memory(&self, dump: &Dump) -> Result<()> {
+    pub(crate) fn dump_guest_memory(self, dump: &Dump) -> Result<Plan> {
         if !dump.path.starts_with('/') {
             return Err(invalid(format!(
                 "dump path {:?} must be absolute",
@@ -858,10 +799,375 @@ impl Client {
         if let Some(f) = &dump.format {
             a["format"] = json!(f.as_str());
         }
-        self.execute_with("dump-guest-memory", Some(a), Exec::default())
-            .await
-            .map(|_| ())
+        one("dump-guest-memory", a)
     }
+}
+
+/// `quit`'s outcome: QEMU may close the connection before it replies, which counts as success.
+pub(crate) fn quit_reply<T>(r: Result<T>) -> Result<()> {
+    match r {
+        Ok(_) | Err(Error::Closed { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The helper methods, written once for both drivers: `govmm_methods!(async; .await)` for the
+/// async [`Client`], `govmm_methods!(;)` for [`blocking::Client`](crate::blocking::Client). Each
+/// runs what [`Plans`] decided, or a typed command, and reads the reply; nothing else.
+macro_rules! govmm_methods {
+    ($($async:ident)?; $($await:tt)*) => {
+        fn govmm_plans(&self) -> Plans {
+            Plans::new(self.greeting())
+        }
+
+        /// Run a plan's commands in order; the last one's value.
+        $($async)? fn run_plan(&self, plan: Result<Plan>) -> Result<Value> {
+            let mut last = Value::Null;
+            for step in plan? {
+                last = self.execute_with(step.command, step.args, step.exec) $($await)* ?;
+            }
+            Ok(last)
+        }
+
+        /// The capabilities QEMU offered in its greeting (negotiation itself is done by
+        /// `connect`, which is what govmm's `ExecuteQMPCapabilities` does).
+        pub fn capabilities(&self) -> &[String] {
+            &self.greeting().capabilities
+        }
+
+        /// `stop`: pause the guest's vCPUs.
+        pub $($async)? fn stop(&self) -> Result<()> {
+            self.call(&c::Stop {}) $($await)* .map(drop)
+        }
+
+        /// `cont`: resume the guest's vCPUs.
+        pub $($async)? fn cont(&self) -> Result<()> {
+            self.call(&c::Cont {}) $($await)* .map(drop)
+        }
+
+        /// `system_powerdown`: press the ACPI power button (see
+        /// [`system_powerdown_and_wait`](Self::system_powerdown_and_wait) to wait for the
+        /// shutdown).
+        pub $($async)? fn powerdown(&self) -> Result<()> {
+            self.call(&c::SystemPowerdown {}) $($await)* .map(drop)
+        }
+
+        /// `quit`: end QEMU at once. QEMU may close the connection before it replies; that
+        /// counts as success.
+        pub $($async)? fn quit(&self) -> Result<()> {
+            quit_reply(self.call(&c::Quit {}) $($await)*)
+        }
+
+        /// `query-status`, typed.
+        pub $($async)? fn query_status(&self) -> Result<t::StatusInfo> {
+            self.call(&c::QueryStatus {}) $($await)*
+        }
+
+        /// `query-qmp-schema`: the peer's own schema (what it really accepts).
+        pub $($async)? fn qmp_schema(&self) -> Result<Vec<t::SchemaInfo>> {
+            self.call(&c::QueryQmpSchema {}) $($await)*
+        }
+
+        /// `blockdev-add` of a format node over a file node, with cache options.
+        ///
+        /// Older QEMUs, as govmm handles them: from 2.8 on the arguments are flat and the node
+        /// is named by `node-name`; before 2.8 they are wrapped in `options` and the name goes
+        /// in `id` (QEMU then also creates a block backend of that name). Cache options need
+        /// QEMU 2.9 ([`Error::InvalidArgument`] before).
+        pub $($async)? fn blockdev_add(&self, dev: &Blockdev) -> Result<()> {
+            self.run_plan(self.govmm_plans().blockdev_add(dev)) $($await)* .map(drop)
+        }
+
+        /// `blockdev-del` (before QEMU 2.9 `x-blockdev-del`, which takes the name as `id`
+        /// before 2.8: see [`blockdev_add`](Self::blockdev_add)).
+        pub $($async)? fn blockdev_del(&self, node_name: &str) -> Result<()> {
+            self.run_plan(self.govmm_plans().blockdev_del(node_name)) $($await)* .map(drop)
+        }
+
+        /// `device_add` of a block device over a node.
+        pub $($async)? fn blk_device_add(&self, dev: &BlkDevice) -> Result<()> {
+            self.run_plan(self.govmm_plans().blk_device_add(dev)) $($await)* .map(drop)
+        }
+
+        /// `device_add` of a `scsi-hd` at `scsi_id`/`lun` on a SCSI controller's `bus`
+        /// (e.g. `scsi0.0`).
+        pub $($async)? fn scsi_device_add(
+            &self,
+            id: &str,
+            node_name: &str,
+            bus: &str,
+            scsi_id: Option<u32>,
+            lun: Option<u32>,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().scsi_device_add(id, node_name, bus, scsi_id, lun);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `device_del` (returns once QEMU accepted it; the device goes when the guest lets
+        /// go: [`device_del_and_wait`](Self::device_del_and_wait) waits for that).
+        pub $($async)? fn device_del(&self, id: &str) -> Result<()> {
+            self.run_plan(self.govmm_plans().device_del(id)) $($await)* .map(drop)
+        }
+
+        /// `netdev_add` of any backend type (`user`, `socket`, `tap`, ...) with its properties.
+        pub $($async)? fn netdev_add(
+            &self,
+            id: &str,
+            kind: &str,
+            props: Map<String, Value>,
+        ) -> Result<()> {
+            self.run_plan(self.govmm_plans().netdev_add(id, kind, props)) $($await)* .map(drop)
+        }
+
+        /// A tap netdev over already-open tap fds (one per queue), with optional vhost-net fds
+        /// (as many as `fds`): each fd goes to QEMU with `getfd` first.
+        #[cfg(unix)]
+        pub $($async)? fn netdev_add_by_fds(
+            &self,
+            id: &str,
+            fds: Vec<OwnedFd>,
+            vhost_fds: Vec<OwnedFd>,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().netdev_add_by_fds(id, fds, vhost_fds);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `netdev_del`.
+        pub $($async)? fn netdev_del(&self, id: &str) -> Result<()> {
+            self.run_plan(self.govmm_plans().netdev_del(id)) $($await)* .map(drop)
+        }
+
+        /// A vhost-user netdev over an existing chardev (govmm's `ExecuteNetdevChardevAdd`),
+        /// with `queues` queue pairs (`None`: QEMU's default of 1).
+        pub $($async)? fn netdev_add_vhost_user(
+            &self,
+            id: &str,
+            chardev: &str,
+            queues: Option<u32>,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().netdev_add_vhost_user(id, chardev, queues);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `device_add` of an s390 channel-attached NIC (`virtio-net-ccw`) over a netdev, at
+        /// `devno` (`fe.0.0001`: channel subsystem `fe`, subchannel set 0-3, device number in
+        /// hex), as govmm's `ExecuteNetCCWDeviceAdd`. Only an s390x QEMU has the device.
+        pub $($async)? fn net_ccw_device_add(
+            &self,
+            id: &str,
+            netdev: &str,
+            devno: &str,
+            mac: Option<&str>,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().net_ccw_device_add(id, netdev, devno, mac);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// The vCPUs (govmm's `ExecQueryCpus`/`ExecQueryCpusFast`): `query-cpus-fast` (QEMU
+        /// 2.12 and later, which does not interrupt the vCPUs); on older QEMU, `query-cpus`
+        /// with its fields mapped to the same type.
+        pub $($async)? fn query_cpus(&self) -> Result<Vec<t::CpuInfoFast>> {
+            let plans = self.govmm_plans();
+            plans.cpus_reply(self.run_plan(plans.query_cpus()) $($await)* ?)
+        }
+
+        /// `device_add` of a network device over a netdev.
+        pub $($async)? fn net_device_add(&self, dev: &NetDevice) -> Result<()> {
+            self.run_plan(self.govmm_plans().net_device_add(dev)) $($await)* .map(drop)
+        }
+
+        /// `device_add` of a VFIO device: `host` is a PCI address (`0000:01:00.0`) or a sysfs
+        /// path (`/sys/bus/mdev/devices/<uuid>` for mediated devices). `driver` is
+        /// `vfio-pci` (`vfio-ccw`, `vfio-ap` on s390).
+        pub $($async)? fn vfio_device_add(
+            &self,
+            id: &str,
+            driver: &str,
+            host: &str,
+            bus: Option<&str>,
+            addr: Option<&str>,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().vfio_device_add(id, driver, host, bus, addr);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `device_add` of a vhost-user device over a unix-socket chardev: `driver` is
+        /// `vhost-user-blk-pci`, `vhost-user-scsi-pci`, `vhost-user-fs-pci` (needs `tag`) or
+        /// `virtio-net-pci` over a vhost-user netdev (use
+        /// [`net_device_add`](Self::net_device_add) for that).
+        pub $($async)? fn vhost_user_device_add(
+            &self,
+            id: &str,
+            driver: &str,
+            chardev: &str,
+            tag: Option<&str>,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().vhost_user_device_add(id, driver, chardev, tag);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `query-hotpluggable-cpus`, typed.
+        pub $($async)? fn hotpluggable_cpus(&self) -> Result<Vec<t::HotpluggableCPU>> {
+            self.call(&c::QueryHotpluggableCpus {}) $($await)*
+        }
+
+        /// Plug a vCPU into a free slot from [`hotpluggable_cpus`](Self::hotpluggable_cpus)
+        /// (one without `qom_path`), with its socket/core/thread/die ids.
+        pub $($async)? fn cpu_device_add(&self, id: &str, slot: &t::HotpluggableCPU) -> Result<()> {
+            self.run_plan(self.govmm_plans().cpu_device_add(id, slot)) $($await)* .map(drop)
+        }
+
+        /// `object-add` of a RAM or file memory backend (QEMU before 6.0 takes the backend's
+        /// properties in a `props` member: sent that way there).
+        pub $($async)? fn memdev_add(&self, m: &Memdev) -> Result<()> {
+            self.run_plan(self.govmm_plans().memdev_add(m)) $($await)* .map(drop)
+        }
+
+        /// `object-del`.
+        pub $($async)? fn object_del(&self, id: &str) -> Result<()> {
+            self.run_plan(self.govmm_plans().object_del(id)) $($await)* .map(drop)
+        }
+
+        /// `device_add` of a DIMM or NVDIMM over a memory backend.
+        pub $($async)? fn memory_device_add(
+            &self,
+            id: &str,
+            kind: MemoryDeviceKind,
+            memdev: &str,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().memory_device_add(id, kind, memdev);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `query-memory-devices`, typed.
+        pub $($async)? fn memory_devices(&self) -> Result<Vec<t::MemoryDeviceInfo>> {
+            self.call(&c::QueryMemoryDevices {}) $($await)*
+        }
+
+        /// `device_add` of a `vhost-vsock-pci` with the guest's context id (3 ..= u32::MAX - 1;
+        /// 0-2 are reserved). `vhostfd`, if given, is an open `/dev/vhost-vsock` passed first.
+        #[cfg(unix)]
+        pub $($async)? fn vsock_add(
+            &self,
+            id: &str,
+            guest_cid: u64,
+            vhostfd: Option<OwnedFd>,
+            bus: Option<&str>,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().vsock_add(id, guest_cid, vhostfd, bus);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `chardev-add` of a unix socket chardev (`server`: QEMU listens, without waiting).
+        pub $($async)? fn chardev_add_unix_socket(
+            &self,
+            id: &str,
+            path: &str,
+            server: bool,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().chardev_add_unix_socket(id, path, server);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `chardev-remove`.
+        pub $($async)? fn chardev_del(&self, id: &str) -> Result<()> {
+            self.run_plan(self.govmm_plans().chardev_del(id)) $($await)* .map(drop)
+        }
+
+        /// `device_add` of a `virtserialport` named `name` on a virtio-serial controller's bus
+        /// (e.g. `vser0.0`), over `chardev`.
+        pub $($async)? fn virtio_serial_port_add(
+            &self,
+            id: &str,
+            chardev: &str,
+            name: &str,
+            bus: Option<&str>,
+        ) -> Result<()> {
+            let plan = self.govmm_plans().virtio_serial_port_add(id, chardev, name, bus);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `balloon`: ask the guest to shrink to `bytes` (needs a balloon device).
+        pub $($async)? fn balloon(&self, bytes: u64) -> Result<()> {
+            self.run_plan(self.govmm_plans().balloon(bytes)) $($await)* .map(drop)
+        }
+
+        /// `query-balloon`: the guest's current size in bytes.
+        pub $($async)? fn balloon_actual(&self) -> Result<u64> {
+            self.call(&c::QueryBalloon {}) $($await)* .map(|b| b.actual as u64)
+        }
+
+        /// `migrate-set-capabilities`.
+        pub $($async)? fn set_migration_capabilities(
+            &self,
+            caps: &[(t::MigrationCapability, bool)],
+        ) -> Result<()> {
+            let plan = self.govmm_plans().set_migration_capabilities(caps);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `query-migrate-capabilities`, typed.
+        pub $($async)? fn migration_capabilities(&self) -> Result<Vec<t::MigrationCapabilityStatus>> {
+            self.call(&c::QueryMigrateCapabilities {}) $($await)*
+        }
+
+        /// `migrate-set-parameters` with the members to change (e.g. `max-bandwidth`,
+        /// `downtime-limit`). QEMU before 2.8 lacks `downtime-limit`: it is sent there as
+        /// `migrate_set_downtime` (seconds).
+        pub $($async)? fn set_migration_parameters(&self, params: Map<String, Value>) -> Result<()> {
+            let plan = self.govmm_plans().set_migration_parameters(params);
+            self.run_plan(plan) $($await)* .map(drop)
+        }
+
+        /// `query-migrate-parameters`, typed.
+        pub $($async)? fn migration_parameters(&self) -> Result<t::MigrationParameters> {
+            self.call(&c::QueryMigrateParameters {}) $($await)*
+        }
+
+        /// `migrate` to `uri` (govmm's `ExecSetMigrateArguments`); returns once QEMU started
+        /// the migration. Follow it with [`migration_progress`](Self::migration_progress), or
+        /// use [`migrate_and_wait`](Self::migrate_and_wait).
+        pub $($async)? fn migrate(&self, uri: &str) -> Result<()> {
+            self.run_plan(self.govmm_plans().migrate(uri)) $($await)* .map(drop)
+        }
+
+        /// `migrate-incoming` (QEMU started with `-incoming defer`).
+        pub $($async)? fn migrate_incoming(&self, uri: &str) -> Result<()> {
+            self.run_plan(self.govmm_plans().migrate_incoming(uri)) $($await)* .map(drop)
+        }
+
+        /// `qom-get`.
+        pub $($async)? fn qom_get(&self, path: &str, property: &str) -> Result<Value> {
+            self.call(&c::QomGet {
+                path: path.into(),
+                property: property.into(),
+            }) $($await)*
+        }
+
+        /// `qom-set`.
+        pub $($async)? fn qom_set(&self, path: &str, property: &str, value: Value) -> Result<()> {
+            self.call(&c::QomSet {
+                path: path.into(),
+                property: property.into(),
+                value,
+            }) $($await)* .map(drop)
+        }
+
+        /// `dump-guest-memory` to a host file, synchronously (returns when written).
+        pub $($async)? fn dump_guest_memory(&self, dump: &Dump) -> Result<()> {
+            self.run_plan(self.govmm_plans().dump_guest_memory(dump)) $($await)* .map(drop)
+        }
+    };
+}
+
+#[cfg(feature = "async")]
+impl Client {
+    govmm_methods!(async; .await);
+}
+
+#[cfg(feature = "blocking")]
+impl crate::blocking::Client {
+    govmm_methods!(;);
 }
 
 fn put_opt(a: &mut Value, key: &str, v: &Option<String>) {
@@ -934,5 +1240,65 @@ mod tests {
             ..b
         };
         assert!(empty.to_arguments().is_err());
+    }
+
+    fn plans(major: u32, minor: u32) -> Plans {
+        Plans { major, minor }
+    }
+
+    fn commands(plan: Result<Plan>) -> Vec<(&'static str, Value)> {
+        plan.unwrap()
+            .into_iter()
+            .map(|s| (s.command, s.args.unwrap_or(Value::Null)))
+            .collect()
+    }
+
+    /// The plans both drivers run: forms chosen by version, several steps where govmm sends
+    /// several commands, nothing planned for a bad argument.
+    #[test]
+    fn plans_choose_forms_and_steps() {
+        assert_eq!(
+            commands(plans(7, 2).blockdev_del("d0")),
+            [("blockdev-del", json!({"node-name": "d0"}))]
+        );
+        assert_eq!(
+            commands(plans(2, 7).blockdev_del("d0")),
+            [("x-blockdev-del", json!({"id": "d0"}))]
+        );
+        assert_eq!(commands(plans(2, 11).query_cpus())[0].0, "query-cpus");
+        assert_eq!(commands(plans(2, 12).query_cpus())[0].0, "query-cpus-fast");
+        let downtime = Map::from_iter([("downtime-limit".to_owned(), json!(1500))]);
+        assert_eq!(
+            commands(plans(2, 7).set_migration_parameters(downtime.clone())),
+            [("migrate_set_downtime", json!({"value": 1.5}))]
+        );
+        assert_eq!(
+            commands(plans(7, 2).set_migration_parameters(downtime)),
+            [("migrate-set-parameters", json!({"downtime-limit": 1500}))]
+        );
+        assert!(matches!(
+            plans(7, 2).set_migration_parameters(Map::new()),
+            Err(Error::InvalidArgument(_))
+        ));
+        #[cfg(unix)]
+        {
+            let fd = || -> OwnedFd { std::os::unix::net::UnixStream::pair().unwrap().0.into() };
+            let plan = plans(7, 2)
+                .netdev_add_by_fds("tap0", vec![fd(), fd()], vec![fd(), fd()])
+                .unwrap();
+            let names: Vec<&str> = plan.iter().map(|s| s.command).collect();
+            assert_eq!(names, ["getfd", "getfd", "getfd", "getfd", "netdev_add"]);
+            assert!(plan[..4].iter().all(|s| s.exec.fds.len() == 1));
+            assert_eq!(
+                plan[4].args,
+                Some(
+                    json!({"type": "tap", "id": "tap0", "fds": "fd-tap0-0:fd-tap0-1",
+                    "vhost": true, "vhostfds": "vhostfd-tap0-0:vhostfd-tap0-1"})
+                )
+            );
+            assert!(plans(7, 2)
+                .netdev_add_by_fds("tap0", vec![fd()], vec![fd(), fd()])
+                .is_err());
+        }
     }
 }

@@ -325,13 +325,6 @@ impl crate::blocking::Client {
         ))
     }
 
-    /// `migrate` to `uri`; returns once QEMU started the migration.
-    pub fn migrate(&self, uri: &str) -> Result<()> {
-        check_migration_uri(uri)?;
-        self.execute("migrate", Some(json!({ "uri": uri })))
-            .map(|_| ())
-    }
-
     /// Start `migrate` to `uri` and wait for it, reporting progress; as the async
     /// [`migrate_and_wait`](crate::Client::migrate_and_wait) (a migration out of time is
     /// cancelled and reported as [`Error::MigrationTimeout`]).

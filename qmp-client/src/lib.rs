@@ -5,7 +5,7 @@
 //! commands); this crate moves its bytes over unix/tcp sockets or any byte stream, pipelines
 //! calls from many tasks or threads, fans events out to subscribers, passes fds over unix
 //! sockets and adds helpers that wait for the events commands cause. [`govmm`] adds typed,
-//! validated VM-management calls (Kata govmm's set); with feature `libvirt`,
+//! validated VM-management calls (Kata govmm's set) to both drivers; with feature `libvirt`,
 //! `Client::via_libvirt` runs all of it through libvirt's QEMU monitor passthrough. [`qga`] is a
 //! thin guest-agent client (sync, in-order commands, resync after a timeout) on both drivers.
 //!
@@ -63,7 +63,7 @@ mod error;
 mod events;
 #[cfg(unix)]
 mod fds;
-#[cfg(feature = "async")]
+#[cfg(any(feature = "async", feature = "blocking"))]
 pub mod govmm;
 pub mod helpers;
 #[cfg(feature = "libvirt")]
