@@ -444,7 +444,8 @@ impl Client {
 
     /// Run a command and wait for the event it causes (subscribing first, so an event that
     /// arrives before the command's return is not missed). Returns the command's value and the
-    /// event.
+    /// event. The wait is [`Subscription::next_within`]: matching events dropped from its full
+    /// queue before one is received end it at once with [`Error::EventsLost`].
     pub async fn execute_then_wait_event(
         &self,
         command: &str,
@@ -454,7 +455,7 @@ impl Client {
     ) -> Result<(Value, Event)> {
         let mut sub = self.subscribe(filter);
         let value = self.execute(command, arguments).await?;
-        let event = sub.recv_timeout(timeout).await?;
+        let event = sub.next_within(timeout).await?;
         Ok((value, event))
     }
 }
@@ -504,7 +505,7 @@ impl Subscription {
     }
 
     /// The next matching event within `timeout`, as a crate error (lost events are skipped
-    /// over: a caller waiting for one event only cares whether it comes).
+    /// over; [`next_within`](Self::next_within) fails on them instead).
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Event> {
         let what = self.filter.describe();
         let wait = async {
@@ -524,5 +525,31 @@ impl Subscription {
                 what,
                 after: timeout,
             })?
+    }
+
+    /// The next matching event within `timeout`; matching events lost to a full queue before it
+    /// (the awaited one may be among them) end the wait at once with [`Error::EventsLost`]
+    /// rather than letting it run out its time. [`Error::EventTimeout`] when nothing comes,
+    /// [`Error::Closed`] when the connection ended. What the helpers' waits use.
+    pub async fn next_within(&mut self, timeout: Duration) -> Result<Event> {
+        let what = self.filter.describe();
+        let wait = async {
+            match self.recv().await {
+                Ok(e) => Ok(e),
+                Err(RecvError::Lagged(lost)) => Err(Error::EventsLost {
+                    what: what.clone(),
+                    lost,
+                }),
+                Err(RecvError::Closed) => Err(Error::Closed { command: None }),
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::EventTimeout {
+                    what: what.clone(),
+                    after: timeout,
+                })
+            })
     }
 }

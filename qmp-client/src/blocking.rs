@@ -415,7 +415,9 @@ impl Client {
         }
     }
 
-    /// Run a command and wait for the event it causes (subscribed before sending).
+    /// Run a command and wait for the event it causes (subscribed before sending). The wait is
+    /// [`Subscription::next_within`]: matching events dropped from its full queue before one is
+    /// received end it at once with [`Error::EventsLost`].
     pub fn execute_then_wait_event(
         &self,
         command: &str,
@@ -425,7 +427,7 @@ impl Client {
     ) -> Result<(Value, Event)> {
         let sub = self.subscribe(filter);
         let value = self.execute(command, arguments)?;
-        let event = sub.recv_timeout(timeout)?;
+        let event = sub.next_within(timeout)?;
         Ok((value, event))
     }
 }
@@ -517,7 +519,8 @@ impl Subscription {
         }
     }
 
-    /// The next matching event within `timeout` (lost events are skipped over).
+    /// The next matching event within `timeout` (lost events are skipped over;
+    /// [`next_within`](Self::next_within) fails on them instead).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -541,6 +544,35 @@ impl Subscription {
                 }
                 Err(RecvTimeoutError::Disconnected) => return Err(Error::Closed { command: None }),
             }
+        }
+    }
+
+    /// The next matching event within `timeout`; matching events lost to a full queue before it
+    /// (the awaited one may be among them) end the wait at once with [`Error::EventsLost`]
+    /// rather than letting it run out its time. [`Error::EventTimeout`] when nothing comes,
+    /// [`Error::Closed`] when the connection ended. What the helpers' waits use.
+    pub fn next_within(&self, timeout: Duration) -> Result<Event> {
+        let lost = |lost| Error::EventsLost {
+            what: self.filter.describe(),
+            lost,
+        };
+        // While this waits, a new loss needs a full queue, which ends the wait with an item.
+        if let Some(n) = self.lag.borrow_mut().take() {
+            return Err(lost(n));
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(item) => {
+                self.lag.borrow_mut().received();
+                match item {
+                    Item::Event(e) => Ok(e),
+                    Item::Lost(n) => Err(lost(n)),
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => Err(Error::EventTimeout {
+                what: self.filter.describe(),
+                after: timeout,
+            }),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Closed { command: None }),
         }
     }
 }

@@ -68,6 +68,18 @@ pub enum Error {
         /// The timeout.
         after: Duration,
     },
+    /// Events a wait was subscribed to were dropped because its queue was full (the overflow
+    /// policy of `subscribe`) before the awaited one arrived: it may have been among them, so
+    /// the wait ends at once instead of running out its time. Returned by the waits of the
+    /// helpers (`execute_then_wait_event`, `device_del_and_wait`, ...) and by
+    /// `Subscription::next_within`.
+    #[error("{lost} {what} event(s) were dropped (subscriber queue full) while waiting; the awaited one may be among them")]
+    EventsLost {
+        /// The awaited event, described.
+        what: String,
+        /// How many matching events were dropped.
+        lost: u64,
+    },
     /// The connection closed (QEMU exited or the client shut down) before the command finished.
     #[error("the QMP connection is closed{}", .command.as_ref().map(|c| format!(" (`{c}` cannot complete)")).unwrap_or_default())]
     Closed {

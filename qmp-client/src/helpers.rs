@@ -202,6 +202,8 @@ impl crate::Client {
     /// `id` is the device's qdev id (matched against the event's `device`) or its canonical QOM
     /// path such as `/machine/peripheral/disk1` (matched against `path`); QEMU's extra event for
     /// a device's backend, which carries only the backend's own path, is ignored either way.
+    /// Matching events dropped from the wait's full queue end it at once with
+    /// [`Error::EventsLost`] (see [`execute_then_wait_event`](crate::Client::execute_then_wait_event)).
     pub async fn device_del_and_wait(&self, id: &str, timeout: Duration) -> Result<()> {
         let (args, filter) = device_del(id);
         self.execute_then_wait_event("device_del", Some(args), filter, timeout)
@@ -210,7 +212,8 @@ impl crate::Client {
     }
 
     /// `system_powerdown` (ACPI power button), then wait for SHUTDOWN. Needs a guest that
-    /// handles ACPI.
+    /// handles ACPI. SHUTDOWN events dropped from the wait's full queue end it at once with
+    /// [`Error::EventsLost`].
     pub async fn system_powerdown_and_wait(&self, timeout: Duration) -> Result<()> {
         self.execute_then_wait_event("system_powerdown", None, shutdown_filter(), timeout)
             .await
@@ -295,7 +298,8 @@ impl crate::blocking::Client {
     }
 
     /// `system_powerdown` (ACPI power button), then wait for SHUTDOWN. Needs a guest that
-    /// handles ACPI.
+    /// handles ACPI. SHUTDOWN events dropped from the wait's full queue end it at once with
+    /// [`Error::EventsLost`].
     pub fn system_powerdown_and_wait(&self, timeout: Duration) -> Result<()> {
         self.execute_then_wait_event("system_powerdown", None, shutdown_filter(), timeout)
             .map(|_| ())
