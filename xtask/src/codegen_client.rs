@@ -266,6 +266,10 @@ struct ApiInfo {
     /// C function name (lower case) -> its documentation (some list the valid flags there
     /// only, e.g. virInterfaceGetXMLDesc).
     docs: HashMap<String, String>,
+    /// C function name (lower case) -> the name as written.
+    names: HashMap<String, String>,
+    /// C function name (lower case) -> its arguments' (name, C type).
+    arg_types: HashMap<String, Vec<(String, String)>>,
 }
 
 impl ApiInfo {
@@ -276,6 +280,7 @@ impl ApiInfo {
             rest = &rest[i + 16..];
             let Some(j) = rest.find('\'') else { break };
             let name = rest[..j].to_ascii_lowercase();
+            out.names.insert(name.clone(), rest[..j].to_owned());
             let end = rest.find("</function>").unwrap_or(rest.len());
             let mut body = &rest[..end];
             if let (Some(a), Some(b)) = (body.find("<info><![CDATA["), body.find("]]></info>")) {
@@ -284,11 +289,18 @@ impl ApiInfo {
                 }
             }
             let mut args = HashMap::new();
+            let mut arg_types = Vec::new();
             while let Some(k) = body.find("<arg name='") {
                 body = &body[k + 11..];
                 let Some(e) = body.find('\'') else { break };
                 let arg = body[..e].to_owned();
                 let after = &body[e..];
+                if let Some(ty) = after
+                    .strip_prefix("' type='")
+                    .and_then(|t| t.split('\'').next())
+                {
+                    arg_types.push((arg.clone(), ty.to_owned()));
+                }
                 let int = after.starts_with("' type='unsigned int' info='")
                     || after.starts_with("' type='int' info='");
                 if let (true, Some(k2)) = (int, after.find("info='")) {
@@ -298,7 +310,8 @@ impl ApiInfo {
                     }
                 }
             }
-            out.args.insert(name, args);
+            out.args.insert(name.clone(), args);
+            out.arg_types.insert(name, arg_types);
             rest = &rest[end..];
         }
         let mut rest = xml;
@@ -346,6 +359,60 @@ fn module_functions(prog: &Program, marker: &str) -> Vec<String> {
         _ => {}
     }
     candidates
+}
+
+/// Procedures whose public C function is not named after them (see [`api_function`]).
+const FUNCTION_EXCEPTIONS: &[(&str, &str)] = &[
+    // The callback-id form of the domain event (de)registration (libvirt 1.2.1+), which
+    // virConnectDomainEventRegisterAny / DeregisterAny use when the daemon has it.
+    (
+        "REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY",
+        "virConnectDomainEventRegisterAny",
+    ),
+    (
+        "REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY",
+        "virConnectDomainEventDeregisterAny",
+    ),
+    // libvirt-qemu spells these virConnectDomainQemu..., not virDomainQemu...
+    (
+        "QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_REGISTER",
+        "virConnectDomainQemuMonitorEventRegister",
+    ),
+    (
+        "QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER",
+        "virConnectDomainQemuMonitorEventDeregister",
+    ),
+];
+
+/// The public C function (as spelled in the API XML, lower-cased key into [`ApiInfo`]) a
+/// procedure implements, following libvirt's naming: `REMOTE_PROC_DOMAIN_GET_INFO` ->
+/// `virDomainGetInfo`, `QEMU_PROC_DOMAIN_MONITOR_COMMAND` -> `virDomainQemuMonitorCommand`,
+/// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` -> `virDomainLxcOpenNamespace`, `ADMIN_PROC_X` ->
+/// `virAdmX`; acronyms match whatever their case (`virDomainGetXMLDesc`), and
+/// [`FUNCTION_EXCEPTIONS`] names the rest. `None` for procedures with no public function
+/// (authentication, the migration steps of `libvirt_internal.h`, `CONNECT_SUPPORTS_FEATURE`).
+fn api_function(prog: &Program, proc_name: &str, marker: &str, api: &ApiInfo) -> Option<String> {
+    let candidates = match FUNCTION_EXCEPTIONS.iter().find(|(p, _)| *p == proc_name) {
+        Some((_, f)) => vec![(*f).to_owned()],
+        None => module_functions(prog, marker),
+    };
+    candidates
+        .iter()
+        .map(|c| c.to_ascii_lowercase())
+        .find(|c| api.names.contains_key(c))
+}
+
+/// Whether a C function registers or deregisters a callback for events the daemon sends as
+/// messages (`virConnectDomainEventRegisterAny`, `virConnectRegisterCloseCallback`, ...): it
+/// takes a callback (a `vir...Callback` or `vir...Func` type, `virFreeCallback` aside) or the
+/// `callbackID` a registration returned.
+fn registers_events(api: &ApiInfo, function: &str) -> bool {
+    api.arg_types.get(function).is_some_and(|args| {
+        args.iter().any(|(n, t)| {
+            n == "callbackID"
+                || (t != "virFreeCallback" && (t.ends_with("Callback") || t.ends_with("Func")))
+        })
+    })
 }
 
 /// The C functions a procedure's marker may document.
@@ -726,9 +793,13 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
     files.insert("events.rs".to_owned(), rustfmt(&s)?);
     let remote_text = std::fs::read_to_string(root.join(PROTO_DIR).join("remote.rs"))?;
     let remote = parse_proto(&remote_text)?;
+    let remote_api = ApiInfo::parse(&std::fs::read_to_string(
+        protocol_dir.join("api").join(PROGRAMS[0].api_file),
+    )?);
+    let event_registration = event_registrations(&PROGRAMS[0], &remote, &remote_api);
     files.insert(
         format!("../../tests/generated/{READ_ONLY_FILE}"),
-        rustfmt(&read_only_calls(&remote))?,
+        rustfmt(&read_only_calls(&remote, &event_registration))?,
     );
     let mut m = header("the list of generated files");
     m.push_str("//! Generated typed API: a method per procedure, typed events.\n\n");
@@ -741,18 +812,19 @@ const READ_ONLY_FILE: &str = "read_only_calls.rs";
 
 /// Whether a procedure only reads, judged by its `@acl` rules: every unconditional rule (and
 /// every rule that applies when no flag is set, `!FLAG`) needs `read`, `getattr` or a
-/// `search_*` permission.
-fn is_read_only(r: &Row) -> bool {
+/// `search_*` permission. Events are left out by their kind, not their names: the messages
+/// the daemon sends, and the calls (de)registering for them (`registers_events`: their C
+/// function takes a callback), which change what the daemon sends on the connection;
+/// `REMOTE_PROC_DOMAIN_GET_PERF_EVENTS` is a plain read. So are opening and closing the
+/// connection, and authentication, and streams.
+fn is_read_only(r: &Row, event_registration: &BTreeSet<String>) -> bool {
     if r.acl.is_empty() || r.message || r.stream.is_some() {
         return false;
     }
-    let skip = [
-        "EVENT",
-        "REGISTER",
-        "CONNECT_OPEN",
-        "CONNECT_CLOSE",
-        "AUTH_",
-    ];
+    if event_registration.contains(&r.name) {
+        return false;
+    }
+    let skip = ["CONNECT_OPEN", "CONNECT_CLOSE", "AUTH_"];
     if skip.iter().any(|k| r.name.contains(k)) {
         return false;
     }
@@ -767,8 +839,20 @@ fn is_read_only(r: &Row) -> bool {
     })
 }
 
+/// The procedures of a program that (de)register for events (see [`registers_events`]).
+fn event_registrations(prog: &Program, m: &ProtoModule, api: &ApiInfo) -> BTreeSet<String> {
+    m.rows
+        .iter()
+        .filter(|r| {
+            api_function(prog, &r.name, &m.markers[&r.name].name, api)
+                .is_some_and(|f| registers_events(api, &f))
+        })
+        .map(|r| r.name.clone())
+        .collect()
+}
+
 /// The test that calls every read-only procedure of the remote program once.
-fn read_only_calls(m: &ProtoModule) -> String {
+fn read_only_calls(m: &ProtoModule, event_registration: &BTreeSet<String>) -> String {
     let mut s = header(&format!("{PROTO_DIR}/remote.rs (PROCEDURES @acl rules)"));
     s.push_str(
         "//! Calls every read-only procedure of the remote program once (see `is_read_only` in the\n\
@@ -776,7 +860,11 @@ fn read_only_calls(m: &ProtoModule) -> String {
          #![allow(clippy::needless_update)]\n\n\
          use libvirt_client::libvirt_proto::generated::remote::{self, procs};\n\n",
     );
-    let ro: Vec<&Row> = m.rows.iter().filter(|r| is_read_only(r)).collect();
+    let ro: Vec<&Row> = m
+        .rows
+        .iter()
+        .filter(|r| is_read_only(r, event_registration))
+        .collect();
     s.push_str("/// The read-only procedures (C names).\npub const READ_ONLY: &[&str] = &[\n");
     for r in &ro {
         let _ = writeln!(s, "\"{}\",", r.name);
@@ -900,6 +988,39 @@ mod tests {
             .unwrap();
         let (code, _) = crate::codegen::rpc::generate(protocol_dir, spec).unwrap();
         parse_proto(&rustfmt(&code).unwrap()).unwrap()
+    }
+
+    /// Events are left out of the read-only list by kind, not by name:
+    /// `REMOTE_PROC_DOMAIN_GET_PERF_EVENTS` is in it, every (de)registration is not.
+    #[test]
+    fn read_only_leaves_out_event_registration_by_kind() {
+        let dir = crate::codegen::protocol_dir(None).unwrap();
+        let m = remote_module(&dir);
+        let xml = std::fs::read_to_string(dir.join("api/libvirt-api.xml")).unwrap();
+        let api = ApiInfo::parse(&xml);
+        let reg = event_registrations(&PROGRAMS[0], &m, &api);
+        let want: BTreeSet<String> = [105, 106, 167, 168, 313, 314, 316, 317]
+            .into_iter()
+            .chain([360, 361, 368, 369, 374, 375, 380, 381])
+            .map(|n| m.rows.iter().find(|r| r.number == n).unwrap().name.clone())
+            .collect();
+        assert_eq!(reg, want);
+        let ro: Vec<&str> = m
+            .rows
+            .iter()
+            .filter(|r| is_read_only(r, &reg))
+            .map(|r| r.name.as_str())
+            .collect();
+        assert!(ro.contains(&"REMOTE_PROC_DOMAIN_GET_PERF_EVENTS"));
+        assert!(ro.contains(&"REMOTE_PROC_DOMAIN_GET_INFO"));
+        assert!(!ro.contains(&"REMOTE_PROC_DOMAIN_SET_PERF_EVENTS"));
+        assert!(ro.iter().all(|n| !n.contains("REGISTER")), "{ro:?}");
+        let qemu_xml = std::fs::read_to_string(dir.join("api/libvirt-qemu-api.xml")).unwrap();
+        let qemu_api = ApiInfo::parse(&qemu_xml);
+        assert!(registers_events(
+            &qemu_api,
+            "virconnectdomainqemumonitoreventregister"
+        ));
     }
 
     /// Every procedure of a public API function taking a `virStreamPtr` (but `virStream*`

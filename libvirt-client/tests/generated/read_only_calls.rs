@@ -158,6 +158,7 @@ pub const READ_ONLY: &[&str] = &[
     "REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS",
     "REMOTE_PROC_DOMAIN_GET_IOTHREAD_INFO",
     "REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES",
+    "REMOTE_PROC_DOMAIN_GET_PERF_EVENTS",
     "REMOTE_PROC_STORAGE_VOL_GET_INFO_FLAGS",
     "REMOTE_PROC_DOMAIN_MANAGED_SAVE_GET_XML_DESC",
     "REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_TARGET_PATH",
@@ -1431,6 +1432,15 @@ pub async fn call_all(
     out.push((
         "REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES",
         c.call::<procs::DomainInterfaceAddresses>(&remote::RemoteDomainInterfaceAddressesArgs {
+            dom: f.dom.clone(),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+    ));
+    out.push((
+        "REMOTE_PROC_DOMAIN_GET_PERF_EVENTS",
+        c.call::<procs::DomainGetPerfEvents>(&remote::RemoteDomainGetPerfEventsArgs {
             dom: f.dom.clone(),
             ..Default::default()
         })
