@@ -144,6 +144,10 @@ pub fn from_bytes_prefix_with<'de, T: Deserialize<'de>>(
 
 /// Decode a `T` spanning all of `input`, with every [`Opaque`] in it a zero-copy slice of
 /// `input` (sharing its reference count) instead of a copy.
+///
+/// Only [`Opaque`] fields share the input: a plain `bytes::Bytes` (or `Vec<u8>`) field is
+/// decoded through serde's byte-buffer path and copied. Declare opaque fields as [`Opaque`]
+/// (as the generated libvirt types do) to get the zero-copy slice.
 pub fn from_shared<T: DeserializeOwned>(input: &bytes::Bytes) -> Result<T, Error> {
     from_shared_with(input, DecodeOptions::new())
 }
