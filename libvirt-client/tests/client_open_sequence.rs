@@ -12,11 +12,20 @@ use libvirt_client::libvirt_proto::{Framer, Header, MessageStatus, MessageType};
 const AUTH_LIST: i32 = 66;
 const SUPPORTS_FEATURE: i32 = 60;
 const CONNECT_OPEN: i32 = 1;
+const AUTH_POLKIT: i32 = 70;
+/// `remote_auth_type`: REMOTE_AUTH_NONE, REMOTE_AUTH_SASL, REMOTE_AUTH_POLKIT.
+const NONE: i32 = 0;
+const POLKIT: i32 = 2;
 
 /// Answer every call with success until the client hangs up; returns (procedure, first
 /// argument word) per call, in order. Keepalive PINGs (program 0x6b656570) are answered
 /// with PONGs and not recorded.
-fn fake_daemon(mut s: UnixStream) -> Vec<(i32, Option<i32>)> {
+fn fake_daemon(s: UnixStream) -> Vec<(i32, Option<i32>)> {
+    fake_daemon_with(s, &[NONE], 1)
+}
+
+/// [`fake_daemon`] offering the auth types `auth` and answering AUTH_POLKIT with `complete`.
+fn fake_daemon_with(mut s: UnixStream, auth: &[i32], complete: i32) -> Vec<(i32, Option<i32>)> {
     let mut f = Framer::new();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
@@ -43,11 +52,12 @@ fn fake_daemon(mut s: UnixStream) -> Vec<(i32, Option<i32>)> {
                 .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
             seen.push((h.procedure, arg));
             let body: Vec<u8> = match h.procedure {
-                AUTH_LIST => 1u32
+                AUTH_LIST => (auth.len() as u32)
                     .to_be_bytes()
                     .into_iter()
-                    .chain(0i32.to_be_bytes()) // [REMOTE_AUTH_NONE]
+                    .chain(auth.iter().flat_map(|a| a.to_be_bytes()))
                     .collect(),
+                AUTH_POLKIT => complete.to_be_bytes().to_vec(),
                 SUPPORTS_FEATURE => 1i32.to_be_bytes().to_vec(),
                 _ => Vec::new(),
             };
@@ -110,4 +120,41 @@ async fn async_open_probes_keepalive_before_connect_open() {
         .await
         .unwrap();
     assert_eq!(seen, expected());
+}
+
+/// A daemon offering polkit first: the client runs AUTH_POLKIT before the probes; an
+/// incomplete polkit answer is a typed authentication failure; `auth=polkit` in the URI is
+/// refused by a daemon that offers only none (blocking driver; the async one runs the same
+/// `open::pick_auth` / `check_polkit` steps).
+#[test]
+fn polkit_auth_in_the_open_sequence() {
+    use libvirt_client::blocking::Client;
+    use libvirt_client::transport::BlockingTransport;
+    use libvirt_client::uri::Uri;
+    let run = |auth: &'static [i32], complete: i32, uri: Option<&str>| {
+        let (a, b) = UnixStream::pair().unwrap();
+        let daemon = std::thread::spawn(move || fake_daemon_with(b, auth, complete));
+        let uri = uri.map(|u| Uri::parse(u).unwrap());
+        let c = Client::from_transport(BlockingTransport::from_unix(a), Default::default(), uri)
+            .unwrap();
+        let r = c.open(Some("test:///default")).map(|_| ());
+        drop(c);
+        (r, daemon.join().unwrap())
+    };
+    let (r, seen) = run(&[POLKIT, NONE], 1, None);
+    r.unwrap();
+    assert_eq!(seen[..2], [(AUTH_LIST, None), (AUTH_POLKIT, None)]);
+    assert_eq!(seen[2..], expected()[1..]);
+    let (r, seen) = run(&[POLKIT], 0, None);
+    assert!(
+        matches!(&r, Err(libvirt_client::Error::AuthFailed { method, .. }) if method == "polkit"),
+        "{r:?}"
+    );
+    assert_eq!(seen, [(AUTH_LIST, None), (AUTH_POLKIT, None)]);
+    let (r, seen) = run(&[NONE], 1, Some("test:///default?auth=polkit"));
+    assert!(
+        matches!(&r, Err(libvirt_client::Error::AuthFailed { reason, .. }) if reason.contains("rejected")),
+        "{r:?}"
+    );
+    assert_eq!(seen, [(AUTH_LIST, None)]);
 }
