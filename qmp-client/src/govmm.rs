@@ -24,7 +24,7 @@
 //! | (migration parameters: max-bandwidth, downtime-limit, ...) | [`Client::set_migration_parameters`] [`Client::migration_parameters`] |
 //! | ExecQueryQmpSchema / QueryStatus        | [`Client::qmp_schema`] [`Client::query_status`]   |
 //! | ExecQomGet / ExecQomSet                 | [`Client::qom_get`] [`Client::qom_set`]           |
-//! | ExecuteDumpGuestMemory                  | [`Client::dump_guest_memory`]                     |
+//! | ExecuteDumpGuestMemory                  | [`Client::dump_guest_memory`] [`Client::dump_guest_memory_within`] [`Client::dump_status`] |
 //!
 //! The blocking [`blocking::Client`](crate::blocking::Client) (feature `blocking`) has the same
 //! methods with the same arguments, checks and version choices. What a helper sends is decided
@@ -33,11 +33,12 @@
 
 #[cfg(feature = "async")]
 use crate::Client;
-use crate::{Error, Exec, Result};
+use crate::{Error, EventFilter, Exec, Result};
 use qmp_proto::generated::{commands as c, types as t};
 use serde_json::{json, Map, Value};
 #[cfg(unix)]
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 /// QEMU's limit on queue pairs of one net device (`MAX_QUEUE_NUM` in hw/net/virtio-net.c).
 pub const MAX_NET_QUEUES: u32 = 1024;
@@ -228,7 +229,9 @@ pub enum MemoryDeviceKind {
 /// Settings for [`Client::dump_guest_memory`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dump {
-    /// Host file to write (absolute path).
+    /// Where QEMU writes: an absolute host path (sent as `file:PATH`), or one of QEMU's dump
+    /// protocols as govmm passes them: `file:/absolute/path`, or `fd:NAME` for an fd handed to
+    /// QEMU before with [`Client::get_fd`] under `NAME`.
     pub path: String,
     /// Walk the guest's page tables (`paging`); only for ELF.
     pub paging: bool,
@@ -784,22 +787,73 @@ impl Plans {
         one("migrate-incoming", json!({ "uri": uri }))
     }
 
-    pub(crate) fn dump_guest_memory(self, dump: &Dump) -> Result<Plan> {
-        if !dump.path.starts_with('/') {
-            return Err(invalid(format!(
-                "dump path {:?} must be absolute",
-                dump.path
-            )));
-        }
+    /// `dump-guest-memory`, detached from QEMU 2.6 on (the command returns at once and
+    /// DUMP_COMPLETED, the returned filter, says when it is over); before 2.6 it runs
+    /// synchronously, within `timeout` instead of the default command timeout.
+    pub(crate) fn dump_guest_memory(
+        self,
+        dump: &Dump,
+        timeout: Duration,
+    ) -> Result<(Step, Option<EventFilter>)> {
+        let protocol = dump_protocol(&dump.path)?;
         let elf = matches!(dump.format, None | Some(t::DumpGuestMemoryFormat::Elf));
         if dump.paging && !elf {
             return Err(invalid("paging is only possible with the ELF format"));
         }
-        let mut a = json!({"paging": dump.paging, "protocol": format!("file:{}", dump.path)});
+        let mut a = json!({"paging": dump.paging, "protocol": protocol});
         if let Some(f) = &dump.format {
             a["format"] = json!(f.as_str());
         }
-        one("dump-guest-memory", a)
+        let (exec, done) = if self.at_least(2, 6) {
+            a["detach"] = json!(true);
+            (Exec::default(), Some(EventFilter::name("DUMP_COMPLETED")))
+        } else {
+            (Exec::timeout(timeout), None)
+        };
+        let step = Step {
+            command: "dump-guest-memory",
+            args: Some(a),
+            exec,
+        };
+        Ok((step, done))
+    }
+}
+
+/// A dump's destination as QEMU's `protocol`: an absolute path becomes `file:PATH`; `file:`
+/// needs an absolute path, `fd:` an fd name; nothing else is a dump protocol.
+fn dump_protocol(path: &str) -> Result<String> {
+    if path.starts_with('/') {
+        return Ok(format!("file:{path}"));
+    }
+    if let Some(file) = path.strip_prefix("file:") {
+        if file.starts_with('/') {
+            return Ok(path.to_owned());
+        }
+    } else if let Some(name) = path.strip_prefix("fd:") {
+        if !name.is_empty() && !name.contains(char::is_whitespace) {
+            return Ok(path.to_owned());
+        }
+        return Err(invalid(format!(
+            "dump target {path:?}: fd: needs the name an fd was passed under with getfd"
+        )));
+    }
+    Err(invalid(format!(
+        "dump path {path:?} must be absolute, file:/absolute/path or fd:NAME"
+    )))
+}
+
+/// A detached dump's DUMP_COMPLETED: its `error` (set when the dump failed) as QEMU's error of
+/// `dump-guest-memory`.
+pub(crate) fn dump_completed(event: &qmp_proto::Event) -> Result<()> {
+    match event.data.get("error").and_then(Value::as_str) {
+        None => Ok(()),
+        Some(desc) => Err(Error::Qmp {
+            command: "dump-guest-memory".into(),
+            error: qmp_proto::QmpError {
+                class: qmp_proto::ErrorClass::GenericError,
+                desc: desc.to_owned(),
+            },
+        }),
     }
 }
 
@@ -1153,9 +1207,36 @@ macro_rules! govmm_methods {
             }) $($await)* .map(drop)
         }
 
-        /// `dump-guest-memory` to a host file, synchronously (returns when written).
+        /// `dump-guest-memory`, returning when the dump is written: as long as that takes (a
+        /// big guest's dump outlasts the default command timeout), until QEMU reports it over
+        /// or the connection ends. See [`dump_guest_memory_within`](Self::dump_guest_memory_within)
+        /// for a bound.
         pub $($async)? fn dump_guest_memory(&self, dump: &Dump) -> Result<()> {
-            self.run_plan(self.govmm_plans().dump_guest_memory(dump)) $($await)* .map(drop)
+            self.dump_guest_memory_within(dump, Duration::MAX) $($await)*
+        }
+
+        /// `dump-guest-memory` with `detach` (QEMU 2.6 and later), then wait up to `timeout`
+        /// for DUMP_COMPLETED; a dump QEMU reports failed is [`Error::Qmp`] with its reason.
+        /// Out of time, [`Error::EventTimeout`]: QEMU has no way to cancel a dump, it goes on
+        /// writing (follow it with [`dump_status`](Self::dump_status)); a new dump is refused
+        /// until it ends. Before QEMU 2.6 the dump runs synchronously with `timeout` as the
+        /// command's timeout.
+        pub $($async)? fn dump_guest_memory_within(&self, dump: &Dump, timeout: Duration) -> Result<()> {
+            let (step, done) = self.govmm_plans().dump_guest_memory(dump, timeout)?;
+            match done {
+                Some(filter) => {
+                    let (_, event) = self
+                        .execute_then_wait_event(step.command, step.args, filter, timeout)
+                        $($await)* ?;
+                    dump_completed(&event)
+                }
+                None => self.execute_with(step.command, step.args, step.exec) $($await)* .map(drop),
+            }
+        }
+
+        /// `query-dump`: the state and progress (bytes written of the total) of the latest dump.
+        pub $($async)? fn dump_status(&self) -> Result<t::DumpQueryResult> {
+            self.call(&c::QueryDump {}) $($await)*
         }
     };
 }
@@ -1300,5 +1381,72 @@ mod tests {
                 .netdev_add_by_fds("tap0", vec![fd()], vec![fd(), fd()])
                 .is_err());
         }
+    }
+
+    #[test]
+    fn dump_protocols_and_forms() {
+        let dump = |path: &str| Dump {
+            path: path.into(),
+            paging: false,
+            format: None,
+        };
+        let wait = Duration::from_secs(5);
+        for (given, sent) in [
+            ("/var/tmp/a.core", "file:/var/tmp/a.core"),
+            ("file:/var/tmp/a.core", "file:/var/tmp/a.core"),
+            ("fd:dumpfd", "fd:dumpfd"),
+        ] {
+            let (step, done) = plans(7, 2).dump_guest_memory(&dump(given), wait).unwrap();
+            let args = step.args.unwrap();
+            assert_eq!(args["protocol"], sent);
+            assert_eq!(args["detach"], true);
+            assert_eq!(step.exec.timeout, None);
+            assert_eq!(done, Some(EventFilter::name("DUMP_COMPLETED")));
+        }
+        for bad in [
+            "a.core",
+            "file:a.core",
+            "fd:",
+            "fd:a b",
+            "tcp:1.2.3.4:5",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    plans(7, 2).dump_guest_memory(&dump(bad), wait),
+                    Err(Error::InvalidArgument(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let paged = Dump {
+            paging: true,
+            format: Some(t::DumpGuestMemoryFormat::KdumpZlib),
+            ..dump("/a")
+        };
+        assert!(plans(7, 2).dump_guest_memory(&paged, wait).is_err());
+        // Before 2.6: synchronous, with the caller's timeout.
+        let (step, done) = plans(2, 5).dump_guest_memory(&dump("/a"), wait).unwrap();
+        assert!(step.args.unwrap().get("detach").is_none());
+        assert_eq!((step.exec.timeout, done), (Some(wait), None));
+
+        let ev = |data: Value| qmp_proto::Event {
+            event: "DUMP_COMPLETED".into(),
+            data,
+            timestamp: qmp_proto::Timestamp {
+                seconds: 1,
+                microseconds: 0,
+            },
+        };
+        let result = json!({"status": "completed", "completed": 10, "total": 10});
+        assert!(dump_completed(&ev(json!({ "result": result }))).is_ok());
+        let failed = ev(
+            json!({"result": {"status": "failed", "completed": 1, "total": 10},
+            "error": "disk full"}),
+        );
+        assert!(matches!(
+            dump_completed(&failed),
+            Err(Error::Qmp { error, .. }) if error.desc == "disk full"
+        ));
     }
 }

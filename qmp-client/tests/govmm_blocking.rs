@@ -6,7 +6,7 @@ mod common;
 
 use common::{connect_blocking, qcow2, Qemu};
 use qmp_client::blocking::Client;
-use qmp_client::govmm::{BlkDevice, Blockdev, Cache, Memdev, MemoryDeviceKind};
+use qmp_client::govmm::{BlkDevice, Blockdev, Cache, Dump, Memdev, MemoryDeviceKind};
 use qmp_client::qmp_proto::generated::{commands as c, types as t};
 use qmp_client::Error;
 use serde_json::{json, Map};
@@ -195,6 +195,55 @@ fn blocking_govmm_cross_section() {
         c.migrate_incoming("nowhere"),
         Err(Error::InvalidArgument(_))
     ));
+
+    // Dumps, detached and awaited: to a path, to `file:`, to an fd passed with getfd.
+    let bad = Dump {
+        path: "tcp:127.0.0.1:1".into(),
+        paging: false,
+        format: None,
+    };
+    assert!(matches!(
+        c.dump_guest_memory(&bad),
+        Err(Error::InvalidArgument(_))
+    ));
+    let core = q.path("a.core");
+    c.dump_guest_memory(&Dump {
+        path: core.to_str().unwrap().into(),
+        ..bad.clone()
+    })
+    .unwrap();
+    let elf = |p: &std::path::Path| {
+        let bytes = std::fs::read(p).unwrap();
+        assert_eq!(&bytes[..4], b"\x7fELF");
+        assert!(bytes.len() as u64 > 64 << 20, "{} bytes", bytes.len());
+    };
+    elf(&core);
+    let core = q.path("b.core");
+    c.dump_guest_memory_within(
+        &Dump {
+            path: format!("file:{}", core.display()),
+            format: Some(t::DumpGuestMemoryFormat::Elf),
+            ..bad.clone()
+        },
+        WAIT,
+    )
+    .unwrap();
+    elf(&core);
+    let core = q.path("c.core");
+    let file = std::fs::File::create(&core).unwrap();
+    c.get_fd("dumpfd", file.into()).unwrap();
+    c.dump_guest_memory_within(
+        &Dump {
+            path: "fd:dumpfd".into(),
+            ..bad
+        },
+        WAIT,
+    )
+    .unwrap();
+    elf(&core);
+    let status = c.dump_status().unwrap();
+    assert_eq!(status.status, t::DumpStatus::Completed);
+    assert_eq!(status.completed, status.total);
 
     // Nothing invalid reached QEMU: still fine.
     assert_eq!(c.status().unwrap(), "paused");
