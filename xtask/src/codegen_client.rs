@@ -402,6 +402,116 @@ fn api_function(prog: &Program, proc_name: &str, marker: &str, api: &ApiInfo) ->
         .find(|c| api.names.contains_key(c))
 }
 
+/// libvirt's description of a function (its `<info>`) as rustdoc paragraphs, one line each
+/// (joined by `\n///\n/// `): lines of a paragraph are joined, except list items (`- `,
+/// `* `, `1. `), which keep their own lines; indentation is dropped (no code blocks, hence no
+/// doctests); bare URLs become autolinks and C names (`VIR_...`, `vir...`) code; brackets,
+/// angle brackets, backticks, `*`, `#` and `&` are escaped so rustdoc reads no links, HTML or
+/// emphasis into them.
+fn rustdoc_paragraphs(info: &str) -> Vec<String> {
+    let mut paragraphs = Vec::new();
+    let mut cur: Vec<String> = Vec::new();
+    let flush = |cur: &mut Vec<String>, paragraphs: &mut Vec<String>| {
+        if !cur.is_empty() {
+            paragraphs.push(cur.join("\n/// "));
+            cur.clear();
+        }
+    };
+    for line in info.lines() {
+        let t = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if t.is_empty() {
+            flush(&mut cur, &mut paragraphs);
+            continue;
+        }
+        let item = t.starts_with("- ")
+            || t.starts_with("* ")
+            || t.split_once(". ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let text = rustdoc_escape(&t);
+        match cur.last_mut() {
+            Some(last) if !item => {
+                last.push(' ');
+                last.push_str(&text);
+            }
+            _ => {
+                // A list item's marker stays a marker.
+                let text = if item {
+                    let (marker, rest) = t.split_once(' ').unwrap_or((&t, ""));
+                    format!("{marker} {}", rustdoc_escape(rest))
+                } else {
+                    text
+                };
+                cur.push(text);
+            }
+        }
+    }
+    flush(&mut cur, &mut paragraphs);
+    paragraphs
+}
+
+/// Escapes one line of libvirt prose for rustdoc (see [`rustdoc_paragraphs`]).
+fn rustdoc_escape(text: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let start = word.find("http://").or_else(|| word.find("https://"));
+        // C names (`VIR_DOMAIN_AFFECT_LIVE`, `VIR_MIGRATE_PARAM_*`, `virDomainGetInfo()`) as
+        // code.
+        let core_start = word.find(|c: char| c != '(' && c != '"').unwrap_or(0);
+        let core = &word[core_start..];
+        let core = core.trim_end_matches(['.', ',', ';', ':', ')', '"', '\'']);
+        // `virDomainGetInfo())` trims to `virDomainGetInfo(`: give the call back its `)`.
+        let core = if core.ends_with('(') && word[core_start + core.len()..].starts_with(')') {
+            &word[core_start..core_start + core.len() + 1]
+        } else {
+            core
+        };
+        let ident = core.trim_end_matches("()").trim_end_matches('*');
+        let c_name = (ident.starts_with("VIR_")
+            || ident
+                .strip_prefix("vir")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_uppercase())))
+            && ident.len() > 4
+            && ident
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if start.is_none() && c_name {
+            escape_into(&mut out, &word[..core_start], i == 0);
+            let _ = write!(out, "`{core}`");
+            escape_into(&mut out, &word[core_start + core.len()..], false);
+        } else if let Some(start) = start {
+            let url = &word[start..];
+            let end = url
+                .trim_end_matches(['.', ',', ';', ':', ')', '\'', '"'])
+                .len();
+            escape_into(&mut out, &word[..start], i == 0 && start == 0);
+            let _ = write!(out, "<{}>", &url[..end]);
+            escape_into(&mut out, &url[end..], false);
+        } else {
+            escape_into(&mut out, word, i == 0);
+        }
+    }
+    out
+}
+
+fn escape_into(out: &mut String, s: &str, line_start: bool) {
+    for (i, c) in s.chars().enumerate() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '[' | ']' | '*' | '`' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if line_start && i == 0 => out.push_str("\\#"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// Whether a C function registers or deregisters a callback for events the daemon sends as
 /// messages (`virConnectDomainEventRegisterAny`, `virConnectRegisterCloseCallback`, ...): it
 /// takes a callback (a `vir...Callback` or `vir...Func` type, `virFreeCallback` aside) or the
@@ -484,7 +594,11 @@ fn flags_type(
 }
 
 struct Method {
+    /// The async method's doc (libvirt's whole description).
     doc: String,
+    /// The blocking method's doc (the description's first paragraph, pointing to the async
+    /// method for the rest).
+    blocking_doc: String,
     name: String,
     marker_path: String,
     params: Vec<(String, String)>,
@@ -595,10 +709,23 @@ fn methods(
             },
         };
         let stream = r.stream.is_some();
+        let name = format!("{}{}", prog.prefix, snake(&mk.name));
+        let function = api_function(prog, &r.name, &mk.name, api);
+        let description = function
+            .as_ref()
+            .and_then(|f| api.docs.get(f))
+            .map(|d| rustdoc_paragraphs(d))
+            .unwrap_or_default();
         let mut doc = format!(
-            "`{}` ({}): calls the daemon's procedure of that name.",
+            "`{}` ({}): calls the daemon's procedure of that name",
             r.name, r.number
         );
+        match &function {
+            Some(f) => {
+                let _ = write!(doc, " (libvirt's `{}`).", api.names[f]);
+            }
+            None => doc.push('.'),
+        }
         if let Some(dir) = &r.stream {
             let _ = write!(
                 doc,
@@ -613,9 +740,25 @@ fn methods(
                 }
             );
         }
+        let (full, blocking) = match description.split_first() {
+            None => (doc.clone(), doc),
+            Some((first, rest)) => {
+                let mut full = description.join("\n///\n/// ");
+                let _ = write!(full, "\n///\n/// {doc}");
+                let mut blocking = format!("{first}\n///\n/// {doc}");
+                if !rest.is_empty() {
+                    let _ = write!(
+                        blocking,
+                        "\n///\n/// libvirt's full description: [`crate::Client::{name}`]."
+                    );
+                }
+                (full, blocking)
+            }
+        };
         out.push(Method {
-            doc,
-            name: format!("{}{}", prog.prefix, snake(&mk.name)),
+            doc: full,
+            blocking_doc: blocking,
+            name,
             marker_path: format!("{modpath}::procs::{}", mk.name),
             params,
             args_expr,
@@ -645,7 +788,12 @@ fn emit_methods(out: &mut String, ms: &[Method], asynchronous: bool) {
             .map(|(n, t)| format!(", {n}: {t}"))
             .collect();
         let kw = if asynchronous { "async fn" } else { "fn" };
-        let _ = writeln!(out, "/// {}", m.doc);
+        let doc = if asynchronous {
+            &m.doc
+        } else {
+            &m.blocking_doc
+        };
+        let _ = writeln!(out, "/// {doc}");
         if m.stream && m.ret_ty == "()" {
             let _ = writeln!(
                 out,
@@ -988,6 +1136,114 @@ mod tests {
             .unwrap();
         let (code, _) = crate::codegen::rpc::generate(protocol_dir, spec).unwrap();
         parse_proto(&rustfmt(&code).unwrap()).unwrap()
+    }
+
+    /// libvirt prose becomes rustdoc that reads no links, HTML, emphasis or code blocks.
+    #[test]
+    fn rustdoc_paragraphs_escape_libvirt_prose() {
+        let p = rustdoc_paragraphs(
+            "Lists <disk> [a] *x\n  of VIR_DOMAIN_AFFECT_LIVE (see virDomainGetInfo()).\n\n\
+             # not a heading, see https://libvirt.org/uri.html.\n\n\
+             - one\n- two `x`\n\n        indented",
+        );
+        assert_eq!(
+            p,
+            [
+                "Lists &lt;disk&gt; \\[a\\] \\*x of `VIR_DOMAIN_AFFECT_LIVE` (see `virDomainGetInfo()`).",
+                "\\# not a heading, see <https://libvirt.org/uri.html>.",
+                "- one\n/// - two \\`x\\`",
+                "indented",
+            ]
+        );
+    }
+
+    /// Procedures map to the public C functions by libvirt's naming, with the exceptions.
+    #[test]
+    fn procedures_map_to_api_functions() {
+        let dir = crate::codegen::protocol_dir(None).unwrap();
+        let api =
+            |f: &str| ApiInfo::parse(&std::fs::read_to_string(dir.join("api").join(f)).unwrap());
+        let (remote, qemu, admin) = (
+            api("libvirt-api.xml"),
+            api("libvirt-qemu-api.xml"),
+            api("libvirt-admin-api.xml"),
+        );
+        let f = |prog: usize, api: &ApiInfo, p: &str, m: &str| {
+            api_function(&PROGRAMS[prog], p, m, api).map(|f| api.names[&f].clone())
+        };
+        assert_eq!(
+            f(0, &remote, "REMOTE_PROC_DOMAIN_GET_INFO", "DomainGetInfo").as_deref(),
+            Some("virDomainGetInfo")
+        );
+        assert_eq!(
+            f(
+                0,
+                &remote,
+                "REMOTE_PROC_DOMAIN_GET_XML_DESC",
+                "DomainGetXmlDesc"
+            )
+            .as_deref(),
+            Some("virDomainGetXMLDesc")
+        );
+        assert_eq!(
+            f(
+                0,
+                &remote,
+                "REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY",
+                "ConnectDomainEventCallbackRegisterAny"
+            )
+            .as_deref(),
+            Some("virConnectDomainEventRegisterAny")
+        );
+        assert_eq!(
+            f(
+                0,
+                &remote,
+                "REMOTE_PROC_DOMAIN_MIGRATE_PREPARE3",
+                "DomainMigratePrepare3"
+            ),
+            None
+        );
+        assert_eq!(
+            f(
+                1,
+                &qemu,
+                "QEMU_PROC_DOMAIN_MONITOR_COMMAND",
+                "DomainMonitorCommand"
+            )
+            .as_deref(),
+            Some("virDomainQemuMonitorCommand")
+        );
+        assert_eq!(
+            f(
+                3,
+                &admin,
+                "ADMIN_PROC_CONNECT_LIST_SERVERS",
+                "ConnectListServers"
+            )
+            .as_deref(),
+            Some("virAdmConnectListServers")
+        );
+    }
+
+    /// The committed client methods carry libvirt's descriptions.
+    #[test]
+    fn generated_methods_carry_libvirt_docs() {
+        let root = util::workspace_root().join(OUT_DIR);
+        let remote = std::fs::read_to_string(root.join("remote.rs")).unwrap();
+        assert!(remote.contains(
+            "/// Extract information about a domain. Note that if the connection used to get the domain is limited only a partial set of the information can be extracted.\n    ///\n    /// `REMOTE_PROC_DOMAIN_GET_INFO` (16): calls the daemon's procedure of that name (libvirt's `virDomainGetInfo`).\n    pub async fn domain_get_info("
+        ));
+        assert!(
+            remote.contains(
+                "libvirt's full description: [`crate::Client::domain_get_all_domain_stats`]"
+            ) || remote.contains(
+                "libvirt's full description: [`crate::Client::connect_get_all_domain_stats`]"
+            )
+        );
+        let qemu = std::fs::read_to_string(root.join("qemu.rs")).unwrap();
+        assert!(qemu.contains("(libvirt's `virDomainQemuMonitorCommand`)"));
+        assert!(!remote.contains("```"), "no code blocks from libvirt prose");
     }
 
     /// Events are left out of the read-only list by kind, not by name:

@@ -10,7 +10,9 @@ use libvirt_proto::generated::admin::*;
 
 #[cfg(feature = "async")]
 impl crate::Client {
-    /// `ADMIN_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name.
+    /// Opens connection to admin interface of the daemon.
+    ///
+    /// `ADMIN_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name (libvirt's `virAdmConnectOpen`).
     pub async fn admin_connect_open(
         &self,
         flags: libvirt_proto::generated::api::ConnectFlags,
@@ -22,18 +24,26 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_CONNECT_CLOSE` (2): calls the daemon's procedure of that name.
+    /// This function closes the admin connection to the Hypervisor. This should not be called if further interaction with the Hypervisor are needed especially if there is running domain which need further monitoring by the application.
+    ///
+    /// Connections are reference counted; the count is explicitly increased by the initial `virAdmConnectOpen`, as well as `virAdmConnectRef`; it is also temporarily increased by other API that depend on the connection remaining alive. The open and every `virAdmConnectRef` call should have a matching `virAdmConnectClose`, and all other references will be released after the corresponding operation completes.
+    ///
+    /// `ADMIN_PROC_CONNECT_CLOSE` (2): calls the daemon's procedure of that name (libvirt's `virAdmConnectClose`).
     pub async fn admin_connect_close(&self) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::admin::procs::ConnectClose>(&())
             .await
     }
-    /// `ADMIN_PROC_CONNECT_GET_LIB_VERSION` (3): calls the daemon's procedure of that name.
+    /// Retrieves the remote side libvirt version used by the daemon. Format returned in @libVer is of a following pattern: major \* 1,000,000 + minor \* 1,000 + release.
+    ///
+    /// `ADMIN_PROC_CONNECT_GET_LIB_VERSION` (3): calls the daemon's procedure of that name (libvirt's `virAdmConnectGetLibVersion`).
     pub async fn admin_connect_get_lib_version(&self) -> Result<u64, crate::Error> {
         self.call::<libvirt_proto::generated::admin::procs::ConnectGetLibVersion>(&())
             .await
             .map(|r| r.lib_ver)
     }
-    /// `ADMIN_PROC_CONNECT_LIST_SERVERS` (4): calls the daemon's procedure of that name.
+    /// Collect list of all servers provided by daemon the client is connected to.
+    ///
+    /// `ADMIN_PROC_CONNECT_LIST_SERVERS` (4): calls the daemon's procedure of that name (libvirt's `virAdmConnectListServers`).
     pub async fn admin_connect_list_servers(
         &self,
         need_results: u32,
@@ -47,7 +57,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_CONNECT_LOOKUP_SERVER` (5): calls the daemon's procedure of that name.
+    /// Try to lookup a server on the given daemon based on @name.
+    ///
+    /// `virAdmServerFree()` should be used to free the resources after the server object is no longer needed.
+    ///
+    /// `ADMIN_PROC_CONNECT_LOOKUP_SERVER` (5): calls the daemon's procedure of that name (libvirt's `virAdmConnectLookupServer`).
     pub async fn admin_connect_lookup_server(
         &self,
         name: AdminNonnullString,
@@ -59,7 +73,9 @@ impl crate::Client {
         .await
         .map(|r| r.srv)
     }
-    /// `ADMIN_PROC_SERVER_GET_THREADPOOL_PARAMETERS` (6): calls the daemon's procedure of that name.
+    /// Retrieves threadpool parameters from @srv. Upon successful completion, @params will be allocated automatically to hold all returned data, setting @nparams accordingly. When extracting parameters from @params, following search keys are supported: `VIR_THREADPOOL_WORKERS_MIN` `VIR_THREADPOOL_WORKERS_MAX` `VIR_THREADPOOL_WORKERS_PRIORITY` `VIR_THREADPOOL_WORKERS_FREE` `VIR_THREADPOOL_WORKERS_CURRENT`
+    ///
+    /// `ADMIN_PROC_SERVER_GET_THREADPOOL_PARAMETERS` (6): calls the daemon's procedure of that name (libvirt's `virAdmServerGetThreadPoolParameters`).
     pub async fn admin_server_get_threadpool_parameters(
         &self,
         srv: AdminNonnullServer,
@@ -71,7 +87,9 @@ impl crate::Client {
         .await
         .map(|r| r.params)
     }
-    /// `ADMIN_PROC_SERVER_SET_THREADPOOL_PARAMETERS` (7): calls the daemon's procedure of that name.
+    /// Change server threadpool parameters according to @params. Note that some tunables are read-only, thus any attempt to set them will result in a failure.
+    ///
+    /// `ADMIN_PROC_SERVER_SET_THREADPOOL_PARAMETERS` (7): calls the daemon's procedure of that name (libvirt's `virAdmServerSetThreadPoolParameters`).
     pub async fn admin_server_set_threadpool_parameters(
         &self,
         srv: AdminNonnullServer,
@@ -87,7 +105,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_SERVER_LIST_CLIENTS` (8): calls the daemon's procedure of that name.
+    /// Collect list of all clients connected to daemon on server @srv.
+    ///
+    /// `ADMIN_PROC_SERVER_LIST_CLIENTS` (8): calls the daemon's procedure of that name (libvirt's `virAdmServerListClients`).
     pub async fn admin_server_list_clients(
         &self,
         srv: AdminNonnullServer,
@@ -103,7 +123,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_SERVER_LOOKUP_CLIENT` (9): calls the daemon's procedure of that name.
+    /// Try to lookup a client on the given server based on @id.
+    ///
+    /// `virAdmClientFree()` should be used to free the resources after the client object is no longer needed.
+    ///
+    /// `ADMIN_PROC_SERVER_LOOKUP_CLIENT` (9): calls the daemon's procedure of that name (libvirt's `virAdmServerLookupClient`).
     pub async fn admin_server_lookup_client(
         &self,
         srv: AdminNonnullServer,
@@ -116,7 +140,11 @@ impl crate::Client {
         .await
         .map(|r| r.clnt)
     }
-    /// `ADMIN_PROC_CLIENT_GET_INFO` (10): calls the daemon's procedure of that name.
+    /// Extract identity information about a client. Attributes returned in @params are mostly transport-dependent, i.e. some attributes including client process's pid, gid, uid, or remote side's socket address are only available for a specific connection type - local vs remote. Other identity attributes like authentication method used (if authentication is enabled on the remote host), SELinux context, or an indicator whether client is connected via a read-only connection are independent of the connection transport.
+    ///
+    /// Note that the read-only connection indicator returns false for TCP/TLS clients because libvirt treats such connections as read-write by default, even though a TCP client is able to restrict access to certain APIs for itself.
+    ///
+    /// `ADMIN_PROC_CLIENT_GET_INFO` (10): calls the daemon's procedure of that name (libvirt's `virAdmClientGetInfo`).
     pub async fn admin_client_get_info(
         &self,
         clnt: AdminNonnullClient,
@@ -128,7 +156,9 @@ impl crate::Client {
         .await
         .map(|r| r.params)
     }
-    /// `ADMIN_PROC_CLIENT_CLOSE` (11): calls the daemon's procedure of that name.
+    /// Close @client's connection to daemon forcefully.
+    ///
+    /// `ADMIN_PROC_CLIENT_CLOSE` (11): calls the daemon's procedure of that name (libvirt's `virAdmClientClose`).
     pub async fn admin_client_close(
         &self,
         clnt: AdminNonnullClient,
@@ -139,7 +169,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_SERVER_GET_CLIENT_LIMITS` (12): calls the daemon's procedure of that name.
+    /// Retrieve client limits from server @srv. These include:
+    /// - current number of clients connected to @srv,
+    /// - maximum number of clients connected to @srv,
+    /// - current number of clients connected to @srv waiting for authentication,
+    /// - maximum number of clients connected to @srv that can be wainting for authentication.
+    ///
+    /// `ADMIN_PROC_SERVER_GET_CLIENT_LIMITS` (12): calls the daemon's procedure of that name (libvirt's `virAdmServerGetClientLimits`).
     pub async fn admin_server_get_client_limits(
         &self,
         srv: AdminNonnullServer,
@@ -151,7 +187,11 @@ impl crate::Client {
         .await
         .map(|r| r.params)
     }
-    /// `ADMIN_PROC_SERVER_SET_CLIENT_LIMITS` (13): calls the daemon's procedure of that name.
+    /// Change client limits configuration on server @srv.
+    ///
+    /// Caller is responsible for allocating @params prior to calling this function. See 'Manage per-server client limits' in libvirt-admin.h for supported parameters in @params.
+    ///
+    /// `ADMIN_PROC_SERVER_SET_CLIENT_LIMITS` (13): calls the daemon's procedure of that name (libvirt's `virAdmServerSetClientLimits`).
     pub async fn admin_server_set_client_limits(
         &self,
         srv: AdminNonnullServer,
@@ -163,7 +203,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_CONNECT_GET_LOGGING_OUTPUTS` (14): calls the daemon's procedure of that name.
+    /// Retrieves a list of currently installed logging outputs. Outputs returned are contained within an automatically allocated string and delimited by spaces. The format of each output conforms to the format described in daemon's configuration file (e.g. libvirtd.conf).
+    ///
+    /// To retrieve individual outputs, additional parsing needs to be done by the caller. Caller is also responsible for freeing @outputs correctly.
+    ///
+    /// `ADMIN_PROC_CONNECT_GET_LOGGING_OUTPUTS` (14): calls the daemon's procedure of that name (libvirt's `virAdmConnectGetLoggingOutputs`).
     pub async fn admin_connect_get_logging_outputs(
         &self,
         flags: u32,
@@ -174,7 +218,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_CONNECT_GET_LOGGING_FILTERS` (15): calls the daemon's procedure of that name.
+    /// Retrieves a list of currently installed logging filters. Filters returned are contained within an automatically allocated string and delimited by spaces. The format of each filter conforms to the format described in daemon's configuration file (e.g. libvirtd.conf).
+    ///
+    /// To retrieve individual filters, additional parsing needs to be done by the caller. Caller is also responsible for freeing @filters correctly.
+    ///
+    /// `ADMIN_PROC_CONNECT_GET_LOGGING_FILTERS` (15): calls the daemon's procedure of that name (libvirt's `virAdmConnectGetLoggingFilters`).
     pub async fn admin_connect_get_logging_filters(
         &self,
         flags: u32,
@@ -185,7 +233,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_CONNECT_SET_LOGGING_OUTPUTS` (16): calls the daemon's procedure of that name.
+    /// Redefine the existing (set of) outputs(s) with a new one specified in @outputs. If multiple outputs are specified, they need to be delimited by spaces. The format of each output must conform to the format described in daemon's configuration file (e.g. libvirtd.conf).
+    ///
+    /// To reset the existing (set of) output(s) to libvirt's defaults, an empty string ("") or NULL should be passed in @outputs.
+    ///
+    /// `ADMIN_PROC_CONNECT_SET_LOGGING_OUTPUTS` (16): calls the daemon's procedure of that name (libvirt's `virAdmConnectSetLoggingOutputs`).
     pub async fn admin_connect_set_logging_outputs(
         &self,
         outputs: AdminString,
@@ -196,7 +248,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_CONNECT_SET_LOGGING_FILTERS` (17): calls the daemon's procedure of that name.
+    /// Redefine the existing (set of) filter(s) with a new one specified in @filters. If multiple filters are specified, they need to be delimited by spaces. The format of each filter must conform to the format described in daemon's configuration file (e.g. libvirtd.conf).
+    ///
+    /// To clear the currently defined (set of) filter(s), pass either an empty string ("") or NULL in @filters.
+    ///
+    /// `ADMIN_PROC_CONNECT_SET_LOGGING_FILTERS` (17): calls the daemon's procedure of that name (libvirt's `virAdmConnectSetLoggingFilters`).
     pub async fn admin_connect_set_logging_filters(
         &self,
         filters: AdminString,
@@ -207,7 +263,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_SERVER_UPDATE_TLS_FILES` (18): calls the daemon's procedure of that name.
+    /// Notify server to update tls file, such as cacert, cacrl, server cert / key.
+    ///
+    /// `ADMIN_PROC_SERVER_UPDATE_TLS_FILES` (18): calls the daemon's procedure of that name (libvirt's `virAdmServerUpdateTlsFiles`).
     pub async fn admin_server_update_tls_files(
         &self,
         srv: AdminNonnullServer,
@@ -218,7 +276,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_CONNECT_SET_DAEMON_TIMEOUT` (19): calls the daemon's procedure of that name.
+    /// Reconfigure the existing timeout of the daemon to @timeout. Setting timeout to 0 disables the daemon timeout.
+    ///
+    /// `ADMIN_PROC_CONNECT_SET_DAEMON_TIMEOUT` (19): calls the daemon's procedure of that name (libvirt's `virAdmConnectSetDaemonTimeout`).
     pub async fn admin_connect_set_daemon_timeout(
         &self,
         timeout: u32,
@@ -229,7 +289,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `ADMIN_PROC_CONNECT_DAEMON_SHUTDOWN` (20): calls the daemon's procedure of that name.
+    /// Trigger shutdown of the daemon, if @flags includes `VIR_DAEMON_SHUTDOWN_PRESERVE` then state will be preserved before shutting down
+    ///
+    /// `ADMIN_PROC_CONNECT_DAEMON_SHUTDOWN` (20): calls the daemon's procedure of that name (libvirt's `virAdmConnectDaemonShutdown`).
     pub async fn admin_connect_daemon_shutdown(&self, flags: u32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::admin::procs::ConnectDaemonShutdown>(
             &libvirt_proto::generated::admin::AdminConnectDaemonShutdownArgs { flags },
@@ -240,7 +302,9 @@ impl crate::Client {
 
 #[cfg(feature = "blocking")]
 impl crate::blocking::Client {
-    /// `ADMIN_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name.
+    /// Opens connection to admin interface of the daemon.
+    ///
+    /// `ADMIN_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name (libvirt's `virAdmConnectOpen`).
     pub fn admin_connect_open(
         &self,
         flags: libvirt_proto::generated::api::ConnectFlags,
@@ -251,16 +315,24 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `ADMIN_PROC_CONNECT_CLOSE` (2): calls the daemon's procedure of that name.
+    /// This function closes the admin connection to the Hypervisor. This should not be called if further interaction with the Hypervisor are needed especially if there is running domain which need further monitoring by the application.
+    ///
+    /// `ADMIN_PROC_CONNECT_CLOSE` (2): calls the daemon's procedure of that name (libvirt's `virAdmConnectClose`).
+    ///
+    /// libvirt's full description: [`crate::Client::admin_connect_close`].
     pub fn admin_connect_close(&self) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::admin::procs::ConnectClose>(&())
     }
-    /// `ADMIN_PROC_CONNECT_GET_LIB_VERSION` (3): calls the daemon's procedure of that name.
+    /// Retrieves the remote side libvirt version used by the daemon. Format returned in @libVer is of a following pattern: major \* 1,000,000 + minor \* 1,000 + release.
+    ///
+    /// `ADMIN_PROC_CONNECT_GET_LIB_VERSION` (3): calls the daemon's procedure of that name (libvirt's `virAdmConnectGetLibVersion`).
     pub fn admin_connect_get_lib_version(&self) -> Result<u64, crate::Error> {
         self.call::<libvirt_proto::generated::admin::procs::ConnectGetLibVersion>(&())
             .map(|r| r.lib_ver)
     }
-    /// `ADMIN_PROC_CONNECT_LIST_SERVERS` (4): calls the daemon's procedure of that name.
+    /// Collect list of all servers provided by daemon the client is connected to.
+    ///
+    /// `ADMIN_PROC_CONNECT_LIST_SERVERS` (4): calls the daemon's procedure of that name (libvirt's `virAdmConnectListServers`).
     pub fn admin_connect_list_servers(
         &self,
         need_results: u32,
@@ -273,7 +345,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `ADMIN_PROC_CONNECT_LOOKUP_SERVER` (5): calls the daemon's procedure of that name.
+    /// Try to lookup a server on the given daemon based on @name.
+    ///
+    /// `ADMIN_PROC_CONNECT_LOOKUP_SERVER` (5): calls the daemon's procedure of that name (libvirt's `virAdmConnectLookupServer`).
+    ///
+    /// libvirt's full description: [`crate::Client::admin_connect_lookup_server`].
     pub fn admin_connect_lookup_server(
         &self,
         name: AdminNonnullString,
@@ -284,7 +360,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.srv)
     }
-    /// `ADMIN_PROC_SERVER_GET_THREADPOOL_PARAMETERS` (6): calls the daemon's procedure of that name.
+    /// Retrieves threadpool parameters from @srv. Upon successful completion, @params will be allocated automatically to hold all returned data, setting @nparams accordingly. When extracting parameters from @params, following search keys are supported: `VIR_THREADPOOL_WORKERS_MIN` `VIR_THREADPOOL_WORKERS_MAX` `VIR_THREADPOOL_WORKERS_PRIORITY` `VIR_THREADPOOL_WORKERS_FREE` `VIR_THREADPOOL_WORKERS_CURRENT`
+    ///
+    /// `ADMIN_PROC_SERVER_GET_THREADPOOL_PARAMETERS` (6): calls the daemon's procedure of that name (libvirt's `virAdmServerGetThreadPoolParameters`).
     pub fn admin_server_get_threadpool_parameters(
         &self,
         srv: AdminNonnullServer,
@@ -295,7 +373,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.params)
     }
-    /// `ADMIN_PROC_SERVER_SET_THREADPOOL_PARAMETERS` (7): calls the daemon's procedure of that name.
+    /// Change server threadpool parameters according to @params. Note that some tunables are read-only, thus any attempt to set them will result in a failure.
+    ///
+    /// `ADMIN_PROC_SERVER_SET_THREADPOOL_PARAMETERS` (7): calls the daemon's procedure of that name (libvirt's `virAdmServerSetThreadPoolParameters`).
     pub fn admin_server_set_threadpool_parameters(
         &self,
         srv: AdminNonnullServer,
@@ -310,7 +390,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `ADMIN_PROC_SERVER_LIST_CLIENTS` (8): calls the daemon's procedure of that name.
+    /// Collect list of all clients connected to daemon on server @srv.
+    ///
+    /// `ADMIN_PROC_SERVER_LIST_CLIENTS` (8): calls the daemon's procedure of that name (libvirt's `virAdmServerListClients`).
     pub fn admin_server_list_clients(
         &self,
         srv: AdminNonnullServer,
@@ -325,7 +407,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `ADMIN_PROC_SERVER_LOOKUP_CLIENT` (9): calls the daemon's procedure of that name.
+    /// Try to lookup a client on the given server based on @id.
+    ///
+    /// `ADMIN_PROC_SERVER_LOOKUP_CLIENT` (9): calls the daemon's procedure of that name (libvirt's `virAdmServerLookupClient`).
+    ///
+    /// libvirt's full description: [`crate::Client::admin_server_lookup_client`].
     pub fn admin_server_lookup_client(
         &self,
         srv: AdminNonnullServer,
@@ -337,7 +423,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.clnt)
     }
-    /// `ADMIN_PROC_CLIENT_GET_INFO` (10): calls the daemon's procedure of that name.
+    /// Extract identity information about a client. Attributes returned in @params are mostly transport-dependent, i.e. some attributes including client process's pid, gid, uid, or remote side's socket address are only available for a specific connection type - local vs remote. Other identity attributes like authentication method used (if authentication is enabled on the remote host), SELinux context, or an indicator whether client is connected via a read-only connection are independent of the connection transport.
+    ///
+    /// `ADMIN_PROC_CLIENT_GET_INFO` (10): calls the daemon's procedure of that name (libvirt's `virAdmClientGetInfo`).
+    ///
+    /// libvirt's full description: [`crate::Client::admin_client_get_info`].
     pub fn admin_client_get_info(
         &self,
         clnt: AdminNonnullClient,
@@ -348,7 +438,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.params)
     }
-    /// `ADMIN_PROC_CLIENT_CLOSE` (11): calls the daemon's procedure of that name.
+    /// Close @client's connection to daemon forcefully.
+    ///
+    /// `ADMIN_PROC_CLIENT_CLOSE` (11): calls the daemon's procedure of that name (libvirt's `virAdmClientClose`).
     pub fn admin_client_close(
         &self,
         clnt: AdminNonnullClient,
@@ -358,7 +450,13 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::admin::AdminClientCloseArgs { clnt, flags },
         )
     }
-    /// `ADMIN_PROC_SERVER_GET_CLIENT_LIMITS` (12): calls the daemon's procedure of that name.
+    /// Retrieve client limits from server @srv. These include:
+    /// - current number of clients connected to @srv,
+    /// - maximum number of clients connected to @srv,
+    /// - current number of clients connected to @srv waiting for authentication,
+    /// - maximum number of clients connected to @srv that can be wainting for authentication.
+    ///
+    /// `ADMIN_PROC_SERVER_GET_CLIENT_LIMITS` (12): calls the daemon's procedure of that name (libvirt's `virAdmServerGetClientLimits`).
     pub fn admin_server_get_client_limits(
         &self,
         srv: AdminNonnullServer,
@@ -369,7 +467,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.params)
     }
-    /// `ADMIN_PROC_SERVER_SET_CLIENT_LIMITS` (13): calls the daemon's procedure of that name.
+    /// Change client limits configuration on server @srv.
+    ///
+    /// `ADMIN_PROC_SERVER_SET_CLIENT_LIMITS` (13): calls the daemon's procedure of that name (libvirt's `virAdmServerSetClientLimits`).
+    ///
+    /// libvirt's full description: [`crate::Client::admin_server_set_client_limits`].
     pub fn admin_server_set_client_limits(
         &self,
         srv: AdminNonnullServer,
@@ -380,7 +482,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::admin::AdminServerSetClientLimitsArgs { srv, params, flags },
         )
     }
-    /// `ADMIN_PROC_CONNECT_GET_LOGGING_OUTPUTS` (14): calls the daemon's procedure of that name.
+    /// Retrieves a list of currently installed logging outputs. Outputs returned are contained within an automatically allocated string and delimited by spaces. The format of each output conforms to the format described in daemon's configuration file (e.g. libvirtd.conf).
+    ///
+    /// `ADMIN_PROC_CONNECT_GET_LOGGING_OUTPUTS` (14): calls the daemon's procedure of that name (libvirt's `virAdmConnectGetLoggingOutputs`).
+    ///
+    /// libvirt's full description: [`crate::Client::admin_connect_get_logging_outputs`].
     pub fn admin_connect_get_logging_outputs(
         &self,
         flags: u32,
@@ -390,7 +496,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::admin::AdminConnectGetLoggingOutputsArgs { flags },
         )
     }
-    /// `ADMIN_PROC_CONNECT_GET_LOGGING_FILTERS` (15): calls the daemon's procedure of that name.
+    /// Retrieves a list of currently installed logging filters. Filters returned are contained within an automatically allocated string and delimited by spaces. The format of each filter conforms to the format described in daemon's configuration file (e.g. libvirtd.conf).
+    ///
+    /// `ADMIN_PROC_CONNECT_GET_LOGGING_FILTERS` (15): calls the daemon's procedure of that name (libvirt's `virAdmConnectGetLoggingFilters`).
+    ///
+    /// libvirt's full description: [`crate::Client::admin_connect_get_logging_filters`].
     pub fn admin_connect_get_logging_filters(
         &self,
         flags: u32,
@@ -400,7 +510,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::admin::AdminConnectGetLoggingFiltersArgs { flags },
         )
     }
-    /// `ADMIN_PROC_CONNECT_SET_LOGGING_OUTPUTS` (16): calls the daemon's procedure of that name.
+    /// Redefine the existing (set of) outputs(s) with a new one specified in @outputs. If multiple outputs are specified, they need to be delimited by spaces. The format of each output must conform to the format described in daemon's configuration file (e.g. libvirtd.conf).
+    ///
+    /// `ADMIN_PROC_CONNECT_SET_LOGGING_OUTPUTS` (16): calls the daemon's procedure of that name (libvirt's `virAdmConnectSetLoggingOutputs`).
+    ///
+    /// libvirt's full description: [`crate::Client::admin_connect_set_logging_outputs`].
     pub fn admin_connect_set_logging_outputs(
         &self,
         outputs: AdminString,
@@ -410,7 +524,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::admin::AdminConnectSetLoggingOutputsArgs { outputs, flags },
         )
     }
-    /// `ADMIN_PROC_CONNECT_SET_LOGGING_FILTERS` (17): calls the daemon's procedure of that name.
+    /// Redefine the existing (set of) filter(s) with a new one specified in @filters. If multiple filters are specified, they need to be delimited by spaces. The format of each filter must conform to the format described in daemon's configuration file (e.g. libvirtd.conf).
+    ///
+    /// `ADMIN_PROC_CONNECT_SET_LOGGING_FILTERS` (17): calls the daemon's procedure of that name (libvirt's `virAdmConnectSetLoggingFilters`).
+    ///
+    /// libvirt's full description: [`crate::Client::admin_connect_set_logging_filters`].
     pub fn admin_connect_set_logging_filters(
         &self,
         filters: AdminString,
@@ -420,7 +538,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::admin::AdminConnectSetLoggingFiltersArgs { filters, flags },
         )
     }
-    /// `ADMIN_PROC_SERVER_UPDATE_TLS_FILES` (18): calls the daemon's procedure of that name.
+    /// Notify server to update tls file, such as cacert, cacrl, server cert / key.
+    ///
+    /// `ADMIN_PROC_SERVER_UPDATE_TLS_FILES` (18): calls the daemon's procedure of that name (libvirt's `virAdmServerUpdateTlsFiles`).
     pub fn admin_server_update_tls_files(
         &self,
         srv: AdminNonnullServer,
@@ -430,7 +550,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::admin::AdminServerUpdateTlsFilesArgs { srv, flags },
         )
     }
-    /// `ADMIN_PROC_CONNECT_SET_DAEMON_TIMEOUT` (19): calls the daemon's procedure of that name.
+    /// Reconfigure the existing timeout of the daemon to @timeout. Setting timeout to 0 disables the daemon timeout.
+    ///
+    /// `ADMIN_PROC_CONNECT_SET_DAEMON_TIMEOUT` (19): calls the daemon's procedure of that name (libvirt's `virAdmConnectSetDaemonTimeout`).
     pub fn admin_connect_set_daemon_timeout(
         &self,
         timeout: u32,
@@ -440,7 +562,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::admin::AdminConnectSetDaemonTimeoutArgs { timeout, flags },
         )
     }
-    /// `ADMIN_PROC_CONNECT_DAEMON_SHUTDOWN` (20): calls the daemon's procedure of that name.
+    /// Trigger shutdown of the daemon, if @flags includes `VIR_DAEMON_SHUTDOWN_PRESERVE` then state will be preserved before shutting down
+    ///
+    /// `ADMIN_PROC_CONNECT_DAEMON_SHUTDOWN` (20): calls the daemon's procedure of that name (libvirt's `virAdmConnectDaemonShutdown`).
     pub fn admin_connect_daemon_shutdown(&self, flags: u32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::admin::procs::ConnectDaemonShutdown>(
             &libvirt_proto::generated::admin::AdminConnectDaemonShutdownArgs { flags },

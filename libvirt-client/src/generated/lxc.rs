@@ -10,7 +10,13 @@ use libvirt_proto::generated::lxc::*;
 
 #[cfg(feature = "async")]
 impl crate::Client {
-    /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): calls the daemon's procedure of that name.
+    /// This API is LXC specific, so it will only work with hypervisor connections to the LXC driver.
+    ///
+    /// Open the namespaces associated with the container @domain. The @fdlist array will be allocated to a suitable size, and filled with file descriptors for the namespaces. It is the caller's responsibility to close the file descriptors
+    ///
+    /// The returned file descriptors are intended to be used with the setns() system call.
+    ///
+    /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): calls the daemon's procedure of that name (libvirt's `virDomainLxcOpenNamespace`).
     pub async fn lxc_domain_open_namespace(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
@@ -25,7 +31,11 @@ impl crate::Client {
 
 #[cfg(feature = "blocking")]
 impl crate::blocking::Client {
-    /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): calls the daemon's procedure of that name.
+    /// This API is LXC specific, so it will only work with hypervisor connections to the LXC driver.
+    ///
+    /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): calls the daemon's procedure of that name (libvirt's `virDomainLxcOpenNamespace`).
+    ///
+    /// libvirt's full description: [`crate::Client::lxc_domain_open_namespace`].
     pub fn lxc_domain_open_namespace(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,

@@ -10,7 +10,19 @@ use libvirt_proto::generated::qemu::*;
 
 #[cfg(feature = "async")]
 impl crate::Client {
-    /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND` (1): calls the daemon's procedure of that name.
+    /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver.
+    ///
+    /// Send an arbitrary monitor command @cmd to @domain through the QEMU monitor. There are several requirements to safely and successfully use this API:
+    ///
+    /// - A @cmd that queries state without making any modifications is safe
+    /// - A @cmd that alters state that is also tracked by libvirt is unsafe, and may cause libvirtd to crash
+    /// - A @cmd that alters state not tracked by the current version of libvirt is possible as a means to test new QEMU features before they have support in libvirt, but no guarantees are made to safety
+    ///
+    /// If `VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP` is set, the command is considered to be a human monitor command and libvirt will automatically convert it into QMP if needed. In that case the @result will also be converted back from QMP.
+    ///
+    /// If successful, @result will be filled with the string output of the @cmd, and the caller must free this string.
+    ///
+    /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND` (1): calls the daemon's procedure of that name (libvirt's `virDomainQemuMonitorCommand`).
     pub async fn qemu_domain_monitor_command(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
@@ -27,7 +39,19 @@ impl crate::Client {
         .await
         .map(|r| r.result)
     }
-    /// `QEMU_PROC_DOMAIN_ATTACH` (2): calls the daemon's procedure of that name.
+    /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver.
+    ///
+    /// This API will attach to an externally launched QEMU process identified by @pid. There are several requirements to successfully attach to an external QEMU process:
+    ///
+    /// - It must have been started with a monitor socket using the UNIX domain socket protocol.
+    /// - No device hotplug/unplug, or other configuration changes can have been made via the monitor since it started.
+    /// - The '-name' and '-uuid' arguments should have been set (not mandatory, but strongly recommended)
+    ///
+    /// To date, the only platforms we know of where pid_t is larger than unsigned int (64-bit Windows) also lack UNIX sockets, so the choice of @pid_value as an unsigned int should not present any difficulties.
+    ///
+    /// If successful, then the guest will appear in the list of running domains for this connection, and other APIs should operate normally (provided the above requirements were honored).
+    ///
+    /// `QEMU_PROC_DOMAIN_ATTACH` (2): calls the daemon's procedure of that name (libvirt's `virDomainQemuAttach`).
     pub async fn qemu_domain_attach(
         &self,
         pid_value: u32,
@@ -39,7 +63,11 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `QEMU_PROC_DOMAIN_AGENT_COMMAND` (3): calls the daemon's procedure of that name.
+    /// Execute an arbitrary Guest Agent command.
+    ///
+    /// Issue @cmd to the guest agent running in @domain. @timeout must be -2, -1, 0 or positive. VIR_DOMAIN_QEMU_AGENT_COMMAND_BLOCK(-2): meaning to block forever waiting for a result. VIR_DOMAIN_QEMU_AGENT_COMMAND_DEFAULT(-1): use default timeout value. VIR_DOMAIN_QEMU_AGENT_COMMAND_NOWAIT(0): does not wait. positive value: wait for @timeout seconds
+    ///
+    /// `QEMU_PROC_DOMAIN_AGENT_COMMAND` (3): calls the daemon's procedure of that name (libvirt's `virDomainQemuAgentCommand`).
     pub async fn qemu_domain_agent_command(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
@@ -58,7 +86,19 @@ impl crate::Client {
         .await
         .map(|r| r.result)
     }
-    /// `QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_REGISTER` (4): calls the daemon's procedure of that name.
+    /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver.
+    ///
+    /// Adds a callback to receive notifications of arbitrary QEMU monitor events occurring on a domain. Many QEMU monitor events also result in a libvirt event which can be delivered via `virConnectDomainEventRegisterAny()`; this command is primarily for testing new QEMU events that have not yet been given a libvirt counterpart event.
+    ///
+    /// If @dom is NULL, then events will be monitored for any domain. If @dom is non-NULL, then only the specific domain will be monitored.
+    ///
+    /// If @event is NULL, then all monitor events will be reported. If @event is non-NULL, then only specific monitor events will be reported. @flags controls how the filtering is performed: 0 requests an exact match, while `VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_REGEX` states that @event is a basic regular expression. Additionally, including `VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE` lets @event match case-insensitively.
+    ///
+    /// The `virDomainPtr` object handle passed into the callback upon delivery of an event is only valid for the duration of execution of the callback. If the callback wishes to keep the domain object after the callback returns, it shall take a reference to it, by calling `virDomainRef()`. The reference can be released once the object is no longer required by calling `virDomainFree()`.
+    ///
+    /// The return value from this method is a positive integer identifier for the callback. To unregister a callback, this callback ID should be passed to the `virConnectDomainQemuMonitorEventDeregister()` method.
+    ///
+    /// `QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_REGISTER` (4): calls the daemon's procedure of that name (libvirt's `virConnectDomainQemuMonitorEventRegister`).
     pub async fn qemu_connect_domain_monitor_event_register(
         &self,
         dom: libvirt_proto::generated::remote::RemoteDomain,
@@ -75,7 +115,9 @@ impl crate::Client {
         .await
         .map(|r| r.callback_id)
     }
-    /// `QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER` (5): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectDomainQemuMonitorEventRegister()` method.
+    ///
+    /// `QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER` (5): calls the daemon's procedure of that name (libvirt's `virConnectDomainQemuMonitorEventDeregister`).
     pub async fn qemu_connect_domain_monitor_event_deregister(
         &self,
         callback_id: i32,
@@ -87,7 +129,19 @@ impl crate::Client {
         )
         .await
     }
-    /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND_WITH_FILES` (7): calls the daemon's procedure of that name.
+    /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver with local connections using the unix socket.
+    ///
+    /// Send an arbitrary monitor command @cmd with file descriptors @infiles to @domain through the QEMU monitor and optionally return file descriptors via @outfiles. There are several requirements to safely and successfully use this API:
+    ///
+    /// - A @cmd that queries state without making any modifications is safe
+    /// - A @cmd that alters state that is also tracked by libvirt is unsafe, and may cause libvirtd to crash
+    /// - A @cmd that alters state not tracked by the current version of libvirt is possible as a means to test new QEMU features before they have support in libvirt, but no guarantees are made to safety
+    ///
+    /// If `VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP` is set, the command is considered to be a human monitor command and libvirt will automatically convert it into QMP if needed. In that case the @result will also be converted back from QMP.
+    ///
+    /// If successful, @result will be filled with the string output of the @cmd, and the caller must free this string.
+    ///
+    /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND_WITH_FILES` (7): calls the daemon's procedure of that name (libvirt's `virDomainQemuMonitorCommandWithFiles`).
     pub async fn qemu_domain_monitor_command_with_files(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
@@ -108,7 +162,11 @@ impl crate::Client {
 
 #[cfg(feature = "blocking")]
 impl crate::blocking::Client {
-    /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND` (1): calls the daemon's procedure of that name.
+    /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver.
+    ///
+    /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND` (1): calls the daemon's procedure of that name (libvirt's `virDomainQemuMonitorCommand`).
+    ///
+    /// libvirt's full description: [`crate::Client::qemu_domain_monitor_command`].
     pub fn qemu_domain_monitor_command(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
@@ -124,7 +182,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.result)
     }
-    /// `QEMU_PROC_DOMAIN_ATTACH` (2): calls the daemon's procedure of that name.
+    /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver.
+    ///
+    /// `QEMU_PROC_DOMAIN_ATTACH` (2): calls the daemon's procedure of that name (libvirt's `virDomainQemuAttach`).
+    ///
+    /// libvirt's full description: [`crate::Client::qemu_domain_attach`].
     pub fn qemu_domain_attach(
         &self,
         pid_value: u32,
@@ -135,7 +197,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dom)
     }
-    /// `QEMU_PROC_DOMAIN_AGENT_COMMAND` (3): calls the daemon's procedure of that name.
+    /// Execute an arbitrary Guest Agent command.
+    ///
+    /// `QEMU_PROC_DOMAIN_AGENT_COMMAND` (3): calls the daemon's procedure of that name (libvirt's `virDomainQemuAgentCommand`).
+    ///
+    /// libvirt's full description: [`crate::Client::qemu_domain_agent_command`].
     pub fn qemu_domain_agent_command(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
@@ -153,7 +219,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.result)
     }
-    /// `QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_REGISTER` (4): calls the daemon's procedure of that name.
+    /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver.
+    ///
+    /// `QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_REGISTER` (4): calls the daemon's procedure of that name (libvirt's `virConnectDomainQemuMonitorEventRegister`).
+    ///
+    /// libvirt's full description: [`crate::Client::qemu_connect_domain_monitor_event_register`].
     pub fn qemu_connect_domain_monitor_event_register(
         &self,
         dom: libvirt_proto::generated::remote::RemoteDomain,
@@ -169,7 +239,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.callback_id)
     }
-    /// `QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER` (5): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectDomainQemuMonitorEventRegister()` method.
+    ///
+    /// `QEMU_PROC_CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER` (5): calls the daemon's procedure of that name (libvirt's `virConnectDomainQemuMonitorEventDeregister`).
     pub fn qemu_connect_domain_monitor_event_deregister(
         &self,
         callback_id: i32,
@@ -180,7 +252,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND_WITH_FILES` (7): calls the daemon's procedure of that name.
+    /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver with local connections using the unix socket.
+    ///
+    /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND_WITH_FILES` (7): calls the daemon's procedure of that name (libvirt's `virDomainQemuMonitorCommandWithFiles`).
+    ///
+    /// libvirt's full description: [`crate::Client::qemu_domain_monitor_command_with_files`].
     pub fn qemu_domain_monitor_command_with_files(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,

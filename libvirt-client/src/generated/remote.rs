@@ -10,7 +10,17 @@ use libvirt_proto::generated::remote::*;
 
 #[cfg(feature = "async")]
 impl crate::Client {
-    /// `REMOTE_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name.
+    /// This function should be called first to get a connection to the Hypervisor and xen store
+    ///
+    /// If @name is NULL, if the LIBVIRT_DEFAULT_URI environment variable is set, then it will be used. Otherwise if the client configuration file has the "uri_default" parameter set, then it will be used. Finally probing will be done to determine a suitable default driver to activate. This involves trying each hypervisor in turn until one successfully opens.
+    ///
+    /// If connecting to an unprivileged hypervisor driver which requires the libvirtd daemon to be active, it will automatically be launched if not already running. This can be prevented by setting the environment variable LIBVIRT_AUTOSTART=0
+    ///
+    /// URIs are documented at <https://libvirt.org/uri.html>
+    ///
+    /// `virConnectClose` should be used to release the resources after the connection is no longer needed.
+    ///
+    /// `REMOTE_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name (libvirt's `virConnectOpen`).
     pub async fn connect_open(
         &self,
         name: RemoteString,
@@ -24,24 +34,34 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_CLOSE` (2): calls the daemon's procedure of that name.
+    /// This function closes the connection to the Hypervisor. This should not be called if further interaction with the Hypervisor are needed especially if there is running domain which need further monitoring by the application.
+    ///
+    /// Connections are reference counted; the count is explicitly increased by the initial open (`virConnectOpen`, `virConnectOpenAuth`, and the like) as well as `virConnectRef`; it is also temporarily increased by other API that depend on the connection remaining alive. The open and every `virConnectRef` call should have a matching `virConnectClose`, and all other references will be released after the corresponding operation completes.
+    ///
+    /// `REMOTE_PROC_CONNECT_CLOSE` (2): calls the daemon's procedure of that name (libvirt's `virConnectClose`).
     pub async fn connect_close(&self) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectClose>(&())
             .await
     }
-    /// `REMOTE_PROC_CONNECT_GET_TYPE` (3): calls the daemon's procedure of that name.
+    /// Get the name of the Hypervisor driver used. This is merely the driver name; for example, both KVM and QEMU guests are serviced by the driver for the qemu:// URI, so a return of "QEMU" does not indicate whether KVM acceleration is present. For more details about the hypervisor, use `virConnectGetCapabilities()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_TYPE` (3): calls the daemon's procedure of that name (libvirt's `virConnectGetType`).
     pub async fn connect_get_type(&self) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetType>(&())
             .await
             .map(|r| r.r#type)
     }
-    /// `REMOTE_PROC_CONNECT_GET_VERSION` (4): calls the daemon's procedure of that name.
+    /// Get the version level of the Hypervisor running.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_VERSION` (4): calls the daemon's procedure of that name (libvirt's `virConnectGetVersion`).
     pub async fn connect_get_version(&self) -> Result<u64, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetVersion>(&())
             .await
             .map(|r| r.hv_ver)
     }
-    /// `REMOTE_PROC_CONNECT_GET_MAX_VCPUS` (5): calls the daemon's procedure of that name.
+    /// Provides the maximum number of virtual CPUs supported for a guest VM of a specific type. The 'type' parameter here corresponds to the 'type' attribute in the &lt;domain&gt; element of the XML. This API doesn't take emulator limits into consideration, hence the returned value is not guaranteed to be usable. It is recommended to use `virConnectGetDomainCapabilities()` and look for "&lt;vcpu max='...'&gt;" in its output instead.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_MAX_VCPUS` (5): calls the daemon's procedure of that name (libvirt's `virConnectGetMaxVcpus`).
     pub async fn connect_get_max_vcpus(&self, r#type: RemoteString) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetMaxVcpus>(
             &libvirt_proto::generated::remote::RemoteConnectGetMaxVcpusArgs { r#type },
@@ -49,20 +69,38 @@ impl crate::Client {
         .await
         .map(|r| r.max_vcpus)
     }
-    /// `REMOTE_PROC_NODE_GET_INFO` (6): calls the daemon's procedure of that name.
+    /// Extract hardware information about the node.
+    ///
+    /// Use of this API is strongly discouraged as the information provided is not guaranteed to be accurate on all hardware platforms.
+    ///
+    /// The CPU frequency value (field 'mhz' in `virNodeInfo`) merely reflects the speed that the first CPU in the machine is currently running at. This speed may vary across CPUs and changes continually as the host OS throttles.
+    ///
+    /// The `virNodeInfo` structure is not extensible thus only supports global nodes/sockets/cores/threads (sockets/cores/threads is per NUMA node) topology information. If the host CPU has any further groupings (e.g. dies, clusters, etc) or the NUMA topology is non-symmetrical the structure can't faithfully represent the system. In such cases a fake topology (nodes = 1, sockets = 1, cores = number of host cpus, threads = 1) which only correctly represents the total host CPU count is reported.
+    ///
+    /// Applications are recommended to use the `virConnectGetCapabilities()` call instead, which provides all the information except CPU frequency, in a more accurate representation.
+    ///
+    /// `REMOTE_PROC_NODE_GET_INFO` (6): calls the daemon's procedure of that name (libvirt's `virNodeGetInfo`).
     pub async fn node_get_info(
         &self,
     ) -> Result<libvirt_proto::generated::remote::RemoteNodeGetInfoRet, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeGetInfo>(&())
             .await
     }
-    /// `REMOTE_PROC_CONNECT_GET_CAPABILITIES` (7): calls the daemon's procedure of that name.
+    /// Provides capabilities of the hypervisor / driver.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_CAPABILITIES` (7): calls the daemon's procedure of that name (libvirt's `virConnectGetCapabilities`).
     pub async fn connect_get_capabilities(&self) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetCapabilities>(&())
             .await
             .map(|r| r.capabilities)
     }
-    /// `REMOTE_PROC_DOMAIN_ATTACH_DEVICE` (8): calls the daemon's procedure of that name.
+    /// Create a virtual device attachment to backend. This function, having hotplug semantics, is only allowed on an active domain.
+    ///
+    /// For compatibility, this method can also be used to change the media in an existing CDROM/Floppy device, however, applications are recommended to use the `virDomainUpdateDeviceFlags` method instead.
+    ///
+    /// Be aware that hotplug changes might not persist across a domain going into S4 state (also known as hibernation) unless you also modify the persistent domain definition.
+    ///
+    /// `REMOTE_PROC_DOMAIN_ATTACH_DEVICE` (8): calls the daemon's procedure of that name (libvirt's `virDomainAttachDevice`).
     pub async fn domain_attach_device(
         &self,
         dom: RemoteNonnullDomain,
@@ -73,14 +111,26 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE` (9): calls the daemon's procedure of that name.
+    /// Launch a defined domain. If the call succeeds the domain moves from the defined to the running domains pools. The domain will be paused only if restoring from managed state created from a paused domain. For more control, see `virDomainCreateWithFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE` (9): calls the daemon's procedure of that name (libvirt's `virDomainCreate`).
     pub async fn domain_create(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainCreate>(
             &libvirt_proto::generated::remote::RemoteDomainCreateArgs { dom },
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE_XML` (10): calls the daemon's procedure of that name.
+    /// Launch a new guest domain, based on an XML description similar to the one returned by `virDomainGetXMLDesc()` This function may require privileged access to the hypervisor. The domain is not persistent, so its definition will disappear when it is destroyed, or if the host is restarted (see `virDomainDefineXML()` to define persistent domains).
+    ///
+    /// If the `VIR_DOMAIN_START_PAUSED` flag is set, the guest domain will be started, but its CPUs will remain paused. The CPUs can later be manually started using `virDomainResume`.
+    ///
+    /// If the `VIR_DOMAIN_START_AUTODESTROY` flag is set, the guest domain will be automatically destroyed when the `virConnectPtr` object is finally released. This will also happen if the client application crashes / loses its connection to the libvirtd daemon. Any domains marked for auto destroy will block attempts at migration. Hypervisors may also block save-to-file, or snapshots.
+    ///
+    /// If @flags includes `VIR_DOMAIN_START_RESET_NVRAM`, then libvirt will discard any existing NVRAM file and re-initialize NVRAM from the pristine template.
+    ///
+    /// `virDomainFree` should be used to free the resources after the domain object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE_XML` (10): calls the daemon's procedure of that name (libvirt's `virDomainCreateXML`).
     pub async fn domain_create_xml(
         &self,
         xml_desc: RemoteNonnullString,
@@ -95,7 +145,11 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_DEFINE_XML` (11): calls the daemon's procedure of that name.
+    /// Define a domain, but does not start it. This definition is persistent, until explicitly undefined with `virDomainUndefine()`. A previous definition for this domain with the same UUID and name would be overridden if it already exists.
+    ///
+    /// `virDomainFree` should be used to free the resources after the domain object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DEFINE_XML` (11): calls the daemon's procedure of that name (libvirt's `virDomainDefineXML`).
     pub async fn domain_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -106,14 +160,24 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_DESTROY` (12): calls the daemon's procedure of that name.
+    /// Destroy the domain object. The running instance is shutdown if not down already and all resources used by it are given back to the hypervisor. This does not free the associated `virDomainPtr` object. This function may require privileged access.
+    ///
+    /// `virDomainDestroy` first requests that a guest terminate (e.g. SIGTERM), then waits for it to comply. After a reasonable timeout, if the guest still exists, `virDomainDestroy` will forcefully terminate the guest (e.g. SIGKILL) if necessary (which may produce undesirable results, for example unflushed disk cache in the guest). To avoid this possibility, it's recommended to instead call `virDomainDestroyFlags`, sending the `VIR_DOMAIN_DESTROY_GRACEFUL` flag.
+    ///
+    /// If the domain is transient and has any snapshot metadata (see `virDomainSnapshotNum()`), then that metadata will automatically be deleted when the domain quits.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DESTROY` (12): calls the daemon's procedure of that name (libvirt's `virDomainDestroy`).
     pub async fn domain_destroy(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainDestroy>(
             &libvirt_proto::generated::remote::RemoteDomainDestroyArgs { dom },
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE` (13): calls the daemon's procedure of that name.
+    /// This is an equivalent of `virDomainDetachDeviceFlags()` when called with @flags parameter set to `VIR_DOMAIN_AFFECT_LIVE`.
+    ///
+    /// See `virDomainDetachDeviceFlags()` for more details.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE` (13): calls the daemon's procedure of that name (libvirt's `virDomainDetachDevice`).
     pub async fn domain_detach_device(
         &self,
         dom: RemoteNonnullDomain,
@@ -124,7 +188,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_XML_DESC` (14): calls the daemon's procedure of that name.
+    /// Provide an XML description of the domain. The description may be reused later to relaunch the domain with `virDomainCreateXML()`.
+    ///
+    /// No security-sensitive data will be included unless @flags contains `VIR_DOMAIN_XML_SECURE`; this flag is rejected on read-only connections. If @flags includes `VIR_DOMAIN_XML_INACTIVE`, then the XML represents the configuration that will be used on the next boot of a persistent domain; otherwise, the configuration represents the currently running domain. If @flags contains `VIR_DOMAIN_XML_UPDATE_CPU`, then the portion of the domain XML describing CPU capabilities is modified to match actual capabilities of the host.
+    ///
+    /// If @flags contains `VIR_DOMAIN_XML_MIGRATABLE`, the XML is altered to assist in migrations, since the source and destination may be running different libvirt versions. This may include trimming redundant or default information that might confuse an older recipient, or exposing internal details that aid a newer recipient; this flag is rejected on read-only connections, and the resulting XML might not validate against the schema, so it is mainly for internal use.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_XML_DESC` (14): calls the daemon's procedure of that name (libvirt's `virDomainGetXMLDesc`).
     pub async fn domain_get_xml_desc(
         &self,
         dom: RemoteNonnullDomain,
@@ -139,7 +209,9 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_AUTOSTART` (15): calls the daemon's procedure of that name.
+    /// Provides a boolean value indicating whether the domain configured to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_AUTOSTART` (15): calls the daemon's procedure of that name (libvirt's `virDomainGetAutostart`).
     pub async fn domain_get_autostart(
         &self,
         dom: RemoteNonnullDomain,
@@ -150,7 +222,9 @@ impl crate::Client {
         .await
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_INFO` (16): calls the daemon's procedure of that name.
+    /// Extract information about a domain. Note that if the connection used to get the domain is limited only a partial set of the information can be extracted.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_INFO` (16): calls the daemon's procedure of that name (libvirt's `virDomainGetInfo`).
     pub async fn domain_get_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -160,7 +234,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_MAX_MEMORY` (17): calls the daemon's procedure of that name.
+    /// Retrieve the maximum amount of physical memory allocated to a domain. If domain is NULL, then this get the amount of memory reserved to Domain0 i.e. the domain where the application runs.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_MAX_MEMORY` (17): calls the daemon's procedure of that name (libvirt's `virDomainGetMaxMemory`).
     pub async fn domain_get_max_memory(
         &self,
         dom: RemoteNonnullDomain,
@@ -171,7 +247,9 @@ impl crate::Client {
         .await
         .map(|r| r.memory)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_MAX_VCPUS` (18): calls the daemon's procedure of that name.
+    /// Provides the maximum number of virtual CPUs supported for the guest VM. If the guest is inactive, this is basically the same as `virConnectGetMaxVcpus()`. If the guest is running this will reflect the maximum number of virtual CPUs the guest was booted with. For more details, see `virDomainGetVcpusFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_MAX_VCPUS` (18): calls the daemon's procedure of that name (libvirt's `virDomainGetMaxVcpus`).
     pub async fn domain_get_max_vcpus(
         &self,
         dom: RemoteNonnullDomain,
@@ -182,7 +260,9 @@ impl crate::Client {
         .await
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_OS_TYPE` (19): calls the daemon's procedure of that name.
+    /// Get the type of domain operation system.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_OS_TYPE` (19): calls the daemon's procedure of that name (libvirt's `virDomainGetOSType`).
     pub async fn domain_get_os_type(
         &self,
         dom: RemoteNonnullDomain,
@@ -193,7 +273,11 @@ impl crate::Client {
         .await
         .map(|r| r.r#type)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_VCPUS` (20): calls the daemon's procedure of that name.
+    /// Extract information about virtual CPUs of domain, store it in info array and also in cpumaps if this pointer isn't NULL. This call may fail on an inactive domain.
+    ///
+    /// See also `virDomainGetVcpuPinInfo` for querying just cpumaps, including on an inactive domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_VCPUS` (20): calls the daemon's procedure of that name (libvirt's `virDomainGetVcpus`).
     pub async fn domain_get_vcpus(
         &self,
         dom: RemoteNonnullDomain,
@@ -209,7 +293,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_DOMAINS` (21): calls the daemon's procedure of that name.
+    /// list the defined but inactive domains, stores the pointers to the names in @names
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllDomains()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_DOMAINS` (21): calls the daemon's procedure of that name (libvirt's `virConnectListDefinedDomains`).
     pub async fn connect_list_defined_domains(
         &self,
         maxnames: i32,
@@ -220,7 +308,11 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_ID` (22): calls the daemon's procedure of that name.
+    /// Try to find a domain based on the hypervisor ID number Note that this won't work for inactive domains which have an ID of -1, in that case a lookup based on the Name or UUID need to be done instead.
+    ///
+    /// `virDomainFree` should be used to free the resources after the domain object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_ID` (22): calls the daemon's procedure of that name (libvirt's `virDomainLookupByID`).
     pub async fn domain_lookup_by_id(&self, id: i32) -> Result<RemoteNonnullDomain, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainLookupById>(
             &libvirt_proto::generated::remote::RemoteDomainLookupByIdArgs { id },
@@ -228,7 +320,11 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME` (23): calls the daemon's procedure of that name.
+    /// Try to lookup a domain on the given hypervisor based on its name.
+    ///
+    /// `virDomainFree` should be used to free the resources after the domain object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME` (23): calls the daemon's procedure of that name (libvirt's `virDomainLookupByName`).
     pub async fn domain_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -239,7 +335,11 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID` (24): calls the daemon's procedure of that name.
+    /// Try to lookup a domain on the given hypervisor based on its UUID.
+    ///
+    /// `virDomainFree` should be used to free the resources after the domain object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID` (24): calls the daemon's procedure of that name (libvirt's `virDomainLookupByUUID`).
     pub async fn domain_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -250,13 +350,19 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_DOMAINS` (25): calls the daemon's procedure of that name.
+    /// Provides the number of defined but inactive domains.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_DOMAINS` (25): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDefinedDomains`).
     pub async fn connect_num_of_defined_domains(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDefinedDomains>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_PIN_VCPU` (26): calls the daemon's procedure of that name.
+    /// Dynamically change the real CPUs which can be allocated to a virtual CPU. This function may require privileged access to the hypervisor.
+    ///
+    /// This command only changes the runtime configuration of the domain, so can only be called on an active domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PIN_VCPU` (26): calls the daemon's procedure of that name (libvirt's `virDomainPinVcpu`).
     pub async fn domain_pin_vcpu(
         &self,
         dom: RemoteNonnullDomain,
@@ -268,7 +374,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_REBOOT` (27): calls the daemon's procedure of that name.
+    /// Reboot a domain, the domain object is still usable thereafter, but the domain OS is being stopped for a restart. Note that the guest OS may ignore the request. Additionally, the hypervisor may check and support the domain 'on_reboot' XML setting resulting in a domain that shuts down instead of rebooting.
+    ///
+    /// If @flags is set to zero, then the hypervisor will choose the method of shutdown it considers best. To have greater control pass one or more of the `virDomainRebootFlagValues`. The order in which the hypervisor tries each shutdown method is undefined, and a hypervisor is not required to support all methods.
+    ///
+    /// To use guest agent (`VIR_DOMAIN_REBOOT_GUEST_AGENT`) the domain XML must have &lt;channel&gt; configured.
+    ///
+    /// Due to implementation limitations in some drivers (the qemu driver, for instance) it is not advised to migrate or save a guest that is rebooting as a result of this API. Migrating such a guest can lead to a plain shutdown on the destination.
+    ///
+    /// `REMOTE_PROC_DOMAIN_REBOOT` (27): calls the daemon's procedure of that name (libvirt's `virDomainReboot`).
     pub async fn domain_reboot(
         &self,
         dom: RemoteNonnullDomain,
@@ -282,14 +396,18 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_RESUME` (28): calls the daemon's procedure of that name.
+    /// Resume a suspended domain, the process is restarted from the state where it was frozen by calling `virDomainSuspend()`. This function may require privileged access Moreover, resume may not be supported if domain is in some special state like `VIR_DOMAIN_PMSUSPENDED`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESUME` (28): calls the daemon's procedure of that name (libvirt's `virDomainResume`).
     pub async fn domain_resume(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainResume>(
             &libvirt_proto::generated::remote::RemoteDomainResumeArgs { dom },
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_AUTOSTART` (29): calls the daemon's procedure of that name.
+    /// Configure the domain to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_AUTOSTART` (29): calls the daemon's procedure of that name (libvirt's `virDomainSetAutostart`).
     pub async fn domain_set_autostart(
         &self,
         dom: RemoteNonnullDomain,
@@ -300,7 +418,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MAX_MEMORY` (30): calls the daemon's procedure of that name.
+    /// Dynamically change the maximum amount of physical memory allocated to a domain. If domain is NULL, then this change the amount of memory reserved to Domain0 i.e. the domain where the application runs. This function may require privileged access to the hypervisor.
+    ///
+    /// This command is hypervisor-specific for whether active, persistent, or both configurations are changed; for more control, use `virDomainSetMemoryFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MAX_MEMORY` (30): calls the daemon's procedure of that name (libvirt's `virDomainSetMaxMemory`).
     pub async fn domain_set_max_memory(
         &self,
         dom: RemoteNonnullDomain,
@@ -311,7 +433,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MEMORY` (31): calls the daemon's procedure of that name.
+    /// Dynamically change the target amount of physical memory allocated to a domain. If domain is NULL, then this change the amount of memory reserved to Domain0 i.e. the domain where the application runs. This function may require privileged access to the hypervisor.
+    ///
+    /// This command is hypervisor-specific for whether active, persistent, or both configurations are changed; for more control, use `virDomainSetMemoryFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MEMORY` (31): calls the daemon's procedure of that name (libvirt's `virDomainSetMemory`).
     pub async fn domain_set_memory(
         &self,
         dom: RemoteNonnullDomain,
@@ -322,7 +448,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_VCPUS` (32): calls the daemon's procedure of that name.
+    /// Dynamically change the number of virtual CPUs used by the domain. Note that this call may fail if the underlying virtualization hypervisor does not support it or if growing the number is arbitrarily limited. This function may require privileged access to the hypervisor.
+    ///
+    /// Note that if this call is executed before the guest has finished booting, the guest may fail to process the change.
+    ///
+    /// This command only changes the runtime configuration of the domain, so can only be called on an active domain. It is hypervisor-dependent whether it also affects persistent configuration; for more control, use `virDomainSetVcpusFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_VCPUS` (32): calls the daemon's procedure of that name (libvirt's `virDomainSetVcpus`).
     pub async fn domain_set_vcpus(
         &self,
         dom: RemoteNonnullDomain,
@@ -333,28 +465,42 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SHUTDOWN` (33): calls the daemon's procedure of that name.
+    /// Shutdown a domain, the domain object is still usable thereafter, but the domain OS is being stopped. Note that the guest OS may ignore the request. Additionally, the hypervisor may check and support the domain 'on_poweroff' XML setting resulting in a domain that reboots instead of shutting down. For guests that react to a shutdown request, the differences from `virDomainDestroy()` are that the guests disk storage will be in a stable state rather than having the (virtual) power cord pulled, and this command returns as soon as the shutdown request is issued rather than blocking until the guest is no longer running.
+    ///
+    /// If the domain is transient and has any snapshot metadata (see `virDomainSnapshotNum()`), then that metadata will automatically be deleted when the domain quits.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SHUTDOWN` (33): calls the daemon's procedure of that name (libvirt's `virDomainShutdown`).
     pub async fn domain_shutdown(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainShutdown>(
             &libvirt_proto::generated::remote::RemoteDomainShutdownArgs { dom },
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SUSPEND` (34): calls the daemon's procedure of that name.
+    /// Suspends an active domain, the process is frozen without further access to CPU resources and I/O but the memory used by the domain at the hypervisor level will stay allocated. Use `virDomainResume()` to reactivate the domain. This function may require privileged access. Moreover, suspend may not be supported if domain is in some special state like `VIR_DOMAIN_PMSUSPENDED`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SUSPEND` (34): calls the daemon's procedure of that name (libvirt's `virDomainSuspend`).
     pub async fn domain_suspend(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainSuspend>(
             &libvirt_proto::generated::remote::RemoteDomainSuspendArgs { dom },
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_UNDEFINE` (35): calls the daemon's procedure of that name.
+    /// Undefine a domain. If the domain is running, it's converted to transient domain, without stopping it. If the domain is inactive, the domain configuration is removed.
+    ///
+    /// If the domain has a managed save image (see `virDomainHasManagedSaveImage()`), or if it is inactive and has any snapshot metadata (see `virDomainSnapshotNum()`) or checkpoint metadata (see `virDomainListAllCheckpoints()`), then the undefine will fail. See `virDomainUndefineFlags()` for more control.
+    ///
+    /// `REMOTE_PROC_DOMAIN_UNDEFINE` (35): calls the daemon's procedure of that name (libvirt's `virDomainUndefine`).
     pub async fn domain_undefine(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainUndefine>(
             &libvirt_proto::generated::remote::RemoteDomainUndefineArgs { dom },
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_NETWORKS` (36): calls the daemon's procedure of that name.
+    /// list the inactive networks, stores the pointers to the names in @names
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllNetworks()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_NETWORKS` (36): calls the daemon's procedure of that name (libvirt's `virConnectListDefinedNetworks`).
     pub async fn connect_list_defined_networks(
         &self,
         maxnames: i32,
@@ -365,7 +511,11 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DOMAINS` (37): calls the daemon's procedure of that name.
+    /// Collect the list of active domains, and store their IDs in array @ids
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllDomains()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DOMAINS` (37): calls the daemon's procedure of that name (libvirt's `virConnectListDomains`).
     pub async fn connect_list_domains(&self, maxids: i32) -> Result<Vec<i32>, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectListDomains>(
             &libvirt_proto::generated::remote::RemoteConnectListDomainsArgs { maxids },
@@ -373,7 +523,11 @@ impl crate::Client {
         .await
         .map(|r| r.ids)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_NETWORKS` (38): calls the daemon's procedure of that name.
+    /// Collect the list of active networks, and store their names in @names
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllNetworks()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_NETWORKS` (38): calls the daemon's procedure of that name (libvirt's `virConnectListNetworks`).
     pub async fn connect_list_networks(
         &self,
         maxnames: i32,
@@ -384,14 +538,20 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_NETWORK_CREATE` (39): calls the daemon's procedure of that name.
+    /// Create and start a defined network. If the call succeed the network moves from the defined to the running networks pools.
+    ///
+    /// `REMOTE_PROC_NETWORK_CREATE` (39): calls the daemon's procedure of that name (libvirt's `virNetworkCreate`).
     pub async fn network_create(&self, net: RemoteNonnullNetwork) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkCreate>(
             &libvirt_proto::generated::remote::RemoteNetworkCreateArgs { net },
         )
         .await
     }
-    /// `REMOTE_PROC_NETWORK_CREATE_XML` (40): calls the daemon's procedure of that name.
+    /// Create and start a new virtual network, based on an XML description similar to the one returned by `virNetworkGetXMLDesc()`
+    ///
+    /// `virNetworkFree` should be used to free the resources after the network object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NETWORK_CREATE_XML` (40): calls the daemon's procedure of that name (libvirt's `virNetworkCreateXML`).
     pub async fn network_create_xml(
         &self,
         xml: RemoteNonnullString,
@@ -402,7 +562,11 @@ impl crate::Client {
         .await
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NETWORK_DEFINE_XML` (41): calls the daemon's procedure of that name.
+    /// Define an inactive persistent virtual network or modify an existing persistent one from the XML description.
+    ///
+    /// `virNetworkFree` should be used to free the resources after the network object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NETWORK_DEFINE_XML` (41): calls the daemon's procedure of that name (libvirt's `virNetworkDefineXML`).
     pub async fn network_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -413,14 +577,20 @@ impl crate::Client {
         .await
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NETWORK_DESTROY` (42): calls the daemon's procedure of that name.
+    /// Destroy the network object. The running instance is shutdown if not down already and all resources used by it are given back to the hypervisor. This does not free the associated `virNetworkPtr` object. This function may require privileged access
+    ///
+    /// `REMOTE_PROC_NETWORK_DESTROY` (42): calls the daemon's procedure of that name (libvirt's `virNetworkDestroy`).
     pub async fn network_destroy(&self, net: RemoteNonnullNetwork) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkDestroy>(
             &libvirt_proto::generated::remote::RemoteNetworkDestroyArgs { net },
         )
         .await
     }
-    /// `REMOTE_PROC_NETWORK_GET_XML_DESC` (43): calls the daemon's procedure of that name.
+    /// Provide an XML description of the network. The description may be reused later to relaunch the network with `virNetworkCreateXML()`.
+    ///
+    /// Normally, if a network included a physical function, the output includes all virtual functions tied to that physical interface. If @flags includes `VIR_NETWORK_XML_INACTIVE`, then the expansion of virtual interfaces is not performed.
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_XML_DESC` (43): calls the daemon's procedure of that name (libvirt's `virNetworkGetXMLDesc`).
     pub async fn network_get_xml_desc(
         &self,
         net: RemoteNonnullNetwork,
@@ -435,7 +605,9 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_NETWORK_GET_AUTOSTART` (44): calls the daemon's procedure of that name.
+    /// Provides a boolean value indicating whether the network configured to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_AUTOSTART` (44): calls the daemon's procedure of that name (libvirt's `virNetworkGetAutostart`).
     pub async fn network_get_autostart(
         &self,
         net: RemoteNonnullNetwork,
@@ -446,7 +618,9 @@ impl crate::Client {
         .await
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_NETWORK_GET_BRIDGE_NAME` (45): calls the daemon's procedure of that name.
+    /// Provides a bridge interface name to which a domain may connect a network interface in order to join the network.
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_BRIDGE_NAME` (45): calls the daemon's procedure of that name (libvirt's `virNetworkGetBridgeName`).
     pub async fn network_get_bridge_name(
         &self,
         net: RemoteNonnullNetwork,
@@ -457,7 +631,11 @@ impl crate::Client {
         .await
         .map(|r| r.name)
     }
-    /// `REMOTE_PROC_NETWORK_LOOKUP_BY_NAME` (46): calls the daemon's procedure of that name.
+    /// Try to lookup a network on the given hypervisor based on its name.
+    ///
+    /// `virNetworkFree` should be used to free the resources after the network object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NETWORK_LOOKUP_BY_NAME` (46): calls the daemon's procedure of that name (libvirt's `virNetworkLookupByName`).
     pub async fn network_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -468,7 +646,11 @@ impl crate::Client {
         .await
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NETWORK_LOOKUP_BY_UUID` (47): calls the daemon's procedure of that name.
+    /// Try to lookup a network on the given hypervisor based on its UUID.
+    ///
+    /// `virNetworkFree` should be used to free the resources after the network object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NETWORK_LOOKUP_BY_UUID` (47): calls the daemon's procedure of that name (libvirt's `virNetworkLookupByUUID`).
     pub async fn network_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -479,7 +661,9 @@ impl crate::Client {
         .await
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NETWORK_SET_AUTOSTART` (48): calls the daemon's procedure of that name.
+    /// Configure the network to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_NETWORK_SET_AUTOSTART` (48): calls the daemon's procedure of that name (libvirt's `virNetworkSetAutostart`).
     pub async fn network_set_autostart(
         &self,
         net: RemoteNonnullNetwork,
@@ -490,32 +674,48 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NETWORK_UNDEFINE` (49): calls the daemon's procedure of that name.
+    /// Undefine a network but does not stop it if it is running
+    ///
+    /// `REMOTE_PROC_NETWORK_UNDEFINE` (49): calls the daemon's procedure of that name (libvirt's `virNetworkUndefine`).
     pub async fn network_undefine(&self, net: RemoteNonnullNetwork) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkUndefine>(
             &libvirt_proto::generated::remote::RemoteNetworkUndefineArgs { net },
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_NETWORKS` (50): calls the daemon's procedure of that name.
+    /// Provides the number of inactive networks.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_NETWORKS` (50): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDefinedNetworks`).
     pub async fn connect_num_of_defined_networks(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDefinedNetworks>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DOMAINS` (51): calls the daemon's procedure of that name.
+    /// Provides the number of active domains.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DOMAINS` (51): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDomains`).
     pub async fn connect_num_of_domains(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDomains>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_NETWORKS` (52): calls the daemon's procedure of that name.
+    /// Provides the number of active networks.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_NETWORKS` (52): calls the daemon's procedure of that name (libvirt's `virConnectNumOfNetworks`).
     pub async fn connect_num_of_networks(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfNetworks>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_CORE_DUMP` (53): calls the daemon's procedure of that name.
+    /// This method will dump the core of a domain on a given file for analysis. Note that for remote Xen Daemon the file path will be interpreted in the remote host. Hypervisors may require the user to manually ensure proper permissions on the file named by @to.
+    ///
+    /// If @flags includes `VIR_DUMP_CRASH`, then leave the guest shut off with a crashed state after the dump completes. If @flags includes `VIR_DUMP_LIVE`, then make the core dump while continuing to allow the guest to run; otherwise, the guest is suspended during the dump. `VIR_DUMP_RESET` flag forces reset of the guest after dump. The above three flags are mutually exclusive.
+    ///
+    /// Additionally, if @flags includes `VIR_DUMP_BYPASS_CACHE`, then libvirt will attempt to bypass the file system cache while creating the file, or fail if it cannot do so for the given system; this can allow less pressure on file system cache, but also risks slowing saves to NFS.
+    ///
+    /// For more control over the output format, see `virDomainCoreDumpWithFormat()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CORE_DUMP` (53): calls the daemon's procedure of that name (libvirt's `virDomainCoreDump`).
     pub async fn domain_core_dump(
         &self,
         dom: RemoteNonnullDomain,
@@ -531,14 +731,22 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_RESTORE` (54): calls the daemon's procedure of that name.
+    /// This method will restore a domain saved to disk by `virDomainSave()`.
+    ///
+    /// See `virDomainRestoreFlags()` for more control.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESTORE` (54): calls the daemon's procedure of that name (libvirt's `virDomainRestore`).
     pub async fn domain_restore(&self, from: RemoteNonnullString) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainRestore>(
             &libvirt_proto::generated::remote::RemoteDomainRestoreArgs { from },
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE` (55): calls the daemon's procedure of that name.
+    /// This method will suspend a domain and save its memory contents to a file or direcotry (based on the vmm) on disk. After the call, if successful,the domain is not listed as running anymore (this ends the life of a transient domain). Use `virDomainRestore()` to restore a domain after saving.
+    ///
+    /// See `virDomainSaveFlags()` and `virDomainSaveParams()` for more control. Also, a save file can be inspected or modified slightly with `virDomainSaveImageGetXMLDesc()` and `virDomainSaveImageDefineXML()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE` (55): calls the daemon's procedure of that name (libvirt's `virDomainSave`).
     pub async fn domain_save(
         &self,
         dom: RemoteNonnullDomain,
@@ -549,7 +757,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_TYPE` (56): calls the daemon's procedure of that name.
+    /// Get the scheduler type and the number of scheduler parameters.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_TYPE` (56): calls the daemon's procedure of that name (libvirt's `virDomainGetSchedulerType`).
     pub async fn domain_get_scheduler_type(
         &self,
         dom: RemoteNonnullDomain,
@@ -560,7 +770,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_PARAMETERS` (57): calls the daemon's procedure of that name.
+    /// Get all scheduler parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value. @nparams cannot be 0.
+    ///
+    /// It is hypervisor specific whether this returns the live or persistent state; for more control, use `virDomainGetSchedulerParametersFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_PARAMETERS` (57): calls the daemon's procedure of that name (libvirt's `virDomainGetSchedulerParameters`).
     pub async fn domain_get_scheduler_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -575,7 +789,9 @@ impl crate::Client {
         .await
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_SCHEDULER_PARAMETERS` (58): calls the daemon's procedure of that name.
+    /// Change all or a subset or the scheduler parameters. It is hypervisor-specific whether this sets live, persistent, or both settings; for more control, use `virDomainSetSchedulerParametersFlags`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_SCHEDULER_PARAMETERS` (58): calls the daemon's procedure of that name (libvirt's `virDomainSetSchedulerParameters`).
     pub async fn domain_set_scheduler_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -589,7 +805,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_GET_HOSTNAME` (59): calls the daemon's procedure of that name.
+    /// This returns a system hostname on which the hypervisor is running (based on the result of the gethostname system call, but possibly expanded to a fully-qualified domain name via getaddrinfo). If we are connected to a remote system, then this returns the hostname of the remote system.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_HOSTNAME` (59): calls the daemon's procedure of that name (libvirt's `virConnectGetHostname`).
     pub async fn connect_get_hostname(&self) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetHostname>(&())
             .await
@@ -662,7 +880,15 @@ impl crate::Client {
         .await
         .map(|r| r.ddom)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_STATS` (64): calls the daemon's procedure of that name.
+    /// This function returns block device (disk) stats for block devices attached to the domain.
+    ///
+    /// The @disk parameter is either the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"), or (since 0.9.8) an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk. Some drivers might also accept the empty string for the @disk parameter, and then yield summary stats for the entire domain.
+    ///
+    /// Domains may have more than one block device. To get stats for each you should make multiple calls to this function.
+    ///
+    /// Individual fields within the stats structure may be returned as -1, which indicates that the hypervisor does not support that particular statistic.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_STATS` (64): calls the daemon's procedure of that name (libvirt's `virDomainBlockStats`).
     pub async fn domain_block_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -673,7 +899,19 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_INTERFACE_STATS` (65): calls the daemon's procedure of that name.
+    /// This function returns network interface stats for interfaces attached to the domain.
+    ///
+    /// The @device parameter is the network interface either by name or MAC address.
+    ///
+    /// Domains may have more than one network interface. To get stats for each you should make multiple calls to this function.
+    ///
+    /// Individual fields within the stats structure may be returned as -1, which indicates that the hypervisor does not support that particular statistic.
+    ///
+    /// The returned stats are from domain's point of view.
+    ///
+    /// Please note, for an unmanaged ethernet type, returned stats might have RX/TX swapped.
+    ///
+    /// `REMOTE_PROC_DOMAIN_INTERFACE_STATS` (65): calls the daemon's procedure of that name (libvirt's `virDomainInterfaceStats`).
     pub async fn domain_interface_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -725,13 +963,19 @@ impl crate::Client {
             .await
             .map(|r| r.complete)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_STORAGE_POOLS` (71): calls the daemon's procedure of that name.
+    /// Provides the number of active storage pools
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_STORAGE_POOLS` (71): calls the daemon's procedure of that name (libvirt's `virConnectNumOfStoragePools`).
     pub async fn connect_num_of_storage_pools(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfStoragePools>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_STORAGE_POOLS` (72): calls the daemon's procedure of that name.
+    /// Provides the list of names of active storage pools up to maxnames. If there are more than maxnames, the remaining names will be silently ignored.
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllStoragePools()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_STORAGE_POOLS` (72): calls the daemon's procedure of that name (libvirt's `virConnectListStoragePools`).
     pub async fn connect_list_storage_pools(
         &self,
         maxnames: i32,
@@ -742,13 +986,19 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_STORAGE_POOLS` (73): calls the daemon's procedure of that name.
+    /// Provides the number of inactive storage pools
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_STORAGE_POOLS` (73): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDefinedStoragePools`).
     pub async fn connect_num_of_defined_storage_pools(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDefinedStoragePools>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_STORAGE_POOLS` (74): calls the daemon's procedure of that name.
+    /// Provides the list of names of inactive storage pools up to maxnames. If there are more than maxnames, the remaining names will be silently ignored.
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllStoragePools()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_STORAGE_POOLS` (74): calls the daemon's procedure of that name (libvirt's `virConnectListDefinedStoragePools`).
     pub async fn connect_list_defined_storage_pools(
         &self,
         maxnames: i32,
@@ -761,7 +1011,11 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_CONNECT_FIND_STORAGE_POOL_SOURCES` (75): calls the daemon's procedure of that name.
+    /// Talks to a storage backend and attempts to auto-discover the set of available storage pool sources. e.g. For iSCSI this would be a set of iSCSI targets. For NFS this would be a list of exported paths. The srcSpec (optional for some storage pool types, e.g. local ones) is an instance of the storage pool's source element specifying where to look for the pools.
+    ///
+    /// srcSpec is not required for some types (e.g., those querying local storage resources only)
+    ///
+    /// `REMOTE_PROC_CONNECT_FIND_STORAGE_POOL_SOURCES` (75): calls the daemon's procedure of that name (libvirt's `virConnectFindStoragePoolSources`).
     pub async fn connect_find_storage_pool_sources(
         &self,
         r#type: RemoteNonnullString,
@@ -778,7 +1032,11 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_CREATE_XML` (76): calls the daemon's procedure of that name.
+    /// Create a new storage based on its XML description. The pool is not persistent, so its definition will disappear when it is destroyed, or if the host is restarted
+    ///
+    /// `virStoragePoolFree` should be used to free the resources after the storage pool object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_CREATE_XML` (76): calls the daemon's procedure of that name (libvirt's `virStoragePoolCreateXML`).
     pub async fn storage_pool_create_xml(
         &self,
         xml: RemoteNonnullString,
@@ -793,7 +1051,11 @@ impl crate::Client {
         .await
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_DEFINE_XML` (77): calls the daemon's procedure of that name.
+    /// Define an inactive persistent storage pool or modify an existing persistent one from the XML description.
+    ///
+    /// `virStoragePoolFree` should be used to free the resources after the storage pool object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_DEFINE_XML` (77): calls the daemon's procedure of that name (libvirt's `virStoragePoolDefineXML`).
     pub async fn storage_pool_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -808,7 +1070,9 @@ impl crate::Client {
         .await
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_CREATE` (78): calls the daemon's procedure of that name.
+    /// Starts an inactive storage pool
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_CREATE` (78): calls the daemon's procedure of that name (libvirt's `virStoragePoolCreate`).
     pub async fn storage_pool_create(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -822,7 +1086,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_BUILD` (79): calls the daemon's procedure of that name.
+    /// Currently only filesystem pool accepts flags `VIR_STORAGE_POOL_BUILD_OVERWRITE` and `VIR_STORAGE_POOL_BUILD_NO_OVERWRITE`.
+    ///
+    /// Build the underlying storage pool
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_BUILD` (79): calls the daemon's procedure of that name (libvirt's `virStoragePoolBuild`).
     pub async fn storage_pool_build(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -836,7 +1104,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_DESTROY` (80): calls the daemon's procedure of that name.
+    /// Destroy an active storage pool. This will deactivate the pool on the host, but keep any persistent config associated with it. If it has a persistent config it can later be restarted with `virStoragePoolCreate()`. This does not free the associated `virStoragePoolPtr` object.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_DESTROY` (80): calls the daemon's procedure of that name (libvirt's `virStoragePoolDestroy`).
     pub async fn storage_pool_destroy(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -846,7 +1116,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_DELETE` (81): calls the daemon's procedure of that name.
+    /// Delete the underlying pool resources. This is a non-recoverable operation. The `virStoragePoolPtr` object itself is not free'd.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_DELETE` (81): calls the daemon's procedure of that name (libvirt's `virStoragePoolDelete`).
     pub async fn storage_pool_delete(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -860,7 +1132,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_UNDEFINE` (82): calls the daemon's procedure of that name.
+    /// Undefine an inactive storage pool
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_UNDEFINE` (82): calls the daemon's procedure of that name (libvirt's `virStoragePoolUndefine`).
     pub async fn storage_pool_undefine(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -870,7 +1144,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_REFRESH` (83): calls the daemon's procedure of that name.
+    /// Request that the pool refresh its list of volumes. This may involve communicating with a remote server, and/or initializing new devices at the OS layer
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_REFRESH` (83): calls the daemon's procedure of that name (libvirt's `virStoragePoolRefresh`).
     pub async fn storage_pool_refresh(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -881,7 +1157,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_NAME` (84): calls the daemon's procedure of that name.
+    /// Fetch a storage pool based on its unique name
+    ///
+    /// `virStoragePoolFree` should be used to free the resources after the storage pool object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_NAME` (84): calls the daemon's procedure of that name (libvirt's `virStoragePoolLookupByName`).
     pub async fn storage_pool_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -892,7 +1172,11 @@ impl crate::Client {
         .await
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_UUID` (85): calls the daemon's procedure of that name.
+    /// Fetch a storage pool based on its globally unique id
+    ///
+    /// `virStoragePoolFree` should be used to free the resources after the storage pool object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_UUID` (85): calls the daemon's procedure of that name (libvirt's `virStoragePoolLookupByUUID`).
     pub async fn storage_pool_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -903,7 +1187,11 @@ impl crate::Client {
         .await
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_VOLUME` (86): calls the daemon's procedure of that name.
+    /// Fetch a storage pool which contains a particular volume
+    ///
+    /// `virStoragePoolFree` should be used to free the resources after the storage pool object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_VOLUME` (86): calls the daemon's procedure of that name (libvirt's `virStoragePoolLookupByVolume`).
     pub async fn storage_pool_lookup_by_volume(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -914,7 +1202,9 @@ impl crate::Client {
         .await
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_GET_INFO` (87): calls the daemon's procedure of that name.
+    /// Get volatile information about the storage pool such as free space / usage summary
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_GET_INFO` (87): calls the daemon's procedure of that name (libvirt's `virStoragePoolGetInfo`).
     pub async fn storage_pool_get_info(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -924,7 +1214,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_GET_XML_DESC` (88): calls the daemon's procedure of that name.
+    /// Fetch an XML document describing all aspects of the storage pool. This is suitable for later feeding back into the `virStoragePoolCreateXML` method.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_GET_XML_DESC` (88): calls the daemon's procedure of that name (libvirt's `virStoragePoolGetXMLDesc`).
     pub async fn storage_pool_get_xml_desc(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -939,7 +1231,9 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_GET_AUTOSTART` (89): calls the daemon's procedure of that name.
+    /// Fetches the value of the autostart flag, which determines whether the pool is automatically started at boot time
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_GET_AUTOSTART` (89): calls the daemon's procedure of that name (libvirt's `virStoragePoolGetAutostart`).
     pub async fn storage_pool_get_autostart(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -950,7 +1244,9 @@ impl crate::Client {
         .await
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_SET_AUTOSTART` (90): calls the daemon's procedure of that name.
+    /// Configure the storage pool to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_SET_AUTOSTART` (90): calls the daemon's procedure of that name (libvirt's `virStoragePoolSetAutostart`).
     pub async fn storage_pool_set_autostart(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -964,7 +1260,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_NUM_OF_VOLUMES` (91): calls the daemon's procedure of that name.
+    /// Fetch the number of storage volumes within a pool
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_NUM_OF_VOLUMES` (91): calls the daemon's procedure of that name (libvirt's `virStoragePoolNumOfVolumes`).
     pub async fn storage_pool_num_of_volumes(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -975,7 +1273,11 @@ impl crate::Client {
         .await
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LIST_VOLUMES` (92): calls the daemon's procedure of that name.
+    /// Fetch list of storage volume names, limiting to at most maxnames.
+    ///
+    /// The use of this function is discouraged. Instead, use `virStoragePoolListAllVolumes()`.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LIST_VOLUMES` (92): calls the daemon's procedure of that name (libvirt's `virStoragePoolListVolumes`).
     pub async fn storage_pool_list_volumes(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -987,7 +1289,13 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_CREATE_XML` (93): calls the daemon's procedure of that name.
+    /// Create a storage volume within a pool based on an XML description. Not all pools support creation of volumes.
+    ///
+    /// Since 1.0.1 `VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA` in flags can be used to get higher performance with qcow2 image files which don't support full preallocation, by creating a sparse image file with metadata.
+    ///
+    /// `virStorageVolFree` should be used to free the resources after the storage volume object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_CREATE_XML` (93): calls the daemon's procedure of that name (libvirt's `virStorageVolCreateXML`).
     pub async fn storage_vol_create_xml(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -1004,7 +1312,9 @@ impl crate::Client {
         .await
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_DELETE` (94): calls the daemon's procedure of that name.
+    /// Delete the storage volume from the pool
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_DELETE` (94): calls the daemon's procedure of that name (libvirt's `virStorageVolDelete`).
     pub async fn storage_vol_delete(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -1018,7 +1328,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_NAME` (95): calls the daemon's procedure of that name.
+    /// Fetch a pointer to a storage volume based on its name within a pool
+    ///
+    /// `virStorageVolFree` should be used to free the resources after the storage volume object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_NAME` (95): calls the daemon's procedure of that name (libvirt's `virStorageVolLookupByName`).
     pub async fn storage_vol_lookup_by_name(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -1030,7 +1344,11 @@ impl crate::Client {
         .await
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_KEY` (96): calls the daemon's procedure of that name.
+    /// Fetch a pointer to a storage volume based on its globally unique key
+    ///
+    /// `virStorageVolFree` should be used to free the resources after the storage volume object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_KEY` (96): calls the daemon's procedure of that name (libvirt's `virStorageVolLookupByKey`).
     pub async fn storage_vol_lookup_by_key(
         &self,
         key: RemoteNonnullString,
@@ -1041,7 +1359,11 @@ impl crate::Client {
         .await
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_PATH` (97): calls the daemon's procedure of that name.
+    /// Fetch a pointer to a storage volume based on its locally (host) unique path
+    ///
+    /// `virStorageVolFree` should be used to free the resources after the storage volume object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_PATH` (97): calls the daemon's procedure of that name (libvirt's `virStorageVolLookupByPath`).
     pub async fn storage_vol_lookup_by_path(
         &self,
         path: RemoteNonnullString,
@@ -1052,7 +1374,9 @@ impl crate::Client {
         .await
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_GET_INFO` (98): calls the daemon's procedure of that name.
+    /// Fetches volatile information about the storage volume such as its current allocation
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_GET_INFO` (98): calls the daemon's procedure of that name (libvirt's `virStorageVolGetInfo`).
     pub async fn storage_vol_get_info(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -1062,7 +1386,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_VOL_GET_XML_DESC` (99): calls the daemon's procedure of that name.
+    /// Fetch an XML document describing all aspects of the storage volume
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_GET_XML_DESC` (99): calls the daemon's procedure of that name (libvirt's `virStorageVolGetXMLDesc`).
     pub async fn storage_vol_get_xml_desc(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -1074,7 +1400,9 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_GET_PATH` (100): calls the daemon's procedure of that name.
+    /// Fetch the storage volume path. Depending on the pool configuration this is either persistent across hosts, or dynamically assigned at pool startup. Consult pool documentation for information on getting the persistent naming
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_GET_PATH` (100): calls the daemon's procedure of that name (libvirt's `virStorageVolGetPath`).
     pub async fn storage_vol_get_path(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -1085,7 +1413,9 @@ impl crate::Client {
         .await
         .map(|r| r.name)
     }
-    /// `REMOTE_PROC_NODE_GET_CELLS_FREE_MEMORY` (101): calls the daemon's procedure of that name.
+    /// This call returns the amount of free memory in one or more NUMA cells. The @freeMems array must be allocated by the caller and will be filled with the amount of free memory in bytes for each cell requested, starting with startCell (in freeMems\[0\]), up to either (startCell + maxCells), or the number of additional cells in the node, whichever is smaller.
+    ///
+    /// `REMOTE_PROC_NODE_GET_CELLS_FREE_MEMORY` (101): calls the daemon's procedure of that name (libvirt's `virNodeGetCellsFreeMemory`).
     pub async fn node_get_cells_free_memory(
         &self,
         start_cell: i32,
@@ -1100,13 +1430,29 @@ impl crate::Client {
         .await
         .map(|r| r.cells)
     }
-    /// `REMOTE_PROC_NODE_GET_FREE_MEMORY` (102): calls the daemon's procedure of that name.
+    /// provides the free memory available on the Node Note: most libvirt APIs provide memory sizes in kibibytes, but in this function the returned value is in bytes. Divide by 1024 as necessary.
+    ///
+    /// `REMOTE_PROC_NODE_GET_FREE_MEMORY` (102): calls the daemon's procedure of that name (libvirt's `virNodeGetFreeMemory`).
     pub async fn node_get_free_memory(&self) -> Result<u64, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeGetFreeMemory>(&())
             .await
             .map(|r| r.free_mem)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_PEEK` (103): calls the daemon's procedure of that name.
+    /// This function allows you to read the contents of a domain's disk device.
+    ///
+    /// Typical uses for this are to determine if the domain has written a Master Boot Record (indicating that the domain has completed installation), or to try to work out the state of the domain's filesystems.
+    ///
+    /// (Note that in the local case you might try to open the block device or file directly, but that won't work in the remote case, nor if you don't have sufficient permission. Hence the need for this call).
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or (since 0.9.5) the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// 'offset' and 'size' represent an area which must lie entirely within the device or file. 'size' may be 0 to test if the call would succeed.
+    ///
+    /// 'buffer' is the return buffer and must be at least 'size' bytes.
+    ///
+    /// NB. The remote driver imposes a 64K byte limit on 'size'. For your program to be able to work reliably over a remote connection you should split large requests to &lt;= 65536 bytes. However, with 0.9.13 this RPC limit has been raised to 1M byte. Starting with version 1.0.6 the RPC limit has been raised again. Now large requests up to 16M byte are supported.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_PEEK` (103): calls the daemon's procedure of that name (libvirt's `virDomainBlockPeek`).
     pub async fn domain_block_peek(
         &self,
         dom: RemoteNonnullDomain,
@@ -1127,7 +1473,17 @@ impl crate::Client {
         .await
         .map(|r| r.buffer)
     }
-    /// `REMOTE_PROC_DOMAIN_MEMORY_PEEK` (104): calls the daemon's procedure of that name.
+    /// This function allows you to read the contents of a domain's memory.
+    ///
+    /// The memory which is read is controlled by the 'start', 'size' and 'flags' parameters.
+    ///
+    /// If 'flags' is `VIR_MEMORY_VIRTUAL` then the 'start' and 'size' parameters are interpreted as virtual memory addresses for whichever task happens to be running on the domain at the moment. Although this sounds haphazard it is in fact what you want in order to read Linux kernel state, because it ensures that pointers in the kernel image can be interpreted coherently.
+    ///
+    /// 'buffer' is the return buffer and must be at least 'size' bytes. 'size' may be 0 to test if the call would succeed.
+    ///
+    /// NB. The remote driver imposes a 64K byte limit on 'size'. For your program to be able to work reliably over a remote connection you should split large requests to &lt;= 65536 bytes. However, with 0.9.13 this RPC limit has been raised to 1M byte. Starting with version 1.0.6 the RPC limit has been raised again. Now large requests up to 16M byte are supported.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MEMORY_PEEK` (104): calls the daemon's procedure of that name (libvirt's `virDomainMemoryPeek`).
     pub async fn domain_memory_peek(
         &self,
         dom: RemoteNonnullDomain,
@@ -1146,13 +1502,23 @@ impl crate::Client {
         .await
         .map(|r| r.buffer)
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_REGISTER` (105): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of domain lifecycle events occurring on a connection. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// Use of this method is no longer recommended. Instead applications should try `virConnectDomainEventRegisterAny()` which has a more flexible API contract.
+    ///
+    /// The `virDomainPtr` object handle passed into the callback upon delivery of an event is only valid for the duration of execution of the callback. If the callback wishes to keep the domain object after the callback returns, it shall take a reference to it, by calling `virDomainRef`. The reference can be released once the object is no longer required by calling `virDomainFree`.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_REGISTER` (105): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventRegister`).
     pub async fn connect_domain_event_register(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectDomainEventRegister>(&())
             .await
             .map(|r| r.cb_registered)
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_DEREGISTER` (106): calls the daemon's procedure of that name.
+    /// Removes a callback previously registered with the `virConnectDomainEventRegister()` function.
+    ///
+    /// Use of this method is no longer recommended. Instead applications should try `virConnectDomainEventDeregisterAny()` which has a more flexible API contract
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_DEREGISTER` (106): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventDeregister`).
     pub async fn connect_domain_event_deregister(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectDomainEventDeregister>(&())
             .await
@@ -1200,13 +1566,19 @@ impl crate::Client {
         .await
         .map(|r| r.ddom)
     }
-    /// `REMOTE_PROC_CONNECT_GET_URI` (110): calls the daemon's procedure of that name.
+    /// This returns the URI (name) of the hypervisor connection. Normally this is the same as or similar to the string passed to the virConnectOpen/virConnectOpenReadOnly call, but the driver may make the URI canonical. If name == NULL was passed to `virConnectOpen`, then the driver will return a non-NULL URI which can be used to connect to the same hypervisor later.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_URI` (110): calls the daemon's procedure of that name (libvirt's `virConnectGetURI`).
     pub async fn connect_get_uri(&self) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetUri>(&())
             .await
             .map(|r| r.uri)
     }
-    /// `REMOTE_PROC_NODE_NUM_OF_DEVICES` (111): calls the daemon's procedure of that name.
+    /// Provides the number of node devices.
+    ///
+    /// If the optional 'cap' argument is non-NULL, then the count will be restricted to devices with the specified capability
+    ///
+    /// `REMOTE_PROC_NODE_NUM_OF_DEVICES` (111): calls the daemon's procedure of that name (libvirt's `virNodeNumOfDevices`).
     pub async fn node_num_of_devices(
         &self,
         cap: RemoteString,
@@ -1218,7 +1590,13 @@ impl crate::Client {
         .await
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_NODE_LIST_DEVICES` (112): calls the daemon's procedure of that name.
+    /// Collect the list of node devices, and store their names in @names
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllNodeDevices()`.
+    ///
+    /// If the optional 'cap' argument is non-NULL, then the count will be restricted to devices with the specified capability
+    ///
+    /// `REMOTE_PROC_NODE_LIST_DEVICES` (112): calls the daemon's procedure of that name (libvirt's `virNodeListDevices`).
     pub async fn node_list_devices(
         &self,
         cap: RemoteString,
@@ -1235,7 +1613,11 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_LOOKUP_BY_NAME` (113): calls the daemon's procedure of that name.
+    /// Lookup a node device by its name.
+    ///
+    /// `virNodeDeviceFree` should be used to free the resources after the node device object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_LOOKUP_BY_NAME` (113): calls the daemon's procedure of that name (libvirt's `virNodeDeviceLookupByName`).
     pub async fn node_device_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -1246,7 +1628,9 @@ impl crate::Client {
         .await
         .map(|r| r.dev)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_GET_XML_DESC` (114): calls the daemon's procedure of that name.
+    /// Fetch an XML document describing all aspects of the device.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_GET_XML_DESC` (114): calls the daemon's procedure of that name (libvirt's `virNodeDeviceGetXMLDesc`).
     pub async fn node_device_get_xml_desc(
         &self,
         name: RemoteNonnullString,
@@ -1261,7 +1645,9 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_GET_PARENT` (115): calls the daemon's procedure of that name.
+    /// Accessor for the parent of the device
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_GET_PARENT` (115): calls the daemon's procedure of that name (libvirt's `virNodeDeviceGetParent`).
     pub async fn node_device_get_parent(
         &self,
         name: RemoteNonnullString,
@@ -1272,7 +1658,9 @@ impl crate::Client {
         .await
         .map(|r| r.parent_name)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_NUM_OF_CAPS` (116): calls the daemon's procedure of that name.
+    /// Accessor for the number of capabilities supported by the device.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_NUM_OF_CAPS` (116): calls the daemon's procedure of that name (libvirt's `virNodeDeviceNumOfCaps`).
     pub async fn node_device_num_of_caps(
         &self,
         name: RemoteNonnullString,
@@ -1283,7 +1671,9 @@ impl crate::Client {
         .await
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_LIST_CAPS` (117): calls the daemon's procedure of that name.
+    /// Lists the names of the capabilities supported by the device.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_LIST_CAPS` (117): calls the daemon's procedure of that name (libvirt's `virNodeDeviceListCaps`).
     pub async fn node_device_list_caps(
         &self,
         name: RemoteNonnullString,
@@ -1295,14 +1685,30 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_DETTACH` (118): calls the daemon's procedure of that name.
+    /// Detach the node device from the node itself so that it may be assigned to a guest domain.
+    ///
+    /// Depending on the hypervisor, this may involve operations such as unbinding any device drivers from the device, binding the device to a dummy device driver and resetting the device.
+    ///
+    /// If the device is currently in use by the node, this method may fail.
+    ///
+    /// Once the device is not assigned to any guest, it may be re-attached to the node using the `virNodeDeviceReattach()` method.
+    ///
+    /// If the caller needs control over which backend driver will be used during PCI device assignment (to use something other than the default, for example VFIO), the newer `virNodeDeviceDetachFlags()` API should be used instead.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_DETTACH` (118): calls the daemon's procedure of that name (libvirt's `virNodeDeviceDettach`).
     pub async fn node_device_dettach(&self, name: RemoteNonnullString) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeDeviceDettach>(
             &libvirt_proto::generated::remote::RemoteNodeDeviceDettachArgs { name },
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_DEVICE_RE_ATTACH` (119): calls the daemon's procedure of that name.
+    /// Re-attach a previously detached node device to the node so that it may be used by the node again.
+    ///
+    /// Depending on the hypervisor, this may involve operations such as resetting the device, unbinding it from a dummy device driver and binding it to its appropriate driver.
+    ///
+    /// If the device is currently in use by a guest, this method may fail.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_RE_ATTACH` (119): calls the daemon's procedure of that name (libvirt's `virNodeDeviceReAttach`).
     pub async fn node_device_re_attach(
         &self,
         name: RemoteNonnullString,
@@ -1312,14 +1718,22 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_DEVICE_RESET` (120): calls the daemon's procedure of that name.
+    /// Reset a previously detached node device to the node before or after assigning it to a guest.
+    ///
+    /// The exact reset semantics depends on the hypervisor and device type but, for example, KVM will attempt to reset PCI devices with a Function Level Reset, Secondary Bus Reset or a Power Management D-State reset.
+    ///
+    /// If the reset will affect other devices which are currently in use, this function may fail.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_RESET` (120): calls the daemon's procedure of that name (libvirt's `virNodeDeviceReset`).
     pub async fn node_device_reset(&self, name: RemoteNonnullString) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeDeviceReset>(
             &libvirt_proto::generated::remote::RemoteNodeDeviceResetArgs { name },
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SECURITY_LABEL` (121): calls the daemon's procedure of that name.
+    /// Extract security label of an active domain. The 'label' field in the @seclabel argument will be initialized to the empty string if the domain is not running under a security model.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SECURITY_LABEL` (121): calls the daemon's procedure of that name (libvirt's `virDomainGetSecurityLabel`).
     pub async fn domain_get_security_label(
         &self,
         dom: RemoteNonnullDomain,
@@ -1330,14 +1744,20 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_GET_SECURITY_MODEL` (122): calls the daemon's procedure of that name.
+    /// Extract the security model of a hypervisor. The 'model' field in the @secmodel argument may be initialized to the empty string if the driver has not activated a security model.
+    ///
+    /// `REMOTE_PROC_NODE_GET_SECURITY_MODEL` (122): calls the daemon's procedure of that name (libvirt's `virNodeGetSecurityModel`).
     pub async fn node_get_security_model(
         &self,
     ) -> Result<libvirt_proto::generated::remote::RemoteNodeGetSecurityModelRet, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeGetSecurityModel>(&())
             .await
     }
-    /// `REMOTE_PROC_NODE_DEVICE_CREATE_XML` (123): calls the daemon's procedure of that name.
+    /// Create a new device on the VM host machine, for example, virtual HBAs created using vport_create.
+    ///
+    /// `virNodeDeviceFree` should be used to free the resources after the node device object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_CREATE_XML` (123): calls the daemon's procedure of that name (libvirt's `virNodeDeviceCreateXML`).
     pub async fn node_device_create_xml(
         &self,
         xml_desc: RemoteNonnullString,
@@ -1352,14 +1772,22 @@ impl crate::Client {
         .await
         .map(|r| r.dev)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_DESTROY` (124): calls the daemon's procedure of that name.
+    /// Destroy the device object. The virtual device (only works for vHBA currently) is removed from the host operating system. This function may require privileged access.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_DESTROY` (124): calls the daemon's procedure of that name (libvirt's `virNodeDeviceDestroy`).
     pub async fn node_device_destroy(&self, name: RemoteNonnullString) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeDeviceDestroy>(
             &libvirt_proto::generated::remote::RemoteNodeDeviceDestroyArgs { name },
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_VOL_CREATE_XML_FROM` (125): calls the daemon's procedure of that name.
+    /// Create a storage volume in the parent pool, using the 'clonevol' volume as input. Information for the new volume (name, perms) are passed via a typical volume XML description.
+    ///
+    /// Since 1.0.1 `VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA` in flags can be used to get higher performance with qcow2 image files which don't support full preallocation, by creating a sparse image file with metadata.
+    ///
+    /// `virStorageVolFree` should be used to free the resources after the storage volume object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_CREATE_XML_FROM` (125): calls the daemon's procedure of that name (libvirt's `virStorageVolCreateXMLFrom`).
     pub async fn storage_vol_create_xml_from(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -1378,13 +1806,19 @@ impl crate::Client {
         .await
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_INTERFACES` (126): calls the daemon's procedure of that name.
+    /// Provides the number of active interfaces on the physical host.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_INTERFACES` (126): calls the daemon's procedure of that name (libvirt's `virConnectNumOfInterfaces`).
     pub async fn connect_num_of_interfaces(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfInterfaces>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_INTERFACES` (127): calls the daemon's procedure of that name.
+    /// Collect the list of active physical host interfaces, and store their names in @names
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllInterfaces()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_INTERFACES` (127): calls the daemon's procedure of that name (libvirt's `virConnectListInterfaces`).
     pub async fn connect_list_interfaces(
         &self,
         maxnames: i32,
@@ -1395,7 +1829,11 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_INTERFACE_LOOKUP_BY_NAME` (128): calls the daemon's procedure of that name.
+    /// Try to lookup an interface on the given hypervisor based on its name.
+    ///
+    /// `virInterfaceFree` should be used to free the resources after the interface object is no longer needed.
+    ///
+    /// `REMOTE_PROC_INTERFACE_LOOKUP_BY_NAME` (128): calls the daemon's procedure of that name (libvirt's `virInterfaceLookupByName`).
     pub async fn interface_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -1406,7 +1844,11 @@ impl crate::Client {
         .await
         .map(|r| r.iface)
     }
-    /// `REMOTE_PROC_INTERFACE_LOOKUP_BY_MAC_STRING` (129): calls the daemon's procedure of that name.
+    /// Try to lookup an interface on the given hypervisor based on its MAC.
+    ///
+    /// `virInterfaceFree` should be used to free the resources after the interface object is no longer needed.
+    ///
+    /// `REMOTE_PROC_INTERFACE_LOOKUP_BY_MAC_STRING` (129): calls the daemon's procedure of that name (libvirt's `virInterfaceLookupByMACString`).
     pub async fn interface_lookup_by_mac_string(
         &self,
         mac: RemoteNonnullString,
@@ -1417,7 +1859,11 @@ impl crate::Client {
         .await
         .map(|r| r.iface)
     }
-    /// `REMOTE_PROC_INTERFACE_GET_XML_DESC` (130): calls the daemon's procedure of that name.
+    /// `VIR_INTERFACE_XML_INACTIVE` - return the static configuration, suitable for use redefining the interface via `virInterfaceDefineXML()`
+    ///
+    /// Provide an XML description of the interface. If `VIR_INTERFACE_XML_INACTIVE` is set, the description may be reused later to redefine the interface with `virInterfaceDefineXML()`. If it is not set, the ip address and netmask will be the current live setting of the interface, not the settings from the config files.
+    ///
+    /// `REMOTE_PROC_INTERFACE_GET_XML_DESC` (130): calls the daemon's procedure of that name (libvirt's `virInterfaceGetXMLDesc`).
     pub async fn interface_get_xml_desc(
         &self,
         iface: RemoteNonnullInterface,
@@ -1432,7 +1878,13 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_INTERFACE_DEFINE_XML` (131): calls the daemon's procedure of that name.
+    /// Define an inactive persistent physical host interface or modify an existing persistent one from the XML description.
+    ///
+    /// Normally this change in the interface configuration is immediately permanent/persistent, but if `virInterfaceChangeBegin()` has been previously called (i.e. if an interface config transaction is open), the new interface definition will only become permanent if `virInterfaceChangeCommit()` is called prior to the next reboot of the system running libvirtd. Prior to that time, it can be explicitly removed using `virInterfaceChangeRollback()`, or will be automatically removed during the next reboot of the system running libvirtd.
+    ///
+    /// `virInterfaceFree` should be used to free the resources after the interface object is no longer needed.
+    ///
+    /// `REMOTE_PROC_INTERFACE_DEFINE_XML` (131): calls the daemon's procedure of that name (libvirt's `virInterfaceDefineXML`).
     pub async fn interface_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -1447,7 +1899,11 @@ impl crate::Client {
         .await
         .map(|r| r.iface)
     }
-    /// `REMOTE_PROC_INTERFACE_UNDEFINE` (132): calls the daemon's procedure of that name.
+    /// Undefine an interface, ie remove it from the config. This does not free the associated `virInterfacePtr` object.
+    ///
+    /// Normally this change in the interface configuration is permanent/persistent, but if `virInterfaceChangeBegin()` has been previously called (i.e. if an interface config transaction is open), the removal of the interface definition will only become permanent if `virInterfaceChangeCommit()` is called prior to the next reboot of the system running libvirtd. Prior to that time, the definition can be explicitly restored using `virInterfaceChangeRollback()`, or will be automatically restored during the next reboot of the system running libvirtd.
+    ///
+    /// `REMOTE_PROC_INTERFACE_UNDEFINE` (132): calls the daemon's procedure of that name (libvirt's `virInterfaceUndefine`).
     pub async fn interface_undefine(
         &self,
         iface: RemoteNonnullInterface,
@@ -1457,7 +1913,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_INTERFACE_CREATE` (133): calls the daemon's procedure of that name.
+    /// Activate an interface (i.e. call "ifup").
+    ///
+    /// If there was an open network config transaction at the time this interface was defined (that is, if `virInterfaceChangeBegin()` had been called), the interface will be brought back down (and then undefined) if `virInterfaceChangeRollback()` is called.
+    ///
+    /// `REMOTE_PROC_INTERFACE_CREATE` (133): calls the daemon's procedure of that name (libvirt's `virInterfaceCreate`).
     pub async fn interface_create(
         &self,
         iface: RemoteNonnullInterface,
@@ -1468,7 +1928,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_INTERFACE_DESTROY` (134): calls the daemon's procedure of that name.
+    /// deactivate an interface (ie call "ifdown") This does not remove the interface from the config, and does not free the associated `virInterfacePtr` object.
+    ///
+    /// If there is an open network config transaction at the time this interface is destroyed (that is, if `virInterfaceChangeBegin()` had been called), and if the interface is later undefined and then `virInterfaceChangeRollback()` is called, the restoral of the interface definition will also bring the interface back up.
+    ///
+    /// `REMOTE_PROC_INTERFACE_DESTROY` (134): calls the daemon's procedure of that name (libvirt's `virInterfaceDestroy`).
     pub async fn interface_destroy(
         &self,
         iface: RemoteNonnullInterface,
@@ -1479,7 +1943,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_XML_FROM_NATIVE` (135): calls the daemon's procedure of that name.
+    /// Reads native configuration data describing a domain, and generates libvirt domain XML. The format of the native data is hypervisor dependent.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_XML_FROM_NATIVE` (135): calls the daemon's procedure of that name (libvirt's `virConnectDomainXMLFromNative`).
     pub async fn connect_domain_xml_from_native(
         &self,
         native_format: RemoteNonnullString,
@@ -1496,7 +1962,11 @@ impl crate::Client {
         .await
         .map(|r| r.domain_xml)
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_XML_TO_NATIVE` (136): calls the daemon's procedure of that name.
+    /// Reads a domain XML configuration document, and generates a native configuration file describing the domain. The format of the native data is hypervisor dependent.
+    ///
+    /// Note that certain hypervisor drivers such as the QEMU driver configure many aspects of the domain dynamically via hypervisor APIs and that may not be part of the returned native configuration format. Similarly certain resources are passed to the hypervisor via file descriptors, which are not part of the native configuration returned by this API. Such configuration is thus not trivially usable outside of libvirt.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_XML_TO_NATIVE` (136): calls the daemon's procedure of that name (libvirt's `virConnectDomainXMLToNative`).
     pub async fn connect_domain_xml_to_native(
         &self,
         native_format: RemoteNonnullString,
@@ -1513,13 +1983,19 @@ impl crate::Client {
         .await
         .map(|r| r.native_config)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_INTERFACES` (137): calls the daemon's procedure of that name.
+    /// Provides the number of defined (inactive) interfaces on the physical host.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_INTERFACES` (137): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDefinedInterfaces`).
     pub async fn connect_num_of_defined_interfaces(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDefinedInterfaces>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_INTERFACES` (138): calls the daemon's procedure of that name.
+    /// Collect the list of defined (inactive) physical host interfaces, and store their names in @names.
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllInterfaces()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_INTERFACES` (138): calls the daemon's procedure of that name (libvirt's `virConnectListDefinedInterfaces`).
     pub async fn connect_list_defined_interfaces(
         &self,
         maxnames: i32,
@@ -1530,13 +2006,19 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_SECRETS` (139): calls the daemon's procedure of that name.
+    /// Fetch number of currently defined secrets.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_SECRETS` (139): calls the daemon's procedure of that name (libvirt's `virConnectNumOfSecrets`).
     pub async fn connect_num_of_secrets(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfSecrets>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_SECRETS` (140): calls the daemon's procedure of that name.
+    /// List UUIDs of defined secrets, store pointers to names in uuids.
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllSecrets()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_SECRETS` (140): calls the daemon's procedure of that name (libvirt's `virConnectListSecrets`).
     pub async fn connect_list_secrets(
         &self,
         maxuuids: i32,
@@ -1547,7 +2029,11 @@ impl crate::Client {
         .await
         .map(|r| r.uuids)
     }
-    /// `REMOTE_PROC_SECRET_LOOKUP_BY_UUID` (141): calls the daemon's procedure of that name.
+    /// Try to lookup a secret on the given hypervisor based on its UUID. Uses the 16 bytes of raw data to describe the UUID
+    ///
+    /// `virSecretFree` should be used to free the resources after the secret object is no longer needed.
+    ///
+    /// `REMOTE_PROC_SECRET_LOOKUP_BY_UUID` (141): calls the daemon's procedure of that name (libvirt's `virSecretLookupByUUID`).
     pub async fn secret_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -1558,7 +2044,13 @@ impl crate::Client {
         .await
         .map(|r| r.secret)
     }
-    /// `REMOTE_PROC_SECRET_DEFINE_XML` (142): calls the daemon's procedure of that name.
+    /// If XML specifies a UUID, locates the specified secret and replaces all attributes of the secret specified by UUID by attributes specified in xml (any attributes not specified in xml are discarded).
+    ///
+    /// Otherwise, creates a new secret with an automatically chosen UUID, and initializes its attributes from xml.
+    ///
+    /// `virSecretFree` should be used to free the resources after the secret object is no longer needed.
+    ///
+    /// `REMOTE_PROC_SECRET_DEFINE_XML` (142): calls the daemon's procedure of that name (libvirt's `virSecretDefineXML`).
     pub async fn secret_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -1573,7 +2065,9 @@ impl crate::Client {
         .await
         .map(|r| r.secret)
     }
-    /// `REMOTE_PROC_SECRET_GET_XML_DESC` (143): calls the daemon's procedure of that name.
+    /// Fetches an XML document describing attributes of the secret.
+    ///
+    /// `REMOTE_PROC_SECRET_GET_XML_DESC` (143): calls the daemon's procedure of that name (libvirt's `virSecretGetXMLDesc`).
     pub async fn secret_get_xml_desc(
         &self,
         secret: RemoteNonnullSecret,
@@ -1585,7 +2079,9 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_SECRET_SET_VALUE` (144): calls the daemon's procedure of that name.
+    /// Sets the value of a secret.
+    ///
+    /// `REMOTE_PROC_SECRET_SET_VALUE` (144): calls the daemon's procedure of that name (libvirt's `virSecretSetValue`).
     pub async fn secret_set_value(
         &self,
         secret: RemoteNonnullSecret,
@@ -1601,7 +2097,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_SECRET_GET_VALUE` (145): calls the daemon's procedure of that name.
+    /// Fetches the value of a secret.
+    ///
+    /// `REMOTE_PROC_SECRET_GET_VALUE` (145): calls the daemon's procedure of that name (libvirt's `virSecretGetValue`).
     pub async fn secret_get_value(
         &self,
         secret: RemoteNonnullSecret,
@@ -1613,14 +2111,20 @@ impl crate::Client {
         .await
         .map(|r| r.value)
     }
-    /// `REMOTE_PROC_SECRET_UNDEFINE` (146): calls the daemon's procedure of that name.
+    /// Deletes the specified secret. This does not free the associated `virSecretPtr` object.
+    ///
+    /// `REMOTE_PROC_SECRET_UNDEFINE` (146): calls the daemon's procedure of that name (libvirt's `virSecretUndefine`).
     pub async fn secret_undefine(&self, secret: RemoteNonnullSecret) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::SecretUndefine>(
             &libvirt_proto::generated::remote::RemoteSecretUndefineArgs { secret },
         )
         .await
     }
-    /// `REMOTE_PROC_SECRET_LOOKUP_BY_USAGE` (147): calls the daemon's procedure of that name.
+    /// Try to lookup a secret on the given hypervisor based on its usage The usageID is unique within the set of secrets sharing the same usageType value.
+    ///
+    /// `virSecretFree` should be used to free the resources after the secret object is no longer needed.
+    ///
+    /// `REMOTE_PROC_SECRET_LOOKUP_BY_USAGE` (147): calls the daemon's procedure of that name (libvirt's `virSecretLookupByUsage`).
     pub async fn secret_lookup_by_usage(
         &self,
         usage_type: i32,
@@ -1656,13 +2160,19 @@ impl crate::Client {
         .await
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_CONNECT_IS_SECURE` (149): calls the daemon's procedure of that name.
+    /// Determine if the connection to the hypervisor is secure
+    ///
+    /// A connection will be classed as secure if it is either encrypted, or running over a channel which is not exposed to eavesdropping (eg a UNIX domain socket, or pipe)
+    ///
+    /// `REMOTE_PROC_CONNECT_IS_SECURE` (149): calls the daemon's procedure of that name (libvirt's `virConnectIsSecure`).
     pub async fn connect_is_secure(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectIsSecure>(&())
             .await
             .map(|r| r.secure)
     }
-    /// `REMOTE_PROC_DOMAIN_IS_ACTIVE` (150): calls the daemon's procedure of that name.
+    /// Determine if the domain is currently running
+    ///
+    /// `REMOTE_PROC_DOMAIN_IS_ACTIVE` (150): calls the daemon's procedure of that name (libvirt's `virDomainIsActive`).
     pub async fn domain_is_active(&self, dom: RemoteNonnullDomain) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainIsActive>(
             &libvirt_proto::generated::remote::RemoteDomainIsActiveArgs { dom },
@@ -1670,7 +2180,9 @@ impl crate::Client {
         .await
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_DOMAIN_IS_PERSISTENT` (151): calls the daemon's procedure of that name.
+    /// Determine if the domain has a persistent configuration which means it will still exist after shutting down
+    ///
+    /// `REMOTE_PROC_DOMAIN_IS_PERSISTENT` (151): calls the daemon's procedure of that name (libvirt's `virDomainIsPersistent`).
     pub async fn domain_is_persistent(
         &self,
         dom: RemoteNonnullDomain,
@@ -1681,7 +2193,9 @@ impl crate::Client {
         .await
         .map(|r| r.persistent)
     }
-    /// `REMOTE_PROC_NETWORK_IS_ACTIVE` (152): calls the daemon's procedure of that name.
+    /// Determine if the network is currently running
+    ///
+    /// `REMOTE_PROC_NETWORK_IS_ACTIVE` (152): calls the daemon's procedure of that name (libvirt's `virNetworkIsActive`).
     pub async fn network_is_active(&self, net: RemoteNonnullNetwork) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkIsActive>(
             &libvirt_proto::generated::remote::RemoteNetworkIsActiveArgs { net },
@@ -1689,7 +2203,9 @@ impl crate::Client {
         .await
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_NETWORK_IS_PERSISTENT` (153): calls the daemon's procedure of that name.
+    /// Determine if the network has a persistent configuration which means it will still exist after shutting down
+    ///
+    /// `REMOTE_PROC_NETWORK_IS_PERSISTENT` (153): calls the daemon's procedure of that name (libvirt's `virNetworkIsPersistent`).
     pub async fn network_is_persistent(
         &self,
         net: RemoteNonnullNetwork,
@@ -1700,7 +2216,9 @@ impl crate::Client {
         .await
         .map(|r| r.persistent)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_IS_ACTIVE` (154): calls the daemon's procedure of that name.
+    /// Determine if the storage pool is currently running
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_IS_ACTIVE` (154): calls the daemon's procedure of that name (libvirt's `virStoragePoolIsActive`).
     pub async fn storage_pool_is_active(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -1711,7 +2229,9 @@ impl crate::Client {
         .await
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_IS_PERSISTENT` (155): calls the daemon's procedure of that name.
+    /// Determine if the storage pool has a persistent configuration which means it will still exist after shutting down
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_IS_PERSISTENT` (155): calls the daemon's procedure of that name (libvirt's `virStoragePoolIsPersistent`).
     pub async fn storage_pool_is_persistent(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -1722,7 +2242,9 @@ impl crate::Client {
         .await
         .map(|r| r.persistent)
     }
-    /// `REMOTE_PROC_INTERFACE_IS_ACTIVE` (156): calls the daemon's procedure of that name.
+    /// Determine if the interface is currently running
+    ///
+    /// `REMOTE_PROC_INTERFACE_IS_ACTIVE` (156): calls the daemon's procedure of that name (libvirt's `virInterfaceIsActive`).
     pub async fn interface_is_active(
         &self,
         iface: RemoteNonnullInterface,
@@ -1733,13 +2255,19 @@ impl crate::Client {
         .await
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_CONNECT_GET_LIB_VERSION` (157): calls the daemon's procedure of that name.
+    /// Provides @libVer, which is the version of libvirt used by the daemon running on the @conn host
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_LIB_VERSION` (157): calls the daemon's procedure of that name (libvirt's `virConnectGetLibVersion`).
     pub async fn connect_get_lib_version(&self) -> Result<u64, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetLibVersion>(&())
             .await
             .map(|r| r.lib_ver)
     }
-    /// `REMOTE_PROC_CONNECT_COMPARE_CPU` (158): calls the daemon's procedure of that name.
+    /// Compares the given CPU description with the host CPU.
+    ///
+    /// See `virConnectCompareHypervisorCPU()` if you want to consider hypervisor abilities and compare the CPU to the CPU which a hypervisor is able to provide on the host.
+    ///
+    /// `REMOTE_PROC_CONNECT_COMPARE_CPU` (158): calls the daemon's procedure of that name (libvirt's `virConnectCompareCPU`).
     pub async fn connect_compare_cpu(
         &self,
         xml: RemoteNonnullString,
@@ -1754,7 +2282,15 @@ impl crate::Client {
         .await
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_DOMAIN_MEMORY_STATS` (159): calls the daemon's procedure of that name.
+    /// This function provides memory statistics for the domain.
+    ///
+    /// Up to 'nr_stats' elements of 'stats' will be populated with memory statistics from the domain. Only statistics supported by the domain, the driver, and this version of libvirt will be returned.
+    ///
+    /// Memory Statistics:
+    ///
+    /// `VIR_DOMAIN_MEMORY_STAT_SWAP_IN`: The total amount of data read from swap space (in kb). `VIR_DOMAIN_MEMORY_STAT_SWAP_OUT`: The total amount of memory written out to swap space (in kb). `VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT`: The number of page faults that required disk IO to service. `VIR_DOMAIN_MEMORY_STAT_MINOR_FAULT`: The number of page faults serviced without disk IO. `VIR_DOMAIN_MEMORY_STAT_UNUSED`: The amount of memory which is not being used for any purpose (in kb). `VIR_DOMAIN_MEMORY_STAT_AVAILABLE`: The total amount of memory available to the domain's OS (in kb). `VIR_DOMAIN_MEMORY_STAT_USABLE`: How much the balloon can be inflated without pushing the guest system to swap, corresponds to 'Available' in /proc/meminfo `VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON`: Current balloon value (in kb). `VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE` Timestamp of the last statistic `VIR_DOMAIN_MEMORY_STAT_DISK_CACHES` Memory that can be reclaimed without additional I/O, typically disk caches (in kb). `VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGALLOC` The number of successful huge page allocations from inside the domain `VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGFAIL` The number of failed huge page allocations from inside the domain
+    ///
+    /// `REMOTE_PROC_DOMAIN_MEMORY_STATS` (159): calls the daemon's procedure of that name (libvirt's `virDomainMemoryStats`).
     pub async fn domain_memory_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -1771,7 +2307,13 @@ impl crate::Client {
         .await
         .map(|r| r.stats)
     }
-    /// `REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS` (160): calls the daemon's procedure of that name.
+    /// Attach a virtual device to a domain, using the flags parameter to control how the device is attached. `VIR_DOMAIN_AFFECT_CURRENT` specifies that the device allocation is made based on current domain state. `VIR_DOMAIN_AFFECT_LIVE` specifies that the device shall be allocated to the active domain instance only and is not added to the persisted domain configuration. `VIR_DOMAIN_AFFECT_CONFIG` specifies that the device shall be allocated to the persisted domain configuration only. Note that the target hypervisor must return an error if unable to satisfy flags. E.g. the hypervisor driver will return failure if LIVE is specified but it only supports modifying the persisted device allocation.
+    ///
+    /// For compatibility, this method can also be used to change the media in an existing CDROM/Floppy device, however, applications are recommended to use the `virDomainUpdateDeviceFlag` method instead.
+    ///
+    /// Be aware that hotplug changes might not persist across a domain going into S4 state (also known as hibernation) unless you also modify the persistent domain definition.
+    ///
+    /// `REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS` (160): calls the daemon's procedure of that name (libvirt's `virDomainAttachDeviceFlags`).
     pub async fn domain_attach_device_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -1787,7 +2329,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS` (161): calls the daemon's procedure of that name.
+    /// Detach a virtual device from a domain, using the flags parameter to control how the device is detached. `VIR_DOMAIN_AFFECT_CURRENT` specifies that the device allocation is removed based on current domain state. `VIR_DOMAIN_AFFECT_LIVE` specifies that the device shall be deallocated from the active domain instance only and is not from the persisted domain configuration. `VIR_DOMAIN_AFFECT_CONFIG` specifies that the device shall be deallocated from the persisted domain configuration only. Note that the target hypervisor must return an error if unable to satisfy flags. E.g. the hypervisor driver will return failure if LIVE is specified but it only supports removing the persisted device allocation.
+    ///
+    /// Some hypervisors may prevent this operation if there is a current block job running operation on the device being detached; in that case, use `virDomainBlockJobAbort()` to stop the block job first.
+    ///
+    /// Beware that depending on the hypervisor and device type, detaching a device from a running domain may be asynchronous. That is, calling `virDomainDetachDeviceFlags` may just request device removal while the device is actually removed later (in cooperation with a guest OS). Previously, this fact was ignored and the device could have been removed from domain configuration before it was actually removed by the hypervisor causing various failures on subsequent operations. To check whether the device was successfully removed, either recheck domain configuration using `virDomainGetXMLDesc()` or add a handler for the `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED` event. In case the device is already gone when `virDomainDetachDeviceFlags` returns, the event is delivered before this API call ends. To help existing clients work better in most cases, this API will try to transform an asynchronous device removal that finishes shortly after the request into a synchronous removal. In other words, this API may wait a bit for the removal to complete in case it was not synchronous.
+    ///
+    /// Be aware that hotplug changes might not persist across a domain going into S4 state (also known as hibernation) unless you also modify the persistent domain definition.
+    ///
+    /// The supplied XML description of the device should be as specific as its definition in the domain XML. The set of attributes used to match the device are internal to the drivers. Using a partial definition, or attempting to detach a device that is not present in the domain XML, but shares some specific attributes with one that is present, may lead to unexpected results.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS` (161): calls the daemon's procedure of that name (libvirt's `virDomainDetachDeviceFlags`).
     pub async fn domain_detach_device_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -1803,7 +2355,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_BASELINE_CPU` (162): calls the daemon's procedure of that name.
+    /// Computes the most feature-rich CPU which is compatible with all given host CPUs.
+    ///
+    /// See `virConnectBaselineHypervisorCPU()` to get a CPU which can be provided by the hypervisor.
+    ///
+    /// If @flags includes `VIR_CONNECT_BASELINE_CPU_EXPAND_FEATURES` then libvirt will explicitly list all CPU features that are part of the host CPU, without this flag features that are part of the CPU model will not be listed.
+    ///
+    /// If @flags includes `VIR_CONNECT_BASELINE_CPU_MIGRATABLE`, the resulting CPU will not include features that block migration.
+    ///
+    /// `REMOTE_PROC_CONNECT_BASELINE_CPU` (162): calls the daemon's procedure of that name (libvirt's `virConnectBaselineCPU`).
     pub async fn connect_baseline_cpu(
         &self,
         xml_cp_us: Vec<RemoteNonnullString>,
@@ -1818,7 +2378,11 @@ impl crate::Client {
         .await
         .map(|r| r.cpu)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_JOB_INFO` (163): calls the daemon's procedure of that name.
+    /// Extract information about progress of a background job on a domain. Will return an error if the domain is not active.
+    ///
+    /// This function returns a limited amount of information in comparison to `virDomainGetJobStats()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_JOB_INFO` (163): calls the daemon's procedure of that name (libvirt's `virDomainGetJobInfo`).
     pub async fn domain_get_job_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -1828,14 +2392,22 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_ABORT_JOB` (164): calls the daemon's procedure of that name.
+    /// Requests that the current background job be aborted at the soonest opportunity. In case the job is a migration in a post-copy mode, `virDomainAbortJob` will report an error (see `virDomainMigrateStartPostCopy` for more details).
+    ///
+    /// `REMOTE_PROC_DOMAIN_ABORT_JOB` (164): calls the daemon's procedure of that name (libvirt's `virDomainAbortJob`).
     pub async fn domain_abort_job(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainAbortJob>(
             &libvirt_proto::generated::remote::RemoteDomainAbortJobArgs { dom },
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_VOL_WIPE` (165): calls the daemon's procedure of that name.
+    /// Ensure data previously on a volume is not accessible to future reads.
+    ///
+    /// The data to be wiped may include the format and possibly size information, so non-raw images might become raw with a different size. It is storage backend dependent whether the format and size information is regenerated once the initial volume wipe is completed.
+    ///
+    /// Depending on the actual volume representation, this call may not overwrite the physical location of the volume. For instance, files stored journaled, log structured, copy-on-write, versioned, and network file systems are known to be problematic.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_WIPE` (165): calls the daemon's procedure of that name (libvirt's `virStorageVolWipe`).
     pub async fn storage_vol_wipe(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -1846,7 +2418,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_MAX_DOWNTIME` (166): calls the daemon's procedure of that name.
+    /// Sets maximum tolerable time for which the domain is allowed to be paused at the end of live migration. It's supposed to be called while the domain is being live-migrated as a reaction to migration progress.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_MAX_DOWNTIME` (166): calls the daemon's procedure of that name (libvirt's `virDomainMigrateSetMaxDowntime`).
     pub async fn domain_migrate_set_max_downtime(
         &self,
         dom: RemoteNonnullDomain,
@@ -1862,7 +2436,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_REGISTER_ANY` (167): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary domain events occurring on a domain. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// If @dom is NULL, then events will be monitored for any domain. If @dom is non-NULL, then only the specific domain will be monitored.
+    ///
+    /// Most types of event have a callback providing a custom set of parameters for the event. When registering an event, it is thus necessary to use the `VIR_DOMAIN_EVENT_CALLBACK()` macro to cast the supplied function pointer to match the signature of this method.
+    ///
+    /// The `virDomainPtr` object handle passed into the callback upon delivery of an event is only valid for the duration of execution of the callback. If the callback wishes to keep the domain object after the callback returns, it shall take a reference to it, by calling `virDomainRef()`. The reference can be released once the object is no longer required by calling `virDomainFree()`.
+    ///
+    /// The return value from this method is a non-negative integer identifier for the callback. To unregister a callback, this callback ID should be passed to the `virConnectDomainEventDeregisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_REGISTER_ANY` (167): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventRegisterAny`).
     pub async fn connect_domain_event_register_any(
         &self,
         event_id: i32,
@@ -1872,7 +2456,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_DEREGISTER_ANY` (168): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectDomainEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_DEREGISTER_ANY` (168): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventDeregisterAny`).
     pub async fn connect_domain_event_deregister_any(
         &self,
         event_id: i32,
@@ -1884,7 +2470,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_UPDATE_DEVICE_FLAGS` (174): calls the daemon's procedure of that name.
+    /// Change a virtual device on a domain, using the flags parameter to control how the device is changed. `VIR_DOMAIN_AFFECT_CURRENT` specifies that the device change is made based on current domain state. `VIR_DOMAIN_AFFECT_LIVE` specifies that the device shall be changed on the active domain instance only and is not added to the persisted domain configuration. `VIR_DOMAIN_AFFECT_CONFIG` specifies that the device shall be changed on the persisted domain configuration only. Note that the target hypervisor must return an error if unable to satisfy flags. E.g. the hypervisor driver will return failure if LIVE is specified but it only supports modifying the persisted device allocation.
+    ///
+    /// This method is used for actions such changing CDROM/Floppy device media, altering the graphics configuration such as password, reconfiguring the NIC device backend connectivity, etc.
+    ///
+    /// The supplied XML description of the device should contain all the information that is found in the corresponding domain XML. Leaving out any piece of information may be treated as a request for its removal, which may be denied. For instance, when users want to change CDROM media only for live XML, they must provide live disk XML as found in the corresponding live domain XML with only the disk path changed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_UPDATE_DEVICE_FLAGS` (174): calls the daemon's procedure of that name (libvirt's `virDomainUpdateDeviceFlags`).
     pub async fn domain_update_device_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -1900,7 +2492,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NWFILTER_LOOKUP_BY_NAME` (175): calls the daemon's procedure of that name.
+    /// Try to lookup a network filter on the given hypervisor based on its name.
+    ///
+    /// `virNWFilterFree` should be used to free the resources after the nwfilter object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NWFILTER_LOOKUP_BY_NAME` (175): calls the daemon's procedure of that name (libvirt's `virNWFilterLookupByName`).
     pub async fn nwfilter_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -1911,7 +2507,11 @@ impl crate::Client {
         .await
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_LOOKUP_BY_UUID` (176): calls the daemon's procedure of that name.
+    /// Try to lookup a network filter on the given hypervisor based on its UUID.
+    ///
+    /// `virNWFilterFree` should be used to free the resources after the nwfilter object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NWFILTER_LOOKUP_BY_UUID` (176): calls the daemon's procedure of that name (libvirt's `virNWFilterLookupByUUID`).
     pub async fn nwfilter_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -1922,7 +2522,9 @@ impl crate::Client {
         .await
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_GET_XML_DESC` (177): calls the daemon's procedure of that name.
+    /// Provide an XML description of the network filter. The description may be reused later to redefine the network filter with `virNWFilterCreateXML()`.
+    ///
+    /// `REMOTE_PROC_NWFILTER_GET_XML_DESC` (177): calls the daemon's procedure of that name (libvirt's `virNWFilterGetXMLDesc`).
     pub async fn nwfilter_get_xml_desc(
         &self,
         nwfilter: RemoteNonnullNwfilter,
@@ -1934,13 +2536,19 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_NWFILTERS` (178): calls the daemon's procedure of that name.
+    /// Provides the number of nwfilters.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_NWFILTERS` (178): calls the daemon's procedure of that name (libvirt's `virConnectNumOfNWFilters`).
     pub async fn connect_num_of_nwfilters(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfNwfilters>(&())
             .await
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_NWFILTERS` (179): calls the daemon's procedure of that name.
+    /// Collect the list of network filters, and store their names in @names
+    ///
+    /// The use of this function is discouraged. Instead, use `virConnectListAllNWFilters()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_NWFILTERS` (179): calls the daemon's procedure of that name (libvirt's `virConnectListNWFilters`).
     pub async fn connect_list_nwfilters(
         &self,
         maxnames: i32,
@@ -1951,7 +2559,11 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_NWFILTER_DEFINE_XML` (180): calls the daemon's procedure of that name.
+    /// Define a new network filter, based on an XML description similar to the one returned by `virNWFilterGetXMLDesc()`
+    ///
+    /// `virNWFilterFree` should be used to free the resources after the nwfilter object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NWFILTER_DEFINE_XML` (180): calls the daemon's procedure of that name (libvirt's `virNWFilterDefineXML`).
     pub async fn nwfilter_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -1962,7 +2574,9 @@ impl crate::Client {
         .await
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_UNDEFINE` (181): calls the daemon's procedure of that name.
+    /// Undefine the nwfilter object. This call will not succeed if a running VM is referencing the filter. This does not free the associated `virNWFilterPtr` object.
+    ///
+    /// `REMOTE_PROC_NWFILTER_UNDEFINE` (181): calls the daemon's procedure of that name (libvirt's `virNWFilterUndefine`).
     pub async fn nwfilter_undefine(
         &self,
         nwfilter: RemoteNonnullNwfilter,
@@ -1972,7 +2586,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE` (182): calls the daemon's procedure of that name.
+    /// This method will suspend a domain and save its memory contents to a file on disk. After the call, if successful, the domain is not listed as running anymore. The difference from `virDomainSave()` is that libvirt is keeping track of the saved state itself, and will reuse it once the domain is being restarted (automatically or via an explicit libvirt call). As a result any running domain is sure to not have a managed saved image. This also implies that managed save only works on persistent domains, since the domain must still exist in order to use `virDomainCreate()` to restart it.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SAVE_BYPASS_CACHE`, then libvirt will attempt to bypass the file system cache while creating the file, or fail if it cannot do so for the given system; this can allow less pressure on file system cache, but also risks slowing saves to NFS.
+    ///
+    /// Normally, the managed saved state will remember whether the domain was running or paused, and start will resume to the same state. Specifying `VIR_DOMAIN_SAVE_RUNNING` or `VIR_DOMAIN_SAVE_PAUSED` in @flags will override the default saved into the file. These two flags are mutually exclusive.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE` (182): calls the daemon's procedure of that name (libvirt's `virDomainManagedSave`).
     pub async fn domain_managed_save(
         &self,
         dom: RemoteNonnullDomain,
@@ -1986,7 +2606,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE` (183): calls the daemon's procedure of that name.
+    /// Check if a domain has a managed save image as created by `virDomainManagedSave()`. Note that any running domain should not have such an image, as it should have been removed on restart.
+    ///
+    /// `REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE` (183): calls the daemon's procedure of that name (libvirt's `virDomainHasManagedSaveImage`).
     pub async fn domain_has_managed_save_image(
         &self,
         dom: RemoteNonnullDomain,
@@ -1998,7 +2620,9 @@ impl crate::Client {
         .await
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_REMOVE` (184): calls the daemon's procedure of that name.
+    /// Remove any managed save image for this domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_REMOVE` (184): calls the daemon's procedure of that name (libvirt's `virDomainManagedSaveRemove`).
     pub async fn domain_managed_save_remove(
         &self,
         dom: RemoteNonnullDomain,
@@ -2009,7 +2633,33 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML` (185): calls the daemon's procedure of that name.
+    /// Creates a new snapshot of a domain based on the snapshot xml contained in xmlDesc, with a top-level element &lt;domainsnapshot&gt;.
+    ///
+    /// If @flags is 0, the domain can be active, in which case the snapshot will be a full system snapshot (capturing both disk state, and runtime VM state such as RAM contents), where reverting to the snapshot is the same as resuming from hibernation (TCP connections may have timed out, but everything else picks up where it left off); or the domain can be inactive, in which case the snapshot includes just the disk state prior to booting. The newly created snapshot becomes current (see `virDomainSnapshotCurrent()`), and is a child of any previous current snapshot.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE`, then @xmlDesc is validated against the &lt;domainsnapshot&gt; XML schema.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE`, then this is a request to reinstate snapshot metadata that was previously captured from `virDomainSnapshotGetXMLDesc()` before removing that metadata, rather than creating a new snapshot. This can be used to recreate a snapshot hierarchy on a destination, then remove it on the source, in order to allow migration (since migration normally fails if snapshot metadata still remains on the source machine). Note that while original creation can omit a number of elements from @xmlDesc (and libvirt will supply sane defaults based on the domain state at that point in time), a redefinition must supply more elements (as the domain may have changed in the meantime, so that libvirt no longer has a way to resupply correct defaults). When redefining snapshot metadata, the domain's current snapshot will not be altered unless the `VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT` flag is also present. It is an error to request the `VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT` flag without `VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE`. On some hypervisors, redefining an existing snapshot can be used to alter host-specific portions of the domain XML to be used during revert (such as backing filenames associated with disk devices), but must not alter guest-visible layout. When redefining a snapshot name that does not exist, the hypervisor may validate that reverting to the snapshot appears to be possible (for example, disk images have snapshot contents by the requested name). Not all hypervisors support these flags.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA`, then the domain's disk images are modified according to @xmlDesc, but libvirt does not track any metadata (similar to immediately calling `virDomainSnapshotDelete()` with `VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY`). This flag is incompatible with `VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE`.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SNAPSHOT_CREATE_HALT`, then the domain will be inactive after the snapshot completes, regardless of whether it was active before; otherwise, a running domain will still be running after the snapshot. This flag is invalid on transient domains, and is incompatible with `VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE`.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SNAPSHOT_CREATE_LIVE`, then the domain is not paused while creating the snapshot. This increases the size of the memory dump file, but reduces downtime of the guest while taking the snapshot. Some hypervisors only support this flag during external snapshots.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY`, then the snapshot will be limited to the disks described in @xmlDesc, and no VM state will be saved. For an active guest, the disk image may be inconsistent (as if power had been pulled), and specifying this with the `VIR_DOMAIN_SNAPSHOT_CREATE_HALT` flag risks data loss.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE`, then the libvirt will attempt to use guest agent to freeze and thaw all file systems in use within domain OS. However, if the guest agent is not present, an error is thrown. Moreover, this flag requires `VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY` to be passed as well. For better control and error recovery users should invoke `virDomainFSFreeze` manually before taking the snapshot and then `virDomainFSThaw` to restore the VM rather than using `VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE`.
+    ///
+    /// By default, if the snapshot involves external files, and any of the destination files already exist as a non-empty regular file, the snapshot is rejected to avoid losing contents of those files. However, if @flags includes `VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT`, then the destination files must be pre-created manually with the correct image format and metadata including backing store path (this allows a management app to pre-create files with relative backing file names, rather than the default of creating with absolute backing file names). Note that only the file specified in the snapshot XML is inserted as a snapshot thus setting incorrect metadata in the pre-created image may lead to the VM being unable to start or other block jobs may fail.
+    ///
+    /// Be aware that although libvirt prefers to report errors up front with no other effect, some hypervisors have certain types of failures where the overall command can easily fail even though the guest configuration was partially altered (for example, if a disk snapshot request for two disks fails on the second disk, but the first disk alteration cannot be rolled back). If this API call fails, it is therefore normally necessary to follow up with `virDomainGetXMLDesc()` and check each disk to determine if any partial changes occurred. However, if @flags contains `VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC`, then libvirt guarantees that this command will not alter any disks unless the entire set of changes can be done atomically, making failure recovery simpler (note that it is still possible to fail after disks have changed, but only in the much rarer cases of running out of memory or disk space).
+    ///
+    /// Some hypervisors may prevent this operation if there is a current block copy operation; in that case, use `virDomainBlockJobAbort()` to stop the block copy first.
+    ///
+    /// `virDomainSnapshotFree` should be used to free the resources after the snapshot object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML` (185): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotCreateXML`).
     pub async fn domain_snapshot_create_xml(
         &self,
         dom: RemoteNonnullDomain,
@@ -2026,7 +2676,11 @@ impl crate::Client {
         .await
         .map(|r| r.snap)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_GET_XML_DESC` (186): calls the daemon's procedure of that name.
+    /// Provide an XML description of the domain snapshot, with a top-level element of &lt;domainsnapshot&gt;.
+    ///
+    /// No security-sensitive data will be included unless @flags contains `VIR_DOMAIN_SNAPSHOT_XML_SECURE`; this flag is rejected on read-only connections.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_GET_XML_DESC` (186): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotGetXMLDesc`).
     pub async fn domain_snapshot_get_xml_desc(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -2041,7 +2695,13 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_NUM` (187): calls the daemon's procedure of that name.
+    /// Provides the number of domain snapshots for this domain.
+    ///
+    /// This function will accept `VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL` in @flags only if `virDomainSnapshotListNames()` can honor it, although the flag has no other effect here.
+    ///
+    /// By default, this command covers all snapshots. It is also possible to limit things to just snapshots with no parents, when @flags includes `VIR_DOMAIN_SNAPSHOT_LIST_ROOTS`. Additional filters are provided via the same @flags values as documented in `virDomainListAllSnapshots()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_NUM` (187): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotNum`).
     pub async fn domain_snapshot_num(
         &self,
         dom: RemoteNonnullDomain,
@@ -2056,7 +2716,17 @@ impl crate::Client {
         .await
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_NAMES` (188): calls the daemon's procedure of that name.
+    /// Collect the list of domain snapshots for the given domain, and store their names in @names. The value to use for @nameslen can be determined by `virDomainSnapshotNum()` with the same @flags.
+    ///
+    /// If @flags contains `VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL`, and no other connection is modifying snapshots, then it is guaranteed that for any snapshot in the resulting list, no snapshots later in the list can be reached by a sequence of `virDomainSnapshotGetParent()` starting from that earlier snapshot; otherwise, the order of snapshots in the resulting list is unspecified.
+    ///
+    /// By default, this command covers all snapshots. It is also possible to limit things to just snapshots with no parents, when @flags includes `VIR_DOMAIN_SNAPSHOT_LIST_ROOTS`. Additional filters are provided via the same @flags values as documented in `virDomainListAllSnapshots()`.
+    ///
+    /// Note that this command is inherently racy: another connection can define a new snapshot between a call to `virDomainSnapshotNum()` and this call. You are only guaranteed that all currently defined snapshots were listed if the return is less than @nameslen. Likewise, you should be prepared for `virDomainSnapshotLookupByName()` to fail when converting a name from this call into a snapshot object, if another connection deletes the snapshot in the meantime.
+    ///
+    /// The use of this function is discouraged. Instead, use `virDomainListAllSnapshots()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_NAMES` (188): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotListNames`).
     pub async fn domain_snapshot_list_names(
         &self,
         dom: RemoteNonnullDomain,
@@ -2073,7 +2743,9 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LOOKUP_BY_NAME` (189): calls the daemon's procedure of that name.
+    /// Try to lookup a domain snapshot based on its name.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LOOKUP_BY_NAME` (189): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotLookupByName`).
     pub async fn domain_snapshot_lookup_by_name(
         &self,
         dom: RemoteNonnullDomain,
@@ -2090,7 +2762,9 @@ impl crate::Client {
         .await
         .map(|r| r.snap)
     }
-    /// `REMOTE_PROC_DOMAIN_HAS_CURRENT_SNAPSHOT` (190): calls the daemon's procedure of that name.
+    /// Determine if the domain has a current snapshot.
+    ///
+    /// `REMOTE_PROC_DOMAIN_HAS_CURRENT_SNAPSHOT` (190): calls the daemon's procedure of that name (libvirt's `virDomainHasCurrentSnapshot`).
     pub async fn domain_has_current_snapshot(
         &self,
         dom: RemoteNonnullDomain,
@@ -2102,7 +2776,11 @@ impl crate::Client {
         .await
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_CURRENT` (191): calls the daemon's procedure of that name.
+    /// Get the current snapshot for a domain, if any.
+    ///
+    /// `virDomainSnapshotFree` should be used to free the resources after the snapshot object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_CURRENT` (191): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotCurrent`).
     pub async fn domain_snapshot_current(
         &self,
         dom: RemoteNonnullDomain,
@@ -2114,7 +2792,19 @@ impl crate::Client {
         .await
         .map(|r| r.snap)
     }
-    /// `REMOTE_PROC_DOMAIN_REVERT_TO_SNAPSHOT` (192): calls the daemon's procedure of that name.
+    /// Revert the domain to a given snapshot.
+    ///
+    /// Normally, the domain will revert to the same state the domain was in while the snapshot was taken (whether inactive, running, or paused), except that disk snapshots default to reverting to inactive state. Including `VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING` in @flags overrides the snapshot state to guarantee a running domain after the revert; or including `VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED` in @flags guarantees a paused domain after the revert. These two flags are mutually exclusive. While a persistent domain does not need either flag, it is not possible to revert a transient domain into an inactive state, so transient domains require the use of one of these two flags.
+    ///
+    /// Reverting to any snapshot discards all configuration changes made since the last snapshot. Additionally, reverting to a snapshot from a running domain is a form of data loss, since it discards whatever is in the guest's RAM at the time. Since the very nature of keeping snapshots implies the intent to roll back state, no additional confirmation is normally required for these lossy effects.
+    ///
+    /// Since libvirt 7.10.0 the VM process is always restarted so the following paragraph is no longer valid. If the snapshot metadata lacks the full VM XML it's no longer possible to revert to such snapshot.
+    ///
+    /// However, there are two particular situations where reverting will be refused by default, and where @flags must include `VIR_DOMAIN_SNAPSHOT_REVERT_FORCE` to acknowledge the risks. 1) Any attempt to revert to a snapshot that lacks the metadata to perform ABI compatibility checks (generally the case for snapshots that lack a full &lt;domain&gt; when listed by `virDomainSnapshotGetXMLDesc()`, such as those created prior to libvirt 0.9.5). 2) Any attempt to revert a running domain to an active state that requires starting a new hypervisor instance rather than reusing the existing hypervisor (since this would terminate all connections to the domain, such as such as VNC or Spice graphics) - this condition arises from active snapshots that are provably ABI incompatible, as well as from inactive snapshots with a @flags request to start the domain after the revert.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM`, then libvirt will discard any existing NVRAM file and re-initialize NVRAM from the pristine template.
+    ///
+    /// `REMOTE_PROC_DOMAIN_REVERT_TO_SNAPSHOT` (192): calls the daemon's procedure of that name (libvirt's `virDomainRevertToSnapshot`).
     pub async fn domain_revert_to_snapshot(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -2128,7 +2818,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_DELETE` (193): calls the daemon's procedure of that name.
+    /// Delete the snapshot.
+    ///
+    /// If @flags is 0, then just this snapshot is deleted, and changes from this snapshot are automatically merged into children snapshots. If @flags includes `VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN`, then this snapshot and any descendant snapshots are deleted. If @flags includes `VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY`, then any descendant snapshots are deleted, but this snapshot remains. These two flags are mutually exclusive.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY`, then any snapshot metadata tracked by libvirt is removed while keeping the snapshot contents intact; if a hypervisor does not require any libvirt metadata to track snapshots, then this flag is silently ignored.
+    ///
+    /// Since libvirt 9.0.0 deletion of external snapshots is supported for QEMU driver. Using @flags `VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN` and `VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY` is not supported with external snapshots. In case that daemon process is terminated while the snapshot delete is in process the operation will be aborted when the daemon starts again.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_DELETE` (193): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotDelete`).
     pub async fn domain_snapshot_delete(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -2142,7 +2840,19 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_INFO` (194): calls the daemon's procedure of that name.
+    /// Extract information about a domain's block device.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or (since 0.9.5) the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// For QEMU domains, the allocation and physical `virDomainBlockInfo` values returned will generally be the same, except when using a non raw, block backing device, such as qcow2 for an active domain. When the persistent domain is not active, QEMU will return the default which is the same value for allocation and physical.
+    ///
+    /// Active QEMU domains can return an allocation value which is more representative of the currently used blocks by the device compared to the physical size of the device. Applications can use/monitor the allocation value with the understanding that if the domain becomes inactive during an attempt to get the value, the default values will be returned. Thus, the application should check after the call for the domain being inactive if the values are the same. Optionally, the application could be watching for a shutdown event and then ignore any values received afterwards. This can be an issue when a domain is being migrated and the exact timing of the domain being made inactive and check of the allocation value results the default being returned. For a transient domain in the similar situation, this call will return -1 and an error message indicating the "domain is not running".
+    ///
+    /// The following is some pseudo code illustrating the call sequence:
+    ///
+    /// ... `virDomainPtr` dom; `virDomainBlockInfo` info; char \*device; ... // Either get a list of all domains or a specific domain // via a `virDomainLookupBy*()` call. // // It's also required to fill in the device pointer, but that's // specific to the implementation. For the purposes of this example // a qcow2 backed device name string would need to be provided. ... // If the following call is made on a persistent domain with a // qcow2 block backed block device, then it's possible the returned // allocation equals the physical value. In that case, the domain // that may have been active prior to calling has become inactive, // such as is the case during a domain migration. Thus once we // get data returned, check for active domain when the values are // the same. if (virDomainGetBlockInfo(dom, device, &amp;info, 0) &lt; 0) goto failure; if (info.allocation == info.physical) { // If the domain is no longer active, // then the defaults are being returned. if (!virDomainIsActive()) goto ignore_return; } // Do something with the allocation and physical values ...
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_INFO` (194): calls the daemon's procedure of that name (libvirt's `virDomainGetBlockInfo`).
     pub async fn domain_get_block_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -2154,7 +2864,19 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FLAGS` (196): calls the daemon's procedure of that name.
+    /// Launch a defined domain. If the call succeeds the domain moves from the defined to the running domains pools.
+    ///
+    /// If the `VIR_DOMAIN_START_PAUSED` flag is set, or if the guest domain has a managed save image that requested paused state (see `virDomainManagedSave()`) the guest domain will be started, but its CPUs will remain paused. The CPUs can later be manually started using `virDomainResume()`. In all other cases, the guest domain will be running.
+    ///
+    /// If the `VIR_DOMAIN_START_AUTODESTROY` flag is set, the guest domain will be automatically destroyed when the `virConnectPtr` object is finally released. This will also happen if the client application crashes / loses its connection to the libvirtd daemon. Any domains marked for auto destroy will block attempts at migration. Hypervisors may also block save-to-file, or snapshots.
+    ///
+    /// If the `VIR_DOMAIN_START_BYPASS_CACHE` flag is set, and there is a managed save file for this domain (created by `virDomainManagedSave()`), then libvirt will attempt to bypass the file system cache while restoring the file, or fail if it cannot do so for the given system; this can allow less pressure on file system cache, but also risks slowing loads from NFS.
+    ///
+    /// If the `VIR_DOMAIN_START_FORCE_BOOT` flag is set, then any managed save file for this domain is discarded, and the domain boots from scratch.
+    ///
+    /// If @flags includes `VIR_DOMAIN_START_RESET_NVRAM`, then libvirt will discard any existing NVRAM file and re-initialize NVRAM from the pristine template.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FLAGS` (196): calls the daemon's procedure of that name (libvirt's `virDomainCreateWithFlags`).
     pub async fn domain_create_with_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2169,7 +2891,11 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_PARAMETERS` (197): calls the daemon's procedure of that name.
+    /// Change all or a subset of the memory tunables. This function may require privileged access to the hypervisor.
+    ///
+    /// Possible values for all \*_limit memory tunables are in range from 0 to `VIR_DOMAIN_MEMORY_PARAM_UNLIMITED`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_PARAMETERS` (197): calls the daemon's procedure of that name (libvirt's `virDomainSetMemoryParameters`).
     pub async fn domain_set_memory_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -2185,7 +2911,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_MEMORY_PARAMETERS` (198): calls the daemon's procedure of that name.
+    /// Get all memory parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// As a special case, calling with @params as NULL and @nparams as 0 on input will cause @nparams on output to contain the number of parameters supported by the hypervisor. The caller should then allocate @params array, i.e. (sizeof(@virTypedParameter) \* @nparams) bytes and call the API again.
+    ///
+    /// Here is a sample code snippet:
+    ///
+    /// if (virDomainGetMemoryParameters(dom, NULL, &amp;nparams, 0) == 0 &amp;&amp; nparams != 0) { if ((params = malloc(sizeof(\*params) \* nparams)) == NULL) goto error; memset(params, 0, sizeof(\*params) \* nparams); if (virDomainGetMemoryParameters(dom, params, &amp;nparams, 0)) goto error; }
+    ///
+    /// This function may require privileged access to the hypervisor. This function expects the caller to allocate the @params.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_MEMORY_PARAMETERS` (198): calls the daemon's procedure of that name (libvirt's `virDomainGetMemoryParameters`).
     pub async fn domain_get_memory_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -2202,7 +2938,19 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_VCPUS_FLAGS` (199): calls the daemon's procedure of that name.
+    /// Dynamically change the number of virtual CPUs used by the domain. Note that this call may fail if the underlying virtualization hypervisor does not support it or if growing the number is arbitrarily limited. This function may require privileged access to the hypervisor.
+    ///
+    /// @flags may include `VIR_DOMAIN_AFFECT_LIVE` to affect a running domain (which may fail if domain is not active), or `VIR_DOMAIN_AFFECT_CONFIG` to affect the next boot via the XML description of the domain. Both flags may be set. If neither flag is specified (that is, @flags is `VIR_DOMAIN_AFFECT_CURRENT`), then an inactive domain modifies persistent setup, while an active domain is hypervisor-dependent on whether just live or both live and persistent state is changed.
+    ///
+    /// Note that if this call is executed before the guest has finished booting, the guest may fail to process the change.
+    ///
+    /// If @flags includes `VIR_DOMAIN_VCPU_MAXIMUM`, then `VIR_DOMAIN_AFFECT_LIVE` must be clear, and only the maximum virtual CPU limit is altered; generally, this value must be less than or equal to `virConnectGetMaxVcpus()`. Otherwise, this call affects the current virtual CPU limit, which must be less than or equal to the maximum limit. Note that hypervisors may not allow changing the maximum vcpu count if processor topology is specified.
+    ///
+    /// If @flags includes `VIR_DOMAIN_VCPU_GUEST`, then the state of processors is modified inside the guest instead of the hypervisor. This flag can only be used with live guests and is incompatible with `VIR_DOMAIN_VCPU_MAXIMUM`. The usage of this flag may require a guest agent configured.
+    ///
+    /// Not all hypervisors can support all flag combinations.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_VCPUS_FLAGS` (199): calls the daemon's procedure of that name (libvirt's `virDomainSetVcpusFlags`).
     pub async fn domain_set_vcpus_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2218,7 +2966,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_VCPUS_FLAGS` (200): calls the daemon's procedure of that name.
+    /// Query the number of virtual CPUs used by the domain. Note that this call may fail if the underlying virtualization hypervisor does not support it. This function may require privileged access to the hypervisor.
+    ///
+    /// If @flags includes `VIR_DOMAIN_AFFECT_LIVE`, this will query a running domain (which will fail if domain is not active); if it includes `VIR_DOMAIN_AFFECT_CONFIG`, this will query the XML description of the domain. It is an error to set both flags. If neither flag is set (that is, `VIR_DOMAIN_AFFECT_CURRENT`), then the configuration queried depends on whether the domain is currently running.
+    ///
+    /// If @flags includes `VIR_DOMAIN_VCPU_MAXIMUM`, then the maximum virtual CPU limit is queried. Otherwise, this call queries the current virtual CPU count.
+    ///
+    /// If @flags includes `VIR_DOMAIN_VCPU_GUEST`, then the state of the processors is queried in the guest instead of the hypervisor. This flag is only usable on live domains. Guest agent may be needed for this flag to be available.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_VCPUS_FLAGS` (200): calls the daemon's procedure of that name (libvirt's `virDomainGetVcpusFlags`).
     pub async fn domain_get_vcpus_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2233,7 +2989,15 @@ impl crate::Client {
         .await
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_CONSOLE` (201): calls the daemon's procedure of that name.
+    /// This opens the backend associated with a console, serial or parallel port device on a guest, if the backend is supported. If the @dev_name is omitted, then the first console or serial device is opened. The console is associated with the passed in @st stream, which should have been opened in non-blocking mode for bi-directional I/O.
+    ///
+    /// By default, when @flags is 0, the open will fail if libvirt detects that the console is already in use by another client; passing `VIR_DOMAIN_CONSOLE_FORCE` will cause libvirt to forcefully remove the other client prior to opening this console.
+    ///
+    /// If flag `VIR_DOMAIN_CONSOLE_SAFE` the console is opened only in the case where the hypervisor driver supports safe (mutually exclusive) console handling.
+    ///
+    /// Older servers did not support either flag, and also did not forbid simultaneous clients on a console, with potentially confusing results. When passing @flags of 0 in order to support a wider range of server versions, it is up to the client to ensure mutual exclusion.
+    ///
+    /// `REMOTE_PROC_DOMAIN_OPEN_CONSOLE` (201): calls the daemon's procedure of that name (libvirt's `virDomainOpenConsole`).
     ///
     /// Opens a stream (data flows both ways: read the guest's output from it and write input to it; libvirt annotates it `@readstream`, which the client does not enforce): returns it with the reply.
     pub async fn domain_open_console(
@@ -2252,7 +3016,9 @@ impl crate::Client {
         .await
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_DOMAIN_IS_UPDATED` (202): calls the daemon's procedure of that name.
+    /// Determine if the domain has been updated.
+    ///
+    /// `REMOTE_PROC_DOMAIN_IS_UPDATED` (202): calls the daemon's procedure of that name (libvirt's `virDomainIsUpdated`).
     pub async fn domain_is_updated(&self, dom: RemoteNonnullDomain) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainIsUpdated>(
             &libvirt_proto::generated::remote::RemoteDomainIsUpdatedArgs { dom },
@@ -2260,7 +3026,9 @@ impl crate::Client {
         .await
         .map(|r| r.updated)
     }
-    /// `REMOTE_PROC_CONNECT_GET_SYSINFO` (203): calls the daemon's procedure of that name.
+    /// This returns the XML description of the sysinfo details for the host on which the hypervisor is running, in the same format as the &lt;sysinfo&gt; element of a domain XML. This information is generally available only for hypervisors running with root privileges.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_SYSINFO` (203): calls the daemon's procedure of that name (libvirt's `virConnectGetSysinfo`).
     pub async fn connect_get_sysinfo(
         &self,
         flags: u32,
@@ -2271,7 +3039,11 @@ impl crate::Client {
         .await
         .map(|r| r.sysinfo)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_FLAGS` (204): calls the daemon's procedure of that name.
+    /// Dynamically change the target amount of physical memory allocated to a domain. If domain is NULL, then this change the amount of memory reserved to Domain0 i.e. the domain where the application runs. This function may require privileged access to the hypervisor.
+    ///
+    /// @flags may include `VIR_DOMAIN_AFFECT_LIVE` or `VIR_DOMAIN_AFFECT_CONFIG`. Both flags may be set. If `VIR_DOMAIN_AFFECT_LIVE` is set, the change affects a running domain and will fail if domain is not active. If `VIR_DOMAIN_AFFECT_CONFIG` is set, the change affects persistent state, and will fail for transient domains. If neither flag is specified (that is, @flags is `VIR_DOMAIN_AFFECT_CURRENT`), then an inactive domain modifies persistent setup, while an active domain is hypervisor-dependent on whether just live or both live and persistent state is changed. If `VIR_DOMAIN_MEM_MAXIMUM` is set, the change affects domain's maximum memory size rather than current memory size. Not all hypervisors can support all flag combinations.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_FLAGS` (204): calls the daemon's procedure of that name (libvirt's `virDomainSetMemoryFlags`).
     pub async fn domain_set_memory_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2287,7 +3059,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_BLKIO_PARAMETERS` (205): calls the daemon's procedure of that name.
+    /// Change all or a subset of the blkio tunables. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_BLKIO_PARAMETERS` (205): calls the daemon's procedure of that name (libvirt's `virDomainSetBlkioParameters`).
     pub async fn domain_set_blkio_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -2303,7 +3077,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_BLKIO_PARAMETERS` (206): calls the daemon's procedure of that name.
+    /// Get all blkio parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// As a special case, calling with @params as NULL and @nparams as 0 on input will cause @nparams on output to contain the number of parameters supported by the hypervisor. The caller should then allocate @params array, i.e. (sizeof(@virTypedParameter) \* @nparams) bytes and call the API again.
+    ///
+    /// See `virDomainGetMemoryParameters()` for an equivalent usage example.
+    ///
+    /// This function may require privileged access to the hypervisor. This function expects the caller to allocate the @params.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_BLKIO_PARAMETERS` (206): calls the daemon's procedure of that name (libvirt's `virDomainGetBlkioParameters`).
     pub async fn domain_get_blkio_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -2320,7 +3102,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_MAX_SPEED` (207): calls the daemon's procedure of that name.
+    /// The maximum bandwidth (in MiB/s) that will be used to do migration can be specified with the bandwidth parameter. Not all hypervisors will support a bandwidth cap. When `VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY` is set in @flags, this API sets the maximum bandwidth for the post-copy phase of the migration.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_MAX_SPEED` (207): calls the daemon's procedure of that name (libvirt's `virDomainMigrateSetMaxSpeed`).
     pub async fn domain_migrate_set_max_speed(
         &self,
         dom: RemoteNonnullDomain,
@@ -2336,7 +3120,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_VOL_UPLOAD` (208): calls the daemon's procedure of that name.
+    /// Upload new content to the volume from a stream. This call will fail if @offset + @length exceeds the size of the volume. Otherwise, if @length is non-zero, an error will be raised if an attempt is made to upload greater than @length bytes of data. Please note that the stream transports the volume itself as is, so the downloaded data may not correspond to guest OS visible state in cases when a complex storage format such as qcow2 or vmdk is used.
+    ///
+    /// If `VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM` is set in @flags effective transmission of holes is enabled. This assumes using the @stream with combination of `virStreamSparseSendAll()` or `virStreamSendHole()` to preserve source file sparseness.
+    ///
+    /// This call sets up an asynchronous stream; subsequent use of stream APIs is necessary to transfer the actual data, determine how much data is successfully transferred, and detect any errors. The results will be unpredictable if another active stream is writing to the storage volume.
+    ///
+    /// When the data stream is closed whether the upload is successful or not an attempt will be made to refresh the target storage pool if an asynchronous build is not running in order to reflect pool and volume changes as a result of the upload. Depending on the target volume storage backend and the source stream type for a successful upload, the target volume may take on the characteristics from the source stream such as format type, capacity, and allocation.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_UPLOAD` (208): calls the daemon's procedure of that name (libvirt's `virStorageVolUpload`).
     ///
     /// Opens a stream (the client sends data): returns it with the reply.
     pub async fn storage_vol_upload(
@@ -2357,7 +3149,13 @@ impl crate::Client {
         .await
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_DOWNLOAD` (209): calls the daemon's procedure of that name.
+    /// Download the content of the volume as a stream. If @length is zero, then the remaining contents of the volume after @offset will be downloaded. Please note that the stream transports the volume itself as is, so the downloaded data may not correspond to guest OS visible state in cases when a complex storage format such as qcow2 or vmdk is used.
+    ///
+    /// If `VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM` is set in @flags effective transmission of holes is enabled. This assumes using the @stream with combination of `virStreamSparseRecvAll()` or virStreamRecvFlags(stream, ..., flags = `VIR_STREAM_RECV_STOP_AT_HOLE`) for honouring holes sent by server.
+    ///
+    /// This call sets up an asynchronous stream; subsequent use of stream APIs is necessary to transfer the actual data, determine how much data is successfully transferred, and detect any errors. The results will be unpredictable if another active stream is writing to the storage volume.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_DOWNLOAD` (209): calls the daemon's procedure of that name (libvirt's `virStorageVolDownload`).
     ///
     /// Opens a stream (the daemon sends data): returns it with the reply.
     pub async fn storage_vol_download(
@@ -2378,7 +3176,9 @@ impl crate::Client {
         .await
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_DOMAIN_INJECT_NMI` (210): calls the daemon's procedure of that name.
+    /// Send NMI to the guest
+    ///
+    /// `REMOTE_PROC_DOMAIN_INJECT_NMI` (210): calls the daemon's procedure of that name (libvirt's `virDomainInjectNMI`).
     pub async fn domain_inject_nmi(
         &self,
         dom: RemoteNonnullDomain,
@@ -2389,7 +3189,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SCREENSHOT` (211): calls the daemon's procedure of that name.
+    /// Take a screenshot of current domain console as a stream. The image format is hypervisor specific. Moreover, some hypervisors supports multiple displays per domain. These can be distinguished by @screen argument.
+    ///
+    /// This call sets up a stream; subsequent use of stream API is necessary to transfer actual data, determine how much data is successfully transferred, and detect any errors.
+    ///
+    /// The screen ID is the sequential number of screen. In case of multiple graphics cards, heads are enumerated before devices, e.g. having two graphics cards, both with four heads, screen ID 5 addresses the second head on the second card.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SCREENSHOT` (211): calls the daemon's procedure of that name (libvirt's `virDomainScreenshot`).
     ///
     /// Opens a stream (the daemon sends data): returns it with the reply.
     pub async fn domain_screenshot(
@@ -2404,7 +3210,9 @@ impl crate::Client {
         .await
         .map(|(r, s)| (r.mime, s))
     }
-    /// `REMOTE_PROC_DOMAIN_GET_STATE` (212): calls the daemon's procedure of that name.
+    /// Extract domain state. Each state can be accompanied with a reason (if known) which led to the state.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_STATE` (212): calls the daemon's procedure of that name (libvirt's `virDomainGetState`).
     pub async fn domain_get_state(
         &self,
         dom: RemoteNonnullDomain,
@@ -2548,7 +3356,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS` (219): calls the daemon's procedure of that name.
+    /// Change a subset or all scheduler parameters. The value of @flags should be either `VIR_DOMAIN_AFFECT_CURRENT`, or a bitwise-or of values from `VIR_DOMAIN_AFFECT_LIVE` and `VIR_DOMAIN_AFFECT_CURRENT`, although hypervisors vary in which flags are supported.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS` (219): calls the daemon's procedure of that name (libvirt's `virDomainSetSchedulerParametersFlags`).
     pub async fn domain_set_scheduler_parameters_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2564,28 +3374,48 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_INTERFACE_CHANGE_BEGIN` (220): calls the daemon's procedure of that name.
+    /// This function creates a restore point to which one can return later by calling `virInterfaceChangeRollback()`. This function should be called before any transaction with interface configuration. Once it is known that a new configuration works, it can be committed via `virInterfaceChangeCommit()`, which frees the restore point.
+    ///
+    /// If `virInterfaceChangeBegin()` is called when a transaction is already opened, this function will fail, and a `VIR_ERR_INVALID_OPERATION` will be logged.
+    ///
+    /// `REMOTE_PROC_INTERFACE_CHANGE_BEGIN` (220): calls the daemon's procedure of that name (libvirt's `virInterfaceChangeBegin`).
     pub async fn interface_change_begin(&self, flags: u32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceChangeBegin>(
             &libvirt_proto::generated::remote::RemoteInterfaceChangeBeginArgs { flags },
         )
         .await
     }
-    /// `REMOTE_PROC_INTERFACE_CHANGE_COMMIT` (221): calls the daemon's procedure of that name.
+    /// This commits the changes made to interfaces and frees the restore point created by `virInterfaceChangeBegin()`.
+    ///
+    /// If `virInterfaceChangeCommit()` is called when a transaction is not opened, this function will fail, and a `VIR_ERR_INVALID_OPERATION` will be logged.
+    ///
+    /// `REMOTE_PROC_INTERFACE_CHANGE_COMMIT` (221): calls the daemon's procedure of that name (libvirt's `virInterfaceChangeCommit`).
     pub async fn interface_change_commit(&self, flags: u32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceChangeCommit>(
             &libvirt_proto::generated::remote::RemoteInterfaceChangeCommitArgs { flags },
         )
         .await
     }
-    /// `REMOTE_PROC_INTERFACE_CHANGE_ROLLBACK` (222): calls the daemon's procedure of that name.
+    /// This cancels changes made to interfaces settings by restoring previous state created by `virInterfaceChangeBegin()`.
+    ///
+    /// If `virInterfaceChangeRollback()` is called when a transaction is not opened, this function will fail, and a `VIR_ERR_INVALID_OPERATION` will be logged.
+    ///
+    /// `REMOTE_PROC_INTERFACE_CHANGE_ROLLBACK` (222): calls the daemon's procedure of that name (libvirt's `virInterfaceChangeRollback`).
     pub async fn interface_change_rollback(&self, flags: u32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceChangeRollback>(
             &libvirt_proto::generated::remote::RemoteInterfaceChangeRollbackArgs { flags },
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS` (223): calls the daemon's procedure of that name.
+    /// Get all scheduler parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value. @nparams cannot be 0.
+    ///
+    /// The value of @flags can be exactly `VIR_DOMAIN_AFFECT_CURRENT`, `VIR_DOMAIN_AFFECT_LIVE`, or `VIR_DOMAIN_AFFECT_CONFIG`.
+    ///
+    /// Here is a sample code snippet:
+    ///
+    /// char \*ret = virDomainGetSchedulerType(dom, &amp;nparams); if (ret &amp;&amp; nparams != 0) { if ((params = malloc(sizeof(\*params) \* nparams)) == NULL) goto error; memset(params, 0, sizeof(\*params) \* nparams); if (virDomainGetSchedulerParametersFlags(dom, params, &amp;nparams, 0)) goto error; }
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS` (223): calls the daemon's procedure of that name (libvirt's `virDomainGetSchedulerParametersFlags`).
     pub async fn domain_get_scheduler_parameters_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2602,7 +3432,13 @@ impl crate::Client {
         .await
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_DOMAIN_PIN_VCPU_FLAGS` (225): calls the daemon's procedure of that name.
+    /// Dynamically change the real CPUs which can be allocated to a virtual CPU. This function may require privileged access to the hypervisor.
+    ///
+    /// @flags may include `VIR_DOMAIN_AFFECT_LIVE` or `VIR_DOMAIN_AFFECT_CONFIG`. Both flags may be set. If `VIR_DOMAIN_AFFECT_LIVE` is set, the change affects a running domain and may fail if domain is not alive. If `VIR_DOMAIN_AFFECT_CONFIG` is set, the change affects persistent state, and will fail for transient domains. If neither flag is specified (that is, @flags is `VIR_DOMAIN_AFFECT_CURRENT`), then an inactive domain modifies persistent setup, while an active domain is hypervisor-dependent on whether just live or both live and persistent state is changed. Not all hypervisors can support all flag combinations.
+    ///
+    /// See also `virDomainGetVcpuPinInfo` for querying this information.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PIN_VCPU_FLAGS` (225): calls the daemon's procedure of that name (libvirt's `virDomainPinVcpuFlags`).
     pub async fn domain_pin_vcpu_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2620,7 +3456,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SEND_KEY` (226): calls the daemon's procedure of that name.
+    /// Send key(s) to the guest.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SEND_KEY` (226): calls the daemon's procedure of that name (libvirt's `virDomainSendKey`).
     pub async fn domain_send_key(
         &self,
         dom: RemoteNonnullDomain,
@@ -2640,7 +3478,21 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_GET_CPU_STATS` (227): calls the daemon's procedure of that name.
+    /// This function provides individual cpu statistics of the node. If you want to get total cpu statistics of the node, you must specify `VIR_NODE_CPU_STATS_ALL_CPUS` to @cpuNum. The @params array will be filled with the values equal to the number of parameters suggested by @nparams
+    ///
+    /// As the value of @nparams is dynamic, call the API setting @nparams to 0 and @params as NULL, the API returns the number of parameters supported by the HV by updating @nparams on SUCCESS. The caller should then allocate @params array, i.e. (sizeof(@virNodeCPUStats) \* @nparams) bytes and call the API again.
+    ///
+    /// Here is a sample code snippet:
+    ///
+    /// if (virNodeGetCPUStats(conn, cpuNum, NULL, &amp;nparams, 0) == 0 &amp;&amp; nparams != 0) { if ((params = malloc(sizeof(virNodeCPUStats) \* nparams)) == NULL) goto error; memset(params, 0, sizeof(virNodeCPUStats) \* nparams); if (virNodeGetCPUStats(conn, cpuNum, params, &amp;nparams, 0)) goto error; }
+    ///
+    /// This function doesn't require privileged access to the hypervisor. This function expects the caller to allocate the @params.
+    ///
+    /// CPU time Statistics:
+    ///
+    /// `VIR_NODE_CPU_STATS_KERNEL`: The cumulative CPU time which spends by kernel, when the node booting up.(nanoseconds) `VIR_NODE_CPU_STATS_USER`: The cumulative CPU time which spends by user processes, when the node booting up.(nanoseconds) `VIR_NODE_CPU_STATS_IDLE`: The cumulative idle CPU time, when the node booting up.(nanoseconds) `VIR_NODE_CPU_STATS_IOWAIT`: The cumulative I/O wait CPU time, when the node booting up.(nanoseconds) `VIR_NODE_CPU_STATS_UTILIZATION`: The CPU utilization. The usage value is in percent and 100% represents all CPUs on the server.
+    ///
+    /// `REMOTE_PROC_NODE_GET_CPU_STATS` (227): calls the daemon's procedure of that name (libvirt's `virNodeGetCPUStats`).
     pub async fn node_get_cpu_stats(
         &self,
         cpu_num: i32,
@@ -2656,7 +3508,21 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_GET_MEMORY_STATS` (228): calls the daemon's procedure of that name.
+    /// This function provides memory stats of the node. If you want to get total memory statistics of the node, you must specify `VIR_NODE_MEMORY_STATS_ALL_CELLS` to @cellNum. The @params array will be filled with the values equal to the number of stats suggested by @nparams
+    ///
+    /// As the value of @nparams is dynamic, call the API setting @nparams to 0 and @params as NULL, the API returns the number of parameters supported by the HV by updating @nparams on SUCCESS. The caller should then allocate @params array, i.e. (sizeof(@virNodeMemoryStats) \* @nparams) bytes and call the API again.
+    ///
+    /// Here is the sample code snippet:
+    ///
+    /// if (virNodeGetMemoryStats(conn, cellNum, NULL, &amp;nparams, 0) == 0 &amp;&amp; nparams != 0) { if ((params = malloc(sizeof(virNodeMemoryStats) \* nparams)) == NULL) goto error; memset(params, cellNum, 0, sizeof(virNodeMemoryStats) \* nparams); if (virNodeGetMemoryStats(conn, cellNum, params, &amp;nparams, 0)) goto error; }
+    ///
+    /// This function doesn't require privileged access to the hypervisor. This function expects the caller to allocate the @params.
+    ///
+    /// Memory Stats:
+    ///
+    /// `VIR_NODE_MEMORY_STATS_TOTAL`: The total memory usage.(KB) `VIR_NODE_MEMORY_STATS_FREE`: The free memory usage.(KB) On linux, this usage includes buffers and cached. `VIR_NODE_MEMORY_STATS_BUFFERS`: The buffers memory usage.(KB) `VIR_NODE_MEMORY_STATS_CACHED`: The cached memory usage.(KB)
+    ///
+    /// `REMOTE_PROC_NODE_GET_MEMORY_STATS` (228): calls the daemon's procedure of that name (libvirt's `virNodeGetMemoryStats`).
     pub async fn node_get_memory_stats(
         &self,
         nparams: i32,
@@ -2672,7 +3538,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_CONTROL_INFO` (229): calls the daemon's procedure of that name.
+    /// Extract details about current state of control interface to a domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_CONTROL_INFO` (229): calls the daemon's procedure of that name (libvirt's `virDomainGetControlInfo`).
     pub async fn domain_get_control_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -2683,7 +3551,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_VCPU_PIN_INFO` (230): calls the daemon's procedure of that name.
+    /// Query the CPU affinity setting of all virtual CPUs of domain, store it in cpumaps.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_VCPU_PIN_INFO` (230): calls the daemon's procedure of that name (libvirt's `virDomainGetVcpuPinInfo`).
     pub async fn domain_get_vcpu_pin_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -2701,7 +3571,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS` (231): calls the daemon's procedure of that name.
+    /// Undefine a domain. If the domain is running, it's converted to transient domain, without stopping it. If the domain is inactive, the domain configuration is removed.
+    ///
+    /// If the domain has a managed save image (see `virDomainHasManagedSaveImage()`), then including `VIR_DOMAIN_UNDEFINE_MANAGED_SAVE` in @flags will also remove that file, and omitting the flag will cause the undefine process to fail.
+    ///
+    /// If the domain is inactive and has any snapshot metadata (see `virDomainSnapshotNum()`), then including `VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA` in @flags will also remove that metadata. Omitting the flag will cause the undefine of an inactive domain with snapshots to fail. Active domains will retain snapshot metadata until the (now-transient) domain halts, regardless of whether this flag is present. On hypervisors that support snapshots, but where snapshots do not use libvirt metadata, this flag has no effect.
+    ///
+    /// If the domain is inactive and has any checkpoint metadata (see `virDomainListAllCheckpoints()`), then including `VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA` in @flags will also remove that metadata. Omitting the flag will cause the undefine of an inactive domain with checkpoints to fail. Active domains will retain checkpoint metadata until the (now-transient) domain halts, regardless of whether this flag is present. On hypervisors that support checkpoints, but where checkpoints do not use libvirt metadata, this flag has no effect.
+    ///
+    /// If the domain has any nvram specified, the undefine process will fail unless `VIR_DOMAIN_UNDEFINE_KEEP_NVRAM` is specified, or if `VIR_DOMAIN_UNDEFINE_NVRAM` is specified to remove the nvram file.
+    ///
+    /// `REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS` (231): calls the daemon's procedure of that name (libvirt's `virDomainUndefineFlags`).
     pub async fn domain_undefine_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2715,7 +3595,19 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE_FLAGS` (232): calls the daemon's procedure of that name.
+    /// This method will suspend a domain and save its memory contents to a file on disk. After the call, if successful, the domain is not listed as running anymore (this ends the life of a transient domain). Use `virDomainRestore()` to restore a domain after saving.
+    ///
+    /// If the hypervisor supports it, @dxml can be used to alter host-specific portions of the domain XML that will be used when restoring an image. For example, it is possible to alter the backing filename that is associated with a disk device, in order to prepare for file renaming done as part of backing up the disk device while the domain is stopped.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SAVE_BYPASS_CACHE`, then libvirt will attempt to bypass the file system cache while creating the file, or fail if it cannot do so for the given system; this can allow less pressure on file system cache, but also risks slowing saves to NFS.
+    ///
+    /// Normally, the saved state file will remember whether the domain was running or paused, and restore defaults to the same state. Specifying `VIR_DOMAIN_SAVE_RUNNING` or `VIR_DOMAIN_SAVE_PAUSED` in @flags will override what state gets saved into the file. These two flags are mutually exclusive.
+    ///
+    /// A save file can be inspected or modified slightly with `virDomainSaveImageGetXMLDesc()` and `virDomainSaveImageDefineXML()`.
+    ///
+    /// Some hypervisors may prevent this operation if there is a current block job running; in that case, use `virDomainBlockJobAbort()` to stop the block job first.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE_FLAGS` (232): calls the daemon's procedure of that name (libvirt's `virDomainSaveFlags`).
     pub async fn domain_save_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2733,7 +3625,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_RESTORE_FLAGS` (233): calls the daemon's procedure of that name.
+    /// This method will restore a domain saved to disk by `virDomainSave()`.
+    ///
+    /// If the hypervisor supports it, @dxml can be used to alter host-specific portions of the domain XML that will be used when restoring an image. For example, it is possible to alter the backing filename that is associated with a disk device, in order to prepare for file renaming done as part of backing up the disk device while the domain is stopped.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SAVE_BYPASS_CACHE`, then libvirt will attempt to bypass the file system cache while restoring the file, or fail if it cannot do so for the given system; this can allow less pressure on file system cache, but also risks slowing restores from NFS.
+    ///
+    /// Normally, the saved state file will remember whether the domain was running or paused, and restore defaults to the same state. Specifying `VIR_DOMAIN_SAVE_RUNNING` or `VIR_DOMAIN_SAVE_PAUSED` in @flags will override the default read from the file. These two flags are mutually exclusive.
+    ///
+    /// If @flags includes `VIR_DOMAIN_SAVE_RESET_NVRAM`, then libvirt will discard any existing NVRAM file and re-initialize NVRAM from the pristine template.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESTORE_FLAGS` (233): calls the daemon's procedure of that name (libvirt's `virDomainRestoreFlags`).
     pub async fn domain_restore_flags(
         &self,
         from: RemoteNonnullString,
@@ -2749,7 +3651,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_DESTROY_FLAGS` (234): calls the daemon's procedure of that name.
+    /// Destroy the domain object. The running instance is shutdown if not down already and all resources used by it are given back to the hypervisor. This does not free the associated `virDomainPtr` object. This function may require privileged access.
+    ///
+    /// Calling this function with no @flags set (equal to zero) is equivalent to calling `virDomainDestroy`, and after a reasonable timeout will forcefully terminate the guest (e.g. SIGKILL) if necessary (which may produce undesirable results, for example unflushed disk cache in the guest). Including `VIR_DOMAIN_DESTROY_GRACEFUL` in the flags will prevent the forceful termination of the guest, and `virDomainDestroyFlags` will instead return an error if the guest doesn't terminate by the end of the timeout; at that time, the management application can decide if calling again without `VIR_DOMAIN_DESTROY_GRACEFUL` is appropriate.
+    ///
+    /// If `VIR_DOMAIN_DESTROY_REMOVE_LOGS` flag is set then domain specific logs will be deleted as well if there are any. Note that not all deployments are be supported. For example in case of QEMU driver this flags is noop if virtlogd is not used for handling QEMU process output.
+    ///
+    /// Another alternative which may produce cleaner results for the guest's disks is to use `virDomainShutdown()` instead, but that depends on guest support (some hypervisor/guest combinations may ignore the shutdown request).
+    ///
+    /// `REMOTE_PROC_DOMAIN_DESTROY_FLAGS` (234): calls the daemon's procedure of that name (libvirt's `virDomainDestroyFlags`).
     pub async fn domain_destroy_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2763,7 +3673,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE_IMAGE_GET_XML_DESC` (235): calls the daemon's procedure of that name.
+    /// This method will extract the XML describing the domain at the time a saved state file was created. @file must be a file created previously by `virDomainSave()` or `virDomainSaveFlags()`.
+    ///
+    /// No security-sensitive data will be included unless @flags contains `VIR_DOMAIN_SAVE_IMAGE_XML_SECURE`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE_IMAGE_GET_XML_DESC` (235): calls the daemon's procedure of that name (libvirt's `virDomainSaveImageGetXMLDesc`).
     pub async fn domain_save_image_get_xml_desc(
         &self,
         file: RemoteNonnullString,
@@ -2778,7 +3692,13 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE_IMAGE_DEFINE_XML` (236): calls the daemon's procedure of that name.
+    /// This updates the definition of a domain stored in a saved state file. @file must be a file created previously by `virDomainSave()` or `virDomainSaveFlags()`.
+    ///
+    /// @dxml can be used to alter host-specific portions of the domain XML that will be used when restoring an image. For example, it is possible to alter the backing filename that is associated with a disk device, to match renaming done as part of backing up the disk device while the domain is stopped.
+    ///
+    /// Normally, the saved state file will remember whether the domain was running or paused, and restore defaults to the same state. Specifying `VIR_DOMAIN_SAVE_RUNNING` or `VIR_DOMAIN_SAVE_PAUSED` in @flags will override the default saved into the file; omitting both leaves the file's default unchanged. These two flags are mutually exclusive.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE_IMAGE_DEFINE_XML` (236): calls the daemon's procedure of that name (libvirt's `virDomainSaveImageDefineXML`).
     pub async fn domain_save_image_define_xml(
         &self,
         file: RemoteNonnullString,
@@ -2794,7 +3714,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_JOB_ABORT` (237): calls the daemon's procedure of that name.
+    /// Cancel the active block job on the given disk.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or (since 0.9.5) the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// If the current block job for @disk is `VIR_DOMAIN_BLOCK_JOB_TYPE_PULL`, then by default, this function performs a synchronous operation and the caller may assume that the operation has completed when 0 is returned. However, BlockJob operations may take a long time to cancel, and during this time further domain interactions may be unresponsive. To avoid this problem, pass `VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC` in the @flags argument to enable asynchronous behavior, returning as soon as possible. When the job has been canceled, a BlockJob event will be emitted, with status `VIR_DOMAIN_BLOCK_JOB_CANCELED` (even if the ABORT_ASYNC flag was not used); it is also possible to poll `virDomainBlockJobInfo()` to see if the job cancellation is still pending. This type of job can be restarted to pick up from where it left off.
+    ///
+    /// If the current block job for @disk is `VIR_DOMAIN_BLOCK_JOB_TYPE_COPY`, then the default is to abort the mirroring and revert to the source disk; likewise, if the current job is `VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT`, the default is to abort without changing the active layer of @disk. Adding @flags of `VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT` causes this call to fail with `VIR_ERR_BLOCK_COPY_ACTIVE` if the copy or commit is not yet ready; otherwise it will swap the disk over to the new active image to end the mirroring or active commit. An event will be issued when the job is ended, and it is possible to use `VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC` to control whether this command waits for the completion of the job. Restarting a copy or active commit job requires starting over from the beginning of the first phase.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_JOB_ABORT` (237): calls the daemon's procedure of that name (libvirt's `virDomainBlockJobAbort`).
     pub async fn domain_block_job_abort(
         &self,
         dom: RemoteNonnullDomain,
@@ -2810,7 +3738,21 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_JOB_INFO` (238): calls the daemon's procedure of that name.
+    /// Request block job information for the given disk. If an operation is active @info will be updated with the current progress. The units used for the bandwidth field of @info depends on @flags. If @flags includes `VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES`, bandwidth is in bytes/second (although this mode can risk failure due to overflow, depending on both client and server word size); otherwise, the value is rounded up to MiB/s.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or (since 0.9.5) the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// In cases when libvirt can't determine actual progress of the block job from the underlying hypervisor due to corner cases such as the job wasn't yet fully initialized, or finalized and thus the progress can't be queried, libvirt reports 'cur = 0, end = 1'.
+    ///
+    /// For jobs requiring finalizing via qemuDomainBlockJobAbort() with `VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT` flag which reached synchronised phase, but were empty, or the progress can't be determined libvirt returns 'cur = 1, end = 1'.
+    ///
+    /// Users thus should not consider any data where 'end = 1' as absolute progress value.
+    ///
+    /// Applications looking for a reliable and low-overhead way to determine whether a block job already finished or reached synchronised phase should register a handler for the `VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2` event instead of polling this API.
+    ///
+    /// Note that the progress reported for blockjobs corresponding to a pull-mode backup don't report progress of the backup but rather usage of temporary space required for the backup.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_JOB_INFO` (238): calls the daemon's procedure of that name (libvirt's `virDomainGetBlockJobInfo`).
     pub async fn domain_get_block_job_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -2827,7 +3769,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_JOB_SET_SPEED` (239): calls the daemon's procedure of that name.
+    /// Set the maximum allowable bandwidth that a block job may consume. If bandwidth is 0, the limit will revert to the hypervisor default of unlimited.
+    ///
+    /// If @flags contains `VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES`, @bandwidth is in bytes/second; otherwise, it is in MiB/second. Values larger than 2^52 bytes/sec may be rejected due to overflow considerations based on the word size of both client and server, and values larger than 2^31 bytes/sec may cause overflow problems if later queried by `virDomainGetBlockJobInfo()` without scaling. Hypervisors may further restrict the range of valid bandwidth values.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or (since 0.9.5) the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_JOB_SET_SPEED` (239): calls the daemon's procedure of that name (libvirt's `virDomainBlockJobSetSpeed`).
     pub async fn domain_block_job_set_speed(
         &self,
         dom: RemoteNonnullDomain,
@@ -2845,7 +3793,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_PULL` (240): calls the daemon's procedure of that name.
+    /// Populate a disk image with data from its backing image. Once all data from its backing image has been pulled, the disk no longer depends on a backing image. This function pulls data for the entire device in the background. Progress of the operation can be checked with `virDomainGetBlockJobInfo()` and the operation can be aborted with `virDomainBlockJobAbort()`. When finished, an asynchronous event is raised to indicate the final status. To move data in the opposite direction, see `virDomainBlockCommit()`.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or (since 0.9.5) the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// The maximum bandwidth that will be used to do the copy can be specified with the @bandwidth parameter. If set to 0, there is no limit. If @flags includes `VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES`, @bandwidth is in bytes/second; otherwise, it is in MiB/second. Values larger than 2^52 bytes/sec may be rejected due to overflow considerations based on the word size of both client and server, and values larger than 2^31 bytes/sec may cause overflow problems if later queried by `virDomainGetBlockJobInfo()` without scaling. Hypervisors may further restrict the range of valid bandwidth values. Some hypervisors do not support this feature and will return an error if bandwidth is not 0; in this case, it might still be possible for a later call to `virDomainBlockJobSetSpeed()` to succeed. The actual speed can be determined with `virDomainGetBlockJobInfo()`.
+    ///
+    /// This is shorthand for `virDomainBlockRebase()` with a NULL base.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_PULL` (240): calls the daemon's procedure of that name (libvirt's `virDomainBlockPull`).
     pub async fn domain_block_pull(
         &self,
         dom: RemoteNonnullDomain,
@@ -2863,7 +3819,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_MAX_SPEED` (242): calls the daemon's procedure of that name.
+    /// Get the current maximum bandwidth (in MiB/s) that will be used if the domain is migrated. Not all hypervisors will support a bandwidth limit. When `VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY` is set in @flags, this API gets the current maximum bandwidth for the post-copy phase of the migration.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_MAX_SPEED` (242): calls the daemon's procedure of that name (libvirt's `virDomainMigrateGetMaxSpeed`).
     pub async fn domain_migrate_get_max_speed(
         &self,
         dom: RemoteNonnullDomain,
@@ -2878,7 +3836,17 @@ impl crate::Client {
         .await
         .map(|r| r.bandwidth)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_STATS_FLAGS` (243): calls the daemon's procedure of that name.
+    /// This function is to get block stats parameters for block devices attached to the domain.
+    ///
+    /// The @disk parameter is either the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"), or (since 0.9.8) an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk. Some drivers might also accept the empty string for the @disk parameter, and then yield summary stats for the entire domain.
+    ///
+    /// Domains may have more than one block device. To get stats for each you should make multiple calls to this function.
+    ///
+    /// On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// As a special case, calling with @params as NULL and @nparams as 0 on input will cause @nparams on output to contain the number of parameters supported by the hypervisor. (Note that block devices of different types might support different parameters, so it might be necessary to compute @nparams for each block device). The caller should then allocate @params array, i.e. (sizeof(@virTypedParameter) \* @nparams) bytes and call the API again. See `virDomainGetMemoryParameters()` for more details.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_STATS_FLAGS` (243): calls the daemon's procedure of that name (libvirt's `virDomainBlockStatsFlags`).
     pub async fn domain_block_stats_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -2897,7 +3865,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_GET_PARENT` (244): calls the daemon's procedure of that name.
+    /// Get the parent snapshot for @snapshot, if any.
+    ///
+    /// `virDomainSnapshotFree` should be used to free the resources after the snapshot object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_GET_PARENT` (244): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotGetParent`).
     pub async fn domain_snapshot_get_parent(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -2909,7 +3881,11 @@ impl crate::Client {
         .await
         .map(|r| r.snap)
     }
-    /// `REMOTE_PROC_DOMAIN_RESET` (245): calls the daemon's procedure of that name.
+    /// Reset a domain immediately without any guest OS shutdown. Reset emulates the power reset button on a machine, where all hardware sees the RST line set and reinitializes internal state.
+    ///
+    /// Note that there is a risk of data loss caused by reset without any guest OS shutdown.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESET` (245): calls the daemon's procedure of that name (libvirt's `virDomainReset`).
     pub async fn domain_reset(
         &self,
         dom: RemoteNonnullDomain,
@@ -2920,7 +3896,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_NUM_CHILDREN` (246): calls the daemon's procedure of that name.
+    /// Provides the number of child snapshots for this domain snapshot.
+    ///
+    /// This function will accept `VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL` in @flags only if `virDomainSnapshotListChildrenNames()` can honor it, although the flag has no other effect here.
+    ///
+    /// By default, this command covers only direct children. It is also possible to expand things to cover all descendants, when @flags includes `VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS`. Additional filters are provided via the same @flags values as documented in `virDomainSnapshotListAllChildren()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_NUM_CHILDREN` (246): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotNumChildren`).
     pub async fn domain_snapshot_num_children(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -2935,7 +3917,17 @@ impl crate::Client {
         .await
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_CHILDREN_NAMES` (247): calls the daemon's procedure of that name.
+    /// Collect the list of domain snapshots that are children of the given snapshot, and store their names in @names. The value to use for @nameslen can be determined by `virDomainSnapshotNumChildren()` with the same @flags.
+    ///
+    /// If @flags lacks `VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS` or contains `VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL`, and no other connection is modifying snapshots, then it is guaranteed that for any snapshot in the resulting list, no snapshots later in the list can be reached by a sequence of `virDomainSnapshotGetParent()` starting from that earlier snapshot; otherwise, the order of snapshots in the resulting list is unspecified.
+    ///
+    /// By default, this command covers only direct children. It is also possible to expand things to cover all descendants, when @flags includes `VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS`. Additional filters are provided via the same @flags values as documented in `virDomainSnapshotListAllChildren()`.
+    ///
+    /// Note that this command is inherently racy: another connection can define a new snapshot between a call to `virDomainSnapshotNumChildren()` and this call. You are only guaranteed that all currently defined snapshots were listed if the return is less than @nameslen. Likewise, you should be prepared for `virDomainSnapshotLookupByName()` to fail when converting a name from this call into a snapshot object, if another connection deletes the snapshot in the meantime.
+    ///
+    /// The use of this function is discouraged. Instead, use `virDomainSnapshotListAllChildren()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_CHILDREN_NAMES` (247): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotListChildrenNames`).
     pub async fn domain_snapshot_list_children_names(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -2952,7 +3944,15 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS` (249): calls the daemon's procedure of that name.
+    /// This will attempt to connect the file descriptor @fd, to the graphics backend of @dom. If @dom has multiple graphics backends configured, then @idx will determine which one is opened, starting from @idx 0.
+    ///
+    /// To disable any authentication, pass the `VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH` constant for @flags.
+    ///
+    /// The caller should use an anonymous socketpair to open @fd before invocation.
+    ///
+    /// This method can only be used when connected to a local libvirt hypervisor, over a UNIX domain socket. Attempts to use this method over a TCP connection will always fail
+    ///
+    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS` (249): calls the daemon's procedure of that name (libvirt's `virDomainOpenGraphics`).
     pub async fn domain_open_graphics(
         &self,
         dom: RemoteNonnullDomain,
@@ -2968,7 +3968,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_SUSPEND_FOR_DURATION` (250): calls the daemon's procedure of that name.
+    /// Attempt to suspend the node (host machine) for the given duration of time in the specified state (Suspend-to-RAM, Suspend-to-Disk or Hybrid-Suspend). Schedule the node's Real-Time-Clock interrupt to resume the node after the duration is complete.
+    ///
+    /// `REMOTE_PROC_NODE_SUSPEND_FOR_DURATION` (250): calls the daemon's procedure of that name (libvirt's `virNodeSuspendForDuration`).
     pub async fn node_suspend_for_duration(
         &self,
         target: libvirt_proto::generated::api::NodeSuspendTarget,
@@ -2984,7 +3986,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_RESIZE` (251): calls the daemon's procedure of that name.
+    /// Resize a block device of domain while the domain is running. If @flags is 0, then @size is in kibibytes (blocks of 1024 bytes); since 0.9.11, if @flags includes `VIR_DOMAIN_BLOCK_RESIZE_BYTES`, @size is in bytes instead. @size is taken directly as the new size. Depending on the file format, the hypervisor may round up to the next alignment boundary.
+    ///
+    /// If @flag contains `VIR_DOMAIN_BLOCK_RESIZE_CAPACITY` (since 10.0.0) the hypervisor will resize the guest block device to fully fill the source. @size must be either set to zero, or to the exact size of the block device source. This is possible only for image formats with no metadata ('raw') and for source devices with limited capacity such as block devices.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or (since 0.9.5) the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// Note that this call may fail if the underlying virtualization hypervisor does not support it; this call requires privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_RESIZE` (251): calls the daemon's procedure of that name (libvirt's `virDomainBlockResize`).
     pub async fn domain_block_resize(
         &self,
         dom: RemoteNonnullDomain,
@@ -3002,7 +4012,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_BLOCK_IO_TUNE` (252): calls the daemon's procedure of that name.
+    /// Change all or a subset of the per-device block IO tunables.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "xvda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_BLOCK_IO_TUNE` (252): calls the daemon's procedure of that name (libvirt's `virDomainSetBlockIoTune`).
     pub async fn domain_set_block_io_tune(
         &self,
         dom: RemoteNonnullDomain,
@@ -3020,7 +4034,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_IO_TUNE` (253): calls the daemon's procedure of that name.
+    /// Get all block IO tunable parameters for a given device. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// As a special case, calling with @params as NULL and @nparams as 0 on input will cause @nparams on output to contain the number of parameters supported by the hypervisor, either for the given @disk (note that block devices of different types might support different parameters), or if @disk is NULL, for all possible disks. The caller should then allocate @params array, i.e. (sizeof(@virTypedParameter) \* @nparams) bytes and call the API again. See `virDomainGetMemoryParameters()` for more details.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "xvda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk. This parameter cannot be NULL unless @nparams is 0 on input.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_IO_TUNE` (253): calls the daemon's procedure of that name (libvirt's `virDomainGetBlockIoTune`).
     pub async fn domain_get_block_io_tune(
         &self,
         dom: RemoteNonnullDomain,
@@ -3038,7 +4058,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_NUMA_PARAMETERS` (254): calls the daemon's procedure of that name.
+    /// Change all or a subset of the numa tunables. This function may require privileged access to the hypervisor.
+    ///
+    /// Changing live configuration may be possible only in some cases. For instance, for QEMU driver the mode (`VIR_DOMAIN_NUMA_MODE`) can not be changed, and changing the nodeset (`VIR_DOMAIN_NUMA_NODESET`) is possible only for `VIR_DOMAIN_NUMATUNE_MEM_RESTRICTIVE` mode.
+    ///
+    /// Changing persistent configuration does not pose such limitations.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_NUMA_PARAMETERS` (254): calls the daemon's procedure of that name (libvirt's `virDomainSetNumaParameters`).
     pub async fn domain_set_numa_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -3054,7 +4080,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_NUMA_PARAMETERS` (255): calls the daemon's procedure of that name.
+    /// Get all numa parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// As a special case, calling with @params as NULL and @nparams as 0 on input will cause @nparams on output to contain the number of parameters supported by the hypervisor. The caller should then allocate @params array, i.e. (sizeof(@virTypedParameter) \* @nparams) bytes and call the API again.
+    ///
+    /// See `virDomainGetMemoryParameters()` for an equivalent usage example.
+    ///
+    /// This function may require privileged access to the hypervisor. This function expects the caller to allocate the @params.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_NUMA_PARAMETERS` (255): calls the daemon's procedure of that name (libvirt's `virDomainGetNumaParameters`).
     pub async fn domain_get_numa_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -3071,7 +4105,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_INTERFACE_PARAMETERS` (256): calls the daemon's procedure of that name.
+    /// Change a subset or all parameters of interface; currently this includes bandwidth parameters. The value of @flags should be either `VIR_DOMAIN_AFFECT_CURRENT`, or a bitwise-or of values `VIR_DOMAIN_AFFECT_LIVE` and `VIR_DOMAIN_AFFECT_CONFIG`, although hypervisors vary in which flags are supported.
+    ///
+    /// This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_INTERFACE_PARAMETERS` (256): calls the daemon's procedure of that name (libvirt's `virDomainSetInterfaceParameters`).
     pub async fn domain_set_interface_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -3089,7 +4127,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_INTERFACE_PARAMETERS` (257): calls the daemon's procedure of that name.
+    /// Get all interface parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// As a special case, calling with @params as NULL and @nparams as 0 on input will cause @nparams on output to contain the number of parameters supported by the hypervisor. The caller should then allocate @params array, i.e. (sizeof(@virTypedParameter) \* @nparams) bytes and call the API again. See `virDomainGetMemoryParameters()` for an equivalent usage example.
+    ///
+    /// This function may require privileged access to the hypervisor. This function expects the caller to allocate the @params.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_INTERFACE_PARAMETERS` (257): calls the daemon's procedure of that name (libvirt's `virDomainGetInterfaceParameters`).
     pub async fn domain_get_interface_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -3108,7 +4152,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS` (258): calls the daemon's procedure of that name.
+    /// Shutdown a domain, the domain object is still usable thereafter but the domain OS is being stopped. Note that the guest OS may ignore the request. Additionally, the hypervisor may check and support the domain 'on_poweroff' XML setting resulting in a domain that reboots instead of shutting down. For guests that react to a shutdown request, the differences from `virDomainDestroy()` are that the guest's disk storage will be in a stable state rather than having the (virtual) power cord pulled, and this command returns as soon as the shutdown request is issued rather than blocking until the guest is no longer running.
+    ///
+    /// If the domain is transient and has any snapshot metadata (see `virDomainSnapshotNum()`), then that metadata will automatically be deleted when the domain quits.
+    ///
+    /// If @flags is set to zero, then the hypervisor will choose the method of shutdown it considers best. To have greater control pass one or more of the `virDomainShutdownFlagValues`. The order in which the hypervisor tries each shutdown method is undefined, and a hypervisor is not required to support all methods.
+    ///
+    /// To use guest agent (`VIR_DOMAIN_SHUTDOWN_GUEST_AGENT`) the domain XML must have &lt;channel&gt; configured.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS` (258): calls the daemon's procedure of that name (libvirt's `virDomainShutdownFlags`).
     pub async fn domain_shutdown_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -3122,7 +4174,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_VOL_WIPE_PATTERN` (259): calls the daemon's procedure of that name.
+    /// Similar to `virStorageVolWipe`, but one can choose between different wiping algorithms. Also note, that depending on the actual volume representation, this call may not really overwrite the physical location of the volume. For instance, files stored journaled, log structured, copy-on-write, versioned, and network file systems are known to be problematic.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_WIPE_PATTERN` (259): calls the daemon's procedure of that name (libvirt's `virStorageVolWipePattern`).
     pub async fn storage_vol_wipe_pattern(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -3138,7 +4192,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_VOL_RESIZE` (260): calls the daemon's procedure of that name.
+    /// Changes the capacity of the storage volume @vol to @capacity. The operation will fail if the new capacity requires allocation that would exceed the remaining free space in the parent pool. The contents of the new capacity will appear as all zero bytes. The capacity value will be rounded to the granularity supported by the hypervisor.
+    ///
+    /// Normally, the operation will attempt to affect capacity with a minimum impact on allocation (that is, the default operation favors a sparse resize). If @flags contains `VIR_STORAGE_VOL_RESIZE_ALLOCATE`, then the operation will ensure that allocation is sufficient for the new capacity; this may make the operation take noticeably longer.
+    ///
+    /// Normally, the operation treats @capacity as the new size in bytes; but if @flags contains `VIR_STORAGE_VOL_RESIZE_DELTA`, then @capacity represents the size difference to add to the current size. It is up to the storage pool implementation whether unaligned requests are rounded up to the next valid boundary, or rejected.
+    ///
+    /// Normally, this operation should only be used to enlarge capacity; but if @flags contains `VIR_STORAGE_VOL_RESIZE_SHRINK`, it is possible to attempt a reduction in capacity even though it might cause data loss. If `VIR_STORAGE_VOL_RESIZE_DELTA` is also present, then @capacity is subtracted from the current size; without it, @capacity represents the absolute new size regardless of whether it is larger or smaller than the current size.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_RESIZE` (260): calls the daemon's procedure of that name (libvirt's `virStorageVolResize`).
     pub async fn storage_vol_resize(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -3154,7 +4216,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_PM_SUSPEND_FOR_DURATION` (261): calls the daemon's procedure of that name.
+    /// Attempt to have the guest enter the given @target power management suspension level. If @duration is non-zero, also schedule the guest to resume normal operation after that many seconds, if nothing else has resumed it earlier. Some hypervisors require that @duration be 0, for an indefinite suspension.
+    ///
+    /// Dependent on hypervisor used, this may require a guest agent to be available, e.g. QEMU.
+    ///
+    /// Beware that at least for QEMU, the domain's process will be terminated when `VIR_NODE_SUSPEND_TARGET_DISK` is used and a new process will be launched when libvirt is asked to wake up the domain. As a result of this, any runtime changes, such as device hotplug or memory settings, are lost unless such changes were made with `VIR_DOMAIN_AFFECT_CONFIG` flag.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PM_SUSPEND_FOR_DURATION` (261): calls the daemon's procedure of that name (libvirt's `virDomainPMSuspendForDuration`).
     pub async fn domain_pm_suspend_for_duration(
         &self,
         dom: RemoteNonnullDomain,
@@ -3172,7 +4240,27 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_CPU_STATS` (262): calls the daemon's procedure of that name.
+    /// Get statistics relating to CPU usage attributable to a single domain (in contrast to the statistics returned by `virNodeGetCPUStats()` for all processes on the host). @dom must be running (an inactive domain has no attributable cpu usage). On input, @params must contain at least @nparams \* @ncpus entries, allocated by the caller.
+    ///
+    /// If @start_cpu is -1, then @ncpus must be 1, and the returned results reflect the statistics attributable to the entire domain (such as user and system time for the process as a whole). Otherwise, @start_cpu represents which cpu to start with, and @ncpus represents how many consecutive processors to query, with statistics attributable per processor (such as per-cpu usage). If @ncpus is larger than the number of cpus available to query, then the trailing part of the array will be unpopulated.
+    ///
+    /// The remote driver imposes a limit of 128 @ncpus and 16 @nparams; the number of parameters per cpu should not exceed 16, but if you have a host with more than 128 CPUs, your program should split the request into multiple calls.
+    ///
+    /// As special cases, if @params is NULL and @nparams is 0 and @ncpus is 1, and the return value will be how many statistics are available for the given @start_cpu. This number may be different for @start_cpu of -1 than for any non-negative value, but will be the same for all non-negative @start_cpu. Likewise, if @params is NULL and @nparams is 0 and @ncpus is 0, the number of cpus available to query is returned. From the host perspective, this would typically match the cpus member of `virNodeGetInfo()`, but might be less due to host cpu hotplug.
+    ///
+    /// For now, @flags is unused, and the statistics all relate to the usage from the host perspective. It is possible that a future version will support a flag that queries the cpu usage from the guest's perspective, where the maximum cpu to query would be related to `virDomainGetVcpusFlags()` rather than `virNodeGetInfo()`. An individual guest vcpu cannot be reliably mapped back to a specific host cpu unless a single-processor vcpu pinning was used, but when @start_cpu is -1, any difference in usage between a host and guest perspective would serve as a measure of hypervisor overhead.
+    ///
+    /// Typical use sequence is below.
+    ///
+    /// getting total stats: set start_cpu as -1, ncpus 1
+    ///
+    /// virDomainGetCPUStats(dom, NULL, 0, -1, 1, 0); // nparams params = calloc(nparams, sizeof(virTypedParameter)) virDomainGetCPUStats(dom, params, nparams, -1, 1, 0); // total stats.
+    ///
+    /// getting per-cpu stats:
+    ///
+    /// virDomainGetCPUStats(dom, NULL, 0, 0, 0, 0); // ncpus virDomainGetCPUStats(dom, NULL, 0, 0, 1, 0); // nparams params = calloc(ncpus \* nparams, sizeof(virTypedParameter)); virDomainGetCPUStats(dom, params, nparams, 0, ncpus, 0); // per-cpu stats
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_CPU_STATS` (262): calls the daemon's procedure of that name (libvirt's `virDomainGetCPUStats`).
     pub async fn domain_get_cpu_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -3192,7 +4280,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_DISK_ERRORS` (263): calls the daemon's procedure of that name.
+    /// The function populates @errors array with all disks that encountered an I/O error. Disks with no error will not be returned in the @errors array. Each disk is identified by its target (the dev attribute of target subelement in domain XML), such as "vda", and accompanied with the error that was seen on it. The caller is also responsible for calling free() on each disk name returned.
+    ///
+    /// In a special case when @errors is NULL and @maxerrors is 0, the function returns preferred size of @errors that the caller should use to get all disk errors.
+    ///
+    /// Since calling virDomainGetDiskErrors(dom, NULL, 0, 0) to get preferred size of @errors array and getting the errors are two separate operations, new disks may be hotplugged to the domain and new errors may be encountered between the two calls. Thus, this function may not return all disk errors because the supplied array is not large enough. Such errors may, however, be detected by listening to domain events.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_DISK_ERRORS` (263): calls the daemon's procedure of that name (libvirt's `virDomainGetDiskErrors`).
     pub async fn domain_get_disk_errors(
         &self,
         dom: RemoteNonnullDomain,
@@ -3208,7 +4302,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_METADATA` (264): calls the daemon's procedure of that name.
+    /// Sets the appropriate domain element given by @type to the value of @metadata. A @type of `VIR_DOMAIN_METADATA_DESCRIPTION` is free-form text; `VIR_DOMAIN_METADATA_TITLE` is free-form, but no newlines are permitted, and should be short (although the length is not enforced). For these two options @key and @uri are irrelevant and must be set to NULL.
+    ///
+    /// For type `VIR_DOMAIN_METADATA_ELEMENT` @metadata must be well-formed XML belonging to namespace defined by @uri with local name @key.
+    ///
+    /// Passing NULL for @metadata says to remove that element from the domain XML (passing the empty string leaves the element present).
+    ///
+    /// The resulting metadata will be present in `virDomainGetXMLDesc()`, as well as quick access through `virDomainGetMetadata()`.
+    ///
+    /// @flags controls whether the live domain, persistent configuration, or both will be modified.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_METADATA` (264): calls the daemon's procedure of that name (libvirt's `virDomainSetMetadata`).
     pub async fn domain_set_metadata(
         &self,
         dom: RemoteNonnullDomain,
@@ -3230,7 +4334,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_METADATA` (265): calls the daemon's procedure of that name.
+    /// Retrieves the appropriate domain element given by @type. If `VIR_DOMAIN_METADATA_ELEMENT` is requested parameter @uri must be set to the name of the namespace the requested elements belong to, otherwise must be NULL.
+    ///
+    /// If an element of the domain XML is not present, the resulting error will be `VIR_ERR_NO_DOMAIN_METADATA`. This method forms a shortcut for seeing information from `virDomainSetMetadata()` without having to go through `virDomainGetXMLDesc()`.
+    ///
+    /// @flags controls whether the live domain or persistent configuration will be queried.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_METADATA` (265): calls the daemon's procedure of that name (libvirt's `virDomainGetMetadata`).
     pub async fn domain_get_metadata(
         &self,
         dom: RemoteNonnullDomain,
@@ -3249,7 +4359,27 @@ impl crate::Client {
         .await
         .map(|r| r.metadata)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_REBASE` (266): calls the daemon's procedure of that name.
+    /// Populate a disk image with data from its backing image chain, and setting the backing image to @base, or alternatively copy an entire backing chain to a new file @base.
+    ///
+    /// When @flags is 0, this starts a pull, where @base must be the absolute path of one of the backing images further up the chain, or NULL to convert the disk image so that it has no backing image. Once all data from its backing image chain has been pulled, the disk no longer depends on those intermediate backing images. This function pulls data for the entire device in the background. Progress of the operation can be checked with `virDomainGetBlockJobInfo()` with a job type of `VIR_DOMAIN_BLOCK_JOB_TYPE_PULL`, and the operation can be aborted with `virDomainBlockJobAbort()`. When finished, an asynchronous event is raised to indicate the final status, and the job no longer exists. If the job is aborted, a new one can be started later to resume from the same point.
+    ///
+    /// If @flags contains `VIR_DOMAIN_BLOCK_REBASE_RELATIVE`, the name recorded into the active disk as the location for @base will be kept relative. The operation will fail if libvirt can't infer the name.
+    ///
+    /// When @flags includes `VIR_DOMAIN_BLOCK_REBASE_COPY`, this starts a copy, where @base must be the name of a new file to copy the chain to. By default, the copy will pull the entire source chain into the destination file, but if @flags also contains `VIR_DOMAIN_BLOCK_REBASE_SHALLOW`, then only the top of the source chain will be copied (the source and destination have a common backing file). By default, @base will be created with the same file format as the source, but this can be altered by adding `VIR_DOMAIN_BLOCK_REBASE_COPY_RAW` to force the copy to be raw (does not make sense with the shallow flag unless the source is also raw), or by using `VIR_DOMAIN_BLOCK_REBASE_REUSE_EXT` to reuse an existing file which was pre-created with the correct format and metadata and sufficient size to hold the copy. In case the `VIR_DOMAIN_BLOCK_REBASE_SHALLOW` flag is used the pre-created file has to exhibit the same guest visible contents as the backing file of the original image. This allows a management app to pre-create files with relative backing file names, rather than the default of absolute backing file names; as a security precaution, you should generally only use reuse_ext with the shallow flag and a non-raw destination file. By default, the copy destination will be treated as type='file', but using `VIR_DOMAIN_BLOCK_REBASE_COPY_DEV` treats the destination as type='block' (affecting how `virDomainGetBlockInfo()` will report allocation after pivoting).
+    ///
+    /// A copy job has two parts; in the first phase, the @bandwidth parameter affects how fast the source is pulled into the destination, and the job can only be canceled by reverting to the source file; progress in this phase can be tracked via the `virDomainBlockJobInfo()` command, with a job type of `VIR_DOMAIN_BLOCK_JOB_TYPE_COPY`. The job transitions to the second phase when the job info states cur == end, and remains alive to mirror all further changes to both source and destination. The user must call `virDomainBlockJobAbort()` to end the mirroring while choosing whether to revert to source or pivot to the destination. An event is issued when the job ends, and depending on the hypervisor, an event may also be issued when the job transitions from pulling to mirroring. If the job is aborted, a new job will have to start over from the beginning of the first phase.
+    ///
+    /// Some hypervisors will restrict certain actions, such as `virDomainSave()` or `virDomainDetachDevice()`, while a copy job is active; they may also restrict a copy job to transient domains.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// The @base parameter can be either a path to a file within the backing chain, or the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda") followed by an index to the backing chain enclosed in square brackets. Backing chain indexes can be found by inspecting //disk//backingStore/@index in the domain XML. Thus, for example, "vda\[3\]" refers to the backing store with index equal to "3" in the chain of disk "vda".
+    ///
+    /// The maximum bandwidth that will be used to do the copy can be specified with the @bandwidth parameter. If set to 0, there is no limit. If @flags includes `VIR_DOMAIN_BLOCK_REBASE_BANDWIDTH_BYTES`, @bandwidth is in bytes/second; otherwise, it is in MiB/second. Values larger than 2^52 bytes/sec may be rejected due to overflow considerations based on the word size of both client and server, and values larger than 2^31 bytes/sec may cause overflow problems if later queried by `virDomainGetBlockJobInfo()` without scaling. Hypervisors may further restrict the range of valid bandwidth values. Some hypervisors do not support this feature and will return an error if bandwidth is not 0; in this case, it might still be possible for a later call to `virDomainBlockJobSetSpeed()` to succeed. The actual speed can be determined with `virDomainGetBlockJobInfo()`.
+    ///
+    /// When @base is NULL and @flags is 0, this is identical to `virDomainBlockPull()`. When @flags contains `VIR_DOMAIN_BLOCK_REBASE_COPY`, this command is shorthand for `virDomainBlockCopy()` where the destination XML encodes @base as a &lt;disk type='file'&gt;, @bandwidth is properly scaled and passed as a typed parameter, the shallow and reuse external flags are preserved, and remaining flags control whether the XML encodes a destination format of raw instead of leaving the destination identical to the source format or probed from the reused file.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_REBASE` (266): calls the daemon's procedure of that name (libvirt's `virDomainBlockRebase`).
     pub async fn domain_block_rebase(
         &self,
         dom: RemoteNonnullDomain,
@@ -3269,7 +4399,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_PM_WAKEUP` (267): calls the daemon's procedure of that name.
+    /// Inject a wakeup into the guest that previously used `virDomainPMSuspendForDuration`, rather than waiting for the previously requested duration (if any) to elapse.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PM_WAKEUP` (267): calls the daemon's procedure of that name (libvirt's `virDomainPMWakeup`).
     pub async fn domain_pm_wakeup(
         &self,
         dom: RemoteNonnullDomain,
@@ -3280,7 +4412,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_IS_CURRENT` (271): calls the daemon's procedure of that name.
+    /// Determine if the given snapshot is the domain's current snapshot. See also `virDomainHasCurrentSnapshot()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_IS_CURRENT` (271): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotIsCurrent`).
     pub async fn domain_snapshot_is_current(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -3292,7 +4426,9 @@ impl crate::Client {
         .await
         .map(|r| r.current)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_HAS_METADATA` (272): calls the daemon's procedure of that name.
+    /// Determine if the given snapshot is associated with libvirt metadata that would prevent the deletion of the domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_HAS_METADATA` (272): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotHasMetadata`).
     pub async fn domain_snapshot_has_metadata(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -3304,7 +4440,23 @@ impl crate::Client {
         .await
         .map(|r| r.metadata)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS` (273): calls the daemon's procedure of that name.
+    /// Collect a possibly-filtered list of all domains, and return an allocated array of information for each. This API solves the race inherent in `virConnectListDomains()` and `virConnectListDefinedDomains()`.
+    ///
+    /// Normally, all domains are returned; however, @flags can be used to filter the results for a smaller list of targeted domains. The valid flags are divided into groups, where each group contains bits that describe mutually exclusive attributes of a domain, and where all bits within a group describe all possible domains. Some hypervisors might reject explicit bits from a group where the hypervisor cannot make a distinction (for example, not all hypervisors can tell whether domains have snapshots). For a group supported by a given hypervisor, the behavior when no bits of a group are set is identical to the behavior when all bits in that group are set. When setting bits from more than one group, it is possible to select an impossible combination (such as an inactive transient domain), in that case a hypervisor may return either 0 or an error.
+    ///
+    /// The first group of @flags is `VIR_CONNECT_LIST_DOMAINS_ACTIVE` (online domains) and `VIR_CONNECT_LIST_DOMAINS_INACTIVE` (offline domains).
+    ///
+    /// The next group of @flags is `VIR_CONNECT_LIST_DOMAINS_PERSISTENT` (defined domains) and `VIR_CONNECT_LIST_DOMAINS_TRANSIENT` (running but not defined).
+    ///
+    /// The next group of @flags covers various domain states: `VIR_CONNECT_LIST_DOMAINS_RUNNING`, `VIR_CONNECT_LIST_DOMAINS_PAUSED`, `VIR_CONNECT_LIST_DOMAINS_SHUTOFF`, and a catch-all for all other states (such as crashed, this catch-all covers the possibility of adding new states).
+    ///
+    /// The remaining groups cover boolean attributes commonly asked about domains; they include `VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE` and `VIR_CONNECT_LIST_DOMAINS_NO_MANAGEDSAVE`, for filtering based on whether a managed save image exists; `VIR_CONNECT_LIST_DOMAINS_AUTOSTART` and `VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART`, for filtering based on autostart; `VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT` and `VIR_CONNECT_LIST_DOMAINS_NO_SNAPSHOT`, for filtering based on whether a domain has snapshots; `VIR_CONNECT_LIST_DOMAINS_HAS_CHECKPOINT` and `VIR_CONNECT_LIST_DOMAINS_NO_CHECKPOINT`, for filtering based on whether a domain has checkpoints.
+    ///
+    /// Example of usage:
+    ///
+    /// `virDomainPtr` \*domains; size_t i; int ret; unsigned int flags = `VIR_CONNECT_LIST_DOMAINS_RUNNING` | `VIR_CONNECT_LIST_DOMAINS_PERSISTENT`; ret = virConnectListAllDomains(conn, &amp;domains, flags); if (ret &lt; 0) error(); for (i = 0; i &lt; ret; i++) { do_something_with_domain(domains\[i\]); //here or in a separate loop if needed virDomainFree(domains\[i\]); } free(domains);
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS` (273): calls the daemon's procedure of that name (libvirt's `virConnectListAllDomains`).
     pub async fn connect_list_all_domains(
         &self,
         need_results: i32,
@@ -3319,7 +4471,21 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_LIST_ALL_SNAPSHOTS` (274): calls the daemon's procedure of that name.
+    /// Collect the list of domain snapshots for the given domain and allocate an array to store those objects. This API solves the race inherent in `virDomainSnapshotListNames()`.
+    ///
+    /// If @flags contains `VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL` and @snaps is non-NULL, and no other connection is modifying snapshots, then it is guaranteed that for any snapshot in the resulting list, no snapshots later in the list can be reached by a sequence of `virDomainSnapshotGetParent()` starting from that earlier snapshot; otherwise, the order of snapshots in the resulting list is unspecified.
+    ///
+    /// By default, this command covers all snapshots. It is also possible to limit things to just snapshots with no parents, when @flags includes `VIR_DOMAIN_SNAPSHOT_LIST_ROOTS`. Additional filters are provided in groups listed below. Within a group, bits are mutually exclusive, where all possible snapshots are described by exactly one bit from the group. Some hypervisors might reject particular flags where it cannot make a distinction for filtering. If the set of filter flags selected forms an impossible combination, the hypervisor may return either 0 or an error.
+    ///
+    /// The first group of @flags is `VIR_DOMAIN_SNAPSHOT_LIST_LEAVES` and `VIR_DOMAIN_SNAPSHOT_LIST_NO_LEAVES`, to filter based on snapshots that have no further children (a leaf snapshot).
+    ///
+    /// The next group of @flags is `VIR_DOMAIN_SNAPSHOT_LIST_METADATA` and `VIR_DOMAIN_SNAPSHOT_LIST_NO_METADATA`, for filtering snapshots based on whether they have metadata that would prevent the removal of the last reference to a domain.
+    ///
+    /// The next group of @flags is `VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE`, `VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE`, and `VIR_DOMAIN_SNAPSHOT_LIST_DISK_ONLY`, for filtering snapshots based on what domain state is tracked by the snapshot.
+    ///
+    /// The next group of @flags is `VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL` and `VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL`, for filtering snapshots based on whether the snapshot is stored inside the disk images or as additional files.
+    ///
+    /// `REMOTE_PROC_DOMAIN_LIST_ALL_SNAPSHOTS` (274): calls the daemon's procedure of that name (libvirt's `virDomainListAllSnapshots`).
     pub async fn domain_list_all_snapshots(
         &self,
         dom: RemoteNonnullDomain,
@@ -3336,7 +4502,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN` (275): calls the daemon's procedure of that name.
+    /// Collect the list of domain snapshots that are children of the given snapshot, and allocate an array to store those objects. This API solves the race inherent in `virDomainSnapshotListChildrenNames()`.
+    ///
+    /// If @flags lacks `VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS` or contains `VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL`, @snaps is non-NULL, and no other connection is modifying snapshots, then it is guaranteed that for any snapshot in the resulting list, no snapshots later in the list can be reached by a sequence of `virDomainSnapshotGetParent()` starting from that earlier snapshot; otherwise, the order of snapshots in the resulting list is unspecified.
+    ///
+    /// By default, this command covers only direct children. It is also possible to expand things to cover all descendants, when @flags includes `VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS`. Additional filters are provided via the remaining @flags values as documented in `virDomainListAllSnapshots()`, with the exception that `VIR_DOMAIN_SNAPSHOT_LIST_ROOTS` is not supported (in fact, `VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS` has the same bit value but opposite semantics of widening rather than narrowing the listing).
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN` (275): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotListAllChildren`).
     pub async fn domain_snapshot_list_all_children(
         &self,
         snapshot: RemoteNonnullDomainSnapshot,
@@ -3355,7 +4527,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_HOSTNAME` (277): calls the daemon's procedure of that name.
+    /// Get the hostname for that domain. If no hostname is found, then an error is raised with `VIR_ERR_NO_HOSTNAME` code.
+    ///
+    /// Dependent on hypervisor and @flags used, this may require a guest agent to be available.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_HOSTNAME` (277): calls the daemon's procedure of that name (libvirt's `virDomainGetHostname`).
     pub async fn domain_get_hostname(
         &self,
         dom: RemoteNonnullDomain,
@@ -3370,7 +4546,9 @@ impl crate::Client {
         .await
         .map(|r| r.hostname)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SECURITY_LABEL_LIST` (278): calls the daemon's procedure of that name.
+    /// Extract the security labels of an active domain. The 'label' field in the @seclabels argument will be initialized to the empty string if the domain is not running under a security model.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SECURITY_LABEL_LIST` (278): calls the daemon's procedure of that name (libvirt's `virDomainGetSecurityLabelList`).
     pub async fn domain_get_security_label_list(
         &self,
         dom: RemoteNonnullDomain,
@@ -3381,7 +4559,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_PIN_EMULATOR` (279): calls the daemon's procedure of that name.
+    /// Dynamically change the real CPUs which can be allocated to all emulator threads. This function may require privileged access to the hypervisor.
+    ///
+    /// @flags may include `VIR_DOMAIN_AFFECT_LIVE` or `VIR_DOMAIN_AFFECT_CONFIG`. Both flags may be set. If `VIR_DOMAIN_AFFECT_LIVE` is set, the change affects a running domain and may fail if domain is not alive. If `VIR_DOMAIN_AFFECT_CONFIG` is set, the change affects persistent state, and will fail for transient domains. If neither flag is specified (that is, @flags is `VIR_DOMAIN_AFFECT_CURRENT`), then an inactive domain modifies persistent setup, while an active domain is hypervisor-dependent on whether just live or both live and persistent state is changed. Not all hypervisors can support all flag combinations.
+    ///
+    /// See also `virDomainGetEmulatorPinInfo` for querying this information.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PIN_EMULATOR` (279): calls the daemon's procedure of that name (libvirt's `virDomainPinEmulator`).
     pub async fn domain_pin_emulator(
         &self,
         dom: RemoteNonnullDomain,
@@ -3397,7 +4581,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_EMULATOR_PIN_INFO` (280): calls the daemon's procedure of that name.
+    /// Query the CPU pinning setting of all emulator threads from the domain XML, store it in @cpumap.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_EMULATOR_PIN_INFO` (280): calls the daemon's procedure of that name (libvirt's `virDomainGetEmulatorPinInfo`).
     pub async fn domain_get_emulator_pin_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -3414,7 +4600,19 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_STORAGE_POOLS` (281): calls the daemon's procedure of that name.
+    /// Collect the list of storage pools, and allocate an array to store those objects. This API solves the race inherent between `virConnectListStoragePools` and `virConnectListDefinedStoragePools`.
+    ///
+    /// Normally, all storage pools are returned; however, @flags can be used to filter the results for a smaller list of targeted pools. The valid flags are divided into groups, where each group contains bits that describe mutually exclusive attributes of a pool, and where all bits within a group describe all possible pools.
+    ///
+    /// The first group of @flags is `VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE` (online) and `VIR_CONNECT_LIST_STORAGE_POOLS_INACTIVE` (offline) to filter the pools by state.
+    ///
+    /// The second group of @flags is `VIR_CONNECT_LIST_STORAGE_POOLS_PERSITENT` (defined) and `VIR_CONNECT_LIST_STORAGE_POOLS_TRANSIENT` (running but not defined), to filter the pools by whether they have persistent config or not.
+    ///
+    /// The third group of @flags is `VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART` and `VIR_CONNECT_LIST_STORAGE_POOLS_NO_AUTOSTART`, to filter the pools by whether they are marked as autostart or not.
+    ///
+    /// The last group of @flags is provided to filter the pools by the types, the flags include: `VIR_CONNECT_LIST_STORAGE_POOLS_DIR` `VIR_CONNECT_LIST_STORAGE_POOLS_FS` `VIR_CONNECT_LIST_STORAGE_POOLS_NETFS` `VIR_CONNECT_LIST_STORAGE_POOLS_LOGICAL` `VIR_CONNECT_LIST_STORAGE_POOLS_DISK` `VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI` `VIR_CONNECT_LIST_STORAGE_POOLS_SCSI` `VIR_CONNECT_LIST_STORAGE_POOLS_MPATH` `VIR_CONNECT_LIST_STORAGE_POOLS_RBD` `VIR_CONNECT_LIST_STORAGE_POOLS_SHEEPDOG` `VIR_CONNECT_LIST_STORAGE_POOLS_GLUSTER` `VIR_CONNECT_LIST_STORAGE_POOLS_ZFS` `VIR_CONNECT_LIST_STORAGE_POOLS_VSTORAGE` `VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI_DIRECT`
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_STORAGE_POOLS` (281): calls the daemon's procedure of that name (libvirt's `virConnectListAllStoragePools`).
     pub async fn connect_list_all_storage_pools(
         &self,
         need_results: i32,
@@ -3429,7 +4627,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LIST_ALL_VOLUMES` (282): calls the daemon's procedure of that name.
+    /// Collect the list of storage volumes, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LIST_ALL_VOLUMES` (282): calls the daemon's procedure of that name (libvirt's `virStoragePoolListAllVolumes`).
     pub async fn storage_pool_list_all_volumes(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -3446,7 +4646,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_NETWORKS` (283): calls the daemon's procedure of that name.
+    /// Collect the list of networks, and allocate an array to store those objects. This API solves the race inherent between `virConnectListNetworks` and `virConnectListDefinedNetworks`.
+    ///
+    /// Normally, all networks are returned; however, @flags can be used to filter the results for a smaller list of targeted networks. The valid flags are divided into groups, where each group contains bits that describe mutually exclusive attributes of a network, and where all bits within a group describe all possible networks.
+    ///
+    /// The first group of @flags is `VIR_CONNECT_LIST_NETWORKS_ACTIVE` (up) and `VIR_CONNECT_LIST_NETWORKS_INACTIVE` (down) to filter the networks by state.
+    ///
+    /// The second group of @flags is `VIR_CONNECT_LIST_NETWORKS_PERSISTENT` (defined) and `VIR_CONNECT_LIST_NETWORKS_TRANSIENT` (running but not defined), to filter the networks by whether they have persistent config or not.
+    ///
+    /// The third group of @flags is `VIR_CONNECT_LIST_NETWORKS_AUTOSTART` and `VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART`, to filter the networks by whether they are marked as autostart or not.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_NETWORKS` (283): calls the daemon's procedure of that name (libvirt's `virConnectListAllNetworks`).
     pub async fn connect_list_all_networks(
         &self,
         need_results: i32,
@@ -3461,7 +4671,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_INTERFACES` (284): calls the daemon's procedure of that name.
+    /// Collect the list of interfaces, and allocate an array to store those objects. This API solves the race inherent between `virConnectListInterfaces` and `virConnectListDefinedInterfaces`.
+    ///
+    /// Normally, all interfaces are returned; however, @flags can be used to filter the results for a smaller list of targeted interfaces. The valid flags are divided into groups, where each group contains bits that describe mutually exclusive attributes of a interface, and where all bits within a group describe all possible interfaces.
+    ///
+    /// The only group of @flags is `VIR_CONNECT_LIST_INTERFACES_ACTIVE` (up) and `VIR_CONNECT_LIST_INTERFACES_INACTIVE` (down) to filter the interfaces by state.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_INTERFACES` (284): calls the daemon's procedure of that name (libvirt's `virConnectListAllInterfaces`).
     pub async fn connect_list_all_interfaces(
         &self,
         need_results: i32,
@@ -3476,7 +4692,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES` (285): calls the daemon's procedure of that name.
+    /// Collect the list of node devices, and allocate an array to store those objects.
+    ///
+    /// Normally, all node devices are returned; however, @flags can be used to filter the results for a smaller list of targeted node devices.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES` (285): calls the daemon's procedure of that name (libvirt's `virConnectListAllNodeDevices`).
     pub async fn connect_list_all_node_devices(
         &self,
         need_results: i32,
@@ -3491,7 +4711,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_NWFILTERS` (286): calls the daemon's procedure of that name.
+    /// Collect the list of network filters, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_NWFILTERS` (286): calls the daemon's procedure of that name (libvirt's `virConnectListAllNWFilters`).
     pub async fn connect_list_all_nwfilters(
         &self,
         need_results: i32,
@@ -3506,7 +4728,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_SECRETS` (287): calls the daemon's procedure of that name.
+    /// Collect the list of secrets, and allocate an array to store those objects.
+    ///
+    /// Normally, all secrets are returned; however, @flags can be used to filter the results for a smaller list of targeted secrets. The valid flags are divided into groups, where each group contains bits that describe mutually exclusive attributes of a secret, and where all bits within a group describe all possible secrets.
+    ///
+    /// The first group of @flags is used to filter secrets by its storage location. Flag `VIR_CONNECT_LIST_SECRETS_EPHEMERAL` selects secrets that are kept only in memory. Flag `VIR_CONNECT_LIST_SECRETS_NO_EPHEMERAL` selects secrets that are kept in persistent storage.
+    ///
+    /// The second group of @flags is used to filter secrets by privacy. Flag `VIR_CONNECT_LIST_SECRETS_PRIVATE` selects secrets that are never revealed to any caller of libvirt nor to any other node. Flag `VIR_CONNECT_LIST_SECRETS_NO_PRIVATE` selects non-private secrets.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_SECRETS` (287): calls the daemon's procedure of that name (libvirt's `virConnectListAllSecrets`).
     pub async fn connect_list_all_secrets(
         &self,
         need_results: i32,
@@ -3521,7 +4751,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_SET_MEMORY_PARAMETERS` (288): calls the daemon's procedure of that name.
+    /// Change all or a subset of the node memory tunables. The function fails if not all of the tunables are supported.
+    ///
+    /// Note that it's not recommended to use this function while the outside tuning program is running (such as ksmtuned under Linux), as they could change the tunables in parallel, which could cause conflicts.
+    ///
+    /// This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_NODE_SET_MEMORY_PARAMETERS` (288): calls the daemon's procedure of that name (libvirt's `virNodeSetMemoryParameters`).
     pub async fn node_set_memory_parameters(
         &self,
         params: Vec<RemoteTypedParam>,
@@ -3532,7 +4768,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_GET_MEMORY_PARAMETERS` (289): calls the daemon's procedure of that name.
+    /// Get all node memory parameters (parameters unsupported by OS will be omitted). On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// As a special case, calling with @params as NULL and @nparams as 0 on input will cause @nparams on output to contain the number of parameters supported by the hypervisor. The caller should then allocate @params array, i.e. (sizeof(@virTypedParameter) \* @nparams) bytes and call the API again. See `virDomainGetMemoryParameters()` for an equivalent usage example.
+    ///
+    /// `REMOTE_PROC_NODE_GET_MEMORY_PARAMETERS` (289): calls the daemon's procedure of that name (libvirt's `virNodeGetMemoryParameters`).
     pub async fn node_get_memory_parameters(
         &self,
         nparams: i32,
@@ -3544,7 +4784,27 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_COMMIT` (290): calls the daemon's procedure of that name.
+    /// Commit changes that were made to temporary top-level files within a disk image backing file chain into a lower-level base file. In other words, take all the difference between @base and @top, and update @base to contain that difference; after the commit, any portion of the chain that previously depended on @top will now depend on @base, and all files after @base up to and including @top will now be invalidated. A typical use of this command is to reduce the length of a backing file chain after taking an external disk snapshot. To move data in the opposite direction, see `virDomainBlockPull()`.
+    ///
+    /// This command starts a long-running commit block job, whose status may be tracked by `virDomainBlockJobInfo()` with a job type of `VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT`, and the operation can be aborted with `virDomainBlockJobAbort()`. When finished, an asynchronous event is raised to indicate the final status, and the job no longer exists. If the job is aborted, it is up to the hypervisor whether starting a new job will resume from the same point, or start over.
+    ///
+    /// As a special case, if @top is the active image (or NULL), and @flags includes `VIR_DOMAIN_BLOCK_COMMIT_ACTIVE`, the block job will have a type of `VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT`, and operates in two phases. In the first phase, the contents are being committed into @base, and the job can only be canceled. The job transitions to the second phase when the block job event with state `VIR_DOMAIN_BLOCK_JOB_READY` is emitted for the given device. This information is also visible in the live XML as 'ready="yes"' attribute of the corresponding &lt;mirror&gt; element. Once in the second phase, the user must choose whether to cancel the job (keeping @top as the active image, but now containing only the changes since the time the job ended) or to pivot the job (adjusting to @base as the active image, and invalidating @top).
+    ///
+    /// Be aware that this command may invalidate files even if it is aborted; the user is cautioned against relying on the contents of invalidated intermediate files such as @top (when @top is not the active image) without manually rebasing those files to use a backing file of a read-only copy of @base prior to the point where the commit operation was started (and such a rebase cannot be safely done until the commit has successfully completed). However, the domain itself will not have any issues; the active layer remains valid throughout the entire commit operation.
+    ///
+    /// Some hypervisors may support a shortcut where if @flags contains `VIR_DOMAIN_BLOCK_COMMIT_DELETE`, then this command will unlink all files that were invalidated, after the commit successfully completes.
+    ///
+    /// If @flags contains `VIR_DOMAIN_BLOCK_COMMIT_RELATIVE`, the name recorded into the overlay of the @top image (if there is such image) as the path to the new backing file will be kept relative to other images. The operation will fail if libvirt can't infer the name.
+    ///
+    /// By default, if @base is NULL, the commit target will be the bottom of the backing chain; if @flags contains `VIR_DOMAIN_BLOCK_COMMIT_SHALLOW`, then the immediate backing file of @top will be used instead. If @top is NULL, the active image at the top of the chain will be used. Some hypervisors place restrictions on how much can be committed, and might fail if @base is not the immediate backing file of @top, or if @top is the active layer in use by a running domain but @flags did not include `VIR_DOMAIN_BLOCK_COMMIT_ACTIVE`, or if @top is not the top-most file; restrictions may differ for online vs. offline domains.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// The @base and @top parameters can be either paths to files within the backing chain, or the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda") followed by an index to the backing chain enclosed in square brackets. Backing chain indexes can be found by inspecting //disk//backingStore/@index in the domain XML. Thus, for example, "vda\[3\]" refers to the backing store with index equal to "3" in the chain of disk "vda".
+    ///
+    /// The maximum bandwidth that will be used to do the commit can be specified with the @bandwidth parameter. If set to 0, there is no limit. If @flags includes `VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES`, @bandwidth is in bytes/second; otherwise, it is in MiB/second. Values larger than 2^52 bytes/sec may be rejected due to overflow considerations based on the word size of both client and server, and values larger than 2^31 bytes/sec may cause overflow problems if later queried by `virDomainGetBlockJobInfo()` without scaling. Hypervisors may further restrict the range of valid bandwidth values. Some hypervisors do not support this feature and will return an error if bandwidth is not 0; in this case, it might still be possible for a later call to `virDomainBlockJobSetSpeed()` to succeed. The actual speed can be determined with `virDomainGetBlockJobInfo()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_COMMIT` (290): calls the daemon's procedure of that name (libvirt's `virDomainBlockCommit`).
     pub async fn domain_block_commit(
         &self,
         dom: RemoteNonnullDomain,
@@ -3566,7 +4826,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NETWORK_UPDATE` (291): calls the daemon's procedure of that name.
+    /// Update the definition of an existing network, either its live running state, its persistent configuration, or both.
+    ///
+    /// `REMOTE_PROC_NETWORK_UPDATE` (291): calls the daemon's procedure of that name (libvirt's `virNetworkUpdate`).
     pub async fn network_update(
         &self,
         net: RemoteNonnullNetwork,
@@ -3588,7 +4850,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_GET_CPU_MAP` (293): calls the daemon's procedure of that name.
+    /// Get CPU map of host node CPUs.
+    ///
+    /// `REMOTE_PROC_NODE_GET_CPU_MAP` (293): calls the daemon's procedure of that name (libvirt's `virNodeGetCPUMap`).
     pub async fn node_get_cpu_map(
         &self,
         need_map: i32,
@@ -3604,7 +4868,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_FSTRIM` (294): calls the daemon's procedure of that name.
+    /// Calls FITRIM within the guest (hence guest agent may be required depending on hypervisor used). Either call it on each mounted filesystem (@mountPoint is NULL) or just on specified @mountPoint. @minimum hints that free ranges smaller than this may be ignored (this is a hint and the guest may not respect it). By increasing this value, the fstrim operation will complete more quickly for filesystems with badly fragmented free space, although not all blocks will be discarded. If @minimum is not zero, the command may fail.
+    ///
+    /// `REMOTE_PROC_DOMAIN_FSTRIM` (294): calls the daemon's procedure of that name (libvirt's `virDomainFSTrim`).
     pub async fn domain_fstrim(
         &self,
         dom: RemoteNonnullDomain,
@@ -3622,7 +4888,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SEND_PROCESS_SIGNAL` (295): calls the daemon's procedure of that name.
+    /// Send a signal to the designated process in the guest
+    ///
+    /// The signal numbers must be taken from the `virDomainProcessSignal` enum. These will be translated to the corresponding signal number for the guest OS, by the guest agent delivering the signal. If there is no mapping from `virDomainProcessSignal` to the native OS signals, this API will report an error.
+    ///
+    /// If @pid_value is an integer greater than zero, it is treated as a process ID. If @pid_value is an integer less than zero, it is treated as a process group ID. All the @pid_value numbers are from the container/guest namespace. The value zero is not valid.
+    ///
+    /// Not all hypervisors will support sending signals to arbitrary processes or process groups. If this API is implemented the minimum requirement is to be able to use @pid_value == 1 (i.e. kill init). No other value is required to be supported.
+    ///
+    /// If the @signum is `VIR_DOMAIN_PROCESS_SIGNAL_NOP` then this API will simply report whether the process is running in the container/guest.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SEND_PROCESS_SIGNAL` (295): calls the daemon's procedure of that name (libvirt's `virDomainSendProcessSignal`).
     pub async fn domain_send_process_signal(
         &self,
         dom: RemoteNonnullDomain,
@@ -3640,7 +4916,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_CHANNEL` (296): calls the daemon's procedure of that name.
+    /// This opens the host interface associated with a channel device on a guest, if the host interface is supported. If @name is given, it can match either the device alias (e.g. "channel0"), or the virtio target name (e.g. "org.qemu.guest_agent.0"). If @name is omitted, then the first channel is opened. The channel is associated with the passed in @st stream, which should have been opened in non-blocking mode for bi-directional I/O.
+    ///
+    /// By default, when @flags is 0, the open will fail if libvirt detects that the channel is already in use by another client; passing `VIR_DOMAIN_CHANNEL_FORCE` will cause libvirt to forcefully remove the other client prior to opening this channel.
+    ///
+    /// `REMOTE_PROC_DOMAIN_OPEN_CHANNEL` (296): calls the daemon's procedure of that name (libvirt's `virDomainOpenChannel`).
     ///
     /// Opens a stream (data flows both ways: read the guest's output from it and write input to it; libvirt annotates it `@readstream`, which the client does not enforce): returns it with the reply.
     pub async fn domain_open_channel(
@@ -3659,7 +4939,11 @@ impl crate::Client {
         .await
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_LOOKUP_SCSI_HOST_BY_WWN` (297): calls the daemon's procedure of that name.
+    /// Lookup SCSI Host which is capable with 'fc_host' by its WWNN and WWPN.
+    ///
+    /// `virNodeDeviceFree` should be used to free the resources after the node device object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_LOOKUP_SCSI_HOST_BY_WWN` (297): calls the daemon's procedure of that name (libvirt's `virNodeDeviceLookupSCSIHostByWWN`).
     pub async fn node_device_lookup_scsi_host_by_wwn(
         &self,
         wwnn: RemoteNonnullString,
@@ -3676,7 +4960,11 @@ impl crate::Client {
         .await
         .map(|r| r.dev)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_JOB_STATS` (298): calls the daemon's procedure of that name.
+    /// Extract information about progress of a background job on a domain. Will return an error if the domain is not active. The function returns a superset of progress information provided by `virDomainGetJobInfo`. Possible fields returned in @params are defined by `VIR_DOMAIN_JOB_*` macros and new fields will likely be introduced in the future so callers may receive fields that they do not understand in case they talk to a newer server.
+    ///
+    /// When @flags contains `VIR_DOMAIN_JOB_STATS_COMPLETED`, the function will return statistics about a recently completed job. Specifically, this flag may be used to query statistics of a completed incoming pre-copy migration (statistics for post-copy migration are only available on the source host). Statistics of a completed job are automatically destroyed once read (unless the `VIR_DOMAIN_JOB_STATS_COMPLETED_KEEP` is used as well) or when libvirtd is restarted. Note that time information returned for completed migrations may be completely irrelevant unless both source and destination hosts have synchronized time (i.e., NTP daemon is running on both of them). The statistics of a completed job can also be obtained by listening to a `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` event (on the source host in case of a migration job).
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_JOB_STATS` (298): calls the daemon's procedure of that name (libvirt's `virDomainGetJobStats`).
     pub async fn domain_get_job_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -3690,7 +4978,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_COMPRESSION_CACHE` (299): calls the daemon's procedure of that name.
+    /// Gets current size of the cache (in bytes) used for compressing repeatedly transferred memory pages during live migration.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_COMPRESSION_CACHE` (299): calls the daemon's procedure of that name (libvirt's `virDomainMigrateGetCompressionCache`).
     pub async fn domain_migrate_get_compression_cache(
         &self,
         dom: RemoteNonnullDomain,
@@ -3705,7 +4995,9 @@ impl crate::Client {
         .await
         .map(|r| r.cache_size)
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_COMPRESSION_CACHE` (300): calls the daemon's procedure of that name.
+    /// Sets size of the cache (in bytes) used for compressing repeatedly transferred memory pages during live migration. It's supposed to be called while the domain is being live-migrated as a reaction to migration progress and increasing number of compression cache misses obtained from `virDomainGetJobStats`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_COMPRESSION_CACHE` (300): calls the daemon's procedure of that name (libvirt's `virDomainMigrateSetCompressionCache`).
     pub async fn domain_migrate_set_compression_cache(
         &self,
         dom: RemoteNonnullDomain,
@@ -3721,7 +5013,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_DEVICE_DETACH_FLAGS` (301): calls the daemon's procedure of that name.
+    /// Detach the node device from the node itself so that it may be assigned to a guest domain.
+    ///
+    /// Depending on the hypervisor, this may involve operations such as unbinding any device drivers from the device, binding the device to a dummy device driver and resetting the device. Different backend drivers expect the device to be bound to different dummy devices. For example, QEMU's "kvm" backend driver (the default) expects the device to be bound to "pci-stub", but its "vfio" backend driver expects the device to be bound to "vfio-pci".
+    ///
+    /// If the device is currently in use by the node, this method may fail.
+    ///
+    /// Once the device is not assigned to any guest, it may be re-attached to the node using the `virNodeDeviceReAttach()` method.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_DETACH_FLAGS` (301): calls the daemon's procedure of that name (libvirt's `virNodeDeviceDetachFlags`).
     pub async fn node_device_detach_flags(
         &self,
         name: RemoteNonnullString,
@@ -3842,7 +5142,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_STATS_PERIOD` (308): calls the daemon's procedure of that name.
+    /// Dynamically change the domain memory balloon driver statistics collection period. Use 0 to disable and a positive value to enable.
+    ///
+    /// @flags may include `VIR_DOMAIN_AFFECT_LIVE` or `VIR_DOMAIN_AFFECT_CONFIG`. Both flags may be set. If `VIR_DOMAIN_AFFECT_LIVE` is set, the change affects a running domain and will fail if domain is not active. If `VIR_DOMAIN_AFFECT_CONFIG` is set, the change affects persistent state, and will fail for transient domains. If neither flag is specified (that is, @flags is `VIR_DOMAIN_AFFECT_CURRENT`), then an inactive domain modifies persistent setup, while an active domain is hypervisor-dependent on whether just live or both live and persistent state is changed.
+    ///
+    /// Not all hypervisors can support all flag combinations.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_STATS_PERIOD` (308): calls the daemon's procedure of that name (libvirt's `virDomainSetMemoryStatsPeriod`).
     pub async fn domain_set_memory_stats_period(
         &self,
         dom: RemoteNonnullDomain,
@@ -3858,7 +5164,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES` (309): calls the daemon's procedure of that name.
+    /// Launch a new guest domain, based on an XML description similar to the one returned by `virDomainGetXMLDesc()` This function may require privileged access to the hypervisor. The domain is not persistent, so its definition will disappear when it is destroyed, or if the host is restarted (see `virDomainDefineXML()` to define persistent domains).
+    ///
+    /// @files provides an array of file descriptors which will be made available to the 'init' process of the guest. The file handles exposed to the guest will be renumbered to start from 3 (ie immediately following stderr). This is only supported for guests which use container based virtualization technology.
+    ///
+    /// If the `VIR_DOMAIN_START_PAUSED` flag is set, the guest domain will be started, but its CPUs will remain paused. The CPUs can later be manually started using `virDomainResume`.
+    ///
+    /// If the `VIR_DOMAIN_START_AUTODESTROY` flag is set, the guest domain will be automatically destroyed when the `virConnectPtr` object is finally released. This will also happen if the client application crashes / loses its connection to the libvirtd daemon. Any domains marked for auto destroy will block attempts at migration. Hypervisors may also block save-to-file, or snapshots.
+    ///
+    /// `virDomainFree` should be used to free the resources after the domain object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES` (309): calls the daemon's procedure of that name (libvirt's `virDomainCreateXMLWithFiles`).
     pub async fn domain_create_xml_with_files(
         &self,
         xml_desc: RemoteNonnullString,
@@ -3873,7 +5189,21 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FILES` (310): calls the daemon's procedure of that name.
+    /// Launch a defined domain. If the call succeeds the domain moves from the defined to the running domains pools.
+    ///
+    /// @files provides an array of file descriptors which will be made available to the 'init' process of the guest. The file handles exposed to the guest will be renumbered to start from 3 (ie immediately following stderr). This is only supported for guests which use container based virtualization technology.
+    ///
+    /// If the `VIR_DOMAIN_START_PAUSED` flag is set, or if the guest domain has a managed save image that requested paused state (see `virDomainManagedSave()`) the guest domain will be started, but its CPUs will remain paused. The CPUs can later be manually started using `virDomainResume()`. In all other cases, the guest domain will be running.
+    ///
+    /// If the `VIR_DOMAIN_START_AUTODESTROY` flag is set, the guest domain will be automatically destroyed when the `virConnectPtr` object is finally released. This will also happen if the client application crashes / loses its connection to the libvirtd daemon. Any domains marked for auto destroy will block attempts at migration, save-to-file, or snapshots.
+    ///
+    /// If the `VIR_DOMAIN_START_BYPASS_CACHE` flag is set, and there is a managed save file for this domain (created by `virDomainManagedSave()`), then libvirt will attempt to bypass the file system cache while restoring the file, or fail if it cannot do so for the given system; this can allow less pressure on file system cache, but also risks slowing loads from NFS.
+    ///
+    /// If the `VIR_DOMAIN_START_FORCE_BOOT` flag is set, then any managed save file for this domain is discarded, and the domain boots from scratch.
+    ///
+    /// If @flags includes `VIR_DOMAIN_START_RESET_NVRAM`, then libvirt will discard any existing NVRAM file and re-initialize NVRAM from the pristine template.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FILES` (310): calls the daemon's procedure of that name (libvirt's `virDomainCreateWithFiles`).
     pub async fn domain_create_with_files(
         &self,
         dom: RemoteNonnullDomain,
@@ -3888,7 +5218,11 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_CONNECT_GET_CPU_MODEL_NAMES` (312): calls the daemon's procedure of that name.
+    /// Get the list of CPU models supported by libvirt for a specific architecture.
+    ///
+    /// The returned list limits CPU models usable with libvirt (empty list means there's no limit imposed by libvirt) and it does not reflect capabilities of any particular hypervisor. See the XML returned by `virConnectGetDomainCapabilities()` for a list of CPU models supported by libvirt for domains created on a specific hypervisor.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_CPU_MODEL_NAMES` (312): calls the daemon's procedure of that name (libvirt's `virConnectGetCPUModelNames`).
     pub async fn connect_get_cpu_model_names(
         &self,
         arch: RemoteNonnullString,
@@ -3905,7 +5239,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_NETWORK_EVENT_REGISTER_ANY` (313): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary network events occurring on a network. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// If @net is NULL, then events will be monitored for any network. If @net is non-NULL, then only the specific network will be monitored.
+    ///
+    /// Most types of event have a callback providing a custom set of parameters for the event. When registering an event, it is thus necessary to use the `VIR_NETWORK_EVENT_CALLBACK()` macro to cast the supplied function pointer to match the signature of this method.
+    ///
+    /// The `virNetworkPtr` object handle passed into the callback upon delivery of an event is only valid for the duration of execution of the callback. If the callback wishes to keep the network object after the callback returns, it shall take a reference to it, by calling `virNetworkRef()`. The reference can be released once the object is no longer required by calling `virNetworkFree()`.
+    ///
+    /// The return value from this method is a positive integer identifier for the callback. To unregister a callback, this callback ID should be passed to the `virConnectNetworkEventDeregisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_NETWORK_EVENT_REGISTER_ANY` (313): calls the daemon's procedure of that name (libvirt's `virConnectNetworkEventRegisterAny`).
     pub async fn connect_network_event_register_any(
         &self,
         event_id: i32,
@@ -3920,7 +5264,9 @@ impl crate::Client {
         .await
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_NETWORK_EVENT_DEREGISTER_ANY` (314): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectNetworkEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_NETWORK_EVENT_DEREGISTER_ANY` (314): calls the daemon's procedure of that name (libvirt's `virConnectNetworkEventDeregisterAny`).
     pub async fn connect_network_event_deregister_any(
         &self,
         callback_id: i32,
@@ -3932,7 +5278,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY` (316): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary domain events occurring on a domain. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// If @dom is NULL, then events will be monitored for any domain. If @dom is non-NULL, then only the specific domain will be monitored.
+    ///
+    /// Most types of event have a callback providing a custom set of parameters for the event. When registering an event, it is thus necessary to use the `VIR_DOMAIN_EVENT_CALLBACK()` macro to cast the supplied function pointer to match the signature of this method.
+    ///
+    /// The `virDomainPtr` object handle passed into the callback upon delivery of an event is only valid for the duration of execution of the callback. If the callback wishes to keep the domain object after the callback returns, it shall take a reference to it, by calling `virDomainRef()`. The reference can be released once the object is no longer required by calling `virDomainFree()`.
+    ///
+    /// The return value from this method is a non-negative integer identifier for the callback. To unregister a callback, this callback ID should be passed to the `virConnectDomainEventDeregisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY` (316): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventRegisterAny`).
     pub async fn connect_domain_event_callback_register_any(
         &self,
         event_id: i32,
@@ -3947,14 +5303,24 @@ impl crate::Client {
         .await
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY` (317): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectDomainEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY` (317): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventDeregisterAny`).
     pub async fn connect_domain_event_callback_deregister_any(
         &self,
         callback_id: i32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectDomainEventCallbackDeregisterAny>(&libvirt_proto::generated::remote::RemoteConnectDomainEventCallbackDeregisterAnyArgs { callback_id }).await
     }
-    /// `REMOTE_PROC_DOMAIN_CORE_DUMP_WITH_FORMAT` (334): calls the daemon's procedure of that name.
+    /// This method will dump the core of a domain on a given file for analysis. Note that for remote Xen Daemon the file path will be interpreted in the remote host. Hypervisors may require the user to manually ensure proper permissions on the file named by @to.
+    ///
+    /// @dumpformat controls which format the dump will have; use of `VIR_DOMAIN_CORE_DUMP_FORMAT_RAW` mirrors what `virDomainCoreDump()` will perform. Not all hypervisors are able to support all formats.
+    ///
+    /// If @flags includes `VIR_DUMP_CRASH`, then leave the guest shut off with a crashed state after the dump completes. If @flags includes `VIR_DUMP_LIVE`, then make the core dump while continuing to allow the guest to run; otherwise, the guest is suspended during the dump. `VIR_DUMP_RESET` flag forces reset of the guest after dump. The above three flags are mutually exclusive.
+    ///
+    /// Additionally, if @flags includes `VIR_DUMP_BYPASS_CACHE`, then libvirt will attempt to bypass the file system cache while creating the file, or fail if it cannot do so for the given system; this can allow less pressure on file system cache, but also risks slowing saves to NFS.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CORE_DUMP_WITH_FORMAT` (334): calls the daemon's procedure of that name (libvirt's `virDomainCoreDumpWithFormat`).
     pub async fn domain_core_dump_with_format(
         &self,
         dom: RemoteNonnullDomain,
@@ -3972,7 +5338,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_FSFREEZE` (335): calls the daemon's procedure of that name.
+    /// Freeze specified filesystems within the guest (hence guest agent may be required depending on hypervisor used). If @mountpoints is NULL and @nmountpoints is 0, every mounted filesystem on the guest is frozen. In some environments (e.g. QEMU guest with guest agent which doesn't support mountpoints argument), @mountpoints may need to be NULL.
+    ///
+    /// `REMOTE_PROC_DOMAIN_FSFREEZE` (335): calls the daemon's procedure of that name (libvirt's `virDomainFSFreeze`).
     pub async fn domain_fsfreeze(
         &self,
         dom: RemoteNonnullDomain,
@@ -3989,7 +5357,9 @@ impl crate::Client {
         .await
         .map(|r| r.filesystems)
     }
-    /// `REMOTE_PROC_DOMAIN_FSTHAW` (336): calls the daemon's procedure of that name.
+    /// Thaw specified filesystems within the guest. If @mountpoints is NULL and @nmountpoints is 0, every mounted filesystem on the guest is thawed. In some drivers (e.g. QEMU driver), @mountpoints may need to be NULL.
+    ///
+    /// `REMOTE_PROC_DOMAIN_FSTHAW` (336): calls the daemon's procedure of that name (libvirt's `virDomainFSThaw`).
     pub async fn domain_fsthaw(
         &self,
         dom: RemoteNonnullDomain,
@@ -4006,7 +5376,11 @@ impl crate::Client {
         .await
         .map(|r| r.filesystems)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_TIME` (337): calls the daemon's procedure of that name.
+    /// Extract information about guest time and store it into @seconds and @nseconds. The @seconds represents the number of seconds since the UNIX Epoch of 1970-01-01 00:00:00 in UTC.
+    ///
+    /// Please note that some hypervisors may require guest agent to be configured and running in order to run this API.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_TIME` (337): calls the daemon's procedure of that name (libvirt's `virDomainGetTime`).
     pub async fn domain_get_time(
         &self,
         dom: RemoteNonnullDomain,
@@ -4017,7 +5391,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_TIME` (338): calls the daemon's procedure of that name.
+    /// When a domain is suspended or restored from a file the domain's OS has no idea that there was a big gap in the time. Depending on how long the gap was, NTP might not be able to resynchronize the guest.
+    ///
+    /// This API tries to set guest time to the given value. The time to set (@seconds and @nseconds) should be in seconds relative to the Epoch of 1970-01-01 00:00:00 in UTC.
+    ///
+    /// Please note that some hypervisors may require guest agent to be configured and running in order to be able to run this API.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_TIME` (338): calls the daemon's procedure of that name (libvirt's `virDomainSetTime`).
     pub async fn domain_set_time(
         &self,
         dom: RemoteNonnullDomain,
@@ -4035,7 +5415,21 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_GET_FREE_PAGES` (340): calls the daemon's procedure of that name.
+    /// This calls queries the host system on free pages of specified size. For the input, @pages is expected to be filled with pages that caller is interested in (the size unit is kibibytes, so e.g. pass 2048 for 2MB), then @startcell refers to the first NUMA node that info should be collected from, and @cellcount tells how many consecutive nodes should be queried. On the function output, @counts is filled with desired information, where items are grouped by NUMA node. So from @counts\[0\] till @counts\[@npages - 1\] you'll find count for the first node (@startcell), then from @counts\[@npages\] till @count\[2 \* @npages - 1\] you'll find info for the (@startcell + 1) node, and so on. It's callers responsibility to allocate the @counts array.
+    ///
+    /// Example how to use this API:
+    ///
+    /// unsigned int pages\[\] = { 4, 2048, 1048576} unsigned int npages = G_N_ELEMENTS(pages); int startcell = 0; unsigned int cellcount = 2;
+    ///
+    /// unsigned long long counts = malloc(sizeof(long long) \* npages \* cellcount);
+    ///
+    /// virNodeGetFreePages(conn, pages, npages, startcell, cellcount, counts, 0);
+    ///
+    /// for (i = 0 ; i &lt; cellcount ; i++) { fprintf(stdout, "Cell %d\\n", startcell + i); for (j = 0 ; j &lt; npages ; j++) { fprintf(stdout, " Page size=%d count=%d bytes=%llu\\n", pages\[j\], counts\[(i \* npages) + j\], pages\[j\] \* counts\[(i \* npages) + j\]); } }
+    ///
+    /// This little code snippet will produce something like this: Cell 0 Page size=4096 count=300 bytes=1228800 Page size=2097152 count=0 bytes=0 Page size=1073741824 count=1 bytes=1073741824 Cell 1 Page size=4096 count=0 bytes=0 Page size=2097152 count=20 bytes=41943040 Page size=1073741824 count=0 bytes=0
+    ///
+    /// `REMOTE_PROC_NODE_GET_FREE_PAGES` (340): calls the daemon's procedure of that name (libvirt's `virNodeGetFreePages`).
     pub async fn node_get_free_pages(
         &self,
         pages: Vec<u32>,
@@ -4054,7 +5448,49 @@ impl crate::Client {
         .await
         .map(|r| r.counts)
     }
-    /// `REMOTE_PROC_NETWORK_GET_DHCP_LEASES` (341): calls the daemon's procedure of that name.
+    /// For DHCPv4, the information returned:
+    /// - Network Interface Name
+    /// - Expiry Time
+    /// - MAC address
+    /// - IAID (NULL)
+    /// - IPv4 address (with type and prefix)
+    /// - Hostname (can be NULL)
+    /// - Client ID (can be NULL)
+    ///
+    /// For DHCPv6, the information returned:
+    /// - Network Interface Name
+    /// - Expiry Time
+    /// - MAC address
+    /// - IAID (can be NULL, only in rare cases)
+    /// - IPv6 address (with type and prefix)
+    /// - Hostname (can be NULL)
+    /// - Client DUID
+    ///
+    /// Note: @mac, @iaid, @ipaddr, @clientid are in ASCII form, not raw bytes. Note: @expirytime can 0, in case the lease is for infinite time.
+    ///
+    /// The API fetches leases info of guests in the specified network. If the optional parameter @mac is specified, the returned list will contain only lease info about a specific guest interface with @mac. There can be multiple leases for a single @mac because this API supports DHCPv6 too.
+    ///
+    /// On success, the array stored into @leases is guaranteed to have an extra allocated element set to NULL but not included in the return count, to make iteration easier. The caller is responsible for calling `virNetworkDHCPLeaseFree()` on each array element, then calling free() on @leases.
+    ///
+    /// See also `virNetworkGetDHCPLeasesForMAC()` as a convenience for filtering the list to a single MAC address.
+    ///
+    /// Example of usage:
+    ///
+    /// `virNetworkDHCPLeasePtr` \*leases = NULL; `virNetworkPtr` network = ... obtain a network pointer here ...; size_t i; int nleases; unsigned int flags = 0;
+    ///
+    /// nleases = virNetworkGetDHCPLeases(network, NULL, &amp;leases, flags); if (nleases &lt; 0) error();
+    ///
+    /// ... do something with returned values, for example:
+    ///
+    /// for (i = 0; i &lt; nleases; i++) { `virNetworkDHCPLeasePtr` lease = leases\[i\];
+    ///
+    /// printf("Time(epoch): %lu, MAC address: %s, " "IP address: %s, Hostname: %s, ClientID: %s\\n", lease-&gt;expirytime, lease-&gt;mac, lease-&gt;ipaddr, lease-&gt;hostname, lease-&gt;clientid);
+    ///
+    /// virNetworkDHCPLeaseFree(leases\[i\]); }
+    ///
+    /// free(leases);
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_DHCP_LEASES` (341): calls the daemon's procedure of that name (libvirt's `virNetworkGetDHCPLeases`).
     pub async fn network_get_dhcp_leases(
         &self,
         net: RemoteNonnullNetwork,
@@ -4072,7 +5508,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_GET_DOMAIN_CAPABILITIES` (342): calls the daemon's procedure of that name.
+    /// Prior creating a domain (for instance via `virDomainCreateXML` or `virDomainDefineXML`) it may be suitable to know what the underlying emulator and/or libvirt is capable of. For instance, if host, libvirt and qemu is capable of VFIO passthrough and so on.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_DOMAIN_CAPABILITIES` (342): calls the daemon's procedure of that name (libvirt's `virConnectGetDomainCapabilities`).
     pub async fn connect_get_domain_capabilities(
         &self,
         emulatorbin: RemoteString,
@@ -4093,7 +5531,13 @@ impl crate::Client {
         .await
         .map(|r| r.capabilities)
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD` (343): calls the daemon's procedure of that name.
+    /// This will create a socket pair connected to the graphics backend of @dom. One end of the socket will be returned on success, and the other end is handed to the hypervisor. If @dom has multiple graphics backends configured, then @idx will determine which one is opened, starting from @idx 0.
+    ///
+    /// To disable any authentication, pass the `VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH` constant for @flags.
+    ///
+    /// This method can only be used when connected to a local libvirt hypervisor, over a UNIX domain socket. Attempts to use this method over a TCP connection will always fail.
+    ///
+    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD` (343): calls the daemon's procedure of that name (libvirt's `virDomainOpenGraphicsFD`).
     pub async fn domain_open_graphics_fd(
         &self,
         dom: RemoteNonnullDomain,
@@ -4109,7 +5553,101 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS` (344): calls the daemon's procedure of that name.
+    /// Query statistics for all domains on a given connection.
+    ///
+    /// Report statistics of various parameters for a running VM according to @stats field. The statistics are returned as an array of structures for each queried domain. The structure contains an array of typed parameters containing the individual statistics. The typed parameter name for each statistic field consists of a dot-separated string containing name of the requested group followed by a group specific description of the statistic value.
+    ///
+    /// The statistic groups are enabled using the @stats parameter which is a binary-OR of enum `virDomainStatsTypes`. The following groups are available (although not necessarily implemented for each hypervisor):
+    ///
+    /// `VIR_DOMAIN_STATS_STATE`: Return domain state and reason for entering that state. The `VIR_DOMAIN_STATS_STATE_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_STATS_CPU_TOTAL`: Return CPU statistics and usage information. The `VIR_DOMAIN_STATS_CPU_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_STATS_BALLOON`: Return memory balloon device information. The `VIR_DOMAIN_STATS_BALLOON_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_STATS_VCPU`: Return virtual CPU statistics. The `VIR_DOMAIN_STATS_VCPU_*` constants define the known typed parameter keys.
+    ///
+    /// This group of statistics also reports additional hypervisor-originating per-vCPU stats. The hypervisor-specific statistics in this group have the following naming scheme:
+    ///
+    /// "vcpu.&lt;num&gt;.$NAME.$TYPE"
+    ///
+    /// Where $NAME is an arbitrary choice of the hypervisor driver, for which no API constants are defined. The $TYPE values are defined by `VIR_DOMAIN_STATS_CUSTOM_TYPE_*` constants.
+    ///
+    /// The returned value may be either an unsigned long long or a boolean. Meaning is hypervisor specific. Please see the disclaimer for the `VIR_DOMAIN_STATS_VM` group below.
+    ///
+    /// `VIR_DOMAIN_STATS_INTERFACE`: Return network interface statistics (from domain point of view). The `VIR_DOMAIN_STATS_NET_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_STATS_BLOCK`: Return block devices statistics. By default, this information is limited to the active layer of each &lt;disk&gt; of the domain (where block.count is equal to the number of disks), but adding `VIR_CONNECT_GET_ALL_DOMAINS_STATS_BACKING` to @flags will expand the array to cover backing chains (block.count corresponds to the number of host resources used together to provide the guest disks). The `VIR_DOMAIN_STATS_BLOCK_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_STATS_PERF`: Return perf event statistics. The `VIR_DOMAIN_STATS_PERF_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_STATS_IOTHREAD`: Return IOThread statistics if available. IOThread polling is a timing mechanism that allows the hypervisor to generate a longer period of time in which the guest will perform operations on the CPU being used by the IOThread. The higher the value for poll-max-ns the longer the guest will keep the CPU. This may affect other host threads using the CPU. The poll-grow and poll-shrink values allow the hypervisor to generate a mechanism to add or remove polling time within the confines of 0 and poll-max-ns. For QEMU, the poll-grow is multiplied by the polling interval, while poll-shrink is used as a divisor. When not provided, QEMU may double the polling time until poll-max-ns is reached. When poll-shrink is 0 (zero) QEMU may reset the polling interval to 0 until it finds its "sweet spot". Setting poll-grow too large may cause frequent fluctuation of the time; however, this can be tempered by a high poll-shrink to reduce the polling interval. For example, a poll-grow of 3 will triple the polling time which could quickly exceed poll-max-ns; however, a poll-shrink of 10 would cut that polling time more gradually.
+    ///
+    /// The `VIR_DOMAIN_STATS_IOTHREAD_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_STATS_MEMORY`: Return memory bandwidth statistics and the usage information. The typed parameter keys are in this format: The `VIR_DOMAIN_STATS_MEMORY_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_STATS_DIRTYRATE`: Return memory dirty rate information. The `VIR_DOMAIN_STATS_DIRTYRATE_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_STATS_VM`: Return hypervisor-specific statistics. Note that the naming and meaning of the fields is entirely hypervisor dependent.
+    ///
+    /// The statistics in this group have the following naming scheme:
+    ///
+    /// "vm.$NAME.$TYPE"
+    ///
+    /// Where $NAME is an arbitrary choice of the hypervisor driver, for which no API constants are defined. The $TYPE values are defined by `VIR_DOMAIN_STATS_CUSTOM_TYPE_*` constants.
+    ///
+    /// The returned value may be either an unsigned long long or a boolean.
+    ///
+    /// WARNING: The stats reported in this group are runtime-collected and hypervisor originated, thus fall outside of the usual stable API policies of libvirt.
+    ///
+    /// Libvirt can't guarantee that the statistics reported from the outside source will be present in further versions of the hypervisor, or that naming or meaning will stay consistent. Changes to existing fields, however, are expected to be rare.
+    ///
+    /// Note that entire stats groups or individual stat fields may be missing from the output in case they are not supported by the given hypervisor, are not applicable for the current state of the guest domain, or their retrieval was not successful.
+    ///
+    /// Using 0 for @stats returns all stats groups supported by the given hypervisor.
+    ///
+    /// Specifying `VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS` as @flags makes the function return error in case some of the stat types in @stats were not recognized by the daemon. However, even with this flag, a hypervisor may omit individual fields within a known group if the information is not available; as an extreme example, a supported group may produce zero fields for offline domains if the statistics are meaningful only for a running domain.
+    ///
+    /// Passing `VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT` in @flags means when libvirt is unable to fetch stats for any of the domains (for whatever reason) only a subset of statistics is returned for the domain. That subset being statistics that don't involve querying the underlying hypervisor.
+    ///
+    /// Similarly to `virConnectListAllDomains`, @flags can contain various flags to filter the list of domains to provide stats for.
+    ///
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE` selects online domains while `VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE` selects offline ones.
+    ///
+    /// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_PERSISTENT` and `VIR_CONNECT_GET_ALL_DOMAINS_STATS_TRANSIENT` allow to filter the list according to their persistence.
+    ///
+    /// To filter the list of VMs by domain state @flags can contain `VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING`, `VIR_CONNECT_GET_ALL_DOMAINS_STATS_PAUSED`, `VIR_CONNECT_GET_ALL_DOMAINS_STATS_SHUTOFF` and/or `VIR_CONNECT_GET_ALL_DOMAINS_STATS_OTHER` for all other states.
+    ///
+    /// In a number of cases the parameters returned are representing arrays of data items. In these cases multiple `VIR_DOMAIN_STATS*` constants will need to be concatenated to form a complete typed parameter key. The design pattern for handling array entries is as follows
+    ///
+    /// - `VIR_DOMAIN_STATS_nnnnn_COUNT`
+    ///
+    /// Defines the upper limit on the number of elements that will be returned. In some cases the array information may be sparsely populated, so it is not considered an error if a given element does not exist. Applications should check for each possible element upto the declared limit.
+    ///
+    /// - `VIR_DOMAIN_STATS_nnnnn_PREFIX`
+    ///
+    /// Defines the prefix to be used to construct the typed parameter key for an array element, including the trailing '.'. The prefix must have an array index appended, along with a suffix.
+    ///
+    /// - `VIR_DOMAIN_STATS_nnnnn_SUFFIX_mmmmm`
+    ///
+    /// Defines the suffix for accessing a particular data item within the array element, including the leading '.'. The suffix must have an array prefix and index prepended.
+    ///
+    /// As an example, assuming a printf-like formatting approach an application would construct a key as follows:
+    ///
+    /// format(VIR_DOMAIN_STATS_CPU_CACHE_MONITOR_PREFIX + "%d" + `VIR_DOMAIN_STATS_CPU_CACHE_MONITOR_SUFFIX_VCPUS` index)
+    ///
+    /// Which, when index==3, would result in the key "cpu.cache.monitor.3.vcpus"
+    ///
+    /// In some cases there may be nested arrays, in which case the key is formed by concatenating multiple prefixes and suffixes with mutliple array indexes. For example:
+    ///
+    /// format(VIR_DOMAIN_STATS_CPU_CACHE_MONITOR_PREFIX + "%d" + `VIR_DOMAIN_STATS_CPU_CACHE_MONITOR_SUFFIX_BANK_PREFIX` + "%d" + `VIR_DOMAIN_STATS_CPU_CACHE_MONITOR_SUFFIX_BANK_SUFFIX_BYTES` monindex, bankindex)
+    ///
+    /// Which, when monindex==3 and bankindex==7, would result in the key "cpu.cache.monitor.3.bank.7.bytes".
+    ///
+    /// NB, for the `VIR_DOMAIN_STATS_*` constants, if the \`Since\` tag is set to \`11.2.0\` this is usually representing the release when the constant was first introduced to the public API. Most of these typed parameter keys will have been introduced in earlier libvirt releases, prior to the definition of the constants.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS` (344): calls the daemon's procedure of that name (libvirt's `virConnectGetAllDomainStats`).
     pub async fn connect_get_all_domain_stats(
         &self,
         doms: Vec<RemoteNonnullDomain>,
@@ -4126,7 +5664,25 @@ impl crate::Client {
         .await
         .map(|r| r.ret_stats)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_COPY` (345): calls the daemon's procedure of that name.
+    /// Copy the guest-visible contents of a disk image to a new file described by @destxml. The destination XML has a top-level element of &lt;disk&gt;, and resembles what is used when hot-plugging a disk via `virDomainAttachDevice()`, except that only sub-elements related to describing the new host resource are necessary (sub-elements related to the guest view, such as &lt;target&gt;, are ignored). It is strongly recommended to include a &lt;driver type='...'/&gt; format designation for the destination, to avoid the potential of any security problem that might be caused by probing a file for its format.
+    ///
+    /// This command starts a long-running copy. By default, the copy will pull the entire source chain into the destination file, but if @flags also contains `VIR_DOMAIN_BLOCK_COPY_SHALLOW`, then only the top of the source chain will be copied (the source and destination have a common backing file). The format of the destination file is controlled by the &lt;driver&gt; sub-element of the XML. The destination will be created unless the `VIR_DOMAIN_BLOCK_COPY_REUSE_EXT` flag is present stating that the file was pre-created with the correct format and metadata and sufficient size to hold the copy. In case the `VIR_DOMAIN_BLOCK_COPY_SHALLOW` flag is used the pre-created file has to exhibit the same guest visible contents as the backing file of the original image. This allows a management app to pre-create files with relative backing file names, rather than the default of absolute backing file names.
+    ///
+    /// A copy job has two parts; in the first phase, the source is copied into the destination, and the job can only be canceled by reverting to the source file; progress in this phase can be tracked via the `virDomainBlockJobInfo()` command, with a job type of `VIR_DOMAIN_BLOCK_JOB_TYPE_COPY`. The job transitions to the second phase when the block job event with state `VIR_DOMAIN_BLOCK_JOB_READY` is emitted for the given device. This information is also visible in the live XML as 'ready="yes"' attribute of the corresponding &lt;mirror&gt; element. All further changes are saved to both source and destination. The user must call `virDomainBlockJobAbort()` to end the mirroring while choosing whether to revert to source or pivot to the destination. An event is issued when the job ends, and depending on the hypervisor, an event may also be issued when the job transitions from pulling to mirroring. If the job is aborted, a new job will have to start over from the beginning of the first phase.
+    ///
+    /// Some hypervisors will restrict certain actions, such as `virDomainSave()` or `virDomainDetachDevice()`, while a copy job is active; they may also restrict a copy job to transient domains.
+    ///
+    /// If @flags contains `VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB` the job will not be recoverable if the VM is turned off while job is active. This flag will remove the restriction of copy jobs to transient domains. Note that this flag is automatically implied if the VM is transient at the time it's started.
+    ///
+    /// If @flags contains `VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES` the job will wait for guest writes to be propagated both to the original image and to the destination of the copy so that it's guaranteed that the job converges if the destination storage is slower. This may impact performance of writes while the blockjob is running.
+    ///
+    /// The @disk parameter is either an unambiguous source name of the block device (the &lt;source file='...'/&gt; sub-element, such as "/path/to/image"), or the device target shorthand (the &lt;target dev='...'/&gt; sub-element, such as "vda"). Valid names can be found by calling `virDomainGetXMLDesc()` and inspecting elements within //domain/devices/disk.
+    ///
+    /// The @params and @nparams arguments can be used to set hypervisor-specific tuning parameters, such as maximum bandwidth or granularity. For a parameter that the hypervisor understands, explicitly specifying 0 behaves the same as omitting the parameter, to use the hypervisor default; however, omitting a parameter is less likely to fail.
+    ///
+    /// This command is a superset of the older `virDomainBlockRebase()` when used with the `VIR_DOMAIN_BLOCK_REBASE_COPY` flag, and offers better control over the destination format, the ability to copy to a destination that is not a local file, and the possibility of additional tuning parameters.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_COPY` (345): calls the daemon's procedure of that name (libvirt's `virDomainBlockCopy`).
     pub async fn domain_block_copy(
         &self,
         dom: RemoteNonnullDomain,
@@ -4146,7 +5702,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_ALLOC_PAGES` (347): calls the daemon's procedure of that name.
+    /// Sometimes, when trying to start a new domain, it may be necessary to reserve some huge pages in the system pool which can be then allocated by the domain. This API serves that purpose. On its input, @pageSizes and @pageCounts are arrays of the same cardinality of @npages. The @pageSizes contains page sizes which are to be allocated in the system (the size unit is kibibytes), and @pageCounts then contains the number of pages to reserve. If @flags is 0 (`VIR_NODE_ALLOC_PAGES_ADD`), each pool corresponding to @pageSizes grows by the number of pages specified in the corresponding @pageCounts. If @flags contains `VIR_NODE_ALLOC_PAGES_SET`, each pool mentioned is resized to the given number of pages. The pages pool can be allocated over several NUMA nodes at once, just point at @startCell and tell how many subsequent NUMA nodes should be taken in. As a special case, if @startCell is equal to negative one, then kernel is instructed to allocate the pages over all NUMA nodes proportionally.
+    ///
+    /// `REMOTE_PROC_NODE_ALLOC_PAGES` (347): calls the daemon's procedure of that name (libvirt's `virNodeAllocPages`).
     pub async fn node_alloc_pages(
         &self,
         page_sizes: Vec<u32>,
@@ -4167,7 +5725,9 @@ impl crate::Client {
         .await
         .map(|r| r.ret)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_FSINFO` (349): calls the daemon's procedure of that name.
+    /// Get a list of mapping information for each mounted file systems within the specified guest and the disks.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_FSINFO` (349): calls the daemon's procedure of that name (libvirt's `virDomainGetFSInfo`).
     pub async fn domain_get_fsinfo(
         &self,
         dom: RemoteNonnullDomain,
@@ -4178,7 +5738,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_DEFINE_XML_FLAGS` (350): calls the daemon's procedure of that name.
+    /// Defines a domain, but does not start it. This definition is persistent, until explicitly undefined with `virDomainUndefine()`. A previous definition for this domain with the same UUID and name would be overridden if it already exists.
+    ///
+    /// `virDomainFree` should be used to free the resources after the domain object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DEFINE_XML_FLAGS` (350): calls the daemon's procedure of that name (libvirt's `virDomainDefineXMLFlags`).
     pub async fn domain_define_xml_flags(
         &self,
         xml: RemoteNonnullString,
@@ -4193,7 +5757,9 @@ impl crate::Client {
         .await
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_IOTHREAD_INFO` (351): calls the daemon's procedure of that name.
+    /// Fetch IOThreads of an active domain including the cpumap information to determine on which CPU the IOThread has affinity to run.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_IOTHREAD_INFO` (351): calls the daemon's procedure of that name (libvirt's `virDomainGetIOThreadInfo`).
     pub async fn domain_get_iothread_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -4208,7 +5774,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_PIN_IOTHREAD` (352): calls the daemon's procedure of that name.
+    /// Dynamically change the real CPUs which can be allocated to an IOThread. This function may require privileged access to the hypervisor.
+    ///
+    /// @flags may include `VIR_DOMAIN_AFFECT_LIVE` or `VIR_DOMAIN_AFFECT_CONFIG`. Both flags may be set. If `VIR_DOMAIN_AFFECT_LIVE` is set, the change affects a running domain and may fail if domain is not alive. If `VIR_DOMAIN_AFFECT_CONFIG` is set, the change affects persistent state, and will fail for transient domains. If neither flag is specified (that is, @flags is `VIR_DOMAIN_AFFECT_CURRENT`), then an inactive domain modifies persistent setup, while an active domain is hypervisor-dependent on whether just live or both live and persistent state is changed. Not all hypervisors can support all flag combinations.
+    ///
+    /// See also `virDomainGetIOThreadInfo` for querying this information.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PIN_IOTHREAD` (352): calls the daemon's procedure of that name (libvirt's `virDomainPinIOThread`).
     pub async fn domain_pin_iothread(
         &self,
         dom: RemoteNonnullDomain,
@@ -4226,7 +5798,35 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES` (353): calls the daemon's procedure of that name.
+    /// Return a pointer to the allocated array of pointers to interfaces present in given domain along with their IP and MAC addresses. Note that single interface can have multiple or even 0 IP addresses.
+    ///
+    /// This API dynamically allocates the `virDomainInterfacePtr` struct based on how many interfaces domain @dom has, usually there's 1:1 correlation. The count of the interfaces is returned as the return value.
+    ///
+    /// If @source is `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE`, the DHCP lease file associated with any virtual networks will be examined to obtain the interface addresses. This only returns data for interfaces which are connected to virtual networks managed by libvirt.
+    ///
+    /// If @source is `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT`, a configured guest agent is needed for successful return from this API. Moreover, if guest agent is used then the interface name is the one seen by guest OS. To match such interface with the one from @dom XML use MAC address or IP range.
+    ///
+    /// If @source is `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP`, the host ARP table will be check to obtain the interface addresses. As the arp cache refreshes in time, the returned ip address may be unreachable. Depending on the route table config of the guest, the returned mac address may be duplicated.
+    ///
+    /// Note that for some @source values some pieces of returned @ifaces might be unset (e.g. `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP` does not set IP address prefix as ARP table does not have any notion of that).
+    ///
+    /// @ifaces-&gt;name and @ifaces-&gt;hwaddr are never NULL.
+    ///
+    /// The caller \*must\* free @ifaces when no longer needed. Usual use case looks like this:
+    ///
+    /// `virDomainInterfacePtr` \*ifaces = NULL; int ifaces_count = 0; size_t i, j; `virDomainPtr` dom = ... obtain a domain here ...;
+    ///
+    /// if ((ifaces_count = virDomainInterfaceAddresses(dom, &amp;ifaces, `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE`)) &lt; 0) goto cleanup;
+    ///
+    /// ... do something with returned values, for example:
+    ///
+    /// for (i = 0; i &lt; ifaces_count; i++) { printf("name: %s", ifaces\[i\]-&gt;name); if (ifaces\[i\]-&gt;hwaddr) printf(" hwaddr: %s", ifaces\[i\]-&gt;hwaddr);
+    ///
+    /// for (j = 0; j &lt; ifaces\[i\]-&gt;naddrs; j++) { `virDomainIPAddressPtr` ip_addr = ifaces\[i\]-&gt;addrs + j; printf("\[addr: %s prefix: %d type: %d\]", ip_addr-&gt;addr, ip_addr-&gt;prefix, ip_addr-&gt;type); } printf("\\n"); }
+    ///
+    /// cleanup: if (ifaces &amp;&amp; ifaces_count &gt; 0) for (i = 0; i &lt; ifaces_count; i++) virDomainInterfaceFree(ifaces\[i\]); free(ifaces);
+    ///
+    /// `REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES` (353): calls the daemon's procedure of that name (libvirt's `virDomainInterfaceAddresses`).
     pub async fn domain_interface_addresses(
         &self,
         dom: RemoteNonnullDomain,
@@ -4243,7 +5843,13 @@ impl crate::Client {
         .await
         .map(|r| r.ifaces)
     }
-    /// `REMOTE_PROC_DOMAIN_ADD_IOTHREAD` (355): calls the daemon's procedure of that name.
+    /// Dynamically add an IOThread to the domain. It is left up to the underlying virtual hypervisor to determine the valid range for an @iothread_id and determining whether the @iothread_id already exists.
+    ///
+    /// Note that this call can fail if the underlying virtualization hypervisor does not support it or if growing the number is arbitrarily limited. This function requires privileged access to the hypervisor.
+    ///
+    /// @flags may include `VIR_DOMAIN_AFFECT_LIVE` or `VIR_DOMAIN_AFFECT_CONFIG`. Both flags may be set. If `VIR_DOMAIN_AFFECT_LIVE` is set, the change affects a running domain and may fail if domain is not alive. If `VIR_DOMAIN_AFFECT_CONFIG` is set, the change affects persistent state, and will fail for transient domains. If neither flag is specified (that is, @flags is `VIR_DOMAIN_AFFECT_CURRENT`), then an inactive domain modifies persistent setup, while an active domain is hypervisor-dependent on whether just live or both live and persistent state is changed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_ADD_IOTHREAD` (355): calls the daemon's procedure of that name (libvirt's `virDomainAddIOThread`).
     pub async fn domain_add_iothread(
         &self,
         dom: RemoteNonnullDomain,
@@ -4259,7 +5865,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_DEL_IOTHREAD` (356): calls the daemon's procedure of that name.
+    /// Dynamically delete an IOThread from the domain. The @iothread_id to be deleted must not have a resource associated with it and can be any of the currently valid IOThread ID's.
+    ///
+    /// Note that this call can fail if the underlying virtualization hypervisor does not support it or if reducing the number is arbitrarily limited. This function requires privileged access to the hypervisor.
+    ///
+    /// @flags may include `VIR_DOMAIN_AFFECT_LIVE` or `VIR_DOMAIN_AFFECT_CONFIG`. Both flags may be set. If `VIR_DOMAIN_AFFECT_LIVE` is set, the change affects a running domain and may fail if domain is not alive. If `VIR_DOMAIN_AFFECT_CONFIG` is set, the change affects persistent state, and will fail for transient domains. If neither flag is specified (that is, @flags is `VIR_DOMAIN_AFFECT_CURRENT`), then an inactive domain modifies persistent setup, while an active domain is hypervisor-dependent on whether just live or both live and persistent state is changed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DEL_IOTHREAD` (356): calls the daemon's procedure of that name (libvirt's `virDomainDelIOThread`).
     pub async fn domain_del_iothread(
         &self,
         dom: RemoteNonnullDomain,
@@ -4275,7 +5887,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_USER_PASSWORD` (357): calls the daemon's procedure of that name.
+    /// Sets the @user password to the value specified by @password. If @flags contain `VIR_DOMAIN_PASSWORD_ENCRYPTED`, the password is assumed to be encrypted by the method required by the guest OS.
+    ///
+    /// Please note that some hypervisors may require guest agent to be configured and running in order to be able to run this API.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_USER_PASSWORD` (357): calls the daemon's procedure of that name (libvirt's `virDomainSetUserPassword`).
     pub async fn domain_set_user_password(
         &self,
         dom: RemoteNonnullDomain,
@@ -4293,7 +5909,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_RENAME` (358): calls the daemon's procedure of that name.
+    /// Rename a domain. New domain name is specified in the second argument. Depending on each driver implementation it may be required that domain is in a specific state.
+    ///
+    /// There might be some attributes and/or elements in domain XML that if no value provided at XML defining time, libvirt will derive their value from the domain name. These are not updated by this API. Users are strongly advised to change these after the rename was successful.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RENAME` (358): calls the daemon's procedure of that name (libvirt's `virDomainRename`).
     pub async fn domain_rename(
         &self,
         dom: RemoteNonnullDomain,
@@ -4310,17 +5930,39 @@ impl crate::Client {
         .await
         .map(|r| r.retcode)
     }
-    /// `REMOTE_PROC_CONNECT_REGISTER_CLOSE_CALLBACK` (360): calls the daemon's procedure of that name.
+    /// Registers a callback to be invoked when the connection is closed. This callback is invoked when there is any condition that causes the socket connection to the hypervisor to be closed.
+    ///
+    /// This function is only applicable to hypervisor drivers which maintain a persistent open connection. Drivers which open a new connection for every operation will not invoke this.
+    ///
+    /// The @freecb must not invoke any other libvirt public APIs, since it is not called from a re-entrant safe context.
+    ///
+    /// `REMOTE_PROC_CONNECT_REGISTER_CLOSE_CALLBACK` (360): calls the daemon's procedure of that name (libvirt's `virConnectRegisterCloseCallback`).
     pub async fn connect_register_close_callback(&self) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectRegisterCloseCallback>(&())
             .await
     }
-    /// `REMOTE_PROC_CONNECT_UNREGISTER_CLOSE_CALLBACK` (361): calls the daemon's procedure of that name.
+    /// Unregisters the callback previously set with the `virConnectRegisterCloseCallback` method. The callback will no longer receive notifications when the connection closes. If a `virFreeCallback` was provided at time of registration, it will be invoked
+    ///
+    /// `REMOTE_PROC_CONNECT_UNREGISTER_CLOSE_CALLBACK` (361): calls the daemon's procedure of that name (libvirt's `virConnectUnregisterCloseCallback`).
     pub async fn connect_unregister_close_callback(&self) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectUnregisterCloseCallback>(&())
             .await
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_START_POST_COPY` (364): calls the daemon's procedure of that name.
+    /// Starts post-copy migration. This function has to be called while migration (initiated with `VIR_MIGRATE_POSTCOPY` flag) is in progress.
+    ///
+    /// Traditional pre-copy migration iteratively walks through guest memory pages and migrates those that changed since the previous iteration. The iterative phase stops when the number of dirty pages is low enough so that the virtual CPUs can be paused, all dirty pages transferred to the destination, where the virtual CPUs are unpaused, and all this can happen within a predefined downtime period. It's clear that this process may never converge if downtime is too short and/or the guest keeps changing a lot of memory pages.
+    ///
+    /// When migration is switched to post-copy mode, the virtual CPUs are paused immediately, only a minimum set of pages is transferred, and the CPUs are unpaused on destination. The source keeps sending all remaining memory pages to the destination while the guest is already running there. Whenever the guest tries to read a memory page which has not been migrated yet, the hypervisor has to tell the source to transfer that page in a priority channel. To minimize such page faults, it is a good idea to run at least one iteration of pre-copy migration before switching to post-copy.
+    ///
+    /// Post-copy migration is guaranteed to converge since each page is transferred at most once no matter how fast it changes. On the other hand once the guest is running on the destination host, the migration can no longer be rolled back because none of the hosts has complete state. If this happens, libvirt will leave the domain paused on the source host with `VIR_DOMAIN_PAUSED_POSTCOPY_FAILED` reason. The domain on the destination host will remain running with `VIR_DOMAIN_RUNNING_POSTCOPY_FAILED` reason. It's up to the upper layer to decide what to do in such case. Because of this, libvirt will refuse to cancel post-copy migration via `virDomainAbortJobFlags` unless it is called with `VIR_DOMAIN_ABORT_JOB_POSTCOPY`, in which case the post-copy migration will be paused.
+    ///
+    /// Failed post-copy migration can be recovered once the cause for the failure (e.g., a network issue) is resolved by repeating the migration with an additional `VIR_MIGRATE_POSTCOPY_RESUME` flag. This will recreate the connection and resume migration from the point where it failed. This step can be repeated in case the migration breaks again.
+    ///
+    /// The following domain life cycle events are emitted during post-copy migration: `VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY` (on the source) -- migration entered post-copy mode. `VIR_DOMAIN_EVENT_RESUMED_POSTCOPY` (on the destination) -- the guest is running on the destination host while some of its memory pages still remain on the source host; neither the source nor the destination host contain a complete guest state from this point until migration finishes. `VIR_DOMAIN_EVENT_RESUMED_MIGRATED` (on the destination), `VIR_DOMAIN_EVENT_STOPPED_MIGRATED` (on the source) -- migration finished successfully and the destination host holds a complete guest state. `VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED` (on the source), `VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED` (on the destination) -- emitted when migration fails in post-copy mode and it's unclear whether any of the hosts has a complete guest state. Virtual CPUs on the destination are still running.
+    ///
+    /// The progress of a post-copy migration can be monitored normally using `virDomainGetJobStats` on the source host. Fetching statistics of a completed post-copy migration can also be done on the source host (by calling `virDomainGetJobStats` or listening to `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` event, but (in contrast to pre-copy migration) the statistics are not available on the destination host. Thus, `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` event is the only way of getting statistics of a completed post-copy migration of a transient domain (because the domain is removed after migration and there's no domain to run `virDomainGetJobStats` on).
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_START_POST_COPY` (364): calls the daemon's procedure of that name (libvirt's `virDomainMigrateStartPostCopy`).
     pub async fn domain_migrate_start_post_copy(
         &self,
         dom: RemoteNonnullDomain,
@@ -4331,7 +5973,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_PERF_EVENTS` (365): calls the daemon's procedure of that name.
+    /// Get all Linux perf events setting. Possible fields returned in @params are defined by `VIR_PERF_EVENT_*` macros and new fields will likely be introduced in the future.
+    ///
+    /// Linux perf events are performance analyzing tool in Linux.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_PERF_EVENTS` (365): calls the daemon's procedure of that name (libvirt's `virDomainGetPerfEvents`).
     pub async fn domain_get_perf_events(
         &self,
         dom: RemoteNonnullDomain,
@@ -4346,7 +5992,11 @@ impl crate::Client {
         .await
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_PERF_EVENTS` (366): calls the daemon's procedure of that name.
+    /// Enable or disable the particular list of Linux perf events you care about. The @params argument should contain any subset of `VIR_PERF_EVENT_` macros.
+    ///
+    /// Linux perf events are performance analyzing tool in Linux.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_PERF_EVENTS` (366): calls the daemon's procedure of that name (libvirt's `virDomainSetPerfEvents`).
     pub async fn domain_set_perf_events(
         &self,
         dom: RemoteNonnullDomain,
@@ -4362,7 +6012,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY` (368): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary storage pool events occurring on a storage pool. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// If @pool is NULL, then events will be monitored for any storage pool. If @pool is non-NULL, then only the specific storage pool will be monitored.
+    ///
+    /// Most types of events have a callback providing a custom set of parameters for the event. When registering an event, it is thus necessary to use the `VIR_STORAGE_POOL_EVENT_CALLBACK()` macro to cast the supplied function pointer to match the signature of this method.
+    ///
+    /// The `virStoragePoolPtr` object handle passed into the callback upon delivery of an event is only valid for the duration of execution of the callback. If the callback wishes to keep the storage pool object after the callback returns, it shall take a reference to it, by calling `virStoragePoolRef()`. The reference can be released once the object is no longer required by calling `virStoragePoolFree()`.
+    ///
+    /// The return value from this method is a positive integer identifier for the callback. To unregister a callback, this callback ID should be passed to the `virConnectStoragePoolEventDeregisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY` (368): calls the daemon's procedure of that name (libvirt's `virConnectStoragePoolEventRegisterAny`).
     pub async fn connect_storage_pool_event_register_any(
         &self,
         event_id: i32,
@@ -4377,7 +6037,9 @@ impl crate::Client {
         .await
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY` (369): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectStoragePoolEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY` (369): calls the daemon's procedure of that name (libvirt's `virConnectStoragePoolEventDeregisterAny`).
     pub async fn connect_storage_pool_event_deregister_any(
         &self,
         callback_id: i32,
@@ -4389,7 +6051,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_GUEST_VCPUS` (371): calls the daemon's procedure of that name.
+    /// Queries the guest agent for state and information regarding vCPUs from guest's perspective. The reported data depends on the guest agent implementation.
+    ///
+    /// Reported fields stored in @params: 'vcpus': string containing bitmap representing vCPU ids as reported by the guest 'online': string containing bitmap representing online vCPUs as reported by the guest agent. 'offlinable': string containing bitmap representing ids of vCPUs that can be offlined
+    ///
+    /// This API requires the VM to run. The caller is responsible for calling `virTypedParamsFree` to free memory returned in @params.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_GUEST_VCPUS` (371): calls the daemon's procedure of that name (libvirt's `virDomainGetGuestVcpus`).
     pub async fn domain_get_guest_vcpus(
         &self,
         dom: RemoteNonnullDomain,
@@ -4401,7 +6069,15 @@ impl crate::Client {
         .await
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_GUEST_VCPUS` (372): calls the daemon's procedure of that name.
+    /// Sets state of individual vcpus described by @cpumap via guest agent. Other vcpus are not modified.
+    ///
+    /// This API requires the VM to run. Various hypervisors or guest agent implementation may limit to operate on just 1 vCPU per call.
+    ///
+    /// @cpumap is a list of vCPU numbers. Its syntax is a comma separated list and a special markup using '-' and '^' (ex. '0-4', '0-3,^2'). The '-' denotes the range and the '^' denotes exclusive. The expression is sequentially evaluated, so "0-15,^8" is identical to "9-14,0-7,15" but not identical to "^8,0-15".
+    ///
+    /// Note that OSes (notably Linux) may require vCPU 0 to stay online to support low-level features a S3 sleep.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_GUEST_VCPUS` (372): calls the daemon's procedure of that name (libvirt's `virDomainSetGuestVcpus`).
     pub async fn domain_set_guest_vcpus(
         &self,
         dom: RemoteNonnullDomain,
@@ -4419,7 +6095,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY` (374): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary node device events occurring on a node device. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// If @dev is NULL, then events will be monitored for any node device. If @dev is non-NULL, then only the specific node device will be monitored.
+    ///
+    /// Most types of events have a callback providing a custom set of parameters for the event. When registering an event, it is thus necessary to use the `VIR_NODE_DEVICE_EVENT_CALLBACK()` macro to cast the supplied function pointer to match the signature of this method.
+    ///
+    /// The `virNodeDevicePtr` object handle passed into the callback upon delivery of an event is only valid for the duration of execution of the callback. If the callback wishes to keep the node device object after the callback returns, it shall take a reference to it, by calling `virNodeDeviceRef()`. The reference can be released once the object is no longer required by calling `virNodeDeviceFree()`.
+    ///
+    /// The return value from this method is a positive integer identifier for the callback. To unregister a callback, this callback ID should be passed to the `virConnectNodeDeviceEventDeregisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY` (374): calls the daemon's procedure of that name (libvirt's `virConnectNodeDeviceEventRegisterAny`).
     pub async fn connect_node_device_event_register_any(
         &self,
         event_id: i32,
@@ -4434,7 +6120,9 @@ impl crate::Client {
         .await
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY` (375): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectNodeDeviceEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY` (375): calls the daemon's procedure of that name (libvirt's `virConnectNodeDeviceEventDeregisterAny`).
     pub async fn connect_node_device_event_deregister_any(
         &self,
         callback_id: i32,
@@ -4446,7 +6134,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_VOL_GET_INFO_FLAGS` (378): calls the daemon's procedure of that name.
+    /// Fetches volatile information about the storage volume such as its current allocation.
+    ///
+    /// If the @flags argument is `VIR_STORAGE_VOL_GET_PHYSICAL`, then the physical bytes used for the volume will be returned in the @info allocation field. This is useful for sparse files and certain volume file types where the physical on disk usage can be different than the calculated allocation value as is the case with qcow2 files.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_GET_INFO_FLAGS` (378): calls the daemon's procedure of that name (libvirt's `virStorageVolGetInfoFlags`).
     pub async fn storage_vol_get_info_flags(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -4461,7 +6153,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_SECRET_EVENT_REGISTER_ANY` (380): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary secret events occurring on a secret. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// If @secret is NULL, then events will be monitored for any secret. If @secret is non-NULL, then only the specific secret will be monitored.
+    ///
+    /// Most types of events have a callback providing a custom set of parameters for the event. When registering an event, it is thus necessary to use the `VIR_SECRET_EVENT_CALLBACK()` macro to cast the supplied function pointer to match the signature of this method.
+    ///
+    /// The `virSecretPtr` object handle passed into the callback upon delivery of an event is only valid for the duration of execution of the callback. If the callback wishes to keep the secret object after the callback returns, it shall take a reference to it, by calling `virSecretRef()`. The reference can be released once the object is no longer required by calling `virSecretFree()`.
+    ///
+    /// The return value from this method is a positive integer identifier for the callback. To unregister a callback, this callback ID should be passed to the `virConnectSecretEventDeregisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_SECRET_EVENT_REGISTER_ANY` (380): calls the daemon's procedure of that name (libvirt's `virConnectSecretEventRegisterAny`).
     pub async fn connect_secret_event_register_any(
         &self,
         event_id: i32,
@@ -4476,7 +6178,9 @@ impl crate::Client {
         .await
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_SECRET_EVENT_DEREGISTER_ANY` (381): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectSecretEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_SECRET_EVENT_DEREGISTER_ANY` (381): calls the daemon's procedure of that name (libvirt's `virConnectSecretEventDeregisterAny`).
     pub async fn connect_secret_event_deregister_any(
         &self,
         callback_id: i32,
@@ -4488,7 +6192,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_VCPU` (384): calls the daemon's procedure of that name.
+    /// Enables/disables individual vcpus described by @vcpumap in the hypervisor.
+    ///
+    /// Various hypervisor implementations may limit to operate on just 1 hotpluggable entity (which may contain multiple vCPUs on certain platforms).
+    ///
+    /// Note that OSes and hypervisors may require vCPU 0 to stay online.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_VCPU` (384): calls the daemon's procedure of that name (libvirt's `virDomainSetVcpu`).
     pub async fn domain_set_vcpu(
         &self,
         dom: RemoteNonnullDomain,
@@ -4506,7 +6216,19 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_BLOCK_THRESHOLD` (386): calls the daemon's procedure of that name.
+    /// Set the threshold level for delivering the `VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD` if the device or backing chain element described by @dev is written beyond the set threshold level. The threshold level is unset once the event fires. The event might not be delivered at all if libvirtd was not running at the moment when the threshold was reached. Note that if the threshold level is reached for a top level image, the event is emitted for @dev corresponding to the disk target, and may also be reported with @dev corresponding to the disk target with an index corresponding to the 'index' attribute of 'source' in the live VM XML if the attribute is present.
+    ///
+    /// @dev can either be a disk target name (vda, sda) or disk target with index ( vda\[4\]). Without the index the top image in the backing chain will have the threshold set. The index corresponds to the 'index' attribute reported in the live VM XML for 'backingStore' or 'source' elements of a disk. If index is given the threshold is set for the corresponding image.
+    ///
+    /// In case when @dev does not contain index the `VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD` event may be emitted twice, once for the disk device target without index and once containing the index.
+    ///
+    /// Note that the threshold event can be registered also for destinations of a 'virDomainBlockCopy' destination by using the 'index' of the 'mirror' source.
+    ///
+    /// Hypervisors report the last written sector of an image in the bulk stats API (virConnectGetAllDomainStats/virDomainListGetStats) as "block.&lt;num&gt;.allocation" in the `VIR_DOMAIN_STATS_BLOCK` group. The current threshold value is reported as "block.&lt;num&gt;.threshold".
+    ///
+    /// This event allows to use thin-provisioned storage which needs management tools to grow it without the need for polling of the data.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_BLOCK_THRESHOLD` (386): calls the daemon's procedure of that name (libvirt's `virDomainSetBlockThreshold`).
     pub async fn domain_set_block_threshold(
         &self,
         dom: RemoteNonnullDomain,
@@ -4524,7 +6246,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_MAX_DOWNTIME` (387): calls the daemon's procedure of that name.
+    /// Gets current maximum tolerable time for which the domain may be paused at the end of live migration.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_MAX_DOWNTIME` (387): calls the daemon's procedure of that name (libvirt's `virDomainMigrateGetMaxDowntime`).
     pub async fn domain_migrate_get_max_downtime(
         &self,
         dom: RemoteNonnullDomain,
@@ -4536,7 +6260,11 @@ impl crate::Client {
         .await
         .map(|r| r.downtime)
     }
-    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_GET_XML_DESC` (388): calls the daemon's procedure of that name.
+    /// This method will extract the XML description of the managed save state file of a domain.
+    ///
+    /// No security-sensitive data will be included unless @flags contains `VIR_DOMAIN_SAVE_IMAGE_XML_SECURE`; this flag is rejected on read-only connections.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_GET_XML_DESC` (388): calls the daemon's procedure of that name (libvirt's `virDomainManagedSaveGetXMLDesc`).
     pub async fn domain_managed_save_get_xml_desc(
         &self,
         dom: RemoteNonnullDomain,
@@ -4551,7 +6279,13 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_DEFINE_XML` (389): calls the daemon's procedure of that name.
+    /// This updates the definition of a domain stored in a saved state file.
+    ///
+    /// @dxml can be used to alter host-specific portions of the domain XML that will be used on the next start of the domain. For example, it is possible to alter the backing filename that is associated with a disk device.
+    ///
+    /// Normally, the saved state file will remember whether the domain was running or paused, and restore defaults to the same state. Specifying `VIR_DOMAIN_SAVE_RUNNING` or `VIR_DOMAIN_SAVE_PAUSED` in @flags will override the default saved into the file; omitting both leaves the file's default unchanged. These two flags are mutually exclusive.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_DEFINE_XML` (389): calls the daemon's procedure of that name (libvirt's `virDomainManagedSaveDefineXML`).
     pub async fn domain_managed_save_define_xml(
         &self,
         dom: RemoteNonnullDomain,
@@ -4567,7 +6301,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_LIFECYCLE_ACTION` (390): calls the daemon's procedure of that name.
+    /// Changes the actions of lifecycle events for domain represented as &lt;on_$type&gt;$action&lt;/on_$type&gt; in the domain XML.
+    ///
+    /// QEMU driver has a limitation that if all lifecycle events are set to destroy when the domain is started, it's not possible to change any action for running domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_LIFECYCLE_ACTION` (390): calls the daemon's procedure of that name (libvirt's `virDomainSetLifecycleAction`).
     pub async fn domain_set_lifecycle_action(
         &self,
         dom: RemoteNonnullDomain,
@@ -4585,7 +6323,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_TARGET_PATH` (391): calls the daemon's procedure of that name.
+    /// Fetch a storage pool which maps to a particular target directory. If more than one pool maps to the path, it is undefined which will be returned first.
+    ///
+    /// `virStoragePoolFree` should be used to free the resources after the storage pool object is no longer needed.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_TARGET_PATH` (391): calls the daemon's procedure of that name (libvirt's `virStoragePoolLookupByTargetPath`).
     pub async fn storage_pool_lookup_by_target_path(
         &self,
         path: RemoteNonnullString,
@@ -4596,7 +6338,11 @@ impl crate::Client {
         .await
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE_ALIAS` (392): calls the daemon's procedure of that name.
+    /// Detach a virtual device from a domain, using the alias to specify the device. The value of @flags should be either `VIR_DOMAIN_AFFECT_CURRENT`, or a bitwise-or of values from `VIR_DOMAIN_AFFECT_LIVE` and `VIR_DOMAIN_AFFECT_CURRENT`, although hypervisors vary in which flags are supported.
+    ///
+    /// In contrast to `virDomainDetachDeviceFlags()` this API is asynchronous - it returns immediately after sending the detach request to the hypervisor. It's caller's responsibility to wait for `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED` event to signal actual device removal or for `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED` to signal rejected device removal.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE_ALIAS` (392): calls the daemon's procedure of that name (libvirt's `virDomainDetachDeviceAlias`).
     pub async fn domain_detach_device_alias(
         &self,
         dom: RemoteNonnullDomain,
@@ -4612,7 +6358,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_COMPARE_HYPERVISOR_CPU` (393): calls the daemon's procedure of that name.
+    /// Compares the given CPU description with the CPU the specified hypervisor is able to provide on the host. Any of @emulator, @arch, @machine, and @virttype parameters may be NULL; libvirt will choose sensible defaults tailored to the host and its current configuration.
+    ///
+    /// This is different from `virConnectCompareCPU()` which compares the CPU definition with the host CPU without considering any specific hypervisor and its abilities.
+    ///
+    /// `REMOTE_PROC_CONNECT_COMPARE_HYPERVISOR_CPU` (393): calls the daemon's procedure of that name (libvirt's `virConnectCompareHypervisorCPU`).
     pub async fn connect_compare_hypervisor_cpu(
         &self,
         emulator: RemoteString,
@@ -4635,7 +6385,17 @@ impl crate::Client {
         .await
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_CONNECT_BASELINE_HYPERVISOR_CPU` (394): calls the daemon's procedure of that name.
+    /// Computes the most feature-rich CPU which is compatible with all given CPUs and can be provided by the specified hypervisor. For best results the host-model CPUs as advertised by `virConnectGetDomainCapabilities()` should be passed in @xmlCPUs. Any of @emulator, @arch, @machine, and @virttype parameters may be NULL; libvirt will choose sensible defaults tailored to the host and its current configuration.
+    ///
+    /// This is different from `virConnectBaselineCPU()` which doesn't consider any hypervisor abilities when computing the best CPU.
+    ///
+    /// If @ncpus == 1, the result will be the first (and only) CPU in @xmlCPUs tailored to what the hypervisor can support on the current host. Specifically if this single CPU definition contains no feature elements and a CPU model listed as usable='no' in domain capabilities XML, the result will contain a list usability blockers, i.e., a list of features that would need to be disabled to for the model to be usable on this host. This list may contain more features than what the hypervisor reports as blockers in case the CPU model definition in libvirt differs from QEMU definition.
+    ///
+    /// If @flags includes `VIR_CONNECT_BASELINE_CPU_EXPAND_FEATURES` then libvirt will explicitly list all CPU features that are part of the computed CPU, without this flag features that are part of the CPU model will not be listed.
+    ///
+    /// If @flags includes `VIR_CONNECT_BASELINE_CPU_MIGRATABLE`, the resulting CPU will not include features that block migration.
+    ///
+    /// `REMOTE_PROC_CONNECT_BASELINE_HYPERVISOR_CPU` (394): calls the daemon's procedure of that name (libvirt's `virConnectBaselineHypervisorCPU`).
     pub async fn connect_baseline_hypervisor_cpu(
         &self,
         emulator: RemoteString,
@@ -4658,7 +6418,9 @@ impl crate::Client {
         .await
         .map(|r| r.cpu)
     }
-    /// `REMOTE_PROC_NODE_GET_SEV_INFO` (395): calls the daemon's procedure of that name.
+    /// If hypervisor supports AMD's SEV feature, then @params will contain various platform specific information like PDH and certificate chain. Caller is responsible for freeing @params.
+    ///
+    /// `REMOTE_PROC_NODE_GET_SEV_INFO` (395): calls the daemon's procedure of that name (libvirt's `virNodeGetSEVInfo`).
     pub async fn node_get_sev_info(
         &self,
         nparams: i32,
@@ -4669,7 +6431,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_LAUNCH_SECURITY_INFO` (396): calls the daemon's procedure of that name.
+    /// Get the launch security info. In case of the SEV guest, this will return the launch measurement.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_LAUNCH_SECURITY_INFO` (396): calls the daemon's procedure of that name (libvirt's `virDomainGetLaunchSecurityInfo`).
     pub async fn domain_get_launch_security_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -4681,7 +6445,11 @@ impl crate::Client {
         .await
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_NWFILTER_BINDING_LOOKUP_BY_PORT_DEV` (397): calls the daemon's procedure of that name.
+    /// Try to lookup a network filter binding on the given hypervisor based on network port device name.
+    ///
+    /// `virNWFilterBindingFree` should be used to free the resources after the binding object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NWFILTER_BINDING_LOOKUP_BY_PORT_DEV` (397): calls the daemon's procedure of that name (libvirt's `virNWFilterBindingLookupByPortDev`).
     pub async fn nwfilter_binding_lookup_by_port_dev(
         &self,
         name: RemoteNonnullString,
@@ -4692,7 +6460,9 @@ impl crate::Client {
         .await
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_BINDING_GET_XML_DESC` (398): calls the daemon's procedure of that name.
+    /// Provide an XML description of the network filter. The description may be reused later to redefine the network filter with `virNWFilterCreateXML()`.
+    ///
+    /// `REMOTE_PROC_NWFILTER_BINDING_GET_XML_DESC` (398): calls the daemon's procedure of that name (libvirt's `virNWFilterBindingGetXMLDesc`).
     pub async fn nwfilter_binding_get_xml_desc(
         &self,
         nwfilter: RemoteNonnullNwfilterBinding,
@@ -4707,7 +6477,11 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_NWFILTER_BINDING_CREATE_XML` (399): calls the daemon's procedure of that name.
+    /// Define a new network filter, based on an XML description similar to the one returned by `virNWFilterGetXMLDesc()`. This API may be used to associate a filter with a currently running guest that does not have a filter defined for a specific network port. Since the bindings are generally automatically managed by the hypervisor, using this command to define a filter for a network port and then starting the guest afterwards may prevent the guest from starting if it attempts to use the network port and finds a filter already defined.
+    ///
+    /// `virNWFilterFree` should be used to free the resources after the binding object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NWFILTER_BINDING_CREATE_XML` (399): calls the daemon's procedure of that name (libvirt's `virNWFilterBindingCreateXML`).
     pub async fn nwfilter_binding_create_xml(
         &self,
         xml: RemoteNonnullString,
@@ -4722,7 +6496,9 @@ impl crate::Client {
         .await
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_BINDING_DELETE` (400): calls the daemon's procedure of that name.
+    /// Delete the binding object. This does not free the associated `virNWFilterBindingPtr` object. This API may be used to remove the network port binding filter currently in use for the guest while the guest is running without needing to restart the guest. Restoring the network port binding filter for the running guest would be accomplished by using `virNWFilterBindingCreateXML`.
+    ///
+    /// `REMOTE_PROC_NWFILTER_BINDING_DELETE` (400): calls the daemon's procedure of that name (libvirt's `virNWFilterBindingDelete`).
     pub async fn nwfilter_binding_delete(
         &self,
         nwfilter: RemoteNonnullNwfilterBinding,
@@ -4732,7 +6508,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_NWFILTER_BINDINGS` (401): calls the daemon's procedure of that name.
+    /// Collect the list of network filters, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_NWFILTER_BINDINGS` (401): calls the daemon's procedure of that name (libvirt's `virConnectListAllNWFilterBindings`).
     pub async fn connect_list_all_nwfilter_bindings(
         &self,
         need_results: i32,
@@ -4749,7 +6527,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_IOTHREAD_PARAMS` (402): calls the daemon's procedure of that name.
+    /// Dynamically set IOThread parameters to the domain. It is left up to the underlying virtual hypervisor to determine the valid range for an @iothread_id, determining whether the @iothread_id already exists, and determining the validity of the provided param values.
+    ///
+    /// See `VIR_DOMAIN_IOTHREAD_*` for detailed description of accepted IOThread parameters.
+    ///
+    /// Since the purpose of this API is to dynamically modify the IOThread @flags should only include the `VIR_DOMAIN_AFFECT_CURRENT` and/or `VIR_DOMAIN_AFFECT_LIVE` `virDomainMemoryModFlags`. Setting other flags may cause errors from the hypervisor.
+    ///
+    /// Note that this call can fail if the underlying virtualization hypervisor does not support it or does not support setting the provided values.
+    ///
+    /// This function requires privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_IOTHREAD_PARAMS` (402): calls the daemon's procedure of that name (libvirt's `virDomainSetIOThreadParams`).
     pub async fn domain_set_iothread_params(
         &self,
         dom: RemoteNonnullDomain,
@@ -4767,7 +6555,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_CONNECT_GET_STORAGE_POOL_CAPABILITIES` (403): calls the daemon's procedure of that name.
+    /// Prior creating a storage pool (for instance via `virStoragePoolCreateXML` or `virStoragePoolDefineXML`) it may be suitable to know what pool types are supported along with the file/disk formats for each pool.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_STORAGE_POOL_CAPABILITIES` (403): calls the daemon's procedure of that name (libvirt's `virConnectGetStoragePoolCapabilities`).
     pub async fn connect_get_storage_pool_capabilities(
         &self,
         flags: u32,
@@ -4780,7 +6570,9 @@ impl crate::Client {
         .await
         .map(|r| r.capabilities)
     }
-    /// `REMOTE_PROC_NETWORK_LIST_ALL_PORTS` (404): calls the daemon's procedure of that name.
+    /// Collect the list of network ports, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_NETWORK_LIST_ALL_PORTS` (404): calls the daemon's procedure of that name (libvirt's `virNetworkListAllPorts`).
     pub async fn network_list_all_ports(
         &self,
         network: RemoteNonnullNetwork,
@@ -4796,7 +6588,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NETWORK_PORT_LOOKUP_BY_UUID` (405): calls the daemon's procedure of that name.
+    /// Try to lookup a port on the given network based on its UUID.
+    ///
+    /// `virNetworkPortFree` should be used to free the resources after the network port object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_LOOKUP_BY_UUID` (405): calls the daemon's procedure of that name (libvirt's `virNetworkPortLookupByUUID`).
     pub async fn network_port_lookup_by_uuid(
         &self,
         network: RemoteNonnullNetwork,
@@ -4808,7 +6604,11 @@ impl crate::Client {
         .await
         .map(|r| r.port)
     }
-    /// `REMOTE_PROC_NETWORK_PORT_CREATE_XML` (406): calls the daemon's procedure of that name.
+    /// Create a new network port, based on an XML description similar to the one returned by `virNetworkPortGetXMLDesc()`
+    ///
+    /// `virNetworkPortFree` should be used to free the resources after the network port object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_CREATE_XML` (406): calls the daemon's procedure of that name (libvirt's `virNetworkPortCreateXML`).
     pub async fn network_port_create_xml(
         &self,
         network: RemoteNonnullNetwork,
@@ -4825,7 +6625,9 @@ impl crate::Client {
         .await
         .map(|r| r.port)
     }
-    /// `REMOTE_PROC_NETWORK_PORT_GET_PARAMETERS` (407): calls the daemon's procedure of that name.
+    /// Get all interface parameters. On input, @params should be initialized to NULL. On return @params will be allocated with the size large enough to hold all parameters, and @nparams will be updated to say how many parameters are present. @params should be freed by the caller on success.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_GET_PARAMETERS` (407): calls the daemon's procedure of that name (libvirt's `virNetworkPortGetParameters`).
     pub async fn network_port_get_parameters(
         &self,
         port: RemoteNonnullNetworkPort,
@@ -4842,7 +6644,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NETWORK_PORT_SET_PARAMETERS` (408): calls the daemon's procedure of that name.
+    /// Change a subset or all parameters of the network port; currently this includes bandwidth parameters.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_SET_PARAMETERS` (408): calls the daemon's procedure of that name (libvirt's `virNetworkPortSetParameters`).
     pub async fn network_port_set_parameters(
         &self,
         port: RemoteNonnullNetworkPort,
@@ -4858,7 +6662,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NETWORK_PORT_GET_XML_DESC` (409): calls the daemon's procedure of that name.
+    /// Provide an XML description of the network port. The description may be reused later to recreate the port with `virNetworkPortCreateXML()`.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_GET_XML_DESC` (409): calls the daemon's procedure of that name (libvirt's `virNetworkPortGetXMLDesc`).
     pub async fn network_port_get_xml_desc(
         &self,
         port: RemoteNonnullNetworkPort,
@@ -4870,7 +6676,9 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_NETWORK_PORT_DELETE` (410): calls the daemon's procedure of that name.
+    /// Delete the network port. This does not free the associated `virNetworkPortPtr` object. It is the caller's responsibility to ensure the port is not still in use by a virtual machine before deleting port.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_DELETE` (410): calls the daemon's procedure of that name (libvirt's `virNetworkPortDelete`).
     pub async fn network_port_delete(
         &self,
         port: RemoteNonnullNetworkPort,
@@ -4881,7 +6689,19 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_CREATE_XML` (411): calls the daemon's procedure of that name.
+    /// Create a new checkpoint using @xmlDesc, with a top-level &lt;domaincheckpoint&gt; element, on a running @domain. Note that @xmlDesc must validate against the &lt;domaincheckpoint&gt; XML schema. Typically, it is more common to create a new checkpoint as part of kicking off a backup job with `virDomainBackupBegin()`; however, it is also possible to start a checkpoint without a backup.
+    ///
+    /// See <https://libvirt.org/formatcheckpoint.html#checkpoint-xml> for more details on @xmlDesc. In particular, some hypervisors may require particular disk formats, such as qcow2, in order to support this command; where @xmlDesc can be used to limit the checkpoint to a working subset of the domain's disks.
+    ///
+    /// If @flags includes `VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE`, then this is a request to reinstate checkpoint metadata that was previously captured from `virDomainCheckpointGetXMLDesc()` before removing that metadata, rather than creating a new checkpoint. Note that while original creation can omit a number of elements from @xmlDesc (and libvirt will supply sane defaults based on the domain state at that point in time), a redefinition must supply more elements (as the domain may have changed in the meantime, so that libvirt no longer has a way to resupply correct defaults). Not all hypervisors support this flag.
+    ///
+    /// If @flags includes `VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE` along with `VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE` the state of the metadata related to the disk state of the redefined checkpoint is validated. Note that hypervisors may require that the @domain is running to perform validation.
+    ///
+    /// If @flags includes `VIR_DOMAIN_CHECKPOINT_CREATE_QUIESCE`, then the libvirt will attempt to use guest agent to freeze and thaw all file systems in use within domain OS. However, if the guest agent is not present, an error is thrown. This flag is incompatible with `VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE`.
+    ///
+    /// Note: A checkpoint represents point in time after which blocks changed by the hypervisor are tracked. The tracking of changed blocks notes only whether a block was modified, but does not preserve the old contents. The main purpose of checkpoints is to enable incremental backups. But for a checkpoint to be useful for this purpose, a backup must be performed at the same time as the checkpoint is created. This is done via the `virDomainBackupBegin` API, which also allows to create a checkpoint at the same time. Creating checkpoints with `virDomainCheckpointCreateXML` is generally only useful for re-creating the libvirt metadata.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_CREATE_XML` (411): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointCreateXML`).
     pub async fn domain_checkpoint_create_xml(
         &self,
         dom: RemoteNonnullDomain,
@@ -4898,7 +6718,15 @@ impl crate::Client {
         .await
         .map(|r| r.checkpoint)
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_GET_XML_DESC` (412): calls the daemon's procedure of that name.
+    /// Provide an XML description of the domain checkpoint.
+    ///
+    /// No security-sensitive data will be included unless @flags contains `VIR_DOMAIN_CHECKPOINT_XML_SECURE`; this flag is rejected on read-only connections.
+    ///
+    /// Normally, the XML description includes an element giving a full description of the domain at the time the checkpoint was created; to reduce parsing time, it will be suppressed when @flags contains `VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN`.
+    ///
+    /// By default, the XML description contains only static information that does not change over time. However, when @flags contains `VIR_DOMAIN_CHECKPOINT_XML_SIZE`, each &lt;disk&gt; listing adds an additional attribute that shows an estimate of the current size in bytes that have been dirtied between the time the checkpoint was created and the current point in time. Note that updating the size may be expensive and data will be inaccurate once guest OS writes to the disk. Also note that hypervisors may require that the domain associated with @checkpoint is running when `VIR_DOMAIN_CHECKPOINT_XML_SIZE` is used.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_GET_XML_DESC` (412): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointGetXMLDesc`).
     pub async fn domain_checkpoint_get_xml_desc(
         &self,
         checkpoint: RemoteNonnullDomainCheckpoint,
@@ -4913,7 +6741,15 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_LIST_ALL_CHECKPOINTS` (413): calls the daemon's procedure of that name.
+    /// Collect the list of domain checkpoints for the given domain and allocate an array to store those objects.
+    ///
+    /// If @flags contains `VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL`, @checkpoints is non-NULL, and no other connection is modifying checkpoints, then it is guaranteed that for any checkpoint in the resulting list, no checkpoints later in the list can be reached by a sequence of `virDomainCheckpointGetParent()` starting from that earlier checkpoint; otherwise, the order of checkpoints in the resulting list is unspecified.
+    ///
+    /// By default, this command covers all checkpoints. It is also possible to limit things to just checkpoints with no parents, when @flags includes `VIR_DOMAIN_CHECKPOINT_LIST_ROOTS`. Additional filters are provided in groups listed below. Within a group, bits are mutually exclusive, where all possible checkpoints are described by exactly one bit from the group. Some hypervisors might reject particular flags where it cannot make a distinction for filtering. If the set of filter flags selected forms an impossible combination, the hypervisor may return either 0 or an error.
+    ///
+    /// The first group of @flags is `VIR_DOMAIN_CHECKPOINT_LIST_LEAVES` and `VIR_DOMAIN_CHECKPOINT_LIST_NO_LEAVES`, to filter based on checkpoints that have no further children (a leaf checkpoint).
+    ///
+    /// `REMOTE_PROC_DOMAIN_LIST_ALL_CHECKPOINTS` (413): calls the daemon's procedure of that name (libvirt's `virDomainListAllCheckpoints`).
     pub async fn domain_list_all_checkpoints(
         &self,
         dom: RemoteNonnullDomain,
@@ -4930,7 +6766,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN` (414): calls the daemon's procedure of that name.
+    /// Collect the list of domain checkpoints that are children of the given checkpoint, and allocate an array to store those objects.
+    ///
+    /// If @flags contains `VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL`, @checkpoints is non-NULL, and no other connection is modifying checkpoints, then it is guaranteed that for any checkpoint in the resulting list, no checkpoints later in the list can be reached by a sequence of `virDomainCheckpointGetParent()` starting from that earlier checkpoint; otherwise, the order of checkpoints in the resulting list is unspecified.
+    ///
+    /// By default, this command covers only direct children. It is also possible to expand things to cover all descendants, when @flags includes `VIR_DOMAIN_CHECKPOINT_LIST_DESCENDANTS`. Additional are provided via the remaining @flags values as documented in `virDomainListAllCheckpoints()`, with the exception that `VIR_DOMAIN_CHECKPOINT_LIST_ROOTS` is not supported (in fact, `VIR_DOMAIN_CHECKPOINT_LIST_DESCENDANTS` has the same bit value but opposite semantics of widening rather than narrowing the listing).
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN` (414): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointListAllChildren`).
     pub async fn domain_checkpoint_list_all_children(
         &self,
         checkpoint: RemoteNonnullDomainCheckpoint,
@@ -4949,7 +6791,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_LOOKUP_BY_NAME` (415): calls the daemon's procedure of that name.
+    /// Try to lookup a domain checkpoint based on its name.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_LOOKUP_BY_NAME` (415): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointLookupByName`).
     pub async fn domain_checkpoint_lookup_by_name(
         &self,
         dom: RemoteNonnullDomain,
@@ -4966,7 +6810,11 @@ impl crate::Client {
         .await
         .map(|r| r.checkpoint)
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_GET_PARENT` (416): calls the daemon's procedure of that name.
+    /// Get the parent checkpoint for @checkpoint, if any.
+    ///
+    /// `virDomainCheckpointFree` should be used to free the resources after the checkpoint object is no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_GET_PARENT` (416): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointGetParent`).
     pub async fn domain_checkpoint_get_parent(
         &self,
         checkpoint: RemoteNonnullDomainCheckpoint,
@@ -4981,7 +6829,15 @@ impl crate::Client {
         .await
         .map(|r| r.parent)
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_DELETE` (417): calls the daemon's procedure of that name.
+    /// Removes a checkpoint from the domain.
+    ///
+    /// When removing a checkpoint, the record of which portions of the disk were dirtied after the checkpoint will be merged into the record tracked by the parent checkpoint, if any.
+    ///
+    /// If @flags includes `VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN`, then any descendant checkpoints are also deleted. If @flags includes `VIR_DOMAIN_CHECKPOINT_DELETE_CHILDREN_ONLY`, then any descendant checkepoints are deleted, but this checkpoint remains. These two flags are mutually exclusive.
+    ///
+    /// If @flags includes `VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY`, then any checkpoint metadata tracked by libvirt is removed while keeping the checkpoint contents intact; if a hypervisor does not require any libvirt metadata to track checkpoints, then this flag is silently ignored.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_DELETE` (417): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointDelete`).
     pub async fn domain_checkpoint_delete(
         &self,
         checkpoint: RemoteNonnullDomainCheckpoint,
@@ -4995,7 +6851,59 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_GUEST_INFO` (418): calls the daemon's procedure of that name.
+    /// Queries the guest agent for the various information about the guest system. The reported data depends on the guest agent implementation. The information is returned as an array of typed parameters containing the individual parameters. The parameter name for each information field consists of a dot-separated string containing the name of the requested group followed by a group-specific description of the statistic value.
+    ///
+    /// The information groups are enabled using the @types parameter which is a binary-OR of enum `virDomainGuestInfoTypes`. The following groups are available (although not necessarily implemented for each hypervisor):
+    ///
+    /// `VIR_DOMAIN_GUEST_INFO_USERS`: Return information about users that are currently logged in within the guest domain. The `VIR_DOMAIN_GUEST_INFO_USER_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_GUEST_INFO_OS`: Return information about the operating system running within the guest. The `VIR_DOMAIN_GUEST_INFO_OS_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_GUEST_INFO_TIMEZONE`: Returns information about the timezone within the domain. The `VIR_DOMAIN_GUEST_INFO_TIMEZONE_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_GUEST_INFO_HOSTNAME`: Returns information about the hostname of the domain. The `VIR_DOMAIN_GUEST_INFO_HOSTNAME_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_GUEST_INFO_FILESYSTEM`: Returns information about the filesystems within the domain. The `VIR_DOMAIN_GUEST_INFO_FS_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_GUEST_INFO_DISKS`: Returns information about the disks within the domain. The `VIR_DOMAIN_GUEST_INFO_DISK_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_GUEST_INFO_INTERFACES`: Returns information about the interfaces within the domain. The `VIR_DOMAIN_GUEST_INFO_IF_*` constants define the known typed parameter keys.
+    ///
+    /// `VIR_DOMAIN_GUEST_INFO_LOAD`: Returns load (the number of processes in the runqueue or waiting for disk I/O). The `VIR_DOMAIN_GUEST_INFO_LOAD_*` constants define the known typed parameter keys.
+    ///
+    /// Using 0 for @types returns all information groups supported by the given hypervisor.
+    ///
+    /// This API requires the VM to run. The caller is responsible for calling `virTypedParamsFree` to free memory returned in @params.
+    ///
+    /// In a number of cases the parameters returned are representing arrays of data items. In these cases multiple `VIR_DOMAIN_GUEST_INFO*` constants will need to be concatenated to form a complete typed parameter key. The design pattern for handling array entries is as follows
+    ///
+    /// - `VIR_DOMAIN_GUEST_INFO_nnnnn_COUNT`
+    ///
+    /// Defines the upper limit on the number of elements that will be returned. In some cases the array information may be sparsely populated, so it is not considered an error if a given element does not exist. Applications should check for each possible element upto the declared limit.
+    ///
+    /// - `VIR_DOMAIN_GUEST_INFO_nnnnn_PREFIX`
+    ///
+    /// Defines the prefix to be used to construct the typed parameter key for an array element, including the trailing '.'. The prefix must have an array index appended, along with a suffix.
+    ///
+    /// - `VIR_DOMAIN_GUEST_INFO_nnnnn_SUFFIX_mmmmm`
+    ///
+    /// Defines the suffix for accessing a particular data item within the array element, including the leading '.'. The suffix must have an array prefix and index prepended.
+    ///
+    /// As an example, assuming a printf-like formatting approach an application would construct a key as follows:
+    ///
+    /// format(VIR_DOMAIN_GUEST_INFO_FS_PREFIX + "%d" + `VIR_DOMAIN_GUEST_INFO_FS_SUFFIX_NAME`, index)
+    ///
+    /// Which, when index==3, would result in the key "fs.3.name"
+    ///
+    /// In some cases there may be nested arrays, in which case the key is formed by concatenating multiple prefixes and suffixes with mutliple array indexes. For example:
+    ///
+    /// format(VIR_DOMAIN_GUEST_INFO_FS_PREFIX + "%d" + `VIR_DOMAIN_GUEST_INFO_FS_SUFFIX_DISK_PREFIX` + "%d" + `VIR_DOMAIN_GUEST_INFO_FS_SUFFIX_DISK_SUFFIX_SERIAL` fsindex, diskindex)
+    ///
+    /// Which, when fsindex==3 and diskindex==7, would result in the key "fs.3.disk.7.serial".
+    ///
+    /// NB, for the `VIR_DOMAIN_GUEST_INFO_*` constants, if the \`Since\` tag is set to \`11.2.0\` this is usually representing the release when the constant was first introduced to the public API. Most of these typed parameter keys will have been introduced in earlier libvirt releases, prior to the definition of the constants.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_GUEST_INFO` (418): calls the daemon's procedure of that name (libvirt's `virDomainGetGuestInfo`).
     pub async fn domain_get_guest_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -5012,7 +6920,13 @@ impl crate::Client {
         .await
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_CONNECT_SET_IDENTITY` (419): calls the daemon's procedure of that name.
+    /// Override the default identity information associated with the connection. When connecting to a stateful driver over a UNIX socket, the daemon will interrogate the remote end of the UNIX socket to acquire the application's identity. This identity is used for the fine grained access control checks on API calls.
+    ///
+    /// There may be times when application is operating on behalf of a variety of users, and thus the identity that the application runs as is not appropriate for access control checks. In this case, if the application is considered trustworthy, it can supply alternative identity information.
+    ///
+    /// The driver may reject the request to change the identity on a connection if the application is not trustworthy.
+    ///
+    /// `REMOTE_PROC_CONNECT_SET_IDENTITY` (419): calls the daemon's procedure of that name (libvirt's `virConnectSetIdentity`).
     pub async fn connect_set_identity(
         &self,
         params: Vec<RemoteTypedParam>,
@@ -5023,7 +6937,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_AGENT_SET_RESPONSE_TIMEOUT` (420): calls the daemon's procedure of that name.
+    /// Set how long to wait for a response from guest agent commands. By default, agent commands block forever waiting for a response.
+    ///
+    /// @timeout must be a value from `virDomainAgentResponseTimeoutValues` or positive:
+    ///
+    /// VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_BLOCK(-2): meaning to block forever waiting for a result. VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT(-1): use default timeout value. VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_NOWAIT(0): does not wait. positive value: wait for @timeout seconds
+    ///
+    /// In all guest-agent based APIs when a timeout happens if an actual command was send to the guest agent the returned error code will be `VIR_ERR_AGENT_COMMAND_TIMEOUT`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_AGENT_SET_RESPONSE_TIMEOUT` (420): calls the daemon's procedure of that name (libvirt's `virDomainAgentSetResponseTimeout`).
     pub async fn domain_agent_set_response_timeout(
         &self,
         dom: RemoteNonnullDomain,
@@ -5040,7 +6962,27 @@ impl crate::Client {
         .await
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_DOMAIN_BACKUP_BEGIN` (421): calls the daemon's procedure of that name.
+    /// Start a point-in-time backup job for the specified disks of a running domain.
+    ///
+    /// A backup job is a domain job and thus mutually exclusive with any other domain job such as migration.
+    ///
+    /// For now, backup jobs are also mutually exclusive with any other block job on the same device, although this restriction may be lifted in a future release. Progress of the backup job can be tracked via `virDomainGetJobStats()`. Completion of the job is also announced asynchronously via `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` event.
+    ///
+    /// There are two fundamental backup approaches. The first, called a push model, instructs the hypervisor to copy the state of the guest disk to the designated storage destination (which may be on the local file system or a network device). In this mode, the hypervisor writes the content of the guest disk to the destination, then emits `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` when the backup is either complete or failed (the backup image is invalid if the job fails or `virDomainAbortJob()` is used prior to the event being emitted). This kind of the job finishes automatically. Users can determine success by using `virDomainGetJobStats()` with `VIR_DOMAIN_JOB_STATS_COMPLETED` flag.
+    ///
+    /// The second, called a pull model, instructs the hypervisor to expose the state of the guest disk over an NBD export. A third-party client can then connect to this export and read whichever portions of the disk it desires. In this mode libvirt has to be informed via `virDomainAbortJob()` when the third-party NBD client is done and the backup resources can be released.
+    ///
+    /// The @backupXML parameter contains details about the backup in the top-level element &lt;domainbackup&gt;, including which backup mode to use, whether the backup is incremental from a previous checkpoint, which disks participate in the backup, the destination for a push model backup, and the temporary storage and NBD server details for a pull model backup.
+    ///
+    /// `virDomainBackupGetXMLDesc()` can be called to learn actual values selected. For more information, see <https://libvirt.org/formatbackup.html#backup-xml>
+    ///
+    /// The @checkpointXML parameter is optional; if non-NULL, then libvirt behaves as if `virDomainCheckpointCreateXML()` were called to create a checkpoint atomically covering the same point in time as the backup.
+    ///
+    /// The `VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL` specifies that the output or temporary files described by the @backupXML document were created by the caller with correct format and size to hold the backup or temporary data.
+    ///
+    /// The creation of a new checkpoint allows for future incremental backups. Note that some hypervisors may require a particular disk format, such as qcow2, in order to take advantage of checkpoints, while allowing arbitrary formats if checkpoints are not involved.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BACKUP_BEGIN` (421): calls the daemon's procedure of that name (libvirt's `virDomainBackupBegin`).
     pub async fn domain_backup_begin(
         &self,
         dom: RemoteNonnullDomain,
@@ -5058,7 +7000,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_BACKUP_GET_XML_DESC` (422): calls the daemon's procedure of that name.
+    /// Queries the configuration of the active backup job.
+    ///
+    /// In some cases, a user can start a backup job without supplying all details and rely on libvirt to fill in the rest (for example, selecting the port used for an NBD export). This API can then be used to learn what default values were chosen.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BACKUP_GET_XML_DESC` (422): calls the daemon's procedure of that name (libvirt's `virDomainBackupGetXMLDesc`).
     pub async fn domain_backup_get_xml_desc(
         &self,
         dom: RemoteNonnullDomain,
@@ -5070,7 +7016,13 @@ impl crate::Client {
         .await
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_AUTHORIZED_SSH_KEYS_GET` (424): calls the daemon's procedure of that name.
+    /// For given @user in @domain fetch list of public SSH authorized keys and store them into @keys array which is allocated upon successful return and is NULL terminated. The caller is responsible for freeing @keys when no longer needed.
+    ///
+    /// Keys are in OpenSSH format (see sshd(8)) but from libvirt's point of view are opaque strings, i.e. not interpreted.
+    ///
+    /// Please note that some hypervisors may require guest agent to be configured and running in order to be able to run this API.
+    ///
+    /// `REMOTE_PROC_DOMAIN_AUTHORIZED_SSH_KEYS_GET` (424): calls the daemon's procedure of that name (libvirt's `virDomainAuthorizedSSHKeysGet`).
     pub async fn domain_authorized_ssh_keys_get(
         &self,
         dom: RemoteNonnullDomain,
@@ -5087,7 +7039,17 @@ impl crate::Client {
         .await
         .map(|r| r.keys)
     }
-    /// `REMOTE_PROC_DOMAIN_AUTHORIZED_SSH_KEYS_SET` (425): calls the daemon's procedure of that name.
+    /// For given @user in @domain set @keys in authorized keys file. Any previous content of the file is overwritten with new keys. That is, if this API is called with @nkeys = 0, @keys = NULL and @flags = 0 then the authorized keys file for @user is cleared out.
+    ///
+    /// Keys are in OpenSSH format (see sshd(8)) but from libvirt's point of view are opaque strings, i.e. not interpreted.
+    ///
+    /// If `VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_APPEND` flag is set then the file is not overwritten and new @keys are appended instead.
+    ///
+    /// If `VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_REMOVE` flag is set then instead of adding any new keys, provided @keys are removed from the file. It's not considered error if the key doesn't exist.
+    ///
+    /// Please note that some hypervisors may require guest agent to be configured and running in order to be able to run this API.
+    ///
+    /// `REMOTE_PROC_DOMAIN_AUTHORIZED_SSH_KEYS_SET` (425): calls the daemon's procedure of that name (libvirt's `virDomainAuthorizedSSHKeysSet`).
     pub async fn domain_authorized_ssh_keys_set(
         &self,
         dom: RemoteNonnullDomain,
@@ -5105,7 +7067,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_MESSAGES` (426): calls the daemon's procedure of that name.
+    /// Fetch a list of all messages recorded against the VM and store them into @msgs array which is allocated upon successful return and is NULL terminated. The caller is responsible for freeing @msgs when no longer needed.
+    ///
+    /// If @flags is zero then all messages are reported. The `virDomainMessageType` constants can be used to restrict results to certain types of message.
+    ///
+    /// Note it is hypervisor dependent whether messages are available for shutoff guests, or running guests, or both. Thus a client should be prepared to re-fetch messages when a guest transitions between running and shutoff states.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_MESSAGES` (426): calls the daemon's procedure of that name (libvirt's `virDomainGetMessages`).
     pub async fn domain_get_messages(
         &self,
         dom: RemoteNonnullDomain,
@@ -5120,7 +7088,9 @@ impl crate::Client {
         .await
         .map(|r| r.msgs)
     }
-    /// `REMOTE_PROC_DOMAIN_START_DIRTY_RATE_CALC` (427): calls the daemon's procedure of that name.
+    /// Calculate the current domain's memory dirty rate in next @seconds. The calculated dirty rate information is available by calling `virConnectGetAllDomainStats`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_START_DIRTY_RATE_CALC` (427): calls the daemon's procedure of that name (libvirt's `virDomainStartDirtyRateCalc`).
     pub async fn domain_start_dirty_rate_calc(
         &self,
         dom: RemoteNonnullDomain,
@@ -5136,7 +7106,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_DEVICE_DEFINE_XML` (428): calls the daemon's procedure of that name.
+    /// Define a new inactive persistent device or modify an existing persistent one from the XML description on the VM host machine, for example, a mediated device.
+    ///
+    /// `virNodeDeviceFree` should be used to free the resources after the node device object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_DEFINE_XML` (428): calls the daemon's procedure of that name (libvirt's `virNodeDeviceDefineXML`).
     pub async fn node_device_define_xml(
         &self,
         xml_desc: RemoteNonnullString,
@@ -5151,7 +7125,9 @@ impl crate::Client {
         .await
         .map(|r| r.dev)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_UNDEFINE` (429): calls the daemon's procedure of that name.
+    /// Undefine the device object. The virtual device is removed from the host operating system. This function may require privileged access.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_UNDEFINE` (429): calls the daemon's procedure of that name (libvirt's `virNodeDeviceUndefine`).
     pub async fn node_device_undefine(
         &self,
         name: RemoteNonnullString,
@@ -5162,7 +7138,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_DEVICE_CREATE` (430): calls the daemon's procedure of that name.
+    /// Start a defined node device:
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_CREATE` (430): calls the daemon's procedure of that name (libvirt's `virNodeDeviceCreate`).
     pub async fn node_device_create(
         &self,
         name: RemoteNonnullString,
@@ -5173,7 +7151,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NWFILTER_DEFINE_XML_FLAGS` (431): calls the daemon's procedure of that name.
+    /// Define a new network filter, based on an XML description similar to the one returned by `virNWFilterGetXMLDesc()`
+    ///
+    /// `virNWFilterFree` should be used to free the resources after the nwfilter object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NWFILTER_DEFINE_XML_FLAGS` (431): calls the daemon's procedure of that name (libvirt's `virNWFilterDefineXMLFlags`).
     pub async fn nwfilter_define_xml_flags(
         &self,
         xml: RemoteNonnullString,
@@ -5188,7 +7170,11 @@ impl crate::Client {
         .await
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NETWORK_DEFINE_XML_FLAGS` (432): calls the daemon's procedure of that name.
+    /// Define an inactive persistent virtual network or modify an existing persistent one from the XML description.
+    ///
+    /// `virNetworkFree` should be used to free the resources after the network object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NETWORK_DEFINE_XML_FLAGS` (432): calls the daemon's procedure of that name (libvirt's `virNetworkDefineXMLFlags`).
     pub async fn network_define_xml_flags(
         &self,
         xml: RemoteNonnullString,
@@ -5203,7 +7189,9 @@ impl crate::Client {
         .await
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_GET_AUTOSTART` (433): calls the daemon's procedure of that name.
+    /// Provides a boolean value indicating whether the node device is configured to be automatically started when the host machine boots or the parent device becomes available.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_GET_AUTOSTART` (433): calls the daemon's procedure of that name (libvirt's `virNodeDeviceGetAutostart`).
     pub async fn node_device_get_autostart(
         &self,
         name: RemoteNonnullString,
@@ -5214,7 +7202,9 @@ impl crate::Client {
         .await
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_SET_AUTOSTART` (434): calls the daemon's procedure of that name.
+    /// Configure the node device to be automatically started when the host machine boots or the parent device becomes available.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_SET_AUTOSTART` (434): calls the daemon's procedure of that name (libvirt's `virNodeDeviceSetAutostart`).
     pub async fn node_device_set_autostart(
         &self,
         name: RemoteNonnullString,
@@ -5225,7 +7215,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NODE_DEVICE_IS_PERSISTENT` (435): calls the daemon's procedure of that name.
+    /// Determine if the node device has a persistent configuration which means it will still exist after shutting down
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_IS_PERSISTENT` (435): calls the daemon's procedure of that name (libvirt's `virNodeDeviceIsPersistent`).
     pub async fn node_device_is_persistent(
         &self,
         name: RemoteNonnullString,
@@ -5236,7 +7228,9 @@ impl crate::Client {
         .await
         .map(|r| r.persistent)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_IS_ACTIVE` (436): calls the daemon's procedure of that name.
+    /// Determine if the node device is currently active
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_IS_ACTIVE` (436): calls the daemon's procedure of that name (libvirt's `virNodeDeviceIsActive`).
     pub async fn node_device_is_active(
         &self,
         name: RemoteNonnullString,
@@ -5247,7 +7241,11 @@ impl crate::Client {
         .await
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_NETWORK_CREATE_XML_FLAGS` (437): calls the daemon's procedure of that name.
+    /// Create and start a new virtual network, based on an XML description similar to the one returned by `virNetworkGetXMLDesc()`
+    ///
+    /// `virNetworkFree` should be used to free the resources after the network object is no longer needed.
+    ///
+    /// `REMOTE_PROC_NETWORK_CREATE_XML_FLAGS` (437): calls the daemon's procedure of that name (libvirt's `virNetworkCreateXMLFlags`).
     pub async fn network_create_xml_flags(
         &self,
         xml: RemoteNonnullString,
@@ -5262,7 +7260,18 @@ impl crate::Client {
         .await
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_LAUNCH_SECURITY_STATE` (439): calls the daemon's procedure of that name.
+    /// Set a launch security secret in the guest's memory. The guest must be in a paused state, e.g. in state `VIR_DOMIAN_PAUSED` as reported by `virDomainGetState`. On success, the guest can be transitioned to a running state. On failure, the guest should be destroyed.
+    ///
+    /// A basic guest attestation process can be achieved by:
+    /// - Start a secure guest in the paused state by passing `VIR_DOMAIN_START_PAUSED` to one of the `virDomainCreate` APIs
+    /// - Retrieve the guest launch measurement with `virDomainGetLaunchSecurityInfo`
+    /// - Verify launch measurement and generate a secret for the guest
+    /// - Set the secret in the guest's memory with `virDomainSetLaunchSecurityState`
+    /// - Start running the guest with `virDomainResume`
+    ///
+    /// See `VIR_DOMAIN_LAUNCH_SECURITY_*` for a detailed description of accepted launch security parameters.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_LAUNCH_SECURITY_STATE` (439): calls the daemon's procedure of that name (libvirt's `virDomainSetLaunchSecurityState`).
     pub async fn domain_set_launch_security_state(
         &self,
         dom: RemoteNonnullDomain,
@@ -5278,7 +7287,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE_PARAMS` (440): calls the daemon's procedure of that name.
+    /// This method extends `virDomainSaveFlags` by adding parameters. If `VIR_DOMAIN_SAVE_PARAM_FILE` is not provided then a managed save is performed (see `virDomainManagedSave`).
+    ///
+    /// See `VIR_DOMAIN_SAVE_PARAM_*` for detailed description of accepted save parameters.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE_PARAMS` (440): calls the daemon's procedure of that name (libvirt's `virDomainSaveParams`).
     pub async fn domain_save_params(
         &self,
         dom: RemoteNonnullDomain,
@@ -5294,7 +7307,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_RESTORE_PARAMS` (441): calls the daemon's procedure of that name.
+    /// This method extends `virDomainRestoreFlags` by adding parameters. For now, `VIR_DOMAIN_SAVE_PARAM_FILE` is required but this requirement may be lifted in the future.
+    ///
+    /// See `VIR_DOMAIN_SAVE_PARAM_*` for detailed description of accepted restore parameters.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESTORE_PARAMS` (441): calls the daemon's procedure of that name (libvirt's `virDomainRestoreParams`).
     pub async fn domain_restore_params(
         &self,
         params: Vec<RemoteTypedParam>,
@@ -5308,7 +7325,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_ABORT_JOB_FLAGS` (442): calls the daemon's procedure of that name.
+    /// Requests that the current background job be aborted at the soonest opportunity. In case the job is a migration in a post-copy mode, this function will report an error unless `VIR_DOMAIN_ABORT_JOB_POSTCOPY` flag is used (see `virDomainMigrateStartPostCopy` for more details).
+    ///
+    /// `REMOTE_PROC_DOMAIN_ABORT_JOB_FLAGS` (442): calls the daemon's procedure of that name (libvirt's `virDomainAbortJobFlags`).
     pub async fn domain_abort_job_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -5322,7 +7341,15 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` (443): calls the daemon's procedure of that name.
+    /// Associate the FDs in @fd with @domain under @name. The FDs are associated as long as the connection used to associated exists and are disposed of afterwards. FD may still be kept open by the hypervisor for as long as it's needed.
+    ///
+    /// Security labelling (e.g. via the selinux) may be applied on the passed FDs when required for usage by the VM. By default libvirt does not restore the seclabels on the FDs afterwards to avoid keeping it open unnecessarily.
+    ///
+    /// Restoring of the security label can be requested by passing either `VIR_DOMAIN_FD_ASSOCIATE_SECLABEL_RESTORE` for a best-effort attempt to restore the security label after use. Requesting the restore of security label will require that the file descriptors are kept open for the whole time they are used by the hypervisor, or other additional overhead.
+    ///
+    /// In certain cases usage of the fd group would imply read-only access. Passing `VIR_DOMAIN_FD_ASSOCIATE_SECLABEL_WRITABLE` in @flags ensures that a writable security label is picked in case when the file represented by the fds may be used in write mode.
+    ///
+    /// `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` (443): calls the daemon's procedure of that name (libvirt's `virDomainFDAssociate`).
     pub async fn domain_fd_associate(
         &self,
         dom: RemoteNonnullDomain,
@@ -5338,7 +7365,17 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NETWORK_SET_METADATA` (444): calls the daemon's procedure of that name.
+    /// Sets the appropriate network element given by @type to the value of @metadata. A @type of `VIR_NETWORK_METADATA_DESCRIPTION` is free-form text; `VIR_NETWORK_METADATA_TITLE` is free-form, but no newlines are permitted, and should be short (although the length is not enforced). For these two options @key and @uri are irrelevant and must be set to NULL.
+    ///
+    /// For type `VIR_NETWORK_METADATA_ELEMENT` @metadata must be well-formed XML belonging to namespace defined by @uri with local name @key.
+    ///
+    /// Passing NULL for @metadata says to remove that element from the network XML (passing the empty string leaves the element present).
+    ///
+    /// The resulting metadata will be present in `virNetworkGetXMLDesc()`, as well as quick access through `virNetworkGetMetadata()`.
+    ///
+    /// @flags controls whether the live network state, persistent configuration, or both will be modified.
+    ///
+    /// `REMOTE_PROC_NETWORK_SET_METADATA` (444): calls the daemon's procedure of that name (libvirt's `virNetworkSetMetadata`).
     pub async fn network_set_metadata(
         &self,
         network: RemoteNonnullNetwork,
@@ -5360,7 +7397,13 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_NETWORK_GET_METADATA` (445): calls the daemon's procedure of that name.
+    /// Retrieves the appropriate network element given by @type. If `VIR_NETWORK_METADATA_ELEMENT` is requested parameter @uri must be set to the name of the namespace the requested elements belong to, otherwise must be NULL.
+    ///
+    /// If an element of the network XML is not present, the resulting error will be `VIR_ERR_NO_NETWORK_METADATA`. This method forms a shortcut for seeing information from `virNetworkSetMetadata()` without having to go through `virNetworkGetXMLDesc()`.
+    ///
+    /// @flags controls whether the live network state or persistent configuration will be queried.
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_METADATA` (445): calls the daemon's procedure of that name (libvirt's `virNetworkGetMetadata`).
     pub async fn network_get_metadata(
         &self,
         network: RemoteNonnullNetwork,
@@ -5379,7 +7422,9 @@ impl crate::Client {
         .await
         .map(|r| r.metadata)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_UPDATE` (447): calls the daemon's procedure of that name.
+    /// Update the definition of an existing node device, either its live running configuration, its persistent configuration, or both.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_UPDATE` (447): calls the daemon's procedure of that name (libvirt's `virNodeDeviceUpdate`).
     pub async fn node_device_update(
         &self,
         name: RemoteNonnullString,
@@ -5395,7 +7440,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GRAPHICS_RELOAD` (448): calls the daemon's procedure of that name.
+    /// Reload domain's graphics. This can be used to reload TLS certificates without restarting the domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GRAPHICS_RELOAD` (448): calls the daemon's procedure of that name (libvirt's `virDomainGraphicsReload`).
     pub async fn domain_graphics_reload(
         &self,
         dom: RemoteNonnullDomain,
@@ -5411,7 +7458,9 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_GET_AUTOSTART_ONCE` (449): calls the daemon's procedure of that name.
+    /// Provides a boolean value indicating whether the domain is configured to be automatically started the next time the host machine boots only.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_AUTOSTART_ONCE` (449): calls the daemon's procedure of that name (libvirt's `virDomainGetAutostartOnce`).
     pub async fn domain_get_autostart_once(
         &self,
         dom: RemoteNonnullDomain,
@@ -5422,7 +7471,9 @@ impl crate::Client {
         .await
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_AUTOSTART_ONCE` (450): calls the daemon's procedure of that name.
+    /// Configure the domain to be automatically started the next time the host machine boots only.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_AUTOSTART_ONCE` (450): calls the daemon's procedure of that name (libvirt's `virDomainSetAutostartOnce`).
     pub async fn domain_set_autostart_once(
         &self,
         dom: RemoteNonnullDomain,
@@ -5433,7 +7484,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_SET_THROTTLE_GROUP` (451): calls the daemon's procedure of that name.
+    /// Add throttlegroup or change all of the throttlegroup options within specific domain
+    ///
+    /// The @group parameter is the name for new or existing throttlegroup, it cannot be NULL, detailed throttlegroup info is included in @params, it either creates new throttlegroup with @params or updates existing throttlegroup with @params, throttlegroup can be referenced by throttle filter in attached disk to do limits, the difference from iotune is that multiple throttlegroups can be referenced within attached disk
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_THROTTLE_GROUP` (451): calls the daemon's procedure of that name (libvirt's `virDomainSetThrottleGroup`).
     pub async fn domain_set_throttle_group(
         &self,
         dom: RemoteNonnullDomain,
@@ -5451,7 +7506,11 @@ impl crate::Client {
         )
         .await
     }
-    /// `REMOTE_PROC_DOMAIN_DEL_THROTTLE_GROUP` (452): calls the daemon's procedure of that name.
+    /// Delete an throttlegroup from the domain. @group cannot be NULL, and the @group to be deleted must not have a throttlefilter associated with it and can be any of the current valid group.
+    ///
+    /// @flags may include `VIR_DOMAIN_AFFECT_LIVE` or `VIR_DOMAIN_AFFECT_CONFIG`. Both flags may be set. If `VIR_DOMAIN_AFFECT_LIVE` is set, the change affects a running domain and may fail if domain is not alive. If `VIR_DOMAIN_AFFECT_CONFIG` is set, the change affects persistent state, and will fail for transient domains. If neither flag is specified (that is, @flags is `VIR_DOMAIN_AFFECT_CURRENT`), then an inactive domain modifies persistent setup, while an active domain is hypervisor-dependent on whether just live or both live and persistent state is changed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DEL_THROTTLE_GROUP` (452): calls the daemon's procedure of that name (libvirt's `virDomainDelThrottleGroup`).
     pub async fn domain_del_throttle_group(
         &self,
         dom: RemoteNonnullDomain,
@@ -5471,7 +7530,11 @@ impl crate::Client {
 
 #[cfg(feature = "blocking")]
 impl crate::blocking::Client {
-    /// `REMOTE_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name.
+    /// This function should be called first to get a connection to the Hypervisor and xen store
+    ///
+    /// `REMOTE_PROC_CONNECT_OPEN` (1): calls the daemon's procedure of that name (libvirt's `virConnectOpen`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_open`].
     pub fn connect_open(
         &self,
         name: RemoteString,
@@ -5484,39 +7547,59 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_CLOSE` (2): calls the daemon's procedure of that name.
+    /// This function closes the connection to the Hypervisor. This should not be called if further interaction with the Hypervisor are needed especially if there is running domain which need further monitoring by the application.
+    ///
+    /// `REMOTE_PROC_CONNECT_CLOSE` (2): calls the daemon's procedure of that name (libvirt's `virConnectClose`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_close`].
     pub fn connect_close(&self) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectClose>(&())
     }
-    /// `REMOTE_PROC_CONNECT_GET_TYPE` (3): calls the daemon's procedure of that name.
+    /// Get the name of the Hypervisor driver used. This is merely the driver name; for example, both KVM and QEMU guests are serviced by the driver for the qemu:// URI, so a return of "QEMU" does not indicate whether KVM acceleration is present. For more details about the hypervisor, use `virConnectGetCapabilities()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_TYPE` (3): calls the daemon's procedure of that name (libvirt's `virConnectGetType`).
     pub fn connect_get_type(&self) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetType>(&())
             .map(|r| r.r#type)
     }
-    /// `REMOTE_PROC_CONNECT_GET_VERSION` (4): calls the daemon's procedure of that name.
+    /// Get the version level of the Hypervisor running.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_VERSION` (4): calls the daemon's procedure of that name (libvirt's `virConnectGetVersion`).
     pub fn connect_get_version(&self) -> Result<u64, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetVersion>(&())
             .map(|r| r.hv_ver)
     }
-    /// `REMOTE_PROC_CONNECT_GET_MAX_VCPUS` (5): calls the daemon's procedure of that name.
+    /// Provides the maximum number of virtual CPUs supported for a guest VM of a specific type. The 'type' parameter here corresponds to the 'type' attribute in the &lt;domain&gt; element of the XML. This API doesn't take emulator limits into consideration, hence the returned value is not guaranteed to be usable. It is recommended to use `virConnectGetDomainCapabilities()` and look for "&lt;vcpu max='...'&gt;" in its output instead.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_MAX_VCPUS` (5): calls the daemon's procedure of that name (libvirt's `virConnectGetMaxVcpus`).
     pub fn connect_get_max_vcpus(&self, r#type: RemoteString) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetMaxVcpus>(
             &libvirt_proto::generated::remote::RemoteConnectGetMaxVcpusArgs { r#type },
         )
         .map(|r| r.max_vcpus)
     }
-    /// `REMOTE_PROC_NODE_GET_INFO` (6): calls the daemon's procedure of that name.
+    /// Extract hardware information about the node.
+    ///
+    /// `REMOTE_PROC_NODE_GET_INFO` (6): calls the daemon's procedure of that name (libvirt's `virNodeGetInfo`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_get_info`].
     pub fn node_get_info(
         &self,
     ) -> Result<libvirt_proto::generated::remote::RemoteNodeGetInfoRet, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeGetInfo>(&())
     }
-    /// `REMOTE_PROC_CONNECT_GET_CAPABILITIES` (7): calls the daemon's procedure of that name.
+    /// Provides capabilities of the hypervisor / driver.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_CAPABILITIES` (7): calls the daemon's procedure of that name (libvirt's `virConnectGetCapabilities`).
     pub fn connect_get_capabilities(&self) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetCapabilities>(&())
             .map(|r| r.capabilities)
     }
-    /// `REMOTE_PROC_DOMAIN_ATTACH_DEVICE` (8): calls the daemon's procedure of that name.
+    /// Create a virtual device attachment to backend. This function, having hotplug semantics, is only allowed on an active domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_ATTACH_DEVICE` (8): calls the daemon's procedure of that name (libvirt's `virDomainAttachDevice`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_attach_device`].
     pub fn domain_attach_device(
         &self,
         dom: RemoteNonnullDomain,
@@ -5526,13 +7609,19 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainAttachDeviceArgs { dom, xml },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE` (9): calls the daemon's procedure of that name.
+    /// Launch a defined domain. If the call succeeds the domain moves from the defined to the running domains pools. The domain will be paused only if restoring from managed state created from a paused domain. For more control, see `virDomainCreateWithFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE` (9): calls the daemon's procedure of that name (libvirt's `virDomainCreate`).
     pub fn domain_create(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainCreate>(
             &libvirt_proto::generated::remote::RemoteDomainCreateArgs { dom },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE_XML` (10): calls the daemon's procedure of that name.
+    /// Launch a new guest domain, based on an XML description similar to the one returned by `virDomainGetXMLDesc()` This function may require privileged access to the hypervisor. The domain is not persistent, so its definition will disappear when it is destroyed, or if the host is restarted (see `virDomainDefineXML()` to define persistent domains).
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE_XML` (10): calls the daemon's procedure of that name (libvirt's `virDomainCreateXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_create_xml`].
     pub fn domain_create_xml(
         &self,
         xml_desc: RemoteNonnullString,
@@ -5546,7 +7635,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_DEFINE_XML` (11): calls the daemon's procedure of that name.
+    /// Define a domain, but does not start it. This definition is persistent, until explicitly undefined with `virDomainUndefine()`. A previous definition for this domain with the same UUID and name would be overridden if it already exists.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DEFINE_XML` (11): calls the daemon's procedure of that name (libvirt's `virDomainDefineXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_define_xml`].
     pub fn domain_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -5556,13 +7649,21 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_DESTROY` (12): calls the daemon's procedure of that name.
+    /// Destroy the domain object. The running instance is shutdown if not down already and all resources used by it are given back to the hypervisor. This does not free the associated `virDomainPtr` object. This function may require privileged access.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DESTROY` (12): calls the daemon's procedure of that name (libvirt's `virDomainDestroy`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_destroy`].
     pub fn domain_destroy(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainDestroy>(
             &libvirt_proto::generated::remote::RemoteDomainDestroyArgs { dom },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE` (13): calls the daemon's procedure of that name.
+    /// This is an equivalent of `virDomainDetachDeviceFlags()` when called with @flags parameter set to `VIR_DOMAIN_AFFECT_LIVE`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE` (13): calls the daemon's procedure of that name (libvirt's `virDomainDetachDevice`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_detach_device`].
     pub fn domain_detach_device(
         &self,
         dom: RemoteNonnullDomain,
@@ -5572,7 +7673,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainDetachDeviceArgs { dom, xml },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_XML_DESC` (14): calls the daemon's procedure of that name.
+    /// Provide an XML description of the domain. The description may be reused later to relaunch the domain with `virDomainCreateXML()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_XML_DESC` (14): calls the daemon's procedure of that name (libvirt's `virDomainGetXMLDesc`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_xml_desc`].
     pub fn domain_get_xml_desc(
         &self,
         dom: RemoteNonnullDomain,
@@ -5586,14 +7691,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_AUTOSTART` (15): calls the daemon's procedure of that name.
+    /// Provides a boolean value indicating whether the domain configured to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_AUTOSTART` (15): calls the daemon's procedure of that name (libvirt's `virDomainGetAutostart`).
     pub fn domain_get_autostart(&self, dom: RemoteNonnullDomain) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGetAutostart>(
             &libvirt_proto::generated::remote::RemoteDomainGetAutostartArgs { dom },
         )
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_INFO` (16): calls the daemon's procedure of that name.
+    /// Extract information about a domain. Note that if the connection used to get the domain is limited only a partial set of the information can be extracted.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_INFO` (16): calls the daemon's procedure of that name (libvirt's `virDomainGetInfo`).
     pub fn domain_get_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -5602,21 +7711,27 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainGetInfoArgs { dom },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_MAX_MEMORY` (17): calls the daemon's procedure of that name.
+    /// Retrieve the maximum amount of physical memory allocated to a domain. If domain is NULL, then this get the amount of memory reserved to Domain0 i.e. the domain where the application runs.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_MAX_MEMORY` (17): calls the daemon's procedure of that name (libvirt's `virDomainGetMaxMemory`).
     pub fn domain_get_max_memory(&self, dom: RemoteNonnullDomain) -> Result<u64, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGetMaxMemory>(
             &libvirt_proto::generated::remote::RemoteDomainGetMaxMemoryArgs { dom },
         )
         .map(|r| r.memory)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_MAX_VCPUS` (18): calls the daemon's procedure of that name.
+    /// Provides the maximum number of virtual CPUs supported for the guest VM. If the guest is inactive, this is basically the same as `virConnectGetMaxVcpus()`. If the guest is running this will reflect the maximum number of virtual CPUs the guest was booted with. For more details, see `virDomainGetVcpusFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_MAX_VCPUS` (18): calls the daemon's procedure of that name (libvirt's `virDomainGetMaxVcpus`).
     pub fn domain_get_max_vcpus(&self, dom: RemoteNonnullDomain) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGetMaxVcpus>(
             &libvirt_proto::generated::remote::RemoteDomainGetMaxVcpusArgs { dom },
         )
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_OS_TYPE` (19): calls the daemon's procedure of that name.
+    /// Get the type of domain operation system.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_OS_TYPE` (19): calls the daemon's procedure of that name (libvirt's `virDomainGetOSType`).
     pub fn domain_get_os_type(
         &self,
         dom: RemoteNonnullDomain,
@@ -5626,7 +7741,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.r#type)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_VCPUS` (20): calls the daemon's procedure of that name.
+    /// Extract information about virtual CPUs of domain, store it in info array and also in cpumaps if this pointer isn't NULL. This call may fail on an inactive domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_VCPUS` (20): calls the daemon's procedure of that name (libvirt's `virDomainGetVcpus`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_vcpus`].
     pub fn domain_get_vcpus(
         &self,
         dom: RemoteNonnullDomain,
@@ -5641,7 +7760,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_DOMAINS` (21): calls the daemon's procedure of that name.
+    /// list the defined but inactive domains, stores the pointers to the names in @names
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_DOMAINS` (21): calls the daemon's procedure of that name (libvirt's `virConnectListDefinedDomains`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_defined_domains`].
     pub fn connect_list_defined_domains(
         &self,
         maxnames: i32,
@@ -5651,14 +7774,22 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_ID` (22): calls the daemon's procedure of that name.
+    /// Try to find a domain based on the hypervisor ID number Note that this won't work for inactive domains which have an ID of -1, in that case a lookup based on the Name or UUID need to be done instead.
+    ///
+    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_ID` (22): calls the daemon's procedure of that name (libvirt's `virDomainLookupByID`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_lookup_by_id`].
     pub fn domain_lookup_by_id(&self, id: i32) -> Result<RemoteNonnullDomain, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainLookupById>(
             &libvirt_proto::generated::remote::RemoteDomainLookupByIdArgs { id },
         )
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME` (23): calls the daemon's procedure of that name.
+    /// Try to lookup a domain on the given hypervisor based on its name.
+    ///
+    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_NAME` (23): calls the daemon's procedure of that name (libvirt's `virDomainLookupByName`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_lookup_by_name`].
     pub fn domain_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -5668,7 +7799,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID` (24): calls the daemon's procedure of that name.
+    /// Try to lookup a domain on the given hypervisor based on its UUID.
+    ///
+    /// `REMOTE_PROC_DOMAIN_LOOKUP_BY_UUID` (24): calls the daemon's procedure of that name (libvirt's `virDomainLookupByUUID`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_lookup_by_uuid`].
     pub fn domain_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -5678,12 +7813,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_DOMAINS` (25): calls the daemon's procedure of that name.
+    /// Provides the number of defined but inactive domains.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_DOMAINS` (25): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDefinedDomains`).
     pub fn connect_num_of_defined_domains(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDefinedDomains>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_PIN_VCPU` (26): calls the daemon's procedure of that name.
+    /// Dynamically change the real CPUs which can be allocated to a virtual CPU. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PIN_VCPU` (26): calls the daemon's procedure of that name (libvirt's `virDomainPinVcpu`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_pin_vcpu`].
     pub fn domain_pin_vcpu(
         &self,
         dom: RemoteNonnullDomain,
@@ -5694,7 +7835,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainPinVcpuArgs { dom, vcpu, cpumap },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_REBOOT` (27): calls the daemon's procedure of that name.
+    /// Reboot a domain, the domain object is still usable thereafter, but the domain OS is being stopped for a restart. Note that the guest OS may ignore the request. Additionally, the hypervisor may check and support the domain 'on_reboot' XML setting resulting in a domain that shuts down instead of rebooting.
+    ///
+    /// `REMOTE_PROC_DOMAIN_REBOOT` (27): calls the daemon's procedure of that name (libvirt's `virDomainReboot`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_reboot`].
     pub fn domain_reboot(
         &self,
         dom: RemoteNonnullDomain,
@@ -5707,13 +7852,17 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_RESUME` (28): calls the daemon's procedure of that name.
+    /// Resume a suspended domain, the process is restarted from the state where it was frozen by calling `virDomainSuspend()`. This function may require privileged access Moreover, resume may not be supported if domain is in some special state like `VIR_DOMAIN_PMSUSPENDED`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESUME` (28): calls the daemon's procedure of that name (libvirt's `virDomainResume`).
     pub fn domain_resume(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainResume>(
             &libvirt_proto::generated::remote::RemoteDomainResumeArgs { dom },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_AUTOSTART` (29): calls the daemon's procedure of that name.
+    /// Configure the domain to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_AUTOSTART` (29): calls the daemon's procedure of that name (libvirt's `virDomainSetAutostart`).
     pub fn domain_set_autostart(
         &self,
         dom: RemoteNonnullDomain,
@@ -5723,7 +7872,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainSetAutostartArgs { dom, autostart },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MAX_MEMORY` (30): calls the daemon's procedure of that name.
+    /// Dynamically change the maximum amount of physical memory allocated to a domain. If domain is NULL, then this change the amount of memory reserved to Domain0 i.e. the domain where the application runs. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MAX_MEMORY` (30): calls the daemon's procedure of that name (libvirt's `virDomainSetMaxMemory`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_max_memory`].
     pub fn domain_set_max_memory(
         &self,
         dom: RemoteNonnullDomain,
@@ -5733,7 +7886,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainSetMaxMemoryArgs { dom, memory },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MEMORY` (31): calls the daemon's procedure of that name.
+    /// Dynamically change the target amount of physical memory allocated to a domain. If domain is NULL, then this change the amount of memory reserved to Domain0 i.e. the domain where the application runs. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MEMORY` (31): calls the daemon's procedure of that name (libvirt's `virDomainSetMemory`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_memory`].
     pub fn domain_set_memory(
         &self,
         dom: RemoteNonnullDomain,
@@ -5743,7 +7900,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainSetMemoryArgs { dom, memory },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_VCPUS` (32): calls the daemon's procedure of that name.
+    /// Dynamically change the number of virtual CPUs used by the domain. Note that this call may fail if the underlying virtualization hypervisor does not support it or if growing the number is arbitrarily limited. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_VCPUS` (32): calls the daemon's procedure of that name (libvirt's `virDomainSetVcpus`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_vcpus`].
     pub fn domain_set_vcpus(
         &self,
         dom: RemoteNonnullDomain,
@@ -5753,25 +7914,39 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainSetVcpusArgs { dom, nvcpus },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SHUTDOWN` (33): calls the daemon's procedure of that name.
+    /// Shutdown a domain, the domain object is still usable thereafter, but the domain OS is being stopped. Note that the guest OS may ignore the request. Additionally, the hypervisor may check and support the domain 'on_poweroff' XML setting resulting in a domain that reboots instead of shutting down. For guests that react to a shutdown request, the differences from `virDomainDestroy()` are that the guests disk storage will be in a stable state rather than having the (virtual) power cord pulled, and this command returns as soon as the shutdown request is issued rather than blocking until the guest is no longer running.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SHUTDOWN` (33): calls the daemon's procedure of that name (libvirt's `virDomainShutdown`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_shutdown`].
     pub fn domain_shutdown(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainShutdown>(
             &libvirt_proto::generated::remote::RemoteDomainShutdownArgs { dom },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SUSPEND` (34): calls the daemon's procedure of that name.
+    /// Suspends an active domain, the process is frozen without further access to CPU resources and I/O but the memory used by the domain at the hypervisor level will stay allocated. Use `virDomainResume()` to reactivate the domain. This function may require privileged access. Moreover, suspend may not be supported if domain is in some special state like `VIR_DOMAIN_PMSUSPENDED`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SUSPEND` (34): calls the daemon's procedure of that name (libvirt's `virDomainSuspend`).
     pub fn domain_suspend(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainSuspend>(
             &libvirt_proto::generated::remote::RemoteDomainSuspendArgs { dom },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_UNDEFINE` (35): calls the daemon's procedure of that name.
+    /// Undefine a domain. If the domain is running, it's converted to transient domain, without stopping it. If the domain is inactive, the domain configuration is removed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_UNDEFINE` (35): calls the daemon's procedure of that name (libvirt's `virDomainUndefine`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_undefine`].
     pub fn domain_undefine(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainUndefine>(
             &libvirt_proto::generated::remote::RemoteDomainUndefineArgs { dom },
         )
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_NETWORKS` (36): calls the daemon's procedure of that name.
+    /// list the inactive networks, stores the pointers to the names in @names
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_NETWORKS` (36): calls the daemon's procedure of that name (libvirt's `virConnectListDefinedNetworks`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_defined_networks`].
     pub fn connect_list_defined_networks(
         &self,
         maxnames: i32,
@@ -5781,14 +7956,22 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DOMAINS` (37): calls the daemon's procedure of that name.
+    /// Collect the list of active domains, and store their IDs in array @ids
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DOMAINS` (37): calls the daemon's procedure of that name (libvirt's `virConnectListDomains`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_domains`].
     pub fn connect_list_domains(&self, maxids: i32) -> Result<Vec<i32>, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectListDomains>(
             &libvirt_proto::generated::remote::RemoteConnectListDomainsArgs { maxids },
         )
         .map(|r| r.ids)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_NETWORKS` (38): calls the daemon's procedure of that name.
+    /// Collect the list of active networks, and store their names in @names
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_NETWORKS` (38): calls the daemon's procedure of that name (libvirt's `virConnectListNetworks`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_networks`].
     pub fn connect_list_networks(
         &self,
         maxnames: i32,
@@ -5798,13 +7981,19 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_NETWORK_CREATE` (39): calls the daemon's procedure of that name.
+    /// Create and start a defined network. If the call succeed the network moves from the defined to the running networks pools.
+    ///
+    /// `REMOTE_PROC_NETWORK_CREATE` (39): calls the daemon's procedure of that name (libvirt's `virNetworkCreate`).
     pub fn network_create(&self, net: RemoteNonnullNetwork) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkCreate>(
             &libvirt_proto::generated::remote::RemoteNetworkCreateArgs { net },
         )
     }
-    /// `REMOTE_PROC_NETWORK_CREATE_XML` (40): calls the daemon's procedure of that name.
+    /// Create and start a new virtual network, based on an XML description similar to the one returned by `virNetworkGetXMLDesc()`
+    ///
+    /// `REMOTE_PROC_NETWORK_CREATE_XML` (40): calls the daemon's procedure of that name (libvirt's `virNetworkCreateXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_create_xml`].
     pub fn network_create_xml(
         &self,
         xml: RemoteNonnullString,
@@ -5814,7 +8003,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NETWORK_DEFINE_XML` (41): calls the daemon's procedure of that name.
+    /// Define an inactive persistent virtual network or modify an existing persistent one from the XML description.
+    ///
+    /// `REMOTE_PROC_NETWORK_DEFINE_XML` (41): calls the daemon's procedure of that name (libvirt's `virNetworkDefineXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_define_xml`].
     pub fn network_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -5824,13 +8017,19 @@ impl crate::blocking::Client {
         )
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NETWORK_DESTROY` (42): calls the daemon's procedure of that name.
+    /// Destroy the network object. The running instance is shutdown if not down already and all resources used by it are given back to the hypervisor. This does not free the associated `virNetworkPtr` object. This function may require privileged access
+    ///
+    /// `REMOTE_PROC_NETWORK_DESTROY` (42): calls the daemon's procedure of that name (libvirt's `virNetworkDestroy`).
     pub fn network_destroy(&self, net: RemoteNonnullNetwork) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkDestroy>(
             &libvirt_proto::generated::remote::RemoteNetworkDestroyArgs { net },
         )
     }
-    /// `REMOTE_PROC_NETWORK_GET_XML_DESC` (43): calls the daemon's procedure of that name.
+    /// Provide an XML description of the network. The description may be reused later to relaunch the network with `virNetworkCreateXML()`.
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_XML_DESC` (43): calls the daemon's procedure of that name (libvirt's `virNetworkGetXMLDesc`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_get_xml_desc`].
     pub fn network_get_xml_desc(
         &self,
         net: RemoteNonnullNetwork,
@@ -5844,14 +8043,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_NETWORK_GET_AUTOSTART` (44): calls the daemon's procedure of that name.
+    /// Provides a boolean value indicating whether the network configured to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_AUTOSTART` (44): calls the daemon's procedure of that name (libvirt's `virNetworkGetAutostart`).
     pub fn network_get_autostart(&self, net: RemoteNonnullNetwork) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkGetAutostart>(
             &libvirt_proto::generated::remote::RemoteNetworkGetAutostartArgs { net },
         )
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_NETWORK_GET_BRIDGE_NAME` (45): calls the daemon's procedure of that name.
+    /// Provides a bridge interface name to which a domain may connect a network interface in order to join the network.
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_BRIDGE_NAME` (45): calls the daemon's procedure of that name (libvirt's `virNetworkGetBridgeName`).
     pub fn network_get_bridge_name(
         &self,
         net: RemoteNonnullNetwork,
@@ -5861,7 +8064,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.name)
     }
-    /// `REMOTE_PROC_NETWORK_LOOKUP_BY_NAME` (46): calls the daemon's procedure of that name.
+    /// Try to lookup a network on the given hypervisor based on its name.
+    ///
+    /// `REMOTE_PROC_NETWORK_LOOKUP_BY_NAME` (46): calls the daemon's procedure of that name (libvirt's `virNetworkLookupByName`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_lookup_by_name`].
     pub fn network_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -5871,7 +8078,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NETWORK_LOOKUP_BY_UUID` (47): calls the daemon's procedure of that name.
+    /// Try to lookup a network on the given hypervisor based on its UUID.
+    ///
+    /// `REMOTE_PROC_NETWORK_LOOKUP_BY_UUID` (47): calls the daemon's procedure of that name (libvirt's `virNetworkLookupByUUID`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_lookup_by_uuid`].
     pub fn network_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -5881,7 +8092,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NETWORK_SET_AUTOSTART` (48): calls the daemon's procedure of that name.
+    /// Configure the network to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_NETWORK_SET_AUTOSTART` (48): calls the daemon's procedure of that name (libvirt's `virNetworkSetAutostart`).
     pub fn network_set_autostart(
         &self,
         net: RemoteNonnullNetwork,
@@ -5891,28 +8104,40 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteNetworkSetAutostartArgs { net, autostart },
         )
     }
-    /// `REMOTE_PROC_NETWORK_UNDEFINE` (49): calls the daemon's procedure of that name.
+    /// Undefine a network but does not stop it if it is running
+    ///
+    /// `REMOTE_PROC_NETWORK_UNDEFINE` (49): calls the daemon's procedure of that name (libvirt's `virNetworkUndefine`).
     pub fn network_undefine(&self, net: RemoteNonnullNetwork) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkUndefine>(
             &libvirt_proto::generated::remote::RemoteNetworkUndefineArgs { net },
         )
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_NETWORKS` (50): calls the daemon's procedure of that name.
+    /// Provides the number of inactive networks.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_NETWORKS` (50): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDefinedNetworks`).
     pub fn connect_num_of_defined_networks(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDefinedNetworks>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DOMAINS` (51): calls the daemon's procedure of that name.
+    /// Provides the number of active domains.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DOMAINS` (51): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDomains`).
     pub fn connect_num_of_domains(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDomains>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_NETWORKS` (52): calls the daemon's procedure of that name.
+    /// Provides the number of active networks.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_NETWORKS` (52): calls the daemon's procedure of that name (libvirt's `virConnectNumOfNetworks`).
     pub fn connect_num_of_networks(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfNetworks>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_CORE_DUMP` (53): calls the daemon's procedure of that name.
+    /// This method will dump the core of a domain on a given file for analysis. Note that for remote Xen Daemon the file path will be interpreted in the remote host. Hypervisors may require the user to manually ensure proper permissions on the file named by @to.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CORE_DUMP` (53): calls the daemon's procedure of that name (libvirt's `virDomainCoreDump`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_core_dump`].
     pub fn domain_core_dump(
         &self,
         dom: RemoteNonnullDomain,
@@ -5927,13 +8152,21 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_RESTORE` (54): calls the daemon's procedure of that name.
+    /// This method will restore a domain saved to disk by `virDomainSave()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESTORE` (54): calls the daemon's procedure of that name (libvirt's `virDomainRestore`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_restore`].
     pub fn domain_restore(&self, from: RemoteNonnullString) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainRestore>(
             &libvirt_proto::generated::remote::RemoteDomainRestoreArgs { from },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE` (55): calls the daemon's procedure of that name.
+    /// This method will suspend a domain and save its memory contents to a file or direcotry (based on the vmm) on disk. After the call, if successful,the domain is not listed as running anymore (this ends the life of a transient domain). Use `virDomainRestore()` to restore a domain after saving.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE` (55): calls the daemon's procedure of that name (libvirt's `virDomainSave`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_save`].
     pub fn domain_save(
         &self,
         dom: RemoteNonnullDomain,
@@ -5943,7 +8176,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainSaveArgs { dom, to },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_TYPE` (56): calls the daemon's procedure of that name.
+    /// Get the scheduler type and the number of scheduler parameters.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_TYPE` (56): calls the daemon's procedure of that name (libvirt's `virDomainGetSchedulerType`).
     pub fn domain_get_scheduler_type(
         &self,
         dom: RemoteNonnullDomain,
@@ -5953,7 +8188,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainGetSchedulerTypeArgs { dom },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_PARAMETERS` (57): calls the daemon's procedure of that name.
+    /// Get all scheduler parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value. @nparams cannot be 0.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_PARAMETERS` (57): calls the daemon's procedure of that name (libvirt's `virDomainGetSchedulerParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_scheduler_parameters`].
     pub fn domain_get_scheduler_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -5967,7 +8206,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_SCHEDULER_PARAMETERS` (58): calls the daemon's procedure of that name.
+    /// Change all or a subset or the scheduler parameters. It is hypervisor-specific whether this sets live, persistent, or both settings; for more control, use `virDomainSetSchedulerParametersFlags`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_SCHEDULER_PARAMETERS` (58): calls the daemon's procedure of that name (libvirt's `virDomainSetSchedulerParameters`).
     pub fn domain_set_scheduler_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -5980,7 +8221,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_GET_HOSTNAME` (59): calls the daemon's procedure of that name.
+    /// This returns a system hostname on which the hypervisor is running (based on the result of the gethostname system call, but possibly expanded to a fully-qualified domain name via getaddrinfo). If we are connected to a remote system, then this returns the hostname of the remote system.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_HOSTNAME` (59): calls the daemon's procedure of that name (libvirt's `virConnectGetHostname`).
     pub fn connect_get_hostname(&self) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetHostname>(&())
             .map(|r| r.hostname)
@@ -6048,7 +8291,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.ddom)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_STATS` (64): calls the daemon's procedure of that name.
+    /// This function returns block device (disk) stats for block devices attached to the domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_STATS` (64): calls the daemon's procedure of that name (libvirt's `virDomainBlockStats`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_stats`].
     pub fn domain_block_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -6058,7 +8305,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainBlockStatsArgs { dom, path },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_INTERFACE_STATS` (65): calls the daemon's procedure of that name.
+    /// This function returns network interface stats for interfaces attached to the domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_INTERFACE_STATS` (65): calls the daemon's procedure of that name (libvirt's `virDomainInterfaceStats`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_interface_stats`].
     pub fn domain_interface_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -6104,12 +8355,18 @@ impl crate::blocking::Client {
         self.call::<libvirt_proto::generated::remote::procs::AuthPolkit>(&())
             .map(|r| r.complete)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_STORAGE_POOLS` (71): calls the daemon's procedure of that name.
+    /// Provides the number of active storage pools
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_STORAGE_POOLS` (71): calls the daemon's procedure of that name (libvirt's `virConnectNumOfStoragePools`).
     pub fn connect_num_of_storage_pools(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfStoragePools>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_STORAGE_POOLS` (72): calls the daemon's procedure of that name.
+    /// Provides the list of names of active storage pools up to maxnames. If there are more than maxnames, the remaining names will be silently ignored.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_STORAGE_POOLS` (72): calls the daemon's procedure of that name (libvirt's `virConnectListStoragePools`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_storage_pools`].
     pub fn connect_list_storage_pools(
         &self,
         maxnames: i32,
@@ -6119,12 +8376,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_STORAGE_POOLS` (73): calls the daemon's procedure of that name.
+    /// Provides the number of inactive storage pools
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_STORAGE_POOLS` (73): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDefinedStoragePools`).
     pub fn connect_num_of_defined_storage_pools(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDefinedStoragePools>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_STORAGE_POOLS` (74): calls the daemon's procedure of that name.
+    /// Provides the list of names of inactive storage pools up to maxnames. If there are more than maxnames, the remaining names will be silently ignored.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_STORAGE_POOLS` (74): calls the daemon's procedure of that name (libvirt's `virConnectListDefinedStoragePools`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_defined_storage_pools`].
     pub fn connect_list_defined_storage_pools(
         &self,
         maxnames: i32,
@@ -6136,7 +8399,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_CONNECT_FIND_STORAGE_POOL_SOURCES` (75): calls the daemon's procedure of that name.
+    /// Talks to a storage backend and attempts to auto-discover the set of available storage pool sources. e.g. For iSCSI this would be a set of iSCSI targets. For NFS this would be a list of exported paths. The srcSpec (optional for some storage pool types, e.g. local ones) is an instance of the storage pool's source element specifying where to look for the pools.
+    ///
+    /// `REMOTE_PROC_CONNECT_FIND_STORAGE_POOL_SOURCES` (75): calls the daemon's procedure of that name (libvirt's `virConnectFindStoragePoolSources`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_find_storage_pool_sources`].
     pub fn connect_find_storage_pool_sources(
         &self,
         r#type: RemoteNonnullString,
@@ -6152,7 +8419,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_CREATE_XML` (76): calls the daemon's procedure of that name.
+    /// Create a new storage based on its XML description. The pool is not persistent, so its definition will disappear when it is destroyed, or if the host is restarted
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_CREATE_XML` (76): calls the daemon's procedure of that name (libvirt's `virStoragePoolCreateXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_pool_create_xml`].
     pub fn storage_pool_create_xml(
         &self,
         xml: RemoteNonnullString,
@@ -6166,7 +8437,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_DEFINE_XML` (77): calls the daemon's procedure of that name.
+    /// Define an inactive persistent storage pool or modify an existing persistent one from the XML description.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_DEFINE_XML` (77): calls the daemon's procedure of that name (libvirt's `virStoragePoolDefineXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_pool_define_xml`].
     pub fn storage_pool_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -6180,7 +8455,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_CREATE` (78): calls the daemon's procedure of that name.
+    /// Starts an inactive storage pool
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_CREATE` (78): calls the daemon's procedure of that name (libvirt's `virStoragePoolCreate`).
     pub fn storage_pool_create(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6193,7 +8470,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_BUILD` (79): calls the daemon's procedure of that name.
+    /// Currently only filesystem pool accepts flags `VIR_STORAGE_POOL_BUILD_OVERWRITE` and `VIR_STORAGE_POOL_BUILD_NO_OVERWRITE`.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_BUILD` (79): calls the daemon's procedure of that name (libvirt's `virStoragePoolBuild`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_pool_build`].
     pub fn storage_pool_build(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6206,13 +8487,17 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_DESTROY` (80): calls the daemon's procedure of that name.
+    /// Destroy an active storage pool. This will deactivate the pool on the host, but keep any persistent config associated with it. If it has a persistent config it can later be restarted with `virStoragePoolCreate()`. This does not free the associated `virStoragePoolPtr` object.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_DESTROY` (80): calls the daemon's procedure of that name (libvirt's `virStoragePoolDestroy`).
     pub fn storage_pool_destroy(&self, pool: RemoteNonnullStoragePool) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::StoragePoolDestroy>(
             &libvirt_proto::generated::remote::RemoteStoragePoolDestroyArgs { pool },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_DELETE` (81): calls the daemon's procedure of that name.
+    /// Delete the underlying pool resources. This is a non-recoverable operation. The `virStoragePoolPtr` object itself is not free'd.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_DELETE` (81): calls the daemon's procedure of that name (libvirt's `virStoragePoolDelete`).
     pub fn storage_pool_delete(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6225,7 +8510,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_UNDEFINE` (82): calls the daemon's procedure of that name.
+    /// Undefine an inactive storage pool
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_UNDEFINE` (82): calls the daemon's procedure of that name (libvirt's `virStoragePoolUndefine`).
     pub fn storage_pool_undefine(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6234,7 +8521,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteStoragePoolUndefineArgs { pool },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_REFRESH` (83): calls the daemon's procedure of that name.
+    /// Request that the pool refresh its list of volumes. This may involve communicating with a remote server, and/or initializing new devices at the OS layer
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_REFRESH` (83): calls the daemon's procedure of that name (libvirt's `virStoragePoolRefresh`).
     pub fn storage_pool_refresh(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6244,7 +8533,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteStoragePoolRefreshArgs { pool, flags },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_NAME` (84): calls the daemon's procedure of that name.
+    /// Fetch a storage pool based on its unique name
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_NAME` (84): calls the daemon's procedure of that name (libvirt's `virStoragePoolLookupByName`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_pool_lookup_by_name`].
     pub fn storage_pool_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -6254,7 +8547,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_UUID` (85): calls the daemon's procedure of that name.
+    /// Fetch a storage pool based on its globally unique id
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_UUID` (85): calls the daemon's procedure of that name (libvirt's `virStoragePoolLookupByUUID`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_pool_lookup_by_uuid`].
     pub fn storage_pool_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -6264,7 +8561,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_VOLUME` (86): calls the daemon's procedure of that name.
+    /// Fetch a storage pool which contains a particular volume
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_VOLUME` (86): calls the daemon's procedure of that name (libvirt's `virStoragePoolLookupByVolume`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_pool_lookup_by_volume`].
     pub fn storage_pool_lookup_by_volume(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -6274,7 +8575,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_GET_INFO` (87): calls the daemon's procedure of that name.
+    /// Get volatile information about the storage pool such as free space / usage summary
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_GET_INFO` (87): calls the daemon's procedure of that name (libvirt's `virStoragePoolGetInfo`).
     pub fn storage_pool_get_info(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6283,7 +8586,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteStoragePoolGetInfoArgs { pool },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_GET_XML_DESC` (88): calls the daemon's procedure of that name.
+    /// Fetch an XML document describing all aspects of the storage pool. This is suitable for later feeding back into the `virStoragePoolCreateXML` method.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_GET_XML_DESC` (88): calls the daemon's procedure of that name (libvirt's `virStoragePoolGetXMLDesc`).
     pub fn storage_pool_get_xml_desc(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6297,7 +8602,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_GET_AUTOSTART` (89): calls the daemon's procedure of that name.
+    /// Fetches the value of the autostart flag, which determines whether the pool is automatically started at boot time
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_GET_AUTOSTART` (89): calls the daemon's procedure of that name (libvirt's `virStoragePoolGetAutostart`).
     pub fn storage_pool_get_autostart(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6307,7 +8614,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_SET_AUTOSTART` (90): calls the daemon's procedure of that name.
+    /// Configure the storage pool to be automatically started when the host machine boots.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_SET_AUTOSTART` (90): calls the daemon's procedure of that name (libvirt's `virStoragePoolSetAutostart`).
     pub fn storage_pool_set_autostart(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6320,7 +8629,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_NUM_OF_VOLUMES` (91): calls the daemon's procedure of that name.
+    /// Fetch the number of storage volumes within a pool
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_NUM_OF_VOLUMES` (91): calls the daemon's procedure of that name (libvirt's `virStoragePoolNumOfVolumes`).
     pub fn storage_pool_num_of_volumes(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6330,7 +8641,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LIST_VOLUMES` (92): calls the daemon's procedure of that name.
+    /// Fetch list of storage volume names, limiting to at most maxnames.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LIST_VOLUMES` (92): calls the daemon's procedure of that name (libvirt's `virStoragePoolListVolumes`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_pool_list_volumes`].
     pub fn storage_pool_list_volumes(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6341,7 +8656,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_CREATE_XML` (93): calls the daemon's procedure of that name.
+    /// Create a storage volume within a pool based on an XML description. Not all pools support creation of volumes.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_CREATE_XML` (93): calls the daemon's procedure of that name (libvirt's `virStorageVolCreateXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_create_xml`].
     pub fn storage_vol_create_xml(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6357,7 +8676,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_DELETE` (94): calls the daemon's procedure of that name.
+    /// Delete the storage volume from the pool
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_DELETE` (94): calls the daemon's procedure of that name (libvirt's `virStorageVolDelete`).
     pub fn storage_vol_delete(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -6370,7 +8691,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_NAME` (95): calls the daemon's procedure of that name.
+    /// Fetch a pointer to a storage volume based on its name within a pool
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_NAME` (95): calls the daemon's procedure of that name (libvirt's `virStorageVolLookupByName`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_lookup_by_name`].
     pub fn storage_vol_lookup_by_name(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6381,7 +8706,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_KEY` (96): calls the daemon's procedure of that name.
+    /// Fetch a pointer to a storage volume based on its globally unique key
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_KEY` (96): calls the daemon's procedure of that name (libvirt's `virStorageVolLookupByKey`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_lookup_by_key`].
     pub fn storage_vol_lookup_by_key(
         &self,
         key: RemoteNonnullString,
@@ -6391,7 +8720,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_PATH` (97): calls the daemon's procedure of that name.
+    /// Fetch a pointer to a storage volume based on its locally (host) unique path
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_LOOKUP_BY_PATH` (97): calls the daemon's procedure of that name (libvirt's `virStorageVolLookupByPath`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_lookup_by_path`].
     pub fn storage_vol_lookup_by_path(
         &self,
         path: RemoteNonnullString,
@@ -6401,7 +8734,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_GET_INFO` (98): calls the daemon's procedure of that name.
+    /// Fetches volatile information about the storage volume such as its current allocation
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_GET_INFO` (98): calls the daemon's procedure of that name (libvirt's `virStorageVolGetInfo`).
     pub fn storage_vol_get_info(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -6410,7 +8745,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteStorageVolGetInfoArgs { vol },
         )
     }
-    /// `REMOTE_PROC_STORAGE_VOL_GET_XML_DESC` (99): calls the daemon's procedure of that name.
+    /// Fetch an XML document describing all aspects of the storage volume
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_GET_XML_DESC` (99): calls the daemon's procedure of that name (libvirt's `virStorageVolGetXMLDesc`).
     pub fn storage_vol_get_xml_desc(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -6421,7 +8758,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_GET_PATH` (100): calls the daemon's procedure of that name.
+    /// Fetch the storage volume path. Depending on the pool configuration this is either persistent across hosts, or dynamically assigned at pool startup. Consult pool documentation for information on getting the persistent naming
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_GET_PATH` (100): calls the daemon's procedure of that name (libvirt's `virStorageVolGetPath`).
     pub fn storage_vol_get_path(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -6431,7 +8770,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.name)
     }
-    /// `REMOTE_PROC_NODE_GET_CELLS_FREE_MEMORY` (101): calls the daemon's procedure of that name.
+    /// This call returns the amount of free memory in one or more NUMA cells. The @freeMems array must be allocated by the caller and will be filled with the amount of free memory in bytes for each cell requested, starting with startCell (in freeMems\[0\]), up to either (startCell + maxCells), or the number of additional cells in the node, whichever is smaller.
+    ///
+    /// `REMOTE_PROC_NODE_GET_CELLS_FREE_MEMORY` (101): calls the daemon's procedure of that name (libvirt's `virNodeGetCellsFreeMemory`).
     pub fn node_get_cells_free_memory(
         &self,
         start_cell: i32,
@@ -6445,12 +8786,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.cells)
     }
-    /// `REMOTE_PROC_NODE_GET_FREE_MEMORY` (102): calls the daemon's procedure of that name.
+    /// provides the free memory available on the Node Note: most libvirt APIs provide memory sizes in kibibytes, but in this function the returned value is in bytes. Divide by 1024 as necessary.
+    ///
+    /// `REMOTE_PROC_NODE_GET_FREE_MEMORY` (102): calls the daemon's procedure of that name (libvirt's `virNodeGetFreeMemory`).
     pub fn node_get_free_memory(&self) -> Result<u64, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeGetFreeMemory>(&())
             .map(|r| r.free_mem)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_PEEK` (103): calls the daemon's procedure of that name.
+    /// This function allows you to read the contents of a domain's disk device.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_PEEK` (103): calls the daemon's procedure of that name (libvirt's `virDomainBlockPeek`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_peek`].
     pub fn domain_block_peek(
         &self,
         dom: RemoteNonnullDomain,
@@ -6470,7 +8817,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.buffer)
     }
-    /// `REMOTE_PROC_DOMAIN_MEMORY_PEEK` (104): calls the daemon's procedure of that name.
+    /// This function allows you to read the contents of a domain's memory.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MEMORY_PEEK` (104): calls the daemon's procedure of that name (libvirt's `virDomainMemoryPeek`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_memory_peek`].
     pub fn domain_memory_peek(
         &self,
         dom: RemoteNonnullDomain,
@@ -6488,12 +8839,20 @@ impl crate::blocking::Client {
         )
         .map(|r| r.buffer)
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_REGISTER` (105): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of domain lifecycle events occurring on a connection. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_REGISTER` (105): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventRegister`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_domain_event_register`].
     pub fn connect_domain_event_register(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectDomainEventRegister>(&())
             .map(|r| r.cb_registered)
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_DEREGISTER` (106): calls the daemon's procedure of that name.
+    /// Removes a callback previously registered with the `virConnectDomainEventRegister()` function.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_DEREGISTER` (106): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventDeregister`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_domain_event_deregister`].
     pub fn connect_domain_event_deregister(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectDomainEventDeregister>(&())
             .map(|r| r.cb_registered)
@@ -6538,19 +8897,29 @@ impl crate::blocking::Client {
         )
         .map(|r| r.ddom)
     }
-    /// `REMOTE_PROC_CONNECT_GET_URI` (110): calls the daemon's procedure of that name.
+    /// This returns the URI (name) of the hypervisor connection. Normally this is the same as or similar to the string passed to the virConnectOpen/virConnectOpenReadOnly call, but the driver may make the URI canonical. If name == NULL was passed to `virConnectOpen`, then the driver will return a non-NULL URI which can be used to connect to the same hypervisor later.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_URI` (110): calls the daemon's procedure of that name (libvirt's `virConnectGetURI`).
     pub fn connect_get_uri(&self) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetUri>(&())
             .map(|r| r.uri)
     }
-    /// `REMOTE_PROC_NODE_NUM_OF_DEVICES` (111): calls the daemon's procedure of that name.
+    /// Provides the number of node devices.
+    ///
+    /// `REMOTE_PROC_NODE_NUM_OF_DEVICES` (111): calls the daemon's procedure of that name (libvirt's `virNodeNumOfDevices`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_num_of_devices`].
     pub fn node_num_of_devices(&self, cap: RemoteString, flags: u32) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeNumOfDevices>(
             &libvirt_proto::generated::remote::RemoteNodeNumOfDevicesArgs { cap, flags },
         )
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_NODE_LIST_DEVICES` (112): calls the daemon's procedure of that name.
+    /// Collect the list of node devices, and store their names in @names
+    ///
+    /// `REMOTE_PROC_NODE_LIST_DEVICES` (112): calls the daemon's procedure of that name (libvirt's `virNodeListDevices`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_list_devices`].
     pub fn node_list_devices(
         &self,
         cap: RemoteString,
@@ -6566,7 +8935,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_LOOKUP_BY_NAME` (113): calls the daemon's procedure of that name.
+    /// Lookup a node device by its name.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_LOOKUP_BY_NAME` (113): calls the daemon's procedure of that name (libvirt's `virNodeDeviceLookupByName`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_device_lookup_by_name`].
     pub fn node_device_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -6576,7 +8949,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dev)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_GET_XML_DESC` (114): calls the daemon's procedure of that name.
+    /// Fetch an XML document describing all aspects of the device.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_GET_XML_DESC` (114): calls the daemon's procedure of that name (libvirt's `virNodeDeviceGetXMLDesc`).
     pub fn node_device_get_xml_desc(
         &self,
         name: RemoteNonnullString,
@@ -6590,7 +8965,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_GET_PARENT` (115): calls the daemon's procedure of that name.
+    /// Accessor for the parent of the device
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_GET_PARENT` (115): calls the daemon's procedure of that name (libvirt's `virNodeDeviceGetParent`).
     pub fn node_device_get_parent(
         &self,
         name: RemoteNonnullString,
@@ -6600,14 +8977,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.parent_name)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_NUM_OF_CAPS` (116): calls the daemon's procedure of that name.
+    /// Accessor for the number of capabilities supported by the device.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_NUM_OF_CAPS` (116): calls the daemon's procedure of that name (libvirt's `virNodeDeviceNumOfCaps`).
     pub fn node_device_num_of_caps(&self, name: RemoteNonnullString) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeDeviceNumOfCaps>(
             &libvirt_proto::generated::remote::RemoteNodeDeviceNumOfCapsArgs { name },
         )
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_LIST_CAPS` (117): calls the daemon's procedure of that name.
+    /// Lists the names of the capabilities supported by the device.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_LIST_CAPS` (117): calls the daemon's procedure of that name (libvirt's `virNodeDeviceListCaps`).
     pub fn node_device_list_caps(
         &self,
         name: RemoteNonnullString,
@@ -6618,25 +8999,39 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_DETTACH` (118): calls the daemon's procedure of that name.
+    /// Detach the node device from the node itself so that it may be assigned to a guest domain.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_DETTACH` (118): calls the daemon's procedure of that name (libvirt's `virNodeDeviceDettach`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_device_dettach`].
     pub fn node_device_dettach(&self, name: RemoteNonnullString) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeDeviceDettach>(
             &libvirt_proto::generated::remote::RemoteNodeDeviceDettachArgs { name },
         )
     }
-    /// `REMOTE_PROC_NODE_DEVICE_RE_ATTACH` (119): calls the daemon's procedure of that name.
+    /// Re-attach a previously detached node device to the node so that it may be used by the node again.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_RE_ATTACH` (119): calls the daemon's procedure of that name (libvirt's `virNodeDeviceReAttach`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_device_re_attach`].
     pub fn node_device_re_attach(&self, name: RemoteNonnullString) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeDeviceReAttach>(
             &libvirt_proto::generated::remote::RemoteNodeDeviceReAttachArgs { name },
         )
     }
-    /// `REMOTE_PROC_NODE_DEVICE_RESET` (120): calls the daemon's procedure of that name.
+    /// Reset a previously detached node device to the node before or after assigning it to a guest.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_RESET` (120): calls the daemon's procedure of that name (libvirt's `virNodeDeviceReset`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_device_reset`].
     pub fn node_device_reset(&self, name: RemoteNonnullString) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeDeviceReset>(
             &libvirt_proto::generated::remote::RemoteNodeDeviceResetArgs { name },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SECURITY_LABEL` (121): calls the daemon's procedure of that name.
+    /// Extract security label of an active domain. The 'label' field in the @seclabel argument will be initialized to the empty string if the domain is not running under a security model.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SECURITY_LABEL` (121): calls the daemon's procedure of that name (libvirt's `virDomainGetSecurityLabel`).
     pub fn domain_get_security_label(
         &self,
         dom: RemoteNonnullDomain,
@@ -6646,13 +9041,19 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainGetSecurityLabelArgs { dom },
         )
     }
-    /// `REMOTE_PROC_NODE_GET_SECURITY_MODEL` (122): calls the daemon's procedure of that name.
+    /// Extract the security model of a hypervisor. The 'model' field in the @secmodel argument may be initialized to the empty string if the driver has not activated a security model.
+    ///
+    /// `REMOTE_PROC_NODE_GET_SECURITY_MODEL` (122): calls the daemon's procedure of that name (libvirt's `virNodeGetSecurityModel`).
     pub fn node_get_security_model(
         &self,
     ) -> Result<libvirt_proto::generated::remote::RemoteNodeGetSecurityModelRet, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeGetSecurityModel>(&())
     }
-    /// `REMOTE_PROC_NODE_DEVICE_CREATE_XML` (123): calls the daemon's procedure of that name.
+    /// Create a new device on the VM host machine, for example, virtual HBAs created using vport_create.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_CREATE_XML` (123): calls the daemon's procedure of that name (libvirt's `virNodeDeviceCreateXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_device_create_xml`].
     pub fn node_device_create_xml(
         &self,
         xml_desc: RemoteNonnullString,
@@ -6666,13 +9067,19 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dev)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_DESTROY` (124): calls the daemon's procedure of that name.
+    /// Destroy the device object. The virtual device (only works for vHBA currently) is removed from the host operating system. This function may require privileged access.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_DESTROY` (124): calls the daemon's procedure of that name (libvirt's `virNodeDeviceDestroy`).
     pub fn node_device_destroy(&self, name: RemoteNonnullString) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeDeviceDestroy>(
             &libvirt_proto::generated::remote::RemoteNodeDeviceDestroyArgs { name },
         )
     }
-    /// `REMOTE_PROC_STORAGE_VOL_CREATE_XML_FROM` (125): calls the daemon's procedure of that name.
+    /// Create a storage volume in the parent pool, using the 'clonevol' volume as input. Information for the new volume (name, perms) are passed via a typical volume XML description.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_CREATE_XML_FROM` (125): calls the daemon's procedure of that name (libvirt's `virStorageVolCreateXMLFrom`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_create_xml_from`].
     pub fn storage_vol_create_xml_from(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6690,12 +9097,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.vol)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_INTERFACES` (126): calls the daemon's procedure of that name.
+    /// Provides the number of active interfaces on the physical host.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_INTERFACES` (126): calls the daemon's procedure of that name (libvirt's `virConnectNumOfInterfaces`).
     pub fn connect_num_of_interfaces(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfInterfaces>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_INTERFACES` (127): calls the daemon's procedure of that name.
+    /// Collect the list of active physical host interfaces, and store their names in @names
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_INTERFACES` (127): calls the daemon's procedure of that name (libvirt's `virConnectListInterfaces`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_interfaces`].
     pub fn connect_list_interfaces(
         &self,
         maxnames: i32,
@@ -6705,7 +9118,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_INTERFACE_LOOKUP_BY_NAME` (128): calls the daemon's procedure of that name.
+    /// Try to lookup an interface on the given hypervisor based on its name.
+    ///
+    /// `REMOTE_PROC_INTERFACE_LOOKUP_BY_NAME` (128): calls the daemon's procedure of that name (libvirt's `virInterfaceLookupByName`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_lookup_by_name`].
     pub fn interface_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -6715,7 +9132,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.iface)
     }
-    /// `REMOTE_PROC_INTERFACE_LOOKUP_BY_MAC_STRING` (129): calls the daemon's procedure of that name.
+    /// Try to lookup an interface on the given hypervisor based on its MAC.
+    ///
+    /// `REMOTE_PROC_INTERFACE_LOOKUP_BY_MAC_STRING` (129): calls the daemon's procedure of that name (libvirt's `virInterfaceLookupByMACString`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_lookup_by_mac_string`].
     pub fn interface_lookup_by_mac_string(
         &self,
         mac: RemoteNonnullString,
@@ -6725,7 +9146,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.iface)
     }
-    /// `REMOTE_PROC_INTERFACE_GET_XML_DESC` (130): calls the daemon's procedure of that name.
+    /// `VIR_INTERFACE_XML_INACTIVE` - return the static configuration, suitable for use redefining the interface via `virInterfaceDefineXML()`
+    ///
+    /// `REMOTE_PROC_INTERFACE_GET_XML_DESC` (130): calls the daemon's procedure of that name (libvirt's `virInterfaceGetXMLDesc`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_get_xml_desc`].
     pub fn interface_get_xml_desc(
         &self,
         iface: RemoteNonnullInterface,
@@ -6739,7 +9164,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_INTERFACE_DEFINE_XML` (131): calls the daemon's procedure of that name.
+    /// Define an inactive persistent physical host interface or modify an existing persistent one from the XML description.
+    ///
+    /// `REMOTE_PROC_INTERFACE_DEFINE_XML` (131): calls the daemon's procedure of that name (libvirt's `virInterfaceDefineXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_define_xml`].
     pub fn interface_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -6753,13 +9182,21 @@ impl crate::blocking::Client {
         )
         .map(|r| r.iface)
     }
-    /// `REMOTE_PROC_INTERFACE_UNDEFINE` (132): calls the daemon's procedure of that name.
+    /// Undefine an interface, ie remove it from the config. This does not free the associated `virInterfacePtr` object.
+    ///
+    /// `REMOTE_PROC_INTERFACE_UNDEFINE` (132): calls the daemon's procedure of that name (libvirt's `virInterfaceUndefine`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_undefine`].
     pub fn interface_undefine(&self, iface: RemoteNonnullInterface) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceUndefine>(
             &libvirt_proto::generated::remote::RemoteInterfaceUndefineArgs { iface },
         )
     }
-    /// `REMOTE_PROC_INTERFACE_CREATE` (133): calls the daemon's procedure of that name.
+    /// Activate an interface (i.e. call "ifup").
+    ///
+    /// `REMOTE_PROC_INTERFACE_CREATE` (133): calls the daemon's procedure of that name (libvirt's `virInterfaceCreate`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_create`].
     pub fn interface_create(
         &self,
         iface: RemoteNonnullInterface,
@@ -6769,7 +9206,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteInterfaceCreateArgs { iface, flags },
         )
     }
-    /// `REMOTE_PROC_INTERFACE_DESTROY` (134): calls the daemon's procedure of that name.
+    /// deactivate an interface (ie call "ifdown") This does not remove the interface from the config, and does not free the associated `virInterfacePtr` object.
+    ///
+    /// `REMOTE_PROC_INTERFACE_DESTROY` (134): calls the daemon's procedure of that name (libvirt's `virInterfaceDestroy`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_destroy`].
     pub fn interface_destroy(
         &self,
         iface: RemoteNonnullInterface,
@@ -6779,7 +9220,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteInterfaceDestroyArgs { iface, flags },
         )
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_XML_FROM_NATIVE` (135): calls the daemon's procedure of that name.
+    /// Reads native configuration data describing a domain, and generates libvirt domain XML. The format of the native data is hypervisor dependent.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_XML_FROM_NATIVE` (135): calls the daemon's procedure of that name (libvirt's `virConnectDomainXMLFromNative`).
     pub fn connect_domain_xml_from_native(
         &self,
         native_format: RemoteNonnullString,
@@ -6795,7 +9238,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.domain_xml)
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_XML_TO_NATIVE` (136): calls the daemon's procedure of that name.
+    /// Reads a domain XML configuration document, and generates a native configuration file describing the domain. The format of the native data is hypervisor dependent.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_XML_TO_NATIVE` (136): calls the daemon's procedure of that name (libvirt's `virConnectDomainXMLToNative`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_domain_xml_to_native`].
     pub fn connect_domain_xml_to_native(
         &self,
         native_format: RemoteNonnullString,
@@ -6811,12 +9258,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.native_config)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_INTERFACES` (137): calls the daemon's procedure of that name.
+    /// Provides the number of defined (inactive) interfaces on the physical host.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_DEFINED_INTERFACES` (137): calls the daemon's procedure of that name (libvirt's `virConnectNumOfDefinedInterfaces`).
     pub fn connect_num_of_defined_interfaces(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfDefinedInterfaces>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_INTERFACES` (138): calls the daemon's procedure of that name.
+    /// Collect the list of defined (inactive) physical host interfaces, and store their names in @names.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_DEFINED_INTERFACES` (138): calls the daemon's procedure of that name (libvirt's `virConnectListDefinedInterfaces`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_defined_interfaces`].
     pub fn connect_list_defined_interfaces(
         &self,
         maxnames: i32,
@@ -6826,12 +9279,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_SECRETS` (139): calls the daemon's procedure of that name.
+    /// Fetch number of currently defined secrets.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_SECRETS` (139): calls the daemon's procedure of that name (libvirt's `virConnectNumOfSecrets`).
     pub fn connect_num_of_secrets(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfSecrets>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_SECRETS` (140): calls the daemon's procedure of that name.
+    /// List UUIDs of defined secrets, store pointers to names in uuids.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_SECRETS` (140): calls the daemon's procedure of that name (libvirt's `virConnectListSecrets`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_secrets`].
     pub fn connect_list_secrets(
         &self,
         maxuuids: i32,
@@ -6841,7 +9300,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.uuids)
     }
-    /// `REMOTE_PROC_SECRET_LOOKUP_BY_UUID` (141): calls the daemon's procedure of that name.
+    /// Try to lookup a secret on the given hypervisor based on its UUID. Uses the 16 bytes of raw data to describe the UUID
+    ///
+    /// `REMOTE_PROC_SECRET_LOOKUP_BY_UUID` (141): calls the daemon's procedure of that name (libvirt's `virSecretLookupByUUID`).
+    ///
+    /// libvirt's full description: [`crate::Client::secret_lookup_by_uuid`].
     pub fn secret_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -6851,7 +9314,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.secret)
     }
-    /// `REMOTE_PROC_SECRET_DEFINE_XML` (142): calls the daemon's procedure of that name.
+    /// If XML specifies a UUID, locates the specified secret and replaces all attributes of the secret specified by UUID by attributes specified in xml (any attributes not specified in xml are discarded).
+    ///
+    /// `REMOTE_PROC_SECRET_DEFINE_XML` (142): calls the daemon's procedure of that name (libvirt's `virSecretDefineXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::secret_define_xml`].
     pub fn secret_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -6865,7 +9332,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.secret)
     }
-    /// `REMOTE_PROC_SECRET_GET_XML_DESC` (143): calls the daemon's procedure of that name.
+    /// Fetches an XML document describing attributes of the secret.
+    ///
+    /// `REMOTE_PROC_SECRET_GET_XML_DESC` (143): calls the daemon's procedure of that name (libvirt's `virSecretGetXMLDesc`).
     pub fn secret_get_xml_desc(
         &self,
         secret: RemoteNonnullSecret,
@@ -6876,7 +9345,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_SECRET_SET_VALUE` (144): calls the daemon's procedure of that name.
+    /// Sets the value of a secret.
+    ///
+    /// `REMOTE_PROC_SECRET_SET_VALUE` (144): calls the daemon's procedure of that name (libvirt's `virSecretSetValue`).
     pub fn secret_set_value(
         &self,
         secret: RemoteNonnullSecret,
@@ -6891,7 +9362,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_SECRET_GET_VALUE` (145): calls the daemon's procedure of that name.
+    /// Fetches the value of a secret.
+    ///
+    /// `REMOTE_PROC_SECRET_GET_VALUE` (145): calls the daemon's procedure of that name (libvirt's `virSecretGetValue`).
     pub fn secret_get_value(
         &self,
         secret: RemoteNonnullSecret,
@@ -6902,13 +9375,19 @@ impl crate::blocking::Client {
         )
         .map(|r| r.value)
     }
-    /// `REMOTE_PROC_SECRET_UNDEFINE` (146): calls the daemon's procedure of that name.
+    /// Deletes the specified secret. This does not free the associated `virSecretPtr` object.
+    ///
+    /// `REMOTE_PROC_SECRET_UNDEFINE` (146): calls the daemon's procedure of that name (libvirt's `virSecretUndefine`).
     pub fn secret_undefine(&self, secret: RemoteNonnullSecret) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::SecretUndefine>(
             &libvirt_proto::generated::remote::RemoteSecretUndefineArgs { secret },
         )
     }
-    /// `REMOTE_PROC_SECRET_LOOKUP_BY_USAGE` (147): calls the daemon's procedure of that name.
+    /// Try to lookup a secret on the given hypervisor based on its usage The usageID is unique within the set of secrets sharing the same usageType value.
+    ///
+    /// `REMOTE_PROC_SECRET_LOOKUP_BY_USAGE` (147): calls the daemon's procedure of that name (libvirt's `virSecretLookupByUsage`).
+    ///
+    /// libvirt's full description: [`crate::Client::secret_lookup_by_usage`].
     pub fn secret_lookup_by_usage(
         &self,
         usage_type: i32,
@@ -6942,40 +9421,54 @@ impl crate::blocking::Client {
         )
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_CONNECT_IS_SECURE` (149): calls the daemon's procedure of that name.
+    /// Determine if the connection to the hypervisor is secure
+    ///
+    /// `REMOTE_PROC_CONNECT_IS_SECURE` (149): calls the daemon's procedure of that name (libvirt's `virConnectIsSecure`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_is_secure`].
     pub fn connect_is_secure(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectIsSecure>(&())
             .map(|r| r.secure)
     }
-    /// `REMOTE_PROC_DOMAIN_IS_ACTIVE` (150): calls the daemon's procedure of that name.
+    /// Determine if the domain is currently running
+    ///
+    /// `REMOTE_PROC_DOMAIN_IS_ACTIVE` (150): calls the daemon's procedure of that name (libvirt's `virDomainIsActive`).
     pub fn domain_is_active(&self, dom: RemoteNonnullDomain) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainIsActive>(
             &libvirt_proto::generated::remote::RemoteDomainIsActiveArgs { dom },
         )
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_DOMAIN_IS_PERSISTENT` (151): calls the daemon's procedure of that name.
+    /// Determine if the domain has a persistent configuration which means it will still exist after shutting down
+    ///
+    /// `REMOTE_PROC_DOMAIN_IS_PERSISTENT` (151): calls the daemon's procedure of that name (libvirt's `virDomainIsPersistent`).
     pub fn domain_is_persistent(&self, dom: RemoteNonnullDomain) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainIsPersistent>(
             &libvirt_proto::generated::remote::RemoteDomainIsPersistentArgs { dom },
         )
         .map(|r| r.persistent)
     }
-    /// `REMOTE_PROC_NETWORK_IS_ACTIVE` (152): calls the daemon's procedure of that name.
+    /// Determine if the network is currently running
+    ///
+    /// `REMOTE_PROC_NETWORK_IS_ACTIVE` (152): calls the daemon's procedure of that name (libvirt's `virNetworkIsActive`).
     pub fn network_is_active(&self, net: RemoteNonnullNetwork) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkIsActive>(
             &libvirt_proto::generated::remote::RemoteNetworkIsActiveArgs { net },
         )
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_NETWORK_IS_PERSISTENT` (153): calls the daemon's procedure of that name.
+    /// Determine if the network has a persistent configuration which means it will still exist after shutting down
+    ///
+    /// `REMOTE_PROC_NETWORK_IS_PERSISTENT` (153): calls the daemon's procedure of that name (libvirt's `virNetworkIsPersistent`).
     pub fn network_is_persistent(&self, net: RemoteNonnullNetwork) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkIsPersistent>(
             &libvirt_proto::generated::remote::RemoteNetworkIsPersistentArgs { net },
         )
         .map(|r| r.persistent)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_IS_ACTIVE` (154): calls the daemon's procedure of that name.
+    /// Determine if the storage pool is currently running
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_IS_ACTIVE` (154): calls the daemon's procedure of that name (libvirt's `virStoragePoolIsActive`).
     pub fn storage_pool_is_active(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6985,7 +9478,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_STORAGE_POOL_IS_PERSISTENT` (155): calls the daemon's procedure of that name.
+    /// Determine if the storage pool has a persistent configuration which means it will still exist after shutting down
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_IS_PERSISTENT` (155): calls the daemon's procedure of that name (libvirt's `virStoragePoolIsPersistent`).
     pub fn storage_pool_is_persistent(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -6995,19 +9490,27 @@ impl crate::blocking::Client {
         )
         .map(|r| r.persistent)
     }
-    /// `REMOTE_PROC_INTERFACE_IS_ACTIVE` (156): calls the daemon's procedure of that name.
+    /// Determine if the interface is currently running
+    ///
+    /// `REMOTE_PROC_INTERFACE_IS_ACTIVE` (156): calls the daemon's procedure of that name (libvirt's `virInterfaceIsActive`).
     pub fn interface_is_active(&self, iface: RemoteNonnullInterface) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceIsActive>(
             &libvirt_proto::generated::remote::RemoteInterfaceIsActiveArgs { iface },
         )
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_CONNECT_GET_LIB_VERSION` (157): calls the daemon's procedure of that name.
+    /// Provides @libVer, which is the version of libvirt used by the daemon running on the @conn host
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_LIB_VERSION` (157): calls the daemon's procedure of that name (libvirt's `virConnectGetLibVersion`).
     pub fn connect_get_lib_version(&self) -> Result<u64, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetLibVersion>(&())
             .map(|r| r.lib_ver)
     }
-    /// `REMOTE_PROC_CONNECT_COMPARE_CPU` (158): calls the daemon's procedure of that name.
+    /// Compares the given CPU description with the host CPU.
+    ///
+    /// `REMOTE_PROC_CONNECT_COMPARE_CPU` (158): calls the daemon's procedure of that name (libvirt's `virConnectCompareCPU`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_compare_cpu`].
     pub fn connect_compare_cpu(
         &self,
         xml: RemoteNonnullString,
@@ -7021,7 +9524,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_DOMAIN_MEMORY_STATS` (159): calls the daemon's procedure of that name.
+    /// This function provides memory statistics for the domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MEMORY_STATS` (159): calls the daemon's procedure of that name (libvirt's `virDomainMemoryStats`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_memory_stats`].
     pub fn domain_memory_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -7037,7 +9544,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.stats)
     }
-    /// `REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS` (160): calls the daemon's procedure of that name.
+    /// Attach a virtual device to a domain, using the flags parameter to control how the device is attached. `VIR_DOMAIN_AFFECT_CURRENT` specifies that the device allocation is made based on current domain state. `VIR_DOMAIN_AFFECT_LIVE` specifies that the device shall be allocated to the active domain instance only and is not added to the persisted domain configuration. `VIR_DOMAIN_AFFECT_CONFIG` specifies that the device shall be allocated to the persisted domain configuration only. Note that the target hypervisor must return an error if unable to satisfy flags. E.g. the hypervisor driver will return failure if LIVE is specified but it only supports modifying the persisted device allocation.
+    ///
+    /// `REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS` (160): calls the daemon's procedure of that name (libvirt's `virDomainAttachDeviceFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_attach_device_flags`].
     pub fn domain_attach_device_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7052,7 +9563,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS` (161): calls the daemon's procedure of that name.
+    /// Detach a virtual device from a domain, using the flags parameter to control how the device is detached. `VIR_DOMAIN_AFFECT_CURRENT` specifies that the device allocation is removed based on current domain state. `VIR_DOMAIN_AFFECT_LIVE` specifies that the device shall be deallocated from the active domain instance only and is not from the persisted domain configuration. `VIR_DOMAIN_AFFECT_CONFIG` specifies that the device shall be deallocated from the persisted domain configuration only. Note that the target hypervisor must return an error if unable to satisfy flags. E.g. the hypervisor driver will return failure if LIVE is specified but it only supports removing the persisted device allocation.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS` (161): calls the daemon's procedure of that name (libvirt's `virDomainDetachDeviceFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_detach_device_flags`].
     pub fn domain_detach_device_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7067,7 +9582,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_BASELINE_CPU` (162): calls the daemon's procedure of that name.
+    /// Computes the most feature-rich CPU which is compatible with all given host CPUs.
+    ///
+    /// `REMOTE_PROC_CONNECT_BASELINE_CPU` (162): calls the daemon's procedure of that name (libvirt's `virConnectBaselineCPU`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_baseline_cpu`].
     pub fn connect_baseline_cpu(
         &self,
         xml_cp_us: Vec<RemoteNonnullString>,
@@ -7081,7 +9600,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.cpu)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_JOB_INFO` (163): calls the daemon's procedure of that name.
+    /// Extract information about progress of a background job on a domain. Will return an error if the domain is not active.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_JOB_INFO` (163): calls the daemon's procedure of that name (libvirt's `virDomainGetJobInfo`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_job_info`].
     pub fn domain_get_job_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -7090,13 +9613,19 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainGetJobInfoArgs { dom },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_ABORT_JOB` (164): calls the daemon's procedure of that name.
+    /// Requests that the current background job be aborted at the soonest opportunity. In case the job is a migration in a post-copy mode, `virDomainAbortJob` will report an error (see `virDomainMigrateStartPostCopy` for more details).
+    ///
+    /// `REMOTE_PROC_DOMAIN_ABORT_JOB` (164): calls the daemon's procedure of that name (libvirt's `virDomainAbortJob`).
     pub fn domain_abort_job(&self, dom: RemoteNonnullDomain) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainAbortJob>(
             &libvirt_proto::generated::remote::RemoteDomainAbortJobArgs { dom },
         )
     }
-    /// `REMOTE_PROC_STORAGE_VOL_WIPE` (165): calls the daemon's procedure of that name.
+    /// Ensure data previously on a volume is not accessible to future reads.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_WIPE` (165): calls the daemon's procedure of that name (libvirt's `virStorageVolWipe`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_wipe`].
     pub fn storage_vol_wipe(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -7106,7 +9635,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteStorageVolWipeArgs { vol, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_MAX_DOWNTIME` (166): calls the daemon's procedure of that name.
+    /// Sets maximum tolerable time for which the domain is allowed to be paused at the end of live migration. It's supposed to be called while the domain is being live-migrated as a reaction to migration progress.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_MAX_DOWNTIME` (166): calls the daemon's procedure of that name (libvirt's `virDomainMigrateSetMaxDowntime`).
     pub fn domain_migrate_set_max_downtime(
         &self,
         dom: RemoteNonnullDomain,
@@ -7121,13 +9652,19 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_REGISTER_ANY` (167): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary domain events occurring on a domain. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_REGISTER_ANY` (167): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventRegisterAny`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_domain_event_register_any`].
     pub fn connect_domain_event_register_any(&self, event_id: i32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectDomainEventRegisterAny>(
             &libvirt_proto::generated::remote::RemoteConnectDomainEventRegisterAnyArgs { event_id },
         )
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_DEREGISTER_ANY` (168): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectDomainEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_DEREGISTER_ANY` (168): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventDeregisterAny`).
     pub fn connect_domain_event_deregister_any(&self, event_id: i32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectDomainEventDeregisterAny>(
             &libvirt_proto::generated::remote::RemoteConnectDomainEventDeregisterAnyArgs {
@@ -7135,7 +9672,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_UPDATE_DEVICE_FLAGS` (174): calls the daemon's procedure of that name.
+    /// Change a virtual device on a domain, using the flags parameter to control how the device is changed. `VIR_DOMAIN_AFFECT_CURRENT` specifies that the device change is made based on current domain state. `VIR_DOMAIN_AFFECT_LIVE` specifies that the device shall be changed on the active domain instance only and is not added to the persisted domain configuration. `VIR_DOMAIN_AFFECT_CONFIG` specifies that the device shall be changed on the persisted domain configuration only. Note that the target hypervisor must return an error if unable to satisfy flags. E.g. the hypervisor driver will return failure if LIVE is specified but it only supports modifying the persisted device allocation.
+    ///
+    /// `REMOTE_PROC_DOMAIN_UPDATE_DEVICE_FLAGS` (174): calls the daemon's procedure of that name (libvirt's `virDomainUpdateDeviceFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_update_device_flags`].
     pub fn domain_update_device_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7150,7 +9691,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NWFILTER_LOOKUP_BY_NAME` (175): calls the daemon's procedure of that name.
+    /// Try to lookup a network filter on the given hypervisor based on its name.
+    ///
+    /// `REMOTE_PROC_NWFILTER_LOOKUP_BY_NAME` (175): calls the daemon's procedure of that name (libvirt's `virNWFilterLookupByName`).
+    ///
+    /// libvirt's full description: [`crate::Client::nwfilter_lookup_by_name`].
     pub fn nwfilter_lookup_by_name(
         &self,
         name: RemoteNonnullString,
@@ -7160,7 +9705,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_LOOKUP_BY_UUID` (176): calls the daemon's procedure of that name.
+    /// Try to lookup a network filter on the given hypervisor based on its UUID.
+    ///
+    /// `REMOTE_PROC_NWFILTER_LOOKUP_BY_UUID` (176): calls the daemon's procedure of that name (libvirt's `virNWFilterLookupByUUID`).
+    ///
+    /// libvirt's full description: [`crate::Client::nwfilter_lookup_by_uuid`].
     pub fn nwfilter_lookup_by_uuid(
         &self,
         uuid: RemoteUuid,
@@ -7170,7 +9719,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_GET_XML_DESC` (177): calls the daemon's procedure of that name.
+    /// Provide an XML description of the network filter. The description may be reused later to redefine the network filter with `virNWFilterCreateXML()`.
+    ///
+    /// `REMOTE_PROC_NWFILTER_GET_XML_DESC` (177): calls the daemon's procedure of that name (libvirt's `virNWFilterGetXMLDesc`).
     pub fn nwfilter_get_xml_desc(
         &self,
         nwfilter: RemoteNonnullNwfilter,
@@ -7181,12 +9732,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_CONNECT_NUM_OF_NWFILTERS` (178): calls the daemon's procedure of that name.
+    /// Provides the number of nwfilters.
+    ///
+    /// `REMOTE_PROC_CONNECT_NUM_OF_NWFILTERS` (178): calls the daemon's procedure of that name (libvirt's `virConnectNumOfNWFilters`).
     pub fn connect_num_of_nwfilters(&self) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectNumOfNwfilters>(&())
             .map(|r| r.num)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_NWFILTERS` (179): calls the daemon's procedure of that name.
+    /// Collect the list of network filters, and store their names in @names
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_NWFILTERS` (179): calls the daemon's procedure of that name (libvirt's `virConnectListNWFilters`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_nwfilters`].
     pub fn connect_list_nwfilters(
         &self,
         maxnames: i32,
@@ -7196,7 +9753,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_NWFILTER_DEFINE_XML` (180): calls the daemon's procedure of that name.
+    /// Define a new network filter, based on an XML description similar to the one returned by `virNWFilterGetXMLDesc()`
+    ///
+    /// `REMOTE_PROC_NWFILTER_DEFINE_XML` (180): calls the daemon's procedure of that name (libvirt's `virNWFilterDefineXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::nwfilter_define_xml`].
     pub fn nwfilter_define_xml(
         &self,
         xml: RemoteNonnullString,
@@ -7206,13 +9767,19 @@ impl crate::blocking::Client {
         )
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_UNDEFINE` (181): calls the daemon's procedure of that name.
+    /// Undefine the nwfilter object. This call will not succeed if a running VM is referencing the filter. This does not free the associated `virNWFilterPtr` object.
+    ///
+    /// `REMOTE_PROC_NWFILTER_UNDEFINE` (181): calls the daemon's procedure of that name (libvirt's `virNWFilterUndefine`).
     pub fn nwfilter_undefine(&self, nwfilter: RemoteNonnullNwfilter) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NwfilterUndefine>(
             &libvirt_proto::generated::remote::RemoteNwfilterUndefineArgs { nwfilter },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE` (182): calls the daemon's procedure of that name.
+    /// This method will suspend a domain and save its memory contents to a file on disk. After the call, if successful, the domain is not listed as running anymore. The difference from `virDomainSave()` is that libvirt is keeping track of the saved state itself, and will reuse it once the domain is being restarted (automatically or via an explicit libvirt call). As a result any running domain is sure to not have a managed saved image. This also implies that managed save only works on persistent domains, since the domain must still exist in order to use `virDomainCreate()` to restart it.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE` (182): calls the daemon's procedure of that name (libvirt's `virDomainManagedSave`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_managed_save`].
     pub fn domain_managed_save(
         &self,
         dom: RemoteNonnullDomain,
@@ -7225,7 +9792,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE` (183): calls the daemon's procedure of that name.
+    /// Check if a domain has a managed save image as created by `virDomainManagedSave()`. Note that any running domain should not have such an image, as it should have been removed on restart.
+    ///
+    /// `REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE` (183): calls the daemon's procedure of that name (libvirt's `virDomainHasManagedSaveImage`).
     pub fn domain_has_managed_save_image(
         &self,
         dom: RemoteNonnullDomain,
@@ -7236,7 +9805,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_REMOVE` (184): calls the daemon's procedure of that name.
+    /// Remove any managed save image for this domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_REMOVE` (184): calls the daemon's procedure of that name (libvirt's `virDomainManagedSaveRemove`).
     pub fn domain_managed_save_remove(
         &self,
         dom: RemoteNonnullDomain,
@@ -7246,7 +9817,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainManagedSaveRemoveArgs { dom, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML` (185): calls the daemon's procedure of that name.
+    /// Creates a new snapshot of a domain based on the snapshot xml contained in xmlDesc, with a top-level element &lt;domainsnapshot&gt;.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_CREATE_XML` (185): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotCreateXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_create_xml`].
     pub fn domain_snapshot_create_xml(
         &self,
         dom: RemoteNonnullDomain,
@@ -7262,7 +9837,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.snap)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_GET_XML_DESC` (186): calls the daemon's procedure of that name.
+    /// Provide an XML description of the domain snapshot, with a top-level element of &lt;domainsnapshot&gt;.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_GET_XML_DESC` (186): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotGetXMLDesc`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_get_xml_desc`].
     pub fn domain_snapshot_get_xml_desc(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -7276,7 +9855,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_NUM` (187): calls the daemon's procedure of that name.
+    /// Provides the number of domain snapshots for this domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_NUM` (187): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotNum`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_num`].
     pub fn domain_snapshot_num(
         &self,
         dom: RemoteNonnullDomain,
@@ -7290,7 +9873,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_NAMES` (188): calls the daemon's procedure of that name.
+    /// Collect the list of domain snapshots for the given domain, and store their names in @names. The value to use for @nameslen can be determined by `virDomainSnapshotNum()` with the same @flags.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_NAMES` (188): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotListNames`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_list_names`].
     pub fn domain_snapshot_list_names(
         &self,
         dom: RemoteNonnullDomain,
@@ -7306,7 +9893,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LOOKUP_BY_NAME` (189): calls the daemon's procedure of that name.
+    /// Try to lookup a domain snapshot based on its name.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LOOKUP_BY_NAME` (189): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotLookupByName`).
     pub fn domain_snapshot_lookup_by_name(
         &self,
         dom: RemoteNonnullDomain,
@@ -7322,7 +9911,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.snap)
     }
-    /// `REMOTE_PROC_DOMAIN_HAS_CURRENT_SNAPSHOT` (190): calls the daemon's procedure of that name.
+    /// Determine if the domain has a current snapshot.
+    ///
+    /// `REMOTE_PROC_DOMAIN_HAS_CURRENT_SNAPSHOT` (190): calls the daemon's procedure of that name (libvirt's `virDomainHasCurrentSnapshot`).
     pub fn domain_has_current_snapshot(
         &self,
         dom: RemoteNonnullDomain,
@@ -7333,7 +9924,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_CURRENT` (191): calls the daemon's procedure of that name.
+    /// Get the current snapshot for a domain, if any.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_CURRENT` (191): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotCurrent`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_current`].
     pub fn domain_snapshot_current(
         &self,
         dom: RemoteNonnullDomain,
@@ -7344,7 +9939,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.snap)
     }
-    /// `REMOTE_PROC_DOMAIN_REVERT_TO_SNAPSHOT` (192): calls the daemon's procedure of that name.
+    /// Revert the domain to a given snapshot.
+    ///
+    /// `REMOTE_PROC_DOMAIN_REVERT_TO_SNAPSHOT` (192): calls the daemon's procedure of that name (libvirt's `virDomainRevertToSnapshot`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_revert_to_snapshot`].
     pub fn domain_revert_to_snapshot(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -7357,7 +9956,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_DELETE` (193): calls the daemon's procedure of that name.
+    /// Delete the snapshot.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_DELETE` (193): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotDelete`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_delete`].
     pub fn domain_snapshot_delete(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -7370,7 +9973,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_INFO` (194): calls the daemon's procedure of that name.
+    /// Extract information about a domain's block device.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_INFO` (194): calls the daemon's procedure of that name (libvirt's `virDomainGetBlockInfo`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_block_info`].
     pub fn domain_get_block_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -7381,7 +9988,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainGetBlockInfoArgs { dom, path, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FLAGS` (196): calls the daemon's procedure of that name.
+    /// Launch a defined domain. If the call succeeds the domain moves from the defined to the running domains pools.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FLAGS` (196): calls the daemon's procedure of that name (libvirt's `virDomainCreateWithFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_create_with_flags`].
     pub fn domain_create_with_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7395,7 +10006,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_PARAMETERS` (197): calls the daemon's procedure of that name.
+    /// Change all or a subset of the memory tunables. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_PARAMETERS` (197): calls the daemon's procedure of that name (libvirt's `virDomainSetMemoryParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_memory_parameters`].
     pub fn domain_set_memory_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -7410,7 +10025,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_MEMORY_PARAMETERS` (198): calls the daemon's procedure of that name.
+    /// Get all memory parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_MEMORY_PARAMETERS` (198): calls the daemon's procedure of that name (libvirt's `virDomainGetMemoryParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_memory_parameters`].
     pub fn domain_get_memory_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -7426,7 +10045,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_VCPUS_FLAGS` (199): calls the daemon's procedure of that name.
+    /// Dynamically change the number of virtual CPUs used by the domain. Note that this call may fail if the underlying virtualization hypervisor does not support it or if growing the number is arbitrarily limited. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_VCPUS_FLAGS` (199): calls the daemon's procedure of that name (libvirt's `virDomainSetVcpusFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_vcpus_flags`].
     pub fn domain_set_vcpus_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7441,7 +10064,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_VCPUS_FLAGS` (200): calls the daemon's procedure of that name.
+    /// Query the number of virtual CPUs used by the domain. Note that this call may fail if the underlying virtualization hypervisor does not support it. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_VCPUS_FLAGS` (200): calls the daemon's procedure of that name (libvirt's `virDomainGetVcpusFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_vcpus_flags`].
     pub fn domain_get_vcpus_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7455,9 +10082,13 @@ impl crate::blocking::Client {
         )
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_CONSOLE` (201): calls the daemon's procedure of that name.
+    /// This opens the backend associated with a console, serial or parallel port device on a guest, if the backend is supported. If the @dev_name is omitted, then the first console or serial device is opened. The console is associated with the passed in @st stream, which should have been opened in non-blocking mode for bi-directional I/O.
+    ///
+    /// `REMOTE_PROC_DOMAIN_OPEN_CONSOLE` (201): calls the daemon's procedure of that name (libvirt's `virDomainOpenConsole`).
     ///
     /// Opens a stream (data flows both ways: read the guest's output from it and write input to it; libvirt annotates it `@readstream`, which the client does not enforce): returns it with the reply.
+    ///
+    /// libvirt's full description: [`crate::Client::domain_open_console`].
     pub fn domain_open_console(
         &self,
         dom: RemoteNonnullDomain,
@@ -7473,21 +10104,29 @@ impl crate::blocking::Client {
         )
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_DOMAIN_IS_UPDATED` (202): calls the daemon's procedure of that name.
+    /// Determine if the domain has been updated.
+    ///
+    /// `REMOTE_PROC_DOMAIN_IS_UPDATED` (202): calls the daemon's procedure of that name (libvirt's `virDomainIsUpdated`).
     pub fn domain_is_updated(&self, dom: RemoteNonnullDomain) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainIsUpdated>(
             &libvirt_proto::generated::remote::RemoteDomainIsUpdatedArgs { dom },
         )
         .map(|r| r.updated)
     }
-    /// `REMOTE_PROC_CONNECT_GET_SYSINFO` (203): calls the daemon's procedure of that name.
+    /// This returns the XML description of the sysinfo details for the host on which the hypervisor is running, in the same format as the &lt;sysinfo&gt; element of a domain XML. This information is generally available only for hypervisors running with root privileges.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_SYSINFO` (203): calls the daemon's procedure of that name (libvirt's `virConnectGetSysinfo`).
     pub fn connect_get_sysinfo(&self, flags: u32) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectGetSysinfo>(
             &libvirt_proto::generated::remote::RemoteConnectGetSysinfoArgs { flags },
         )
         .map(|r| r.sysinfo)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_FLAGS` (204): calls the daemon's procedure of that name.
+    /// Dynamically change the target amount of physical memory allocated to a domain. If domain is NULL, then this change the amount of memory reserved to Domain0 i.e. the domain where the application runs. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_FLAGS` (204): calls the daemon's procedure of that name (libvirt's `virDomainSetMemoryFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_memory_flags`].
     pub fn domain_set_memory_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7502,7 +10141,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_BLKIO_PARAMETERS` (205): calls the daemon's procedure of that name.
+    /// Change all or a subset of the blkio tunables. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_BLKIO_PARAMETERS` (205): calls the daemon's procedure of that name (libvirt's `virDomainSetBlkioParameters`).
     pub fn domain_set_blkio_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -7517,7 +10158,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_BLKIO_PARAMETERS` (206): calls the daemon's procedure of that name.
+    /// Get all blkio parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_BLKIO_PARAMETERS` (206): calls the daemon's procedure of that name (libvirt's `virDomainGetBlkioParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_blkio_parameters`].
     pub fn domain_get_blkio_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -7533,7 +10178,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_MAX_SPEED` (207): calls the daemon's procedure of that name.
+    /// The maximum bandwidth (in MiB/s) that will be used to do migration can be specified with the bandwidth parameter. Not all hypervisors will support a bandwidth cap. When `VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY` is set in @flags, this API sets the maximum bandwidth for the post-copy phase of the migration.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_MAX_SPEED` (207): calls the daemon's procedure of that name (libvirt's `virDomainMigrateSetMaxSpeed`).
     pub fn domain_migrate_set_max_speed(
         &self,
         dom: RemoteNonnullDomain,
@@ -7548,9 +10195,13 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_VOL_UPLOAD` (208): calls the daemon's procedure of that name.
+    /// Upload new content to the volume from a stream. This call will fail if @offset + @length exceeds the size of the volume. Otherwise, if @length is non-zero, an error will be raised if an attempt is made to upload greater than @length bytes of data. Please note that the stream transports the volume itself as is, so the downloaded data may not correspond to guest OS visible state in cases when a complex storage format such as qcow2 or vmdk is used.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_UPLOAD` (208): calls the daemon's procedure of that name (libvirt's `virStorageVolUpload`).
     ///
     /// Opens a stream (the client sends data): returns it with the reply.
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_upload`].
     pub fn storage_vol_upload(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -7568,9 +10219,13 @@ impl crate::blocking::Client {
         )
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_STORAGE_VOL_DOWNLOAD` (209): calls the daemon's procedure of that name.
+    /// Download the content of the volume as a stream. If @length is zero, then the remaining contents of the volume after @offset will be downloaded. Please note that the stream transports the volume itself as is, so the downloaded data may not correspond to guest OS visible state in cases when a complex storage format such as qcow2 or vmdk is used.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_DOWNLOAD` (209): calls the daemon's procedure of that name (libvirt's `virStorageVolDownload`).
     ///
     /// Opens a stream (the daemon sends data): returns it with the reply.
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_download`].
     pub fn storage_vol_download(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -7588,7 +10243,9 @@ impl crate::blocking::Client {
         )
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_DOMAIN_INJECT_NMI` (210): calls the daemon's procedure of that name.
+    /// Send NMI to the guest
+    ///
+    /// `REMOTE_PROC_DOMAIN_INJECT_NMI` (210): calls the daemon's procedure of that name (libvirt's `virDomainInjectNMI`).
     pub fn domain_inject_nmi(
         &self,
         dom: RemoteNonnullDomain,
@@ -7598,9 +10255,13 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainInjectNmiArgs { dom, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SCREENSHOT` (211): calls the daemon's procedure of that name.
+    /// Take a screenshot of current domain console as a stream. The image format is hypervisor specific. Moreover, some hypervisors supports multiple displays per domain. These can be distinguished by @screen argument.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SCREENSHOT` (211): calls the daemon's procedure of that name (libvirt's `virDomainScreenshot`).
     ///
     /// Opens a stream (the daemon sends data): returns it with the reply.
+    ///
+    /// libvirt's full description: [`crate::Client::domain_screenshot`].
     pub fn domain_screenshot(
         &self,
         dom: RemoteNonnullDomain,
@@ -7612,7 +10273,9 @@ impl crate::blocking::Client {
         )
         .map(|(r, s)| (r.mime, s))
     }
-    /// `REMOTE_PROC_DOMAIN_GET_STATE` (212): calls the daemon's procedure of that name.
+    /// Extract domain state. Each state can be accompanied with a reason (if known) which led to the state.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_STATE` (212): calls the daemon's procedure of that name (libvirt's `virDomainGetState`).
     pub fn domain_get_state(
         &self,
         dom: RemoteNonnullDomain,
@@ -7749,7 +10412,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS` (219): calls the daemon's procedure of that name.
+    /// Change a subset or all scheduler parameters. The value of @flags should be either `VIR_DOMAIN_AFFECT_CURRENT`, or a bitwise-or of values from `VIR_DOMAIN_AFFECT_LIVE` and `VIR_DOMAIN_AFFECT_CURRENT`, although hypervisors vary in which flags are supported.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS` (219): calls the daemon's procedure of that name (libvirt's `virDomainSetSchedulerParametersFlags`).
     pub fn domain_set_scheduler_parameters_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7764,25 +10429,41 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_INTERFACE_CHANGE_BEGIN` (220): calls the daemon's procedure of that name.
+    /// This function creates a restore point to which one can return later by calling `virInterfaceChangeRollback()`. This function should be called before any transaction with interface configuration. Once it is known that a new configuration works, it can be committed via `virInterfaceChangeCommit()`, which frees the restore point.
+    ///
+    /// `REMOTE_PROC_INTERFACE_CHANGE_BEGIN` (220): calls the daemon's procedure of that name (libvirt's `virInterfaceChangeBegin`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_change_begin`].
     pub fn interface_change_begin(&self, flags: u32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceChangeBegin>(
             &libvirt_proto::generated::remote::RemoteInterfaceChangeBeginArgs { flags },
         )
     }
-    /// `REMOTE_PROC_INTERFACE_CHANGE_COMMIT` (221): calls the daemon's procedure of that name.
+    /// This commits the changes made to interfaces and frees the restore point created by `virInterfaceChangeBegin()`.
+    ///
+    /// `REMOTE_PROC_INTERFACE_CHANGE_COMMIT` (221): calls the daemon's procedure of that name (libvirt's `virInterfaceChangeCommit`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_change_commit`].
     pub fn interface_change_commit(&self, flags: u32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceChangeCommit>(
             &libvirt_proto::generated::remote::RemoteInterfaceChangeCommitArgs { flags },
         )
     }
-    /// `REMOTE_PROC_INTERFACE_CHANGE_ROLLBACK` (222): calls the daemon's procedure of that name.
+    /// This cancels changes made to interfaces settings by restoring previous state created by `virInterfaceChangeBegin()`.
+    ///
+    /// `REMOTE_PROC_INTERFACE_CHANGE_ROLLBACK` (222): calls the daemon's procedure of that name (libvirt's `virInterfaceChangeRollback`).
+    ///
+    /// libvirt's full description: [`crate::Client::interface_change_rollback`].
     pub fn interface_change_rollback(&self, flags: u32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::InterfaceChangeRollback>(
             &libvirt_proto::generated::remote::RemoteInterfaceChangeRollbackArgs { flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS` (223): calls the daemon's procedure of that name.
+    /// Get all scheduler parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value. @nparams cannot be 0.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS` (223): calls the daemon's procedure of that name (libvirt's `virDomainGetSchedulerParametersFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_scheduler_parameters_flags`].
     pub fn domain_get_scheduler_parameters_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7798,7 +10479,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_DOMAIN_PIN_VCPU_FLAGS` (225): calls the daemon's procedure of that name.
+    /// Dynamically change the real CPUs which can be allocated to a virtual CPU. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PIN_VCPU_FLAGS` (225): calls the daemon's procedure of that name (libvirt's `virDomainPinVcpuFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_pin_vcpu_flags`].
     pub fn domain_pin_vcpu_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7815,7 +10500,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SEND_KEY` (226): calls the daemon's procedure of that name.
+    /// Send key(s) to the guest.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SEND_KEY` (226): calls the daemon's procedure of that name (libvirt's `virDomainSendKey`).
     pub fn domain_send_key(
         &self,
         dom: RemoteNonnullDomain,
@@ -7834,7 +10521,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NODE_GET_CPU_STATS` (227): calls the daemon's procedure of that name.
+    /// This function provides individual cpu statistics of the node. If you want to get total cpu statistics of the node, you must specify `VIR_NODE_CPU_STATS_ALL_CPUS` to @cpuNum. The @params array will be filled with the values equal to the number of parameters suggested by @nparams
+    ///
+    /// `REMOTE_PROC_NODE_GET_CPU_STATS` (227): calls the daemon's procedure of that name (libvirt's `virNodeGetCPUStats`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_get_cpu_stats`].
     pub fn node_get_cpu_stats(
         &self,
         cpu_num: i32,
@@ -7849,7 +10540,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NODE_GET_MEMORY_STATS` (228): calls the daemon's procedure of that name.
+    /// This function provides memory stats of the node. If you want to get total memory statistics of the node, you must specify `VIR_NODE_MEMORY_STATS_ALL_CELLS` to @cellNum. The @params array will be filled with the values equal to the number of stats suggested by @nparams
+    ///
+    /// `REMOTE_PROC_NODE_GET_MEMORY_STATS` (228): calls the daemon's procedure of that name (libvirt's `virNodeGetMemoryStats`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_get_memory_stats`].
     pub fn node_get_memory_stats(
         &self,
         nparams: i32,
@@ -7864,7 +10559,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_CONTROL_INFO` (229): calls the daemon's procedure of that name.
+    /// Extract details about current state of control interface to a domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_CONTROL_INFO` (229): calls the daemon's procedure of that name (libvirt's `virDomainGetControlInfo`).
     pub fn domain_get_control_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -7874,7 +10571,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainGetControlInfoArgs { dom, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_VCPU_PIN_INFO` (230): calls the daemon's procedure of that name.
+    /// Query the CPU affinity setting of all virtual CPUs of domain, store it in cpumaps.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_VCPU_PIN_INFO` (230): calls the daemon's procedure of that name (libvirt's `virDomainGetVcpuPinInfo`).
     pub fn domain_get_vcpu_pin_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -7891,7 +10590,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS` (231): calls the daemon's procedure of that name.
+    /// Undefine a domain. If the domain is running, it's converted to transient domain, without stopping it. If the domain is inactive, the domain configuration is removed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_UNDEFINE_FLAGS` (231): calls the daemon's procedure of that name (libvirt's `virDomainUndefineFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_undefine_flags`].
     pub fn domain_undefine_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7904,7 +10607,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE_FLAGS` (232): calls the daemon's procedure of that name.
+    /// This method will suspend a domain and save its memory contents to a file on disk. After the call, if successful, the domain is not listed as running anymore (this ends the life of a transient domain). Use `virDomainRestore()` to restore a domain after saving.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE_FLAGS` (232): calls the daemon's procedure of that name (libvirt's `virDomainSaveFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_save_flags`].
     pub fn domain_save_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7921,7 +10628,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_RESTORE_FLAGS` (233): calls the daemon's procedure of that name.
+    /// This method will restore a domain saved to disk by `virDomainSave()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESTORE_FLAGS` (233): calls the daemon's procedure of that name (libvirt's `virDomainRestoreFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_restore_flags`].
     pub fn domain_restore_flags(
         &self,
         from: RemoteNonnullString,
@@ -7936,7 +10647,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_DESTROY_FLAGS` (234): calls the daemon's procedure of that name.
+    /// Destroy the domain object. The running instance is shutdown if not down already and all resources used by it are given back to the hypervisor. This does not free the associated `virDomainPtr` object. This function may require privileged access.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DESTROY_FLAGS` (234): calls the daemon's procedure of that name (libvirt's `virDomainDestroyFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_destroy_flags`].
     pub fn domain_destroy_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -7949,7 +10664,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE_IMAGE_GET_XML_DESC` (235): calls the daemon's procedure of that name.
+    /// This method will extract the XML describing the domain at the time a saved state file was created. @file must be a file created previously by `virDomainSave()` or `virDomainSaveFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE_IMAGE_GET_XML_DESC` (235): calls the daemon's procedure of that name (libvirt's `virDomainSaveImageGetXMLDesc`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_save_image_get_xml_desc`].
     pub fn domain_save_image_get_xml_desc(
         &self,
         file: RemoteNonnullString,
@@ -7963,7 +10682,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE_IMAGE_DEFINE_XML` (236): calls the daemon's procedure of that name.
+    /// This updates the definition of a domain stored in a saved state file. @file must be a file created previously by `virDomainSave()` or `virDomainSaveFlags()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE_IMAGE_DEFINE_XML` (236): calls the daemon's procedure of that name (libvirt's `virDomainSaveImageDefineXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_save_image_define_xml`].
     pub fn domain_save_image_define_xml(
         &self,
         file: RemoteNonnullString,
@@ -7978,7 +10701,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_JOB_ABORT` (237): calls the daemon's procedure of that name.
+    /// Cancel the active block job on the given disk.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_JOB_ABORT` (237): calls the daemon's procedure of that name (libvirt's `virDomainBlockJobAbort`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_job_abort`].
     pub fn domain_block_job_abort(
         &self,
         dom: RemoteNonnullDomain,
@@ -7993,7 +10720,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_JOB_INFO` (238): calls the daemon's procedure of that name.
+    /// Request block job information for the given disk. If an operation is active @info will be updated with the current progress. The units used for the bandwidth field of @info depends on @flags. If @flags includes `VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES`, bandwidth is in bytes/second (although this mode can risk failure due to overflow, depending on both client and server word size); otherwise, the value is rounded up to MiB/s.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_JOB_INFO` (238): calls the daemon's procedure of that name (libvirt's `virDomainGetBlockJobInfo`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_block_job_info`].
     pub fn domain_get_block_job_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -8009,7 +10740,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_JOB_SET_SPEED` (239): calls the daemon's procedure of that name.
+    /// Set the maximum allowable bandwidth that a block job may consume. If bandwidth is 0, the limit will revert to the hypervisor default of unlimited.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_JOB_SET_SPEED` (239): calls the daemon's procedure of that name (libvirt's `virDomainBlockJobSetSpeed`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_job_set_speed`].
     pub fn domain_block_job_set_speed(
         &self,
         dom: RemoteNonnullDomain,
@@ -8026,7 +10761,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_PULL` (240): calls the daemon's procedure of that name.
+    /// Populate a disk image with data from its backing image. Once all data from its backing image has been pulled, the disk no longer depends on a backing image. This function pulls data for the entire device in the background. Progress of the operation can be checked with `virDomainGetBlockJobInfo()` and the operation can be aborted with `virDomainBlockJobAbort()`. When finished, an asynchronous event is raised to indicate the final status. To move data in the opposite direction, see `virDomainBlockCommit()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_PULL` (240): calls the daemon's procedure of that name (libvirt's `virDomainBlockPull`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_pull`].
     pub fn domain_block_pull(
         &self,
         dom: RemoteNonnullDomain,
@@ -8043,7 +10782,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_MAX_SPEED` (242): calls the daemon's procedure of that name.
+    /// Get the current maximum bandwidth (in MiB/s) that will be used if the domain is migrated. Not all hypervisors will support a bandwidth limit. When `VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY` is set in @flags, this API gets the current maximum bandwidth for the post-copy phase of the migration.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_MAX_SPEED` (242): calls the daemon's procedure of that name (libvirt's `virDomainMigrateGetMaxSpeed`).
     pub fn domain_migrate_get_max_speed(
         &self,
         dom: RemoteNonnullDomain,
@@ -8057,7 +10798,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.bandwidth)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_STATS_FLAGS` (243): calls the daemon's procedure of that name.
+    /// This function is to get block stats parameters for block devices attached to the domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_STATS_FLAGS` (243): calls the daemon's procedure of that name (libvirt's `virDomainBlockStatsFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_stats_flags`].
     pub fn domain_block_stats_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -8075,7 +10820,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_GET_PARENT` (244): calls the daemon's procedure of that name.
+    /// Get the parent snapshot for @snapshot, if any.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_GET_PARENT` (244): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotGetParent`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_get_parent`].
     pub fn domain_snapshot_get_parent(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -8086,13 +10835,21 @@ impl crate::blocking::Client {
         )
         .map(|r| r.snap)
     }
-    /// `REMOTE_PROC_DOMAIN_RESET` (245): calls the daemon's procedure of that name.
+    /// Reset a domain immediately without any guest OS shutdown. Reset emulates the power reset button on a machine, where all hardware sees the RST line set and reinitializes internal state.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESET` (245): calls the daemon's procedure of that name (libvirt's `virDomainReset`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_reset`].
     pub fn domain_reset(&self, dom: RemoteNonnullDomain, flags: u32) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainReset>(
             &libvirt_proto::generated::remote::RemoteDomainResetArgs { dom, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_NUM_CHILDREN` (246): calls the daemon's procedure of that name.
+    /// Provides the number of child snapshots for this domain snapshot.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_NUM_CHILDREN` (246): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotNumChildren`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_num_children`].
     pub fn domain_snapshot_num_children(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -8106,7 +10863,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.num)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_CHILDREN_NAMES` (247): calls the daemon's procedure of that name.
+    /// Collect the list of domain snapshots that are children of the given snapshot, and store their names in @names. The value to use for @nameslen can be determined by `virDomainSnapshotNumChildren()` with the same @flags.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_CHILDREN_NAMES` (247): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotListChildrenNames`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_list_children_names`].
     pub fn domain_snapshot_list_children_names(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -8122,7 +10883,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS` (249): calls the daemon's procedure of that name.
+    /// This will attempt to connect the file descriptor @fd, to the graphics backend of @dom. If @dom has multiple graphics backends configured, then @idx will determine which one is opened, starting from @idx 0.
+    ///
+    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS` (249): calls the daemon's procedure of that name (libvirt's `virDomainOpenGraphics`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_open_graphics`].
     pub fn domain_open_graphics(
         &self,
         dom: RemoteNonnullDomain,
@@ -8137,7 +10902,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NODE_SUSPEND_FOR_DURATION` (250): calls the daemon's procedure of that name.
+    /// Attempt to suspend the node (host machine) for the given duration of time in the specified state (Suspend-to-RAM, Suspend-to-Disk or Hybrid-Suspend). Schedule the node's Real-Time-Clock interrupt to resume the node after the duration is complete.
+    ///
+    /// `REMOTE_PROC_NODE_SUSPEND_FOR_DURATION` (250): calls the daemon's procedure of that name (libvirt's `virNodeSuspendForDuration`).
     pub fn node_suspend_for_duration(
         &self,
         target: libvirt_proto::generated::api::NodeSuspendTarget,
@@ -8152,7 +10919,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_RESIZE` (251): calls the daemon's procedure of that name.
+    /// Resize a block device of domain while the domain is running. If @flags is 0, then @size is in kibibytes (blocks of 1024 bytes); since 0.9.11, if @flags includes `VIR_DOMAIN_BLOCK_RESIZE_BYTES`, @size is in bytes instead. @size is taken directly as the new size. Depending on the file format, the hypervisor may round up to the next alignment boundary.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_RESIZE` (251): calls the daemon's procedure of that name (libvirt's `virDomainBlockResize`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_resize`].
     pub fn domain_block_resize(
         &self,
         dom: RemoteNonnullDomain,
@@ -8169,7 +10940,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_BLOCK_IO_TUNE` (252): calls the daemon's procedure of that name.
+    /// Change all or a subset of the per-device block IO tunables.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_BLOCK_IO_TUNE` (252): calls the daemon's procedure of that name (libvirt's `virDomainSetBlockIoTune`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_block_io_tune`].
     pub fn domain_set_block_io_tune(
         &self,
         dom: RemoteNonnullDomain,
@@ -8186,7 +10961,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_IO_TUNE` (253): calls the daemon's procedure of that name.
+    /// Get all block IO tunable parameters for a given device. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_IO_TUNE` (253): calls the daemon's procedure of that name (libvirt's `virDomainGetBlockIoTune`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_block_io_tune`].
     pub fn domain_get_block_io_tune(
         &self,
         dom: RemoteNonnullDomain,
@@ -8203,7 +10982,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_NUMA_PARAMETERS` (254): calls the daemon's procedure of that name.
+    /// Change all or a subset of the numa tunables. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_NUMA_PARAMETERS` (254): calls the daemon's procedure of that name (libvirt's `virDomainSetNumaParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_numa_parameters`].
     pub fn domain_set_numa_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -8218,7 +11001,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_NUMA_PARAMETERS` (255): calls the daemon's procedure of that name.
+    /// Get all numa parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_NUMA_PARAMETERS` (255): calls the daemon's procedure of that name (libvirt's `virDomainGetNumaParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_numa_parameters`].
     pub fn domain_get_numa_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -8234,7 +11021,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_INTERFACE_PARAMETERS` (256): calls the daemon's procedure of that name.
+    /// Change a subset or all parameters of interface; currently this includes bandwidth parameters. The value of @flags should be either `VIR_DOMAIN_AFFECT_CURRENT`, or a bitwise-or of values `VIR_DOMAIN_AFFECT_LIVE` and `VIR_DOMAIN_AFFECT_CONFIG`, although hypervisors vary in which flags are supported.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_INTERFACE_PARAMETERS` (256): calls the daemon's procedure of that name (libvirt's `virDomainSetInterfaceParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_interface_parameters`].
     pub fn domain_set_interface_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -8251,7 +11042,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_INTERFACE_PARAMETERS` (257): calls the daemon's procedure of that name.
+    /// Get all interface parameters. On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_INTERFACE_PARAMETERS` (257): calls the daemon's procedure of that name (libvirt's `virDomainGetInterfaceParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_interface_parameters`].
     pub fn domain_get_interface_parameters(
         &self,
         dom: RemoteNonnullDomain,
@@ -8269,7 +11064,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS` (258): calls the daemon's procedure of that name.
+    /// Shutdown a domain, the domain object is still usable thereafter but the domain OS is being stopped. Note that the guest OS may ignore the request. Additionally, the hypervisor may check and support the domain 'on_poweroff' XML setting resulting in a domain that reboots instead of shutting down. For guests that react to a shutdown request, the differences from `virDomainDestroy()` are that the guest's disk storage will be in a stable state rather than having the (virtual) power cord pulled, and this command returns as soon as the shutdown request is issued rather than blocking until the guest is no longer running.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS` (258): calls the daemon's procedure of that name (libvirt's `virDomainShutdownFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_shutdown_flags`].
     pub fn domain_shutdown_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -8282,7 +11081,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_VOL_WIPE_PATTERN` (259): calls the daemon's procedure of that name.
+    /// Similar to `virStorageVolWipe`, but one can choose between different wiping algorithms. Also note, that depending on the actual volume representation, this call may not really overwrite the physical location of the volume. For instance, files stored journaled, log structured, copy-on-write, versioned, and network file systems are known to be problematic.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_WIPE_PATTERN` (259): calls the daemon's procedure of that name (libvirt's `virStorageVolWipePattern`).
     pub fn storage_vol_wipe_pattern(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -8297,7 +11098,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_VOL_RESIZE` (260): calls the daemon's procedure of that name.
+    /// Changes the capacity of the storage volume @vol to @capacity. The operation will fail if the new capacity requires allocation that would exceed the remaining free space in the parent pool. The contents of the new capacity will appear as all zero bytes. The capacity value will be rounded to the granularity supported by the hypervisor.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_RESIZE` (260): calls the daemon's procedure of that name (libvirt's `virStorageVolResize`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_resize`].
     pub fn storage_vol_resize(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -8312,7 +11117,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_PM_SUSPEND_FOR_DURATION` (261): calls the daemon's procedure of that name.
+    /// Attempt to have the guest enter the given @target power management suspension level. If @duration is non-zero, also schedule the guest to resume normal operation after that many seconds, if nothing else has resumed it earlier. Some hypervisors require that @duration be 0, for an indefinite suspension.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PM_SUSPEND_FOR_DURATION` (261): calls the daemon's procedure of that name (libvirt's `virDomainPMSuspendForDuration`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_pm_suspend_for_duration`].
     pub fn domain_pm_suspend_for_duration(
         &self,
         dom: RemoteNonnullDomain,
@@ -8329,7 +11138,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_CPU_STATS` (262): calls the daemon's procedure of that name.
+    /// Get statistics relating to CPU usage attributable to a single domain (in contrast to the statistics returned by `virNodeGetCPUStats()` for all processes on the host). @dom must be running (an inactive domain has no attributable cpu usage). On input, @params must contain at least @nparams \* @ncpus entries, allocated by the caller.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_CPU_STATS` (262): calls the daemon's procedure of that name (libvirt's `virDomainGetCPUStats`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_cpu_stats`].
     pub fn domain_get_cpu_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -8348,7 +11161,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_DISK_ERRORS` (263): calls the daemon's procedure of that name.
+    /// The function populates @errors array with all disks that encountered an I/O error. Disks with no error will not be returned in the @errors array. Each disk is identified by its target (the dev attribute of target subelement in domain XML), such as "vda", and accompanied with the error that was seen on it. The caller is also responsible for calling free() on each disk name returned.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_DISK_ERRORS` (263): calls the daemon's procedure of that name (libvirt's `virDomainGetDiskErrors`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_disk_errors`].
     pub fn domain_get_disk_errors(
         &self,
         dom: RemoteNonnullDomain,
@@ -8363,7 +11180,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_METADATA` (264): calls the daemon's procedure of that name.
+    /// Sets the appropriate domain element given by @type to the value of @metadata. A @type of `VIR_DOMAIN_METADATA_DESCRIPTION` is free-form text; `VIR_DOMAIN_METADATA_TITLE` is free-form, but no newlines are permitted, and should be short (although the length is not enforced). For these two options @key and @uri are irrelevant and must be set to NULL.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_METADATA` (264): calls the daemon's procedure of that name (libvirt's `virDomainSetMetadata`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_metadata`].
     pub fn domain_set_metadata(
         &self,
         dom: RemoteNonnullDomain,
@@ -8384,7 +11205,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_METADATA` (265): calls the daemon's procedure of that name.
+    /// Retrieves the appropriate domain element given by @type. If `VIR_DOMAIN_METADATA_ELEMENT` is requested parameter @uri must be set to the name of the namespace the requested elements belong to, otherwise must be NULL.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_METADATA` (265): calls the daemon's procedure of that name (libvirt's `virDomainGetMetadata`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_metadata`].
     pub fn domain_get_metadata(
         &self,
         dom: RemoteNonnullDomain,
@@ -8402,7 +11227,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.metadata)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_REBASE` (266): calls the daemon's procedure of that name.
+    /// Populate a disk image with data from its backing image chain, and setting the backing image to @base, or alternatively copy an entire backing chain to a new file @base.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_REBASE` (266): calls the daemon's procedure of that name (libvirt's `virDomainBlockRebase`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_rebase`].
     pub fn domain_block_rebase(
         &self,
         dom: RemoteNonnullDomain,
@@ -8421,7 +11250,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_PM_WAKEUP` (267): calls the daemon's procedure of that name.
+    /// Inject a wakeup into the guest that previously used `virDomainPMSuspendForDuration`, rather than waiting for the previously requested duration (if any) to elapse.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PM_WAKEUP` (267): calls the daemon's procedure of that name (libvirt's `virDomainPMWakeup`).
     pub fn domain_pm_wakeup(
         &self,
         dom: RemoteNonnullDomain,
@@ -8431,7 +11262,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainPmWakeupArgs { dom, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_IS_CURRENT` (271): calls the daemon's procedure of that name.
+    /// Determine if the given snapshot is the domain's current snapshot. See also `virDomainHasCurrentSnapshot()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_IS_CURRENT` (271): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotIsCurrent`).
     pub fn domain_snapshot_is_current(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -8442,7 +11275,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.current)
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_HAS_METADATA` (272): calls the daemon's procedure of that name.
+    /// Determine if the given snapshot is associated with libvirt metadata that would prevent the deletion of the domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_HAS_METADATA` (272): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotHasMetadata`).
     pub fn domain_snapshot_has_metadata(
         &self,
         snap: RemoteNonnullDomainSnapshot,
@@ -8453,7 +11288,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.metadata)
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS` (273): calls the daemon's procedure of that name.
+    /// Collect a possibly-filtered list of all domains, and return an allocated array of information for each. This API solves the race inherent in `virConnectListDomains()` and `virConnectListDefinedDomains()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS` (273): calls the daemon's procedure of that name (libvirt's `virConnectListAllDomains`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_all_domains`].
     pub fn connect_list_all_domains(
         &self,
         need_results: i32,
@@ -8467,7 +11306,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_LIST_ALL_SNAPSHOTS` (274): calls the daemon's procedure of that name.
+    /// Collect the list of domain snapshots for the given domain and allocate an array to store those objects. This API solves the race inherent in `virDomainSnapshotListNames()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_LIST_ALL_SNAPSHOTS` (274): calls the daemon's procedure of that name (libvirt's `virDomainListAllSnapshots`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_list_all_snapshots`].
     pub fn domain_list_all_snapshots(
         &self,
         dom: RemoteNonnullDomain,
@@ -8483,7 +11326,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN` (275): calls the daemon's procedure of that name.
+    /// Collect the list of domain snapshots that are children of the given snapshot, and allocate an array to store those objects. This API solves the race inherent in `virDomainSnapshotListChildrenNames()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN` (275): calls the daemon's procedure of that name (libvirt's `virDomainSnapshotListAllChildren`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_snapshot_list_all_children`].
     pub fn domain_snapshot_list_all_children(
         &self,
         snapshot: RemoteNonnullDomainSnapshot,
@@ -8501,7 +11348,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_HOSTNAME` (277): calls the daemon's procedure of that name.
+    /// Get the hostname for that domain. If no hostname is found, then an error is raised with `VIR_ERR_NO_HOSTNAME` code.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_HOSTNAME` (277): calls the daemon's procedure of that name (libvirt's `virDomainGetHostname`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_hostname`].
     pub fn domain_get_hostname(
         &self,
         dom: RemoteNonnullDomain,
@@ -8515,7 +11366,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.hostname)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_SECURITY_LABEL_LIST` (278): calls the daemon's procedure of that name.
+    /// Extract the security labels of an active domain. The 'label' field in the @seclabels argument will be initialized to the empty string if the domain is not running under a security model.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_SECURITY_LABEL_LIST` (278): calls the daemon's procedure of that name (libvirt's `virDomainGetSecurityLabelList`).
     pub fn domain_get_security_label_list(
         &self,
         dom: RemoteNonnullDomain,
@@ -8525,7 +11378,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainGetSecurityLabelListArgs { dom },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_PIN_EMULATOR` (279): calls the daemon's procedure of that name.
+    /// Dynamically change the real CPUs which can be allocated to all emulator threads. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PIN_EMULATOR` (279): calls the daemon's procedure of that name (libvirt's `virDomainPinEmulator`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_pin_emulator`].
     pub fn domain_pin_emulator(
         &self,
         dom: RemoteNonnullDomain,
@@ -8540,7 +11397,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_EMULATOR_PIN_INFO` (280): calls the daemon's procedure of that name.
+    /// Query the CPU pinning setting of all emulator threads from the domain XML, store it in @cpumap.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_EMULATOR_PIN_INFO` (280): calls the daemon's procedure of that name (libvirt's `virDomainGetEmulatorPinInfo`).
     pub fn domain_get_emulator_pin_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -8556,7 +11415,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_STORAGE_POOLS` (281): calls the daemon's procedure of that name.
+    /// Collect the list of storage pools, and allocate an array to store those objects. This API solves the race inherent between `virConnectListStoragePools` and `virConnectListDefinedStoragePools`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_STORAGE_POOLS` (281): calls the daemon's procedure of that name (libvirt's `virConnectListAllStoragePools`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_all_storage_pools`].
     pub fn connect_list_all_storage_pools(
         &self,
         need_results: i32,
@@ -8570,7 +11433,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LIST_ALL_VOLUMES` (282): calls the daemon's procedure of that name.
+    /// Collect the list of storage volumes, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LIST_ALL_VOLUMES` (282): calls the daemon's procedure of that name (libvirt's `virStoragePoolListAllVolumes`).
     pub fn storage_pool_list_all_volumes(
         &self,
         pool: RemoteNonnullStoragePool,
@@ -8586,7 +11451,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_NETWORKS` (283): calls the daemon's procedure of that name.
+    /// Collect the list of networks, and allocate an array to store those objects. This API solves the race inherent between `virConnectListNetworks` and `virConnectListDefinedNetworks`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_NETWORKS` (283): calls the daemon's procedure of that name (libvirt's `virConnectListAllNetworks`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_all_networks`].
     pub fn connect_list_all_networks(
         &self,
         need_results: i32,
@@ -8600,7 +11469,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_INTERFACES` (284): calls the daemon's procedure of that name.
+    /// Collect the list of interfaces, and allocate an array to store those objects. This API solves the race inherent between `virConnectListInterfaces` and `virConnectListDefinedInterfaces`.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_INTERFACES` (284): calls the daemon's procedure of that name (libvirt's `virConnectListAllInterfaces`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_all_interfaces`].
     pub fn connect_list_all_interfaces(
         &self,
         need_results: i32,
@@ -8614,7 +11487,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES` (285): calls the daemon's procedure of that name.
+    /// Collect the list of node devices, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_NODE_DEVICES` (285): calls the daemon's procedure of that name (libvirt's `virConnectListAllNodeDevices`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_all_node_devices`].
     pub fn connect_list_all_node_devices(
         &self,
         need_results: i32,
@@ -8628,7 +11505,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_NWFILTERS` (286): calls the daemon's procedure of that name.
+    /// Collect the list of network filters, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_NWFILTERS` (286): calls the daemon's procedure of that name (libvirt's `virConnectListAllNWFilters`).
     pub fn connect_list_all_nwfilters(
         &self,
         need_results: i32,
@@ -8642,7 +11521,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_SECRETS` (287): calls the daemon's procedure of that name.
+    /// Collect the list of secrets, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_SECRETS` (287): calls the daemon's procedure of that name (libvirt's `virConnectListAllSecrets`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_list_all_secrets`].
     pub fn connect_list_all_secrets(
         &self,
         need_results: i32,
@@ -8656,7 +11539,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NODE_SET_MEMORY_PARAMETERS` (288): calls the daemon's procedure of that name.
+    /// Change all or a subset of the node memory tunables. The function fails if not all of the tunables are supported.
+    ///
+    /// `REMOTE_PROC_NODE_SET_MEMORY_PARAMETERS` (288): calls the daemon's procedure of that name (libvirt's `virNodeSetMemoryParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_set_memory_parameters`].
     pub fn node_set_memory_parameters(
         &self,
         params: Vec<RemoteTypedParam>,
@@ -8666,7 +11553,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteNodeSetMemoryParametersArgs { params, flags },
         )
     }
-    /// `REMOTE_PROC_NODE_GET_MEMORY_PARAMETERS` (289): calls the daemon's procedure of that name.
+    /// Get all node memory parameters (parameters unsupported by OS will be omitted). On input, @nparams gives the size of the @params array; on output, @nparams gives how many slots were filled with parameter information, which might be less but will not exceed the input value.
+    ///
+    /// `REMOTE_PROC_NODE_GET_MEMORY_PARAMETERS` (289): calls the daemon's procedure of that name (libvirt's `virNodeGetMemoryParameters`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_get_memory_parameters`].
     pub fn node_get_memory_parameters(
         &self,
         nparams: i32,
@@ -8677,7 +11568,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteNodeGetMemoryParametersArgs { nparams, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_COMMIT` (290): calls the daemon's procedure of that name.
+    /// Commit changes that were made to temporary top-level files within a disk image backing file chain into a lower-level base file. In other words, take all the difference between @base and @top, and update @base to contain that difference; after the commit, any portion of the chain that previously depended on @top will now depend on @base, and all files after @base up to and including @top will now be invalidated. A typical use of this command is to reduce the length of a backing file chain after taking an external disk snapshot. To move data in the opposite direction, see `virDomainBlockPull()`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_COMMIT` (290): calls the daemon's procedure of that name (libvirt's `virDomainBlockCommit`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_commit`].
     pub fn domain_block_commit(
         &self,
         dom: RemoteNonnullDomain,
@@ -8698,7 +11593,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NETWORK_UPDATE` (291): calls the daemon's procedure of that name.
+    /// Update the definition of an existing network, either its live running state, its persistent configuration, or both.
+    ///
+    /// `REMOTE_PROC_NETWORK_UPDATE` (291): calls the daemon's procedure of that name (libvirt's `virNetworkUpdate`).
     pub fn network_update(
         &self,
         net: RemoteNonnullNetwork,
@@ -8719,7 +11616,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NODE_GET_CPU_MAP` (293): calls the daemon's procedure of that name.
+    /// Get CPU map of host node CPUs.
+    ///
+    /// `REMOTE_PROC_NODE_GET_CPU_MAP` (293): calls the daemon's procedure of that name (libvirt's `virNodeGetCPUMap`).
     pub fn node_get_cpu_map(
         &self,
         need_map: i32,
@@ -8734,7 +11633,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_FSTRIM` (294): calls the daemon's procedure of that name.
+    /// Calls FITRIM within the guest (hence guest agent may be required depending on hypervisor used). Either call it on each mounted filesystem (@mountPoint is NULL) or just on specified @mountPoint. @minimum hints that free ranges smaller than this may be ignored (this is a hint and the guest may not respect it). By increasing this value, the fstrim operation will complete more quickly for filesystems with badly fragmented free space, although not all blocks will be discarded. If @minimum is not zero, the command may fail.
+    ///
+    /// `REMOTE_PROC_DOMAIN_FSTRIM` (294): calls the daemon's procedure of that name (libvirt's `virDomainFSTrim`).
     pub fn domain_fstrim(
         &self,
         dom: RemoteNonnullDomain,
@@ -8751,7 +11652,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SEND_PROCESS_SIGNAL` (295): calls the daemon's procedure of that name.
+    /// Send a signal to the designated process in the guest
+    ///
+    /// `REMOTE_PROC_DOMAIN_SEND_PROCESS_SIGNAL` (295): calls the daemon's procedure of that name (libvirt's `virDomainSendProcessSignal`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_send_process_signal`].
     pub fn domain_send_process_signal(
         &self,
         dom: RemoteNonnullDomain,
@@ -8768,9 +11673,13 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_CHANNEL` (296): calls the daemon's procedure of that name.
+    /// This opens the host interface associated with a channel device on a guest, if the host interface is supported. If @name is given, it can match either the device alias (e.g. "channel0"), or the virtio target name (e.g. "org.qemu.guest_agent.0"). If @name is omitted, then the first channel is opened. The channel is associated with the passed in @st stream, which should have been opened in non-blocking mode for bi-directional I/O.
+    ///
+    /// `REMOTE_PROC_DOMAIN_OPEN_CHANNEL` (296): calls the daemon's procedure of that name (libvirt's `virDomainOpenChannel`).
     ///
     /// Opens a stream (data flows both ways: read the guest's output from it and write input to it; libvirt annotates it `@readstream`, which the client does not enforce): returns it with the reply.
+    ///
+    /// libvirt's full description: [`crate::Client::domain_open_channel`].
     pub fn domain_open_channel(
         &self,
         dom: RemoteNonnullDomain,
@@ -8786,7 +11695,11 @@ impl crate::blocking::Client {
         )
         .map(|((), s)| s)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_LOOKUP_SCSI_HOST_BY_WWN` (297): calls the daemon's procedure of that name.
+    /// Lookup SCSI Host which is capable with 'fc_host' by its WWNN and WWPN.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_LOOKUP_SCSI_HOST_BY_WWN` (297): calls the daemon's procedure of that name (libvirt's `virNodeDeviceLookupSCSIHostByWWN`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_device_lookup_scsi_host_by_wwn`].
     pub fn node_device_lookup_scsi_host_by_wwn(
         &self,
         wwnn: RemoteNonnullString,
@@ -8802,7 +11715,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dev)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_JOB_STATS` (298): calls the daemon's procedure of that name.
+    /// Extract information about progress of a background job on a domain. Will return an error if the domain is not active. The function returns a superset of progress information provided by `virDomainGetJobInfo`. Possible fields returned in @params are defined by `VIR_DOMAIN_JOB_*` macros and new fields will likely be introduced in the future so callers may receive fields that they do not understand in case they talk to a newer server.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_JOB_STATS` (298): calls the daemon's procedure of that name (libvirt's `virDomainGetJobStats`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_job_stats`].
     pub fn domain_get_job_stats(
         &self,
         dom: RemoteNonnullDomain,
@@ -8815,7 +11732,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_COMPRESSION_CACHE` (299): calls the daemon's procedure of that name.
+    /// Gets current size of the cache (in bytes) used for compressing repeatedly transferred memory pages during live migration.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_COMPRESSION_CACHE` (299): calls the daemon's procedure of that name (libvirt's `virDomainMigrateGetCompressionCache`).
     pub fn domain_migrate_get_compression_cache(
         &self,
         dom: RemoteNonnullDomain,
@@ -8829,7 +11748,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.cache_size)
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_COMPRESSION_CACHE` (300): calls the daemon's procedure of that name.
+    /// Sets size of the cache (in bytes) used for compressing repeatedly transferred memory pages during live migration. It's supposed to be called while the domain is being live-migrated as a reaction to migration progress and increasing number of compression cache misses obtained from `virDomainGetJobStats`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_SET_COMPRESSION_CACHE` (300): calls the daemon's procedure of that name (libvirt's `virDomainMigrateSetCompressionCache`).
     pub fn domain_migrate_set_compression_cache(
         &self,
         dom: RemoteNonnullDomain,
@@ -8844,7 +11765,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NODE_DEVICE_DETACH_FLAGS` (301): calls the daemon's procedure of that name.
+    /// Detach the node device from the node itself so that it may be assigned to a guest domain.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_DETACH_FLAGS` (301): calls the daemon's procedure of that name (libvirt's `virNodeDeviceDetachFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_device_detach_flags`].
     pub fn node_device_detach_flags(
         &self,
         name: RemoteNonnullString,
@@ -8959,7 +11884,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_STATS_PERIOD` (308): calls the daemon's procedure of that name.
+    /// Dynamically change the domain memory balloon driver statistics collection period. Use 0 to disable and a positive value to enable.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_MEMORY_STATS_PERIOD` (308): calls the daemon's procedure of that name (libvirt's `virDomainSetMemoryStatsPeriod`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_memory_stats_period`].
     pub fn domain_set_memory_stats_period(
         &self,
         dom: RemoteNonnullDomain,
@@ -8974,7 +11903,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES` (309): calls the daemon's procedure of that name.
+    /// Launch a new guest domain, based on an XML description similar to the one returned by `virDomainGetXMLDesc()` This function may require privileged access to the hypervisor. The domain is not persistent, so its definition will disappear when it is destroyed, or if the host is restarted (see `virDomainDefineXML()` to define persistent domains).
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES` (309): calls the daemon's procedure of that name (libvirt's `virDomainCreateXMLWithFiles`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_create_xml_with_files`].
     pub fn domain_create_xml_with_files(
         &self,
         xml_desc: RemoteNonnullString,
@@ -8988,7 +11921,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FILES` (310): calls the daemon's procedure of that name.
+    /// Launch a defined domain. If the call succeeds the domain moves from the defined to the running domains pools.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FILES` (310): calls the daemon's procedure of that name (libvirt's `virDomainCreateWithFiles`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_create_with_files`].
     pub fn domain_create_with_files(
         &self,
         dom: RemoteNonnullDomain,
@@ -9002,7 +11939,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_CONNECT_GET_CPU_MODEL_NAMES` (312): calls the daemon's procedure of that name.
+    /// Get the list of CPU models supported by libvirt for a specific architecture.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_CPU_MODEL_NAMES` (312): calls the daemon's procedure of that name (libvirt's `virConnectGetCPUModelNames`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_get_cpu_model_names`].
     pub fn connect_get_cpu_model_names(
         &self,
         arch: RemoteNonnullString,
@@ -9018,7 +11959,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_NETWORK_EVENT_REGISTER_ANY` (313): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary network events occurring on a network. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_NETWORK_EVENT_REGISTER_ANY` (313): calls the daemon's procedure of that name (libvirt's `virConnectNetworkEventRegisterAny`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_network_event_register_any`].
     pub fn connect_network_event_register_any(
         &self,
         event_id: i32,
@@ -9032,7 +11977,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_NETWORK_EVENT_DEREGISTER_ANY` (314): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectNetworkEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_NETWORK_EVENT_DEREGISTER_ANY` (314): calls the daemon's procedure of that name (libvirt's `virConnectNetworkEventDeregisterAny`).
     pub fn connect_network_event_deregister_any(
         &self,
         callback_id: i32,
@@ -9043,7 +11990,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY` (316): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary domain events occurring on a domain. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY` (316): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventRegisterAny`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_domain_event_callback_register_any`].
     pub fn connect_domain_event_callback_register_any(
         &self,
         event_id: i32,
@@ -9057,14 +12008,20 @@ impl crate::blocking::Client {
         )
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY` (317): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectDomainEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY` (317): calls the daemon's procedure of that name (libvirt's `virConnectDomainEventDeregisterAny`).
     pub fn connect_domain_event_callback_deregister_any(
         &self,
         callback_id: i32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectDomainEventCallbackDeregisterAny>(&libvirt_proto::generated::remote::RemoteConnectDomainEventCallbackDeregisterAnyArgs { callback_id })
     }
-    /// `REMOTE_PROC_DOMAIN_CORE_DUMP_WITH_FORMAT` (334): calls the daemon's procedure of that name.
+    /// This method will dump the core of a domain on a given file for analysis. Note that for remote Xen Daemon the file path will be interpreted in the remote host. Hypervisors may require the user to manually ensure proper permissions on the file named by @to.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CORE_DUMP_WITH_FORMAT` (334): calls the daemon's procedure of that name (libvirt's `virDomainCoreDumpWithFormat`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_core_dump_with_format`].
     pub fn domain_core_dump_with_format(
         &self,
         dom: RemoteNonnullDomain,
@@ -9081,7 +12038,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_FSFREEZE` (335): calls the daemon's procedure of that name.
+    /// Freeze specified filesystems within the guest (hence guest agent may be required depending on hypervisor used). If @mountpoints is NULL and @nmountpoints is 0, every mounted filesystem on the guest is frozen. In some environments (e.g. QEMU guest with guest agent which doesn't support mountpoints argument), @mountpoints may need to be NULL.
+    ///
+    /// `REMOTE_PROC_DOMAIN_FSFREEZE` (335): calls the daemon's procedure of that name (libvirt's `virDomainFSFreeze`).
     pub fn domain_fsfreeze(
         &self,
         dom: RemoteNonnullDomain,
@@ -9097,7 +12056,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.filesystems)
     }
-    /// `REMOTE_PROC_DOMAIN_FSTHAW` (336): calls the daemon's procedure of that name.
+    /// Thaw specified filesystems within the guest. If @mountpoints is NULL and @nmountpoints is 0, every mounted filesystem on the guest is thawed. In some drivers (e.g. QEMU driver), @mountpoints may need to be NULL.
+    ///
+    /// `REMOTE_PROC_DOMAIN_FSTHAW` (336): calls the daemon's procedure of that name (libvirt's `virDomainFSThaw`).
     pub fn domain_fsthaw(
         &self,
         dom: RemoteNonnullDomain,
@@ -9113,7 +12074,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.filesystems)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_TIME` (337): calls the daemon's procedure of that name.
+    /// Extract information about guest time and store it into @seconds and @nseconds. The @seconds represents the number of seconds since the UNIX Epoch of 1970-01-01 00:00:00 in UTC.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_TIME` (337): calls the daemon's procedure of that name (libvirt's `virDomainGetTime`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_time`].
     pub fn domain_get_time(
         &self,
         dom: RemoteNonnullDomain,
@@ -9123,7 +12088,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainGetTimeArgs { dom, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_TIME` (338): calls the daemon's procedure of that name.
+    /// When a domain is suspended or restored from a file the domain's OS has no idea that there was a big gap in the time. Depending on how long the gap was, NTP might not be able to resynchronize the guest.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_TIME` (338): calls the daemon's procedure of that name (libvirt's `virDomainSetTime`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_time`].
     pub fn domain_set_time(
         &self,
         dom: RemoteNonnullDomain,
@@ -9140,7 +12109,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NODE_GET_FREE_PAGES` (340): calls the daemon's procedure of that name.
+    /// This calls queries the host system on free pages of specified size. For the input, @pages is expected to be filled with pages that caller is interested in (the size unit is kibibytes, so e.g. pass 2048 for 2MB), then @startcell refers to the first NUMA node that info should be collected from, and @cellcount tells how many consecutive nodes should be queried. On the function output, @counts is filled with desired information, where items are grouped by NUMA node. So from @counts\[0\] till @counts\[@npages - 1\] you'll find count for the first node (@startcell), then from @counts\[@npages\] till @count\[2 \* @npages - 1\] you'll find info for the (@startcell + 1) node, and so on. It's callers responsibility to allocate the @counts array.
+    ///
+    /// `REMOTE_PROC_NODE_GET_FREE_PAGES` (340): calls the daemon's procedure of that name (libvirt's `virNodeGetFreePages`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_get_free_pages`].
     pub fn node_get_free_pages(
         &self,
         pages: Vec<u32>,
@@ -9158,7 +12131,18 @@ impl crate::blocking::Client {
         )
         .map(|r| r.counts)
     }
-    /// `REMOTE_PROC_NETWORK_GET_DHCP_LEASES` (341): calls the daemon's procedure of that name.
+    /// For DHCPv4, the information returned:
+    /// - Network Interface Name
+    /// - Expiry Time
+    /// - MAC address
+    /// - IAID (NULL)
+    /// - IPv4 address (with type and prefix)
+    /// - Hostname (can be NULL)
+    /// - Client ID (can be NULL)
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_DHCP_LEASES` (341): calls the daemon's procedure of that name (libvirt's `virNetworkGetDHCPLeases`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_get_dhcp_leases`].
     pub fn network_get_dhcp_leases(
         &self,
         net: RemoteNonnullNetwork,
@@ -9175,7 +12159,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_GET_DOMAIN_CAPABILITIES` (342): calls the daemon's procedure of that name.
+    /// Prior creating a domain (for instance via `virDomainCreateXML` or `virDomainDefineXML`) it may be suitable to know what the underlying emulator and/or libvirt is capable of. For instance, if host, libvirt and qemu is capable of VFIO passthrough and so on.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_DOMAIN_CAPABILITIES` (342): calls the daemon's procedure of that name (libvirt's `virConnectGetDomainCapabilities`).
     pub fn connect_get_domain_capabilities(
         &self,
         emulatorbin: RemoteString,
@@ -9195,7 +12181,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.capabilities)
     }
-    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD` (343): calls the daemon's procedure of that name.
+    /// This will create a socket pair connected to the graphics backend of @dom. One end of the socket will be returned on success, and the other end is handed to the hypervisor. If @dom has multiple graphics backends configured, then @idx will determine which one is opened, starting from @idx 0.
+    ///
+    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD` (343): calls the daemon's procedure of that name (libvirt's `virDomainOpenGraphicsFD`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_open_graphics_fd`].
     pub fn domain_open_graphics_fd(
         &self,
         dom: RemoteNonnullDomain,
@@ -9210,7 +12200,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS` (344): calls the daemon's procedure of that name.
+    /// Query statistics for all domains on a given connection.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_ALL_DOMAIN_STATS` (344): calls the daemon's procedure of that name (libvirt's `virConnectGetAllDomainStats`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_get_all_domain_stats`].
     pub fn connect_get_all_domain_stats(
         &self,
         doms: Vec<RemoteNonnullDomain>,
@@ -9226,7 +12220,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.ret_stats)
     }
-    /// `REMOTE_PROC_DOMAIN_BLOCK_COPY` (345): calls the daemon's procedure of that name.
+    /// Copy the guest-visible contents of a disk image to a new file described by @destxml. The destination XML has a top-level element of &lt;disk&gt;, and resembles what is used when hot-plugging a disk via `virDomainAttachDevice()`, except that only sub-elements related to describing the new host resource are necessary (sub-elements related to the guest view, such as &lt;target&gt;, are ignored). It is strongly recommended to include a &lt;driver type='...'/&gt; format designation for the destination, to avoid the potential of any security problem that might be caused by probing a file for its format.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BLOCK_COPY` (345): calls the daemon's procedure of that name (libvirt's `virDomainBlockCopy`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_block_copy`].
     pub fn domain_block_copy(
         &self,
         dom: RemoteNonnullDomain,
@@ -9245,7 +12243,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NODE_ALLOC_PAGES` (347): calls the daemon's procedure of that name.
+    /// Sometimes, when trying to start a new domain, it may be necessary to reserve some huge pages in the system pool which can be then allocated by the domain. This API serves that purpose. On its input, @pageSizes and @pageCounts are arrays of the same cardinality of @npages. The @pageSizes contains page sizes which are to be allocated in the system (the size unit is kibibytes), and @pageCounts then contains the number of pages to reserve. If @flags is 0 (`VIR_NODE_ALLOC_PAGES_ADD`), each pool corresponding to @pageSizes grows by the number of pages specified in the corresponding @pageCounts. If @flags contains `VIR_NODE_ALLOC_PAGES_SET`, each pool mentioned is resized to the given number of pages. The pages pool can be allocated over several NUMA nodes at once, just point at @startCell and tell how many subsequent NUMA nodes should be taken in. As a special case, if @startCell is equal to negative one, then kernel is instructed to allocate the pages over all NUMA nodes proportionally.
+    ///
+    /// `REMOTE_PROC_NODE_ALLOC_PAGES` (347): calls the daemon's procedure of that name (libvirt's `virNodeAllocPages`).
     pub fn node_alloc_pages(
         &self,
         page_sizes: Vec<u32>,
@@ -9265,7 +12265,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.ret)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_FSINFO` (349): calls the daemon's procedure of that name.
+    /// Get a list of mapping information for each mounted file systems within the specified guest and the disks.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_FSINFO` (349): calls the daemon's procedure of that name (libvirt's `virDomainGetFSInfo`).
     pub fn domain_get_fsinfo(
         &self,
         dom: RemoteNonnullDomain,
@@ -9275,7 +12277,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainGetFsinfoArgs { dom, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_DEFINE_XML_FLAGS` (350): calls the daemon's procedure of that name.
+    /// Defines a domain, but does not start it. This definition is persistent, until explicitly undefined with `virDomainUndefine()`. A previous definition for this domain with the same UUID and name would be overridden if it already exists.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DEFINE_XML_FLAGS` (350): calls the daemon's procedure of that name (libvirt's `virDomainDefineXMLFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_define_xml_flags`].
     pub fn domain_define_xml_flags(
         &self,
         xml: RemoteNonnullString,
@@ -9289,7 +12295,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dom)
     }
-    /// `REMOTE_PROC_DOMAIN_GET_IOTHREAD_INFO` (351): calls the daemon's procedure of that name.
+    /// Fetch IOThreads of an active domain including the cpumap information to determine on which CPU the IOThread has affinity to run.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_IOTHREAD_INFO` (351): calls the daemon's procedure of that name (libvirt's `virDomainGetIOThreadInfo`).
     pub fn domain_get_iothread_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -9303,7 +12311,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_PIN_IOTHREAD` (352): calls the daemon's procedure of that name.
+    /// Dynamically change the real CPUs which can be allocated to an IOThread. This function may require privileged access to the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_PIN_IOTHREAD` (352): calls the daemon's procedure of that name (libvirt's `virDomainPinIOThread`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_pin_iothread`].
     pub fn domain_pin_iothread(
         &self,
         dom: RemoteNonnullDomain,
@@ -9320,7 +12332,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES` (353): calls the daemon's procedure of that name.
+    /// Return a pointer to the allocated array of pointers to interfaces present in given domain along with their IP and MAC addresses. Note that single interface can have multiple or even 0 IP addresses.
+    ///
+    /// `REMOTE_PROC_DOMAIN_INTERFACE_ADDRESSES` (353): calls the daemon's procedure of that name (libvirt's `virDomainInterfaceAddresses`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_interface_addresses`].
     pub fn domain_interface_addresses(
         &self,
         dom: RemoteNonnullDomain,
@@ -9336,7 +12352,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.ifaces)
     }
-    /// `REMOTE_PROC_DOMAIN_ADD_IOTHREAD` (355): calls the daemon's procedure of that name.
+    /// Dynamically add an IOThread to the domain. It is left up to the underlying virtual hypervisor to determine the valid range for an @iothread_id and determining whether the @iothread_id already exists.
+    ///
+    /// `REMOTE_PROC_DOMAIN_ADD_IOTHREAD` (355): calls the daemon's procedure of that name (libvirt's `virDomainAddIOThread`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_add_iothread`].
     pub fn domain_add_iothread(
         &self,
         dom: RemoteNonnullDomain,
@@ -9351,7 +12371,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_DEL_IOTHREAD` (356): calls the daemon's procedure of that name.
+    /// Dynamically delete an IOThread from the domain. The @iothread_id to be deleted must not have a resource associated with it and can be any of the currently valid IOThread ID's.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DEL_IOTHREAD` (356): calls the daemon's procedure of that name (libvirt's `virDomainDelIOThread`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_del_iothread`].
     pub fn domain_del_iothread(
         &self,
         dom: RemoteNonnullDomain,
@@ -9366,7 +12390,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_USER_PASSWORD` (357): calls the daemon's procedure of that name.
+    /// Sets the @user password to the value specified by @password. If @flags contain `VIR_DOMAIN_PASSWORD_ENCRYPTED`, the password is assumed to be encrypted by the method required by the guest OS.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_USER_PASSWORD` (357): calls the daemon's procedure of that name (libvirt's `virDomainSetUserPassword`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_user_password`].
     pub fn domain_set_user_password(
         &self,
         dom: RemoteNonnullDomain,
@@ -9383,7 +12411,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_RENAME` (358): calls the daemon's procedure of that name.
+    /// Rename a domain. New domain name is specified in the second argument. Depending on each driver implementation it may be required that domain is in a specific state.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RENAME` (358): calls the daemon's procedure of that name (libvirt's `virDomainRename`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_rename`].
     pub fn domain_rename(
         &self,
         dom: RemoteNonnullDomain,
@@ -9399,15 +12431,25 @@ impl crate::blocking::Client {
         )
         .map(|r| r.retcode)
     }
-    /// `REMOTE_PROC_CONNECT_REGISTER_CLOSE_CALLBACK` (360): calls the daemon's procedure of that name.
+    /// Registers a callback to be invoked when the connection is closed. This callback is invoked when there is any condition that causes the socket connection to the hypervisor to be closed.
+    ///
+    /// `REMOTE_PROC_CONNECT_REGISTER_CLOSE_CALLBACK` (360): calls the daemon's procedure of that name (libvirt's `virConnectRegisterCloseCallback`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_register_close_callback`].
     pub fn connect_register_close_callback(&self) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectRegisterCloseCallback>(&())
     }
-    /// `REMOTE_PROC_CONNECT_UNREGISTER_CLOSE_CALLBACK` (361): calls the daemon's procedure of that name.
+    /// Unregisters the callback previously set with the `virConnectRegisterCloseCallback` method. The callback will no longer receive notifications when the connection closes. If a `virFreeCallback` was provided at time of registration, it will be invoked
+    ///
+    /// `REMOTE_PROC_CONNECT_UNREGISTER_CLOSE_CALLBACK` (361): calls the daemon's procedure of that name (libvirt's `virConnectUnregisterCloseCallback`).
     pub fn connect_unregister_close_callback(&self) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::ConnectUnregisterCloseCallback>(&())
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_START_POST_COPY` (364): calls the daemon's procedure of that name.
+    /// Starts post-copy migration. This function has to be called while migration (initiated with `VIR_MIGRATE_POSTCOPY` flag) is in progress.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_START_POST_COPY` (364): calls the daemon's procedure of that name (libvirt's `virDomainMigrateStartPostCopy`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_migrate_start_post_copy`].
     pub fn domain_migrate_start_post_copy(
         &self,
         dom: RemoteNonnullDomain,
@@ -9417,7 +12459,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainMigrateStartPostCopyArgs { dom, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_PERF_EVENTS` (365): calls the daemon's procedure of that name.
+    /// Get all Linux perf events setting. Possible fields returned in @params are defined by `VIR_PERF_EVENT_*` macros and new fields will likely be introduced in the future.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_PERF_EVENTS` (365): calls the daemon's procedure of that name (libvirt's `virDomainGetPerfEvents`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_perf_events`].
     pub fn domain_get_perf_events(
         &self,
         dom: RemoteNonnullDomain,
@@ -9431,7 +12477,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_PERF_EVENTS` (366): calls the daemon's procedure of that name.
+    /// Enable or disable the particular list of Linux perf events you care about. The @params argument should contain any subset of `VIR_PERF_EVENT_` macros.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_PERF_EVENTS` (366): calls the daemon's procedure of that name (libvirt's `virDomainSetPerfEvents`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_perf_events`].
     pub fn domain_set_perf_events(
         &self,
         dom: RemoteNonnullDomain,
@@ -9446,7 +12496,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY` (368): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary storage pool events occurring on a storage pool. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY` (368): calls the daemon's procedure of that name (libvirt's `virConnectStoragePoolEventRegisterAny`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_storage_pool_event_register_any`].
     pub fn connect_storage_pool_event_register_any(
         &self,
         event_id: i32,
@@ -9460,7 +12514,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY` (369): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectStoragePoolEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY` (369): calls the daemon's procedure of that name (libvirt's `virConnectStoragePoolEventDeregisterAny`).
     pub fn connect_storage_pool_event_deregister_any(
         &self,
         callback_id: i32,
@@ -9471,7 +12527,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_GUEST_VCPUS` (371): calls the daemon's procedure of that name.
+    /// Queries the guest agent for state and information regarding vCPUs from guest's perspective. The reported data depends on the guest agent implementation.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_GUEST_VCPUS` (371): calls the daemon's procedure of that name (libvirt's `virDomainGetGuestVcpus`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_guest_vcpus`].
     pub fn domain_get_guest_vcpus(
         &self,
         dom: RemoteNonnullDomain,
@@ -9482,7 +12542,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_GUEST_VCPUS` (372): calls the daemon's procedure of that name.
+    /// Sets state of individual vcpus described by @cpumap via guest agent. Other vcpus are not modified.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_GUEST_VCPUS` (372): calls the daemon's procedure of that name (libvirt's `virDomainSetGuestVcpus`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_guest_vcpus`].
     pub fn domain_set_guest_vcpus(
         &self,
         dom: RemoteNonnullDomain,
@@ -9499,7 +12563,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY` (374): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary node device events occurring on a node device. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY` (374): calls the daemon's procedure of that name (libvirt's `virConnectNodeDeviceEventRegisterAny`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_node_device_event_register_any`].
     pub fn connect_node_device_event_register_any(
         &self,
         event_id: i32,
@@ -9513,7 +12581,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY` (375): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectNodeDeviceEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY` (375): calls the daemon's procedure of that name (libvirt's `virConnectNodeDeviceEventDeregisterAny`).
     pub fn connect_node_device_event_deregister_any(
         &self,
         callback_id: i32,
@@ -9524,7 +12594,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_VOL_GET_INFO_FLAGS` (378): calls the daemon's procedure of that name.
+    /// Fetches volatile information about the storage volume such as its current allocation.
+    ///
+    /// `REMOTE_PROC_STORAGE_VOL_GET_INFO_FLAGS` (378): calls the daemon's procedure of that name (libvirt's `virStorageVolGetInfoFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_vol_get_info_flags`].
     pub fn storage_vol_get_info_flags(
         &self,
         vol: RemoteNonnullStorageVol,
@@ -9538,7 +12612,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_SECRET_EVENT_REGISTER_ANY` (380): calls the daemon's procedure of that name.
+    /// Adds a callback to receive notifications of arbitrary secret events occurring on a secret. This function requires that an event loop has been previously registered with `virEventRegisterImpl()` or `virEventRegisterDefaultImpl()`.
+    ///
+    /// `REMOTE_PROC_CONNECT_SECRET_EVENT_REGISTER_ANY` (380): calls the daemon's procedure of that name (libvirt's `virConnectSecretEventRegisterAny`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_secret_event_register_any`].
     pub fn connect_secret_event_register_any(
         &self,
         event_id: i32,
@@ -9552,7 +12630,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.callback_id)
     }
-    /// `REMOTE_PROC_CONNECT_SECRET_EVENT_DEREGISTER_ANY` (381): calls the daemon's procedure of that name.
+    /// Removes an event callback. The callbackID parameter should be the value obtained from a previous `virConnectSecretEventRegisterAny()` method.
+    ///
+    /// `REMOTE_PROC_CONNECT_SECRET_EVENT_DEREGISTER_ANY` (381): calls the daemon's procedure of that name (libvirt's `virConnectSecretEventDeregisterAny`).
     pub fn connect_secret_event_deregister_any(
         &self,
         callback_id: i32,
@@ -9563,7 +12643,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_VCPU` (384): calls the daemon's procedure of that name.
+    /// Enables/disables individual vcpus described by @vcpumap in the hypervisor.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_VCPU` (384): calls the daemon's procedure of that name (libvirt's `virDomainSetVcpu`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_vcpu`].
     pub fn domain_set_vcpu(
         &self,
         dom: RemoteNonnullDomain,
@@ -9580,7 +12664,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_BLOCK_THRESHOLD` (386): calls the daemon's procedure of that name.
+    /// Set the threshold level for delivering the `VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD` if the device or backing chain element described by @dev is written beyond the set threshold level. The threshold level is unset once the event fires. The event might not be delivered at all if libvirtd was not running at the moment when the threshold was reached. Note that if the threshold level is reached for a top level image, the event is emitted for @dev corresponding to the disk target, and may also be reported with @dev corresponding to the disk target with an index corresponding to the 'index' attribute of 'source' in the live VM XML if the attribute is present.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_BLOCK_THRESHOLD` (386): calls the daemon's procedure of that name (libvirt's `virDomainSetBlockThreshold`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_block_threshold`].
     pub fn domain_set_block_threshold(
         &self,
         dom: RemoteNonnullDomain,
@@ -9597,7 +12685,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_MAX_DOWNTIME` (387): calls the daemon's procedure of that name.
+    /// Gets current maximum tolerable time for which the domain may be paused at the end of live migration.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MIGRATE_GET_MAX_DOWNTIME` (387): calls the daemon's procedure of that name (libvirt's `virDomainMigrateGetMaxDowntime`).
     pub fn domain_migrate_get_max_downtime(
         &self,
         dom: RemoteNonnullDomain,
@@ -9608,7 +12698,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.downtime)
     }
-    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_GET_XML_DESC` (388): calls the daemon's procedure of that name.
+    /// This method will extract the XML description of the managed save state file of a domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_GET_XML_DESC` (388): calls the daemon's procedure of that name (libvirt's `virDomainManagedSaveGetXMLDesc`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_managed_save_get_xml_desc`].
     pub fn domain_managed_save_get_xml_desc(
         &self,
         dom: RemoteNonnullDomain,
@@ -9622,7 +12716,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_DEFINE_XML` (389): calls the daemon's procedure of that name.
+    /// This updates the definition of a domain stored in a saved state file.
+    ///
+    /// `REMOTE_PROC_DOMAIN_MANAGED_SAVE_DEFINE_XML` (389): calls the daemon's procedure of that name (libvirt's `virDomainManagedSaveDefineXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_managed_save_define_xml`].
     pub fn domain_managed_save_define_xml(
         &self,
         dom: RemoteNonnullDomain,
@@ -9637,7 +12735,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_LIFECYCLE_ACTION` (390): calls the daemon's procedure of that name.
+    /// Changes the actions of lifecycle events for domain represented as &lt;on_$type&gt;$action&lt;/on_$type&gt; in the domain XML.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_LIFECYCLE_ACTION` (390): calls the daemon's procedure of that name (libvirt's `virDomainSetLifecycleAction`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_lifecycle_action`].
     pub fn domain_set_lifecycle_action(
         &self,
         dom: RemoteNonnullDomain,
@@ -9654,7 +12756,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_TARGET_PATH` (391): calls the daemon's procedure of that name.
+    /// Fetch a storage pool which maps to a particular target directory. If more than one pool maps to the path, it is undefined which will be returned first.
+    ///
+    /// `REMOTE_PROC_STORAGE_POOL_LOOKUP_BY_TARGET_PATH` (391): calls the daemon's procedure of that name (libvirt's `virStoragePoolLookupByTargetPath`).
+    ///
+    /// libvirt's full description: [`crate::Client::storage_pool_lookup_by_target_path`].
     pub fn storage_pool_lookup_by_target_path(
         &self,
         path: RemoteNonnullString,
@@ -9664,7 +12770,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.pool)
     }
-    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE_ALIAS` (392): calls the daemon's procedure of that name.
+    /// Detach a virtual device from a domain, using the alias to specify the device. The value of @flags should be either `VIR_DOMAIN_AFFECT_CURRENT`, or a bitwise-or of values from `VIR_DOMAIN_AFFECT_LIVE` and `VIR_DOMAIN_AFFECT_CURRENT`, although hypervisors vary in which flags are supported.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DETACH_DEVICE_ALIAS` (392): calls the daemon's procedure of that name (libvirt's `virDomainDetachDeviceAlias`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_detach_device_alias`].
     pub fn domain_detach_device_alias(
         &self,
         dom: RemoteNonnullDomain,
@@ -9679,7 +12789,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_COMPARE_HYPERVISOR_CPU` (393): calls the daemon's procedure of that name.
+    /// Compares the given CPU description with the CPU the specified hypervisor is able to provide on the host. Any of @emulator, @arch, @machine, and @virttype parameters may be NULL; libvirt will choose sensible defaults tailored to the host and its current configuration.
+    ///
+    /// `REMOTE_PROC_CONNECT_COMPARE_HYPERVISOR_CPU` (393): calls the daemon's procedure of that name (libvirt's `virConnectCompareHypervisorCPU`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_compare_hypervisor_cpu`].
     pub fn connect_compare_hypervisor_cpu(
         &self,
         emulator: RemoteString,
@@ -9701,7 +12815,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_CONNECT_BASELINE_HYPERVISOR_CPU` (394): calls the daemon's procedure of that name.
+    /// Computes the most feature-rich CPU which is compatible with all given CPUs and can be provided by the specified hypervisor. For best results the host-model CPUs as advertised by `virConnectGetDomainCapabilities()` should be passed in @xmlCPUs. Any of @emulator, @arch, @machine, and @virttype parameters may be NULL; libvirt will choose sensible defaults tailored to the host and its current configuration.
+    ///
+    /// `REMOTE_PROC_CONNECT_BASELINE_HYPERVISOR_CPU` (394): calls the daemon's procedure of that name (libvirt's `virConnectBaselineHypervisorCPU`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_baseline_hypervisor_cpu`].
     pub fn connect_baseline_hypervisor_cpu(
         &self,
         emulator: RemoteString,
@@ -9723,7 +12841,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.cpu)
     }
-    /// `REMOTE_PROC_NODE_GET_SEV_INFO` (395): calls the daemon's procedure of that name.
+    /// If hypervisor supports AMD's SEV feature, then @params will contain various platform specific information like PDH and certificate chain. Caller is responsible for freeing @params.
+    ///
+    /// `REMOTE_PROC_NODE_GET_SEV_INFO` (395): calls the daemon's procedure of that name (libvirt's `virNodeGetSEVInfo`).
     pub fn node_get_sev_info(
         &self,
         nparams: i32,
@@ -9733,7 +12853,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteNodeGetSevInfoArgs { nparams, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_LAUNCH_SECURITY_INFO` (396): calls the daemon's procedure of that name.
+    /// Get the launch security info. In case of the SEV guest, this will return the launch measurement.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_LAUNCH_SECURITY_INFO` (396): calls the daemon's procedure of that name (libvirt's `virDomainGetLaunchSecurityInfo`).
     pub fn domain_get_launch_security_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -9744,7 +12866,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_NWFILTER_BINDING_LOOKUP_BY_PORT_DEV` (397): calls the daemon's procedure of that name.
+    /// Try to lookup a network filter binding on the given hypervisor based on network port device name.
+    ///
+    /// `REMOTE_PROC_NWFILTER_BINDING_LOOKUP_BY_PORT_DEV` (397): calls the daemon's procedure of that name (libvirt's `virNWFilterBindingLookupByPortDev`).
+    ///
+    /// libvirt's full description: [`crate::Client::nwfilter_binding_lookup_by_port_dev`].
     pub fn nwfilter_binding_lookup_by_port_dev(
         &self,
         name: RemoteNonnullString,
@@ -9754,7 +12880,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_BINDING_GET_XML_DESC` (398): calls the daemon's procedure of that name.
+    /// Provide an XML description of the network filter. The description may be reused later to redefine the network filter with `virNWFilterCreateXML()`.
+    ///
+    /// `REMOTE_PROC_NWFILTER_BINDING_GET_XML_DESC` (398): calls the daemon's procedure of that name (libvirt's `virNWFilterBindingGetXMLDesc`).
     pub fn nwfilter_binding_get_xml_desc(
         &self,
         nwfilter: RemoteNonnullNwfilterBinding,
@@ -9768,7 +12896,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_NWFILTER_BINDING_CREATE_XML` (399): calls the daemon's procedure of that name.
+    /// Define a new network filter, based on an XML description similar to the one returned by `virNWFilterGetXMLDesc()`. This API may be used to associate a filter with a currently running guest that does not have a filter defined for a specific network port. Since the bindings are generally automatically managed by the hypervisor, using this command to define a filter for a network port and then starting the guest afterwards may prevent the guest from starting if it attempts to use the network port and finds a filter already defined.
+    ///
+    /// `REMOTE_PROC_NWFILTER_BINDING_CREATE_XML` (399): calls the daemon's procedure of that name (libvirt's `virNWFilterBindingCreateXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::nwfilter_binding_create_xml`].
     pub fn nwfilter_binding_create_xml(
         &self,
         xml: RemoteNonnullString,
@@ -9782,7 +12914,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NWFILTER_BINDING_DELETE` (400): calls the daemon's procedure of that name.
+    /// Delete the binding object. This does not free the associated `virNWFilterBindingPtr` object. This API may be used to remove the network port binding filter currently in use for the guest while the guest is running without needing to restart the guest. Restoring the network port binding filter for the running guest would be accomplished by using `virNWFilterBindingCreateXML`.
+    ///
+    /// `REMOTE_PROC_NWFILTER_BINDING_DELETE` (400): calls the daemon's procedure of that name (libvirt's `virNWFilterBindingDelete`).
     pub fn nwfilter_binding_delete(
         &self,
         nwfilter: RemoteNonnullNwfilterBinding,
@@ -9791,7 +12925,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteNwfilterBindingDeleteArgs { nwfilter },
         )
     }
-    /// `REMOTE_PROC_CONNECT_LIST_ALL_NWFILTER_BINDINGS` (401): calls the daemon's procedure of that name.
+    /// Collect the list of network filters, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_CONNECT_LIST_ALL_NWFILTER_BINDINGS` (401): calls the daemon's procedure of that name (libvirt's `virConnectListAllNWFilterBindings`).
     pub fn connect_list_all_nwfilter_bindings(
         &self,
         need_results: i32,
@@ -9807,7 +12943,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_IOTHREAD_PARAMS` (402): calls the daemon's procedure of that name.
+    /// Dynamically set IOThread parameters to the domain. It is left up to the underlying virtual hypervisor to determine the valid range for an @iothread_id, determining whether the @iothread_id already exists, and determining the validity of the provided param values.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_IOTHREAD_PARAMS` (402): calls the daemon's procedure of that name (libvirt's `virDomainSetIOThreadParams`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_iothread_params`].
     pub fn domain_set_iothread_params(
         &self,
         dom: RemoteNonnullDomain,
@@ -9824,7 +12964,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_CONNECT_GET_STORAGE_POOL_CAPABILITIES` (403): calls the daemon's procedure of that name.
+    /// Prior creating a storage pool (for instance via `virStoragePoolCreateXML` or `virStoragePoolDefineXML`) it may be suitable to know what pool types are supported along with the file/disk formats for each pool.
+    ///
+    /// `REMOTE_PROC_CONNECT_GET_STORAGE_POOL_CAPABILITIES` (403): calls the daemon's procedure of that name (libvirt's `virConnectGetStoragePoolCapabilities`).
     pub fn connect_get_storage_pool_capabilities(
         &self,
         flags: u32,
@@ -9836,7 +12978,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.capabilities)
     }
-    /// `REMOTE_PROC_NETWORK_LIST_ALL_PORTS` (404): calls the daemon's procedure of that name.
+    /// Collect the list of network ports, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_NETWORK_LIST_ALL_PORTS` (404): calls the daemon's procedure of that name (libvirt's `virNetworkListAllPorts`).
     pub fn network_list_all_ports(
         &self,
         network: RemoteNonnullNetwork,
@@ -9851,7 +12995,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NETWORK_PORT_LOOKUP_BY_UUID` (405): calls the daemon's procedure of that name.
+    /// Try to lookup a port on the given network based on its UUID.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_LOOKUP_BY_UUID` (405): calls the daemon's procedure of that name (libvirt's `virNetworkPortLookupByUUID`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_port_lookup_by_uuid`].
     pub fn network_port_lookup_by_uuid(
         &self,
         network: RemoteNonnullNetwork,
@@ -9862,7 +13010,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.port)
     }
-    /// `REMOTE_PROC_NETWORK_PORT_CREATE_XML` (406): calls the daemon's procedure of that name.
+    /// Create a new network port, based on an XML description similar to the one returned by `virNetworkPortGetXMLDesc()`
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_CREATE_XML` (406): calls the daemon's procedure of that name (libvirt's `virNetworkPortCreateXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_port_create_xml`].
     pub fn network_port_create_xml(
         &self,
         network: RemoteNonnullNetwork,
@@ -9878,7 +13030,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.port)
     }
-    /// `REMOTE_PROC_NETWORK_PORT_GET_PARAMETERS` (407): calls the daemon's procedure of that name.
+    /// Get all interface parameters. On input, @params should be initialized to NULL. On return @params will be allocated with the size large enough to hold all parameters, and @nparams will be updated to say how many parameters are present. @params should be freed by the caller on success.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_GET_PARAMETERS` (407): calls the daemon's procedure of that name (libvirt's `virNetworkPortGetParameters`).
     pub fn network_port_get_parameters(
         &self,
         port: RemoteNonnullNetworkPort,
@@ -9894,7 +13048,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NETWORK_PORT_SET_PARAMETERS` (408): calls the daemon's procedure of that name.
+    /// Change a subset or all parameters of the network port; currently this includes bandwidth parameters.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_SET_PARAMETERS` (408): calls the daemon's procedure of that name (libvirt's `virNetworkPortSetParameters`).
     pub fn network_port_set_parameters(
         &self,
         port: RemoteNonnullNetworkPort,
@@ -9909,7 +13065,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NETWORK_PORT_GET_XML_DESC` (409): calls the daemon's procedure of that name.
+    /// Provide an XML description of the network port. The description may be reused later to recreate the port with `virNetworkPortCreateXML()`.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_GET_XML_DESC` (409): calls the daemon's procedure of that name (libvirt's `virNetworkPortGetXMLDesc`).
     pub fn network_port_get_xml_desc(
         &self,
         port: RemoteNonnullNetworkPort,
@@ -9920,7 +13078,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_NETWORK_PORT_DELETE` (410): calls the daemon's procedure of that name.
+    /// Delete the network port. This does not free the associated `virNetworkPortPtr` object. It is the caller's responsibility to ensure the port is not still in use by a virtual machine before deleting port.
+    ///
+    /// `REMOTE_PROC_NETWORK_PORT_DELETE` (410): calls the daemon's procedure of that name (libvirt's `virNetworkPortDelete`).
     pub fn network_port_delete(
         &self,
         port: RemoteNonnullNetworkPort,
@@ -9930,7 +13090,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteNetworkPortDeleteArgs { port, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_CREATE_XML` (411): calls the daemon's procedure of that name.
+    /// Create a new checkpoint using @xmlDesc, with a top-level &lt;domaincheckpoint&gt; element, on a running @domain. Note that @xmlDesc must validate against the &lt;domaincheckpoint&gt; XML schema. Typically, it is more common to create a new checkpoint as part of kicking off a backup job with `virDomainBackupBegin()`; however, it is also possible to start a checkpoint without a backup.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_CREATE_XML` (411): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointCreateXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_checkpoint_create_xml`].
     pub fn domain_checkpoint_create_xml(
         &self,
         dom: RemoteNonnullDomain,
@@ -9946,7 +13110,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.checkpoint)
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_GET_XML_DESC` (412): calls the daemon's procedure of that name.
+    /// Provide an XML description of the domain checkpoint.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_GET_XML_DESC` (412): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointGetXMLDesc`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_checkpoint_get_xml_desc`].
     pub fn domain_checkpoint_get_xml_desc(
         &self,
         checkpoint: RemoteNonnullDomainCheckpoint,
@@ -9960,7 +13128,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_LIST_ALL_CHECKPOINTS` (413): calls the daemon's procedure of that name.
+    /// Collect the list of domain checkpoints for the given domain and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_DOMAIN_LIST_ALL_CHECKPOINTS` (413): calls the daemon's procedure of that name (libvirt's `virDomainListAllCheckpoints`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_list_all_checkpoints`].
     pub fn domain_list_all_checkpoints(
         &self,
         dom: RemoteNonnullDomain,
@@ -9976,7 +13148,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN` (414): calls the daemon's procedure of that name.
+    /// Collect the list of domain checkpoints that are children of the given checkpoint, and allocate an array to store those objects.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN` (414): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointListAllChildren`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_checkpoint_list_all_children`].
     pub fn domain_checkpoint_list_all_children(
         &self,
         checkpoint: RemoteNonnullDomainCheckpoint,
@@ -9994,7 +13170,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_LOOKUP_BY_NAME` (415): calls the daemon's procedure of that name.
+    /// Try to lookup a domain checkpoint based on its name.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_LOOKUP_BY_NAME` (415): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointLookupByName`).
     pub fn domain_checkpoint_lookup_by_name(
         &self,
         dom: RemoteNonnullDomain,
@@ -10010,7 +13188,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.checkpoint)
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_GET_PARENT` (416): calls the daemon's procedure of that name.
+    /// Get the parent checkpoint for @checkpoint, if any.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_GET_PARENT` (416): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointGetParent`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_checkpoint_get_parent`].
     pub fn domain_checkpoint_get_parent(
         &self,
         checkpoint: RemoteNonnullDomainCheckpoint,
@@ -10024,7 +13206,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.parent)
     }
-    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_DELETE` (417): calls the daemon's procedure of that name.
+    /// Removes a checkpoint from the domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_CHECKPOINT_DELETE` (417): calls the daemon's procedure of that name (libvirt's `virDomainCheckpointDelete`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_checkpoint_delete`].
     pub fn domain_checkpoint_delete(
         &self,
         checkpoint: RemoteNonnullDomainCheckpoint,
@@ -10037,7 +13223,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_GUEST_INFO` (418): calls the daemon's procedure of that name.
+    /// Queries the guest agent for the various information about the guest system. The reported data depends on the guest agent implementation. The information is returned as an array of typed parameters containing the individual parameters. The parameter name for each information field consists of a dot-separated string containing the name of the requested group followed by a group-specific description of the statistic value.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_GUEST_INFO` (418): calls the daemon's procedure of that name (libvirt's `virDomainGetGuestInfo`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_guest_info`].
     pub fn domain_get_guest_info(
         &self,
         dom: RemoteNonnullDomain,
@@ -10053,7 +13243,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.params)
     }
-    /// `REMOTE_PROC_CONNECT_SET_IDENTITY` (419): calls the daemon's procedure of that name.
+    /// Override the default identity information associated with the connection. When connecting to a stateful driver over a UNIX socket, the daemon will interrogate the remote end of the UNIX socket to acquire the application's identity. This identity is used for the fine grained access control checks on API calls.
+    ///
+    /// `REMOTE_PROC_CONNECT_SET_IDENTITY` (419): calls the daemon's procedure of that name (libvirt's `virConnectSetIdentity`).
+    ///
+    /// libvirt's full description: [`crate::Client::connect_set_identity`].
     pub fn connect_set_identity(
         &self,
         params: Vec<RemoteTypedParam>,
@@ -10063,7 +13257,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteConnectSetIdentityArgs { params, flags },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_AGENT_SET_RESPONSE_TIMEOUT` (420): calls the daemon's procedure of that name.
+    /// Set how long to wait for a response from guest agent commands. By default, agent commands block forever waiting for a response.
+    ///
+    /// `REMOTE_PROC_DOMAIN_AGENT_SET_RESPONSE_TIMEOUT` (420): calls the daemon's procedure of that name (libvirt's `virDomainAgentSetResponseTimeout`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_agent_set_response_timeout`].
     pub fn domain_agent_set_response_timeout(
         &self,
         dom: RemoteNonnullDomain,
@@ -10079,7 +13277,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.result)
     }
-    /// `REMOTE_PROC_DOMAIN_BACKUP_BEGIN` (421): calls the daemon's procedure of that name.
+    /// Start a point-in-time backup job for the specified disks of a running domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BACKUP_BEGIN` (421): calls the daemon's procedure of that name (libvirt's `virDomainBackupBegin`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_backup_begin`].
     pub fn domain_backup_begin(
         &self,
         dom: RemoteNonnullDomain,
@@ -10096,7 +13298,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_BACKUP_GET_XML_DESC` (422): calls the daemon's procedure of that name.
+    /// Queries the configuration of the active backup job.
+    ///
+    /// `REMOTE_PROC_DOMAIN_BACKUP_GET_XML_DESC` (422): calls the daemon's procedure of that name (libvirt's `virDomainBackupGetXMLDesc`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_backup_get_xml_desc`].
     pub fn domain_backup_get_xml_desc(
         &self,
         dom: RemoteNonnullDomain,
@@ -10107,7 +13313,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.xml)
     }
-    /// `REMOTE_PROC_DOMAIN_AUTHORIZED_SSH_KEYS_GET` (424): calls the daemon's procedure of that name.
+    /// For given @user in @domain fetch list of public SSH authorized keys and store them into @keys array which is allocated upon successful return and is NULL terminated. The caller is responsible for freeing @keys when no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_AUTHORIZED_SSH_KEYS_GET` (424): calls the daemon's procedure of that name (libvirt's `virDomainAuthorizedSSHKeysGet`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_authorized_ssh_keys_get`].
     pub fn domain_authorized_ssh_keys_get(
         &self,
         dom: RemoteNonnullDomain,
@@ -10123,7 +13333,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.keys)
     }
-    /// `REMOTE_PROC_DOMAIN_AUTHORIZED_SSH_KEYS_SET` (425): calls the daemon's procedure of that name.
+    /// For given @user in @domain set @keys in authorized keys file. Any previous content of the file is overwritten with new keys. That is, if this API is called with @nkeys = 0, @keys = NULL and @flags = 0 then the authorized keys file for @user is cleared out.
+    ///
+    /// `REMOTE_PROC_DOMAIN_AUTHORIZED_SSH_KEYS_SET` (425): calls the daemon's procedure of that name (libvirt's `virDomainAuthorizedSSHKeysSet`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_authorized_ssh_keys_set`].
     pub fn domain_authorized_ssh_keys_set(
         &self,
         dom: RemoteNonnullDomain,
@@ -10140,7 +13354,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_MESSAGES` (426): calls the daemon's procedure of that name.
+    /// Fetch a list of all messages recorded against the VM and store them into @msgs array which is allocated upon successful return and is NULL terminated. The caller is responsible for freeing @msgs when no longer needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_MESSAGES` (426): calls the daemon's procedure of that name (libvirt's `virDomainGetMessages`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_get_messages`].
     pub fn domain_get_messages(
         &self,
         dom: RemoteNonnullDomain,
@@ -10154,7 +13372,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.msgs)
     }
-    /// `REMOTE_PROC_DOMAIN_START_DIRTY_RATE_CALC` (427): calls the daemon's procedure of that name.
+    /// Calculate the current domain's memory dirty rate in next @seconds. The calculated dirty rate information is available by calling `virConnectGetAllDomainStats`.
+    ///
+    /// `REMOTE_PROC_DOMAIN_START_DIRTY_RATE_CALC` (427): calls the daemon's procedure of that name (libvirt's `virDomainStartDirtyRateCalc`).
     pub fn domain_start_dirty_rate_calc(
         &self,
         dom: RemoteNonnullDomain,
@@ -10169,7 +13389,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NODE_DEVICE_DEFINE_XML` (428): calls the daemon's procedure of that name.
+    /// Define a new inactive persistent device or modify an existing persistent one from the XML description on the VM host machine, for example, a mediated device.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_DEFINE_XML` (428): calls the daemon's procedure of that name (libvirt's `virNodeDeviceDefineXML`).
+    ///
+    /// libvirt's full description: [`crate::Client::node_device_define_xml`].
     pub fn node_device_define_xml(
         &self,
         xml_desc: RemoteNonnullString,
@@ -10183,7 +13407,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.dev)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_UNDEFINE` (429): calls the daemon's procedure of that name.
+    /// Undefine the device object. The virtual device is removed from the host operating system. This function may require privileged access.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_UNDEFINE` (429): calls the daemon's procedure of that name (libvirt's `virNodeDeviceUndefine`).
     pub fn node_device_undefine(
         &self,
         name: RemoteNonnullString,
@@ -10193,7 +13419,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteNodeDeviceUndefineArgs { name, flags },
         )
     }
-    /// `REMOTE_PROC_NODE_DEVICE_CREATE` (430): calls the daemon's procedure of that name.
+    /// Start a defined node device:
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_CREATE` (430): calls the daemon's procedure of that name (libvirt's `virNodeDeviceCreate`).
     pub fn node_device_create(
         &self,
         name: RemoteNonnullString,
@@ -10203,7 +13431,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteNodeDeviceCreateArgs { name, flags },
         )
     }
-    /// `REMOTE_PROC_NWFILTER_DEFINE_XML_FLAGS` (431): calls the daemon's procedure of that name.
+    /// Define a new network filter, based on an XML description similar to the one returned by `virNWFilterGetXMLDesc()`
+    ///
+    /// `REMOTE_PROC_NWFILTER_DEFINE_XML_FLAGS` (431): calls the daemon's procedure of that name (libvirt's `virNWFilterDefineXMLFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::nwfilter_define_xml_flags`].
     pub fn nwfilter_define_xml_flags(
         &self,
         xml: RemoteNonnullString,
@@ -10217,7 +13449,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.nwfilter)
     }
-    /// `REMOTE_PROC_NETWORK_DEFINE_XML_FLAGS` (432): calls the daemon's procedure of that name.
+    /// Define an inactive persistent virtual network or modify an existing persistent one from the XML description.
+    ///
+    /// `REMOTE_PROC_NETWORK_DEFINE_XML_FLAGS` (432): calls the daemon's procedure of that name (libvirt's `virNetworkDefineXMLFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_define_xml_flags`].
     pub fn network_define_xml_flags(
         &self,
         xml: RemoteNonnullString,
@@ -10231,7 +13467,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_GET_AUTOSTART` (433): calls the daemon's procedure of that name.
+    /// Provides a boolean value indicating whether the node device is configured to be automatically started when the host machine boots or the parent device becomes available.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_GET_AUTOSTART` (433): calls the daemon's procedure of that name (libvirt's `virNodeDeviceGetAutostart`).
     pub fn node_device_get_autostart(
         &self,
         name: RemoteNonnullString,
@@ -10241,7 +13479,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_SET_AUTOSTART` (434): calls the daemon's procedure of that name.
+    /// Configure the node device to be automatically started when the host machine boots or the parent device becomes available.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_SET_AUTOSTART` (434): calls the daemon's procedure of that name (libvirt's `virNodeDeviceSetAutostart`).
     pub fn node_device_set_autostart(
         &self,
         name: RemoteNonnullString,
@@ -10251,7 +13491,9 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteNodeDeviceSetAutostartArgs { name, autostart },
         )
     }
-    /// `REMOTE_PROC_NODE_DEVICE_IS_PERSISTENT` (435): calls the daemon's procedure of that name.
+    /// Determine if the node device has a persistent configuration which means it will still exist after shutting down
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_IS_PERSISTENT` (435): calls the daemon's procedure of that name (libvirt's `virNodeDeviceIsPersistent`).
     pub fn node_device_is_persistent(
         &self,
         name: RemoteNonnullString,
@@ -10261,14 +13503,20 @@ impl crate::blocking::Client {
         )
         .map(|r| r.persistent)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_IS_ACTIVE` (436): calls the daemon's procedure of that name.
+    /// Determine if the node device is currently active
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_IS_ACTIVE` (436): calls the daemon's procedure of that name (libvirt's `virNodeDeviceIsActive`).
     pub fn node_device_is_active(&self, name: RemoteNonnullString) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NodeDeviceIsActive>(
             &libvirt_proto::generated::remote::RemoteNodeDeviceIsActiveArgs { name },
         )
         .map(|r| r.active)
     }
-    /// `REMOTE_PROC_NETWORK_CREATE_XML_FLAGS` (437): calls the daemon's procedure of that name.
+    /// Create and start a new virtual network, based on an XML description similar to the one returned by `virNetworkGetXMLDesc()`
+    ///
+    /// `REMOTE_PROC_NETWORK_CREATE_XML_FLAGS` (437): calls the daemon's procedure of that name (libvirt's `virNetworkCreateXMLFlags`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_create_xml_flags`].
     pub fn network_create_xml_flags(
         &self,
         xml: RemoteNonnullString,
@@ -10282,7 +13530,11 @@ impl crate::blocking::Client {
         )
         .map(|r| r.net)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_LAUNCH_SECURITY_STATE` (439): calls the daemon's procedure of that name.
+    /// Set a launch security secret in the guest's memory. The guest must be in a paused state, e.g. in state `VIR_DOMIAN_PAUSED` as reported by `virDomainGetState`. On success, the guest can be transitioned to a running state. On failure, the guest should be destroyed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_LAUNCH_SECURITY_STATE` (439): calls the daemon's procedure of that name (libvirt's `virDomainSetLaunchSecurityState`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_launch_security_state`].
     pub fn domain_set_launch_security_state(
         &self,
         dom: RemoteNonnullDomain,
@@ -10297,7 +13549,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SAVE_PARAMS` (440): calls the daemon's procedure of that name.
+    /// This method extends `virDomainSaveFlags` by adding parameters. If `VIR_DOMAIN_SAVE_PARAM_FILE` is not provided then a managed save is performed (see `virDomainManagedSave`).
+    ///
+    /// `REMOTE_PROC_DOMAIN_SAVE_PARAMS` (440): calls the daemon's procedure of that name (libvirt's `virDomainSaveParams`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_save_params`].
     pub fn domain_save_params(
         &self,
         dom: RemoteNonnullDomain,
@@ -10312,7 +13568,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_RESTORE_PARAMS` (441): calls the daemon's procedure of that name.
+    /// This method extends `virDomainRestoreFlags` by adding parameters. For now, `VIR_DOMAIN_SAVE_PARAM_FILE` is required but this requirement may be lifted in the future.
+    ///
+    /// `REMOTE_PROC_DOMAIN_RESTORE_PARAMS` (441): calls the daemon's procedure of that name (libvirt's `virDomainRestoreParams`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_restore_params`].
     pub fn domain_restore_params(
         &self,
         params: Vec<RemoteTypedParam>,
@@ -10325,7 +13585,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_ABORT_JOB_FLAGS` (442): calls the daemon's procedure of that name.
+    /// Requests that the current background job be aborted at the soonest opportunity. In case the job is a migration in a post-copy mode, this function will report an error unless `VIR_DOMAIN_ABORT_JOB_POSTCOPY` flag is used (see `virDomainMigrateStartPostCopy` for more details).
+    ///
+    /// `REMOTE_PROC_DOMAIN_ABORT_JOB_FLAGS` (442): calls the daemon's procedure of that name (libvirt's `virDomainAbortJobFlags`).
     pub fn domain_abort_job_flags(
         &self,
         dom: RemoteNonnullDomain,
@@ -10338,7 +13600,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` (443): calls the daemon's procedure of that name.
+    /// Associate the FDs in @fd with @domain under @name. The FDs are associated as long as the connection used to associated exists and are disposed of afterwards. FD may still be kept open by the hypervisor for as long as it's needed.
+    ///
+    /// `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` (443): calls the daemon's procedure of that name (libvirt's `virDomainFDAssociate`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_fd_associate`].
     pub fn domain_fd_associate(
         &self,
         dom: RemoteNonnullDomain,
@@ -10353,7 +13619,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NETWORK_SET_METADATA` (444): calls the daemon's procedure of that name.
+    /// Sets the appropriate network element given by @type to the value of @metadata. A @type of `VIR_NETWORK_METADATA_DESCRIPTION` is free-form text; `VIR_NETWORK_METADATA_TITLE` is free-form, but no newlines are permitted, and should be short (although the length is not enforced). For these two options @key and @uri are irrelevant and must be set to NULL.
+    ///
+    /// `REMOTE_PROC_NETWORK_SET_METADATA` (444): calls the daemon's procedure of that name (libvirt's `virNetworkSetMetadata`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_set_metadata`].
     pub fn network_set_metadata(
         &self,
         network: RemoteNonnullNetwork,
@@ -10374,7 +13644,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_NETWORK_GET_METADATA` (445): calls the daemon's procedure of that name.
+    /// Retrieves the appropriate network element given by @type. If `VIR_NETWORK_METADATA_ELEMENT` is requested parameter @uri must be set to the name of the namespace the requested elements belong to, otherwise must be NULL.
+    ///
+    /// `REMOTE_PROC_NETWORK_GET_METADATA` (445): calls the daemon's procedure of that name (libvirt's `virNetworkGetMetadata`).
+    ///
+    /// libvirt's full description: [`crate::Client::network_get_metadata`].
     pub fn network_get_metadata(
         &self,
         network: RemoteNonnullNetwork,
@@ -10392,7 +13666,9 @@ impl crate::blocking::Client {
         )
         .map(|r| r.metadata)
     }
-    /// `REMOTE_PROC_NODE_DEVICE_UPDATE` (447): calls the daemon's procedure of that name.
+    /// Update the definition of an existing node device, either its live running configuration, its persistent configuration, or both.
+    ///
+    /// `REMOTE_PROC_NODE_DEVICE_UPDATE` (447): calls the daemon's procedure of that name (libvirt's `virNodeDeviceUpdate`).
     pub fn node_device_update(
         &self,
         name: RemoteNonnullString,
@@ -10407,7 +13683,9 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GRAPHICS_RELOAD` (448): calls the daemon's procedure of that name.
+    /// Reload domain's graphics. This can be used to reload TLS certificates without restarting the domain.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GRAPHICS_RELOAD` (448): calls the daemon's procedure of that name (libvirt's `virDomainGraphicsReload`).
     pub fn domain_graphics_reload(
         &self,
         dom: RemoteNonnullDomain,
@@ -10422,14 +13700,18 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_GET_AUTOSTART_ONCE` (449): calls the daemon's procedure of that name.
+    /// Provides a boolean value indicating whether the domain is configured to be automatically started the next time the host machine boots only.
+    ///
+    /// `REMOTE_PROC_DOMAIN_GET_AUTOSTART_ONCE` (449): calls the daemon's procedure of that name (libvirt's `virDomainGetAutostartOnce`).
     pub fn domain_get_autostart_once(&self, dom: RemoteNonnullDomain) -> Result<i32, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGetAutostartOnce>(
             &libvirt_proto::generated::remote::RemoteDomainGetAutostartOnceArgs { dom },
         )
         .map(|r| r.autostart)
     }
-    /// `REMOTE_PROC_DOMAIN_SET_AUTOSTART_ONCE` (450): calls the daemon's procedure of that name.
+    /// Configure the domain to be automatically started the next time the host machine boots only.
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_AUTOSTART_ONCE` (450): calls the daemon's procedure of that name (libvirt's `virDomainSetAutostartOnce`).
     pub fn domain_set_autostart_once(
         &self,
         dom: RemoteNonnullDomain,
@@ -10439,7 +13721,11 @@ impl crate::blocking::Client {
             &libvirt_proto::generated::remote::RemoteDomainSetAutostartOnceArgs { dom, autostart },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_SET_THROTTLE_GROUP` (451): calls the daemon's procedure of that name.
+    /// Add throttlegroup or change all of the throttlegroup options within specific domain
+    ///
+    /// `REMOTE_PROC_DOMAIN_SET_THROTTLE_GROUP` (451): calls the daemon's procedure of that name (libvirt's `virDomainSetThrottleGroup`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_set_throttle_group`].
     pub fn domain_set_throttle_group(
         &self,
         dom: RemoteNonnullDomain,
@@ -10456,7 +13742,11 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// `REMOTE_PROC_DOMAIN_DEL_THROTTLE_GROUP` (452): calls the daemon's procedure of that name.
+    /// Delete an throttlegroup from the domain. @group cannot be NULL, and the @group to be deleted must not have a throttlefilter associated with it and can be any of the current valid group.
+    ///
+    /// `REMOTE_PROC_DOMAIN_DEL_THROTTLE_GROUP` (452): calls the daemon's procedure of that name (libvirt's `virDomainDelThrottleGroup`).
+    ///
+    /// libvirt's full description: [`crate::Client::domain_del_throttle_group`].
     pub fn domain_del_throttle_group(
         &self,
         dom: RemoteNonnullDomain,

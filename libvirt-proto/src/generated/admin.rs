@@ -336,8 +336,6 @@ impl proptest::arbitrary::Arbitrary for AdminConnectListServersArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct admin_connect_list_servers_ret` (admin_protocol.x:105)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_connect_list_servers_ret")]
@@ -525,8 +523,6 @@ impl proptest::arbitrary::Arbitrary for AdminServerListClientsArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct admin_server_list_clients_ret` (admin_protocol.x:140)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_server_list_clients_ret")]
@@ -622,8 +618,6 @@ impl proptest::arbitrary::Arbitrary for AdminClientGetInfoArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct admin_client_get_info_ret` (admin_protocol.x:160)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "admin_client_get_info_ret")]

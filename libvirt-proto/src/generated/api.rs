@@ -3,6 +3,8 @@
 
 //! Enums and flags of the public libvirt API (`libvirt-api.xml`): domain states, event ids, error codes and domains, and every `*Flags` type.
 
+/// Flags when getting XML description of a computed CPU
+///
 /// libvirt's `virConnectBaselineCPUFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectBaselineCPUFlags(pub u32);
@@ -219,6 +221,8 @@ impl ConnectGetAllDomainStatsFlags {
 
 crate::program::impl_flags!(ConnectGetAllDomainStatsFlags);
 
+/// Domain capabilities flags.
+///
 /// libvirt's `virConnectGetDomainCapabilitiesFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectGetDomainCapabilitiesFlags(pub u32);
@@ -237,6 +241,8 @@ impl ConnectGetDomainCapabilitiesFlags {
 
 crate::program::impl_flags!(ConnectGetDomainCapabilitiesFlags);
 
+/// Flags used to tune which domains are listed by virConnectListAllDomains(). Note that these flags come in groups; if all bits from a group are 0, then that group is not used to filter results.
+///
 /// libvirt's `virConnectListAllDomainsFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectListAllDomainsFlags(pub u32);
@@ -308,6 +314,8 @@ impl ConnectListAllDomainsFlags {
 
 crate::program::impl_flags!(ConnectListAllDomainsFlags);
 
+/// Flags used to filter the returned interfaces.
+///
 /// libvirt's `virConnectListAllInterfacesFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectListAllInterfacesFlags(pub u32);
@@ -328,6 +336,8 @@ impl ConnectListAllInterfacesFlags {
 
 crate::program::impl_flags!(ConnectListAllInterfacesFlags);
 
+/// Flags used to filter the returned networks. Flags in each group are exclusive attributes of a network.
+///
 /// libvirt's `virConnectListAllNetworksFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectListAllNetworksFlags(pub u32);
@@ -360,6 +370,8 @@ impl ConnectListAllNetworksFlags {
 
 crate::program::impl_flags!(ConnectListAllNetworksFlags);
 
+/// Flags used to filter either by capability or active state, the returned node devices.
+///
 /// libvirt's `virConnectListAllNodeDeviceFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectListAllNodeDeviceFlags(pub u32);
@@ -506,6 +518,8 @@ impl ConnectListAllNodeDeviceFlags {
 
 crate::program::impl_flags!(ConnectListAllNodeDeviceFlags);
 
+/// Flags used to filter the returned secrets. Flags in each group are exclusive attributes of a secret.
+///
 /// libvirt's `virConnectListAllSecretsFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectListAllSecretsFlags(pub u32);
@@ -532,6 +546,8 @@ impl ConnectListAllSecretsFlags {
 
 crate::program::impl_flags!(ConnectListAllSecretsFlags);
 
+/// Flags used to tune pools returned by virConnectListAllStoragePools(). Note that these flags come in groups; if all bits from a group are 0, then that group is not used to filter results.
+///
 /// libvirt's `virConnectListAllStoragePoolsFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectListAllStoragePoolsFlags(pub u32);
@@ -615,6 +631,8 @@ impl ConnectListAllStoragePoolsFlags {
 
 crate::program::impl_flags!(ConnectListAllStoragePoolsFlags);
 
+/// Flags when opening a connection to a hypervisor
+///
 /// libvirt's `virConnectFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectFlags(pub u32);
@@ -729,6 +747,8 @@ impl ConnectCredentialType {
 
 crate::program::impl_enum!(ConnectCredentialType);
 
+/// Flags OR'ed together to provide specific behavior when aborting a domain job.
+///
 /// libvirt's `virDomainAbortJobFlagsValues` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainAbortJobFlagsValues(pub u32);
@@ -747,6 +767,8 @@ impl DomainAbortJobFlagsValues {
 
 crate::program::impl_flags!(DomainAbortJobFlagsValues);
 
+/// Several modification APIs take flags to determine whether a change to the domain affects just the running instance, just the persistent definition, or both at the same time. The counterpart query APIs also take the same flags to determine whether to query the running instance or persistent definition, although both cannot be queried at once. The use of VIR_DOMAIN_AFFECT_CURRENT will resolve to either VIR_DOMAIN_AFFECT_LIVE or VIR_DOMAIN_AFFECT_CONFIG according to current domain state. VIR_DOMAIN_AFFECT_LIVE requires a running domain, and VIR_DOMAIN_AFFECT_CONFIG requires a persistent domain (whether or not it is running). These enums should not conflict with those of virTypedParameterFlags.
+///
 /// libvirt's `virDomainModificationImpact` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainModificationImpact(pub u32);
@@ -840,6 +862,8 @@ impl DomainBackupBeginFlags {
 
 crate::program::impl_flags!(DomainBackupBeginFlags);
 
+/// A blkio parameter field type. Provided for backwards compatibility; virTypedParameterType is the preferred enum
+///
 /// libvirt's `virBlkioParameterType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct BlkioParameterType(pub i32);
@@ -885,6 +909,8 @@ impl BlkioParameterType {
 
 crate::program::impl_enum!(BlkioParameterType);
 
+/// A domain may be in different states at a given point in time
+///
 /// libvirt's `virDomainState` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainState(pub i32);
@@ -961,6 +987,8 @@ impl DomainBlockedReason {
 
 crate::program::impl_enum!(DomainBlockedReason);
 
+/// Flags available for virDomainBlockCommit().
+///
 /// libvirt's `virDomainBlockCommitFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainBlockCommitFlags(pub u32);
@@ -993,6 +1021,8 @@ impl DomainBlockCommitFlags {
 
 crate::program::impl_flags!(DomainBlockCommitFlags);
 
+/// Flags available for virDomainBlockCopy().
+///
 /// libvirt's `virDomainBlockCopyFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainBlockCopyFlags(pub u32);
@@ -1022,6 +1052,8 @@ impl DomainBlockCopyFlags {
 
 crate::program::impl_flags!(DomainBlockCopyFlags);
 
+/// VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC: Request only, do not wait for completion VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT: Pivot to new file when ending a copy or active commit job
+///
 /// libvirt's `virDomainBlockJobAbortFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainBlockJobAbortFlags(pub u32);
@@ -1042,6 +1074,8 @@ impl DomainBlockJobAbortFlags {
 
 crate::program::impl_flags!(DomainBlockJobAbortFlags);
 
+/// Tracks status of a virDomainBlockPull(), virDomainBlockRebase(), virDomainBlockCopy(), or virDomainBlockCommit() operation
+///
 /// libvirt's `virConnectDomainEventBlockJobStatus` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectDomainEventBlockJobStatus(pub i32);
@@ -1079,6 +1113,8 @@ impl ConnectDomainEventBlockJobStatus {
 
 crate::program::impl_enum!(ConnectDomainEventBlockJobStatus);
 
+/// Flags for use with virDomainGetBlockJobInfo
+///
 /// libvirt's `virDomainBlockJobInfoFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainBlockJobInfoFlags(pub u32);
@@ -1097,6 +1133,8 @@ impl DomainBlockJobInfoFlags {
 
 crate::program::impl_flags!(DomainBlockJobInfoFlags);
 
+/// Flags for use with virDomainBlockJobSetSpeed
+///
 /// libvirt's `virDomainBlockJobSetSpeedFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainBlockJobSetSpeedFlags(pub u32);
@@ -1115,6 +1153,8 @@ impl DomainBlockJobSetSpeedFlags {
 
 crate::program::impl_flags!(DomainBlockJobSetSpeedFlags);
 
+/// Describes various possible block jobs.
+///
 /// libvirt's `virDomainBlockJobType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainBlockJobType(pub i32);
@@ -1163,6 +1203,8 @@ impl DomainBlockJobType {
 
 crate::program::impl_enum!(DomainBlockJobType);
 
+/// Flags for use with virDomainBlockPull (values chosen to be a subset of the flags for virDomainBlockRebase)
+///
 /// libvirt's `virDomainBlockPullFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainBlockPullFlags(pub u32);
@@ -1181,6 +1223,8 @@ impl DomainBlockPullFlags {
 
 crate::program::impl_flags!(DomainBlockPullFlags);
 
+/// Flags available for virDomainBlockRebase().
+///
 /// libvirt's `virDomainBlockRebaseFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainBlockRebaseFlags(pub u32);
@@ -1219,6 +1263,8 @@ impl DomainBlockRebaseFlags {
 
 crate::program::impl_flags!(DomainBlockRebaseFlags);
 
+/// Flags available for virDomainBlockResize().
+///
 /// libvirt's `virDomainBlockResizeFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainBlockResizeFlags(pub u32);
@@ -1280,6 +1326,8 @@ impl DomainCheckpointCreateFlags {
 
 crate::program::impl_flags!(DomainCheckpointCreateFlags);
 
+/// Delete a checkpoint
+///
 /// libvirt's `virDomainCheckpointDeleteFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainCheckpointDeleteFlags(pub u32);
@@ -1309,6 +1357,8 @@ impl DomainCheckpointDeleteFlags {
 
 crate::program::impl_flags!(DomainCheckpointDeleteFlags);
 
+/// Flags valid for virDomainListAllCheckpoints() and virDomainCheckpointListAllChildren(). Note that the interpretation of flag (1&lt;&lt;0) depends on which function it is passed to; but serves to toggle the per-call default of whether the listing is shallow or recursive. Remaining bits come in groups; if all bits from a group are 0, then that group is not used to filter results.
+///
 /// libvirt's `virDomainCheckpointListFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainCheckpointListFlags(pub u32);
@@ -1381,6 +1431,8 @@ impl DomainConsoleFlags {
 
 crate::program::impl_flags!(DomainConsoleFlags);
 
+/// Current state of a control interface to the domain.
+///
 /// libvirt's `virDomainControlState` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainControlState(pub i32);
@@ -1418,6 +1470,8 @@ impl DomainControlState {
 
 crate::program::impl_enum!(DomainControlState);
 
+/// Reason for the error state.
+///
 /// libvirt's `virDomainControlErrorReason` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainControlErrorReason(pub i32);
@@ -1455,6 +1509,8 @@ impl DomainControlErrorReason {
 
 crate::program::impl_enum!(DomainControlErrorReason);
 
+/// Values for specifying different formats of domain core dumps.
+///
 /// libvirt's `virDomainCoreDumpFormat` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainCoreDumpFormat(pub i32);
@@ -1543,6 +1599,8 @@ impl DomainDefineFlags {
 
 crate::program::impl_flags!(DomainDefineFlags);
 
+/// Flags used to provide specific behaviour to the virDomainDestroyFlags() function
+///
 /// libvirt's `virDomainDestroyFlagsValues` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainDestroyFlagsValues(pub u32);
@@ -1590,6 +1648,8 @@ impl DomainDeviceModifyFlags {
 
 crate::program::impl_flags!(DomainDeviceModifyFlags);
 
+/// Details on the cause of a dirty rate calculation status.
+///
 /// libvirt's `virDomainDirtyRateStatus` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainDirtyRateStatus(pub i32);
@@ -1623,6 +1683,8 @@ impl DomainDirtyRateStatus {
 
 crate::program::impl_enum!(DomainDirtyRateStatus);
 
+/// Flags OR'ed together to provide specific behaviour when calculating dirty page rate for a Domain
+///
 /// libvirt's `virDomainDirtyRateCalcFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainDirtyRateCalcFlags(pub u32);
@@ -1645,6 +1707,8 @@ impl DomainDirtyRateCalcFlags {
 
 crate::program::impl_flags!(DomainDirtyRateCalcFlags);
 
+/// Disk I/O error.
+///
 /// libvirt's `virDomainDiskErrorCode` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainDiskErrorCode(pub i32);
@@ -1678,6 +1742,8 @@ impl DomainDiskErrorCode {
 
 crate::program::impl_enum!(DomainDiskErrorCode);
 
+/// a virDomainEventType is emitted during domain lifecycle events
+///
 /// libvirt's `virDomainEventType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventType(pub i32);
@@ -1735,6 +1801,8 @@ impl DomainEventType {
 
 crate::program::impl_enum!(DomainEventType);
 
+/// Details on the cause of a 'crashed' lifecycle event
+///
 /// libvirt's `virDomainEventCrashedDetailType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventCrashedDetailType(pub i32);
@@ -1764,6 +1832,8 @@ impl DomainEventCrashedDetailType {
 
 crate::program::impl_enum!(DomainEventCrashedDetailType);
 
+/// Details on the cause of a 'defined' lifecycle event
+///
 /// libvirt's `virDomainEventDefinedDetailType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventDefinedDetailType(pub i32);
@@ -1804,6 +1874,8 @@ impl DomainEventDefinedDetailType {
 
 crate::program::impl_enum!(DomainEventDefinedDetailType);
 
+/// The reason describing why this callback is called
+///
 /// libvirt's `virConnectDomainEventDiskChangeReason` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ConnectDomainEventDiskChangeReason(pub i32);
@@ -1839,6 +1911,8 @@ impl ConnectDomainEventDiskChangeReason {
 
 crate::program::impl_enum!(ConnectDomainEventDiskChangeReason);
 
+/// The type of address for the connection
+///
 /// libvirt's `virDomainEventGraphicsAddressType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventGraphicsAddressType(pub i32);
@@ -1872,6 +1946,8 @@ impl DomainEventGraphicsAddressType {
 
 crate::program::impl_enum!(DomainEventGraphicsAddressType);
 
+/// The phase of the graphics client connection
+///
 /// libvirt's `virDomainEventGraphicsPhase` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventGraphicsPhase(pub i32);
@@ -1905,6 +1981,8 @@ impl DomainEventGraphicsPhase {
 
 crate::program::impl_enum!(DomainEventGraphicsPhase);
 
+/// An enumeration of supported eventId parameters for virConnectDomainEventRegisterAny(). Each event id determines which signature of callback function will be used.
+///
 /// libvirt's `virDomainEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventID(pub i32);
@@ -2047,6 +2125,8 @@ impl DomainEventID {
 
 crate::program::impl_enum!(DomainEventID);
 
+/// The action that is to be taken due to an IO error occurring
+///
 /// libvirt's `virDomainEventIOErrorAction` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventIOErrorAction(pub i32);
@@ -2080,6 +2160,8 @@ impl DomainEventIOErrorAction {
 
 crate::program::impl_enum!(DomainEventIOErrorAction);
 
+/// Action of a memory failure event.
+///
 /// libvirt's `virDomainMemoryFailureActionType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainMemoryFailureActionType(pub i32);
@@ -2123,6 +2205,8 @@ impl DomainMemoryFailureActionType {
 
 crate::program::impl_enum!(DomainMemoryFailureActionType);
 
+/// Recipient of a memory failure event.
+///
 /// libvirt's `virDomainMemoryFailureRecipientType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainMemoryFailureRecipientType(pub i32);
@@ -2158,6 +2242,8 @@ impl DomainMemoryFailureRecipientType {
 
 crate::program::impl_enum!(DomainMemoryFailureRecipientType);
 
+/// Details on the cause of a 'pmsuspended' lifecycle event
+///
 /// libvirt's `virDomainEventPMSuspendedDetailType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventPMSuspendedDetailType(pub i32);
@@ -2187,6 +2273,8 @@ impl DomainEventPMSuspendedDetailType {
 
 crate::program::impl_enum!(DomainEventPMSuspendedDetailType);
 
+/// Details on the cause of a 'resumed' lifecycle event
+///
 /// libvirt's `virDomainEventResumedDetailType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventResumedDetailType(pub i32);
@@ -2234,6 +2322,8 @@ impl DomainEventResumedDetailType {
 
 crate::program::impl_enum!(DomainEventResumedDetailType);
 
+/// Details on the cause of a 'shutdown' lifecycle event
+///
 /// libvirt's `virDomainEventShutdownDetailType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventShutdownDetailType(pub i32);
@@ -2267,6 +2357,8 @@ impl DomainEventShutdownDetailType {
 
 crate::program::impl_enum!(DomainEventShutdownDetailType);
 
+/// Details on the cause of a 'started' lifecycle event
+///
 /// libvirt's `virDomainEventStartedDetailType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventStartedDetailType(pub i32);
@@ -2311,6 +2403,8 @@ impl DomainEventStartedDetailType {
 
 crate::program::impl_enum!(DomainEventStartedDetailType);
 
+/// Details on the cause of a 'stopped' lifecycle event
+///
 /// libvirt's `virDomainEventStoppedDetailType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventStoppedDetailType(pub i32);
@@ -2363,6 +2457,8 @@ impl DomainEventStoppedDetailType {
 
 crate::program::impl_enum!(DomainEventStoppedDetailType);
 
+/// Details on the cause of a 'suspended' lifecycle event
+///
 /// libvirt's `virDomainEventSuspendedDetailType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventSuspendedDetailType(pub i32);
@@ -2426,6 +2522,8 @@ impl DomainEventSuspendedDetailType {
 
 crate::program::impl_enum!(DomainEventSuspendedDetailType);
 
+/// The reason describing why the callback was called
+///
 /// libvirt's `virDomainEventTrayChangeReason` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventTrayChangeReason(pub i32);
@@ -2455,6 +2553,8 @@ impl DomainEventTrayChangeReason {
 
 crate::program::impl_enum!(DomainEventTrayChangeReason);
 
+/// Details on the cause of an 'undefined' lifecycle event
+///
 /// libvirt's `virDomainEventUndefinedDetailType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventUndefinedDetailType(pub i32);
@@ -2484,6 +2584,8 @@ impl DomainEventUndefinedDetailType {
 
 crate::program::impl_enum!(DomainEventUndefinedDetailType);
 
+/// The action that is to be taken due to the watchdog device firing
+///
 /// libvirt's `virDomainEventWatchdogAction` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventWatchdogAction(pub i32);
@@ -2792,6 +2894,8 @@ impl DomainJobOperation {
 
 crate::program::impl_enum!(DomainJobOperation);
 
+/// Flags OR'ed together to provide specific behavior when querying domain job statistics.
+///
 /// libvirt's `virDomainGetJobStatsFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainGetJobStatsFlags(pub u32);
@@ -2922,6 +3026,8 @@ impl DomainMemoryFailureFlags {
 
 crate::program::impl_flags!(DomainMemoryFailureFlags);
 
+/// A memory parameter field type. Provided for backwards compatibility; virTypedParameterType is the preferred enum
+///
 /// libvirt's `virMemoryParameterType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct MemoryParameterType(pub i32);
@@ -2967,6 +3073,8 @@ impl MemoryParameterType {
 
 crate::program::impl_enum!(MemoryParameterType);
 
+/// These represent values from inside of the guest (e.g. the same value would be read from '/proc/meminfo' and/or other files from inside the guest).
+///
 /// libvirt's `virDomainMemoryStatTags` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainMemoryStatTags(pub i32);
@@ -3056,6 +3164,8 @@ impl DomainMemoryStatTags {
 
 crate::program::impl_enum!(DomainMemoryStatTags);
 
+/// Memory size modification flags.
+///
 /// libvirt's `virDomainMemoryModFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainMemoryModFlags(pub u32);
@@ -3137,6 +3247,8 @@ impl DomainMetadataType {
 
 crate::program::impl_enum!(DomainMetadataType);
 
+/// Domain migration speed flags.
+///
 /// libvirt's `virDomainMigrateMaxSpeedFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainMigrateMaxSpeedFlags(pub u32);
@@ -3155,6 +3267,8 @@ impl DomainMigrateMaxSpeedFlags {
 
 crate::program::impl_flags!(DomainMigrateMaxSpeedFlags);
 
+/// Flags OR'ed together to provide specific behaviour when creating a Domain.
+///
 /// libvirt's `virDomainCreateFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainCreateFlags(pub u32);
@@ -3212,6 +3326,8 @@ impl DomainNostateReason {
 
 crate::program::impl_enum!(DomainNostateReason);
 
+/// Representation of the various modes in the &lt;numatune&gt; element of a domain.
+///
 /// libvirt's `virDomainNumatuneMemMode` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainNumatuneMemMode(pub i32);
@@ -3418,6 +3534,8 @@ impl DomainPMSuspendedReason {
 
 crate::program::impl_enum!(DomainPMSuspendedReason);
 
+/// These just happen to match Linux signal numbers. The numbers will be mapped to whatever the SIGNUM is in the guest OS in question by the agent delivering the signal. The names are based on the POSIX / XSI signal standard though. Do not rely on all values matching Linux though. It is possible this enum might be extended with new signals which have no mapping in Linux.
+///
 /// libvirt's `virDomainProcessSignal` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainProcessSignal(pub i32);
@@ -3802,6 +3920,8 @@ impl DomainRunningReason {
 
 crate::program::impl_enum!(DomainRunningReason);
 
+/// Flags for use in virDomainSaveFlags(), virDomainManagedSave(), virDomainSaveParams(), virDomainRestoreParams(), virDomainRestoreFlags(), and virDomainSaveImageDefineXML(). Not all flags apply to all these functions.
+///
 /// libvirt's `virDomainSaveRestoreFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainSaveRestoreFlags(pub u32);
@@ -3846,6 +3966,8 @@ impl DomainSaveImageXMLFlags {
 
 crate::program::impl_flags!(DomainSaveImageXMLFlags);
 
+/// A scheduler parameter field type. Provided for backwards compatibility; virTypedParameterType is the preferred enum
+///
 /// libvirt's `virSchedParameterType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct SchedParameterType(pub i32);
@@ -4052,6 +4174,8 @@ impl DomainSnapshotCreateFlags {
 
 crate::program::impl_flags!(DomainSnapshotCreateFlags);
 
+/// Delete a snapshot
+///
 /// libvirt's `virDomainSnapshotDeleteFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainSnapshotDeleteFlags(pub u32);
@@ -4081,6 +4205,8 @@ impl DomainSnapshotDeleteFlags {
 
 crate::program::impl_flags!(DomainSnapshotDeleteFlags);
 
+/// Flags valid for virDomainSnapshotNum(), virDomainSnapshotListNames(), virDomainSnapshotNumChildren(), and virDomainSnapshotListChildrenNames(), virDomainListAllSnapshots(), and virDomainSnapshotListAllChildren(). Note that the interpretation of flag (1&lt;&lt;0) depends on which function it is passed to; but serves to toggle the per-call default of whether the listing is shallow or recursive. Remaining bits come in groups; if all bits from a group are 0, then that group is not used to filter results.
+///
 /// libvirt's `virDomainSnapshotListFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainSnapshotListFlags(pub u32);
@@ -4278,6 +4404,8 @@ impl DomainUndefineFlagsValues {
 
 crate::program::impl_flags!(DomainUndefineFlagsValues);
 
+/// Flags for controlling virtual CPU hot-plugging.
+///
 /// libvirt's `virDomainVcpuFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainVcpuFlags(pub u32);
@@ -4309,6 +4437,8 @@ impl DomainVcpuFlags {
 
 crate::program::impl_flags!(DomainVcpuFlags);
 
+/// Flags available for virDomainGetXMLDesc
+///
 /// libvirt's `virDomainXMLFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainXMLFlags(pub u32);
@@ -4335,6 +4465,8 @@ impl DomainXMLFlags {
 
 crate::program::impl_flags!(DomainXMLFlags);
 
+/// Domain core dump flags.
+///
 /// libvirt's `virDomainCoreDumpFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainCoreDumpFlags(pub u32);
@@ -4364,6 +4496,8 @@ impl DomainCoreDumpFlags {
 
 crate::program::impl_flags!(DomainCoreDumpFlags);
 
+/// The full list of errors the library can generate This list should remain stable, with all additions placed at the end since libvirt 0.1.0. There is one exception: values added between libvirt 0.7.1 and libvirt 0.7.7 (VIR_WAR_NO_SECRET through VIR_ERR_MIGRATE_PERSIST_FAILED) were inadvertently relocated by four positions in 0.8.0. If you suspect version mismatch between a server and client, then you can decipher values as follows: switch (err.code) { case 60: // no way to tell VIR_WAR_NO_SECRET apart from VIR_WAR_NO_NWFILTER, // but both are very similar warnings break; case 61: case 62: case 63: if (err.domain != VIR_FROM_NWFILTER) err.code += 4; break; case 64: if (err.domain == VIR_FROM_QEMU) err.code += 4; break; case 65: if (err.domain == VIR_FROM_XEN) err.code += 4; break; default: }
+///
 /// libvirt's `virErrorNumber` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ErrorNumber(pub i32);
@@ -4883,6 +5017,8 @@ impl ErrorNumber {
 
 crate::program::impl_enum!(ErrorNumber);
 
+/// Indicates where an error may have come from. This should remain stable, with all additions placed at the end since libvirt 0.1.0.
+///
 /// libvirt's `virErrorDomain` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ErrorDomain(pub i32);
@@ -5196,6 +5332,8 @@ impl ErrorDomain {
 
 crate::program::impl_enum!(ErrorDomain);
 
+/// Indicates the level of an error
+///
 /// libvirt's `virErrorLevel` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ErrorLevel(pub i32);
@@ -5229,6 +5367,8 @@ impl ErrorLevel {
 
 crate::program::impl_enum!(ErrorLevel);
 
+/// a virEventHandleType is used similar to POLLxxx FD events, but is specific to libvirt. A client app must translate to, and from POLL events when using this construct.
+///
 /// libvirt's `virEventHandleType` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct EventHandleType(pub u32);
@@ -5317,6 +5457,8 @@ impl IPAddrType {
 
 crate::program::impl_enum!(IPAddrType);
 
+/// Enum to specify which keycode mapping is in use for virDomainSendKey().
+///
 /// libvirt's `virKeycodeSet` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct KeycodeSet(pub i32);
@@ -5378,6 +5520,8 @@ impl KeycodeSet {
 
 crate::program::impl_enum!(KeycodeSet);
 
+/// Memory peeking flags.
+///
 /// libvirt's `virDomainMemoryFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainMemoryFlags(pub u32);
@@ -5398,6 +5542,8 @@ impl DomainMemoryFlags {
 
 crate::program::impl_flags!(DomainMemoryFlags);
 
+/// Domain migration flags.
+///
 /// libvirt's `virDomainMigrateFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainMigrateFlags(pub u32);
@@ -5508,6 +5654,8 @@ impl NetworkDefineFlags {
 
 crate::program::impl_flags!(NetworkDefineFlags);
 
+/// a virNetworkEventLifecycleType is emitted during network lifecycle events
+///
 /// libvirt's `virNetworkEventLifecycleType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NetworkEventLifecycleType(pub i32);
@@ -5545,6 +5693,8 @@ impl NetworkEventLifecycleType {
 
 crate::program::impl_enum!(NetworkEventLifecycleType);
 
+/// An enumeration of supported eventId parameters for virConnectNetworkEventRegisterAny(). Each event id determines which signature of callback function will be used.
+///
 /// libvirt's `virNetworkEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NetworkEventID(pub i32);
@@ -5630,6 +5780,8 @@ impl NetworkPortCreateFlags {
 
 crate::program::impl_flags!(NetworkPortCreateFlags);
 
+/// describes which section of a &lt;network&gt; definition the provided xml should be applied to.
+///
 /// libvirt's `virNetworkUpdateSection` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NetworkUpdateSection(pub i32);
@@ -5706,6 +5858,8 @@ impl NetworkUpdateSection {
 
 crate::program::impl_enum!(NetworkUpdateSection);
 
+/// Flags to control options for virNetworkUpdate()
+///
 /// libvirt's `virNetworkUpdateFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NetworkUpdateFlags(pub u32);
@@ -5728,6 +5882,8 @@ impl NetworkUpdateFlags {
 
 crate::program::impl_flags!(NetworkUpdateFlags);
 
+/// describes which type of update to perform on a &lt;network&gt; definition.
+///
 /// libvirt's `virNetworkUpdateCommand` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NetworkUpdateCommand(pub i32);
@@ -5801,6 +5957,8 @@ impl NodeAllocPagesFlags {
 
 crate::program::impl_flags!(NodeAllocPagesFlags);
 
+/// Value for specifying request for the total CPU time/utilization
+///
 /// libvirt's `virNodeGetCPUStatsAllCPUs` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NodeGetCPUStatsAllCPUs(pub i32);
@@ -5860,6 +6018,8 @@ impl NodeDeviceDefineXMLFlags {
 
 crate::program::impl_flags!(NodeDeviceDefineXMLFlags);
 
+/// a virNodeDeviceEventLifecycleType is emitted during node device lifecycle events
+///
 /// libvirt's `virNodeDeviceEventLifecycleType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NodeDeviceEventLifecycleType(pub i32);
@@ -5897,6 +6057,8 @@ impl NodeDeviceEventLifecycleType {
 
 crate::program::impl_enum!(NodeDeviceEventLifecycleType);
 
+/// An enumeration of supported eventId parameters for virConnectNodeDeviceEventRegisterAny(). Each event id determines which signature of callback function will be used.
+///
 /// libvirt's `virNodeDeviceEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NodeDeviceEventID(pub i32);
@@ -5926,6 +6088,8 @@ impl NodeDeviceEventID {
 
 crate::program::impl_enum!(NodeDeviceEventID);
 
+/// Flags to control options for virNodeDeviceUpdate()
+///
 /// libvirt's `virNodeDeviceUpdateFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NodeDeviceUpdateFlags(pub u32);
@@ -5948,6 +6112,8 @@ impl NodeDeviceUpdateFlags {
 
 crate::program::impl_flags!(NodeDeviceUpdateFlags);
 
+/// Flags used to provide the state of the returned node device configuration.
+///
 /// libvirt's `virNodeDeviceXMLFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NodeDeviceXMLFlags(pub u32);
@@ -5966,6 +6132,8 @@ impl NodeDeviceXMLFlags {
 
 crate::program::impl_flags!(NodeDeviceXMLFlags);
 
+/// Value for specifying request for the total memory of all cells.
+///
 /// libvirt's `virNodeGetMemoryStatsAllCells` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NodeGetMemoryStatsAllCells(pub i32);
@@ -5992,6 +6160,8 @@ impl NodeGetMemoryStatsAllCells {
 
 crate::program::impl_enum!(NodeGetMemoryStatsAllCells);
 
+/// Flags to indicate which system-wide sleep state the host must be transitioned to.
+///
 /// libvirt's `virNodeSuspendTarget` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NodeSuspendTarget(pub i32);
@@ -6076,6 +6246,8 @@ impl SecretDefineFlags {
 
 crate::program::impl_flags!(SecretDefineFlags);
 
+/// a virSecretEventLifecycleType is emitted during secret lifecycle events
+///
 /// libvirt's `virSecretEventLifecycleType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct SecretEventLifecycleType(pub i32);
@@ -6105,6 +6277,8 @@ impl SecretEventLifecycleType {
 
 crate::program::impl_enum!(SecretEventLifecycleType);
 
+/// An enumeration of supported eventId parameters for virConnectSecretEventRegisterAny(). Each event id determines which signature of callback function will be used.
+///
 /// libvirt's `virSecretEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct SecretEventID(pub i32);
@@ -6314,6 +6488,8 @@ impl StoragePoolDeleteFlags {
 
 crate::program::impl_flags!(StoragePoolDeleteFlags);
 
+/// a virStoragePoolEventLifecycleType is emitted during storage pool lifecycle events
+///
 /// libvirt's `virStoragePoolEventLifecycleType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct StoragePoolEventLifecycleType(pub i32);
@@ -6359,6 +6535,8 @@ impl StoragePoolEventLifecycleType {
 
 crate::program::impl_enum!(StoragePoolEventLifecycleType);
 
+/// An enumeration of supported eventId parameters for virConnectStoragePoolEventRegisterAny(). Each event id determines which signature of callback function will be used.
+///
 /// libvirt's `virStoragePoolEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct StoragePoolEventID(pub i32);
@@ -6695,6 +6873,8 @@ impl StreamRecvFlagsValues {
 
 crate::program::impl_flags!(StreamRecvFlagsValues);
 
+/// Express the type of a virTypedParameter
+///
 /// libvirt's `virTypedParameterType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct TypedParameterType(pub i32);
@@ -6744,6 +6924,8 @@ impl TypedParameterType {
 
 crate::program::impl_enum!(TypedParameterType);
 
+/// Flags related to libvirt APIs that use virTypedParameter. These enums should not conflict with those of virDomainModificationImpact.
+///
 /// libvirt's `virTypedParameterFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct TypedParameterFlags(pub u32);
@@ -6759,6 +6941,8 @@ impl TypedParameterFlags {
 
 crate::program::impl_flags!(TypedParameterFlags);
 
+/// structure for information about a virtual CPU in a domain.
+///
 /// libvirt's `virVcpuState` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct VcpuState(pub i32);

@@ -1559,8 +1559,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectGetMaxVcpusRet {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_node_get_info_ret` (remote_protocol.x:543)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_info_ret")]
@@ -1875,8 +1873,6 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeGetCellsFreeMemoryArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_get_cells_free_memory_ret")]
 pub struct RemoteNodeGetCellsFreeMemoryRet {
-    /// insert@1
-    ///
     /// XDR: `unsigned hyper cells<REMOTE_NODE_MAX_CELLS>`
     #[serde(
         serialize_with = "xdr::limit::serialize::<1024, _, _>",
@@ -1992,8 +1988,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetSchedulerParametersArgs {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_scheduler_parameters_ret")]
 pub struct RemoteDomainGetSchedulerParametersRet {
-    /// insert@1
-    ///
     /// XDR: `remote_typed_param params<REMOTE_DOMAIN_SCHEDULER_PARAMETERS_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize::<16, _, _>",
@@ -2050,8 +2044,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetSchedulerParametersFlagsA
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_scheduler_parameters_flags_ret")]
 pub struct RemoteDomainGetSchedulerParametersFlagsRet {
-    /// insert@1
-    ///
     /// XDR: `remote_typed_param params<REMOTE_DOMAIN_SCHEDULER_PARAMETERS_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize::<16, _, _>",
@@ -2573,8 +2565,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainBlockStatsArgs {
     }
 }
 
-/// insert@2
-///
 /// XDR: `struct remote_domain_block_stats_ret` (remote_protocol.x:722)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_block_stats_ret")]
@@ -2717,8 +2707,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainInterfaceStatsArgs {
     }
 }
 
-/// insert@2
-///
 /// XDR: `struct remote_domain_interface_stats_ret` (remote_protocol.x:747)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_interface_stats_ret")]
@@ -3141,8 +3129,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetBlockInfoArgs {
     }
 }
 
-/// insert@2
-///
 /// XDR: `struct remote_domain_get_block_info_ret` (remote_protocol.x:821)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_block_info_ret")]
@@ -3197,8 +3183,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListDomainsArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_domains_ret")]
 pub struct RemoteConnectListDomainsRet {
-    /// insert@1
-    ///
     /// XDR: `int ids<REMOTE_DOMAIN_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize::<16384, _, _>",
@@ -3869,8 +3853,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetInfoArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_domain_get_info_ret` (remote_protocol.x:966)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_info_ret")]
@@ -4760,8 +4742,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedDomainsArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_domains_ret")]
 pub struct RemoteConnectListDefinedDomainsRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_DOMAIN_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -7013,8 +6993,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListNetworksArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_networks_ret")]
 pub struct RemoteConnectListNetworksRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_NETWORK_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -7082,8 +7060,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedNetworksArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_networks_ret")]
 pub struct RemoteConnectListDefinedNetworksRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_NETWORK_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -7680,8 +7656,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListNwfiltersArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_nwfilters_ret")]
 pub struct RemoteConnectListNwfiltersRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_NWFILTER_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -7991,8 +7965,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListInterfacesArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_interfaces_ret")]
 pub struct RemoteConnectListInterfacesRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_INTERFACE_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -8060,8 +8032,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedInterfacesArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_interfaces_ret")]
 pub struct RemoteConnectListDefinedInterfacesRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_INTERFACE_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -8635,8 +8605,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListStoragePoolsArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_storage_pools_ret")]
 pub struct RemoteConnectListStoragePoolsRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_STORAGE_POOL_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -8704,8 +8672,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListDefinedStoragePoolsArgs
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_defined_storage_pools_ret")]
 pub struct RemoteConnectListDefinedStoragePoolsRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_STORAGE_POOL_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -9252,8 +9218,6 @@ impl proptest::arbitrary::Arbitrary for RemoteStoragePoolGetInfoArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_storage_pool_get_info_ret` (remote_protocol.x:1954)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_get_info_ret")]
@@ -9415,8 +9379,6 @@ impl proptest::arbitrary::Arbitrary for RemoteStoragePoolListVolumesArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_list_volumes_ret")]
 pub struct RemoteStoragePoolListVolumesRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_STORAGE_VOL_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -9831,8 +9793,6 @@ impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetInfoArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_storage_vol_get_info_ret` (remote_protocol.x:2070)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_info_ret")]
@@ -9885,8 +9845,6 @@ impl proptest::arbitrary::Arbitrary for RemoteStorageVolGetInfoFlagsArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_storage_vol_get_info_flags_ret` (remote_protocol.x:2081)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_vol_get_info_flags_ret")]
@@ -10078,8 +10036,6 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeListDevicesArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_list_devices_ret")]
 pub struct RemoteNodeListDevicesRet {
-    /// insert@2
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_NODE_DEVICE_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<65536, 4194304, _, _>",
@@ -10384,8 +10340,6 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceListCapsArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_node_device_list_caps_ret")]
 pub struct RemoteNodeDeviceListCapsRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_NODE_DEVICE_CAPS_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<65536, 4194304, _, _>",
@@ -11172,8 +11126,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListSecretsArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_secrets_ret")]
 pub struct RemoteConnectListSecretsRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string uuids<REMOTE_SECRET_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -11994,8 +11946,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetJobInfoArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_domain_get_job_info_ret` (remote_protocol.x:2478)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_job_info_ret")]
@@ -12207,8 +12157,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateGetMaxDowntimeArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_get_max_downtime_ret")]
 pub struct RemoteDomainMigrateGetMaxDowntimeRet {
-    /// insert@1
-    ///
     /// XDR: `unsigned hyper downtime`
     pub downtime: u64,
 }
@@ -12281,8 +12229,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateGetCompressionCacheAr
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_get_compression_cache_ret")]
 pub struct RemoteDomainMigrateGetCompressionCacheRet {
-    /// insert@1
-    ///
     /// XDR: `unsigned hyper cacheSize`
     #[serde(rename = "cacheSize")]
     pub cache_size: u64,
@@ -12387,8 +12333,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigrateGetMaxSpeedArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_get_max_speed_ret")]
 pub struct RemoteDomainMigrateGetMaxSpeedRet {
-    /// insert@1
-    ///
     /// XDR: `unsigned hyper bandwidth`
     pub bandwidth: u64,
 }
@@ -13755,8 +13699,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListNamesArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_list_names_ret")]
 pub struct RemoteDomainSnapshotListNamesRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_DOMAIN_SNAPSHOT_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -13810,8 +13752,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainListAllSnapshotsArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_domain_list_all_snapshots_ret` (remote_protocol.x:2809)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_list_all_snapshots_ret")]
@@ -13921,8 +13861,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListChildrenNamesArg
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_list_children_names_ret")]
 pub struct RemoteDomainSnapshotListChildrenNamesRet {
-    /// insert@1
-    ///
     /// XDR: `remote_nonnull_string names<REMOTE_DOMAIN_SNAPSHOT_LIST_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize_items::<16384, 4194304, _, _>",
@@ -13980,8 +13918,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainSnapshotListAllChildrenArgs 
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_domain_snapshot_list_all_children_ret` (remote_protocol.x:2839)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_snapshot_list_all_children_ret")]
@@ -14748,8 +14684,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainMigratePrepareTunnel3Args {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_migrate_prepare_tunnel3_ret")]
 pub struct RemoteDomainMigratePrepareTunnel3Ret {
-    /// insert@3
-    ///
     /// XDR: `opaque cookie_out<REMOTE_MIGRATE_COOKIE_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize::<4194304, _, _>",
@@ -15073,8 +15007,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetControlInfoArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_domain_get_control_info_ret` (remote_protocol.x:3033)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_control_info_ret")]
@@ -15288,8 +15220,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListAllDomainsArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_connect_list_all_domains_ret` (remote_protocol.x:3078)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_domains_ret")]
@@ -15346,8 +15276,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListAllStoragePoolsArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_connect_list_all_storage_pools_ret` (remote_protocol.x:3088)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_storage_pools_ret")]
@@ -15411,8 +15339,6 @@ impl proptest::arbitrary::Arbitrary for RemoteStoragePoolListAllVolumesArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_storage_pool_list_all_volumes_ret` (remote_protocol.x:3099)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_storage_pool_list_all_volumes_ret")]
@@ -15469,8 +15395,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNetworksArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_connect_list_all_networks_ret` (remote_protocol.x:3109)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_networks_ret")]
@@ -15527,8 +15451,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListAllInterfacesArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_connect_list_all_interfaces_ret` (remote_protocol.x:3119)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_interfaces_ret")]
@@ -15585,8 +15507,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNodeDevicesArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_connect_list_all_node_devices_ret` (remote_protocol.x:3129)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_node_devices_ret")]
@@ -15643,8 +15563,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNwfiltersArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_connect_list_all_nwfilters_ret` (remote_protocol.x:3139)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_nwfilters_ret")]
@@ -15699,8 +15617,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListAllSecretsArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_connect_list_all_secrets_ret` (remote_protocol.x:3149)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_secrets_ret")]
@@ -18362,8 +18278,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetGuestVcpusArgs {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_get_guest_vcpus_ret")]
 pub struct RemoteDomainGetGuestVcpusRet {
-    /// alloc@1@unsigned int@2
-    ///
     /// XDR: `remote_typed_param params<REMOTE_DOMAIN_GUEST_VCPU_PARAMS_MAX>`
     #[serde(
         serialize_with = "xdr::limit::serialize::<64, _, _>",
@@ -19273,8 +19187,6 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectListAllNwfilterBindingsArgs
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_connect_list_all_nwfilter_bindings_ret` (remote_protocol.x:3757)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_list_all_nwfilter_bindings_ret")]
@@ -19382,8 +19294,6 @@ impl proptest::arbitrary::Arbitrary for RemoteNetworkListAllPortsArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_network_list_all_ports_ret` (remote_protocol.x:3776)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_network_list_all_ports_ret")]
@@ -19821,8 +19731,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainListAllCheckpointsArgs {
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_domain_list_all_checkpoints_ret` (remote_protocol.x:3856)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_list_all_checkpoints_ret")]
@@ -19889,8 +19797,6 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainCheckpointListAllChildrenArg
     }
 }
 
-/// insert@1
-///
 /// XDR: `struct remote_domain_checkpoint_list_all_children_ret` (remote_protocol.x:3867)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_domain_checkpoint_list_all_children_ret")]

@@ -58,13 +58,23 @@ struct Member {
     version: Option<String>,
 }
 
-/// Every `<enum>` of one file, grouped by type, in file order.
-fn read_enums(path: &Path) -> Result<Vec<(String, Vec<Member>)>> {
+/// One file's enums: every `<enum>` grouped by type in file order, and the `<info>` of each
+/// `<typedef ... type='enum'>` (type name -> text).
+struct Enums {
+    groups: Vec<(String, Vec<Member>)>,
+    typedef_info: HashMap<String, String>,
+}
+
+fn read_enums(path: &Path) -> Result<Enums> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut reader = Reader::from_str(&text);
     let mut groups: Vec<(String, Vec<Member>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
+    let mut typedef_info = HashMap::new();
+    // The enum typedef being read, and whether we are inside its <info>.
+    let mut typedef: Option<String> = None;
+    let mut in_info = false;
     loop {
         let ev = reader.read_event().map_err(|e| {
             anyhow!(
@@ -75,6 +85,35 @@ fn read_enums(path: &Path) -> Result<Vec<(String, Vec<Member>)>> {
         })?;
         let e = match ev {
             Event::Eof => break,
+            Event::Start(e) if e.name().as_ref() == b"typedef" => {
+                let attr = |k: &[u8]| {
+                    e.try_get_attribute(k)
+                        .ok()
+                        .flatten()
+                        .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                };
+                typedef = attr(b"name").filter(|_| attr(b"type").as_deref() == Some("enum"));
+                continue;
+            }
+            Event::End(e) if e.name().as_ref() == b"typedef" => {
+                typedef = None;
+                continue;
+            }
+            Event::Start(e) if e.name().as_ref() == b"info" => {
+                in_info = typedef.is_some();
+                continue;
+            }
+            Event::End(e) if e.name().as_ref() == b"info" => {
+                in_info = false;
+                continue;
+            }
+            Event::CData(t) if in_info => {
+                if let Some(name) = &typedef {
+                    let info = String::from_utf8_lossy(&t.into_inner()).into_owned();
+                    typedef_info.insert(name.clone(), info);
+                }
+                continue;
+            }
             Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"enum" => e,
             _ => continue,
         };
@@ -113,7 +152,10 @@ fn read_enums(path: &Path) -> Result<Vec<(String, Vec<Member>)>> {
         });
         groups[i].1.push(m);
     }
-    Ok(groups)
+    Ok(Enums {
+        groups,
+        typedef_info,
+    })
 }
 
 /// Generate every API module; returns (module name, code).
@@ -124,8 +166,8 @@ pub fn generate(dir: &Path) -> Result<Vec<(&'static str, String)>> {
     }
     // Values may name other members, also in another file.
     let mut raw: HashMap<String, String> = HashMap::new();
-    for (_, groups) in &files {
-        for (_, members) in groups {
+    for (_, enums) in &files {
+        for (_, members) in &enums.groups {
             for m in members {
                 raw.insert(m.name.clone(), m.raw.clone());
             }
@@ -149,9 +191,9 @@ pub fn generate(dir: &Path) -> Result<Vec<(&'static str, String)>> {
     };
     let mut out = Vec::new();
     let mut seen_types: BTreeMap<String, &str> = BTreeMap::new();
-    for (spec, groups) in &files {
+    for (spec, enums) in &files {
         let mut code = String::new();
-        for (ty, members) in groups {
+        for (ty, members) in &enums.groups {
             let rust = rust_type_name(ty);
             if let Some(prev) = seen_types.insert(rust.clone(), spec.file) {
                 bail!("{ty}: Rust name {rust} already used by {prev}");
@@ -160,7 +202,8 @@ pub fn generate(dir: &Path) -> Result<Vec<(&'static str, String)>> {
             for m in members {
                 resolved.push((m.clone(), resolve(&m.name)?));
             }
-            emit(&mut code, ty, &rust, &resolved, spec.file)?;
+            let info = enums.typedef_info.get(ty).map(String::as_str);
+            emit(&mut code, ty, &rust, &resolved, spec.file, info)?;
         }
         out.push((spec.module, code));
     }
@@ -220,7 +263,26 @@ fn member_doc(m: &Member, value: i64, flags: bool) -> String {
     s
 }
 
-fn emit(out: &mut String, ty: &str, rust: &str, all: &[(Member, i64)], file: &str) -> Result<()> {
+/// The typedef's `<info>` as doc lines (one paragraph), then an empty doc line.
+fn type_doc(info: Option<&str>) -> String {
+    let info = info
+        .map(|i| i.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    if info.is_empty() {
+        String::new()
+    } else {
+        format!("/// {}\n///\n", doc_escape(&info))
+    }
+}
+
+fn emit(
+    out: &mut String,
+    ty: &str,
+    rust: &str,
+    all: &[(Member, i64)],
+    file: &str,
+    info: Option<&str>,
+) -> Result<()> {
     // The XML lists members by name; emit them by value (aliases after the first of a value).
     let mut members: Vec<&(Member, i64)> = all
         .iter()
@@ -254,6 +316,7 @@ fn emit(out: &mut String, ty: &str, rust: &str, all: &[(Member, i64)], file: &st
                 bail!("{ty}: flag {} = {v} does not fit 32 bits", m.name);
             }
         }
+        out.push_str(&type_doc(info));
         writeln!(
             out,
             "/// libvirt's `{ty}` flags ({file}): a set of bits; unknown bits are kept."
@@ -293,6 +356,7 @@ fn emit(out: &mut String, ty: &str, rust: &str, all: &[(Member, i64)], file: &st
                 bail!("{ty}: {} = {v} does not fit an int", m.name);
             }
         }
+        out.push_str(&type_doc(info));
         writeln!(
             out,
             "/// libvirt's `{ty}` ({file}); values this version does not know are kept."

@@ -171,14 +171,34 @@ fn decl_text(d: &Declaration) -> String {
     }
 }
 
-/// Doc text from an item's comments: the comment right before it, then same-line comments.
+/// Whether a comment line is one of gendispatch.pl's annotations (`insert@1`,
+/// `alloc@1@unsigned int@2`: where the generated C code puts an argument), not prose.
+fn is_dispatch_annotation(line: &str) -> bool {
+    let t = line.trim();
+    match t.split_once('@') {
+        Some((word, rest)) => {
+            !word.is_empty()
+                && word.bytes().all(|b| b.is_ascii_lowercase())
+                && rest.starts_with(|c: char| c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// Doc text from an item's comments: the comment right before it, then same-line comments;
+/// gendispatch annotations are left out.
 fn comment_doc(c: &Comments, line: u32) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(d) = c.doc_comment(line) {
         out.extend(d.lines());
     }
+    out.retain(|l| !is_dispatch_annotation(l));
+    if out.iter().all(|l| l.is_empty()) {
+        out.clear();
+    }
     for t in &c.trailing {
-        let l = t.lines();
+        let mut l = t.lines();
+        l.retain(|x| !is_dispatch_annotation(x));
         if !l.is_empty() {
             if !out.is_empty() {
                 out.push(String::new());
@@ -1959,6 +1979,19 @@ fn array_parts(ty: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dispatch_annotations_are_not_docs() {
+        assert!(is_dispatch_annotation("insert@1"));
+        assert!(is_dispatch_annotation(" alloc@1@unsigned int@2 "));
+        assert!(!is_dispatch_annotation("mail me@example.org"));
+        assert!(!is_dispatch_annotation("see @flags"));
+        let generated = std::fs::read_to_string(
+            crate::util::workspace_root().join("libvirt-proto/src/generated/remote.rs"),
+        )
+        .unwrap();
+        assert!(!generated.contains("/// insert@"));
+    }
 
     /// Generates a program using the union forms libvirt 11.3.0 does not (enum and unsigned
     /// discriminants, `default` arms, `void` arms, several labels per arm, nested and recursive
