@@ -26,6 +26,10 @@
 //! | ExecQomGet / ExecQomSet                 | [`Client::qom_get`] [`Client::qom_set`]           |
 //! | ExecuteDumpGuestMemory                  | [`Client::dump_guest_memory`] [`Client::dump_guest_memory_within`] [`Client::dump_status`] |
 //!
+//! Block nodes sit on a regular file or a host block device ([`FileDriver`]) with a chosen AIO
+//! backend ([`Blockdev::aio`]); memory backends take `pmem` and `align` for NVDIMMs
+//! ([`Memdev`]); vhost-user devices take a bus and slot like govmm's.
+//!
 //! The blocking [`blocking::Client`](crate::blocking::Client) (feature `blocking`) has the same
 //! methods with the same arguments, checks and version choices. What a helper sends is decided
 //! once, in plain functions both drivers share; each driver's method only runs those commands
@@ -120,6 +124,30 @@ pub fn check_pci_host(bdf: &str) -> Result<()> {
     }
 }
 
+/// A PCI slot on a bus as `device_add` takes it (`addr`): `SLOT[.FUNCTION]`, the slot 0-0x1f
+/// and the function 0-7 in hex, with or without `0x`.
+pub fn check_pci_slot(addr: &str) -> Result<()> {
+    let bad = || {
+        invalid(format!(
+            "PCI slot {addr:?} is not SLOT[.FUNCTION] (hex, slot ≤ 1f)"
+        ))
+    };
+    let (slot, func) = match addr.split_once('.') {
+        Some((s, f)) => (s, Some(f)),
+        None => (addr, None),
+    };
+    let slot = slot.strip_prefix("0x").unwrap_or(slot);
+    let slot_ok = (1..=2).contains(&slot.len())
+        && slot.chars().all(|c| c.is_ascii_hexdigit())
+        && u8::from_str_radix(slot, 16).is_ok_and(|n| n <= 0x1f);
+    let func_ok = func.is_none_or(|f| f.len() == 1 && matches!(f.as_bytes()[0], b'0'..=b'7'));
+    if slot_ok && func_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
 /// Host-side cache behaviour of a block node (`cache.direct`, `cache.no-flush`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Cache {
@@ -142,6 +170,33 @@ pub struct Blockdev {
     pub read_only: bool,
     /// Cache options, applied to both the format and the file node (`None`: QEMU's defaults).
     pub cache: Option<Cache>,
+    /// The protocol node under the format node: a regular file or a host block device.
+    pub file_driver: FileDriver,
+    /// The protocol node's AIO backend (`None`: QEMU's default, `threads`). `native` needs
+    /// `cache.direct` ([`Error::InvalidArgument`] otherwise, as QEMU would refuse it);
+    /// `io_uring` needs QEMU 5.0.
+    pub aio: Option<t::BlockdevAioOptions>,
+}
+
+/// The protocol driver of a [`Blockdev`]'s bottom node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileDriver {
+    /// `file`: a regular host file (QEMU refuses block and character devices).
+    #[default]
+    File,
+    /// `host_device`: a host block device (`/dev/sdb`, `/dev/mapper/...`, a device node of a
+    /// volume), as govmm's block devices on raw devices.
+    HostDevice,
+}
+
+impl FileDriver {
+    /// QEMU's driver name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileDriver::File => "file",
+            FileDriver::HostDevice => "host_device",
+        }
+    }
 }
 
 impl Blockdev {
@@ -150,7 +205,15 @@ impl Blockdev {
         if self.path.is_empty() {
             return Err(invalid("blockdev path is empty"));
         }
-        let mut file = json!({"driver": "file", "filename": self.path});
+        let mut file = json!({"driver": self.file_driver.as_str(), "filename": self.path});
+        if let Some(aio) = &self.aio {
+            if *aio == t::BlockdevAioOptions::Native && !self.cache.is_some_and(|c| c.direct) {
+                return Err(invalid(
+                    "aio=native needs cache.direct (QEMU refuses native AIO through the page cache)",
+                ));
+            }
+            file["aio"] = json!(aio.as_str());
+        }
         let mut fmt = json!({
             "driver": self.format.as_str(),
             "node-name": self.node_name,
@@ -204,8 +267,9 @@ pub struct NetDevice {
     pub queues: Option<u32>,
 }
 
-/// A memory backend for [`Client::memdev_add`].
-#[derive(Debug, Clone, PartialEq)]
+/// A memory backend for [`Client::memdev_add`]. `Default` gives an anonymous, private backend
+/// of size 0 (not valid: set `id` and `size`).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Memdev {
     /// Object id.
     pub id: String,
@@ -215,6 +279,13 @@ pub struct Memdev {
     pub mem_path: Option<String>,
     /// Map it shared (needed by vhost-user).
     pub share: bool,
+    /// The file is persistent memory (`pmem`: QEMU syncs writes as for real NVDIMM, as govmm
+    /// sets it for NVDIMM backends on DAX files). Needs `mem_path` and QEMU 3.0; a QEMU built
+    /// without libpmem refuses it.
+    pub pmem: bool,
+    /// Alignment of the mapping in bytes (`align`: e.g. 2 MiB for a device-DAX file). A power
+    /// of two that divides `size`; needs `mem_path` and QEMU 2.12.
+    pub align: Option<u64>,
 }
 
 /// The kind of memory device [`Client::memory_device_add`] plugs.
@@ -298,6 +369,9 @@ impl Plans {
             return Err(invalid(
                 "blockdev cache options need QEMU 2.9 or later (blockdev-add was experimental before)",
             ));
+        }
+        if dev.aio == Some(t::BlockdevAioOptions::IoUring) && !self.at_least(5, 0) {
+            return Err(invalid("aio=io_uring needs QEMU 5.0 or later"));
         }
         if !self.at_least(2, 8) {
             if let Some(obj) = args.as_object_mut() {
@@ -571,13 +645,23 @@ impl Plans {
         driver: &str,
         chardev: &str,
         tag: Option<&str>,
+        bus: Option<&str>,
+        addr: Option<&str>,
     ) -> Result<Plan> {
         check_id("device id", id)?;
         check_id("chardev id", chardev)?;
         if !driver.starts_with("vhost-user-") {
             return Err(invalid(format!("{driver:?} is not a vhost-user driver")));
         }
+        if let Some(bus) = bus {
+            check_id("bus", bus)?;
+        }
+        if let Some(addr) = addr {
+            check_pci_slot(addr)?;
+        }
         let mut a = json!({"driver": driver, "id": id, "chardev": chardev});
+        put_opt(&mut a, "bus", &bus.map(str::to_owned));
+        put_opt(&mut a, "addr", &addr.map(str::to_owned));
         match (driver.starts_with("vhost-user-fs"), tag) {
             (true, Some(t)) if !t.is_empty() && t.len() <= 36 => a["tag"] = json!(t),
             (true, _) => return Err(invalid("vhost-user-fs needs a tag of 1 to 36 bytes")),
@@ -611,18 +695,43 @@ impl Plans {
                 m.size
             )));
         }
+        if m.mem_path.is_none() && (m.pmem || m.align.is_some()) {
+            return Err(invalid(
+                "pmem and align are properties of a file backend: set mem_path",
+            ));
+        }
+        if let Some(align) = m.align {
+            if !align.is_power_of_two() || m.size % align != 0 {
+                return Err(invalid(format!(
+                    "align {align} is not a power of two dividing the size {}",
+                    m.size
+                )));
+            }
+            if !self.at_least(2, 12) {
+                return Err(invalid("memory backend align needs QEMU 2.12 or later"));
+            }
+        }
+        if m.pmem && !self.at_least(3, 0) {
+            return Err(invalid("memory backend pmem needs QEMU 3.0 or later"));
+        }
         let mut a = json!({"id": m.id, "size": m.size, "share": m.share});
         match &m.mem_path {
             Some(p) => {
                 a["qom-type"] = json!("memory-backend-file");
                 a["mem-path"] = json!(p);
+                if m.pmem {
+                    a["pmem"] = json!(true);
+                }
+                if let Some(align) = m.align {
+                    a["align"] = json!(align);
+                }
             }
             None => a["qom-type"] = json!("memory-backend-ram"),
         }
         if !self.at_least(6, 0) {
             let obj = a.as_object_mut().expect("built as an object");
             let mut props = Map::new();
-            for k in ["size", "share", "mem-path"] {
+            for k in ["size", "share", "mem-path", "pmem", "align"] {
                 if let Some(v) = obj.remove(k) {
                     props.insert(k.into(), v);
                 }
@@ -1048,15 +1157,21 @@ macro_rules! govmm_methods {
         /// `device_add` of a vhost-user device over a unix-socket chardev: `driver` is
         /// `vhost-user-blk-pci`, `vhost-user-scsi-pci`, `vhost-user-fs-pci` (needs `tag`) or
         /// `virtio-net-pci` over a vhost-user netdev (use
-        /// [`net_device_add`](Self::net_device_add) for that).
+        /// [`net_device_add`](Self::net_device_add) for that). `bus` and `addr` plug it into a
+        /// given slot (`addr`: `SLOT[.FUNCTION]` in hex, e.g. `0x3` or `1f.2`) of a PCI bus or
+        /// bridge, as govmm's `ExecutePCIVhostUserDevAdd`; `None`: QEMU picks.
         pub $($async)? fn vhost_user_device_add(
             &self,
             id: &str,
             driver: &str,
             chardev: &str,
             tag: Option<&str>,
+            bus: Option<&str>,
+            addr: Option<&str>,
         ) -> Result<()> {
-            let plan = self.govmm_plans().vhost_user_device_add(id, driver, chardev, tag);
+            let plan = self
+                .govmm_plans()
+                .vhost_user_device_add(id, driver, chardev, tag, bus, addr);
             self.run_plan(plan) $($await)* .map(drop)
         }
 
@@ -1304,8 +1419,12 @@ mod tests {
                 direct: true,
                 no_flush: false,
             }),
+            file_driver: FileDriver::File,
+            aio: None,
         };
         let a = b.to_arguments().unwrap();
+        assert_eq!(a["file"]["driver"], "file");
+        assert!(a["file"].get("aio").is_none());
         assert_eq!(a["driver"], "qcow2");
         assert_eq!(a["read-only"], true);
         assert_eq!(a["cache"]["direct"], true);
@@ -1318,9 +1437,161 @@ mod tests {
         assert!(bad.to_arguments().is_err());
         let empty = Blockdev {
             path: String::new(),
-            ..b
+            ..b.clone()
         };
         assert!(empty.to_arguments().is_err());
+
+        // host_device and aio go on the protocol node only.
+        let dev = Blockdev {
+            file_driver: FileDriver::HostDevice,
+            aio: Some(t::BlockdevAioOptions::Native),
+            ..b.clone()
+        };
+        let a = dev.to_arguments().unwrap();
+        assert_eq!(a["file"]["driver"], "host_device");
+        assert_eq!(a["file"]["aio"], "native");
+        assert!(a.get("aio").is_none());
+        // native without O_DIRECT: refused before sending, as QEMU would.
+        for cache in [None, Some(Cache::default())] {
+            let bad = Blockdev {
+                cache,
+                ..dev.clone()
+            };
+            assert!(matches!(
+                bad.to_arguments(),
+                Err(Error::InvalidArgument(m)) if m.contains("cache.direct")
+            ));
+        }
+        let uring = Blockdev {
+            aio: Some(t::BlockdevAioOptions::IoUring),
+            cache: None,
+            ..b
+        };
+        assert_eq!(uring.to_arguments().unwrap()["file"]["aio"], "io_uring");
+        assert!(plans(5, 0).blockdev_add(&uring).is_ok());
+        assert!(matches!(
+            plans(4, 2).blockdev_add(&uring),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn pci_slots() {
+        for ok in ["3", "0x3", "1f", "1f.7", "0x05.1", "00"] {
+            assert!(check_pci_slot(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "", "20", "0x20", "1.8", "1.", "+1", "g", "123", "01:02.0", "1.00",
+        ] {
+            assert!(check_pci_slot(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn vhost_user_bus_and_addr() {
+        assert_eq!(
+            commands(plans(7, 2).vhost_user_device_add(
+                "vb0",
+                "vhost-user-blk-pci",
+                "ch0",
+                None,
+                Some("br1"),
+                Some("0x3")
+            )),
+            [(
+                "device_add",
+                json!({"driver": "vhost-user-blk-pci", "id": "vb0", "chardev": "ch0",
+                    "bus": "br1", "addr": "0x3"})
+            )]
+        );
+        let plain = commands(plans(7, 2).vhost_user_device_add(
+            "fs0",
+            "vhost-user-fs-pci",
+            "ch0",
+            Some("tag0"),
+            None,
+            None,
+        ));
+        assert!(plain[0].1.get("bus").is_none() && plain[0].1.get("addr").is_none());
+        for (bus, addr) in [
+            (Some("a b"), None),
+            (None, Some("0x40")),
+            (None, Some("3.9")),
+        ] {
+            assert!(matches!(
+                plans(7, 2).vhost_user_device_add(
+                    "vb0",
+                    "vhost-user-blk-pci",
+                    "ch0",
+                    None,
+                    bus,
+                    addr
+                ),
+                Err(Error::InvalidArgument(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn memdev_pmem_and_align() {
+        let nv = Memdev {
+            id: "nvm0".into(),
+            size: 4 << 20,
+            mem_path: Some("/var/tmp/nv".into()),
+            share: true,
+            pmem: true,
+            align: Some(2 << 20),
+        };
+        let a = commands(plans(7, 2).memdev_add(&nv));
+        assert_eq!(
+            a,
+            [(
+                "object-add",
+                json!({"qom-type": "memory-backend-file", "id": "nvm0", "size": 4 << 20,
+                    "share": true, "mem-path": "/var/tmp/nv", "pmem": true, "align": 2 << 20})
+            )]
+        );
+        // Before 6.0 in `props`, with the rest.
+        let a = commands(plans(5, 2).memdev_add(&nv));
+        assert_eq!(a[0].1["props"]["pmem"], true);
+        assert_eq!(a[0].1["props"]["align"], 2 << 20);
+        assert!(a[0].1.get("pmem").is_none());
+        // Off: not sent at all.
+        let plain = Memdev {
+            pmem: false,
+            align: None,
+            ..nv.clone()
+        };
+        let a = commands(plans(7, 2).memdev_add(&plain));
+        assert!(a[0].1.get("pmem").is_none() && a[0].1.get("align").is_none());
+        let bad = |m: Memdev, p: Plans| matches!(p.memdev_add(&m), Err(Error::InvalidArgument(_)));
+        let ram = Memdev {
+            mem_path: None,
+            ..nv.clone()
+        };
+        assert!(bad(ram.clone(), plans(7, 2)));
+        assert!(bad(Memdev { pmem: false, ..ram }, plans(7, 2)));
+        for align in [0, 3 << 20, 8 << 20] {
+            assert!(
+                bad(
+                    Memdev {
+                        align: Some(align),
+                        ..nv.clone()
+                    },
+                    plans(7, 2)
+                ),
+                "{align}"
+            );
+        }
+        assert!(bad(nv.clone(), plans(2, 12)));
+        assert!(!bad(
+            Memdev {
+                align: None,
+                ..nv.clone()
+            },
+            plans(3, 0)
+        ));
+        assert!(bad(Memdev { pmem: false, ..nv }, plans(2, 11)));
     }
 
     fn plans(major: u32, minor: u32) -> Plans {

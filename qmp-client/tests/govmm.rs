@@ -4,7 +4,9 @@
 mod common;
 
 use common::{qcow2, Qemu};
-use qmp_client::govmm::{BlkDevice, Blockdev, Cache, Dump, Memdev, MemoryDeviceKind, NetDevice};
+use qmp_client::govmm::{
+    BlkDevice, Blockdev, Cache, Dump, FileDriver, Memdev, MemoryDeviceKind, NetDevice,
+};
 use qmp_client::qmp_proto::generated::types as t;
 use qmp_client::{Client, Error};
 use serde_json::{json, Map, Value};
@@ -72,6 +74,8 @@ async fn run_state_blockdev_and_block_devices() {
             direct: true,
             no_flush: true,
         }),
+        file_driver: FileDriver::File,
+        aio: None,
     };
     c.blockdev_add(&dev).await.unwrap();
     let nodes = c
@@ -241,7 +245,8 @@ async fn cpu_memory_balloon_qom_dump_and_migration_settings() {
             id: "m1".into(),
             size: 1000,
             mem_path: None,
-            share: false
+            share: false,
+            ..Default::default()
         })
         .await,
         Err(Error::InvalidArgument(_))
@@ -251,6 +256,7 @@ async fn cpu_memory_balloon_qom_dump_and_migration_settings() {
         size: 64 << 20,
         mem_path: None,
         share: false,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -269,6 +275,7 @@ async fn cpu_memory_balloon_qom_dump_and_migration_settings() {
         size: 2 << 20,
         mem_path: None,
         share: false,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -354,16 +361,23 @@ async fn hardware_helpers_validate_before_sending() {
         .vfio_device_add("0v", "vfio-pci", "0000:00:02.0", None, None)
         .await));
     assert!(bad(c
-        .vhost_user_device_add("fs0", "vhost-user-fs-pci", "ch0", None)
+        .vhost_user_device_add("fs0", "vhost-user-fs-pci", "ch0", None, None, None)
         .await));
     assert!(bad(c
-        .vhost_user_device_add("fs0", "vhost-user-fs-pci", "ch0", Some(&"x".repeat(37)))
+        .vhost_user_device_add(
+            "fs0",
+            "vhost-user-fs-pci",
+            "ch0",
+            Some(&"x".repeat(37)),
+            None,
+            None
+        )
         .await));
     assert!(bad(c
-        .vhost_user_device_add("b0", "vhost-user-blk-pci", "ch0", Some("t"))
+        .vhost_user_device_add("b0", "vhost-user-blk-pci", "ch0", Some("t"), None, None)
         .await));
     assert!(bad(c
-        .vhost_user_device_add("b0", "virtio-blk-pci", "ch0", None)
+        .vhost_user_device_add("b0", "virtio-blk-pci", "ch0", None, None, None)
         .await));
     assert!(bad(c.netdev_add_by_fds("tap0", vec![], vec![]).await));
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -446,4 +460,130 @@ async fn hardware_helpers_validate_before_sending() {
         .filter(|p| p["type"].as_str().is_some_and(|t| t.starts_with("child<")))
         .collect();
     assert!(children.is_empty(), "{children:?}");
+}
+
+/// The protocol-node options reach QEMU: `host_device` opens a device node QEMU's `file`
+/// refuses, the AIO backend goes on that node, and vhost-user devices land on the given bus
+/// slot.
+#[tokio::test]
+async fn host_device_aio_and_vhost_user_slots() {
+    let q = Qemu::spawn(PC);
+    let img = q.path("disk.qcow2");
+    qcow2(&img, "16M");
+    let c = connect(&q).await;
+
+    // /dev/null is a character device: `file` refuses it, `host_device` opens it.
+    let null = Blockdev {
+        node_name: "null0".into(),
+        path: "/dev/null".into(),
+        format: t::BlockdevDriver::Raw,
+        read_only: true,
+        cache: None,
+        file_driver: FileDriver::File,
+        aio: None,
+    };
+    let r = c.blockdev_add(&null).await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. }) if error.desc.contains("regular file")),
+        "{r:?}"
+    );
+    c.blockdev_add(&Blockdev {
+        file_driver: FileDriver::HostDevice,
+        ..null.clone()
+    })
+    .await
+    .unwrap();
+    let nodes = c
+        .call(&qmp_client::qmp_proto::generated::commands::QueryNamedBlockNodes::default())
+        .await
+        .unwrap();
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n.drv == "host_device" && n.file == "/dev/null"),
+        "{nodes:?}"
+    );
+    c.blockdev_del("null0").await.unwrap();
+
+    // AIO: threads is taken; a name QEMU does not know comes back as its refusal of `aio`,
+    // which shows where the option goes; native without O_DIRECT never reaches QEMU.
+    let disk = Blockdev {
+        node_name: "disk0".into(),
+        path: img.to_str().unwrap().into(),
+        format: t::BlockdevDriver::Qcow2,
+        read_only: false,
+        cache: None,
+        file_driver: FileDriver::File,
+        aio: Some(t::BlockdevAioOptions::Threads),
+    };
+    c.blockdev_add(&disk).await.unwrap();
+    c.blockdev_del("disk0").await.unwrap();
+    let r = c
+        .blockdev_add(&Blockdev {
+            aio: Some(t::BlockdevAioOptions::Unknown("nonsense".into())),
+            ..disk.clone()
+        })
+        .await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. }) if error.desc.contains("aio")),
+        "{r:?}"
+    );
+    let r = c
+        .blockdev_add(&Blockdev {
+            aio: Some(t::BlockdevAioOptions::Native),
+            ..disk.clone()
+        })
+        .await;
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+
+    // vhost-user on a bridge slot: QEMU checks the slot before it talks to the backend, so
+    // the slot taken by another device is its refusal naming that slot, and an unknown bus
+    // its refusal naming the bus: both show bus and addr reached it.
+    let sock = q.path("vhost.sock");
+    c.chardev_add_unix_socket("vu0", sock.to_str().unwrap(), true)
+        .await
+        .unwrap();
+    controller(&c, "virtio-serial-pci", "vser0", "3").await;
+    let r = c
+        .vhost_user_device_add(
+            "vblk1",
+            "vhost-user-blk-pci",
+            "vu0",
+            None,
+            Some("br1"),
+            Some("0x3"),
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. })
+            if error.desc.contains("slot 3") && error.desc.contains("vser0")),
+        "{r:?}"
+    );
+    let r = c
+        .vhost_user_device_add(
+            "vblk1",
+            "vhost-user-blk-pci",
+            "vu0",
+            None,
+            Some("nosuchbus"),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. }) if error.desc.contains("nosuchbus")),
+        "{r:?}"
+    );
+    assert!(matches!(
+        c.vhost_user_device_add(
+            "vblk1",
+            "vhost-user-blk-pci",
+            "vu0",
+            None,
+            None,
+            Some("0x20")
+        )
+        .await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(!peripherals(&c).await.contains(&"vblk1".to_owned()));
 }

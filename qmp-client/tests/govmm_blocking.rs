@@ -6,7 +6,7 @@ mod common;
 
 use common::{connect_blocking, qcow2, Qemu};
 use qmp_client::blocking::Client;
-use qmp_client::govmm::{BlkDevice, Blockdev, Cache, Dump, Memdev, MemoryDeviceKind};
+use qmp_client::govmm::{BlkDevice, Blockdev, Cache, Dump, FileDriver, Memdev, MemoryDeviceKind};
 use qmp_client::qmp_proto::generated::{commands as c, types as t};
 use qmp_client::Error;
 use serde_json::{json, Map};
@@ -70,6 +70,8 @@ fn blocking_govmm_cross_section() {
             direct: false,
             no_flush: true,
         }),
+        file_driver: FileDriver::File,
+        aio: None,
     };
     assert!(matches!(
         c.blockdev_add(&Blockdev {
@@ -145,6 +147,7 @@ fn blocking_govmm_cross_section() {
         size: 64 << 20,
         mem_path: None,
         share: false,
+        ..Default::default()
     })
     .unwrap();
     c.memory_device_add("dimm1", MemoryDeviceKind::Dimm, "m1")

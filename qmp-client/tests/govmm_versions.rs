@@ -5,7 +5,7 @@
 //! what went on the wire.
 #![cfg(feature = "async")]
 
-use qmp_client::govmm::{BlkDevice, Blockdev, Cache, Memdev};
+use qmp_client::govmm::{BlkDevice, Blockdev, Cache, FileDriver, Memdev};
 use qmp_client::qmp_proto::generated::types as t;
 use qmp_client::{Client, ConnectOptions};
 use serde_json::{json, Map, Value};
@@ -69,6 +69,8 @@ fn blockdev() -> Blockdev {
             direct: true,
             no_flush: false,
         }),
+        file_driver: FileDriver::File,
+        aio: None,
     }
 }
 
@@ -90,6 +92,7 @@ fn memdev() -> Memdev {
         size: 128 << 20,
         mem_path: Some("/dev/shm/m".into()),
         share: true,
+        ..Default::default()
     }
 }
 
