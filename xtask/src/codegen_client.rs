@@ -361,6 +361,68 @@ fn module_functions(prog: &Program, marker: &str) -> Vec<String> {
     candidates
 }
 
+/// A procedure that carries file descriptors (`CALL_WITH_FDS` / `REPLY_WITH_FDS`): libvirt's
+/// `.x` files do not say which (its client code for them is hand-written), so they are listed.
+struct FdProcedure {
+    /// The procedure's C name.
+    name: &'static str,
+    /// The method of `libvirt-client/src/fds.rs` that calls it with its descriptors typed, if
+    /// any.
+    fds_method: Option<&'static str>,
+}
+
+/// Every procedure that carries file descriptors. A plain generated method would be a trap (it
+/// sends no descriptors and drops those the daemon passes back), so:
+///
+/// - when `fds.rs` has a typed method for the procedure (`open_graphics_fd` returns the
+///   `OwnedFd`, `create_xml_with_files` takes `&[BorrowedFd]`...), no method is generated and
+///   the doc of the generated `impl` block names that method instead: every procedure stays a
+///   typed method of the clients, once, and a correct one. The generator checks that `fds.rs`
+///   has that method and that it calls the procedure;
+/// - otherwise the generated method passes descriptors itself: it takes `files:
+///   Vec<OwnedFd>` (sent, then closed) and returns the descriptors of the reply with the
+///   reply, through `call_with_fds`.
+///
+/// The test `fd_apis_are_listed` checks every API function taking descriptors is listed.
+const FD_PROCEDURES: &[FdProcedure] = &[
+    FdProcedure {
+        name: "REMOTE_PROC_DOMAIN_OPEN_GRAPHICS",
+        fds_method: Some("open_graphics"),
+    },
+    FdProcedure {
+        name: "REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES",
+        fds_method: Some("create_xml_with_files"),
+    },
+    FdProcedure {
+        name: "REMOTE_PROC_DOMAIN_CREATE_WITH_FILES",
+        fds_method: Some("create_with_files"),
+    },
+    FdProcedure {
+        name: "REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD",
+        fds_method: Some("open_graphics_fd"),
+    },
+    FdProcedure {
+        name: "REMOTE_PROC_DOMAIN_FD_ASSOCIATE",
+        fds_method: Some("fd_associate"),
+    },
+    FdProcedure {
+        name: "LXC_PROC_DOMAIN_OPEN_NAMESPACE",
+        fds_method: Some("lxc_open_namespace"),
+    },
+    // virDomainQemuMonitorCommandWithFiles: descriptors go both ways; fds.rs has no method.
+    FdProcedure {
+        name: "QEMU_PROC_DOMAIN_MONITOR_COMMAND_WITH_FILES",
+        fds_method: None,
+    },
+];
+
+/// The `fds.rs` method standing in for a procedure (see [`FD_PROCEDURES`]).
+struct FdStandIn {
+    name: String,
+    number: u32,
+    method: &'static str,
+}
+
 /// Procedures whose public C function is not named after them (see [`api_function`]).
 const FUNCTION_EXCEPTIONS: &[(&str, &str)] = &[
     // The callback-id form of the domain event (de)registration (libvirt 1.2.1+), which
@@ -608,6 +670,8 @@ struct Method {
     /// The single field of the reply returned instead of the struct.
     ret_map: Option<String>,
     stream: bool,
+    /// Passes descriptors both ways (`call_with_fds`).
+    fds: bool,
 }
 
 fn qualify(ty: &str, module: &str) -> String {
@@ -624,10 +688,20 @@ fn methods(
     flags: &BTreeMap<String, &'static str>,
     api: &ApiInfo,
     types: &ApiTypes,
+    stand_ins: &mut Vec<FdStandIn>,
 ) -> Vec<Method> {
     let mut out = Vec::new();
     for r in &m.rows {
         if r.message {
+            continue;
+        }
+        let fd = FD_PROCEDURES.iter().find(|f| f.name == r.name);
+        if let Some(method) = fd.and_then(|f| f.fds_method) {
+            stand_ins.push(FdStandIn {
+                name: r.name.clone(),
+                number: r.number,
+                method,
+            });
             continue;
         }
         let mk = &m.markers[&r.name];
@@ -726,6 +800,13 @@ fn methods(
             }
             None => doc.push('.'),
         }
+        if fd.is_some() {
+            doc.push_str(
+                "\n///\n/// Carries file descriptors: `files` are passed to the daemon (then closed; unix \
+                 socket connections only, else [`crate::Error::FdPassingUnavailable`] before \
+                 anything is sent) and the descriptors the daemon passes back come with the reply.",
+            );
+        }
         if let Some(dir) = &r.stream {
             let _ = write!(
                 doc,
@@ -765,12 +846,19 @@ fn methods(
             ret_ty,
             ret_map,
             stream,
+            fds: fd.is_some(),
         });
     }
     out
 }
 
-fn emit_methods(out: &mut String, ms: &[Method], asynchronous: bool) {
+fn emit_methods(
+    out: &mut String,
+    module: &str,
+    ms: &[Method],
+    stand_ins: &[FdStandIn],
+    asynchronous: bool,
+) {
     let (client, stream_ty, aw) = if asynchronous {
         ("crate::Client", "crate::stream::AsyncVirStream", ".await")
     } else {
@@ -780,6 +868,28 @@ fn emit_methods(out: &mut String, ms: &[Method], asynchronous: bool) {
             "",
         )
     };
+    let _ = writeln!(
+        out,
+        "/// Every call of the {module} program, one generated method per procedure."
+    );
+    if !stand_ins.is_empty() {
+        let _ = writeln!(
+            out,
+            "///\n/// The procedures that carry file descriptors are not generated here (a plain call \
+             would send none and drop those the daemon passes back); their typed methods are \
+             in [`crate::fds`]:"
+        );
+        let _ = writeln!(out, "///");
+        for f in stand_ins {
+            let _ = writeln!(
+                out,
+                "/// - `{}` ({}): [`{m}`]({client}::{m})",
+                f.name,
+                f.number,
+                m = f.method
+            );
+        }
+    }
     let _ = writeln!(out, "impl {client} {{");
     for m in ms {
         let params: String = m
@@ -794,7 +904,24 @@ fn emit_methods(out: &mut String, ms: &[Method], asynchronous: bool) {
             &m.blocking_doc
         };
         let _ = writeln!(out, "/// {doc}");
-        if m.stream && m.ret_ty == "()" {
+        if m.fds {
+            let fds = "Vec<std::os::fd::OwnedFd>";
+            let _ = writeln!(
+                out,
+                "pub {kw} {}(&self{params}, files: {fds}) -> Result<({}, {fds}), crate::Error> {{",
+                m.name, m.ret_ty
+            );
+            let field = m
+                .ret_map
+                .as_deref()
+                .map(|f| format!(".{f}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "self.call_with_fds::<{}>(&{}, files){aw}.map(|(r, fds)| (r{field}, fds))\n}}",
+                m.marker_path, m.args_expr
+            );
+        } else if m.stream && m.ret_ty == "()" {
             let _ = writeln!(
                 out,
                 "pub {kw} {}(&self{params}) -> Result<{stream_ty}, crate::Error> {{",
@@ -875,7 +1002,9 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
             .iter()
             .filter_map(|(f, a)| Some((f.clone(), a.get("flags")?.clone())))
             .collect();
-        let ms = methods(prog, &m, &infos, &flags, &api, &types);
+        let mut stand_ins = Vec::new();
+        let ms = methods(prog, &m, &infos, &flags, &api, &types, &mut stand_ins);
+        check_stand_ins(root, &m, &stand_ins)?;
         let mut s = header(&format!(
             "{PROTO_DIR}/{}.rs and api/{}",
             prog.module, prog.api_file
@@ -891,9 +1020,9 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
             prog.module
         );
         s.push_str("#[cfg(feature = \"async\")]\n");
-        emit_methods(&mut s, &ms, true);
+        emit_methods(&mut s, prog.module, &ms, &stand_ins, true);
         s.push_str("#[cfg(feature = \"blocking\")]\n");
-        emit_methods(&mut s, &ms, false);
+        emit_methods(&mut s, prog.module, &ms, &stand_ins, false);
         files.insert(format!("{}.rs", prog.module), rustfmt(&s)?);
         if prog.module == "remote" || prog.module == "qemu" {
             for r in &m.rows {
@@ -954,6 +1083,29 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
     m.push_str("mod admin;\npub mod events;\nmod lxc;\nmod qemu;\nmod remote;\n");
     files.insert("mod.rs".to_owned(), rustfmt(&m)?);
     Ok(files)
+}
+
+/// `fds.rs` has each method standing in for a generated one, and it calls that procedure.
+fn check_stand_ins(root: &Path, m: &ProtoModule, stand_ins: &[FdStandIn]) -> Result<()> {
+    if stand_ins.is_empty() {
+        return Ok(());
+    }
+    let path = root.join("libvirt-client/src/fds.rs");
+    let fds =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    for f in stand_ins {
+        let marker = format!("procs::{}>", m.markers[&f.name].name);
+        let method = format!("fn {}(", f.method);
+        if !fds.contains(&method) || !fds.contains(&marker) {
+            bail!(
+                "{}: FD_PROCEDURES names `{}` of libvirt-client/src/fds.rs, which has no `{method}` \
+                 calling `{marker}`; fix the table or fds.rs",
+                f.name,
+                f.method
+            );
+        }
+    }
+    Ok(())
 }
 
 const READ_ONLY_FILE: &str = "read_only_calls.rs";
@@ -1244,6 +1396,52 @@ mod tests {
         let qemu = std::fs::read_to_string(root.join("qemu.rs")).unwrap();
         assert!(qemu.contains("(libvirt's `virDomainQemuMonitorCommand`)"));
         assert!(!remote.contains("```"), "no code blocks from libvirt prose");
+    }
+
+    /// Every procedure of an API function passing or returning descriptors is in
+    /// `FD_PROCEDURES`, every row there is a procedure, and the committed methods follow it.
+    #[test]
+    fn fd_apis_are_listed() {
+        let dir = crate::codegen::protocol_dir(None).unwrap();
+        let root = util::workspace_root();
+        let mut found = BTreeSet::new();
+        for prog in PROGRAMS {
+            let text =
+                std::fs::read_to_string(root.join(PROTO_DIR).join(format!("{}.rs", prog.module)))
+                    .unwrap();
+            let m = parse_proto(&text).unwrap();
+            let xml = std::fs::read_to_string(dir.join("api").join(prog.api_file)).unwrap();
+            let api = ApiInfo::parse(&xml);
+            for r in &m.rows {
+                let Some(f) = api_function(prog, &r.name, &m.markers[&r.name].name, &api) else {
+                    continue;
+                };
+                let fd_arg = api.arg_types[&f].iter().any(|(n, t)| {
+                    let n = n.to_ascii_lowercase();
+                    t.starts_with("int")
+                        && (n == "fd" || n.ends_with("fds") || n.ends_with("files"))
+                        || n.ends_with("fdlist")
+                });
+                if fd_arg || api.names[&f].ends_with("FD") {
+                    found.insert(r.name.clone());
+                }
+            }
+        }
+        let listed: BTreeSet<String> = FD_PROCEDURES.iter().map(|f| f.name.to_owned()).collect();
+        assert_eq!(found, listed);
+        let remote = std::fs::read_to_string(root.join(OUT_DIR).join("remote.rs")).unwrap();
+        for gone in [
+            "fn domain_open_graphics_fd(",
+            "fn domain_open_graphics(",
+            "fn domain_fd_associate(",
+        ] {
+            assert!(!remote.contains(gone), "{gone}");
+        }
+        assert!(remote.contains("[`open_graphics_fd`](crate::Client::open_graphics_fd)"));
+        let lxc = std::fs::read_to_string(root.join(OUT_DIR).join("lxc.rs")).unwrap();
+        assert!(!lxc.contains("fn lxc_domain_open_namespace("));
+        let qemu = std::fs::read_to_string(root.join(OUT_DIR).join("qemu.rs")).unwrap();
+        assert!(qemu.contains("self.call_with_fds::<libvirt_proto::generated::qemu::procs::DomainMonitorCommandWithFiles>"));
     }
 
     /// Events are left out of the read-only list by kind, not by name:

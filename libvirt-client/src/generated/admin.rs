@@ -9,6 +9,7 @@
 use libvirt_proto::generated::admin::*;
 
 #[cfg(feature = "async")]
+/// Every call of the admin program, one generated method per procedure.
 impl crate::Client {
     /// Opens connection to admin interface of the daemon.
     ///
@@ -301,6 +302,7 @@ impl crate::Client {
 }
 
 #[cfg(feature = "blocking")]
+/// Every call of the admin program, one generated method per procedure.
 impl crate::blocking::Client {
     /// Opens connection to admin interface of the daemon.
     ///

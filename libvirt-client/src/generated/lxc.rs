@@ -9,40 +9,17 @@
 use libvirt_proto::generated::lxc::*;
 
 #[cfg(feature = "async")]
-impl crate::Client {
-    /// This API is LXC specific, so it will only work with hypervisor connections to the LXC driver.
-    ///
-    /// Open the namespaces associated with the container @domain. The @fdlist array will be allocated to a suitable size, and filled with file descriptors for the namespaces. It is the caller's responsibility to close the file descriptors
-    ///
-    /// The returned file descriptors are intended to be used with the setns() system call.
-    ///
-    /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): calls the daemon's procedure of that name (libvirt's `virDomainLxcOpenNamespace`).
-    pub async fn lxc_domain_open_namespace(
-        &self,
-        dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
-        flags: u32,
-    ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::lxc::procs::DomainOpenNamespace>(
-            &libvirt_proto::generated::lxc::LxcDomainOpenNamespaceArgs { dom, flags },
-        )
-        .await
-    }
-}
+/// Every call of the lxc program, one generated method per procedure.
+///
+/// The procedures that carry file descriptors are not generated here (a plain call would send none and drop those the daemon passes back); their typed methods are in [`crate::fds`]:
+///
+/// - `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): [`lxc_open_namespace`](crate::Client::lxc_open_namespace)
+impl crate::Client {}
 
 #[cfg(feature = "blocking")]
-impl crate::blocking::Client {
-    /// This API is LXC specific, so it will only work with hypervisor connections to the LXC driver.
-    ///
-    /// `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): calls the daemon's procedure of that name (libvirt's `virDomainLxcOpenNamespace`).
-    ///
-    /// libvirt's full description: [`crate::Client::lxc_domain_open_namespace`].
-    pub fn lxc_domain_open_namespace(
-        &self,
-        dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
-        flags: u32,
-    ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::lxc::procs::DomainOpenNamespace>(
-            &libvirt_proto::generated::lxc::LxcDomainOpenNamespaceArgs { dom, flags },
-        )
-    }
-}
+/// Every call of the lxc program, one generated method per procedure.
+///
+/// The procedures that carry file descriptors are not generated here (a plain call would send none and drop those the daemon passes back); their typed methods are in [`crate::fds`]:
+///
+/// - `LXC_PROC_DOMAIN_OPEN_NAMESPACE` (1): [`lxc_open_namespace`](crate::blocking::Client::lxc_open_namespace)
+impl crate::blocking::Client {}

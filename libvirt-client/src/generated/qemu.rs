@@ -9,6 +9,7 @@
 use libvirt_proto::generated::qemu::*;
 
 #[cfg(feature = "async")]
+/// Every call of the qemu program, one generated method per procedure.
 impl crate::Client {
     /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver.
     ///
@@ -142,25 +143,36 @@ impl crate::Client {
     /// If successful, @result will be filled with the string output of the @cmd, and the caller must free this string.
     ///
     /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND_WITH_FILES` (7): calls the daemon's procedure of that name (libvirt's `virDomainQemuMonitorCommandWithFiles`).
+    ///
+    /// Carries file descriptors: `files` are passed to the daemon (then closed; unix socket connections only, else [`crate::Error::FdPassingUnavailable`] before anything is sent) and the descriptors the daemon passes back come with the reply.
     pub async fn qemu_domain_monitor_command_with_files(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
         cmd: libvirt_proto::generated::remote::RemoteNonnullString,
         flags: libvirt_proto::generated::api_qemu::DomainQemuMonitorCommandFlags,
-    ) -> Result<libvirt_proto::generated::remote::RemoteNonnullString, crate::Error> {
-        self.call::<libvirt_proto::generated::qemu::procs::DomainMonitorCommandWithFiles>(
+        files: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<
+        (
+            libvirt_proto::generated::remote::RemoteNonnullString,
+            Vec<std::os::fd::OwnedFd>,
+        ),
+        crate::Error,
+    > {
+        self.call_with_fds::<libvirt_proto::generated::qemu::procs::DomainMonitorCommandWithFiles>(
             &libvirt_proto::generated::qemu::QemuDomainMonitorCommandWithFilesArgs {
                 dom,
                 cmd,
                 flags: flags.bits(),
             },
+            files,
         )
         .await
-        .map(|r| r.result)
+        .map(|(r, fds)| (r.result, fds))
     }
 }
 
 #[cfg(feature = "blocking")]
+/// Every call of the qemu program, one generated method per procedure.
 impl crate::blocking::Client {
     /// This API is QEMU specific, so it will only work with hypervisor connections to the QEMU driver.
     ///
@@ -256,20 +268,30 @@ impl crate::blocking::Client {
     ///
     /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND_WITH_FILES` (7): calls the daemon's procedure of that name (libvirt's `virDomainQemuMonitorCommandWithFiles`).
     ///
+    /// Carries file descriptors: `files` are passed to the daemon (then closed; unix socket connections only, else [`crate::Error::FdPassingUnavailable`] before anything is sent) and the descriptors the daemon passes back come with the reply.
+    ///
     /// libvirt's full description: [`crate::Client::qemu_domain_monitor_command_with_files`].
     pub fn qemu_domain_monitor_command_with_files(
         &self,
         dom: libvirt_proto::generated::remote::RemoteNonnullDomain,
         cmd: libvirt_proto::generated::remote::RemoteNonnullString,
         flags: libvirt_proto::generated::api_qemu::DomainQemuMonitorCommandFlags,
-    ) -> Result<libvirt_proto::generated::remote::RemoteNonnullString, crate::Error> {
-        self.call::<libvirt_proto::generated::qemu::procs::DomainMonitorCommandWithFiles>(
+        files: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<
+        (
+            libvirt_proto::generated::remote::RemoteNonnullString,
+            Vec<std::os::fd::OwnedFd>,
+        ),
+        crate::Error,
+    > {
+        self.call_with_fds::<libvirt_proto::generated::qemu::procs::DomainMonitorCommandWithFiles>(
             &libvirt_proto::generated::qemu::QemuDomainMonitorCommandWithFilesArgs {
                 dom,
                 cmd,
                 flags: flags.bits(),
             },
+            files,
         )
-        .map(|r| r.result)
+        .map(|(r, fds)| (r.result, fds))
     }
 }

@@ -9,6 +9,15 @@
 use libvirt_proto::generated::remote::*;
 
 #[cfg(feature = "async")]
+/// Every call of the remote program, one generated method per procedure.
+///
+/// The procedures that carry file descriptors are not generated here (a plain call would send none and drop those the daemon passes back); their typed methods are in [`crate::fds`]:
+///
+/// - `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS` (249): [`open_graphics`](crate::Client::open_graphics)
+/// - `REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES` (309): [`create_xml_with_files`](crate::Client::create_xml_with_files)
+/// - `REMOTE_PROC_DOMAIN_CREATE_WITH_FILES` (310): [`create_with_files`](crate::Client::create_with_files)
+/// - `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD` (343): [`open_graphics_fd`](crate::Client::open_graphics_fd)
+/// - `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` (443): [`fd_associate`](crate::Client::fd_associate)
 impl crate::Client {
     /// This function should be called first to get a connection to the Hypervisor and xen store
     ///
@@ -3944,30 +3953,6 @@ impl crate::Client {
         .await
         .map(|r| r.names)
     }
-    /// This will attempt to connect the file descriptor @fd, to the graphics backend of @dom. If @dom has multiple graphics backends configured, then @idx will determine which one is opened, starting from @idx 0.
-    ///
-    /// To disable any authentication, pass the `VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH` constant for @flags.
-    ///
-    /// The caller should use an anonymous socketpair to open @fd before invocation.
-    ///
-    /// This method can only be used when connected to a local libvirt hypervisor, over a UNIX domain socket. Attempts to use this method over a TCP connection will always fail
-    ///
-    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS` (249): calls the daemon's procedure of that name (libvirt's `virDomainOpenGraphics`).
-    pub async fn domain_open_graphics(
-        &self,
-        dom: RemoteNonnullDomain,
-        idx: u32,
-        flags: libvirt_proto::generated::api::DomainOpenGraphicsFlags,
-    ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainOpenGraphics>(
-            &libvirt_proto::generated::remote::RemoteDomainOpenGraphicsArgs {
-                dom,
-                idx,
-                flags: flags.bits(),
-            },
-        )
-        .await
-    }
     /// Attempt to suspend the node (host machine) for the given duration of time in the specified state (Suspend-to-RAM, Suspend-to-Disk or Hybrid-Suspend). Schedule the node's Real-Time-Clock interrupt to resume the node after the duration is complete.
     ///
     /// `REMOTE_PROC_NODE_SUSPEND_FOR_DURATION` (250): calls the daemon's procedure of that name (libvirt's `virNodeSuspendForDuration`).
@@ -5164,60 +5149,6 @@ impl crate::Client {
         )
         .await
     }
-    /// Launch a new guest domain, based on an XML description similar to the one returned by `virDomainGetXMLDesc()` This function may require privileged access to the hypervisor. The domain is not persistent, so its definition will disappear when it is destroyed, or if the host is restarted (see `virDomainDefineXML()` to define persistent domains).
-    ///
-    /// @files provides an array of file descriptors which will be made available to the 'init' process of the guest. The file handles exposed to the guest will be renumbered to start from 3 (ie immediately following stderr). This is only supported for guests which use container based virtualization technology.
-    ///
-    /// If the `VIR_DOMAIN_START_PAUSED` flag is set, the guest domain will be started, but its CPUs will remain paused. The CPUs can later be manually started using `virDomainResume`.
-    ///
-    /// If the `VIR_DOMAIN_START_AUTODESTROY` flag is set, the guest domain will be automatically destroyed when the `virConnectPtr` object is finally released. This will also happen if the client application crashes / loses its connection to the libvirtd daemon. Any domains marked for auto destroy will block attempts at migration. Hypervisors may also block save-to-file, or snapshots.
-    ///
-    /// `virDomainFree` should be used to free the resources after the domain object is no longer needed.
-    ///
-    /// `REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES` (309): calls the daemon's procedure of that name (libvirt's `virDomainCreateXMLWithFiles`).
-    pub async fn domain_create_xml_with_files(
-        &self,
-        xml_desc: RemoteNonnullString,
-        flags: libvirt_proto::generated::api::DomainCreateFlags,
-    ) -> Result<RemoteNonnullDomain, crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainCreateXmlWithFiles>(
-            &libvirt_proto::generated::remote::RemoteDomainCreateXmlWithFilesArgs {
-                xml_desc,
-                flags: flags.bits(),
-            },
-        )
-        .await
-        .map(|r| r.dom)
-    }
-    /// Launch a defined domain. If the call succeeds the domain moves from the defined to the running domains pools.
-    ///
-    /// @files provides an array of file descriptors which will be made available to the 'init' process of the guest. The file handles exposed to the guest will be renumbered to start from 3 (ie immediately following stderr). This is only supported for guests which use container based virtualization technology.
-    ///
-    /// If the `VIR_DOMAIN_START_PAUSED` flag is set, or if the guest domain has a managed save image that requested paused state (see `virDomainManagedSave()`) the guest domain will be started, but its CPUs will remain paused. The CPUs can later be manually started using `virDomainResume()`. In all other cases, the guest domain will be running.
-    ///
-    /// If the `VIR_DOMAIN_START_AUTODESTROY` flag is set, the guest domain will be automatically destroyed when the `virConnectPtr` object is finally released. This will also happen if the client application crashes / loses its connection to the libvirtd daemon. Any domains marked for auto destroy will block attempts at migration, save-to-file, or snapshots.
-    ///
-    /// If the `VIR_DOMAIN_START_BYPASS_CACHE` flag is set, and there is a managed save file for this domain (created by `virDomainManagedSave()`), then libvirt will attempt to bypass the file system cache while restoring the file, or fail if it cannot do so for the given system; this can allow less pressure on file system cache, but also risks slowing loads from NFS.
-    ///
-    /// If the `VIR_DOMAIN_START_FORCE_BOOT` flag is set, then any managed save file for this domain is discarded, and the domain boots from scratch.
-    ///
-    /// If @flags includes `VIR_DOMAIN_START_RESET_NVRAM`, then libvirt will discard any existing NVRAM file and re-initialize NVRAM from the pristine template.
-    ///
-    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FILES` (310): calls the daemon's procedure of that name (libvirt's `virDomainCreateWithFiles`).
-    pub async fn domain_create_with_files(
-        &self,
-        dom: RemoteNonnullDomain,
-        flags: libvirt_proto::generated::api::DomainCreateFlags,
-    ) -> Result<RemoteNonnullDomain, crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainCreateWithFiles>(
-            &libvirt_proto::generated::remote::RemoteDomainCreateWithFilesArgs {
-                dom,
-                flags: flags.bits(),
-            },
-        )
-        .await
-        .map(|r| r.dom)
-    }
     /// Get the list of CPU models supported by libvirt for a specific architecture.
     ///
     /// The returned list limits CPU models usable with libvirt (empty list means there's no limit imposed by libvirt) and it does not reflect capabilities of any particular hypervisor. See the XML returned by `virConnectGetDomainCapabilities()` for a list of CPU models supported by libvirt for domains created on a specific hypervisor.
@@ -5530,28 +5461,6 @@ impl crate::Client {
         )
         .await
         .map(|r| r.capabilities)
-    }
-    /// This will create a socket pair connected to the graphics backend of @dom. One end of the socket will be returned on success, and the other end is handed to the hypervisor. If @dom has multiple graphics backends configured, then @idx will determine which one is opened, starting from @idx 0.
-    ///
-    /// To disable any authentication, pass the `VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH` constant for @flags.
-    ///
-    /// This method can only be used when connected to a local libvirt hypervisor, over a UNIX domain socket. Attempts to use this method over a TCP connection will always fail.
-    ///
-    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD` (343): calls the daemon's procedure of that name (libvirt's `virDomainOpenGraphicsFD`).
-    pub async fn domain_open_graphics_fd(
-        &self,
-        dom: RemoteNonnullDomain,
-        idx: u32,
-        flags: libvirt_proto::generated::api::DomainOpenGraphicsFlags,
-    ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainOpenGraphicsFd>(
-            &libvirt_proto::generated::remote::RemoteDomainOpenGraphicsFdArgs {
-                dom,
-                idx,
-                flags: flags.bits(),
-            },
-        )
-        .await
     }
     /// Query statistics for all domains on a given connection.
     ///
@@ -7341,30 +7250,6 @@ impl crate::Client {
         )
         .await
     }
-    /// Associate the FDs in @fd with @domain under @name. The FDs are associated as long as the connection used to associated exists and are disposed of afterwards. FD may still be kept open by the hypervisor for as long as it's needed.
-    ///
-    /// Security labelling (e.g. via the selinux) may be applied on the passed FDs when required for usage by the VM. By default libvirt does not restore the seclabels on the FDs afterwards to avoid keeping it open unnecessarily.
-    ///
-    /// Restoring of the security label can be requested by passing either `VIR_DOMAIN_FD_ASSOCIATE_SECLABEL_RESTORE` for a best-effort attempt to restore the security label after use. Requesting the restore of security label will require that the file descriptors are kept open for the whole time they are used by the hypervisor, or other additional overhead.
-    ///
-    /// In certain cases usage of the fd group would imply read-only access. Passing `VIR_DOMAIN_FD_ASSOCIATE_SECLABEL_WRITABLE` in @flags ensures that a writable security label is picked in case when the file represented by the fds may be used in write mode.
-    ///
-    /// `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` (443): calls the daemon's procedure of that name (libvirt's `virDomainFDAssociate`).
-    pub async fn domain_fd_associate(
-        &self,
-        dom: RemoteNonnullDomain,
-        name: RemoteNonnullString,
-        flags: libvirt_proto::generated::api::DomainFDAssociateFlags,
-    ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainFdAssociate>(
-            &libvirt_proto::generated::remote::RemoteDomainFdAssociateArgs {
-                dom,
-                name,
-                flags: flags.bits(),
-            },
-        )
-        .await
-    }
     /// Sets the appropriate network element given by @type to the value of @metadata. A @type of `VIR_NETWORK_METADATA_DESCRIPTION` is free-form text; `VIR_NETWORK_METADATA_TITLE` is free-form, but no newlines are permitted, and should be short (although the length is not enforced). For these two options @key and @uri are irrelevant and must be set to NULL.
     ///
     /// For type `VIR_NETWORK_METADATA_ELEMENT` @metadata must be well-formed XML belonging to namespace defined by @uri with local name @key.
@@ -7529,6 +7414,15 @@ impl crate::Client {
 }
 
 #[cfg(feature = "blocking")]
+/// Every call of the remote program, one generated method per procedure.
+///
+/// The procedures that carry file descriptors are not generated here (a plain call would send none and drop those the daemon passes back); their typed methods are in [`crate::fds`]:
+///
+/// - `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS` (249): [`open_graphics`](crate::blocking::Client::open_graphics)
+/// - `REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES` (309): [`create_xml_with_files`](crate::blocking::Client::create_xml_with_files)
+/// - `REMOTE_PROC_DOMAIN_CREATE_WITH_FILES` (310): [`create_with_files`](crate::blocking::Client::create_with_files)
+/// - `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD` (343): [`open_graphics_fd`](crate::blocking::Client::open_graphics_fd)
+/// - `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` (443): [`fd_associate`](crate::blocking::Client::fd_associate)
 impl crate::blocking::Client {
     /// This function should be called first to get a connection to the Hypervisor and xen store
     ///
@@ -10883,25 +10777,6 @@ impl crate::blocking::Client {
         )
         .map(|r| r.names)
     }
-    /// This will attempt to connect the file descriptor @fd, to the graphics backend of @dom. If @dom has multiple graphics backends configured, then @idx will determine which one is opened, starting from @idx 0.
-    ///
-    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS` (249): calls the daemon's procedure of that name (libvirt's `virDomainOpenGraphics`).
-    ///
-    /// libvirt's full description: [`crate::Client::domain_open_graphics`].
-    pub fn domain_open_graphics(
-        &self,
-        dom: RemoteNonnullDomain,
-        idx: u32,
-        flags: libvirt_proto::generated::api::DomainOpenGraphicsFlags,
-    ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainOpenGraphics>(
-            &libvirt_proto::generated::remote::RemoteDomainOpenGraphicsArgs {
-                dom,
-                idx,
-                flags: flags.bits(),
-            },
-        )
-    }
     /// Attempt to suspend the node (host machine) for the given duration of time in the specified state (Suspend-to-RAM, Suspend-to-Disk or Hybrid-Suspend). Schedule the node's Real-Time-Clock interrupt to resume the node after the duration is complete.
     ///
     /// `REMOTE_PROC_NODE_SUSPEND_FOR_DURATION` (250): calls the daemon's procedure of that name (libvirt's `virNodeSuspendForDuration`).
@@ -11903,42 +11778,6 @@ impl crate::blocking::Client {
             },
         )
     }
-    /// Launch a new guest domain, based on an XML description similar to the one returned by `virDomainGetXMLDesc()` This function may require privileged access to the hypervisor. The domain is not persistent, so its definition will disappear when it is destroyed, or if the host is restarted (see `virDomainDefineXML()` to define persistent domains).
-    ///
-    /// `REMOTE_PROC_DOMAIN_CREATE_XML_WITH_FILES` (309): calls the daemon's procedure of that name (libvirt's `virDomainCreateXMLWithFiles`).
-    ///
-    /// libvirt's full description: [`crate::Client::domain_create_xml_with_files`].
-    pub fn domain_create_xml_with_files(
-        &self,
-        xml_desc: RemoteNonnullString,
-        flags: libvirt_proto::generated::api::DomainCreateFlags,
-    ) -> Result<RemoteNonnullDomain, crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainCreateXmlWithFiles>(
-            &libvirt_proto::generated::remote::RemoteDomainCreateXmlWithFilesArgs {
-                xml_desc,
-                flags: flags.bits(),
-            },
-        )
-        .map(|r| r.dom)
-    }
-    /// Launch a defined domain. If the call succeeds the domain moves from the defined to the running domains pools.
-    ///
-    /// `REMOTE_PROC_DOMAIN_CREATE_WITH_FILES` (310): calls the daemon's procedure of that name (libvirt's `virDomainCreateWithFiles`).
-    ///
-    /// libvirt's full description: [`crate::Client::domain_create_with_files`].
-    pub fn domain_create_with_files(
-        &self,
-        dom: RemoteNonnullDomain,
-        flags: libvirt_proto::generated::api::DomainCreateFlags,
-    ) -> Result<RemoteNonnullDomain, crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainCreateWithFiles>(
-            &libvirt_proto::generated::remote::RemoteDomainCreateWithFilesArgs {
-                dom,
-                flags: flags.bits(),
-            },
-        )
-        .map(|r| r.dom)
-    }
     /// Get the list of CPU models supported by libvirt for a specific architecture.
     ///
     /// `REMOTE_PROC_CONNECT_GET_CPU_MODEL_NAMES` (312): calls the daemon's procedure of that name (libvirt's `virConnectGetCPUModelNames`).
@@ -12180,25 +12019,6 @@ impl crate::blocking::Client {
             },
         )
         .map(|r| r.capabilities)
-    }
-    /// This will create a socket pair connected to the graphics backend of @dom. One end of the socket will be returned on success, and the other end is handed to the hypervisor. If @dom has multiple graphics backends configured, then @idx will determine which one is opened, starting from @idx 0.
-    ///
-    /// `REMOTE_PROC_DOMAIN_OPEN_GRAPHICS_FD` (343): calls the daemon's procedure of that name (libvirt's `virDomainOpenGraphicsFD`).
-    ///
-    /// libvirt's full description: [`crate::Client::domain_open_graphics_fd`].
-    pub fn domain_open_graphics_fd(
-        &self,
-        dom: RemoteNonnullDomain,
-        idx: u32,
-        flags: libvirt_proto::generated::api::DomainOpenGraphicsFlags,
-    ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainOpenGraphicsFd>(
-            &libvirt_proto::generated::remote::RemoteDomainOpenGraphicsFdArgs {
-                dom,
-                idx,
-                flags: flags.bits(),
-            },
-        )
     }
     /// Query statistics for all domains on a given connection.
     ///
@@ -13596,25 +13416,6 @@ impl crate::blocking::Client {
         self.call::<libvirt_proto::generated::remote::procs::DomainAbortJobFlags>(
             &libvirt_proto::generated::remote::RemoteDomainAbortJobFlagsArgs {
                 dom,
-                flags: flags.bits(),
-            },
-        )
-    }
-    /// Associate the FDs in @fd with @domain under @name. The FDs are associated as long as the connection used to associated exists and are disposed of afterwards. FD may still be kept open by the hypervisor for as long as it's needed.
-    ///
-    /// `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` (443): calls the daemon's procedure of that name (libvirt's `virDomainFDAssociate`).
-    ///
-    /// libvirt's full description: [`crate::Client::domain_fd_associate`].
-    pub fn domain_fd_associate(
-        &self,
-        dom: RemoteNonnullDomain,
-        name: RemoteNonnullString,
-        flags: libvirt_proto::generated::api::DomainFDAssociateFlags,
-    ) -> Result<(), crate::Error> {
-        self.call::<libvirt_proto::generated::remote::procs::DomainFdAssociate>(
-            &libvirt_proto::generated::remote::RemoteDomainFdAssociateArgs {
-                dom,
-                name,
                 flags: flags.bits(),
             },
         )
