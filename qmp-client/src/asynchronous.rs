@@ -291,12 +291,13 @@ impl Client {
         })
     }
 
-    /// A client whose commands go to `via` (no socket, no driver task).
+    /// A client whose commands go to `via` (no socket, no driver task; `None` only in tests
+    /// that feed events in and send no commands).
     #[cfg(feature = "libvirt")]
     pub(crate) fn for_backend(
         greeting: Greeting,
         options: ConnectOptions,
-        via: Arc<crate::libvirt::Via>,
+        via: Option<Arc<crate::libvirt::Via>>,
     ) -> Self {
         let shared = Arc::new(Shared {
             core: Mutex::new(Core::new(Session::new(options.session))),
@@ -310,7 +311,7 @@ impl Client {
             oob: false,
             fd_passing: false,
             options: Arc::new(options),
-            via: Some(via),
+            via,
         }
     }
 

@@ -10,6 +10,10 @@
 //! stream where it happened: after the events that were queued before it and before any event
 //! that came after it. It is reported at the subscriber's next receive once those earlier
 //! events are taken, without waiting for another event to arrive.
+//!
+//! Events lost before they reach the fan-out (libvirt's own subscription overflowing under
+//! [`Client::via_libvirt`](crate::Client::via_libvirt), feature `libvirt`) are reported the same
+//! way to every subscriber, whatever its filter, at the point where they were lost.
 
 use qmp_proto::Event;
 use serde_json::Value;
@@ -224,6 +228,41 @@ impl<S: Sink> Registry<S> {
         });
     }
 
+    /// `n` events were lost before they reached this registry (the source's own queue
+    /// overflowed: libvirt's event subscription under [`Client::via_libvirt`]). Nobody knows
+    /// which events they were, so every subscriber, whatever its filter, is told at this point
+    /// of its stream, exactly as for a loss to its own full queue: a `Lost(n)` marker when
+    /// there is room, else counted with the loss already pending there.
+    ///
+    /// [`Client::via_libvirt`]: crate::Client::via_libvirt
+    #[cfg_attr(not(feature = "libvirt"), allow(dead_code))]
+    pub(crate) fn lost_upstream(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.subs.retain_mut(|s| {
+            let mut lag = lock(&s.lag);
+            if lag.lost > 0 {
+                // Nothing was queued after the pending loss (the next offer would have put it
+                // in first): this one follows it directly.
+                lag.lost += n;
+                return true;
+            }
+            match s.sink.offer(Item::Lost(n)) {
+                Ok(()) => {
+                    s.queued += 1;
+                    true
+                }
+                Err(true) => {
+                    lag.at = s.queued;
+                    lag.lost = n;
+                    true
+                }
+                Err(false) => false,
+            }
+        });
+    }
+
     /// Drop every sink: receivers see `Closed` once they have drained their queue.
     pub(crate) fn close(&mut self) {
         self.subs.clear();
@@ -336,5 +375,30 @@ mod tests {
         r.dispatch(&ev("F", serde_json::json!({"n": 2})));
         let got: Vec<_> = std::iter::from_fn(|| recv(&q, &mut watch)).collect();
         assert_eq!(got, vec![Ok("F".into()), Err(1), Err(1)]);
+    }
+
+    /// A loss before the registry reaches every subscriber, whatever its filter, in stream
+    /// order: queued as a marker where there is room, else reported once the events queued
+    /// before it are taken, merged with a loss of the subscriber's own pending there.
+    #[test]
+    fn upstream_loss_reaches_every_subscriber_in_order() {
+        let mut r = Registry::default();
+        let roomy = Q(Rc::default(), 8);
+        let mut w_roomy = r.add(EventFilter::name("DEVICE_DELETED"), roomy.clone());
+        let tight = Q(Rc::default(), 1);
+        let mut w_tight = r.add(EventFilter::all(), tight.clone());
+        r.dispatch(&ev("STOP", serde_json::json!({})));
+        r.lost_upstream(0);
+        r.lost_upstream(4);
+        r.dispatch(&ev("DEVICE_DELETED", serde_json::json!({})));
+        let got: Vec<_> = std::iter::from_fn(|| recv(&roomy, &mut w_roomy)).collect();
+        assert_eq!(got, vec![Err(4), Ok("DEVICE_DELETED".into())]);
+        // Full with STOP: the upstream loss and DEVICE_DELETED (dropped here) come as one.
+        let got: Vec<_> = std::iter::from_fn(|| recv(&tight, &mut w_tight)).collect();
+        assert_eq!(got, vec![Ok("STOP".into()), Err(5)]);
+        // Reported once.
+        r.dispatch(&ev("RESUME", serde_json::json!({})));
+        assert_eq!(recv(&tight, &mut w_tight), Some(Ok("RESUME".into())));
+        assert_eq!(recv(&tight, &mut w_tight), None);
     }
 }
