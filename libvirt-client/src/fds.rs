@@ -20,9 +20,9 @@
 //! | `fd_associate` | `REMOTE_PROC_DOMAIN_FD_ASSOCIATE` | a named group for `<source fdgroup=.../>` (libvirt ≥ 9.0) |
 //! | `lxc_open_namespace` | `LXC_PROC_DOMAIN_OPEN_NAMESPACE` | come back: the container's namespaces (`virDomainLxcOpenNamespace`) |
 //!
-//! The generated methods of the same procedures (`domain_open_graphics_fd`...) send no
-//! descriptors and drop the ones that come back; use these instead, or
-//! [`crate::Client::call_with_fds`] for any other procedure.
+//! These procedures have no generated method of their own (it could not carry the
+//! descriptors); `QEMU_PROC_DOMAIN_MONITOR_COMMAND_WITH_FILES` is generated with descriptors
+//! in and out. [`crate::Client::call_with_fds`] reaches any other procedure with descriptors.
 //!
 //! ```no_run
 //! use std::io::Read;

@@ -9,10 +9,12 @@
 //!   connection; calls are pipelined; dropping a call's future abandons it; per-call timeouts;
 //!   when the connection dies every pending call and stream fails at once with a closed error.
 //!   [`Client::connect`] runs libvirt's open sequence ([`open`]): auth list, auth (none,
-//!   polkit), `CONNECT_OPEN`, keepalive opt-in, feature probes.
+//!   polkit, SASL; the URI's `auth=` chooses), `CONNECT_OPEN`, keepalive opt-in, feature probes.
 //! - Every procedure of the remote, qemu, lxc and admin programs is a generated method
 //!   (`domain_get_info`, `qemu_domain_monitor_command`, `admin_connect_list_servers`...), with
-//!   typed flags where libvirt documents them; [`helpers`] adds go-libvirt-style shortcuts.
+//!   libvirt's documentation and typed flags where libvirt documents them (the six that carry
+//!   file descriptors are typed methods of [`fds`] instead); [`helpers`] adds go-libvirt-style
+//!   shortcuts.
 //! - [`events`]: subscriptions to every event family as a `Stream` / `Iterator` of
 //!   [`TypedEvent`]s with a bounded, reported overflow policy.
 //! - [`fds`]: calls that pass file descriptors over unix sockets (`open_graphics_fd`,
