@@ -14,6 +14,14 @@
 //! - [`connection`]: [`Connection`], the client state machine; [`event`]: what it reports;
 //!   [`stream`]: stream items; [`keepalive`]: keepalive settings and timing.
 //!
+//! # Unknown values
+//! The flag sets and enums generated from libvirt's API description (`generated::api`:
+//! domain states, event ids, error codes...) keep values this crate does not know, so a newer
+//! daemon's additions pass through. The enums of the `.x` files themselves (`remote_auth_type`,
+//! the typed-parameter kinds...) are protocol words whose set libvirt fixes with the program
+//! version: a value outside them fails the decode with a typed [`xdr::Error`] naming the field,
+//! as a wrong discriminant would.
+//!
 //! # Example: one call, its reply in two pieces
 //! ```
 //! use libvirt_proto::generated::remote::{procs, RemoteConnectGetLibVersionRet};
