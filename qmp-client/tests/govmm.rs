@@ -269,7 +269,7 @@ async fn cpu_memory_balloon_qom_dump_and_migration_settings() {
     assert_eq!(mem[0].r#type, t::MemoryDeviceInfoKind::Dimm);
     assert_eq!(mem[0].branch["data"]["id"], "dimm1");
     assert_eq!(mem[0].branch["data"]["size"], 64 << 20);
-    // This machine has no NVDIMM support: QEMU refuses, typed.
+    // This machine has no NVDIMM support (no nvdimm=on): QEMU refuses, typed.
     c.memdev_add(&Memdev {
         id: "m2".into(),
         size: 2 << 20,
@@ -279,11 +279,14 @@ async fn cpu_memory_balloon_qom_dump_and_migration_settings() {
     })
     .await
     .unwrap();
-    assert!(matches!(
-        c.memory_device_add("nv1", MemoryDeviceKind::Nvdimm, "m2")
-            .await,
-        Err(Error::Qmp { .. })
-    ));
+    // (nvdimm_hotplug_on_a_pmem_file_backend plugs one on a machine with nvdimm=on)
+    let r = c
+        .memory_device_add("nv1", MemoryDeviceKind::Nvdimm, "m2")
+        .await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. }) if error.desc.contains("nvdimm is not enabled")),
+        "{r:?}"
+    );
 
     // Balloon: the guest does not run, so the size stays; the request is accepted.
     assert!(matches!(c.balloon(0).await, Err(Error::InvalidArgument(_))));
@@ -431,6 +434,45 @@ async fn hardware_helpers_validate_before_sending() {
     assert!(bad(c
         .net_ccw_device_add("n0", "net0", "fe.0.0001", Some("nonsense"))
         .await));
+    // Real fds that are not taps: QEMU found both under the names the helper gave them with
+    // getfd (an unknown name is "File descriptor named ... has not been found", as the raw
+    // command shows) and refused them only at the tap ioctl.
+    let r = c
+        .execute(
+            "netdev_add",
+            Some(json!({"type": "tap", "id": "tap9", "fds": "nosuch"})),
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. })
+            if error.desc.contains("File descriptor named 'nosuch' has not been found")),
+        "{r:?}"
+    );
+    let not_tap = |r: &Result<(), Error>| {
+        matches!(r, Err(Error::Qmp { error, .. })
+            if error.desc.starts_with("Unable to query TUNGETIFF on FD")
+                && error.desc.contains("Inappropriate ioctl for device"))
+    };
+    let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let r = c
+        .netdev_add_by_fds("tap0", vec![sock.into(), null.into()], vec![])
+        .await;
+    assert!(not_tap(&r), "{r:?}");
+    let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let vhost = std::fs::File::open("/dev/null").unwrap();
+    let r = c
+        .netdev_add_by_fds("tap1", vec![sock.into()], vec![vhost.into()])
+        .await;
+    assert!(not_tap(&r), "{r:?}");
+    // No tap netdev was made.
+    for id in ["tap0", "tap1"] {
+        let r = c.netdev_del(id).await;
+        assert!(
+            matches!(&r, Err(Error::Qmp { error, .. }) if error.desc.contains(id)),
+            "{r:?}"
+        );
+    }
     // Well-formed: QEMU's own refusals come back typed, naming what is missing here.
     let r = c.netdev_add_vhost_user("vu0", "nochardev", Some(2)).await;
     assert!(
@@ -586,4 +628,133 @@ async fn host_device_aio_and_vhost_user_slots() {
         Err(Error::InvalidArgument(_))
     ));
     assert!(!peripherals(&c).await.contains(&"vblk1".to_owned()));
+}
+
+/// NVDIMM hot-plug on a machine with `nvdimm=on`: a shared file backend with `pmem` and
+/// `align` (the Debian QEMU 7.2 peer is built with libpmem, so `pmem=on` is taken), an
+/// `nvdimm` over it, seen by query-memory-devices. QEMU 7.2 cannot unplug NVDIMMs; it says so.
+#[tokio::test]
+async fn nvdimm_hotplug_on_a_pmem_file_backend() {
+    let q = Qemu::spawn(&[
+        "-machine",
+        "pc,accel=tcg,nvdimm=on",
+        "-S",
+        "-m",
+        "64M,slots=2,maxmem=512M",
+    ]);
+    let c = connect(&q).await;
+    let file = q.path("nvdimm.img");
+    c.memdev_add(&Memdev {
+        id: "nvm0".into(),
+        size: 32 << 20,
+        mem_path: Some(file.to_str().unwrap().into()),
+        share: true,
+        pmem: true,
+        align: Some(2 << 20),
+    })
+    .await
+    .unwrap();
+    assert_eq!(c.qom_get("/objects/nvm0", "pmem").await.unwrap(), true);
+    assert_eq!(c.qom_get("/objects/nvm0", "align").await.unwrap(), 2 << 20);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        32 << 20,
+        "QEMU sizes the backing file"
+    );
+    c.memory_device_add("nv1", MemoryDeviceKind::Nvdimm, "nvm0")
+        .await
+        .unwrap();
+    let mem = c.memory_devices().await.unwrap();
+    assert_eq!(mem.len(), 1, "{mem:?}");
+    assert_eq!(mem[0].r#type, t::MemoryDeviceInfoKind::Nvdimm);
+    let data = &mem[0].branch["data"];
+    assert_eq!(data["id"], "nv1", "{data}");
+    assert_eq!(data["memdev"], "/objects/nvm0", "{data}");
+    assert_eq!(data["size"], 32 << 20, "{data}");
+    assert_eq!(data["hotplugged"], true, "{data}");
+    let r = c.device_del("nv1").await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. })
+            if error.desc.contains("nvdimm device hot unplug is not supported")),
+        "{r:?}"
+    );
+    // The backend stays in use by the plugged NVDIMM.
+    let r = c.object_del("nvm0").await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. }) if error.desc.contains("is in use")),
+        "{r:?}"
+    );
+    assert_eq!(c.memory_devices().await.unwrap().len(), 1);
+}
+
+/// Unplugging a DIMM or a vCPU of a PC is a request to the guest: QEMU raises an ACPI event
+/// and removes the device (DEVICE_DELETED) only once the guest OS has offlined and ejected it
+/// (QEMU's docs on memory and CPU hot-unplug: both need guest cooperation). This machine runs
+/// no OS (TCG, nothing to boot), so under TCG here the request is accepted and the wait ends in
+/// `EventTimeout`, the device staying. vCPU unplug is refused outright while the PIIX4's CPU
+/// hotplug is in its legacy mode, until the switch to the modern interface that a guest's
+/// ACPI code makes (done here with qom-set).
+#[tokio::test]
+async fn dimm_and_cpu_unplug_wait_for_the_guest() {
+    const NO_GUEST: Duration = Duration::from_secs(2);
+    let q = Qemu::spawn(PC);
+    let c = connect(&q).await;
+    c.cont().await.unwrap();
+
+    c.memdev_add(&Memdev {
+        id: "m1".into(),
+        size: 64 << 20,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.memory_device_add("dimm1", MemoryDeviceKind::Dimm, "m1")
+        .await
+        .unwrap();
+    let r = c.device_del_and_wait("dimm1", NO_GUEST).await;
+    assert!(matches!(r, Err(Error::EventTimeout { .. })), "{r:?}");
+    let mem = c.memory_devices().await.unwrap();
+    assert!(
+        mem.iter().any(|m| m.branch["data"]["id"] == "dimm1"),
+        "{mem:?}"
+    );
+    let r = c.object_del("m1").await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. }) if error.desc.contains("is in use")),
+        "{r:?}"
+    );
+
+    let cpus = c.hotpluggable_cpus().await.unwrap();
+    let free = cpus.iter().find(|s| s.qom_path.is_none()).unwrap().clone();
+    c.cpu_device_add("cpu1", &free).await.unwrap();
+    let r = c.device_del("cpu1").await;
+    assert!(
+        matches!(&r, Err(Error::Qmp { error, .. })
+            if error.desc.contains("unplug request for not supported device type")),
+        "{r:?}"
+    );
+    let unattached = c
+        .execute("qom-list", Some(json!({"path": "/machine/unattached"})))
+        .await
+        .unwrap();
+    let pm = unattached
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "child<PIIX4_PM>")
+        .expect("the PIIX4 power management device");
+    let pm = format!("/machine/unattached/{}", pm["name"].as_str().unwrap());
+    assert_eq!(c.qom_get(&pm, "cpu-hotplug-legacy").await.unwrap(), true);
+    c.qom_set(&pm, "cpu-hotplug-legacy", json!(false))
+        .await
+        .unwrap();
+    let r = c.device_del_and_wait("cpu1", NO_GUEST).await;
+    assert!(matches!(r, Err(Error::EventTimeout { .. })), "{r:?}");
+    let cpus = c.hotpluggable_cpus().await.unwrap();
+    assert!(
+        cpus.iter()
+            .any(|s| s.qom_path.as_deref() == Some("/machine/peripheral/cpu1")),
+        "{cpus:?}"
+    );
+    assert_eq!(c.query_cpus().await.unwrap().len(), 2);
 }
