@@ -102,6 +102,27 @@ fn blocking_govmm_cross_section() {
     assert!(!peripherals(&c).contains(&"vblk0".to_owned()));
     c.blockdev_del("disk0").unwrap();
     assert!(!has_node(&c, "disk0"));
+    // A host device node (the character device /dev/null, which `file` refuses) with an AIO
+    // backend; native AIO without O_DIRECT is refused before sending.
+    let null = Blockdev {
+        node_name: "null0".into(),
+        path: "/dev/null".into(),
+        format: t::BlockdevDriver::Raw,
+        read_only: true,
+        cache: None,
+        file_driver: FileDriver::HostDevice,
+        aio: Some(t::BlockdevAioOptions::Threads),
+    };
+    c.blockdev_add(&null).unwrap();
+    assert!(has_node(&c, "null0"));
+    c.blockdev_del("null0").unwrap();
+    assert!(matches!(
+        c.blockdev_add(&Blockdev {
+            aio: Some(t::BlockdevAioOptions::Native),
+            ..null
+        }),
+        Err(Error::InvalidArgument(_))
+    ));
 
     // A unix-socket chardev, added and removed.
     let sock = q.path("ch.sock");
