@@ -416,3 +416,54 @@ async fn typed_enum_and_flag_arguments_reach_the_daemon() {
     assert_eq!(i32::from(e.remote_code().unwrap()), 8, "{e}");
     assert!(e.to_string().contains("unsupported flags (0x1)"), "{e}");
 }
+
+/// Another domain event kind live: METADATA_CHANGE, with the metadata type, for a description
+/// and a title set on a domain of the test driver (`VIR_DOMAIN_METADATA_DESCRIPTION` = 0,
+/// `VIR_DOMAIN_METADATA_TITLE` = 1); the values read back through the domain's XML.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_change_events() {
+    let c = Client::connect(&common::uri("test_tcp")).await.unwrap();
+    let name = common::unique_name("meta");
+    let dom = c.define_xml(&test_domain_xml(&name)).await.unwrap();
+    let mut ev = c
+        .subscribe(Subscription::domain(Some(dom.clone())))
+        .await
+        .unwrap();
+    for (kind, text) in [(0, "a description"), (1, "a title")] {
+        c.domain_set_metadata(
+            dom.clone(),
+            kind,
+            Some(text.into()),
+            None,
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let item = tokio::time::timeout(Duration::from_secs(10), ev.next())
+            .await
+            .unwrap_or_else(|_| panic!("metadata events so far: {kinds:?}"))
+            .expect("stream open")
+            .expect("decodes");
+        if let EventItem::Event(TypedEvent::DomainEventCallbackMetadataChange(m)) = item {
+            assert_eq!(m.dom.name, name);
+            kinds.push(m.r#type);
+        }
+    }
+    assert_eq!(kinds, [0, 1]);
+    let xml = c
+        .domain_get_xml_desc(dom.clone(), Default::default())
+        .await
+        .unwrap();
+    assert!(
+        xml.contains("<description>a description</description>")
+            && xml.contains("<title>a title</title>"),
+        "{xml}"
+    );
+    drop(ev);
+    c.undefine(&dom, Default::default()).await.unwrap();
+    c.close().await.unwrap();
+}
