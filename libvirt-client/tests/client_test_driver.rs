@@ -8,7 +8,9 @@ mod common;
 use std::time::Duration;
 
 use libvirt_client::events::{EventItem, Subscription};
-use libvirt_client::libvirt_proto::generated::api::{DomainEventType, DomainState};
+use libvirt_client::libvirt_proto::generated::api::{
+    DomainEventType, DomainMetadataType, DomainState,
+};
 use libvirt_client::{Client, TypedEvent};
 
 fn test_domain_xml(name: &str) -> String {
@@ -429,7 +431,10 @@ async fn metadata_change_events() {
         .subscribe(Subscription::domain(Some(dom.clone())))
         .await
         .unwrap();
-    for (kind, text) in [(0, "a description"), (1, "a title")] {
+    for (kind, text) in [
+        (DomainMetadataType::DESCRIPTION, "a description"),
+        (DomainMetadataType::TITLE, "a title"),
+    ] {
         c.domain_set_metadata(
             dom.clone(),
             kind,
@@ -453,7 +458,13 @@ async fn metadata_change_events() {
             kinds.push(m.r#type);
         }
     }
-    assert_eq!(kinds, [0, 1]);
+    assert_eq!(
+        kinds,
+        [
+            DomainMetadataType::DESCRIPTION.0,
+            DomainMetadataType::TITLE.0
+        ]
+    );
     let xml = c
         .domain_get_xml_desc(dom.clone(), Default::default())
         .await

@@ -601,7 +601,9 @@ fn api_functions(prog: &Program, marker: &str) -> Vec<String> {
 /// type it names (`bitwise-OR of virDomainModificationImpact`, `one of
 /// virStorageVolWipeAlgorithm`), else the type declaring the first `VIR_` constant it lists
 /// (`VIR_INTERFACE_XML_INACTIVE`); with `constants_only`, only the latter. `flags` arguments
-/// only take flag types.
+/// only take flag types; other arguments take a type through its constants only when they
+/// list several, all of that type (`target`'s `VIR_NODE_SUSPEND_TARGET_MEM`, `_DISK`,
+/// `_HYBRID`; `cpuNum`'s lone `VIR_NODE_CPU_STATS_ALL_CPUS` is a special value of a number).
 fn arg_type(
     info: &str,
     arg: &str,
@@ -624,12 +626,43 @@ fn arg_type(
         .filter_map(|w| w.strip_prefix("vir"))
         .find_map(fits)
         .or_else(|| {
+            let declaring: Vec<&String> = words
+                .iter()
+                .filter(|w| w.starts_with("VIR_"))
+                .filter_map(|w| api.constants.get(*w))
+                .collect();
+            let one_type = declaring.len() > 1 && declaring.iter().all(|t| *t == declaring[0]);
             words
                 .iter()
+                .filter(|_| arg == "flags" || one_type)
                 .filter(|w| w.starts_with("VIR_"))
                 .filter_map(|w| api.constants.get(*w))
                 .find_map(|t| fits(t))
         })
+}
+
+/// The documentation of C function `function`'s (lower case) integer argument that a
+/// generated `*_args` field `field` carries: the argument of the same name (`r#type` is C's
+/// `type`), else the one whose name differs only in case and underscores (`usage_type`,
+/// `usageType`, when only one does).
+fn c_arg_info<'a>(api: &'a ApiInfo, function: &str, field: &str) -> Option<&'a str> {
+    let args = api.args.get(function)?;
+    let name = field.strip_prefix("r#").unwrap_or(field);
+    let squash = |s: &str| s.replace('_', "").to_ascii_lowercase();
+    let info = args.get(name).or_else(|| {
+        let mut same = args.iter().filter(|(a, _)| squash(a) == squash(name));
+        let (_, one) = same.next()?;
+        same.next().is_none().then_some(one)
+    })?;
+    Some(info.as_str())
+}
+
+/// The api types (without `vir`) a documentation text names as words (`virDomainMetadataType`).
+fn named_types<'a>(info: &'a str, types: &ApiTypes) -> BTreeSet<&'a str> {
+    info.split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+        .filter_map(|w| w.strip_prefix("vir"))
+        .filter(|t| types.contains_key(*t))
+        .collect()
 }
 
 /// The typed flags for a procedure's `flags` argument, from the C function's documentation
@@ -672,6 +705,9 @@ struct Method {
     stream: bool,
     /// Passes descriptors both ways (`call_with_fds`).
     fds: bool,
+    /// Its integer arguments (other than `flags`) typed from libvirt's docs, as listed in
+    /// [`TYPED_ARGS_FILE`].
+    typed_args: Vec<String>,
 }
 
 fn qualify(ty: &str, module: &str) -> String {
@@ -706,7 +742,9 @@ fn methods(
         }
         let mk = &m.markers[&r.name];
         let modpath = format!("libvirt_proto::generated::{}", prog.module);
+        let name = format!("{}{}", prog.prefix, snake(&mk.name));
         let mut params = Vec::new();
+        let mut typed_list = Vec::new();
         let args_expr = match &mk.args {
             None => "()".to_owned(),
             Some(a) => match m.structs.get(a) {
@@ -728,7 +766,11 @@ fn methods(
                             .then(|| {
                                 fns.iter().find_map(|f| {
                                     let f = f.to_ascii_lowercase();
-                                    let info = api.args.get(&f)?.get(n)?;
+                                    let info = c_arg_info(api, &f, n)?;
+                                    // An argument naming several api types is left bare.
+                                    if n != "flags" && named_types(info, types).len() > 1 {
+                                        return None;
+                                    }
                                     arg_type(info, n, api, types, false).or_else(|| {
                                         // Flags the argument says are a bitwise OR of, but
                                         // listed in the function's own documentation only.
@@ -752,6 +794,13 @@ fn methods(
                             } else {
                                 "i32"
                             };
+                            if n != "flags" {
+                                typed_list.push(format!(
+                                    "{}::{name}({n}: {t}) -> {}",
+                                    prog.module,
+                                    ty.trim_start_matches("libvirt_proto::generated::")
+                                ));
+                            }
                             params.push((n.clone(), ty));
                             inits.push(if t == native {
                                 format!("{n}: {value}")
@@ -783,7 +832,6 @@ fn methods(
             },
         };
         let stream = r.stream.is_some();
-        let name = format!("{}{}", prog.prefix, snake(&mk.name));
         let function = api_function(prog, &r.name, &mk.name, api);
         let description = function
             .as_ref()
@@ -847,6 +895,7 @@ fn methods(
             ret_map,
             stream,
             fds: fd.is_some(),
+            typed_args: typed_list,
         });
     }
     out
@@ -989,6 +1038,7 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
         }
     }
     let mut events: Vec<(String, String, u32, String, String)> = Vec::new();
+    let mut typed_list = Vec::new();
     for prog in PROGRAMS {
         let text =
             std::fs::read_to_string(root.join(PROTO_DIR).join(format!("{}.rs", prog.module)))
@@ -1004,6 +1054,7 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
             .collect();
         let mut stand_ins = Vec::new();
         let ms = methods(prog, &m, &infos, &flags, &api, &types, &mut stand_ins);
+        typed_list.extend(ms.iter().flat_map(|m| m.typed_args.iter().cloned()));
         check_stand_ins(root, &m, &stand_ins)?;
         let mut s = header(&format!(
             "{PROTO_DIR}/{}.rs and api/{}",
@@ -1078,11 +1129,31 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
         format!("../../tests/generated/{READ_ONLY_FILE}"),
         rustfmt(&read_only_calls(&remote, &event_registration))?,
     );
+    files.insert(TYPED_ARGS_FILE.to_owned(), typed_args_list(typed_list));
     let mut m = header("the list of generated files");
     m.push_str("//! Generated typed API: a method per procedure, typed events.\n\n");
     m.push_str("mod admin;\npub mod events;\nmod lxc;\nmod qemu;\nmod remote;\n");
     files.insert("mod.rs".to_owned(), rustfmt(&m)?);
     Ok(files)
+}
+
+/// The generated list of integer arguments (other than `flags`) typed from libvirt's docs.
+const TYPED_ARGS_FILE: &str = "typed_args.txt";
+
+fn typed_args_list(mut typed: Vec<String>) -> String {
+    typed.sort();
+    typed.dedup();
+    let mut s = String::from(
+        "# @generated by `cargo xtask codegen-client` (xtask/src/codegen_client.rs); do not edit.\n\
+         # Integer arguments (other than `flags`) of the generated methods that take a typed\n\
+         # libvirt_proto api enum or flag set, because their C function's documentation names\n\
+         # exactly one: program::method(argument: wire type) -> type. Both clients, sorted.\n",
+    );
+    for t in typed {
+        s.push_str(&t);
+        s.push('\n');
+    }
+    s
 }
 
 /// `fds.rs` has each method standing in for a generated one, and it calls that procedure.
@@ -1288,6 +1359,100 @@ mod tests {
             .unwrap();
         let (code, _) = crate::codegen::rpc::generate(protocol_dir, spec).unwrap();
         parse_proto(&rustfmt(&code).unwrap()).unwrap()
+    }
+
+    /// Integer arguments other than `flags` take the api enum their C argument's
+    /// documentation names (`r#type` is C's `type`), a lone special
+    /// constant does not type a number, and the generated list and methods agree.
+    #[test]
+    fn integer_arguments_take_named_api_enums() {
+        let dir = crate::codegen::protocol_dir(None).unwrap();
+        let xml = std::fs::read_to_string(dir.join("api").join("libvirt-api.xml")).unwrap();
+        let api = ApiInfo::parse(&xml);
+        let info = |f: &str, n: &str| c_arg_info(&api, &f.to_ascii_lowercase(), n);
+        assert_eq!(
+            info("virDomainSetMetadata", "r#type"),
+            Some("type of metadata, from virDomainMetadataType")
+        );
+        assert_eq!(
+            info("virSecretLookupByUsage", "usage_type"),
+            Some("the type of secret usage")
+        );
+        assert_eq!(info("virDomainSetMetadata", "nope"), None);
+
+        let root = util::workspace_root();
+        let mut types = ApiTypes::new();
+        let text = std::fs::read_to_string(root.join(PROTO_DIR).join("api.rs")).unwrap();
+        for f in flag_types(&text) {
+            types.insert(f, ("api", TypeKind::Flags));
+        }
+        for e in enum_types(&text) {
+            types.insert(e, ("api", TypeKind::Enum));
+        }
+        let ty = |f: &str, n: &str| {
+            arg_type(info(f, n).unwrap(), n, &api, &types, false).map(|(t, k)| {
+                let t = t.trim_start_matches("libvirt_proto::generated::api::");
+                (t.to_owned(), k)
+            })
+        };
+        let e = |t: &str| Some((t.to_owned(), TypeKind::Enum));
+        assert_eq!(
+            ty("virDomainSetMetadata", "r#type"),
+            e("DomainMetadataType")
+        );
+        assert_eq!(
+            ty("virDomainGetMetadata", "r#type"),
+            e("DomainMetadataType")
+        );
+        assert_eq!(
+            ty("virNetworkSetMetadata", "r#type"),
+            e("NetworkMetadataType")
+        );
+        assert_eq!(
+            ty("virDomainSetLifecycleAction", "r#type"),
+            e("DomainLifecycle")
+        );
+        assert_eq!(
+            ty("virDomainGraphicsReload", "r#type"),
+            e("DomainGraphicsReloadType")
+        );
+        // Several constants of one type name it; one special value of a number does not.
+        assert_eq!(
+            ty("virNodeSuspendForDuration", "target"),
+            e("NodeSuspendTarget")
+        );
+        assert_eq!(ty("virNodeGetCPUStats", "cpu_num"), None);
+        assert_eq!(ty("virNodeGetMemoryStats", "cell_num"), None);
+        assert_eq!(ty("virDomainSetVcpu", "state"), None);
+        // Documentation naming two api types types nothing.
+        assert_eq!(
+            named_types("one of virDomainMetadataType or virDomainLifecycle", &types).len(),
+            2
+        );
+
+        let files = generate(&root, &dir).unwrap();
+        let list = &files[TYPED_ARGS_FILE];
+        let lines: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+        let mut sorted = lines.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(lines, sorted);
+        for l in [
+            "remote::domain_set_metadata(r#type: i32) -> api::DomainMetadataType",
+            "remote::domain_get_metadata(r#type: i32) -> api::DomainMetadataType",
+            "remote::domain_set_lifecycle_action(r#type: u32) -> api::DomainLifecycle",
+            "remote::network_update(section: u32) -> api::NetworkUpdateSection",
+        ] {
+            assert!(lines.contains(&l), "{l} missing from {TYPED_ARGS_FILE}");
+        }
+        assert!(!list.contains("cpu_num") && !list.contains("(flags:"));
+        let remote = &files["remote.rs"];
+        assert!(remote.contains(
+            "r#type: libvirt_proto::generated::api::DomainMetadataType,\n        metadata: RemoteString,"
+        ));
+        assert!(remote.contains("r#type: r#type.0,"));
+        // The wire field is unsigned, the enum signed: a bit-preserving cast both ways.
+        assert!(remote.contains("r#type: r#type.0 as u32,"));
     }
 
     /// libvirt prose becomes rustdoc that reads no links, HTML, emphasis or code blocks.

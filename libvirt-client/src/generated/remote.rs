@@ -4301,7 +4301,7 @@ impl crate::Client {
     pub async fn domain_set_metadata(
         &self,
         dom: RemoteNonnullDomain,
-        r#type: i32,
+        r#type: libvirt_proto::generated::api::DomainMetadataType,
         metadata: RemoteString,
         key: RemoteString,
         uri: RemoteString,
@@ -4310,7 +4310,7 @@ impl crate::Client {
         self.call::<libvirt_proto::generated::remote::procs::DomainSetMetadata>(
             &libvirt_proto::generated::remote::RemoteDomainSetMetadataArgs {
                 dom,
-                r#type,
+                r#type: r#type.0,
                 metadata,
                 key,
                 uri,
@@ -4329,14 +4329,14 @@ impl crate::Client {
     pub async fn domain_get_metadata(
         &self,
         dom: RemoteNonnullDomain,
-        r#type: i32,
+        r#type: libvirt_proto::generated::api::DomainMetadataType,
         uri: RemoteString,
         flags: libvirt_proto::generated::api::DomainModificationImpact,
     ) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGetMetadata>(
             &libvirt_proto::generated::remote::RemoteDomainGetMetadataArgs {
                 dom,
-                r#type,
+                r#type: r#type.0,
                 uri,
                 flags: flags.bits(),
             },
@@ -6218,14 +6218,14 @@ impl crate::Client {
     pub async fn domain_set_lifecycle_action(
         &self,
         dom: RemoteNonnullDomain,
-        r#type: u32,
+        r#type: libvirt_proto::generated::api::DomainLifecycle,
         action: libvirt_proto::generated::api::DomainLifecycleAction,
         flags: libvirt_proto::generated::api::DomainModificationImpact,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainSetLifecycleAction>(
             &libvirt_proto::generated::remote::RemoteDomainSetLifecycleActionArgs {
                 dom,
-                r#type,
+                r#type: r#type.0 as u32,
                 action: action.0 as u32,
                 flags: flags.bits(),
             },
@@ -7264,7 +7264,7 @@ impl crate::Client {
     pub async fn network_set_metadata(
         &self,
         network: RemoteNonnullNetwork,
-        r#type: i32,
+        r#type: libvirt_proto::generated::api::NetworkMetadataType,
         metadata: RemoteString,
         key: RemoteString,
         uri: RemoteString,
@@ -7273,7 +7273,7 @@ impl crate::Client {
         self.call::<libvirt_proto::generated::remote::procs::NetworkSetMetadata>(
             &libvirt_proto::generated::remote::RemoteNetworkSetMetadataArgs {
                 network,
-                r#type,
+                r#type: r#type.0,
                 metadata,
                 key,
                 uri,
@@ -7292,14 +7292,14 @@ impl crate::Client {
     pub async fn network_get_metadata(
         &self,
         network: RemoteNonnullNetwork,
-        r#type: i32,
+        r#type: libvirt_proto::generated::api::NetworkMetadataType,
         uri: RemoteString,
         flags: libvirt_proto::generated::api::NetworkUpdateFlags,
     ) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkGetMetadata>(
             &libvirt_proto::generated::remote::RemoteNetworkGetMetadataArgs {
                 network,
-                r#type,
+                r#type: r#type.0,
                 uri,
                 flags: flags.bits(),
             },
@@ -7331,13 +7331,13 @@ impl crate::Client {
     pub async fn domain_graphics_reload(
         &self,
         dom: RemoteNonnullDomain,
-        r#type: u32,
+        r#type: libvirt_proto::generated::api::DomainGraphicsReloadType,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGraphicsReload>(
             &libvirt_proto::generated::remote::RemoteDomainGraphicsReloadArgs {
                 dom,
-                r#type,
+                r#type: r#type.0 as u32,
                 flags,
             },
         )
@@ -11063,7 +11063,7 @@ impl crate::blocking::Client {
     pub fn domain_set_metadata(
         &self,
         dom: RemoteNonnullDomain,
-        r#type: i32,
+        r#type: libvirt_proto::generated::api::DomainMetadataType,
         metadata: RemoteString,
         key: RemoteString,
         uri: RemoteString,
@@ -11072,7 +11072,7 @@ impl crate::blocking::Client {
         self.call::<libvirt_proto::generated::remote::procs::DomainSetMetadata>(
             &libvirt_proto::generated::remote::RemoteDomainSetMetadataArgs {
                 dom,
-                r#type,
+                r#type: r#type.0,
                 metadata,
                 key,
                 uri,
@@ -11088,14 +11088,14 @@ impl crate::blocking::Client {
     pub fn domain_get_metadata(
         &self,
         dom: RemoteNonnullDomain,
-        r#type: i32,
+        r#type: libvirt_proto::generated::api::DomainMetadataType,
         uri: RemoteString,
         flags: libvirt_proto::generated::api::DomainModificationImpact,
     ) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGetMetadata>(
             &libvirt_proto::generated::remote::RemoteDomainGetMetadataArgs {
                 dom,
-                r#type,
+                r#type: r#type.0,
                 uri,
                 flags: flags.bits(),
             },
@@ -12563,14 +12563,14 @@ impl crate::blocking::Client {
     pub fn domain_set_lifecycle_action(
         &self,
         dom: RemoteNonnullDomain,
-        r#type: u32,
+        r#type: libvirt_proto::generated::api::DomainLifecycle,
         action: libvirt_proto::generated::api::DomainLifecycleAction,
         flags: libvirt_proto::generated::api::DomainModificationImpact,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainSetLifecycleAction>(
             &libvirt_proto::generated::remote::RemoteDomainSetLifecycleActionArgs {
                 dom,
-                r#type,
+                r#type: r#type.0 as u32,
                 action: action.0 as u32,
                 flags: flags.bits(),
             },
@@ -13428,7 +13428,7 @@ impl crate::blocking::Client {
     pub fn network_set_metadata(
         &self,
         network: RemoteNonnullNetwork,
-        r#type: i32,
+        r#type: libvirt_proto::generated::api::NetworkMetadataType,
         metadata: RemoteString,
         key: RemoteString,
         uri: RemoteString,
@@ -13437,7 +13437,7 @@ impl crate::blocking::Client {
         self.call::<libvirt_proto::generated::remote::procs::NetworkSetMetadata>(
             &libvirt_proto::generated::remote::RemoteNetworkSetMetadataArgs {
                 network,
-                r#type,
+                r#type: r#type.0,
                 metadata,
                 key,
                 uri,
@@ -13453,14 +13453,14 @@ impl crate::blocking::Client {
     pub fn network_get_metadata(
         &self,
         network: RemoteNonnullNetwork,
-        r#type: i32,
+        r#type: libvirt_proto::generated::api::NetworkMetadataType,
         uri: RemoteString,
         flags: libvirt_proto::generated::api::NetworkUpdateFlags,
     ) -> Result<RemoteNonnullString, crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::NetworkGetMetadata>(
             &libvirt_proto::generated::remote::RemoteNetworkGetMetadataArgs {
                 network,
-                r#type,
+                r#type: r#type.0,
                 uri,
                 flags: flags.bits(),
             },
@@ -13490,13 +13490,13 @@ impl crate::blocking::Client {
     pub fn domain_graphics_reload(
         &self,
         dom: RemoteNonnullDomain,
-        r#type: u32,
+        r#type: libvirt_proto::generated::api::DomainGraphicsReloadType,
         flags: u32,
     ) -> Result<(), crate::Error> {
         self.call::<libvirt_proto::generated::remote::procs::DomainGraphicsReload>(
             &libvirt_proto::generated::remote::RemoteDomainGraphicsReloadArgs {
                 dom,
-                r#type,
+                r#type: r#type.0 as u32,
                 flags,
             },
         )
