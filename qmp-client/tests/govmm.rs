@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{qcow2, Qemu};
+use common::{qcow2, Qemu, GOVMM_PC as PC};
 use qmp_client::govmm::{
     BlkDevice, Blockdev, Cache, Dump, FileDriver, Memdev, MemoryDeviceKind, NetDevice,
 };
@@ -13,22 +13,6 @@ use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A stopped TCG PC with room for a CPU and a DIMM, and an SHPC bridge (`br1`) whose empty,
-/// powered-off slots let device_del complete without a guest OS.
-const PC: &[&str] = &[
-    "-machine",
-    "pc,accel=tcg",
-    "-S",
-    "-smp",
-    "1,maxcpus=2",
-    "-m",
-    "64M,slots=2,maxmem=256M",
-    "-global",
-    "PIIX4_PM.acpi-pci-hotplug-with-bridge-support=off",
-    "-device",
-    "pci-bridge,id=br1,chassis_nr=1,shpc=on,addr=5",
-];
 
 use common::connect;
 

@@ -352,3 +352,20 @@ pub fn assert_progress_grew(seen: &[(String, u64)]) {
         "not growing: {distinct:?}"
     );
 }
+
+/// The govmm tests' machine (async and blocking): a stopped TCG PC with room for a CPU and a
+/// DIMM, and an SHPC bridge (`br1`) whose empty, powered-off slots let device_del complete
+/// without a guest OS.
+pub const GOVMM_PC: &[&str] = &[
+    "-machine",
+    "pc,accel=tcg",
+    "-S",
+    "-smp",
+    "1,maxcpus=2",
+    "-m",
+    "64M,slots=2,maxmem=256M",
+    "-global",
+    "PIIX4_PM.acpi-pci-hotplug-with-bridge-support=off",
+    "-device",
+    "pci-bridge,id=br1,chassis_nr=1,shpc=on,addr=5",
+];
