@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
+use libvirt_proto::generated::remote::{self, procs};
 use libvirt_proto::program::Call;
 use libvirt_proto::{CallId, Connection, Reply};
 use tokio::sync::Notify;
@@ -179,26 +179,18 @@ impl Client {
     /// the other feature probes.
     pub async fn open(&self, name: Option<&str>) -> Result<Features, Error> {
         let auth = self.call::<procs::AuthList>(&()).await?;
-        let wanted = self
-            .inner
-            .uri
-            .as_ref()
-            .and_then(|u| u.remote().auth.as_deref());
-        let (kind, mechanism) = open::pick_auth(&auth.types, wanted)?;
-        match kind {
-            RemoteAuthType::Polkit => {
+        let step = open::auth_step(
+            &auth.types,
+            self.inner.uri.as_ref(),
+            self.inner.options.credentials.as_ref(),
+        )?;
+        match step {
+            open::AuthStep::Polkit => {
                 let r = self.call::<procs::AuthPolkit>(&()).await?;
                 open::check_polkit(r.complete)?;
             }
-            RemoteAuthType::Sasl => {
-                let mut creds = self.inner.options.credentials.clone().unwrap_or_default();
-                if let Some(mech) = mechanism {
-                    // `auth=sasl.MECH`: that mechanism only.
-                    creds.mechanisms = vec![mech];
-                }
-                crate::sasl::authenticate(self, &creds).await?;
-            }
-            _ => {}
+            open::AuthStep::Sasl(creds) => crate::sasl::authenticate(self, &creds).await?,
+            open::AuthStep::None => {}
         }
         let probe = |feature| async move {
             self.call::<procs::ConnectSupportsFeature>(&remote::RemoteConnectSupportsFeatureArgs {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use libvirt_proto::generated::remote::{self, procs, RemoteAuthType};
+use libvirt_proto::generated::remote::{self, procs};
 use libvirt_proto::program::Call;
 use libvirt_proto::{Connection, Reply};
 
@@ -189,26 +189,18 @@ impl Client {
     /// The open sequence (see [`crate::Client::open`]).
     pub fn open(&self, name: Option<&str>) -> Result<Features, Error> {
         let auth = self.call::<procs::AuthList>(&())?;
-        let wanted = self
-            .inner
-            .uri
-            .as_ref()
-            .and_then(|u| u.remote().auth.as_deref());
-        let (kind, mechanism) = open::pick_auth(&auth.types, wanted)?;
-        match kind {
-            RemoteAuthType::Polkit => {
+        let step = open::auth_step(
+            &auth.types,
+            self.inner.uri.as_ref(),
+            self.inner.options.credentials.as_ref(),
+        )?;
+        match step {
+            open::AuthStep::Polkit => {
                 let r = self.call::<procs::AuthPolkit>(&())?;
                 open::check_polkit(r.complete)?;
             }
-            RemoteAuthType::Sasl => {
-                let mut creds = self.inner.options.credentials.clone().unwrap_or_default();
-                if let Some(mech) = mechanism {
-                    // `auth=sasl.MECH`: that mechanism only.
-                    creds.mechanisms = vec![mech];
-                }
-                crate::sasl::authenticate_blocking(self, &creds)?;
-            }
-            _ => {}
+            open::AuthStep::Sasl(creds) => crate::sasl::authenticate_blocking(self, &creds)?,
+            open::AuthStep::None => {}
         }
         let probe = |feature| {
             self.call::<procs::ConnectSupportsFeature>(&remote::RemoteConnectSupportsFeatureArgs {

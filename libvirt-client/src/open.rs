@@ -80,6 +80,37 @@ pub(crate) fn pick_auth(
     Ok((kind, mechanism))
 }
 
+/// The authentication step the open sequence runs.
+pub(crate) enum AuthStep {
+    /// Nothing to do.
+    None,
+    /// `AUTH_POLKIT`.
+    Polkit,
+    /// The SASL exchange with these credentials.
+    Sasl(crate::sasl::Credentials),
+}
+
+/// [`pick_auth`] for a connection: `auth=` from its URI, and for SASL the options'
+/// credentials, limited to the mechanism of `auth=sasl.MECH` when one is named.
+pub(crate) fn auth_step(
+    types: &[RemoteAuthType],
+    uri: Option<&crate::uri::Uri>,
+    credentials: Option<&crate::sasl::Credentials>,
+) -> Result<AuthStep, Error> {
+    let wanted = uri.and_then(|u| u.remote().auth.as_deref());
+    Ok(match pick_auth(types, wanted)? {
+        (RemoteAuthType::Polkit, _) => AuthStep::Polkit,
+        (RemoteAuthType::Sasl, mechanism) => {
+            let mut creds = credentials.cloned().unwrap_or_default();
+            if let Some(mech) = mechanism {
+                creds.mechanisms = vec![mech];
+            }
+            AuthStep::Sasl(creds)
+        }
+        (RemoteAuthType::None, _) => AuthStep::None,
+    })
+}
+
 /// The result of `AUTH_POLKIT`: `complete` must be non-zero.
 pub(crate) fn check_polkit(complete: i32) -> Result<(), Error> {
     if complete == 0 {
