@@ -5,8 +5,9 @@
 //! layer, subscriptions) then works the same for libvirt-managed guests.
 //!
 //! Differences from a direct socket: no fd passing ([`Error::FdPassingUnsupported`]), no
-//! `exec-oob` (`Error::Protocol(OobNotNegotiated)`, as with a QEMU that does not offer it), and the greeting is made up from `query-version` (capabilities empty: libvirt
-//! owns the monitor and negotiated it).
+//! `exec-oob` (`Error::Protocol(OobNotNegotiated)`, as with a QEMU that does not offer it),
+//! and the greeting is made up from `query-version` (capabilities empty: libvirt owns the
+//! monitor and negotiated it).
 //!
 //! # Events lost in libvirt
 //!
@@ -258,21 +259,18 @@ pub(crate) async fn pump<S: MonitorEvents>(
         let mut core = shared.lock();
         let events = &mut core.router.events;
         match relay(item) {
-            Relayed::Event(e) => {
-                events.dispatch(&e);
-                if let Some(n) = order.taken() {
-                    events.lost_upstream(n);
-                }
+            Relayed::Event(e) => events.dispatch(&e),
+            Relayed::Undecodable => events.lost_upstream(1),
+            Relayed::Lagged(n) => {
+                order.lagged(n);
+                continue;
             }
-            Relayed::Undecodable => {
-                events.lost_upstream(1);
-                if let Some(n) = order.taken() {
-                    events.lost_upstream(n);
-                }
-            }
-            Relayed::Lagged(n) => order.lagged(n),
-            Relayed::Skip => {}
+            Relayed::Skip => continue,
             Relayed::End => break,
+        }
+        // An item libvirt held was passed on: the losses due right after it.
+        if let Some(n) = order.taken() {
+            events.lost_upstream(n);
         }
     }
     // As a socket's EOF: subscribers see the losses still owed, then the end; later
