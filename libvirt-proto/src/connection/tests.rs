@@ -659,10 +659,15 @@ fn events_routed_by_callback_id() {
 fn every_callback_event_is_routed_by_its_callback_id() {
     // Including the domain events whose names lack `CALLBACK` (block job 2, block threshold,
     // memory failure, memory device size change, NIC MAC change): the table decides.
-    let cases: Vec<(u32, i32, EventFamily)> = (1..=460)
-        .filter_map(|p| callback_event_family(REMOTE_PROGRAM, p).map(|f| (REMOTE_PROGRAM, p, f)))
-        .chain([(QEMU_PROGRAM, 6, EventFamily::QemuMonitor)])
+    let cases: Vec<(u32, i32, EventFamily)> = crate::generated::PROGRAMS
+        .iter()
+        .flat_map(|prog| prog.procedures.iter().map(|p| (prog.number, p.number)))
+        .filter_map(|(program, p)| {
+            let p = i32::try_from(p).ok()?;
+            callback_event_family(program, p).map(|f| (program, p, f))
+        })
         .collect();
+    assert!(cases.contains(&(QEMU_PROGRAM, 6, EventFamily::QemuMonitor)));
     assert_eq!(cases.len(), 37);
     for p in [339, 385, 423, 438, 453] {
         assert!(cases.iter().any(|c| c.1 == p), "{p}");
