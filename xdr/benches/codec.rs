@@ -4,6 +4,10 @@
 //! - `remote_connect_list_all_domains_ret` with 16 384 domains;
 //! - `remote_connect_get_all_domain_stats_ret` with 1 000 records × 60 typed params.
 //!
+//! Beside our decoder, `reference_hand_written*` decode the same bytes with a loop written for
+//! these two types alone (no serde, same checks): the yardstick for what per-field decoding can
+//! reach here at all.
+//!
 //! Run: `cargo bench -p xdr --bench codec -- --warm-up-time 1 --measurement-time 3`.
 
 // criterion_group! generates an undocumented pub fn.
@@ -254,6 +258,155 @@ impl GetAllDomainStatsRetRef<'_> {
     }
 }
 
+// ---- reference: hand-written decoders without serde ------------------------------------------
+//
+// Not part of the crate: the fastest straightforward decoder of the same bytes into the same
+// borrowed shapes, with the checks our decoder makes (length limits, lengths against the input,
+// zero padding, UTF-8, trailing bytes), written as one loop with no serde in it. It shows how much
+// of the gap to memcpy is serde's per-element call structure and how much is the work itself. The
+// `_bytes` variants also skip UTF-8 (names as `&[u8]`): the cost of the per-field walk alone.
+
+/// Any failure (the reference decoders only need to be right on valid input and never panic).
+#[derive(Debug)]
+struct RefError;
+
+/// A cursor over the input for the reference decoders.
+struct Cur<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Cur<'a> {
+    #[inline(always)]
+    fn u32(&mut self) -> Result<u32, RefError> {
+        let (head, rest) = self.b.split_first_chunk::<4>().ok_or(RefError)?;
+        self.b = rest;
+        Ok(u32::from_be_bytes(*head))
+    }
+
+    #[inline(always)]
+    fn u64(&mut self) -> Result<u64, RefError> {
+        let (head, rest) = self.b.split_first_chunk::<8>().ok_or(RefError)?;
+        self.b = rest;
+        Ok(u64::from_be_bytes(*head))
+    }
+
+    #[inline(always)]
+    fn count(&mut self, max: u32) -> Result<usize, RefError> {
+        let n = self.u32()?;
+        if n > max || n as usize > self.b.len() / 4 {
+            return Err(RefError);
+        }
+        Ok(n as usize)
+    }
+
+    #[inline(always)]
+    fn bytes(&mut self, max: u32) -> Result<&'a [u8], RefError> {
+        let len = self.u32()?;
+        if len > max {
+            return Err(RefError);
+        }
+        let len = len as usize;
+        let padded = len + (len.wrapping_neg() & 3);
+        if padded > self.b.len() {
+            return Err(RefError);
+        }
+        let (field, rest) = self.b.split_at(padded);
+        self.b = rest;
+        let (data, pad) = field.split_at(len);
+        if pad.iter().any(|&x| x != 0) {
+            return Err(RefError);
+        }
+        Ok(data)
+    }
+
+    #[inline(always)]
+    fn str(&mut self, max: u32) -> Result<&'a str, RefError> {
+        std::str::from_utf8(self.bytes(max)?).map_err(|_| RefError)
+    }
+
+    #[inline(always)]
+    fn uuid(&mut self) -> Result<[u8; 16], RefError> {
+        let (head, rest) = self.b.split_first_chunk::<16>().ok_or(RefError)?;
+        self.b = rest;
+        Ok(*head)
+    }
+}
+
+struct DomainBytes<'a> {
+    name: &'a [u8],
+    uuid: [u8; 16],
+    id: i32,
+}
+
+fn reference_list(b: &[u8]) -> Result<(Vec<NonnullDomainRef<'_>>, u32), RefError> {
+    let mut c = Cur { b };
+    let n = c.count(16384)?;
+    let mut domains = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = c.str(4194304)?;
+        let uuid = c.uuid()?;
+        let id = c.u32()? as i32;
+        domains.push(NonnullDomainRef { name, uuid, id });
+    }
+    let ret = c.u32()?;
+    if !c.b.is_empty() {
+        return Err(RefError);
+    }
+    Ok((domains, ret))
+}
+
+fn reference_list_bytes(b: &[u8]) -> Result<(Vec<DomainBytes<'_>>, u32), RefError> {
+    let mut c = Cur { b };
+    let n = c.count(16384)?;
+    let mut domains = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = c.bytes(4194304)?;
+        let uuid = c.uuid()?;
+        let id = c.u32()? as i32;
+        domains.push(DomainBytes { name, uuid, id });
+    }
+    let ret = c.u32()?;
+    if !c.b.is_empty() {
+        return Err(RefError);
+    }
+    Ok((domains, ret))
+}
+
+fn reference_stats(b: &[u8]) -> Result<Vec<DomainStatsRecordRef<'_>>, RefError> {
+    use TypedParamValue::*;
+    let mut c = Cur { b };
+    let n = c.count(16384)?;
+    let mut records = Vec::with_capacity(n);
+    for _ in 0..n {
+        let dom = NonnullDomainRef {
+            name: c.str(4194304)?,
+            uuid: c.uuid()?,
+            id: c.u32()? as i32,
+        };
+        let m = c.count(262144)?;
+        let mut params = Vec::with_capacity(m);
+        for _ in 0..m {
+            let field = c.str(4194304)?;
+            let value = match c.u32()? {
+                1 => Int(c.u32()? as i32),
+                2 => UInt(c.u32()?),
+                3 => LLong(c.u64()? as i64),
+                4 => ULLong(c.u64()?),
+                5 => Double(f64::from_bits(c.u64()?)),
+                6 => Boolean(c.u32()? as i32),
+                7 => String(c.str(4194304)?),
+                _ => return Err(RefError),
+            };
+            params.push(TypedParamRef { field, value });
+        }
+        records.push(DomainStatsRecordRef { dom, params });
+    }
+    if !c.b.is_empty() {
+        return Err(RefError);
+    }
+    Ok(records)
+}
+
 // ---- realistic data -------------------------------------------------------------------------
 
 fn uuid(i: usize) -> [u8; 16] {
@@ -378,6 +531,14 @@ fn bench_list(c: &mut Criterion) {
     assert_eq!(xdr::from_bytes::<ListAllDomainsRet>(&bytes).unwrap(), value);
     let borrowed: ListAllDomainsRetRef<'_> = xdr::from_bytes(&bytes).unwrap();
     assert_eq!(borrowed.to_owned(), value);
+    let (domains, ret) = reference_list(&bytes).unwrap();
+    let reference = ListAllDomainsRetRef { domains, ret };
+    assert_eq!(reference.to_owned(), value);
+    let (domains, _) = reference_list_bytes(&bytes).unwrap();
+    assert!(domains
+        .iter()
+        .zip(&value.domains)
+        .all(|(d, v)| d.name == v.name.as_bytes() && d.uuid == v.uuid && d.id == v.id));
 
     let mut g = c.benchmark_group("list_all_domains_16384");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -394,6 +555,12 @@ fn bench_list(c: &mut Criterion) {
     });
     g.bench_function("decode_owned", |b| {
         b.iter(|| xdr::from_bytes::<ListAllDomainsRet>(black_box(&bytes)).unwrap())
+    });
+    g.bench_function("reference_hand_written", |b| {
+        b.iter(|| reference_list(black_box(&bytes)).unwrap())
+    });
+    g.bench_function("reference_hand_written_bytes", |b| {
+        b.iter(|| reference_list_bytes(black_box(&bytes)).unwrap())
     });
     let mut out = Vec::with_capacity(bytes.len());
     g.bench_function("encode", |b| {
@@ -415,6 +582,10 @@ fn bench_stats(c: &mut Criterion) {
     let borrowed: GetAllDomainStatsRetRef<'_> = xdr::from_bytes(&bytes).unwrap();
     assert_eq!(borrowed.retStats[7].params[30].field, "net.0.name");
     assert_eq!(borrowed.to_owned(), value);
+    let reference = GetAllDomainStatsRetRef {
+        retStats: reference_stats(&bytes).unwrap(),
+    };
+    assert_eq!(reference.to_owned(), value);
 
     let mut g = c.benchmark_group("all_domain_stats_1000x60");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -431,6 +602,9 @@ fn bench_stats(c: &mut Criterion) {
     });
     g.bench_function("decode_owned", |b| {
         b.iter(|| xdr::from_bytes::<GetAllDomainStatsRet>(black_box(&bytes)).unwrap())
+    });
+    g.bench_function("reference_hand_written", |b| {
+        b.iter(|| reference_stats(black_box(&bytes)).unwrap())
     });
     let mut out = Vec::with_capacity(bytes.len());
     g.bench_function("encode", |b| {
