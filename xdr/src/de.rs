@@ -31,7 +31,24 @@ pub enum Padding {
     Lenient,
 }
 
-/// Options of a decode: the nesting limit and the [`Padding`] policy. Taken by
+/// What the decoder does with a string whose bytes are not UTF-8 (Rust strings must be).
+///
+/// The default, [`Utf8::Strict`], fails with [`Error::InvalidUtf8`] naming the field. libvirt's
+/// C decoder takes any bytes, and a daemon can send such strings: a directory pool names its
+/// volumes after the files in it, whatever their bytes. [`Utf8::Lossy`] decodes them into
+/// owned `String`s with each invalid sequence replaced by U+FFFD (as
+/// [`String::from_utf8_lossy`] does), so the rest of the message is not lost; the original
+/// bytes are, and a borrowed `&str` field still fails (it cannot hold the replacement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Utf8 {
+    /// Strings must be UTF-8 ([`Error::InvalidUtf8`] otherwise). The default.
+    #[default]
+    Strict,
+    /// Invalid sequences in owned strings become U+FFFD.
+    Lossy,
+}
+
+/// Options of a decode: the nesting limit, the [`Padding`] policy and the [`Utf8`] policy. Taken by
 /// [`crate::from_bytes_with`] and friends, [`Deserializer::with_options`], and (feature `schema`)
 /// `xdr::dynamic::decode_with` and the dissector.
 ///
@@ -51,14 +68,17 @@ pub struct DecodeOptions {
     pub max_depth: u32,
     /// Padding policy (default [`Padding::Strict`]).
     pub padding: Padding,
+    /// What to do with strings that are not UTF-8 (default [`Utf8::Strict`]).
+    pub utf8: Utf8,
 }
 
 impl DecodeOptions {
-    /// The defaults: depth limit [`DEFAULT_MAX_DEPTH`], [`Padding::Strict`].
+    /// The defaults: depth limit [`DEFAULT_MAX_DEPTH`], [`Padding::Strict`], [`Utf8::Strict`].
     pub const fn new() -> Self {
         DecodeOptions {
             max_depth: DEFAULT_MAX_DEPTH,
             padding: Padding::Strict,
+            utf8: Utf8::Strict,
         }
     }
 
@@ -71,6 +91,21 @@ impl DecodeOptions {
     /// Set the padding policy.
     pub const fn with_padding(mut self, padding: Padding) -> Self {
         self.padding = padding;
+        self
+    }
+
+    /// Set the policy for strings that are not UTF-8.
+    ///
+    /// ```
+    /// use xdr::{DecodeOptions, Utf8};
+    /// let bytes = [0, 0, 0, 3, b'c', 0xe9, b'!', 0]; // "c\xe9!": Latin-1, not UTF-8
+    /// assert!(matches!(xdr::from_bytes::<String>(&bytes), Err(xdr::Error::InvalidUtf8 { .. })));
+    /// let lossy = DecodeOptions::new().with_utf8(Utf8::Lossy);
+    /// assert_eq!(xdr::from_bytes_with::<String>(&bytes, lossy)?, "c\u{fffd}!");
+    /// # Ok::<(), xdr::Error>(())
+    /// ```
+    pub const fn with_utf8(mut self, utf8: Utf8) -> Self {
+        self.utf8 = utf8;
         self
     }
 }
@@ -141,7 +176,13 @@ impl<'de> Deserializer<'de> {
         self
     }
 
-    /// Apply `options` (depth limit and padding policy).
+    /// Set the policy for strings that are not UTF-8 (default [`Utf8::Strict`]).
+    pub fn with_utf8(mut self, utf8: Utf8) -> Self {
+        self.options.utf8 = utf8;
+        self
+    }
+
+    /// Apply `options` (depth limit, padding and UTF-8 policies).
     pub fn with_options(mut self, options: DecodeOptions) -> Self {
         self.options = options;
         self
@@ -247,13 +288,26 @@ impl<'de> Deserializer<'de> {
         self.read_padded(len)
     }
 
+    /// A string: its bytes borrowed from the input, given to `visitor` as a borrowed `&str`
+    /// when they are UTF-8; otherwise see [`Utf8`].
     #[inline(always)]
-    fn read_str(&mut self) -> Result<&'de str, Error> {
+    fn visit_str<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Error> {
         let len = self.read_len()?;
         let bytes = self.read_padded(len)?;
-        std::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 {
-            path: String::new(),
-        })
+        match std::str::from_utf8(bytes) {
+            Ok(s) => visitor.visit_borrowed_str(s),
+            Err(_) => self.not_utf8(bytes, visitor),
+        }
+    }
+
+    #[cold]
+    fn not_utf8<V: Visitor<'de>>(&self, bytes: &[u8], visitor: V) -> Result<V::Value, Error> {
+        match self.options.utf8 {
+            Utf8::Lossy => visitor.visit_string(String::from_utf8_lossy(bytes).into_owned()),
+            Utf8::Strict => Err(Error::InvalidUtf8 {
+                path: String::new(),
+            }),
+        }
     }
 
     #[inline]
@@ -363,11 +417,11 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 
     #[inline(always)]
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_borrowed_str(self.read_str()?)
+        self.visit_str(visitor)
     }
     #[inline(always)]
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_borrowed_str(self.read_str()?)
+        self.visit_str(visitor)
     }
     #[inline(always)]
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {

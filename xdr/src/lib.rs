@@ -68,6 +68,9 @@
 //!   [`from_shared_with`]) skips the padding bytes unchecked instead, as libvirt's C decoder
 //!   (`xdr_opaque`) does; they must still be present. A leniently decoded value re-encodes with
 //!   zero padding, so the input bytes do not come back exactly.
+//! - [`Utf8::Lossy`] decodes strings that are not UTF-8 (libvirt's C decoder takes any bytes)
+//!   into owned strings with U+FFFD replacements, instead of failing with
+//!   [`Error::InvalidUtf8`].
 //! - No input makes the decoder panic (fuzzed by `fuzz/fuzz_targets/xdr_decode.rs`).
 //!
 //! Errors carry the field path (`remote_domain_get_info_ret.maxMem`, `ret.names[3]`), built only
@@ -88,7 +91,7 @@ pub mod dynamic;
 #[cfg(feature = "schema")]
 pub mod schema;
 
-pub use de::{DecodeOptions, Deserializer, Padding};
+pub use de::{DecodeOptions, Deserializer, Padding, Utf8};
 pub use error::Error;
 pub use opaque::Opaque;
 pub use quadruple::Quadruple;
@@ -116,7 +119,7 @@ pub fn from_bytes<'de, T: Deserialize<'de>>(input: &'de [u8]) -> Result<T, Error
     from_bytes_with(input, DecodeOptions::new())
 }
 
-/// [`from_bytes`] with [`DecodeOptions`] (depth limit, [`Padding`] policy).
+/// [`from_bytes`] with [`DecodeOptions`] (depth limit, [`Padding`] and [`Utf8`] policies).
 pub fn from_bytes_with<'de, T: Deserialize<'de>>(
     input: &'de [u8],
     options: DecodeOptions,
@@ -132,7 +135,7 @@ pub fn from_bytes_prefix<'de, T: Deserialize<'de>>(input: &'de [u8]) -> Result<(
     from_bytes_prefix_with(input, DecodeOptions::new())
 }
 
-/// [`from_bytes_prefix`] with [`DecodeOptions`] (depth limit, [`Padding`] policy).
+/// [`from_bytes_prefix`] with [`DecodeOptions`] (depth limit, [`Padding`] and [`Utf8`] policies).
 pub fn from_bytes_prefix_with<'de, T: Deserialize<'de>>(
     input: &'de [u8],
     options: DecodeOptions,
@@ -152,7 +155,7 @@ pub fn from_shared<T: DeserializeOwned>(input: &bytes::Bytes) -> Result<T, Error
     from_shared_with(input, DecodeOptions::new())
 }
 
-/// [`from_shared`] with [`DecodeOptions`] (depth limit, [`Padding`] policy).
+/// [`from_shared`] with [`DecodeOptions`] (depth limit, [`Padding`] and [`Utf8`] policies).
 pub fn from_shared_with<T: DeserializeOwned>(
     input: &bytes::Bytes,
     options: DecodeOptions,

@@ -17,7 +17,8 @@
 //!
 //! [`decode_with`] and [`decode_prefix_with`] take [`DecodeOptions`]: with
 //! [`Padding::Lenient`] non-zero padding is skipped like libvirt's C
-//! decoder does, and the decoded value then re-encodes with zero padding (not byte for byte).
+//! decoder does, and the decoded value then re-encodes with zero padding (not byte for byte);
+//! under [`crate::Utf8::Lossy`] strings that are not UTF-8 decode with U+FFFD replacements.
 //!
 //! `quadruple` (binary128) decodes to [`Value::Quadruple`] holding a [`Quadruple`]'s bits, so
 //! every value, NaN payloads included, comes back exactly.
@@ -46,7 +47,7 @@ mod json;
 pub use json::from_json;
 
 use crate::schema::{self, Declaration, Definition, EnumDef, Schema, Shape, TypeSpec, UnionDef};
-use crate::{DecodeOptions, Error, Padding, Quadruple};
+use crate::{DecodeOptions, Error, Padding, Quadruple, Utf8};
 
 /// Default nesting limit of [`decode`] and [`encode`]: structs, unions, arrays, optional-data and
 /// typedef hops each count one level. The same number as [`crate::de::DEFAULT_MAX_DEPTH`], so
@@ -186,6 +187,7 @@ pub fn decode_prefix_with(
         depth: 0,
         max_depth: options.max_depth,
         padding: options.padding,
+        utf8: options.utf8,
     };
     let v = d.named(type_name).map_err(|e| e.in_field(type_name))?;
     Ok((v, d.pos))
@@ -391,6 +393,7 @@ struct Decoder<'s, 'i> {
     depth: u32,
     max_depth: u32,
     padding: Padding,
+    utf8: Utf8,
 }
 
 impl Decoder<'_, '_> {
@@ -549,11 +552,15 @@ impl Decoder<'_, '_> {
                     TypeSpec::String => {
                         let len = self.len(max, 1)?;
                         let data = self.padded(len)?;
-                        String::from_utf8(data)
-                            .map(Value::String)
-                            .map_err(|_| Error::InvalidUtf8 {
+                        match (String::from_utf8(data), self.utf8) {
+                            (Ok(s), _) => Ok(Value::String(s)),
+                            (Err(e), Utf8::Lossy) => Ok(Value::String(
+                                String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                            )),
+                            (Err(_), Utf8::Strict) => Err(Error::InvalidUtf8 {
                                 path: String::new(),
-                            })
+                            }),
+                        }
                     }
                     _ => {
                         let unit = min_size(schema, ty, &Shape::Scalar, 8);
