@@ -80,9 +80,15 @@ impl RemoteError {
     /// Decode a `remote_error` body (the payload of a REPLY with status ERROR, or of a server
     /// STREAM packet with status ERROR) with the generated `virNetMessageError` type. Trailing
     /// bytes are an error; every string is limited to `VIR_NET_MESSAGE_STRING_MAX`.
+    ///
+    /// Strings that are not UTF-8 (a message built from a file name, or translated in a
+    /// non-UTF-8 locale) are decoded with U+FFFD replacements ([`xdr::Utf8::Lossy`]) rather
+    /// than refused: the message is for people to read, and the error's code and domain must
+    /// not be lost to it.
     pub fn decode(body: &[u8]) -> Result<Self, Error> {
+        let options = xdr::DecodeOptions::new().with_utf8(xdr::Utf8::Lossy);
         let w: VirNetMessageError =
-            xdr::from_bytes(body).map_err(|e| Error::decode("remote_error", e))?;
+            xdr::from_bytes_with(body, options).map_err(|e| Error::decode("remote_error", e))?;
         Ok(w.into())
     }
 
@@ -203,6 +209,34 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn messages_that_are_not_utf8_keep_the_error() {
+        // code 55 (VIR_ERR_OPERATION_INVALID), domain 18 (storage), message "vol 'caf\xe9'"
+        // in Latin-1, level 2, no dom, str1 the same name, no str2/str3, ints 0, no net.
+        let mut b = Vec::new();
+        for w in [55u32, 18, 1] {
+            b.extend(w.to_be_bytes());
+        }
+        let latin1 = b"vol 'caf\xe9'";
+        b.extend((latin1.len() as u32).to_be_bytes());
+        b.extend(latin1);
+        b.extend([0, 0]); // padding to 12
+
+        for w in [2u32, 0, 1] {
+            b.extend(w.to_be_bytes());
+        }
+        b.extend(4u32.to_be_bytes());
+        b.extend(b"caf\xe9");
+        for w in [0u32, 0, 0, 0, 0] {
+            b.extend(w.to_be_bytes());
+        }
+        let e = RemoteError::decode(&b).unwrap();
+        assert_eq!(e.code, ErrorNumber::ERR_OPERATION_INVALID);
+        assert_eq!(e.domain, ErrorDomain::STORAGE);
+        assert_eq!(e.message.as_deref(), Some("vol 'caf\u{fffd}'"));
+        assert_eq!(e.str1.as_deref(), Some("caf\u{fffd}"));
     }
 
     #[test]
