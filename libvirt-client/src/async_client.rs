@@ -249,7 +249,7 @@ impl Client {
     ) -> Result<C::Ret, Error> {
         let id = self.inner.shared.start::<C>(args, timeout, false)?;
         let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
-        decode_ret::<C>(&reply)
+        decode_ret::<C>(&reply, self.inner.options.decode)
     }
 
     /// Start a stream-opening call of procedure `C` and wait for its reply; returns the reply
@@ -264,7 +264,7 @@ impl Client {
                 .start::<C>(args, self.inner.options.timeout_for(C::INFO), true)?;
         let stream = crate::stream::AsyncVirStream::new(self.clone(), id);
         let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
-        Ok((decode_ret::<C>(&reply)?, stream))
+        Ok((decode_ret::<C>(&reply, self.inner.options.decode)?, stream))
     }
 
     /// Call procedure `C` passing file descriptors (`CALL_WITH_FDS`; unix transport only,
@@ -283,7 +283,7 @@ impl Client {
             fds,
         )?;
         let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
-        let ret = decode_ret::<C>(&reply)?;
+        let ret = decode_ret::<C>(&reply, self.inner.options.decode)?;
         Ok((ret, reply.fds))
     }
 

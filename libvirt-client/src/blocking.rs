@@ -256,7 +256,7 @@ impl Client {
     ) -> Result<C::Ret, Error> {
         let id = self.inner.shared.start::<C>(args, timeout, false)?;
         let reply = self.inner.shared.wait_blocking(id)?;
-        decode_ret::<C>(&reply)
+        decode_ret::<C>(&reply, self.inner.options.decode)
     }
 
     /// Start a stream-opening call of procedure `C`; returns its reply and the stream.
@@ -270,7 +270,7 @@ impl Client {
                 .start::<C>(args, self.inner.options.timeout_for(C::INFO), true)?;
         let stream = crate::stream::BlockingVirStream::new(self.clone(), id);
         let reply = self.inner.shared.wait_blocking(id)?;
-        Ok((decode_ret::<C>(&reply)?, stream))
+        Ok((decode_ret::<C>(&reply, self.inner.options.decode)?, stream))
     }
 
     /// Call procedure `C` passing file descriptors (see [`crate::Client::call_with_fds`]);
@@ -287,7 +287,7 @@ impl Client {
             fds,
         )?;
         let reply = self.inner.shared.wait_blocking(id)?;
-        let ret = decode_ret::<C>(&reply)?;
+        let ret = decode_ret::<C>(&reply, self.inner.options.decode)?;
         Ok((ret, reply.fds))
     }
 

@@ -823,9 +823,12 @@ impl State {
     }
 }
 
-/// Decode a reply body as a call's return type.
-pub(crate) fn decode_ret<C: Call>(reply: &Reply) -> Result<C::Ret, Error> {
-    xdr::from_shared(&reply.body).map_err(|e| {
+/// Decode a reply body as a call's return type, with the client's [`crate::ClientOptions::decode`].
+pub(crate) fn decode_ret<C: Call>(
+    reply: &Reply,
+    options: xdr::DecodeOptions,
+) -> Result<C::Ret, Error> {
+    xdr::from_shared_with(&reply.body, options).map_err(|e| {
         Error::Proto(libvirt_proto::Error::decode(
             format!("reply of {}", C::NAME),
             e,

@@ -415,8 +415,9 @@ fn start_dereg(st: &mut State, r: Registered) {
     }
 }
 
+/// A registration's reply: a callback id, nothing a decode option could change.
 fn decode<C: Call>(r: &libvirt_proto::Reply) -> Result<C::Ret, Error> {
-    crate::core::decode_ret::<C>(r)
+    crate::core::decode_ret::<C>(r, xdr::DecodeOptions::new())
 }
 
 /// Finish a registration: route its callback id to `token`. `Ok(None)`: the daemon does not

@@ -51,6 +51,17 @@ pub struct ClientOptions {
     /// the daemon answers at once. Measured with `cargo xtask bench libvirt --busy-poll`. Used
     /// on plain unix and tcp sockets; other transports (TLS, ssh, custom streams) ignore it.
     pub busy_poll: Option<Duration>,
+    /// How call replies are decoded (default: strict, [`xdr::DecodeOptions::new`]).
+    ///
+    /// Strict decoding refuses a reply holding a string that is not UTF-8, with an error naming
+    /// the field. libvirt's own client takes any bytes, and a daemon can send them: a directory
+    /// pool names its volumes after the files in it, whatever their bytes, so one such file
+    /// makes the pool's volume list undecodable. With [`xdr::Utf8::Lossy`] such strings are
+    /// decoded with U+FFFD replacements and the rest of the reply is kept (the names are then
+    /// for display: the original bytes are lost). [`xdr::Padding::Lenient`] accepts non-zero
+    /// padding, as libvirt's decoder does. Error replies always decode their messages lossily;
+    /// events are always decoded strictly.
+    pub decode: xdr::DecodeOptions,
 }
 
 impl Default for ClientOptions {
@@ -71,6 +82,7 @@ impl Default for ClientOptions {
             connection,
             credentials: None,
             busy_poll: None,
+            decode: xdr::DecodeOptions::new(),
         }
     }
 }
@@ -128,6 +140,12 @@ impl ClientOptions {
     /// Set [`ClientOptions::busy_poll`].
     pub fn busy_poll(mut self, limit: Option<Duration>) -> Self {
         self.busy_poll = limit;
+        self
+    }
+
+    /// Set [`ClientOptions::decode`].
+    pub fn decode_options(mut self, decode: xdr::DecodeOptions) -> Self {
+        self.decode = decode;
         self
     }
 
