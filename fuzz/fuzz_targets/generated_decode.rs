@@ -1,7 +1,10 @@
 //! Typed decode of every generated libvirt body type through one dispatching entry point,
 //! `libvirt_proto::generated::decode_body`. The input picks a program, a procedure, a body kind
 //! (args, ret or message) and the body bytes. Must never panic; the dispatcher must know exactly
-//! the procedures the program tables list; whatever decodes must be printable with `Debug`.
+//! the procedures the program tables list; whatever decodes must be printable with `Debug`, and
+//! must encode back (`DecodedBody::encode`) to exactly the body bytes it was decoded from: XDR
+//! encodings are canonical, and the default decode options refuse non-zero padding, so no two
+//! byte strings decode to the same value.
 //!
 //! Input layout: `[program selector, procedure hi, procedure lo, body kind, body...]`.
 //! - program selector: an index into `generated::PROGRAMS`, or (one value past the end) a
@@ -54,8 +57,16 @@ fuzz_target!(|data: &[u8]| {
                 "decode_body decodes {program:#x}/{number}, which no table lists"
             );
             match result {
-                // Walk the whole decoded value.
-                Ok(value) => drop(format!("{value:?}")),
+                Ok(value) => {
+                    // Walk the whole decoded value.
+                    drop(format!("{value:?}"));
+                    let again = value.encode().expect("a decoded body encodes");
+                    assert!(
+                        again == bytes,
+                        "{program:#x}/{number} {body:?}: re-encoding differs\n\
+                         input:   {bytes:02x?}\nencoded: {again:02x?}\nvalue: {value:?}"
+                    );
+                }
                 Err(e) => drop(e.to_string()),
             }
         }

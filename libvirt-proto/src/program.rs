@@ -177,6 +177,37 @@ pub enum Body {
     Message,
 }
 
+/// A body decoded with its generated type by `generated::decode_body` (or a program module's
+/// `decode_body`): printable with `Debug`, and encodable back to the XDR it came from.
+///
+/// XDR encodings are canonical, so for bytes that decode with the default (strict padding)
+/// options, [`encode`](DecodedBody::encode) gives back exactly those bytes:
+///
+/// ```
+/// use libvirt_proto::generated::{decode_body, remote};
+/// use libvirt_proto::program::Body;
+///
+/// let args = xdr::to_bytes(&remote::RemoteConnectOpenArgs {
+///     name: Some("qemu:///system".into()),
+///     flags: 0,
+/// })
+/// .unwrap();
+/// let open = remote::Procedure::ConnectOpen.number();
+/// let value = decode_body(remote::PROGRAM, open, Body::Args, &args).unwrap().unwrap();
+/// assert!(format!("{value:?}").starts_with("RemoteConnectOpenArgs"));
+/// assert_eq!(value.encode().unwrap(), args);
+/// ```
+pub trait DecodedBody: std::fmt::Debug + Send {
+    /// The value as XDR (what [`xdr::to_bytes`] writes for its type).
+    fn encode(&self) -> Result<Vec<u8>, xdr::Error>;
+}
+
+impl<T: std::fmt::Debug + Send + Serialize> DecodedBody for T {
+    fn encode(&self) -> Result<Vec<u8>, xdr::Error> {
+        xdr::to_bytes(self)
+    }
+}
+
 /// A procedure number a program does not define.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("program {program:#x} has no procedure {procedure}")]

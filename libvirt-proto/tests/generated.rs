@@ -594,6 +594,8 @@ fn decode_body_dispatches_to_the_generated_type() {
         format!("{v:?}"),
         "RemoteConnectOpenArgs { name: Some(\"test:///default\"), flags: 0 }"
     );
+    // What decodes encodes back to the same bytes.
+    assert_eq!(v.encode().unwrap(), args);
     // CONNECT_OPEN's reply is empty: no bytes decode, any byte is trailing.
     assert!(generated::decode_body(remote::PROGRAM, 1, Body::Ret, &[])
         .unwrap()

@@ -1694,13 +1694,15 @@ pub const PROCEDURES: &[crate::program::ProcedureInfo] = &[
 
 /// Decodes `bytes` as the given body of `procedure` with its generated type (`()` for an
 /// empty body, which must then be empty), for dissectors and fuzz targets.
+/// The value prints with `Debug` and encodes back to the same bytes with
+/// [`DecodedBody::encode`](crate::program::DecodedBody::encode).
 pub fn decode_body(
     procedure: Procedure,
     body: crate::program::Body,
     bytes: &[u8],
-) -> Result<Box<dyn std::fmt::Debug + Send>, xdr::Error> {
-    use crate::program::Body;
-    fn boxed<T: std::fmt::Debug + Send + 'static>(v: T) -> Box<dyn std::fmt::Debug + Send> {
+) -> Result<Box<dyn crate::program::DecodedBody>, xdr::Error> {
+    use crate::program::{Body, DecodedBody};
+    fn boxed<T: DecodedBody + 'static>(v: T) -> Box<dyn DecodedBody> {
         Box::new(v)
     }
     Ok(match (procedure, body) {

@@ -41,13 +41,15 @@ pub fn program(number: u32) -> Option<&'static crate::program::ProgramInfo> {
 }
 
 /// Decodes `bytes` as the given body of a procedure with its generated type (see each
-/// program's `decode_body`); `None` for an unknown program or procedure.
+/// program's `decode_body`); `None` for an unknown program or procedure. The value
+/// prints with `Debug` and encodes back to the same bytes with
+/// [`DecodedBody::encode`](crate::program::DecodedBody::encode).
 pub fn decode_body(
     program: u32,
     procedure: u32,
     body: crate::program::Body,
     bytes: &[u8],
-) -> Option<Result<Box<dyn std::fmt::Debug + Send>, xdr::Error>> {
+) -> Option<Result<Box<dyn crate::program::DecodedBody>, xdr::Error>> {
     let p = i32::try_from(procedure).ok()?;
     Some(match program {
         remote::PROGRAM => remote::decode_body(remote::Procedure::from_value(p)?, body, bytes),

@@ -615,13 +615,15 @@ pub const PROCEDURES: &[libvirt_proto::program::ProcedureInfo] = &[
 
 /// Decodes `bytes` as the given body of `procedure` with its generated type (`()` for an
 /// empty body, which must then be empty), for dissectors and fuzz targets.
+/// The value prints with `Debug` and encodes back to the same bytes with
+/// [`DecodedBody::encode`](libvirt_proto::program::DecodedBody::encode).
 pub fn decode_body(
     procedure: Procedure,
     body: libvirt_proto::program::Body,
     bytes: &[u8],
-) -> Result<Box<dyn std::fmt::Debug + Send>, xdr::Error> {
-    use libvirt_proto::program::Body;
-    fn boxed<T: std::fmt::Debug + Send + 'static>(v: T) -> Box<dyn std::fmt::Debug + Send> {
+) -> Result<Box<dyn libvirt_proto::program::DecodedBody>, xdr::Error> {
+    use libvirt_proto::program::{Body, DecodedBody};
+    fn boxed<T: DecodedBody + 'static>(v: T) -> Box<dyn DecodedBody> {
         Box::new(v)
     }
     Ok(match (procedure, body) {

@@ -241,8 +241,10 @@ fn mod_rs(version: &str) -> Result<String> {
          \x20   PROGRAMS.iter().copied().find(|p| p.number == number)\n\
          }\n\n\
          /// Decodes `bytes` as the given body of a procedure with its generated type (see each\n\
-         /// program's `decode_body`); `None` for an unknown program or procedure.\n\
-         pub fn decode_body(program: u32, procedure: u32, body: crate::program::Body, bytes: &[u8]) -> Option<Result<Box<dyn std::fmt::Debug + Send>, xdr::Error>> {\n\
+         /// program's `decode_body`); `None` for an unknown program or procedure. The value\n\
+         /// prints with `Debug` and encodes back to the same bytes with\n\
+         /// [`DecodedBody::encode`](crate::program::DecodedBody::encode).\n\
+         pub fn decode_body(program: u32, procedure: u32, body: crate::program::Body, bytes: &[u8]) -> Option<Result<Box<dyn crate::program::DecodedBody>, xdr::Error>> {\n\
          \x20   let p = i32::try_from(procedure).ok()?;\n\
          \x20   Some(match program {\n\
          \x20       remote::PROGRAM => remote::decode_body(remote::Procedure::from_value(p)?, body, bytes),\n\

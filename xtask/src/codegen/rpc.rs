@@ -1809,9 +1809,17 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
             out,
             "/// empty body, which must then be empty), for dissectors and fuzz targets."
         )?;
-        writeln!(out, "pub fn decode_body(procedure: Procedure, body: crate::program::Body, bytes: &[u8]) -> Result<Box<dyn std::fmt::Debug + Send>, xdr::Error> {{")?;
-        writeln!(out, "    use crate::program::Body;")?;
-        writeln!(out, "    fn boxed<T: std::fmt::Debug + Send + 'static>(v: T) -> Box<dyn std::fmt::Debug + Send> {{ Box::new(v) }}")?;
+        writeln!(
+            out,
+            "/// The value prints with `Debug` and encodes back to the same bytes with"
+        )?;
+        writeln!(
+            out,
+            "/// [`DecodedBody::encode`](crate::program::DecodedBody::encode)."
+        )?;
+        writeln!(out, "pub fn decode_body(procedure: Procedure, body: crate::program::Body, bytes: &[u8]) -> Result<Box<dyn crate::program::DecodedBody>, xdr::Error> {{")?;
+        writeln!(out, "    use crate::program::{{Body, DecodedBody}};")?;
+        writeln!(out, "    fn boxed<T: DecodedBody + 'static>(v: T) -> Box<dyn DecodedBody> {{ Box::new(v) }}")?;
         writeln!(out, "    Ok(match (procedure, body) {{")?;
         for p in &procs {
             let ty = |o: &Option<String>| match o {
