@@ -56,6 +56,10 @@ pub fn cmd(args: &[&str]) -> Result<()> {
             run: |_| crate::codegen_qapi::cmd(&["--check"]),
         },
         Step {
+            name: "fuzz seeds --check",
+            run: |_| crate::fuzz_seeds::cmd(&["--check"]),
+        },
+        Step {
             name: "clippy",
             run: |_| {
                 cargo(&[

@@ -5,7 +5,8 @@
 //! (`-Cpasses=sancov-module`, `-Cllvm-args=-sanitizer-coverage-*`, `--cfg fuzzing`), so no
 //! nightly is needed. cargo-fuzz is installed with `cargo install` when missing (a fresh CI
 //! machine has only Rust). Corpora and crash artifacts go under `target/fuzz-smoke/<target>/`;
-//! a target's committed seed inputs, if any, are read from `fuzz/seeds/<target>/`.
+//! a target's committed seed inputs, if any, are read from `fuzz/seeds/<target>/` (those of the
+//! wire targets are written by `cargo xtask fuzz seeds`, see `fuzz_seeds.rs`).
 
 use crate::util;
 use anyhow::{bail, Context, Result};
@@ -21,8 +22,11 @@ const CI_BUDGET_SECS: u64 = 120;
 pub fn cmd(args: &[&str]) -> Result<()> {
     match args {
         [] => smoke(None),
+        ["seeds", rest @ ..] => crate::fuzz_seeds::cmd(rest),
         [secs] => smoke(Some(secs.parse().context("SECONDS must be a number")?)),
-        _ => bail!("usage: cargo xtask fuzz [SECONDS-PER-TARGET]"),
+        _ => {
+            bail!("usage: cargo xtask fuzz [SECONDS-PER-TARGET] | cargo xtask fuzz seeds [--check]")
+        }
     }
 }
 

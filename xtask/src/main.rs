@@ -11,6 +11,7 @@ mod codegen_client;
 mod codegen_qapi;
 mod demo;
 mod fuzz;
+mod fuzz_seeds;
 mod peers;
 mod util;
 mod xdr_cmd;
@@ -38,6 +39,8 @@ commands:
   demo                 the main job: tour the crates against the real peers
   bench libvirt [...]  calls/s and latency: our libvirt client vs libvirt.so (C), same daemon
   fuzz [SECONDS]       run every fuzz target (cargo-fuzz, stable) for a few seconds each
+  fuzz seeds [--check] write the wire targets' seed inputs (fuzz/seeds/<target>/) from encoded
+                       sample values; --check fails when the committed ones differ
   xdr decode|encode --spec FILE.x --type NAME
                        XDR on stdin -> JSON on stdout, or JSON -> XDR (schema-driven)
   xdr dissect [--spec-dir DIR]
