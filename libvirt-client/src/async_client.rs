@@ -140,15 +140,18 @@ impl Client {
         let notes = Arc::new(Notes::default());
         let (n, t) = (notes.clone(), notes.clone());
         let fd_refusal = crate::fds::refusal(transport.can_pass_fds(), transport.kind());
-        let shared = Arc::new(Shared::new(
-            Connection::new(core::connection_config(&options, transport.kind())),
-            Box::new(move || {
-                n.write.notify_one();
-                n.resume.notify_one();
-            }),
-            Box::new(move || t.timer.notify_one()),
-            fd_refusal,
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                Connection::new(core::connection_config(&options, transport.kind())),
+                Box::new(move || {
+                    n.write.notify_one();
+                    n.resume.notify_one();
+                }),
+                Box::new(move || t.timer.notify_one()),
+                fd_refusal,
+            )
+            .with_decode(options.decode),
+        );
         let (rd, wr) = transport.into_sides();
         let inline = wr.can_try_write();
         let wr = Arc::new(tokio::sync::Mutex::new(wr));

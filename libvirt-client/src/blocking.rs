@@ -125,12 +125,15 @@ impl Client {
         let fd_refusal = crate::fds::refusal(transport.can_pass_fds(), transport.kind());
         let config = core::connection_config(&options, transport.kind());
         let (rd, wr) = transport.into_split()?;
-        let shared = Arc::new(Shared::new(
-            Connection::new(config),
-            Box::new(|| {}),
-            Box::new(|| {}),
-            fd_refusal,
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                Connection::new(config),
+                Box::new(|| {}),
+                Box::new(|| {}),
+                fd_refusal,
+            )
+            .with_decode(options.decode),
+        );
         let shutdown = Arc::new(wr.shutdown_handle());
         let inline = wr.can_try_send();
         let wr = Arc::new(Mutex::new(wr));

@@ -126,6 +126,8 @@ pub(crate) struct Shared {
     /// `None` when the transport passes file descriptors, else the transport's name (calls
     /// with descriptors are then refused before anything is sent).
     pub(crate) fd_refusal: Option<String>,
+    /// How replies and events are decoded ([`crate::ClientOptions::decode`]).
+    pub(crate) decode: xdr::DecodeOptions,
     /// The driver's inline write (see [`Shared::output_queued`]): writes queued output on the
     /// calling thread or task if it can without blocking; true when nothing is left for the
     /// writer. Unset where the transport cannot write without blocking (TLS, child process,
@@ -343,8 +345,15 @@ impl Shared {
             kick,
             kick_timer,
             fd_refusal,
+            decode: xdr::DecodeOptions::new(),
             inline_write: OnceLock::new(),
         }
+    }
+
+    /// Decode replies and events with `decode` (strict by default).
+    pub(crate) fn with_decode(mut self, decode: xdr::DecodeOptions) -> Self {
+        self.decode = decode;
+        self
     }
 
     fn timer_ns(&self, deadline: Option<Instant>) -> u64 {

@@ -651,7 +651,7 @@ pub(crate) fn try_next(
     }
     if let Some(m) = q.items.pop_front() {
         drop(st);
-        return Some(Some(match TypedEvent::decode(&m) {
+        return Some(Some(match TypedEvent::decode_with(&m, shared.decode) {
             Ok(Some(ev)) => Ok(EventItem::Event(ev)),
             Ok(None) => Err(Error::EventDecode {
                 program: m.program,

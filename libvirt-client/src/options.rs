@@ -51,7 +51,7 @@ pub struct ClientOptions {
     /// the daemon answers at once. Measured with `cargo xtask bench libvirt --busy-poll`. Used
     /// on plain unix and tcp sockets; other transports (TLS, ssh, custom streams) ignore it.
     pub busy_poll: Option<Duration>,
-    /// How call replies are decoded (default: strict, [`xdr::DecodeOptions::new`]).
+    /// How call replies and events are decoded (default: strict, [`xdr::DecodeOptions::new`]).
     ///
     /// Strict decoding refuses a reply holding a string that is not UTF-8, with an error naming
     /// the field. libvirt's own client takes any bytes, and a daemon can send them: a directory
@@ -59,8 +59,7 @@ pub struct ClientOptions {
     /// makes the pool's volume list undecodable. With [`xdr::Utf8::Lossy`] such strings are
     /// decoded with U+FFFD replacements and the rest of the reply is kept (the names are then
     /// for display: the original bytes are lost). [`xdr::Padding::Lenient`] accepts non-zero
-    /// padding, as libvirt's decoder does. Error replies always decode their messages lossily;
-    /// events are always decoded strictly.
+    /// padding, as libvirt's decoder does. Error replies always decode their messages lossily.
     pub decode: xdr::DecodeOptions,
 }
 

@@ -157,3 +157,49 @@ fn blocking_volume_list_with_a_latin1_file_name() {
 
     strict.storage_pool_destroy(pool).unwrap();
 }
+
+/// Events follow the same option (`TypedEvent::decode_with`, which the drivers call with
+/// `ClientOptions::decode`): a lifecycle event for a domain named in Latin-1.
+#[test]
+fn events_decode_with_the_options() {
+    use libvirt_client::libvirt_proto::generated::remote::{
+        self, RemoteDomainEventCallbackLifecycleMsg, RemoteDomainEventLifecycleMsg,
+        RemoteNonnullDomain,
+    };
+    use libvirt_client::libvirt_proto::ServerMessage;
+    use libvirt_client::TypedEvent;
+
+    let msg = RemoteDomainEventCallbackLifecycleMsg {
+        callback_id: 3,
+        msg: RemoteDomainEventLifecycleMsg {
+            dom: RemoteNonnullDomain {
+                name: "caf!".into(),
+                uuid: [9; 16],
+                id: 4,
+            },
+            event: 2,
+            detail: 0,
+        },
+    };
+    let mut body = xdr::to_bytes(&msg).unwrap();
+    let at = body.iter().position(|&b| b == b'!').unwrap();
+    body[at] = 0xe9;
+    let m = ServerMessage {
+        program: remote::PROGRAM,
+        version: remote::VERSION,
+        procedure: 318,
+        callback_id: Some(3),
+        route: None,
+        body: body.into(),
+    };
+    let e = TypedEvent::decode(&m).unwrap_err();
+    assert!(e.to_string().contains("UTF-8"), "{e}");
+    let lossy = xdr::DecodeOptions::new().with_utf8(xdr::Utf8::Lossy);
+    match TypedEvent::decode_with(&m, lossy).unwrap() {
+        Some(TypedEvent::DomainEventCallbackLifecycle(ev)) => {
+            assert_eq!(ev.msg.dom.name, "caf\u{fffd}");
+            assert_eq!((ev.callback_id, ev.msg.event), (3, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+}

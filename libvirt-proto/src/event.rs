@@ -24,7 +24,15 @@ impl Reply {
     /// Decode the body as `T` (normally the procedure's generated `*_ret` type; `()` for none).
     /// Strings and opaques are zero-copy slices of the body where `T` uses `xdr::Opaque`.
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        xdr::from_shared(&self.body)
+        self.decode_with(xdr::DecodeOptions::new())
+    }
+
+    /// [`Reply::decode`] with [`xdr::DecodeOptions`] (e.g. [`xdr::Utf8::Lossy`]).
+    pub fn decode_with<T: serde::de::DeserializeOwned>(
+        &self,
+        options: xdr::DecodeOptions,
+    ) -> Result<T, Error> {
+        xdr::from_shared_with(&self.body, options)
             .map_err(|e| Error::decode(format!("reply of procedure {}", self.header.procedure), e))
     }
 }
@@ -51,7 +59,15 @@ pub struct ServerMessage {
 impl ServerMessage {
     /// Decode the body as `T` (the event's generated `*_msg` type).
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        xdr::from_shared(&self.body)
+        self.decode_with(xdr::DecodeOptions::new())
+    }
+
+    /// [`ServerMessage::decode`] with [`xdr::DecodeOptions`] (e.g. [`xdr::Utf8::Lossy`]).
+    pub fn decode_with<T: serde::de::DeserializeOwned>(
+        &self,
+        options: xdr::DecodeOptions,
+    ) -> Result<T, Error> {
+        xdr::from_shared_with(&self.body, options)
             .map_err(|e| Error::decode(format!("event of procedure {}", self.procedure), e))
     }
 }

@@ -1105,12 +1105,12 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
             "/// `{name}` ({number}).\n{v}(libvirt_proto::generated::{module}::{body}),"
         );
     }
-    s.push_str("}\n\nimpl TypedEvent {\n/// Decode a server message; `Ok(None)` for a procedure that is not an event of these programs.\npub fn decode(m: &libvirt_proto::ServerMessage) -> Result<Option<TypedEvent>, libvirt_proto::Error> {\n");
+    s.push_str("}\n\nimpl TypedEvent {\n/// Decode a server message; `Ok(None)` for a procedure that is not an event of these programs.\npub fn decode(m: &libvirt_proto::ServerMessage) -> Result<Option<TypedEvent>, libvirt_proto::Error> {\nSelf::decode_with(m, xdr::DecodeOptions::new())\n}\n\n/// [`TypedEvent::decode`] with [`xdr::DecodeOptions`] (e.g. [`xdr::Utf8::Lossy`]).\npub fn decode_with(m: &libvirt_proto::ServerMessage, options: xdr::DecodeOptions) -> Result<Option<TypedEvent>, libvirt_proto::Error> {\n");
     s.push_str("Ok(Some(match (m.program, m.procedure) {\n");
     for (v, module, number, _, _) in &events {
         let _ = writeln!(
             s,
-            "(libvirt_proto::generated::{module}::PROGRAM, {number}) => TypedEvent::{v}(m.decode()?),"
+            "(libvirt_proto::generated::{module}::PROGRAM, {number}) => TypedEvent::{v}(m.decode_with(options)?),"
         );
     }
     s.push_str("_ => return Ok(None),\n}))\n}\n\n/// The C name of the event's procedure.\npub fn procedure_name(&self) -> &'static str {\nmatch self {\n");

@@ -172,168 +172,176 @@ impl TypedEvent {
     pub fn decode(
         m: &libvirt_proto::ServerMessage,
     ) -> Result<Option<TypedEvent>, libvirt_proto::Error> {
+        Self::decode_with(m, xdr::DecodeOptions::new())
+    }
+
+    /// [`TypedEvent::decode`] with [`xdr::DecodeOptions`] (e.g. [`xdr::Utf8::Lossy`]).
+    pub fn decode_with(
+        m: &libvirt_proto::ServerMessage,
+        options: xdr::DecodeOptions,
+    ) -> Result<Option<TypedEvent>, libvirt_proto::Error> {
         Ok(Some(match (m.program, m.procedure) {
             (libvirt_proto::generated::remote::PROGRAM, 107) => {
-                TypedEvent::DomainEventLifecycle(m.decode()?)
+                TypedEvent::DomainEventLifecycle(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 169) => {
-                TypedEvent::DomainEventReboot(m.decode()?)
+                TypedEvent::DomainEventReboot(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 170) => {
-                TypedEvent::DomainEventRtcChange(m.decode()?)
+                TypedEvent::DomainEventRtcChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 171) => {
-                TypedEvent::DomainEventWatchdog(m.decode()?)
+                TypedEvent::DomainEventWatchdog(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 172) => {
-                TypedEvent::DomainEventIoError(m.decode()?)
+                TypedEvent::DomainEventIoError(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 173) => {
-                TypedEvent::DomainEventGraphics(m.decode()?)
+                TypedEvent::DomainEventGraphics(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 195) => {
-                TypedEvent::DomainEventIoErrorReason(m.decode()?)
+                TypedEvent::DomainEventIoErrorReason(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 224) => {
-                TypedEvent::DomainEventControlError(m.decode()?)
+                TypedEvent::DomainEventControlError(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 241) => {
-                TypedEvent::DomainEventBlockJob(m.decode()?)
+                TypedEvent::DomainEventBlockJob(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 248) => {
-                TypedEvent::DomainEventDiskChange(m.decode()?)
+                TypedEvent::DomainEventDiskChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 268) => {
-                TypedEvent::DomainEventTrayChange(m.decode()?)
+                TypedEvent::DomainEventTrayChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 269) => {
-                TypedEvent::DomainEventPmwakeup(m.decode()?)
+                TypedEvent::DomainEventPmwakeup(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 270) => {
-                TypedEvent::DomainEventPmsuspend(m.decode()?)
+                TypedEvent::DomainEventPmsuspend(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 276) => {
-                TypedEvent::DomainEventBalloonChange(m.decode()?)
+                TypedEvent::DomainEventBalloonChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 292) => {
-                TypedEvent::DomainEventPmsuspendDisk(m.decode()?)
+                TypedEvent::DomainEventPmsuspendDisk(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 311) => {
-                TypedEvent::DomainEventDeviceRemoved(m.decode()?)
+                TypedEvent::DomainEventDeviceRemoved(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 315) => {
-                TypedEvent::NetworkEventLifecycle(m.decode()?)
+                TypedEvent::NetworkEventLifecycle(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 318) => {
-                TypedEvent::DomainEventCallbackLifecycle(m.decode()?)
+                TypedEvent::DomainEventCallbackLifecycle(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 319) => {
-                TypedEvent::DomainEventCallbackReboot(m.decode()?)
+                TypedEvent::DomainEventCallbackReboot(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 320) => {
-                TypedEvent::DomainEventCallbackRtcChange(m.decode()?)
+                TypedEvent::DomainEventCallbackRtcChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 321) => {
-                TypedEvent::DomainEventCallbackWatchdog(m.decode()?)
+                TypedEvent::DomainEventCallbackWatchdog(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 322) => {
-                TypedEvent::DomainEventCallbackIoError(m.decode()?)
+                TypedEvent::DomainEventCallbackIoError(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 323) => {
-                TypedEvent::DomainEventCallbackGraphics(m.decode()?)
+                TypedEvent::DomainEventCallbackGraphics(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 324) => {
-                TypedEvent::DomainEventCallbackIoErrorReason(m.decode()?)
+                TypedEvent::DomainEventCallbackIoErrorReason(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 325) => {
-                TypedEvent::DomainEventCallbackControlError(m.decode()?)
+                TypedEvent::DomainEventCallbackControlError(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 326) => {
-                TypedEvent::DomainEventCallbackBlockJob(m.decode()?)
+                TypedEvent::DomainEventCallbackBlockJob(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 327) => {
-                TypedEvent::DomainEventCallbackDiskChange(m.decode()?)
+                TypedEvent::DomainEventCallbackDiskChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 328) => {
-                TypedEvent::DomainEventCallbackTrayChange(m.decode()?)
+                TypedEvent::DomainEventCallbackTrayChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 329) => {
-                TypedEvent::DomainEventCallbackPmwakeup(m.decode()?)
+                TypedEvent::DomainEventCallbackPmwakeup(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 330) => {
-                TypedEvent::DomainEventCallbackPmsuspend(m.decode()?)
+                TypedEvent::DomainEventCallbackPmsuspend(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 331) => {
-                TypedEvent::DomainEventCallbackBalloonChange(m.decode()?)
+                TypedEvent::DomainEventCallbackBalloonChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 332) => {
-                TypedEvent::DomainEventCallbackPmsuspendDisk(m.decode()?)
+                TypedEvent::DomainEventCallbackPmsuspendDisk(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 333) => {
-                TypedEvent::DomainEventCallbackDeviceRemoved(m.decode()?)
+                TypedEvent::DomainEventCallbackDeviceRemoved(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 339) => {
-                TypedEvent::DomainEventBlockJob2(m.decode()?)
+                TypedEvent::DomainEventBlockJob2(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 346) => {
-                TypedEvent::DomainEventCallbackTunable(m.decode()?)
+                TypedEvent::DomainEventCallbackTunable(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 348) => {
-                TypedEvent::DomainEventCallbackAgentLifecycle(m.decode()?)
+                TypedEvent::DomainEventCallbackAgentLifecycle(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 354) => {
-                TypedEvent::DomainEventCallbackDeviceAdded(m.decode()?)
+                TypedEvent::DomainEventCallbackDeviceAdded(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 359) => {
-                TypedEvent::DomainEventCallbackMigrationIteration(m.decode()?)
+                TypedEvent::DomainEventCallbackMigrationIteration(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 362) => {
-                TypedEvent::ConnectEventConnectionClosed(m.decode()?)
+                TypedEvent::ConnectEventConnectionClosed(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 363) => {
-                TypedEvent::DomainEventCallbackJobCompleted(m.decode()?)
+                TypedEvent::DomainEventCallbackJobCompleted(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 367) => {
-                TypedEvent::DomainEventCallbackDeviceRemovalFailed(m.decode()?)
+                TypedEvent::DomainEventCallbackDeviceRemovalFailed(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 370) => {
-                TypedEvent::StoragePoolEventLifecycle(m.decode()?)
+                TypedEvent::StoragePoolEventLifecycle(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 373) => {
-                TypedEvent::StoragePoolEventRefresh(m.decode()?)
+                TypedEvent::StoragePoolEventRefresh(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 376) => {
-                TypedEvent::NodeDeviceEventLifecycle(m.decode()?)
+                TypedEvent::NodeDeviceEventLifecycle(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 377) => {
-                TypedEvent::NodeDeviceEventUpdate(m.decode()?)
+                TypedEvent::NodeDeviceEventUpdate(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 379) => {
-                TypedEvent::DomainEventCallbackMetadataChange(m.decode()?)
+                TypedEvent::DomainEventCallbackMetadataChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 382) => {
-                TypedEvent::SecretEventLifecycle(m.decode()?)
+                TypedEvent::SecretEventLifecycle(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 383) => {
-                TypedEvent::SecretEventValueChanged(m.decode()?)
+                TypedEvent::SecretEventValueChanged(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 385) => {
-                TypedEvent::DomainEventBlockThreshold(m.decode()?)
+                TypedEvent::DomainEventBlockThreshold(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 423) => {
-                TypedEvent::DomainEventMemoryFailure(m.decode()?)
+                TypedEvent::DomainEventMemoryFailure(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 438) => {
-                TypedEvent::DomainEventMemoryDeviceSizeChange(m.decode()?)
+                TypedEvent::DomainEventMemoryDeviceSizeChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 446) => {
-                TypedEvent::NetworkEventCallbackMetadataChange(m.decode()?)
+                TypedEvent::NetworkEventCallbackMetadataChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::remote::PROGRAM, 453) => {
-                TypedEvent::DomainEventNicMacChange(m.decode()?)
+                TypedEvent::DomainEventNicMacChange(m.decode_with(options)?)
             }
             (libvirt_proto::generated::qemu::PROGRAM, 6) => {
-                TypedEvent::QemuDomainMonitorEvent(m.decode()?)
+                TypedEvent::QemuDomainMonitorEvent(m.decode_with(options)?)
             }
             _ => return Ok(None),
         }))
