@@ -8,7 +8,9 @@
 //!
 //! `--lenient-padding` (decode, dissect) skips non-zero padding bytes after strings and opaques
 //! the way libvirt's C decoder does instead of rejecting them; `encode` of such output writes zero
-//! padding, so it no longer gives back the input bytes.
+//! padding, so it no longer gives back the input bytes. `--lossy-utf8` (decode, dissect) prints
+//! strings that are not UTF-8 with U+FFFD in place of each invalid sequence instead of failing
+//! (libvirt's C decoder takes any bytes); those strings then do not encode back to their bytes.
 //!
 //! `--spec` also loads the `.x` files FILE.x includes (`%#include "remote_protocol.h"` loads
 //! `remote_protocol.x` from the same folder). The spec dir is DIR, else
@@ -21,17 +23,20 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use xdr::dynamic::{self, dissect::Dissector};
 use xdr::schema::Schema;
-use xdr::{DecodeOptions, Padding};
+use xdr::{DecodeOptions, Padding, Utf8};
 
 const USAGE: &str =
-    "usage: cargo xtask xdr decode --spec FILE.x --type NAME [--lenient-padding]   (XDR on stdin -> JSON)
-       cargo xtask xdr encode --spec FILE.x --type NAME                      (JSON on stdin -> XDR)
-       cargo xtask xdr dissect [--spec-dir DIR] [--lenient-padding]          (libvirt stream on stdin -> JSON lines)
+    "usage: cargo xtask xdr decode --spec FILE.x --type NAME [--lenient-padding] [--lossy-utf8]   (XDR on stdin -> JSON)
+       cargo xtask xdr encode --spec FILE.x --type NAME                                     (JSON on stdin -> XDR)
+       cargo xtask xdr dissect [--spec-dir DIR] [--lenient-padding] [--lossy-utf8]          (libvirt stream on stdin -> JSON lines)
 --lenient-padding: accept non-zero padding bytes (as libvirt's C decoder does); re-encoding then
-writes zero padding, so the bytes do not come back exactly";
+writes zero padding, so the bytes do not come back exactly
+--lossy-utf8: print strings that are not UTF-8 with U+FFFD replacements instead of failing; such
+strings do not encode back to their bytes";
 
-/// The one flag without a value.
+/// The flags without a value (options of decode and dissect).
 const LENIENT: &str = "--lenient-padding";
+const LOSSY: &str = "--lossy-utf8";
 
 pub fn cmd(args: &[&str]) -> Result<()> {
     one_line(run(args))
@@ -44,20 +49,32 @@ fn one_line(r: Result<()>) -> Result<()> {
 
 fn run(args: &[&str]) -> Result<()> {
     let lenient = args.contains(&LENIENT);
-    let args: Vec<&str> = args.iter().copied().filter(|a| *a != LENIENT).collect();
+    let lossy = args.contains(&LOSSY);
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| *a != LENIENT && *a != LOSSY)
+        .collect();
     let (words, flags) = split_flags(&args)?;
-    let options = DecodeOptions::new().with_padding(if lenient {
-        Padding::Lenient
-    } else {
-        Padding::Strict
-    });
+    let options = DecodeOptions::new()
+        .with_padding(if lenient {
+            Padding::Lenient
+        } else {
+            Padding::Strict
+        })
+        .with_utf8(if lossy { Utf8::Lossy } else { Utf8::Strict });
     match words.as_slice() {
         ["decode"] | ["encode"] => {
             let spec = flag(&flags, "--spec")?;
             let ty = flag(&flags, "--type")?;
             only_flags(&flags, &["--spec", "--type"])?;
-            if lenient && words[0] == "encode" {
-                bail!("{LENIENT} is an option of decode and dissect\n{USAGE}");
+            if words[0] == "encode" {
+                if let Some(f) = [(lenient, LENIENT), (lossy, LOSSY)]
+                    .into_iter()
+                    .find_map(|(on, f)| on.then_some(f))
+                {
+                    bail!("{f} is an option of decode and dissect\n{USAGE}");
+                }
             }
             let schema = load_spec(Path::new(spec))?;
             let input = read_stdin()?;
@@ -102,7 +119,7 @@ fn run(args: &[&str]) -> Result<()> {
     }
 }
 
-/// Decode `input` as `ty` with `options` (`--lenient-padding`) and render the JSON text
+/// Decode `input` as `ty` with `options` (`--lenient-padding`, `--lossy-utf8`) and render the JSON text
 /// (declaration order kept).
 pub fn decode_to_json_with(
     schema: &Schema,

@@ -565,3 +565,59 @@ fn cli_lenient_padding() {
     assert!(ok, "{err}");
     assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
 }
+
+#[test]
+fn cli_lossy_utf8() {
+    let dir = protocol_dir();
+    let spec = dir.join("remote_protocol.x");
+    let spec = spec.to_str().unwrap();
+    let ty = "remote_nonnull_storage_vol";
+    let json = r#"{"pool":"default","name":"caf!.img","key":"/var/lib/images/caf!.img"}"#;
+    let (ok, good, err) = xtask(
+        &["xdr", "encode", "--spec", spec, "--type", ty],
+        json.as_bytes(),
+    );
+    assert!(ok, "{err}");
+    // Latin-1 é (0xe9 alone is not UTF-8) in the name and the key, as a file name can have.
+    let bad: Vec<u8> = good
+        .iter()
+        .map(|&b| if b == b'!' { 0xe9 } else { b })
+        .collect();
+    let (ok, out, err) = xtask(&["xdr", "decode", "--spec", spec, "--type", ty], &bad);
+    assert!(!ok && out.is_empty(), "strict must fail");
+    assert!(
+        err.contains("not valid UTF-8") && err.contains("remote_nonnull_storage_vol.name"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1);
+    let (ok, out, err) = xtask(
+        &[
+            "xdr",
+            "decode",
+            "--lossy-utf8",
+            "--spec",
+            spec,
+            "--type",
+            ty,
+        ],
+        &bad,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!("{}\n", json.replace('!', "\u{fffd}"))
+    );
+    let (ok, _, err) = xtask(
+        &[
+            "xdr",
+            "encode",
+            "--spec",
+            spec,
+            "--type",
+            ty,
+            "--lossy-utf8",
+        ],
+        json.as_bytes(),
+    );
+    assert!(!ok && err.contains("--lossy-utf8"), "{err}");
+}
