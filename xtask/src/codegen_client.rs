@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use crate::codegen::names::doc_escape;
 use crate::util;
 
 const OUT_DIR: &str = "libvirt-client/src/generated";
@@ -489,7 +490,7 @@ fn rustdoc_paragraphs(info: &str) -> Vec<String> {
             || t.starts_with("* ")
             || t.split_once(". ")
                 .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        let text = rustdoc_escape(&t);
+        let text = doc_escape(&t);
         match cur.last_mut() {
             Some(last) if !item => {
                 last.push(' ');
@@ -499,7 +500,7 @@ fn rustdoc_paragraphs(info: &str) -> Vec<String> {
                 // A list item's marker stays a marker.
                 let text = if item {
                     let (marker, rest) = t.split_once(' ').unwrap_or((&t, ""));
-                    format!("{marker} {}", rustdoc_escape(rest))
+                    format!("{marker} {}", doc_escape(rest))
                 } else {
                     text
                 };
@@ -509,69 +510,6 @@ fn rustdoc_paragraphs(info: &str) -> Vec<String> {
     }
     flush(&mut cur, &mut paragraphs);
     paragraphs
-}
-
-/// Escapes one line of libvirt prose for rustdoc (see [`rustdoc_paragraphs`]).
-fn rustdoc_escape(text: &str) -> String {
-    let mut out = String::new();
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let start = word.find("http://").or_else(|| word.find("https://"));
-        // C names (`VIR_DOMAIN_AFFECT_LIVE`, `VIR_MIGRATE_PARAM_*`, `virDomainGetInfo()`) as
-        // code.
-        let core_start = word.find(|c: char| c != '(' && c != '"').unwrap_or(0);
-        let core = &word[core_start..];
-        let core = core.trim_end_matches(['.', ',', ';', ':', ')', '"', '\'']);
-        // `virDomainGetInfo())` trims to `virDomainGetInfo(`: give the call back its `)`.
-        let core = if core.ends_with('(') && word[core_start + core.len()..].starts_with(')') {
-            &word[core_start..core_start + core.len() + 1]
-        } else {
-            core
-        };
-        let ident = core.trim_end_matches("()").trim_end_matches('*');
-        let c_name = (ident.starts_with("VIR_")
-            || ident
-                .strip_prefix("vir")
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_uppercase())))
-            && ident.len() > 4
-            && ident
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if start.is_none() && c_name {
-            escape_into(&mut out, &word[..core_start], i == 0);
-            let _ = write!(out, "`{core}`");
-            escape_into(&mut out, &word[core_start + core.len()..], false);
-        } else if let Some(start) = start {
-            let url = &word[start..];
-            let end = url
-                .trim_end_matches(['.', ',', ';', ':', ')', '\'', '"'])
-                .len();
-            escape_into(&mut out, &word[..start], i == 0 && start == 0);
-            let _ = write!(out, "<{}>", &url[..end]);
-            escape_into(&mut out, &url[end..], false);
-        } else {
-            escape_into(&mut out, word, i == 0);
-        }
-    }
-    out
-}
-
-fn escape_into(out: &mut String, s: &str, line_start: bool) {
-    for (i, c) in s.chars().enumerate() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '[' | ']' | '*' | '`' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '#' if line_start && i == 0 => out.push_str("\\#"),
-            c => out.push(c),
-        }
-    }
 }
 
 /// Whether a C function registers or deregisters a callback for events the daemon sends as

@@ -241,7 +241,7 @@ impl ConnectGetDomainCapabilitiesFlags {
 
 crate::program::impl_flags!(ConnectGetDomainCapabilitiesFlags);
 
-/// Flags used to tune which domains are listed by virConnectListAllDomains(). Note that these flags come in groups; if all bits from a group are 0, then that group is not used to filter results.
+/// Flags used to tune which domains are listed by `virConnectListAllDomains()`. Note that these flags come in groups; if all bits from a group are 0, then that group is not used to filter results.
 ///
 /// libvirt's `virConnectListAllDomainsFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -546,7 +546,7 @@ impl ConnectListAllSecretsFlags {
 
 crate::program::impl_flags!(ConnectListAllSecretsFlags);
 
-/// Flags used to tune pools returned by virConnectListAllStoragePools(). Note that these flags come in groups; if all bits from a group are 0, then that group is not used to filter results.
+/// Flags used to tune pools returned by `virConnectListAllStoragePools()`. Note that these flags come in groups; if all bits from a group are 0, then that group is not used to filter results.
 ///
 /// libvirt's `virConnectListAllStoragePoolsFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -754,7 +754,7 @@ crate::program::impl_enum!(ConnectCredentialType);
 pub struct DomainAbortJobFlagsValues(pub u32);
 
 impl DomainAbortJobFlagsValues {
-    /// `VIR_DOMAIN_ABORT_JOB_POSTCOPY` = 0x1: Interrupt post-copy migration. Since migration in a post-copy phase cannot be aborted without losing the domain (none of the hosts involved in migration has a complete state of the domain), the migration will be suspended and it can later be resumed using virDomainMigrate* APIs with VIR_MIGRATE_POSTCOPY_RESUME flag. (since 8.5.0)
+    /// `VIR_DOMAIN_ABORT_JOB_POSTCOPY` = 0x1: Interrupt post-copy migration. Since migration in a post-copy phase cannot be aborted without losing the domain (none of the hosts involved in migration has a complete state of the domain), the migration will be suspended and it can later be resumed using `virDomainMigrate*` APIs with `VIR_MIGRATE_POSTCOPY_RESUME` flag. (since 8.5.0)
     pub const DOMAIN_ABORT_JOB_POSTCOPY: Self = Self(0x1);
     /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
@@ -767,7 +767,7 @@ impl DomainAbortJobFlagsValues {
 
 crate::program::impl_flags!(DomainAbortJobFlagsValues);
 
-/// Several modification APIs take flags to determine whether a change to the domain affects just the running instance, just the persistent definition, or both at the same time. The counterpart query APIs also take the same flags to determine whether to query the running instance or persistent definition, although both cannot be queried at once. The use of VIR_DOMAIN_AFFECT_CURRENT will resolve to either VIR_DOMAIN_AFFECT_LIVE or VIR_DOMAIN_AFFECT_CONFIG according to current domain state. VIR_DOMAIN_AFFECT_LIVE requires a running domain, and VIR_DOMAIN_AFFECT_CONFIG requires a persistent domain (whether or not it is running). These enums should not conflict with those of virTypedParameterFlags.
+/// Several modification APIs take flags to determine whether a change to the domain affects just the running instance, just the persistent definition, or both at the same time. The counterpart query APIs also take the same flags to determine whether to query the running instance or persistent definition, although both cannot be queried at once. The use of `VIR_DOMAIN_AFFECT_CURRENT` will resolve to either `VIR_DOMAIN_AFFECT_LIVE` or `VIR_DOMAIN_AFFECT_CONFIG` according to current domain state. `VIR_DOMAIN_AFFECT_LIVE` requires a running domain, and `VIR_DOMAIN_AFFECT_CONFIG` requires a persistent domain (whether or not it is running). These enums should not conflict with those of `virTypedParameterFlags`.
 ///
 /// libvirt's `virDomainModificationImpact` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -778,7 +778,7 @@ impl DomainModificationImpact {
     pub const CURRENT: Self = Self(0x0);
     /// `VIR_DOMAIN_AFFECT_LIVE` = 0x1: Affect running domain state. (since 0.9.2)
     pub const LIVE: Self = Self(0x1);
-    /// `VIR_DOMAIN_AFFECT_CONFIG` = 0x2: Affect persistent domain state. 1 &lt;&lt; 2 is reserved for virTypedParameterFlags (since 0.9.2)
+    /// `VIR_DOMAIN_AFFECT_CONFIG` = 0x2: Affect persistent domain state. 1 &lt;&lt; 2 is reserved for `virTypedParameterFlags` (since 0.9.2)
     pub const CONFIG: Self = Self(0x2);
     /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
@@ -862,7 +862,7 @@ impl DomainBackupBeginFlags {
 
 crate::program::impl_flags!(DomainBackupBeginFlags);
 
-/// A blkio parameter field type. Provided for backwards compatibility; virTypedParameterType is the preferred enum
+/// A blkio parameter field type. Provided for backwards compatibility; `virTypedParameterType` is the preferred enum
 ///
 /// libvirt's `virBlkioParameterType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -987,7 +987,7 @@ impl DomainBlockedReason {
 
 crate::program::impl_enum!(DomainBlockedReason);
 
-/// Flags available for virDomainBlockCommit().
+/// Flags available for `virDomainBlockCommit()`.
 ///
 /// libvirt's `virDomainBlockCommitFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1021,7 +1021,7 @@ impl DomainBlockCommitFlags {
 
 crate::program::impl_flags!(DomainBlockCommitFlags);
 
-/// Flags available for virDomainBlockCopy().
+/// Flags available for `virDomainBlockCopy()`.
 ///
 /// libvirt's `virDomainBlockCopyFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1052,7 +1052,7 @@ impl DomainBlockCopyFlags {
 
 crate::program::impl_flags!(DomainBlockCopyFlags);
 
-/// VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC: Request only, do not wait for completion VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT: Pivot to new file when ending a copy or active commit job
+/// `VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC`: Request only, do not wait for completion `VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT`: Pivot to new file when ending a copy or active commit job
 ///
 /// libvirt's `virDomainBlockJobAbortFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1074,7 +1074,7 @@ impl DomainBlockJobAbortFlags {
 
 crate::program::impl_flags!(DomainBlockJobAbortFlags);
 
-/// Tracks status of a virDomainBlockPull(), virDomainBlockRebase(), virDomainBlockCopy(), or virDomainBlockCommit() operation
+/// Tracks status of a `virDomainBlockPull()`, `virDomainBlockRebase()`, `virDomainBlockCopy()`, or `virDomainBlockCommit()` operation
 ///
 /// libvirt's `virConnectDomainEventBlockJobStatus` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1113,7 +1113,7 @@ impl ConnectDomainEventBlockJobStatus {
 
 crate::program::impl_enum!(ConnectDomainEventBlockJobStatus);
 
-/// Flags for use with virDomainGetBlockJobInfo
+/// Flags for use with `virDomainGetBlockJobInfo`
 ///
 /// libvirt's `virDomainBlockJobInfoFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1133,7 +1133,7 @@ impl DomainBlockJobInfoFlags {
 
 crate::program::impl_flags!(DomainBlockJobInfoFlags);
 
-/// Flags for use with virDomainBlockJobSetSpeed
+/// Flags for use with `virDomainBlockJobSetSpeed`
 ///
 /// libvirt's `virDomainBlockJobSetSpeedFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1162,15 +1162,15 @@ pub struct DomainBlockJobType(pub i32);
 impl DomainBlockJobType {
     /// `VIR_DOMAIN_BLOCK_JOB_TYPE_UNKNOWN` = 0: Placeholder (since 0.9.4)
     pub const UNKNOWN: Self = Self(0);
-    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_PULL` = 1: Block Pull (virDomainBlockPull, or virDomainBlockRebase without flags), job ends on completion (since 0.9.4)
+    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_PULL` = 1: Block Pull (`virDomainBlockPull`, or `virDomainBlockRebase` without flags), job ends on completion (since 0.9.4)
     pub const PULL: Self = Self(1);
-    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_COPY` = 2: Block Copy (virDomainBlockCopy, or virDomainBlockRebase with flags), job exists as long as mirroring is active (since 0.9.12)
+    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_COPY` = 2: Block Copy (`virDomainBlockCopy`, or `virDomainBlockRebase` with flags), job exists as long as mirroring is active (since 0.9.12)
     pub const COPY: Self = Self(2);
-    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT` = 3: Block Commit (virDomainBlockCommit without flags), job ends on completion (since 0.10.2)
+    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT` = 3: Block Commit (`virDomainBlockCommit` without flags), job ends on completion (since 0.10.2)
     pub const COMMIT: Self = Self(3);
-    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT` = 4: Active Block Commit (virDomainBlockCommit with flags), job exists as long as sync is active (since 1.2.6)
+    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT` = 4: Active Block Commit (`virDomainBlockCommit` with flags), job exists as long as sync is active (since 1.2.6)
     pub const ACTIVE_COMMIT: Self = Self(4);
-    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP` = 5: Backup (virDomainBackupBegin) (since 6.0.0)
+    /// `VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP` = 5: Backup (`virDomainBackupBegin`) (since 6.0.0)
     pub const BACKUP: Self = Self(5);
     /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
@@ -1203,7 +1203,7 @@ impl DomainBlockJobType {
 
 crate::program::impl_enum!(DomainBlockJobType);
 
-/// Flags for use with virDomainBlockPull (values chosen to be a subset of the flags for virDomainBlockRebase)
+/// Flags for use with `virDomainBlockPull` (values chosen to be a subset of the flags for `virDomainBlockRebase`)
 ///
 /// libvirt's `virDomainBlockPullFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1223,7 +1223,7 @@ impl DomainBlockPullFlags {
 
 crate::program::impl_flags!(DomainBlockPullFlags);
 
-/// Flags available for virDomainBlockRebase().
+/// Flags available for `virDomainBlockRebase()`.
 ///
 /// libvirt's `virDomainBlockRebaseFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1263,7 +1263,7 @@ impl DomainBlockRebaseFlags {
 
 crate::program::impl_flags!(DomainBlockRebaseFlags);
 
-/// Flags available for virDomainBlockResize().
+/// Flags available for `virDomainBlockResize()`.
 ///
 /// libvirt's `virDomainBlockResizeFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1357,7 +1357,7 @@ impl DomainCheckpointDeleteFlags {
 
 crate::program::impl_flags!(DomainCheckpointDeleteFlags);
 
-/// Flags valid for virDomainListAllCheckpoints() and virDomainCheckpointListAllChildren(). Note that the interpretation of flag (1&lt;&lt;0) depends on which function it is passed to; but serves to toggle the per-call default of whether the listing is shallow or recursive. Remaining bits come in groups; if all bits from a group are 0, then that group is not used to filter results.
+/// Flags valid for `virDomainListAllCheckpoints()` and `virDomainCheckpointListAllChildren()`. Note that the interpretation of flag (1&lt;&lt;0) depends on which function it is passed to; but serves to toggle the per-call default of whether the listing is shallow or recursive. Remaining bits come in groups; if all bits from a group are 0, then that group is not used to filter results.
 ///
 /// libvirt's `virDomainCheckpointListFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1440,7 +1440,7 @@ pub struct DomainControlState(pub i32);
 impl DomainControlState {
     /// `VIR_DOMAIN_CONTROL_OK` = 0: operational, ready to accept commands (since 0.9.3)
     pub const OK: Self = Self(0);
-    /// `VIR_DOMAIN_CONTROL_JOB` = 1: background job is running (can be monitored by virDomainGetJobInfo); only limited set of commands may be allowed (since 0.9.3)
+    /// `VIR_DOMAIN_CONTROL_JOB` = 1: background job is running (can be monitored by `virDomainGetJobInfo`); only limited set of commands may be allowed (since 0.9.3)
     pub const JOB: Self = Self(1);
     /// `VIR_DOMAIN_CONTROL_OCCUPIED` = 2: occupied by a running command (since 0.9.3)
     pub const OCCUPIED: Self = Self(2);
@@ -1599,7 +1599,7 @@ impl DomainDefineFlags {
 
 crate::program::impl_flags!(DomainDefineFlags);
 
-/// Flags used to provide specific behaviour to the virDomainDestroyFlags() function
+/// Flags used to provide specific behaviour to the `virDomainDestroyFlags()` function
 ///
 /// libvirt's `virDomainDestroyFlagsValues` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1628,11 +1628,11 @@ crate::program::impl_flags!(DomainDestroyFlagsValues);
 pub struct DomainDeviceModifyFlags(pub u32);
 
 impl DomainDeviceModifyFlags {
-    /// `VIR_DOMAIN_DEVICE_MODIFY_CURRENT` = 0x0 (= `VIR_DOMAIN_AFFECT_CURRENT`): See virDomainModificationImpact (since 0.7.7)
+    /// `VIR_DOMAIN_DEVICE_MODIFY_CURRENT` = 0x0 (= `VIR_DOMAIN_AFFECT_CURRENT`): See `virDomainModificationImpact` (since 0.7.7)
     pub const CURRENT: Self = Self(0x0);
-    /// `VIR_DOMAIN_DEVICE_MODIFY_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See virDomainModificationImpact (since 0.7.7)
+    /// `VIR_DOMAIN_DEVICE_MODIFY_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See `virDomainModificationImpact` (since 0.7.7)
     pub const LIVE: Self = Self(0x1);
-    /// `VIR_DOMAIN_DEVICE_MODIFY_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See virDomainModificationImpact (since 0.7.7)
+    /// `VIR_DOMAIN_DEVICE_MODIFY_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See `virDomainModificationImpact` (since 0.7.7)
     pub const CONFIG: Self = Self(0x2);
     /// `VIR_DOMAIN_DEVICE_MODIFY_FORCE` = 0x4: Forcibly modify device (ex. force eject a cdrom) (since 0.8.6)
     pub const FORCE: Self = Self(0x4);
@@ -1742,7 +1742,7 @@ impl DomainDiskErrorCode {
 
 crate::program::impl_enum!(DomainDiskErrorCode);
 
-/// a virDomainEventType is emitted during domain lifecycle events
+/// a `virDomainEventType` is emitted during domain lifecycle events
 ///
 /// libvirt's `virDomainEventType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -1955,7 +1955,7 @@ pub struct DomainEventGraphicsPhase(pub i32);
 impl DomainEventGraphicsPhase {
     /// `VIR_DOMAIN_EVENT_GRAPHICS_CONNECT` = 0: Initial socket connection established (since 0.8.0)
     pub const CONNECT: Self = Self(0);
-    /// `VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE` = 1: Authentication & setup completed (since 0.8.0)
+    /// `VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE` = 1: Authentication &amp; setup completed (since 0.8.0)
     pub const INITIALIZE: Self = Self(1);
     /// `VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT` = 2: Final socket disconnection (since 0.8.0)
     pub const DISCONNECT: Self = Self(2);
@@ -1981,68 +1981,68 @@ impl DomainEventGraphicsPhase {
 
 crate::program::impl_enum!(DomainEventGraphicsPhase);
 
-/// An enumeration of supported eventId parameters for virConnectDomainEventRegisterAny(). Each event id determines which signature of callback function will be used.
+/// An enumeration of supported eventId parameters for `virConnectDomainEventRegisterAny()`. Each event id determines which signature of callback function will be used.
 ///
 /// libvirt's `virDomainEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct DomainEventID(pub i32);
 
 impl DomainEventID {
-    /// `VIR_DOMAIN_EVENT_ID_LIFECYCLE` = 0: virConnectDomainEventCallback (since 0.8.0)
+    /// `VIR_DOMAIN_EVENT_ID_LIFECYCLE` = 0: `virConnectDomainEventCallback` (since 0.8.0)
     pub const LIFECYCLE: Self = Self(0);
-    /// `VIR_DOMAIN_EVENT_ID_REBOOT` = 1: virConnectDomainEventGenericCallback (since 0.8.0)
+    /// `VIR_DOMAIN_EVENT_ID_REBOOT` = 1: `virConnectDomainEventGenericCallback` (since 0.8.0)
     pub const REBOOT: Self = Self(1);
-    /// `VIR_DOMAIN_EVENT_ID_RTC_CHANGE` = 2: virConnectDomainEventRTCChangeCallback (since 0.8.0)
+    /// `VIR_DOMAIN_EVENT_ID_RTC_CHANGE` = 2: `virConnectDomainEventRTCChangeCallback` (since 0.8.0)
     pub const RTC_CHANGE: Self = Self(2);
-    /// `VIR_DOMAIN_EVENT_ID_WATCHDOG` = 3: virConnectDomainEventWatchdogCallback (since 0.8.0)
+    /// `VIR_DOMAIN_EVENT_ID_WATCHDOG` = 3: `virConnectDomainEventWatchdogCallback` (since 0.8.0)
     pub const WATCHDOG: Self = Self(3);
-    /// `VIR_DOMAIN_EVENT_ID_IO_ERROR` = 4: virConnectDomainEventIOErrorCallback (since 0.8.0)
+    /// `VIR_DOMAIN_EVENT_ID_IO_ERROR` = 4: `virConnectDomainEventIOErrorCallback` (since 0.8.0)
     pub const IO_ERROR: Self = Self(4);
-    /// `VIR_DOMAIN_EVENT_ID_GRAPHICS` = 5: virConnectDomainEventGraphicsCallback (since 0.8.0)
+    /// `VIR_DOMAIN_EVENT_ID_GRAPHICS` = 5: `virConnectDomainEventGraphicsCallback` (since 0.8.0)
     pub const GRAPHICS: Self = Self(5);
-    /// `VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON` = 6: virConnectDomainEventIOErrorReasonCallback (since 0.8.1)
+    /// `VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON` = 6: `virConnectDomainEventIOErrorReasonCallback` (since 0.8.1)
     pub const IO_ERROR_REASON: Self = Self(6);
-    /// `VIR_DOMAIN_EVENT_ID_CONTROL_ERROR` = 7: virConnectDomainEventGenericCallback (since 0.9.2)
+    /// `VIR_DOMAIN_EVENT_ID_CONTROL_ERROR` = 7: `virConnectDomainEventGenericCallback` (since 0.9.2)
     pub const CONTROL_ERROR: Self = Self(7);
-    /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB` = 8: virConnectDomainEventBlockJobCallback (since 0.9.4)
+    /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB` = 8: `virConnectDomainEventBlockJobCallback` (since 0.9.4)
     pub const BLOCK_JOB: Self = Self(8);
-    /// `VIR_DOMAIN_EVENT_ID_DISK_CHANGE` = 9: virConnectDomainEventDiskChangeCallback (since 0.9.7)
+    /// `VIR_DOMAIN_EVENT_ID_DISK_CHANGE` = 9: `virConnectDomainEventDiskChangeCallback` (since 0.9.7)
     pub const DISK_CHANGE: Self = Self(9);
-    /// `VIR_DOMAIN_EVENT_ID_TRAY_CHANGE` = 10: virConnectDomainEventTrayChangeCallback (since 0.9.11)
+    /// `VIR_DOMAIN_EVENT_ID_TRAY_CHANGE` = 10: `virConnectDomainEventTrayChangeCallback` (since 0.9.11)
     pub const TRAY_CHANGE: Self = Self(10);
-    /// `VIR_DOMAIN_EVENT_ID_PMWAKEUP` = 11: virConnectDomainEventPMWakeupCallback (since 0.9.11)
+    /// `VIR_DOMAIN_EVENT_ID_PMWAKEUP` = 11: `virConnectDomainEventPMWakeupCallback` (since 0.9.11)
     pub const PMWAKEUP: Self = Self(11);
-    /// `VIR_DOMAIN_EVENT_ID_PMSUSPEND` = 12: virConnectDomainEventPMSuspendCallback (since 0.9.11)
+    /// `VIR_DOMAIN_EVENT_ID_PMSUSPEND` = 12: `virConnectDomainEventPMSuspendCallback` (since 0.9.11)
     pub const PMSUSPEND: Self = Self(12);
-    /// `VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE` = 13: virConnectDomainEventBalloonChangeCallback (since 0.10.0)
+    /// `VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE` = 13: `virConnectDomainEventBalloonChangeCallback` (since 0.10.0)
     pub const BALLOON_CHANGE: Self = Self(13);
-    /// `VIR_DOMAIN_EVENT_ID_PMSUSPEND_DISK` = 14: virConnectDomainEventPMSuspendDiskCallback (since 1.0.0)
+    /// `VIR_DOMAIN_EVENT_ID_PMSUSPEND_DISK` = 14: `virConnectDomainEventPMSuspendDiskCallback` (since 1.0.0)
     pub const PMSUSPEND_DISK: Self = Self(14);
-    /// `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED` = 15: virConnectDomainEventDeviceRemovedCallback (since 1.1.1)
+    /// `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED` = 15: `virConnectDomainEventDeviceRemovedCallback` (since 1.1.1)
     pub const DEVICE_REMOVED: Self = Self(15);
-    /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2` = 16: virConnectDomainEventBlockJobCallback (since 1.2.6)
+    /// `VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2` = 16: `virConnectDomainEventBlockJobCallback` (since 1.2.6)
     pub const BLOCK_JOB_2: Self = Self(16);
-    /// `VIR_DOMAIN_EVENT_ID_TUNABLE` = 17: virConnectDomainEventTunableCallback (since 1.2.9)
+    /// `VIR_DOMAIN_EVENT_ID_TUNABLE` = 17: `virConnectDomainEventTunableCallback` (since 1.2.9)
     pub const TUNABLE: Self = Self(17);
-    /// `VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE` = 18: virConnectDomainEventAgentLifecycleCallback (since 1.2.11)
+    /// `VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE` = 18: `virConnectDomainEventAgentLifecycleCallback` (since 1.2.11)
     pub const AGENT_LIFECYCLE: Self = Self(18);
-    /// `VIR_DOMAIN_EVENT_ID_DEVICE_ADDED` = 19: virConnectDomainEventDeviceAddedCallback (since 1.2.15)
+    /// `VIR_DOMAIN_EVENT_ID_DEVICE_ADDED` = 19: `virConnectDomainEventDeviceAddedCallback` (since 1.2.15)
     pub const DEVICE_ADDED: Self = Self(19);
-    /// `VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION` = 20: virConnectDomainEventMigrationIterationCallback (since 1.3.2)
+    /// `VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION` = 20: `virConnectDomainEventMigrationIterationCallback` (since 1.3.2)
     pub const MIGRATION_ITERATION: Self = Self(20);
-    /// `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` = 21: virConnectDomainEventJobCompletedCallback (since 1.3.3)
+    /// `VIR_DOMAIN_EVENT_ID_JOB_COMPLETED` = 21: `virConnectDomainEventJobCompletedCallback` (since 1.3.3)
     pub const JOB_COMPLETED: Self = Self(21);
-    /// `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED` = 22: virConnectDomainEventDeviceRemovalFailedCallback (since 1.3.4)
+    /// `VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED` = 22: `virConnectDomainEventDeviceRemovalFailedCallback` (since 1.3.4)
     pub const DEVICE_REMOVAL_FAILED: Self = Self(22);
-    /// `VIR_DOMAIN_EVENT_ID_METADATA_CHANGE` = 23: virConnectDomainEventMetadataChangeCallback (since 3.0.0)
+    /// `VIR_DOMAIN_EVENT_ID_METADATA_CHANGE` = 23: `virConnectDomainEventMetadataChangeCallback` (since 3.0.0)
     pub const METADATA_CHANGE: Self = Self(23);
-    /// `VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD` = 24: virConnectDomainEventBlockThresholdCallback (since 3.2.0)
+    /// `VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD` = 24: `virConnectDomainEventBlockThresholdCallback` (since 3.2.0)
     pub const BLOCK_THRESHOLD: Self = Self(24);
-    /// `VIR_DOMAIN_EVENT_ID_MEMORY_FAILURE` = 25: virConnectDomainEventMemoryFailureCallback (since 6.9.0)
+    /// `VIR_DOMAIN_EVENT_ID_MEMORY_FAILURE` = 25: `virConnectDomainEventMemoryFailureCallback` (since 6.9.0)
     pub const MEMORY_FAILURE: Self = Self(25);
-    /// `VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE` = 26: virConnectDomainEventMemoryDeviceSizeChangeCallback (since 7.9.0)
+    /// `VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE` = 26: `virConnectDomainEventMemoryDeviceSizeChangeCallback` (since 7.9.0)
     pub const MEMORY_DEVICE_SIZE_CHANGE: Self = Self(26);
-    /// `VIR_DOMAIN_EVENT_ID_NIC_MAC_CHANGE` = 27: virConnectDomainEventNICMACChangeCallback (since 11.2.0)
+    /// `VIR_DOMAIN_EVENT_ID_NIC_MAC_CHANGE` = 27: `virConnectDomainEventNICMACChangeCallback` (since 11.2.0)
     pub const NIC_MAC_CHANGE: Self = Self(27);
     /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
@@ -3026,7 +3026,7 @@ impl DomainMemoryFailureFlags {
 
 crate::program::impl_flags!(DomainMemoryFailureFlags);
 
-/// A memory parameter field type. Provided for backwards compatibility; virTypedParameterType is the preferred enum
+/// A memory parameter field type. Provided for backwards compatibility; `virTypedParameterType` is the preferred enum
 ///
 /// libvirt's `virMemoryParameterType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -3171,11 +3171,11 @@ crate::program::impl_enum!(DomainMemoryStatTags);
 pub struct DomainMemoryModFlags(pub u32);
 
 impl DomainMemoryModFlags {
-    /// `VIR_DOMAIN_MEM_CURRENT` = 0x0 (= `VIR_DOMAIN_AFFECT_CURRENT`): See virDomainModificationImpact (since 0.9.1)
+    /// `VIR_DOMAIN_MEM_CURRENT` = 0x0 (= `VIR_DOMAIN_AFFECT_CURRENT`): See `virDomainModificationImpact` (since 0.9.1)
     pub const CURRENT: Self = Self(0x0);
-    /// `VIR_DOMAIN_MEM_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See virDomainModificationImpact (since 0.9.0)
+    /// `VIR_DOMAIN_MEM_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See `virDomainModificationImpact` (since 0.9.0)
     pub const LIVE: Self = Self(0x1);
-    /// `VIR_DOMAIN_MEM_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See virDomainModificationImpact (since 0.9.0)
+    /// `VIR_DOMAIN_MEM_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See `virDomainModificationImpact` (since 0.9.0)
     pub const CONFIG: Self = Self(0x2);
     /// `VIR_DOMAIN_MEM_MAXIMUM` = 0x4: affect Max rather than current (since 0.9.1)
     pub const MAXIMUM: Self = Self(0x4);
@@ -3278,7 +3278,7 @@ impl DomainCreateFlags {
     pub const NONE: Self = Self(0x0);
     /// `VIR_DOMAIN_START_PAUSED` = 0x1: Launch guest in paused state (since 0.8.2)
     pub const START_PAUSED: Self = Self(0x1);
-    /// `VIR_DOMAIN_START_AUTODESTROY` = 0x2: Automatically kill guest when virConnectPtr is closed (since 0.9.3)
+    /// `VIR_DOMAIN_START_AUTODESTROY` = 0x2: Automatically kill guest when `virConnectPtr` is closed (since 0.9.3)
     pub const START_AUTODESTROY: Self = Self(0x2);
     /// `VIR_DOMAIN_START_BYPASS_CACHE` = 0x4: Avoid file system cache pollution (since 0.9.4)
     pub const START_BYPASS_CACHE: Self = Self(0x4);
@@ -3920,7 +3920,7 @@ impl DomainRunningReason {
 
 crate::program::impl_enum!(DomainRunningReason);
 
-/// Flags for use in virDomainSaveFlags(), virDomainManagedSave(), virDomainSaveParams(), virDomainRestoreParams(), virDomainRestoreFlags(), and virDomainSaveImageDefineXML(). Not all flags apply to all these functions.
+/// Flags for use in `virDomainSaveFlags()`, `virDomainManagedSave()`, `virDomainSaveParams()`, `virDomainRestoreParams()`, `virDomainRestoreFlags()`, and `virDomainSaveImageDefineXML()`. Not all flags apply to all these functions.
 ///
 /// libvirt's `virDomainSaveRestoreFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -3966,7 +3966,7 @@ impl DomainSaveImageXMLFlags {
 
 crate::program::impl_flags!(DomainSaveImageXMLFlags);
 
-/// A scheduler parameter field type. Provided for backwards compatibility; virTypedParameterType is the preferred enum
+/// A scheduler parameter field type. Provided for backwards compatibility; `virTypedParameterType` is the preferred enum
 ///
 /// libvirt's `virSchedParameterType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -4205,7 +4205,7 @@ impl DomainSnapshotDeleteFlags {
 
 crate::program::impl_flags!(DomainSnapshotDeleteFlags);
 
-/// Flags valid for virDomainSnapshotNum(), virDomainSnapshotListNames(), virDomainSnapshotNumChildren(), and virDomainSnapshotListChildrenNames(), virDomainListAllSnapshots(), and virDomainSnapshotListAllChildren(). Note that the interpretation of flag (1&lt;&lt;0) depends on which function it is passed to; but serves to toggle the per-call default of whether the listing is shallow or recursive. Remaining bits come in groups; if all bits from a group are 0, then that group is not used to filter results.
+/// Flags valid for `virDomainSnapshotNum()`, `virDomainSnapshotListNames()`, `virDomainSnapshotNumChildren()`, and `virDomainSnapshotListChildrenNames()`, `virDomainListAllSnapshots()`, and `virDomainSnapshotListAllChildren()`. Note that the interpretation of flag (1&lt;&lt;0) depends on which function it is passed to; but serves to toggle the per-call default of whether the listing is shallow or recursive. Remaining bits come in groups; if all bits from a group are 0, then that group is not used to filter results.
 ///
 /// libvirt's `virDomainSnapshotListFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -4411,11 +4411,11 @@ crate::program::impl_flags!(DomainUndefineFlagsValues);
 pub struct DomainVcpuFlags(pub u32);
 
 impl DomainVcpuFlags {
-    /// `VIR_DOMAIN_VCPU_CURRENT` = 0x0 (= `VIR_DOMAIN_AFFECT_CURRENT`): See virDomainModificationImpact (since 0.9.4)
+    /// `VIR_DOMAIN_VCPU_CURRENT` = 0x0 (= `VIR_DOMAIN_AFFECT_CURRENT`): See `virDomainModificationImpact` (since 0.9.4)
     pub const CURRENT: Self = Self(0x0);
-    /// `VIR_DOMAIN_VCPU_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See virDomainModificationImpact (since 0.8.5)
+    /// `VIR_DOMAIN_VCPU_LIVE` = 0x1 (= `VIR_DOMAIN_AFFECT_LIVE`): See `virDomainModificationImpact` (since 0.8.5)
     pub const LIVE: Self = Self(0x1);
-    /// `VIR_DOMAIN_VCPU_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See virDomainModificationImpact (since 0.8.5)
+    /// `VIR_DOMAIN_VCPU_CONFIG` = 0x2 (= `VIR_DOMAIN_AFFECT_CONFIG`): See `virDomainModificationImpact` (since 0.8.5)
     pub const CONFIG: Self = Self(0x2);
     /// `VIR_DOMAIN_VCPU_MAXIMUM` = 0x4: Max rather than current count (since 0.8.5)
     pub const MAXIMUM: Self = Self(0x4);
@@ -4437,7 +4437,7 @@ impl DomainVcpuFlags {
 
 crate::program::impl_flags!(DomainVcpuFlags);
 
-/// Flags available for virDomainGetXMLDesc
+/// Flags available for `virDomainGetXMLDesc`
 ///
 /// libvirt's `virDomainXMLFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -4496,7 +4496,7 @@ impl DomainCoreDumpFlags {
 
 crate::program::impl_flags!(DomainCoreDumpFlags);
 
-/// The full list of errors the library can generate This list should remain stable, with all additions placed at the end since libvirt 0.1.0. There is one exception: values added between libvirt 0.7.1 and libvirt 0.7.7 (VIR_WAR_NO_SECRET through VIR_ERR_MIGRATE_PERSIST_FAILED) were inadvertently relocated by four positions in 0.8.0. If you suspect version mismatch between a server and client, then you can decipher values as follows: switch (err.code) { case 60: // no way to tell VIR_WAR_NO_SECRET apart from VIR_WAR_NO_NWFILTER, // but both are very similar warnings break; case 61: case 62: case 63: if (err.domain != VIR_FROM_NWFILTER) err.code += 4; break; case 64: if (err.domain == VIR_FROM_QEMU) err.code += 4; break; case 65: if (err.domain == VIR_FROM_XEN) err.code += 4; break; default: }
+/// The full list of errors the library can generate This list should remain stable, with all additions placed at the end since libvirt 0.1.0. There is one exception: values added between libvirt 0.7.1 and libvirt 0.7.7 (`VIR_WAR_NO_SECRET` through `VIR_ERR_MIGRATE_PERSIST_FAILED`) were inadvertently relocated by four positions in 0.8.0. If you suspect version mismatch between a server and client, then you can decipher values as follows: switch (err.code) { case 60: // no way to tell `VIR_WAR_NO_SECRET` apart from `VIR_WAR_NO_NWFILTER`, // but both are very similar warnings break; case 61: case 62: case 63: if (err.domain != `VIR_FROM_NWFILTER`) err.code += 4; break; case 64: if (err.domain == `VIR_FROM_QEMU`) err.code += 4; break; case 65: if (err.domain == `VIR_FROM_XEN`) err.code += 4; break; default: }
 ///
 /// libvirt's `virErrorNumber` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -5367,7 +5367,7 @@ impl ErrorLevel {
 
 crate::program::impl_enum!(ErrorLevel);
 
-/// a virEventHandleType is used similar to POLLxxx FD events, but is specific to libvirt. A client app must translate to, and from POLL events when using this construct.
+/// a `virEventHandleType` is used similar to POLLxxx FD events, but is specific to libvirt. A client app must translate to, and from POLL events when using this construct.
 ///
 /// libvirt's `virEventHandleType` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -5457,7 +5457,7 @@ impl IPAddrType {
 
 crate::program::impl_enum!(IPAddrType);
 
-/// Enum to specify which keycode mapping is in use for virDomainSendKey().
+/// Enum to specify which keycode mapping is in use for `virDomainSendKey()`.
 ///
 /// libvirt's `virKeycodeSet` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -5549,43 +5549,43 @@ crate::program::impl_flags!(DomainMemoryFlags);
 pub struct DomainMigrateFlags(pub u32);
 
 impl DomainMigrateFlags {
-    /// `VIR_MIGRATE_LIVE` = 0x1: Do not pause the domain during migration. The domain's memory will be transferred to the destination host while the domain is running. The migration may never converge if the domain is changing its memory faster then it can be transferred. The domain can be manually paused anytime during migration using virDomainSuspend. (since 0.3.2)
+    /// `VIR_MIGRATE_LIVE` = 0x1: Do not pause the domain during migration. The domain's memory will be transferred to the destination host while the domain is running. The migration may never converge if the domain is changing its memory faster then it can be transferred. The domain can be manually paused anytime during migration using `virDomainSuspend`. (since 0.3.2)
     pub const LIVE: Self = Self(0x1);
     /// `VIR_MIGRATE_PEER2PEER` = 0x2: Tell the source libvirtd to connect directly to the destination host. Without this flag the client (e.g., virsh) connects to both hosts and controls the migration process. In peer-to-peer mode, the source libvirtd controls the migration by calling the destination daemon directly. (since 0.7.2)
     pub const PEER2PEER: Self = Self(0x2);
-    /// `VIR_MIGRATE_TUNNELLED` = 0x4: Tunnel migration data over libvirtd connection. Without this flag the source hypervisor sends migration data directly to the destination hypervisor. This flag can only be used when VIR_MIGRATE_PEER2PEER is set as well. Note the less-common spelling that we're stuck with: VIR_MIGRATE_TUNNELLED should be VIR_MIGRATE_TUNNELED. (since 0.7.2)
+    /// `VIR_MIGRATE_TUNNELLED` = 0x4: Tunnel migration data over libvirtd connection. Without this flag the source hypervisor sends migration data directly to the destination hypervisor. This flag can only be used when `VIR_MIGRATE_PEER2PEER` is set as well. Note the less-common spelling that we're stuck with: `VIR_MIGRATE_TUNNELLED` should be `VIR_MIGRATE_TUNNELED`. (since 0.7.2)
     pub const TUNNELLED: Self = Self(0x4);
-    /// `VIR_MIGRATE_PERSIST_DEST` = 0x8: Define the domain as persistent on the destination host after successful migration. If the domain was persistent on the source host and VIR_MIGRATE_UNDEFINE_SOURCE is not used, it will end up persistent on both hosts. Note: If VIR_MIGRATE_PERSIST_DEST flag is used together with the VIR_MIGRATE_PARAM_DEST_XML migration parameter which supplies an updated definition for the destination host it's required to supply also VIR_MIGRATE_PARAM_PERSIST_XML updated the same way. Otherwise the persistent definition on the destination will not contain the updates. The VIR_MIGRATE_PERSIST_DEST flag should not be used with the "xmlin" parameter of older APIs as that way an updated persistent XML can't be supplied and thus the persistent definition will likely be incorrect as it will be based on the persistent definition on the source of the migration. (since 0.7.3)
+    /// `VIR_MIGRATE_PERSIST_DEST` = 0x8: Define the domain as persistent on the destination host after successful migration. If the domain was persistent on the source host and `VIR_MIGRATE_UNDEFINE_SOURCE` is not used, it will end up persistent on both hosts. Note: If `VIR_MIGRATE_PERSIST_DEST` flag is used together with the `VIR_MIGRATE_PARAM_DEST_XML` migration parameter which supplies an updated definition for the destination host it's required to supply also `VIR_MIGRATE_PARAM_PERSIST_XML` updated the same way. Otherwise the persistent definition on the destination will not contain the updates. The `VIR_MIGRATE_PERSIST_DEST` flag should not be used with the "xmlin" parameter of older APIs as that way an updated persistent XML can't be supplied and thus the persistent definition will likely be incorrect as it will be based on the persistent definition on the source of the migration. (since 0.7.3)
     pub const PERSIST_DEST: Self = Self(0x8);
     /// `VIR_MIGRATE_UNDEFINE_SOURCE` = 0x10: Undefine the domain on the source host once migration successfully finishes. (since 0.7.3)
     pub const UNDEFINE_SOURCE: Self = Self(0x10);
-    /// `VIR_MIGRATE_PAUSED` = 0x20: Leave the domain suspended on the destination host. virDomainResume (on the virDomainPtr returned by the migration API) has to be called explicitly to resume domain's virtual CPUs. (since 0.7.5)
+    /// `VIR_MIGRATE_PAUSED` = 0x20: Leave the domain suspended on the destination host. `virDomainResume` (on the `virDomainPtr` returned by the migration API) has to be called explicitly to resume domain's virtual CPUs. (since 0.7.5)
     pub const PAUSED: Self = Self(0x20);
-    /// `VIR_MIGRATE_NON_SHARED_DISK` = 0x40: Migrate full disk images in addition to domain's memory. By default only non-shared non-readonly disk images are transferred. The VIR_MIGRATE_PARAM_MIGRATE_DISKS parameter can be used to specify which disks should be migrated. This flag and VIR_MIGRATE_NON_SHARED_INC are mutually exclusive. (since 0.8.2)
+    /// `VIR_MIGRATE_NON_SHARED_DISK` = 0x40: Migrate full disk images in addition to domain's memory. By default only non-shared non-readonly disk images are transferred. The `VIR_MIGRATE_PARAM_MIGRATE_DISKS` parameter can be used to specify which disks should be migrated. This flag and `VIR_MIGRATE_NON_SHARED_INC` are mutually exclusive. (since 0.8.2)
     pub const NON_SHARED_DISK: Self = Self(0x40);
-    /// `VIR_MIGRATE_NON_SHARED_INC` = 0x80: Migrate disk images in addition to domain's memory. This is similar to VIR_MIGRATE_NON_SHARED_DISK, but only the top level of each disk's backing chain is copied. That is, the rest of the backing chain is expected to be present on the destination and to be exactly the same as on the source host. This flag and VIR_MIGRATE_NON_SHARED_DISK are mutually exclusive. (since 0.8.2)
+    /// `VIR_MIGRATE_NON_SHARED_INC` = 0x80: Migrate disk images in addition to domain's memory. This is similar to `VIR_MIGRATE_NON_SHARED_DISK`, but only the top level of each disk's backing chain is copied. That is, the rest of the backing chain is expected to be present on the destination and to be exactly the same as on the source host. This flag and `VIR_MIGRATE_NON_SHARED_DISK` are mutually exclusive. (since 0.8.2)
     pub const NON_SHARED_INC: Self = Self(0x80);
     /// `VIR_MIGRATE_CHANGE_PROTECTION` = 0x100: Protect against domain configuration changes during the migration process. This flag is used automatically when both sides support it. Explicitly setting this flag will cause migration to fail if either the source or the destination does not support it. (since 0.9.4)
     pub const CHANGE_PROTECTION: Self = Self(0x100);
     /// `VIR_MIGRATE_UNSAFE` = 0x200: Force migration even if it is considered unsafe. In some cases libvirt may refuse to migrate the domain because doing so may lead to potential problems such as data corruption, and thus the migration is considered unsafe. For a QEMU domain this may happen if the domain uses disks without explicitly setting cache mode to "none". Migrating such domains is unsafe unless the disk images are stored on coherent clustered filesystem, such as GFS2 or GPFS. (since 0.9.11)
     pub const UNSAFE: Self = Self(0x200);
-    /// `VIR_MIGRATE_OFFLINE` = 0x400: Migrate a domain definition without starting the domain on the destination and without stopping it on the source host. Offline migration requires VIR_MIGRATE_PERSIST_DEST to be set. Offline migration may not copy disk storage or any other file based storage (such as UEFI variables). (since 1.0.1)
+    /// `VIR_MIGRATE_OFFLINE` = 0x400: Migrate a domain definition without starting the domain on the destination and without stopping it on the source host. Offline migration requires `VIR_MIGRATE_PERSIST_DEST` to be set. Offline migration may not copy disk storage or any other file based storage (such as UEFI variables). (since 1.0.1)
     pub const OFFLINE: Self = Self(0x400);
-    /// `VIR_MIGRATE_COMPRESSED` = 0x800: Compress migration data. The compression methods can be specified using VIR_MIGRATE_PARAM_COMPRESSION. A hypervisor default method will be used if this parameter is omitted. Individual compression methods can be tuned via their specific VIR_MIGRATE_PARAM_COMPRESSION_* parameters. (since 1.0.3)
+    /// `VIR_MIGRATE_COMPRESSED` = 0x800: Compress migration data. The compression methods can be specified using `VIR_MIGRATE_PARAM_COMPRESSION`. A hypervisor default method will be used if this parameter is omitted. Individual compression methods can be tuned via their specific `VIR_MIGRATE_PARAM_COMPRESSION_*` parameters. (since 1.0.3)
     pub const COMPRESSED: Self = Self(0x800);
     /// `VIR_MIGRATE_ABORT_ON_ERROR` = 0x1000: Cancel migration if a soft error (such as I/O error) happens during migration. (since 1.1.0)
     pub const ABORT_ON_ERROR: Self = Self(0x1000);
-    /// `VIR_MIGRATE_AUTO_CONVERGE` = 0x2000: Enable algorithms that ensure a live migration will eventually converge. This usually means the domain will be slowed down to make sure it does not change its memory faster than a hypervisor can transfer the changed memory to the destination host. VIR_MIGRATE_PARAM_AUTO_CONVERGE_* parameters can be used to tune the algorithm. (since 1.2.3)
+    /// `VIR_MIGRATE_AUTO_CONVERGE` = 0x2000: Enable algorithms that ensure a live migration will eventually converge. This usually means the domain will be slowed down to make sure it does not change its memory faster than a hypervisor can transfer the changed memory to the destination host. `VIR_MIGRATE_PARAM_AUTO_CONVERGE_*` parameters can be used to tune the algorithm. (since 1.2.3)
     pub const AUTO_CONVERGE: Self = Self(0x2000);
-    /// `VIR_MIGRATE_RDMA_PIN_ALL` = 0x4000: This flag can be used with RDMA migration (i.e., when VIR_MIGRATE_PARAM_URI starts with "rdma://") to tell the hypervisor to pin all domain's memory at once before migration starts rather then letting it pin memory pages as needed. This means that all memory pages belonging to the domain will be locked in host's memory and the host will not be allowed to swap them out. For QEMU/KVM this requires hard_limit memory tuning element (in the domain XML) to be used and set to the maximum memory configured for the domain plus any memory consumed by the QEMU process itself. Beware of setting the memory limit too high (and thus allowing the domain to lock most of the host's memory). Doing so may be dangerous to both the domain and the host itself since the host's kernel may run out of memory. (since 1.2.9)
+    /// `VIR_MIGRATE_RDMA_PIN_ALL` = 0x4000: This flag can be used with RDMA migration (i.e., when `VIR_MIGRATE_PARAM_URI` starts with "rdma://") to tell the hypervisor to pin all domain's memory at once before migration starts rather then letting it pin memory pages as needed. This means that all memory pages belonging to the domain will be locked in host's memory and the host will not be allowed to swap them out. For QEMU/KVM this requires hard_limit memory tuning element (in the domain XML) to be used and set to the maximum memory configured for the domain plus any memory consumed by the QEMU process itself. Beware of setting the memory limit too high (and thus allowing the domain to lock most of the host's memory). Doing so may be dangerous to both the domain and the host itself since the host's kernel may run out of memory. (since 1.2.9)
     pub const RDMA_PIN_ALL: Self = Self(0x4000);
-    /// `VIR_MIGRATE_POSTCOPY` = 0x8000: Setting the VIR_MIGRATE_POSTCOPY flag tells libvirt to enable post-copy migration. However, the migration will start normally and virDomainMigrateStartPostCopy needs to be called to switch it into the post-copy mode. See virDomainMigrateStartPostCopy for more details. (since 1.3.3)
+    /// `VIR_MIGRATE_POSTCOPY` = 0x8000: Setting the `VIR_MIGRATE_POSTCOPY` flag tells libvirt to enable post-copy migration. However, the migration will start normally and `virDomainMigrateStartPostCopy` needs to be called to switch it into the post-copy mode. See `virDomainMigrateStartPostCopy` for more details. (since 1.3.3)
     pub const POSTCOPY: Self = Self(0x8000);
-    /// `VIR_MIGRATE_TLS` = 0x10000: Setting the VIR_MIGRATE_TLS flag will cause the migration to attempt to use the TLS environment configured by the hypervisor in order to perform the migration. If incorrectly configured on either source or destination, the migration will fail. (since 3.2.0)
+    /// `VIR_MIGRATE_TLS` = 0x10000: Setting the `VIR_MIGRATE_TLS` flag will cause the migration to attempt to use the TLS environment configured by the hypervisor in order to perform the migration. If incorrectly configured on either source or destination, the migration will fail. (since 3.2.0)
     pub const TLS: Self = Self(0x10000);
-    /// `VIR_MIGRATE_PARALLEL` = 0x20000: Send memory pages to the destination host through several network connections. See VIR_MIGRATE_PARAM_PARALLEL_* parameters for configuring the parallel migration. (since 5.2.0)
+    /// `VIR_MIGRATE_PARALLEL` = 0x20000: Send memory pages to the destination host through several network connections. See `VIR_MIGRATE_PARAM_PARALLEL_*` parameters for configuring the parallel migration. (since 5.2.0)
     pub const PARALLEL: Self = Self(0x20000);
-    /// `VIR_MIGRATE_NON_SHARED_SYNCHRONOUS_WRITES` = 0x40000: Force the guest writes which happen when copying disk images for non-shared storage migration to be synchronously written to the destination. This ensures the storage migration converges for VMs doing heavy I/O on fast local storage and slow mirror. Requires one of VIR_MIGRATE_NON_SHARED_DISK, VIR_MIGRATE_NON_SHARED_INC to be present as well. (since 8.0.0)
+    /// `VIR_MIGRATE_NON_SHARED_SYNCHRONOUS_WRITES` = 0x40000: Force the guest writes which happen when copying disk images for non-shared storage migration to be synchronously written to the destination. This ensures the storage migration converges for VMs doing heavy I/O on fast local storage and slow mirror. Requires one of `VIR_MIGRATE_NON_SHARED_DISK`, `VIR_MIGRATE_NON_SHARED_INC` to be present as well. (since 8.0.0)
     pub const NON_SHARED_SYNCHRONOUS_WRITES: Self = Self(0x40000);
     /// `VIR_MIGRATE_POSTCOPY_RESUME` = 0x80000: Resume migration which failed in post-copy phase. (since 8.5.0)
     pub const POSTCOPY_RESUME: Self = Self(0x80000);
@@ -5654,7 +5654,7 @@ impl NetworkDefineFlags {
 
 crate::program::impl_flags!(NetworkDefineFlags);
 
-/// a virNetworkEventLifecycleType is emitted during network lifecycle events
+/// a `virNetworkEventLifecycleType` is emitted during network lifecycle events
 ///
 /// libvirt's `virNetworkEventLifecycleType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -5693,16 +5693,16 @@ impl NetworkEventLifecycleType {
 
 crate::program::impl_enum!(NetworkEventLifecycleType);
 
-/// An enumeration of supported eventId parameters for virConnectNetworkEventRegisterAny(). Each event id determines which signature of callback function will be used.
+/// An enumeration of supported eventId parameters for `virConnectNetworkEventRegisterAny()`. Each event id determines which signature of callback function will be used.
 ///
 /// libvirt's `virNetworkEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NetworkEventID(pub i32);
 
 impl NetworkEventID {
-    /// `VIR_NETWORK_EVENT_ID_LIFECYCLE` = 0: virConnectNetworkEventLifecycleCallback (since 1.2.1)
+    /// `VIR_NETWORK_EVENT_ID_LIFECYCLE` = 0: `virConnectNetworkEventLifecycleCallback` (since 1.2.1)
     pub const LIFECYCLE: Self = Self(0);
-    /// `VIR_NETWORK_EVENT_ID_METADATA_CHANGE` = 1: virConnectNetworkEventMetadataChangeCallback (since 9.8.0)
+    /// `VIR_NETWORK_EVENT_ID_METADATA_CHANGE` = 1: `virConnectNetworkEventMetadataChangeCallback` (since 9.8.0)
     pub const METADATA_CHANGE: Self = Self(1);
     /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
@@ -5858,7 +5858,7 @@ impl NetworkUpdateSection {
 
 crate::program::impl_enum!(NetworkUpdateSection);
 
-/// Flags to control options for virNetworkUpdate()
+/// Flags to control options for `virNetworkUpdate()`
 ///
 /// libvirt's `virNetworkUpdateFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -6018,7 +6018,7 @@ impl NodeDeviceDefineXMLFlags {
 
 crate::program::impl_flags!(NodeDeviceDefineXMLFlags);
 
-/// a virNodeDeviceEventLifecycleType is emitted during node device lifecycle events
+/// a `virNodeDeviceEventLifecycleType` is emitted during node device lifecycle events
 ///
 /// libvirt's `virNodeDeviceEventLifecycleType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -6057,16 +6057,16 @@ impl NodeDeviceEventLifecycleType {
 
 crate::program::impl_enum!(NodeDeviceEventLifecycleType);
 
-/// An enumeration of supported eventId parameters for virConnectNodeDeviceEventRegisterAny(). Each event id determines which signature of callback function will be used.
+/// An enumeration of supported eventId parameters for `virConnectNodeDeviceEventRegisterAny()`. Each event id determines which signature of callback function will be used.
 ///
 /// libvirt's `virNodeDeviceEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct NodeDeviceEventID(pub i32);
 
 impl NodeDeviceEventID {
-    /// `VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE` = 0: virConnectNodeDeviceEventLifecycleCallback (since 2.2.0)
+    /// `VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE` = 0: `virConnectNodeDeviceEventLifecycleCallback` (since 2.2.0)
     pub const LIFECYCLE: Self = Self(0);
-    /// `VIR_NODE_DEVICE_EVENT_ID_UPDATE` = 1: virConnectNodeDeviceEventGenericCallback (since 2.2.0)
+    /// `VIR_NODE_DEVICE_EVENT_ID_UPDATE` = 1: `virConnectNodeDeviceEventGenericCallback` (since 2.2.0)
     pub const UPDATE: Self = Self(1);
     /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
@@ -6088,7 +6088,7 @@ impl NodeDeviceEventID {
 
 crate::program::impl_enum!(NodeDeviceEventID);
 
-/// Flags to control options for virNodeDeviceUpdate()
+/// Flags to control options for `virNodeDeviceUpdate()`
 ///
 /// libvirt's `virNodeDeviceUpdateFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -6246,7 +6246,7 @@ impl SecretDefineFlags {
 
 crate::program::impl_flags!(SecretDefineFlags);
 
-/// a virSecretEventLifecycleType is emitted during secret lifecycle events
+/// a `virSecretEventLifecycleType` is emitted during secret lifecycle events
 ///
 /// libvirt's `virSecretEventLifecycleType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -6277,16 +6277,16 @@ impl SecretEventLifecycleType {
 
 crate::program::impl_enum!(SecretEventLifecycleType);
 
-/// An enumeration of supported eventId parameters for virConnectSecretEventRegisterAny(). Each event id determines which signature of callback function will be used.
+/// An enumeration of supported eventId parameters for `virConnectSecretEventRegisterAny()`. Each event id determines which signature of callback function will be used.
 ///
 /// libvirt's `virSecretEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct SecretEventID(pub i32);
 
 impl SecretEventID {
-    /// `VIR_SECRET_EVENT_ID_LIFECYCLE` = 0: virConnectSecretEventLifecycleCallback (since 3.0.0)
+    /// `VIR_SECRET_EVENT_ID_LIFECYCLE` = 0: `virConnectSecretEventLifecycleCallback` (since 3.0.0)
     pub const LIFECYCLE: Self = Self(0);
-    /// `VIR_SECRET_EVENT_ID_VALUE_CHANGED` = 1: virConnectSecretEventGenericCallback (since 3.0.0)
+    /// `VIR_SECRET_EVENT_ID_VALUE_CHANGED` = 1: `virConnectSecretEventGenericCallback` (since 3.0.0)
     pub const VALUE_CHANGED: Self = Self(1);
     /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
@@ -6431,9 +6431,9 @@ impl StoragePoolCreateFlags {
     pub const NORMAL: Self = Self(0x0);
     /// `VIR_STORAGE_POOL_CREATE_WITH_BUILD` = 0x1: Create the pool and perform pool build without any flags (since 1.3.1)
     pub const WITH_BUILD: Self = Self(0x1);
-    /// `VIR_STORAGE_POOL_CREATE_WITH_BUILD_OVERWRITE` = 0x2: Create the pool and perform pool build using the VIR_STORAGE_POOL_BUILD_OVERWRITE flag. This is mutually exclusive to VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE (since 1.3.1)
+    /// `VIR_STORAGE_POOL_CREATE_WITH_BUILD_OVERWRITE` = 0x2: Create the pool and perform pool build using the `VIR_STORAGE_POOL_BUILD_OVERWRITE` flag. This is mutually exclusive to `VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE` (since 1.3.1)
     pub const WITH_BUILD_OVERWRITE: Self = Self(0x2);
-    /// `VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE` = 0x4: Create the pool and perform pool build using the VIR_STORAGE_POOL_BUILD_NO_OVERWRITE flag. This is mutually exclusive to VIR_STORAGE_POOL_CREATE_WITH_BUILD_OVERWRITE (since 1.3.1)
+    /// `VIR_STORAGE_POOL_CREATE_WITH_BUILD_NO_OVERWRITE` = 0x4: Create the pool and perform pool build using the `VIR_STORAGE_POOL_BUILD_NO_OVERWRITE` flag. This is mutually exclusive to `VIR_STORAGE_POOL_CREATE_WITH_BUILD_OVERWRITE` (since 1.3.1)
     pub const WITH_BUILD_NO_OVERWRITE: Self = Self(0x4);
     /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {
@@ -6488,7 +6488,7 @@ impl StoragePoolDeleteFlags {
 
 crate::program::impl_flags!(StoragePoolDeleteFlags);
 
-/// a virStoragePoolEventLifecycleType is emitted during storage pool lifecycle events
+/// a `virStoragePoolEventLifecycleType` is emitted during storage pool lifecycle events
 ///
 /// libvirt's `virStoragePoolEventLifecycleType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -6535,16 +6535,16 @@ impl StoragePoolEventLifecycleType {
 
 crate::program::impl_enum!(StoragePoolEventLifecycleType);
 
-/// An enumeration of supported eventId parameters for virConnectStoragePoolEventRegisterAny(). Each event id determines which signature of callback function will be used.
+/// An enumeration of supported eventId parameters for `virConnectStoragePoolEventRegisterAny()`. Each event id determines which signature of callback function will be used.
 ///
 /// libvirt's `virStoragePoolEventID` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct StoragePoolEventID(pub i32);
 
 impl StoragePoolEventID {
-    /// `VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE` = 0: virConnectStoragePoolEventLifecycleCallback (since 2.0.0)
+    /// `VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE` = 0: `virConnectStoragePoolEventLifecycleCallback` (since 2.0.0)
     pub const LIFECYCLE: Self = Self(0);
-    /// `VIR_STORAGE_POOL_EVENT_ID_REFRESH` = 1: virConnectStoragePoolEventGenericCallback (since 2.0.0)
+    /// `VIR_STORAGE_POOL_EVENT_ID_REFRESH` = 1: `virConnectStoragePoolEventGenericCallback` (since 2.0.0)
     pub const REFRESH: Self = Self(1);
     /// Every named value, by value (aliases included).
     pub const fn known() -> &'static [(&'static str, Self)] {
@@ -6873,7 +6873,7 @@ impl StreamRecvFlagsValues {
 
 crate::program::impl_flags!(StreamRecvFlagsValues);
 
-/// Express the type of a virTypedParameter
+/// Express the type of a `virTypedParameter`
 ///
 /// libvirt's `virTypedParameterType` (libvirt-api.xml); values this version does not know are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -6924,14 +6924,14 @@ impl TypedParameterType {
 
 crate::program::impl_enum!(TypedParameterType);
 
-/// Flags related to libvirt APIs that use virTypedParameter. These enums should not conflict with those of virDomainModificationImpact.
+/// Flags related to libvirt APIs that use `virTypedParameter`. These enums should not conflict with those of `virDomainModificationImpact`.
 ///
 /// libvirt's `virTypedParameterFlags` flags (libvirt-api.xml): a set of bits; unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct TypedParameterFlags(pub u32);
 
 impl TypedParameterFlags {
-    /// `VIR_TYPED_PARAM_STRING_OKAY` = 0x4: 1 &lt;&lt; 0 is reserved for virDomainModificationImpact 1 &lt;&lt; 1 is reserved for virDomainModificationImpact Older servers lacked the ability to handle string typed parameters. Attempts to set a string parameter with an older server will fail at the client, but attempts to retrieve parameters must not return strings from a new server to an older client, so this flag exists to identify newer clients to newer servers. This flag is automatically set when needed, so the user does not have to worry about it; however, manually setting the flag can be used to reject servers that cannot return typed strings, even if no strings would be returned. (since 0.9.8)
+    /// `VIR_TYPED_PARAM_STRING_OKAY` = 0x4: 1 &lt;&lt; 0 is reserved for `virDomainModificationImpact` 1 &lt;&lt; 1 is reserved for `virDomainModificationImpact` Older servers lacked the ability to handle string typed parameters. Attempts to set a string parameter with an older server will fail at the client, but attempts to retrieve parameters must not return strings from a new server to an older client, so this flag exists to identify newer clients to newer servers. This flag is automatically set when needed, so the user does not have to worry about it; however, manually setting the flag can be used to reject servers that cannot return typed strings, even if no strings would be returned. (since 0.9.8)
     pub const TYPED_PARAM_STRING_OKAY: Self = Self(0x4);
     /// The named flags, by value (zero-valued names excluded).
     pub const fn known() -> &'static [(&'static str, Self)] {

@@ -36,22 +36,22 @@ pub const REMOTE_CONNECT_IDENTITY_PARAMS_MAX: u32 = 20;
 /// XDR: `const REMOTE_DOMAIN_LIST_MAX` (remote_protocol.x:60)
 pub const REMOTE_DOMAIN_LIST_MAX: u32 = 16384;
 
-/// Upper limit on cpumap (bytes) passed to virDomainPinVcpu.
+/// Upper limit on cpumap (bytes) passed to `virDomainPinVcpu`.
 ///
 /// XDR: `const REMOTE_CPUMAP_MAX` (remote_protocol.x:63)
 pub const REMOTE_CPUMAP_MAX: u32 = 2048;
 
-/// Upper limit on number of info fields returned by virDomainGetVcpus.
+/// Upper limit on number of info fields returned by `virDomainGetVcpus`.
 ///
 /// XDR: `const REMOTE_VCPUINFO_MAX` (remote_protocol.x:66)
 pub const REMOTE_VCPUINFO_MAX: u32 = 16384;
 
-/// Upper limit on cpumaps (bytes) passed to virDomainGetVcpus.
+/// Upper limit on cpumaps (bytes) passed to `virDomainGetVcpus`.
 ///
 /// XDR: `const REMOTE_CPUMAPS_MAX` (remote_protocol.x:69)
 pub const REMOTE_CPUMAPS_MAX: u32 = 8388608;
 
-/// Upper limit on number of info fields returned by virDomainGetIOThreads.
+/// Upper limit on number of info fields returned by `virDomainGetIOThreads`.
 ///
 /// XDR: `const REMOTE_IOTHREAD_INFO_MAX` (remote_protocol.x:72)
 pub const REMOTE_IOTHREAD_INFO_MAX: u32 = 16384;
@@ -377,7 +377,7 @@ pub const REMOTE_DOMAIN_AUTHORIZED_SSH_KEYS_MAX: u32 = 2048;
 /// XDR: `const REMOTE_DOMAIN_MESSAGES_MAX` (remote_protocol.x:293)
 pub const REMOTE_DOMAIN_MESSAGES_MAX: u32 = 2048;
 
-/// UUID.  VIR_UUID_BUFLEN definition comes from libvirt.h
+/// UUID.  `VIR_UUID_BUFLEN` definition comes from libvirt.h
 ///
 /// XDR: `typedef opaque remote_uuid[VIR_UUID_BUFLEN]` (remote_protocol.x:297)
 ///
@@ -1005,7 +1005,7 @@ impl proptest::arbitrary::Arbitrary for RemoteAuthType {
     }
 }
 
-/// Wire encoding of virVcpuInfo.
+/// Wire encoding of `virVcpuInfo`.
 ///
 /// XDR: `struct remote_vcpu_info` (remote_protocol.x:414)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
@@ -5227,7 +5227,7 @@ pub struct RemoteDomainPinVcpuArgs {
     pub dom: RemoteNonnullDomain,
     /// XDR: `unsigned int vcpu`
     pub vcpu: u32,
-    /// (unsigned char *)
+    /// (unsigned char \*)
     ///
     /// XDR: `opaque cpumap<REMOTE_CPUMAP_MAX>`
     #[serde(
@@ -5261,7 +5261,7 @@ pub struct RemoteDomainPinVcpuFlagsArgs {
     pub dom: RemoteNonnullDomain,
     /// XDR: `unsigned int vcpu`
     pub vcpu: u32,
-    /// (unsigned char *)
+    /// (unsigned char \*)
     ///
     /// XDR: `opaque cpumap<REMOTE_CPUMAP_MAX>`
     #[serde(
@@ -5370,7 +5370,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainGetVcpuPinInfoRet {
 pub struct RemoteDomainPinEmulatorArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
-    /// (unsigned char *)
+    /// (unsigned char \*)
     ///
     /// XDR: `opaque cpumap<REMOTE_CPUMAP_MAX>`
     #[serde(
@@ -5645,7 +5645,7 @@ pub struct RemoteDomainPinIothreadArgs {
     pub dom: RemoteNonnullDomain,
     /// XDR: `unsigned int iothreads_id`
     pub iothreads_id: u32,
-    /// (unsigned char *)
+    /// (unsigned char \*)
     ///
     /// XDR: `opaque cpumap<REMOTE_CPUMAP_MAX>`
     #[serde(
@@ -11289,7 +11289,7 @@ impl proptest::arbitrary::Arbitrary for RemoteSecretGetXmlDescRet {
 pub struct RemoteSecretSetValueArgs {
     /// XDR: `remote_nonnull_secret secret`
     pub secret: RemoteNonnullSecret,
-    /// (const unsigned char *)
+    /// (const unsigned char \*)
     ///
     /// XDR: `opaque value<REMOTE_SECRET_VALUE_MAX>`
     #[serde(
@@ -11874,7 +11874,7 @@ impl proptest::arbitrary::Arbitrary for RemoteConnectCompareCpuRet {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename = "remote_connect_baseline_cpu_args")]
 pub struct RemoteConnectBaselineCpuArgs {
-    /// (const char **)
+    /// (const char \*\*)
     ///
     /// XDR: `remote_nonnull_string xmlCPUs<REMOTE_CPU_BASELINE_MAX>`
     #[serde(
@@ -17234,7 +17234,7 @@ impl proptest::arbitrary::Arbitrary for RemoteNodeDeviceEventUpdateMsg {
 pub struct RemoteDomainFsfreezeArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
-    /// (const char **)
+    /// (const char \*\*)
     ///
     /// XDR: `remote_nonnull_string mountpoints<REMOTE_DOMAIN_FSFREEZE_MOUNTPOINTS_MAX>`
     #[serde(
@@ -17292,7 +17292,7 @@ impl proptest::arbitrary::Arbitrary for RemoteDomainFsfreezeRet {
 pub struct RemoteDomainFsthawArgs {
     /// XDR: `remote_nonnull_domain dom`
     pub dom: RemoteNonnullDomain,
-    /// (const char **)
+    /// (const char \*\*)
     ///
     /// XDR: `remote_nonnull_string mountpoints<REMOTE_DOMAIN_FSFREEZE_MOUNTPOINTS_MAX>`
     #[serde(
@@ -17800,7 +17800,7 @@ pub struct RemoteDomainFsinfo {
         deserialize_with = "xdr::limit::deserialize::<4194304, _, _>"
     )]
     pub fstype: RemoteNonnullString,
-    /// (const char **)
+    /// (const char \*\*)
     ///
     /// XDR: `remote_nonnull_string dev_aliases<REMOTE_DOMAIN_FSINFO_DISKS_MAX>`
     #[serde(
@@ -18801,7 +18801,7 @@ pub struct RemoteConnectBaselineHypervisorCpuArgs {
         deserialize_with = "xdr::limit::deserialize::<4194304, _, _>"
     )]
     pub virttype: RemoteString,
-    /// (const char **)
+    /// (const char \*\*)
     ///
     /// XDR: `remote_nonnull_string xmlCPUs<REMOTE_CPU_BASELINE_MAX>`
     #[serde(

@@ -26,7 +26,7 @@ pub const VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX: u32 = 262120;
 /// XDR: `const VIR_NET_MESSAGE_MAX` (virnetprotocol.x:41)
 pub const VIR_NET_MESSAGE_MAX: u32 = 33554432;
 
-/// Size of struct virNetMessageHeader (serialised)
+/// Size of struct `virNetMessageHeader` (serialised)
 ///
 /// XDR: `const VIR_NET_MESSAGE_HEADER_MAX` (virnetprotocol.x:44)
 pub const VIR_NET_MESSAGE_HEADER_MAX: u32 = 24;

@@ -497,7 +497,7 @@ impl proptest::arbitrary::Arbitrary for Procedure {
     }
 }
 
-/// Anonymous type of 'demo_list_inner' (nested in the '.x' file).
+/// Anonymous type of \`demo_list_inner\` (nested in the \`.x\` file).
 ///
 /// XDR: `struct demo_list_inner`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]

@@ -7,7 +7,7 @@
 //! naming the stale files, when the committed output differs.
 
 mod api;
-mod names;
+pub(crate) mod names;
 pub(crate) mod rpc;
 
 use crate::util;

@@ -109,22 +109,70 @@ pub fn common_prefix(names: &[&str]) -> String {
     p
 }
 
-/// Make `s` safe as Markdown text in a doc comment: no HTML tags, no intra-doc links, no code
-/// blocks from indentation.
-pub fn doc_escape(s: &str) -> String {
+/// Make one line of libvirt prose safe and readable as Markdown in a doc comment: no HTML tags,
+/// no intra-doc links, no emphasis or headings by accident; C names (`VIR_...`, `virXxx()`) as
+/// code and URLs as autolinks. The one escaper of every generator (`.x` comments, API enum
+/// docs, client method docs).
+pub fn doc_escape(text: &str) -> String {
     let mut out = String::new();
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '[' => out.push_str("\\["),
-            ']' => out.push_str("\\]"),
-            '`' => out.push('\''),
-            '\r' => {}
-            c => out.push(c),
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let start = word.find("http://").or_else(|| word.find("https://"));
+        // C names (`VIR_DOMAIN_AFFECT_LIVE`, `VIR_MIGRATE_PARAM_*`, `virDomainGetInfo()`) as
+        // code.
+        let core_start = word.find(|c: char| c != '(' && c != '"').unwrap_or(0);
+        let core = &word[core_start..];
+        let core = core.trim_end_matches(['.', ',', ';', ':', ')', '"', '\'']);
+        // `virDomainGetInfo())` trims to `virDomainGetInfo(`: give the call back its `)`.
+        let core = if core.ends_with('(') && word[core_start + core.len()..].starts_with(')') {
+            &word[core_start..core_start + core.len() + 1]
+        } else {
+            core
+        };
+        let ident = core.trim_end_matches("()").trim_end_matches('*');
+        let c_name = (ident.starts_with("VIR_")
+            || ident
+                .strip_prefix("vir")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_uppercase())))
+            && ident.len() > 4
+            && ident
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if start.is_none() && c_name {
+            escape_into(&mut out, &word[..core_start], i == 0);
+            out.push_str(&format!("`{core}`"));
+            escape_into(&mut out, &word[core_start + core.len()..], false);
+        } else if let Some(start) = start {
+            let url = &word[start..];
+            let end = url
+                .trim_end_matches(['.', ',', ';', ':', ')', '\'', '"'])
+                .len();
+            escape_into(&mut out, &word[..start], i == 0 && start == 0);
+            out.push_str(&format!("<{}>", &url[..end]));
+            escape_into(&mut out, &url[end..], false);
+        } else {
+            escape_into(&mut out, word, i == 0);
         }
     }
     out
+}
+
+fn escape_into(out: &mut String, s: &str, line_start: bool) {
+    for (i, c) in s.chars().enumerate() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '[' | ']' | '*' | '`' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if line_start && i == 0 => out.push_str("\\#"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// Doc comment lines (`/// ...`) for free text: one paragraph per line, escaped; lines that look

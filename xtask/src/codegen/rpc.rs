@@ -6,7 +6,7 @@
 //! prefix common to their siblings (`REMOTE_AUTH_SASL` -> `Sasl`); fields are snake_case
 //! with `#[serde(rename)]` to the XDR name (so error paths and JSON show the `.x` names).
 
-use super::names::{camel, camel_upper, common_prefix, doc_escape, doc_lines, snake};
+use super::names::{camel, camel_upper, common_prefix, doc_lines, snake};
 use anyhow::{anyhow, bail, Context, Result};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -1124,7 +1124,7 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
                 out,
                 "    ",
                 &v.doc,
-                &format!("`case {}` ({}): {what}", doc_escape(&v.label), v.value),
+                &format!("`case {}` ({}): {what}", v.label, v.value),
             );
             match &v.arm {
                 Some((t, ..)) => writeln!(out, "    {}({}),", v.name, t.ty)?,
