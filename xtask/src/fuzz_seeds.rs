@@ -831,3 +831,31 @@ fn cmdline_parse() -> Result<Seeds> {
     );
     Ok(seeds)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quoted names of the `const TYPES: &[&str] = &[...];` array in `src`.
+    fn types_in(src: &str) -> Vec<String> {
+        let start = src
+            .find("const TYPES: &[&str] = &[")
+            .expect("the target declares TYPES");
+        let body = &src[start..];
+        let body = &body[..body.find("];").expect("TYPES ends")];
+        body.split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The schema_decode seeds pick types by index: the list here must be the target's.
+    #[test]
+    fn schema_types_are_the_targets() {
+        let root = util::workspace_root();
+        let src = std::fs::read_to_string(root.join("fuzz/fuzz_targets/schema_decode.rs"))
+            .expect("reading the schema_decode target");
+        assert_eq!(types_in(&src), SCHEMA_TYPES);
+    }
+}
