@@ -21,9 +21,10 @@
 //!   `create_xml_with_files`...), and `call_with_fds` for any procedure.
 //! - [`stream`]: libvirt streams as `AsyncRead`/`AsyncWrite` and `Read`/`Write` (sparse holes).
 //! - [`reconnect`]: a reconnecting wrapper; [`uri`], [`transport`]: URIs and byte transports.
-//! - [`ClientOptions`]: timeouts, keepalive, event buffering, SASL credentials, and
+//! - [`ClientOptions`]: timeouts, keepalive, event buffering, SASL credentials,
 //!   [`busy_poll`](ClientOptions::busy_poll) for many-caller throughput where waking a CPU is
-//!   dear (virtual machines).
+//!   dear (virtual machines), and [`decode`](ClientOptions::decode) to read replies holding
+//!   strings that are not UTF-8 (libvirt passes file names through as bytes).
 //!
 //! ```no_run
 //! use libvirt_client::events::{EventItem, Subscription};
