@@ -102,3 +102,6 @@ pub use generated::events::TypedEvent;
 pub use helpers::{BlockIoTune, Domain, DomainStateInfo, Version};
 pub use libvirt_proto;
 pub use options::{ClientOptions, LONG_RUNNING};
+/// The XDR codec the wire types use (for [`ClientOptions::decode`] and `xdr::Opaque`), so that
+/// users need not depend on a matching version themselves.
+pub use xdr;

@@ -13,6 +13,7 @@ mod common;
 use std::os::unix::ffi::OsStrExt;
 
 use libvirt_client::libvirt_proto::generated::remote::RemoteNonnullStoragePool;
+use libvirt_client::xdr;
 use libvirt_client::{Client, ClientOptions, Error};
 
 use common::PeerDir;

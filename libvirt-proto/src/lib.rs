@@ -77,3 +77,6 @@ pub use keepalive::KeepaliveConfig;
 pub use packet::Packet;
 pub use remote_error::RemoteError;
 pub use stream::StreamItem;
+/// The XDR codec of every generated type (`xdr::Opaque` fields, `xdr::DecodeOptions`), so that
+/// users need not depend on a matching version themselves.
+pub use xdr;
