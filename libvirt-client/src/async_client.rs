@@ -13,7 +13,7 @@ use libvirt_proto::{CallId, Connection, Reply};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::core::{self, decode_ret, CallResult, Inline, InlineWrite, Shared};
+use crate::core::{self, CallResult, Inline, InlineWrite, Shared};
 use crate::open::{self, Features};
 use crate::options::ClientOptions;
 use crate::transport::{AsyncTransport, ReadSide, WriteSide};
@@ -252,7 +252,7 @@ impl Client {
     ) -> Result<C::Ret, Error> {
         let id = self.inner.shared.start::<C>(args, timeout, false)?;
         let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
-        decode_ret::<C>(&reply, self.inner.options.decode)
+        self.inner.shared.decode_ret::<C>(&reply)
     }
 
     /// Start a stream-opening call of procedure `C` and wait for its reply; returns the reply
@@ -267,7 +267,7 @@ impl Client {
                 .start::<C>(args, self.inner.options.timeout_for(C::INFO), true)?;
         let stream = crate::stream::AsyncVirStream::new(self.clone(), id);
         let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
-        Ok((decode_ret::<C>(&reply, self.inner.options.decode)?, stream))
+        Ok((self.inner.shared.decode_ret::<C>(&reply)?, stream))
     }
 
     /// Call procedure `C` passing file descriptors (`CALL_WITH_FDS`; unix transport only,
@@ -286,7 +286,7 @@ impl Client {
             fds,
         )?;
         let reply = CallFuture::new(self.inner.shared.clone(), id).await?;
-        let ret = decode_ret::<C>(&reply, self.inner.options.decode)?;
+        let ret = self.inner.shared.decode_ret::<C>(&reply)?;
         Ok((ret, reply.fds))
     }
 

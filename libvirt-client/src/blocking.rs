@@ -19,7 +19,7 @@ use libvirt_proto::generated::remote::{self, procs};
 use libvirt_proto::program::Call;
 use libvirt_proto::{Connection, Reply};
 
-use crate::core::{self, decode_ret, Inline, InlineWrite, Shared};
+use crate::core::{self, Inline, InlineWrite, Shared};
 use crate::open::{self, Features};
 use crate::options::ClientOptions;
 use crate::transport::{BlockingReader, BlockingTransport, BlockingWriter, ShutdownHandle};
@@ -259,7 +259,7 @@ impl Client {
     ) -> Result<C::Ret, Error> {
         let id = self.inner.shared.start::<C>(args, timeout, false)?;
         let reply = self.inner.shared.wait_blocking(id)?;
-        decode_ret::<C>(&reply, self.inner.options.decode)
+        self.inner.shared.decode_ret::<C>(&reply)
     }
 
     /// Start a stream-opening call of procedure `C`; returns its reply and the stream.
@@ -273,7 +273,7 @@ impl Client {
                 .start::<C>(args, self.inner.options.timeout_for(C::INFO), true)?;
         let stream = crate::stream::BlockingVirStream::new(self.clone(), id);
         let reply = self.inner.shared.wait_blocking(id)?;
-        Ok((decode_ret::<C>(&reply, self.inner.options.decode)?, stream))
+        Ok((self.inner.shared.decode_ret::<C>(&reply)?, stream))
     }
 
     /// Call procedure `C` passing file descriptors (see [`crate::Client::call_with_fds`]);
@@ -290,7 +290,7 @@ impl Client {
             fds,
         )?;
         let reply = self.inner.shared.wait_blocking(id)?;
-        let ret = decode_ret::<C>(&reply, self.inner.options.decode)?;
+        let ret = self.inner.shared.decode_ret::<C>(&reply)?;
         Ok((ret, reply.fds))
     }
 

@@ -356,6 +356,17 @@ impl Shared {
         self
     }
 
+    /// Decode a reply body as a call's return type, with [`Shared::decode`]
+    /// ([`crate::ClientOptions::decode`]).
+    pub(crate) fn decode_ret<C: Call>(&self, reply: &Reply) -> Result<C::Ret, Error> {
+        xdr::from_shared_with(&reply.body, self.decode).map_err(|e| {
+            Error::Proto(libvirt_proto::Error::decode(
+                format!("reply of {}", C::NAME),
+                e,
+            ))
+        })
+    }
+
     fn timer_ns(&self, deadline: Option<Instant>) -> u64 {
         deadline.map_or(u64::MAX, |d| {
             u64::try_from(d.saturating_duration_since(self.timer_base).as_nanos())
@@ -830,19 +841,6 @@ impl State {
             }
         }
     }
-}
-
-/// Decode a reply body as a call's return type, with the client's [`crate::ClientOptions::decode`].
-pub(crate) fn decode_ret<C: Call>(
-    reply: &Reply,
-    options: xdr::DecodeOptions,
-) -> Result<C::Ret, Error> {
-    xdr::from_shared_with(&reply.body, options).map_err(|e| {
-        Error::Proto(libvirt_proto::Error::decode(
-            format!("reply of {}", C::NAME),
-            e,
-        ))
-    })
 }
 
 #[cfg(test)]

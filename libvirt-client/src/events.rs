@@ -415,11 +415,6 @@ fn start_dereg(st: &mut State, r: Registered) {
     }
 }
 
-/// A registration's reply: a callback id, nothing a decode option could change.
-fn decode<C: Call>(r: &libvirt_proto::Reply) -> Result<C::Ret, Error> {
-    crate::core::decode_ret::<C>(r, xdr::DecodeOptions::new())
-}
-
 /// Finish a registration: route its callback id to `token`. `Ok(None)`: the daemon does not
 /// know this event id (older daemon) — skipped.
 pub(crate) fn finish_reg(
@@ -445,27 +440,39 @@ pub(crate) fn finish_reg(
     let (family, cb) = match reg {
         Reg::Domain(_) => (
             EventFamily::Domain,
-            decode::<procs::ConnectDomainEventCallbackRegisterAny>(&reply)?.callback_id,
+            shared
+                .decode_ret::<procs::ConnectDomainEventCallbackRegisterAny>(&reply)?
+                .callback_id,
         ),
         Reg::Network(_) => (
             EventFamily::Network,
-            decode::<procs::ConnectNetworkEventRegisterAny>(&reply)?.callback_id,
+            shared
+                .decode_ret::<procs::ConnectNetworkEventRegisterAny>(&reply)?
+                .callback_id,
         ),
         Reg::Pool(_) => (
             EventFamily::StoragePool,
-            decode::<procs::ConnectStoragePoolEventRegisterAny>(&reply)?.callback_id,
+            shared
+                .decode_ret::<procs::ConnectStoragePoolEventRegisterAny>(&reply)?
+                .callback_id,
         ),
         Reg::NodeDevice(_) => (
             EventFamily::NodeDevice,
-            decode::<procs::ConnectNodeDeviceEventRegisterAny>(&reply)?.callback_id,
+            shared
+                .decode_ret::<procs::ConnectNodeDeviceEventRegisterAny>(&reply)?
+                .callback_id,
         ),
         Reg::Secret(_) => (
             EventFamily::Secret,
-            decode::<procs::ConnectSecretEventRegisterAny>(&reply)?.callback_id,
+            shared
+                .decode_ret::<procs::ConnectSecretEventRegisterAny>(&reply)?
+                .callback_id,
         ),
         Reg::Qemu => (
             EventFamily::QemuMonitor,
-            decode::<qprocs::ConnectDomainMonitorEventRegister>(&reply)?.callback_id,
+            shared
+                .decode_ret::<qprocs::ConnectDomainMonitorEventRegister>(&reply)?
+                .callback_id,
         ),
         Reg::Close => {
             shared.lock().close_subs.insert(token);
