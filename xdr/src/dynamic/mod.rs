@@ -185,9 +185,7 @@ pub fn decode_prefix_with(
         input,
         pos: 0,
         depth: 0,
-        max_depth: options.max_depth,
-        padding: options.padding,
-        utf8: options.utf8,
+        options,
     };
     let v = d.named(type_name).map_err(|e| e.in_field(type_name))?;
     Ok((v, d.pos))
@@ -391,9 +389,8 @@ struct Decoder<'s, 'i> {
     input: &'i [u8],
     pos: usize,
     depth: u32,
-    max_depth: u32,
-    padding: Padding,
-    utf8: Utf8,
+    /// Depth limit, padding and UTF-8 policies.
+    options: DecodeOptions,
 }
 
 impl Decoder<'_, '_> {
@@ -438,8 +435,8 @@ impl Decoder<'_, '_> {
     }
 
     fn enter(&mut self) -> Result<(), Error> {
-        if self.depth >= self.max_depth {
-            return Err(depth_error(self.max_depth));
+        if self.depth >= self.options.max_depth {
+            return Err(depth_error(self.options.max_depth));
         }
         self.depth += 1;
         Ok(())
@@ -478,7 +475,7 @@ impl Decoder<'_, '_> {
             });
         }
         let data = self.take(len)?.to_vec();
-        let strict = self.padding == Padding::Strict;
+        let strict = self.options.padding == Padding::Strict;
         let padding = self.take(total - len)?;
         if strict && padding.iter().any(|b| *b != 0) {
             return Err(Error::NonZeroPadding {
@@ -552,7 +549,7 @@ impl Decoder<'_, '_> {
                     TypeSpec::String => {
                         let len = self.len(max, 1)?;
                         let data = self.padded(len)?;
-                        match (String::from_utf8(data), self.utf8) {
+                        match (String::from_utf8(data), self.options.utf8) {
                             (Ok(s), _) => Ok(Value::String(s)),
                             (Err(e), Utf8::Lossy) => Ok(Value::String(
                                 String::from_utf8_lossy(e.as_bytes()).into_owned(),
