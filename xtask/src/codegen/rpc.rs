@@ -1739,25 +1739,9 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
                 }
                 Ok(v.into_iter().next())
             };
-            let (readstream, writestream) = match stream_override(&p.cname) {
-                Some(o) => {
-                    if one("readstream")?.is_some() || one("writestream")?.is_some() {
-                        bail!(
-                            "{}: annotated in the .x file now; drop its STREAM_OVERRIDES row",
-                            p.cname
-                        );
-                    }
-                    let n = Some(o.param.to_string());
-                    match o.direction {
-                        "read" => (n, None),
-                        _ => (None, n),
-                    }
-                }
-                None => (one("readstream")?, one("writestream")?),
-            };
+            let (readstream, writestream) = stream_annotations(&p.cname, &p.ann)?;
             let stream = match (&readstream, &writestream) {
-                (Some(_), Some(_)) => bail!("{}: both @readstream and @writestream", p.cname),
-                (Some(_), None) => "Some(crate::program::StreamDirection::Read)".to_string(),
+                (Some(_), _) => "Some(crate::program::StreamDirection::Read)".to_string(),
                 (None, Some(_)) => "Some(crate::program::StreamDirection::Write)".to_string(),
                 (None, None) => "None".into(),
             };
@@ -1876,13 +1860,12 @@ impl<'de> serde::Deserialize<'de> for {rust} {{
                     p.ret.as_deref().unwrap_or("void")
                 )
             };
+            let (readstream, writestream) = stream_annotations(&p.cname, &p.ann)?;
             let stream = if BOTH_WAYS_STREAMS.contains(&p.cname.as_str()) {
                 "; opens a stream carrying data both ways (annotated `@readstream`)"
-            } else if p.ann.iter().any(|a| a.key == "readstream") {
+            } else if readstream.is_some() {
                 "; opens a stream the daemon sends data on"
-            } else if p.ann.iter().any(|a| a.key == "writestream")
-                || stream_override(&p.cname).is_some()
-            {
+            } else if writestream.is_some() {
                 "; opens a stream the client sends data on"
             } else {
                 ""
@@ -1956,6 +1939,38 @@ pub(crate) const BOTH_WAYS_STREAMS: &[&str] = &[
     "REMOTE_PROC_DOMAIN_OPEN_CONSOLE",
     "REMOTE_PROC_DOMAIN_OPEN_CHANNEL",
 ];
+
+/// The stream procedure `cname` opens, as `(@readstream, @writestream)` parameter positions:
+/// from its annotations, or from its [`STREAM_OVERRIDES`] row (an error once the `.x` file
+/// annotates it itself). An annotation given twice, or both, is an error.
+fn stream_annotations(cname: &str, ann: &[Annotation]) -> Result<(Option<String>, Option<String>)> {
+    let one = |k: &str| -> Result<Option<String>> {
+        let mut v = ann.iter().filter(|a| a.key == k).map(|a| a.value.clone());
+        let first = v.next();
+        let more = v.count();
+        if more > 0 {
+            bail!("{cname}: @{k} given {} times", more + 1);
+        }
+        Ok(first)
+    };
+    let (read, write) = match stream_override(cname) {
+        Some(o) => {
+            if one("readstream")?.is_some() || one("writestream")?.is_some() {
+                bail!("{cname}: annotated in the .x file now; drop its STREAM_OVERRIDES row");
+            }
+            let n = Some(o.param.to_string());
+            match o.direction {
+                "read" => (n, None),
+                _ => (None, n),
+            }
+        }
+        None => (one("readstream")?, one("writestream")?),
+    };
+    if read.is_some() && write.is_some() {
+        bail!("{cname}: both @readstream and @writestream");
+    }
+    Ok((read, write))
+}
 
 fn stream_override(cname: &str) -> Option<&'static StreamOverride> {
     STREAM_OVERRIDES.iter().find(|o| o.name == cname)
