@@ -1013,6 +1013,12 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
         s.push_str("#[cfg(feature = \"blocking\")]\n");
         emit_methods(&mut s, prog.module, &ms, &stand_ins, false);
         files.insert(format!("{}.rs", prog.module), rustfmt(&s)?);
+        if prog.module == "remote" {
+            files.insert(
+                format!("../../tests/generated/{READ_ONLY_FILE}"),
+                rustfmt(&read_only_calls(&m, &event_registrations(prog, &m, &api)))?,
+            );
+        }
         if prog.module == "remote" || prog.module == "qemu" {
             for r in &m.rows {
                 let mk = &m.markers[&r.name];
@@ -1057,16 +1063,6 @@ fn generate(root: &Path, protocol_dir: &Path) -> Result<BTreeMap<String, String>
     }
     s.push_str("}\n}\n}\n");
     files.insert("events.rs".to_owned(), rustfmt(&s)?);
-    let remote_text = std::fs::read_to_string(root.join(PROTO_DIR).join("remote.rs"))?;
-    let remote = parse_proto(&remote_text)?;
-    let remote_api = ApiInfo::parse(&std::fs::read_to_string(
-        protocol_dir.join("api").join(PROGRAMS[0].api_file),
-    )?);
-    let event_registration = event_registrations(&PROGRAMS[0], &remote, &remote_api);
-    files.insert(
-        format!("../../tests/generated/{READ_ONLY_FILE}"),
-        rustfmt(&read_only_calls(&remote, &event_registration))?,
-    );
     files.insert(TYPED_ARGS_FILE.to_owned(), typed_args_list(typed_list));
     let mut m = header("the list of generated files");
     m.push_str("//! Generated typed API: a method per procedure, typed events.\n\n");
