@@ -20,19 +20,23 @@ use libvirt_proto::RemoteError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The targets whose seed folders this command owns.
-const TARGETS: &[&str] = &[
-    "cmdline_parse",
-    "generated_decode",
-    "libvirt_framer",
-    "qmp_framer",
-    "qmp_session",
-    "schema_decode",
-    "xdr_decode",
+/// The targets whose seed folders this command owns, with their seed makers (given the
+/// workspace root).
+const TARGETS: &[(&str, MakeSeeds)] = &[
+    ("cmdline_parse", |_| cmdline_parse()),
+    ("generated_decode", |_| generated_decode()),
+    ("libvirt_framer", |_| libvirt_framer()),
+    ("qmp_framer", |_| Ok(qmp_framer())),
+    ("qmp_session", |_| Ok(qmp_session())),
+    ("schema_decode", schema_decode),
+    ("xdr_decode", |_| xdr_decode()),
 ];
 
 /// File name -> contents, for one target.
 type Seeds = BTreeMap<String, Vec<u8>>;
+
+/// A target's seed maker, given the workspace root.
+type MakeSeeds = fn(&Path) -> Result<Seeds>;
 
 pub fn cmd(args: &[&str]) -> Result<()> {
     let check = match args {
@@ -98,17 +102,8 @@ pub fn cmd(args: &[&str]) -> Result<()> {
 
 fn all_seeds(root: &Path) -> Result<BTreeMap<String, Seeds>> {
     let mut all = BTreeMap::new();
-    for &target in TARGETS {
-        let seeds = match target {
-            "cmdline_parse" => cmdline_parse()?,
-            "generated_decode" => generated_decode()?,
-            "libvirt_framer" => libvirt_framer()?,
-            "qmp_framer" => qmp_framer(),
-            "qmp_session" => qmp_session(),
-            "schema_decode" => schema_decode(root)?,
-            "xdr_decode" => xdr_decode()?,
-            other => bail!("no seeds defined for {other}"),
-        };
+    for &(target, make) in TARGETS {
+        let seeds = make(root)?;
         ensure!(!seeds.is_empty(), "{target}: no seeds");
         all.insert(target.to_string(), seeds);
     }
@@ -564,20 +559,22 @@ fn xdr_decode() -> Result<Seeds> {
 // schema_decode: `[type index, bytes...]` with the types of `xdr/tests/fixtures/dynamic.x` in
 // the target's order; the bytes also go through the dissector of `dissect.x`.
 
-/// The target's `TYPES`, in its order.
-const SCHEMA_TYPES: &[&str] = &[
-    "everything",
-    "shape",
-    "typed_param",
-    "flag_union",
-    "node",
-    "inline_forms",
-    "small_ints",
-    "numbers",
-    "maybe_name",
-    "tag",
-    "wide",
-];
+/// The quoted names of the `const TYPES: &[&str] = &[...];` array in a target's source: the
+/// types `schema_decode` picks by its first input byte (the fuzz crate is outside the workspace,
+/// so its list is read, not shared).
+fn types_in(src: &str) -> Result<Vec<String>> {
+    let start = src
+        .find("const TYPES: &[&str] = &[")
+        .context("the schema_decode target declares no `const TYPES: &[&str] = &[`")?;
+    let body = &src[start..];
+    let body = &body[..body.find("];").context("the target's TYPES has no end")?];
+    Ok(body
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect())
+}
 
 fn schema_decode(root: &Path) -> Result<Seeds> {
     use serde_json::json;
@@ -588,6 +585,10 @@ fn schema_decode(root: &Path) -> Result<Seeds> {
         let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
         Ok(Schema::new(vec![parse(file, &text)?])?)
     };
+    let target = root.join("fuzz/fuzz_targets/schema_decode.rs");
+    let types = types_in(
+        &std::fs::read_to_string(&target).with_context(|| format!("{}", target.display()))?,
+    )?;
     let forms = load("dynamic.x")?;
     let protocol = load("dissect.x")?;
 
@@ -625,7 +626,7 @@ fn schema_decode(root: &Path) -> Result<Seeds> {
     ];
     let mut seeds = Seeds::new();
     for (ty, value) in values {
-        let index = SCHEMA_TYPES
+        let index = types
             .iter()
             .position(|t| *t == ty)
             .with_context(|| format!("{ty} is not a schema_decode type"))?;
@@ -836,26 +837,10 @@ fn cmdline_parse() -> Result<Seeds> {
 mod tests {
     use super::*;
 
-    /// The quoted names of the `const TYPES: &[&str] = &[...];` array in `src`.
-    fn types_in(src: &str) -> Vec<String> {
-        let start = src
-            .find("const TYPES: &[&str] = &[")
-            .expect("the target declares TYPES");
-        let body = &src[start..];
-        let body = &body[..body.find("];").expect("TYPES ends")];
-        body.split('"')
-            .skip(1)
-            .step_by(2)
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The schema_decode seeds pick types by index: the list here must be the target's.
     #[test]
-    fn schema_types_are_the_targets() {
-        let root = util::workspace_root();
-        let src = std::fs::read_to_string(root.join("fuzz/fuzz_targets/schema_decode.rs"))
-            .expect("reading the schema_decode target");
-        assert_eq!(types_in(&src), SCHEMA_TYPES);
+    fn types_are_read_from_the_target_source() {
+        let src = "const PROTOCOL: &str = \"x\";\nconst TYPES: &[&str] = &[\n    \"a\",\n    \"b_c\",\n];\nfn f() {}";
+        assert_eq!(types_in(src).unwrap(), ["a", "b_c"]);
+        assert!(types_in("const OTHER: &[&str] = &[\"a\"];").is_err());
     }
 }
