@@ -51,7 +51,7 @@ impl crate::Client {
         let transport =
             crate::transport::AsyncTransport::connect_endpoint(&endpoint(path), &options.transport)
                 .await?;
-        let client = Self::from_transport(transport, options, None);
+        let client = Self::from_transport(transport, options, None)?;
         client
             .admin_connect_open(libvirt_proto::generated::api::ConnectFlags::empty())
             .await?;

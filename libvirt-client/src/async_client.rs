@@ -125,18 +125,19 @@ impl Client {
         let topts = options.transport.clone().read_only(options.read_only);
         let transport = AsyncTransport::connect(&uri, &topts).await?;
         let name = uri.remote_name();
-        let client = Client::from_transport(transport, options, Some(uri));
+        let client = Client::from_transport(transport, options, Some(uri))?;
         client.open(Some(&name)).await?;
         Ok(client)
     }
 
     /// Run the driver over an already connected transport without opening anything (for the
-    /// admin program, or to run a custom open sequence); see [`Client::open`].
+    /// admin program, or to run a custom open sequence); see [`Client::open`]. Fails only when
+    /// tokio cannot hand over a unix socket (see [`AsyncTransport`]'s unix transport).
     pub fn from_transport(
         transport: AsyncTransport,
         options: ClientOptions,
         uri: Option<Uri>,
-    ) -> Client {
+    ) -> Result<Client, Error> {
         let notes = Arc::new(Notes::default());
         let (n, t) = (notes.clone(), notes.clone());
         let fd_refusal = crate::fds::refusal(transport.can_pass_fds(), transport.kind());
@@ -152,7 +153,7 @@ impl Client {
             )
             .with_decode(options.decode),
         );
-        let (rd, wr) = transport.into_sides();
+        let (rd, wr) = transport.into_sides()?;
         let inline = wr.can_try_write();
         let wr = Arc::new(tokio::sync::Mutex::new(wr));
         if inline {
@@ -165,7 +166,7 @@ impl Client {
             tokio::spawn(writer(shared.clone(), notes.clone(), wr)),
             tokio::spawn(timer(shared.clone(), notes.clone())),
         ];
-        Client {
+        Ok(Client {
             inner: Arc::new(Inner {
                 shared,
                 notes,
@@ -174,7 +175,7 @@ impl Client {
                 features: OnceLock::new(),
                 uri,
             }),
-        }
+        })
     }
 
     /// The open sequence, in libvirt's order: `AUTH_LIST`, authentication (none, polkit or
@@ -656,7 +657,8 @@ mod tests {
             AsyncTransport::from_unix(ours),
             ClientOptions::default().keepalive(None),
             None,
-        );
+        )
+        .unwrap();
         let shared = client.shared().clone();
         let id = shared
             .start::<procs::ConnectGetVersion>(&(), None, true)

@@ -264,7 +264,7 @@ fn async_held_reply(rt: &tokio::runtime::Runtime, then: Then) {
     };
     rt.block_on(async move {
         let t = AsyncTransport::from_unix(tokio::net::UnixStream::from_std(ours).unwrap());
-        let c = Client::from_transport(t, opts_with(limit), None);
+        let c = Client::from_transport(t, opts_with(limit), None).unwrap();
         let calls: Vec<_> = (0..2)
             .map(|_| {
                 let c = c.clone();

@@ -176,7 +176,7 @@ async fn round_trip_async(options: ClientOptions) {
     client_sock.set_nonblocking(true).unwrap();
     let t = AsyncTransport::from_unix(tokio::net::UnixStream::from_std(client_sock).unwrap());
     assert!(t.can_pass_fds());
-    let c = Client::from_transport(t, options, None);
+    let c = Client::from_transport(t, options, None).unwrap();
     let (mut sent_r, sent_w) = pipe_pair();
     let ((), got) = c
         .call_with_fds::<procs::DomainFdAssociate>(&fd_associate_args(), vec![sent_w.into()])
@@ -246,7 +246,7 @@ async fn reply_short_of_fds_is_typed_async() {
     let srv = std::thread::spawn(move || fake_short_of_fds(server));
     client_sock.set_nonblocking(true).unwrap();
     let t = AsyncTransport::from_unix(tokio::net::UnixStream::from_std(client_sock).unwrap());
-    let c = Client::from_transport(t, ClientOptions::default(), None);
+    let c = Client::from_transport(t, ClientOptions::default(), None).unwrap();
     let dom = fd_associate_args().dom;
     assert_missing_fds(c.open_graphics_fd(&dom, 0, Default::default()).await);
     // The stream lost sync: the connection is closed.
@@ -564,7 +564,7 @@ fn lxc_open_namespace_returns_the_descriptors() {
     rt.block_on(async {
         client_sock.set_nonblocking(true).unwrap();
         let t = AsyncTransport::from_unix(tokio::net::UnixStream::from_std(client_sock).unwrap());
-        let c = Client::from_transport(t, ClientOptions::default(), None);
+        let c = Client::from_transport(t, ClientOptions::default(), None).unwrap();
         check(c.lxc_open_namespace(&ct, 0).await.unwrap(), ends);
     });
     drop(rt);

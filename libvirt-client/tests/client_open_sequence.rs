@@ -112,7 +112,8 @@ async fn async_open_probes_keepalive_before_connect_open() {
         AsyncTransport::from_unix(tokio::net::UnixStream::from_std(a).unwrap()),
         Default::default(),
         None,
-    );
+    )
+    .unwrap();
     let f = c.open(Some("test:///default")).await.unwrap();
     assert!(f.keepalive && f.event_callbacks);
     drop(c);

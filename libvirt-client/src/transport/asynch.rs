@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -178,13 +179,14 @@ impl AsyncTransport {
         matches!(self.inner, Inner::Unix(_))
     }
 
-    /// Split into the driver's reading and writing sides: a unix socket is split into tokio's
-    /// owned halves so that both can reach the socket for `recvmsg`/`sendmsg`; anything else
-    /// goes through `tokio::io::split`.
-    pub(crate) fn into_sides(self) -> (ReadSide, WriteSide) {
-        match self.inner {
+    /// Split into the driver's reading and writing sides. A unix socket leaves tokio's
+    /// `UnixStream` for [`UnixReader`] and [`UnixWriter`] (see there why); tcp is split into
+    /// tokio's owned halves, so that both can reach the socket; anything else goes through
+    /// `tokio::io::split`. Fails only if tokio cannot let go of the unix socket.
+    pub(crate) fn into_sides(self) -> io::Result<(ReadSide, WriteSide)> {
+        Ok(match self.inner {
             Inner::Unix(s) => {
-                let (r, w) = s.into_split();
+                let (r, w) = unix_halves(s)?;
                 (ReadSide::Unix(r), WriteSide::Unix(w))
             }
             Inner::Tcp(s) => {
@@ -195,7 +197,7 @@ impl AsyncTransport {
                 let (r, w) = tokio::io::split(self);
                 (ReadSide::Split(r), WriteSide::Split(w))
             }
-        }
+        })
     }
 
     /// The child process id (ssh and ext transports).
@@ -302,16 +304,84 @@ impl AsyncWrite for AsyncTransport {
 
 /// The async driver's reading side (see [`AsyncTransport::into_sides`]).
 pub(crate) enum ReadSide {
-    Unix(tokio::net::unix::OwnedReadHalf),
+    Unix(UnixReader),
     Tcp(tokio::net::tcp::OwnedReadHalf),
     Split(tokio::io::ReadHalf<AsyncTransport>),
 }
 
 /// The async driver's writing side.
 pub(crate) enum WriteSide {
-    Unix(tokio::net::unix::OwnedWriteHalf),
+    Unix(UnixWriter),
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     Split(tokio::io::WriteHalf<AsyncTransport>),
+}
+
+/// A unix socket's reading side, registered with tokio for readability only.
+///
+/// Each time the daemon takes bytes off a unix socket, the kernel tells everyone waiting on it
+/// that it is writable again (`unix_write_space`), whether or not it was ever full. tokio's
+/// `UnixStream` registers for both directions, so every call the daemon read woke the reader
+/// from `epoll_wait` for nothing: one extra sleep and wake-up per call, and in a VM often an
+/// IPI to a halted CPU. A registration for readability alone is not woken by that (epoll
+/// filters wake-ups by the events asked for), as libvirt's own client, which polls for input
+/// only while it waits for replies, is not.
+pub(crate) struct UnixReader(AsyncFd<Arc<std::os::unix::net::UnixStream>>);
+
+/// A unix socket's writing side: sends go straight to the non-blocking socket. Only when it is
+/// full does [`UnixWriter::writable`] register (a duplicate of) the descriptor for writability,
+/// until there is room again; see [`UnixReader`] for why no registration listens for it all
+/// the time. Dropping it shuts the writing direction down, as tokio's write halves do.
+pub(crate) struct UnixWriter(Arc<std::os::unix::net::UnixStream>);
+
+/// Take a unix socket away from tokio's `UnixStream` and make the driver's two halves of it.
+fn unix_halves(s: UnixStream) -> io::Result<(UnixReader, UnixWriter)> {
+    // Non-blocking, as tokio left it.
+    let s = Arc::new(s.into_std()?);
+    let r = register(s.clone(), tokio::io::Interest::READABLE)?;
+    Ok((UnixReader(r), UnixWriter(s)))
+}
+
+/// Register a unix socket with tokio's reactor for `interest` alone. tokio offers no safe
+/// way to choose the interest of a socket's registration (`UnixStream` always takes both).
+#[allow(unsafe_code)]
+fn register(
+    sock: Arc<std::os::unix::net::UnixStream>,
+    interest: tokio::io::Interest,
+) -> io::Result<AsyncFd<Arc<std::os::unix::net::UnixStream>>> {
+    // SAFETY: tokio requires the descriptor to stay open, naming the same socket, for as long
+    // as the `AsyncFd` lives. The `AsyncFd` holds an owner of it (an `Arc` of the
+    // `UnixStream`, which closes its descriptor only when the last `Arc` is dropped), and
+    // `as_raw_fd` of a `UnixStream` always returns that one descriptor.
+    Ok(unsafe { AsyncFd::register_with_interest(sock, interest) }?)
+}
+
+impl UnixWriter {
+    /// Send what the socket takes now (`WouldBlock` when nothing fits). `MSG_NOSIGNAL`: a
+    /// daemon gone is an `EPIPE` error, never a `SIGPIPE` for the program.
+    fn send(&self, data: &[u8]) -> io::Result<usize> {
+        use std::os::fd::AsFd;
+        loop {
+            match rustix::net::send(self.0.as_fd(), data, rustix::net::SendFlags::NOSIGNAL) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return r.map_err(io::Error::from),
+            }
+        }
+    }
+
+    /// Wait until the socket has room, through a registration made for this wait alone. epoll
+    /// checks readiness when a descriptor is added, so room made before then is not missed.
+    async fn writable(&self) -> io::Result<()> {
+        let dup = Arc::new(self.0.try_clone()?);
+        let fd = register(dup, tokio::io::Interest::WRITABLE)?;
+        let _ready = fd.writable().await?;
+        Ok(())
+    }
+}
+
+impl Drop for UnixWriter {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Write);
+    }
 }
 
 impl ReadSide {
@@ -332,10 +402,7 @@ impl ReadSide {
     ) -> io::Result<usize> {
         use std::os::fd::AsFd;
         match self {
-            ReadSide::Unix(r) => {
-                let s: &UnixStream = r.as_ref();
-                super::fdpass::recv_now(s.as_fd(), true, buf, fds)
-            }
+            ReadSide::Unix(r) => super::fdpass::recv_now(r.0.get_ref().as_fd(), true, buf, fds),
             ReadSide::Tcp(r) => {
                 let s: &tokio::net::TcpStream = r.as_ref();
                 super::fdpass::recv_now(s.as_fd(), false, buf, fds)
@@ -356,13 +423,13 @@ impl ReadSide {
     ) -> io::Result<usize> {
         use std::os::fd::AsFd;
         match self {
-            ReadSide::Unix(r) => {
-                let s: &UnixStream = r.as_ref();
-                s.async_io(tokio::io::Interest::READABLE, || {
-                    super::fdpass::recv(s.as_fd(), buf, fds)
-                })
-                .await
-            }
+            ReadSide::Unix(r) => loop {
+                let mut ready = r.0.readable().await?;
+                if let Ok(n) = ready.try_io(|s| super::fdpass::recv(s.get_ref().as_fd(), buf, fds))
+                {
+                    return n;
+                }
+            },
             ReadSide::Tcp(r) => r.read(buf).await,
             ReadSide::Split(r) => r.read(buf).await,
         }
@@ -379,7 +446,7 @@ impl WriteSide {
     /// `Unsupported` where [`can_try_write`](Self::can_try_write) is false.
     pub(crate) fn try_write(&self, data: &[u8]) -> io::Result<usize> {
         match self {
-            WriteSide::Unix(w) => w.try_write(data),
+            WriteSide::Unix(w) => w.send(data),
             WriteSide::Tcp(w) => w.try_write(data),
             WriteSide::Split(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -392,7 +459,18 @@ impl WriteSide {
     pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
-            WriteSide::Unix(w) => w.write_all(data).await,
+            WriteSide::Unix(w) => {
+                let mut rest = data;
+                while !rest.is_empty() {
+                    match w.send(rest) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => rest = &rest[n..],
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.writable().await?,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
             WriteSide::Tcp(w) => w.write_all(data).await,
             WriteSide::Split(w) => w.write_all(data).await,
         }
@@ -404,12 +482,14 @@ impl WriteSide {
         use std::os::fd::AsFd;
         match self {
             WriteSide::Unix(w) => {
-                let s: &UnixStream = w.as_ref();
                 let mut sent = 0;
-                s.async_io(tokio::io::Interest::WRITABLE, || {
-                    super::fdpass::send(s.as_fd(), fds, &mut sent)
-                })
-                .await
+                loop {
+                    match super::fdpass::send(w.0.as_fd(), fds, &mut sent) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.writable().await?,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        r => return r,
+                    }
+                }
             }
             WriteSide::Tcp(_) | WriteSide::Split(_) if fds.is_empty() => Ok(()),
             WriteSide::Tcp(_) | WriteSide::Split(_) => Err(io::Error::new(
@@ -423,7 +503,7 @@ impl WriteSide {
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
-            WriteSide::Unix(w) => w.flush().await,
+            WriteSide::Unix(_) => Ok(()),
             WriteSide::Tcp(w) => w.flush().await,
             WriteSide::Split(w) => w.flush().await,
         }
@@ -433,7 +513,7 @@ impl WriteSide {
     pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
-            WriteSide::Unix(w) => w.shutdown().await,
+            WriteSide::Unix(w) => w.0.shutdown(std::net::Shutdown::Write),
             WriteSide::Tcp(w) => w.shutdown().await,
             WriteSide::Split(w) => w.shutdown().await,
         }
@@ -444,6 +524,61 @@ impl WriteSide {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    /// See the blocking transport's test of the same name: the driver's reader, waiting in
+    /// `epoll_wait` on a current-thread runtime, must sleep through the peer taking the bytes
+    /// we send (tokio's `UnixStream`, registered for writability too, woke it each time).
+    #[test]
+    fn a_waiting_unix_reader_sleeps_while_the_peer_takes_our_bytes() {
+        use std::io::{Read, Write};
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let ours = a.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                a.set_nonblocking(true).unwrap();
+                let t = AsyncTransport::from_unix(UnixStream::from_std(a).unwrap());
+                let (mut rd, _wr) = t.into_sides().unwrap();
+                let before = super::super::thread_sleeps();
+                let mut buf = [0u8; 8];
+                let n = rd.read_with_fds(&mut buf, &mut Vec::new()).await.unwrap();
+                (super::super::thread_sleeps() - before, buf[..n].to_vec())
+            })
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..200 {
+            (&ours).write_all(b"x").unwrap();
+            b.read_exact(&mut [0u8; 1]).unwrap();
+            // Time for a reader woken by that to go back to sleep.
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        b.write_all(b"reply").unwrap();
+        let (sleeps, got) = reader.join().unwrap();
+        assert_eq!(got, b"reply");
+        assert!(sleeps <= 5, "the reader went back to sleep {sleeps} times");
+    }
+
+    /// The unix writing side waits for room when the socket is full, and ends with a shutdown
+    /// of the writing direction when dropped.
+    #[tokio::test]
+    async fn unix_writer_waits_for_room_and_shuts_down_on_drop() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (_rd, mut wr) = AsyncTransport::from_unix(a).into_sides().unwrap();
+        let data: Vec<u8> = (0..4u32 << 20).map(|i| i as u8).collect();
+        let expect = data.clone();
+        let drain = tokio::spawn(async move {
+            let mut b = b;
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        wr.write_all(&data).await.unwrap();
+        drop(wr);
+        assert!(drain.await.unwrap() == expect);
+    }
 
     #[tokio::test]
     async fn from_stream_duplex() {

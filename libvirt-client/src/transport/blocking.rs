@@ -218,7 +218,17 @@ impl BlockingTransport {
                 })
             }
         };
-        Ok((BlockingReader(r), BlockingWriter(w)))
+        let read_timeout = match &r {
+            ReadHalf::Unix(s, None) => s.read_timeout()?,
+            _ => None,
+        };
+        Ok((
+            BlockingReader {
+                half: r,
+                read_timeout,
+            },
+            BlockingWriter(w),
+        ))
     }
 
     /// Shut down both directions (the peer sees end-of-file).
@@ -297,7 +307,12 @@ impl Write for BlockingTransport {
 }
 
 /// The reading half of a split [`BlockingTransport`].
-pub struct BlockingReader(ReadHalf);
+pub struct BlockingReader {
+    half: ReadHalf,
+    /// The read timeout, kept for the `poll` that [`BlockingReader::read_with_fds`] makes on a
+    /// plain unix socket (the socket's own `SO_RCVTIMEO` does not bound a `poll`).
+    read_timeout: Option<Duration>,
+}
 
 /// The writing half of a split [`BlockingTransport`].
 pub struct BlockingWriter(WriteHalf);
@@ -332,9 +347,13 @@ impl fmt::Debug for BlockingWriter {
 impl BlockingReader {
     /// Limit how long one read may block (`None`: forever); `Unsupported` for caller-supplied
     /// halves.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match &self.0 {
-            ReadHalf::Unix(s, _) => s.set_read_timeout(timeout),
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        match &self.half {
+            ReadHalf::Unix(s, _) => {
+                s.set_read_timeout(timeout)?;
+                self.read_timeout = timeout;
+                Ok(())
+            }
             ReadHalf::Tcp(s) => s.set_read_timeout(timeout),
             ReadHalf::Tls(r) => r.sock.set_read_timeout(timeout),
             ReadHalf::Boxed(_) => Err(unsupported("read timeouts")),
@@ -344,7 +363,7 @@ impl BlockingReader {
     /// Whether [`try_read_with_fds`](Self::try_read_with_fds) can read on this half (plain
     /// unix and tcp sockets).
     pub fn can_try_read(&self) -> bool {
-        matches!(self.0, ReadHalf::Unix(_, None) | ReadHalf::Tcp(_))
+        matches!(self.half, ReadHalf::Unix(_, None) | ReadHalf::Tcp(_))
     }
 
     /// Read what has arrived without waiting, as [`read_with_fds`](Self::read_with_fds) does
@@ -355,7 +374,7 @@ impl BlockingReader {
         fds: &mut Vec<std::os::fd::OwnedFd>,
     ) -> io::Result<usize> {
         use std::os::fd::AsFd;
-        match &self.0 {
+        match &self.half {
             ReadHalf::Unix(s, None) => super::fdpass::recv_now(s.as_fd(), true, buf, fds),
             ReadHalf::Tcp(s) => super::fdpass::recv_now(s.as_fd(), false, buf, fds),
             _ => Err(io::Error::new(
@@ -368,14 +387,26 @@ impl BlockingReader {
     /// Read like [`Read::read`], appending the file descriptors that arrive with the bytes to
     /// `fds` (unix transport; other transports never bring any). On a unix socket every read
     /// must go through here: a plain read would let the kernel discard the descriptors.
+    ///
+    /// On a plain unix socket it first waits in `poll` for input alone, as libvirt's client
+    /// does. A thread asleep in `recvmsg` is also woken each time the peer takes bytes off the
+    /// socket (the kernel then signals room to write to everyone waiting on it), which for a
+    /// client is once per call it sent, for nothing; `poll` filters those wake-ups out.
     pub fn read_with_fds(
         &mut self,
         buf: &mut [u8],
         fds: &mut Vec<std::os::fd::OwnedFd>,
     ) -> io::Result<usize> {
         use std::os::fd::AsFd;
-        match &mut self.0 {
-            ReadHalf::Unix(s, None) => super::fdpass::recv(s.as_fd(), buf, fds),
+        match &mut self.half {
+            ReadHalf::Unix(s, None) => loop {
+                match super::fdpass::recv_now(s.as_fd(), true, buf, fds) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        wait_readable(s.as_fd(), self.read_timeout)?
+                    }
+                    r => return r,
+                }
+            },
             _ => self.read(buf),
         }
     }
@@ -489,9 +520,31 @@ impl ShutdownHandle {
     }
 }
 
+/// Wait until `sock` has input (or end of file, or an error) for at most `timeout` (`None`:
+/// forever); `WouldBlock` when the time runs out, as a read on a socket with that
+/// `SO_RCVTIMEO` would fail. Retried on `EINTR` with the time left.
+fn wait_readable(sock: std::os::fd::BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let ts = left.map(|l| Timespec {
+            tv_sec: l.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: l.subsec_nanos().into(),
+        });
+        let mut fds = [PollFd::new(&sock, PollFlags::IN)];
+        match poll(&mut fds, ts.as_ref()) {
+            Ok(0) => return Err(io::ErrorKind::WouldBlock.into()),
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl Read for BlockingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.0 {
+        match &mut self.half {
             ReadHalf::Unix(s, c) => child_read(s, c.as_ref(), buf),
             ReadHalf::Tcp(s) => s.read(buf),
             ReadHalf::Tls(r) => r.read(buf),
@@ -751,6 +804,50 @@ mod tests {
         assert!(!r.can_try_read());
         let e = r.try_read_with_fds(&mut buf, &mut Vec::new()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+    }
+
+    /// The kernel signals room to write to everyone waiting on a unix socket each time the
+    /// peer takes bytes off it. A reader waiting for input (the driver's reader, while callers'
+    /// requests go out and the daemon reads them) must sleep through all of that.
+    #[test]
+    fn a_waiting_unix_reader_sleeps_while_the_peer_takes_our_bytes() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (mut r, mut w) = BlockingTransport::from_unix(a).into_split().unwrap();
+        let reader = std::thread::spawn(move || {
+            let before = super::super::thread_sleeps();
+            let mut buf = [0u8; 8];
+            let n = r.read_with_fds(&mut buf, &mut Vec::new()).unwrap();
+            (super::super::thread_sleeps() - before, buf[..n].to_vec())
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..200 {
+            w.write_all(b"x").unwrap();
+            b.read_exact(&mut [0u8; 1]).unwrap();
+            // Time for a reader woken by that to go back to sleep.
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        b.write_all(b"reply").unwrap();
+        let (sleeps, got) = reader.join().unwrap();
+        assert_eq!(got, b"reply");
+        assert!(sleeps <= 5, "the reader went back to sleep {sleeps} times");
+    }
+
+    #[test]
+    fn a_unix_read_timeout_bounds_read_with_fds() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let (mut r, _w) = BlockingTransport::from_unix(a).into_split().unwrap();
+        r.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+        let t = std::time::Instant::now();
+        let e = r.read_with_fds(&mut [0u8; 8], &mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        // A timeout set before the split is kept too.
+        let (a, _b) = UnixStream::pair().unwrap();
+        let t = BlockingTransport::from_unix(a);
+        t.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        let (mut r, _w) = t.into_split().unwrap();
+        let e = r.read_with_fds(&mut [0u8; 8], &mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]

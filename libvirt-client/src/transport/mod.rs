@@ -230,6 +230,18 @@ fn timeout_error(what: String, timeout: Option<Duration>) -> Error {
     }
 }
 
+/// How many times the calling thread has gone to sleep so far (`voluntary_ctxt_switches`), for
+/// tests that check a reader is not woken for nothing.
+#[cfg(test)]
+pub(crate) fn thread_sleeps() -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches in /proc/thread-self/status")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
