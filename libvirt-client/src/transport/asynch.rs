@@ -179,14 +179,19 @@ impl AsyncTransport {
         matches!(self.inner, Inner::Unix(_))
     }
 
-    /// Split into the driver's reading and writing sides. A unix socket leaves tokio's
-    /// `UnixStream` for [`UnixReader`] and [`UnixWriter`] (see there why); tcp is split into
-    /// tokio's owned halves, so that both can reach the socket; anything else goes through
-    /// `tokio::io::split`. Fails only if tokio cannot let go of the unix socket.
+    /// Split into the driver's reading and writing sides. A unix socket (also the one to an
+    /// ssh or ext child process) leaves tokio's `UnixStream` for [`UnixReader`] and
+    /// [`UnixWriter`] (see there why); tcp is split into tokio's owned halves, so that both can
+    /// reach the socket; anything else goes through `tokio::io::split`. Fails only if tokio
+    /// cannot let go of the unix socket.
     pub(crate) fn into_sides(self) -> io::Result<(ReadSide, WriteSide)> {
         Ok(match self.inner {
             Inner::Unix(s) => {
-                let (r, w) = unix_halves(s)?;
+                let (r, w) = unix_halves(s, None)?;
+                (ReadSide::Unix(r), WriteSide::Unix(w))
+            }
+            Inner::Child(s, child) => {
+                let (r, w) = unix_halves(s, Some(child))?;
                 (ReadSide::Unix(r), WriteSide::Unix(w))
             }
             Inner::Tcp(s) => {
@@ -325,20 +330,46 @@ pub(crate) enum WriteSide {
 /// IPI to a halted CPU. A registration for readability alone is not woken by that (epoll
 /// filters wake-ups by the events asked for), as libvirt's own client, which polls for input
 /// only while it waits for replies, is not.
-pub(crate) struct UnixReader(AsyncFd<Arc<std::os::unix::net::UnixStream>>);
+pub(crate) struct UnixReader {
+    fd: AsyncFd<Arc<std::os::unix::net::UnixStream>>,
+    /// ssh and ext: the process at the other end, whose stderr explains an end or a failure.
+    child: Option<Arc<ChildProcess>>,
+}
 
 /// A unix socket's writing side: sends go straight to the non-blocking socket. Only when it is
 /// full does [`UnixWriter::writable`] register (a duplicate of) the descriptor for writability,
 /// until there is room again; see [`UnixReader`] for why no registration listens for it all
 /// the time. Dropping it shuts the writing direction down, as tokio's write halves do.
-pub(crate) struct UnixWriter(Arc<std::os::unix::net::UnixStream>);
+pub(crate) struct UnixWriter {
+    sock: Arc<std::os::unix::net::UnixStream>,
+    /// As in [`UnixReader`]; also keeps the process alive while the writer lives.
+    child: Option<Arc<ChildProcess>>,
+}
 
 /// Take a unix socket away from tokio's `UnixStream` and make the driver's two halves of it.
-fn unix_halves(s: UnixStream) -> io::Result<(UnixReader, UnixWriter)> {
+fn unix_halves(
+    s: UnixStream,
+    child: Option<Arc<ChildProcess>>,
+) -> io::Result<(UnixReader, UnixWriter)> {
     // Non-blocking, as tokio left it.
-    let s = Arc::new(s.into_std()?);
-    let r = register(s.clone(), tokio::io::Interest::READABLE)?;
-    Ok((UnixReader(r), UnixWriter(s)))
+    let sock = Arc::new(s.into_std()?);
+    let fd = register(sock.clone(), tokio::io::Interest::READABLE)?;
+    let reader = UnixReader {
+        fd,
+        child: child.clone(),
+    };
+    Ok((reader, UnixWriter { sock, child }))
+}
+
+impl UnixReader {
+    /// A read's outcome, with a child process's account of an end of file or a failure.
+    fn outcome(&self, r: io::Result<usize>, wanted: bool) -> io::Result<usize> {
+        match (&self.child, r) {
+            (Some(c), Ok(0)) if wanted => c.eof().map(|()| 0),
+            (Some(c), Err(e)) => Err(c.explain(e)),
+            (_, r) => r,
+        }
+    }
 }
 
 /// Register a unix socket with tokio's reactor for `interest` alone. tokio offers no safe
@@ -361,17 +392,26 @@ impl UnixWriter {
     fn send(&self, data: &[u8]) -> io::Result<usize> {
         use std::os::fd::AsFd;
         loop {
-            match rustix::net::send(self.0.as_fd(), data, rustix::net::SendFlags::NOSIGNAL) {
+            match rustix::net::send(self.sock.as_fd(), data, rustix::net::SendFlags::NOSIGNAL) {
                 Err(rustix::io::Errno::INTR) => continue,
-                r => return r.map_err(io::Error::from),
+                Err(e) => return Err(self.explain(e.into())),
+                Ok(n) => return Ok(n),
             }
+        }
+    }
+
+    /// A child process's account of a failed write (see [`ChildProcess::explain`]).
+    fn explain(&self, e: io::Error) -> io::Error {
+        match &self.child {
+            Some(c) => c.explain(e),
+            None => e,
         }
     }
 
     /// Wait until the socket has room, through a registration made for this wait alone. epoll
     /// checks readiness when a descriptor is added, so room made before then is not missed.
     async fn writable(&self) -> io::Result<()> {
-        let dup = Arc::new(self.0.try_clone()?);
+        let dup = Arc::new(self.sock.try_clone()?);
         let fd = register(dup, tokio::io::Interest::WRITABLE)?;
         let _ready = fd.writable().await?;
         Ok(())
@@ -380,13 +420,13 @@ impl UnixWriter {
 
 impl Drop for UnixWriter {
     fn drop(&mut self) {
-        let _ = self.0.shutdown(std::net::Shutdown::Write);
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
     }
 }
 
 impl ReadSide {
-    /// Whether [`try_read_with_fds`](Self::try_read_with_fds) can read on this side (plain
-    /// unix and tcp).
+    /// Whether [`try_read_with_fds`](Self::try_read_with_fds) can read on this side (unix,
+    /// also to a child process, and tcp).
     pub(crate) fn can_try_read(&self) -> bool {
         matches!(self, ReadSide::Unix(_) | ReadSide::Tcp(_))
     }
@@ -402,7 +442,10 @@ impl ReadSide {
     ) -> io::Result<usize> {
         use std::os::fd::AsFd;
         match self {
-            ReadSide::Unix(r) => super::fdpass::recv_now(r.0.get_ref().as_fd(), true, buf, fds),
+            ReadSide::Unix(r) => {
+                let got = super::fdpass::recv_now(r.fd.get_ref().as_fd(), true, buf, fds);
+                r.outcome(got, !buf.is_empty())
+            }
             ReadSide::Tcp(r) => {
                 let s: &tokio::net::TcpStream = r.as_ref();
                 super::fdpass::recv_now(s.as_fd(), false, buf, fds)
@@ -424,10 +467,12 @@ impl ReadSide {
         use std::os::fd::AsFd;
         match self {
             ReadSide::Unix(r) => loop {
-                let mut ready = r.0.readable().await?;
-                if let Ok(n) = ready.try_io(|s| super::fdpass::recv(s.get_ref().as_fd(), buf, fds))
+                let wanted = !buf.is_empty();
+                let mut ready = r.fd.readable().await?;
+                if let Ok(got) =
+                    ready.try_io(|s| super::fdpass::recv(s.get_ref().as_fd(), buf, fds))
                 {
-                    return n;
+                    return r.outcome(got, wanted);
                 }
             },
             ReadSide::Tcp(r) => r.read(buf).await,
@@ -437,7 +482,8 @@ impl ReadSide {
 }
 
 impl WriteSide {
-    /// Whether [`try_write`](Self::try_write) can write on this side (plain unix and tcp).
+    /// Whether [`try_write`](Self::try_write) can write on this side (unix, also to a child
+    /// process, and tcp).
     pub(crate) fn can_try_write(&self) -> bool {
         matches!(self, WriteSide::Unix(_) | WriteSide::Tcp(_))
     }
@@ -481,18 +527,20 @@ impl WriteSide {
     pub(crate) async fn send_fds(&mut self, fds: &[std::os::fd::OwnedFd]) -> io::Result<()> {
         use std::os::fd::AsFd;
         match self {
-            WriteSide::Unix(w) => {
+            WriteSide::Unix(w) if w.child.is_none() => {
                 let mut sent = 0;
                 loop {
-                    match super::fdpass::send(w.0.as_fd(), fds, &mut sent) {
+                    match super::fdpass::send(w.sock.as_fd(), fds, &mut sent) {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.writable().await?,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         r => return r,
                     }
                 }
             }
-            WriteSide::Tcp(_) | WriteSide::Split(_) if fds.is_empty() => Ok(()),
-            WriteSide::Tcp(_) | WriteSide::Split(_) => Err(io::Error::new(
+            WriteSide::Unix(_) | WriteSide::Tcp(_) | WriteSide::Split(_) if fds.is_empty() => {
+                Ok(())
+            }
+            WriteSide::Unix(_) | WriteSide::Tcp(_) | WriteSide::Split(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "file descriptors can only be passed over the unix transport",
             )),
@@ -513,7 +561,7 @@ impl WriteSide {
     pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         match self {
-            WriteSide::Unix(w) => w.0.shutdown(std::net::Shutdown::Write),
+            WriteSide::Unix(w) => w.sock.shutdown(std::net::Shutdown::Write),
             WriteSide::Tcp(w) => w.shutdown().await,
             WriteSide::Split(w) => w.shutdown().await,
         }
@@ -614,6 +662,38 @@ mod tests {
         t.write_all(b"hi\n").await.unwrap();
         let mut out = Vec::new();
         let err = t.read_to_end(&mut out).await.unwrap_err();
+        assert_eq!(out, b"got hi\n");
+        assert!(err.to_string().contains("oops"), "{err}");
+    }
+
+    /// The driver's sides over a child process's socket: what the child writes comes through,
+    /// and its end is an error carrying its stderr, as through the transport itself.
+    #[tokio::test]
+    async fn child_sides_report_stderr() {
+        let spec = super::super::CommandSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), "read x; echo \"got $x\"; echo oops >&2".into()],
+        };
+        let endpoint = Endpoint::Command {
+            kind: TransportKind::Ext,
+            spec,
+        };
+        let t = AsyncTransport::connect_endpoint(&endpoint, &ConnectOptions::default())
+            .await
+            .unwrap();
+        let (mut rd, mut wr) = t.into_sides().unwrap();
+        assert!(rd.can_try_read() && wr.can_try_write());
+        wr.write_all(b"hi\n").await.unwrap();
+        let fds = [std::fs::File::open("/dev/null").unwrap().into()];
+        let e = wr.send_fds(&fds).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        let (mut out, mut buf) = (Vec::new(), [0u8; 64]);
+        let err = loop {
+            match rd.read_with_fds(&mut buf, &mut Vec::new()).await {
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => break e,
+            }
+        };
         assert_eq!(out, b"got hi\n");
         assert!(err.to_string().contains("oops"), "{err}");
     }

@@ -219,7 +219,7 @@ impl BlockingTransport {
             }
         };
         let read_timeout = match &r {
-            ReadHalf::Unix(s, None) => s.read_timeout()?,
+            ReadHalf::Unix(s, _) => s.read_timeout()?,
             _ => None,
         };
         Ok((
@@ -310,7 +310,7 @@ impl Write for BlockingTransport {
 pub struct BlockingReader {
     half: ReadHalf,
     /// The read timeout, kept for the `poll` that [`BlockingReader::read_with_fds`] makes on a
-    /// plain unix socket (the socket's own `SO_RCVTIMEO` does not bound a `poll`).
+    /// unix socket (the socket's own `SO_RCVTIMEO` does not bound a `poll`).
     read_timeout: Option<Duration>,
 }
 
@@ -388,8 +388,8 @@ impl BlockingReader {
     /// `fds` (unix transport; other transports never bring any). On a unix socket every read
     /// must go through here: a plain read would let the kernel discard the descriptors.
     ///
-    /// On a plain unix socket it first waits in `poll` for input alone, as libvirt's client
-    /// does. A thread asleep in `recvmsg` is also woken each time the peer takes bytes off the
+    /// On a unix socket (also one to an ssh or ext child process) it waits in `poll` for input
+    /// alone, as libvirt's client does. A thread asleep in `recvmsg` is also woken each time the peer takes bytes off the
     /// socket (the kernel then signals room to write to everyone waiting on it), which for a
     /// client is once per call it sent, for nothing; `poll` filters those wake-ups out.
     pub fn read_with_fds(
@@ -407,6 +407,10 @@ impl BlockingReader {
                     r => return r,
                 }
             },
+            ReadHalf::Unix(s, Some(c)) => {
+                wait_readable(s.as_fd(), self.read_timeout)?;
+                child_read(s, Some(c), buf)
+            }
             _ => self.read(buf),
         }
     }
