@@ -6,11 +6,16 @@
 //!
 //! ```text
 //! cargo bench -p libvirt-client --bench calls -- --uri URI --driver async|async-ct|blocking \
-//!     --call lib-version|domain-info (--serial N | --callers T --secs S) [--busy-poll US]
+//!     --call lib-version|domain-info|list-domains (--serial N | --callers T --secs S) \
+//!     [--busy-poll US]
 //! ```
 //!
 //! - `--serial N`: N calls one after the other (after a warm-up); mean, p50 and p99 latency.
 //! - `--callers T --secs S`: T concurrent callers sharing ONE connection for S seconds; calls/s.
+//!
+//! Calls: `lib-version` (`CONNECT_GET_LIB_VERSION`), `domain-info` (`DOMAIN_GET_INFO` on the
+//! test driver's domain `test`), `list-domains` (`CONNECT_LIST_ALL_DOMAINS`, every domain the
+//! URI's driver has; at least one, or the run fails).
 //!
 //! Drivers: `async` is [`libvirt_client::Client`] on tokio's multi-thread runtime, `async-ct`
 //! the same on a current-thread runtime, `blocking` is [`libvirt_client::blocking::Client`]
@@ -21,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use libvirt_client::libvirt_proto::generated::api::ConnectListAllDomainsFlags;
 use libvirt_client::libvirt_proto::generated::remote::RemoteNonnullDomain;
 
 /// Calls made before any measurement (connection and allocator warm-up).
@@ -32,6 +38,7 @@ const TEST_DOMAIN: &str = "test";
 enum CallKind {
     LibVersion,
     DomainInfo,
+    ListDomains,
 }
 
 #[derive(Clone, Copy)]
@@ -74,11 +81,10 @@ fn parse_args() -> Result<Option<Args>, String> {
                 call = match it.next().as_deref() {
                     Some("lib-version") => CallKind::LibVersion,
                     Some("domain-info") => CallKind::DomainInfo,
-                    other => {
-                        return Err(format!(
-                            "--call: expected lib-version or domain-info, got {other:?}"
-                        ))
-                    }
+                    Some("list-domains") => CallKind::ListDomains,
+                    other => return Err(format!(
+                        "--call: expected lib-version, domain-info or list-domains, got {other:?}"
+                    )),
                 }
             }
             "--serial" => serial = Some(num(it.next(), "--serial")? as usize),
@@ -207,17 +213,25 @@ async fn run_async(args: &Args) -> Result<String, String> {
                 .await
                 .map_err(|e| format!("look up domain `{TEST_DOMAIN}`: {e}"))?,
         ),
-        CallKind::LibVersion => None,
+        CallKind::LibVersion | CallKind::ListDomains => None,
     };
-    let one = |c: libvirt_client::Client, dom: Option<RemoteNonnullDomain>| async move {
-        match dom {
-            Some(d) => c.domain_get_info(d).await.map(|i| i.nr_virt_cpu as u64),
-            None => c.connect_get_lib_version().await,
+    let call = args.call;
+    let one = move |c: libvirt_client::Client, dom: Option<RemoteNonnullDomain>| async move {
+        match (call, dom) {
+            (CallKind::ListDomains, _) => c
+                .connect_list_all_domains(1, ConnectListAllDomainsFlags::empty())
+                .await
+                .map(|r| r.domains.len() as u64),
+            (_, Some(d)) => c.domain_get_info(d).await.map(|i| i.nr_virt_cpu as u64),
+            (_, None) => c.connect_get_lib_version().await,
         }
         .map_err(|e| e.to_string())
     };
     for _ in 0..WARMUP_CALLS {
         one(client.clone(), dom.clone()).await?;
+    }
+    if call == CallKind::ListDomains && one(client.clone(), None).await? == 0 {
+        return Err(format!("{} has no domains to list", args.uri));
     }
     let out = match args.mode {
         Mode::Serial(n) => {
@@ -273,17 +287,24 @@ fn run_blocking(args: &Args) -> Result<String, String> {
                 .domain_lookup_by_name(TEST_DOMAIN.into())
                 .map_err(|e| format!("look up domain `{TEST_DOMAIN}`: {e}"))?,
         ),
-        CallKind::LibVersion => None,
+        CallKind::LibVersion | CallKind::ListDomains => None,
     };
+    let call = args.call;
     let one = |c: &libvirt_client::blocking::Client, dom: &Option<RemoteNonnullDomain>| {
-        match dom {
-            Some(d) => c.domain_get_info(d.clone()).map(|i| i.nr_virt_cpu as u64),
-            None => c.connect_get_lib_version(),
+        match (call, dom) {
+            (CallKind::ListDomains, _) => c
+                .connect_list_all_domains(1, ConnectListAllDomainsFlags::empty())
+                .map(|r| r.domains.len() as u64),
+            (_, Some(d)) => c.domain_get_info(d.clone()).map(|i| i.nr_virt_cpu as u64),
+            (_, None) => c.connect_get_lib_version(),
         }
         .map_err(|e| e.to_string())
     };
     for _ in 0..WARMUP_CALLS {
         one(&client, &dom)?;
+    }
+    if call == CallKind::ListDomains && one(&client, &None)? == 0 {
+        return Err(format!("{} has no domains to list", args.uri));
     }
     let out = match args.mode {
         Mode::Serial(n) => {

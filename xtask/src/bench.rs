@@ -1,9 +1,12 @@
 //! `cargo xtask bench libvirt`: calls/s and single-call latency of our libvirt client next to
 //! libvirt's own C client library (libvirt.so), against the same real libvirtd.
 //!
-//! Both sides make the same call on the test driver (`CONNECT_GET_LIB_VERSION`, and
-//! `DOMAIN_GET_INFO` on the predefined domain `test`) over ONE connection: N serial calls for
+//! Both sides make the same calls on the test driver over ONE connection: N serial calls for
 //! latency (mean, p50, p99), then 1 and T concurrent callers for a few seconds each for calls/s.
+//! The calls: `CONNECT_GET_LIB_VERSION` and `DOMAIN_GET_INFO` on the predefined domain `test`,
+//! where the daemon's own cost per call is most of the work, and `CONNECT_LIST_ALL_DOMAINS` of
+//! a test driver loaded with `--domains D` generated domains (a file the bench writes), where
+//! each side's decoding of a large reply counts too.
 //! The C side is a small pthreads harness of our own (below), compiled here with
 //! `cc -O2 ... -lvirt -lpthread`; our side is `libvirt-client/benches/calls.rs`, built with the
 //! bench profile. The runs of the different clients are interleaved so that the machine's load
@@ -23,16 +26,18 @@ use serde_json::Value;
 use crate::{peers, util};
 
 const USAGE: &str = "\
-usage: cargo xtask bench libvirt [--call lib-version|domain-info|all] [--callers T] [--secs S]
-                                 [--serial N] [--rounds R] [--uri URI] [--clients LIST]
-                                 [--busy-poll US]
+usage: cargo xtask bench libvirt [--call lib-version|domain-info|list-domains|all] [--callers T]
+                                 [--secs S] [--serial N] [--rounds R] [--uri URI] [--domains D]
+                                 [--clients LIST] [--busy-poll US]
 
-  --call     the call to measure (default: all = lib-version and domain-info)
+  --call     the call to measure (default: all = lib-version, domain-info and list-domains)
   --callers  concurrent callers on one connection for the second throughput run (default 64)
   --secs     seconds per throughput run (default 1.5)
   --serial   serial calls for the latency run (default 2000)
   --rounds   repeat everything R times; cells are medians (default 1)
-  --uri      daemon URI (default: libvirt.uris.test_unix from the peers' endpoints file)
+  --uri      daemon URI (default: libvirt.uris.test_unix from the peers' endpoints file; for
+             list-domains, the same daemon's test driver loaded with D generated domains)
+  --domains  domains in the test driver's file for list-domains (default 1000)
   --clients  comma-separated subset of c,async,async-ct,blocking (default: all four); a
              Rust client with `+poll` (e.g. blocking+poll) runs with busy polling
   --busy-poll  our clients' busy-poll limit in microseconds (ClientOptions::busy_poll) for the
@@ -45,8 +50,8 @@ const HARNESS_C: &str = r#"/* The C side of `cargo xtask bench libvirt`: the sam
  * libvirt-client/benches/calls.rs, made with libvirt's own client library (libvirt.so).
  * Written for this project; compiled by xtask with `cc -O2 ... -lvirt -lpthread`.
  *
- *   harness URI lib-version|domain-info serial N
- *   harness URI lib-version|domain-info callers T SECS
+ *   harness URI lib-version|domain-info|list-domains serial N
+ *   harness URI lib-version|domain-info|list-domains callers T SECS
  *
  * T threads share ONE virConnectPtr. Prints one JSON line on stdout. */
 #include <libvirt/libvirt.h>
@@ -62,7 +67,8 @@ const HARNESS_C: &str = r#"/* The C side of `cargo xtask bench libvirt`: the sam
 #define WARMUP_CALLS 200
 
 static virConnectPtr conn;
-static virDomainPtr dom; /* NULL: virConnectGetLibVersion */
+static virDomainPtr dom; /* NULL: virConnectGetLibVersion or virConnectListAllDomains */
+static int list; /* virConnectListAllDomains */
 static atomic_int stop;
 static atomic_ullong total;
 
@@ -78,6 +84,14 @@ static int one_call(void)
     if (dom) {
         virDomainInfo info;
         return virDomainGetInfo(dom, &info);
+    }
+    if (list) {
+        virDomainPtr *doms = NULL;
+        int n = virConnectListAllDomains(conn, &doms, 0);
+        for (int i = 0; i < n; i++)
+            virDomainFree(doms[i]);
+        free(doms);
+        return n;
     }
     unsigned long v;
     return virConnectGetLibVersion(conn, &v);
@@ -123,7 +137,8 @@ static double positive(const char *s, const char *what)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s URI lib-version|domain-info serial N | callers T SECS\n",
+        fprintf(stderr,
+                "usage: %s URI lib-version|domain-info|list-domains serial N | callers T SECS\n",
                 argv[0]);
         return 2;
     }
@@ -143,13 +158,19 @@ int main(int argc, char **argv)
         dom = virDomainLookupByName(conn, "test");
         if (!dom)
             fail("virDomainLookupByName test");
+    } else if (strcmp(call, "list-domains") == 0) {
+        list = 1;
     } else if (strcmp(call, "lib-version") != 0) {
-        fprintf(stderr, "harness: call must be lib-version or domain-info\n");
+        fprintf(stderr, "harness: call must be lib-version, domain-info or list-domains\n");
         return 2;
     }
     for (int i = 0; i < WARMUP_CALLS; i++)
         if (one_call() < 0)
             fail("warm-up call");
+    if (list && one_call() == 0) {
+        fprintf(stderr, "harness: %s has no domains to list\n", uri);
+        return 1;
+    }
 
     char client[64];
     snprintf(client, sizeof client, "C libvirt.so %lu.%lu.%lu", libver / 1000000,
@@ -223,7 +244,12 @@ struct Opts {
     clients: Vec<String>,
     /// Busy-poll limit (µs) of the `+poll` clients.
     busy_poll_us: u64,
+    /// Domains in the generated test-driver file that `list-domains` lists.
+    domains: usize,
 }
+
+/// Every call the bench knows, in the order `--call all` measures them.
+const CALLS: [&str; 3] = ["lib-version", "domain-info", "list-domains"];
 
 /// `bench <rest>`.
 pub fn cmd(args: &[&str]) -> Result<()> {
@@ -235,7 +261,7 @@ pub fn cmd(args: &[&str]) -> Result<()> {
 
 fn parse(args: &[&str]) -> Result<Opts> {
     let mut o = Opts {
-        calls: vec!["lib-version", "domain-info"],
+        calls: CALLS.to_vec(),
         callers: 64,
         secs: 1.5,
         serial: 2000,
@@ -245,6 +271,7 @@ fn parse(args: &[&str]) -> Result<Opts> {
             .map(String::from)
             .to_vec(),
         busy_poll_us: 200,
+        domains: 1000,
     };
     let (mut clients_given, mut poll_given) = (false, false);
     let mut it = args.iter();
@@ -257,15 +284,17 @@ fn parse(args: &[&str]) -> Result<Opts> {
         match *a {
             "--call" => {
                 o.calls = match val()? {
-                    "all" => vec!["lib-version", "domain-info"],
-                    "lib-version" => vec!["lib-version"],
-                    "domain-info" => vec!["domain-info"],
-                    other => bail!("--call: unknown call `{other}`\n\n{USAGE}"),
+                    "all" => CALLS.to_vec(),
+                    one => match CALLS.iter().find(|c| **c == one) {
+                        Some(c) => vec![*c],
+                        None => bail!("--call: unknown call `{one}`\n\n{USAGE}"),
+                    },
                 }
             }
             "--callers" => o.callers = positive(a, val()?)?,
             "--serial" => o.serial = positive(a, val()?)?,
             "--rounds" => o.rounds = positive(a, val()?)?,
+            "--domains" => o.domains = positive(a, val()?)?,
             "--secs" => {
                 let v = val()?;
                 o.secs = v
@@ -328,6 +357,14 @@ fn libvirt(o: &Opts) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let r = (|| {
+        let list_uri = match &o.uri {
+            Some(u) => u.clone(),
+            None if o.calls.contains(&"list-domains") => {
+                let file = write_domains_file(&tmp, o.domains)?;
+                test_driver_uri(&uri, &file)?
+            }
+            None => uri.clone(),
+        };
         let harness = if o.clients.iter().any(|c| c == "c") {
             Some(build_harness(&tmp)?)
         } else {
@@ -338,10 +375,64 @@ fn libvirt(o: &Opts) -> Result<()> {
         } else {
             None
         };
-        measure(o, &uri, daemon, harness.as_deref(), rust.as_deref())
+        let uris = Uris {
+            main: &uri,
+            list: &list_uri,
+        };
+        measure(o, uris, daemon, harness.as_deref(), rust.as_deref())
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     r
+}
+
+/// The daemon URIs the calls go to: `list` for list-domains, `main` for the others.
+#[derive(Clone, Copy)]
+struct Uris<'a> {
+    main: &'a str,
+    list: &'a str,
+}
+
+impl Uris<'_> {
+    fn of(&self, call: &str) -> &str {
+        if call == "list-domains" {
+            self.list
+        } else {
+            self.main
+        }
+    }
+}
+
+/// Write a test-driver node file with `n` stopped-or-running domains for list-domains to list
+/// (libvirt's test driver loads such a file when the URI's path names it), readable by the
+/// daemon's user; returns its path.
+fn write_domains_file(dir: &Path, n: usize) -> Result<PathBuf> {
+    use std::fmt::Write as _;
+    use std::os::unix::fs::PermissionsExt;
+    let mut xml = String::from("<node>\n");
+    for i in 0..n {
+        let _ = writeln!(
+            xml,
+            "  <domain type='test'><name>bench-{i:05}</name>\
+             <uuid>6695eb01-f6a4-8304-79aa-{i:012x}</uuid><memory>65536</memory>\
+             <vcpu>1</vcpu><os><type>hvm</type></os></domain>"
+        );
+    }
+    xml.push_str("</node>\n");
+    let path = dir.join("domains.xml");
+    std::fs::write(&path, xml)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    Ok(path)
+}
+
+/// `uri` (a test-driver URI such as `test+unix:///default?socket=...`) with its path replaced
+/// by `file`, so that the daemon's test driver loads that file.
+fn test_driver_uri(uri: &str, file: &Path) -> Result<String> {
+    let (scheme, rest) = uri
+        .split_once(":///")
+        .with_context(|| format!("`{uri}` is not a local test-driver URI"))?;
+    let query = rest.find('?').map_or("", |q| &rest[q..]);
+    Ok(format!("{scheme}://{}{query}", file.display()))
 }
 
 /// Make sure libvirt's headers are there (installing libvirt-dev as root), write and compile
@@ -533,7 +624,7 @@ impl Costs {
 
 fn measure(
     o: &Opts,
-    uri: &str,
+    uris: Uris<'_>,
     daemon: Option<u32>,
     harness: Option<&Path>,
     rust: Option<&Path>,
@@ -547,7 +638,7 @@ fn measure(
             for run in runs {
                 for client in &o.clients {
                     let before = Costs::now(daemon);
-                    let r = run_one(o, uri, client, call, run, harness, rust)
+                    let r = run_one(o, uris.of(call), client, call, run, harness, rust)
                         .with_context(|| format!("round {}: {client} {call}", round + 1))?;
                     if let Some(l) = r["client"].as_str() {
                         labels.insert(client.clone(), l.to_owned());
@@ -579,7 +670,7 @@ fn measure(
             }
         }
     }
-    print_table(o, uri, &cells, &labels, &load_before);
+    print_table(o, uris, &cells, &labels, &load_before);
     Ok(())
 }
 
@@ -598,7 +689,7 @@ fn median(v: &[f64]) -> f64 {
 
 fn print_table(
     o: &Opts,
-    uri: &str,
+    uris: Uris<'_>,
     cells: &Cells,
     labels: &BTreeMap<String, String>,
     load_before: &str,
@@ -617,7 +708,10 @@ fn print_table(
     };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
-    println!("libvirt calls on ONE connection to {uri}");
+    println!("libvirt calls on ONE connection to {}", uris.main);
+    if o.calls.contains(&"list-domains") && uris.list != uris.main {
+        println!("(list-domains: {})", uris.list);
+    }
     println!(
         "{} serial calls for latency; {} s per throughput run; {} round(s), medians; {cores} cores, \
          load average {load_before} before, {} after",
@@ -628,8 +722,12 @@ fn print_table(
     );
     for call in &o.calls {
         let proc_name = match *call {
-            "lib-version" => "CONNECT_GET_LIB_VERSION",
-            _ => "DOMAIN_GET_INFO (domain `test`)",
+            "lib-version" => "CONNECT_GET_LIB_VERSION".to_owned(),
+            "list-domains" if o.uri.is_none() => {
+                format!("CONNECT_LIST_ALL_DOMAINS ({} domains)", o.domains)
+            }
+            "list-domains" => "CONNECT_LIST_ALL_DOMAINS".to_owned(),
+            _ => "DOMAIN_GET_INFO (domain `test`)".to_owned(),
         };
         println!("\n{proc_name}");
         println!(
@@ -689,5 +787,36 @@ fn print_table(
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_domains_uri_names_the_generated_file_and_keeps_the_query() {
+        let file = Path::new("/tmp/xtask-bench-1/domains.xml");
+        assert_eq!(
+            test_driver_uri("test+unix:///default?socket=/run/s", file).unwrap(),
+            "test+unix:///tmp/xtask-bench-1/domains.xml?socket=/run/s"
+        );
+        assert_eq!(
+            test_driver_uri("test:///default", file).unwrap(),
+            "test:///tmp/xtask-bench-1/domains.xml"
+        );
+        assert!(test_driver_uri("test+tcp://host/default", file).is_err());
+    }
+
+    #[test]
+    fn domains_file_holds_that_many_domains() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = write_domains_file(&dir, 3).unwrap();
+        let xml = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(xml.matches("<domain type='test'>").count(), 3);
+        assert!(xml.contains("<name>bench-00002</name>"));
+        assert!(xml.contains("<uuid>6695eb01-f6a4-8304-79aa-000000000002</uuid>"));
     }
 }
