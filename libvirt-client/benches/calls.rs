@@ -82,9 +82,11 @@ fn parse_args() -> Result<Option<Args>, String> {
                     Some("lib-version") => CallKind::LibVersion,
                     Some("domain-info") => CallKind::DomainInfo,
                     Some("list-domains") => CallKind::ListDomains,
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "--call: expected lib-version, domain-info or list-domains, got {other:?}"
-                    )),
+                    ))
+                    }
                 }
             }
             "--serial" => serial = Some(num(it.next(), "--serial")? as usize),
