@@ -578,8 +578,7 @@ mod tests {
     /// we send (tokio's `UnixStream`, registered for writability too, woke it each time).
     #[test]
     fn a_waiting_unix_reader_sleeps_while_the_peer_takes_our_bytes() {
-        use std::io::{Read, Write};
-        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let ours = a.try_clone().unwrap();
         let reader = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -596,17 +595,7 @@ mod tests {
                 (super::super::thread_sleeps() - before, buf[..n].to_vec())
             })
         });
-        std::thread::sleep(Duration::from_millis(20));
-        for _ in 0..200 {
-            (&ours).write_all(b"x").unwrap();
-            b.read_exact(&mut [0u8; 1]).unwrap();
-            // Time for a reader woken by that to go back to sleep.
-            std::thread::sleep(Duration::from_micros(300));
-        }
-        b.write_all(b"reply").unwrap();
-        let (sleeps, got) = reader.join().unwrap();
-        assert_eq!(got, b"reply");
-        assert!(sleeps <= 5, "the reader went back to sleep {sleeps} times");
+        super::super::check_reader_sleeps_while_peer_reads(ours, b, reader);
     }
 
     /// The unix writing side waits for room when the socket is full, and ends with a shutdown

@@ -242,6 +242,32 @@ pub(crate) fn thread_sleeps() -> u64 {
         .expect("voluntary_ctxt_switches in /proc/thread-self/status")
 }
 
+/// Drive a test of a reader waiting for input on our end of a unix socket pair: 200 times,
+/// write a byte on our end (`ours`) and take it off at the `peer`'s, which makes the kernel
+/// signal room to write to everyone waiting on our socket; then the peer sends `reply`. The
+/// `reader` thread returns how often it went to sleep meanwhile and what it read: `reply`,
+/// having slept through the rest (a few sleeps at most, not one per byte the peer took).
+#[cfg(test)]
+pub(crate) fn check_reader_sleeps_while_peer_reads(
+    mut ours: impl std::io::Write,
+    mut peer: std::os::unix::net::UnixStream,
+    reader: std::thread::JoinHandle<(u64, Vec<u8>)>,
+) {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..200 {
+        ours.write_all(b"x").unwrap();
+        peer.read_exact(&mut [0u8; 1]).unwrap();
+        // Time for a reader woken by that to go back to sleep.
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    peer.write_all(b"reply").unwrap();
+    let (sleeps, got) = reader.join().unwrap();
+    assert_eq!(got, b"reply");
+    assert!(sleeps <= 5, "the reader went back to sleep {sleeps} times");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
