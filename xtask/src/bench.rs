@@ -402,7 +402,7 @@ impl Uris<'_> {
     }
 }
 
-/// Write a test-driver node file with `n` stopped-or-running domains for list-domains to list
+/// Write a test-driver node file with `n` domains (all running) for list-domains to list
 /// (libvirt's test driver loads such a file when the URI's path names it), readable by the
 /// daemon's user; returns its path.
 fn write_domains_file(dir: &Path, n: usize) -> Result<PathBuf> {

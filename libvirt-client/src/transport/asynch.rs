@@ -237,11 +237,11 @@ impl AsyncRead for AsyncTransport {
                 let before = buf.filled().len();
                 let wanted = buf.remaining() > 0;
                 match Pin::new(s).poll_read(cx, buf) {
-                    Poll::Ready(Ok(())) if wanted && buf.filled().len() == before => {
-                        Poll::Ready(child.eof())
+                    Poll::Ready(r) => {
+                        let r = r.map(|()| buf.filled().len() - before);
+                        Poll::Ready(child.read_outcome(r, wanted).map(|_| ()))
                     }
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(child.explain(e))),
-                    other => other,
+                    Poll::Pending => Poll::Pending,
                 }
             }
         }
@@ -362,12 +362,12 @@ fn unix_halves(
 }
 
 impl UnixReader {
-    /// A read's outcome, with a child process's account of an end of file or a failure.
+    /// A read's outcome, with a child process's account of an end of file or a failure
+    /// ([`ChildProcess::read_outcome`]).
     fn outcome(&self, r: io::Result<usize>, wanted: bool) -> io::Result<usize> {
-        match (&self.child, r) {
-            (Some(c), Ok(0)) if wanted => c.eof().map(|()| 0),
-            (Some(c), Err(e)) => Err(c.explain(e)),
-            (_, r) => r,
+        match &self.child {
+            Some(c) => c.read_outcome(r, wanted),
+            None => r,
         }
     }
 }

@@ -257,17 +257,11 @@ fn child_read(
     child: Option<&Arc<ChildProcess>>,
     buf: &mut [u8],
 ) -> io::Result<usize> {
-    let n = match (s.read(buf), child) {
-        (Ok(n), _) => n,
-        (Err(e), Some(c)) => return Err(c.explain(e)),
-        (Err(e), None) => return Err(e),
-    };
-    if n == 0 && !buf.is_empty() {
-        if let Some(c) = child {
-            c.eof()?;
-        }
+    let wanted = !buf.is_empty();
+    match child {
+        Some(c) => c.read_outcome(s.read(buf), wanted),
+        None => s.read(buf),
     }
-    Ok(n)
 }
 
 impl Read for BlockingTransport {
@@ -389,9 +383,10 @@ impl BlockingReader {
     /// must go through here: a plain read would let the kernel discard the descriptors.
     ///
     /// On a unix socket (also one to an ssh or ext child process) it waits in `poll` for input
-    /// alone, as libvirt's client does. A thread asleep in `recvmsg` is also woken each time the peer takes bytes off the
-    /// socket (the kernel then signals room to write to everyone waiting on it), which for a
-    /// client is once per call it sent, for nothing; `poll` filters those wake-ups out.
+    /// alone, as libvirt's client does. A thread asleep in `recvmsg` is also woken each time
+    /// the peer takes bytes off the socket (the kernel then signals room to write to everyone
+    /// waiting on it), which for a client is once per call it sent, for nothing; `poll`
+    /// filters those wake-ups out.
     pub fn read_with_fds(
         &mut self,
         buf: &mut [u8],

@@ -111,6 +111,17 @@ impl ChildProcess {
         }
     }
 
+    /// A read's outcome on the child's socket, with the child's account of an end of file
+    /// ([`eof`](Self::eof); `wanted`: the read had room, so 0 bytes means the end) or of a
+    /// failure ([`explain`](Self::explain)).
+    pub(crate) fn read_outcome(&self, r: io::Result<usize>, wanted: bool) -> io::Result<usize> {
+        match r {
+            Ok(0) if wanted => self.eof().map(|()| 0),
+            Err(e) => Err(self.explain(e)),
+            r => r,
+        }
+    }
+
     fn report(&self, kind: io::ErrorKind) -> io::Result<()> {
         let deadline = Instant::now() + STDERR_GRACE;
         while !self.stderr.done.load(Ordering::Acquire) && Instant::now() < deadline {
