@@ -520,17 +520,20 @@ impl ShutdownHandle {
 }
 
 /// Wait until `sock` has input (or end of file, or an error) for at most `timeout` (`None`:
-/// forever); `WouldBlock` when the time runs out, as a read on a socket with that
-/// `SO_RCVTIMEO` would fail. Retried on `EINTR` with the time left.
+/// forever, as is a timeout too long to have a deadline); `WouldBlock` when the time runs out,
+/// as a read on a socket with that `SO_RCVTIMEO` would fail. Retried on `EINTR` with the time
+/// left.
 fn wait_readable(sock: std::os::fd::BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    use std::time::Instant;
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
-        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        let ts = left.map(|l| Timespec {
-            tv_sec: l.as_secs().try_into().unwrap_or(i64::MAX),
-            tv_nsec: l.subsec_nanos().into(),
-        });
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // Never fails: what is left fits in an `Instant`, and so in a `timespec`.
+        let ts = left
+            .map(Timespec::try_from)
+            .transpose()
+            .map_err(io::Error::other)?;
         let mut fds = [PollFd::new(&sock, PollFlags::IN)];
         match poll(&mut fds, ts.as_ref()) {
             Ok(0) => return Err(io::ErrorKind::WouldBlock.into()),
@@ -837,6 +840,24 @@ mod tests {
         let (mut r, _w) = t.into_split().unwrap();
         let e = r.read_with_fds(&mut [0u8; 8], &mut Vec::new()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    /// A read timeout too long for a deadline (`Duration::MAX`; the socket keeps the longest
+    /// it can) waits like no timeout at all, and never panics.
+    #[test]
+    fn a_huge_unix_read_timeout_waits_for_input() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (mut r, _w) = BlockingTransport::from_unix(a).into_split().unwrap();
+        r.set_read_timeout(Some(Duration::MAX)).unwrap();
+        let peer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            b.write_all(b"late").unwrap();
+            b
+        });
+        let mut buf = [0u8; 8];
+        let n = r.read_with_fds(&mut buf, &mut Vec::new()).unwrap();
+        assert_eq!(&buf[..n], b"late");
+        drop(peer.join().unwrap());
     }
 
     #[test]
